@@ -1,0 +1,132 @@
+"""Database URLs and engines: parsing, connecting, and the boundary where driver errors
+become ``Aris3nbError``s with the password scrubbed out.
+
+Two engines are supported: SQLite (``sqlite:///path``) and PostgreSQL through psycopg 3
+(``postgresql://``, ``postgres://`` and ``postgresql+psycopg://`` are all accepted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from aris3nb.errors import Aris3nbError, DatabaseUnavailable, InvalidDatabaseUrl
+from aris3nb.redact import redact_text, redact_url, url_password
+
+SUPPORTED = ("sqlite", "postgresql")
+CONNECT_TIMEOUT_SEC = 5
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def parse_database_url(url: str | URL) -> URL:
+    """Parse and normalise a database URL, or raise ``InvalidDatabaseUrl`` (exit 2)."""
+    if isinstance(url, URL):
+        parsed = url
+    else:
+        text = str(url).strip()
+        if not text:
+            raise InvalidDatabaseUrl("database URL is empty; give --database-url or set DATABASE_URL")
+        try:
+            parsed = make_url(text)
+        except Exception as exc:
+            raise InvalidDatabaseUrl(f"cannot parse database URL {redact_url(text)!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "postgresql" and parsed.get_driver_name() in ("psycopg2", "psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "postgresql":
+        if parsed.drivername != "postgresql":
+            raise InvalidDatabaseUrl(
+                f"unsupported PostgreSQL driver {parsed.get_driver_name()!r} in {redact_url(parsed)!r}; "
+                "use postgresql:// (psycopg 3)"
+            )
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise InvalidDatabaseUrl("an in-memory SQLite database cannot be shared; give a file: sqlite:///path/to/aris3.db")
+    else:
+        raise InvalidDatabaseUrl(
+            f"unsupported database {backend!r} in {redact_url(parsed)!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    return parsed
+
+
+def engine_name(url: str | URL) -> str:
+    """``"sqlite"`` or ``"postgresql"``."""
+    return parse_database_url(url).get_backend_name()
+
+
+def sqlite_path(url: str | URL) -> Path:
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise InvalidDatabaseUrl(f"not a SQLite URL: {redact_url(parsed)!r}")
+    return Path(parsed.database or "")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def create_engine(url: str | URL, *, create_sqlite_parent: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings aris3nb relies on.
+
+    SQLite connections enforce foreign keys and wait on a busy database instead of failing;
+    PostgreSQL connections time out after a few seconds instead of hanging.
+    """
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if create_sqlite_parent:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise DatabaseUnavailable(f"cannot open SQLite database {str(path)!r}: folder {str(path.parent)!r} does not exist")
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SEC, "application_name": "aris3nb"}
+    return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def database_errors(url: str | URL, action: str) -> Iterator[None]:
+    """Translate driver errors raised inside the block into ``Aris3nbError``s.
+
+    Connection failures become ``DatabaseUnavailable`` (exit 2); other database errors an
+    ``Aris3nbError`` naming ``action``. Messages are scrubbed of the URL's password.
+    """
+    secret = url_password(url)
+    try:
+        yield
+    except Aris3nbError:
+        raise
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        reason = redact_text(_first_line(exc.orig if exc.orig is not None else exc), [secret])
+        raise DatabaseUnavailable(f"cannot {action}: database {redact_url(url)} is unavailable: {reason}") from exc
+    except sa.exc.DBAPIError as exc:
+        reason = redact_text(_first_line(exc.orig if exc.orig is not None else exc), [secret])
+        raise Aris3nbError(f"cannot {action} on {redact_url(url)}: {reason}") from exc
+
+
+def check_connection(url: str | URL) -> None:
+    """Connect once and run ``SELECT 1``; raise ``DatabaseUnavailable`` when that fails."""
+    engine = create_engine(url)
+    try:
+        with database_errors(url, "connect"), engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

@@ -1,0 +1,74 @@
+"""Alembic, driven from the library: upgrade, downgrade, and the revisions a database and
+the code are at. The ``alembic`` command and these functions share ``migrations/env.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL
+
+from aris3nb.db import create_engine, database_errors, parse_database_url
+from aris3nb.errors import MigrationError
+from aris3nb.redact import redact_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config for the ARIS3 migrations, independent of the working directory."""
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["aris3nb_library_call"] = True
+    if url is not None:
+        rendered = parse_database_url(url).render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The revision the code's migrations end at (there is exactly one head)."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise MigrationError(f"expected one migration head, found {len(heads)}: {', '.join(sorted(heads))}")
+    return heads[0]
+
+
+def current_revision(url: str | URL) -> str | None:
+    """The revision a database is at, or None when it has never been migrated."""
+    engine = create_engine(url)
+    try:
+        with database_errors(url, "read the schema revision"), engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def _run(action: str, url: str | URL, revision: str) -> None:
+    cfg = alembic_config(url)
+    engine = create_engine(url, create_sqlite_parent=True)
+    try:
+        with database_errors(url, action), engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, action)(cfg, revision)
+            conn.commit()
+    except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
+        raise MigrationError(f"{action} to {revision} failed on {redact_url(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Bring the database up to ``revision`` (default: the code's head)."""
+    _run("upgrade", url, revision)
+
+
+def downgrade(url: str | URL, revision: str = "base") -> None:
+    """Take the database down to ``revision`` (default: nothing of the schema left)."""
+    _run("downgrade", url, revision)
