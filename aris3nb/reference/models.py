@@ -87,7 +87,10 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | int | str | None, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        amount = Decimal(value).quantize(CENT)
+        if isinstance(value, Decimal) and value.as_tuple().exponent == -2:
+            amount = value  # already to the cent: the common case, and worth skipping quantize for
+        else:
+            amount = Decimal(value).quantize(CENT)
         return str(amount) if dialect.name == "sqlite" else amount
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Decimal | None:

@@ -1,0 +1,72 @@
+"""Shared fixtures: scratch SQLite files and scratch PostgreSQL databases.
+
+PostgreSQL is found through ARIS3_TEST_POSTGRES_URL (default: the local server,
+postgresql://postgres@127.0.0.1:5432/postgres). When it cannot be reached, tests that need
+it are skipped with the reason, unless ARIS3_REQUIRE_POSTGRES=1 (as CI sets it), which turns
+the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from aris3nb.redact import redact_url
+
+POSTGRES_URL = os.environ.get("ARIS3_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REQUIRE_POSTGRES = os.environ.get("ARIS3_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")
+SCRATCH_PREFIX = "aris3nb_test_"
+
+
+def _admin_engine() -> sa.Engine:
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """An AUTOCOMMIT engine on the test server's maintenance database."""
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        reason = f"PostgreSQL at {redact_url(POSTGRES_URL)} is unreachable: {str(exc.orig).strip().splitlines()[0]}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} (ARIS3_REQUIRE_POSTGRES is set, so this is a failure)", pytrace=False)
+        pytest.skip(reason)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
+    yield url.render_as_string(hide_password=False)
+    with postgres_admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite file that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'aris3.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each engine in turn."""
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+        return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("sqlite_url")

@@ -1,0 +1,174 @@
+"""The migrations' history on real SQLite and PostgreSQL: round trip, agreement with the
+models, the data migrations, and the playbook's own `alembic` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from aris3nb import migrate
+from aris3nb.db import create_engine
+from aris3nb.reference.models import Base
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def schema_snapshot(url: str) -> dict[str, Any]:
+    """Tables, columns and types, keys, indexes and unique constraints, as reflected."""
+    engine = create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        snapshot: dict[str, Any] = {}
+        for table in sorted(inspector.get_table_names()):
+            snapshot[table] = {
+                "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+                "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+                "fks": sorted((fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+                              for fk in inspector.get_foreign_keys(table)),
+                "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"])) for ix in inspector.get_indexes(table)),
+                "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
+            }
+        return snapshot
+    finally:
+        engine.dispose()
+
+
+def model_differences(url: str, metadata: sa.MetaData = Base.metadata) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+
+def test_one_head_and_short_revision_ids() -> None:
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    revisions = list(script.walk_revisions())
+    assert len(script.get_heads()) == 1
+    assert len(revisions) >= 4
+    assert all(len(r.revision) <= 32 for r in revisions), "alembic_version.version_num is VARCHAR(32)"
+    assert all(r.module.downgrade.__code__.co_code != (lambda: None).__code__.co_code for r in revisions), "every downgrade does something"
+
+
+def test_round_trip_restores_the_same_schema_and_matches_the_models(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    assert migrate.current_revision(database_url) == migrate.head_revision()
+    first = schema_snapshot(database_url)
+    assert model_differences(database_url) == []
+
+    migrate.downgrade(database_url, "base")
+    assert migrate.current_revision(database_url) is None
+    assert set(schema_snapshot(database_url)) <= {"alembic_version"}, "downgrade base leaves nothing of the schema"
+
+    migrate.upgrade(database_url)
+    assert schema_snapshot(database_url) == first
+    assert model_differences(database_url) == []
+
+
+def test_model_comparison_notices_a_difference(sqlite_url: str) -> None:
+    """The agreement check above can fail: a column the migrations lack is reported."""
+    migrate.upgrade(sqlite_url)
+    drifted = sa.MetaData(naming_convention=Base.metadata.naming_convention)
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(drifted)
+    drifted.tables["stock_items"].append_column(sa.Column("weight_grams", sa.Integer(), nullable=True))
+    differences = model_differences(sqlite_url, drifted)
+    assert [d[0] for d in differences] == ["add_column"]
+    assert differences[0][3].name == "weight_grams"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_transfer_movements_are_backfilled_from_existing_lines(database_url: str) -> None:
+    migrate.upgrade(database_url, "0001_initial_schema")
+    engine = create_engine(database_url)
+    tenant, origin, destination = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    transfers = {status: uuid.uuid4() for status in ("RECEIVED", "DISPATCHED", "CANCELED", "DRAFT")}
+    t = Base.metadata.tables  # the columns written here all exist at the older revision
+    now = _now()
+    with engine.begin() as conn:
+        conn.execute(t["tenants"].insert(), {"id": tenant, "slug": "t", "name": "T", "created_at": now})
+        conn.execute(t["stores"].insert(), [
+            {"id": s, "tenant_id": tenant, "code": code, "name": code, "created_at": now}
+            for s, code in ((origin, "A"), (destination, "B"))
+        ])
+        conn.execute(t["stock_items"].insert(), [
+            {"id": i, "tenant_id": tenant, "store_id": origin, "sku": "S", "description": "d", "epc": f"E{i}",
+             "status": "RFID", "location_code": "FLOOR", "cost_price": Decimal("1.00"), "sale_price": Decimal("2.00"), "created_at": now, "updated_at": now}
+            for i in range(1, 5)
+        ])
+        stamps = {"created_at": now, "updated_at": now, "dispatched_at": now, "received_at": now, "canceled_at": now}
+        conn.execute(t["transfers"].insert(), [
+            {"id": tid, "tenant_id": tenant, "origin_store_id": origin, "destination_store_id": destination,
+             "status": status, "created_by": None, **stamps}
+            for status, tid in transfers.items()
+        ])
+        conn.execute(t["transfer_lines"].insert(), [
+            {"id": 1, "transfer_id": transfers["RECEIVED"], "stock_item_id": 1, "status": "RECEIVED", "origin_status": "RFID", "received_at": now},
+            {"id": 2, "transfer_id": transfers["DISPATCHED"], "stock_item_id": 2, "status": "IN_TRANSIT", "origin_status": "RFID", "received_at": None},
+            {"id": 3, "transfer_id": transfers["CANCELED"], "stock_item_id": 3, "status": "RETURNED", "origin_status": "PENDING", "received_at": None},
+            {"id": 4, "transfer_id": transfers["DRAFT"], "stock_item_id": 4, "status": "PLANNED", "origin_status": "RFID", "received_at": None},
+        ])
+    migrate.upgrade(database_url, "0002_transfer_movements")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT transfer_line_id, kind FROM transfer_movements ORDER BY transfer_line_id, kind"
+        )).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, "DISPATCH"), (1, "RECEIVE"), (2, "DISPATCH"), (3, "DISPATCH"), (3, "RETURN")]
+    migrate.downgrade(database_url, "0001_initial_schema")
+    assert "transfer_movements" not in schema_snapshot(database_url)
+
+
+def test_sellable_flag_is_derived_from_status_and_dropped_on_downgrade(database_url: str) -> None:
+    migrate.upgrade(database_url, "0004_exports_idempotency")
+    engine = create_engine(database_url)
+    t = Base.metadata.tables  # the columns written here all exist at the older revision
+    tenant, store = uuid.uuid4(), uuid.uuid4()
+    now = _now()
+    statuses = ["RFID", "PENDING", "IN_TRANSIT", "SOLD"]
+    with engine.begin() as conn:
+        conn.execute(t["tenants"].insert(), {"id": tenant, "slug": "t", "name": "T", "created_at": now})
+        conn.execute(t["stores"].insert(), {"id": store, "tenant_id": tenant, "code": "A", "name": "A", "created_at": now})
+        conn.execute(t["stock_items"].insert(), [
+            {"id": i, "tenant_id": tenant, "store_id": store, "sku": "S", "description": "d", "epc": f"E{i}",
+             "status": status, "location_code": "X", "cost_price": Decimal("1.00"), "sale_price": Decimal("2.00"), "created_at": now, "updated_at": now}
+            for i, status in enumerate(statuses, start=1)
+        ])
+    migrate.upgrade(database_url, "0005_stock_sellable")
+    with engine.connect() as conn:
+        sellable = dict(conn.execute(sa.text("SELECT status, sellable FROM stock_items")).all())
+    assert {k: bool(v) for k, v in sellable.items()} == {"RFID": True, "PENDING": True, "IN_TRANSIT": False, "SOLD": False}
+    migrate.downgrade(database_url, "0004_exports_idempotency")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM stock_items")).scalar_one() == 4, "rows survive the downgrade"
+    engine.dispose()
+    assert "sellable" not in [c[0] for c in schema_snapshot(database_url)["stock_items"]["columns"]]
+
+
+@pytest.mark.slow
+def test_the_playbook_alembic_command_line_round_trips(database_url: str) -> None:
+    """`alembic upgrade head && alembic downgrade base && alembic upgrade head`, verbatim,
+    from the repository root, with the target in DATABASE_URL."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    alembic = str(Path(sys.executable).with_name("alembic"))
+    command = f"{alembic} upgrade head && {alembic} downgrade base && {alembic} upgrade head"
+    done = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert migrate.current_revision(database_url) == migrate.head_revision()
