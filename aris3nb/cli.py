@@ -7,6 +7,7 @@ one line, ``FAILED: <message>``, on standard error; never a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aris3nb import embedded, migrate
-from aris3nb.config import load_settings
+from aris3nb.config import Settings, load_settings
 from aris3nb.errors import Aris3nbError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data
@@ -47,8 +48,23 @@ DatabaseUrlOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead of text.")]
 
 
+def say(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Read the environment once, before any command: a bad setting is a usage error."""
+    _settings()
+
+
 def _database_url(option: str | None) -> str:
-    return option or load_settings().default_database_url()
+    return option or _settings().default_database_url()
 
 
 @db_app.command("upgrade")
@@ -64,7 +80,7 @@ def db_upgrade(
     if json_output:
         out.print_json(json.dumps({"database": redact_url(url), "revision": current}))
     else:
-        out.print(f"{redact_url(url)} is at revision {current}", markup=False, highlight=False)
+        say(f"{redact_url(url)} is at revision {current}")
 
 
 @db_app.command("downgrade")
@@ -75,7 +91,7 @@ def db_downgrade(
     """Migrate the database down to REVISION."""
     url = _database_url(database_url)
     migrate.downgrade(url, revision)
-    out.print(f"{redact_url(url)} is at revision {migrate.current_revision(url) or 'base'}", markup=False, highlight=False)
+    say(f"{redact_url(url)} is at revision {migrate.current_revision(url) or 'base'}")
 
 
 @db_app.command("seed")
@@ -89,7 +105,7 @@ def db_seed(
     json_output: JsonOption = False,
 ) -> None:
     """Fill a freshly migrated, empty database with deterministic ARIS3 data."""
-    settings = load_settings()
+    settings = _settings()
     url = _database_url(database_url)
     target = exports_dir or settings.resolved_exports_dir()
     with _progress(enabled=not json_output, total=scale, label="seeding stock") as report:
@@ -106,9 +122,9 @@ def db_seed(
     if json_output:
         out.print_json(json.dumps(result))
     else:
-        out.print(f"seeded {redact_url(url)} in {summary.duration_sec:.1f} s:", markup=False, highlight=False)
+        say(f"seeded {redact_url(url)} in {summary.duration_sec:.1f} s:")
         for table, count in summary.rows.items():
-            out.print(f"  {table:<22} {count:>10,}", markup=False, highlight=False)
+            say(f"  {table:<22} {count:>10,}")
 
 
 class _progress:
@@ -139,7 +155,7 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve the reference ARIS3 service over a database until interrupted."""
-    embedded.serve(_database_url(database_url), load_settings(), host=host, port=port, announce=out)
+    embedded.serve(_database_url(database_url), _settings(), host=host, port=port, announce=out)
 
 
 @app.command("run")
@@ -152,7 +168,7 @@ def run(
     """The main job on the embedded default: a fresh SQLite database under
     OPS_ARTIFACTS_DIR/embedded, migrated and seeded, served by the reference ARIS3 service.
     """
-    embedded.run(load_settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
+    embedded.run(_settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
 
 
 def main(argv: list[str] | None = None) -> None:

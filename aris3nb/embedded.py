@@ -21,12 +21,12 @@ MARKER = ".aris3nb-embedded"
 
 
 class Announcer(Protocol):
-    def print(self, *objects: object, markup: bool = ..., highlight: bool = ...) -> None: ...
+    def print(self, *objects: object, markup: bool = ..., highlight: bool = ..., soft_wrap: bool = ...) -> None: ...
 
 
 def _say(announce: Announcer | None, text: str) -> None:
     if announce is not None:
-        announce.print(text, markup=False, highlight=False)
+        announce.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def ensure_port_free(host: str, port: int) -> None:

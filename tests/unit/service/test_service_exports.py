@@ -192,3 +192,14 @@ def test_unwritable_storage_is_503_not_500(service, smoke_admin):
     with service.db() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(m.IdempotencyRecord)
                               .where(m.IdempotencyRecord.idempotency_key == "no-room")) == 0
+
+
+def test_seeded_exports_download_and_verify(service):
+    headers = service.auth("northwind.admin")
+    listed = service.client.get("/aris3/exports", headers=headers).json()["rows"]
+    assert {row["kind"] for row in listed} == {"STOCK", "SALES"}
+    for row in listed:
+        response = service.client.get(row["download_url"], headers=headers)
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).hexdigest() == row["sha256"]
+        assert len(response.content.decode().splitlines()) == row["row_count"] + 1
