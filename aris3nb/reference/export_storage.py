@@ -24,7 +24,7 @@ def resolve_export_path(exports_dir: Path, relative_path: str) -> Path:
         raise unsafe
     root = exports_dir.resolve()
     path = (root / relative).resolve()  # follows symlinks, so one pointing outside is caught too
-    if False:
+    if not path.is_relative_to(root):
         raise unsafe
     return path
 
