@@ -24,7 +24,7 @@ def _trace_id_for(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-trace-id":
             text = value.decode("latin-1")
-            if True:
+            if _SAFE_TRACE_ID.fullmatch(text):
                 return text
             break
     return uuid.uuid4().hex

@@ -350,15 +350,14 @@ class _Chunk:
         self.audit: list[tuple[Any, ...]] = []
 
 
-_STATUS_WEIGHTS = (("RFID", 0.55), ("PENDING", 0.20), ("IN_TRANSIT", 0.10), ("SOLD", 0.15))
+#: Cumulative shares of stock statuses: 55 % RFID, 20 % PENDING, 10 % IN_TRANSIT, 15 % SOLD.
+_STATUS_THRESHOLDS = ((0.55, "RFID"), (0.75, "PENDING"), (0.85, "IN_TRANSIT"), (1.0, "SOLD"))
 
 
-def _pick_status(rng: random.Random) -> str:
-    draw = rng.random()
-    for status, weight in _STATUS_WEIGHTS:
-        if draw < weight:
+def _status_for(draw: float) -> str:
+    for threshold, status in _STATUS_THRESHOLDS:
+        if draw < threshold:
             return status
-        draw -= weight
     return "SOLD"
 
 
@@ -366,13 +365,14 @@ def _write_chunk(gen: _Generator, write: Callable[..., None], tenants: list[_Ten
                  sessions: dict[tuple[uuid.UUID, int], _Session], rows: int) -> None:
     items: list[_Item] = []
     draw = gen.rng.random  # the hot loop: one float per choice is several times cheaper than randrange
-    for _ in range(rows):
+    first_id = gen.next_id["stock_items"]
+    gen.next_id["stock_items"] = first_id + rows
+    for item_id in range(first_id, first_id + rows):
         tenant = tenants[int(draw() * len(tenants))]
         store = tenant.stores[int(draw() * len(tenant.stores))]
         sku, description, cost, price = tenant.catalog[int(draw() * len(tenant.catalog))]
         arrived = store.deliveries[int(draw() * len(store.deliveries))]
-        items.append(_Item(gen.int_id("stock_items"), tenant, store, sku, description, cost, price,
-                           _pick_status(gen.rng), arrived, arrived))
+        items.append(_Item(item_id, tenant, store, sku, description, cost, price, _status_for(draw()), arrived, arrived))
     chunk = _Chunk()
     # Keyed by store code: a str caches its hash, a UUID computes it on every lookup.
     by_store: dict[str, dict[str, list[_Item]]] = defaultdict(lambda: defaultdict(list))

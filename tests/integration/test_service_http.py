@@ -28,12 +28,12 @@ SMOKE_PASSWORD = "http-smoke-pass"
 PARALLEL = 8
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def seeded_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    migrate.upgrade(url)
-    seed_database(url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
-    return url
+@pytest.fixture
+def seeded_url(database_url: str, tmp_path: Path) -> str:
+    """A migrated, seeded database of each engine in turn."""
+    migrate.upgrade(database_url)
+    seed_database(database_url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
+    return database_url
 
 
 @pytest.fixture

@@ -40,9 +40,8 @@ def _areas(junit: Path) -> Counter[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_the_smoke_target_passes_live_and_repeatably(request, tmp_path, engine):
-    url = request.getfixturevalue("sqlite_url" if engine == "sqlite" else "postgres_url")
+def test_the_smoke_target_passes_live_and_repeatably(database_url, tmp_path):
+    url = database_url
     migrate.upgrade(url)
     seed_database(url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
     with running_server(url, Settings(exports_dir=tmp_path / "exports")) as base_url:
