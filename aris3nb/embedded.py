@@ -12,8 +12,8 @@ from typing import Protocol
 
 from aris3nb import migrate
 from aris3nb.config import Settings
-from aris3nb.db import check_connection
-from aris3nb.errors import UsageError
+from aris3nb.db import check_connection, engine_name, sqlite_path
+from aris3nb.errors import DatabaseUnavailable, UsageError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data
 
@@ -60,6 +60,12 @@ def serve(database_url: str, settings: Settings, *, host: str, port: int, announ
     """Serve the reference service over ``database_url`` until interrupted."""
     from aris3nb.reference.server import serve as serve_forever
 
+    if engine_name(database_url) == "sqlite" and not sqlite_path(database_url).is_file():
+        # Connecting would create an empty file, and the service would then only say
+        # "schema not at head": say what is wrong instead.
+        raise DatabaseUnavailable(
+            f"no SQLite database at {sqlite_path(database_url)}: create it with `aris3nb db upgrade` (and `aris3nb db seed`)"
+        )
     check_connection(database_url)
     ensure_port_free(host, port)
     _say(announce, f"ARIS3 reference service on http://{host}:{port} over {redact_url(database_url)} (Ctrl-C stops it)")

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from aris3nb.config import Settings
+from aris3nb.errors import InvalidSettings
 from aris3nb.migrate import head_revision
 from aris3nb.reference import (
     api_auth,
@@ -32,6 +33,8 @@ from aris3nb.reference.middleware import BodySizeLimitMiddleware, TraceIdMiddlew
 
 #: Request bodies larger than this are refused (413) before they are parsed.
 MAX_BODY_BYTES = 1 << 20
+#: RFC 7518 section 3.2: an HS256 key must be at least as long as the hash.
+MIN_SECRET_BYTES = 32
 
 ROUTERS = (api_health, api_auth, api_stock, api_transfers, api_sales, api_cash_sessions, api_reports, api_exports)
 
@@ -42,9 +45,11 @@ def create_app(database_url: str, settings: Settings) -> FastAPI:
     Tokens are signed with ``settings.secret_key``, or with a random secret of this app
     instance when none is set (tokens then die with the process).
     """
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(MIN_SECRET_BYTES)
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise InvalidSettings(f"ARIS3_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long to sign tokens safely")
     engine = create_service_engine(database_url)
     probe = ReadinessProbe(database_url, head_revision())
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
     state = ServiceState(
         sessions=SessionFactories.for_engine(engine), probe=probe, token_secret=secret,
         token_ttl_sec=settings.token_ttl_sec, exports_dir=settings.resolved_exports_dir(),

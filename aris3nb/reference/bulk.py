@@ -15,7 +15,27 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-_MEMO_SIZE = 8_192
+_MEMO_SIZE = 4_096
+_MISSING = object()
+
+
+def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``processor`` remembering its first ``_MEMO_SIZE`` distinct inputs.
+
+    A fixed-size table that never evicts: a column with few distinct values (tenant,
+    store, price) is served from it; one with many pays a dict miss and nothing more.
+    """
+    cache: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        result = cache.get(value, _MISSING)
+        if result is _MISSING:
+            result = processor(value)
+            if len(cache) < _MEMO_SIZE:
+                cache[value] = result
+        return result
+
+    return process
 
 
 def _column_processors(table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> list[Callable[[Any], Any] | None]:
@@ -25,7 +45,7 @@ def _column_processors(table: sa.Table, columns: Sequence[str], dialect: sa.Dial
         processor = column_type.dialect_impl(dialect).bind_processor(dialect)
         # Keys are unique per row: memoising them would only cost memory.
         if processor is not None and not table.c[name].primary_key and not isinstance(column_type, sa.JSON):
-            processor = functools.lru_cache(maxsize=_MEMO_SIZE)(processor)
+            processor = _memoised(processor)
         processors.append(processor)
     return processors
 

@@ -67,7 +67,9 @@ def export_rows(conn: sa.Connection, kind: str, tenant_id: uuid.UUID, store_id: 
 
 
 def _stream(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
-    result = conn.execution_options(yield_per=5_000).execute(query)
+    # On the statement, not the connection: Connection.execution_options changes the caller's
+    # connection in place, and every later statement on it would stream too.
+    result = conn.execute(query.execution_options(yield_per=5_000))
     for row in result:
         yield tuple(_cell(value) for value in row)
 
@@ -87,7 +89,7 @@ def export_relative_path(tenant_id: uuid.UUID, export_id: uuid.UUID) -> str:
 def write_export_file(exports_dir: Path, relative_path: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> ExportFile:
     """Write the CSV beside its final name, then rename it into place; mode 0600."""
     target = exports_dir / relative_path
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     digest = hashlib.sha256()
     row_count = size = 0
     fd, tmp_name = tempfile.mkstemp(prefix=".export-", suffix=".tmp", dir=target.parent)

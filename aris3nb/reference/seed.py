@@ -437,6 +437,12 @@ def _audit(gen: _Generator, chunk: _Chunk, tenant: _Tenant, actor: uuid.UUID | N
                         f"seed-{gen.rng.getrandbits(48):012x}", details, at))
 
 
+#: The service's audit action that leaves an entity in each state (its last action).
+_TRANSFER_ACTIONS = {"DRAFT": "transfer.create", "DISPATCHED": "transfer.dispatch", "PARTIAL_RECEIVED": "transfer.receive",
+                     "RECEIVED": "transfer.receive", "CANCELED": "transfer.cancel"}
+_SALE_ACTIONS = {"DRAFT": "sale.create", "PAID": "sale.checkout", "CANCELED": "sale.cancel"}
+
+
 def _transfers_from(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _Store, groups: dict[str, list[_Item]],
                     by_store: dict[str, dict[str, list[_Item]]]) -> None:
     rng = gen.rng
@@ -488,7 +494,7 @@ def _transfer(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _Store, d
     updated = max(t for t in (created, dispatched_at, received_at, canceled_at) if t is not None)
     chunk.transfers.append((transfer_id, tenant.id, origin.id, destination.id, status, actor, created, updated,
                             dispatched_at, received_at, canceled_at))
-    _audit(gen, chunk, tenant, actor, f"transfer.{status.lower()}", "transfer", transfer_id, updated, {"lines": len(lines)})
+    _audit(gen, chunk, tenant, actor, _TRANSFER_ACTIONS[status], "transfer", transfer_id, updated, {"lines": len(lines)})
     for item, line_status, line_received in lines:
         line_id = gen.int_id("transfer_lines")
         origin_status = item.status if item.status in m.SELLABLE_STATUSES else rng.choice(m.SELLABLE_STATUSES)
@@ -555,7 +561,7 @@ def _sale(gen: _Generator, chunk: _Chunk, tenant: _Tenant, store: _Store, cashie
         canceled_at = updated = created + dt.timedelta(seconds=rng.randint(30, 900))
     chunk.sales.append((sale_id, tenant.id, store.id, status, cashier, session_id, subtotal, discount_total, total,
                         created, updated, paid_at, canceled_at))
-    _audit(gen, chunk, tenant, cashier, f"sale.{status.lower()}", "sale", sale_id, updated, {"total": str(total)})
+    _audit(gen, chunk, tenant, cashier, _SALE_ACTIONS[status], "sale", sale_id, updated, {"total": str(total)})
 
 
 def _write_exports(gen: _Generator, write: Callable[..., None], conn: sa.Connection, tenants: list[_Tenant],

@@ -105,6 +105,13 @@ def test_bad_environment_setting_is_a_usage_error(tmp_path: Path) -> None:
     assert_one_line_failure(done, 2, "OPS_DRILL_TIMEOUT_SEC")
 
 
+def test_serve_refuses_a_missing_sqlite_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    done = aris3nb("serve", "--database-url", f"sqlite:///{missing}", "--port", str(free_port()))
+    assert_one_line_failure(done, 2, "aris3nb db upgrade")
+    assert not missing.exists(), "serving must not create an empty database"
+
+
 @pytest.fixture
 def occupied_port() -> Iterator[int]:
     with socket.socket() as s:

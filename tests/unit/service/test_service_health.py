@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from aris3nb import migrate
 from aris3nb.config import Settings
+from aris3nb.errors import InvalidSettings
 from aris3nb.reference.app import create_app
 
 
@@ -96,3 +99,8 @@ def test_wrong_method_is_a_405_envelope_with_allow(service):
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_ALLOWED"
     assert "GET" in response.headers["allow"]
+
+
+def test_a_short_token_secret_is_refused(tmp_path):
+    with pytest.raises(InvalidSettings, match="at least 32 bytes"):
+        create_app(f"sqlite:///{tmp_path / 'a.db'}", Settings(secret_key=SecretStr("too-short")))
