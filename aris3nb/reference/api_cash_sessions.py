@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from aris3nb.reference import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.database import locked
-from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, count_rows, require_roles, tenant_store
+from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, paged, require_roles, tenant_store
 from aris3nb.reference.envelope import ApiError, invalid_transition, not_found
 from aris3nb.reference.money import ZERO, from_cents, sum_cents
 from aris3nb.reference.schemas import CashSessionCloseBody, CashSessionOpenBody
-from aris3nb.reference.views import cash_session_view, page_meta
+from aris3nb.reference.views import cash_session_view
 
 router = APIRouter(prefix="/aris3/pos/cash-sessions", tags=["pos"])
 
@@ -66,10 +66,7 @@ def list_sessions(session: DbSession, caller: Annotated[Caller, require_roles(*P
         query = query.where(m.CashSession.store_id == store)
     if status is not None:
         query = query.where(m.CashSession.status == status)
-    total = count_rows(session, query)
-    rows = session.scalars(query.order_by(m.CashSession.opened_at.desc(), m.CashSession.id)
-                           .offset(paging.offset).limit(paging.page_size))
-    return {"meta": page_meta(paging.page, paging.page_size, total), "rows": [cash_session_view(s) for s in rows]}
+    return paged(session, query, paging, (m.CashSession.opened_at.desc(), m.CashSession.id), cash_session_view)
 
 
 @router.post("/{session_id}/close")

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from aris3nb.reference import models as m
 from aris3nb.reference.audit import record_audit
-from aris3nb.reference.dependencies import EXPORT_USERS, Caller, DbSession, PagingParams, State, count_rows, require_roles, tenant_store
+from aris3nb.reference.dependencies import EXPORT_USERS, Caller, DbSession, PagingParams, State, paged, require_roles, tenant_store
 from aris3nb.reference.envelope import ApiError, forbidden, not_found
 from aris3nb.reference.export_files import export_relative_path, export_rows, write_export_file
 from aris3nb.reference.export_storage import iter_file, open_verified
 from aris3nb.reference.idempotency import IdempotentRequest, replay_response, request_hash, require_key
 from aris3nb.reference.schemas import ExportCreateBody
-from aris3nb.reference.views import export_view, page_meta
+from aris3nb.reference.views import export_view
 
 router = APIRouter(prefix="/aris3/exports", tags=["exports"])
 
@@ -99,10 +99,7 @@ def _visible_exports(caller: Caller) -> sa.Select[Any]:
 @router.get("")
 def list_exports(session: DbSession, caller: Exporter, paging: PagingParams) -> dict[str, Any]:
     query = _visible_exports(caller)
-    total = count_rows(session, query)
-    rows = session.scalars(query.order_by(m.ExportRecord.created_at.desc(), m.ExportRecord.id)
-                           .offset(paging.offset).limit(paging.page_size))
-    return {"meta": page_meta(paging.page, paging.page_size, total), "rows": [export_view(r) for r in rows]}
+    return paged(session, query, paging, (m.ExportRecord.created_at.desc(), m.ExportRecord.id), export_view)
 
 
 def _load_export(session: Session, caller: Caller, export_id: uuid.UUID) -> m.ExportRecord:

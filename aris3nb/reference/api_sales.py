@@ -20,12 +20,12 @@ from aris3nb.reference import models as m
 from aris3nb.reference.api_cash_sessions import open_cash_session
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.database import locked
-from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, count_rows, require_roles, tenant_store
+from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, paged, require_roles, tenant_store
 from aris3nb.reference.envelope import ApiError, invalid_transition, not_found
 from aris3nb.reference.inventory import lock_tenant_items, reserve_available, unavailable_reason
 from aris3nb.reference.money import ZERO, money
 from aris3nb.reference.schemas import PaymentIn, SaleActionBody, SaleCreateBody
-from aris3nb.reference.views import page_meta, sale_view
+from aris3nb.reference.views import sale_view
 
 router = APIRouter(prefix="/aris3/pos/sales", tags=["pos"])
 
@@ -85,9 +85,7 @@ def list_sales(session: DbSession, caller: Annotated[Caller, require_roles(*POS_
         query = query.where(m.Sale.store_id == store)
     if status is not None:
         query = query.where(m.Sale.status == status)
-    total = count_rows(session, query)
-    rows = session.scalars(query.order_by(m.Sale.created_at.desc(), m.Sale.id).offset(paging.offset).limit(paging.page_size))
-    return {"meta": page_meta(paging.page, paging.page_size, total), "rows": [sale_view(sale) for sale in rows]}
+    return paged(session, query, paging, (m.Sale.created_at.desc(), m.Sale.id), sale_view)
 
 
 @router.get("/{sale_id}")

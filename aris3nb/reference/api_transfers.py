@@ -28,14 +28,14 @@ from aris3nb.reference.dependencies import (
     Caller,
     DbSession,
     PagingParams,
-    count_rows,
+    paged,
     require_roles,
     tenant_store,
 )
 from aris3nb.reference.envelope import ApiError, forbidden, invalid_transition, not_found
 from aris3nb.reference.inventory import reserve_available, unavailable_reason
 from aris3nb.reference.schemas import TransferActionBody, TransferCreateBody
-from aris3nb.reference.views import page_meta, transfer_view
+from aris3nb.reference.views import transfer_view
 
 router = APIRouter(prefix="/aris3/transfers", tags=["transfers"])
 
@@ -104,10 +104,7 @@ def list_transfers(session: DbSession, caller: Annotated[Caller, require_roles(*
                                    m.Transfer.destination_store_id == store_id))
     if status is not None:
         query = query.where(m.Transfer.status == status)
-    total = count_rows(session, query)
-    rows = session.scalars(query.order_by(m.Transfer.created_at.desc(), m.Transfer.id)
-                           .offset(paging.offset).limit(paging.page_size))
-    return {"meta": page_meta(paging.page, paging.page_size, total), "rows": [transfer_view(t) for t in rows]}
+    return paged(session, query, paging, (m.Transfer.created_at.desc(), m.Transfer.id), transfer_view)
 
 
 @router.get("/{transfer_id}")

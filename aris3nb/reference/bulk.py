@@ -8,7 +8,6 @@ repeats most values (tenant, store, price, delivery time) many times.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 

@@ -6,7 +6,7 @@ touch. Every endpoint gets tenant, role and store scoping from here and nowhere 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ from aris3nb.reference import models as m
 from aris3nb.reference.database import ReadinessProbe, SessionFactories
 from aris3nb.reference.envelope import forbidden, not_found, trace_id_of, unauthorized
 from aris3nb.reference.security import InvalidToken, decode_token
+from aris3nb.reference.views import page_meta
 
 # What each role may do (all roles may read stock; store-scoped users stay in their store).
 STOCK_READERS = m.ROLES
@@ -155,3 +156,11 @@ PagingParams = Annotated[Paging, Depends(paging)]
 
 def count_rows(session: Session, query: sa.Select[Any]) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+def paged(session: Session, query: sa.Select[Any], paging: Paging, order_by: tuple[Any, ...],
+          view: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """One page of ``query``'s rows, rendered by ``view``, with the paging meta of a list."""
+    total = count_rows(session, query)
+    rows = session.scalars(query.order_by(*order_by).offset(paging.offset).limit(paging.page_size))
+    return {"meta": page_meta(paging.page, paging.page_size, total), "rows": [view(row) for row in rows]}

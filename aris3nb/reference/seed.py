@@ -17,7 +17,9 @@ SMOKE-B, user ``smoke.admin``) with no stock: the smoke suite creates and moves 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import random
 import time
 import uuid
@@ -186,6 +188,27 @@ def seed_database(
     if scale < 0:
         raise SeedError(f"scale must be zero or more, not {scale}")
     started = time.perf_counter()
+    with _collector_paused():
+        summary = _seed(database_url, scale, seed, exports_dir, seed_password, smoke_password, progress)
+    summary.duration_sec = time.perf_counter() - started
+    return summary
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector: rows make no reference cycles, and the collector
+    would only scan and rescan the chunk's live rows (a quarter of the run time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _seed(database_url: str, scale: int, seed: int, exports_dir: Path, seed_password: str, smoke_password: str,
+          progress: Callable[[int, int], None] | None) -> SeedSummary:
     gen = _Generator(seed)
     summary = SeedSummary(scale=scale, seed=seed)
     engine = create_engine(database_url)
@@ -225,7 +248,6 @@ def seed_database(
             summary.rows = dict(sorted(counts.items()))
     finally:
         engine.dispose()
-    summary.duration_sec = time.perf_counter() - started
     return summary
 
 
