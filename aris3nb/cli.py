@@ -7,74 +7,47 @@ one line, ``FAILED: <message>``, on standard error; never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aris3nb import embedded, migrate
-from aris3nb.config import Settings, load_settings
+from aris3nb import _cli_backup, _cli_gate, embedded, migrate
+from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 from aris3nb.errors import Aris3nbError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data
 
 app = typer.Typer(
     name="aris3nb",
-    help="The ARIS3 Recovery Playbook, executable: reference service, seed data, migrations.",
+    help="The ARIS3 Recovery Playbook, executable: reference service, seed data, migrations, backups, gate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Migrate and seed an ARIS3 database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-out = Console()
-err = Console(stderr=True)
-
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL of the ARIS3 database (sqlite:///PATH or postgresql://USER@HOST/DB). "
-        "Default: DATABASE_URL, else the embedded default's SQLite file under OPS_ARTIFACTS_DIR.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead of text.")]
-
-
-def say(text: str) -> None:
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-@functools.cache
-def _settings() -> Settings:
-    return load_settings()
+_cli_backup.register(app)
+_cli_gate.register(app)
 
 
 @app.callback()
 def _settings_first() -> None:
     """Read the environment once, before any command: a bad setting is a usage error."""
-    _settings()
-
-
-def _database_url(option: str | None) -> str:
-    return option or _settings().default_database_url()
+    settings()
 
 
 @db_app.command("upgrade")
 def db_upgrade(
-    database_url: DatabaseUrlOption = None,
+    database_url_option: DatabaseUrlOption = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
     json_output: JsonOption = False,
 ) -> None:
     """Migrate the database up to REVISION (default: the code's head)."""
-    url = _database_url(database_url)
+    url = database_url(database_url_option)
     migrate.upgrade(url, revision)
     current = migrate.current_revision(url)
     if json_output:
@@ -86,17 +59,17 @@ def db_upgrade(
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Option(help="Target revision; 'base' removes the whole schema.")],
-    database_url: DatabaseUrlOption = None,
+    database_url_option: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database down to REVISION."""
-    url = _database_url(database_url)
+    url = database_url(database_url_option)
     migrate.downgrade(url, revision)
     say(f"{redact_url(url)} is at revision {migrate.current_revision(url) or 'base'}")
 
 
 @db_app.command("seed")
 def db_seed(
-    database_url: DatabaseUrlOption = None,
+    database_url_option: DatabaseUrlOption = None,
     scale: Annotated[int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.")] = seed_data.DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = seed_data.DEFAULT_SEED,
     exports_dir: Annotated[
@@ -105,14 +78,14 @@ def db_seed(
     json_output: JsonOption = False,
 ) -> None:
     """Fill a freshly migrated, empty database with deterministic ARIS3 data."""
-    settings = _settings()
-    url = _database_url(database_url)
-    target = exports_dir or settings.resolved_exports_dir()
+    current = settings()
+    url = database_url(database_url_option)
+    target = exports_dir or current.resolved_exports_dir()
     with _progress(enabled=not json_output, total=scale, label="seeding stock") as report:
         summary = seed_data.seed_database(
             url, scale=scale, seed=seed, exports_dir=target,
-            seed_password=settings.seed_password.get_secret_value(),
-            smoke_password=settings.smoke_password.get_secret_value(),
+            seed_password=current.seed_password.get_secret_value(),
+            smoke_password=current.smoke_password.get_secret_value(),
             progress=report,
         )
     result = {
@@ -150,12 +123,12 @@ class _progress:
 
 @app.command("serve")
 def serve(
-    database_url: DatabaseUrlOption = None,
+    database_url_option: DatabaseUrlOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve the reference ARIS3 service over a database until interrupted."""
-    embedded.serve(_database_url(database_url), _settings(), host=host, port=port, announce=out)
+    embedded.serve(database_url(database_url_option), settings(), host=host, port=port, announce=out)
 
 
 @app.command("run")
@@ -168,7 +141,7 @@ def run(
     """The main job on the embedded default: a fresh SQLite database under
     OPS_ARTIFACTS_DIR/embedded, migrated and seeded, served by the reference ARIS3 service.
     """
-    embedded.run(_settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
+    embedded.run(settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
 
 
 def main(argv: list[str] | None = None) -> None:
