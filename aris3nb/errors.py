@@ -11,7 +11,14 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
     │   └── InvalidSettings           an environment setting that does not validate
     ├── DatabaseUnavailable           exit 2: the database cannot be reached or refused us
     ├── MigrationError                exit 1: an Alembic operation failed
-    └── SeedError                     exit 1: seeding could not complete
+    ├── SeedError                     exit 1: seeding could not complete
+    ├── ManifestUnreadable            exit 2: a manifest that is missing, empty or not JSON
+    ├── ManifestInvalid               exit 1: a backup that does not match its manifest
+    ├── BackupError                   exit 1: a backup could not be made or restored
+    │   └── BackupExists              exit 1: the backup name is taken (the old one is untouched)
+    ├── DeadlineExceeded              exit 1: a long operation ran past its deadline
+    ├── DrillDisabled                 exit 2: OPS_ENABLE_BACKUP_DRILL is not true
+    └── DrillFailed                   exit 1: the restore drill ran and failed (report written)
 """
 
 from __future__ import annotations
@@ -56,3 +63,79 @@ class MigrationError(Aris3nbError):
 
 class SeedError(Aris3nbError):
     """Raised when seed data cannot be written (for example into a non-empty database)."""
+
+
+class ManifestUnreadable(UsageError):
+    """Raised when a manifest cannot be read as a JSON object (missing, empty, truncated)."""
+
+
+class ManifestInvalid(Aris3nbError):
+    """Raised when a backup does not match its manifest; ``problems`` lists each finding."""
+
+    def __init__(self, path: object, problems: list[str]) -> None:
+        first = problems[0] if problems else "unknown problem"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"backup {path} is invalid: {first}{more}")
+        self.problems = problems
+
+
+class BackupError(Aris3nbError):
+    """Raised when a backup cannot be created or restored; the message says what to do."""
+
+
+class BackupExists(BackupError):
+    """Raised when a backup of the same name exists; the existing one is left untouched."""
+
+
+class DrillDisabled(UsageError):
+    """Raised when a drill is asked for while OPS_ENABLE_BACKUP_DRILL is not true."""
+
+
+class DrillFailed(Aris3nbError):
+    """Raised after a drill that ran and failed; its report has been written."""
+
+    def __init__(self, message: str, report_path: object) -> None:
+        super().__init__(message)
+        self.report_path = report_path
+
+
+class DeadlineExceeded(Aris3nbError):
+    """Raised when a long operation runs past its deadline (a drill's ``timeout`` reason)."""
+
+
+# The gate and the integrity check (issue 4). Their place in the tree above:
+#     ├── UsageError
+#     │   └── InvalidBaseUrl            a --base-url that is not http(s)://HOST[:PORT][/PREFIX]
+#     ├── ProbeFailed                   exit 1: an HTTP probe got no usable answer
+#     ├── GateFailed                    exit 1: the gate's verdict is NO-GO (``checks`` names why)
+#     └── IntegrityFailed               exit 1: an integrity invariant does not hold (``checks``)
+
+
+class InvalidBaseUrl(UsageError):
+    """Raised when a service base URL cannot be used (not http or https, no host, bad port)."""
+
+
+class ProbeFailed(Aris3nbError):
+    """Raised when an HTTP request to the service fails: refused, timed out, or an unexpected status."""
+
+
+class GateFailed(Aris3nbError):
+    """Raised (after the gate's report is written and shown) when its verdict is FAIL.
+
+    ``checks`` holds the names of the checks that failed (or warned, under ``--strict``).
+    """
+
+    def __init__(self, message: str, checks: list[str]) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
+class IntegrityFailed(Aris3nbError):
+    """Raised (after the integrity report is written and shown) when an invariant does not hold.
+
+    ``checks`` holds the names of the checks that failed (or warned, under ``--strict``).
+    """
+
+    def __init__(self, message: str, checks: list[str]) -> None:
+        super().__init__(message)
+        self.checks = checks

@@ -1,0 +1,250 @@
+"""Creating a backup: the database in one snapshot, its content digests from that same
+snapshot, the export files, and the manifest written last.
+
+Write ordering (what keeps a crash safe): everything goes into a temporary folder beside
+the final one (``.tmp-<name>-*``); files are made owner-only and flushed; the manifest is
+written and flushed last; only then is the folder renamed to its final name. A backup is
+therefore visible under its name only when complete, and a crash leaves nothing but a
+temporary folder that no reader mistakes for a backup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import alembic
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+
+import aris3nb
+from aris3nb import migrate
+from aris3nb.backup import postgres, sqlite
+from aris3nb.backup.digest import Deadline, TableDigest
+from aris3nb.backup.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, canonical_json, manifest_digest, sha256_file
+from aris3nb.config import Settings
+from aris3nb.db import create_engine, engine_name, sqlite_path
+from aris3nb.errors import BackupExists, UsageError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+BACKUPS_DIRNAME = "backups"
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_NAME
+
+
+def backups_dir(settings: Settings) -> Path:
+    return settings.ops_artifacts_dir / BACKUPS_DIRNAME
+
+
+def check_name(name: str) -> None:
+    """A backup name is a plain ASCII slug: letters, digits, '_' and '-', at most 100."""
+    if not NAME_PATTERN.match(name or ""):
+        raise UsageError(
+            f"backup name {name!r} is not a plain slug: use 1-100 ASCII letters, digits, '_' or '-', "
+            "starting with a letter or digit (e.g. pre_deploy_20261128_0800)"
+        )
+
+
+def utc_stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def schema_fingerprint(conn: sa.Connection) -> str:
+    """``sha256:`` of the reflected schema: tables, columns and types, keys, indexes."""
+    inspector = sa.inspect(conn)
+    schema: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        schema[table] = {
+            "columns": [[c["name"], str(c["type"]), bool(c["nullable"])] for c in inspector.get_columns(table)],
+            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+            "fks": sorted([fk["name"] or "", fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]]
+                          for fk in inspector.get_foreign_keys(table)),
+            "indexes": sorted([ix["name"] or "", ix["column_names"], bool(ix["unique"])] for ix in inspector.get_indexes(table)),
+        }
+    return "sha256:" + hashlib.sha256(canonical_json(schema)).hexdigest()
+
+
+def _revision(conn: sa.Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+    copy = folder / sqlite.DATABASE_FILE
+    sqlite.snapshot_copy(url, copy, deadline)
+    digests = sqlite.table_digests(copy, deadline)
+    engine = create_engine(f"sqlite:///{copy}", poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            meta = {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn)}
+    finally:
+        engine.dispose()
+    meta["server_version"] = sqlite.server_version()
+    meta["database"] = sqlite_path(url).name
+    meta["snapshot"] = {"method": "sqlite-online-backup"}
+    meta["tools"] = {"sqlite": sqlite.server_version()}
+    return digests, meta
+
+
+def _postgres_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+    def read_meta(conn: sa.Connection) -> dict[str, Any]:
+        return {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
+                "server_version": postgres.server_version(conn)}
+
+    digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta)
+    meta["database"] = str(sa.engine.make_url(url).database or "")
+    meta["snapshot"] = {"method": "pg_dump-exported-snapshot", "format": "directory", "jobs": postgres.DUMP_JOBS}
+    meta["tools"] = {"pg_dump": postgres.tool_version("pg_dump")}
+    return digests, meta
+
+
+#: One snapshot function per engine: (url, folder, deadline) -> (digests, metadata).
+SNAPSHOTS: dict[str, Callable[[str, Path, Deadline], tuple[dict[str, TableDigest], dict[str, Any]]]] = {
+    "sqlite": _sqlite_snapshot,
+    "postgresql": _postgres_snapshot,
+}
+
+
+def _copy_exports(exports_dir: Path | None, folder: Path) -> int:
+    """Copy the regular files under ``exports_dir`` (links and temporaries are skipped)."""
+    if exports_dir is None or not exports_dir.is_dir():
+        return 0
+    copied = 0
+    for root, dirs, files in os.walk(exports_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not (Path(root) / d).is_symlink())
+        for name in sorted(files):
+            source = Path(root) / name
+            if source.is_symlink() or not source.is_file() or name.startswith(".export-"):
+                continue
+            target = folder / "exports" / source.relative_to(exports_dir)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(source, target)
+            copied += 1
+    return copied
+
+
+def _seal(folder: Path) -> list[dict[str, Any]]:
+    """Make every file owner-only, flush it, and list it with its size and SHA-256."""
+    entries = []
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o700)
+        for name in sorted(files):
+            path = Path(root) / name
+            os.chmod(path, 0o600)
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+            size, digest = sha256_file(path)
+            relative = path.relative_to(folder).as_posix()
+            role = "database" if relative.startswith("database/") else "export"
+            entries.append({"path": relative, "size": size, "sha256": digest, "role": role})
+    return sorted(entries, key=lambda e: e["path"])
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
+                  timeout_sec: float | None = None, destination: Path | None = None) -> BackupResult:
+    """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists."""
+    check_name(name)
+    engine = engine_name(database_url)
+    root = destination if destination is not None else backups_dir(settings)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = root / name
+    if final.exists() or final.is_symlink():
+        raise BackupExists(f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)")
+    deadline = Deadline.after(timeout_sec)
+    started = time.perf_counter()
+    created_at = dt.datetime.now(dt.UTC)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    try:
+        snap_started = time.perf_counter()
+        digests, meta = SNAPSHOTS[engine](database_url, work, deadline)
+        snapshot_sec = time.perf_counter() - snap_started
+        exports_started = time.perf_counter()
+        _copy_exports(exports_dir, work)
+        exports_sec = time.perf_counter() - exports_started
+        seal_started = time.perf_counter()
+        files = _seal(work)
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "created_at": utc_stamp(created_at),
+            "source": {"engine": engine, "server_version": meta["server_version"], "database": meta["database"]},
+            "alembic_revision": meta["revision"],
+            "schema_digest": meta["schema_digest"],
+            "tools": {"aris3nb": aris3nb.__version__, "python": platform.python_version(),
+                      "sqlalchemy": sa.__version__, "alembic": alembic.__version__, **meta["tools"]},
+            "snapshot": meta["snapshot"],
+            "files": files,
+            "tables": [digests[t].as_manifest_entry() for t in sorted(digests)],
+            "durations_sec": {},
+        }
+        document["durations_sec"] = {
+            "snapshot_and_digests": round(snapshot_sec, 3), "exports": round(exports_sec, 3),
+            "seal": round(time.perf_counter() - seal_started, 3), "total": round(time.perf_counter() - started, 3),
+        }
+        document["manifest_digest"] = manifest_digest(document)
+        manifest_path = work / MANIFEST_NAME
+        with manifest_path.open("w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(manifest_path, 0o600)
+        _fsync_dir(work)
+        try:
+            os.rename(work, final)  # atomic; fails when another backup took the name meanwhile
+        except OSError as exc:
+            raise BackupExists(f"a backup named {name!r} appeared at {final} while this one was being made; "
+                               "it was left untouched") from exc
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return BackupResult(path=final, manifest=document)
+
+
+@functools.lru_cache(maxsize=32)
+def schema_tables_at(revision: str | None) -> frozenset[str] | None:
+    """The tables the ARIS3 schema has at ``revision`` (migrated into a throwaway SQLite
+    file), or None when the revision is unknown to this code."""
+    if revision is None:
+        return frozenset()
+    with tempfile.TemporaryDirectory(prefix="aris3nb-schema-") as folder:
+        url = f"sqlite:///{folder}/schema.db"
+        try:
+            migrate.upgrade(url, revision)
+        except Exception:  # an unknown revision: alembic cannot find it in the history
+            return None
+        engine = create_engine(url, poolclass=sa.NullPool)
+        try:
+            return frozenset(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+

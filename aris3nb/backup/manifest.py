@@ -1,0 +1,335 @@
+"""The backup manifest: its format (version 1), its own digest, reading it safely, and
+validating a backup folder against it.
+
+A manifest is the last file written into a backup and the only one that says what the
+backup is. Validation trusts nothing in the folder: it re-hashes every file, refuses any
+file the manifest does not list, any path that could leave the folder, and a manifest whose
+own digest does not match its content. It reports every problem it finds, each naming the
+file, table or field, rather than stopping at the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aris3nb.errors import ManifestInvalid, ManifestUnreadable
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "aris3nb.backup.manifest"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+#: Every field a version-1 manifest must have, with the JSON type it must be.
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "format_version": int,
+    "name": str,
+    "created_at": str,
+    "source": dict,
+    "alembic_revision": (str, type(None)),
+    "schema_digest": str,
+    "tools": dict,
+    "snapshot": dict,
+    "files": list,
+    "tables": list,
+    "durations_sec": dict,
+    "manifest_digest": str,
+}
+
+
+def canonical_json(document: Any) -> bytes:
+    """The one byte sequence a JSON document hashes as: sorted keys, no spaces, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def manifest_digest(document: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical manifest without its ``manifest_digest`` field."""
+    body = {k: v for k, v in document.items() if k != "manifest_digest"}
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    """Size and SHA-256 of a file, streamed in bounded memory."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """A parsed manifest (the raw document is kept: it is what the digest covers)."""
+
+    document: dict[str, Any]
+    path: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return str(self.document["name"])
+
+    @property
+    def engine(self) -> str:
+        return str(self.document["source"]["engine"])
+
+    @property
+    def revision(self) -> str | None:
+        return self.document["alembic_revision"]
+
+    @property
+    def tables(self) -> list[dict[str, Any]]:
+        return list(self.document["tables"])
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return list(self.document["files"])
+
+    def files_with_role(self, role: str) -> list[dict[str, Any]]:
+        return [f for f in self.files if f.get("role") == role]
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse a manifest file, or raise ``ManifestUnreadable`` (exit 2) in one line.
+
+    Only the JSON is checked here; ``validate_backup`` judges the content.
+    """
+    try:
+        if path.is_dir():
+            path = path / MANIFEST_NAME
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            raise ManifestUnreadable(f"{path} is a symbolic link; a manifest must be a regular file")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestUnreadable(f"{path} is {info.st_size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES})")
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ManifestUnreadable(f"no manifest at {path}") from exc
+    except OSError as exc:
+        raise ManifestUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not raw.strip():
+        raise ManifestUnreadable(f"{path} is empty")
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ManifestUnreadable(f"{path} is not valid JSON ({_short(exc)}); it may be truncated or edited") from exc
+    if not isinstance(document, dict):
+        raise ManifestUnreadable(f"{path} holds a JSON {type(document).__name__}, not a manifest object")
+    return Manifest(document=document, path=path)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a manifest")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+@dataclass
+class Validation:
+    """Every problem found in a backup, each a line naming what it is about."""
+
+    manifest: Manifest
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_invalid(self) -> None:
+        if self.problems:
+            raise ManifestInvalid(self.manifest.path, self.problems)
+
+
+def unsafe_path_reason(relative: str) -> str | None:
+    """Why a manifest path could leave the backup folder, or None when it cannot."""
+    if not relative or "\x00" in relative:
+        return "empty or containing NUL"
+    if "\\" in relative:
+        return "contains a backslash"
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("/"):
+        return "absolute"
+    if any(part == ".." for part in pure.parts):
+        return "contains '..'"
+    if any(part in ("", ".") for part in relative.split("/")):
+        return "not normalised"
+    return None
+
+
+def check_structure(document: dict[str, Any]) -> list[str]:
+    """Format, version, required fields and their types, and the manifest's own digest."""
+    problems: list[str] = []
+    if document.get("format") != FORMAT:
+        problems.append(f"field 'format' is {document.get('format')!r}, not {FORMAT!r}: not an aris3nb backup manifest")
+    version = document.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        problems.append(f"format_version {version!r} is not supported (this aris3nb reads {list(SUPPORTED_VERSIONS)})")
+        return problems  # an unknown version's fields mean nothing to this reader
+    for name, kind in REQUIRED_FIELDS.items():
+        if name not in document:
+            problems.append(f"field {name!r} is missing")
+        elif not isinstance(document[name], kind) or isinstance(document[name], bool) and kind is int:
+            problems.append(f"field {name!r} has the wrong type ({type(document[name]).__name__})")
+    if problems:
+        return problems
+    if not _DIGEST.match(document["manifest_digest"]):
+        problems.append("field 'manifest_digest' is not a sha256:<hex> digest")
+    elif manifest_digest(document) != document["manifest_digest"]:
+        problems.append("manifest digest does not match its content: the manifest was changed after it was written")
+    if document["source"].get("engine") not in ("sqlite", "postgresql"):
+        problems.append(f"source.engine {document['source'].get('engine')!r} is not sqlite or postgresql")
+    for index, entry in enumerate(document["files"]):
+        problems += _check_file_entry(index, entry)
+    for index, entry in enumerate(document["tables"]):
+        problems += _check_table_entry(index, entry)
+    return problems
+
+
+def _check_file_entry(index: int, entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"files[{index}] is not an object"]
+    path = entry.get("path")
+    where = f"file {path!r}" if isinstance(path, str) else f"files[{index}]"
+    problems = []
+    if not isinstance(path, str):
+        problems.append(f"{where}: 'path' is missing or not text")
+    elif reason := unsafe_path_reason(path):
+        problems.append(f"{where}: unsafe path ({reason})")
+    if not isinstance(entry.get("size"), int) or isinstance(entry.get("size"), bool) or entry.get("size", -1) < 0:
+        problems.append(f"{where}: 'size' is missing or not a non-negative integer")
+    if not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"]):
+        problems.append(f"{where}: 'sha256' is missing or not 64 lowercase hex digits")
+    return problems
+
+
+def _check_table_entry(index: int, entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"tables[{index}] is not an object"]
+    name = entry.get("name")
+    where = f"table {name!r}" if isinstance(name, str) else f"tables[{index}]"
+    problems = []
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}: 'name' is missing")
+    if not isinstance(entry.get("rows"), int) or isinstance(entry.get("rows"), bool) or entry.get("rows", -1) < 0:
+        problems.append(f"{where}: 'rows' is missing or not a non-negative integer")
+    if not isinstance(entry.get("digest"), str) or not _DIGEST.match(entry["digest"]):
+        problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
+    chunks = entry.get("chunks")
+    if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
+        problems.append(f"{where}: 'chunks' is missing or malformed")
+    elif isinstance(entry.get("rows"), int) and sum(c.get("rows", 0) if isinstance(c.get("rows"), int) else 0 for c in chunks) != entry["rows"]:
+        problems.append(f"{where}: its chunks hold {sum(c.get('rows', 0) for c in chunks)} rows, not the {entry['rows']} it records")
+    return problems
+
+
+def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
+    """Every listed file present with its size and SHA-256; nothing unlisted; no links."""
+    problems: list[str] = []
+    folder = manifest.folder
+    listed: set[str] = set()
+    checked = total_bytes = 0
+    for entry in manifest.files:
+        relative = entry.get("path")
+        if not isinstance(relative, str) or unsafe_path_reason(relative):
+            continue  # reported by check_structure; never opened
+        listed.add(relative)
+        path = folder / relative
+        if _crosses_link(folder, relative):
+            problems.append(f"file {relative!r} lies under a symbolic link; backups hold regular folders only")
+            continue
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            problems.append(f"file {relative!r} is missing")
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            problems.append(f"file {relative!r} is a symbolic link; backups hold regular files only")
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(f"file {relative!r} is not a regular file")
+            continue
+        if info.st_size != entry.get("size"):
+            problems.append(f"file {relative!r} is {info.st_size} bytes, the manifest says {entry.get('size')}")
+            continue
+        size, digest = sha256_file(path)
+        checked += 1
+        total_bytes += size
+        if digest != entry.get("sha256"):
+            problems.append(f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}")
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            relative = path.relative_to(folder).as_posix()
+            if relative == MANIFEST_NAME:
+                continue
+            if path.is_symlink():
+                if relative not in listed:
+                    problems.append(f"unlisted symbolic link {relative!r} in the backup folder")
+            elif path.is_file() and relative not in listed:
+                problems.append(f"unlisted file {relative!r} in the backup folder")
+    return problems, checked, total_bytes
+
+
+def _crosses_link(folder: Path, relative: str) -> bool:
+    """Whether a folder on the way to ``relative`` is a symbolic link (lstat follows those)."""
+    current = folder
+    for part in PurePosixPath(relative).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            return True
+    return False
+
+
+#: Names the tables the ARIS3 schema has at a revision, or None for an unknown revision.
+SchemaTables = Callable[[str | None], set[str] | None]
+
+
+def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Validation:
+    """Check a backup folder against its manifest; every problem is collected.
+
+    ``schema_tables(revision)`` names the tables the schema has at a revision, so that a
+    manifest missing one (or listing a stranger) is caught; None skips that check.
+    """
+    manifest = read_manifest(path)
+    validation = Validation(manifest=manifest)
+    structure = check_structure(manifest.document)
+    validation.problems += structure
+    if any("format_version" in p or "'format'" in p for p in structure):
+        return validation
+    if isinstance(manifest.document.get("files"), list):
+        problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
+        validation.problems += problems
+    if schema_tables is not None and isinstance(manifest.document.get("tables"), list):
+        validation.problems += _check_schema_coverage(manifest, schema_tables)
+    return validation
+
+
+def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> list[str]:
+    revision = manifest.document.get("alembic_revision")
+    expected = schema_tables(revision)
+    if expected is None:
+        return [f"alembic revision {revision!r} is unknown to this code: cannot tell which tables the backup must hold"]
+    listed = {t.get("name") for t in manifest.document["tables"] if isinstance(t, dict)}
+    problems = [f"table {name!r} of the schema at {revision} is not in the backup" for name in sorted(expected - listed)]
+    problems += [f"table {name!r} is in the backup but not in the schema at {revision}" for name in sorted(listed - expected)]
+    return problems

@@ -1,0 +1,260 @@
+"""PostgreSQL backups with the real tools: ``pg_dump`` (directory format, parallel jobs)
+reads a snapshot that aris3nb exported from a read-only REPEATABLE READ transaction, and
+the same transaction computes every table's digest while pg_dump runs; so a concurrent
+writer can never make counts, digests and dump disagree. Drills restore with
+``pg_restore`` into a database created for the drill and always dropped afterwards.
+
+Passwords reach the tools through ``PGPASSWORD`` in their environment, never their
+command line; what the tools print is scrubbed before it is shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg import sql
+
+from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
+from aris3nb.db import create_engine, database_errors, parse_database_url
+from aris3nb.errors import BackupError, DeadlineExceeded
+from aris3nb.redact import redact_text, url_password
+
+DUMP_DIR = "database/dump"
+DUMP_JOBS = 2
+SCRATCH_PREFIX = "aris3nb_drill_"
+_BLOCK_ROWS = 5_000
+#: Settings that make COPY's text output the same in every session.
+_CANONICAL_SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
+                      "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BackupError(f"{name} is not installed or not on PATH; install the PostgreSQL client tools (15 or newer)")
+    return path
+
+
+def tool_version(name: str) -> str:
+    done = subprocess.run([_tool(name), "--version"], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
+
+
+def libpq_target(url: str) -> tuple[str, dict[str, str]]:
+    """A libpq URI without the password, and the environment that carries it."""
+    parsed = parse_database_url(url)
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    bare = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    return bare, env
+
+
+def run_tool(args: list[str], url: str, deadline: Deadline, doing: str) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL client tool within the deadline; a failure says what it printed."""
+    _, env = libpq_target(url)
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=deadline.remaining(),
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise DeadlineExceeded(f"timeout: {doing} ran past the deadline") from exc
+    if done.returncode != 0:
+        raise BackupError(f"{doing} failed (exit {done.returncode}): {_tool_message(done.stderr, url)}")
+    return done
+
+
+def _tool_message(stderr: str, url: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()] or lines
+    return redact_text(" | ".join(errors[:3]) or "no message", [url_password(url)])[:600]
+
+
+def _session(conn: sa.Connection, deadline: Deadline) -> None:
+    for statement in _CANONICAL_SESSION:
+        conn.exec_driver_sql(statement)
+    remaining = deadline.remaining()
+    if remaining is not None:
+        conn.exec_driver_sql(f"SET statement_timeout = {max(1, int(remaining * 1000))}")
+
+
+def table_names(conn: sa.Connection) -> list[str]:
+    rows = conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    return [r[0] for r in rows]
+
+
+def table_key(conn: sa.Connection, table: str) -> list[str]:
+    rows = conn.execute(sa.text(
+        "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary ORDER BY k.n"
+    ), {"t": f'public."{table}"'})
+    return [r[0] for r in rows]
+
+
+def _unescape_copy(field: bytes) -> Any:
+    if field == b"\\N":
+        return None
+    text = field.decode()
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(m[1], m[1]), text)
+
+
+def range_reader(conn: sa.Connection, table: str, key: list[str]) -> RangeReader:
+    raw = conn.connection.driver_connection
+    table_id = sql.Identifier("public", table)
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+    width = len(key)
+
+    def bound(op: str, values: Sequence[Any]) -> sql.Composable:
+        literals = sql.SQL(", ").join(sql.Literal(v) for v in values)
+        return sql.SQL("({}) {} ({})").format(keys, sql.SQL(op), literals)
+
+    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
+        where = [bound(">", lower)] if lower is not None else []
+        where += [bound("<=", upper)] if upper is not None else []
+        if key:
+            query = sql.SQL("SELECT {keys}, t.* FROM {table} AS t").format(keys=keys, table=table_id)
+        else:  # no key to page on: all rows, in the order of their text form
+            query = sql.SQL("SELECT t.* FROM {table} AS t").format(table=table_id)
+        if where:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        query += sql.SQL(" ORDER BY {}").format(keys) if key else sql.SQL(" ORDER BY t::text")
+        if limit:
+            query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
+        with raw.cursor() as cursor, cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
+            rows: list[bytes] = []
+            for row in copy:
+                rows.append(bytes(row))
+                if len(rows) == _BLOCK_ROWS:
+                    yield len(rows), b"".join(rows), _key_of(rows[-1], width)
+                    rows = []
+            if rows:
+                yield len(rows), b"".join(rows), _key_of(rows[-1], width)
+
+    return read
+
+
+def _key_of(line: bytes, width: int) -> list[Any]:
+    return [_unescape_copy(f) for f in line.rstrip(b"\n").split(b"\t")[:width]]
+
+
+def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None) -> dict[str, TableDigest]:
+    digests = {}
+    for table in table_names(conn):
+        key = table_key(conn, table)
+        read = range_reader(conn, table, key)
+        if recorded is not None and table in recorded:
+            digests[table] = digest_ranges(table, key, recorded[table].get("chunks") or [], read, deadline)
+        else:
+            digests[table] = digest_table(table, key, read, deadline)
+    return digests
+
+
+@contextlib.contextmanager
+def _read_only_snapshot(url: str, deadline: Deadline, action: str) -> Iterator[sa.Connection]:
+    engine = create_engine(url, isolation_level="REPEATABLE READ", poolclass=sa.NullPool)
+    try:
+        with database_errors(url, action), engine.connect() as conn:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            _session(conn, deadline)
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+    except sa.exc.OperationalError as exc:
+        if "statement timeout" in str(exc):
+            raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
+        raise
+    finally:
+        engine.dispose()
+
+
+def table_digests(url: str, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
+    """Digest every table of ``url`` in one read-only snapshot."""
+    with _read_only_snapshot(url, deadline, "digest the tables") as conn:
+        return _digests(conn, deadline, recorded)
+
+
+def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any) -> tuple[dict[str, TableDigest], Any]:
+    """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot.
+
+    ``read_snapshot(conn)`` reads whatever else the manifest needs (revision, schema) in the
+    same snapshot; its result is returned beside the digests.
+    """
+    target = folder / DUMP_DIR
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bare, env = libpq_target(url)
+    with _read_only_snapshot(url, deadline, "back up the database") as conn:
+        snapshot_id = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+        args = [_tool("pg_dump"), "--format=directory", f"--jobs={DUMP_JOBS}", f"--snapshot={snapshot_id}",
+                "--no-password", f"--file={target}", f"--dbname={bare}"]
+        process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            digests = _digests(conn, deadline, None)
+            extra = read_snapshot(conn)
+            _, stderr = process.communicate(timeout=deadline.remaining())
+        except subprocess.TimeoutExpired as exc:
+            raise DeadlineExceeded("timeout: pg_dump ran past the deadline") from exc
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode != 0:
+            raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
+    return digests, extra
+
+
+def server_version(conn: sa.Connection) -> str:
+    return str(conn.exec_driver_sql("SHOW server_version").scalar_one())
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, label: str) -> Iterator[str]:
+    """A new database on the server of ``server_url``, dropped afterwards whatever happens."""
+    parsed = parse_database_url(server_url)
+    slug = re.sub(r"[^a-z0-9_]", "_", label.lower())[:24]
+    name = f"{SCRATCH_PREFIX}{slug}_{uuid.uuid4().hex[:8]}"
+    admin_url = parsed.set(database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with database_errors(server_url, "create the drill's scratch database"), admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f"COMMENT ON DATABASE \"{name}\" IS 'aris3nb drill scratch: disposable, dropped after the drill'")
+        try:
+            yield parsed.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with database_errors(server_url, "drop the drill's scratch database"), admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def restore(dump_dir: Path, target_url: str, deadline: Deadline, *, clean: bool) -> None:
+    """pg_restore a dump into ``target_url``; ``clean`` drops the objects it restores first,
+    all in one transaction (a rollback restore); otherwise parallel (a drill's empty scratch)."""
+    bare, _ = libpq_target(target_url)
+    args = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password", f"--dbname={bare}"]
+    args += ["--clean", "--if-exists", "--single-transaction"] if clean else [f"--jobs={DUMP_JOBS}"]
+    run_tool([*args, str(dump_dir)], target_url, deadline, "pg_restore")
+
+
+def structural_problems(url: str, deadline: Deadline) -> list[str]:
+    """Constraints that are not validated, and foreign keys the tables do not satisfy."""
+    with _read_only_snapshot(url, deadline, "check constraints") as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace AND NOT convalidated ORDER BY 1, 2"
+        ).all()
+        return [f"constraint {name} on {table} is not validated" for table, name in rows]
+

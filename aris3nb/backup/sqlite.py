@@ -1,0 +1,159 @@
+"""SQLite backups: the online backup API copies the database in one consistent snapshot;
+digests are computed from that copy, so counts, digests and the backup agree by
+construction. Restores go to a temporary file (a drill) or replace a target file (a
+rollback). The source is only ever opened read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
+from aris3nb.db import sqlite_path
+from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
+
+DATABASE_FILE = "database/aris3.sqlite3"
+_FETCH = 5_000
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextlib.contextmanager
+def connect(path: Path, deadline: Deadline, *, readonly: bool = True) -> Iterator[sqlite3.Connection]:
+    """A connection whose statements are interrupted once ``deadline`` passes."""
+    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
+    if deadline.at is not None:
+        conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, 10_000)
+    try:
+        yield conn
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc) and deadline.expired():
+            raise DeadlineExceeded(f"timeout: a statement on {path.name} ran past the deadline") from exc
+        raise
+    finally:
+        conn.close()
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    return [r[0] for r in rows]
+
+
+def table_key(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The primary key columns in key order, or the rowid for a table without one."""
+    info = conn.execute(f"PRAGMA table_info({_ident(table)})").fetchall()
+    key = [row[1] for row in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+    return key or ["rowid"]
+
+
+def range_reader(conn: sqlite3.Connection, table: str, key: list[str]) -> RangeReader:
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_ident(table)})")]
+    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
+    marks = ", ".join("?" for _ in key)
+    # quote() renders each value as an SQL literal: unambiguous, and done by SQLite in C.
+    line = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
+    width = len(key)
+
+    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
+        where, params = [], []
+        if lower is not None:
+            where.append(f"({keys}) > ({marks})")
+            params += list(lower)
+        if upper is not None:
+            where.append(f"({keys}) <= ({marks})")
+            params += list(upper)
+        sql = f"SELECT {keys}, {line} FROM {_ident(table)}"
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += f" ORDER BY {keys}" + (f" LIMIT {int(limit)}" if limit else "")
+        cursor = conn.execute(sql, params)
+        while batch := cursor.fetchmany(_FETCH):
+            data = ("\n".join([row[width] for row in batch]) + "\n").encode()
+            yield len(batch), data, list(batch[-1][:width])
+
+    return read
+
+
+def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
+    """Digest every table; over the recorded chunks' key ranges when ``recorded`` is given."""
+    with connect(path, deadline) as conn:
+        conn.execute("BEGIN")  # one read transaction: one snapshot for every table
+        digests = {}
+        for table in table_names(conn):
+            key = table_key(conn, table)
+            read = range_reader(conn, table, key)
+            if recorded is not None and table in recorded:
+                digests[table] = digest_ranges(table, key, recorded[table].get("chunks") or [], read, deadline)
+            else:
+                digests[table] = digest_table(table, key, read, deadline)
+        conn.execute("COMMIT")
+        return digests
+
+
+def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:
+    """Copy the source database into ``target`` with the online backup API (read-only source)."""
+    source = sqlite_path(source_url)
+    if not source.is_file():
+        raise DatabaseUnavailable(f"no SQLite database at {source}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with connect(source, deadline) as src:
+        dst = sqlite3.connect(target)
+        try:
+            # All pages in one step: the copy is one consistent snapshot of the source.
+            src.backup(dst, pages=-1)
+        except sqlite3.Error as exc:
+            raise BackupError(f"SQLite online backup of {source} failed: {exc}") from exc
+        finally:
+            dst.close()
+    os.chmod(target, 0o600)
+
+
+def server_version() -> str:
+    return sqlite3.sqlite_version
+
+
+@contextlib.contextmanager
+def scratch_copy(backup_file: Path, workdir: Path | None = None) -> Iterator[Path]:
+    """A disposable copy of the backup's database file, removed afterwards whatever happens."""
+    folder = Path(tempfile.mkdtemp(prefix="aris3nb-drill-", dir=workdir))
+    try:
+        os.chmod(folder, 0o700)
+        target = folder / "restored.sqlite3"
+        shutil.copyfile(backup_file, target)
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def structural_problems(path: Path, deadline: Deadline) -> list[str]:
+    """What SQLite's integrity check and foreign key check report (empty when sound)."""
+    with connect(path, deadline) as conn:
+        problems = [f"integrity_check: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        for table, rowid, parent, _fk in conn.execute("PRAGMA foreign_key_check").fetchmany(50):
+            problems.append(f"foreign key broken: {table} row {rowid} points to a missing {parent} row")
+        return problems
+
+
+def replace_database(restored: Path, target_url: str) -> None:
+    """Put ``restored`` in place of the target file, atomically (same folder, then rename)."""
+    target = sqlite_path(target_url)
+    staging = target.with_name(f".{target.name}.restoring")
+    shutil.copyfile(restored, staging)
+    os.chmod(staging, 0o600)
+    with open(staging, "rb") as handle:
+        os.fsync(handle.fileno())
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(staging, target)
