@@ -10,49 +10,17 @@ import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
 from aris3nb.db import create_engine
 from aris3nb.reference.models import Base
+from aris3nb.schema import model_differences, schema_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def schema_snapshot(url: str) -> dict[str, Any]:
-    """Tables, columns and types, keys, indexes and unique constraints, as reflected."""
-    engine = create_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        snapshot: dict[str, Any] = {}
-        for table in sorted(inspector.get_table_names()):
-            snapshot[table] = {
-                "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
-                "pk": inspector.get_pk_constraint(table)["constrained_columns"],
-                "fks": sorted((fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
-                              for fk in inspector.get_foreign_keys(table)),
-                "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"])) for ix in inspector.get_indexes(table)),
-                "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
-            }
-        return snapshot
-    finally:
-        engine.dispose()
-
-
-def model_differences(url: str, metadata: sa.MetaData = Base.metadata) -> list[Any]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            return compare_metadata(context, metadata)
-    finally:
-        engine.dispose()
 
 
 def test_one_head_and_short_revision_ids() -> None:

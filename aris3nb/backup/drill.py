@@ -1,0 +1,319 @@
+"""The restore drill (``backup restore-verify``): prove a backup by restoring it.
+
+Stages, each timed (RTO): *validate* the backup against its manifest; *restore* it into a
+disposable database of the same engine (SQLite: a temporary copy; PostgreSQL: a database
+created for the drill and dropped afterwards, even on failure); *verify* the restored copy
+(revision, per-table row counts and digests over the manifest's key ranges, SQLite's
+integrity and foreign key checks or PostgreSQL's constraints); *upgrade* it to the code's
+head. Where a table differs, the drill diff names the key ranges and samples their rows.
+
+The report ``drill_report_<timestamp>.json`` is always written, whatever happens; a failed
+drill then raises ``DrillFailed`` (exit 1). The source database is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg import sql
+
+from aris3nb import migrate
+from aris3nb.backup import postgres, sqlite
+from aris3nb.backup.create import schema_tables_at, utc_stamp
+from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
+from aris3nb.backup.manifest import Manifest, validate_backup
+from aris3nb.config import Settings
+from aris3nb.db import create_engine, engine_name
+from aris3nb.errors import Aris3nbError, DeadlineExceeded, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
+from aris3nb.redact import redact_text
+
+REPORT_FORMAT = "aris3nb.drill.report"
+REPORT_VERSION = 1
+DIFF_RANGES = 5
+SAMPLE_ROWS = 5
+#: Timestamps whose newest value says how fresh the backed-up business data is (RPO).
+BUSINESS_TIMESTAMPS = (("audit_events", "created_at"), ("sales", "updated_at"), ("transfers", "updated_at"),
+                       ("payments", "created_at"))
+
+
+@dataclass
+class Check:
+    """One verified property: PASS, FAIL or SKIP, a one-line detail, and its evidence."""
+
+    name: str
+    status: str
+    detail: str
+    duration_sec: float = 0.0
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DrillReport:
+    backup: str
+    manifest: str
+    engine: str | None
+    started_at: str
+    status: str = "FAIL"
+    reason: str | None = None
+    checks: list[Check] = field(default_factory=list)
+    diff: list[dict[str, Any]] = field(default_factory=list)
+    rto_sec: dict[str, float] = field(default_factory=dict)
+    rpo: dict[str, Any] = field(default_factory=dict)
+    finished_at: str | None = None
+
+    def as_document(self) -> dict[str, Any]:
+        document = asdict(self)
+        return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **document}
+
+
+def drills_dir(settings: Settings) -> Path:
+    return settings.ops_artifacts_dir / "drills"
+
+
+def _write_report(report: DrillReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"drill_report_{stamp}.json"
+    tmp = folder / f".{path.name}.{uuid.uuid4().hex[:6]}.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(report.as_document(), handle, indent=2, ensure_ascii=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+class _Stages:
+    """Times each stage into the report's RTO, and turns a stage's failure into the reason."""
+
+    def __init__(self, report: DrillReport) -> None:
+        self.report = report
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report.rto_sec[name] = round(time.perf_counter() - started, 3)
+
+    def check(self, name: str, run: Callable[[], tuple[bool, str, dict[str, Any]]]) -> bool:
+        started = time.perf_counter()
+        ok, detail, evidence = run()
+        self.report.checks.append(Check(name, "PASS" if ok else "FAIL", detail, round(time.perf_counter() - started, 3), evidence))
+        return ok
+
+
+def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
+                   timeout_sec: float | None = None, report_dir: Path | None = None) -> tuple[DrillReport, Path]:
+    """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
+    writing the report of a failed drill."""
+    if not settings.ops_enable_backup_drill:
+        raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
+    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
+    report = DrillReport(backup=Path(manifest_path).parent.name if Path(manifest_path).name.endswith(".json")
+                         else Path(manifest_path).name, manifest=str(manifest_path), engine=None,
+                         started_at=utc_stamp(dt.datetime.now(dt.UTC)))
+    folder = report_dir or drills_dir(settings) / report.backup
+    started = time.perf_counter()
+    try:
+        _run(Path(manifest_path), report, deadline, server_url)
+        report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
+        if report.status == "FAIL" and report.reason is None:
+            report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
+    except DeadlineExceeded as exc:
+        report.status, report.reason = "FAIL", f"timeout: {exc}"
+    except Aris3nbError as exc:
+        report.status, report.reason = "FAIL", str(exc)
+    finally:
+        report.rto_sec["total"] = round(time.perf_counter() - started, 3)
+        report.finished_at = utc_stamp(dt.datetime.now(dt.UTC))
+        path = _write_report(report, folder)
+    if report.status != "PASS":
+        raise DrillFailed(f"drill of {report.backup} FAILED: {report.reason} (report: {path})", path)
+    return report, path
+
+
+def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None) -> None:
+    stages = _Stages(report)
+    with stages.stage("validate"):
+        try:
+            validation = validate_backup(manifest_path, schema_tables_at)
+        except ManifestUnreadable as exc:
+            unreadable = str(exc)
+            stages.check("manifest valid", lambda: (False, unreadable, {}))
+            return
+        manifest = validation.manifest
+        report.backup = manifest.document.get("name", report.backup) if isinstance(manifest.document.get("name"), str) else report.backup
+        if not stages.check("manifest valid", lambda: (
+            validation.ok,
+            f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest" if validation.ok
+            else f"{len(validation.problems)} problem(s): {validation.problems[0]}",
+            {"problems": validation.problems},
+        )):
+            return
+    report.engine = manifest.engine
+    _rpo(report, manifest)
+    deadline.check("validating")
+    if manifest.engine == "sqlite":
+        scratch = _sqlite_scratch(manifest, stages)
+    else:
+        if server_url is None or engine_name(server_url) != "postgresql":
+            raise UsageError("a PostgreSQL drill needs --database-url (or DATABASE_URL) naming a PostgreSQL server "
+                             "to create its scratch database on")
+        scratch = _postgres_scratch(manifest, stages, server_url, deadline)
+    with scratch as (url, digests_of, structural):
+        _verify(manifest, report, stages, deadline, url, digests_of, structural)
+        with stages.stage("upgrade"):
+            stages.check("upgrades to head", lambda: _upgrade(url))
+
+
+@contextlib.contextmanager
+def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[tuple[str, Any, Any]]:
+    with contextlib.ExitStack() as scratch:
+        with stages.stage("restore"):
+            copy = scratch.enter_context(sqlite.scratch_copy(manifest.folder / sqlite.DATABASE_FILE))
+        yield (f"sqlite:///{copy}", lambda d, r: sqlite.table_digests(copy, d, r),
+               lambda d: sqlite.structural_problems(copy, d))
+
+
+@contextlib.contextmanager
+def _postgres_scratch(manifest: Manifest, stages: _Stages, server_url: str, deadline: Deadline) -> Iterator[tuple[str, Any, Any]]:
+    with postgres.scratch_database(server_url, manifest.name) as url:
+        with stages.stage("restore"):
+            postgres.restore(manifest.folder / postgres.DUMP_DIR, url, deadline, clean=False)
+        yield url, lambda d, r: postgres.table_digests(url, d, r), lambda d: postgres.structural_problems(url, d)
+
+
+def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: Deadline, url: str,
+            digests_of: Callable[[Deadline, dict[str, dict[str, Any]]], dict[str, TableDigest]],
+            structural: Callable[[Deadline], list[str]]) -> None:
+    with stages.stage("verify"):
+        found_revision = migrate.current_revision(url)
+        stages.check("revision matches", lambda: (
+            found_revision == manifest.revision,
+            f"restored copy is at {found_revision}, manifest says {manifest.revision}",
+            {"restored": found_revision, "manifest": manifest.revision}))
+        recorded = {t["name"]: t for t in manifest.tables}
+        found = digests_of(deadline, recorded)
+        _newest_business_timestamp(report, url)
+        problems = []
+        for name in sorted(set(recorded) | set(found)):
+            was, now = recorded.get(name), found.get(name)
+            if was is None or now is None:
+                problems.append(f"table {name} is {'missing from the restored copy' if now is None else 'not in the manifest'}")
+                continue
+            if now.rows != was["rows"] or now.digest != was["digest"]:
+                problems.append(f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…")
+                report.diff.append(_table_diff(manifest.engine, url, name, was, now))
+        stages.check("tables match the manifest", lambda: (
+            not problems,
+            f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal" if not problems
+            else f"{len(problems)} table(s) differ: {problems[0]}",
+            {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems}))
+        broken = structural(deadline)
+        stages.check("constraints hold", lambda: (
+            not broken,
+            "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
+            {"problems": broken[:50]}))
+
+
+def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
+    before = migrate.current_revision(url)
+    try:
+        migrate.upgrade(url)
+    except Aris3nbError as exc:
+        return False, f"upgrade from {before} failed: {exc}", {"from": before}
+    after = migrate.current_revision(url)
+    head = migrate.head_revision()
+    return after == head, f"upgraded from {before} to {after} (head {head})", {"from": before, "to": after, "head": head}
+
+
+def _table_diff(engine: str, url: str, table: str, recorded: dict[str, Any], found: TableDigest) -> dict[str, Any]:
+    ranges = differing_ranges(recorded.get("chunks") or [], found.chunks) if recorded.get("chunks") else []
+    for item in ranges[:DIFF_RANGES]:
+        item["restored_sample"] = _sample(engine, url, table, found.key, item["after_key"], item["up_to_key"])
+    return {"table": table, "key": found.key, "rows_recorded": recorded["rows"], "rows_found": found.rows,
+            "ranges": ranges[:DIFF_RANGES], "ranges_differing": len(ranges)}
+
+
+def _sample(engine: str, url: str, table: str, key: list[str], lower: Any, upper: Any) -> list[dict[str, Any]]:
+    """Up to SAMPLE_ROWS rows of the restored copy in a differing key range."""
+    db = create_engine(url, poolclass=sa.NullPool)
+    try:
+        with db.connect() as conn:
+            if engine == "postgresql":
+                keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+                where = []
+                if lower is not None:
+                    where.append(sql.SQL("({}) > ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in lower)))
+                if upper is not None:
+                    where.append(sql.SQL("({}) <= ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in upper)))
+                query = sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table))
+                if where:
+                    query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+                query += sql.SQL(" ORDER BY {} LIMIT {}").format(keys, sql.Literal(SAMPLE_ROWS))
+                with conn.connection.driver_connection.cursor() as cursor:
+                    cursor.execute(query)
+                    names = [d.name for d in cursor.description or []]
+                    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+            keys_sql = ", ".join(f'"{k}"' if k != "rowid" else "rowid" for k in key)
+            marks = ", ".join("?" for _ in key)
+            clauses, params = [], []
+            if lower is not None:
+                clauses.append(f"({keys_sql}) > ({marks})")
+                params += list(lower)
+            if upper is not None:
+                clauses.append(f"({keys_sql}) <= ({marks})")
+                params += list(upper)
+            text = f'SELECT * FROM "{table}"' + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            result = conn.exec_driver_sql(text + f" ORDER BY {keys_sql} LIMIT {SAMPLE_ROWS}", tuple(params))
+            return [{k: _plain(v) for k, v in row._mapping.items()} for row in result]
+    except Exception as exc:  # a sample is evidence, not a verdict: say why it is missing
+        return [{"sample_unavailable": redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}]
+    finally:
+        db.dispose()
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def _rpo(report: DrillReport, manifest: Manifest) -> None:
+    created = manifest.document.get("created_at")
+    try:
+        moment = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        report.rpo["backup_created_at"] = created
+        report.rpo["backup_age_sec"] = round((dt.datetime.now(dt.UTC) - moment).total_seconds(), 3)
+    except ValueError:
+        report.rpo["backup_created_at"] = None
+
+
+def _newest_business_timestamp(report: DrillReport, url: str) -> None:
+    """The newest business event in the restored data: how much a restore would lose."""
+    db = create_engine(url, poolclass=sa.NullPool)
+    newest: str | None = None
+    try:
+        with db.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            for table, column in BUSINESS_TIMESTAMPS:
+                if table in tables:
+                    value = conn.exec_driver_sql(f'SELECT MAX("{column}") FROM "{table}"').scalar()
+                    if value is not None and (newest is None or str(value) > newest):
+                        newest = str(value)
+    finally:
+        db.dispose()
+    report.rpo["newest_business_timestamp"] = newest
+
