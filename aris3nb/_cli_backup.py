@@ -1,9 +1,122 @@
-"""The backup commands (``aris3nb backup create|validate|restore-verify|restore``)."""
+"""The backup commands: ``aris3nb backup create|validate|restore-verify|restore``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
+from aris3nb.backup.create import create_backup, schema_tables_at
+from aris3nb.backup.drill import restore_verify
+from aris3nb.backup.manifest import validate_backup
+from aris3nb.backup.restore import restore_backup
+
+backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
+ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]
+TimeoutOption = Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds before the operation gives up.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``aris3nb`` application."""
+    """Add the backup commands to the ``aris3nb`` application."""
+    app.add_typer(backup_app, name="backup")
+
+
+def _print_json(document: object) -> None:
+    out.print_json(json.dumps(document, default=str))
+
+
+@backup_app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.")],
+    database_url_option: DatabaseUrlOption = None,
+    exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: ARIS3_EXPORTS_DIR, else the embedded one.")] = None,
+    timeout: TimeoutOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME."""
+    current = settings()
+    show = not json_output and err.is_terminal
+    with err.status("backing up…", spinner="dots") if show else _quiet() as status:
+        result = create_backup(
+            database_url(database_url_option), name, settings=current,
+            exports_dir=exports_dir or current.resolved_exports_dir(), timeout_sec=timeout,
+            progress=(lambda stage: status.update(stage)) if show else (lambda stage: None),
+        )
+    tables = result.manifest["tables"]
+    summary = {"backup": str(result.path), "manifest": str(result.manifest_path), "name": name,
+               "tables": len(tables), "rows": sum(t["rows"] for t in tables), "files": len(result.manifest["files"]),
+               "duration_sec": result.manifest["durations_sec"]["total"]}
+    if json_output:
+        _print_json(summary)
+    else:
+        say(f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
+            f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}")
+
+
+class _quiet:
+    def __enter__(self) -> _quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@backup_app.command("validate")
+def validate(manifest: ManifestArgument, json_output: JsonOption = False) -> None:
+    """Check every file, size, digest and path of a backup against its manifest (exit 1 if invalid)."""
+    result = validate_backup(manifest, schema_tables_at)
+    document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
+                "files_checked": result.files_checked, "bytes_checked": result.bytes_checked}
+    if json_output:
+        _print_json(document)
+    elif result.ok:
+        say(f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)")
+    else:
+        say(f"INVALID: {result.manifest.path} ({len(result.problems)} problems)")
+        for problem in result.problems:
+            say(f"  - {problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@backup_app.command("restore-verify")
+def restore_verify_command(
+    manifest: ManifestArgument,
+    database_url_option: DatabaseUrlOption = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds; default OPS_DRILL_TIMEOUT_SEC.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The restore drill: restore into a disposable database, verify, upgrade; writes
+    drill_report_<timestamp>.json (PostgreSQL drills create their scratch database on the
+    server of --database-url)."""
+    current = settings()
+    url = database_url(database_url_option) if database_url_option or current.database_url else None
+    report, path = restore_verify(manifest, settings=current, server_url=url, timeout_sec=timeout)
+    if json_output:
+        _print_json({**report.as_document(), "report_path": str(path)})
+    else:
+        for check in report.checks:
+            say(f"{check.status:<4}  {check.name:<26} {check.detail}")
+        say(f"drill {report.status}: RTO {report.rto_sec.get('total', 0):.1f} s; report {path}")
+
+
+@backup_app.command("restore")
+def restore(
+    manifest: ManifestArgument,
+    target_url: Annotated[str, typer.Option("--target-url", help="The database to overwrite with the backup.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm that the target is to be overwritten.")] = False,
+    timeout: TimeoutOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rollback restore into TARGET, after a safety backup of it; logged to rollback_log.jsonl."""
+    result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout)
+    document = {"target": result.target, "backup": result.backup, "safety_backup": str(result.safety_backup),
+                "duration_sec": round(result.duration_sec, 3)}
+    if json_output:
+        _print_json(document)
+    else:
+        say(f"restored {result.backup} into {result.target} in {result.duration_sec:.1f} s "
+            f"(safety backup of the previous state: {result.safety_backup})")

@@ -168,8 +168,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None, destination: Path | None = None) -> BackupResult:
-    """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists."""
+                  timeout_sec: float | None = None, destination: Path | None = None,
+                  progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
+    """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
+
+    ``progress(stage)`` is told each stage as it starts.
+    """
     check_name(name)
     engine = engine_name(database_url)
     root = destination if destination is not None else backups_dir(settings)
@@ -183,12 +187,15 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     try:
         snap_started = time.perf_counter()
+        progress("copying the database and digesting its tables")
         digests, meta = SNAPSHOTS[engine](database_url, work, deadline)
         snapshot_sec = time.perf_counter() - snap_started
         exports_started = time.perf_counter()
+        progress("copying export files")
         _copy_exports(exports_dir, work)
         exports_sec = time.perf_counter() - exports_started
         seal_started = time.perf_counter()
+        progress("hashing files and writing the manifest")
         files = _seal(work)
         document = {
             "format": FORMAT,

@@ -1,0 +1,53 @@
+"""Settings of the gate and the integrity check, read from the environment in one place.
+
+They extend the common ``Settings`` (artifacts folder, smoke password, ...) with latency
+budgets, sample counts and timeouts. Every value has a documented default.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+
+from aris3nb.config import Settings
+from aris3nb.errors import InvalidSettings
+from aris3nb.reference.seed import SMOKE_USERNAME
+
+#: Below this many samples a percentile is not evidence: the latency check says "inconclusive".
+MIN_LATENCY_SAMPLES = 200
+
+
+class GateSettings(Settings):
+    """``Settings`` plus what the gate and the integrity check read."""
+
+    smoke_username: str = Field(default=SMOKE_USERNAME, min_length=1, validation_alias="ARIS3_SMOKE_USERNAME")
+
+    budget_health_ms: float = Field(default=120.0, gt=0, validation_alias="OPS_GATE_BUDGET_HEALTH_MS")
+    budget_stock_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_STOCK_MS")
+    budget_reports_ms: float = Field(default=500.0, gt=0, validation_alias="OPS_GATE_BUDGET_REPORTS_MS")
+    budget_exports_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_EXPORTS_MS")
+    latency_samples: int = Field(default=MIN_LATENCY_SAMPLES, ge=1, le=100_000, validation_alias="OPS_GATE_LATENCY_SAMPLES")
+    latency_warmup: int = Field(default=20, ge=0, le=10_000, validation_alias="OPS_GATE_LATENCY_WARMUP")
+    latency_deadline_sec: float = Field(default=60.0, gt=0, validation_alias="OPS_GATE_LATENCY_DEADLINE_SEC")
+    http_timeout_sec: float = Field(default=5.0, gt=0, validation_alias="OPS_GATE_HTTP_TIMEOUT_SEC")
+    smoke_timeout_sec: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_SMOKE_TIMEOUT_SEC")
+
+    integrity_idempotency_max_age_sec: float = Field(
+        default=900.0, gt=0, validation_alias="OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC")
+    integrity_statement_timeout_sec: float = Field(
+        default=120.0, gt=0, validation_alias="OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC")
+
+    def budgets_ms(self) -> dict[str, float]:
+        """The p95 budget of each measured endpoint, by budget name."""
+        return {"health": self.budget_health_ms, "stock": self.budget_stock_ms,
+                "reports": self.budget_reports_ms, "exports": self.budget_exports_ms}
+
+
+def load_gate_settings(**overrides: object) -> GateSettings:
+    """Read the environment; a value that does not validate is a one-line usage error."""
+    try:
+        return GateSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidSettings(f"invalid settings: {problems}") from exc
