@@ -85,10 +85,15 @@ def model_differences(url: str | URL, metadata: sa.MetaData = Base.metadata) -> 
     engine = create_engine(url)
     try:
         with database_errors(url, "compare the schema with the models"), engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            return list(compare_metadata(context, metadata))
+            return compare_with_models(conn, metadata)
     finally:
         engine.dispose()
+
+
+def compare_with_models(conn: sa.Connection, metadata: sa.MetaData = Base.metadata) -> list[Any]:
+    """``model_differences`` on an open connection (a read-only one, for a target database)."""
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
 
 
 def describe_difference(diff: Any) -> str:

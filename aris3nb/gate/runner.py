@@ -1,0 +1,380 @@
+"""The release readiness gate: its checks, in order, and the run that turns them into a
+verdict, a table for people and a JSON summary written to the artifacts folder.
+
+Checks, in the order they run (each a small function registered in ``GATE_CHECKS``)::
+
+    git                              branch and clean tree (dirty: WARN, FAIL under --strict)
+    migrations.single_head           exactly one Alembic head
+    migrations.round_trip.sqlite     upgrade → downgrade base → upgrade on a disposable SQLite file
+    migrations.round_trip.postgresql the same in a scratch PostgreSQL database (--postgres-url)
+    target.schema                    the target database at head, equal to the models (--database-url)
+    smoke                            the pytest target, per area, against the live target
+    http.health, http.ready          /health and /ready of the live target
+    latency.health, .stock, .reports, .exports   p95 of each endpoint within its budget
+
+The live target is ``--base-url``, or else the reference service started by the gate over
+a freshly migrated and seeded temporary SQLite database, stopped when the gate ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from aris3nb import __version__, migrate
+from aris3nb.db import parse_database_url
+from aris3nb.errors import UsageError
+from aris3nb.gate import git, http, migrations, smoke
+from aris3nb.gate.checks import (
+    CheckResult,
+    Outcome,
+    Registry,
+    Verdict,
+    blocking_checks,
+    exit_code_of,
+    skipped,
+    status_counts,
+    verdict_of,
+)
+from aris3nb.gate.report import new_run_id, scrub, utc_text, write_json_evidence, write_text_evidence
+from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
+from aris3nb.redact import redact_text, redact_url, url_password
+
+GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
+GATE_SUMMARY_VERSION = 1
+GATE_FOLDER = "gate"
+#: Stock rows seeded into the embedded target (the seed's default scale).
+EMBEDDED_SEED_SCALE = 3000
+
+#: Budget name → (path, needs the smoke account's token).
+LATENCY_ENDPOINTS: dict[str, tuple[str, bool]] = {
+    "health": ("/health", False),
+    "stock": ("/aris3/stock", True),
+    "reports": ("/aris3/reports/overview", True),
+    "exports": ("/aris3/exports", True),
+}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What one gate run looks at. ``None`` means: not given (the check is skipped, or the
+    embedded default is used for the live target)."""
+
+    pytest_target: str | None = None
+    base_url: str | None = None
+    database_url: str | None = None
+    postgres_url: str | None = None
+    strict: bool = False
+    budgets_ms: Mapping[str, float] = field(default_factory=dict)  # overrides, by budget name
+    workdir: Path | None = None  # the checkout judged by `git`, and where the pytest target is; default: cwd
+    script_location: Path | None = None  # another Alembic script directory (tests); default: ARIS3's
+    metadata: sa.MetaData | None = None  # the models the schema must equal; default: ARIS3's
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    base_url: str
+    description: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateReport:
+    run_id: str
+    verdict: Verdict
+    strict: bool
+    results: list[CheckResult]
+    summary: dict[str, Any]
+    summary_path: Path
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_of(self.verdict)
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return blocking_checks(self.results, strict=self.strict)
+
+
+class _Cached:
+    """A value computed once, or the error computing it raised, raised again on each use."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self._compute = compute
+        self._value: Any = None
+        self._error: Exception | None = None
+        self._done = False
+
+    def get(self) -> Any:
+        if not self._done:
+            self._done = True
+            try:
+                self._value = self._compute()
+            except Exception as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class GateContext:
+    """What the checks of one run share: options, settings, the live target, its client."""
+
+    def __init__(self, options: GateOptions, settings: GateSettings, run_id: str, stack: contextlib.ExitStack) -> None:
+        self.options = options
+        self.settings = settings
+        self.run_id = run_id
+        self.stack = stack
+        self.workdir = (options.workdir or Path.cwd()).absolute()
+        self.folder = settings.ops_artifacts_dir / GATE_FOLDER
+        self.files: dict[str, str] = {}
+        self.live_description: str | None = None  # set once a check has reached the live target
+        self.budgets = {**settings.budgets_ms(), **options.budgets_ms}
+        self.secrets: list[str | None] = [
+            settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
+            settings.secret_key.get_secret_value() if settings.secret_key else None,
+            *(url_password(u) for u in (options.database_url, options.postgres_url) if u),
+            httpx.URL(options.base_url).password if options.base_url else None,
+        ]
+        self._target = _Cached(self._resolve_target)
+        self._client = _Cached(lambda: stack.enter_context(
+            http.new_client(self.live_target().base_url, settings.http_timeout_sec)))
+        self._auth = _Cached(self._log_in)
+
+    @property
+    def target_database_url(self) -> str | None:
+        return self.options.database_url or self.settings.database_url
+
+    def live_target(self) -> LiveTarget:
+        return self._target.get()
+
+    def client(self) -> httpx.Client:
+        return self._client.get()
+
+    def auth_headers(self) -> dict[str, str]:
+        return self._auth.get()
+
+    def _log_in(self) -> dict[str, str]:
+        token = http.log_in(self.client(), self.settings.smoke_username, self.settings.smoke_password.get_secret_value())
+        self.secrets.append(token)
+        return {"Authorization": f"Bearer {token}"}
+
+    def _resolve_target(self) -> LiveTarget:
+        if self.options.base_url:
+            self.live_description = f"{redact_text(self.options.base_url)} (--base-url)"
+            return LiveTarget(self.options.base_url, self.live_description)
+        self.live_description = "embedded reference service (failed to start)"
+        target = self._start_embedded()
+        self.live_description = target.description
+        return target
+
+    def _start_embedded(self) -> LiveTarget:
+        from aris3nb.reference.seed import seed_database
+        from aris3nb.reference.server import running_server
+
+        started = time.perf_counter()
+        folder = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="aris3nb-gate-embedded-")))
+        url = f"sqlite:///{folder / 'aris3.db'}"
+        migrate.upgrade(url)
+        seeded = seed_database(url, scale=EMBEDDED_SEED_SCALE, exports_dir=folder / "exports",
+                               seed_password=self.settings.seed_password.get_secret_value(),
+                               smoke_password=self.settings.smoke_password.get_secret_value())
+        service_settings = self.settings.model_copy(update={"exports_dir": folder / "exports"})
+        base_url = self.stack.enter_context(running_server(url, service_settings))
+        facts = {"database": "temporary SQLite file", "seed_scale": seeded.scale, "seed": seeded.seed,
+                 "rows": seeded.rows, "setup_sec": round(time.perf_counter() - started, 3), "base_url": base_url}
+        return LiveTarget(base_url, f"embedded reference service at {base_url} (SQLite, scale {seeded.scale})", facts)
+
+
+GATE_CHECKS: Registry[GateContext] = Registry()
+
+
+@GATE_CHECKS.register("git")
+def check_git(ctx: GateContext) -> Outcome:
+    """The release is the committed code of a known branch: a dirty tree is WARN (FAIL when strict)."""
+    return git.judge_git(ctx.workdir, strict=ctx.options.strict)
+
+
+@GATE_CHECKS.register("migrations.single_head")
+def check_single_head(ctx: GateContext) -> Outcome:
+    """Exactly one Alembic head: two would make ``upgrade head`` ambiguous."""
+    return migrations.judge_single_head(ctx.options.script_location)
+
+
+@GATE_CHECKS.register("migrations.round_trip.sqlite")
+def check_round_trip_sqlite(ctx: GateContext) -> Outcome:
+    """Every downgrade really undoes its upgrade, and the migrations build the models' schema (SQLite)."""
+    return migrations.round_trip_on_sqlite(script_location=ctx.options.script_location, metadata=ctx.options.metadata)
+
+
+@GATE_CHECKS.register("migrations.round_trip.postgresql")
+def check_round_trip_postgres(ctx: GateContext) -> Outcome:
+    """The same round trip on PostgreSQL, the engine real environments run on."""
+    if not ctx.options.postgres_url:
+        return skipped("no --postgres-url given")
+    return migrations.round_trip_on_postgres(ctx.options.postgres_url, script_location=ctx.options.script_location,
+                                             metadata=ctx.options.metadata)
+
+
+@GATE_CHECKS.register("target.schema")
+def check_target_schema(ctx: GateContext) -> Outcome:
+    """The target database is at the code's head and equal to the models; drift is FAIL."""
+    url = ctx.target_database_url
+    if not url:
+        return skipped("no --database-url given (nor DATABASE_URL)")
+    return migrations.judge_target_schema(url, script_location=ctx.options.script_location,
+                                          metadata=ctx.options.metadata)
+
+
+@GATE_CHECKS.register("smoke")
+def check_smoke(ctx: GateContext) -> Outcome:
+    """Every critical area (auth, stock, transfers, POS, reports, exports) passes its smoke."""
+    target = ctx.options.pytest_target
+    if not target:
+        return skipped("no --pytest-target given")
+    live = ctx.live_target()
+    env = {**os.environ, "ARIS3_SMOKE_BASE_URL": live.base_url, "ARIS3_SMOKE_USERNAME": ctx.settings.smoke_username,
+           "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value()}
+    run = smoke.run_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
+    outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
+    log_name = f"smoke_{ctx.run_id}.log"
+    write_text_evidence(ctx.folder, log_name, redact_text(run.output, ctx.secrets))
+    ctx.files["smoke_output"] = log_name
+    outcome.evidence.update(target=target, against=live.description, output_file=log_name)
+    if run.junit_xml is not None:
+        junit_name = f"smoke_{ctx.run_id}.junit.xml"
+        write_text_evidence(ctx.folder, junit_name, redact_text(run.junit_xml, ctx.secrets))
+        ctx.files["smoke_junit"] = junit_name
+        outcome.evidence["junit_file"] = junit_name
+    return outcome
+
+
+@GATE_CHECKS.register("http.health")
+def check_health(ctx: GateContext) -> Outcome:
+    """The process answers: /health is 200 ok."""
+    outcome = http.probe_health(ctx.client())
+    outcome.evidence.update(target=ctx.live_target().description, target_facts=ctx.live_target().facts)
+    return outcome
+
+
+@GATE_CHECKS.register("http.ready")
+def check_ready(ctx: GateContext) -> Outcome:
+    """The service can serve: /ready is 200 (database reachable, schema at head)."""
+    return http.probe_ready(ctx.client())
+
+
+def _latency_check(name: str, path: str, authenticated: bool) -> Callable[[GateContext], Outcome]:
+    def check(ctx: GateContext) -> Outcome:
+        plan = http.LatencyPlan(path=path, budget_ms=ctx.budgets[name], samples=ctx.settings.latency_samples,
+                                warmup=ctx.settings.latency_warmup, deadline_sec=ctx.settings.latency_deadline_sec,
+                                min_samples=MIN_LATENCY_SAMPLES)
+        headers = ctx.auth_headers() if authenticated else None
+        return http.measure_latency(ctx.client(), plan, headers)
+
+    check.__doc__ = (f"The p95 latency of GET {path} is within its budget, measured over at least "
+                     f"{MIN_LATENCY_SAMPLES} samples after a warm-up.")
+    return check
+
+
+for _name, (_path, _authenticated) in LATENCY_ENDPOINTS.items():
+    GATE_CHECKS.add(f"latency.{_name}", _latency_check(_name, _path, _authenticated))
+
+
+def validate_options(options: GateOptions) -> GateOptions:
+    """Refuse, before anything runs, input the gate cannot act on (exit 2)."""
+    workdir = (options.workdir or Path.cwd()).absolute()
+    if not workdir.is_dir():
+        raise UsageError(f"working folder {workdir} does not exist")
+    base_url = http.parse_base_url(options.base_url) if options.base_url is not None else None
+    if options.pytest_target is not None:
+        smoke.check_pytest_target(options.pytest_target, workdir)
+    for url in (options.database_url, options.postgres_url):
+        if url is not None:
+            parse_database_url(url)
+    if options.postgres_url is not None and parse_database_url(options.postgres_url).get_backend_name() != "postgresql":
+        raise UsageError(f"--postgres-url must be a postgresql:// URL, not {redact_url(options.postgres_url)}")
+    unknown = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
+    if unknown:
+        raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(LATENCY_ENDPOINTS)}")
+    if any(value <= 0 for value in options.budgets_ms.values()):
+        raise UsageError("latency budgets must be positive numbers of milliseconds")
+    return dataclasses.replace(options, base_url=base_url, workdir=workdir)
+
+
+def run_gate(options: GateOptions, settings: GateSettings,
+             on_result: Callable[[CheckResult], None] | None = None) -> GateReport:
+    """Run every gate check and write the JSON summary; never raises for a failing check
+    (the verdict says it), only ``UsageError`` for input it cannot act on."""
+    options = validate_options(options)
+    run_id = new_run_id()
+    started = dt.datetime.now(dt.UTC)
+    with contextlib.ExitStack() as stack:
+        ctx = GateContext(options, settings, run_id, stack)
+        results = GATE_CHECKS.run(ctx, on_result)
+    finished = dt.datetime.now(dt.UTC)
+    verdict = verdict_of(results, strict=options.strict)
+    summary_name = f"gate_summary_{run_id}.json"
+    document = {
+        "format": GATE_SUMMARY_FORMAT,
+        "version": GATE_SUMMARY_VERSION,
+        "run_id": run_id,
+        "started_at": utc_text(started),
+        "finished_at": utc_text(finished),
+        "duration_sec": round((finished - started).total_seconds(), 3),
+        "verdict": str(verdict),
+        "strict": options.strict,
+        "exit_code": exit_code_of(verdict),
+        "counts": status_counts(results),
+        "blocking_checks": [r.name for r in blocking_checks(results, strict=options.strict)],
+        "inputs": _inputs(ctx),
+        "code": {"aris3nb_version": __version__, "python": platform.python_version(),
+                 "migration_heads": _heads_or_none(options.script_location)},
+        "checks": [result.to_dict() for result in results],
+        "files": {"summary": summary_name, **ctx.files},
+    }
+    document = scrub(document, ctx.secrets)
+    try:
+        path = write_json_evidence(ctx.folder, summary_name, document)
+    except OSError as exc:
+        raise UsageError(f"cannot write the gate summary under {ctx.folder}: {exc.strerror or exc}; "
+                         "check OPS_ARTIFACTS_DIR") from exc
+    return GateReport(run_id, verdict, options.strict, results, document, path)
+
+
+def _heads_or_none(script_location: Path | None) -> list[str] | None:
+    try:
+        return migrations.heads(script_location)
+    except Exception:  # already reported by migrations.single_head
+        return None
+
+
+def _inputs(ctx: GateContext) -> dict[str, Any]:
+    options, settings = ctx.options, ctx.settings
+    return {
+        "pytest_target": options.pytest_target,
+        "base_url": redact_text(options.base_url) if options.base_url else None,
+        "live_target": ctx.live_description,
+        "database_url": redact_url(ctx.target_database_url) if ctx.target_database_url else None,
+        "postgres_url": redact_url(options.postgres_url) if options.postgres_url else None,
+        "workdir": str(ctx.workdir),
+        "budgets_ms": ctx.budgets,
+        "latency_samples": settings.latency_samples,
+        "latency_warmup": settings.latency_warmup,
+        "min_latency_samples": MIN_LATENCY_SAMPLES,
+        "latency_deadline_sec": settings.latency_deadline_sec,
+        "http_timeout_sec": settings.http_timeout_sec,
+        "smoke_timeout_sec": settings.smoke_timeout_sec,
+        "smoke_username": settings.smoke_username,
+    }

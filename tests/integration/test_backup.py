@@ -1,0 +1,475 @@
+"""Backups on real SQLite and PostgreSQL: create, validate, drill, restore — and every way a
+backup can be damaged or a drill can go wrong, each ending with a clear verdict."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from aris3nb import migrate
+from aris3nb.backup import postgres, sqlite
+from aris3nb.backup.create import create_backup, schema_tables_at
+from aris3nb.backup.digest import Deadline
+from aris3nb.backup.drill import restore_verify
+from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
+from aris3nb.backup.restore import restore_backup, rollback_log_path
+from aris3nb.config import Settings, load_settings
+from aris3nb.db import create_engine
+from aris3nb.errors import (
+    BackupError,
+    BackupExists,
+    DatabaseUnavailable,
+    DrillDisabled,
+    DrillFailed,
+    ManifestUnreadable,
+    UsageError,
+)
+from aris3nb.reference import models as m
+from aris3nb.reference.seed import seed_database
+
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True,
+                         exports_dir=tmp_path / "exports")
+
+
+@pytest.fixture
+def source(database_url: str, settings: Settings) -> str:
+    migrate.upgrade(database_url)
+    seed_database(database_url, scale=600, exports_dir=settings.resolved_exports_dir())
+    return database_url
+
+
+def backup(source: str, settings: Settings, name: str = "pre_deploy_20261128_0800") -> Path:
+    return create_backup(source, name, settings=settings, exports_dir=settings.resolved_exports_dir()).manifest_path
+
+
+def drill(manifest: Path, settings: Settings, source: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+    return restore_verify(manifest, settings=settings, server_url=source, **kwargs)
+
+
+def rewrite(manifest: Path, change: Any) -> None:
+    """Edit a manifest as an attacker would: change it, then recompute its own digest."""
+    document = json.loads(manifest.read_text())
+    change(document)
+    document["manifest_digest"] = manifest_digest(document)
+    manifest.write_text(json.dumps(document))
+
+
+def scratch_databases(admin: sa.Engine) -> list[str]:
+    with admin.connect() as conn:
+        return [r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'aris3nb_drill_%'"))]
+
+
+# --- the passing path -------------------------------------------------------------------
+
+
+def test_create_validate_drill(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    folder = manifest_path.parent
+    document = json.loads(manifest_path.read_text())
+    assert document["format_version"] == 1 and document["alembic_revision"] == migrate.head_revision()
+    assert document["manifest_digest"] == manifest_digest(document)
+    assert "password" not in manifest_path.read_text().lower()
+    tables = {t["name"]: t for t in document["tables"]}
+    assert set(tables) == schema_tables_at(migrate.head_revision())
+    assert tables["stock_items"]["rows"] == 600
+    assert {f["role"] for f in document["files"]} == {"database", "export"}
+    for path in folder.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp-")], "no temporary folder left"
+
+    validation = validate_backup(manifest_path, schema_tables_at)
+    assert validation.ok, validation.problems
+
+    report, report_path = drill(manifest_path, settings, source)
+    assert report.status == "PASS"
+    assert [c.status for c in report.checks] == ["PASS"] * 5
+    assert set(report.rto_sec) == {"validate", "restore", "verify", "upgrade", "total"}
+    assert report.rpo["backup_age_sec"] >= 0 and report.rpo["newest_business_timestamp"]
+    written = json.loads(report_path.read_text())
+    assert written["status"] == "PASS" and written["format_version"] == 1
+    assert stat.S_IMODE(report_path.stat().st_mode) == 0o600
+
+
+@pytest.mark.postgres
+def test_postgresql_drill_drops_its_scratch_database(postgres_url: str, settings: Settings, postgres_admin: sa.Engine) -> None:
+    migrate.upgrade(postgres_url)
+    seed_database(postgres_url, scale=100, exports_dir=settings.resolved_exports_dir())
+    before = scratch_databases(postgres_admin)
+    drill(backup(postgres_url, settings), settings, postgres_url)
+    assert scratch_databases(postgres_admin) == before
+
+
+def test_an_existing_name_is_refused_and_left_untouched(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    before = manifest_path.read_bytes()
+    with pytest.raises(BackupExists, match="already exists"):
+        backup(source, settings)
+    assert manifest_path.read_bytes() == before
+    assert validate_backup(manifest_path).ok
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", "/abs", ".hidden", "x" * 101, "pre\u2010deploy", "pré_deploy", "a b", "n\x00ul"])
+def test_unsafe_names_are_refused(sqlite_url: str, settings: Settings, name: str) -> None:
+    with pytest.raises(UsageError, match="not a plain slug"):
+        create_backup(sqlite_url, name, settings=settings)
+    assert not (settings.ops_artifacts_dir / "backups").exists() or not any((settings.ops_artifacts_dir / "backups").iterdir())
+
+
+def test_decimal_prices_survive_exactly(source: str, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    engine = create_engine(source)
+    with engine.begin() as conn:
+        conn.execute(sa.update(m.StockItem.__table__).where(m.StockItem.__table__.c.id == 1).values(sale_price=Decimal("9.99"), cost_price=Decimal("0.10")))
+    engine.dispose()
+    manifest_path = backup(source, settings)
+    target = source if "postgresql" in source else f"sqlite:///{tmp_path / 'target.db'}"
+    if target != source:
+        shutil.copyfile(source.removeprefix("sqlite:///"), tmp_path / "target.db")
+    engine = create_engine(target)
+    with engine.begin() as conn:
+        conn.execute(sa.update(m.StockItem.__table__).values(sale_price=Decimal("1.00")))
+    engine.dispose()  # a restore replaces the SQLite file: connections opened before it see the old one
+    restore_backup(manifest_path, target, settings=settings, confirmed=True)
+    engine = create_engine(target)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(m.StockItem.__table__.c.sale_price, m.StockItem.__table__.c.cost_price).where(m.StockItem.__table__.c.id == 1)).one()
+    engine.dispose()
+    assert row == (Decimal("9.99"), Decimal("0.10"))
+
+
+# --- damaged backups ----------------------------------------------------------------------
+
+
+def test_one_changed_byte_in_any_file_is_named(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    for entry in json.loads(manifest_path.read_text())["files"]:
+        path = manifest_path.parent / entry["path"]
+        original = path.read_bytes()
+        if not original:
+            continue
+        damaged = bytearray(original)
+        damaged[len(damaged) // 2] ^= 0x01
+        path.write_bytes(bytes(damaged))
+        problems = validate_backup(manifest_path).problems
+        assert problems == [f"file {entry['path']!r} has changed: its SHA-256 is {__import__('hashlib').sha256(damaged).hexdigest()}, the manifest says {entry['sha256']}"]
+        path.write_bytes(original)
+    assert validate_backup(manifest_path).ok
+
+
+def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    entry = max((f for f in json.loads(manifest_path.read_text())["files"] if f["role"] == "database"), key=lambda f: f["size"])
+    with (manifest_path.parent / entry["path"]).open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(DrillFailed, match="has changed") as failed:
+        drill(manifest_path, settings, source)
+    report = json.loads(Path(failed.value.report_path).read_text())
+    assert report["status"] == "FAIL" and report["checks"][0]["name"] == "manifest valid"
+    done = subprocess.run([ARIS3NB, "backup", "validate", str(manifest_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and entry["path"] in done.stdout and "Traceback" not in done.stderr
+
+
+def test_missing_extra_and_unlisted_files(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    folder = manifest_path.parent
+    export = next(f["path"] for f in json.loads(manifest_path.read_text())["files"] if f["role"] == "export")
+    (folder / export).unlink()
+    (folder / "database" / "extra.bin").write_bytes(b"x")
+    problems = validate_backup(manifest_path).problems
+    assert f"file {export!r} is missing" in problems
+    assert "unlisted file 'database/extra.bin' in the backup folder" in problems
+    # Deleting the file *and* its entry is a changed manifest.
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != export]
+    manifest_path.write_text(json.dumps(manifest))
+    assert "manifest digest does not match its content: the manifest was changed after it was written" in validate_backup(manifest_path).problems
+
+
+def test_a_hand_edited_row_count_is_caught_and_a_forged_one_fails_the_drill_with_a_diff(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    document = json.loads(manifest_path.read_text())
+    stock = next(t for t in document["tables"] if t["name"] == "stock_items")
+    stock["rows"] += 1
+    manifest_path.write_text(json.dumps(document))
+    assert any("manifest digest does not match" in p for p in validate_backup(manifest_path).problems)
+
+    # A forger who also recomputes the manifest digest gets past validation, not past the drill.
+    def forge(doc: dict[str, Any]) -> None:
+        table = next(t for t in doc["tables"] if t["name"] == "stock_items")
+        table["rows"] -= 1  # undo the first edit: the counts agree again
+        table["chunks"][0]["digest"] = "0" * 64
+        table["digest"] = "sha256:" + "1" * 64
+
+    rewrite(manifest_path, forge)
+    assert validate_backup(manifest_path).ok
+    with pytest.raises(DrillFailed, match="stock_items"):
+        drill(manifest_path, settings, source)
+    report = json.loads(sorted((settings.ops_artifacts_dir / "drills").rglob("drill_report_*.json"))[-1].read_text())
+    diff = report["diff"][0]
+    assert diff["table"] == "stock_items" and diff["ranges_differing"] == 1
+    first = diff["ranges"][0]
+    assert first["after_key"] is None and first["rows_found"] == first["rows_recorded"]
+    assert 0 < len(first["restored_sample"]) <= 5 and "sku" in first["restored_sample"][0]
+
+
+@pytest.mark.parametrize(("path", "reason"), [("../outside.csv", "contains '..'"), ("/etc/hostname", "absolute"),
+                                              ("exports/../../x", "contains '..'"), ("a\\b", "contains a backslash")])
+def test_unsafe_paths_in_a_manifest_are_refused(source: str, settings: Settings, path: str, reason: str) -> None:
+    manifest_path = backup(source, settings)
+    rewrite(manifest_path, lambda d: d["files"].append({"path": path, "size": 9, "sha256": "0" * 64, "role": "export"}))
+    problems = validate_backup(manifest_path).problems
+    assert f"file {path!r}: unsafe path ({reason})" in problems
+
+
+def test_symlinks_are_refused(source: str, settings: Settings, tmp_path: Path) -> None:
+    manifest_path = backup(source, settings)
+    folder = manifest_path.parent
+    export = next(f["path"] for f in json.loads(manifest_path.read_text())["files"] if f["role"] == "export")
+    outside = tmp_path / "outside.csv"
+    shutil.copyfile(folder / export, outside)
+    (folder / export).unlink()
+    (folder / export).symlink_to(outside)
+    assert f"file {export!r} is a symbolic link; backups hold regular files only" in validate_backup(manifest_path).problems
+    (folder / export).unlink()
+    tenant_dir = (folder / export).parent
+    shutil.move(str(tenant_dir), str(tmp_path / "moved"))
+    tenant_dir.symlink_to(tmp_path / "moved")
+    assert any("lies under a symbolic link" in p for p in validate_backup(manifest_path).problems)
+
+
+@pytest.mark.parametrize("content", [b"", b"   ", b'{"format": "aris3nb.backup.manifest", "files": [', b"[1, 2]", b"\xff\xfe"])
+def test_empty_truncated_or_not_json_manifests_are_usage_errors(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    with pytest.raises(ManifestUnreadable):
+        read_manifest(path)
+    done = subprocess.run([ARIS3NB, "backup", "validate", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("FAILED: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_format_version_is_refused(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    rewrite(manifest_path, lambda d: d.update(format_version=2))
+    assert validate_backup(manifest_path).problems == ["format_version 2 is not supported (this aris3nb reads [1])"]
+
+
+def test_a_manifest_missing_a_table_of_its_schema_is_invalid(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    rewrite(manifest_path, lambda d: d.update(tables=[t for t in d["tables"] if t["name"] != "payments"]))
+    problems = validate_backup(manifest_path, schema_tables_at).problems
+    assert problems == [f"table 'payments' of the schema at {migrate.head_revision()} is not in the backup"]
+
+
+def test_a_backup_of_an_older_revision_still_drills_and_upgrades(database_url: str, settings: Settings) -> None:
+    migrate.upgrade(database_url, "0004_exports_idempotency")
+    manifest_path = backup(database_url, settings)
+    assert json.loads(manifest_path.read_text())["alembic_revision"] == "0004_exports_idempotency"
+    report, _ = drill(manifest_path, settings, database_url)
+    upgrade = next(c for c in report.checks if c.name == "upgrades to head")
+    assert upgrade.status == "PASS" and upgrade.evidence["from"] == "0004_exports_idempotency"
+
+
+def test_an_orphaned_foreign_key_in_the_backup_fails_the_drill(source: str, settings: Settings) -> None:
+    engine = create_engine(source)
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.exec_driver_sql("UPDATE sale_lines SET stock_item_id = 999999 WHERE id = 1")
+        else:
+            conn.exec_driver_sql("ALTER TABLE sale_lines DISABLE TRIGGER ALL")
+            conn.exec_driver_sql("UPDATE sale_lines SET stock_item_id = 999999 WHERE id = 1")
+            conn.exec_driver_sql("ALTER TABLE sale_lines ENABLE TRIGGER ALL")
+    engine.dispose()
+    manifest_path = backup(source, settings)
+    with pytest.raises(DrillFailed) as failed:
+        drill(manifest_path, settings, source)
+    assert "sale_lines" in str(failed.value) or "foreign key" in str(failed.value)
+
+
+# --- drills that cannot or must not run -----------------------------------------------------
+
+
+def test_the_drill_refuses_unless_enabled(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    with pytest.raises(DrillDisabled, match="OPS_ENABLE_BACKUP_DRILL"):
+        restore_verify(manifest_path, settings=settings.model_copy(update={"ops_enable_backup_drill": False}))
+    done = subprocess.run([ARIS3NB, "backup", "restore-verify", str(manifest_path)], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "OPS_ENABLE_BACKUP_DRILL": "false"})
+    assert done.returncode == 2 and "OPS_ENABLE_BACKUP_DRILL" in done.stderr
+
+
+def test_a_drill_past_its_deadline_fails_with_timeout_and_cleans_up(source: str, settings: Settings, request: pytest.FixtureRequest) -> None:
+    manifest_path = backup(source, settings)
+    admin = request.getfixturevalue("postgres_admin") if "postgresql" in source else None
+    before = scratch_databases(admin) if admin else None
+    with pytest.raises(DrillFailed, match="timeout") as failed:
+        drill(manifest_path, settings, source, timeout_sec=0.001)
+    assert json.loads(Path(failed.value.report_path).read_text())["reason"].startswith("timeout")
+    if admin is not None:
+        assert scratch_databases(admin) == before
+
+
+def test_unreachable_postgresql_is_a_usage_error_without_the_password(settings: Settings) -> None:
+    url = "postgresql://postgres:Hunter2-Secret@127.0.0.1:1/aris3"
+    with pytest.raises(DatabaseUnavailable) as caught:
+        create_backup(url, "pg_unreachable", settings=settings)
+    assert "Hunter2-Secret" not in str(caught.value)
+    done = subprocess.run([ARIS3NB, "backup", "create", "--name", "x", "--database-url", url], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir)})
+    assert done.returncode == 2 and "Hunter2-Secret" not in done.stderr + done.stdout
+    assert not list((settings.ops_artifacts_dir / "backups").glob("*"))
+
+
+# --- writers and crashes ---------------------------------------------------------------------
+
+
+def test_a_concurrent_writer_cannot_make_the_backup_inconsistent(source: str, settings: Settings) -> None:
+    """Sales with their payments land while the backup runs: the backup holds each sale
+    with its payment or neither, and its counts and digests match its content."""
+    engine = create_engine(source)
+    with engine.connect() as conn:
+        tenant, store = conn.execute(sa.select(m.Store.__table__.c.tenant_id, m.Store.__table__.c.id).limit(1)).one()
+    stop = threading.Event()
+    written = 0
+
+    def writer() -> None:
+        nonlocal written
+        while not stop.is_set():
+            sale = uuid.uuid4()
+            now = m.utcnow()
+            with engine.begin() as conn:
+                conn.execute(m.Sale.__table__.insert(), {"id": sale, "tenant_id": tenant, "store_id": store, "status": "PAID",
+                                                         "subtotal": Decimal("5.00"), "discount_total": Decimal("0.00"),
+                                                         "total": Decimal("5.00"), "created_at": now, "updated_at": now, "paid_at": now})
+                conn.execute(m.Payment.__table__.insert(), {"sale_id": sale, "method": "CARD", "amount": Decimal("5.00"), "created_at": now})
+            written += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        manifest_path = backup(source, settings)
+    finally:
+        stop.set()
+        thread.join()
+    engine.dispose()
+    assert written > 0
+    report, _ = drill(manifest_path, settings, source)
+    assert report.status == "PASS"
+    with restored(manifest_path, source) as url:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            concurrent_sales = conn.execute(sa.text("SELECT count(*) FROM sales WHERE created_by IS NULL")).scalar_one()
+            their_payments = conn.execute(sa.text(
+                "SELECT count(*) FROM payments p JOIN sales s ON s.id = p.sale_id WHERE s.created_by IS NULL")).scalar_one()
+            orphans = conn.execute(sa.text(
+                "SELECT count(*) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.id = p.sale_id)")).scalar_one()
+        engine.dispose()
+    assert concurrent_sales == their_payments and orphans == 0
+
+
+@contextlib.contextmanager
+def restored(manifest_path: Path, server_url: str) -> Iterator[str]:
+    """The backup's database, restored where a test can read it."""
+    folder = manifest_path.parent
+    if "postgresql" in server_url:
+        with postgres.scratch_database(server_url, "test") as url:
+            postgres.restore(folder / postgres.DUMP_DIR, url, Deadline.after(120), clean=False)
+            yield url
+    else:
+        yield f"sqlite:///{folder / sqlite.DATABASE_FILE}"
+
+
+def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    migrate.upgrade(url)
+    seed_database(url, scale=150_000, exports_dir=tmp_path / "exports")
+    env = {**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "ARIS3_EXPORTS_DIR": str(tmp_path / "exports")}
+    process = subprocess.Popen([ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backups = tmp_path / "artifacts" / "backups"
+    deadline = __import__("time").monotonic() + 60
+    while not (backups.exists() and any(p.name.startswith(".tmp-killed-") for p in backups.iterdir())):
+        assert __import__("time").monotonic() < deadline and process.poll() is None, "backup never started"
+        __import__("time").sleep(0.01)
+    process.kill()
+    process.wait()
+    assert not (backups / "killed").exists()
+    done = subprocess.run([ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert validate_backup(backups / "killed").ok
+
+
+# --- the rollback restore -------------------------------------------------------------------
+
+
+def test_restore_needs_confirmation_and_keeps_a_safety_backup(source: str, settings: Settings) -> None:
+    manifest_path = backup(source, settings)
+    with pytest.raises(UsageError, match="--yes"):
+        restore_backup(manifest_path, source, settings=settings, confirmed=False)
+    engine = create_engine(source)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(m.AuditEvent.__table__))
+    engine.dispose()
+    result = restore_backup(manifest_path, source, settings=settings, confirmed=True)
+    assert validate_backup(result.safety_backup).ok
+    safety = {t["name"]: t["rows"] for t in read_manifest(result.safety_backup).document["tables"]}
+    assert safety["audit_events"] == 0, "the safety backup holds the target as it was"
+    report, _ = drill(manifest_path, settings, source)  # the target now equals the backup
+    assert report.status == "PASS"
+    log = [json.loads(line) for line in rollback_log_path(settings).read_text().splitlines()]
+    assert [e["status"] for e in log] == ["STARTED", "RESTORED"]
+    assert "password" not in rollback_log_path(settings).read_text()
+
+
+def test_a_failed_restore_says_how_to_use_the_safety_backup(source: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aris3nb.backup import restore as restore_module
+
+    manifest_path = backup(source, settings)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise BackupError("simulated failure half-way")
+
+    monkeypatch.setattr(restore_module.postgres, "restore", broken)
+    monkeypatch.setattr(restore_module.sqlite, "replace_database", broken)
+    with pytest.raises(BackupError, match="safety backup") as failed:
+        restore_backup(manifest_path, source, settings=settings, confirmed=True)
+    assert "aris3nb backup restore" in str(failed.value)
+    assert [json.loads(line)["status"] for line in rollback_log_path(settings).read_text().splitlines()] == ["STARTED", "FAILED"]
+
+
+def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> None:
+    env = {**os.environ, "DATABASE_URL": source, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir),
+           "ARIS3_EXPORTS_DIR": str(settings.resolved_exports_dir()), "OPS_ENABLE_BACKUP_DRILL": "true"}
+    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
+    created = run("scripts/ops/backup_create.py", "--name", "pre_deploy_20261128_0800")
+    assert created.returncode == 0, created.stderr
+    manifest = settings.ops_artifacts_dir / "backups" / "pre_deploy_20261128_0800" / "manifest.json"
+    assert run("scripts/ops/backup_manifest_validate.py", str(manifest)).returncode == 0
+    verified = run("scripts/ops/backup_restore_verify.py", str(manifest))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "drill PASS" in verified.stdout
