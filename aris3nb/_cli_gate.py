@@ -2,8 +2,111 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say
+from aris3nb.errors import GateFailed, IntegrityFailed
+from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+from aris3nb.gate.checks import CheckResult, Verdict
+from aris3nb.gate.report import STATUS_STYLES, results_table, verdict_text
+from aris3nb.gate.runner import parse_budgets
+from aris3nb.integrity import IntegrityOptions, run_integrity_check
+
+StrictOption = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
+
+
+def _progress(result: CheckResult) -> None:
+    """One line per finished check on an interactive terminal, while the rest still run."""
+    if err.is_terminal:
+        err.print(f"[{STATUS_STYLES[result.status]}]{result.status:<4}[/] {result.name} ({result.duration_sec:.2f} s)",
+                  highlight=False)
+
+
+def _blocking_message(what: str, verdict: Verdict, names: list[str]) -> str:
+    return f"{what}: {verdict} ({', '.join(names) or 'no check passed'})"
+
+
+def gate(
+    pytest_target: Annotated[str | None, typer.Option(
+        "--pytest-target", help="Smoke tests to run (PATH or PATH::NODE), e.g. tests/smoke/test_post_merge_readiness.py; "
+        "a path that does not exist is a usage error (exit 2). Not given: the smoke check is skipped.",
+        show_default=False)] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="The live service to probe, e.g. https://aris3.example.internal. Not given: the gate "
+        "starts the reference service over a fresh, seeded temporary SQLite database.", show_default=False)] = None,
+    target_database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="The target environment's database, which must be at the code's head revision and "
+        "equal to the models (read only). Default: DATABASE_URL; neither given: the check is skipped.",
+        show_default=False)] = None,
+    postgres_url: Annotated[str | None, typer.Option(
+        "--postgres-url", help="A PostgreSQL server (postgresql://USER@HOST/DB) on which to create, round-trip and drop "
+        "a scratch database aris3nb_gate_<hex>. Not given: the PostgreSQL round trip is skipped.",
+        show_default=False)] = None,
+    budget: Annotated[list[str] | None, typer.Option(
+        "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable. "
+        "Defaults: OPS_GATE_BUDGET_*_MS.", show_default=False)] = None,
+    strict: StrictOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Release readiness gate: git, migrations (single head, round trip, target at head),
+    per-area smoke, /health and /ready, p95 latency. Exit 0 on PASS or PASS_WITH_WARNINGS,
+    1 on FAIL (or on warnings with --strict), 2 on bad usage. The JSON summary is always
+    written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
+    """
+    options = GateOptions(pytest_target=pytest_target, base_url=base_url, database_url=target_database_url,
+                          postgres_url=postgres_url, strict=strict, budgets_ms=parse_budgets(budget))
+    report = run_gate(options, load_gate_settings(), on_result=_progress)
+    if json_output:
+        out.print_json(json.dumps(report.summary))
+    else:
+        out.print(results_table(report.results, title=f"release readiness gate {report.run_id}"))
+        out.print(verdict_text("verdict", report.verdict, strict=report.strict))
+        say(f"summary: {report.summary_path}")
+    if report.exit_code:
+        names = [result.name for result in report.blocking]
+        raise GateFailed(_blocking_message("release readiness gate", report.verdict, names), names)
+
+
+def integrity(
+    database_url_option: DatabaseUrlOption = None,
+    exports_dir: Annotated[Path | None, typer.Option(
+        "--exports-dir", help="Folder of the export files. Default: ARIS3_EXPORTS_DIR, else the embedded default's.",
+        show_default=False)] = None,
+    idempotency_max_age_sec: Annotated[float | None, typer.Option(
+        "--idempotency-max-age-sec", min=0.001, help="Idempotency records in progress longer than this WARN. "
+        "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).", show_default=False)] = None,
+    strict: StrictOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Post-go-live integrity check: ARIS3's invariants (revision, stock, transfers, POS, cash,
+    exports, idempotency, tenancy) on a read-only connection. Exit 0 on PASS or
+    PASS_WITH_WARNINGS, 1 on FAIL (or on warnings with --strict), 2 when the database cannot
+    be opened. The JSON report is written to OPS_ARTIFACTS_DIR/integrity/.
+    """
+    settings = load_gate_settings()
+    options = IntegrityOptions(
+        database_url=database_url(database_url_option),
+        exports_dir=exports_dir or settings.resolved_exports_dir(), strict=strict,
+        idempotency_max_age_sec=idempotency_max_age_sec or settings.integrity_idempotency_max_age_sec,
+        statement_timeout_sec=settings.integrity_statement_timeout_sec,
+    )
+    report = run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir, on_result=_progress)
+    if json_output:
+        out.print_json(json.dumps(report.report))
+    else:
+        out.print(results_table(report.results, title=f"post-go-live integrity check {report.run_id}"))
+        out.print(verdict_text("verdict", report.verdict, strict=report.strict))
+        say(f"report: {report.report_path}")
+    if report.exit_code:
+        names = [result.name for result in report.blocking]
+        raise IntegrityFailed(_blocking_message("integrity check", report.verdict, names), names)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``aris3nb`` application."""
+    app.command("gate")(gate)
+    app.command("integrity")(integrity)

@@ -76,6 +76,24 @@ class DrillReport:
         return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **document}
 
 
+def read_drill_report(path: Path) -> dict[str, Any]:
+    """A drill report's document; refuses what is not a version-1 report (exit 2)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ManifestUnreadable(f"no drill report at {path}") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ManifestUnreadable(f"{path} is not a readable JSON drill report") from exc
+    if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
+        raise ManifestUnreadable(f"{path} is not an aris3nb drill report")
+    if document.get("format_version") != REPORT_VERSION:
+        raise ManifestUnreadable(f"{path} has drill report format_version {document.get('format_version')!r}; "
+                                 f"this aris3nb reads {REPORT_VERSION}")
+    if document.get("status") not in ("PASS", "FAIL") or not isinstance(document.get("checks"), list):
+        raise ManifestUnreadable(f"{path} lacks a PASS/FAIL status or its checks")
+    return document
+
+
 def drills_dir(settings: Settings) -> Path:
     return settings.ops_artifacts_dir / "drills"
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import math
 import os
 import platform
 import tempfile
@@ -308,7 +309,7 @@ def validate_options(options: GateOptions) -> GateOptions:
     unknown = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
     if unknown:
         raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(LATENCY_ENDPOINTS)}")
-    if any(value <= 0 for value in options.budgets_ms.values()):
+    if any(not math.isfinite(value) or value <= 0 for value in options.budgets_ms.values()):
         raise UsageError("latency budgets must be positive numbers of milliseconds")
     return dataclasses.replace(options, base_url=base_url, workdir=workdir)
 
@@ -378,3 +379,17 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
         "smoke_timeout_sec": settings.smoke_timeout_sec,
         "smoke_username": settings.smoke_username,
     }
+
+
+def parse_budgets(items: list[str] | None) -> dict[str, float]:
+    """``["stock=250", "health=100"]`` → ``{"stock": 250.0, "health": 100.0}``; ``UsageError`` otherwise."""
+    budgets: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            budgets[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name.strip() not in LATENCY_ENDPOINTS:
+            raise UsageError(f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(LATENCY_ENDPOINTS)}")
+    return budgets
