@@ -2,8 +2,9 @@
 
 A table's rows are read in primary-key order and each row becomes one line of text in the
 engine's own canonical form (SQLite: ``quote()`` of every column; PostgreSQL: ``COPY`` text
-format). The table digest is the SHA-256 of all lines in key order; the same lines are also
-cut into chunks of ``CHUNK_ROWS`` rows, each with its own digest and the last key it holds.
+format). The lines are cut into chunks of ``CHUNK_ROWS`` rows in key order, each with the
+SHA-256 of its lines and the last key it holds; the table digest is the SHA-256 of the
+chunk digests in order (so chunks can be digested independently, in parallel).
 
 The chunks make a drill diff precise: a drill recomputes digests over the *manifest's* key
 ranges, so a changed, missing or extra row shows up as the one range it falls in. Ranges
@@ -22,7 +23,6 @@ from typing import Any
 from aris3nb.errors import DeadlineExceeded
 
 CHUNK_ROWS = 5_000
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class TableDigest:
     name: str
     key: list[str]
     rows: int = 0
-    digest: str = "sha256:" + EMPTY_SHA256
+    digest: str = ""
     chunks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_manifest_entry(self) -> dict[str, Any]:
@@ -66,10 +66,14 @@ class TableDigest:
 RangeReader = Callable[[Sequence[Any] | None, Sequence[Any] | None, int | None], Iterator[tuple[int, bytes, list[Any]]]]
 
 
+def table_digest_of(chunks: list[dict[str, Any]]) -> str:
+    """``sha256:`` of the chunks' digests (raw bytes, in key order)."""
+    return "sha256:" + hashlib.sha256(b"".join(bytes.fromhex(c["digest"]) for c in chunks)).hexdigest()
+
+
 def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadline,
                  chunk_rows: int = CHUNK_ROWS) -> TableDigest:
     """Digest a whole table, cutting it into chunks of ``chunk_rows`` rows (keyset paging)."""
-    table = hashlib.sha256()
     result = TableDigest(name=name, key=key)
     lower: list[Any] | None = None
     while True:
@@ -79,7 +83,6 @@ def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadlin
         # A table without a key is one chunk: there is nothing to page on.
         for rows, data, last in read(lower, None, chunk_rows if key else None):
             chunk.update(data)
-            table.update(data)
             count += rows
         final = not key or count < chunk_rows
         result.chunks.append({"last_key": None if final else last, "rows": count, "digest": chunk.hexdigest()})
@@ -87,14 +90,13 @@ def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadlin
         if final:
             break
         lower = last
-    result.digest = "sha256:" + table.hexdigest()
+    result.digest = table_digest_of(result.chunks)
     return result
 
 
 def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read: RangeReader,
                   deadline: Deadline) -> TableDigest:
     """Digest a table over the key ranges of recorded ``chunks`` (as a drill does)."""
-    table = hashlib.sha256()
     result = TableDigest(name=name, key=key)
     lower: list[Any] | None = None
     for recorded in chunks or [{"last_key": None}]:
@@ -104,12 +106,11 @@ def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read:
         count = 0
         for rows, data, _last in read(lower, upper, None):
             chunk.update(data)
-            table.update(data)
             count += rows
         result.chunks.append({"last_key": upper, "rows": count, "digest": chunk.hexdigest()})
         result.rows += count
         lower = upper
-    result.digest = "sha256:" + table.hexdigest()
+    result.digest = table_digest_of(result.chunks)
     return result
 
 

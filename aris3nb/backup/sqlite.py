@@ -6,7 +6,10 @@ rollback). The source is only ever opened read-only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import hashlib
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -15,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
+from aris3nb.backup.digest import CHUNK_ROWS, Deadline, RangeReader, TableDigest, table_digest_of
 from aris3nb.db import sqlite_path
 from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
 
@@ -86,20 +89,93 @@ def range_reader(conn: sqlite3.Connection, table: str, key: list[str]) -> RangeR
     return read
 
 
+#: Below this many rows in all, starting worker processes costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
+WORKERS = 2
+
+
+def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_rows: int = CHUNK_ROWS) -> list[list[Any] | None]:
+    """The last key of every chunk of ``chunk_rows`` rows, then None for the open last chunk.
+
+    Each bound is one index walk of ``chunk_rows`` entries inside SQLite, so the chunks can
+    then be read and digested independently, in parallel.
+    """
+    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
+    marks = ", ".join("?" for _ in key)
+    bounds: list[list[Any] | None] = []
+    lower: Sequence[Any] | None = None
+    while True:
+        where = f" WHERE ({keys}) > ({marks})" if lower is not None else ""
+        row = conn.execute(f"SELECT {keys} FROM {_ident(table)}{where} ORDER BY {keys} LIMIT 1 OFFSET {chunk_rows - 1}",
+                           list(lower or ())).fetchone()
+        if row is None:
+            bounds.append(None)
+            return bounds
+        bounds.append(list(row))
+        lower = row
+
+
+_worker_connections: dict[str, sqlite3.Connection] = {}
+
+
+def _digest_chunk(task: tuple[str, float | None, str, list[str], list[Any] | None, list[Any] | None]) -> tuple[int, str]:
+    """Rows and SHA-256 of one key range (runs in a worker process, or inline)."""
+    path, deadline_at, table, key, lower, upper = task
+    conn = _worker_connections.get(path)
+    if conn is None:
+        conn = _worker_connections[path] = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    deadline = Deadline(deadline_at)
+    conn.set_progress_handler((lambda: 1 if deadline.expired() else 0) if deadline_at is not None else None, 10_000)
+    digest, rows = hashlib.sha256(), 0
+    for count, data, _last in range_reader(conn, table, key)(lower, upper, None):
+        digest.update(data)
+        rows += count
+    return rows, digest.hexdigest()
+
+
 def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
-    """Digest every table; over the recorded chunks' key ranges when ``recorded`` is given."""
+    """Digest every table, over the recorded chunks' key ranges when ``recorded`` is given
+    (a drill), else over fresh chunks of ``CHUNK_ROWS`` rows. ``path`` must not change
+    meanwhile: it is a backup copy or a drill's scratch copy."""
+    plan: dict[str, tuple[list[str], list[list[Any] | None]]] = {}
+    total_rows = 0
     with connect(path, deadline) as conn:
-        conn.execute("BEGIN")  # one read transaction: one snapshot for every table
-        digests = {}
         for table in table_names(conn):
             key = table_key(conn, table)
-            read = range_reader(conn, table, key)
             if recorded is not None and table in recorded:
-                digests[table] = digest_ranges(table, key, recorded[table].get("chunks") or [], read, deadline)
+                uppers = [c.get("last_key") for c in recorded[table].get("chunks") or []] or [None]
             else:
-                digests[table] = digest_table(table, key, read, deadline)
-        conn.execute("COMMIT")
-        return digests
+                uppers = chunk_bounds(conn, table, key)
+            plan[table] = (key, uppers)
+            total_rows += len(uppers) * CHUNK_ROWS
+    tasks = [(str(path), deadline.at, table, key, lower, upper)
+             for table, (key, uppers) in plan.items()
+             for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
+    try:
+        if total_rows >= PARALLEL_MIN_ROWS:
+            context = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+                results = list(pool.map(_digest_chunk, tasks, chunksize=4))
+        else:
+            results = [_digest_chunk(task) for task in tasks]
+    except sqlite3.OperationalError as exc:
+        if deadline.expired():
+            raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline") from exc
+        raise
+    finally:
+        inline = _worker_connections.pop(str(path), None)
+        if inline is not None:
+            inline.close()
+    digests: dict[str, TableDigest] = {}
+    outcome = iter(results)
+    for table, (key, uppers) in plan.items():
+        chunks = []
+        for upper in uppers:
+            rows, digest = next(outcome)
+            chunks.append({"last_key": upper, "rows": rows, "digest": digest})
+        digests[table] = TableDigest(name=table, key=key, rows=sum(c["rows"] for c in chunks),
+                                     digest=table_digest_of(chunks), chunks=chunks)
+    return digests
 
 
 def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:

@@ -39,6 +39,8 @@ def parse_base_url(text: str) -> str:
         raise InvalidBaseUrl(f"malformed base URL {shown!r}: {exc}; {hint}") from exc
     if url.scheme not in ("http", "https") or not url.host:
         raise InvalidBaseUrl(f"malformed base URL {shown!r}: {hint}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise InvalidBaseUrl(f"malformed base URL {shown!r}: port {url.port} is out of range; {hint}")
     if url.query or url.fragment:
         raise InvalidBaseUrl(f"malformed base URL {shown!r}: no query or fragment allowed; {hint}")
     return str(url).rstrip("/")

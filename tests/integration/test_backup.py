@@ -157,6 +157,20 @@ def test_decimal_prices_survive_exactly(source: str, settings: Settings, tmp_pat
     assert row == (Decimal("9.99"), Decimal("0.10"))
 
 
+def test_parallel_and_inline_sqlite_digests_agree(sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    migrate.upgrade(sqlite_url)
+    seed_database(sqlite_url, scale=12_000, exports_dir=settings.resolved_exports_dir())
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    monkeypatch.setattr(sqlite, "PARALLEL_MIN_ROWS", 10**12)
+    inline = sqlite.table_digests(path, Deadline(None))
+    monkeypatch.setattr(sqlite, "PARALLEL_MIN_ROWS", 0)
+    parallel = sqlite.table_digests(path, Deadline(None))
+    assert inline == parallel
+    assert len(parallel["stock_items"].chunks) == 3 and parallel["stock_items"].rows == 12_000
+    recorded = {name: digest.as_manifest_entry() for name, digest in parallel.items()}
+    assert sqlite.table_digests(path, Deadline(None), recorded) == parallel
+
+
 # --- damaged backups ----------------------------------------------------------------------
 
 

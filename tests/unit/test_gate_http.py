@@ -1,0 +1,161 @@
+"""Latency judged honestly (type-7 percentiles, minimum samples, certain failures), base
+URLs, and HTTP errors translated at one boundary — without a network: httpx's
+MockTransport answers, and a fake clock advances by each request's simulated latency."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pytest
+
+from aris3nb.errors import InvalidBaseUrl, ProbeFailed
+from aris3nb.gate.checks import Status
+from aris3nb.gate.http import (
+    LatencyPlan,
+    certain_to_exceed,
+    describe_response,
+    log_in,
+    measure_latency,
+    parse_base_url,
+    percentiles,
+    probe_health,
+    probe_ready,
+    send,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def client_with(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
+    return httpx.Client(base_url="http://service.test", transport=httpx.MockTransport(handler), timeout=2)
+
+
+def timed_service(clock: FakeClock, latency_ms: Callable[[int], float], status: int = 200) -> httpx.Client:
+    counter = itertools.count(1)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        clock.now += latency_ms(next(counter)) / 1000
+        return httpx.Response(status, json={"status": "ok"})
+
+    return client_with(handler)
+
+
+def test_percentiles_are_type_7_linear_interpolation() -> None:
+    values = [float(v) for v in range(1, 11)]
+    assert percentiles(values) == {"p50_ms": 5.5, "p95_ms": 9.55, "p99_ms": 9.91}
+    rng = np.random.default_rng(7)
+    sample = list(rng.exponential(5, 1000))
+    expected = np.quantile(sample, 0.95)  # numpy's default method is type 7 too
+    assert percentiles(sample)["p95_ms"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_certain_to_exceed_is_exactly_the_point_where_no_completion_can_pass() -> None:
+    n, budget = 200, 100.0
+    assert certain_to_exceed(11, n) and not certain_to_exceed(10, n)
+    # 11 slow samples: even if every other sample is instant, the p95 is over budget;
+    # 10 slow samples: the other 190 can bring it under.
+    assert np.percentile([0.0] * (n - 11) + [500.0] * 11, 95) > budget
+    assert np.percentile([0.0] * (n - 10) + [500.0] * 10, 95) <= budget
+
+
+def test_fast_service_passes_with_every_sample_kept() -> None:
+    clock = FakeClock()
+    outcome = measure_latency(timed_service(clock, lambda i: 2.0 + (i % 3)), LatencyPlan("/x", budget_ms=120, warmup=5),
+                              clock=clock)
+    assert outcome.status is Status.PASS, outcome.detail
+    assert outcome.evidence["count"] == 200 and len(outcome.evidence["samples_ms"]) == 200
+    assert outcome.evidence["p95_ms"] <= 120 and outcome.detail.startswith("p95 ")
+
+
+def test_slow_tenth_fails_p95_while_median_is_fast() -> None:
+    clock = FakeClock()
+    outcome = measure_latency(timed_service(clock, lambda i: 200.0 if i % 10 == 0 else 2.0),
+                              LatencyPlan("/x", budget_ms=120, warmup=20), clock=clock)
+    assert outcome.status is Status.FAIL
+    assert outcome.evidence["p50_ms"] == pytest.approx(2.0)
+    assert outcome.evidence["p95_ms"] == pytest.approx(200.0)
+    assert "> budget 120 ms" in outcome.detail
+
+
+def test_fewer_samples_than_the_minimum_is_inconclusive_never_pass() -> None:
+    clock = FakeClock()
+    outcome = measure_latency(timed_service(clock, lambda i: 1.0), LatencyPlan("/x", budget_ms=120, samples=50, warmup=0),
+                              clock=clock)
+    assert outcome.status is Status.WARN
+    assert outcome.detail.startswith("inconclusive: 50 samples, fewer than 200")
+
+
+def test_deadline_stops_sampling_warns_or_fails_when_the_failure_is_certain() -> None:
+    clock = FakeClock()
+    # 100 ms each, 5 s deadline: 50 samples, none over a 120 ms budget -> inconclusive.
+    outcome = measure_latency(timed_service(clock, lambda i: 100.0),
+                              LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock)
+    assert outcome.status is Status.WARN and "deadline" in outcome.detail
+    clock = FakeClock()
+    # 300 ms each: 17 samples over budget before the deadline, the p95 can only be over.
+    outcome = measure_latency(timed_service(clock, lambda i: 300.0),
+                              LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock)
+    assert outcome.status is Status.FAIL and "for certain" in outcome.detail
+
+
+def test_an_error_answer_during_sampling_fails_at_once() -> None:
+    clock = FakeClock()
+    with pytest.raises(ProbeFailed, match="GET /x answered 500"):
+        measure_latency(timed_service(clock, lambda i: 1.0, status=500), LatencyPlan("/x", budget_ms=120), clock=clock)
+
+
+@pytest.mark.parametrize("text", ["http://127.0.0.1:8000", "https://aris3.example.internal/", "http://h/prefix/"])
+def test_good_base_urls(text: str) -> None:
+    assert parse_base_url(text) == text.rstrip("/")
+
+
+@pytest.mark.parametrize("text", ["not a url", "ftp://h", "http://", "127.0.0.1:8000", "http://h:99999",
+                                  "http://h/?q=1", "", "http://u:S3cret@/x"])
+def test_malformed_base_urls_are_usage_errors_without_the_password(text: str) -> None:
+    with pytest.raises(InvalidBaseUrl) as caught:
+        parse_base_url(text)
+    assert caught.value.exit_code == 2 and "S3cret" not in str(caught.value)
+
+
+def test_health_and_ready_both_ways() -> None:
+    ok = client_with(lambda r: httpx.Response(200, json={"status": "ok"} if r.url.path == "/health"
+                                              else {"status": "ready", "revision": "0005"}))
+    assert probe_health(ok).status is Status.PASS
+    assert probe_ready(ok).detail.startswith("200 ready at revision 0005")
+    envelope = {"code": "SCHEMA_NOT_AT_HEAD", "message": "schema at 0004, needs 0005", "details": None, "trace_id": "t"}
+    down = client_with(lambda r: httpx.Response(503, json=envelope))
+    outcome = probe_ready(down)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail == "GET /ready answered 503 SCHEMA_NOT_AT_HEAD: schema at 0004, needs 0005"
+    assert probe_health(client_with(lambda r: httpx.Response(200, json={"status": "degraded"}))).status is Status.FAIL
+    assert "500 Internal Server Error" in probe_health(client_with(lambda r: httpx.Response(500, text="oops"))).detail
+
+
+def test_transport_errors_become_probe_failures_naming_the_cause() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(ProbeFailed, match="cannot connect: .*Connection refused"):
+        send(client_with(refuse), "GET", "/health")
+    with pytest.raises(ProbeFailed, match=r"GET http://service.test/health timed out after 2 s"):
+        send(client_with(hang), "GET", "/health")
+
+
+def test_wrong_smoke_credentials_name_the_account_and_the_variables() -> None:
+    envelope = {"code": "INVALID_CREDENTIALS", "message": "wrong username or password", "details": None, "trace_id": "t"}
+    refused = client_with(lambda r: httpx.Response(401, json=envelope))
+    with pytest.raises(ProbeFailed, match="login as smoke.admin refused: 401 INVALID_CREDENTIALS.*ARIS3_SMOKE_PASSWORD"):
+        log_in(refused, "smoke.admin", "wrong")
+    assert describe_response(httpx.Response(404, text="")) == "404 Not Found"
