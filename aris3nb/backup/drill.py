@@ -35,6 +35,7 @@ from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name
+from aris3nb.gate.checks import CheckResult, Status
 from aris3nb.errors import Aris3nbError, DeadlineExceeded, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
 
@@ -48,17 +49,6 @@ BUSINESS_TIMESTAMPS = (("audit_events", "created_at"), ("sales", "updated_at"), 
 
 
 @dataclass
-class Check:
-    """One verified property: PASS, FAIL or SKIP, a one-line detail, and its evidence."""
-
-    name: str
-    status: str
-    detail: str
-    duration_sec: float = 0.0
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class DrillReport:
     backup: str
     manifest: str
@@ -66,7 +56,7 @@ class DrillReport:
     started_at: str
     status: str = "FAIL"
     reason: str | None = None
-    checks: list[Check] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     diff: list[dict[str, Any]] = field(default_factory=list)
     rto_sec: dict[str, float] = field(default_factory=dict)
     rpo: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +64,7 @@ class DrillReport:
 
     def as_document(self) -> dict[str, Any]:
         document = asdict(self)
+        document["checks"] = [check.to_dict() for check in self.checks]
         return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **document}
 
 
@@ -131,7 +122,8 @@ class _Stages:
     def check(self, name: str, run: Callable[[], tuple[bool, str, dict[str, Any]]]) -> bool:
         started = time.perf_counter()
         ok, detail, evidence = run()
-        self.report.checks.append(Check(name, "PASS" if ok else "FAIL", detail, round(time.perf_counter() - started, 3), evidence))
+        self.report.checks.append(CheckResult(name, Status.PASS if ok else Status.FAIL, detail,
+                                              round(time.perf_counter() - started, 3), evidence))
         return ok
 
 
