@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg import sql
 
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
@@ -34,7 +33,7 @@ from aris3nb.backup.create import schema_tables_at, utc_stamp
 from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
-from aris3nb.db import create_engine, engine_name
+from aris3nb.db import create_engine, engine_name, sqlite_path
 from aris3nb.gate.checks import CheckResult, Status
 from aris3nb.errors import Aris3nbError, DeadlineExceeded, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
@@ -266,40 +265,14 @@ def _table_diff(engine: str, url: str, table: str, recorded: dict[str, Any], fou
 
 def _sample(engine: str, url: str, table: str, key: list[str], lower: Any, upper: Any) -> list[dict[str, Any]]:
     """Up to SAMPLE_ROWS rows of the restored copy in a differing key range."""
-    db = create_engine(url, poolclass=sa.NullPool)
     try:
-        with db.connect() as conn:
-            if engine == "postgresql":
-                keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
-                where = []
-                if lower is not None:
-                    where.append(sql.SQL("({}) > ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in lower)))
-                if upper is not None:
-                    where.append(sql.SQL("({}) <= ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in upper)))
-                query = sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table))
-                if where:
-                    query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-                query += sql.SQL(" ORDER BY {} LIMIT {}").format(keys, sql.Literal(SAMPLE_ROWS))
-                with conn.connection.driver_connection.cursor() as cursor:
-                    cursor.execute(query)
-                    names = [d.name for d in cursor.description or []]
-                    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
-            keys_sql = ", ".join(f'"{k}"' if k != "rowid" else "rowid" for k in key)
-            marks = ", ".join("?" for _ in key)
-            clauses, params = [], []
-            if lower is not None:
-                clauses.append(f"({keys_sql}) > ({marks})")
-                params += list(lower)
-            if upper is not None:
-                clauses.append(f"({keys_sql}) <= ({marks})")
-                params += list(upper)
-            text = f'SELECT * FROM "{table}"' + (" WHERE " + " AND ".join(clauses) if clauses else "")
-            result = conn.exec_driver_sql(text + f" ORDER BY {keys_sql} LIMIT {SAMPLE_ROWS}", tuple(params))
-            return [{k: _plain(v) for k, v in row._mapping.items()} for row in result]
+        if engine == "postgresql":
+            rows = postgres.sample_rows(url, table, key, lower, upper, SAMPLE_ROWS)
+        else:
+            rows = sqlite.sample_rows(sqlite_path(url), table, key, lower, upper, SAMPLE_ROWS)
     except Exception as exc:  # a sample is evidence, not a verdict: say why it is missing
         return [{"sample_unavailable": redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}]
-    finally:
-        db.dispose()
+    return [{column: _plain(value) for column, value in row.items()} for row in rows]
 
 
 def _plain(value: Any) -> Any:

@@ -109,26 +109,30 @@ def _unescape_copy(field: bytes) -> Any:
     return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(m[1], m[1]), text)
 
 
+def _key_range(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> tuple[sql.Composable, sql.Composable]:
+    """The key columns, and the WHERE clause of ``lower < key <= upper`` (keys as literals:
+    COPY takes no parameters; their text form is cast by the comparison)."""
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+
+    def bound(op: str, values: Sequence[Any]) -> sql.Composable:
+        return sql.SQL("({}) {} ({})").format(keys, sql.SQL(op), sql.SQL(", ").join(sql.Literal(v) for v in values))
+
+    where = ([bound(">", lower)] if lower is not None else []) + ([bound("<=", upper)] if upper is not None else [])
+    return keys, (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
+
+
 def range_reader(conn: sa.Connection, table: str, key: list[str]) -> RangeReader:
     raw = conn.connection.driver_connection
     table_id = sql.Identifier("public", table)
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
     width = len(key)
 
-    def bound(op: str, values: Sequence[Any]) -> sql.Composable:
-        literals = sql.SQL(", ").join(sql.Literal(v) for v in values)
-        return sql.SQL("({}) {} ({})").format(keys, sql.SQL(op), literals)
-
     def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
-        where = [bound(">", lower)] if lower is not None else []
-        where += [bound("<=", upper)] if upper is not None else []
+        keys, where = _key_range(key, lower, upper)
         if key:
-            query = sql.SQL("SELECT {keys}, t.* FROM {table} AS t").format(keys=keys, table=table_id)
+            query = sql.SQL("SELECT {keys}, t.* FROM {table} AS t{where} ORDER BY {keys}").format(
+                keys=keys, table=table_id, where=where)
         else:  # no key to page on: all rows, in the order of their text form
-            query = sql.SQL("SELECT t.* FROM {table} AS t").format(table=table_id)
-        if where:
-            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        query += sql.SQL(" ORDER BY {}").format(keys) if key else sql.SQL(" ORDER BY t::text")
+            query = sql.SQL("SELECT t.* FROM {table} AS t ORDER BY t::text").format(table=table_id)
         if limit:
             query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
         with raw.cursor() as cursor, cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
@@ -142,6 +146,17 @@ def range_reader(conn: sa.Connection, table: str, key: list[str]) -> RangeReader
                 yield len(rows), b"".join(rows), _key_of(rows[-1], width)
 
     return read
+
+
+def sample_rows(url: str, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
+                limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
+    with _read_only_snapshot(url, Deadline(None), "sample rows") as conn, conn.connection.driver_connection.cursor() as cursor:
+        keys, where = _key_range(key, lower, upper)
+        cursor.execute(sql.SQL("SELECT * FROM {table}{where} ORDER BY {keys} LIMIT {limit}").format(
+            table=sql.Identifier("public", table), where=where, keys=keys, limit=sql.Literal(limit)))
+        names = [d.name for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _key_of(line: bytes, width: int) -> list[Any]:

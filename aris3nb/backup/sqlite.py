@@ -62,31 +62,45 @@ def table_key(conn: sqlite3.Connection, table: str) -> list[str]:
     return key or ["rowid"]
 
 
-def range_reader(conn: sqlite3.Connection, table: str, key: list[str]) -> RangeReader:
-    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_ident(table)})")]
+def _key_range(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> tuple[str, str, list[Any]]:
+    """The key columns, and the WHERE clause and parameters of ``lower < key <= upper``."""
     keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
     marks = ", ".join("?" for _ in key)
+    where, params = [], []
+    if lower is not None:
+        where.append(f"({keys}) > ({marks})")
+        params += list(lower)
+    if upper is not None:
+        where.append(f"({keys}) <= ({marks})")
+        params += list(upper)
+    return keys, (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def range_reader(conn: sqlite3.Connection, table: str, key: list[str]) -> RangeReader:
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_ident(table)})")]
     # quote() renders each value as an SQL literal: unambiguous, and done by SQLite in C.
     line = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
     width = len(key)
 
     def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
-        where, params = [], []
-        if lower is not None:
-            where.append(f"({keys}) > ({marks})")
-            params += list(lower)
-        if upper is not None:
-            where.append(f"({keys}) <= ({marks})")
-            params += list(upper)
-        sql = f"SELECT {keys}, {line} FROM {_ident(table)}"
-        sql += (" WHERE " + " AND ".join(where)) if where else ""
-        sql += f" ORDER BY {keys}" + (f" LIMIT {int(limit)}" if limit else "")
+        keys, where, params = _key_range(key, lower, upper)
+        sql = f"SELECT {keys}, {line} FROM {_ident(table)}{where} ORDER BY {keys}" + (f" LIMIT {int(limit)}" if limit else "")
         cursor = conn.execute(sql, params)
         while batch := cursor.fetchmany(_FETCH):
             data = ("\n".join([row[width] for row in batch]) + "\n").encode()
             yield len(batch), data, list(batch[-1][:width])
 
     return read
+
+
+def sample_rows(path: Path, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
+                limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
+    with connect(path, Deadline(None)) as conn:
+        keys, where, params = _key_range(key, lower, upper)
+        cursor = conn.execute(f"SELECT * FROM {_ident(table)}{where} ORDER BY {keys} LIMIT {int(limit)}", params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 #: Below this many rows in all, starting worker processes costs more than it saves.
@@ -100,14 +114,12 @@ def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_row
     Each bound is one index walk of ``chunk_rows`` entries inside SQLite, so the chunks can
     then be read and digested independently, in parallel.
     """
-    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
-    marks = ", ".join("?" for _ in key)
     bounds: list[list[Any] | None] = []
     lower: Sequence[Any] | None = None
     while True:
-        where = f" WHERE ({keys}) > ({marks})" if lower is not None else ""
+        keys, where, params = _key_range(key, lower, None)
         row = conn.execute(f"SELECT {keys} FROM {_ident(table)}{where} ORDER BY {keys} LIMIT 1 OFFSET {chunk_rows - 1}",
-                           list(lower or ())).fetchone()
+                           params).fetchone()
         if row is None:
             bounds.append(None)
             return bounds
