@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say
+from aris3nb._cli_common import (
+    DatabaseUrlOption,
+    JsonOption,
+    database_url,
+    err,
+    out,
+    say,
+)
 from aris3nb.errors import GateFailed, IntegrityFailed
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
 from aris3nb.gate.checks import CheckResult, Verdict

@@ -60,7 +60,13 @@ from aris3nb.gate.checks import (
     verdict_of,
     warned,
 )
-from aris3nb.gate.report import new_run_id, scrub, utc_text, write_json_evidence
+from aris3nb.gate.report import (
+    new_run_id,
+    read_json_evidence,
+    scrub,
+    utc_text,
+    write_json_evidence,
+)
 from aris3nb.redact import redact_text, redact_url, url_password
 from aris3nb.reference import models as m
 from aris3nb.schema import read_only_engine
@@ -564,6 +570,11 @@ def check_tenancy(ctx: IntegrityContext) -> Outcome:
 
 
 # --------------------------------------------------------------------------- run
+
+
+def read_integrity_report(path: Path) -> dict[str, Any]:
+    """An integrity report written by ``run_integrity_check``; unknown formats and versions are refused."""
+    return read_json_evidence(path, format_name=INTEGRITY_REPORT_FORMAT, versions=[INTEGRITY_REPORT_VERSION])
 
 
 @contextlib.contextmanager

@@ -145,6 +145,9 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
             report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
     except DeadlineExceeded as exc:
         report.status, report.reason = "FAIL", f"timeout: {exc}"
+    except UsageError as exc:  # the drill could not start as asked: exit 2, report kept
+        report.status, report.reason = "FAIL", str(exc)
+        raise
     except Aris3nbError as exc:
         report.status, report.reason = "FAIL", str(exc)
     finally:

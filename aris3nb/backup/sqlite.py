@@ -130,6 +130,14 @@ def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_row
 _worker_connections: dict[str, sqlite3.Connection] = {}
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a clean single-threaded server, never from this process: a fork
+    taken while another thread holds one of SQLite's mutexes would deadlock the child."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _digest_chunk(task: tuple[str, float | None, str, list[str], list[Any] | None, list[Any] | None]) -> tuple[int, str]:
     """Rows and SHA-256 of one key range (runs in a worker process, or inline)."""
     path, deadline_at, table, key, lower, upper = task
@@ -165,8 +173,7 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
              for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
     try:
         if total_rows >= PARALLEL_MIN_ROWS:
-            context = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+            with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=_worker_context()) as pool:
                 results = list(pool.map(_digest_chunk, tasks, chunksize=4))
         else:
             results = [_digest_chunk(task) for task in tasks]

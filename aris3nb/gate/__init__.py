@@ -5,7 +5,13 @@ together (``runner``). ``aris3nb gate`` and ``scripts/release_readiness_gate.py`
 """
 
 from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict
-from aris3nb.gate.runner import GATE_CHECKS, GATE_SUMMARY_VERSION, GateOptions, GateReport, run_gate
+from aris3nb.gate.runner import (
+    GATE_CHECKS,
+    GATE_SUMMARY_VERSION,
+    GateOptions,
+    GateReport,
+    run_gate,
+)
 from aris3nb.gate.settings import GateSettings, load_gate_settings
 
 __all__ = [
@@ -20,5 +26,6 @@ __all__ = [
     "Status",
     "Verdict",
     "load_gate_settings",
+    "read_gate_summary",
     "run_gate",
 ]

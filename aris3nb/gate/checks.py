@@ -136,7 +136,7 @@ def run_check(name: str, function: CheckFunction[ContextT], context: ContextT) -
         outcome = function(context)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"check {name!r} returned {type(outcome).__name__}, not an Outcome")
-    except Exception as exc:  # a crashing check is a failed check, whatever it raised
+    except Exception as exc:  # noqa: BLE001 -- a crashing check is a failed check, whatever it raised
         outcome = crashed(exc)
     return CheckResult(name, outcome.status, outcome.detail, time.perf_counter() - started, outcome.evidence)
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 
 from aris3nb import migrate
 from aris3nb.db import create_engine, database_errors, parse_database_url
@@ -171,7 +172,7 @@ def round_trip_on_postgres(server_url: str, *, script_location: Path | None = No
     with scratch_postgres_database(server_url) as url:
         try:
             outcome = round_trip(url, script_location=script_location, metadata=metadata)
-        except Exception as exc:  # reported as the check's failure, once the database is dropped
+        except Exception as exc:  # noqa: BLE001 -- the check's failure, reported once the database is dropped
             outcome = crashed(exc)
     outcome.evidence.update(scratch_database=parse_database_url(url).database, scratch_database_dropped=True)
     return outcome
@@ -216,6 +217,6 @@ def _revisions_between(current: str | None, head: str, script_location: Path | N
     script = ScriptDirectory.from_config(alembic_config(script_location=script_location))
     try:
         pending = list(script.iterate_revisions(head, current or "base"))
-    except Exception:  # current is not in this history at all
+    except RevisionError:  # current is not in this history at all
         return []
     return [rev.revision for rev in reversed(pending)]

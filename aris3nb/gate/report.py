@@ -16,6 +16,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from aris3nb.errors import UsageError
 from aris3nb.gate.checks import CheckResult, Status, Verdict
 from aris3nb.redact import redact_text
 
@@ -63,6 +64,24 @@ def scrub(value: Any, known_secrets: Iterable[str | None]) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v, found) for v in value]
     return value
+
+
+def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int]) -> dict[str, Any]:
+    """A JSON evidence file of ``format_name``; ``UsageError`` (exit 2) when it cannot be
+    read, is not that format, or has a version this code does not know (readers refuse)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != format_name:
+        raise UsageError(f"{path} is not a {format_name} document")
+    known = sorted(versions)
+    if document.get("version") not in known:
+        raise UsageError(f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
+                         f"version(s) {', '.join(map(str, known))}")
+    return document
 
 
 def write_json_evidence(folder: Path, filename: str, document: dict[str, Any]) -> Path:

@@ -49,7 +49,14 @@ from aris3nb.gate.checks import (
     status_counts,
     verdict_of,
 )
-from aris3nb.gate.report import new_run_id, scrub, utc_text, write_json_evidence, write_text_evidence
+from aris3nb.gate.report import (
+    new_run_id,
+    read_json_evidence,
+    scrub,
+    utc_text,
+    write_json_evidence,
+    write_text_evidence,
+)
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 from aris3nb.redact import redact_text, redact_url, url_password
 
@@ -123,7 +130,7 @@ class _Cached:
             self._done = True
             try:
                 self._value = self._compute()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- kept, and raised again to every caller
                 self._error = exc
         if self._error is not None:
             raise self._error
@@ -357,7 +364,7 @@ def run_gate(options: GateOptions, settings: GateSettings,
 def _heads_or_none(script_location: Path | None) -> list[str] | None:
     try:
         return migrations.heads(script_location)
-    except Exception:  # already reported by migrations.single_head
+    except Exception:  # noqa: BLE001 -- already reported as the migrations.single_head check
         return None
 
 
@@ -379,6 +386,11 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
         "smoke_timeout_sec": settings.smoke_timeout_sec,
         "smoke_username": settings.smoke_username,
     }
+
+
+def read_gate_summary(path: Path) -> dict[str, Any]:
+    """A gate summary written by ``run_gate``; unknown formats and versions are refused."""
+    return read_json_evidence(path, format_name=GATE_SUMMARY_FORMAT, versions=[GATE_SUMMARY_VERSION])
 
 
 def parse_budgets(items: list[str] | None) -> dict[str, float]:

@@ -10,8 +10,10 @@ from pydantic import Field, ValidationError
 
 from aris3nb.config import Settings
 from aris3nb.errors import InvalidSettings
-from aris3nb.reference.seed import SMOKE_USERNAME
 
+#: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
+#: Spelled out here because the playbook tooling does not import the reference service.
+DEFAULT_SMOKE_USERNAME = "smoke.admin"
 #: Below this many samples a percentile is not evidence: the latency check says "inconclusive".
 MIN_LATENCY_SAMPLES = 200
 
@@ -19,7 +21,7 @@ MIN_LATENCY_SAMPLES = 200
 class GateSettings(Settings):
     """``Settings`` plus what the gate and the integrity check read."""
 
-    smoke_username: str = Field(default=SMOKE_USERNAME, min_length=1, validation_alias="ARIS3_SMOKE_USERNAME")
+    smoke_username: str = Field(default=DEFAULT_SMOKE_USERNAME, min_length=1, validation_alias="ARIS3_SMOKE_USERNAME")
 
     budget_health_ms: float = Field(default=120.0, gt=0, validation_alias="OPS_GATE_BUDGET_HEALTH_MS")
     budget_stock_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_STOCK_MS")

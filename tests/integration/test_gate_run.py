@@ -15,7 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.gate import GATE_SUMMARY_VERSION, GateOptions, Status, load_gate_settings, run_gate
+from aris3nb.gate import (
+    GATE_SUMMARY_VERSION,
+    GateOptions,
+    Status,
+    load_gate_settings,
+    run_gate,
+)
 from aris3nb.gate.smoke import AREAS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +31,7 @@ SECRET = "Gate-Secret-4821"
 
 def gate_process(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "scripts/release_readiness_gate.py", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
+                          capture_output=True, text=True, check=False, timeout=timeout, env={**os.environ, **env})
 
 
 def assert_no_leak(text: str) -> None:
@@ -93,12 +99,9 @@ def test_a_failing_gate_exits_1_with_one_line_and_keeps_its_summary(tmp_path: Pa
 
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--pytest-target", "tests/smoke/no_such_test.py"], "pytest target 'tests/smoke/no_such_test.py' does not exist"),
-    (["--base-url", "localhost:8000"], "malformed base URL"),
     (["--base-url", f"http://ops:{SECRET}@"], "malformed base URL"),
-    (["--database-url", f"mysql://root:{SECRET}@h/x"], "unsupported database 'mysql'"),
-    (["--postgres-url", "sqlite:///x.db"], "--postgres-url must be a postgresql:// URL"),
     (["--budget", "checkout=100"], "--budget 'checkout=100'"),
-])
+])  # more bad input, refused by the same validation: tests/unit/test_gate_options.py
 def test_bad_usage_exits_2_before_anything_runs(tmp_path: Path, args: list[str], fragment: str) -> None:
     done = gate_process(*args, env={"OPS_ARTIFACTS_DIR": str(tmp_path)}, timeout=60)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -108,6 +111,7 @@ def test_bad_usage_exits_2_before_anything_runs(tmp_path: Path, args: list[str],
     assert not (tmp_path / "gate").exists(), "nothing judged, nothing written"
 
 
+@pytest.mark.slow
 def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
     """Outside a git checkout the git check warns, and one latency sample is inconclusive
     (WARN, never PASS): the embedded gate then passes with warnings, which --strict refuses."""
@@ -116,7 +120,7 @@ def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
     aris3nb = str(Path(sys.executable).with_name("aris3nb"))
     for strict, code, verdict in ((False, 0, "PASS_WITH_WARNINGS"), (True, 1, "FAIL")):
         done = subprocess.run([aris3nb, "gate", "--json", *(["--strict"] * strict)], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, env=env)
+                              capture_output=True, text=True, check=False, timeout=120, env=env)
         assert done.returncode == code, done.stderr
         summary = json.loads(done.stdout)
         assert (summary["verdict"], summary["strict"]) == (verdict, strict)

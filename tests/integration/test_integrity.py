@@ -23,7 +23,12 @@ from aris3nb.config import Settings
 from aris3nb.db import create_engine
 from aris3nb.errors import DatabaseUnavailable
 from aris3nb.gate.checks import Status, Verdict
-from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, IntegrityReport, run_integrity_check
+from aris3nb.integrity import (
+    INTEGRITY_CHECKS,
+    IntegrityOptions,
+    IntegrityReport,
+    run_integrity_check,
+)
 from aris3nb.reference import models as m
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
@@ -141,68 +146,68 @@ def test_seeded_data_passes_at_any_scale(database_url: str, tmp_path: Path, scal
 CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "revision behind": (["UPDATE alembic_version SET version_num = '0004_exports_idempotency'"], {"schema.revision"}),
     "stock in an unknown status": (
-        ["UPDATE stock_items SET status = 'LOST', sellable = false "
-         "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"],
+        [("UPDATE stock_items SET status = 'LOST', sellable = false "
+          "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
         {"stock.known_status"}),
     "in-transit item flagged sellable": (
-        ["UPDATE stock_items SET sellable = true "
-         "WHERE id = (SELECT id FROM stock_items WHERE status = 'IN_TRANSIT' ORDER BY id LIMIT 1)"],
+        [("UPDATE stock_items SET sellable = true "
+          "WHERE id = (SELECT id FROM stock_items WHERE status = 'IN_TRANSIT' ORDER BY id LIMIT 1)")],
         {"stock.not_sellable_in_transit", "stock.store_totals"}),
     "on-hand item not sellable": (
-        ["UPDATE stock_items SET sellable = false "
-         "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"],
+        [("UPDATE stock_items SET sellable = false "
+          "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
         {"stock.store_totals"}),
     "transfer in an unknown state": (
-        ["UPDATE transfers SET status = 'LOST' WHERE id = (SELECT id FROM transfers WHERE status = 'DRAFT' "
-         "ORDER BY id LIMIT 1)"],
+        [("UPDATE transfers SET status = 'LOST' WHERE id = (SELECT id FROM transfers WHERE status = 'DRAFT' "
+          "ORDER BY id LIMIT 1)")],
         {"transfers.known_states"}),
     "received more than dispatched": (
-        ["DELETE FROM transfer_movements WHERE id = (SELECT mv.id FROM transfer_movements mv "
-         "JOIN transfers t ON t.id = mv.transfer_id WHERE t.status = 'RECEIVED' AND mv.kind = 'DISPATCH' "
-         "ORDER BY mv.id LIMIT 1)"],
+        [("DELETE FROM transfer_movements WHERE id = (SELECT mv.id FROM transfer_movements mv "
+          "JOIN transfers t ON t.id = mv.transfer_id WHERE t.status = 'RECEIVED' AND mv.kind = 'DISPATCH' "
+          "ORDER BY mv.id LIMIT 1)")],
         {"transfers.received_within_dispatched"}),
     "draft transfer with a dispatch": (
-        ["UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-         "ORDER BY id LIMIT 1)"],
+        [("UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
+          "ORDER BY id LIMIT 1)")],
         {"transfers.draft_not_dispatched"}),
     "received transfer not fully received": (
-        ["UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-         "ORDER BY id LIMIT 1)"],
+        [("UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
+          "ORDER BY id LIMIT 1)")],
         {"transfers.received_complete"}),
     "paid sale with payments short of its total": (
-        ["UPDATE payments SET amount = amount - 1 WHERE id = (SELECT p.id FROM payments p "
-         "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND p.method = 'CARD' AND p.amount > 2 "
-         "ORDER BY p.id LIMIT 1)"],
+        [("UPDATE payments SET amount = amount - 1 WHERE id = (SELECT p.id FROM payments p "
+          "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND p.method = 'CARD' AND p.amount > 2 "
+          "ORDER BY p.id LIMIT 1)")],
         {"pos.payments_cover_total"}),
     "paid sale overpaid by card": (
-        ["UPDATE payments SET amount = amount + 5 WHERE id = (SELECT p.id FROM payments p "
-         "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND s.cash_session_id IS NULL "
-         "ORDER BY p.id LIMIT 1)"],
+        [("UPDATE payments SET amount = amount + 5 WHERE id = (SELECT p.id FROM payments p "
+          "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND s.cash_session_id IS NULL "
+          "ORDER BY p.id LIMIT 1)")],
         {"pos.payments_cover_total"}),
     "paid sale whose lines do not sum to its total": (
-        ["UPDATE sale_lines SET line_total = line_total + 1 WHERE id = (SELECT l.id FROM sale_lines l "
-         "JOIN sales s ON s.id = l.sale_id WHERE s.status = 'PAID' ORDER BY l.id LIMIT 1)"],
+        [("UPDATE sale_lines SET line_total = line_total + 1 WHERE id = (SELECT l.id FROM sale_lines l "
+          "JOIN sales s ON s.id = l.sale_id WHERE s.status = 'PAID' ORDER BY l.id LIMIT 1)")],
         {"pos.lines_sum_to_total"}),
     "paid sale without payments": (
-        ["DELETE FROM payments WHERE sale_id = (SELECT id FROM sales WHERE status = 'PAID' "
-         "AND cash_session_id IS NULL ORDER BY id LIMIT 1)"],
+        [("DELETE FROM payments WHERE sale_id = (SELECT id FROM sales WHERE status = 'PAID' "
+          "AND cash_session_id IS NULL ORDER BY id LIMIT 1)")],
         {"pos.paid_has_payments"}),
     "sold item on no paid sale": (
-        ["UPDATE stock_items SET status = 'SOLD', sellable = false WHERE id = (SELECT st.id FROM stock_items st "
-         "WHERE st.status = 'RFID' AND NOT EXISTS (SELECT 1 FROM sale_lines l WHERE l.stock_item_id = st.id) "
-         "ORDER BY st.id LIMIT 1)"],
+        [("UPDATE stock_items SET status = 'SOLD', sellable = false WHERE id = (SELECT st.id FROM stock_items st "
+          "WHERE st.status = 'RFID' AND NOT EXISTS (SELECT 1 FROM sale_lines l WHERE l.stock_item_id = st.id) "
+          "ORDER BY st.id LIMIT 1)")],
         {"pos.sold_stock_on_paid_sale"}),
     "closed session whose expected cash is off": (
-        ["UPDATE cash_sessions SET expected_amount = expected_amount + 1 WHERE id = (SELECT id FROM cash_sessions "
-         "WHERE status = 'CLOSED' ORDER BY id LIMIT 1)"],
+        [("UPDATE cash_sessions SET expected_amount = expected_amount + 1 WHERE id = (SELECT id FROM cash_sessions "
+          "WHERE status = 'CLOSED' ORDER BY id LIMIT 1)")],
         {"cash.closed_sessions_balance"}),
     "export record whose file changed": (
-        ["UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) WHERE id = (SELECT id FROM export_records "
-         "WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)"],
+        [("UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) WHERE id = (SELECT id FROM export_records "
+          "WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)")],
         {"exports.files_match"}),
     "stock in another tenant's store": (
-        ["UPDATE stock_items SET store_id = (SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id "
-         "ORDER BY s.id LIMIT 1) WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"],
+        [("UPDATE stock_items SET store_id = (SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id "
+          "ORDER BY s.id LIMIT 1) WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
         {"tenancy.store_tenant"}),
 }
 

@@ -9,7 +9,14 @@ import pytest
 
 from aris3nb.errors import UsageError
 from aris3nb.gate.checks import Status
-from aris3nb.gate.smoke import AREAS, SmokeRun, areas_from_junit, check_pytest_target, count_line, judge_smoke
+from aris3nb.gate.smoke import (
+    AREAS,
+    SmokeRun,
+    areas_from_junit,
+    check_pytest_target,
+    count_line,
+    judge_smoke,
+)
 
 
 def case(area: str | None, name: str, outcome: str = "passed") -> str:
@@ -20,8 +27,8 @@ def case(area: str | None, name: str, outcome: str = "passed") -> str:
 
 
 def junit(*cases: str) -> str:
-    return ('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="%d">%s</testsuite>'
-            "</testsuites>" % (len(cases), "".join(cases)))
+    return (f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="{len(cases)}">'
+            f'{"".join(cases)}</testsuite></testsuites>')
 
 
 def all_green() -> str:
