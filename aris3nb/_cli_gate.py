@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from aris3nb._cli_common import (
     DatabaseUrlOption,
@@ -23,7 +24,15 @@ from aris3nb.gate.report import STATUS_STYLES, results_table, verdict_text
 from aris3nb.gate.runner import parse_budgets
 from aris3nb.integrity import IntegrityOptions, run_integrity_check
 
+#: Width of the table when the output is not a terminal (CI logs): wide enough for one line per check.
+LOG_WIDTH = 160
+
 StrictOption = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
+
+
+def _table_console() -> Console:
+    """Standard output; in a log (not a terminal) wider than the usual 80 columns."""
+    return out if out.is_terminal else Console(width=LOG_WIDTH)
 
 
 def _progress(result: CheckResult) -> None:
@@ -70,7 +79,7 @@ def gate(
     if json_output:
         out.print_json(json.dumps(report.summary))
     else:
-        out.print(results_table(report.results, title=f"release readiness gate {report.run_id}"))
+        _table_console().print(results_table(report.results, title=f"release readiness gate {report.run_id}"))
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
         say(f"summary: {report.summary_path}")
     if report.exit_code:
@@ -105,7 +114,7 @@ def integrity(
     if json_output:
         out.print_json(json.dumps(report.report))
     else:
-        out.print(results_table(report.results, title=f"post-go-live integrity check {report.run_id}"))
+        _table_console().print(results_table(report.results, title=f"post-go-live integrity check {report.run_id}"))
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
         say(f"report: {report.report_path}")
     if report.exit_code:

@@ -174,10 +174,10 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
     try:
         if total_rows >= PARALLEL_MIN_ROWS:
             with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=_worker_context()) as pool:
-                results = list(pool.map(_digest_chunk, tasks, chunksize=4))
+                results = list(pool.map(_digest_chunk, tasks, chunksize=4, timeout=deadline.remaining()))
         else:
             results = [_digest_chunk(task) for task in tasks]
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, concurrent.futures.TimeoutError) as exc:
         if deadline.expired():
             raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline") from exc
         raise

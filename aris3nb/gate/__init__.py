@@ -10,6 +10,7 @@ from aris3nb.gate.runner import (
     GATE_SUMMARY_VERSION,
     GateOptions,
     GateReport,
+    read_gate_summary,
     run_gate,
 )
 from aris3nb.gate.settings import GateSettings, load_gate_settings

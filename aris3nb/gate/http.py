@@ -187,11 +187,11 @@ def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, 
     }
     if not samples:
         return warned(f"inconclusive: no sample taken within {plan.deadline_sec:g} s", samples_ms=[], **evidence)
+    samples = [round(s, 3) for s in samples]  # kept as recorded, so the percentiles can be recomputed exactly
     stats = percentiles(samples)
     over = sum(1 for s in samples if s > plan.budget_ms)
     evidence.update(stats, count=len(samples), over_budget=over, mean_ms=round(float(np.mean(samples)), 3),
-                    min_ms=round(min(samples), 3), max_ms=round(max(samples), 3),
-                    samples_ms=[round(s, 3) for s in samples])
+                    min_ms=min(samples), max_ms=max(samples), samples_ms=samples)
     summary = (f"p95 {stats['p95_ms']:.1f} ms {{}} budget {plan.budget_ms:g} ms "
                f"(p50 {stats['p50_ms']:.1f}, p99 {stats['p99_ms']:.1f}; {len(samples)} samples)")
     if len(samples) < plan.min_samples:

@@ -153,7 +153,7 @@ class GateContext:
         self.secrets: list[str | None] = [
             settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
             settings.secret_key.get_secret_value() if settings.secret_key else None,
-            *(url_password(u) for u in (options.database_url, options.postgres_url) if u),
+            *(url_password(u) for u in (options.database_url, settings.database_url, options.postgres_url) if u),
             httpx.URL(options.base_url).password if options.base_url else None,
         ]
         self._target = _Cached(self._resolve_target)
@@ -326,6 +326,8 @@ def run_gate(options: GateOptions, settings: GateSettings,
     """Run every gate check and write the JSON summary; never raises for a failing check
     (the verdict says it), only ``UsageError`` for input it cannot act on."""
     options = validate_options(options)
+    if options.database_url is None and settings.database_url:
+        parse_database_url(settings.database_url)  # DATABASE_URL names the target: refuse it unparseable too
     run_id = new_run_id()
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:

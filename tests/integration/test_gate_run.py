@@ -128,3 +128,13 @@ def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
         assert summary["checks"][0]["detail"] == f"not a git checkout: {tmp_path} is not a git checkout"
         if strict:
             assert done.stderr.startswith("FAILED: release readiness gate: FAIL (git, latency.health")
+
+
+def test_help_lists_and_explains_the_commands() -> None:
+    aris3nb = str(Path(sys.executable).with_name("aris3nb"))
+    top = subprocess.run([aris3nb, "--help"], capture_output=True, text=True, check=False, timeout=60)
+    assert "gate" in top.stdout and "integrity" in top.stdout
+    for command in ("gate", "integrity"):
+        done = subprocess.run([aris3nb, command, "--help"], capture_output=True, text=True, check=False, timeout=60,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0 and "--database-url" in done.stdout and "--strict" in done.stdout
