@@ -8,17 +8,21 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
     Aris3nbError                      base; exit code 1 unless a subclass says otherwise
     ├── UsageError                    exit 2: the command could not act on its input
     │   ├── InvalidDatabaseUrl        a --database-url / DATABASE_URL that cannot be parsed
-    │   └── InvalidSettings           an environment setting that does not validate
+    │   ├── InvalidSettings           an environment setting that does not validate
+    │   ├── InvalidBaseUrl            a --base-url that is not http(s)://HOST[:PORT][/PREFIX]
+    │   ├── ManifestUnreadable        a manifest that is missing, empty or not JSON
+    │   └── DrillDisabled             OPS_ENABLE_BACKUP_DRILL is not true
     ├── DatabaseUnavailable           exit 2: the database cannot be reached or refused us
     ├── MigrationError                exit 1: an Alembic operation failed
     ├── SeedError                     exit 1: seeding could not complete
-    ├── ManifestUnreadable            exit 2: a manifest that is missing, empty or not JSON
     ├── ManifestInvalid               exit 1: a backup that does not match its manifest
     ├── BackupError                   exit 1: a backup could not be made or restored
     │   └── BackupExists              exit 1: the backup name is taken (the old one is untouched)
     ├── DeadlineExceeded              exit 1: a long operation ran past its deadline
-    ├── DrillDisabled                 exit 2: OPS_ENABLE_BACKUP_DRILL is not true
-    └── DrillFailed                   exit 1: the restore drill ran and failed (report written)
+    ├── DrillFailed                   exit 1: the restore drill ran and failed (report written)
+    ├── ProbeFailed                   exit 1: an HTTP probe got no usable answer
+    ├── GateFailed                    exit 1: the gate's verdict is FAIL (``checks`` names why)
+    └── IntegrityFailed               exit 1: an integrity invariant does not hold (``checks``)
 """
 
 from __future__ import annotations
@@ -101,14 +105,6 @@ class DrillFailed(Aris3nbError):
 
 class DeadlineExceeded(Aris3nbError):
     """Raised when a long operation runs past its deadline (a drill's ``timeout`` reason)."""
-
-
-# The gate and the integrity check (issue 4). Their place in the tree above:
-#     ├── UsageError
-#     │   └── InvalidBaseUrl            a --base-url that is not http(s)://HOST[:PORT][/PREFIX]
-#     ├── ProbeFailed                   exit 1: an HTTP probe got no usable answer
-#     ├── GateFailed                    exit 1: the gate's verdict is NO-GO (``checks`` names why)
-#     └── IntegrityFailed               exit 1: an integrity invariant does not hold (``checks``)
 
 
 class InvalidBaseUrl(UsageError):

@@ -21,10 +21,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
-def alembic_config(url: str | URL | None = None) -> Config:
-    """An Alembic config for the ARIS3 migrations, independent of the working directory."""
+def alembic_config(url: str | URL | None = None, script_location: Path | None = None) -> Config:
+    """An Alembic config for the ARIS3 migrations (or another script directory, as the
+    gate's tests use), independent of the working directory."""
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
     cfg.attributes["aris3nb_library_call"] = True
     if url is not None:
         rendered = parse_database_url(url).render_as_string(hide_password=False)
@@ -50,8 +51,8 @@ def current_revision(url: str | URL) -> str | None:
         engine.dispose()
 
 
-def _run(action: str, url: str | URL, revision: str) -> None:
-    cfg = alembic_config(url)
+def _run(action: str, url: str | URL, revision: str, script_location: Path | None = None) -> None:
+    cfg = alembic_config(url, script_location)
     engine = create_engine(url, create_sqlite_parent=True)
     try:
         with database_errors(url, action), engine.connect() as conn:
@@ -64,11 +65,11 @@ def _run(action: str, url: str | URL, revision: str) -> None:
         engine.dispose()
 
 
-def upgrade(url: str | URL, revision: str = "head") -> None:
+def upgrade(url: str | URL, revision: str = "head", script_location: Path | None = None) -> None:
     """Bring the database up to ``revision`` (default: the code's head)."""
-    _run("upgrade", url, revision)
+    _run("upgrade", url, revision, script_location)
 
 
-def downgrade(url: str | URL, revision: str = "base") -> None:
+def downgrade(url: str | URL, revision: str = "base", script_location: Path | None = None) -> None:
     """Take the database down to ``revision`` (default: nothing of the schema left)."""
-    _run("downgrade", url, revision)
+    _run("downgrade", url, revision, script_location)

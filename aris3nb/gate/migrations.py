@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 
@@ -43,34 +41,13 @@ SCRATCH_PREFIX = "aris3nb_gate_"
 TARGET_STATEMENT_TIMEOUT_SEC = 30.0
 
 
-def alembic_config(url: str | None = None, script_location: Path | None = None) -> Config:
-    """The ARIS3 migrations' config, or one for another script directory (tests use one)."""
-    cfg = migrate.alembic_config(url)
-    if script_location is not None:
-        cfg.set_main_option("script_location", str(script_location))
-    return cfg
-
-
 def heads(script_location: Path | None = None) -> list[str]:
-    return sorted(ScriptDirectory.from_config(alembic_config(script_location=script_location)).get_heads())
+    return sorted(ScriptDirectory.from_config(migrate.alembic_config(script_location=script_location)).get_heads())
 
 
 def run_alembic(action: str, url: str, revision: str, script_location: Path | None = None) -> None:
-    """``alembic upgrade|downgrade REVISION`` on ``url`` through the library, like ``migrate``."""
-    if script_location is None:
-        getattr(migrate, action)(url, revision)
-        return
-    cfg = alembic_config(url, script_location)
-    engine = create_engine(url, create_sqlite_parent=True)
-    try:
-        with database_errors(url, action), engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            getattr(command, action)(cfg, revision)
-            conn.commit()
-    except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
-        raise MigrationError(f"{action} to {revision} failed on {redact_url(url)}: {exc}") from exc
-    finally:
-        engine.dispose()
+    """``alembic upgrade|downgrade REVISION`` on ``url`` through the library."""
+    getattr(migrate, action)(url, revision, script_location)
 
 
 def judge_single_head(script_location: Path | None = None) -> Outcome:
@@ -214,7 +191,7 @@ def judge_target_schema(url: str, *, script_location: Path | None = None, metada
 
 def _revisions_between(current: str | None, head: str, script_location: Path | None) -> list[str]:
     """The revisions an ``upgrade head`` would apply to a database at ``current``."""
-    script = ScriptDirectory.from_config(alembic_config(script_location=script_location))
+    script = ScriptDirectory.from_config(migrate.alembic_config(script_location=script_location))
     try:
         pending = list(script.iterate_revisions(head, current or "base"))
     except RevisionError:  # current is not in this history at all

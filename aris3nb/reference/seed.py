@@ -240,7 +240,7 @@ def _seed(database_url: str, scale: int, seed: int, exports_dir: Path, seed_pass
                     done += chunk_rows
                     if progress is not None:
                         progress(done, scale)
-            _close_cash_sessions(gen, writer, sessions)
+            _close_cash_sessions(gen, writer, write, sessions)
             conn.commit()
             summary.export_files = _write_exports(gen, write, conn, tenants, exports_dir)
             writer.reset_sequences(t for t in m.Base.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, sa.Integer))
@@ -344,17 +344,22 @@ def _write_cash_sessions(gen: _Generator, write: Callable[..., None], tenants: l
     return sessions
 
 
-def _close_cash_sessions(gen: _Generator, writer: BulkWriter, sessions: dict[tuple[uuid.UUID, int], _Session]) -> None:
-    rows = []
+def _close_cash_sessions(gen: _Generator, writer: BulkWriter, write: Callable[..., None],
+                         sessions: dict[tuple[uuid.UUID, int], _Session]) -> None:
+    rows, adjustments = [], []
     for session in sessions.values():
         if session.day == WINDOW_DAYS - 1:
             continue
         expected = OPENING_FLOAT + session.cash_in
-        # Most tills balance; a few are a little over or short, as real ones are.
+        # Most tills balance; a few are a little over or short, as real ones are, and the
+        # difference is booked as the service books it: a closing adjustment.
         counted = expected + (gen.money(-5, 5) if gen.rng.random() < 0.08 else Decimal("0.00"))
         closed = EPOCH + dt.timedelta(days=session.day, hours=21, minutes=gen.rng.randrange(45))
         rows.append((session.id, "CLOSED", expected, counted, closed))
+        if counted != expected:
+            adjustments.append((gen.int_id("cash_movements"), session.id, None, "CLOSING_ADJUSTMENT", counted - expected, closed))
     writer.update(m.CashSession.__table__, "id", ("status", "expected_amount", "counted_amount", "closed_at"), rows)
+    write(m.CashMovement, ("id", "cash_session_id", "sale_id", "kind", "amount", "created_at"), adjustments)
 
 
 class _Chunk:

@@ -33,8 +33,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def example(format_name: str) -> dict:
-    """The JSON example of ``format_name`` in docs/FORMAT.md (or, until merged, docs/_format_gate.md)."""
-    text = "".join(p.read_text() for p in (DOCS / "FORMAT.md", DOCS / "_format_gate.md") if p.is_file())
+    """The JSON example of ``format_name`` in docs/FORMAT.md."""
+    text = (DOCS / "FORMAT.md").read_text()
     blocks = [b for b in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL) if f'"format": "{format_name}"' in b]
     assert len(blocks) == 1, f"one example of {format_name} expected, found {len(blocks)}"
     return json.loads(blocks[0])

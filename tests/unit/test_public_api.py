@@ -1,8 +1,28 @@
+import subprocess
+import sys
+
 import aris3nb
 
 
-def test_all_is_sorted_and_lists_exactly_the_public_names() -> None:
-    public = {name for name in vars(aris3nb) if not name.startswith("_") and name not in ("annotations",)}
-    modules = {name for name in public if type(getattr(aris3nb, name)).__name__ == "module"}
+def test_all_is_sorted_and_every_name_resolves() -> None:
     assert sorted(aris3nb.__all__) == aris3nb.__all__
+    for name in aris3nb.__all__:
+        assert getattr(aris3nb, name) is not None
+    public = {n for n in dir(aris3nb) if not n.startswith("_")} - {"annotations", "importlib", "Any"}
+    modules = {n for n in public if type(getattr(aris3nb, n)).__name__ == "module"}
     assert set(aris3nb.__all__) == (public - modules) | {"__version__"}
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    try:
+        aris3nb.no_such_thing  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_thing" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_importing_the_package_stays_light() -> None:
+    code = "import sys, aris3nb; print(sorted(m for m in ('httpx', 'numpy', 'pandas', 'psycopg') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
