@@ -37,6 +37,7 @@ from aris3nb.backup.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, canon
 from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
 from aris3nb.errors import BackupExists, UsageError
+from aris3nb.gate.report import utc_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 BACKUPS_DIRNAME = "backups"
@@ -63,10 +64,6 @@ def check_name(name: str) -> None:
             f"backup name {name!r} is not a plain slug: use 1-100 ASCII letters, digits, '_' or '-', "
             "starting with a letter or digit (e.g. pre_deploy_20261128_0800)"
         )
-
-
-def utc_stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def schema_fingerprint(conn: sa.Connection) -> str:
@@ -201,7 +198,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "name": name,
-            "created_at": utc_stamp(created_at),
+            "created_at": utc_text(created_at),
             "source": {"engine": engine, "server_version": meta["server_version"], "database": meta["database"]},
             "alembic_revision": meta["revision"],
             "schema_digest": meta["schema_digest"],

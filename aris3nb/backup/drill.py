@@ -17,9 +17,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,12 +27,13 @@ import sqlalchemy as sa
 
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
-from aris3nb.backup.create import schema_tables_at, utc_stamp
+from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
 from aris3nb.gate.checks import CheckResult, Status
+from aris3nb.gate.report import utc_text, write_json_evidence
 from aris3nb.errors import Aris3nbError, DeadlineExceeded, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
 
@@ -90,18 +89,8 @@ def drills_dir(settings: Settings) -> Path:
 
 
 def _write_report(report: DrillReport, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = folder / f"drill_report_{stamp}.json"
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex[:6]}.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(report.as_document(), handle, indent=2, ensure_ascii=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path
+    return write_json_evidence(folder, f"drill_report_{stamp}.json", report.as_document())
 
 
 class _Stages:
@@ -135,7 +124,7 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
     report = DrillReport(backup=Path(manifest_path).parent.name if Path(manifest_path).name.endswith(".json")
                          else Path(manifest_path).name, manifest=str(manifest_path), engine=None,
-                         started_at=utc_stamp(dt.datetime.now(dt.UTC)))
+                         started_at=utc_text(dt.datetime.now(dt.UTC)))
     folder = report_dir or drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
@@ -152,7 +141,7 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
         report.status, report.reason = "FAIL", str(exc)
     finally:
         report.rto_sec["total"] = round(time.perf_counter() - started, 3)
-        report.finished_at = utc_stamp(dt.datetime.now(dt.UTC))
+        report.finished_at = utc_text(dt.datetime.now(dt.UTC))
         path = _write_report(report, folder)
     if report.status != "PASS":
         raise DrillFailed(f"drill of {report.backup} FAILED: {report.reason} (report: {path})", path)

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.backup import postgres, sqlite
-from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at, utc_stamp
+from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
 from aris3nb.db import engine_name, sqlite_path
 from aris3nb.errors import Aris3nbError, BackupError, UsageError
+from aris3nb.gate.report import utc_text
 from aris3nb.redact import redact_url
 
 ROLLBACK_LOG = "rollback_log.jsonl"
@@ -48,7 +49,7 @@ def append_rollback_log(settings: Settings, entry: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"at": utc_stamp(dt.datetime.now(dt.UTC)), **entry}, sort_keys=True) + "\n")
+        handle.write(json.dumps({"at": utc_text(dt.datetime.now(dt.UTC)), **entry}, sort_keys=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
