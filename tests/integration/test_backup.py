@@ -115,9 +115,9 @@ def test_create_validate_drill(source: str, settings: Settings) -> None:
 def test_postgresql_drill_drops_its_scratch_database(postgres_url: str, settings: Settings, postgres_admin: sa.Engine) -> None:
     migrate.upgrade(postgres_url)
     seed_database(postgres_url, scale=100, exports_dir=settings.resolved_exports_dir())
-    before = scratch_databases(postgres_admin)
-    drill(backup(postgres_url, settings), settings, postgres_url)
-    assert scratch_databases(postgres_admin) == before
+    name = f"drill_{uuid.uuid4().hex[:10]}"  # other suites may drill on this server at the same time
+    drill(backup(postgres_url, settings, name), settings, postgres_url)
+    assert not [d for d in scratch_databases(postgres_admin) if name in d]
 
 
 def test_an_existing_name_is_refused_and_left_untouched(source: str, settings: Settings) -> None:
@@ -337,14 +337,13 @@ def test_the_drill_refuses_unless_enabled(source: str, settings: Settings) -> No
 
 
 def test_a_drill_past_its_deadline_fails_with_timeout_and_cleans_up(source: str, settings: Settings, request: pytest.FixtureRequest) -> None:
-    manifest_path = backup(source, settings)
-    admin = request.getfixturevalue("postgres_admin") if "postgresql" in source else None
-    before = scratch_databases(admin) if admin else None
+    name = f"late_{uuid.uuid4().hex[:10]}"
+    manifest_path = backup(source, settings, name)
     with pytest.raises(DrillFailed, match="timeout") as failed:
         drill(manifest_path, settings, source, timeout_sec=0.001)
     assert json.loads(Path(failed.value.report_path).read_text())["reason"].startswith("timeout")
-    if admin is not None:
-        assert scratch_databases(admin) == before
+    if "postgresql" in source:
+        assert not [d for d in scratch_databases(request.getfixturevalue("postgres_admin")) if name in d]
 
 
 def test_unreachable_postgresql_is_a_usage_error_without_the_password(settings: Settings) -> None:
