@@ -486,3 +486,24 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
     verified = run("scripts/ops/backup_restore_verify.py", str(manifest))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "drill PASS" in verified.stdout
+
+
+@pytest.mark.postgres
+def test_a_drill_that_times_out_mid_restore_still_drops_its_scratch_database(
+        postgres_url: str, settings: Settings, postgres_admin: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aris3nb.errors import DeadlineExceeded
+
+    migrate.upgrade(postgres_url)
+    name = f"mid_{uuid.uuid4().hex[:10]}"
+    manifest_path = backup(postgres_url, settings, name)
+    seen: list[str] = []
+
+    def slow_restore(dump_dir: Path, target_url: str, deadline: Deadline, *, clean: bool) -> None:
+        seen.append(target_url)
+        assert [d for d in scratch_databases(postgres_admin) if name in d], "the scratch database exists meanwhile"
+        raise DeadlineExceeded("timeout: pg_restore ran past the deadline")
+
+    monkeypatch.setattr(postgres, "restore", slow_restore)
+    with pytest.raises(DrillFailed, match="timeout"):
+        drill(manifest_path, settings, postgres_url)
+    assert seen and not [d for d in scratch_databases(postgres_admin) if name in d]
