@@ -53,9 +53,11 @@ def run_migrations_offline() -> None:
 
 def _run(connection) -> None:
     _configure(connection)
+    before = context.get_context().get_current_heads()
     with context.begin_transaction():
         context.run_migrations()
-    if connection.dialect.name == "sqlite":
+    # Only a migration that ran can have broken a reference (and the check reads every row).
+    if connection.dialect.name == "sqlite" and context.get_context().get_current_heads() != before:
         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         if broken:
             raise RuntimeError(f"migration left {len(broken)} broken foreign key reference(s), first: {broken[0]}")

@@ -153,6 +153,16 @@ def _digest_chunk(task: tuple[str, float | None, str, list[str], list[Any] | Non
     return rows, digest.hexdigest()
 
 
+def _digest_in_workers(tasks: list[Any], deadline: Deadline) -> list[tuple[int, str]] | None:
+    """The chunks digested by worker processes, or None when workers cannot run here (a
+    ``__main__`` that cannot be re-imported, such as a script read from standard input)."""
+    try:
+        with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=_worker_context()) as pool:
+            return list(pool.map(_digest_chunk, tasks, chunksize=4, timeout=deadline.remaining()))
+    except concurrent.futures.process.BrokenProcessPool:
+        return None
+
+
 def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
     """Digest every table, over the recorded chunks' key ranges when ``recorded`` is given
     (a drill), else over fresh chunks of ``CHUNK_ROWS`` rows. ``path`` must not change
@@ -172,10 +182,8 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
              for table, (key, uppers) in plan.items()
              for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
     try:
-        if total_rows >= PARALLEL_MIN_ROWS:
-            with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=_worker_context()) as pool:
-                results = list(pool.map(_digest_chunk, tasks, chunksize=4, timeout=deadline.remaining()))
-        else:
+        results = _digest_in_workers(tasks, deadline) if total_rows >= PARALLEL_MIN_ROWS else None
+        if results is None:
             results = [_digest_chunk(task) for task in tasks]
     except (sqlite3.OperationalError, concurrent.futures.TimeoutError) as exc:
         if deadline.expired():
