@@ -7,6 +7,7 @@ service's are prefixed ``ARIS3_``. Commands take a ``Settings`` and pass it on e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,10 +54,13 @@ class Settings(BaseSettings):
         return self.exports_dir if self.exports_dir is not None else self.embedded_dir / "exports"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment; a value that does not validate is a one-line usage error."""
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(kind: type[SettingsT] = Settings, **overrides: object) -> SettingsT:  # type: ignore[assignment]
+    """Read the environment into ``kind``; a value that does not validate is a one-line usage error."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return kind(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()

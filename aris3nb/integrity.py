@@ -56,15 +56,14 @@ from aris3nb.gate.checks import (
     exit_code_of,
     failed,
     passed,
-    status_counts,
     verdict_of,
     warned,
 )
 from aris3nb.gate.report import (
+    check_report_head,
     new_run_id,
     read_json_evidence,
     scrub,
-    utc_text,
     write_json_evidence,
 )
 from aris3nb.redact import redact_text, redact_url, url_password
@@ -615,17 +614,8 @@ def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
     verdict = verdict_of(results, strict=options.strict)
     report_name = f"integrity_report_{run_id}.json"
     document = {
-        "format": INTEGRITY_REPORT_FORMAT,
-        "version": INTEGRITY_REPORT_VERSION,
-        "run_id": run_id,
-        "started_at": utc_text(started),
-        "finished_at": utc_text(finished),
-        "duration_sec": round((finished - started).total_seconds(), 3),
-        "verdict": str(verdict),
-        "strict": options.strict,
-        "exit_code": exit_code_of(verdict),
-        "counts": status_counts(results),
-        "blocking_checks": [r.name for r in blocking_checks(results, strict=options.strict)],
+        **check_report_head(INTEGRITY_REPORT_FORMAT, INTEGRITY_REPORT_VERSION, run_id, started, finished, results,
+                            strict=options.strict),
         "inputs": {
             "database_url": redact_url(options.database_url), "engine": engine,
             "read_only": "SQLite mode=ro" if engine == "sqlite" else "PostgreSQL READ ONLY REPEATABLE READ transaction",

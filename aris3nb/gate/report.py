@@ -17,7 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from aris3nb.errors import UsageError
-from aris3nb.gate.checks import CheckResult, Status, Verdict
+from aris3nb.gate.checks import (
+    CheckResult,
+    Status,
+    Verdict,
+    blocking_checks,
+    exit_code_of,
+    status_counts,
+    verdict_of,
+)
 from aris3nb.redact import redact_text
 
 STATUS_STYLES = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
@@ -107,3 +115,22 @@ def write_text_evidence(folder: Path, filename: str, text: str) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def check_report_head(format_name: str, version: int, run_id: str, started: dt.datetime, finished: dt.datetime,
+                      results: list[CheckResult], *, strict: bool) -> dict[str, Any]:
+    """The fields every check report (gate summary, integrity report) opens with."""
+    verdict = verdict_of(results, strict=strict)
+    return {
+        "format": format_name,
+        "version": version,
+        "run_id": run_id,
+        "started_at": utc_text(started),
+        "finished_at": utc_text(finished),
+        "duration_sec": round((finished - started).total_seconds(), 3),
+        "verdict": str(verdict),
+        "strict": strict,
+        "exit_code": exit_code_of(verdict),
+        "counts": status_counts(results),
+        "blocking_checks": [r.name for r in blocking_checks(results, strict=strict)],
+    }

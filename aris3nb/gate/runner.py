@@ -46,14 +46,13 @@ from aris3nb.gate.checks import (
     blocking_checks,
     exit_code_of,
     skipped,
-    status_counts,
     verdict_of,
 )
 from aris3nb.gate.report import (
+    check_report_head,
     new_run_id,
     read_json_evidence,
     scrub,
-    utc_text,
     write_json_evidence,
     write_text_evidence,
 )
@@ -337,17 +336,8 @@ def run_gate(options: GateOptions, settings: GateSettings,
     verdict = verdict_of(results, strict=options.strict)
     summary_name = f"gate_summary_{run_id}.json"
     document = {
-        "format": GATE_SUMMARY_FORMAT,
-        "version": GATE_SUMMARY_VERSION,
-        "run_id": run_id,
-        "started_at": utc_text(started),
-        "finished_at": utc_text(finished),
-        "duration_sec": round((finished - started).total_seconds(), 3),
-        "verdict": str(verdict),
-        "strict": options.strict,
-        "exit_code": exit_code_of(verdict),
-        "counts": status_counts(results),
-        "blocking_checks": [r.name for r in blocking_checks(results, strict=options.strict)],
+        **check_report_head(GATE_SUMMARY_FORMAT, GATE_SUMMARY_VERSION, run_id, started, finished, results,
+                            strict=options.strict),
         "inputs": _inputs(ctx),
         "code": {"aris3nb_version": __version__, "python": platform.python_version(),
                  "migration_heads": _heads_or_none(options.script_location)},

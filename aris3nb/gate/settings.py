@@ -6,10 +6,9 @@ budgets, sample counts and timeouts. Every value has a documented default.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from aris3nb.config import Settings
-from aris3nb.errors import InvalidSettings
+from aris3nb.config import Settings, load_settings
 
 #: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
 #: Spelled out here because the playbook tooling does not import the reference service.
@@ -46,10 +45,4 @@ class GateSettings(Settings):
 
 def load_gate_settings(**overrides: object) -> GateSettings:
     """Read the environment; a value that does not validate is a one-line usage error."""
-    try:
-        return GateSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidSettings(f"invalid settings: {problems}") from exc
+    return load_settings(GateSettings, **overrides)
