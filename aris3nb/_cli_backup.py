@@ -48,12 +48,15 @@ def create(
     tables = result.manifest["tables"]
     summary = {"backup": str(result.path), "manifest": str(result.manifest_path), "name": name,
                "tables": len(tables), "rows": sum(t["rows"] for t in tables), "files": len(result.manifest["files"]),
-               "duration_sec": result.manifest["durations_sec"]["total"]}
+               "duration_sec": result.manifest["durations_sec"]["total"],
+               "stale_temporaries_removed": result.stale_removed}
     if json_output:
         _print_json(summary)
     else:
         say(f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
             f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}")
+        for name in result.stale_removed:
+            say(f"removed {name}: the temporary folder of a backup whose process is gone")
 
 
 class _quiet:

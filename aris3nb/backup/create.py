@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ BACKUPS_DIRNAME = "backups"
 class BackupResult:
     path: Path
     manifest: dict[str, Any]
+    stale_removed: list[str] = field(default_factory=list)
 
     @property
     def manifest_path(self) -> Path:
@@ -156,6 +157,27 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: e["path"])
 
 
+_TEMP_PATTERN = re.compile(r"^\.tmp-.+-pid(?P<pid>\d+)-[a-z0-9_]+$")
+
+
+def _sweep_stale_temporaries(root: Path) -> list[str]:
+    """Remove the temporary folders of backups whose process is gone (killed mid-way);
+    a live process's folder is left alone. Returns the names removed."""
+    removed = []
+    for entry in root.iterdir():
+        match = _TEMP_PATTERN.match(entry.name)
+        if match is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+        except PermissionError:
+            continue  # alive, and someone else's
+    return removed
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -181,7 +203,8 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     deadline = Deadline.after(timeout_sec)
     started = time.perf_counter()
     created_at = dt.datetime.now(dt.UTC)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    stale = _sweep_stale_temporaries(root)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-pid{os.getpid()}-", dir=root))
     try:
         snap_started = time.perf_counter()
         progress("copying the database and digesting its tables")
@@ -231,7 +254,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return BackupResult(path=final, manifest=document)
+    return BackupResult(path=final, manifest=document, stale_removed=stale)
 
 
 @functools.lru_cache(maxsize=32)

@@ -431,10 +431,22 @@ def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_
     process.kill()
     process.wait()
     assert not (backups / "killed").exists()
+    assert [p.name for p in backups.iterdir() if p.name.startswith(".tmp-killed-")], "the killed run left its temporary folder"
     done = subprocess.run([ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert validate_backup(backups / "killed").ok
+    assert [p.name for p in backups.iterdir()] == ["killed"], "the rerun swept the dead run's temporary folder"
+
+
+def test_a_live_backups_temporary_folder_is_not_swept(sqlite_url: str, settings: Settings) -> None:
+    migrate.upgrade(sqlite_url)
+    backups = settings.ops_artifacts_dir / "backups"
+    backups.mkdir(parents=True)
+    live = backups / f".tmp-other-pid{os.getpid()}-abc123"
+    live.mkdir()
+    result = create_backup(sqlite_url, "second", settings=settings)
+    assert live.is_dir() and result.stale_removed == []
 
 
 # --- the rollback restore -------------------------------------------------------------------
