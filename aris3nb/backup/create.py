@@ -2,7 +2,7 @@
 snapshot, the export files, and the manifest written last.
 
 Write ordering (what keeps a crash safe): everything goes into a temporary folder beside
-the final one (``.tmp-<name>-*``); files are made owner-only and flushed; the manifest is
+the final one (``.tmp-<name>-pid<pid>-*``, swept by a later run once that process is gone); files are made owner-only and flushed; the manifest is
 written and flushed last; only then is the folder renamed to its final name. A backup is
 therefore visible under its name only when complete, and a crash leaves nothing but a
 temporary folder that no reader mistakes for a backup.
