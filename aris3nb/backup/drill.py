@@ -107,12 +107,15 @@ class _Stages:
         finally:
             self.report.rto_sec[name] = round(time.perf_counter() - started, 3)
 
-    def check(self, name: str, run: Callable[[], tuple[bool, str, dict[str, Any]]]) -> bool:
-        started = time.perf_counter()
-        ok, detail, evidence = run()
-        self.report.checks.append(CheckResult(name, Status.PASS if ok else Status.FAIL, detail,
-                                              round(time.perf_counter() - started, 3), evidence))
+    def check(self, name: str, ok: bool, detail: str, evidence: dict[str, Any], seconds: float) -> bool:
+        """Record a check; ``seconds`` is the time of the work that established it."""
+        self.report.checks.append(CheckResult(name, Status.PASS if ok else Status.FAIL, detail, round(seconds, 3), evidence))
         return ok
+
+
+def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return work(*args), time.perf_counter() - started
 
 
 def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
@@ -151,20 +154,21 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
 def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None) -> None:
     stages = _Stages(report)
     with stages.stage("validate"):
+        started = time.perf_counter()
         try:
             validation = validate_backup(manifest_path, schema_tables_at)
         except ManifestUnreadable as exc:
-            unreadable = str(exc)
-            stages.check("manifest valid", lambda: (False, unreadable, {}))
+            stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
             return
         manifest = validation.manifest
-        report.backup = manifest.document.get("name", report.backup) if isinstance(manifest.document.get("name"), str) else report.backup
-        if not stages.check("manifest valid", lambda: (
-            validation.ok,
+        if isinstance(manifest.document.get("name"), str):
+            report.backup = manifest.document["name"]
+        if not stages.check(
+            "manifest valid", validation.ok,
             f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest" if validation.ok
             else f"{len(validation.problems)} problem(s): {validation.problems[0]}",
-            {"problems": validation.problems},
-        )):
+            {"problems": validation.problems}, time.perf_counter() - started,
+        ):
             return
     report.engine = manifest.engine
     _rpo(report, manifest)
@@ -179,7 +183,8 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
     with scratch as (url, digests_of, structural):
         _verify(manifest, report, stages, deadline, url, digests_of, structural)
         with stages.stage("upgrade"):
-            stages.check("upgrades to head", lambda: _upgrade(url))
+            (ok, detail, evidence), seconds = _timed(_upgrade, url)
+            stages.check("upgrades to head", ok, detail, evidence, seconds)
 
 
 @contextlib.contextmanager
@@ -203,18 +208,17 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
             digests_of: Callable[[Deadline, dict[str, dict[str, Any]]], dict[str, TableDigest]],
             structural: Callable[[Deadline], list[str]]) -> None:
     with stages.stage("verify"):
-        found_revision = migrate.current_revision(url)
-        stages.check("revision matches", lambda: (
-            found_revision == manifest.revision,
-            f"restored copy is at {found_revision}, manifest says {manifest.revision}",
-            {"restored": found_revision, "manifest": manifest.revision}))
+        found_revision, seconds = _timed(migrate.current_revision, url)
+        stages.check("revision matches", found_revision == manifest.revision,
+                     f"restored copy is at {found_revision}, manifest says {manifest.revision}",
+                     {"restored": found_revision, "manifest": manifest.revision}, seconds)
         recorded = {t["name"]: t for t in manifest.tables}
         # The integrity and constraint checks read the same copy on their own connection:
         # run them beside the digests (the engines do that work outside the GIL).
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="drill-structure") as beside:
-            structure = beside.submit(structural, deadline)
-            found = digests_of(deadline, recorded)
-            broken = structure.result()
+            structure = beside.submit(_timed, structural, deadline)
+            found, digest_seconds = _timed(digests_of, deadline, recorded)
+            broken, structure_seconds = structure.result()
         _newest_business_timestamp(report, url)
         problems = []
         for name in sorted(set(recorded) | set(found)):
@@ -225,15 +229,15 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
             if now.rows != was["rows"] or now.digest != was["digest"]:
                 problems.append(f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…")
                 report.diff.append(_table_diff(manifest.engine, url, name, was, now))
-        stages.check("tables match the manifest", lambda: (
-            not problems,
+        stages.check(
+            "tables match the manifest", not problems,
             f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal" if not problems
             else f"{len(problems)} table(s) differ: {problems[0]}",
-            {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems}))
-        stages.check("constraints hold", lambda: (
-            not broken,
-            "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
-            {"problems": broken[:50]}))
+            {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems},
+            digest_seconds)
+        stages.check("constraints hold", not broken,
+                     "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
+                     {"problems": broken[:50]}, structure_seconds)
 
 
 def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
