@@ -6,24 +6,21 @@ rollback). The source is only ever opened read-only.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import hashlib
-import multiprocessing
 import os
 import shutil
 import sqlite3
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.digest import CHUNK_ROWS, Deadline, RangeReader, TableDigest, table_digest_of
+from aris3nb.backup.digest import CHUNK_ROWS, Deadline, TableDigest, table_digest_of
 from aris3nb.db import sqlite_path
 from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
 
 DATABASE_FILE = "database/aris3.sqlite3"
-_FETCH = 5_000
 
 
 def _ident(name: str) -> str:
@@ -76,23 +73,6 @@ def _key_range(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any]
     return keys, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def range_reader(conn: sqlite3.Connection, table: str, key: list[str]) -> RangeReader:
-    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_ident(table)})")]
-    # quote() renders each value as an SQL literal: unambiguous, and done by SQLite in C.
-    line = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
-    width = len(key)
-
-    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
-        keys, where, params = _key_range(key, lower, upper)
-        sql = f"SELECT {keys}, {line} FROM {_ident(table)}{where} ORDER BY {keys}" + (f" LIMIT {int(limit)}" if limit else "")
-        cursor = conn.execute(sql, params)
-        while batch := cursor.fetchmany(_FETCH):
-            data = ("\n".join([row[width] for row in batch]) + "\n").encode()
-            yield len(batch), data, list(batch[-1][:width])
-
-    return read
-
-
 def sample_rows(path: Path, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
                 limit: int) -> list[dict[str, Any]]:
     """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
@@ -103,16 +83,15 @@ def sample_rows(path: Path, table: str, key: list[str], lower: Sequence[Any] | N
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-#: Below this many rows in all, starting worker processes costs more than it saves.
-PARALLEL_MIN_ROWS = 100_000
-WORKERS = 2
+#: How many sqlite3 shells digest chunks side by side (one per core of the machine).
+SHELLS = 2
 
 
 def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_rows: int = CHUNK_ROWS) -> list[list[Any] | None]:
     """The last key of every chunk of ``chunk_rows`` rows, then None for the open last chunk.
 
     Each bound is one index walk of ``chunk_rows`` entries inside SQLite, so the chunks can
-    then be read and digested independently, in parallel.
+    then be digested independently, in parallel.
     """
     bounds: list[list[Any] | None] = []
     lower: Sequence[Any] | None = None
@@ -127,40 +106,76 @@ def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_row
         lower = row
 
 
-_worker_connections: dict[str, sqlite3.Connection] = {}
+def _literal(value: Any) -> str:
+    """An SQLite literal for a key value (keys are embedded in the digested statement's text)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Workers fork from a clean single-threaded server, never from this process: a fork
-    taken while another thread holds one of SQLite's mutexes would deadlock the child."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+def chunk_statement(table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> str:
+    """The statement whose one result row is a chunk's row count and digest.
+
+    The digest is SQLite's own ``sha3_query`` (SHA3-256 over the statement's text and every
+    value of its result, with types): computed in C, and recomputable by anyone with the
+    sqlite3 shell from this text alone.
+    """
+    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
+    clauses = []
+    if lower is not None:
+        clauses.append(f"({keys}) > ({', '.join(_literal(v) for v in lower)})")
+    if upper is not None:
+        clauses.append(f"({keys}) <= ({', '.join(_literal(v) for v in upper)})")
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    select = f"SELECT * FROM {_ident(table)}{where} ORDER BY {keys}"
+    return f"SELECT (SELECT count(*) FROM {_ident(table)}{where}), lower(hex(sha3_query({_literal(select)})));"
 
 
-def _digest_chunk(task: tuple[str, float | None, str, list[str], list[Any] | None, list[Any] | None]) -> tuple[int, str]:
-    """Rows and SHA-256 of one key range (runs in a worker process, or inline)."""
-    path, deadline_at, table, key, lower, upper = task
-    conn = _worker_connections.get(path)
-    if conn is None:
-        conn = _worker_connections[path] = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-    deadline = Deadline(deadline_at)
-    conn.set_progress_handler((lambda: 1 if deadline.expired() else 0) if deadline_at is not None else None, 10_000)
-    digest, rows = hashlib.sha256(), 0
-    for count, data, _last in range_reader(conn, table, key)(lower, upper, None):
-        digest.update(data)
-        rows += count
-    return rows, digest.hexdigest()
+def _sqlite3_shell() -> str:
+    shell = shutil.which("sqlite3")
+    if shell is None:
+        raise BackupError("the sqlite3 shell is not installed (it computes SQLite content digests): install sqlite3")
+    return shell
 
 
-def _digest_in_workers(tasks: list[Any], deadline: Deadline) -> list[tuple[int, str]] | None:
-    """The chunks digested by worker processes, or None when workers cannot run here (a
-    ``__main__`` that cannot be re-imported, such as a script read from standard input)."""
-    try:
-        with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=_worker_context()) as pool:
-            return list(pool.map(_digest_chunk, tasks, chunksize=4, timeout=deadline.remaining()))
-    except concurrent.futures.process.BrokenProcessPool:
-        return None
+def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline) -> list[tuple[int, str]]:
+    """Run the chunk statements in up to SHELLS read-only sqlite3 shells, side by side."""
+    groups = [statements[i::SHELLS] for i in range(SHELLS)] if len(statements) >= SHELLS else [statements]
+    outputs: list[list[tuple[int, str]]] = []
+    with tempfile.TemporaryDirectory(prefix="aris3nb-digest-") as folder:
+        processes = []
+        try:
+            for number, group in enumerate(groups):
+                script = Path(folder) / f"chunks_{number}.sql"
+                script.write_text("\n".join(group) + "\n")
+                with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
+                    processes.append(subprocess.Popen(
+                        [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list", "-bail", str(path)],
+                        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            for process, group in zip(processes, groups, strict=True):
+                stdout, stderr = process.communicate(timeout=deadline.remaining())
+                lines = stdout.splitlines()
+                if process.returncode != 0 or len(lines) != len(group):
+                    raise BackupError(f"the sqlite3 shell could not digest {path.name}: "
+                                      f"{stderr.strip() or f'exit {process.returncode}'}")
+                outputs.append([(int(count), digest) for count, digest in (line.split("|") for line in lines)])
+        except subprocess.TimeoutExpired as exc:
+            raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline") from exc
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    # Statement i went to group i % len(groups), as its (i // len(groups))-th line.
+    return [outputs[i % len(groups)][i // len(groups)] for i in range(len(statements))]
 
 
 def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
@@ -168,7 +183,6 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
     (a drill), else over fresh chunks of ``CHUNK_ROWS`` rows. ``path`` must not change
     meanwhile: it is a backup copy or a drill's scratch copy."""
     plan: dict[str, tuple[list[str], list[list[Any] | None]]] = {}
-    total_rows = 0
     with connect(path, deadline) as conn:
         for table in table_names(conn):
             key = table_key(conn, table)
@@ -177,28 +191,15 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
             else:
                 uppers = chunk_bounds(conn, table, key)
             plan[table] = (key, uppers)
-            total_rows += len(uppers) * CHUNK_ROWS
-    tasks = [(str(path), deadline.at, table, key, lower, upper)
-             for table, (key, uppers) in plan.items()
-             for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
-    try:
-        results = _digest_in_workers(tasks, deadline) if total_rows >= PARALLEL_MIN_ROWS else None
-        if results is None:
-            results = [_digest_chunk(task) for task in tasks]
-    except (sqlite3.OperationalError, concurrent.futures.TimeoutError) as exc:
-        if deadline.expired():
-            raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline") from exc
-        raise
-    finally:
-        inline = _worker_connections.pop(str(path), None)
-        if inline is not None:
-            inline.close()
+    statements = [chunk_statement(table, key, lower, upper)
+                  for table, (key, uppers) in plan.items()
+                  for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
+    results = iter(_digest_with_shells(path, statements, deadline))
     digests: dict[str, TableDigest] = {}
-    outcome = iter(results)
     for table, (key, uppers) in plan.items():
         chunks = []
         for upper in uppers:
-            rows, digest = next(outcome)
+            rows, digest = next(results)
             chunks.append({"last_key": upper, "rows": rows, "digest": digest})
         digests[table] = TableDigest(name=table, key=key, rows=sum(c["rows"] for c in chunks),
                                      digest=table_digest_of(chunks), chunks=chunks)

@@ -157,18 +157,35 @@ def test_decimal_prices_survive_exactly(source: str, settings: Settings, tmp_pat
     assert row == (Decimal("9.99"), Decimal("0.10"))
 
 
-def test_parallel_and_inline_sqlite_digests_agree(sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_digests_agree_across_shells_and_ranges(sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=12_000, exports_dir=settings.resolved_exports_dir())
     path = Path(sqlite_url.removeprefix("sqlite:///"))
-    monkeypatch.setattr(sqlite, "PARALLEL_MIN_ROWS", 10**12)
-    inline = sqlite.table_digests(path, Deadline(None))
-    monkeypatch.setattr(sqlite, "PARALLEL_MIN_ROWS", 0)
-    parallel = sqlite.table_digests(path, Deadline(None))
-    assert inline == parallel
-    assert len(parallel["stock_items"].chunks) == 3 and parallel["stock_items"].rows == 12_000
-    recorded = {name: digest.as_manifest_entry() for name, digest in parallel.items()}
-    assert sqlite.table_digests(path, Deadline(None), recorded) == parallel
+    monkeypatch.setattr(sqlite, "SHELLS", 1)
+    one = sqlite.table_digests(path, Deadline(None))
+    monkeypatch.setattr(sqlite, "SHELLS", 2)
+    two = sqlite.table_digests(path, Deadline(None))
+    assert one == two
+    assert len(two["stock_items"].chunks) == 3 and two["stock_items"].rows == 12_000
+    recorded = {name: digest.as_manifest_entry() for name, digest in two.items()}
+    assert sqlite.table_digests(path, Deadline(None), recorded) == two
+
+
+def test_a_sqlite_chunk_digest_is_recomputable_with_the_sqlite3_shell(sqlite_url: str, settings: Settings) -> None:
+    """What an auditor would do: run the chunk's statement in the sqlite3 shell."""
+    migrate.upgrade(sqlite_url)
+    seed_database(sqlite_url, scale=7_000, exports_dir=settings.resolved_exports_dir())
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    stock = sqlite.table_digests(path, Deadline(None))["stock_items"]
+    statement = sqlite.chunk_statement("stock_items", ["id"], stock.chunks[0]["last_key"], None)
+    done = subprocess.run(["sqlite3", "-readonly", str(path), statement], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == f"{stock.chunks[1]['rows']}|{stock.chunks[1]['digest']}"
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.update(m.StockItem.__table__).where(m.StockItem.__table__.c.id == 6_500).values(sku="CHANGED"))
+    engine.dispose()
+    changed = sqlite.table_digests(path, Deadline(None))["stock_items"]
+    assert changed.chunks[0] == stock.chunks[0] and changed.chunks[1]["digest"] != stock.chunks[1]["digest"]
 
 
 # --- damaged backups ----------------------------------------------------------------------
