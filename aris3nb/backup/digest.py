@@ -1,10 +1,11 @@
 """Content digests of tables, in chunks of key ranges.
 
-A table's rows are read in primary-key order and each row becomes one line of text in the
-engine's own canonical form (SQLite: ``quote()`` of every column; PostgreSQL: ``COPY`` text
-format). The lines are cut into chunks of ``CHUNK_ROWS`` rows in key order, each with the
-SHA-256 of its lines and the last key it holds; the table digest is the SHA-256 of the
-chunk digests in order (so chunks can be digested independently, in parallel).
+A table's rows are read in primary-key order and cut into chunks of ``CHUNK_ROWS`` rows,
+each with the last key it holds and a digest the engine computes (SQLite: the sqlite3
+shell's ``sha3_query`` of the chunk's SELECT, see ``sqlite.chunk_statement``; PostgreSQL:
+SHA-256 of the chunk's ``COPY`` text, streamed through ``digest_table``/``digest_ranges``
+here). The table digest is the SHA-256 of the chunk digests in order, so chunks can be
+digested independently, in parallel.
 
 The chunks make a drill diff precise: a drill recomputes digests over the *manifest's* key
 ranges, so a changed, missing or extra row shows up as the one range it falls in. Ranges
