@@ -99,7 +99,7 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[s
     meta["server_version"] = sqlite.server_version()
     meta["database"] = sqlite_path(url).name
     meta["snapshot"] = {"method": "sqlite-online-backup"}
-    meta["tools"] = {"sqlite": sqlite.server_version()}
+    meta["tools"] = {"sqlite": sqlite.server_version(), "sqlite3_shell": sqlite.shell_version()}
     return digests, meta
 
 

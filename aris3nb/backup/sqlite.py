@@ -29,9 +29,9 @@ def _ident(name: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(path: Path, deadline: Deadline, *, readonly: bool = True) -> Iterator[sqlite3.Connection]:
-    """A connection whose statements are interrupted once ``deadline`` passes."""
-    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+def connect(path: Path, deadline: Deadline) -> Iterator[sqlite3.Connection]:
+    """A read-only connection whose statements are interrupted once ``deadline`` passes."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
     except sqlite3.Error as exc:
@@ -227,6 +227,12 @@ def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:
 
 def server_version() -> str:
     return sqlite3.sqlite_version
+
+
+def shell_version() -> str:
+    """The sqlite3 shell's version line (the shell computes the content digests)."""
+    done = subprocess.run([_sqlite3_shell(), "--version"], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
 
 
 @contextlib.contextmanager
