@@ -147,8 +147,9 @@ def _sqlite3_shell() -> str:
     return shell
 
 
-def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline) -> list[tuple[int, str]]:
-    """Run the chunk statements in up to SHELLS read-only sqlite3 shells, side by side."""
+def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline, *, yield_cpu: bool = False) -> list[tuple[int, str]]:
+    """Run the chunk statements in up to SHELLS read-only sqlite3 shells, side by side;
+    ``yield_cpu`` runs them at a lower priority than work running beside them."""
     groups = [statements[i::SHELLS] for i in range(SHELLS)] if len(statements) >= SHELLS else [statements]
     outputs: list[list[tuple[int, str]]] = []
     with tempfile.TemporaryDirectory(prefix="aris3nb-digest-") as folder:
@@ -158,8 +159,10 @@ def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline) -
                 script = Path(folder) / f"chunks_{number}.sql"
                 script.write_text("\n".join(group) + "\n")
                 with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
+                    command = [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list", "-bail", str(path)]
+                    nice = shutil.which("nice") if yield_cpu else None
                     processes.append(subprocess.Popen(
-                        [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list", "-bail", str(path)],
+                        [nice, "-n", "10", *command] if nice else command,
                         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             for process, group in zip(processes, groups, strict=True):
                 stdout, stderr = process.communicate(timeout=deadline.remaining())
@@ -179,7 +182,8 @@ def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline) -
     return [outputs[i % len(groups)][i // len(groups)] for i in range(len(statements))]
 
 
-def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
+def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None, *,
+                  yield_cpu: bool = False) -> dict[str, TableDigest]:
     """Digest every table, over the recorded chunks' key ranges when ``recorded`` is given
     (a drill), else over fresh chunks of ``CHUNK_ROWS`` rows. ``path`` must not change
     meanwhile: it is a backup copy or a drill's scratch copy."""
@@ -195,7 +199,7 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
     statements = [chunk_statement(table, key, lower, upper)
                   for table, (key, uppers) in plan.items()
                   for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
-    results = iter(_digest_with_shells(path, statements, deadline))
+    results = iter(_digest_with_shells(path, statements, deadline, yield_cpu=yield_cpu))
     digests: dict[str, TableDigest] = {}
     for table, (key, uppers) in plan.items():
         chunks = []
