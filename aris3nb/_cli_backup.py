@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from aris3nb.backup.restore import restore_backup
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
 ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]
-TimeoutOption = Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds before the operation gives up.")]
+TimeoutOption = Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +40,7 @@ def create(
     """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME."""
     current = settings()
     show = not json_output and err.is_terminal
-    with err.status("backing up…", spinner="dots") if show else _quiet() as status:
+    with err.status("backing up…", spinner="dots") if show else contextlib.nullcontext() as status:
         result = create_backup(
             database_url(database_url_option), name, settings=current,
             exports_dir=exports_dir or current.resolved_exports_dir(), timeout_sec=timeout,
@@ -57,14 +58,6 @@ def create(
             f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}")
         for name in result.stale_removed:
             say(f"removed {name}: the temporary folder of a backup whose process is gone")
-
-
-class _quiet:
-    def __enter__(self) -> _quiet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @backup_app.command("validate")

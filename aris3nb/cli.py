@@ -81,12 +81,15 @@ def db_seed(
     current = settings()
     url = database_url(database_url_option)
     target = exports_dir or current.resolved_exports_dir()
-    with _progress(enabled=not json_output, total=scale, label="seeding stock") as report:
+    bar = Progress(TextColumn("seeding stock"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, disable=json_output or not err.is_terminal)
+    task = bar.add_task("seeding stock", total=scale)
+    with bar:
         summary = seed_data.seed_database(
             url, scale=scale, seed=seed, exports_dir=target,
             seed_password=current.seed_password.get_secret_value(),
             smoke_password=current.smoke_password.get_secret_value(),
-            progress=report,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = {
         "database": redact_url(url), "scale": summary.scale, "seed": summary.seed, "rows": summary.rows,
@@ -98,27 +101,6 @@ def db_seed(
         say(f"seeded {redact_url(url)} in {summary.duration_sec:.1f} s:")
         for table, count in summary.rows.items():
             say(f"  {table:<22} {count:>10,}")
-
-
-class _progress:
-    """A rich progress bar on an interactive terminal; nothing otherwise."""
-
-    def __init__(self, *, enabled: bool, total: int, label: str) -> None:
-        self.enabled = enabled and err.is_terminal
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
-        self.task = self.bar.add_task(label, total=total)
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        if self.enabled:
-            self.bar.start()
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 @app.command("serve")

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import alembic
+import alembic.util
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 import aris3nb
 from aris3nb import migrate
@@ -187,20 +189,21 @@ def _fsync_dir(path: Path) -> None:
 
 
 def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None, destination: Path | None = None,
+                  timeout_sec: float | None = None,
                   progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
-    ``progress(stage)`` is told each stage as it starts.
+    ``progress(stage)`` is told each stage as it starts. The whole backup must finish within
+    ``timeout_sec`` (default OPS_BACKUP_TIMEOUT_SEC), enforced inside its statements and tools.
     """
     check_name(name)
     engine = engine_name(database_url)
-    root = destination if destination is not None else backups_dir(settings)
+    root = backups_dir(settings)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = root / name
     if final.exists() or final.is_symlink():
         raise BackupExists(f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)")
-    deadline = Deadline.after(timeout_sec)
+    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
     started = time.perf_counter()
     created_at = dt.datetime.now(dt.UTC)
     stale = _sweep_stale_temporaries(root)
@@ -263,15 +266,15 @@ def schema_tables_at(revision: str | None) -> frozenset[str] | None:
     file), or None when the revision is unknown to this code."""
     if revision is None:
         return frozenset()
+    try:
+        ScriptDirectory.from_config(migrate.alembic_config()).get_revision(revision)
+    except alembic.util.CommandError:
+        return None
     with tempfile.TemporaryDirectory(prefix="aris3nb-schema-") as folder:
         url = f"sqlite:///{folder}/schema.db"
-        try:
-            migrate.upgrade(url, revision)
-        except Exception:  # an unknown revision: alembic cannot find it in the history
-            return None
+        migrate.upgrade(url, revision)
         engine = create_engine(url, poolclass=sa.NullPool)
         try:
             return frozenset(sa.inspect(engine).get_table_names())
         finally:
             engine.dispose()
-

@@ -34,7 +34,7 @@ from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
 from aris3nb.gate.checks import CheckResult, Status
 from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.errors import Aris3nbError, DeadlineExceeded, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
+from aris3nb.errors import Aris3nbError, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
 
 REPORT_FORMAT = "aris3nb.drill.report"
@@ -119,28 +119,26 @@ def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
-                   timeout_sec: float | None = None, report_dir: Path | None = None) -> tuple[DrillReport, Path]:
+                   timeout_sec: float | None = None) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill."""
     if not settings.ops_enable_backup_drill:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
-    report = DrillReport(backup=Path(manifest_path).parent.name if Path(manifest_path).name.endswith(".json")
-                         else Path(manifest_path).name, manifest=str(manifest_path), engine=None,
-                         started_at=utc_text(dt.datetime.now(dt.UTC)))
-    folder = report_dir or drills_dir(settings) / report.backup
+    given = Path(manifest_path)
+    folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
+    report = DrillReport(backup=folder_name, manifest=str(given), engine=None, started_at=utc_text(dt.datetime.now(dt.UTC)))
+    folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(Path(manifest_path), report, deadline, server_url)
+        _run(given, report, deadline, server_url)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
             report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
-    except DeadlineExceeded as exc:
-        report.status, report.reason = "FAIL", f"timeout: {exc}"
     except UsageError as exc:  # the drill could not start as asked: exit 2, report kept
         report.status, report.reason = "FAIL", str(exc)
         raise
-    except Aris3nbError as exc:
+    except Aris3nbError as exc:  # DeadlineExceeded among them: its message starts "timeout:"
         report.status, report.reason = "FAIL", str(exc)
     finally:
         report.rto_sec["total"] = round(time.perf_counter() - started, 3)

@@ -101,9 +101,6 @@ class Manifest:
     def files(self) -> list[dict[str, Any]]:
         return list(self.document["files"])
 
-    def files_with_role(self, role: str) -> list[dict[str, Any]]:
-        return [f for f in self.files if f.get("role") == role]
-
 
 def read_manifest(path: Path) -> Manifest:
     """Parse a manifest file, or raise ``ManifestUnreadable`` (exit 2) in one line.

@@ -70,7 +70,7 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     if not confirmed:
         raise UsageError("restoring overwrites the target database: confirm with --yes")
     started = time.perf_counter()
-    deadline = Deadline.after(timeout_sec)
+    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
     validation = validate_backup(manifest_path, schema_tables_at)
     validation.raise_if_invalid()
     manifest = validation.manifest

@@ -240,9 +240,9 @@ def shell_version() -> str:
 
 
 @contextlib.contextmanager
-def scratch_copy(backup_file: Path, workdir: Path | None = None) -> Iterator[Path]:
+def scratch_copy(backup_file: Path) -> Iterator[Path]:
     """A disposable copy of the backup's database file, removed afterwards whatever happens."""
-    folder = Path(tempfile.mkdtemp(prefix="aris3nb-drill-", dir=workdir))
+    folder = Path(tempfile.mkdtemp(prefix="aris3nb-drill-"))
     try:
         os.chmod(folder, 0o700)
         target = folder / "restored.sqlite3"

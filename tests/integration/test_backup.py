@@ -538,3 +538,12 @@ def test_a_drill_that_times_out_mid_restore_still_drops_its_scratch_database(
     with pytest.raises(DrillFailed, match="timeout"):
         drill(manifest_path, settings, postgres_url)
     assert seen and not [d for d in scratch_databases(postgres_admin) if name in d]
+
+
+def test_backup_create_has_a_deadline_by_default(sqlite_url: str, settings: Settings) -> None:
+    from aris3nb.errors import DeadlineExceeded
+
+    migrate.upgrade(sqlite_url)
+    with pytest.raises(DeadlineExceeded, match="timeout"):
+        create_backup(sqlite_url, "too_slow", settings=settings.model_copy(update={"ops_backup_timeout_sec": 1e-9}))
+    assert not (settings.ops_artifacts_dir / "backups" / "too_slow").exists()
