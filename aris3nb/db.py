@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -114,6 +115,11 @@ def database_errors(url: str | URL, action: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"cannot {action}: database {redact_url(url)} is unavailable: {reason}") from exc
     except sa.exc.DBAPIError as exc:
         reason = redact_text(_first_line(exc.orig if exc.orig is not None else exc), [secret])
+        raise Aris3nbError(f"cannot {action} on {redact_url(url)}: {reason}") from exc
+    except psycopg.Error as exc:  # raised by the driver directly (COPY on a raw cursor)
+        reason = redact_text(_first_line(exc), [secret])
+        if isinstance(exc, psycopg.OperationalError):
+            raise DatabaseUnavailable(f"cannot {action}: database {redact_url(url)} is unavailable: {reason}") from exc
         raise Aris3nbError(f"cannot {action} on {redact_url(url)}: {reason}") from exc
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import psycopg
 from psycopg import sql
 
 from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
@@ -175,8 +176,16 @@ def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[s
     return digests
 
 
+def _is_statement_timeout(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(cause, psycopg.errors.QueryCanceled)
+
+
 @contextlib.contextmanager
 def _read_only_snapshot(url: str, deadline: Deadline, action: str) -> Iterator[sa.Connection]:
+    """One read-only REPEATABLE READ transaction whose statements stop at the deadline;
+    a statement cancelled by it is a ``DeadlineExceeded``, any other driver error is
+    translated by ``database_errors``."""
     engine = create_engine(url, isolation_level="REPEATABLE READ", poolclass=sa.NullPool)
     try:
         with database_errors(url, action), engine.connect() as conn:
@@ -184,12 +193,12 @@ def _read_only_snapshot(url: str, deadline: Deadline, action: str) -> Iterator[s
             _session(conn, deadline)
             try:
                 yield conn
+            except (sa.exc.DBAPIError, psycopg.Error) as exc:
+                if _is_statement_timeout(exc):
+                    raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
+                raise
             finally:
                 conn.rollback()
-    except sa.exc.OperationalError as exc:
-        if "statement timeout" in str(exc):
-            raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
-        raise
     finally:
         engine.dispose()
 

@@ -547,3 +547,21 @@ def test_backup_create_has_a_deadline_by_default(sqlite_url: str, settings: Sett
     with pytest.raises(DeadlineExceeded, match="timeout"):
         create_backup(sqlite_url, "too_slow", settings=settings.model_copy(update={"ops_backup_timeout_sec": 1e-9}))
     assert not (settings.ops_artifacts_dir / "backups" / "too_slow").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("through", ["driver", "sqlalchemy"])
+def test_a_postgresql_statement_past_the_deadline_is_a_timeout(postgres_url: str, through: str) -> None:
+    """The deadline is enforced inside the statements (statement_timeout); a statement it
+    cancels, on a raw cursor (as COPY runs) or through SQLAlchemy, is a timeout."""
+    import time
+
+    from aris3nb.errors import DeadlineExceeded
+
+    with pytest.raises(DeadlineExceeded, match="timeout: a statement ran past the deadline"):
+        with postgres._read_only_snapshot(postgres_url, Deadline(time.monotonic() + 0.5), "sleep") as conn:
+            if through == "driver":
+                with conn.connection.driver_connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_sleep(3)")
+            else:
+                conn.exec_driver_sql("SELECT pg_sleep(3)")

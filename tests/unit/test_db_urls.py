@@ -49,3 +49,16 @@ def test_driver_errors_become_unavailable_without_the_password(tmp_path) -> None
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection to postgresql://app:TopSecret1@x failed"))
     assert "TopSecret1" not in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_errors_raised_by_the_driver_itself_are_translated_too() -> None:
+    import psycopg
+
+    url = "postgresql://app:TopSecret1@127.0.0.1:1/aris3"
+    with pytest.raises(DatabaseUnavailable) as caught, database_errors(url, "copy"):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+    assert "TopSecret1" not in str(caught.value) and caught.value.exit_code == 2
+    from aris3nb.errors import Aris3nbError
+
+    with pytest.raises(Aris3nbError, match="cannot copy on"), database_errors(url, "copy"):
+        raise psycopg.errors.UndefinedTable('relation "x" does not exist')
