@@ -20,7 +20,7 @@ from aris3nb._cli_common import (
 from aris3nb.errors import GateFailed, IntegrityFailed
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
 from aris3nb.gate.checks import CheckResult, Verdict
-from aris3nb.gate.report import STATUS_STYLES, results_table, verdict_text
+from aris3nb.gate.report import STATUS_STYLES, CheckReport, results_table, verdict_text
 from aris3nb.gate.runner import parse_budgets
 from aris3nb.integrity import IntegrityOptions, run_integrity_check
 
@@ -76,15 +76,7 @@ def gate(
     options = GateOptions(pytest_target=pytest_target, base_url=base_url, database_url=target_database_url,
                           postgres_url=postgres_url, strict=strict, budgets_ms=parse_budgets(budget))
     report = run_gate(options, load_gate_settings(), on_result=_progress)
-    if json_output:
-        out.print_json(json.dumps(report.summary))
-    else:
-        _table_console().print(results_table(report.results, title=f"release readiness gate {report.run_id}"))
-        out.print(verdict_text("verdict", report.verdict, strict=report.strict))
-        say(f"summary: {report.summary_path}")
-    if report.exit_code:
-        names = [result.name for result in report.blocking]
-        raise GateFailed(_blocking_message("release readiness gate", report.verdict, names), names)
+    _show(report, "release readiness gate", "summary", GateFailed, json_output=json_output)
 
 
 def integrity(
@@ -111,15 +103,22 @@ def integrity(
         statement_timeout_sec=settings.integrity_statement_timeout_sec,
     )
     report = run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir, on_result=_progress)
+    _show(report, "integrity check", "report", IntegrityFailed, json_output=json_output, title="post-go-live integrity check")
+
+
+def _show(report: CheckReport, what: str, document_label: str, failure: type[GateFailed] | type[IntegrityFailed], *,
+          json_output: bool, title: str | None = None) -> None:
+    """Print a finished run (its JSON document, or the table, verdict and file), then raise
+    ``failure`` naming the blocking checks when the verdict fails."""
     if json_output:
-        out.print_json(json.dumps(report.report))
+        out.print_json(json.dumps(report.document))
     else:
-        _table_console().print(results_table(report.results, title=f"post-go-live integrity check {report.run_id}"))
+        _table_console().print(results_table(report.results, title=f"{title or what} {report.run_id}"))
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
-        say(f"report: {report.report_path}")
+        say(f"{document_label}: {report.path}")
     if report.exit_code:
         names = [result.name for result in report.blocking]
-        raise IntegrityFailed(_blocking_message("integrity check", report.verdict, names), names)
+        raise failure(_blocking_message(what, report.verdict, names), names)
 
 
 def register(app: typer.Typer) -> None:

@@ -51,15 +51,13 @@ from aris3nb.gate.checks import (
     CheckResult,
     Outcome,
     Registry,
-    Verdict,
-    blocking_checks,
-    exit_code_of,
     failed,
     passed,
     verdict_of,
     warned,
 )
 from aris3nb.gate.report import (
+    CheckReport,
     check_report_head,
     new_run_id,
     read_json_evidence,
@@ -88,22 +86,16 @@ class IntegrityOptions:
     now: dt.datetime | None = None  # the moment ages are measured from (tests); default: now
 
 
-@dataclass
-class IntegrityReport:
-    run_id: str
-    verdict: Verdict
-    strict: bool
-    results: list[CheckResult]
-    report: dict[str, Any]
-    report_path: Path
+class IntegrityReport(CheckReport):
+    """The integrity check's run; its document is the integrity report."""
 
     @property
-    def exit_code(self) -> int:
-        return exit_code_of(self.verdict)
+    def report(self) -> dict[str, Any]:
+        return self.document
 
     @property
-    def blocking(self) -> list[CheckResult]:
-        return blocking_checks(self.results, strict=self.strict)
+    def report_path(self) -> Path:
+        return self.path
 
 
 @dataclass

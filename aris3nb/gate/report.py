@@ -10,6 +10,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,24 @@ def check_report_head(format_name: str, version: int, run_id: str, started: dt.d
         "counts": status_counts(results),
         "blocking_checks": [r.name for r in blocking_checks(results, strict=strict)],
     }
+
+
+@dataclass
+class CheckReport:
+    """A finished run of checks (the gate, the integrity check): its verdict, results, the
+    JSON document written as evidence, and where it was written."""
+
+    run_id: str
+    verdict: Verdict
+    strict: bool
+    results: list[CheckResult]
+    document: dict[str, Any]
+    path: Path
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_of(self.verdict)
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return blocking_checks(self.results, strict=self.strict)

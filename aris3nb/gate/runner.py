@@ -42,13 +42,11 @@ from aris3nb.gate.checks import (
     CheckResult,
     Outcome,
     Registry,
-    Verdict,
-    blocking_checks,
-    exit_code_of,
     skipped,
     verdict_of,
 )
 from aris3nb.gate.report import (
+    CheckReport,
     check_report_head,
     new_run_id,
     read_json_evidence,
@@ -97,22 +95,16 @@ class LiveTarget:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class GateReport:
-    run_id: str
-    verdict: Verdict
-    strict: bool
-    results: list[CheckResult]
-    summary: dict[str, Any]
-    summary_path: Path
+class GateReport(CheckReport):
+    """The gate's run; its document is the gate summary."""
 
     @property
-    def exit_code(self) -> int:
-        return exit_code_of(self.verdict)
+    def summary(self) -> dict[str, Any]:
+        return self.document
 
     @property
-    def blocking(self) -> list[CheckResult]:
-        return blocking_checks(self.results, strict=self.strict)
+    def summary_path(self) -> Path:
+        return self.path
 
 
 class _Cached:
