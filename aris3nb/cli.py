@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aris3nb import _cli_backup, _cli_gate, embedded, migrate
+from aris3nb import _cli_backup, _cli_evidence, _cli_gate, embedded, migrate
 from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 from aris3nb.errors import Aris3nbError
 from aris3nb.redact import redact_url
@@ -32,6 +32,7 @@ db_app = typer.Typer(help="Migrate and seed an ARIS3 database.", no_args_is_help
 app.add_typer(db_app, name="db")
 _cli_backup.register(app)
 _cli_gate.register(app)
+_cli_evidence.register(app)
 
 
 @app.callback()
