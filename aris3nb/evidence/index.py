@@ -1,0 +1,469 @@
+"""``<OPS_ARTIFACTS_DIR>/index.html``: the front page of every playbook run.
+
+It lists each ``runs/<run_id>/`` folder, newest first, with the run's verdict and decision, one
+colour-coded cell per phase linking to that phase's HTML page, and the reasons; then trends
+across runs (p95 latency per endpoint, drill RTO, backup size) as PNG charts embedded in the
+page. Like the phase pages it is one file that loads nothing: no script, no remote stylesheet.
+
+The page is rebuilt from the runs' ``evidence.json`` files each time and holds nothing of its
+own, so a bad run cannot hide the others: a folder whose ``evidence.json`` is unreadable,
+malformed or of an unknown version is listed as "unreadable evidence", and one without it as
+"incomplete". Every value taken from ``evidence.json`` is escaped (Jinja autoescape) and has URL
+passwords masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from aris3nb.evidence.render import remote_references
+from aris3nb.gate.report import write_text_evidence
+from aris3nb.redact import redact_text
+
+__all__ = ["write_index"]
+
+EVIDENCE_FORMAT = "aris3nb.evidence"
+EVIDENCE_VERSIONS = frozenset({1})
+INDEX_FILENAME = "index.html"
+# Charts stay legible up to about this many points; the table above them lists every run.
+MAX_CHART_RUNS = 60
+MAX_CHART_ENDPOINTS = 12
+
+_TEMPLATES = Path(__file__).with_name("templates")
+_RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
+
+_VERDICT_CSS = {"PASS": "pass", "PASS_WITH_WARNINGS": "warn", "FAIL": "fail"}
+_DECISION_CSS = {"GO": "pass", "NO-GO": "fail"}
+# Statuses that mean the phase's notebook did not run to its end.
+_BROKEN_STATUSES = frozenset({"failed", "error", "timeout", "dead_kernel", "interrupted"})
+_STATUS_CSS = {"completed": "done", "skipped": "skipped"}
+
+
+@dataclass
+class _PhaseCell:
+    status: str
+    verdict: str | None
+    css: str
+    href: str | None
+    missing_page: bool
+    duration: str
+    tooltip: str
+
+
+@dataclass
+class _Page:
+    name: str
+    href: str
+
+
+@dataclass
+class _Run:
+    """One row of the page. ``kind`` is "ok", "unreadable" or "incomplete"."""
+
+    name: str
+    kind: str
+    when: dt.datetime
+    started: str = ""
+    problem: str = ""
+    pages: list[_Page] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence_href: str = ""
+    duration: str = "—"
+    verdict: str = "—"
+    verdict_class: str = "unknown"
+    decision: str = "—"
+    decision_class: str = "unknown"
+    target: str = ""
+    phases: dict[str, _PhaseCell] = field(default_factory=dict)
+    reasons: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind_label(self) -> str:
+        return {"unreadable": "unreadable evidence", "incomplete": "incomplete"}.get(self.kind, self.kind)
+
+
+@dataclass
+class _PhaseColumn:
+    name: str
+    title: str
+
+
+@dataclass
+class _ChartRow:
+    run: str
+    values: list[str]
+
+
+@dataclass
+class _Chart:
+    title: str
+    src: str | None = None
+    alt: str = ""
+    series_names: list[str] = field(default_factory=list)
+    rows: list[_ChartRow] = field(default_factory=list)
+
+
+def write_index(artifacts_dir: Path) -> Path:
+    """Rebuild ``artifacts_dir/index.html`` from ``artifacts_dir/runs/*/evidence.json``.
+
+    Written 0600 and atomically (complete or absent); returns its path. A run whose evidence
+    cannot be read is listed as such, never fatal. Raises ``OSError`` if the page cannot be
+    written, and ``RuntimeError`` if it would load anything from outside itself (a bug here).
+    """
+    runs = _read_runs(Path(artifacts_dir) / "runs")
+    html = _render_page(runs)
+    remote = remote_references(html)
+    if remote:
+        raise RuntimeError(f"the runs index would load resources from outside itself: {'; '.join(remote[:5])}")
+    return write_text_evidence(Path(artifacts_dir), INDEX_FILENAME, html)
+
+
+# --- reading runs --------------------------------------------------------------------------------
+
+def _read_runs(runs_dir: Path) -> list[_Run]:
+    """Every run folder under ``runs_dir``, newest first. Hidden folders and symlinks are skipped."""
+    try:
+        folders = [p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    runs = [_read_run(folder) for folder in folders]
+    runs.sort(key=lambda run: (run.when, run.name), reverse=True)
+    return runs
+
+
+def _read_run(folder: Path) -> _Run:
+    name = folder.name
+    evidence_path = folder / "evidence.json"
+    if not evidence_path.exists():
+        return _problem_run(folder, "incomplete", "no evidence.json: the run is still going, or stopped before writing it")
+    try:
+        evidence = json.loads(evidence_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return _problem_run(folder, "unreadable", f"evidence.json cannot be read: {_first_line(exc)}")
+    if not isinstance(evidence, dict) or evidence.get("format") != EVIDENCE_FORMAT:
+        return _problem_run(folder, "unreadable", f"evidence.json is not an {EVIDENCE_FORMAT} document")
+    if evidence.get("version") not in EVIDENCE_VERSIONS or isinstance(evidence.get("version"), bool):
+        return _problem_run(
+            folder, "unreadable",
+            f"evidence.json has version {_text(evidence.get('version'))!s}, which this aris3nb does not read "
+            f"(it reads {', '.join(map(str, sorted(EVIDENCE_VERSIONS)))}); use a newer aris3nb")
+
+    started_at = _parse_time(evidence.get("started_at"))
+    run = _Run(
+        name=name,
+        kind="ok",
+        when=started_at or _time_from_name(name) or _mtime(folder),
+        started=_show_time(started_at, evidence.get("started_at")),
+        evidence=evidence,
+        evidence_href=_href(name, "evidence.json"),
+        duration=_show_duration(_number(evidence.get("duration_sec"))),
+    )
+    verdict = evidence.get("verdict")
+    run.verdict = _text(verdict) or "—"
+    run.verdict_class = _VERDICT_CSS.get(verdict, "unknown") if isinstance(verdict, str) else "unknown"
+    decision = evidence.get("decision")
+    run.decision = _text(decision) or "—"
+    run.decision_class = _DECISION_CSS.get(decision, "unknown") if isinstance(decision, str) else "unknown"
+    run.target = _show_target(evidence.get("target"))
+    recorded_id = evidence.get("run_id")
+    if recorded_id != name:
+        run.notes.append(f"evidence.json names run {_text(recorded_id) or '(none)'}")
+    for position, phase in enumerate(_phases(evidence), start=1):
+        key = _text(phase.get("phase")) or f"phase {position}"
+        if key in run.phases:
+            continue
+        run.phases[key] = _phase_cell(folder, phase)
+        reasons = phase.get("reasons")
+        if isinstance(reasons, list):
+            run.reasons.extend((key, redact_text(_text(reason))) for reason in reasons if _text(reason))
+    return run
+
+
+def _problem_run(folder: Path, kind: str, problem: str) -> _Run:
+    when = _time_from_name(folder.name)
+    pages = []
+    try:
+        for page in sorted(folder.glob("*.html")):
+            if page.is_file() and not page.is_symlink():
+                pages.append(_Page(page.name, _href(folder.name, page.name)))
+    except OSError:
+        pass
+    return _Run(
+        name=folder.name, kind=kind, when=when or _mtime(folder),
+        started=_show_time(when, None), problem=problem, pages=pages,
+    )
+
+
+def _phases(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    phases = evidence.get("phases")
+    return [phase for phase in phases if isinstance(phase, dict)] if isinstance(phases, list) else []
+
+
+def _phase_cell(folder: Path, phase: dict[str, Any]) -> _PhaseCell:
+    status = _text(phase.get("status")) or "unknown"
+    verdict_raw = phase.get("verdict")
+    verdict = _text(verdict_raw) or None
+    if status in _BROKEN_STATUSES:
+        css = "broken"
+    elif isinstance(verdict_raw, str) and verdict_raw in _VERDICT_CSS:
+        css = _VERDICT_CSS[verdict_raw]
+    else:
+        css = _STATUS_CSS.get(status, "unknown")
+    page = _safe_relative(phase.get("html"))
+    href = None
+    missing_page = False
+    if page is not None:
+        target = folder.joinpath(*page.parts)
+        if target.is_file() and not target.is_symlink():
+            href = _href(folder.name, *page.parts)
+        else:
+            missing_page = True
+    title = _text(phase.get("title"))
+    tooltip = " — ".join(part for part in (title, f"status {status}", f"verdict {verdict}" if verdict else "") if part)
+    return _PhaseCell(
+        status=status, verdict=verdict, css=css, href=href, missing_page=missing_page,
+        duration=_show_duration(_number(phase.get("duration_sec")), short=True), tooltip=tooltip,
+    )
+
+
+def _safe_relative(value: Any) -> PurePosixPath | None:
+    """``value`` as a path inside the run folder, or None if it is absent or could leave it."""
+    if not isinstance(value, str) or not value or "\\" in value or ":" in value:
+        return None
+    path = PurePosixPath(value)
+    if path.is_absolute() or any(part in ("", ".", "..") or part.startswith(".") for part in path.parts):
+        return None
+    return path
+
+
+def _href(*parts: str) -> str:
+    return "/".join(["runs", *(quote(part, safe="") for part in parts)])
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+def _text(value: Any) -> str:
+    """A JSON value as display text ('' for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _number(value: Any) -> float | None:
+    """A finite, non-negative JSON number, or None (missing, null, text, bool, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _time_from_name(name: str) -> dt.datetime | None:
+    """The start time a run id begins with (``20261128T094500Z-a1b2c3``)."""
+    match = _RUN_ID_TIME.match(name)
+    if not match:
+        return None
+    try:
+        return dt.datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def _mtime(folder: Path) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC)
+    except OSError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _show_time(moment: dt.datetime | None, raw: Any) -> str:
+    if moment is not None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return _text(raw)
+
+
+def _show_duration(seconds: float | None, *, short: bool = False) -> str:
+    if seconds is None:
+        return "" if short else "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _show_target(target: Any) -> str:
+    if not isinstance(target, dict):
+        return _text(target)
+    mode = _text(target.get("mode"))
+    base_url = _text(target.get("base_url"))
+    return redact_text(f"{mode} {base_url}".strip())
+
+
+# --- trends ---------------------------------------------------------------------------------------
+
+def _metrics(run: _Run) -> dict[str, Any]:
+    metrics = run.evidence.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _charts(runs: list[_Run]) -> tuple[list[_Chart], str]:
+    readable = [run for run in reversed(runs) if run.kind == "ok"]  # oldest first
+    shown = readable[-MAX_CHART_RUNS:]
+    note = "Oldest run on the left."
+    if len(readable) > len(shown):
+        note = f"The charts show the last {len(shown)} of {len(readable)} readable runs, oldest on the left."
+    labels = [run.when.strftime("%Y-%m-%d %H:%M") for run in shown]
+    names = [run.name for run in shown]
+
+    endpoints: list[str] = []
+    for run in shown:
+        latency = _metrics(run).get("latency_p95_ms")
+        if isinstance(latency, dict):
+            endpoints.extend(key for key in latency if key not in endpoints)
+    endpoints = endpoints[:MAX_CHART_ENDPOINTS]
+
+    def latency_of(run: _Run, endpoint: str) -> float | None:
+        latency = _metrics(run).get("latency_p95_ms")
+        return _number(latency.get(endpoint)) if isinstance(latency, dict) else None
+
+    latency_series = {endpoint: [latency_of(run, endpoint) for run in shown] for endpoint in endpoints}
+    rto_series = {"drill RTO": [_number(_metrics(run).get("drill_rto_sec")) for run in shown]}
+    backup_bytes = [_number(_metrics(run).get("backup_bytes")) for run in shown]
+    unit, scale = _byte_unit(max((b for b in backup_bytes if b is not None), default=0))
+    backup_series = {"backup size": [None if b is None else b / scale for b in backup_bytes]}
+
+    charts = [
+        _chart("p95 latency per endpoint (ms)", "ms", labels, names, latency_series),
+        _chart("Backup/restore drill RTO (s)", "seconds", labels, names, rto_series),
+        _chart(f"Backup size ({unit})", unit, labels, names, backup_series),
+    ]
+    return charts, note
+
+
+def _byte_unit(largest: float) -> tuple[str, float]:
+    for unit, scale in (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
+        if largest >= scale:
+            return unit, scale
+    return "bytes", 1.0
+
+
+def _chart(title: str, ylabel: str, labels: list[str], names: list[str],
+           series: dict[str, list[float | None]]) -> _Chart:
+    chart = _Chart(title=title, series_names=list(series))
+    points = [value for values in series.values() for value in values if value is not None]
+    if not points:
+        return chart
+    chart.rows = [
+        _ChartRow(name, [_show_value(values[i]) for values in series.values()])
+        for i, name in enumerate(names)
+        if any(values[i] is not None for values in series.values())
+    ]
+    chart.alt = f"{len(chart.rows)} runs; the values are listed under the chart"
+    chart.src = _line_chart_png(ylabel, labels, series)
+    return chart
+
+
+def _show_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.3f}".rstrip("0").rstrip(".") if value < 1000 else f"{value:,.0f}"
+
+
+def _plain_label(text: str) -> str:
+    """Text matplotlib shows literally: ``$`` would start mathtext (and can fail to parse)."""
+    text = text if len(text) <= 40 else text[:39] + "…"
+    return text.replace("$", r"\$")
+
+
+def _line_chart_png(ylabel: str, labels: list[str], series: dict[str, list[float | None]]) -> str:
+    """A line chart as a ``data:image/png`` URI. Figure + Agg canvas: no pyplot global state."""
+    figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = list(range(len(labels)))
+    for name, values in series.items():
+        axes.plot(positions, [math.nan if v is None else v for v in values], marker="o", markersize=4,
+                  linewidth=1.5, label=_plain_label(name))
+    step = max(1, math.ceil(len(labels) / 10))
+    ticks = positions[::step]
+    axes.set_xticks(ticks)
+    axes.set_xticklabels([labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
+    axes.set_xlim(-0.5, max(len(labels) - 0.5, 0.5))
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel(_plain_label(ylabel))
+    axes.grid(alpha=0.3)
+    if len(series) > 1:
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --- page -----------------------------------------------------------------------------------------
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _phase_columns(runs: list[_Run]) -> list[_PhaseColumn]:
+    """Phase names in the order runs list them (newest run first), each once."""
+    columns: dict[str, _PhaseColumn] = {}
+    for run in runs:
+        for phase in _phases(run.evidence):
+            name = _text(phase.get("phase"))
+            if name and name not in columns:
+                columns[name] = _PhaseColumn(name, _text(phase.get("title")))
+    for run in runs:  # phases with no name, keyed by position in _read_run
+        for key in run.phases:
+            columns.setdefault(key, _PhaseColumn(key, ""))
+    return list(columns.values())
+
+
+def _render_page(runs: list[_Run]) -> str:
+    charts, charts_note = _charts(runs) if any(run.kind == "ok" for run in runs) else ([], "")
+    template = _environment.get_template("runs_index.html.j2")
+    return template.render(
+        runs=runs,
+        phase_columns=_phase_columns(runs),
+        charts=charts,
+        charts_note=charts_note if charts else "No readable run yet.",
+        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
