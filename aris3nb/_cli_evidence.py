@@ -1,11 +1,114 @@
-"""The evidence bundle commands (``aris3nb evidence ...``)."""
+"""The evidence bundle commands: ``aris3nb evidence verify|keygen``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from aris3nb._cli_common import JsonOption, out, say
+from aris3nb.evidence.bundle import (
+    ChainVerification,
+    Verification,
+    generate_signing_key,
+    key_id,
+    load_public_key,
+    verify_path,
+)
 
 evidence_app = typer.Typer(help="Verify (and sign) the evidence bundles of playbook runs.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
+    """Add the evidence commands to the ``aris3nb`` application."""
     app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("verify")
+def verify(
+    path: Annotated[Path, typer.Argument(
+        help="A run folder or its evidence.json (that run), or a runs folder such as OPS_ARTIFACTS_DIR/runs "
+        "(every run, and the chain linking them).", show_default=False)],
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="PEM Ed25519 public key (the .pub written by `aris3nb evidence keygen`): every run "
+        "must be signed by it. Without it a signature only proves the run is unchanged since signing, not who "
+        "signed it.", show_default=False)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Incomplete runs (a run folder without evidence.json) fail too.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Check every file, digest, signature and chain link of sealed playbook runs (exit 1 naming each problem)."""
+    result = verify_path(path, public_key=public_key)
+    passed = result.passes(strict=strict)
+    if json_output:
+        kind = "chain" if isinstance(result, ChainVerification) else "run"
+        out.print_json(json.dumps({"kind": kind, "passed": passed, **result.as_document()}))
+    elif isinstance(result, ChainVerification):
+        _say_chain(result, strict=strict)
+    else:
+        _say_run(result)
+    if not passed:
+        raise typer.Exit(1)
+
+
+def _say_run(run: Verification) -> None:
+    name = run.run_id or run.run_dir.name
+    if not run.ok:
+        say(f"INVALID: run {name} ({len(run.problems)} problems)")
+        for problem in run.problems:
+            say(f"  - {problem}")
+        return
+    say(f"VALID: run {name}: {run.files_checked} files, {run.bytes_checked:,} bytes match evidence.json")
+    say(f"  signature: {_signature_text(run)}")
+    previous = f"run {run.previous['run_id']}" if run.previous else "none (first run)"
+    say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
+
+
+def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
+    failing = chain.problems + (chain.warnings if strict else [])
+    if failing:
+        say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({len(failing)} problems)")
+        for problem in failing:
+            say(f"  - {problem}")
+    else:
+        files = sum(run.files_checked for run in chain.runs)
+        say(f"VALID: chain of {len(chain.runs)} runs in {chain.runs_dir}: {files} files match, every link holds")
+        for run in chain.runs:
+            say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
+        if chain.head:
+            say(f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
+                "that its newest runs were removed)")
+    for warning in [] if strict else chain.warnings:
+        say(f"  warning: {warning}")
+
+
+def _signature_text(run: Verification, *, short: bool = False) -> str:
+    if not run.signed:
+        return "none (unsigned run)"
+    if run.key_trusted:
+        return f"good, by the given public key {run.key_id}"
+    if short:
+        return f"good under its embedded key {run.key_id}"
+    return (f"good under the key embedded in evidence.json, {run.key_id}: this proves the run is unchanged since "
+            "it was signed, not who signed it (compare the key id, or pass --public-key)")
+
+
+@evidence_app.command("keygen")
+def keygen(
+    private_key_path: Annotated[Path, typer.Argument(
+        help="Where to write the new Ed25519 signing key (PEM PKCS8, owner-only); its public key goes beside it "
+        "as PATH.pub. Existing files are never overwritten (exit 2).", show_default=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Create an Ed25519 key pair for signing evidence bundles."""
+    public_path = generate_signing_key(private_key_path)
+    identity = key_id(load_public_key(public_path))
+    if json_output:
+        out.print_json(json.dumps({"private_key": str(private_key_path), "public_key": str(public_path),
+                                   "key_id": identity}))
+    else:
+        say(f"signing key {private_key_path} (keep it secret; owner-only)")
+        say(f"public key {public_path} (give it to verifiers: aris3nb evidence verify --public-key)")
+        say(f"key id {identity}")

@@ -15,9 +15,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aris3nb import _cli_backup, _cli_evidence, _cli_gate, embedded, migrate
+from aris3nb import _cli_backup, _cli_evidence, _cli_gate, _cli_run, embedded, migrate
 from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
-from aris3nb.errors import Aris3nbError
+from aris3nb.errors import Aris3nbError, UsageError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data
 
@@ -33,6 +33,7 @@ app.add_typer(db_app, name="db")
 _cli_backup.register(app)
 _cli_gate.register(app)
 _cli_evidence.register(app)
+_cli_run.register(app)
 
 
 @app.callback()
@@ -109,22 +110,19 @@ def serve(
     database_url_option: DatabaseUrlOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    embedded_default: Annotated[bool, typer.Option(
+        "--embedded", help="Serve a fresh embedded database instead: OPS_ARTIFACTS_DIR/embedded wiped (only a folder "
+        "aris3nb made), migrated and seeded.")] = False,
+    scale: Annotated[int, typer.Option(min=0, help="With --embedded: stock rows to seed.")] = seed_data.DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="With --embedded: random seed of the data.")] = seed_data.DEFAULT_SEED,
 ) -> None:
     """Serve the reference ARIS3 service over a database until interrupted."""
+    if embedded_default:
+        if database_url_option:
+            raise UsageError("--embedded serves its own database: leave out --database-url")
+        embedded.run(settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
+        return
     embedded.serve(database_url(database_url_option), settings(), host=host, port=port, announce=out)
-
-
-@app.command("run")
-def run(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    scale: Annotated[int, typer.Option(min=0, help="Stock rows to seed.")] = seed_data.DEFAULT_SCALE,
-    seed: Annotated[int, typer.Option(help="Random seed of the data.")] = seed_data.DEFAULT_SEED,
-) -> None:
-    """The main job on the embedded default: a fresh SQLite database under
-    OPS_ARTIFACTS_DIR/embedded, migrated and seeded, served by the reference ARIS3 service.
-    """
-    embedded.run(settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,9 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
     │   ├── InvalidSettings           an environment setting that does not validate
     │   ├── InvalidBaseUrl            a --base-url that is not http(s)://HOST[:PORT][/PREFIX]
     │   ├── ManifestUnreadable        a manifest that is missing, empty or not JSON
-    │   └── DrillDisabled             OPS_ENABLE_BACKUP_DRILL is not true
+    │   ├── DrillDisabled             OPS_ENABLE_BACKUP_DRILL is not true
+    │   ├── EvidenceUnreadable        an evidence.json (or the path to it) that cannot be read as one
+    │   └── SigningKeyError           a key file that cannot be read, is not Ed25519, or is in the way
     ├── DatabaseUnavailable           exit 2: the database cannot be reached or refused us
     ├── MigrationError                exit 1: an Alembic operation failed
     ├── SeedError                     exit 1: seeding could not complete
@@ -22,7 +24,11 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
     ├── DrillFailed                   exit 1: the restore drill ran and failed (report written)
     ├── ProbeFailed                   exit 1: an HTTP probe got no usable answer
     ├── GateFailed                    exit 1: the gate's verdict is FAIL (``checks`` names why)
-    └── IntegrityFailed               exit 1: an integrity invariant does not hold (``checks``)
+    ├── IntegrityFailed               exit 1: an integrity invariant does not hold (``checks``)
+    ├── PhaseFailed                   exit 1: a playbook phase's verdict is FAIL (``checks`` names why)
+    ├── RunFailed                     exit 1: a playbook run ended NO-GO (its bundle is written)
+    ├── EvidenceSealRefused           exit 1: a run folder that cannot be sealed as it stands
+    └── EvidenceInvalid               exit 1: a run or chain of runs that does not verify (``problems``)
 """
 
 from __future__ import annotations
@@ -135,3 +141,50 @@ class IntegrityFailed(Aris3nbError):
     def __init__(self, message: str, checks: list[str]) -> None:
         super().__init__(message)
         self.checks = checks
+
+
+class EvidenceUnreadable(UsageError):
+    """Raised when an evidence bundle cannot be read at all: no such path, no evidence.json,
+    not JSON, not an ``aris3nb.evidence`` document, or a version this code does not know."""
+
+
+class SigningKeyError(UsageError):
+    """Raised when a signing or public key file cannot be read or is not an Ed25519 PEM key,
+    and when ``evidence keygen`` would overwrite an existing file."""
+
+
+class EvidenceSealRefused(Aris3nbError):
+    """Raised when a run folder cannot be sealed: it holds a symbolic link or a special file,
+    is sealed already, or its document does not have the bundle's structure."""
+
+
+class EvidenceInvalid(Aris3nbError):
+    """Raised for a run (or chain of runs) whose evidence does not verify; ``problems`` lists
+    each finding, naming the file, field or run it is about."""
+
+    def __init__(self, where: object, problems: list[str]) -> None:
+        first = problems[0] if problems else "unknown problem"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"evidence {where} does not verify: {first}{more}")
+        self.problems = problems
+
+
+class PhaseFailed(Aris3nbError):
+    """Raised by a phase notebook's last cell, after its evidence is displayed, when the
+    phase's verdict is FAIL: the notebook run fails, so nobody can mistake it for green.
+
+    ``checks`` holds the names of the checks that failed (or warned, under ``strict``).
+    """
+
+    def __init__(self, message: str, checks: list[str]) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
+class RunFailed(Aris3nbError):
+    """Raised (after its evidence bundle is sealed) when a playbook run ends NO-GO."""
+
+    def __init__(self, message: str, run_dir: object, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.exit_code = exit_code

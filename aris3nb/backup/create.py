@@ -11,6 +11,7 @@ temporary folder that no reader mistakes for a backup.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import hashlib
 import json
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import alembic
-import alembic.util
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -35,13 +35,20 @@ import aris3nb
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.digest import Deadline, TableDigest
-from aris3nb.backup.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, canonical_json, manifest_digest, sha256_file
+from aris3nb.backup.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    NAME_PATTERN,
+    canonical_json,
+    manifest_digest,
+    sha256_file,
+)
 from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
-from aris3nb.errors import BackupExists, UsageError
+from aris3nb.errors import BackupError, BackupExists, UsageError
 from aris3nb.gate.report import utc_text
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 BACKUPS_DIRNAME = "backups"
 
 
@@ -160,6 +167,37 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
 
 
 _TEMP_PATTERN = re.compile(r"^\.tmp-.+-pid(?P<pid>\d+)-[a-z0-9_]+$")
+#: Slack between a folder's last change and the start of the process now holding its pid
+#: (process start times are known to a clock tick, boot time to the clock's precision).
+_PID_REUSE_MARGIN_SEC = 1.0
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When the process now holding ``pid`` started (epoch seconds), or None if unknown."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat_line[stat_line.rindex(")") + 2:].split()[19])  # field 22, starttime
+        booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return booted + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _owner_is_gone(pid: int, folder: Path) -> bool:
+    """Whether the process that made ``folder`` has ended.
+
+    Its pid alone does not say: pids are reused, and in a container every run may get the
+    same one. A folder last changed before the process now holding the pid started cannot
+    be that process's.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, and someone else's: the start time still tells
+    started = _process_started_at(pid)
+    return started is not None and folder.stat().st_mtime < started - _PID_REUSE_MARGIN_SEC
 
 
 def _sweep_stale_temporaries(root: Path) -> list[str]:
@@ -170,13 +208,9 @@ def _sweep_stale_temporaries(root: Path) -> list[str]:
         match = _TEMP_PATTERN.match(entry.name)
         if match is None or not entry.is_dir() or entry.is_symlink():
             continue
-        try:
-            os.kill(int(match["pid"]), 0)
-        except ProcessLookupError:
+        if _owner_is_gone(int(match["pid"]), entry):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
-        except PermissionError:
-            continue  # alive, and someone else's
     return removed
 
 
@@ -199,7 +233,10 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     check_name(name)
     engine = engine_name(database_url)
     root = backups_dir(settings)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BackupError(f"cannot create the backups folder {root}: {exc.strerror or exc}") from exc
     final = root / name
     if final.exists() or final.is_symlink():
         raise BackupExists(f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)")
@@ -207,18 +244,28 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     started = time.perf_counter()
     created_at = dt.datetime.now(dt.UTC)
     stale = _sweep_stale_temporaries(root)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-pid{os.getpid()}-", dir=root))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-pid{os.getpid()}-", dir=root))
+    except OSError as exc:
+        raise BackupError(f"cannot create a temporary folder in {root}: {exc.strerror or exc}") from exc
+    stage = "starting"
+
+    def progress_to(next_stage: str) -> None:
+        nonlocal stage
+        stage = next_stage
+        progress(next_stage)
+
     try:
         snap_started = time.perf_counter()
-        progress("copying the database and digesting its tables")
+        progress_to("copying the database and digesting its tables")
         digests, meta = SNAPSHOTS[engine](database_url, work, deadline)
         snapshot_sec = time.perf_counter() - snap_started
         exports_started = time.perf_counter()
-        progress("copying export files")
+        progress_to("copying export files")
         _copy_exports(exports_dir, work)
         exports_sec = time.perf_counter() - exports_started
         seal_started = time.perf_counter()
-        progress("hashing files and writing the manifest")
+        progress_to("hashing files and writing the manifest")
         files = _seal(work)
         document = {
             "format": FORMAT,
@@ -248,15 +295,25 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             os.fsync(handle.fileno())
         os.chmod(manifest_path, 0o600)
         _fsync_dir(work)
+        stage = "renaming the folder to its final name"
         try:
             os.rename(work, final)  # atomic; fails when another backup took the name meanwhile
         except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
             raise BackupExists(f"a backup named {name!r} appeared at {final} while this one was being made; "
                                "it was left untouched") from exc
-        _fsync_dir(root)
+    except OSError as exc:  # the disk is full, a file size limit, a folder not writable...
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"backup {name!r} failed while {stage}: {exc}; nothing was kept") from exc
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    try:
+        _fsync_dir(root)
+    except OSError as exc:
+        raise BackupError(f"backup {name!r} is complete at {final}, but making its name durable failed: {exc}; "
+                          "validate it before relying on it") from exc
     return BackupResult(path=final, manifest=document, stale_removed=stale)
 
 
@@ -266,9 +323,10 @@ def schema_tables_at(revision: str | None) -> frozenset[str] | None:
     file), or None when the revision is unknown to this code."""
     if revision is None:
         return frozenset()
-    try:
-        ScriptDirectory.from_config(migrate.alembic_config()).get_revision(revision)
-    except alembic.util.CommandError:
+    # Only a revision id known literally: not a symbol ("head", "base"), a relative or
+    # branch expression ("+1", "x@head"), nor anything else Alembic would parse.
+    known = {script.revision for script in ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions()}
+    if revision not in known:
         return None
     with tempfile.TemporaryDirectory(prefix="aris3nb-schema-") as folder:
         url = f"sqlite:///{folder}/schema.db"

@@ -34,7 +34,7 @@ from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
 from aris3nb.gate.checks import CheckResult, Status
 from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.errors import Aris3nbError, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
+from aris3nb.errors import Aris3nbError, DatabaseUnavailable, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
 
 REPORT_FORMAT = "aris3nb.drill.report"
@@ -66,22 +66,52 @@ class DrillReport:
         return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **document}
 
 
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+_CHECK_STATUSES = ("PASS", "FAIL")
+
+
 def read_drill_report(path: Path) -> dict[str, Any]:
-    """A drill report's document; refuses what is not a version-1 report (exit 2)."""
+    """A drill report's document; refuses what is not a version-1 report (exit 2).
+
+    Everything a reader of the report relies on is checked here (the status, each check's
+    name, status, detail and duration), so a damaged report is refused in one line rather
+    than breaking whatever displays it.
+    """
+    path = Path(path)
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise ManifestUnreadable(f"{path} is larger than a drill report can be ({MAX_REPORT_BYTES} bytes)")
+        document = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+        json.dumps(document, ensure_ascii=False, allow_nan=False).encode()  # text that can be written back
     except FileNotFoundError as exc:
         raise ManifestUnreadable(f"no drill report at {path}") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeError, ValueError, RecursionError) as exc:
         raise ManifestUnreadable(f"{path} is not a readable JSON drill report") from exc
     if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
         raise ManifestUnreadable(f"{path} is not an aris3nb drill report")
-    if document.get("format_version") != REPORT_VERSION:
-        raise ManifestUnreadable(f"{path} has drill report format_version {document.get('format_version')!r}; "
+    version = document.get("format_version")
+    if type(version) is not int or version != REPORT_VERSION:
+        raise ManifestUnreadable(f"{path} has drill report format_version {str(version)[:40]!r}; "
                                  f"this aris3nb reads {REPORT_VERSION}")
     if document.get("status") not in ("PASS", "FAIL") or not isinstance(document.get("checks"), list):
         raise ManifestUnreadable(f"{path} lacks a PASS/FAIL status or its checks")
+    for number, check in enumerate(document["checks"]):
+        if not (isinstance(check, dict) and isinstance(check.get("name"), str) and check.get("status") in _CHECK_STATUSES
+                and isinstance(check.get("detail"), str) and _is_number(check.get("duration_sec"))
+                and isinstance(check.get("evidence", {}), dict)):
+            raise ManifestUnreadable(f"{path}: check {number} is not a check (name, PASS/FAIL status, detail, "
+                                     "duration_sec, evidence)")
+    if not isinstance(document.get("reason"), (str, type(None))) or not isinstance(document.get("backup"), str):
+        raise ManifestUnreadable(f"{path}: 'backup' or 'reason' is not text")
     return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a drill report")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def drills_dir(settings: Settings) -> Path:
@@ -135,8 +165,8 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
             report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
-    except UsageError as exc:  # the drill could not start as asked: exit 2, report kept
-        report.status, report.reason = "FAIL", str(exc)
+    except (UsageError, DatabaseUnavailable) as exc:  # could not start as asked, or no server to drill on:
+        report.status, report.reason = "FAIL", str(exc)   # exit 2 (as every command), report kept
         raise
     except Aris3nbError as exc:  # DeadlineExceeded among them: its message starts "timeout:"
         report.status, report.reason = "FAIL", str(exc)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aris3nb.backup.digest import table_digest_of
 from aris3nb.errors import ManifestInvalid, ManifestUnreadable
 
 MANIFEST_NAME = "manifest.json"
@@ -29,6 +30,8 @@ SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 #: Every field a version-1 manifest must have, with the JSON type it must be.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -128,6 +131,11 @@ def read_manifest(path: Path) -> Manifest:
         raise ManifestUnreadable(f"{path} is not valid JSON ({_short(exc)}); it may be truncated or edited") from exc
     if not isinstance(document, dict):
         raise ManifestUnreadable(f"{path} holds a JSON {type(document).__name__}, not a manifest object")
+    try:  # what the manifest digest is computed over must exist for every manifest read
+        canonical_json(document)
+    except (UnicodeEncodeError, ValueError, RecursionError) as exc:
+        raise ManifestUnreadable(f"{path} holds values no manifest can hold (a lone surrogate in a string, "
+                                 f"a number out of range): {_short(exc)}") from exc
     return Manifest(document=document, path=path)
 
 
@@ -195,11 +203,22 @@ def check_structure(document: dict[str, Any]) -> list[str]:
         problems.append("manifest digest does not match its content: the manifest was changed after it was written")
     if document["source"].get("engine") not in ("sqlite", "postgresql"):
         problems.append(f"source.engine {document['source'].get('engine')!r} is not sqlite or postgresql")
+    if not NAME_PATTERN.match(document["name"]):
+        problems.append(f"field 'name' {document['name'][:120]!r} is not a backup name (1-100 ASCII letters, digits, "
+                        "'_' or '-', starting with a letter or digit)")
     for index, entry in enumerate(document["files"]):
         problems += _check_file_entry(index, entry)
     for index, entry in enumerate(document["tables"]):
         problems += _check_table_entry(index, entry)
+    problems += _duplicates("file", [e.get("path") for e in document["files"] if isinstance(e, dict)])
+    problems += _duplicates("table", [e.get("name") for e in document["tables"] if isinstance(e, dict)])
     return problems
+
+
+def _duplicates(what: str, names: list[Any]) -> list[str]:
+    seen: set[str] = set()
+    repeated = sorted({n for n in names if isinstance(n, str) and (n in seen or seen.add(n))})
+    return [f"{what} {name!r} is listed more than once" for name in repeated]
 
 
 def _check_file_entry(index: int, entry: Any) -> list[str]:
@@ -231,11 +250,44 @@ def _check_table_entry(index: int, entry: Any) -> list[str]:
         problems.append(f"{where}: 'rows' is missing or not a non-negative integer")
     if not isinstance(entry.get("digest"), str) or not _DIGEST.match(entry["digest"]):
         problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
+    key = entry.get("key")
+    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
+        problems.append(f"{where}: 'key' is missing or not a list of column names")
+        key = None
     chunks = entry.get("chunks")
     if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
         problems.append(f"{where}: 'chunks' is missing or malformed")
-    elif isinstance(entry.get("rows"), int) and sum(c.get("rows", 0) if isinstance(c.get("rows"), int) else 0 for c in chunks) != entry["rows"]:
-        problems.append(f"{where}: its chunks hold {sum(c.get('rows', 0) for c in chunks)} rows, not the {entry['rows']} it records")
+        return problems
+    for number, chunk in enumerate(chunks):
+        problems += _check_chunk(where, number, chunk, key, last=number == len(chunks) - 1)
+    if any(p.startswith(f"{where}: chunk ") for p in problems):
+        return problems
+    held = sum(c["rows"] for c in chunks)
+    if isinstance(entry.get("rows"), int) and held != entry["rows"]:
+        problems.append(f"{where}: its chunks hold {held} rows, not the {entry['rows']} it records")
+    if chunks and isinstance(entry.get("digest"), str) and entry["digest"] != table_digest_of(chunks):
+        problems.append(f"{where}: 'digest' is not the digest of its chunks")
+    return problems
+
+
+#: The JSON values a key column can take in ``last_key`` (SQLite values, PostgreSQL text).
+_KEY_VALUE = (str, int, float, type(None))
+
+
+def _check_chunk(where: str, number: int, chunk: dict[str, Any], key: list[str] | None, *, last: bool) -> list[str]:
+    problems = []
+    rows = chunk.get("rows")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        problems.append(f"{where}: chunk {number}: 'rows' is missing or not a non-negative integer")
+    if not isinstance(chunk.get("digest"), str) or not _HEX64.match(chunk["digest"]):
+        problems.append(f"{where}: chunk {number}: 'digest' is missing or not 64 lowercase hex digits")
+    last_key = chunk.get("last_key", ...)
+    if last:
+        if last_key is not None:
+            problems.append(f"{where}: chunk {number}: the last chunk's 'last_key' must be null (no upper bound)")
+    elif not isinstance(last_key, list) or not all(isinstance(v, _KEY_VALUE) for v in last_key) \
+            or (key is not None and len(last_key) != max(len(key), 1)):
+        problems.append(f"{where}: chunk {number}: 'last_key' is not a list of key values")
     return problems
 
 
@@ -246,33 +298,19 @@ def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
     listed: set[str] = set()
     checked = total_bytes = 0
     for entry in manifest.files:
-        relative = entry.get("path")
+        relative = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(relative, str) or unsafe_path_reason(relative):
             continue  # reported by check_structure; never opened
         listed.add(relative)
-        path = folder / relative
-        if _crosses_link(folder, relative):
-            problems.append(f"file {relative!r} lies under a symbolic link; backups hold regular folders only")
-            continue
         try:
-            info = path.lstat()
-        except FileNotFoundError:
-            problems.append(f"file {relative!r} is missing")
-            continue
-        if stat.S_ISLNK(info.st_mode):
-            problems.append(f"file {relative!r} is a symbolic link; backups hold regular files only")
-            continue
-        if not stat.S_ISREG(info.st_mode):
-            problems.append(f"file {relative!r} is not a regular file")
-            continue
-        if info.st_size != entry.get("size"):
-            problems.append(f"file {relative!r} is {info.st_size} bytes, the manifest says {entry.get('size')}")
-            continue
-        size, digest = sha256_file(path)
-        checked += 1
-        total_bytes += size
-        if digest != entry.get("sha256"):
-            problems.append(f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}")
+            problem, size = _check_listed_file(folder, relative, entry)
+        except OSError as exc:  # a name too long, a file where a folder should be, unreadable...
+            problem, size = f"file {relative!r} cannot be checked: {exc.strerror or exc}", None
+        if problem:
+            problems.append(problem)
+        if size is not None:
+            checked += 1
+            total_bytes += size
     for root, dirs, files in os.walk(folder, followlinks=False):
         for name in sorted(dirs + files):
             path = Path(root) / name
@@ -285,6 +323,27 @@ def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
             elif path.is_file() and relative not in listed:
                 problems.append(f"unlisted file {relative!r} in the backup folder")
     return problems, checked, total_bytes
+
+
+def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tuple[str | None, int | None]:
+    """One listed file: (the problem or None, the bytes hashed or None)."""
+    if _crosses_link(folder, relative):
+        return f"file {relative!r} lies under a symbolic link; backups hold regular folders only", None
+    path = folder / relative
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"file {relative!r} is missing", None
+    if stat.S_ISLNK(info.st_mode):
+        return f"file {relative!r} is a symbolic link; backups hold regular files only", None
+    if not stat.S_ISREG(info.st_mode):
+        return f"file {relative!r} is not a regular file", None
+    if info.st_size != entry.get("size"):
+        return f"file {relative!r} is {info.st_size} bytes, the manifest says {entry.get('size')}", None
+    size, digest = sha256_file(path)
+    if digest != entry.get("sha256"):
+        return f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}", size
+    return None, size
 
 
 def _crosses_link(folder: Path, relative: str) -> bool:
@@ -323,10 +382,12 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
 
 def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> list[str]:
     revision = manifest.document.get("alembic_revision")
+    if not isinstance(revision, (str, type(None))):
+        return []  # its type is reported by check_structure
     expected = schema_tables(revision)
     if expected is None:
-        return [f"alembic revision {revision!r} is unknown to this code: cannot tell which tables the backup must hold"]
-    listed = {t.get("name") for t in manifest.document["tables"] if isinstance(t, dict)}
+        return [f"alembic revision {revision[:120]!r} is unknown to this code: cannot tell which tables the backup must hold"]
+    listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
     problems = [f"table {name!r} of the schema at {revision} is not in the backup" for name in sorted(expected - listed)]
     problems += [f"table {name!r} is in the backup but not in the schema at {revision}" for name in sorted(listed - expected)]
     return problems

@@ -26,8 +26,8 @@ from psycopg import sql
 
 from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
 from aris3nb.db import create_engine, database_errors, parse_database_url
-from aris3nb.errors import BackupError, DeadlineExceeded
-from aris3nb.redact import redact_text, url_password
+from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
+from aris3nb.redact import redact_text, redact_url, url_password
 
 DUMP_DIR = "database/dump"
 DUMP_JOBS = 2
@@ -185,10 +185,14 @@ def _is_statement_timeout(exc: BaseException) -> bool:
 def _read_only_snapshot(url: str, deadline: Deadline, action: str) -> Iterator[sa.Connection]:
     """One read-only REPEATABLE READ transaction whose statements stop at the deadline;
     a statement cancelled by it is a ``DeadlineExceeded``, any other driver error is
-    translated by ``database_errors``."""
+    translated by ``database_errors``. Failing to connect is ``DatabaseUnavailable``
+    (exit 2); losing the connection once connected is a ``BackupError`` (exit 1): the
+    operation ran, and failed, with the server's reason."""
     engine = create_engine(url, isolation_level="REPEATABLE READ", poolclass=sa.NullPool)
+    connected = False
     try:
         with database_errors(url, action), engine.connect() as conn:
+            connected = True
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             _session(conn, deadline)
             try:
@@ -198,9 +202,24 @@ def _read_only_snapshot(url: str, deadline: Deadline, action: str) -> Iterator[s
                     raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
                 raise
             finally:
-                conn.rollback()
+                # Read-only: nothing to lose. On a connection that died, the rollback's own
+                # error ("the connection is lost") must not replace the server's reason.
+                with contextlib.suppress(sa.exc.DBAPIError, psycopg.Error):
+                    conn.rollback()
+    except DatabaseUnavailable as exc:
+        if not connected:
+            raise
+        reason = redact_text(_driver_message(exc.__cause__ or exc), [url_password(url)])
+        raise BackupError(f"lost the connection to {redact_url(url)} while trying to {action}: {reason}") from exc
     finally:
         engine.dispose()
+
+
+def _driver_message(exc: BaseException) -> str:
+    """The server's words in a driver error: its lines joined, SQLAlchemy's trailer dropped."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return " | ".join(lines[:2])[:300] or type(cause).__name__
 
 
 def table_digests(url: str, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:

@@ -91,7 +91,7 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
         problems = _verify_target(manifest, target_url, deadline)
         if problems:
             raise BackupError(f"{len(problems)} table(s) differ from the backup after restoring: {problems[0]}")
-    except Aris3nbError as exc:
+    except (Aris3nbError, OSError) as exc:  # OSError: the disk filled, a file could not be written
         append_rollback_log(settings, {**log, "status": "FAILED", "error": str(exc)})
         raise BackupError(
             f"restore into {redact_url(target_url)} failed: {exc}. The target's state before this restore is in the "

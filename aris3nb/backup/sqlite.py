@@ -223,10 +223,28 @@ def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:
             # All pages in one step: the copy is one consistent snapshot of the source.
             src.backup(dst, pages=-1)
         except sqlite3.Error as exc:
-            raise BackupError(f"SQLite online backup of {source} failed: {exc}") from exc
+            raise BackupError(f"SQLite online backup of {source} failed: {exc}{_writing_hint(exc, target)}") from exc
         finally:
             dst.close()
     os.chmod(target, 0o600)
+
+
+#: SQLite's codes for a write that the disk refused (full, over a size limit, I/O error).
+_WRITE_FAILURES = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE",
+                   "SQLITE_IOERR_DIR_FSYNC", "SQLITE_IOERR_SHORT_READ"}
+
+
+def _writing_hint(exc: sqlite3.Error, target: Path) -> str:
+    """Where SQLite failed, when it was writing the copy: "disk I/O error" alone reads as
+    if the source were damaged."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name not in _WRITE_FAILURES:
+        return f" ({name})" if name else ""
+    try:
+        free = f"{shutil.disk_usage(target.parent).free / 1e6:,.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return f" ({name} writing the copy {target}: the disk may be full or a file size limit reached; {free})"
 
 
 def server_version() -> str:
@@ -289,10 +307,14 @@ def replace_database(restored: Path, target_url: str) -> None:
     """Put ``restored`` in place of the target file, atomically (same folder, then rename)."""
     target = sqlite_path(target_url)
     staging = target.with_name(f".{target.name}.restoring")
-    shutil.copyfile(restored, staging)
-    os.chmod(staging, 0o600)
-    with open(staging, "rb") as handle:
-        os.fsync(handle.fileno())
+    try:
+        shutil.copyfile(restored, staging)
+        os.chmod(staging, 0o600)
+        with open(staging, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError:
+        staging.unlink(missing_ok=True)  # a half-written copy must not stay beside the target
+        raise
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     os.replace(staging, target)

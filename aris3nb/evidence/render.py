@@ -29,6 +29,7 @@ from jinja2 import pass_context
 from mistune.renderers.html import HTMLRenderer
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.preprocessors import TagRemovePreprocessor
 
 __all__ = ["notebook_html", "remote_references"]
 
@@ -240,6 +241,8 @@ class _OfflineHTMLExporter(HTMLExporter):
         return MarkdownWithMath(renderer=renderer).render(source)
 
 
+#: The tag of the cells the runner inserts (verdict banner, failing-cell marker).
+RUNNER_MARKER_TAG = "aris3nb-marker"
 _exporter: _OfflineHTMLExporter | None = None
 # One exporter is reused: its first render compiles the lab templates into its Jinja environment
 # (about 0.3 s with the regexes of pygments and mistune; later pages take ~15 ms), and a new
@@ -260,6 +263,9 @@ def _offline_exporter() -> _OfflineHTMLExporter:
             embed_images=True,
             theme="light",
         )
+        # The runner's banner and failure markers are outputs; their one-line comment source
+        # is noise on the page.
+        _exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={RUNNER_MARKER_TAG}), enabled=True)
     return _exporter
 
 

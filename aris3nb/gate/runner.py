@@ -86,6 +86,7 @@ class GateOptions:
     workdir: Path | None = None  # the checkout judged by `git`, and where the pytest target is; default: cwd
     script_location: Path | None = None  # another Alembic script directory (tests); default: ARIS3's
     metadata: sa.MetaData | None = None  # the models the schema must equal; default: ARIS3's
+    checks: tuple[str, ...] | None = None  # run only these checks (in registry order); default: all
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,11 @@ def validate_options(options: GateOptions) -> GateOptions:
             parse_database_url(url)
     if options.postgres_url is not None and parse_database_url(options.postgres_url).get_backend_name() != "postgresql":
         raise UsageError(f"--postgres-url must be a postgresql:// URL, not {redact_url(options.postgres_url)}")
+    if options.checks is not None:
+        unknown_checks = sorted(set(options.checks) - set(GATE_CHECKS.names()))
+        if unknown_checks or not options.checks:
+            raise UsageError(f"unknown gate check(s) {', '.join(unknown_checks) or '(none given)'}; "
+                             f"known: {', '.join(GATE_CHECKS.names())}")
     unknown = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
     if unknown:
         raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(LATENCY_ENDPOINTS)}")
@@ -323,7 +329,7 @@ def run_gate(options: GateOptions, settings: GateSettings,
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:
         ctx = GateContext(options, settings, run_id, stack)
-        results = GATE_CHECKS.run(ctx, on_result)
+        results = GATE_CHECKS.run(ctx, on_result, only=options.checks)
     finished = dt.datetime.now(dt.UTC)
     verdict = verdict_of(results, strict=options.strict)
     summary_name = f"gate_summary_{run_id}.json"
@@ -355,6 +361,7 @@ def _heads_or_none(script_location: Path | None) -> list[str] | None:
 def _inputs(ctx: GateContext) -> dict[str, Any]:
     options, settings = ctx.options, ctx.settings
     return {
+        "checks": list(options.checks) if options.checks is not None else "all",
         "pytest_target": options.pytest_target,
         "base_url": redact_text(options.base_url) if options.base_url else None,
         "live_target": ctx.live_description,

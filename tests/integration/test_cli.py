@@ -121,7 +121,7 @@ def occupied_port() -> Iterator[int]:
 
 
 def test_run_refuses_a_busy_port(tmp_path: Path, occupied_port: int) -> None:
-    done = aris3nb("run", "--port", str(occupied_port), env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
+    done = aris3nb("serve", "--embedded", "--port", str(occupied_port), env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
     assert_one_line_failure(done, 2, f"127.0.0.1:{occupied_port}")
     assert not (tmp_path / "embedded").exists(), "nothing created before the refusal"
 
@@ -130,7 +130,7 @@ def test_run_never_wipes_a_folder_it_did_not_make(tmp_path: Path) -> None:
     precious = tmp_path / "embedded" / "notes.txt"
     precious.parent.mkdir()
     precious.write_text("keep me")
-    done = aris3nb("run", "--port", str(free_port()), env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
+    done = aris3nb("serve", "--embedded", "--port", str(free_port()), env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
     assert_one_line_failure(done, 2, "was not made by aris3nb")
     assert precious.read_text() == "keep me"
 
@@ -166,7 +166,7 @@ def test_run_is_the_main_job_and_can_be_run_again(tmp_path: Path) -> None:
     env = {**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path), "ARIS3_SEED_PASSWORD": SECRET}
     for _ in range(2):
         port = free_port()
-        process = subprocess.Popen([ARIS3NB, "run", "--port", str(port), "--scale", "800"], env=env,
+        process = subprocess.Popen([ARIS3NB, "serve", "--embedded", "--port", str(port), "--scale", "800"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -1,0 +1,124 @@
+"""The main job (``aris3nb run``): the playbook's phase notebooks, run into an evidence bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from aris3nb._cli_common import JsonOption, err, out, say, settings
+from aris3nb.errors import RunFailed, UsageError
+
+PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
+                "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}
+VERDICT_STYLES = {"PASS": "bold green", "PASS_WITH_WARNINGS": "bold yellow", "FAIL": "bold red"}
+
+
+def run(
+    phases: Annotated[list[str] | None, typer.Argument(
+        help="Phases to run, in playbook order: pre_deploy deploy post_deploy drill rollback. Default: the first "
+        "four, then rollback when a trigger fires.", show_default=False)] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="Probe this deployed service instead of serving one (its database: --database-url or "
+        "DATABASE_URL, needed for the backup, the drill and the integrity check).", show_default=False)] = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="The target database. Given alone, the reference service is served over it for the "
+        "run. Default: DATABASE_URL; neither given: the embedded default (a fresh SQLite database, migrated and "
+        "seeded, served on a free loopback port, removed afterwards).", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/). Default: OPS_ARTIFACTS_DIR.",
+        show_default=False)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Confirm that a rollback may restore the last valid backup into the target database.")] = False,
+    revert_command: Annotated[str | None, typer.Option(
+        "--revert-command", help="Command a rollback runs to revert the app (recorded with its output). "
+        "Default: OPS_REVERT_COMMAND; none: the step is skipped.", show_default=False)] = None,
+    budget: Annotated[list[str] | None, typer.Option(
+        "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable.",
+        show_default=False)] = None,
+    pytest_target: Annotated[str | None, typer.Option(
+        "--pytest-target", help="The smoke tests.", show_default=False)] = None,
+    cell_timeout: Annotated[float, typer.Option(
+        "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).")] = 600.0,
+    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.")] = 3000,
+    signing_key: Annotated[Path | None, typer.Option(
+        "--signing-key", help="Sign evidence.json with this Ed25519 private key (PEM; see `aris3nb evidence keygen`).",
+        show_default=False)] = None,
+    rerun: Annotated[str | None, typer.Option(
+        "--rerun", help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
+        "target of the same kind.", show_default=False)] = None,
+    rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the ARIS3 Recovery Playbook as notebooks and seal the evidence bundle.
+
+    Exit 0: GO (PASS, or PASS_WITH_WARNINGS without --strict); 1: NO-GO (a phase failed, did not
+    complete, or a rollback trigger fired); 2: bad usage; 130: interrupted (the bundle of what ran
+    is still sealed).
+    """
+    from aris3nb.evidence.runner import DEFAULT_PYTEST_TARGET, RunOptions, rerun_options, run_playbook
+    from aris3nb.gate.runner import parse_budgets
+
+    current = settings()
+    options = RunOptions(
+        phases=tuple(phases or ()), base_url=base_url, database_url=database_url or current.database_url, out=out_dir,
+        strict=strict, confirm_restore=yes, revert_command=revert_command or current.ops_revert_command,
+        budgets_ms=parse_budgets(budget), pytest_target=pytest_target or DEFAULT_PYTEST_TARGET,
+        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key,
+    )
+    if rerun or rerun_phase:
+        if not (rerun and rerun_phase) or phases:
+            raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
+        options = rerun_options(current, rerun, rerun_phase, options)
+    display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[cell]}"),
+                       TimeElapsedColumn(), console=err, disable=json_output or not err.is_terminal)
+    task = display.add_task("starting the target", cell="", total=None)
+    started = time.monotonic()
+
+    def on_phase(name: str, title: str) -> None:
+        display.update(task, description=title, cell="")
+        if not err.is_terminal and not json_output:
+            err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
+
+    with display:
+        result = run_playbook(options, current, on_phase=on_phase,
+                              on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}"))
+    document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+    if json_output:
+        out.print_json(json.dumps({key: document[key] for key in
+                                   ("run_id", "verdict", "decision", "exit_code", "phases", "triggers", "metrics")}))
+    else:
+        _print_summary(document, result.evidence_path.parent, result.index_path)
+    if result.exit_code:
+        raise RunFailed(f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+                        result.run_dir, result.exit_code)
+
+
+def _print_summary(document: dict, run_dir: Path, index_path: Path | None) -> None:
+    table = Table(title=f"playbook run {document['run_id']}")
+    for column in ("phase", "status", "verdict", "duration", "reasons"):
+        table.add_column(column, overflow="fold", no_wrap=column != "reasons")
+    for phase in document["phases"]:
+        table.add_row(phase["phase"], Text(phase["status"], style=PHASE_STYLES.get(phase["status"], "")),
+                      Text(phase["verdict"] or "-", style=VERDICT_STYLES.get(phase["verdict"] or "", "")),
+                      f"{phase['duration_sec']:.1f} s", Text("\n".join(phase["reasons"][:5])))
+    out.print(table)
+    for trigger in document.get("triggers") or []:
+        say(f"rollback trigger: {trigger['kind']} ({trigger['phase']}): {trigger['reason']}")
+    line = Text(f"{document['decision']} ", style="bold green" if document["decision"] == "GO" else "bold red")
+    line.append(f"verdict {document['verdict']} in {document['duration_sec']:.1f} s", style="")
+    out.print(line)
+    say(f"evidence: {run_dir} (check it: aris3nb evidence verify {run_dir})")
+    if index_path is not None:
+        say(f"index:    {index_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

@@ -1,0 +1,734 @@
+"""The playbook runner (``aris3nb run``): the phase notebooks executed with papermill,
+in-process and in order, against one target, into one evidence bundle.
+
+The runner owns each phase's final status. papermill records a cell timeout or a dead
+kernel as if the notebook completed; here every phase ends as exactly one of
+``completed`` (its verdict PASS or PASS_WITH_WARNINGS), ``failed`` (its checks FAILed: the
+notebook's last cell raised ``PhaseFailed`` after showing the evidence), ``error`` (a cell
+raised anything else), ``timeout`` (a cell ran past the cell timeout), ``dead_kernel``,
+``interrupted`` or ``skipped`` — written into the executed notebook (a banner at the top,
+the failing cell marked) and into ``evidence.json``.
+
+No secret is ever a notebook parameter: URLs are passed with their password masked and
+resolved inside the kernel from its environment (``playbook.resolve_url``); every notebook
+is scrubbed of known secrets again before it is written.
+
+Speed: the next phase's kernel is started (and imports aris3nb, pandas and matplotlib)
+while the current phase runs, and HTML is rendered in-process with one exporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from aris3nb import __version__, migrate
+from aris3nb.backup.create import backups_dir, check_name
+from aris3nb.backup.manifest import MANIFEST_NAME
+from aris3nb.config import Settings
+from aris3nb.db import check_connection, engine_name, parse_database_url
+from aris3nb.errors import Aris3nbError, UsageError
+from aris3nb.evidence.display import RUN_DIR_ENV, Banner, read_result
+from aris3nb.gate.checks import Verdict
+from aris3nb.gate.report import new_run_id, utc_text, write_text_evidence
+from aris3nb.playbook import URLS_ENV
+from aris3nb.redact import MASK, redact_text, redact_url, url_password
+from aris3nb.rollback import Trigger, evaluate_triggers, last_valid_backup
+
+RUNS_DIRNAME = "runs"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+DEFAULT_PYTEST_TARGET = "tests/smoke/test_post_merge_readiness.py"
+EMBEDDED_SEED_SCALE = 3000
+KERNEL_NAME = "python3"
+KERNEL_START_TIMEOUT_SEC = 120
+#: Imported by each kernel as it boots, while the previous phase still runs.
+WARM_MODULES = ("aris3nb.evidence.display", "aris3nb.playbook", "aris3nb.gate", "aris3nb.integrity",
+                "aris3nb.rollback", "pandas", "matplotlib.pyplot", "IPython.display")
+FAILED_CELL_TAG = "aris3nb-failed-cell"
+MARKER_TAG = "aris3nb-marker"
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    notebook: str
+    title: str
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("pre_deploy", "01-pre_deploy.ipynb", "Pre-deploy: release readiness gate"),
+    Phase("deploy", "02-deploy.ipynb", "Deploy: backup, manifest, health and ready"),
+    Phase("post_deploy", "03-post_deploy.ipynb", "Post-deploy: smoke, critical endpoints, latency, integrity"),
+    Phase("drill", "04-drill.ipynb", "Restore drill: the backup proven by restoring it"),
+    Phase("rollback", "05-rollback.ipynb", "Rollback: NO-GO, revert, restore, verify"),
+)
+PHASE_BY_NAME = {phase.name: phase for phase in PHASES}
+DEFAULT_PHASES = ("pre_deploy", "deploy", "post_deploy", "drill")
+#: The parameters each phase notebook declares (its `parameters` cell), and nothing else.
+PHASE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "pre_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms"),
+    "deploy": ("base_url", "database_url", "backup_name", "exports_dir"),
+    "post_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir"),
+    "drill": ("manifest", "server_url"),
+    "rollback": ("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest"),
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one playbook run does. Without ``base_url`` and ``database_url`` it runs on the
+    embedded default; with ``database_url`` only, it serves the reference service over it."""
+
+    phases: tuple[str, ...] = ()  # empty: the default sequence, then rollback if a trigger fires
+    base_url: str | None = None
+    database_url: str | None = None
+    out: Path | None = None  # the artifacts folder; default OPS_ARTIFACTS_DIR
+    strict: bool = False
+    confirm_restore: bool = False
+    revert_command: str | None = None
+    budgets_ms: Mapping[str, float] = field(default_factory=dict)
+    pytest_target: str = DEFAULT_PYTEST_TARGET
+    cell_timeout_sec: float = 600.0
+    scale: int = EMBEDDED_SEED_SCALE
+    signing_key: Path | None = None
+    workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
+    rerun_of: str | None = None
+
+
+@dataclass
+class PhaseRun:
+    phase: Phase
+    status: str = "skipped"
+    verdict: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    duration_sec: float = 0.0
+    failed_cell: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+    def as_document(self, notebook: bool) -> dict[str, Any]:
+        stem = Path(self.phase.notebook).stem
+        return {
+            "phase": self.phase.name, "title": self.phase.title, "status": self.status, "verdict": self.verdict,
+            "reasons": self.reasons, "notebook": f"{stem}.ipynb" if notebook else None,
+            "html": f"{stem}.html" if notebook else None, "started_at": self.started_at,
+            "duration_sec": round(self.duration_sec, 3), "failed_cell": self.failed_cell,
+            "parameters": self.parameters,
+            "checks": (self.result or {}).get("checks", []), "metrics": (self.result or {}).get("metrics", {}),
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    verdict: Verdict
+    decision: str
+    exit_code: int
+    phases: list[PhaseRun]
+    triggers: list[Trigger]
+    evidence_path: Path
+    index_path: Path | None
+
+
+@dataclass(frozen=True)
+class Target:
+    mode: str  # embedded | database | base_url
+    base_url: str
+    database_url: str | None
+    exports_dir: Path | None
+    description: str
+
+
+# ---------------------------------------------------------------------------- target
+
+
+@contextlib.contextmanager
+def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
+    """The deployment the phases look at; the embedded default and a served database are
+    started here and stopped (and the embedded one deleted) when the run ends."""
+    from aris3nb.reference.server import running_server
+
+    if options.base_url:
+        database_url = options.database_url or settings.database_url
+        yield Target("base_url", options.base_url, database_url, settings.resolved_exports_dir() if database_url else None,
+                     f"{redact_text(options.base_url)} (--base-url)")
+        return
+    if options.database_url:
+        check_connection(options.database_url)
+        exports = settings.resolved_exports_dir()
+        with running_server(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
+            yield Target("database", base_url, options.database_url, exports,
+                         f"reference service at {base_url} over {redact_url(options.database_url)}")
+        return
+    from aris3nb.reference.seed import seed_database
+
+    with tempfile.TemporaryDirectory(prefix="aris3nb-run-embedded-") as folder:
+        url = f"sqlite:///{Path(folder) / 'aris3.db'}"
+        exports = Path(folder) / "exports"
+        migrate.upgrade(url)
+        seed_database(url, scale=options.scale, exports_dir=exports,
+                      seed_password=settings.seed_password.get_secret_value(),
+                      smoke_password=settings.smoke_password.get_secret_value())
+        with running_server(url, settings.model_copy(update={"exports_dir": exports})) as base_url:
+            yield Target("embedded", base_url, url, exports,
+                         f"embedded reference service at {base_url} (fresh SQLite, scale {options.scale})")
+
+
+# ---------------------------------------------------------------------------- kernels
+
+
+class Kernels:
+    """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path) -> None:
+        self.env, self.cwd, self.log_dir = env, cwd, log_dir
+        self._next: Any = None
+        self._started = 0
+
+    def _start(self) -> Any:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        warm = "exec(\"import importlib\\nfor m in %r: importlib.import_module(m)\", {})" % (WARM_MODULES,)
+        manager = AsyncKernelManager(kernel_name=KERNEL_NAME)
+        self._started += 1
+        log = self.log_dir / f"kernel-{self._started}.log"
+        with log.open("w") as stream:  # the child keeps its own descriptor
+            run_sync(manager.start_kernel)(env=self.env, cwd=str(self.cwd), stdout=stream, stderr=stream,
+                                           extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"])
+        manager.aris3nb_log = log
+        return manager
+
+    def take(self, start_another: bool) -> Any:
+        """The warm kernel for this phase; starts the next phase's one if asked."""
+        manager = self._next or self._start()
+        self._next = self._start() if start_another else None
+        return manager
+
+    @staticmethod
+    def stop(manager: Any) -> None:
+        from jupyter_core.utils import run_sync
+
+        with contextlib.suppress(Exception):  # a dead or half-started kernel: nothing left to stop
+            run_sync(manager.shutdown_kernel)(now=True)
+
+    def close(self) -> None:
+        if self._next is not None:
+            self.stop(self._next)
+            self._next = None
+
+
+# ---------------------------------------------------------------------------- notebooks
+
+
+def phase_notebook(phase: Phase) -> nbformat.NotebookNode:
+    """The phase's notebook from ``notebooks/``, with any stored outputs cleared: an
+    executed notebook must show only what this run produced."""
+    path = NOTEBOOKS_DIR / phase.notebook
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the {phase.name} notebook {path}: {exc}") from exc
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    return notebook
+
+
+def notebook_parameters(phase: Phase) -> list[str]:
+    """The names the phase notebook's ``parameters`` cell declares (papermill's inspection)."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(NOTEBOOKS_DIR / phase.notebook)))
+
+
+@dataclass
+class _CellTracker:
+    """Which cell runs now (for the progress display and to name a cell that never finished)."""
+
+    total: int
+    on_cell: Callable[[int, int], None] | None
+    current: dict[str, Any] | None = None
+    executed: int = 0
+
+    def start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.current = {"index": cell_index, "id": cell.get("id")}
+        if self.on_cell is not None:
+            self.on_cell(cell_index + 1, self.total)
+
+    def done(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.executed += 1
+        self.current = None
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """(status, one-line reason) of a phase whose execution raised ``exc``."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        if exc.ename == "PhaseFailed":
+            return "failed", exc.evalue
+        if exc.ename == "KeyboardInterrupt":
+            return "interrupted", "interrupted while a cell ran"
+        return "error", f"{exc.ename}: {exc.evalue}"
+    if isinstance(exc, CellTimeoutError):
+        return "timeout", "a cell ran past the cell timeout and was stopped"
+    if isinstance(exc, DeadKernelError):
+        return "dead_kernel", "the kernel died while a cell ran"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "the run was interrupted"
+    return "error", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+STATUS_WORDS = {
+    "completed": "completed", "failed": "FAILED its checks", "error": "stopped by an error",
+    "timeout": "stopped: cell timeout", "dead_kernel": "stopped: the kernel died", "interrupted": "interrupted",
+}
+
+
+def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.NotebookNode:
+    """A cell the runner inserts: a comment as its source, ``banner`` as its output."""
+    cell = nbformat.v4.new_code_cell(f"# {comment}")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(),
+                                                                 "text/plain": repr(banner)})]
+    cell.metadata["tags"] = tags
+    return cell
+
+
+def _banner_cell(run_id: str, phase_run: PhaseRun) -> nbformat.NotebookNode:
+    """The verdict at the top of the executed notebook, with the status the runner saw."""
+    note = (f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
+            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}")
+    if phase_run.failed_cell is not None:
+        note += f" · the failing cell is marked below (tagged {FAILED_CELL_TAG})"
+    banner = Banner(phase_run.phase.title, phase_run.verdict or "FAIL", phase_run.reasons, note=note)
+    return _output_cell("The verdict of this phase, written by the aris3nb runner once the notebook ran.", banner,
+                        [MARKER_TAG, "aris3nb-banner"])
+
+
+def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell_id: str | None) -> None:
+    index = next((i for i, cell in enumerate(notebook.cells) if cell_id and cell.get("id") == cell_id), None)
+    if index is None:
+        return
+    cell = notebook.cells[index]
+    cell.metadata.setdefault("tags", []).append(FAILED_CELL_TAG)
+    cell.metadata["aris3nb"] = {"status": phase_run.status}
+    cell.metadata.setdefault("papermill", {})["status"] = "failed"
+    banner = Banner("This cell did not complete", STATUS_WORDS.get(phase_run.status, phase_run.status),
+                    phase_run.reasons[:1])
+    notebook.cells.insert(index, _output_cell("The cell below did not complete (marked by the aris3nb runner).",
+                                              banner, [MARKER_TAG]))
+    phase_run.failed_cell = {"index": None, "id": cell_id, "execution_count": cell.get("execution_count")}
+
+
+def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
+                    secrets: Sequence[str]) -> nbformat.NotebookNode:
+    """Put the runner's status into the executed notebook: papermill's own error cells out,
+    the failing cell marked, the banner on top, the status in the metadata; secrets out."""
+    notebook.cells = [cell for cell in notebook.cells
+                      if "papermill-error-cell-tag" not in cell.metadata.get("tags", [])]
+    if phase_run.status != "completed":
+        _mark_failed_cell(notebook, phase_run, failed_cell_id)
+    notebook.cells.insert(0, _banner_cell(run_id, phase_run))
+    if phase_run.failed_cell is not None:  # its position in the notebook as written
+        phase_run.failed_cell["index"] = next(i for i, cell in enumerate(notebook.cells)
+                                              if FAILED_CELL_TAG in cell.metadata.get("tags", []))
+    papermill_meta = notebook.metadata.setdefault("papermill", {})
+    papermill_meta["input_path"] = f"notebooks/{phase_run.phase.notebook}"
+    papermill_meta.pop("output_path", None)
+    papermill_meta["exception"] = phase_run.status != "completed"
+    notebook.metadata["aris3nb"] = {
+        "run_id": run_id, "phase": phase_run.phase.name, "title": phase_run.phase.title, "status": phase_run.status,
+        "verdict": phase_run.verdict, "reasons": phase_run.reasons, "failed_cell": phase_run.failed_cell,
+        "started_at": phase_run.started_at, "duration_sec": round(phase_run.duration_sec, 3),
+    }
+    text = redact_text(json.dumps(notebook), secrets)
+    return nbformat.reads(text, as_version=4)
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Run:
+    options: RunOptions
+    settings: Settings
+    run_id: str
+    run_dir: Path
+    target: Target | None = None
+    secrets: list[str] = field(default_factory=list)
+    backup_name: str | None = None
+    phases: list[PhaseRun] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _redacted_http(url: str | None) -> str | None:
+    if url is None:
+        return None
+    import httpx
+
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(password=MASK)) if parsed.password else url
+
+
+def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[str, Any]:
+    """A phase's parameters, every URL with its password masked."""
+    target, options = run.target, run.options
+    assert target is not None
+    database_url = redact_url(target.database_url) if target.database_url else None
+    base_url = _redacted_http(target.base_url)
+    exports_dir = str(target.exports_dir) if target.exports_dir else None
+    budgets = dict(options.budgets_ms)
+    manifest = None
+    if phase.name in ("drill", "rollback"):
+        manifest = _backup_to_use(run)
+    values: dict[str, Any] = {
+        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": options.pytest_target,
+        "strict": options.strict, "budgets_ms": budgets, "exports_dir": exports_dir, "backup_name": run.backup_name,
+        "manifest": str(manifest) if manifest else None,
+        "server_url": database_url if target.database_url and engine_name(target.database_url) == "postgresql" else None,
+        "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
+        "confirm_restore": options.confirm_restore,
+    }
+    return {name: values[name] for name in PHASE_PARAMETERS[phase.name]}
+
+
+def _backup_to_use(run: _Run) -> Path | None:
+    """This run's pre-deploy backup if it was taken, else the newest valid one of the target's engine."""
+    if run.backup_name and any(p.phase.name == "deploy" and p.status in ("completed", "failed") for p in run.phases):
+        manifest = backups_dir(run.settings) / run.backup_name / MANIFEST_NAME
+        if manifest.is_file():
+            return manifest
+    if run.target is None or not run.target.database_url:
+        return None
+    return last_valid_backup(run.settings, engine_name(run.target.database_url))
+
+
+def _kernel_env(run: _Run) -> dict[str, str]:
+    target = run.target
+    assert target is not None
+    env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
+           URLS_ENV: json.dumps([u for u in (target.database_url, target.base_url) if u]),
+           "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    if target.mode == "embedded":
+        env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target
+    if run.options.revert_command:
+        env["OPS_REVERT_COMMAND"] = run.options.revert_command
+    return env
+
+
+def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
+                   on_cell: Callable[[int, int], None] | None) -> None:
+    import papermill
+
+    phase = phase_run.phase
+    notebook = phase_notebook(phase)
+    input_path = input_dir / phase.notebook
+    nbformat.write(notebook, input_path)
+    output_path = run.run_dir / f"{Path(phase.notebook).stem}.ipynb"
+    tracker = _CellTracker(total=len(notebook.cells) + 1, on_cell=on_cell)
+    phase_run.started_at = utc_text(dt.datetime.now(dt.UTC))
+    started = time.perf_counter()
+    failed_cell_id = None
+    try:
+        papermill.execute_notebook(
+            str(input_path), str(output_path), parameters=phase_run.parameters, kernel_name=KERNEL_NAME,
+            progress_bar=False, log_output=False, execution_timeout=run.options.cell_timeout_sec,
+            start_timeout=KERNEL_START_TIMEOUT_SEC, km=kernel, on_cell_start=tracker.start,
+            on_cell_executed=tracker.done,
+        )
+        phase_run.status = "completed"
+    except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded, then re-raised if fatal
+        phase_run.status, reason = _classify(exc)
+        phase_run.reasons.append(reason)
+        failed_cell_id = (tracker.current or {}).get("id")
+        if phase_run.status == "dead_kernel":
+            phase_run.reasons.extend(_last_words(kernel, run.secrets))
+        if isinstance(exc, KeyboardInterrupt) or phase_run.status == "interrupted":
+            run.interrupted = True
+    finally:
+        phase_run.duration_sec = time.perf_counter() - started
+        Kernels.stop(kernel)
+    phase_run.result = read_result(run.run_dir / phase.name)
+    if phase_run.result is not None:
+        phase_run.verdict = phase_run.result["verdict"]
+        phase_run.reasons = list(phase_run.result.get("reasons") or []) or phase_run.reasons
+        if phase_run.status == "failed" and phase_run.verdict != "FAIL":
+            phase_run.status = "error"
+    elif phase_run.status == "completed":
+        phase_run.status, phase_run.verdict = "error", "FAIL"
+        phase_run.reasons.append("the notebook ended without concluding its phase (no result.json)")
+    if phase_run.status not in ("completed",):
+        phase_run.verdict = "FAIL"
+    executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
+    final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
+    write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
+    _render(run, final, output_path.with_suffix(".html").name)
+
+
+def _last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
+    """The last lines a dead kernel wrote (its log is outside the bundle), secrets masked."""
+    try:
+        lines = [line for line in Path(kernel.aris3nb_log).read_text(errors="replace").splitlines()
+                 if line.strip() and "without encryption" not in line]
+    except (AttributeError, OSError):
+        return []
+    return [f"kernel said: {redact_text(line.strip(), secrets)[:300]}" for line in lines[-3:]]
+
+
+def _render(run: _Run, notebook: nbformat.NotebookNode, name: str) -> None:
+    from aris3nb.evidence.render import notebook_html
+
+    try:
+        page = notebook_html(notebook)
+    except RuntimeError as exc:
+        raise Aris3nbError(f"cannot render {name}: {exc}") from exc
+    write_text_evidence(run.run_dir, name, redact_text(page, run.secrets))
+
+
+def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
+    """Why ``phase`` must be skipped in this run, or None when it runs."""
+    if run.interrupted:
+        return "the run was interrupted"
+    done = {p.phase.name: p for p in run.phases}
+    if phase.name == "drill" and run.target is not None and run.target.mode != "embedded" \
+            and not run.settings.ops_enable_backup_drill:
+        return "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
+    if explicit:
+        return None
+    requires = {"deploy": "pre_deploy", "post_deploy": "deploy", "drill": "deploy"}.get(phase.name)
+    if requires in done and (done[requires].verdict == "FAIL" or done[requires].status == "skipped"):
+        return f"{requires} did not pass: not going further"
+    return None
+
+
+def _secrets(options: RunOptions, settings: Settings) -> list[str]:
+    found = [settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
+             settings.secret_key.get_secret_value() if settings.secret_key else None,
+             *(url_password(u) for u in (options.database_url, settings.database_url) if u)]
+    if options.base_url:
+        import httpx
+
+        found.append(httpx.URL(options.base_url).password)
+    return [s for s in found if s]
+
+
+def validate_run_options(options: RunOptions) -> RunOptions:
+    from aris3nb.gate.http import parse_base_url
+    from aris3nb.gate.runner import LATENCY_ENDPOINTS
+
+    unknown = [name for name in options.phases if name not in PHASE_BY_NAME]
+    if unknown:
+        raise UsageError(f"unknown phase(s) {', '.join(unknown)}; phases: {', '.join(PHASE_BY_NAME)}")
+    if options.database_url is not None:
+        parse_database_url(options.database_url)
+    unknown_budgets = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
+    if unknown_budgets:
+        raise UsageError(f"unknown latency budget(s) {', '.join(unknown_budgets)}; known: {', '.join(LATENCY_ENDPOINTS)}")
+    if options.cell_timeout_sec <= 0:
+        raise UsageError("the cell timeout must be a positive number of seconds")
+    if options.signing_key is not None and not options.signing_key.is_file():
+        raise UsageError(f"no signing key at {options.signing_key}")
+    if not NOTEBOOKS_DIR.is_dir():
+        raise UsageError(f"the phase notebooks are not at {NOTEBOOKS_DIR}: run aris3nb from its checkout")
+    base_url = parse_base_url(options.base_url) if options.base_url is not None else None
+    workdir = (options.workdir or Path.cwd()).absolute()
+    return dataclasses.replace(options, base_url=base_url, workdir=workdir,
+                               phases=tuple(dict.fromkeys(options.phases)))
+
+
+def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
+    name = f"pre_deploy_{started:%Y%m%d_%H%M}"
+    if (backups_dir(settings) / name).exists():
+        name = f"{name}_{run_id.rsplit('-', 1)[-1]}"
+    check_name(name)
+    return name
+
+
+def run_playbook(options: RunOptions, settings: Settings, *,
+                 on_phase: Callable[[str, str], None] | None = None,
+                 on_cell: Callable[[int, int], None] | None = None) -> RunResult:
+    """Run the playbook's phases and seal the run's evidence bundle; the result's verdict
+    and exit code say how it went. Raises only for input it cannot act on (exit 2)."""
+    from aris3nb.evidence import bundle
+
+    options = validate_run_options(options)
+    if options.out is not None:
+        settings = settings.model_copy(update={"ops_artifacts_dir": options.out})
+    settings = settings.model_copy(update={"ops_artifacts_dir": settings.ops_artifacts_dir.absolute()})
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(started)
+    run_dir = settings.ops_artifacts_dir / RUNS_DIRNAME / run_id
+    run_dir.mkdir(parents=True, mode=0o700)
+    run = _Run(options, settings, run_id, run_dir, secrets=_secrets(options, settings),
+               backup_name=_backup_name(settings, started, run_id))
+    requested = options.phases or DEFAULT_PHASES
+    triggers: list[Trigger] = []
+    try:
+        with open_target(options, settings) as target, tempfile.TemporaryDirectory(prefix="aris3nb-nb-") as input_dir:
+            run.target = target
+            kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), Path(input_dir))
+            try:
+                planned = [PHASE_BY_NAME[name] for name in DEFAULT_PHASES + ("rollback",) if name in requested]
+                for position, phase in enumerate(planned):
+                    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+                    phase_run = PhaseRun(phase)
+                    run.phases.append(phase_run)
+                    skip = _should_run(run, phase, explicit=bool(options.phases))
+                    if skip is None and phase.name == "rollback" and not triggers and "rollback" not in options.phases:
+                        skip = "no rollback trigger fired"
+                    if skip is not None:
+                        phase_run.reasons = [skip]
+                        if "OPS_ENABLE_BACKUP_DRILL" in skip:
+                            phase_run.verdict = "PASS_WITH_WARNINGS"
+                        continue
+                    phase_run.parameters = _parameters(run, phase, triggers)
+                    if on_phase is not None:
+                        on_phase(phase.name, phase.title)
+                    more = position + 1 < len(planned) and planned[position + 1].name != "rollback"
+                    _execute_phase(run, phase_run, kernels.take(start_another=more), Path(input_dir), on_cell)
+                if not options.phases:
+                    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+                    if triggers and not any(p.phase.name == "rollback" for p in run.phases):
+                        phase_run = PhaseRun(PHASE_BY_NAME["rollback"])
+                        run.phases.append(phase_run)
+                        if run.interrupted:
+                            phase_run.reasons = ["the run was interrupted"]
+                        else:
+                            phase_run.parameters = _parameters(run, phase_run.phase, triggers)
+                            if on_phase is not None:
+                                on_phase("rollback", phase_run.phase.title)
+                            _execute_phase(run, phase_run, kernels.take(start_another=False), Path(input_dir), on_cell)
+            finally:
+                kernels.close()
+    except KeyboardInterrupt:
+        run.interrupted = True
+    return _seal(run, started, triggers, bundle)
+
+
+def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
+    verdicts = {p.verdict for p in run.phases if p.verdict}
+    if run.interrupted or "FAIL" in verdicts or not run.phases:
+        verdict = Verdict.FAIL
+    elif "PASS_WITH_WARNINGS" in verdicts:
+        verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
+    else:
+        verdict = Verdict.PASS
+    rolled_back = any(p.phase.name == "rollback" and p.status != "skipped" for p in run.phases)
+    decision = "NO-GO" if verdict is Verdict.FAIL or triggers or rolled_back else "GO"
+    exit_code = EXIT_INTERRUPTED if run.interrupted else (0 if decision == "GO" else 1)
+    return verdict, decision, exit_code
+
+
+def _metrics(run: _Run) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"latency_p95_ms": None, "drill_rto_sec": None, "backup_bytes": None}
+    for phase_run in run.phases:  # later phases win: post-deploy latency over the gate's
+        for key, value in ((phase_run.result or {}).get("metrics") or {}).items():
+            if value is not None:
+                metrics[key] = value
+    return metrics
+
+
+def _git_commit() -> dict[str, Any]:
+    root = NOTEBOOKS_DIR.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def _tools() -> dict[str, str | None]:
+    tools: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("papermill", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client", "pandas",
+                 "matplotlib", "sqlalchemy", "alembic", "cryptography"):
+        try:
+            tools[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            tools[name] = None
+    return tools
+
+
+def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any) -> RunResult:
+    from aris3nb.evidence.index import write_index
+
+    finished = dt.datetime.now(dt.UTC)
+    verdict, decision, exit_code = _verdict(run, triggers)
+    options = run.options
+    target = run.target
+    document = {
+        "run_id": run.run_id, "started_at": utc_text(started), "finished_at": utc_text(finished),
+        "duration_sec": round((finished - started).total_seconds(), 3), "verdict": str(verdict),
+        "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
+        "target": {"mode": target.mode if target else None, "description": target.description if target else None,
+                   "base_url": _redacted_http(target.base_url) if target else None,
+                   "database_url": redact_url(target.database_url) if target and target.database_url else None},
+        "parameters": {
+            "phases": list(options.phases) or "default", "strict": options.strict,
+            "confirm_restore": options.confirm_restore, "budgets_ms": dict(options.budgets_ms),
+            "pytest_target": options.pytest_target, "cell_timeout_sec": options.cell_timeout_sec,
+            "scale": options.scale if target and target.mode == "embedded" else None,
+            "revert_command": redact_text(options.revert_command, run.secrets) if options.revert_command else None,
+            "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
+        },
+        "triggers": [dataclasses.asdict(t) for t in triggers],
+        "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
+                   for p in run.phases],
+        "metrics": _metrics(run),
+        "code": {"aris3nb_version": __version__, **_git_commit()},
+        "tools": _tools(),
+    }
+    document = json.loads(redact_text(json.dumps(document), run.secrets))
+    evidence_path = bundle.seal_run(run.run_dir, document, signing_key=options.signing_key)
+    index_path = write_index(run.settings.ops_artifacts_dir)
+    return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
+                     evidence_path, index_path)
+
+
+def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions) -> RunOptions:
+    """The options of an earlier run, for one phase again: the same parameters, the same
+    kind of target (the embedded default gets a fresh one; URLs are resolved again)."""
+    from aris3nb.evidence.bundle import read_evidence
+    from aris3nb.playbook import resolve_url
+
+    if phase not in PHASE_BY_NAME:
+        raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")
+    out = base.out or settings.ops_artifacts_dir
+    document = read_evidence(out / RUNS_DIRNAME / run_id / "evidence.json")
+    parameters, target = document.get("parameters") or {}, document.get("target") or {}
+    database_url = base.database_url or (resolve_url(target.get("database_url")) if target.get("mode") != "embedded" else None)
+    base_url = base.base_url or (resolve_url(target.get("base_url")) if target.get("mode") == "base_url" else None)
+    return dataclasses.replace(
+        base, phases=(phase,), database_url=database_url, base_url=base_url, rerun_of=run_id,
+        strict=bool(parameters.get("strict", base.strict)), budgets_ms=parameters.get("budgets_ms") or base.budgets_ms,
+        pytest_target=parameters.get("pytest_target") or base.pytest_target,
+        scale=parameters.get("scale") or base.scale,
+    )
+
+
+def python_executable() -> str:
+    return sys.executable

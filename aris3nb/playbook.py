@@ -1,0 +1,192 @@
+"""The playbook's deploy-time steps as library calls the phase notebooks make.
+
+The pre-deploy phase is the gate (``run_gate``) and the post-deploy phase the gate's live
+checks (``POST_DEPLOY_CHECKS``) plus the integrity check; what only the deploy and drill
+phases need lives here: ``deploy`` (backup before deploying, validate its manifest,
+/health and /ready reachable) and ``drill`` (the restore drill, its report kept whether it
+passed or not). ``resolve_url`` turns a notebook's redacted URL parameter back into the
+real one from the environment, so no password is ever a notebook parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aris3nb.backup.create import BackupResult, backups_dir, create_backup, schema_tables_at
+from aris3nb.backup.drill import read_drill_report, restore_verify
+from aris3nb.backup.manifest import Validation, validate_backup
+from aris3nb.config import Settings
+from aris3nb.errors import DrillFailed, UsageError
+from aris3nb.gate import http
+from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
+from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
+from aris3nb.redact import MASK, redact_url
+from aris3nb.rollback import last_valid_backup
+
+#: The gate's checks the post-deploy phase runs against the deployed service.
+POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
+                      "latency.health", "latency.stock", "latency.reports", "latency.exports")
+#: Where the runner puts the real URLs a phase's redacted parameters stand for (JSON list).
+URLS_ENV = "ARIS3NB_URLS"
+
+
+def resolve_url(url: str | None) -> str | None:
+    """The real URL behind ``url`` when its password was masked (``***``).
+
+    Candidates are the URLs the runner handed the kernel (``ARIS3NB_URLS``) and, when a
+    notebook is re-run by hand, ``DATABASE_URL`` and ``ARIS3NB_BASE_URL``; the one whose
+    redacted form equals ``url`` is it. ``UsageError`` when none does.
+    """
+    if url is None or f":{MASK}@" not in url:
+        return url
+    candidates = list(json.loads(os.environ.get(URLS_ENV) or "[]"))
+    candidates += [os.environ[name] for name in ("DATABASE_URL", "ARIS3NB_BASE_URL") if os.environ.get(name)]
+    for candidate in candidates:
+        if redact_url(candidate) == url or _redact_http(candidate) == url:
+            return candidate
+    raise UsageError(f"{url} has its password masked: set DATABASE_URL (or ARIS3NB_BASE_URL) to the real URL "
+                     "to run this notebook again")
+
+
+def _redact_http(url: str) -> str:
+    import httpx
+
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(password=MASK)) if parsed.password else url
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    database_url: str | None
+    base_url: str | None
+    backup_name: str | None = None  # default: pre_deploy_YYYYMMDD_HHMM (UTC, now)
+    exports_dir: Path | str | None = None
+    http_timeout_sec: float = 10.0
+
+
+@dataclass
+class DeployReport:
+    """The deploy phase's checks, and the backup it took (``None`` if that failed)."""
+
+    results: list[CheckResult]
+    backup: BackupResult | None
+    validation: Validation | None
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.results, strict=False)
+
+
+@dataclass
+class _DeployContext:
+    options: DeployOptions
+    settings: Settings
+    backup: BackupResult | None = None
+    validation: Validation | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+DEPLOY_CHECKS: Registry[_DeployContext] = Registry()
+
+
+@DEPLOY_CHECKS.register("backup.create")
+def _check_backup(ctx: _DeployContext) -> Outcome:
+    """A backup is taken before deploying: without one there is nothing to roll back to."""
+    if not ctx.options.database_url:
+        return failed("no database URL given (--database-url or DATABASE_URL): nothing to back up")
+    name = ctx.options.backup_name or f"pre_deploy_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M}"
+    exports = Path(ctx.options.exports_dir) if ctx.options.exports_dir else ctx.settings.resolved_exports_dir()
+    ctx.backup = create_backup(ctx.options.database_url, name, settings=ctx.settings, exports_dir=exports)
+    manifest = ctx.backup.manifest
+    rows = sum(table["rows"] for table in manifest["tables"])
+    size = sum(entry["size"] for entry in manifest["files"])
+    return passed(f"{name}: {len(manifest['tables'])} tables, {rows:,} rows, {size:,} bytes",
+                  path=str(ctx.backup.path), tables=len(manifest["tables"]), rows=rows, bytes=size)
+
+
+@DEPLOY_CHECKS.register("backup.manifest")
+def _check_manifest(ctx: _DeployContext) -> Outcome:
+    """The backup's manifest is consistent: every file present with its size and SHA-256."""
+    if ctx.backup is None:
+        return failed("no backup to validate (backup.create failed)")
+    ctx.validation = validate_backup(ctx.backup.manifest_path, schema_tables_at)
+    if not ctx.validation.ok:
+        return failed(f"{len(ctx.validation.problems)} problem(s): {ctx.validation.problems[0]}",
+                      problems=ctx.validation.problems)
+    return passed(f"valid: {ctx.validation.files_checked} files, {ctx.validation.bytes_checked:,} bytes re-hashed")
+
+
+@DEPLOY_CHECKS.register("http.health")
+def _check_health(ctx: _DeployContext) -> Outcome:
+    """The deployed process answers: /health is 200 ok."""
+    if not ctx.options.base_url:
+        return failed("no base URL given: nothing to probe")
+    with http.new_client(ctx.options.base_url, ctx.options.http_timeout_sec) as client:
+        return http.probe_health(client)
+
+
+@DEPLOY_CHECKS.register("http.ready")
+def _check_ready(ctx: _DeployContext) -> Outcome:
+    """The deployed service can serve: /ready is 200 (database reachable, schema at head)."""
+    if not ctx.options.base_url:
+        return failed("no base URL given: nothing to probe")
+    with http.new_client(ctx.options.base_url, ctx.options.http_timeout_sec) as client:
+        return http.probe_ready(client)
+
+
+def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
+    """The deploy phase's checks; a failing one is in the verdict, never raised."""
+    context = _DeployContext(options, settings)
+    results = DEPLOY_CHECKS.run(context)
+    return DeployReport(results, context.backup, context.validation)
+
+
+@dataclass(frozen=True)
+class DrillOutcome:
+    """A finished drill: its report (passed or failed) and where it was written."""
+
+    report: dict[str, Any]
+    path: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.report.get("status") == "PASS"
+
+    @property
+    def results(self) -> list[CheckResult]:
+        """The drill's checks; a drill stopped before a check could fail (a timeout) adds one saying why."""
+        results = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
+                   for c in self.report.get("checks") or []]
+        if not self.passed and not any(r.status is Status.FAIL for r in results):
+            results.append(CheckResult("drill", Status.FAIL, str(self.report.get("reason")),
+                                       float((self.report.get("rto_sec") or {}).get("total") or 0)))
+        return results
+
+
+def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: str | None = None) -> DrillOutcome:
+    """Run the restore drill on ``manifest_path`` (default: the newest valid backup) and
+    return its report, also when it failed (the report says why); a drill that could not
+    start at all (disabled, no backup, unreadable manifest) raises."""
+    if manifest_path is None:
+        manifest_path = last_valid_backup(settings)
+        if manifest_path is None:
+            raise UsageError(f"no valid backup under {backups_dir(settings)} to drill")
+    try:
+        _, path = restore_verify(Path(manifest_path), settings=settings, server_url=server_url)
+    except DrillFailed as exc:
+        path = exc.report_path
+    return DrillOutcome(read_drill_report(path), path)
+
+
+def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings) -> IntegrityReport:
+    """The post-go-live integrity check, strict as the playbook runs it (warnings fail)."""
+    if not database_url:
+        raise UsageError("the integrity check needs the target database: give --database-url (or DATABASE_URL)")
+    exports = Path(exports_dir) if exports_dir else settings.resolved_exports_dir()
+    return run_integrity_check(IntegrityOptions(database_url=database_url, exports_dir=exports, strict=True),
+                               artifacts_dir=settings.ops_artifacts_dir)

@@ -1,0 +1,225 @@
+"""The rollback phase: when it starts (triggers) and what it does.
+
+Triggers, as the playbook lists them, evaluated from one run's phase results: the gate
+FAILed; /ready was not 200 or the database answered with an error; smoke was red in any
+area; the backup/restore drill failed or a manifest was inconsistent. A phase that did not
+complete (error, timeout, dead kernel, interruption) proved nothing and triggers it too.
+
+Procedure, each step a check whose result is also appended to the rollback log (JSON
+lines): declare NO-GO and write the deploy-freeze marker; run the revert command (none by
+default; its exit code and output are recorded); restore the last valid backup, only when
+confirmed (a safety backup of the target is taken first); then /health, /ready and smoke
+again against the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shlex
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aris3nb.backup.create import backups_dir, schema_tables_at
+from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
+from aris3nb.backup.restore import RestoreResult, append_rollback_log, restore_backup
+from aris3nb.config import Settings
+from aris3nb.db import engine_name
+from aris3nb.errors import Aris3nbError, UsageError
+from aris3nb.gate.checks import (
+    CheckResult,
+    Outcome,
+    Registry,
+    Verdict,
+    failed,
+    passed,
+    skipped,
+    verdict_of,
+    warned,
+)
+from aris3nb.gate.report import utc_text, write_json_evidence
+from aris3nb.redact import redact_text, redact_url
+
+FREEZE_MARKER = "DEPLOY_FREEZE.json"
+#: The gate checks run again once the rollback is done.
+VERIFY_CHECKS = ("smoke", "http.health", "http.ready")
+REVERT_OUTPUT_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One reason to roll back: its kind (as the playbook names it), the phase it came from."""
+
+    kind: str
+    phase: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.phase}): {self.reason}"
+
+
+def _failed_checks(phase: Mapping[str, Any], *names: str) -> list[Mapping[str, Any]]:
+    return [c for c in phase.get("checks") or [] if c.get("status") == "FAIL" and (not names or c.get("name") in names)]
+
+
+def evaluate_triggers(phases: Iterable[Mapping[str, Any]]) -> list[Trigger]:
+    """The rollback triggers that fired in a run, from its phases' results (``phase``,
+    ``status``, ``verdict``, ``checks`` with ``name``/``status``/``detail``)."""
+    triggers: list[Trigger] = []
+    for phase in phases:
+        name, status = str(phase.get("phase")), phase.get("status")
+        if status in ("skipped", None) or name == "rollback":
+            continue
+        if status not in ("completed", "failed"):
+            triggers.append(Trigger("phase_incomplete", name, f"the {name} phase ended {status}: it proved nothing"))
+            continue
+        if name == "pre_deploy" and phase.get("verdict") == "FAIL":
+            blocking = ", ".join(c["name"] for c in _failed_checks(phase)) or "see its checks"
+            triggers.append(Trigger("gate_fail", name, f"release readiness gate FAIL ({blocking})"))
+        for check in _failed_checks(phase, "http.ready", "target.schema"):
+            triggers.append(Trigger("not_ready", name, f"{check['name']}: {check.get('detail')}"))
+        for check in _failed_checks(phase, "smoke"):
+            if name != "pre_deploy":
+                triggers.append(Trigger("smoke_red", name, str(check.get("detail"))))
+        for check in _failed_checks(phase, "backup.create", "backup.manifest"):
+            triggers.append(Trigger("manifest_inconsistent", name, f"{check['name']}: {check.get('detail')}"))
+        if name == "drill" and phase.get("verdict") == "FAIL":
+            triggers.append(Trigger("drill_fail", name, "; ".join(phase.get("reasons") or []) or "the drill FAILed"))
+    return triggers
+
+
+def last_valid_backup(settings: Settings, engine: str | None = None) -> Path | None:
+    """The manifest of the newest backup (of ``engine``, if given) that validates, or None."""
+    folder = backups_dir(settings)
+    candidates = []
+    for manifest in folder.glob(f"*/{MANIFEST_NAME}") if folder.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            document = json.loads(manifest.read_text(encoding="utf-8"))
+            if engine is None or document.get("source", {}).get("engine") == engine:
+                candidates.append((str(document.get("created_at")), manifest))
+    for _, manifest in sorted(candidates, reverse=True):
+        with contextlib.suppress(Aris3nbError):
+            if validate_backup(manifest, schema_tables_at).ok:
+                return manifest
+    return None
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    run_id: str
+    triggers: tuple[str, ...]
+    database_url: str
+    base_url: str
+    pytest_target: str | None = None
+    confirm_restore: bool = False
+    manifest: Path | str | None = None  # the backup to restore; default: the newest valid one of the target's engine
+    revert_command: str | None = None
+    revert_timeout_sec: float = 300.0
+
+
+@dataclass
+class _RollbackContext:
+    options: RollbackOptions
+    settings: Settings
+    restored: RestoreResult | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RollbackReport:
+    """The rollback's steps and checks; the run it belongs to is NO-GO whatever they say."""
+
+    results: list[CheckResult]
+    restored: RestoreResult | None
+    freeze_marker: Path
+    verify_summary: Path  # the gate summary of the checks after the rollback
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.results, strict=False)
+
+
+ROLLBACK_STEPS: Registry[_RollbackContext] = Registry()
+
+
+def _log(ctx: _RollbackContext, action: str, **entry: Any) -> None:
+    append_rollback_log(ctx.settings, {"action": action, "run_id": ctx.options.run_id, **entry})
+
+
+@ROLLBACK_STEPS.register("rollback.no_go")
+def _declare_no_go(ctx: _RollbackContext) -> Outcome:
+    """NO-GO is declared and deploys are frozen before anything else is touched."""
+    marker = {"declared_at": utc_text(dt.datetime.now(dt.UTC)), "run_id": ctx.options.run_id,
+              "triggers": list(ctx.options.triggers),
+              "lift": f"remove {FREEZE_MARKER} once the cause is understood and fixed"}
+    path = write_json_evidence(ctx.settings.ops_artifacts_dir, FREEZE_MARKER, marker)
+    _log(ctx, "no_go", triggers=list(ctx.options.triggers), freeze_marker=str(path))
+    return passed(f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers))
+
+
+@ROLLBACK_STEPS.register("rollback.revert")
+def _revert(ctx: _RollbackContext) -> Outcome:
+    """The app goes back to its last stable release, by the configured revert command."""
+    command = ctx.options.revert_command
+    shown = redact_text(command or "")
+    if not command:
+        _log(ctx, "revert", status="SKIPPED")
+        return skipped("no revert command configured (--revert-command / OPS_REVERT_COMMAND)")
+    try:
+        argv = shlex.split(command)
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=ctx.options.revert_timeout_sec,
+                             check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        _log(ctx, "revert", command=shown, status="TIMEOUT")
+        return failed(f"revert command timed out after {ctx.options.revert_timeout_sec:.0f} s: {shown}",
+                      command=shown)
+    except (OSError, ValueError) as exc:
+        _log(ctx, "revert", command=shown, status="FAILED", error=redact_text(str(exc)))
+        return failed(f"revert command could not start: {redact_text(str(exc))}", command=shown)
+    output = redact_text((run.stdout + run.stderr)[-REVERT_OUTPUT_LIMIT:])
+    status = "PASS" if run.returncode == 0 else "FAIL"
+    _log(ctx, "revert", command=shown, exit_code=run.returncode, status=status, output=output)
+    evidence = {"command": shown, "exit_code": run.returncode, "output": output}
+    if run.returncode != 0:
+        return failed(f"revert command exited {run.returncode}: {shown}", **evidence)
+    return passed(f"revert command exited 0: {shown}", **evidence)
+
+
+@ROLLBACK_STEPS.register("rollback.restore")
+def _restore(ctx: _RollbackContext) -> Outcome:
+    """The last valid backup is restored, only when confirmed (a safety backup comes first)."""
+    engine = engine_name(ctx.options.database_url)
+    manifest = Path(ctx.options.manifest) if ctx.options.manifest else last_valid_backup(ctx.settings, engine)
+    if manifest is None:
+        _log(ctx, "restore", status="NO_BACKUP")
+        return failed(f"no valid {engine} backup under {backups_dir(ctx.settings)} to restore")
+    if not ctx.options.confirm_restore:
+        _log(ctx, "restore", backup=str(manifest), status="NOT_CONFIRMED")
+        return warned(f"not restored: confirm with --yes (or the confirm_restore parameter) to restore {manifest.parent.name}",
+                      backup=str(manifest))
+    ctx.restored = restore_backup(manifest, ctx.options.database_url, settings=ctx.settings, confirmed=True)
+    return passed(f"restored {ctx.restored.backup} into {redact_url(ctx.options.database_url)} in "
+                  f"{ctx.restored.duration_sec:.1f} s; safety backup {ctx.restored.safety_backup.name}",
+                  backup=str(manifest), safety_backup=str(ctx.restored.safety_backup))
+
+
+def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport:
+    """Run the rollback procedure; the checks after it are the gate's ``VERIFY_CHECKS``
+    against the target. A failing step is in the verdict, never raised."""
+    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+
+    if not options.triggers:
+        raise UsageError("a rollback needs at least one trigger (the reason it happens)")
+    context = _RollbackContext(options, settings)
+    results = ROLLBACK_STEPS.run(context)
+    gate_settings = load_gate_settings(ops_artifacts_dir=settings.ops_artifacts_dir)
+    verify = run_gate(GateOptions(checks=VERIFY_CHECKS, base_url=options.base_url, pytest_target=options.pytest_target),
+                      gate_settings)
+    results += verify.results
+    report = RollbackReport(results, context.restored, settings.ops_artifacts_dir / FREEZE_MARKER, verify.path)
+    _log(context, "verify", verdict=str(verify.verdict), gate_summary=str(verify.path))
+    return report
