@@ -17,13 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.create import BackupResult, backups_dir, create_backup, schema_tables_at
+from aris3nb.backup.create import (
+    BackupResult,
+    backups_dir,
+    create_backup,
+    schema_tables_at,
+)
 from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.config import Settings
 from aris3nb.errors import DrillFailed, UsageError
 from aris3nb.gate import http
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
+from aris3nb.gate.checks import (
+    CheckResult,
+    Outcome,
+    Registry,
+    Status,
+    Verdict,
+    failed,
+    passed,
+    verdict_of,
+)
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.redact import MASK, redact_url
 from aris3nb.rollback import last_valid_backup

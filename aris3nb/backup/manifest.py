@@ -386,7 +386,7 @@ def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> l
         return []  # its type is reported by check_structure
     expected = schema_tables(revision)
     if expected is None:
-        return [f"alembic revision {revision[:120]!r} is unknown to this code: cannot tell which tables the backup must hold"]
+        return [f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the backup must hold"]
     listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
     problems = [f"table {name!r} of the schema at {revision} is not in the backup" for name in sorted(expected - listed)]
     problems += [f"table {name!r} is in the backup but not in the schema at {revision}" for name in sorted(listed - expected)]

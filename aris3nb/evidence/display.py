@@ -22,7 +22,13 @@ from typing import Any
 
 from aris3nb.config import load_settings
 from aris3nb.errors import PhaseFailed
-from aris3nb.gate.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
+from aris3nb.gate.checks import (
+    CheckResult,
+    Status,
+    Verdict,
+    blocking_checks,
+    verdict_of,
+)
 from aris3nb.gate.report import new_run_id, write_json_evidence
 
 #: Set by the runner in the kernel's environment: the run's bundle folder.

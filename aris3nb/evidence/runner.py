@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,6 +61,7 @@ WARM_MODULES = ("aris3nb.evidence.display", "aris3nb.playbook", "aris3nb.gate", 
 FAILED_CELL_TAG = "aris3nb-failed-cell"
 MARKER_TAG = "aris3nb-marker"
 EXIT_INTERRUPTED = 130
+DRILL_DISABLED = "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class RunOptions:
     signing_key: Path | None = None
     workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
     rerun_of: str | None = None
+    notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
 
 
 @dataclass
@@ -207,7 +208,8 @@ class Kernels:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        warm = "exec(\"import importlib\\nfor m in %r: importlib.import_module(m)\", {})" % (WARM_MODULES,)
+        # Imported in a namespace of its own: the notebook's names stay exactly its own.
+        warm = "exec(" + repr(f"import importlib\nfor name in {WARM_MODULES!r}: importlib.import_module(name)") + ", {})"
         manager = AsyncKernelManager(kernel_name=KERNEL_NAME)
         self._started += 1
         log = self.log_dir / f"kernel-{self._started}.log"
@@ -239,10 +241,10 @@ class Kernels:
 # ---------------------------------------------------------------------------- notebooks
 
 
-def phase_notebook(phase: Phase) -> nbformat.NotebookNode:
+def phase_notebook(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> nbformat.NotebookNode:
     """The phase's notebook from ``notebooks/``, with any stored outputs cleared: an
     executed notebook must show only what this run produced."""
-    path = NOTEBOOKS_DIR / phase.notebook
+    path = folder / phase.notebook
     try:
         notebook = nbformat.read(path, as_version=4)
     except (OSError, ValueError) as exc:
@@ -255,30 +257,26 @@ def phase_notebook(phase: Phase) -> nbformat.NotebookNode:
     return notebook
 
 
-def notebook_parameters(phase: Phase) -> list[str]:
+def notebook_parameters(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> list[str]:
     """The names the phase notebook's ``parameters`` cell declares (papermill's inspection)."""
     import papermill
 
-    return list(papermill.inspect_notebook(str(NOTEBOOKS_DIR / phase.notebook)))
+    return list(papermill.inspect_notebook(str(folder / phase.notebook)))
 
 
 @dataclass
 class _CellTracker:
-    """Which cell runs now (for the progress display and to name a cell that never finished)."""
+    """The cell that started last: the one running now (progress display), and the one that
+    failed when execution stops (execution stops at the first cell that does not complete)."""
 
     total: int
     on_cell: Callable[[int, int], None] | None
-    current: dict[str, Any] | None = None
-    executed: int = 0
+    last_started: str | None = None
 
     def start(self, cell: Any, cell_index: int, **_: Any) -> None:
-        self.current = {"index": cell_index, "id": cell.get("id")}
+        self.last_started = cell.get("id")
         if self.on_cell is not None:
             self.on_cell(cell_index + 1, self.total)
-
-    def done(self, cell: Any, cell_index: int, **_: Any) -> None:
-        self.executed += 1
-        self.current = None
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -443,7 +441,7 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     import papermill
 
     phase = phase_run.phase
-    notebook = phase_notebook(phase)
+    notebook = phase_notebook(phase, run.options.notebooks_dir)
     input_path = input_dir / phase.notebook
     nbformat.write(notebook, input_path)
     output_path = run.run_dir / f"{Path(phase.notebook).stem}.ipynb"
@@ -456,13 +454,12 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
             str(input_path), str(output_path), parameters=phase_run.parameters, kernel_name=KERNEL_NAME,
             progress_bar=False, log_output=False, execution_timeout=run.options.cell_timeout_sec,
             start_timeout=KERNEL_START_TIMEOUT_SEC, km=kernel, on_cell_start=tracker.start,
-            on_cell_executed=tracker.done,
         )
         phase_run.status = "completed"
     except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded, then re-raised if fatal
         phase_run.status, reason = _classify(exc)
         phase_run.reasons.append(reason)
-        failed_cell_id = (tracker.current or {}).get("id")
+        failed_cell_id = tracker.last_started
         if phase_run.status == "dead_kernel":
             phase_run.reasons.extend(_last_words(kernel, run.secrets))
         if isinstance(exc, KeyboardInterrupt) or phase_run.status == "interrupted":
@@ -514,7 +511,7 @@ def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
     done = {p.phase.name: p for p in run.phases}
     if phase.name == "drill" and run.target is not None and run.target.mode != "embedded" \
             and not run.settings.ops_enable_backup_drill:
-        return "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
+        return DRILL_DISABLED
     if explicit:
         return None
     requires = {"deploy": "pre_deploy", "post_deploy": "deploy", "drill": "deploy"}.get(phase.name)
@@ -550,8 +547,8 @@ def validate_run_options(options: RunOptions) -> RunOptions:
         raise UsageError("the cell timeout must be a positive number of seconds")
     if options.signing_key is not None and not options.signing_key.is_file():
         raise UsageError(f"no signing key at {options.signing_key}")
-    if not NOTEBOOKS_DIR.is_dir():
-        raise UsageError(f"the phase notebooks are not at {NOTEBOOKS_DIR}: run aris3nb from its checkout")
+    if not options.notebooks_dir.is_dir():
+        raise UsageError(f"the phase notebooks are not at {options.notebooks_dir}: run aris3nb from its checkout")
     base_url = parse_base_url(options.base_url) if options.base_url is not None else None
     workdir = (options.workdir or Path.cwd()).absolute()
     return dataclasses.replace(options, base_url=base_url, workdir=workdir,
@@ -590,41 +587,37 @@ def run_playbook(options: RunOptions, settings: Settings, *,
             run.target = target
             kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), Path(input_dir))
             try:
-                planned = [PHASE_BY_NAME[name] for name in DEFAULT_PHASES + ("rollback",) if name in requested]
+                planned = [phase for phase in PHASES if phase.name in requested]
                 for position, phase in enumerate(planned):
-                    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
-                    phase_run = PhaseRun(phase)
-                    run.phases.append(phase_run)
-                    skip = _should_run(run, phase, explicit=bool(options.phases))
-                    if skip is None and phase.name == "rollback" and not triggers and "rollback" not in options.phases:
-                        skip = "no rollback trigger fired"
-                    if skip is not None:
-                        phase_run.reasons = [skip]
-                        if "OPS_ENABLE_BACKUP_DRILL" in skip:
-                            phase_run.verdict = "PASS_WITH_WARNINGS"
-                        continue
-                    phase_run.parameters = _parameters(run, phase, triggers)
-                    if on_phase is not None:
-                        on_phase(phase.name, phase.title)
-                    more = position + 1 < len(planned) and planned[position + 1].name != "rollback"
-                    _execute_phase(run, phase_run, kernels.take(start_another=more), Path(input_dir), on_cell)
-                if not options.phases:
-                    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
-                    if triggers and not any(p.phase.name == "rollback" for p in run.phases):
-                        phase_run = PhaseRun(PHASE_BY_NAME["rollback"])
-                        run.phases.append(phase_run)
-                        if run.interrupted:
-                            phase_run.reasons = ["the run was interrupted"]
-                        else:
-                            phase_run.parameters = _parameters(run, phase_run.phase, triggers)
-                            if on_phase is not None:
-                                on_phase("rollback", phase_run.phase.title)
-                            _execute_phase(run, phase_run, kernels.take(start_another=False), Path(input_dir), on_cell)
+                    _run_phase(run, phase, kernels, Path(input_dir), start_another=position + 1 < len(planned),
+                               on_phase=on_phase, on_cell=on_cell)
+                triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+                if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
+                    _run_phase(run, PHASE_BY_NAME["rollback"], kernels, Path(input_dir), start_another=False,
+                               on_phase=on_phase, on_cell=on_cell)
             finally:
                 kernels.close()
     except KeyboardInterrupt:
         run.interrupted = True
     return _seal(run, started, triggers, bundle)
+
+
+def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, start_another: bool,
+               on_phase: Callable[[str, str], None] | None, on_cell: Callable[[int, int], None] | None) -> None:
+    """Run ``phase`` (or record why it is skipped) and add it to the run."""
+    phase_run = PhaseRun(phase)
+    skip = _should_run(run, phase, explicit=bool(run.options.phases))
+    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+    run.phases.append(phase_run)
+    if skip is not None:
+        phase_run.reasons = [skip]
+        if skip == DRILL_DISABLED:
+            phase_run.verdict = "PASS_WITH_WARNINGS"  # a backup left unproven is never silently green
+        return
+    phase_run.parameters = _parameters(run, phase, triggers)
+    if on_phase is not None:
+        on_phase(phase.name, phase.title)
+    _execute_phase(run, phase_run, kernels.take(start_another=start_another), input_dir, on_cell)
 
 
 def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
@@ -729,6 +722,3 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions)
         scale=parameters.get("scale") or base.scale,
     )
 
-
-def python_executable() -> str:
-    return sys.executable

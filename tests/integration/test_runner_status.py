@@ -1,0 +1,118 @@
+"""The runner owns each phase's final status: a notebook that raises, one whose cell runs
+past the timeout, one whose kernel dies, one whose checks FAIL — each is recorded as such in
+the executed notebook (banner on top, failing cell marked) and in evidence.json, never as
+completed, with the evidence of the cells that ran kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from aris3nb.config import load_settings
+from aris3nb.evidence.bundle import verify_run
+from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS, RunOptions, run_playbook
+
+pytestmark = pytest.mark.slow
+
+PARAMETERS = "\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"])
+
+
+def write_phase_notebook(folder: Path, *cells: str) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell(PARAMETERS)
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, *(nbformat.v4.new_code_cell(source) for source in cells)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "01-pre_deploy.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def run_one(tmp_path: Path, *cells: str, cell_timeout_sec: float = 60.0):
+    notebooks = tmp_path / "notebooks"
+    write_phase_notebook(notebooks, *cells)
+    options = RunOptions(phases=("pre_deploy",), base_url="http://127.0.0.1:9", out=tmp_path / "artifacts",
+                         notebooks_dir=notebooks, cell_timeout_sec=cell_timeout_sec)
+    result = run_playbook(options, load_settings())
+    evidence = json.loads(result.evidence_path.read_text())
+    executed = nbformat.read(result.run_dir / "01-pre_deploy.ipynb", as_version=4)
+    return result, evidence["phases"][0], executed
+
+
+def marked_cell(executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    marked = [cell for cell in executed.cells if FAILED_CELL_TAG in cell.metadata.get("tags", [])]
+    assert len(marked) == 1
+    return marked[0]
+
+
+def assert_recorded_as(result, phase: dict, executed: nbformat.NotebookNode, status: str) -> None:
+    assert result.exit_code == 1 and result.decision == "NO-GO"
+    assert phase["status"] == status and phase["verdict"] == "FAIL"
+    assert executed.metadata["aris3nb"]["status"] == status
+    assert executed.metadata["papermill"]["exception"] is True
+    banner = executed.cells[0]
+    assert "aris3nb-banner" in banner.metadata["tags"]
+    assert "FAIL" in banner.outputs[0]["data"]["text/plain"]
+    assert executed.cells.index(marked_cell(executed)) == phase["failed_cell"]["index"]
+    assert verify_run(result.run_dir).ok, "a failed run's bundle is sealed and verifies"
+
+
+def test_a_cell_that_raises_is_an_error_with_the_cell_marked(tmp_path: Path) -> None:
+    result, phase, executed = run_one(tmp_path, "print('evidence so far')", "raise ValueError('boom in cell 3')",
+                                      "print('never runs')")
+    assert_recorded_as(result, phase, executed, "error")
+    assert phase["reasons"][0] == "ValueError: boom in cell 3"
+    assert "boom in cell 3" in json.dumps(marked_cell(executed).outputs)
+    assert any("evidence so far" in json.dumps(cell.get("outputs", [])) for cell in executed.cells)
+    never = next(cell for cell in executed.cells if "never runs" in cell.source)
+    assert never.outputs == [] and never.execution_count is None
+
+
+def test_a_cell_past_the_timeout_is_a_timeout_not_completed(tmp_path: Path) -> None:
+    result, phase, executed = run_one(tmp_path, "print('before')", "import time\ntime.sleep(60)",
+                                      cell_timeout_sec=3)
+    assert_recorded_as(result, phase, executed, "timeout")
+    assert "time.sleep(60)" in marked_cell(executed).source
+    assert phase["duration_sec"] < 40
+
+
+def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path) -> None:
+    result, phase, executed = run_one(tmp_path, "print('before')", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert_recorded_as(result, phase, executed, "dead_kernel")
+    assert "SIGKILL" in marked_cell(executed).source
+
+
+def test_failed_checks_fail_the_phase_after_showing_their_evidence(tmp_path: Path) -> None:
+    result, phase, executed = run_one(
+        tmp_path,
+        "import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+        "results = [CheckResult('http.ready', Status.FAIL, 'GET /ready answered 503', 0.1)]\nphase.show_checks(results)",
+        "phase.conclude(results, title='Gate')",
+    )
+    assert_recorded_as(result, phase, executed, "failed")
+    assert phase["reasons"] == ["http.ready: GET /ready answered 503"]
+    assert [t["kind"] for t in json.loads(result.evidence_path.read_text())["triggers"]] == ["gate_fail", "not_ready"]
+    shown = json.dumps(executed.cells)
+    assert shown.index("GET /ready answered 503") < shown.index("PhaseFailed"), "evidence first, then the failure"
+
+
+def test_a_notebook_that_never_concludes_is_not_green(tmp_path: Path) -> None:
+    result, phase, _ = run_one(tmp_path, "x = 1")
+    assert phase["status"] == "error" and phase["verdict"] == "FAIL"
+    assert "without concluding" in phase["reasons"][-1]
+    assert result.exit_code == 1
+
+
+def test_a_passing_phase_completes(tmp_path: Path) -> None:
+    result, phase, executed = run_one(
+        tmp_path,
+        "import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+        "phase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])",
+    )
+    assert (phase["status"], phase["verdict"], result.exit_code, result.decision) == ("completed", "PASS", 0, "GO")
+    assert executed.metadata["papermill"]["exception"] is False
+    assert not any(FAILED_CELL_TAG in cell.metadata.get("tags", []) for cell in executed.cells)
