@@ -10,6 +10,7 @@ real one from the environment, so no password is ever a notebook parameter.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -45,20 +46,24 @@ from aris3nb.rollback import last_valid_backup
 #: The gate's checks the post-deploy phase runs against the deployed service.
 POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
                       "latency.health", "latency.stock", "latency.reports", "latency.exports")
-#: Where the runner puts the real URLs a phase's redacted parameters stand for (JSON list).
-URLS_ENV = "ARIS3NB_URLS"
+#: The file (owner-only, outside the bundle) holding the real URLs a run's redacted parameters
+#: stand for, as a JSON list; the runner names it in the kernels' environment.
+URLS_FILE_ENV = "ARIS3NB_URLS_FILE"
 
 
 def resolve_url(url: str | None) -> str | None:
     """The real URL behind ``url`` when its password was masked (``***``).
 
-    Candidates are the URLs the runner handed the kernel (``ARIS3NB_URLS``) and, when a
+    Candidates are the URLs the runner handed the kernel (``ARIS3NB_URLS_FILE``) and, when a
     notebook is re-run by hand, ``DATABASE_URL`` and ``ARIS3NB_BASE_URL``; the one whose
     redacted form equals ``url`` is it. ``UsageError`` when none does.
     """
     if url is None or f":{MASK}@" not in url:
         return url
-    candidates = list(json.loads(os.environ.get(URLS_ENV) or "[]"))
+    candidates: list[str] = []
+    if os.environ.get(URLS_FILE_ENV):
+        with contextlib.suppress(OSError, ValueError):
+            candidates += json.loads(Path(os.environ[URLS_FILE_ENV]).read_text(encoding="utf-8"))
     candidates += [os.environ[name] for name in ("DATABASE_URL", "ARIS3NB_BASE_URL") if os.environ.get(name)]
     for candidate in candidates:
         if redact_url(candidate) == url or _redact_http(candidate) == url:

@@ -91,7 +91,7 @@ def read_drill_report(path: Path) -> dict[str, Any]:
         raise ManifestUnreadable(f"{path} is not an aris3nb drill report")
     version = document.get("format_version")
     if type(version) is not int or version != REPORT_VERSION:
-        raise ManifestUnreadable(f"{path} has drill report format_version {str(version)[:40]!r}; "
+        raise ManifestUnreadable(f"{path} has drill report format_version {repr(version)[:60]}; "
                                  f"this aris3nb reads {REPORT_VERSION}")
     if document.get("status") not in ("PASS", "FAIL") or not isinstance(document.get("checks"), list):
         raise ManifestUnreadable(f"{path} lacks a PASS/FAIL status or its checks")

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +35,11 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import nbformat
+# jsonschema (imported by nbformat) compiles rfc3987-syntax's grammar on import, ~0.9 s, only to
+# check "iri" string formats, which notebook validation never asks for; skip that import here.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import nbformat  # after the line above, on purpose
 
 from aris3nb import __version__, migrate
 from aris3nb.backup.create import backups_dir, check_name
@@ -45,7 +50,7 @@ from aris3nb.errors import Aris3nbError, UsageError
 from aris3nb.evidence.display import RUN_DIR_ENV, Banner, read_result
 from aris3nb.gate.checks import Verdict
 from aris3nb.gate.report import new_run_id, utc_text, write_text_evidence
-from aris3nb.playbook import URLS_ENV
+from aris3nb.playbook import URLS_FILE_ENV
 from aris3nb.redact import MASK, redact_text, redact_url, url_password
 from aris3nb.rollback import Trigger, evaluate_triggers, last_valid_backup
 
@@ -219,10 +224,16 @@ class Kernels:
         manager.aris3nb_log = log
         return manager
 
+    def start_next(self) -> None:
+        if self._next is None:
+            self._next = self._start()
+
     def take(self, start_another: bool) -> Any:
         """The warm kernel for this phase; starts the next phase's one if asked."""
         manager = self._next or self._start()
-        self._next = self._start() if start_another else None
+        self._next = None
+        if start_another:
+            self.start_next()
         return manager
 
     @staticmethod
@@ -423,13 +434,12 @@ def _backup_to_use(run: _Run) -> Path | None:
     return last_valid_backup(run.settings, engine_name(run.target.database_url))
 
 
-def _kernel_env(run: _Run) -> dict[str, str]:
-    target = run.target
-    assert target is not None
+def _kernel_env(run: _Run, urls_file: Path) -> dict[str, str]:
+    """The kernels' environment, known before the target is up (the first kernel boots while
+    the target starts); the target's real URLs follow in ``urls_file``, owner-only."""
     env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
-           URLS_ENV: json.dumps([u for u in (target.database_url, target.base_url) if u]),
-           "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-    if target.mode == "embedded":
+           URLS_FILE_ENV: str(urls_file), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    if not (run.options.base_url or run.options.database_url):
         env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target
     if run.options.revert_command:
         env["OPS_REVERT_COMMAND"] = run.options.revert_command
@@ -583,20 +593,23 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     requested = options.phases or DEFAULT_PHASES
     triggers: list[Trigger] = []
     try:
-        with open_target(options, settings) as target, tempfile.TemporaryDirectory(prefix="aris3nb-nb-") as input_dir:
-            run.target = target
-            kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), Path(input_dir))
-            try:
-                planned = [phase for phase in PHASES if phase.name in requested]
-                for position, phase in enumerate(planned):
-                    _run_phase(run, phase, kernels, Path(input_dir), start_another=position + 1 < len(planned),
-                               on_phase=on_phase, on_cell=on_cell)
-                triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
-                if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
-                    _run_phase(run, PHASE_BY_NAME["rollback"], kernels, Path(input_dir), start_another=False,
-                               on_phase=on_phase, on_cell=on_cell)
-            finally:
-                kernels.close()
+        with contextlib.ExitStack() as stack:
+            input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aris3nb-nb-")))
+            urls_file = input_dir / "urls.json"
+            kernels = Kernels(_kernel_env(run, urls_file), options.workdir or Path.cwd(), input_dir)
+            stack.callback(kernels.close)
+            kernels.start_next()  # the first kernel boots while the target starts
+            run.target = target = stack.enter_context(open_target(options, settings))
+            write_text_evidence(input_dir, urls_file.name,
+                                json.dumps([url for url in (target.database_url, target.base_url) if url]))
+            planned = [phase for phase in PHASES if phase.name in requested]
+            for position, phase in enumerate(planned):
+                _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
+                           on_phase=on_phase, on_cell=on_cell)
+            triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+            if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
+                _run_phase(run, PHASE_BY_NAME["rollback"], kernels, input_dir, start_another=False,
+                           on_phase=on_phase, on_cell=on_cell)
     except KeyboardInterrupt:
         run.interrupted = True
     return _seal(run, started, triggers, bundle)
