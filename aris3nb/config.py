@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     ops_drill_timeout_sec: float = Field(default=120.0, gt=0, validation_alias="OPS_DRILL_TIMEOUT_SEC")
     ops_backup_timeout_sec: float = Field(default=3600.0, gt=0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")
     ops_revert_command: str | None = Field(default=None, validation_alias="OPS_REVERT_COMMAND")
+    base_url: str | None = Field(default=None, validation_alias="ARIS3_BASE_URL")
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="ARIS3_SECRET_KEY")
     token_ttl_sec: int = Field(default=3600, gt=0, validation_alias="ARIS3_TOKEN_TTL_SEC")

@@ -11,6 +11,7 @@ real one from the environment, so no password is ever a notebook parameter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -55,7 +56,7 @@ def resolve_url(url: str | None) -> str | None:
     """The real URL behind ``url`` when its password was masked (``***``).
 
     Candidates are the URLs the runner handed the kernel (``ARIS3NB_URLS_FILE``) and, when a
-    notebook is re-run by hand, ``DATABASE_URL`` and ``ARIS3NB_BASE_URL``; the one whose
+    notebook is re-run by hand, ``DATABASE_URL`` and ``ARIS3_BASE_URL``; the one whose
     redacted form equals ``url`` is it. ``UsageError`` when none does.
     """
     if url is None or f":{MASK}@" not in url:
@@ -64,11 +65,11 @@ def resolve_url(url: str | None) -> str | None:
     if os.environ.get(URLS_FILE_ENV):
         with contextlib.suppress(OSError, ValueError):
             candidates += json.loads(Path(os.environ[URLS_FILE_ENV]).read_text(encoding="utf-8"))
-    candidates += [os.environ[name] for name in ("DATABASE_URL", "ARIS3NB_BASE_URL") if os.environ.get(name)]
+    candidates += [os.environ[name] for name in ("DATABASE_URL", "ARIS3_BASE_URL") if os.environ.get(name)]
     for candidate in candidates:
         if redact_url(candidate) == url or _redact_http(candidate) == url:
             return candidate
-    raise UsageError(f"{url} has its password masked: set DATABASE_URL (or ARIS3NB_BASE_URL) to the real URL "
+    raise UsageError(f"{url} has its password masked: set DATABASE_URL (or ARIS3_BASE_URL) to the real URL "
                      "to run this notebook again")
 
 
@@ -159,7 +160,10 @@ def _check_ready(ctx: _DeployContext) -> Outcome:
 
 
 def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
-    """The deploy phase's checks; a failing one is in the verdict, never raised."""
+    """The deploy phase's checks; a failing one is in the verdict, never raised. URLs not
+    given are DATABASE_URL's and ARIS3_BASE_URL's."""
+    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
+                                  base_url=options.base_url or settings.base_url)
     context = _DeployContext(options, settings)
     results = DEPLOY_CHECKS.run(context)
     return DeployReport(results, context.backup, context.validation)
@@ -203,7 +207,9 @@ def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: s
 
 
 def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings) -> IntegrityReport:
-    """The post-go-live integrity check, strict as the playbook runs it (warnings fail)."""
+    """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
+    ``database_url`` (default DATABASE_URL)."""
+    database_url = database_url or settings.database_url
     if not database_url:
         raise UsageError("the integrity check needs the target database: give --database-url (or DATABASE_URL)")
     exports = Path(exports_dir) if exports_dir else settings.resolved_exports_dir()

@@ -15,6 +15,7 @@ again against the target.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import shlex
@@ -112,8 +113,8 @@ def last_valid_backup(settings: Settings, engine: str | None = None) -> Path | N
 class RollbackOptions:
     run_id: str
     triggers: tuple[str, ...]
-    database_url: str
-    base_url: str
+    database_url: str | None = None  # default DATABASE_URL
+    base_url: str | None = None  # default ARIS3_BASE_URL
     pytest_target: str | None = None
     confirm_restore: bool = False
     manifest: Path | str | None = None  # the backup to restore; default: the newest valid one of the target's engine
@@ -214,6 +215,11 @@ def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport
 
     if not options.triggers:
         raise UsageError("a rollback needs at least one trigger (the reason it happens)")
+    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
+                                  base_url=options.base_url or settings.base_url)
+    if not options.database_url or not options.base_url:
+        raise UsageError("a rollback needs the target's database and service: give database_url and base_url "
+                         "(or DATABASE_URL and ARIS3_BASE_URL)")
     context = _RollbackContext(options, settings)
     results = ROLLBACK_STEPS.run(context)
     gate_settings = load_gate_settings(ops_artifacts_dir=settings.ops_artifacts_dir)

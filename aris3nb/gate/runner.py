@@ -322,6 +322,8 @@ def run_gate(options: GateOptions, settings: GateSettings,
              on_result: Callable[[CheckResult], None] | None = None) -> GateReport:
     """Run every gate check and write the JSON summary; never raises for a failing check
     (the verdict says it), only ``UsageError`` for input it cannot act on."""
+    if options.base_url is None and settings.base_url:  # ARIS3_BASE_URL names the live target
+        options = dataclasses.replace(options, base_url=settings.base_url)
     options = validate_options(options)
     if options.database_url is None and settings.database_url:
         parse_database_url(settings.database_url)  # DATABASE_URL names the target: refuse it unparseable too
