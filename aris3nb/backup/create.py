@@ -34,6 +34,7 @@ from alembic.script import ScriptDirectory
 import aris3nb
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
+from aris3nb.backup._stale import sweep
 from aris3nb.backup.digest import Deadline, TableDigest
 from aris3nb.backup.manifest import (
     FORMAT,
@@ -167,51 +168,12 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
 
 
 _TEMP_PATTERN = re.compile(r"^\.tmp-.+-pid(?P<pid>\d+)-[a-z0-9_]+$")
-#: Slack between a folder's last change and the start of the process now holding its pid
-#: (process start times are known to a clock tick, boot time to the clock's precision).
-_PID_REUSE_MARGIN_SEC = 1.0
-
-
-def _process_started_at(pid: int) -> float | None:
-    """When the process now holding ``pid`` started (epoch seconds), or None if unknown."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat_line[stat_line.rindex(")") + 2:].split()[19])  # field 22, starttime
-        booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-        return booted + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def _owner_is_gone(pid: int, folder: Path) -> bool:
-    """Whether the process that made ``folder`` has ended.
-
-    Its pid alone does not say: pids are reused, and in a container every run may get the
-    same one. A folder last changed before the process now holding the pid started cannot
-    be that process's.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, and someone else's: the start time still tells
-    started = _process_started_at(pid)
-    return started is not None and folder.stat().st_mtime < started - _PID_REUSE_MARGIN_SEC
 
 
 def _sweep_stale_temporaries(root: Path) -> list[str]:
     """Remove the temporary folders of backups whose process is gone (killed mid-way);
     a live process's folder is left alone. Returns the names removed."""
-    removed = []
-    for entry in root.iterdir():
-        match = _TEMP_PATTERN.match(entry.name)
-        if match is None or not entry.is_dir() or entry.is_symlink():
-            continue
-        if _owner_is_gone(int(match["pid"]), entry):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    return removed
+    return sweep(root, _TEMP_PATTERN)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -17,11 +18,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from aris3nb.backup._stale import sweep
 from aris3nb.backup.digest import CHUNK_ROWS, Deadline, TableDigest, table_digest_of
 from aris3nb.db import sqlite_path
 from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
 
 DATABASE_FILE = "database/aris3.sqlite3"
+#: The temporary folders drills, restores and digests make (a killed run's are swept).
+SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:drill|digest)-pid(?P<pid>\d+)-[a-z0-9_]+$")
 
 
 def _ident(name: str) -> str:
@@ -152,7 +156,8 @@ def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline, *
     ``yield_cpu`` runs them at a lower priority than work running beside them."""
     groups = [statements[i::SHELLS] for i in range(SHELLS)] if len(statements) >= SHELLS else [statements]
     outputs: list[list[tuple[int, str]]] = []
-    with tempfile.TemporaryDirectory(prefix="aris3nb-digest-") as folder:
+    sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)
+    with tempfile.TemporaryDirectory(prefix=f"aris3nb-digest-pid{os.getpid()}-") as folder:
         processes = []
         try:
             for number, group in enumerate(groups):
@@ -259,8 +264,10 @@ def shell_version() -> str:
 
 @contextlib.contextmanager
 def scratch_copy(backup_file: Path) -> Iterator[Path]:
-    """A disposable copy of the backup's database file, removed afterwards whatever happens."""
-    folder = Path(tempfile.mkdtemp(prefix="aris3nb-drill-"))
+    """A disposable copy of the backup's database file, removed afterwards whatever happens
+    (and, should this process be killed, by the next drill or restore: see ``_stale``)."""
+    sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)
+    folder = Path(tempfile.mkdtemp(prefix=f"aris3nb-drill-pid{os.getpid()}-"))
     try:
         os.chmod(folder, 0o700)
         target = folder / "restored.sqlite3"

@@ -412,8 +412,11 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
     manifest = None
     if phase.name in ("drill", "rollback"):
         manifest = _backup_to_use(run)
+    pytest_target = Path(options.pytest_target)
+    if not pytest_target.is_absolute():  # so that the notebook also runs from its bundle folder
+        pytest_target = (options.workdir or Path.cwd()) / pytest_target
     values: dict[str, Any] = {
-        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": options.pytest_target,
+        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": str(pytest_target),
         "strict": options.strict, "budgets_ms": budgets, "exports_dir": exports_dir, "backup_name": run.backup_name,
         "manifest": str(manifest) if manifest else None,
         "server_url": database_url if target.database_url and engine_name(target.database_url) == "postgresql" else None,
@@ -657,15 +660,18 @@ def _metrics(run: _Run) -> dict[str, Any]:
 
 
 def _git_commit() -> dict[str, Any]:
+    """The commit, branch and cleanliness of the checkout the notebooks came from."""
     root = NOTEBOOKS_DIR.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+        return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit, "git_dirty": dirty}
+        return {"commit": None, "branch": None, "dirty": None}
 
 
 def _tools() -> dict[str, str | None]:

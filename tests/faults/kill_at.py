@@ -14,7 +14,7 @@ Points:
   seal     the first file of the backup is being hashed (SHA-256) for the manifest
   rename   the manifest is complete; the temporary folder is about to be renamed
   restore  the rollback restore is about to replace the target (SQLite: os.replace of the
-           staged file; PostgreSQL: pg_restore running, killed once it connected)
+           staged file; PostgreSQL: killed once pg_restore runs statements on the target)
   pause-rename  not a kill: wait at the rename until the file MARKER + ".go" exists (two
            runs racing for one name meet there)
 """

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from faultkit import (
-    Source,
-    database_name,
-    run_cli,
-    run_killed_at,
-    wait_for_no_sessions,
-)
 
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.errors import ManifestUnreadable
+
+from faultkit import Source, database_name, run_cli, run_killed_at, wait_for_no_sessions
 
 NAME = "pre_deploy_20261128_0800"
 
@@ -65,6 +61,8 @@ def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts:
         assert copy.stat().st_size < big_sqlite.path.stat().st_size, "killed before the copy was complete"
     elif point == "digest":
         assert seen["sqlite3_shells"] >= 1, seen
+        scripts = list(Path(tempfile.gettempdir()).glob(f"aris3nb-digest-pid{seen['pid']}-*"))
+        assert scripts, "the killed run's digest scripts are left in the temporary folder..."
     elif point == "seal":
         assert seen["hashing"].endswith(".sqlite3") or "/exports/" in seen["hashing"]
     if point == "rename":
@@ -75,6 +73,7 @@ def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts:
     else:
         assert not (temporary / "manifest.json").exists()
     check_rerun_sweeps(big_sqlite, artifacts, temporary)
+    assert not list(Path(tempfile.gettempdir()).glob(f"aris3nb-*-pid{seen['pid']}-*")), "...until the next run"
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from aris3nb.cli import main
 
 from faultkit import run_cli, tree
 
+
 EXAMPLES = 500
 HOSTILE = [
     "../x", "../../etc/cron.d/x", "a/b", "/abs", "./x", ".", "..", ".tmp-x-pid1-abc", "-rf", " x", "x ",
@@ -54,6 +55,7 @@ def every(names: list[str]):  # type: ignore[no-untyped-def]
     return apply
 
 
+@pytest.mark.slow
 @every([*HOSTILE, "n\x00ul", "\x00"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.one_of(st.text(min_size=0, max_size=120), st.sampled_from(HOSTILE + ["n\x00ul", "\x00"]),

@@ -33,6 +33,7 @@ from aris3nb.reference.server import running_server
 
 from faultkit import SUMMARY
 
+
 EXAMPLES_PER_OPERATION = 40
 SMOKE_PASSWORD = "aris3-smoke-pass"  # the seed's default, as the session template was seeded
 
@@ -72,6 +73,7 @@ schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE, sch
                                 max_examples=EXAMPLES_PER_OPERATION)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])

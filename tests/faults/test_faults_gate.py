@@ -23,6 +23,7 @@ import pytest
 
 from faultkit import run_cli
 
+
 URL_SECRET = "Url-Secret-9"
 
 SERVICE = r'''
@@ -86,7 +87,7 @@ LIVE_CHECKS = ("http.health", "http.ready", "latency.health", "latency.stock", "
 @pytest.mark.parametrize(("mode", "health_detail", "within_sec"), [
     ("down", "cannot connect", 15),
     ("error", "answered 500 INTERNAL_ERROR: boom", 15),
-    ("hang", "timed out after 0.5 s", 25),  # six live checks, each bounded by the 0.5 s timeout
+    pytest.param("hang", "timed out after 0.5 s", 25, marks=pytest.mark.slow),  # six live checks, each bounded by the 0.5 s timeout
 ])
 def test_the_gate_fails_with_the_cause_within_its_timeouts(mode: str, health_detail: str, within_sec: float,
                                                             tmp_path: Path) -> None:

@@ -14,17 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from faultkit import (
-    Run,
-    Source,
-    database_name,
-    databases_like,
-    run_cli,
-    wait_for_no_sessions,
-)
 from sqlalchemy.engine import make_url
 
 from aris3nb import migrate
+
+from faultkit import Run, Source, database_name, databases_like, run_cli, wait_for_no_sessions
 
 pytestmark = pytest.mark.postgres
 
@@ -149,6 +143,7 @@ def check_refused(done: Run, *fragments: str) -> None:
     assert PASSWORD not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_exit_2_for_every_command(postgres_url: str, artifacts: Path, tmp_path: Path) -> None:
     url = f"postgresql://aris3:{PASSWORD}@127.0.0.1:{closed_port()}/aris3"
     started = time.monotonic()

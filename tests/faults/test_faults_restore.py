@@ -6,10 +6,10 @@ and the rollback log says what happened."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from aris3nb.db import create_engine
 from aris3nb.reference.seed import seed_database
 
 from faultkit import ARIS3NB, Run, Source, cli_env, database_name, run_cli, run_killed_at, wait_for_no_sessions
+
 
 NAME = "pre_deploy_20261128_0800"
 
@@ -84,6 +85,7 @@ def backup_of(source: Source, artifacts: Path) -> Path:
     return artifacts / "backups" / NAME / "manifest.json"
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_target_that_refuses_part_way_is_left_as_it_was(pg_source: Source, artifacts: Path) -> None:
     """pg_restore drops and recreates the tables in one transaction; a view someone added
@@ -106,6 +108,7 @@ def test_a_target_that_refuses_part_way_is_left_as_it_was(pg_source: Source, art
     check_safety_backup_restores(artifacts, pg_source.url, prior)
 
 
+@pytest.mark.slow
 def test_a_restore_that_runs_out_of_disk_fails_cleanly(small_sqlite: Source, artifacts: Path, tmp_path: Path) -> None:
     """The target shrank since the backup (rows deleted): its safety backup fits under the
     file size limit, the staged copy of the larger backup does not."""
@@ -166,10 +169,13 @@ def test_a_restore_killed_half_way_leaves_the_target_as_it_was(engine_name: str,
         assert not wait_for_no_sessions(request.getfixturevalue("postgres_admin"), database_name(source.url))
     else:
         assert Path(seen["staged"]).exists()
+        scratch = list(Path(tempfile.gettempdir()).glob(f"aris3nb-drill-pid{seen['pid']}-*"))
+        assert [p.name for f in scratch for p in f.iterdir()] == ["restored.sqlite3"], "a copy of the data is left..."
     assert state(source.url) == prior, "killed before it replaced anything: the target is as it was"
     check_safety_backup_restores(artifacts, source.url, prior)
     if engine_name == "sqlite":
         assert not Path(seen["staged"]).exists(), "the next restore reused the staging file"
+        assert not list(Path(tempfile.gettempdir()).glob(f"aris3nb-*-pid{seen['pid']}-*")), "...until the next restore"
 
 
 def test_a_staged_copy_that_cannot_be_completed_is_removed(small_sqlite: Source, big_sqlite_template: Path) -> None:

@@ -6,6 +6,7 @@ completed, with the evidence of the cells that ran kept."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,7 +18,16 @@ from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS, RunOption
 
 pytestmark = pytest.mark.slow
 
+FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
 PARAMETERS = "\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"])
+
+
+def runner_fields() -> list[str]:
+    """The field names FORMAT.md §7.5 documents for evidence.json."""
+    doc = FORMAT_DOC.read_text()
+    section = doc[doc.index("### 7.5 What the runner writes"):]
+    table = section[: section.index("\n\n", section.index("| field |"))]
+    return re.findall(r"^\| `([a-z_\[\]]+)`", table, flags=re.M)
 
 
 def write_phase_notebook(folder: Path, *cells: str) -> Path:
@@ -114,5 +124,10 @@ def test_a_passing_phase_completes(tmp_path: Path) -> None:
         "phase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])",
     )
     assert (phase["status"], phase["verdict"], result.exit_code, result.decision) == ("completed", "PASS", 0, "GO")
+    documented = runner_fields()
+    evidence = json.loads(result.evidence_path.read_text())
+    assert {name for name in documented if not name.endswith("[]")} <= set(evidence), "FORMAT.md §7.5 is true"
+    assert {"phases[]", "triggers", "interrupted", "code"} <= set(documented)
+    assert set(evidence["code"]) == {"aris3nb_version", "commit", "branch", "dirty"}
     assert executed.metadata["papermill"]["exception"] is False
     assert not any(FAILED_CELL_TAG in cell.metadata.get("tags", []) for cell in executed.cells)

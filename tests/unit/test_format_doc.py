@@ -57,3 +57,16 @@ def test_drill_report_example_is_read_by_the_real_reader(tmp_path: Path) -> None
 def test_error_envelope_example_has_the_four_fields() -> None:
     envelope = next(d for d in json_blocks() if "trace_id" in d)
     assert set(envelope) == {"code", "message", "details", "trace_id"}
+
+
+def test_phase_result_example_is_read_by_the_runner(tmp_path: Path) -> None:
+    import json
+
+    from aris3nb.evidence.display import RESULT_FILE, read_result
+
+    example = next(d for d in json_blocks() if d.get("format") == "aris3nb.phase_result")
+    (tmp_path / RESULT_FILE).write_text(json.dumps(example))
+    assert read_result(tmp_path) == example
+    assert example["verdict"] == "FAIL" and example["reasons"] == [
+        f"{c['name']}: {c['detail']}" for c in example["checks"] if c["status"] == "FAIL"]
+
