@@ -38,11 +38,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "POST_DEPLOY_CHECKS",
     "Aris3nbError",
     "DeployOptions",
     "GateOptions",
     "IntegrityOptions",
-    "POST_DEPLOY_CHECKS",
     "RollbackOptions",
     "RunOptions",
     "Settings",

@@ -9,14 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aris3nb._cli_common import (
-    DatabaseUrlOption,
-    JsonOption,
-    database_url,
-    err,
-    out,
-    say,
-)
+from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say
 from aris3nb.errors import GateFailed, IntegrityFailed
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
 from aris3nb.gate.checks import CheckResult, Verdict
@@ -106,7 +99,7 @@ def integrity(
     _show(report, "integrity check", "report", IntegrityFailed, json_output=json_output, title="post-go-live integrity check")
 
 
-def _show(report: CheckReport, what: str, document_label: str, failure: type[GateFailed] | type[IntegrityFailed], *,
+def _show(report: CheckReport, what: str, document_label: str, failure: type[GateFailed | IntegrityFailed], *,
           json_output: bool, title: str | None = None) -> None:
     """Print a finished run (its JSON document, or the table, verdict and file), then raise
     ``failure`` naming the blocking checks when the verdict fails."""

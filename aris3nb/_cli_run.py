@@ -63,12 +63,7 @@ def run(
     complete, or a rollback trigger fired); 2: bad usage; 130: interrupted (the bundle of what ran
     is still sealed).
     """
-    from aris3nb.evidence.runner import (
-        DEFAULT_PYTEST_TARGET,
-        RunOptions,
-        rerun_options,
-        run_playbook,
-    )
+    from aris3nb.evidence.runner import DEFAULT_PYTEST_TARGET, RunOptions, rerun_options, run_playbook
     from aris3nb.gate.runner import parse_budgets
 
     current = settings()

@@ -13,24 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aris3nb import _cli_backup, _cli_evidence, _cli_gate, _cli_run, embedded, migrate
-from aris3nb._cli_common import (
-    DatabaseUrlOption,
-    JsonOption,
-    database_url,
-    err,
-    out,
-    say,
-    settings,
-)
+from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 from aris3nb.errors import Aris3nbError, UsageError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data

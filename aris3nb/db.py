@@ -37,9 +37,7 @@ def parse_database_url(url: str | URL) -> URL:
         except Exception as exc:
             raise InvalidDatabaseUrl(f"cannot parse database URL {redact_url(text)!r}") from exc
     backend = parsed.get_backend_name()
-    if backend == "postgres":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend == "postgresql" and parsed.get_driver_name() in ("psycopg2", "psycopg"):
+    if backend == "postgres" or backend == "postgresql" and parsed.get_driver_name() in ("psycopg2", "psycopg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend == "postgresql":
         if parsed.drivername != "postgresql":

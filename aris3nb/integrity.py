@@ -46,16 +46,7 @@ from alembic.runtime.migration import MigrationContext
 from aris3nb import migrate
 from aris3nb.db import database_errors, engine_name
 from aris3nb.errors import Aris3nbError, UsageError
-from aris3nb.gate.checks import (
-    SAMPLE_LIMIT,
-    CheckResult,
-    Outcome,
-    Registry,
-    failed,
-    passed,
-    verdict_of,
-    warned,
-)
+from aris3nb.gate.checks import SAMPLE_LIMIT, CheckResult, Outcome, Registry, failed, passed, verdict_of, warned
 from aris3nb.gate.report import (
     CheckReport,
     check_report_head,

@@ -19,37 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.create import (
-    BackupResult,
-    backups_dir,
-    create_backup,
-    schema_tables_at,
-)
+from aris3nb.backup.create import BackupResult, backups_dir, create_backup, schema_tables_at
 from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.config import Settings
 from aris3nb.errors import DrillFailed, UsageError
+from aris3nb.evidence.display import URLS_FILE_ENV
 from aris3nb.gate import http
-from aris3nb.gate.checks import (
-    CheckResult,
-    Outcome,
-    Registry,
-    Status,
-    Verdict,
-    failed,
-    passed,
-    verdict_of,
-)
+from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
-from aris3nb.redact import MASK, redact_url
+from aris3nb.redact import MASK, redact_text, redact_url
 from aris3nb.rollback import last_valid_backup
 
 #: The gate's checks the post-deploy phase runs against the deployed service.
 POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
                       "latency.health", "latency.stock", "latency.reports", "latency.exports")
-#: The file (owner-only, outside the bundle) holding the real URLs a run's redacted parameters
-#: stand for, as a JSON list; the runner names it in the kernels' environment.
-URLS_FILE_ENV = "ARIS3NB_URLS_FILE"
 
 
 def resolve_url(url: str | None) -> str | None:
@@ -67,17 +51,10 @@ def resolve_url(url: str | None) -> str | None:
             candidates += json.loads(Path(os.environ[URLS_FILE_ENV]).read_text(encoding="utf-8"))
     candidates += [os.environ[name] for name in ("DATABASE_URL", "ARIS3_BASE_URL") if os.environ.get(name)]
     for candidate in candidates:
-        if redact_url(candidate) == url or _redact_http(candidate) == url:
+        if url in (redact_url(candidate), redact_text(candidate)):
             return candidate
     raise UsageError(f"{url} has its password masked: set DATABASE_URL (or ARIS3_BASE_URL) to the real URL "
                      "to run this notebook again")
-
-
-def _redact_http(url: str) -> str:
-    import httpx
-
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(password=MASK)) if parsed.password else url
 
 
 @dataclass(frozen=True)

@@ -31,17 +31,7 @@ from aris3nb.backup.restore import RestoreResult, append_rollback_log, restore_b
 from aris3nb.config import Settings
 from aris3nb.db import engine_name
 from aris3nb.errors import Aris3nbError, UsageError
-from aris3nb.gate.checks import (
-    CheckResult,
-    Outcome,
-    Registry,
-    Verdict,
-    failed,
-    passed,
-    skipped,
-    verdict_of,
-    warned,
-)
+from aris3nb.gate.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
 from aris3nb.gate.report import utc_text, write_json_evidence
 from aris3nb.redact import redact_text, redact_url
 

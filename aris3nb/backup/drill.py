@@ -32,9 +32,9 @@ from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
 from aris3nb.db import create_engine, engine_name, sqlite_path
+from aris3nb.errors import Aris3nbError, DatabaseUnavailable, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.gate.checks import CheckResult, Status
 from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.errors import Aris3nbError, DatabaseUnavailable, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.redact import redact_text
 
 REPORT_FORMAT = "aris3nb.drill.report"

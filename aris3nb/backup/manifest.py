@@ -27,10 +27,11 @@ FORMAT = "aris3nb.backup.manifest"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-#: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+#: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit
+#: (``\Z``, not ``$``, which would also match before a trailing newline).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
 
 #: Every field a version-1 manifest must have, with the JSON type it must be.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -120,8 +121,8 @@ def read_manifest(path: Path) -> Manifest:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ManifestUnreadable(f"no manifest at {path}") from exc
-    except OSError as exc:
-        raise ManifestUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a path with NUL in it
+        raise ManifestUnreadable(f"cannot read {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from exc
     if not raw.strip():
         raise ManifestUnreadable(f"{path} is empty")
     try:

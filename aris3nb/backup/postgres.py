@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import psycopg
+import sqlalchemy as sa
 from psycopg import sql
 
 from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table

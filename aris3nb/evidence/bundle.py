@@ -25,18 +25,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aris3nb.backup.manifest import sha256_file, unsafe_path_reason
-from aris3nb.errors import (
-    EvidenceInvalid,
-    EvidenceSealRefused,
-    EvidenceUnreadable,
-    SigningKeyError,
-)
+from aris3nb.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.gate.report import write_text_evidence
 
 EVIDENCE_NAME = "evidence.json"

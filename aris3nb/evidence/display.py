@@ -22,17 +22,14 @@ from typing import Any
 
 from aris3nb.config import load_settings
 from aris3nb.errors import PhaseFailed
-from aris3nb.gate.checks import (
-    CheckResult,
-    Status,
-    Verdict,
-    blocking_checks,
-    verdict_of,
-)
+from aris3nb.gate.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
 from aris3nb.gate.report import new_run_id, write_json_evidence
 
 #: Set by the runner in the kernel's environment: the run's bundle folder.
 RUN_DIR_ENV = "ARIS3NB_RUN_DIR"
+#: Set by the runner too: the file (owner-only, outside the bundle) holding the real URLs the
+#: run's masked URL parameters stand for, as a JSON list (see ``playbook.resolve_url``).
+URLS_FILE_ENV = "ARIS3NB_URLS_FILE"
 RESULT_FILE = "result.json"
 RESULT_FORMAT = "aris3nb.phase_result"
 RESULT_VERSION = 1
@@ -199,7 +196,7 @@ class PhaseEvidence:
             axis.set_xlabel("ms")
             axis.set_ylabel("requests")
             axis.legend(fontsize=8, loc="upper center")
-        figure.tight_layout()
+        figure.subplots_adjust(wspace=0.3)  # the saved image is cropped to its content (bbox_inches)
         self._chart(figure, "latency.png")
 
     # ------------------------------------------------------------------ backups
@@ -244,7 +241,6 @@ class PhaseEvidence:
             axis.invert_yaxis()
             axis.set_xlabel("seconds")
             axis.set_title(f"Restore drill RTO: {self.metrics['drill_rto_sec']} s in all", fontsize=10)
-            figure.tight_layout()
             self._chart(figure, "drill_rto.png")
         rpo = report.get("rpo") or {}
         self.show_table([{"measure": key, "value": value} for key, value in rpo.items()], "RPO")

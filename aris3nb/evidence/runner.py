@@ -19,6 +19,7 @@ while the current phase runs, and HTML is rendered in-process with one exporter.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # jsonschema (imported by nbformat) compiles rfc3987-syntax's grammar on import, ~0.9 s, only to
 # check "iri" string formats, which notebook validation never asks for; skip that import here.
@@ -41,18 +42,20 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import nbformat  # after the line above, on purpose
 
-from aris3nb import __version__, migrate
-from aris3nb.backup.create import backups_dir, check_name
-from aris3nb.backup.manifest import MANIFEST_NAME
+from aris3nb import __version__
 from aris3nb.config import Settings
 from aris3nb.db import check_connection, engine_name, parse_database_url
-from aris3nb.errors import Aris3nbError, UsageError
-from aris3nb.evidence.display import RUN_DIR_ENV, Banner, read_result
+from aris3nb.errors import UsageError
+from aris3nb.evidence.display import RUN_DIR_ENV, URLS_FILE_ENV, Banner, read_result
 from aris3nb.gate.checks import Verdict
 from aris3nb.gate.report import new_run_id, utc_text, write_text_evidence
-from aris3nb.playbook import URLS_FILE_ENV
-from aris3nb.redact import MASK, redact_text, redact_url, url_password
-from aris3nb.rollback import Trigger, evaluate_triggers, last_valid_backup
+from aris3nb.redact import redact_text, redact_url, url_password
+
+if TYPE_CHECKING:
+    from aris3nb.rollback import Trigger
+
+# Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
+# that the first kernel starts booting as early as possible.
 
 RUNS_DIRNAME = "runs"
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -60,12 +63,27 @@ DEFAULT_PYTEST_TARGET = "tests/smoke/test_post_merge_readiness.py"
 EMBEDDED_SEED_SCALE = 3000
 KERNEL_NAME = "python3"
 KERNEL_START_TIMEOUT_SEC = 120
-#: Imported by each kernel as it boots, while the previous phase still runs.
-WARM_MODULES = ("aris3nb.evidence.display", "aris3nb.playbook", "aris3nb.gate", "aris3nb.integrity",
-                "aris3nb.rollback", "pandas", "matplotlib.pyplot", "IPython.display")
+#: Run by each kernel as it boots, while the previous phase still runs: the imports every phase
+#: needs, and a first chart drawn (matplotlib loads its fonts then, ~0.3 s).
+WARM_UP = """
+import importlib, io
+for name in ("aris3nb.evidence.display", "aris3nb.playbook", "aris3nb.gate", "aris3nb.integrity",
+             "aris3nb.rollback", "pandas", "IPython.display"):
+    importlib.import_module(name)
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+figure, axis = plt.subplots()
+axis.hist([1, 2, 2, 3], bins=3)
+axis.set_title("warm-up")
+figure.savefig(io.BytesIO(), format="png", dpi=96, bbox_inches="tight")
+plt.close(figure)
+"""
 FAILED_CELL_TAG = "aris3nb-failed-cell"
 MARKER_TAG = "aris3nb-marker"
 EXIT_INTERRUPTED = 130
+#: Phases that measure latency: nothing else of the runner's may run meanwhile.
+QUIET_PHASES = ("pre_deploy", "post_deploy")
 DRILL_DISABLED = "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
 
 
@@ -184,6 +202,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
             yield Target("database", base_url, options.database_url, exports,
                          f"reference service at {base_url} over {redact_url(options.database_url)}")
         return
+    from aris3nb import migrate
     from aris3nb.reference.seed import seed_database
 
     with tempfile.TemporaryDirectory(prefix="aris3nb-run-embedded-") as folder:
@@ -213,8 +232,8 @@ class Kernels:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        # Imported in a namespace of its own: the notebook's names stay exactly its own.
-        warm = "exec(" + repr(f"import importlib\nfor name in {WARM_MODULES!r}: importlib.import_module(name)") + ", {})"
+        # In a namespace of its own: the notebook's names stay exactly its own.
+        warm = "exec(" + repr(WARM_UP) + ", {})"
         manager = AsyncKernelManager(kernel_name=KERNEL_NAME)
         self._started += 1
         log = self.log_dir / f"kernel-{self._started}.log"
@@ -390,15 +409,21 @@ class _Run:
     backup_name: str | None = None
     phases: list[PhaseRun] = field(default_factory=list)
     interrupted: bool = False
+    #: HTML pages are rendered on one background thread while the next phase runs, except
+    #: while a phase measures latency (``QUIET_PHASES``): the renders pending are awaited first.
+    renderer: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aris3nb-render"))
+    renders: list[tuple[PhaseRun, concurrent.futures.Future[None]]] = field(default_factory=list)
 
-
-def _redacted_http(url: str | None) -> str | None:
-    if url is None:
-        return None
-    import httpx
-
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(password=MASK)) if parsed.password else url
+    def finish_renders(self) -> None:
+        """Wait for the pages being rendered; a page that could not be rendered fails its phase."""
+        pending, self.renders = self.renders, []
+        for phase_run, render in pending:
+            try:
+                render.result()
+            except Exception as exc:  # noqa: BLE001 -- recorded: the run's evidence is incomplete
+                phase_run.verdict = "FAIL"
+                phase_run.reasons.append(f"its HTML page could not be rendered: {exc}")
 
 
 def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[str, Any]:
@@ -406,7 +431,7 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
     target, options = run.target, run.options
     assert target is not None
     database_url = redact_url(target.database_url) if target.database_url else None
-    base_url = _redacted_http(target.base_url)
+    base_url = redact_text(target.base_url)
     exports_dir = str(target.exports_dir) if target.exports_dir else None
     budgets = dict(options.budgets_ms)
     manifest = None
@@ -428,6 +453,10 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
 
 def _backup_to_use(run: _Run) -> Path | None:
     """This run's pre-deploy backup if it was taken, else the newest valid one of the target's engine."""
+    from aris3nb.backup.create import backups_dir
+    from aris3nb.backup.manifest import MANIFEST_NAME
+    from aris3nb.rollback import last_valid_backup
+
     if run.backup_name and any(p.phase.name == "deploy" and p.status in ("completed", "failed") for p in run.phases):
         manifest = backups_dir(run.settings) / run.backup_name / MANIFEST_NAME
         if manifest.is_file():
@@ -494,7 +523,7 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
     final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
     write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
-    _render(run, final, output_path.with_suffix(".html").name)
+    run.renders.append((phase_run, run.renderer.submit(_render, run, final, output_path.with_suffix(".html").name)))
 
 
 def _last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
@@ -510,11 +539,7 @@ def _last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
 def _render(run: _Run, notebook: nbformat.NotebookNode, name: str) -> None:
     from aris3nb.evidence.render import notebook_html
 
-    try:
-        page = notebook_html(notebook)
-    except RuntimeError as exc:
-        raise Aris3nbError(f"cannot render {name}: {exc}") from exc
-    write_text_evidence(run.run_dir, name, redact_text(page, run.secrets))
+    write_text_evidence(run.run_dir, name, redact_text(notebook_html(notebook), run.secrets))
 
 
 def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
@@ -569,6 +594,8 @@ def validate_run_options(options: RunOptions) -> RunOptions:
 
 
 def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
+    from aris3nb.backup.create import backups_dir, check_name
+
     name = f"pre_deploy_{started:%Y%m%d_%H%M}"
     if (backups_dir(settings) / name).exists():
         name = f"{name}_{run_id.rsplit('-', 1)[-1]}"
@@ -609,13 +636,23 @@ def run_playbook(options: RunOptions, settings: Settings, *,
             for position, phase in enumerate(planned):
                 _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
                            on_phase=on_phase, on_cell=on_cell)
-            triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+            triggers = _triggers(run)
             if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
                 _run_phase(run, PHASE_BY_NAME["rollback"], kernels, input_dir, start_another=False,
                            on_phase=on_phase, on_cell=on_cell)
     except KeyboardInterrupt:
         run.interrupted = True
+    finally:
+        run.finish_renders()
+        run.renderer.shutdown()
     return _seal(run, started, triggers, bundle)
+
+
+def _triggers(run: _Run) -> list[Trigger]:
+    """The rollback triggers the run's phases so far have fired."""
+    from aris3nb.rollback import evaluate_triggers
+
+    return evaluate_triggers([p.as_document(True) for p in run.phases])
 
 
 def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, start_another: bool,
@@ -623,7 +660,7 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
     """Run ``phase`` (or record why it is skipped) and add it to the run."""
     phase_run = PhaseRun(phase)
     skip = _should_run(run, phase, explicit=bool(run.options.phases))
-    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+    triggers = _triggers(run)
     run.phases.append(phase_run)
     if skip is not None:
         phase_run.reasons = [skip]
@@ -631,6 +668,8 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
             phase_run.verdict = "PASS_WITH_WARNINGS"  # a backup left unproven is never silently green
         return
     phase_run.parameters = _parameters(run, phase, triggers)
+    if phase.name in QUIET_PHASES:
+        run.finish_renders()
     if on_phase is not None:
         on_phase(phase.name, phase.title)
     _execute_phase(run, phase_run, kernels.take(start_another=start_another), input_dir, on_cell)
@@ -697,7 +736,7 @@ def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: 
         "duration_sec": round((finished - started).total_seconds(), 3), "verdict": str(verdict),
         "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
         "target": {"mode": target.mode if target else None, "description": target.description if target else None,
-                   "base_url": _redacted_http(target.base_url) if target else None,
+                   "base_url": redact_text(target.base_url) if target else None,
                    "database_url": redact_url(target.database_url) if target and target.database_url else None},
         "parameters": {
             "phases": list(options.phases) or "default", "strict": options.strict,

@@ -4,29 +4,39 @@ together (``runner``). ``aris3nb gate`` and ``scripts/release_readiness_gate.py`
 ``run_gate``; the integrity check and the backup drill reuse ``checks`` and ``report``.
 """
 
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict
-from aris3nb.gate.runner import (
-    GATE_CHECKS,
-    GATE_SUMMARY_VERSION,
-    GateOptions,
-    GateReport,
-    read_gate_summary,
-    run_gate,
-)
-from aris3nb.gate.settings import GateSettings, load_gate_settings
+from __future__ import annotations
 
-__all__ = [
-    "GATE_CHECKS",
-    "GATE_SUMMARY_VERSION",
-    "CheckResult",
-    "GateOptions",
-    "GateReport",
-    "GateSettings",
-    "Outcome",
-    "Registry",
-    "Status",
-    "Verdict",
-    "load_gate_settings",
-    "read_gate_summary",
-    "run_gate",
-]
+import importlib
+from typing import Any
+
+# Loaded on first use: the modules that only need ``checks`` or ``report`` (the drill, the
+# evidence runner) do not pay for the HTTP client and numpy the live checks need.
+_LAZY = {
+    "GATE_CHECKS": "aris3nb.gate.runner",
+    "GATE_SUMMARY_VERSION": "aris3nb.gate.runner",
+    "CheckResult": "aris3nb.gate.checks",
+    "GateOptions": "aris3nb.gate.runner",
+    "GateReport": "aris3nb.gate.runner",
+    "GateSettings": "aris3nb.gate.settings",
+    "Outcome": "aris3nb.gate.checks",
+    "Registry": "aris3nb.gate.checks",
+    "Status": "aris3nb.gate.checks",
+    "Verdict": "aris3nb.gate.checks",
+    "load_gate_settings": "aris3nb.gate.settings",
+    "read_gate_summary": "aris3nb.gate.runner",
+    "run_gate": "aris3nb.gate.runner",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aris3nb.gate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -18,15 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aris3nb.errors import UsageError
-from aris3nb.gate.checks import (
-    CheckResult,
-    Status,
-    Verdict,
-    blocking_checks,
-    exit_code_of,
-    status_counts,
-    verdict_of,
-)
+from aris3nb.gate.checks import CheckResult, Status, Verdict, blocking_checks, exit_code_of, status_counts, verdict_of
 from aris3nb.redact import redact_text
 
 STATUS_STYLES = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}

@@ -38,13 +38,7 @@ from aris3nb import __version__, migrate
 from aris3nb.db import parse_database_url
 from aris3nb.errors import UsageError
 from aris3nb.gate import git, http, migrations, smoke
-from aris3nb.gate.checks import (
-    CheckResult,
-    Outcome,
-    Registry,
-    skipped,
-    verdict_of,
-)
+from aris3nb.gate.checks import CheckResult, Outcome, Registry, skipped, verdict_of
 from aris3nb.gate.report import (
     CheckReport,
     check_report_head,

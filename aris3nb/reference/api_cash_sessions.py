@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from aris3nb.reference import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.database import locked
-from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, paged, require_roles, tenant_store
+from aris3nb.reference.dependencies import (
+    POS_USERS,
+    Caller,
+    DbSession,
+    PagingParams,
+    paged,
+    require_roles,
+    tenant_store,
+)
 from aris3nb.reference.envelope import ApiError, invalid_transition, not_found
 from aris3nb.reference.money import ZERO, from_cents, sum_cents
 from aris3nb.reference.schemas import CashSessionCloseBody, CashSessionOpenBody

@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from aris3nb.reference import models as m
 from aris3nb.reference.audit import record_audit
-from aris3nb.reference.dependencies import EXPORT_USERS, Caller, DbSession, PagingParams, State, paged, require_roles, tenant_store
+from aris3nb.reference.dependencies import (
+    EXPORT_USERS,
+    Caller,
+    DbSession,
+    PagingParams,
+    State,
+    paged,
+    require_roles,
+    tenant_store,
+)
 from aris3nb.reference.envelope import ApiError, forbidden, not_found
 from aris3nb.reference.export_files import export_relative_path, export_rows, write_export_file
 from aris3nb.reference.export_storage import iter_file, open_verified

@@ -20,7 +20,15 @@ from aris3nb.reference import models as m
 from aris3nb.reference.api_cash_sessions import open_cash_session
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.database import locked
-from aris3nb.reference.dependencies import POS_USERS, Caller, DbSession, PagingParams, paged, require_roles, tenant_store
+from aris3nb.reference.dependencies import (
+    POS_USERS,
+    Caller,
+    DbSession,
+    PagingParams,
+    paged,
+    require_roles,
+    tenant_store,
+)
 from aris3nb.reference.envelope import ApiError, invalid_transition, not_found
 from aris3nb.reference.inventory import lock_tenant_items, reserve_available, unavailable_reason
 from aris3nb.reference.money import ZERO, money

@@ -321,7 +321,7 @@ def _catalog(gen: _Generator, size: int) -> list[tuple[str, str, Decimal, Decima
         )
         cost = gen.money(2, 120)
         markup = Decimal(gen.rng.randrange(160, 260)) / 100
-        price = (cost * markup).quantize(Decimal("1")) - Decimal("0.01")
+        price = (cost * markup).quantize(Decimal(1)) - Decimal("0.01")
         catalog.append((sku, description, cost, max(price, cost)))
     return catalog
 

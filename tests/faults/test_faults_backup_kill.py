@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from faultkit import Source, database_name, run_cli, run_killed_at, wait_for_no_sessions
 
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.errors import ManifestUnreadable
-
-from faultkit import Source, database_name, run_cli, run_killed_at, wait_for_no_sessions
 
 NAME = "pre_deploy_20261128_0800"
 

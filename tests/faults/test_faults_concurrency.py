@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from faultkit import ARIS3NB, KILL_AT, Run, Source, cli_env, run_cli
 
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
@@ -21,8 +22,6 @@ from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.db import create_engine
 from aris3nb.reference.seed import seed_database
-
-from faultkit import ARIS3NB, KILL_AT, Run, Source, cli_env, run_cli
 
 NAME = "pre_deploy_20261128_0800"
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from faultkit import ARIS3NB, Run, Source, cli_env
 
 NAME = "pre_deploy_20261128_0800"

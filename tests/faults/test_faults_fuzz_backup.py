@@ -480,6 +480,9 @@ FOUND = {
     "a symbolic alembic_revision": (lambda d: d.update(alembic_revision="head"), True),
     "a relative alembic_revision": (lambda d: d.update(alembic_revision="0004_exports_idempotency@+1"), True),
     "a name that is a path": (lambda d: d.update(name="../../etc"), True),
+    "a name ending in a newline": (lambda d: d.update(name=d["name"] + "\n"), True),
+    "a chunk digest ending in a newline": (lambda d: d["tables"][0]["chunks"][0].update(
+        digest=d["tables"][0]["chunks"][0]["digest"] + "\n"), True),
     "a chunk digest that is not hex": (lambda d: d["tables"][0]["chunks"][0].update(digest="zz"), True),
     "a key that is not a list": (lambda d: d["tables"][0].update(key="version_num"), True),
     "a file listed twice": (lambda d: d["files"].append(dict(d["files"][0])), True),
@@ -495,6 +498,13 @@ def test_documents_the_fuzzing_found_are_refused(what: str, pristine: Path) -> N
         write_document(folder, document, reseal=reseal)
         result = validate_watched(folder, schema_tables_at)
         assert isinstance(result, ManifestUnreadable) or not result.ok, f"{what} validated"
+
+
+@pytest.mark.parametrize("where", ["manifest\x00.json", "a" * 5000, "backup/manifest.json/x"])
+def test_hostile_manifest_paths_are_refused_in_one_line(where: str, pristine: Path) -> None:
+    with copy_of(pristine) as folder, pytest.raises(ManifestUnreadable) as refused:
+        validate_backup(folder.parent / where)
+    assert "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize("text", [

@@ -14,8 +14,8 @@ parameters, headers). What must hold for every response:
 from __future__ import annotations
 
 import shutil
-from collections import Counter, defaultdict
 import tempfile
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from faultkit import SUMMARY
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
@@ -30,9 +31,6 @@ from aris3nb.config import Settings
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME
 from aris3nb.reference.server import running_server
-
-from faultkit import SUMMARY
-
 
 EXAMPLES_PER_OPERATION = 40
 SMOKE_PASSWORD = "aris3-smoke-pass"  # the seed's default, as the session template was seeded

@@ -20,9 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from faultkit import run_cli
-
 
 URL_SECRET = "Url-Secret-9"
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from faultkit import Run, Source, database_name, databases_like, run_cli, wait_for_no_sessions
 from sqlalchemy.engine import make_url
 
 from aris3nb import migrate
-
-from faultkit import Run, Source, database_name, databases_like, run_cli, wait_for_no_sessions
 
 pytestmark = pytest.mark.postgres
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from faultkit import ARIS3NB, Run, Source, cli_env, database_name, run_cli, run_killed_at, wait_for_no_sessions
 
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
@@ -23,9 +24,6 @@ from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.db import create_engine
 from aris3nb.reference.seed import seed_database
-
-from faultkit import ARIS3NB, Run, Source, cli_env, database_name, run_cli, run_killed_at, wait_for_no_sessions
-
 
 NAME = "pre_deploy_20261128_0800"
 

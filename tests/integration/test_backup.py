@@ -12,10 +12,10 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa

@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from aris3nb.cli import main
-from aris3nb.evidence.bundle import (
-    EVIDENCE_NAME,
-    SIGNATURE_NAME,
-    generate_signing_key,
-    seal_run,
-)
+from aris3nb.evidence.bundle import EVIDENCE_NAME, SIGNATURE_NAME, generate_signing_key, seal_run
 
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 

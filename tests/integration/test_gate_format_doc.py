@@ -13,20 +13,9 @@ import pytest
 
 from aris3nb import migrate
 from aris3nb.errors import UsageError
-from aris3nb.gate import (
-    GATE_CHECKS,
-    GateOptions,
-    load_gate_settings,
-    read_gate_summary,
-    run_gate,
-)
+from aris3nb.gate import GATE_CHECKS, GateOptions, load_gate_settings, read_gate_summary, run_gate
 from aris3nb.gate.checks import Status, Verdict, blocking_checks, status_counts
-from aris3nb.integrity import (
-    INTEGRITY_CHECKS,
-    IntegrityOptions,
-    read_integrity_report,
-    run_integrity_check,
-)
+from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, read_integrity_report, run_integrity_check
 from aris3nb.reference.seed import seed_database
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -15,13 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.gate import (
-    GATE_SUMMARY_VERSION,
-    GateOptions,
-    Status,
-    load_gate_settings,
-    run_gate,
-)
+from aris3nb.gate import GATE_SUMMARY_VERSION, GateOptions, Status, load_gate_settings, run_gate
 from aris3nb.gate.smoke import AREAS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,12 +23,7 @@ from aris3nb.config import Settings
 from aris3nb.db import create_engine
 from aris3nb.errors import DatabaseUnavailable
 from aris3nb.gate.checks import Status, Verdict
-from aris3nb.integrity import (
-    INTEGRITY_CHECKS,
-    IntegrityOptions,
-    IntegrityReport,
-    run_integrity_check,
-)
+from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.reference import models as m
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database

@@ -20,7 +20,14 @@ import nbformat
 import pytest
 
 from aris3nb.config import load_settings
-from aris3nb.evidence.runner import NOTEBOOKS_DIR, PHASE_PARAMETERS, PHASES, RunOptions, notebook_parameters, open_target
+from aris3nb.evidence.runner import (
+    NOTEBOOKS_DIR,
+    PHASE_PARAMETERS,
+    PHASES,
+    RunOptions,
+    notebook_parameters,
+    open_target,
+)
 
 SANITIZE = NOTEBOOKS_DIR / "nbval_sanitize.cfg"
 

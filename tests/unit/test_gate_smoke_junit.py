@@ -9,14 +9,7 @@ import pytest
 
 from aris3nb.errors import UsageError
 from aris3nb.gate.checks import Status
-from aris3nb.gate.smoke import (
-    AREAS,
-    SmokeRun,
-    areas_from_junit,
-    check_pytest_target,
-    count_line,
-    judge_smoke,
-)
+from aris3nb.gate.smoke import AREAS, SmokeRun, areas_from_junit, check_pytest_target, count_line, judge_smoke
 
 
 def case(area: str | None, name: str, outcome: str = "passed") -> str:
