@@ -16,6 +16,8 @@ from aris3nb.errors import InvalidSettings
 
 #: Where the embedded default keeps its SQLite database and export files.
 EMBEDDED_DIRNAME = "embedded"
+#: Written by a rollback (NO-GO) in the artifacts folder; the gate FAILs while it exists.
+FREEZE_MARKER_NAME = "DEPLOY_FREEZE.json"
 
 
 class Settings(BaseSettings):
@@ -42,6 +44,10 @@ class Settings(BaseSettings):
         default=SecretStr("aris3-smoke-pass"),
         validation_alias=AliasChoices("ARIS3_SMOKE_PASSWORD"),
     )
+
+    @property
+    def freeze_marker(self) -> Path:
+        return self.ops_artifacts_dir / FREEZE_MARKER_NAME
 
     @property
     def embedded_dir(self) -> Path:

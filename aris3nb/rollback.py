@@ -35,7 +35,6 @@ from aris3nb.gate.checks import CheckResult, Outcome, Registry, Verdict, failed,
 from aris3nb.gate.report import utc_text, write_json_evidence
 from aris3nb.redact import redact_text, redact_url
 
-FREEZE_MARKER = "DEPLOY_FREEZE.json"
 #: The gate checks run again once the rollback is done.
 VERIFY_CHECKS = ("smoke", "http.health", "http.ready")
 REVERT_OUTPUT_LIMIT = 20_000
@@ -146,8 +145,8 @@ def _declare_no_go(ctx: _RollbackContext) -> Outcome:
     """NO-GO is declared and deploys are frozen before anything else is touched."""
     marker = {"declared_at": utc_text(dt.datetime.now(dt.UTC)), "run_id": ctx.options.run_id,
               "triggers": list(ctx.options.triggers),
-              "lift": f"remove {FREEZE_MARKER} once the cause is understood and fixed"}
-    path = write_json_evidence(ctx.settings.ops_artifacts_dir, FREEZE_MARKER, marker)
+              "lift": f"remove {ctx.settings.freeze_marker} once the cause is understood and fixed"}
+    path = write_json_evidence(ctx.settings.freeze_marker.parent, ctx.settings.freeze_marker.name, marker)
     _log(ctx, "no_go", triggers=list(ctx.options.triggers), freeze_marker=str(path))
     return passed(f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers))
 
@@ -216,6 +215,6 @@ def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport
     verify = run_gate(GateOptions(checks=VERIFY_CHECKS, base_url=options.base_url, pytest_target=options.pytest_target),
                       gate_settings)
     results += verify.results
-    report = RollbackReport(results, context.restored, settings.ops_artifacts_dir / FREEZE_MARKER, verify.path)
+    report = RollbackReport(results, context.restored, settings.freeze_marker, verify.path)
     _log(context, "verify", verdict=str(verify.verdict), gate_summary=str(verify.path))
     return report

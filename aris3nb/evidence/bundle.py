@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -39,9 +40,11 @@ SUPPORTED_VERSIONS = (1,)
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
 MAX_SIGNATURE_BYTES = 1024
 MAX_KEY_BYTES = 64 * 1024
-#: A run id as ``aris3nb.gate.report.new_run_id`` makes it; the chain orders runs by it.
-RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: A run id as ``aris3nb.gate.report.new_run_id`` makes it; the chain orders runs by it. ASCII
+#: digits only, and nothing after (``\d`` would take look-alike digits, ``$`` a trailing newline):
+#: a folder that merely looks like a run must not take a place in the chain.
+RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 #: The fields of the runner's body: opaque to the bundle, but they must all be there.
 RUNNER_FIELDS = ("run_id", "started_at", "finished_at", "duration_sec", "verdict", "decision", "exit_code",
@@ -179,13 +182,29 @@ def _tree(root: Path, on_error: Callable[[str, OSError], None], relative: str = 
 
 
 def _crosses_link(root: Path, relative: str) -> bool:
-    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it)."""
+    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it).
+    A folder that cannot be looked at (missing, a name too long) is not a link: the lstat of
+    the file itself then says what is wrong."""
     current = root
     for part in PurePosixPath(relative).parts[:-1]:
         current = current / part
-        if current.is_symlink():
-            return True
+        try:
+            if stat.S_ISLNK(current.lstat().st_mode):
+                return True
+        except OSError:
+            return False
     return False
+
+
+def _unsafe_path_reason(relative: str) -> str | None:
+    """Why a path cannot name a file inside the run folder faithfully, or None: the manifest
+    rules (docs/FORMAT.md §5), and text that UTF-8 JSON cannot hold (a lone surrogate, which
+    is what a file name that is not valid UTF-8 becomes)."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8 text"
+    return unsafe_path_reason(relative)
 
 
 def _is_own_file(relative: str) -> bool:
@@ -240,8 +259,13 @@ def seal_run(run_dir: Path, document: dict[str, Any], *, signing_key: Path | Non
         if problems := check_structure(json.loads(text)):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise EvidenceSealRefused(f"cannot seal run {run_id}: {problems[0]}{more}")
-        _write_signature(run_dir, private, raw)
-        path = write_text_evidence(run_dir, EVIDENCE_NAME, text)
+        _write_signature(run_dir, run_id, private, raw)
+        path = _write_own_file(run_dir, run_id, EVIDENCE_NAME, text)
+    except EvidenceSealRefused:
+        if private is not None:  # nothing refers to a signature without its evidence.json
+            with contextlib.suppress(OSError):
+                (run_dir / SIGNATURE_NAME).unlink()
+        raise
     except OSError as exc:
         raise EvidenceSealRefused(f"cannot seal run {run_id}: {exc.filename or run_dir}: {exc.strerror or exc}") from exc
     if digest_of_file(path) != _digest_of_bytes(raw):  # the signed bytes must be the bytes on disk
@@ -293,7 +317,7 @@ def _list_files(run_dir: Path, run_id: str) -> list[dict[str, Any]]:
             continue
         if not stat.S_ISREG(info.st_mode):
             raise EvidenceSealRefused(f"cannot seal run {run_id}: {relative!r} is not a regular file or folder")
-        if reason := unsafe_path_reason(relative):
+        if reason := _unsafe_path_reason(relative):
             raise EvidenceSealRefused(f"cannot seal run {run_id}: the name {relative!r} cannot be recorded safely ({reason})")
         size, hexdigest = sha256_file(run_dir / relative)
         files.append({"path": relative, "size": size, "sha256": f"sha256:{hexdigest}"})
@@ -322,10 +346,20 @@ def _render(document: dict[str, Any], run_id: str) -> str:
         raise EvidenceSealRefused(f"cannot seal run {run_id}: the document is not plain JSON ({exc})") from exc
 
 
-def _write_signature(run_dir: Path, private: Ed25519PrivateKey | None, raw: bytes) -> None:
+def _write_own_file(run_dir: Path, run_id: str, name: str, text: str) -> Path:
+    """Write one of the bundle's own files, saying which one could not be written (a full
+    disk fails here, after every digest was computed): the run is then left unsealed."""
+    try:
+        return write_text_evidence(run_dir, name, text)
+    except OSError as exc:
+        raise EvidenceSealRefused(f"cannot seal run {run_id}: cannot write {name} in {run_dir}: {exc.strerror or exc}; "
+                                  "the run is left unsealed (no evidence.json)") from exc
+
+
+def _write_signature(run_dir: Path, run_id: str, private: Ed25519PrivateKey | None, raw: bytes) -> None:
     if private is not None:
         signature = base64.b64encode(private.sign(raw)).decode("ascii")
-        write_text_evidence(run_dir, SIGNATURE_NAME, signature + "\n")
+        _write_own_file(run_dir, run_id, SIGNATURE_NAME, signature + "\n")
     elif os.path.lexists(run_dir / SIGNATURE_NAME):
         # left by a signed seal that crashed before writing evidence.json: nothing refers to it
         (run_dir / SIGNATURE_NAME).unlink()
@@ -363,6 +397,8 @@ def _read_evidence_bytes(path: Path) -> bytes:
         raise EvidenceUnreadable(f"no evidence.json at {path}") from exc
     except OSError as exc:
         raise EvidenceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the path, or a name the filesystem cannot encode
+        raise EvidenceUnreadable(f"cannot read {path!r}: {exc}") from exc
 
 
 def _parse(raw: bytes, path: Path) -> dict[str, Any]:
@@ -416,7 +452,7 @@ def _file_entry_problems(files: Any) -> list[str]:
         where = f"file {path!r}" if isinstance(path, str) else f"files[{index}]"
         if not isinstance(path, str):
             problems.append(f"{where}: 'path' is missing or not text")
-        elif reason := unsafe_path_reason(path):
+        elif reason := _unsafe_path_reason(path):
             problems.append(f"{where}: unsafe path ({reason})")
         elif _is_own_file(path):
             problems.append(f"{where}: the bundle's own file cannot be listed")
@@ -573,7 +609,7 @@ def _check_listed_files(run_dir: Path, files: Any, result: Verification) -> set[
     listed: set[str] = set()
     for entry in files if isinstance(files, list) else []:
         relative = entry.get("path") if isinstance(entry, dict) else None
-        if not isinstance(relative, str) or unsafe_path_reason(relative) or _is_own_file(relative):
+        if not isinstance(relative, str) or _unsafe_path_reason(relative) or _is_own_file(relative):
             continue
         listed.add(relative)
         if problem := _listed_file_problem(run_dir, relative, entry, result):
@@ -781,9 +817,9 @@ def _link_problems(sealed: list[Verification], present: set[str]) -> list[str]:
         if named != (expected.run_dir.name if expected else None):
             problems.append(_wrong_link(name, named, expected.run_dir.name if expected else None,
                                         present, sealed_names))
-        elif expected is not None and expected.digest is not None and link["digest"] != expected.digest:
+        elif expected is not None and expected.digest is not None and link.get("digest") != expected.digest:
             problems.append(f"run {name}: its link to run {named} does not match: run {named}'s evidence.json has "
-                            f"digest {expected.digest}, run {name} recorded {link['digest']}: run {named}'s "
+                            f"digest {expected.digest}, run {name} recorded {link.get('digest')!r}: run {named}'s "
                             f"evidence.json was changed after run {name} was sealed")
     return problems
 

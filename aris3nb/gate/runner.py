@@ -4,6 +4,7 @@ verdict, a table for people and a JSON summary written to the artifacts folder.
 Checks, in the order they run (each a small function registered in ``GATE_CHECKS``)::
 
     git                              branch and clean tree (dirty: WARN, FAIL under --strict)
+    deploy.freeze                    no deploy freeze left by a rollback (OPS_ARTIFACTS_DIR/DEPLOY_FREEZE.json)
     migrations.single_head           exactly one Alembic head
     migrations.round_trip.sqlite     upgrade → downgrade base → upgrade on a disposable SQLite file
     migrations.round_trip.postgresql the same in a scratch PostgreSQL database (--postgres-url)
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -38,7 +40,7 @@ from aris3nb import __version__, migrate
 from aris3nb.db import parse_database_url
 from aris3nb.errors import UsageError
 from aris3nb.gate import git, http, migrations, smoke
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, skipped, verdict_of
+from aris3nb.gate.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
 from aris3nb.gate.report import (
     CheckReport,
     check_report_head,
@@ -199,6 +201,21 @@ GATE_CHECKS: Registry[GateContext] = Registry()
 def check_git(ctx: GateContext) -> Outcome:
     """The release is the committed code of a known branch: a dirty tree is WARN (FAIL when strict)."""
     return git.judge_git(ctx.workdir, strict=ctx.options.strict)
+
+
+@GATE_CHECKS.register("deploy.freeze")
+def check_deploy_freeze(ctx: GateContext) -> Outcome:
+    """No release while a rollback's NO-GO stands: the freeze is lifted by a person, on purpose."""
+    marker = ctx.settings.freeze_marker
+    if not marker.exists():
+        return passed("no deploy freeze")
+    try:
+        declared = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        declared = {}
+    return failed(f"deploys are frozen since {declared.get('declared_at', '?')} by run {declared.get('run_id', '?')}: "
+                  f"{'; '.join(declared.get('triggers') or []) or 'see the marker'}; remove {marker} to lift it",
+                  marker=str(marker), declared=declared)
 
 
 @GATE_CHECKS.register("migrations.single_head")

@@ -92,17 +92,23 @@ def test_the_bundle_verifies_and_any_tampering_is_named(embedded_run, tmp_path: 
     assert "03-post_deploy.html" in tampered.stdout + tampered.stderr
 
 
-def test_a_phase_runs_again_headlessly_with_the_same_parameters(embedded_run) -> None:
+def test_a_phase_runs_again_headlessly_with_the_same_parameters_and_signed(embedded_run, tmp_path: Path) -> None:
     out, _ = embedded_run
     first = only_run(out)
-    again = aris3nb("run", "--out", str(out), "--rerun", first.name, "--phase", "deploy")
+    key, other = tmp_path / "signing.pem", tmp_path / "other.pem"
+    assert aris3nb("evidence", "keygen", str(key)).returncode == 0
+    assert aris3nb("evidence", "keygen", str(other)).returncode == 0
+    again = aris3nb("run", "--out", str(out), "--rerun", first.name, "--phase", "deploy", "--signing-key", str(key))
     assert again.returncode == 0, again.stdout + again.stderr
     rerun = max((out / "runs").iterdir())
     document = evidence_of(rerun)
     assert document["parameters"]["rerun_of"] == first.name
     assert [p["phase"] for p in document["phases"]] == ["deploy"]
     assert document["previous"]["run_id"] == first.name, "the runs form a chain"
+    assert document["signature"]["algorithm"] == "ed25519"
     assert aris3nb("evidence", "verify", str(out / "runs")).returncode == 0
+    assert aris3nb("evidence", "verify", str(rerun), "--public-key", f"{key}.pub").returncode == 0
+    assert aris3nb("evidence", "verify", str(rerun), "--public-key", f"{other}.pub").returncode == 1
 
 
 def test_a_confirmed_rollback_reverts_restores_verifies_and_logs(tmp_path: Path) -> None:
@@ -122,6 +128,10 @@ def test_a_confirmed_rollback_reverts_restores_verifies_and_logs(tmp_path: Path)
     assert ("no_go", None) in actions and ("revert", "PASS") in actions and ("restore", "RESTORED") in actions
     assert any("reverted-to-stable-release" in entry.get("output", "") for entry in log)
     assert (only_run(tmp_path) / "rollback" / "rollback_log.jsonl").is_file()
+    frozen = aris3nb("gate", "--json", env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
+    assert frozen.returncode == 1, "no release while the freeze stands"
+    freeze = next(c for c in json.loads(frozen.stdout)["checks"] if c["name"] == "deploy.freeze")
+    assert freeze["status"] == "FAIL" and "DEPLOY_FREEZE.json" in freeze["detail"]
 
 
 def test_an_unconfirmed_rollback_restores_nothing_and_says_so(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ completed, with the evidence of the cells that ran kept."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -27,7 +32,7 @@ def runner_fields() -> list[str]:
     doc = FORMAT_DOC.read_text()
     section = doc[doc.index("### 7.5 What the runner writes"):]
     table = section[: section.index("\n\n", section.index("| field |"))]
-    return re.findall(r"^\| `([a-z_\[\]]+)`", table, flags=re.M)
+    return re.findall(r"^\| `([a-z_\[\]]+)`", table, flags=re.MULTILINE)
 
 
 def write_phase_notebook(folder: Path, *cells: str) -> Path:
@@ -131,3 +136,46 @@ def test_a_passing_phase_completes(tmp_path: Path) -> None:
     assert set(evidence["code"]) == {"aris3nb_version", "commit", "branch", "dirty"}
     assert executed.metadata["papermill"]["exception"] is False
     assert not any(FAILED_CELL_TAG in cell.metadata.get("tags", []) for cell in executed.cells)
+
+
+def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the runner's process group, kernel included) mid-cell: the phase is
+    `interrupted`, the rest skipped, the bundle sealed, exit 130."""
+    notebooks = tmp_path / "notebooks"
+    write_phase_notebook(notebooks, "print('started', flush=True)", "import time\ntime.sleep(120)")
+    out = tmp_path / "artifacts"
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom aris3nb.config import load_settings\n"
+        "from aris3nb.evidence.runner import RunOptions, run_playbook\n"
+        f"options = RunOptions(phases=('pre_deploy', 'deploy'), base_url='http://127.0.0.1:9', out=Path({str(out)!r}),"
+        f" notebooks_dir=Path({str(notebooks)!r}))\n"
+        "sys.exit(run_playbook(options, load_settings()).exit_code)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("runs/*/01-pre_deploy.ipynb")) or "time.sleep" not in _executing(out):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    run_dir = next((out / "runs").iterdir())
+    evidence = json.loads((run_dir / "evidence.json").read_text())
+    assert [(p["phase"], p["status"]) for p in evidence["phases"]] == [("pre_deploy", "interrupted"),
+                                                                       ("deploy", "skipped")]
+    assert evidence["interrupted"] is True and evidence["exit_code"] == 130 and evidence["decision"] == "NO-GO"
+    assert verify_run(run_dir).ok
+
+
+def _executing(out: Path) -> str:
+    """The source of the cells papermill has marked running so far (it saves after each cell starts)."""
+    text = ""
+    for path in out.glob("runs/*/01-pre_deploy.ipynb"):
+        try:
+            notebook = nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001 -- being written right now: look again
+            return ""
+        text += "".join(c.source for c in notebook.cells if c.metadata.get("papermill", {}).get("status") == "running")
+    return text
