@@ -282,7 +282,7 @@ class PhaseEvidence:
     # ------------------------------------------------------------------ verdict
 
     def conclude(self, *parts: Any, strict: bool = False, title: str | None = None,
-                 facts: Mapping[str, Any] | None = None) -> Verdict:
+                 facts: Mapping[str, Any] | None = None) -> None:
         """Write the phase's result for the runner, show the verdict, and fail the notebook
         (``PhaseFailed``) when it is FAIL.
 
@@ -312,7 +312,6 @@ class PhaseEvidence:
         _display(Banner(title or self.phase, str(verdict), reasons))
         if verdict is Verdict.FAIL:
             raise PhaseFailed(f"{self.phase} FAIL: {'; '.join(reasons)}", [r.name for r in blocking])
-        return verdict
 
 
 def start_phase(phase: str) -> PhaseEvidence:
