@@ -44,7 +44,8 @@ def verify(
     passed = result.passes(strict=strict)
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
-        out.print_json(json.dumps({"kind": kind, "passed": passed, **result.as_document()}))
+        # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
+        out.print_json(json.dumps({"kind": kind, "passed": passed, **result.as_document()}), ensure_ascii=True)
     elif isinstance(result, ChainVerification):
         _say_chain(result, strict=strict)
     else:
@@ -53,35 +54,42 @@ def verify(
         raise typer.Exit(1)
 
 
+def _say(text: str) -> None:
+    """One line of the verification for people. A name that is not valid UTF-8 (a file or folder
+    of the run, a value of a hostile evidence.json) is shown as an escape: printing it as is
+    would fail the command instead of reporting the problem."""
+    say(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def _say_run(run: Verification) -> None:
     name = run.run_id or run.run_dir.name
     if not run.ok:
-        say(f"INVALID: run {name} ({len(run.problems)} problems)")
+        _say(f"INVALID: run {name} ({len(run.problems)} problems)")
         for problem in run.problems:
-            say(f"  - {problem}")
+            _say(f"  - {problem}")
         return
-    say(f"VALID: run {name}: {run.files_checked} files, {run.bytes_checked:,} bytes match evidence.json")
-    say(f"  signature: {_signature_text(run)}")
+    _say(f"VALID: run {name}: {run.files_checked} files, {run.bytes_checked:,} bytes match evidence.json")
+    _say(f"  signature: {_signature_text(run)}")
     previous = f"run {run.previous['run_id']}" if run.previous else "none (first run)"
-    say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
+    _say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
 
 
 def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
-        say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({len(failing)} problems)")
+        _say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({len(failing)} problems)")
         for problem in failing:
-            say(f"  - {problem}")
+            _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
-        say(f"VALID: chain of {len(chain.runs)} runs in {chain.runs_dir}: {files} files match, every link holds")
+        _say(f"VALID: chain of {len(chain.runs)} runs in {chain.runs_dir}: {files} files match, every link holds")
         for run in chain.runs:
-            say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
+            _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
         if chain.head:
-            say(f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
+            _say(f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
                 "that its newest runs were removed)")
     for warning in [] if strict else chain.warnings:
-        say(f"  warning: {warning}")
+        _say(f"  warning: {warning}")
 
 
 def _signature_text(run: Verification, *, short: bool = False) -> str:

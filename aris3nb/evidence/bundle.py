@@ -44,7 +44,7 @@ MAX_KEY_BYTES = 64 * 1024
 #: digits only, and nothing after (``\d`` would take look-alike digits, ``$`` a trailing newline):
 #: a folder that merely looks like a run must not take a place in the chain.
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 #: The fields of the runner's body: opaque to the bundle, but they must all be there.
 RUNNER_FIELDS = ("run_id", "started_at", "finished_at", "duration_sec", "verdict", "decision", "exit_code",
@@ -375,8 +375,9 @@ def read_evidence(path: Path) -> dict[str, Any]:
     an unknown version; ``EvidenceInvalid`` (exit 1, ``problems``) when its structure is wrong.
     Only the document is judged here; ``verify_run`` checks the files against it.
     """
-    if path.is_dir():
-        path = path / EVIDENCE_NAME
+    with contextlib.suppress(OSError):  # a name too long: _read_evidence_bytes says so
+        if path.is_dir():
+            path = path / EVIDENCE_NAME
     document = _parse(_read_evidence_bytes(path), path)
     if problems := check_structure(document):
         raise EvidenceInvalid(path, problems)
@@ -808,8 +809,8 @@ def _link_problems(sealed: list[Verification], present: set[str]) -> list[str]:
     sealed_names = {run.run_dir.name for run in sealed}
     problems = []
     for index, run in enumerate(sealed):
-        if run.document is None or not _link_is_readable(run.document.get("previous")):
-            continue  # its own problems say why
+        if run.document is None or "previous" not in run.document or not _link_is_readable(run.document["previous"]):
+            continue  # its own problems say why (a missing or malformed field)
         name = run.run_dir.name
         expected = sealed[index - 1] if index else None
         link = run.document["previous"]
@@ -819,7 +820,7 @@ def _link_problems(sealed: list[Verification], present: set[str]) -> list[str]:
                                         present, sealed_names))
         elif expected is not None and expected.digest is not None and link.get("digest") != expected.digest:
             problems.append(f"run {name}: its link to run {named} does not match: run {named}'s evidence.json has "
-                            f"digest {expected.digest}, run {name} recorded {link.get('digest')!r}: run {named}'s "
+                            f"digest {expected.digest}, run {name} recorded {link.get('digest')}: run {named}'s "
                             f"evidence.json was changed after run {name} was sealed")
     return problems
 
