@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aris3nb._cli_common import JsonOption, err, out, say, settings
-from aris3nb.errors import RunFailed, UsageError
+from aris3nb.errors import Aris3nbError, RunFailed, UsageError
 
 PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
                 "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}
@@ -96,6 +96,8 @@ def run(
                                    ("run_id", "verdict", "decision", "exit_code", "phases", "triggers", "metrics")}))
     else:
         _print_summary(document, result.evidence_path.parent, result.index_path)
+    if result.index_problem:  # the bundle is sealed and valid, but the artifacts folder is in trouble
+        raise Aris3nbError(f"run {result.run_id} sealed ({result.decision}), but {result.index_problem}")
     if result.exit_code:
         raise RunFailed(f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
                         result.run_dir, result.exit_code)

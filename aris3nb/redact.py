@@ -7,6 +7,7 @@ message from a driver, say) has every known secret replaced before it is shown.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable
 
 from sqlalchemy.engine import URL, make_url
@@ -42,3 +43,32 @@ def url_password(url: str | URL) -> str | None:
     except Exception:
         return None
     return parsed.password if parsed.password else None
+
+
+# An option or variable whose name says it holds a secret: --token=…, --password …, API_KEY=…
+_SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|token|secret|api[-_]?key|auth|credential|private[-_]?key", re.IGNORECASE)
+
+
+def command_secrets(command: str) -> list[str]:
+    """The secret values a command line carries: option-style (``--token=X``, ``--password X``,
+    ``API_KEY=X``) and URL passwords. Everything that records the command masks them."""
+    try:
+        args = shlex.split(command)
+    except ValueError:  # unbalanced quotes: mask every word after a secret-looking name
+        args = command.split()
+    found: list[str] = []
+    for index, arg in enumerate(args):
+        name, sep, value = arg.partition("=")
+        if sep and value and _SECRET_NAME.search(name):
+            found.append(value)
+        elif arg.startswith("-") and not sep and _SECRET_NAME.search(arg) and index + 1 < len(args):
+            found.append(args[index + 1])
+        url = _URL_PASSWORD.search(arg)
+        if url is not None:
+            found.append(url["secret"])
+    return [value for value in found if value]
+
+
+def redact_command(command: str) -> str:
+    """``command`` as it may be recorded: its secrets (see ``command_secrets``) masked."""
+    return redact_text(command, command_secrets(command))

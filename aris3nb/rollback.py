@@ -33,7 +33,7 @@ from aris3nb.db import engine_name
 from aris3nb.errors import Aris3nbError, UsageError
 from aris3nb.gate.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
 from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.redact import redact_text, redact_url
+from aris3nb.redact import command_secrets, redact_text, redact_url
 
 #: The gate checks run again once the rollback is done.
 VERIFY_CHECKS = ("smoke", "http.health", "http.ready")
@@ -155,7 +155,8 @@ def _declare_no_go(ctx: _RollbackContext) -> Outcome:
 def _revert(ctx: _RollbackContext) -> Outcome:
     """The app goes back to its last stable release, by the configured revert command."""
     command = ctx.options.revert_command
-    shown = redact_text(command or "")
+    secrets = command_secrets(command or "")
+    shown = redact_text(command or "", secrets)
     if not command:
         _log(ctx, "revert", status="SKIPPED")
         return skipped("no revert command configured (--revert-command / OPS_REVERT_COMMAND)")
@@ -168,9 +169,9 @@ def _revert(ctx: _RollbackContext) -> Outcome:
         return failed(f"revert command timed out after {ctx.options.revert_timeout_sec:.0f} s: {shown}",
                       command=shown)
     except (OSError, ValueError) as exc:
-        _log(ctx, "revert", command=shown, status="FAILED", error=redact_text(str(exc)))
-        return failed(f"revert command could not start: {redact_text(str(exc))}", command=shown)
-    output = redact_text((run.stdout + run.stderr)[-REVERT_OUTPUT_LIMIT:])
+        _log(ctx, "revert", command=shown, status="FAILED", error=redact_text(str(exc), secrets))
+        return failed(f"revert command could not start: {redact_text(str(exc), secrets)}", command=shown)
+    output = redact_text((run.stdout + run.stderr)[-REVERT_OUTPUT_LIMIT:], secrets)
     status = "PASS" if run.returncode == 0 else "FAIL"
     _log(ctx, "revert", command=shown, exit_code=run.returncode, status=status, output=output)
     evidence = {"command": shown, "exit_code": run.returncode, "output": output}

@@ -24,8 +24,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,13 +45,14 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 import nbformat  # after the line above, on purpose
 
 from aris3nb import __version__
+from aris3nb.backup._stale import sweep
 from aris3nb.config import Settings
 from aris3nb.db import check_connection, engine_name, parse_database_url
 from aris3nb.errors import UsageError
 from aris3nb.evidence.display import RUN_DIR_ENV, URLS_FILE_ENV, Banner, read_result
 from aris3nb.gate.checks import Verdict
 from aris3nb.gate.report import new_run_id, utc_text, write_text_evidence
-from aris3nb.redact import redact_text, redact_url, url_password
+from aris3nb.redact import command_secrets, redact_text, redact_url, url_password
 
 if TYPE_CHECKING:
     from aris3nb.rollback import Trigger
@@ -84,6 +87,9 @@ MARKER_TAG = "aris3nb-marker"
 EXIT_INTERRUPTED = 130
 #: Phases that measure latency: nothing else of the runner's may run meanwhile.
 QUIET_PHASES = ("pre_deploy", "post_deploy")
+#: The scratch folders of a run (and of its smoke runs), swept by the next run once their
+#: process is gone: a run killed with SIGKILL cannot remove them itself.
+SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
 DRILL_DISABLED = "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
 
 
@@ -170,6 +176,7 @@ class RunResult:
     triggers: list[Trigger]
     evidence_path: Path
     index_path: Path | None
+    index_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     from aris3nb import migrate
     from aris3nb.reference.seed import seed_database
 
-    with tempfile.TemporaryDirectory(prefix="aris3nb-run-embedded-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"aris3nb-run-embedded-pid{os.getpid()}-") as folder:
         url = f"sqlite:///{Path(folder) / 'aris3.db'}"
         exports = Path(folder) / "exports"
         migrate.upgrade(url)
@@ -234,8 +241,10 @@ class Kernels:
 
         # In a namespace of its own: the notebook's names stay exactly its own.
         warm = "exec(" + repr(WARM_UP) + ", {})"
-        manager = AsyncKernelManager(kernel_name=KERNEL_NAME)
         self._started += 1
+        # The connection file inside the run's scratch folder: swept with it if the run is killed.
+        manager = AsyncKernelManager(kernel_name=KERNEL_NAME,
+                                     connection_file=str(self.log_dir / f"kernel-{self._started}.json"))
         log = self.log_dir / f"kernel-{self._started}.log"
         with log.open("w") as stream:  # the child keeps its own descriptor
             run_sync(manager.start_kernel)(env=self.env, cwd=str(self.cwd), stdout=stream, stderr=stream,
@@ -520,9 +529,20 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
         phase_run.reasons.append("the notebook ended without concluding its phase (no result.json)")
     if phase_run.status not in ("completed",):
         phase_run.verdict = "FAIL"
-    executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
+    try:
+        executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
+    except (OSError, ValueError) as exc:  # papermill's last save cut short (a full disk)
+        executed = notebook
+        phase_run.status, phase_run.verdict = "error", "FAIL"
+        phase_run.reasons.append(f"papermill's copy of the executed notebook is unreadable: {exc}")
     final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
-    write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
+    try:
+        write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
+    except OSError as exc:
+        output_path.unlink(missing_ok=True)  # no half-written notebook left to be sealed
+        phase_run.status, phase_run.verdict = "error", "FAIL"
+        phase_run.reasons.append(f"the executed notebook could not be written: {exc.strerror or exc}")
+        return
     run.renders.append((phase_run, run.renderer.submit(_render, run, final, output_path.with_suffix(".html").name)))
 
 
@@ -566,6 +586,7 @@ def _secrets(options: RunOptions, settings: Settings) -> list[str]:
         import httpx
 
         found.append(httpx.URL(options.base_url).password)
+    found += command_secrets(options.revert_command or "")
     return [s for s in found if s]
 
 
@@ -593,6 +614,16 @@ def validate_run_options(options: RunOptions) -> RunOptions:
                                phases=tuple(dict.fromkeys(options.phases)))
 
 
+def _quiet_notebook_loggers() -> None:
+    """papermill, nbclient and traitlets log through Python's last-resort handler (stderr) when
+    nothing is configured: a dead kernel would print a line before the runner's one-line
+    verdict. What they say is in the executed notebook and evidence.json already."""
+    for name in ("papermill", "nbclient", "traitlets"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+
+
 def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
     from aris3nb.backup.create import backups_dir, check_name
 
@@ -611,6 +642,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     from aris3nb.evidence import bundle
 
     options = validate_run_options(options)
+    _quiet_notebook_loggers()
     if options.out is not None:
         settings = settings.model_copy(update={"ops_artifacts_dir": options.out})
     settings = settings.model_copy(update={"ops_artifacts_dir": settings.ops_artifacts_dir.absolute()})
@@ -624,7 +656,8 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     triggers: list[Trigger] = []
     try:
         with contextlib.ExitStack() as stack:
-            input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aris3nb-nb-")))
+            sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
+            input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-")))
             urls_file = input_dir / "urls.json"
             kernels = Kernels(_kernel_env(run, urls_file), options.workdir or Path.cwd(), input_dir)
             stack.callback(kernels.close)
@@ -755,9 +788,12 @@ def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: 
     }
     document = json.loads(redact_text(json.dumps(document), run.secrets))
     evidence_path = bundle.seal_run(run.run_dir, document, signing_key=options.signing_key)
-    index_path = write_index(run.settings.ops_artifacts_dir)
+    try:
+        index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
+    except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
+        index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
-                     evidence_path, index_path)
+                     evidence_path, index_path, index_problem)
 
 
 def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions) -> RunOptions:

@@ -107,7 +107,7 @@ class SmokeRun:
 def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str]) -> SmokeRun:
     """``python -m pytest -q TARGET --junitxml=...`` in its own process group, killed whole
     at ``timeout_sec``."""
-    with tempfile.TemporaryDirectory(prefix="aris3nb-smoke-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-") as folder:
         junit = Path(folder) / "junit.xml"
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS,
                    "-o", "junit_family=xunit1", f"--junitxml={junit}", target]

@@ -201,9 +201,6 @@ def test_a_kernel_killed_mid_cell_is_recorded_as_a_dead_kernel(dead_kernel: Dead
     assert os.listdir(dead_kernel.temp) == [], "the runner removed its kernel and notebook files"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.py: nbclient's logger prints 'Kernel died while waiting for execute reply.' on standard error "
-    "before the FAILED line (the runner leaves papermill/nbclient logging unconfigured)"))
 @pytest.mark.slow
 def test_a_dead_kernel_ends_in_one_line(dead_kernel: DeadKernel) -> None:
     assert "NO-GO (FAIL)" in dead_kernel.run.failed_line
@@ -288,10 +285,6 @@ def test_the_next_run_leaves_no_temporary_folder_of_its_own(killed_run: KilledRu
     assert killed_run.left_by_after == set(), "a run that ends removes its kernels' files and its embedded target"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.py: the runner's temporary folders (aris3nb-nb-*, aris3nb-run-embedded-*: the embedded SQLite "
-    "database and its export files) and jupyter_client's kernel connection files carry no pid and are never "
-    "swept, so each SIGKILLed run leaves them in the temporary folder for good"))
 @pytest.mark.slow
 def test_a_killed_runs_temporary_folders_are_swept_by_the_next_run(killed_run: KilledRun) -> None:
     left = sorted(killed_run.left_by_killed & set(os.listdir(killed_run.temp)))
@@ -443,9 +436,6 @@ def test_whatever_fills_up_nothing_half_written_is_left_as_valid(where: str,
     assert_nothing_half_written(filled)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.py: an OSError writing the executed notebook (_execute_phase: write_text_evidence) or the runs "
-    "index (_seal: write_index) is not caught: the run ends in a Python traceback, the first without sealing"))
 @pytest.mark.parametrize("where", ["notebook", "index"])
 @pytest.mark.slow
 def test_whatever_fills_up_the_run_ends_in_one_line(where: str, disk_full: Callable[[str], Filled]) -> None:

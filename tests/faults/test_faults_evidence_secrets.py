@@ -97,10 +97,6 @@ def test_no_line_of_the_signing_key_reaches_a_file_or_output(secret_run: SecretR
         assert secret_run.holding(line) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.py and rollback.py keep --revert-command as given (redact_text masks URL passwords and known "
-    "secrets only): a token or password in it reaches evidence.json (parameters.revert_command), the "
-    "rollback log, result.json, the notebook and its HTML page"))
 @pytest.mark.parametrize("secret", [TOKEN, REVERT_PASSWORD])
 def test_a_token_or_password_in_the_revert_command_reaches_no_file(secret: str, secret_run: SecretRun) -> None:
     assert secret_run.holding(secret) == []
