@@ -26,3 +26,14 @@ def test_importing_the_package_stays_light() -> None:
     code = "import sys, aris3nb; print(sorted(m for m in ('httpx', 'numpy', 'pandas', 'psycopg') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_main_job_needs_no_extra() -> None:
+    """The README's first line installs aris3nb without extras, and `aris3nb run` runs the smoke
+    target with pytest (and its timeout plugin, which pyproject's `timeout` option needs)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    required = {dependency.split(">")[0].split("=")[0].strip() for dependency in project["dependencies"]}
+    assert {"pytest", "pytest-timeout", "papermill", "nbconvert", "ipykernel", "cryptography"} <= required
