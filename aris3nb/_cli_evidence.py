@@ -64,7 +64,7 @@ def _say(text: str) -> None:
 def _say_run(run: Verification) -> None:
     name = run.run_id or run.run_dir.name
     if not run.ok:
-        _say(f"INVALID: run {name} ({len(run.problems)} problems)")
+        _say(f"INVALID: run {name} ({_count(len(run.problems), 'problem')})")
         for problem in run.problems:
             _say(f"  - {problem}")
         return
@@ -77,7 +77,7 @@ def _say_run(run: Verification) -> None:
 def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
-        _say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({len(failing)} problems)")
+        _say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({_count(len(failing), 'problem')})")
         for problem in failing:
             _say(f"  - {problem}")
     else:
@@ -120,3 +120,7 @@ def keygen(
         say(f"signing key {private_key_path} (keep it secret; owner-only)")
         say(f"public key {public_path} (give it to verifiers: aris3nb evidence verify --public-key)")
         say(f"key id {identity}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
