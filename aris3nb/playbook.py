@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,6 @@ class _DeployContext:
     settings: Settings
     backup: BackupResult | None = None
     validation: Validation | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 DEPLOY_CHECKS: Registry[_DeployContext] = Registry()

@@ -1,0 +1,41 @@
+"""The deploy phase's checks fail, with their cause, when there is nothing to back up or probe,
+or when the backup cannot be taken; a failing check never raises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aris3nb import migrate
+from aris3nb.config import load_settings
+from aris3nb.gate.checks import Status, Verdict
+from aris3nb.playbook import DeployOptions, deploy
+
+
+def statuses(report) -> dict[str, tuple[Status, str]]:
+    return {result.name: (result.status, result.detail) for result in report.results}
+
+
+def test_nothing_to_back_up_or_probe_fails_every_check(tmp_path: Path, monkeypatch) -> None:
+    for name in ("DATABASE_URL", "ARIS3_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    report = deploy(DeployOptions(database_url=None, base_url=None), load_settings(ops_artifacts_dir=tmp_path))
+    found = statuses(report)
+    assert report.verdict is Verdict.FAIL and report.backup is None
+    assert found["backup.create"][0] is Status.FAIL and "no database URL" in found["backup.create"][1]
+    assert found["backup.manifest"] == (Status.FAIL, "no backup to validate (backup.create failed)")
+    assert found["http.health"][0] is found["http.ready"][0] is Status.FAIL
+
+
+def test_a_backup_name_taken_fails_the_backup_and_leaves_the_old_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'aris3.db'}"
+    migrate.upgrade(url)
+    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    options = DeployOptions(database_url=url, base_url="http://127.0.0.1:9", backup_name="pre_deploy_20261128_0800",
+                            exports_dir=tmp_path / "exports")
+    first = deploy(options, settings)
+    assert statuses(first)["backup.create"][0] is Status.PASS and statuses(first)["backup.manifest"][0] is Status.PASS
+    assert statuses(first)["http.health"][0] is Status.FAIL, "nothing listens on port 9"
+    manifest = first.backup.manifest_path.read_bytes()
+    again = statuses(deploy(options, settings))
+    assert again["backup.create"][0] is Status.FAIL and "exists" in again["backup.create"][1]
+    assert first.backup.manifest_path.read_bytes() == manifest
