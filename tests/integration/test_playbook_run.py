@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def aris3nb(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False,
                           env={**base, **(env or {})})
 
 
