@@ -28,7 +28,8 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+#: ``sha256:`` and 64 lowercase hex digits: every digest of a manifest and of an evidence bundle.
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 #: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit
 #: (``\Z``, not ``$``, which would also match before a trailing newline).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
@@ -197,7 +198,7 @@ def check_structure(document: dict[str, Any]) -> list[str]:
             problems.append(f"field {name!r} has the wrong type ({type(document[name]).__name__})")
     if problems:
         return problems
-    if not _DIGEST.match(document["manifest_digest"]):
+    if not DIGEST_PATTERN.match(document["manifest_digest"]):
         problems.append("field 'manifest_digest' is not a sha256:<hex> digest")
     elif manifest_digest(document) != document["manifest_digest"]:
         problems.append("manifest digest does not match its content: the manifest was changed after it was written")
@@ -248,7 +249,7 @@ def _check_table_entry(index: int, entry: Any) -> list[str]:
         problems.append(f"{where}: 'name' is missing")
     if not isinstance(entry.get("rows"), int) or isinstance(entry.get("rows"), bool) or entry.get("rows", -1) < 0:
         problems.append(f"{where}: 'rows' is missing or not a non-negative integer")
-    if not isinstance(entry.get("digest"), str) or not _DIGEST.match(entry["digest"]):
+    if not isinstance(entry.get("digest"), str) or not DIGEST_PATTERN.match(entry["digest"]):
         problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
     key = entry.get("key")
     if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
@@ -325,7 +326,7 @@ def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
 
 def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tuple[str | None, int | None]:
     """One listed file: (the problem or None, the bytes hashed or None)."""
-    if _crosses_link(folder, relative):
+    if crosses_link(folder, relative):
         return f"file {relative!r} lies under a symbolic link; backups hold regular folders only", None
     path = folder / relative
     try:
@@ -344,13 +345,18 @@ def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tu
     return None, size
 
 
-def _crosses_link(folder: Path, relative: str) -> bool:
-    """Whether a folder on the way to ``relative`` is a symbolic link (lstat follows those)."""
-    current = folder
+def crosses_link(root: Path, relative: str) -> bool:
+    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it).
+    A folder that cannot be looked at (missing, a name too long) is not a link: the lstat of
+    the file itself then says what is wrong."""
+    current = root
     for part in PurePosixPath(relative).parts[:-1]:
         current = current / part
-        if current.is_symlink():
-            return True
+        try:
+            if stat.S_ISLNK(current.lstat().st_mode):
+                return True
+        except OSError:
+            return False
     return False
 
 

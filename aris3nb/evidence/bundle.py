@@ -21,14 +21,14 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aris3nb.backup.manifest import sha256_file, unsafe_path_reason
+from aris3nb.backup.manifest import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason
 from aris3nb.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.gate.report import write_text_evidence
 
@@ -44,7 +44,6 @@ MAX_KEY_BYTES = 64 * 1024
 #: digits only, and nothing after (``\d`` would take look-alike digits, ``$`` a trailing newline):
 #: a folder that merely looks like a run must not take a place in the chain.
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 #: The fields of the runner's body: opaque to the bundle, but they must all be there.
 RUNNER_FIELDS = ("run_id", "started_at", "finished_at", "duration_sec", "verdict", "decision", "exit_code",
@@ -179,21 +178,6 @@ def _tree(root: Path, on_error: Callable[[str, OSError], None], relative: str = 
         yield path, info
         if stat.S_ISDIR(info.st_mode):
             yield from _tree(root, on_error, path)
-
-
-def _crosses_link(root: Path, relative: str) -> bool:
-    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it).
-    A folder that cannot be looked at (missing, a name too long) is not a link: the lstat of
-    the file itself then says what is wrong."""
-    current = root
-    for part in PurePosixPath(relative).parts[:-1]:
-        current = current / part
-        try:
-            if stat.S_ISLNK(current.lstat().st_mode):
-                return True
-        except OSError:
-            return False
-    return False
 
 
 def _unsafe_path_reason(relative: str) -> str | None:
@@ -464,7 +448,7 @@ def _file_entry_problems(files: Any) -> list[str]:
         size = entry.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             problems.append(f"{where}: 'size' is missing or not a non-negative integer")
-        if not isinstance(entry.get("sha256"), str) or not _DIGEST.match(entry["sha256"]):
+        if not isinstance(entry.get("sha256"), str) or not DIGEST_PATTERN.match(entry["sha256"]):
             problems.append(f"{where}: 'sha256' is missing or not a sha256:<hex> digest")
     return problems
 
@@ -480,7 +464,7 @@ def _previous_problems(previous: Any, run_id: Any) -> list[str]:
         problems.append(f"previous.run_id {named!r} is not a run id")
     elif isinstance(run_id, str) and named >= run_id:
         problems.append(f"previous.run_id {named} is not earlier than run {run_id}")
-    if not isinstance(previous.get("digest"), str) or not _DIGEST.match(previous["digest"]):
+    if not isinstance(previous.get("digest"), str) or not DIGEST_PATTERN.match(previous["digest"]):
         problems.append("previous.digest is missing or not a sha256:<hex> digest")
     return problems
 
@@ -619,7 +603,7 @@ def _check_listed_files(run_dir: Path, files: Any, result: Verification) -> set[
 
 
 def _listed_file_problem(run_dir: Path, relative: str, entry: dict[str, Any], result: Verification) -> str | None:
-    if _crosses_link(run_dir, relative):
+    if crosses_link(run_dir, relative):
         return f"file {relative!r} lies under a symbolic link; a run folder holds regular folders only"
     path = run_dir / relative
     try:
