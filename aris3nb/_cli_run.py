@@ -68,8 +68,8 @@ def run(
 
     current = settings()
     options = RunOptions(
-        phases=tuple(phases or ()), base_url=base_url, database_url=database_url or current.database_url, out=out_dir,
-        strict=strict, confirm_restore=yes, revert_command=revert_command or current.ops_revert_command,
+        phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
+        strict=strict, confirm_restore=yes, revert_command=revert_command,
         budgets_ms=parse_budgets(budget), pytest_target=pytest_target or DEFAULT_PYTEST_TARGET,
         cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key,
     )

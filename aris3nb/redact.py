@@ -67,8 +67,3 @@ def command_secrets(command: str) -> list[str]:
         if url is not None:
             found.append(url["secret"])
     return [value for value in found if value]
-
-
-def redact_command(command: str) -> str:
-    """``command`` as it may be recorded: its secrets (see ``command_secrets``) masked."""
-    return redact_text(command, command_secrets(command))

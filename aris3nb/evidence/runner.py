@@ -121,8 +121,9 @@ PHASE_PARAMETERS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What one playbook run does. Without ``base_url`` and ``database_url`` it runs on the
-    embedded default; with ``database_url`` only, it serves the reference service over it."""
+    """What one playbook run does. Without ``base_url`` and ``database_url`` (nor DATABASE_URL)
+    it runs on the embedded default; with ``database_url`` only, it serves the reference
+    service over it."""
 
     phases: tuple[str, ...] = ()  # empty: the default sequence, then rollback if a trigger fires
     base_url: str | None = None
@@ -641,6 +642,9 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     and exit code say how it went. Raises only for input it cannot act on (exit 2)."""
     from aris3nb.evidence import bundle
 
+    # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND), for the CLI and callers alike.
+    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
+                                  revert_command=options.revert_command or settings.ops_revert_command)
     options = validate_run_options(options)
     _quiet_notebook_loggers()
     if options.out is not None:

@@ -67,7 +67,8 @@ def test_the_main_job_runs_every_phase_into_a_verifiable_bundle(embedded_run) ->
         assert "aris3nb-banner" in executed.cells[0].metadata["tags"]
         page = (run_dir / phase["html"]).read_text()
         assert remote_references(page) == []
-        assert "aris3nb-banner" in page and 'src="data:image/png;base64,' in page or phase["phase"] == "deploy"
+        assert "aris3nb-banner" in page
+        assert 'src="data:image/png;base64,' in page or phase["phase"] == "deploy", "charts embedded"
     for kept in ("pre_deploy/result.json", "deploy/manifest.json", "post_deploy/latency.png", "drill/drill_rto.png"):
         assert (run_dir / kept).is_file(), kept
     assert any(p.name.startswith("drill_report_") for p in (run_dir / "drill").iterdir())
