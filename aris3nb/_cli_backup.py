@@ -104,13 +104,28 @@ def restore(
     manifest: ManifestArgument,
     target_url: Annotated[str, typer.Option("--target-url", help="The database to overwrite with the backup.")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm that the target is to be overwritten.")] = False,
+    allow_other_source: Annotated[bool, typer.Option(
+        "--allow-other-source", help="Confirm, besides --yes, restoring a backup that was made from another database "
+        "than the target (refused otherwise; logged).")] = False,
+    terminate_sessions: Annotated[bool, typer.Option(
+        "--terminate-sessions", help="End other sessions that hold locks or transactions on the target (PostgreSQL; "
+        "refused otherwise; each one logged).")] = False,
     timeout: TimeoutOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Rollback restore into TARGET, after a safety backup of it; logged to rollback_log.jsonl."""
-    result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout)
+    """Rollback restore into TARGET, after a safety backup of it; logged to rollback_log.jsonl.
+
+    Only a backup made from the target is restored (--allow-other-source for another one);
+    on PostgreSQL, sessions holding locks or transactions on the target refuse it
+    (--terminate-sessions), and every lock wait is bounded. A failed restore leaves the
+    target as it was. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest).
+    """
+    result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout,
+                            allow_other_source=allow_other_source, terminate_sessions=terminate_sessions,
+                            announce=say if not json_output else (lambda line: None))
     document = {"target": result.target, "backup": result.backup, "safety_backup": str(result.safety_backup),
-                "duration_sec": round(result.duration_sec, 3)}
+                "duration_sec": round(result.duration_sec, 3), "discarded": result.discarded,
+                "other_source": result.other_source}
     if json_output:
         _print_json(document)
     else:

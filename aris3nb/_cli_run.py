@@ -36,7 +36,15 @@ def run(
         show_default=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
     yes: Annotated[bool, typer.Option(
-        "--yes", help="Confirm that a rollback may restore the last valid backup into the target database.")] = False,
+        "--yes", help="Confirm that a rollback may restore into the target database: the backup this run's deploy "
+        "phase made, and only when a trigger fired after it (a rollback run alone: --manifest, else the newest valid "
+        "backup made from the target).")] = False,
+    manifest: Annotated[Path | None, typer.Option(
+        "--manifest", help="The backup the drill (run without deploy) or a rollback run alone takes, instead of the "
+        "newest backup made from the target.", show_default=False)] = None,
+    terminate_sessions: Annotated[bool, typer.Option(
+        "--terminate-sessions", help="Let a rollback restore end other sessions that hold locks or transactions on "
+        "the target (PostgreSQL; each one is logged). Without it such sessions refuse the restore.")] = False,
     revert_command: Annotated[str | None, typer.Option(
         "--revert-command", help="Command a rollback runs to revert the app (recorded with its output). "
         "Default: OPS_REVERT_COMMAND; none: the step is skipped.", show_default=False)] = None,
@@ -69,12 +77,15 @@ def run(
     current = settings()
     options = RunOptions(
         phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
-        strict=strict, confirm_restore=yes, revert_command=revert_command,
+        strict=strict, confirm_restore=yes, revert_command=revert_command, manifest=manifest,
+        terminate_sessions=terminate_sessions,
         budgets_ms=parse_budgets(budget), pytest_target=pytest_target or DEFAULT_PYTEST_TARGET,
         cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key,
     )
-    if rerun or rerun_phase:
-        if not (rerun and rerun_phase) or phases:
+    if rerun_phase and not rerun:
+        raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")
+    if rerun:
+        if not rerun_phase or phases:
             raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
         options = rerun_options(current, rerun, rerun_phase, options)
     display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[cell]}"),

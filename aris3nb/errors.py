@@ -19,7 +19,10 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
     ├── SeedError                     exit 1: seeding could not complete
     ├── ManifestInvalid               exit 1: a backup that does not match its manifest
     ├── BackupError                   exit 1: a backup could not be made or restored
-    │   └── BackupExists              exit 1: the backup name is taken (the old one is untouched)
+    │   ├── BackupExists              exit 1: the backup name is taken (the old one is untouched)
+    │   ├── NoBackup                  exit 1: no backup of the target to restore or drill (each one found, and why not)
+    │   ├── SourceMismatch            exit 1: a backup named for a target it was not made from (needs a second flag)
+    │   └── SessionsInTheWay          exit 1: other sessions on a restore's target hold locks or transactions
     ├── DeadlineExceeded              exit 1: a long operation ran past its deadline
     ├── DrillFailed                   exit 1: the restore drill ran and failed (report written)
     ├── ProbeFailed                   exit 1: an HTTP probe got no usable answer
@@ -95,6 +98,21 @@ class BackupError(Aris3nbError):
 
 class BackupExists(BackupError):
     """Raised when a backup of the same name exists; the existing one is left untouched."""
+
+
+class NoBackup(BackupError):
+    """Raised when no backup of the target can be restored or drilled; the message lists
+    every backup found and why each was passed over."""
+
+
+class SourceMismatch(BackupError):
+    """Raised when a backup named for a restore was made from another database than the
+    target; ``--allow-other-source`` confirms it on purpose (and the log records it)."""
+
+
+class SessionsInTheWay(BackupError):
+    """Raised before a restore when other sessions on the target hold locks or an open
+    transaction; ``--terminate-sessions`` ends them (and the log records which)."""
 
 
 class DrillDisabled(UsageError):

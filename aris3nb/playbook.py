@@ -15,21 +15,22 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.create import BackupResult, backups_dir, create_backup, schema_tables_at
+from aris3nb.backup.catalog import Choice, choose_backup
+from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.config import Settings
-from aris3nb.errors import DrillFailed, UsageError
+from aris3nb.errors import BackupExists, DrillFailed, UsageError
 from aris3nb.evidence.display import URLS_FILE_ENV
 from aris3nb.gate import http
 from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.redact import MASK, redact_text, redact_url
-from aris3nb.rollback import last_valid_backup
 
 #: The gate's checks the post-deploy phase runs against the deployed service.
 POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
@@ -95,9 +96,19 @@ def _check_backup(ctx: _DeployContext) -> Outcome:
     """A backup is taken before deploying: without one there is nothing to roll back to."""
     if not ctx.options.database_url:
         return failed("no database URL given (--database-url or DATABASE_URL): nothing to back up")
-    name = ctx.options.backup_name or f"pre_deploy_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M}"
+    base = ctx.options.backup_name or f"pre_deploy_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M}"
     exports = Path(ctx.options.exports_dir) if ctx.options.exports_dir else ctx.settings.resolved_exports_dir()
-    ctx.backup = create_backup(ctx.options.database_url, name, settings=ctx.settings, exports_dir=exports)
+    name = base
+    for attempt in range(1, 6):
+        try:
+            ctx.backup = create_backup(ctx.options.database_url, name, settings=ctx.settings, exports_dir=exports,
+                                       purpose="pre_deploy")
+            break
+        except BackupExists:  # another run took the name this minute: a name, not an unsafe release
+            if attempt == 5:
+                raise
+            name = f"{base}_{secrets.token_hex(2)}"
+    assert ctx.backup is not None
     manifest = ctx.backup.manifest
     rows = sum(table["rows"] for table in manifest["tables"])
     size = sum(entry["size"] for entry in manifest["files"])
@@ -147,10 +158,20 @@ def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
 
 @dataclass(frozen=True)
 class DrillOutcome:
-    """A finished drill: its report (passed or failed) and where it was written."""
+    """A finished drill: its report (passed or failed), where it was written, and how its
+    backup was chosen (None: it was named)."""
 
     report: dict[str, Any]
     path: Path
+    choice: Choice | None = None
+
+    @property
+    def selection(self) -> str:
+        """Which backup was drilled and why, for people."""
+        if self.choice is None:
+            return f"drilled {self.report.get('backup')}: the backup named for this drill"
+        passed_over = "".join(f"\n  passed over {c}" for c in self.choice.passed_over)
+        return f"drilled {self.report.get('backup')}: {self.choice.reason}{passed_over}"
 
     @property
     def passed(self) -> bool:
@@ -167,19 +188,28 @@ class DrillOutcome:
         return results
 
 
-def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: str | None = None) -> DrillOutcome:
-    """Run the restore drill on ``manifest_path`` (default: the newest valid backup) and
-    return its report, also when it failed (the report says why); a drill that could not
-    start at all (disabled, no backup, unreadable manifest) raises."""
+def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: str | None = None,
+          database_url: str | None = None) -> DrillOutcome:
+    """Run the restore drill on ``manifest_path`` and return its report, also when it failed
+    (the report says why); a drill that could not start at all (disabled, no backup,
+    unreadable manifest) raises.
+
+    Without a manifest, the newest backup of ``database_url`` is drilled whatever its state:
+    an invalid newest backup FAILs the drill naming its problems, it is never passed over
+    for an older one. ``NoBackup`` lists every backup found and why none was of the target.
+    """
+    choice = None
     if manifest_path is None:
-        manifest_path = last_valid_backup(settings)
-        if manifest_path is None:
-            raise UsageError(f"no valid backup under {backups_dir(settings)} to drill")
+        if not database_url:
+            raise UsageError("no backup named to drill, and no target database whose newest backup to drill: "
+                             "give the manifest, or the target's database URL")
+        choice = choose_backup(settings, database_url, require_valid=False, purpose="drill")
+        manifest_path = choice.manifest
     try:
-        _, path = restore_verify(Path(manifest_path), settings=settings, server_url=server_url)
+        _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=server_url)
     except DrillFailed as exc:
         path = exc.report_path
-    return DrillOutcome(read_drill_report(path), path)
+    return DrillOutcome(read_drill_report(path), path, choice)
 
 
 def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings) -> IntegrityReport:

@@ -14,10 +14,8 @@ again against the target.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import json
 import shlex
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -25,12 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.create import backups_dir, schema_tables_at
-from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
+from aris3nb.backup.catalog import choose_backup
 from aris3nb.backup.restore import RestoreResult, append_rollback_log, restore_backup
 from aris3nb.config import Settings
-from aris3nb.db import engine_name
-from aris3nb.errors import Aris3nbError, UsageError
+from aris3nb.errors import NoBackup, UsageError
 from aris3nb.gate.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
 from aris3nb.gate.report import utc_text, write_json_evidence
 from aris3nb.redact import command_secrets, redact_text, redact_url
@@ -82,22 +78,6 @@ def evaluate_triggers(phases: Iterable[Mapping[str, Any]]) -> list[Trigger]:
     return triggers
 
 
-def last_valid_backup(settings: Settings, engine: str | None = None) -> Path | None:
-    """The manifest of the newest backup (of ``engine``, if given) that validates, or None."""
-    folder = backups_dir(settings)
-    candidates = []
-    for manifest in folder.glob(f"*/{MANIFEST_NAME}") if folder.is_dir() else []:
-        with contextlib.suppress(OSError, ValueError):
-            document = json.loads(manifest.read_text(encoding="utf-8"))
-            if engine is None or document.get("source", {}).get("engine") == engine:
-                candidates.append((str(document.get("created_at")), manifest))
-    for _, manifest in sorted(candidates, reverse=True):
-        with contextlib.suppress(Aris3nbError):
-            if validate_backup(manifest, schema_tables_at).ok:
-                return manifest
-    return None
-
-
 @dataclass(frozen=True)
 class RollbackOptions:
     run_id: str
@@ -106,7 +86,13 @@ class RollbackOptions:
     base_url: str | None = None  # default ARIS3_BASE_URL
     pytest_target: str | None = None
     confirm_restore: bool = False
-    manifest: Path | str | None = None  # the backup to restore; default: the newest valid one of the target's engine
+    #: The backup to restore: in a playbook run, the one its deploy phase made. None, and no
+    #: ``no_restore_reason``: the newest valid backup of the target (an operator's rollback).
+    manifest: Path | str | None = None
+    #: Why nothing is to be restored (the triggers fired before this run's backup was taken,
+    #: or the backup itself failed its drill): NO-GO and the freeze stand, the data is untouched.
+    no_restore_reason: str | None = None
+    terminate_sessions: bool = False
     revert_command: str | None = None
     revert_timeout_sec: float = 300.0
 
@@ -182,20 +168,36 @@ def _revert(ctx: _RollbackContext) -> Outcome:
 
 @ROLLBACK_STEPS.register("rollback.restore")
 def _restore(ctx: _RollbackContext) -> Outcome:
-    """The last valid backup is restored, only when confirmed (a safety backup comes first)."""
-    engine = engine_name(ctx.options.database_url)
-    manifest = Path(ctx.options.manifest) if ctx.options.manifest else last_valid_backup(ctx.settings, engine)
-    if manifest is None:
-        _log(ctx, "restore", status="NO_BACKUP")
-        return failed(f"no valid {engine} backup under {backups_dir(ctx.settings)} to restore")
-    if not ctx.options.confirm_restore:
-        _log(ctx, "restore", backup=str(manifest), status="NOT_CONFIRMED")
-        return warned(f"not restored: confirm with --yes (or the confirm_restore parameter) to restore {manifest.parent.name}",
-                      backup=str(manifest))
-    ctx.restored = restore_backup(manifest, ctx.options.database_url, settings=ctx.settings, confirmed=True)
-    return passed(f"restored {ctx.restored.backup} into {redact_url(ctx.options.database_url)} in "
-                  f"{ctx.restored.duration_sec:.1f} s; safety backup {ctx.restored.safety_backup.name}",
-                  backup=str(manifest), safety_backup=str(ctx.restored.safety_backup))
+    """The backup this release was deployed over is restored, only when confirmed (a safety
+    backup comes first), and only one made from the target; nothing when nothing was deployed."""
+    options = ctx.options
+    if options.no_restore_reason:
+        _log(ctx, "restore", status="NOTHING_TO_RESTORE", reason=options.no_restore_reason)
+        return passed(f"nothing restored: {options.no_restore_reason}", restore="none", reason=options.no_restore_reason)
+    if options.manifest:
+        manifest, reason = Path(options.manifest), "the backup this run's deploy phase made (or the one named)"
+        selection: dict[str, Any] = {"manifest": str(manifest), "reason": reason}
+    else:
+        try:
+            choice = choose_backup(ctx.settings, str(options.database_url), require_valid=True, purpose="restore")
+        except NoBackup as exc:
+            _log(ctx, "restore", status="NO_BACKUP", error=str(exc))
+            return failed(str(exc))
+        assert choice.manifest is not None
+        manifest, reason, selection = choice.manifest, choice.reason, choice.as_evidence()
+    if not options.confirm_restore:
+        _log(ctx, "restore", backup=str(manifest), status="NOT_CONFIRMED", selection=selection)
+        return warned(f"not restored: confirm with --yes (or the confirm_restore parameter) to restore "
+                      f"{manifest.parent.name} ({reason})", backup=str(manifest), selection=selection)
+    _log(ctx, "restore", backup=str(manifest), status="CHOSEN", selection=selection)
+    ctx.restored = restore_backup(manifest, str(options.database_url), settings=ctx.settings, confirmed=True,
+                                  terminate_sessions=options.terminate_sessions)
+    discarded = sum(c["newer_than_backup"] or 0 for c in ctx.restored.discarded.values())
+    return passed(f"restored {ctx.restored.backup} ({reason}) into {redact_url(options.database_url)} in "
+                  f"{ctx.restored.duration_sec:.1f} s; {discarded:,} row(s) written after it discarded, kept in the "
+                  f"safety backup {ctx.restored.safety_backup.name}",
+                  backup=str(manifest), safety_backup=str(ctx.restored.safety_backup), selection=selection,
+                  discarded=ctx.restored.discarded)
 
 
 def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport:

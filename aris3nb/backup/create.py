@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 
 import aris3nb
 from aris3nb import migrate
-from aris3nb.backup import postgres, sqlite
+from aris3nb.backup import postgres, source, sqlite
 from aris3nb.backup._stale import sweep
 from aris3nb.backup.digest import Deadline, TableDigest
 from aris3nb.backup.manifest import (
@@ -43,10 +43,11 @@ from aris3nb.backup.manifest import (
     NAME_PATTERN,
     canonical_json,
     manifest_digest,
+    schema_coverage_problems,
     sha256_file,
 )
 from aris3nb.config import Settings
-from aris3nb.db import create_engine, engine_name, sqlite_path
+from aris3nb.db import create_engine, engine_name
 from aris3nb.errors import BackupError, BackupExists, UsageError
 from aris3nb.gate.report import utc_text
 
@@ -107,7 +108,7 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[s
     finally:
         engine.dispose()
     meta["server_version"] = sqlite.server_version()
-    meta["database"] = sqlite_path(url).name
+    meta["source"] = source.describe(url)
     meta["snapshot"] = {"method": "sqlite-online-backup"}
     meta["tools"] = {"sqlite": sqlite.server_version(), "sqlite3_shell": sqlite.shell_version()}
     return digests, meta
@@ -116,10 +117,10 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[s
 def _postgres_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     def read_meta(conn: sa.Connection) -> dict[str, Any]:
         return {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
-                "server_version": postgres.server_version(conn)}
+                "server_version": postgres.server_version(conn),
+                "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)}}
 
     digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta)
-    meta["database"] = str(sa.engine.make_url(url).database or "")
     meta["snapshot"] = {"method": "pg_dump-exported-snapshot", "format": "directory", "jobs": postgres.DUMP_JOBS}
     meta["tools"] = {"pg_dump": postgres.tool_version("pg_dump")}
     return digests, meta
@@ -185,12 +186,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None,
+                  timeout_sec: float | None = None, purpose: str = "manual",
                   progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
     ``progress(stage)`` is told each stage as it starts. The whole backup must finish within
     ``timeout_sec`` (default OPS_BACKUP_TIMEOUT_SEC), enforced inside its statements and tools.
+    ``purpose`` is recorded (``pre_deploy``, ``manual``, ``safety``: a safety backup is
+    restored only by name). A backup whose tables are not its schema's at its revision (the
+    check ``validate`` runs) is not published: it would be refused when it is needed.
     """
     check_name(name)
     engine = engine_name(database_url)
@@ -222,6 +226,12 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
         progress_to("copying the database and digesting its tables")
         digests, meta = SNAPSHOTS[engine](database_url, work, deadline)
         snapshot_sec = time.perf_counter() - snap_started
+        stage = "checking the tables against the schema at the database's revision"
+        coverage = schema_coverage_problems(meta["revision"], set(digests), schema_tables_at)
+        if coverage:
+            raise BackupError(f"backup {name!r} not kept: the database's tables are not its schema's at revision "
+                              f"{meta['revision']} (validation would refuse it): {'; '.join(coverage[:3])}"
+                              + (f"; and {len(coverage) - 3} more" if len(coverage) > 3 else ""))
         exports_started = time.perf_counter()
         progress_to("copying export files")
         _copy_exports(exports_dir, work)
@@ -234,7 +244,8 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "format_version": FORMAT_VERSION,
             "name": name,
             "created_at": utc_text(created_at),
-            "source": {"engine": engine, "server_version": meta["server_version"], "database": meta["database"]},
+            "purpose": purpose,
+            "source": {**meta["source"], "server_version": meta["server_version"]},
             "alembic_revision": meta["revision"],
             "schema_digest": meta["schema_digest"],
             "tools": {"aris3nb": aris3nb.__version__, "python": platform.python_version(),

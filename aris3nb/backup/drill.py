@@ -228,7 +228,7 @@ def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[tuple[str, 
 
 @contextlib.contextmanager
 def _postgres_scratch(manifest: Manifest, stages: _Stages, server_url: str, deadline: Deadline) -> Iterator[tuple[str, Any, Any]]:
-    with postgres.scratch_database(server_url, manifest.name) as url:
+    with postgres.scratch_database(server_url, manifest.name, manifest.document["source"].get("schema")) as url:
         with stages.stage("restore"):
             postgres.restore(manifest.folder / postgres.DUMP_DIR, url, deadline, clean=False)
         yield url, lambda d, r: postgres.table_digests(url, d, r), lambda d: postgres.structural_problems(url, d)

@@ -388,10 +388,16 @@ def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> l
     revision = manifest.document.get("alembic_revision")
     if not isinstance(revision, (str, type(None))):
         return []  # its type is reported by check_structure
+    listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
+    return schema_coverage_problems(revision, listed, schema_tables)
+
+
+def schema_coverage_problems(revision: str | None, listed: set[str], schema_tables: SchemaTables) -> list[str]:
+    """How the tables ``listed`` differ from the schema's at ``revision``: the same check
+    ``backup create`` runs before publishing a backup and ``validate`` runs after."""
     expected = schema_tables(revision)
     if expected is None:
         return [f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the backup must hold"]
-    listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
     problems = [f"table {name!r} of the schema at {revision} is not in the backup" for name in sorted(expected - listed)]
     problems += [f"table {name!r} is in the backup but not in the schema at {revision}" for name in sorted(listed - expected)]
     return problems

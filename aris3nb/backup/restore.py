@@ -14,17 +14,20 @@ import datetime as dt
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup import postgres, sqlite
+import sqlalchemy as sa
+
+from aris3nb.backup import pg_sessions, postgres, source, sqlite
 from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.config import Settings
-from aris3nb.db import engine_name, sqlite_path
-from aris3nb.errors import Aris3nbError, BackupError, UsageError
+from aris3nb.db import create_engine, database_errors, engine_name, sqlite_path
+from aris3nb.errors import Aris3nbError, BackupError, SessionsInTheWay, SourceMismatch, UsageError
 from aris3nb.gate.report import utc_text
 from aris3nb.redact import redact_url
 
@@ -37,6 +40,8 @@ class RestoreResult:
     backup: str
     safety_backup: Path
     duration_sec: float
+    discarded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_source: str | None = None  # why the backup is not of the target, when that was confirmed
 
 
 def rollback_log_path(settings: Settings) -> Path:
@@ -64,9 +69,73 @@ def _verify_target(manifest: Manifest, target_url: str, deadline: Deadline) -> l
             if name not in found or found[name].digest != was["digest"] or found[name].rows != was["rows"]]
 
 
+#: Columns whose value, later than the backup's moment, marks a row the restore will discard.
+_CHANGE_COLUMNS = ("updated_at", "created_at")
+
+
+def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """Per table, what the restore will discard: the target's rows now, the backup's, and
+    the rows written or changed after the backup was made (by ``updated_at``/``created_at``,
+    where the table has one; ``None`` where it has neither)."""
+    recorded = {t["name"]: t["rows"] for t in manifest.tables}
+    created = str(manifest.document.get("created_at") or "")
+    moment = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
+    engine = create_engine(target_url, poolclass=sa.NullPool)
+    counts: dict[str, dict[str, Any]] = {}
+    try:
+        with database_errors(target_url, "count the rows the restore would discard"), engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+                columns = {c["name"]: c for c in inspector.get_columns(table)}
+                rows_now = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+                newer = None
+                stamp = next((c for c in _CHANGE_COLUMNS if c in columns), None)
+                if stamp is not None and moment is not None:
+                    when = moment if conn.dialect.name == "postgresql" else moment.replace(tzinfo=None)
+                    if conn.dialect.name == "sqlite":  # stored as text; compare as the same text form
+                        value: Any = when.isoformat(sep=" ")
+                    else:
+                        value = when
+                    newer = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))
+                                         .where(sa.column(stamp) > value)).scalar_one()
+                counts[table] = {"rows_now": rows_now, "rows_in_backup": recorded.get(table),
+                                 "newer_than_backup": newer, "by": stamp}
+    finally:
+        engine.dispose()
+    return counts
+
+
+def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any], settings: Settings) -> None:
+    """Refuse a PostgreSQL restore while other sessions hold locks or transactions on the
+    target (pg_restore would wait on them with the target half-locked), or end them."""
+    if engine_name(target_url) != "postgresql":
+        return
+    in_the_way = [s for s in pg_sessions.other_sessions(target_url) if s.in_the_way]
+    if not in_the_way:
+        return
+    listed = "; ".join(str(s) for s in in_the_way)
+    if not terminate_sessions:
+        append_rollback_log(settings, {**log, "status": "REFUSED", "sessions_in_the_way": listed})
+        raise SessionsInTheWay(
+            f"{len(in_the_way)} other session(s) on {redact_url(target_url)} hold locks or an open transaction, and the "
+            f"restore would wait on them: {listed}. Stop the service (or those clients) first, or add "
+            "--terminate-sessions to end them")
+    pg_sessions.terminate(target_url, [s.pid for s in in_the_way])
+    append_rollback_log(settings, {**log, "status": "SESSIONS_TERMINATED", "sessions": listed})
+
+
 def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, confirmed: bool,
-                   timeout_sec: float | None = None) -> RestoreResult:
-    """Restore the backup into ``target_url`` (confirmed), keeping a safety backup first."""
+                   timeout_sec: float | None = None, allow_other_source: bool = False,
+                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None,
+                   lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> RestoreResult:
+    """Restore the backup into ``target_url`` (confirmed), keeping a safety backup first.
+
+    The backup must have been made from the target (``allow_other_source`` confirms one that
+    was not, and the log records it); on PostgreSQL, other sessions holding locks or open
+    transactions on the target refuse the restore unless ``terminate_sessions``. What is
+    restored, and why, is told to ``announce`` before anything changes; the rows the
+    restore discards (newer than the backup) are counted into the log and the result.
+    """
     if not confirmed:
         raise UsageError("restoring overwrites the target database: confirm with --yes")
     started = time.perf_counter()
@@ -76,18 +145,34 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     manifest = validation.manifest
     if engine_name(target_url) != manifest.engine:
         raise UsageError(f"the backup is of a {manifest.engine} database; the target {redact_url(target_url)} is not")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    live = source.describe(target_url)
+    log: dict[str, Any] = {"action": "restore", "backup": manifest.name, "target": redact_url(target_url)}
+    why = source.mismatch(manifest.document.get("source") or {}, live)
+    if why is not None:
+        if not allow_other_source:
+            append_rollback_log(settings, {**log, "status": "REFUSED", "error": f"not of the target: {why}"})
+            raise SourceMismatch(f"backup {manifest.name} was not made from {source.label(live)}: {why}. Restoring it "
+                                 "would put another database's data in place of the target's; if that is what you mean, "
+                                 "add --allow-other-source as well as --yes")
+        log["other_source_confirmed"] = why
+    _clear_the_way(target_url, terminate_sessions, log, settings)
+    discarded = rows_newer_than_backup(target_url, manifest)
+    newer = sum(c["newer_than_backup"] or 0 for c in discarded.values())
+    announce(f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
+             + (f" although it is of another source ({why})" if why else "")
+             + f"; {newer:,} row(s) written after the backup will be discarded (kept in the safety backup)")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     safety: BackupResult = create_backup(target_url, f"safety_{stamp}_before_{manifest.name}"[:100], settings=settings,
-                                         timeout_sec=deadline.remaining())
-    log = {"action": "restore", "backup": manifest.name, "target": redact_url(target_url),
-           "safety_backup": str(safety.path)}
-    append_rollback_log(settings, {**log, "status": "STARTED"})
+                                         timeout_sec=deadline.remaining(), purpose="safety")
+    log["safety_backup"] = str(safety.path)
+    append_rollback_log(settings, {**log, "status": "STARTED", "discarded": discarded})
     try:
         if manifest.engine == "sqlite":
             with sqlite.scratch_copy(manifest.folder / sqlite.DATABASE_FILE) as copy:
                 sqlite.replace_database(copy, target_url)
         else:
-            postgres.restore(manifest.folder / postgres.DUMP_DIR, target_url, deadline, clean=True)
+            postgres.restore(manifest.folder / postgres.DUMP_DIR, target_url, deadline, clean=True,
+                             lock_timeout_sec=lock_timeout_sec)
         problems = _verify_target(manifest, target_url, deadline)
         if problems:
             raise BackupError(f"{len(problems)} table(s) differ from the backup after restoring: {problems[0]}")
@@ -98,7 +183,10 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
             f"safety backup {safety.path}; put it back with: aris3nb backup restore {safety.manifest_path} "
             f"--target-url <target> --yes"
         ) from exc
+    except BaseException:  # Ctrl-C: the log says how it ended, not only that it started
+        append_rollback_log(settings, {**log, "status": "INTERRUPTED"})
+        raise
     duration = time.perf_counter() - started
     append_rollback_log(settings, {**log, "status": "RESTORED", "duration_sec": round(duration, 3)})
     return RestoreResult(target=redact_url(target_url), backup=manifest.name, safety_backup=safety.path,
-                         duration_sec=duration)
+                         duration_sec=duration, discarded=discarded, other_source=why)

@@ -90,7 +90,8 @@ QUIET_PHASES = ("pre_deploy", "post_deploy")
 #: The scratch folders of a run (and of its smoke runs), swept by the next run once their
 #: process is gone: a run killed with SIGKILL cannot remove them itself.
 SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
-DRILL_DISABLED = "OPS_ENABLE_BACKUP_DRILL is not true: the drill refuses to run here"
+#: Where the drill's permission came from, for the evidence.
+DRILLS_ENABLED_BY_EMBEDDED = "the embedded default, for its own disposable target only"
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ PHASE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "pre_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms"),
     "deploy": ("base_url", "database_url", "backup_name", "exports_dir"),
     "post_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir"),
-    "drill": ("manifest", "server_url"),
-    "rollback": ("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest"),
+    "drill": ("manifest", "server_url", "database_url"),
+    "rollback": ("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest",
+                 "no_restore_reason", "terminate_sessions"),
 }
 
 
@@ -131,6 +133,8 @@ class RunOptions:
     out: Path | None = None  # the artifacts folder; default OPS_ARTIFACTS_DIR
     strict: bool = False
     confirm_restore: bool = False
+    terminate_sessions: bool = False  # a rollback restore may end other sessions in its way
+    manifest: Path | None = None  # the backup a drill (or an operator's rollback) takes; default: see _parameters
     revert_command: str | None = None
     budgets_ms: Mapping[str, float] = field(default_factory=dict)
     pytest_target: str = DEFAULT_PYTEST_TARGET
@@ -444,9 +448,11 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
     base_url = redact_text(target.base_url)
     exports_dir = str(target.exports_dir) if target.exports_dir else None
     budgets = dict(options.budgets_ms)
-    manifest = None
-    if phase.name in ("drill", "rollback"):
-        manifest = _backup_to_use(run)
+    manifest, no_restore_reason = None, None
+    if phase.name == "drill":
+        manifest = _deploy_backup(run) or options.manifest
+    elif phase.name == "rollback":
+        manifest, no_restore_reason = _restore_plan(run, triggers)
     pytest_target = Path(options.pytest_target)
     if not pytest_target.is_absolute():  # so that the notebook also runs from its bundle folder
         pytest_target = (options.workdir or Path.cwd()) / pytest_target
@@ -456,24 +462,56 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
         "manifest": str(manifest) if manifest else None,
         "server_url": database_url if target.database_url and engine_name(target.database_url) == "postgresql" else None,
         "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
-        "confirm_restore": options.confirm_restore,
+        "confirm_restore": options.confirm_restore, "no_restore_reason": no_restore_reason,
+        "terminate_sessions": options.terminate_sessions,
     }
     return {name: values[name] for name in PHASE_PARAMETERS[phase.name]}
 
 
-def _backup_to_use(run: _Run) -> Path | None:
-    """This run's pre-deploy backup if it was taken, else the newest valid one of the target's engine."""
-    from aris3nb.backup.create import backups_dir
+def _deploy_backup(run: _Run) -> Path | None:
+    """The manifest of the backup this run's deploy phase made, if it made one."""
     from aris3nb.backup.manifest import MANIFEST_NAME
-    from aris3nb.rollback import last_valid_backup
 
-    if run.backup_name and any(p.phase.name == "deploy" and p.status in ("completed", "failed") for p in run.phases):
-        manifest = backups_dir(run.settings) / run.backup_name / MANIFEST_NAME
-        if manifest.is_file():
-            return manifest
-    if run.target is None or not run.target.database_url:
-        return None
-    return last_valid_backup(run.settings, engine_name(run.target.database_url))
+    for phase_run in run.phases:
+        if phase_run.phase.name != "deploy":
+            continue
+        for check in (phase_run.result or {}).get("checks") or []:
+            path = (check.get("evidence") or {}).get("path")
+            if check.get("name") == "backup.create" and check.get("status") != "FAIL" and path:
+                manifest = Path(path) / MANIFEST_NAME
+                return manifest if manifest.is_file() else None
+    return None
+
+
+#: Triggers that say the run's own backup cannot be trusted: it is not restored.
+_BACKUP_DISTRUSTED = ("drill_fail", "manifest_inconsistent")
+
+
+def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, str | None]:
+    """What a rollback restores: (manifest, None), or (None, why nothing is restored).
+
+    In a playbook run, only the backup the run's deploy phase made, and only when a trigger
+    fired after it was taken: a trigger before it (the gate) means nothing was deployed, and
+    restoring an older backup would destroy data written since. A backup that failed its
+    drill or its manifest check is not restored either. A rollback the operator runs alone
+    (no deploy in this run) restores ``--manifest``, else the newest valid backup of the target.
+    """
+    own = _deploy_backup(run)
+    deploy_ran = any(p.phase.name == "deploy" and p.status != "skipped" for p in run.phases)
+    if not deploy_ran and run.options.phases:
+        return run.options.manifest, None
+    if own is None:
+        return None, ("this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
+                      "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is")
+    after = [t for t in triggers if t.phase != "pre_deploy"]
+    if not after:
+        return None, ("every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
+                      "restored (NO-GO and the freeze stand)")
+    distrusted = [t for t in after if t.kind in _BACKUP_DISTRUSTED]
+    if distrusted:
+        return None, (f"this run's backup {own.parent.name} is not to be trusted ({distrusted[0]}): restoring it could "
+                      "make things worse; restore a known-good backup by name (aris3nb backup restore)")
+    return own, None
 
 
 def _kernel_env(run: _Run, urls_file: Path) -> dict[str, str]:
@@ -481,8 +519,8 @@ def _kernel_env(run: _Run, urls_file: Path) -> dict[str, str]:
     the target starts); the target's real URLs follow in ``urls_file``, owner-only."""
     env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
            URLS_FILE_ENV: str(urls_file), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-    if not (run.options.base_url or run.options.database_url):
-        env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target
+    if _embedded(run.options):
+        env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target (said in the evidence)
     if run.options.revert_command:
         env["OPS_REVERT_COMMAND"] = run.options.revert_command
     return env
@@ -568,9 +606,6 @@ def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
     if run.interrupted:
         return "the run was interrupted"
     done = {p.phase.name: p for p in run.phases}
-    if phase.name == "drill" and run.target is not None and run.target.mode != "embedded" \
-            and not run.settings.ops_enable_backup_drill:
-        return DRILL_DISABLED
     if explicit:
         return None
     requires = {"deploy": "pre_deploy", "post_deploy": "deploy", "drill": "deploy"}.get(phase.name)
@@ -625,6 +660,11 @@ def _quiet_notebook_loggers() -> None:
             logger.addHandler(logging.NullHandler())
 
 
+def _embedded(options: RunOptions) -> bool:
+    """The run's target is the embedded default (its own disposable database)."""
+    return not (options.base_url or options.database_url)
+
+
 def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
     from aris3nb.backup.create import backups_dir, check_name
 
@@ -646,6 +686,11 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
                                   revert_command=options.revert_command or settings.ops_revert_command)
     options = validate_run_options(options)
+    if "drill" in (options.phases or DEFAULT_PHASES) and not _embedded(options) and not settings.ops_enable_backup_drill:
+        from aris3nb.errors import DrillDisabled
+
+        raise DrillDisabled("the playbook's restore drill is disabled on this target: set OPS_ENABLE_BACKUP_DRILL=true "
+                            "to run it (a run without its drill is never GO), or name the phases to run without it")
     _quiet_notebook_loggers()
     if options.out is not None:
         settings = settings.model_copy(update={"ops_artifacts_dir": options.out})
@@ -701,8 +746,6 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
     run.phases.append(phase_run)
     if skip is not None:
         phase_run.reasons = [skip]
-        if skip == DRILL_DISABLED:
-            phase_run.verdict = "PASS_WITH_WARNINGS"  # a backup left unproven is never silently green
         return
     phase_run.parameters = _parameters(run, phase, triggers)
     if phase.name in QUIET_PHASES:
@@ -714,7 +757,9 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
 
 def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
     verdicts = {p.verdict for p in run.phases if p.verdict}
-    if run.interrupted or "FAIL" in verdicts or not run.phases:
+    # A phase the playbook required that did not run proved nothing: never GO without it.
+    not_run = any(p.status == "skipped" and p.phase.name != "rollback" for p in run.phases)
+    if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
         verdict = Verdict.FAIL
     elif "PASS_WITH_WARNINGS" in verdicts:
         verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
@@ -782,6 +827,10 @@ def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: 
             "scale": options.scale if target and target.mode == "embedded" else None,
             "revert_command": redact_text(options.revert_command, run.secrets) if options.revert_command else None,
             "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
+            "manifest": str(options.manifest) if options.manifest else None,
+            "terminate_sessions": options.terminate_sessions,
+            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if _embedded(options)
+            else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
         },
         "triggers": [dataclasses.asdict(t) for t in triggers],
         "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
@@ -800,23 +849,42 @@ def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: 
                      evidence_path, index_path, index_problem)
 
 
-def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions) -> RunOptions:
+#: A run id as ``new_run_id`` makes it: nothing that could name another folder.
+RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}\Z")
+
+
+def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
+                  public_key: Path | None = None) -> RunOptions:
     """The options of an earlier run, for one phase again: the same parameters, the same
-    kind of target (the embedded default gets a fresh one; URLs are resolved again)."""
-    from aris3nb.evidence.bundle import read_evidence
+    kind of target (the embedded default gets a fresh one; URLs are resolved again).
+
+    Only a run id of this artifacts folder is accepted (no path), and the run must verify
+    (its signature too, against ``public_key`` when given): its parameters decide what the
+    re-run checks, so a changed bundle is refused (``EvidenceInvalid``, exit 1).
+    """
+    from aris3nb.evidence.bundle import read_evidence, verify_run
     from aris3nb.playbook import resolve_url
 
     if phase not in PHASE_BY_NAME:
         raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")
+    if not RUN_ID_PATTERN.match(run_id):
+        raise UsageError(f"--rerun takes a run id such as 20261129T153441Z-1a2b3c (a folder name under "
+                         f"OPS_ARTIFACTS_DIR/{RUNS_DIRNAME}), not {run_id[:80]!r}")
     out = base.out or settings.ops_artifacts_dir
-    document = read_evidence(out / RUNS_DIRNAME / run_id / "evidence.json")
+    run_dir = out / RUNS_DIRNAME / run_id
+    if not (run_dir / "evidence.json").is_file():
+        raise UsageError(f"no run {run_id} under {out / RUNS_DIRNAME}")
+    verify_run(run_dir, public_key=public_key).raise_if_invalid()
+    document = read_evidence(run_dir / "evidence.json")
     parameters, target = document.get("parameters") or {}, document.get("target") or {}
     database_url = base.database_url or (resolve_url(target.get("database_url")) if target.get("mode") != "embedded" else None)
     base_url = base.base_url or (resolve_url(target.get("base_url")) if target.get("mode") == "base_url" else None)
+    drilled = next((p.get("parameters", {}).get("manifest") for p in document.get("phases") or []
+                    if isinstance(p, dict) and p.get("phase") == phase and isinstance(p.get("parameters"), dict)), None)
     return dataclasses.replace(
         base, phases=(phase,), database_url=database_url, base_url=base_url, rerun_of=run_id,
         strict=bool(parameters.get("strict", base.strict)), budgets_ms=parameters.get("budgets_ms") or base.budgets_ms,
         pytest_target=parameters.get("pytest_target") or base.pytest_target,
         scale=parameters.get("scale") or base.scale,
+        manifest=base.manifest or (Path(drilled) if isinstance(drilled, str) else None),
     )
-

@@ -127,7 +127,7 @@ def _restoring(target: str) -> bool:
 
     done = subprocess.run(["psql", "-d", target, "-Atc",
                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND application_name = 'pg_restore' AND query NOT LIKE 'SET %'"],
+                           "AND application_name LIKE 'aris3nb-pg\\_restore-%' AND query NOT LIKE 'SET %'"],
                           capture_output=True, text=True)
     return done.stdout.strip() not in ("", "0")
 
