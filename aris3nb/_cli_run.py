@@ -17,7 +17,8 @@ from aris3nb.errors import Aris3nbError, RunFailed, UsageError
 
 PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
                 "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}
-VERDICT_STYLES = {"PASS": "bold green", "PASS_WITH_WARNINGS": "bold yellow", "FAIL": "bold red"}
+VERDICT_STYLES = {"PASS": "bold green", "PASS_WITH_WARNINGS": "bold yellow", "FAIL": "bold red",
+                  "INTERRUPTED": "bold magenta"}
 
 
 def run(
@@ -103,8 +104,10 @@ def run(
                               on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}"))
     document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
     if json_output:
-        out.print_json(json.dumps({key: document[key] for key in
-                                   ("run_id", "verdict", "decision", "exit_code", "phases", "triggers", "metrics")}))
+        summary = {key: document[key] for key in ("run_id", "verdict", "decision", "exit_code", "phases", "triggers",
+                                                  "metrics")}
+        out.print_json(json.dumps({**summary, "bundle": str(result.run_dir), "evidence": str(result.evidence_path),
+                                   "index": str(result.index_path) if result.index_path else None}))
     else:
         _print_summary(document, result.evidence_path.parent, result.index_path)
     if result.index_problem:  # the bundle is sealed and valid, but the artifacts folder is in trouble
@@ -125,8 +128,13 @@ def _print_summary(document: dict, run_dir: Path, index_path: Path | None) -> No
     out.print(table)
     for trigger in document.get("triggers") or []:
         say(f"rollback trigger: {trigger['kind']} ({trigger['phase']}): {trigger['reason']}")
-    line = Text(f"{document['decision']} ", style="bold green" if document["decision"] == "GO" else "bold red")
-    line.append(f"verdict {document['verdict']} in {document['duration_sec']:.1f} s", style="")
+    if document["decision"] == "INTERRUPTED":
+        line = Text("INTERRUPTED ", style="bold magenta")
+        line.append(f"after {document['duration_sec']:.1f} s: stopped before the playbook finished, so neither GO nor "
+                    "a verdict; what ran is sealed", style="")
+    else:
+        line = Text(f"{document['decision']} ", style="bold green" if document["decision"] == "GO" else "bold red")
+        line.append(f"verdict {document['verdict']} in {document['duration_sec']:.1f} s", style="")
     out.print(line)
     say(f"evidence: {run_dir} (check it: aris3nb evidence verify {run_dir})")
     if index_path is not None:

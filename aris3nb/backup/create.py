@@ -97,7 +97,7 @@ def _revision(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     copy = folder / sqlite.DATABASE_FILE
     sqlite.snapshot_copy(url, copy, deadline)
     digests = sqlite.table_digests(copy, deadline)
@@ -114,20 +114,20 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[s
     return digests, meta
 
 
-def _postgres_snapshot(url: str, folder: Path, deadline: Deadline) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     def read_meta(conn: sa.Connection) -> dict[str, Any]:
         return {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
                 "server_version": postgres.server_version(conn),
                 "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)}}
 
-    digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta)
+    digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec)
     meta["snapshot"] = {"method": "pg_dump-exported-snapshot", "format": "directory", "jobs": postgres.DUMP_JOBS}
     meta["tools"] = {"pg_dump": postgres.tool_version("pg_dump")}
     return digests, meta
 
 
-#: One snapshot function per engine: (url, folder, deadline) -> (digests, metadata).
-SNAPSHOTS: dict[str, Callable[[str, Path, Deadline], tuple[dict[str, TableDigest], dict[str, Any]]]] = {
+#: One snapshot function per engine: (url, folder, deadline, lock timeout) -> (digests, metadata).
+SNAPSHOTS: dict[str, Callable[[str, Path, Deadline, float], tuple[dict[str, TableDigest], dict[str, Any]]]] = {
     "sqlite": _sqlite_snapshot,
     "postgresql": _postgres_snapshot,
 }
@@ -224,7 +224,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     try:
         snap_started = time.perf_counter()
         progress_to("copying the database and digesting its tables")
-        digests, meta = SNAPSHOTS[engine](database_url, work, deadline)
+        digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec)
         snapshot_sec = time.perf_counter() - snap_started
         stage = "checking the tables against the schema at the database's revision"
         coverage = schema_coverage_problems(meta["revision"], set(digests), schema_tables_at)

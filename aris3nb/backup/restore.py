@@ -126,8 +126,7 @@ def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any
 
 def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, confirmed: bool,
                    timeout_sec: float | None = None, allow_other_source: bool = False,
-                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None,
-                   lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> RestoreResult:
+                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None) -> RestoreResult:
     """Restore the backup into ``target_url`` (confirmed), keeping a safety backup first.
 
     The backup must have been made from the target (``allow_other_source`` confirms one that
@@ -172,7 +171,7 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
                 sqlite.replace_database(copy, target_url)
         else:
             postgres.restore(manifest.folder / postgres.DUMP_DIR, target_url, deadline, clean=True,
-                             lock_timeout_sec=lock_timeout_sec)
+                             lock_timeout_sec=settings.ops_lock_timeout_sec)
         problems = _verify_target(manifest, target_url, deadline)
         if problems:
             raise BackupError(f"{len(problems)} table(s) differ from the backup after restoring: {problems[0]}")

@@ -85,6 +85,8 @@ plt.close(figure)
 FAILED_CELL_TAG = "aris3nb-failed-cell"
 MARKER_TAG = "aris3nb-marker"
 EXIT_INTERRUPTED = 130
+#: The decision (and verdict) of a run stopped by Ctrl-C: what ran is sealed, nothing was judged.
+INTERRUPTED = "INTERRUPTED"
 #: Phases that measure latency: nothing else of the runner's may run meanwhile.
 QUIET_PHASES = ("pre_deploy", "post_deploy")
 #: The scratch folders of a run (and of its smoke runs), swept by the next run once their
@@ -493,8 +495,9 @@ def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, 
     In a playbook run, only the backup the run's deploy phase made, and only when a trigger
     fired after it was taken: a trigger before it (the gate) means nothing was deployed, and
     restoring an older backup would destroy data written since. A backup that failed its
-    drill or its manifest check is not restored either. A rollback the operator runs alone
-    (no deploy in this run) restores ``--manifest``, else the newest valid backup of the target.
+    drill or its manifest check is not restored either. A rollback the operator names counts
+    as a trigger after the backup; run alone (no deploy in this run) it restores
+    ``--manifest``, else the newest valid backup made from the target.
     """
     own = _deploy_backup(run)
     deploy_ran = any(p.phase.name == "deploy" and p.status != "skipped" for p in run.phases)
@@ -504,7 +507,7 @@ def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, 
         return None, ("this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
                       "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is")
     after = [t for t in triggers if t.phase != "pre_deploy"]
-    if not after:
+    if not after and "rollback" not in run.options.phases:  # named: the operator's request comes after the backup
         return None, ("every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
                       "restored (NO-GO and the freeze stand)")
     distrusted = [t for t in after if t.kind in _BACKUP_DISTRUSTED]
@@ -654,7 +657,7 @@ def _quiet_notebook_loggers() -> None:
     """papermill, nbclient and traitlets log through Python's last-resort handler (stderr) when
     nothing is configured: a dead kernel would print a line before the runner's one-line
     verdict. What they say is in the executed notebook and evidence.json already."""
-    for name in ("papermill", "nbclient", "traitlets"):
+    for name in ("papermill", "nbclient", "traitlets", "asyncio"):  # asyncio: a kernel task cut short by Ctrl-C
         logger = logging.getLogger(name)
         if not logger.handlers:
             logger.addHandler(logging.NullHandler())
@@ -663,6 +666,13 @@ def _quiet_notebook_loggers() -> None:
 def _embedded(options: RunOptions) -> bool:
     """The run's target is the embedded default (its own disposable database)."""
     return not (options.base_url or options.database_url)
+
+
+def _lock_target(options: RunOptions) -> str:
+    """What a run's lock is named after: its database without the password, else its service."""
+    if options.database_url:
+        return parse_database_url(options.database_url).set(password=None).render_as_string(hide_password=False)
+    return redact_text(str(options.base_url))
 
 
 def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
@@ -698,36 +708,43 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(started)
     run_dir = settings.ops_artifacts_dir / RUNS_DIRNAME / run_id
-    run_dir.mkdir(parents=True, mode=0o700)
-    run = _Run(options, settings, run_id, run_dir, secrets=_secrets(options, settings),
-               backup_name=_backup_name(settings, started, run_id))
-    requested = options.phases or DEFAULT_PHASES
-    triggers: list[Trigger] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
-            input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-")))
-            urls_file = input_dir / "urls.json"
-            kernels = Kernels(_kernel_env(run, urls_file), options.workdir or Path.cwd(), input_dir)
-            stack.callback(kernels.close)
-            kernels.start_next()  # the first kernel boots while the target starts
-            run.target = target = stack.enter_context(open_target(options, settings))
-            write_text_evidence(input_dir, urls_file.name,
-                                json.dumps([url for url in (target.database_url, target.base_url) if url]))
-            planned = [phase for phase in PHASES if phase.name in requested]
-            for position, phase in enumerate(planned):
-                _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
-                           on_phase=on_phase, on_cell=on_cell)
-            triggers = _triggers(run)
-            if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
-                _run_phase(run, PHASE_BY_NAME["rollback"], kernels, input_dir, start_another=False,
-                           on_phase=on_phase, on_cell=on_cell)
-    except KeyboardInterrupt:
-        run.interrupted = True
-    finally:
-        run.finish_renders()
-        run.renderer.shutdown()
-    return _seal(run, started, triggers, bundle)
+    held = contextlib.ExitStack()
+    if not _embedded(options):  # the embedded default's target is this run's own
+        from aris3nb.evidence.run_lock import target_lock
+
+        held.enter_context(target_lock(settings.ops_artifacts_dir, _lock_target(options), run_id=run_id,
+                                       started_at=utc_text(started), wait_sec=settings.ops_run_lock_wait_sec))
+    with held:
+        run_dir.mkdir(parents=True, mode=0o700)
+        run = _Run(options, settings, run_id, run_dir, secrets=_secrets(options, settings),
+                   backup_name=_backup_name(settings, started, run_id))
+        requested = options.phases or DEFAULT_PHASES
+        triggers: list[Trigger] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
+                input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-")))
+                urls_file = input_dir / "urls.json"
+                kernels = Kernels(_kernel_env(run, urls_file), options.workdir or Path.cwd(), input_dir)
+                stack.callback(kernels.close)
+                kernels.start_next()  # the first kernel boots while the target starts
+                run.target = target = stack.enter_context(open_target(options, settings))
+                write_text_evidence(input_dir, urls_file.name,
+                                    json.dumps([url for url in (target.database_url, target.base_url) if url]))
+                planned = [phase for phase in PHASES if phase.name in requested]
+                for position, phase in enumerate(planned):
+                    _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
+                               on_phase=on_phase, on_cell=on_cell)
+                triggers = _triggers(run)
+                if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
+                    _run_phase(run, PHASE_BY_NAME["rollback"], kernels, input_dir, start_another=False,
+                               on_phase=on_phase, on_cell=on_cell)
+        except KeyboardInterrupt:
+            run.interrupted = True
+        finally:
+            run.finish_renders()
+            run.renderer.shutdown()
+        return _seal(run, started, triggers, bundle)
 
 
 def _triggers(run: _Run) -> list[Trigger]:
@@ -767,8 +784,9 @@ def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]
         verdict = Verdict.PASS
     rolled_back = any(p.phase.name == "rollback" and p.status != "skipped" for p in run.phases)
     decision = "NO-GO" if verdict is Verdict.FAIL or triggers or rolled_back else "GO"
-    exit_code = EXIT_INTERRUPTED if run.interrupted else (0 if decision == "GO" else 1)
-    return verdict, decision, exit_code
+    if run.interrupted:  # stopped, not judged: neither GO nor a check that failed
+        return verdict, INTERRUPTED, EXIT_INTERRUPTED
+    return verdict, decision, 0 if decision == "GO" else 1
 
 
 def _metrics(run: _Run) -> dict[str, Any]:
@@ -815,7 +833,8 @@ def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: 
     target = run.target
     document = {
         "run_id": run.run_id, "started_at": utc_text(started), "finished_at": utc_text(finished),
-        "duration_sec": round((finished - started).total_seconds(), 3), "verdict": str(verdict),
+        "duration_sec": round((finished - started).total_seconds(), 3),
+        "verdict": INTERRUPTED if run.interrupted else str(verdict),
         "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
         "target": {"mode": target.mode if target else None, "description": target.description if target else None,
                    "base_url": redact_text(target.base_url) if target else None,

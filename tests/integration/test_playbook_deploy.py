@@ -39,3 +39,20 @@ def test_a_backup_name_taken_fails_the_backup_and_leaves_the_old_one(tmp_path: P
     again = statuses(deploy(options, settings))
     assert again["backup.create"][0] is Status.FAIL and "exists" in again["backup.create"][1]
     assert first.backup.manifest_path.read_bytes() == manifest
+
+
+def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path: Path) -> None:
+    """Two runs in the same minute: the second one's pre_deploy_YYYYMMDD_HHMM is taken. That is
+    a name, not an unsafe release: the deploy phase takes a suffixed name and passes."""
+    from aris3nb.backup.create import create_backup
+    from aris3nb.config import Settings
+    from aris3nb.playbook import DeployOptions, deploy
+
+    url = f"sqlite:///{tmp_path / 'aris3.db'}"
+    migrate.upgrade(url)
+    settings = Settings(ops_artifacts_dir=tmp_path / "artifacts")
+    create_backup(url, "pre_deploy_20261129_1000", settings=settings)
+    report = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_20261129_1000"), settings)
+    created = next(r for r in report.results if r.name == "backup.create")
+    assert created.status.value == "PASS", created.detail
+    assert report.backup is not None and report.backup.path.name.startswith("pre_deploy_20261129_1000_")

@@ -165,7 +165,9 @@ def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path)
     evidence = json.loads((run_dir / "evidence.json").read_text())
     assert [(p["phase"], p["status"]) for p in evidence["phases"]] == [("pre_deploy", "interrupted"),
                                                                        ("deploy", "skipped")]
-    assert evidence["interrupted"] is True and evidence["exit_code"] == 130 and evidence["decision"] == "NO-GO"
+    assert evidence["interrupted"] is True and evidence["exit_code"] == 130
+    assert evidence["decision"] == evidence["verdict"] == "INTERRUPTED", "stopped, not judged: distinct from FAIL"
+    assert "Traceback" not in stderr and "Task exception" not in stderr, stderr
     assert verify_run(run_dir).ok
 
 
