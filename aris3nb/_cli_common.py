@@ -7,13 +7,17 @@ only parses, calls one library function, prints, and lets ``Aris3nbError`` reach
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from aris3nb.config import Settings, load_settings
+from aris3nb.errors import Aris3nbError, UsageError
+from aris3nb.redact import redact_text
 
 out = Console()
 err = Console(stderr=True)
@@ -42,3 +46,38 @@ def settings() -> Settings:
 
 def database_url(option: str | None) -> str:
     return option or settings().default_database_url()
+
+
+#: An ``OSError`` with one of these says the place itself is unusable (unwritable, a file
+#: where a folder must be, a symbolic link in the way, missing): input the command could not
+#: act on, exit 2. Any other (a full disk, an I/O error) happened while the work ran: exit 1.
+UNUSABLE_PLACE_ERRNOS = frozenset({
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP,
+    errno.ENOENT, errno.ENAMETOOLONG,
+})
+#: Of those, the ones that cannot mean "a file of the input is missing" (which a command may
+#: rightly judge as a failed check, exit 1): only these promote a library error to exit 2.
+_UNWRITABLE_ERRNOS = UNUSABLE_PLACE_ERRNOS - {errno.ENOENT, errno.ENAMETOOLONG}
+
+
+def os_error_failure(exc: OSError) -> Aris3nbError:
+    """The one-line failure for an ``OSError`` that escaped the library (``main`` prints it):
+    ``cannot write <path>: <reason>``, exit 2 for an unusable place, 1 otherwise (a full disk
+    mid-operation: it ran and failed); masked like everything else printed."""
+    path = exc.filename if exc.filename is not None else exc.filename2
+    where = f" {os.fsdecode(path)}" if path is not None else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    message = redact_text(f"cannot write{where}: {reason}")
+    if exc.errno in UNUSABLE_PLACE_ERRNOS:
+        return UsageError(message)
+    return Aris3nbError(message)
+
+
+def failure_exit_code(exc: Aris3nbError) -> int:
+    """The exit code of a failure: its own, except that a failure the library raised from an
+    unwritable or wrong-typed place (``raise ... from`` a permission error, a file where a
+    folder must be, a symbolic link) is exit 2 in every command, whichever layer noticed it."""
+    cause = exc.__cause__
+    if exc.exit_code == 1 and isinstance(cause, OSError) and cause.errno in _UNWRITABLE_ERRNOS:
+        return 2
+    return exc.exit_code

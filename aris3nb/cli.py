@@ -16,7 +16,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aris3nb import _cli_backup, _cli_evidence, _cli_gate, _cli_run, embedded, migrate
-from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
+from aris3nb._cli_common import (
+    DatabaseUrlOption,
+    JsonOption,
+    database_url,
+    err,
+    failure_exit_code,
+    os_error_failure,
+    out,
+    say,
+    settings,
+)
 from aris3nb.errors import Aris3nbError, UsageError
 from aris3nb.redact import redact_url
 from aris3nb.reference import seed as seed_data
@@ -126,11 +136,17 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command; an expected failure ends in one line, ``FAILED: <message>``.
+
+    This is also the boundary where an ``OSError`` that escaped the library (an unwritable
+    or wrong-typed place, a full disk) becomes that line: ``cannot write <path>: <reason>``.
+    """
     try:
         app(args=argv, prog_name="aris3nb")
-    except Aris3nbError as exc:
-        err.print(f"FAILED: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except (Aris3nbError, OSError) as exc:
+        failure = exc if isinstance(exc, Aris3nbError) else os_error_failure(exc)
+        err.print(f"FAILED: {failure}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(failure_exit_code(failure))
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)

@@ -6,18 +6,53 @@ service's are prefixed ``ARIS3_``. Commands take a ``Settings`` and pass it on e
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aris3nb.errors import InvalidSettings
+from aris3nb.errors import InvalidSettings, UsageError
 
 #: Where the embedded default keeps its SQLite database and export files.
 EMBEDDED_DIRNAME = "embedded"
 #: Written by a rollback (NO-GO) in the artifacts folder; the gate FAILs while it exists.
 FREEZE_MARKER_NAME = "DEPLOY_FREEZE.json"
+#: The longest timeout (or age) any ``*_SEC`` setting or ``--timeout`` accepts: 7 days. Far
+#: below what the clocks, threads and PostgreSQL's ``statement_timeout`` (about 24.8 days)
+#: can hold, and far above any operation of the playbook.
+MAX_TIMEOUT_SEC = 7 * 24 * 3600
+
+
+def _timeout_problem(value: float) -> str | None:
+    if math.isnan(value) or math.isinf(value):
+        return f"must be a finite number of seconds, not {value}"
+    if value <= 0:
+        return f"must be more than 0 seconds, not {value:g}"
+    if value > MAX_TIMEOUT_SEC:
+        return f"must be at most {MAX_TIMEOUT_SEC} seconds (7 days), not {value:g}"
+    return None
+
+
+def check_timeout_sec(value: float, name: str) -> float:
+    """``value`` when it is a usable number of seconds (finite, above 0, at most
+    ``MAX_TIMEOUT_SEC``); otherwise ``UsageError`` (exit 2) naming ``name`` (e.g. ``--timeout``)."""
+    problem = _timeout_problem(float(value))
+    if problem is not None:
+        raise UsageError(f"{name} {problem}")
+    return float(value)
+
+
+def _valid_seconds(value: float) -> float:
+    problem = _timeout_problem(float(value))
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: A ``*_SEC`` setting: seconds, checked by the same rule as ``check_timeout_sec``.
+Seconds = Annotated[float, AfterValidator(_valid_seconds)]
 
 
 class Settings(BaseSettings):
@@ -28,13 +63,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     ops_artifacts_dir: Path = Field(default=Path("artifacts"), validation_alias="OPS_ARTIFACTS_DIR")
     ops_enable_backup_drill: bool = Field(default=False, validation_alias="OPS_ENABLE_BACKUP_DRILL")
-    ops_drill_timeout_sec: float = Field(default=120.0, gt=0, validation_alias="OPS_DRILL_TIMEOUT_SEC")
-    ops_backup_timeout_sec: float = Field(default=3600.0, gt=0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")
+    ops_drill_timeout_sec: Seconds = Field(default=120.0, validation_alias="OPS_DRILL_TIMEOUT_SEC")
+    ops_backup_timeout_sec: Seconds = Field(default=3600.0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")
+    #: How long any PostgreSQL session of aris3nb (or pg_dump/pg_restore it runs) waits for a lock.
+    ops_lock_timeout_sec: Seconds = Field(default=15.0, validation_alias="OPS_LOCK_TIMEOUT_SEC")
+    #: How long ``aris3nb run`` waits for another run against the same target to finish (0: refuse at once).
+    ops_run_lock_wait_sec: float = Field(default=30.0, ge=0, le=MAX_TIMEOUT_SEC, validation_alias="OPS_RUN_LOCK_WAIT_SEC")
     ops_revert_command: str | None = Field(default=None, validation_alias="OPS_REVERT_COMMAND")
     base_url: str | None = Field(default=None, validation_alias="ARIS3_BASE_URL")
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="ARIS3_SECRET_KEY")
-    token_ttl_sec: int = Field(default=3600, gt=0, validation_alias="ARIS3_TOKEN_TTL_SEC")
+    token_ttl_sec: Annotated[int, AfterValidator(_valid_seconds)] = Field(default=3600, validation_alias="ARIS3_TOKEN_TTL_SEC")
     exports_dir: Path | None = Field(default=None, validation_alias="ARIS3_EXPORTS_DIR")
     seed_password: SecretStr = Field(
         default=SecretStr("aris3-demo-pass"),
@@ -71,7 +110,11 @@ def load_settings(kind: type[SettingsT] = Settings, **overrides: object) -> Sett
     try:
         return kind(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
+        # The input is never quoted: a setting may hold a secret. Our own checks' messages
+        # (``ValueError``) are shown without pydantic's "Value error, " prefix.
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
+            f"{err.get('ctx', {}).get('error', err['msg']) if err['type'] == 'value_error' else err['msg']}"
+            for err in exc.errors(include_input=False)
         )
         raise InvalidSettings(f"invalid settings: {problems}") from exc

@@ -17,21 +17,33 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from aris3nb.errors import Aris3nbError, DatabaseUnavailable, InvalidDatabaseUrl
-from aris3nb.redact import redact_text, redact_url, url_password
+from aris3nb.redact import redact_text, redact_url, url_password, userinfo_problem
 
 SUPPORTED = ("sqlite", "postgresql")
 CONNECT_TIMEOUT_SEC = 5
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+PERCENT_ENCODE_HINT = ("percent-encode it: @ as %40, / as %2F, # as %23, ? as %3F, % as %25, a space as %20 "
+                       "(urllib.parse.quote(password, safe=''))")
 
 
 def parse_database_url(url: str | URL) -> URL:
-    """Parse and normalise a database URL, or raise ``InvalidDatabaseUrl`` (exit 2)."""
+    """Parse and normalise a database URL, or raise ``InvalidDatabaseUrl`` (exit 2).
+
+    A URL whose credentials cannot be told apart from its host (an unencoded ``@``, ``/``,
+    ``#``, ``?`` or whitespace in the password) is refused here, before any connection or
+    name lookup, with a message that quotes no part of it.
+    """
     if isinstance(url, URL):
         parsed = url
     else:
         text = str(url).strip()
         if not text:
             raise InvalidDatabaseUrl("database URL is empty; give --database-url or set DATABASE_URL")
+        # Before anything reads the URL: SQLAlchemy splits ``u:Sekr3t@tail@host`` at the first
+        # ``@`` and would send ``tail@host`` to the name resolver, and print it.
+        problem = userinfo_problem(text)
+        if problem is not None:
+            raise InvalidDatabaseUrl(f"cannot parse the database URL: {problem}; {PERCENT_ENCODE_HINT}")
         try:
             parsed = make_url(text)
         except Exception as exc:

@@ -41,9 +41,15 @@ def ensure_port_free(host: str, port: int) -> None:
 def reset_embedded_database(settings: Settings) -> str:
     """Recreate the embedded folder empty and return its SQLite URL.
 
-    Refuses a folder that exists without the marker: it is not ours to delete.
+    Refuses a folder that exists without the marker: it is not ours to delete; and a
+    symbolic link, even to a folder with the marker: wiping it would wipe wherever it points.
     """
     folder = settings.embedded_dir
+    if folder.is_symlink():
+        raise UsageError(
+            f"{folder} is a symbolic link, not a folder aris3nb made; remove the link "
+            "or set OPS_ARTIFACTS_DIR to another folder"
+        )
     if folder.exists():
         if not (folder / MARKER).is_file():
             raise UsageError(

@@ -2,29 +2,74 @@
 
 Database URLs are shown with their password replaced by ``***``; free text (an error
 message from a driver, say) has every known secret replaced before it is shown.
+
+A password is masked from ``://user:`` to the *last* ``@`` before the host, not the first:
+a password holding an unencoded ``@`` (``u:Sekr3t@tail@host``) loses every part of it, never
+only the part before its own ``@``. ``userinfo_problem`` says when a URL's credentials cannot
+be told apart from its host unambiguously; ``aris3nb.db.parse_database_url`` refuses those.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from collections.abc import Iterable
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 MASK = "***"
 
-# scheme://user:password@host — the password part of any URL-looking text.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)")
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.\-]*://"
+# scheme://user:password@host — the password part of any URL-looking text, up to the LAST
+# ``@`` after it. It may hold spaces, ``/``, ``#``, ``?`` and ``@``; it stops at a line break
+# (also a JSON-escaped one, ``\n``), at an unescaped ``"`` (the end of a JSON string), at ``<``
+# or ``>`` (HTML), and before another ``scheme://``, so that one URL's mask never swallows the
+# next URL or breaks the JSON or HTML around it. A JSON escape (``\"``, ``\\``) is one unit.
+_URL_PASSWORD = re.compile(
+    rf"(?P<head>{_SCHEME}[^:/@\s\"<>]*:)"
+    rf"(?P<secret>(?:\\[^nr\n\r]|(?!://)[^\n\r\"<>\\])*)"
+    r"(?P<tail>@)"
+)
+_URL_START = re.compile(_SCHEME)
+_PERCENT_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
+#: Characters a user name or password must not hold unencoded: they end the credentials,
+#: or start the path, query or fragment, or cannot be masked reliably in free text.
+_UNENCODED = re.compile(r"[@/#?\"<>\s\x00-\x1f\x7f]")
+
+
+def userinfo_problem(url: str) -> str | None:
+    """Why the credentials of ``url`` cannot be parsed unambiguously, or None.
+
+    The answer never quotes the URL: it is for an error message, and the credentials are
+    exactly what is in doubt. Credentials are everything between ``scheme://`` and the last
+    ``@``; a URL without ``@`` after ``scheme://``, or whose part before the first ``@``
+    starts with ``/`` (``sqlite:////path/with@sign.db``: no authority), has none.
+    """
+    start = _URL_START.match(url)
+    if start is None:
+        return None
+    rest = url[start.end():]
+    if "@" not in rest or rest.startswith("/"):
+        return None
+    userinfo = rest[: rest.rindex("@")]
+    if _UNENCODED.search(userinfo) or _PERCENT_ESCAPE.search(userinfo):
+        return ("the password (or user name) holds an unencoded @ / # ? \" < > or whitespace, or a % that is not "
+                "a %XX escape, so it cannot be told apart from the host")
+    return None
 
 
 def redact_url(url: str | URL) -> str:
-    """The URL as text with its password masked; unparseable input is masked wholesale."""
-    try:
-        parsed = url if isinstance(url, URL) else make_url(str(url))
-    except Exception:  # an unparseable URL may still hold a password: mask it as text
-        return redact_text(str(url))
-    return parsed.render_as_string(hide_password=True)
+    """The URL as text with its password masked; ambiguous or unparseable input is masked as text."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    text = str(url)
+    if userinfo_problem(text) is None:
+        # An unparseable URL may still hold a password: it is masked as text below.
+        with contextlib.suppress(ArgumentError, ValueError, TypeError):
+            return make_url(text).render_as_string(hide_password=True)
+    return redact_text(text)
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -37,7 +82,14 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def url_password(url: str | URL) -> str | None:
-    """The password a URL carries, or None (used to scrub driver messages)."""
+    """The password a URL carries, or None (used to scrub driver messages).
+
+    For a URL whose credentials are ambiguous it is everything that may be password: from
+    after ``user:`` to the last ``@``.
+    """
+    if not isinstance(url, URL) and userinfo_problem(str(url)) is not None:
+        found = _URL_PASSWORD.search(str(url))
+        return found["secret"] if found and found["secret"] else None
     try:
         parsed = url if isinstance(url, URL) else make_url(str(url))
     except Exception:

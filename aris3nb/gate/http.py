@@ -87,39 +87,79 @@ def describe_response(response: httpx.Response) -> str:
 
 def response_evidence(response: httpx.Response, elapsed_ms: float) -> dict[str, Any]:
     return {"url": redact_text(str(response.request.url)), "status_code": response.status_code,
-            "elapsed_ms": round(elapsed_ms, 3), "body": response.text[:500]}
+            "elapsed_ms": round(elapsed_ms, 3), "body": redact_text(response.text[:500])}
 
 
-def probe_health(client: httpx.Client) -> Outcome:
-    """GET /health must answer 200 with ``{"status": "ok"}``."""
+#: How much of an unexpected body a detail quotes (whitespace collapsed).
+BODY_SNIPPET_CHARS = 80
+
+
+def describe_body(response: httpx.Response) -> str:
+    """What came back, for a detail: its content type and the first characters of the body
+    (whitespace collapsed, truncated, secrets masked)."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    text = " ".join(response.text.split())
+    if not text:
+        return f"{content_type}, empty body"
+    snippet = text[:BODY_SNIPPET_CHARS] + ("..." if len(text) > BODY_SNIPPET_CHARS else "")
+    return f"{content_type}, body starts {redact_text(snippet)!r}"
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:  # not JSON at all (an HTML page, say), or not UTF-8
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def probe_health(client: httpx.Client, *, status_field: str = "status", status_value: str = "ok") -> Outcome:
+    """GET /health must answer 200 with the documented JSON object, ``{"status": "ok"}``.
+
+    Any other 200 (an HTML page a proxy serves for every path, another status) is a FAIL
+    saying what came back: a process that answers is not evidence that *the service* answers.
+    """
     started = time.perf_counter()
     response = send(client, "GET", "/health")
     elapsed = (time.perf_counter() - started) * 1000
     evidence = response_evidence(response, elapsed)
     if response.status_code != 200:
         return failed(f"GET /health answered {describe_response(response)}", **evidence)
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or body.get("status") != "ok":
-        return failed(f"GET /health answered 200 without status ok: {response.text[:100]!r}", **evidence)
-    return passed(f"200 ok in {elapsed:.1f} ms", **evidence)
+    body = _json_object(response)
+    if body is None or body.get(status_field) != status_value:
+        return failed(f"GET /health answered 200 without the documented JSON body "
+                      f"{{{status_field!r}: {status_value!r}}}: {describe_body(response)}", **evidence)
+    return passed(f"200 {status_value} in {elapsed:.1f} ms", **evidence)
 
 
-def probe_ready(client: httpx.Client) -> Outcome:
-    """GET /ready must answer 200: the database answers and is at the code's head revision."""
+def probe_ready(client: httpx.Client, *, status_field: str = "status", status_value: str = "ready",
+                revision_field: str | None = "revision", expected_revision: str | None = None) -> Outcome:
+    """GET /ready must answer 200 with the documented JSON object: ``{"status": "ready",
+    "revision": "<the schema's revision>"}`` (the database answers and is at the code's head).
+
+    Any other 200 — not JSON, another status, no revision (when ``revision_field`` names one),
+    or a revision other than ``expected_revision`` (when given) — is a FAIL saying what came
+    back. The deploy phase, the rollback's verification and the ``not_ready`` trigger rely on it.
+    """
     started = time.perf_counter()
     response = send(client, "GET", "/ready")
     elapsed = (time.perf_counter() - started) * 1000
     evidence = response_evidence(response, elapsed)
     if response.status_code != 200:
         return failed(f"GET /ready answered {describe_response(response)}", **evidence)
-    try:
-        revision = response.json().get("revision")
-    except (ValueError, AttributeError):
-        revision = None
-    return passed(f"200 ready at revision {revision} in {elapsed:.1f} ms", revision=revision, **evidence)
+    body = _json_object(response)
+    documented = f"{{{status_field!r}: {status_value!r}" + (f", {revision_field!r}: ...}}" if revision_field else "}")
+    revision = body.get(revision_field) if body is not None and revision_field else None
+    if body is None or body.get(status_field) != status_value or (
+            revision_field and (not isinstance(revision, str) or not revision)):
+        return failed(f"GET /ready answered 200 without the documented JSON body {documented}: "
+                      f"{describe_body(response)}", revision=revision if isinstance(revision, str) else None,
+                      **evidence)
+    if expected_revision is not None and revision != expected_revision:
+        return failed(f"GET /ready answered 200 {status_value} at revision {revision}, expected {expected_revision}",
+                      revision=revision, **evidence)
+    shown = f" at revision {revision}" if revision_field else ""
+    return passed(f"200 {status_value}{shown} in {elapsed:.1f} ms", revision=revision, **evidence)
 
 
 def log_in(client: httpx.Client, username: str, password: str) -> str:

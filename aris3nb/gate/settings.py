@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from aris3nb.config import Settings, load_settings
+from aris3nb.config import Seconds, Settings, load_settings
 
 #: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
 #: Spelled out here because the playbook tooling does not import the reference service.
@@ -28,14 +28,14 @@ class GateSettings(Settings):
     budget_exports_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_EXPORTS_MS")
     latency_samples: int = Field(default=MIN_LATENCY_SAMPLES, ge=1, le=100_000, validation_alias="OPS_GATE_LATENCY_SAMPLES")
     latency_warmup: int = Field(default=20, ge=0, le=10_000, validation_alias="OPS_GATE_LATENCY_WARMUP")
-    latency_deadline_sec: float = Field(default=60.0, gt=0, validation_alias="OPS_GATE_LATENCY_DEADLINE_SEC")
-    http_timeout_sec: float = Field(default=5.0, gt=0, validation_alias="OPS_GATE_HTTP_TIMEOUT_SEC")
-    smoke_timeout_sec: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_SMOKE_TIMEOUT_SEC")
+    latency_deadline_sec: Seconds = Field(default=60.0, validation_alias="OPS_GATE_LATENCY_DEADLINE_SEC")
+    http_timeout_sec: Seconds = Field(default=5.0, validation_alias="OPS_GATE_HTTP_TIMEOUT_SEC")
+    smoke_timeout_sec: Seconds = Field(default=300.0, validation_alias="OPS_GATE_SMOKE_TIMEOUT_SEC")
 
-    integrity_idempotency_max_age_sec: float = Field(
-        default=900.0, gt=0, validation_alias="OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC")
-    integrity_statement_timeout_sec: float = Field(
-        default=120.0, gt=0, validation_alias="OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC")
+    integrity_idempotency_max_age_sec: Seconds = Field(
+        default=900.0, validation_alias="OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC")
+    integrity_statement_timeout_sec: Seconds = Field(
+        default=120.0, validation_alias="OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC")
 
     def budgets_ms(self) -> dict[str, float]:
         """The p95 budget of each measured endpoint, by budget name."""

@@ -1,9 +1,11 @@
+import math
 from pathlib import Path
 
 import pytest
 
-from aris3nb.config import load_settings
-from aris3nb.errors import InvalidSettings
+from aris3nb.config import MAX_TIMEOUT_SEC, check_timeout_sec, load_settings
+from aris3nb.errors import InvalidSettings, UsageError
+from aris3nb.gate.settings import GateSettings, load_gate_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,3 +43,49 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARIS3_SEED_PASSWORD", "seed-pass-xyz")
     text = repr(load_settings())
     assert "very-secret-key" not in text and "seed-pass-xyz" not in text
+
+
+#: Every ``*_SEC`` setting, read from the settings model itself: a new one is covered at once.
+SECONDS_SETTINGS = sorted(alias for field in GateSettings.model_fields.values()
+                          if isinstance(alias := field.validation_alias, str) and alias.endswith("_SEC"))
+#: Settings where 0 has a documented meaning ("do not wait").
+ZERO_ALLOWED = {"OPS_RUN_LOCK_WAIT_SEC"}
+
+
+@pytest.mark.parametrize("name", SECONDS_SETTINGS)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "-5", "0", "1e9", str(MAX_TIMEOUT_SEC + 1)])
+def test_out_of_range_seconds_are_one_line_usage_errors(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    if value == "0" and name in ZERO_ALLOWED:
+        pytest.skip(f"0 is a documented value of {name}")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidSettings, match=name) as caught:
+        load_gate_settings()
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+
+
+def test_the_known_seconds_settings_are_all_there() -> None:
+    assert {"OPS_DRILL_TIMEOUT_SEC", "OPS_BACKUP_TIMEOUT_SEC", "ARIS3_TOKEN_TTL_SEC", "OPS_GATE_LATENCY_DEADLINE_SEC",
+            "OPS_GATE_HTTP_TIMEOUT_SEC", "OPS_GATE_SMOKE_TIMEOUT_SEC", "OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC",
+            "OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC"} <= set(SECONDS_SETTINGS)
+
+
+@pytest.mark.parametrize("name", SECONDS_SETTINGS)
+def test_the_maximum_itself_is_accepted(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, str(MAX_TIMEOUT_SEC))
+    load_gate_settings()
+
+
+def test_check_timeout_sec_applies_the_same_rule() -> None:
+    assert check_timeout_sec(30, "--timeout") == 30.0
+    assert check_timeout_sec(MAX_TIMEOUT_SEC, "--timeout") == MAX_TIMEOUT_SEC
+    for value in (math.inf, -math.inf, math.nan, 0.0, -1.0, 1e9, MAX_TIMEOUT_SEC + 0.5):
+        with pytest.raises(UsageError, match="^--timeout must be") as caught:
+            check_timeout_sec(value, "--timeout")
+        assert caught.value.exit_code == 2
+
+
+def test_an_invalid_setting_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARIS3_TOKEN_TTL_SEC", "hunter2-secret")
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)

@@ -1,4 +1,5 @@
 import pytest
+import sqlalchemy as sa
 
 from aris3nb.db import database_errors, engine_name, parse_database_url
 from aris3nb.errors import DatabaseUnavailable, InvalidDatabaseUrl
@@ -62,3 +63,80 @@ def test_errors_raised_by_the_driver_itself_are_translated_too() -> None:
 
     with pytest.raises(Aris3nbError, match="cannot copy on"), database_errors(url, "copy"):
         raise psycopg.errors.UndefinedTable('relation "x" does not exist')
+
+
+HOSTILE = [
+    ("postgresql://u:Sekr3t@ss:w/o%rd#x?y z@127.0.0.1:5432/db", ["Sekr3t", "ss:w", "o%rd", "x?y z"]),
+    ("postgresql://u:Sekr3t@tail@127.0.0.1:5432/db", ["Sekr3t", "tail@", "@tail"]),
+    ("postgres://u:pa/ss@127.0.0.1/db", ["pa/ss"]),
+    ("postgresql://u:two words@127.0.0.1/db", ["two words"]),
+    ("postgresql://u:100%sure@127.0.0.1/db", ["100%sure"]),
+]
+
+
+@pytest.fixture
+def no_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any name lookup or connection attempt fails the test."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"name lookup or connection attempted: {args}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize(("url", "fragments"), HOSTILE)
+def test_ambiguous_credentials_are_refused_before_any_lookup(url: str, fragments: list[str], no_name_lookup: None) -> None:
+    from aris3nb.db import check_connection, create_engine
+
+    for attempt in (parse_database_url, create_engine, check_connection, engine_name):
+        with pytest.raises(InvalidDatabaseUrl) as caught:
+            attempt(url)
+        message = str(caught.value)
+        assert caught.value.exit_code == 2 and "\n" not in message
+        assert "percent-encode" in message and "%40" in message
+        assert not [f for f in fragments if f in message], message
+
+
+def test_a_percent_encoded_password_is_accepted() -> None:
+    from urllib.parse import quote
+
+    from aris3nb.redact import url_password
+
+    password = "p@ss:w/o#r?d x"
+    url = f"postgresql://app:{quote(password, safe='')}@127.0.0.1:5432/aris3"
+    parsed = parse_database_url(url)
+    assert parsed.password == password and parsed.host == "127.0.0.1" and parsed.port == 5432
+    assert url_password(url) == password
+
+
+@pytest.mark.postgres
+def test_a_real_role_with_a_reserved_character_password_connects(postgres_admin) -> None:  # type: ignore[no-untyped-def]
+    """A role whose password holds ``@:/#? `` on the real server: the encoded URL parses, the
+    password round-trips through ``url_password``, and the connection works. (The test server
+    trusts local connections, so the connection alone would not prove the password.)"""
+    import uuid
+    from urllib.parse import quote
+
+    from aris3nb.db import create_engine
+    from aris3nb.redact import url_password
+
+    role = f"aris3nb_test_role_{uuid.uuid4().hex[:8]}"
+    password = "Sekr3t@:/#? z"
+    with postgres_admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+    try:
+        server = postgres_admin.url
+        url = f"postgresql://{role}:{quote(password, safe='')}@{server.host}:{server.port or 5432}/postgres"
+        assert url_password(url) == password
+        assert parse_database_url(url).password == password
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT current_user")).scalar() == role
+        finally:
+            engine.dispose()
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')

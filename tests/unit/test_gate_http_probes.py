@@ -4,8 +4,10 @@ MockTransport answers, and a fake clock advances by each request's simulated lat
 
 from __future__ import annotations
 
+import http.server
 import itertools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -19,6 +21,7 @@ from aris3nb.gate.http import (
     describe_response,
     log_in,
     measure_latency,
+    new_client,
     parse_base_url,
     percentiles,
     probe_health,
@@ -159,3 +162,84 @@ def test_wrong_smoke_credentials_name_the_account_and_the_variables() -> None:
     with pytest.raises(ProbeFailed, match="login as smoke.admin refused: 401 INVALID_CREDENTIALS.*ARIS3_SMOKE_PASSWORD"):
         log_in(refused, "smoke.admin", "wrong")
     assert describe_response(httpx.Response(404, text="")) == "404 Not Found"
+
+
+NGINX_PAGE = ("<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n"
+              "<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is successfully installed "
+              "and working.</p>\n</body>\n</html>\n")
+
+
+def test_an_html_page_answering_200_is_neither_healthy_nor_ready() -> None:
+    html = client_with(lambda r: httpx.Response(200, text=NGINX_PAGE, headers={"content-type": "text/html"}))
+    for probe, path in ((probe_health, "/health"), (probe_ready, "/ready")):
+        outcome = probe(html)
+        assert outcome.status is Status.FAIL, outcome.detail
+        assert outcome.detail.startswith(f"GET {path} answered 200 without the documented JSON body")
+        assert "text/html, body starts '<!DOCTYPE html> <html> <head> <title>Welcome to nginx!" in outcome.detail
+        assert outcome.detail.endswith("...'") and len(outcome.detail) < 250
+
+
+@pytest.mark.parametrize("body", [
+    {"status": "ok"}, {"status": "ready"}, {"status": "ready", "revision": None}, {"status": "ready", "revision": ""},
+    {"revision": "0005"}, ["status", "ready"], "ready",
+])
+def test_ready_needs_the_status_and_a_revision(body: object) -> None:
+    outcome = probe_ready(client_with(lambda r: httpx.Response(200, json=body)))
+    assert outcome.status is Status.FAIL
+    assert "without the documented JSON body {'status': 'ready', 'revision': ...}: application/json" in outcome.detail
+
+
+def test_empty_and_secret_bearing_bodies_are_described_safely() -> None:
+    empty = probe_ready(client_with(lambda r: httpx.Response(200)))
+    assert empty.status is Status.FAIL and empty.detail.endswith("no content type, empty body")
+    leaky = client_with(lambda r: httpx.Response(200, text="db=postgresql://app:TopSecret1@db/aris3",
+                                                 headers={"content-type": "text/plain"}))
+    outcome = probe_ready(leaky)
+    assert outcome.status is Status.FAIL and "TopSecret1" not in outcome.detail + str(outcome.evidence)
+
+
+def test_expected_status_field_value_and_revision_can_be_given() -> None:
+    ours = client_with(lambda r: httpx.Response(200, json={"state": "UP", "version": "abc123"}))
+    assert probe_health(ours, status_field="state", status_value="UP").status is Status.PASS
+    ready = probe_ready(ours, status_field="state", status_value="UP", revision_field="version")
+    assert ready.status is Status.PASS and ready.evidence["revision"] == "abc123"
+    assert probe_ready(ours, status_field="state", status_value="UP", revision_field=None).status is Status.PASS
+    behind = probe_ready(ours, status_field="state", status_value="UP", revision_field="version", expected_revision="def456")
+    assert behind.status is Status.FAIL and behind.detail.startswith("GET /ready answered 200 UP at revision abc123, "
+                                                                     "expected def456")
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    """A real HTTP server on loopback answering an nginx-like HTML page, 200, for every path."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = NGINX_PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_real_server_answering_html_everywhere_fails_ready_and_health(html_server: str) -> None:
+    with new_client(parse_base_url(html_server), 5) as client:
+        ready, health = probe_ready(client), probe_health(client)
+    for outcome in (ready, health):
+        assert outcome.status is Status.FAIL
+        assert "text/html, body starts '<!DOCTYPE html>" in outcome.detail
+    assert ready.evidence["status_code"] == 200 and ready.evidence["revision"] is None

@@ -1,4 +1,10 @@
-from aris3nb.redact import redact_text, redact_url, url_password
+import html
+import json
+from urllib.parse import quote
+
+import pytest
+
+from aris3nb.redact import redact_text, redact_url, url_password, userinfo_problem
 
 
 def test_url_password_is_masked() -> None:
@@ -24,3 +30,54 @@ def test_free_text_loses_url_passwords_and_known_secrets() -> None:
     assert "hunter2" not in cleaned and "abc123" not in cleaned
     assert "postgresql://app:***@db/aris3" in cleaned
     assert redact_text("http://user@host/x") == "http://user@host/x"
+
+
+# Passwords that hold unencoded URL delimiters: masked from ``://user:`` to the LAST ``@``.
+HOSTILE = [
+    ("postgresql://u:Sekr3t@ss:w/o%rd#x?y z@127.0.0.1:5432/db", ["Sekr3t", "ss:w", "o%rd", "x?y z"]),
+    ("postgresql://u:Sekr3t@tail@127.0.0.1:5432/db", ["Sekr3t", "tail@", "@tail"]),
+]
+
+
+@pytest.mark.parametrize(("url", "fragments"), HOSTILE)
+def test_a_password_is_masked_up_to_the_last_at(url: str, fragments: list[str]) -> None:
+    assert redact_url(url) == "postgresql://u:***@127.0.0.1:5432/db"
+    assert redact_text(f"cannot connect to {url!r}: refused") == "cannot connect to 'postgresql://u:***@127.0.0.1:5432/db': refused"
+    for shown in (redact_url(url), redact_text(url), redact_text(f"x {url} y")):
+        assert not [f for f in fragments if f in shown], shown
+
+
+@pytest.mark.parametrize(("url", "fragments"), HOSTILE)
+def test_masking_a_hostile_url_keeps_json_and_html_intact(url: str, fragments: list[str]) -> None:
+    document = {"database": url, "owner": "ops@example.com", "log": f"line one\n{url} said no\nmail me@x"}
+    cleaned = redact_text(json.dumps(document))
+    assert json.loads(cleaned) == {"database": "postgresql://u:***@127.0.0.1:5432/db", "owner": "ops@example.com",
+                                   "log": "line one\npostgresql://u:***@127.0.0.1:5432/db said no\nmail me@x"}
+    page = redact_text(f"<td>{html.escape(url)}</td><td>ops@example.com</td>")
+    assert page == "<td>postgresql://u:***@127.0.0.1:5432/db</td><td>ops@example.com</td>"
+    assert not [f for f in fragments if f in cleaned + page]
+
+
+def test_one_mask_never_swallows_the_next_url() -> None:
+    text = "copy postgresql://a:pw1@h1/db to postgresql://b:pw2@h2/db"
+    assert redact_text(text) == "copy postgresql://a:***@h1/db to postgresql://b:***@h2/db"
+
+
+def test_ambiguous_credentials_are_named_without_quoting_them() -> None:
+    for url, fragments in HOSTILE:
+        problem = userinfo_problem(url)
+        assert problem is not None and not [f for f in fragments if f in problem]
+        assert url_password(url) is not None and "Sekr3t" in (url_password(url) or "")
+    for fine in ("postgresql://app:p%40ss%3A%2F%23%3F%20@db:5432/aris3", "postgresql://u@h/db", "sqlite:///a.db",
+                 "sqlite:////srv/user@example/aris3.db", "postgresql://u:pw@[::1]:5432/db?application_name=x"):
+        assert userinfo_problem(fine) is None, fine
+    for bad in ("postgresql://u:a/b@h/db", "postgresql://u:a#b@h/db", "postgresql://u:a?b@h/db", "postgresql://u:a b@h/db",
+                "postgresql://u:50%off@h/db", 'postgresql://u:a"b@h/db', "postgresql://u:pw@h/db?x=a@b"):
+        assert userinfo_problem(bad) is not None, bad
+
+
+def test_a_percent_encoded_password_round_trips() -> None:
+    password = "p@ss:w/o#r?d %"
+    url = f"postgresql://app:{quote(password, safe='')}@db/aris3"
+    assert url_password(url) == password
+    assert redact_url(url) == "postgresql://app:***@db/aris3"
