@@ -1,20 +1,30 @@
 """What a phase notebook shows and keeps: verdict banners, tables of checks, smoke areas,
-manifests, integrity findings and drill diffs, latency and RTO charts, and the phase's
+manifests, integrity findings and drill diffs, latency, RTO and RPO charts, and the phase's
 result for the runner.
 
 A notebook opens its phase with ``start_phase`` and ends it with ``conclude``, which writes
 ``<run>/<phase>/result.json``, shows the verdict and, when it is FAIL, raises
 ``PhaseFailed`` — after everything before it was displayed, so the notebook run fails with
-its evidence in it. Every value shown is escaped: pandas escapes table cells, banners are
-built with ``html.escape``.
+its evidence in it. Every value shown is escaped: tables and banners are built with
+``html.escape``.
+
+Pages are read at a glance, on screen and on paper: a FAIL or WARN row is tinted, bold in its
+status word and barred on its left edge (a border prints even when the printer drops
+backgrounds, and the word says it without colour); text is left-aligned and numbers right;
+every moment reads ``2026-11-29T15:28:41Z`` (``page_time``); a chart with a budget always
+shows the budget line, its label inside the plot and the legend outside it. The styles are
+inline, so they survive JupyterLab's sanitiser, nbconvert's page and a print alike.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 import json
+import math
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,13 +47,77 @@ STATUS_MARKS = {"PASS": "✔ PASS", "WARN": "⚠ WARN", "FAIL": "✘ FAIL", "SKI
 BANNER_COLOURS = {"PASS": ("#e6f4ea", "#1e7e34"), "PASS_WITH_WARNINGS": ("#fff8e1", "#8a6d00"),
                   "GO": ("#e6f4ea", "#1e7e34"), "completed": ("#e6f4ea", "#1e7e34")}
 FAIL_COLOURS = ("#fdecea", "#b00020")
+#: Width of a text cell in a table's plain-text form (the HTML form shows every character).
 DETAIL_WIDTH = 160
+#: How every page shows a moment: ISO 8601, UTC, to the second, with ``Z``.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: Row tones: (background, text, left bar). A row without a tone is left plain.
+ROW_TONES = {"fail": ("#fdecea", "#8f0016", "#b00020"), "warn": ("#fff4d6", "#5c4300", "#c98a00")}
+BUDGET_COLOUR = "#c44e52"
+
+_PRINT_EXACT = "print-color-adjust:exact;-webkit-print-color-adjust:exact"
+# A whole cell that is a moment: ISO 8601 or SQL text, optional fraction and zone.
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+# A whole cell that is a quantity: a number, optionally with a unit ("0.03 s", "1,024 B").
+_QUANTITY = re.compile(r"^[-+]?(\d[\d,]*(\.\d+)?|\.\d+)( ?(s|ms|min|h|%|B|KiB|MiB|GiB|rows))?$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_FAIL_WORDS = frozenset({"FAIL", "red", "NO-GO", "ERROR", "failed", "error", "timeout", "INTERRUPTED"})
+_WARN_WORDS = frozenset({"WARN", "PASS_WITH_WARNINGS"})
 
 
 def _display(*objects: Any) -> None:
     from IPython.display import display
 
     display(*objects)
+
+
+def page_time(value: Any) -> Any:
+    """``value`` as every page shows a moment, ``2026-11-29T15:28:41Z``, when it is one.
+
+    A moment is a ``datetime`` (a pandas ``Timestamp`` too) or text that is wholly an ISO 8601
+    or SQL timestamp (``2026-11-29 15:28:41.047426``, ``...+00:00``, ``...Z``); it is shown in
+    UTC, to the second. One without a zone is taken as UTC: the ARIS3 schemas store UTC (see
+    ``aris3nb.reference.models.UTCDateTime``), and SQLite hands it back without one. Anything
+    else (dates, text that merely contains a time, numbers) is returned unchanged.
+    """
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str) and _MOMENT.match(value.strip()):
+        try:
+            moment = dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+        except ValueError:
+            return value
+    else:
+        return value
+    if hasattr(moment, "to_pydatetime"):  # pandas Timestamp: drop the nanoseconds first
+        moment = moment.to_pydatetime(warn=False)
+    moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    return moment.strftime(TIME_FORMAT)
+
+
+def _show_seconds(seconds: float) -> str:
+    """A duration for people: ``15.5 s``, ``12 min 05 s``, ``3 h 20 min``, ``2 d 04 h``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h"
+
+
+def row_tone(status: Any) -> str | None:
+    """``"fail"`` or ``"warn"`` for a status cell that says so (``✘ FAIL``, ``✘ red``, ``⚠ WARN``), else None."""
+    words = set(re.findall(r"[A-Za-z_-]+", str(status or "")))
+    if words & _FAIL_WORDS:
+        return "fail"
+    if words & _WARN_WORDS:
+        return "warn"
+    return None
 
 
 class Banner:
@@ -57,7 +131,8 @@ class Banner:
         items = "".join(f"<li>{html.escape(reason)}</li>" for reason in self.reasons)
         note = f"<p style='margin:4px 0 0 0'>{html.escape(self.note)}</p>" if self.note else ""
         return (f"<div class='aris3nb-banner' data-verdict='{html.escape(self.verdict)}' style='border:2px solid {colour};"
-                f"background:{background};color:{colour};padding:10px 14px;border-radius:6px;margin:4px 0'>"
+                f"border-left-width:8px;background:{background};color:{colour};padding:10px 14px;border-radius:6px;"
+                f"margin:4px 0;{_PRINT_EXACT}'>"
                 f"<div style='font-size:1.6em;font-weight:bold'>{html.escape(self.heading)}: {html.escape(self.verdict)}"
                 f"</div>{note}{f'<ul style=margin:4px 0 0 0>{items}</ul>' if items else ''}</div>")
 
@@ -69,16 +144,119 @@ class Banner:
         return "\n".join(lines)
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Any:
-    import pandas as pd
+class ErrorText:
+    """An error as it was printed (pytest's ``E`` lines, say), under a heading that says what
+    it stopped; escaped, preformatted, in the FAIL colours."""
 
-    frame = pd.DataFrame(list(rows), columns=list(columns) if columns else None)
-    frame.index = range(1, len(frame) + 1)
-    return frame
+    def __init__(self, heading: str, lines: Sequence[str]) -> None:
+        self.heading, self.lines = heading, list(lines)
+
+    def _repr_html_(self) -> str:
+        background, colour, bar = ROW_TONES["fail"]
+        return (f"<div class='aris3nb-error' style='border:1px solid {bar};border-left:8px solid {bar};"
+                f"background:{background};color:{colour};padding:8px 12px;margin:4px 0;{_PRINT_EXACT}'>"
+                f"<div style='font-weight:bold'>{html.escape(self.heading)}</div>"
+                f"<pre style='margin:4px 0 0 0;white-space:pre-wrap;text-align:left'>"
+                f"{html.escape(chr(10).join(self.lines))}</pre></div>")
+
+    def __repr__(self) -> str:
+        return "\n".join([self.heading, *(f"  {line}" for line in self.lines)])
 
 
-def _show_frame(frame: Any, title: str | None) -> None:
-    import pandas as pd
+class Table:
+    """Rows as an HTML table read at a glance, and as text elsewhere.
+
+    A row whose ``status`` column says FAIL (or red, error...) or WARN is tinted, its status
+    word bold and its left edge barred, in print too; each column is right-aligned when every
+    value in it is a number (or a number with a unit, ``0.03 s``), left-aligned otherwise;
+    moments are shown with ``page_time``. Every cell has the same elements and attributes
+    whatever its value, so a value can change what a table says but never its shape.
+    """
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+        names: list[str] = list(columns) if columns else []
+        if not columns:
+            for row in rows:
+                names.extend(key for key in row if key not in names)
+        self.columns = names
+        self.rows = [[page_time(row.get(name)) for name in names] for row in rows]
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows
+
+    def numeric(self) -> list[bool]:
+        """Per column: every value present is a number (or a number with its unit)."""
+        def is_number(value: Any) -> bool:
+            if isinstance(value, bool):
+                return False
+            if isinstance(value, int | float):
+                return True
+            return isinstance(value, str) and bool(_QUANTITY.match(value.strip()))
+
+        return [any(row[i] is not None for row in self.rows) and
+                all(row[i] is None or is_number(row[i]) for row in self.rows) for i in range(len(self.columns))]
+
+    def tones(self) -> list[str | None]:
+        if "status" not in self.columns:
+            return [None] * len(self.rows)
+        at = self.columns.index("status")
+        return [row_tone(row[at]) for row in self.rows]
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, float):
+            return f"{value:.3f}" if math.isfinite(value) else str(value)
+        if isinstance(value, Mapping | list | tuple):
+            return json.dumps(value, ensure_ascii=False, default=str)
+        return str(value)
+
+    def _repr_html_(self) -> str:
+        numeric = self.numeric()
+        base = "padding:3px 8px;border-bottom:1px solid #d0d7de;vertical-align:top;"
+
+        def align(i: int) -> str:
+            if numeric[i]:
+                return "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums;"
+            # A status word stays whole; other text wraps, even inside a long test id or path,
+            # rather than push the table past the page's edge.
+            return "text-align:left;white-space:nowrap;" if self.columns[i] == "status" else \
+                "text-align:left;overflow-wrap:anywhere;"
+
+        head = "".join(f"<th class='{'num' if numeric[i] else 'text'}' scope='col' style='{base}{align(i)}"
+                       f"border-bottom:2px solid #8c959f'>{html.escape(name)}</th>" for i, name in enumerate(self.columns))
+        body = []
+        for number, (row, tone) in enumerate(zip(self.rows, self.tones(), strict=True), start=1):
+            background, colour, bar = ROW_TONES.get(tone or "", ("transparent", "inherit", "transparent"))
+            tint = f"background:{background};color:{colour};{_PRINT_EXACT};"
+            cells = [(f"<th class='num' scope='row' style='{base}{tint}text-align:right;font-weight:normal;"
+                      f"border-left:5px solid {bar}'>{number}</th>")]
+            for i, value in enumerate(row):
+                weight = "bold" if tone and self.columns[i] == "status" else "normal"
+                cells.append(f"<td class='{'num' if numeric[i] else 'text'}' style='{base}{tint}{align(i)}"
+                             f"font-weight:{weight}'>{html.escape(self._text(value))}</td>")
+            body.append(f"<tr class='aris3nb-row {tone or 'plain'}' data-tone='{tone or 'plain'}'>{''.join(cells)}</tr>")
+        return (f"<table class='aris3nb-table' style='border-collapse:collapse;margin:2px 0 8px 0'>"
+                f"<thead><tr><th class='num' scope='col' style='{base}border-bottom:2px solid #8c959f'></th>{head}"
+                f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+    def __repr__(self) -> str:
+        import pandas as pd
+
+        frame = pd.DataFrame([[self._text(v) if not isinstance(v, int | float) or isinstance(v, bool) else v
+                               for v in row] for row in self.rows], columns=self.columns)
+        frame.index = range(1, len(frame) + 1)
+        with pd.option_context("display.max_colwidth", DETAIL_WIDTH, "display.max_rows", 500, "display.width", 250):
+            return repr(frame)
+
+
+def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Table:
+    return Table(rows, columns)
+
+
+def _show_frame(frame: Table, title: str | None) -> None:
     from IPython.display import Markdown
 
     if title:
@@ -86,8 +264,7 @@ def _show_frame(frame: Any, title: str | None) -> None:
     if frame.empty:
         _display(Markdown("*(none)*"))
         return
-    with pd.option_context("display.max_colwidth", DETAIL_WIDTH, "display.max_rows", 500, "display.width", 250):
-        _display(frame)
+    _display(frame)
 
 
 def check_rows(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
@@ -95,13 +272,158 @@ def check_rows(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
              "detail": r.detail} for r in results]
 
 
-def _png(figure: Any) -> bytes:
-    import matplotlib.pyplot as plt
+def smoke_error_lines(output: str, limit: int = 12) -> list[str]:
+    """The error a pytest run stopped at, from the tail of its output: the exception lines
+    (``E   httpx.ConnectError: ...``), the ``path:line: Name`` line that places it, and the
+    message of each ``ERROR path - message`` summary line, each once; else its last lines."""
+    found: list[str] = []
 
+    def add(line: str) -> None:
+        line = line.rstrip()
+        if line and line not in found:
+            found.append(line)
+
+    lines = _ANSI.sub("", output).splitlines()  # pytest colours its output when the kernel's terminal asks
+    for position, line in enumerate(lines):
+        if line.startswith("E ") or line == "E":
+            add(line[1:].strip())
+            if position + 2 < len(lines) and not lines[position + 1].strip() and \
+                    re.match(r"^\S+:\d+: \S", lines[position + 2]):
+                add(lines[position + 2])
+        elif line.startswith("ERROR ") and " - " in line:
+            add(line.split(" - ", 1)[1])
+    if not found:
+        found = [line.rstrip() for line in lines if line.strip()][-limit:]
+    return found[:limit]
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _new_figure(width: float, height: float) -> Any:
+    """A figure drawn by Agg, outside pyplot (no global state, no backend to select)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=96)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
     return buffer.getvalue()
+
+
+def _legend_below(axis: Any, columns: int = 2) -> Any:
+    """The legend under the plot and its axis labels, outside the plot: it can cover neither a
+    line nor a line's label. Call it once the figure's layout is final."""
+    tight = axis.get_tightbbox(axis.figure.canvas.get_renderer())
+    bottom = axis.transAxes.inverted().transform((0, tight.y0))[1]
+    return axis.legend(loc="upper center", bbox_to_anchor=(0.5, bottom - 0.02), ncol=columns, fontsize=8,
+                       frameon=False, borderaxespad=0)
+
+
+def draw_budget(axis: Any, budget: float, label: str, *, vertical: bool = True) -> Any:
+    """A dashed budget line that the axis always reaches, labelled inside the plot next to it.
+
+    The axis limits are widened to take the budget in with a margin, whatever the data: all
+    samples far below it (the line would be off to the right) or far above it. Returns the
+    label (a matplotlib ``Text``).
+    """
+    line = axis.axvline if vertical else axis.axhline
+    line(budget, color=BUDGET_COLOUR, linestyle="--", linewidth=2, label=label)
+    low, high = axis.get_xlim() if vertical else axis.get_ylim()
+    log = (axis.get_xscale() if vertical else axis.get_yscale()) == "log"
+    if log:
+        low, high = min(low, budget / 1.3), max(high, budget * 1.3)
+    else:
+        span = max(high, budget) - min(low, budget) or abs(budget) or 1.0
+        low, high = min(low, budget - 0.05 * span), max(high, budget + 0.05 * span)
+    (axis.set_xlim if vertical else axis.set_ylim)(low, high)
+    if vertical:
+        fraction = (math.log(budget / low) / math.log(high / low)) if log else (budget - low) / (high - low)
+        right_half = fraction > 0.5
+        return axis.annotate(label, xy=(budget, 1.0), xycoords=("data", "axes fraction"),
+                             xytext=(-4 if right_half else 4, -4), textcoords="offset points",
+                             ha="right" if right_half else "left", va="top", fontsize=8, color=BUDGET_COLOUR,
+                             bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                                   "alpha": 0.85})
+    return axis.annotate(label, xy=(1.0, budget), xycoords=("axes fraction", "data"), xytext=(-4, 4),
+                         textcoords="offset points", ha="right", va="bottom", fontsize=8, color=BUDGET_COLOUR)
+
+
+def latency_figure(measured: Sequence[CheckResult]) -> Any:
+    """One histogram per endpoint: the samples, the p95 and the budget, each line labelled.
+
+    When the budget and the samples lie more than 20 times apart the axis is logarithmic, so
+    the samples keep their shape and the budget line is still on the chart.
+    """
+    figure = _new_figure(4.2 * len(measured), 3.4)
+    axes = figure.subplots(1, len(measured), squeeze=False)[0]
+    for axis, result in zip(axes, measured, strict=True):
+        evidence = result.evidence
+        samples = [float(s) for s in evidence["samples_ms"]]
+        budget = evidence.get("budget_ms")
+        low, high = min(samples), max(samples)
+        reach = [low, high] + ([float(budget)] if isinstance(budget, int | float) and budget > 0 else [])
+        log = low > 0 and max(reach) / min(reach) > 20
+        if log:
+            import numpy as np
+
+            bins: Any = np.geomspace(low, high, 41) if high > low else 40
+            axis.set_xscale("log")
+        else:
+            bins = 40
+        axis.hist(samples, bins=bins, color="#4c72b0", label=f"{len(samples)} requests")
+        axis.axvline(evidence["p95_ms"], color="#dd8452", linewidth=2, label=f"p95 {evidence['p95_ms']:.1f} ms")
+        top = axis.get_ylim()[1]
+        axis.set_ylim(0, top * 1.25)  # room for the labels above the bars
+        if isinstance(budget, int | float):
+            draw_budget(axis, float(budget), f"budget {budget:g} ms")
+        tone = row_tone(str(result.status))
+        axis.set_title(f"GET {evidence['path']}  [{result.status}]", fontsize=10,
+                       color=ROW_TONES[tone][2] if tone else "black", fontweight="bold" if tone else "normal")
+        axis.set_xlabel("ms" + (" (log scale)" if log else ""))
+        axis.set_ylabel("requests")
+    figure.subplots_adjust(wspace=0.3)  # the saved image is cropped to its content (bbox_inches)
+    for axis in axes:
+        _legend_below(axis)
+    return figure
+
+
+def rpo_figure(rpo: Mapping[str, Any]) -> Any | None:
+    """The backup's age when it was drilled, against the RPO budget when the report has one.
+
+    Reads ``backup_age_sec``, and ``budget_sec`` and ``status`` when present; None without an age.
+    """
+    age = rpo.get("backup_age_sec")
+    if isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age):
+        return None
+    budget = rpo.get("budget_sec")
+    budget = float(budget) if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0 else None
+    status = rpo.get("status") if isinstance(rpo.get("status"), str) else None
+    largest = max(float(age), budget or 0.0)
+    unit, scale = next(((u, s) for u, s in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0))
+                        if largest >= 2 * s), ("seconds", 1.0))
+    figure = _new_figure(6.5, 1.7)
+    axis = figure.subplots()
+    tone = row_tone(status) if status else None
+    colour = ROW_TONES[tone][2] if tone else "black"
+    axis.barh(["backup age"], [age / scale], height=0.5, color={"fail": "#f0a5ad", "warn": "#f3d27a"}.get(tone or "", "#8fcf9c"),
+              edgecolor=ROW_TONES[tone][2] if tone else "#2e7d46", label=f"backup age {_show_seconds(float(age))}")
+    axis.set_xlim(0, max(age / scale, 1e-9) * 1.1)
+    axis.set_ylim(-0.75, 0.75)  # room above the bar for the budget's label
+    if budget is not None:
+        draw_budget(axis, budget / scale, f"budget {_show_seconds(budget)}")
+    axis.set_xlabel(unit)
+    verdict = f"{status} against a budget of {_show_seconds(budget)}" if status and budget is not None else (
+        status or "no RPO budget in the drill report")
+    axis.set_title(f"RPO: the backup was {_show_seconds(float(age))} old when drilled — {verdict}", fontsize=10,
+                   color=colour, fontweight="bold" if tone else "normal")
+    _legend_below(axis)
+    return figure
 
 
 class PhaseEvidence:
@@ -133,6 +455,7 @@ class PhaseEvidence:
                 self.keep(source.parent / name)
 
     def _chart(self, figure: Any, name: str) -> None:
+        """Keep ``figure`` as ``name`` (PNG) in the phase's folder and show it."""
         from IPython.display import Image
 
         data = _png(figure)
@@ -151,15 +474,28 @@ class PhaseEvidence:
         _show_frame(_frame(rows, columns), title)
 
     def show_smoke(self, results: Iterable[CheckResult]) -> None:
-        """The smoke run per area: passed, failed, errors, and the failing tests by name."""
+        """The smoke run per area: passed, failed, errors, and the failing tests by name.
+
+        A run that stopped before any test ran (the target unreachable, a collection error, a
+        session fixture that raised) shows that error first, as pytest printed it: a table of
+        "(no area) — 18 errors" alone would say nothing about why.
+        """
         smoke = next((r for r in results if r.name == "smoke"), None)
         if smoke is None or smoke.status is Status.SKIP:
             self.show_table([], "Smoke per area")
             return
+        areas = smoke.evidence.get("areas") or {}
+        ran = sum(int(c.get("passed") or 0) + int(c.get("failed") or 0) + int(c.get("skipped") or 0)
+                  for c in areas.values())
+        if smoke.status is Status.FAIL and not ran:
+            errors = sum(int(c.get("errors") or 0) for c in areas.values())
+            stopped = f"{errors} test(s) could not start" if errors else "no test ran"
+            _display(ErrorText(f"Smoke stopped before any test ran ({stopped}): {smoke.detail}",
+                               smoke_error_lines(str(smoke.evidence.get("output_tail") or ""))))
         rows = [{"area": area, "status": "✔ green" if c["status"] == "green" else "✘ red", "passed": c["passed"],
                  "failed": c["failed"], "errors": c["errors"], "skipped": c["skipped"],
                  "failing tests": ", ".join(c["failing_tests"])}
-                for area, c in (smoke.evidence.get("areas") or {}).items()]
+                for area, c in areas.items()]
         self.show_table(rows, f"Smoke per area ({smoke.detail})",
                         ["area", "status", "passed", "failed", "errors", "skipped", "failing tests"])
 
@@ -167,11 +503,6 @@ class PhaseEvidence:
 
     def show_latency(self, results: Iterable[CheckResult]) -> None:
         """Per endpoint: the distribution of the samples with the p95 and the budget marked."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         measured = [r for r in results if r.name.startswith("latency.") and r.evidence.get("samples_ms")]
         rows = [{"endpoint": r.evidence.get("path"), "status": STATUS_MARKS[str(r.status)],
                  "p50 ms": r.evidence.get("p50_ms"), "p95 ms": r.evidence.get("p95_ms"),
@@ -179,25 +510,8 @@ class PhaseEvidence:
                  "samples": r.evidence.get("count")} for r in measured]
         self.show_table(rows, "Latency per endpoint (p95 judged against its budget)")
         self.metrics["latency_p95_ms"] = {r.name.removeprefix("latency."): r.evidence.get("p95_ms") for r in measured}
-        if not measured:
-            return
-        figure, axes = plt.subplots(1, len(measured), figsize=(4.2 * len(measured), 3.2), squeeze=False)
-        for axis, result in zip(axes[0], measured, strict=True):
-            evidence = result.evidence
-            axis.hist(evidence["samples_ms"], bins=40, color="#4c72b0")
-            axis.axvline(evidence["p95_ms"], color="#dd8452", linewidth=2, label=f"p95 {evidence['p95_ms']:.1f} ms")
-            budget = evidence["budget_ms"]
-            if budget <= max(evidence["samples_ms"]) * 1.5:
-                axis.axvline(budget, color="#c44e52", linestyle="--", linewidth=2, label=f"budget {budget:g} ms")
-            else:
-                axis.annotate(f"budget {budget:g} ms →", xy=(0.98, 0.9), xycoords="axes fraction", ha="right",
-                              color="#c44e52")
-            axis.set_title(f"GET {evidence['path']}  [{result.status}]", fontsize=10)
-            axis.set_xlabel("ms")
-            axis.set_ylabel("requests")
-            axis.legend(fontsize=8, loc="upper center")
-        figure.subplots_adjust(wspace=0.3)  # the saved image is cropped to its content (bbox_inches)
-        self._chart(figure, "latency.png")
+        if measured:
+            self._chart(latency_figure(measured), "latency.png")
 
     # ------------------------------------------------------------------ backups
 
@@ -222,12 +536,8 @@ class PhaseEvidence:
         self.metrics["backup_bytes"] = sum(f["size"] for f in manifest.get("files") or [])
 
     def show_drill(self, report: Mapping[str, Any]) -> None:
-        """The drill: its checks, RTO per stage (a chart), RPO, and the diff of any table that differs."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        """The drill: its checks, RTO per stage (a chart), RPO (a chart, judged against its
+        budget when the report carries one), and the diff of any table that differs."""
         checks = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
                   for c in report.get("checks") or []]
         self.show_checks(checks, f"Drill of {report.get('backup')} ({report.get('engine')}): {report.get('status')}")
@@ -236,7 +546,8 @@ class PhaseEvidence:
         self.show_table([{"stage": stage, "seconds": seconds} for stage, seconds in (report.get("rto_sec") or {}).items()],
                         "RTO per stage")
         if rto:
-            figure, axis = plt.subplots(figsize=(6.5, 0.5 + 0.45 * len(rto)))
+            figure = _new_figure(6.5, 0.5 + 0.45 * len(rto))
+            axis = figure.subplots()
             axis.barh(list(rto), list(rto.values()), color="#55a868")
             axis.invert_yaxis()
             axis.set_xlabel("seconds")
@@ -244,6 +555,9 @@ class PhaseEvidence:
             self._chart(figure, "drill_rto.png")
         rpo = report.get("rpo") or {}
         self.show_table([{"measure": key, "value": value} for key, value in rpo.items()], "RPO")
+        figure = rpo_figure(rpo)
+        if figure is not None:
+            self._chart(figure, "drill_rpo.png")
         differing = report.get("diff") or []
         self.show_table([{"table": d["table"], "rows recorded": d["rows_recorded"], "rows restored": d["rows_found"],
                           "key ranges differing": d["ranges_differing"]} for d in differing], "Tables that differ")
@@ -276,7 +590,7 @@ class PhaseEvidence:
         for result in results:
             for row in result.evidence.get("sample") or []:
                 rows.append({"check": result.name, "status": STATUS_MARKS[str(result.status)],
-                             "row": ", ".join(f"{k}={v}" for k, v in row.items())})
+                             "row": ", ".join(f"{k}={page_time(v)}" for k, v in row.items())})
         self.show_table(rows, title, ["check", "status", "row"])
 
     # ------------------------------------------------------------------ verdict

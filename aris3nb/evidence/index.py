@@ -1,9 +1,13 @@
 """``<OPS_ARTIFACTS_DIR>/index.html``: the front page of every playbook run.
 
-It lists each ``runs/<run_id>/`` folder, newest first, with the run's verdict and decision, one
-colour-coded cell per phase linking to that phase's HTML page, and the reasons; then trends
-across runs (p95 latency per endpoint, drill RTO, backup size) as PNG charts embedded in the
-page. Like the phase pages it is one file that loads nothing: no script, no remote stylesheet.
+It lists each ``runs/<run_id>/`` folder, newest first, with the run's verdict and decision (an
+interrupted run reads INTERRUPTED, not FAIL; a re-run names the run it repeats), its target (the
+database, password masked, and the service), one colour-coded line per phase linking to that
+phase's HTML page, and the reasons; then trends across runs as PNG charts embedded in the page,
+each naming the phase it was measured in: p95 latency per endpoint (one chart per phase that
+measured it, never one series switching phase), drill RTO (failed drills marked apart) and
+backup size. The x labels tell every run apart. Like the phase pages it is one file that loads
+nothing: no script, no remote stylesheet; it fits a 1,000 px wide window without clipping.
 
 The page is rebuilt from the runs' ``evidence.json`` files each time and holds nothing of its
 own, so a bad run cannot hide the others: a folder whose ``evidence.json`` is unreadable,
@@ -29,9 +33,10 @@ import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from aris3nb.evidence.display import TIME_FORMAT, page_time
 from aris3nb.evidence.render import remote_references
 from aris3nb.gate.report import write_text_evidence
-from aris3nb.redact import redact_text
+from aris3nb.redact import redact_text, redact_url
 
 __all__ = ["write_index"]
 
@@ -46,6 +51,12 @@ _TEMPLATES = Path(__file__).with_name("templates")
 _RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
 
 _VERDICT_CSS = {"PASS": "pass", "PASS_WITH_WARNINGS": "warn", "FAIL": "fail"}
+INTERRUPTED = "INTERRUPTED"
+_TARGET_MODES = {"embedded": "embedded default (disposable)", "database": "reference service over the database",
+                 "base_url": "deployed service"}
+_LATENCY, _RTO, _BACKUP = "latency_p95_ms", "drill_rto_sec", "backup_bytes"
+# The phase each single-valued metric belongs to when a run's phases do not say (older runs).
+_METRIC_PHASES = {_RTO: "drill", _BACKUP: "deploy"}
 _DECISION_CSS = {"GO": "pass", "NO-GO": "fail"}
 # Statuses that mean the phase's notebook did not run to its end.
 _BROKEN_STATUSES = frozenset({"failed", "error", "timeout", "dead_kernel", "interrupted"})
@@ -87,9 +98,20 @@ class _Run:
     decision: str = "—"
     decision_class: str = "unknown"
     target: str = ""
+    target_database: str = ""
+    target_service: str = ""
+    recorded_verdict: str = ""
+    rerun_of: str = ""
     phases: dict[str, _PhaseCell] = field(default_factory=dict)
     reasons: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def row_class(self) -> str:
+        """How the row stands out: ``problem`` (FAIL, broken), ``stopped`` (interrupted), ``warning``."""
+        if self.kind != "ok" or self.verdict_class in ("fail", "broken"):
+            return "problem"
+        return {"interrupted": "stopped", "warn": "warning"}.get(self.verdict_class, "")
 
     @property
     def kind_label(self) -> str:
@@ -175,10 +197,16 @@ def _read_run(folder: Path) -> _Run:
     verdict = evidence.get("verdict")
     run.verdict = _text(verdict) or "—"
     run.verdict_class = _VERDICT_CSS.get(verdict, "unknown") if isinstance(verdict, str) else "unknown"
+    if evidence.get("interrupted") is True:
+        run.recorded_verdict = run.verdict
+        run.verdict, run.verdict_class = INTERRUPTED, "interrupted"
     decision = evidence.get("decision")
     run.decision = _text(decision) or "—"
     run.decision_class = _DECISION_CSS.get(decision, "unknown") if isinstance(decision, str) else "unknown"
-    run.target = _show_target(evidence.get("target"))
+    run.target, run.target_database, run.target_service = _show_target(evidence.get("target"))
+    parameters = evidence.get("parameters")
+    if isinstance(parameters, dict) and parameters.get("rerun_of") is not None:
+        run.rerun_of = _text(parameters.get("rerun_of"))
     recorded_id = evidence.get("run_id")
     if recorded_id != name:
         run.notes.append(f"evidence.json names run {_text(recorded_id) or '(none)'}")
@@ -308,7 +336,7 @@ def _mtime(folder: Path) -> dt.datetime:
 
 def _show_time(moment: dt.datetime | None, raw: Any) -> str:
     if moment is not None:
-        return moment.strftime("%Y-%m-%d %H:%M:%S")
+        return str(page_time(moment))
     return _text(raw)
 
 
@@ -324,12 +352,20 @@ def _show_duration(seconds: float | None, *, short: bool = False) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def _show_target(target: Any) -> str:
+def _show_target(target: Any) -> tuple[str, str, str]:
+    """What a run was played against: (kind, database URL, service URL), passwords masked.
+
+    The runner masks them already; they are masked again here, since the page must not show a
+    password whoever wrote ``evidence.json``.
+    """
     if not isinstance(target, dict):
-        return _text(target)
-    mode = _text(target.get("mode"))
-    base_url = _text(target.get("base_url"))
-    return redact_text(f"{mode} {base_url}".strip())
+        return redact_text(_text(target)), "not recorded", "not recorded"
+    mode = target.get("mode")
+    kind = _TARGET_MODES.get(mode, _text(mode)) if isinstance(mode, str) else _text(mode)
+    database = target.get("database_url")
+    shown_database = (redact_url(database) if isinstance(database, str) else _text(database)) or "none given"
+    service = _text(target.get("base_url"))
+    return redact_text(kind), redact_text(shown_database), redact_text(service) or "none given"
 
 
 # --- trends ---------------------------------------------------------------------------------------
@@ -339,37 +375,96 @@ def _metrics(run: _Run) -> dict[str, Any]:
     return metrics if isinstance(metrics, dict) else {}
 
 
+def _phase_metrics(run: _Run) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(phase name, its metrics, the phase) for each phase of ``run`` that recorded metrics."""
+    found = []
+    for phase in _phases(run.evidence):
+        metrics = phase.get("metrics")
+        if isinstance(metrics, dict) and metrics:
+            found.append((_text(phase.get("phase")), metrics, phase))
+    return found
+
+
+def _latency_by_phase(run: _Run) -> dict[str, dict[str, float | None]]:
+    """p95 per endpoint, keyed by the phase that measured it. A run whose phases do not say
+    (evidence.json from before phases carried metrics) is keyed "" (phase not recorded)."""
+    by_phase: dict[str, dict[str, float | None]] = {}
+    for name, metrics, _phase in _phase_metrics(run):
+        latency = metrics.get(_LATENCY)
+        if isinstance(latency, dict):
+            by_phase.setdefault(name, {}).update({_text(k): _number(v) for k, v in latency.items()})
+    if not by_phase:
+        latency = _metrics(run).get(_LATENCY)
+        if isinstance(latency, dict):
+            by_phase[""] = {_text(k): _number(v) for k, v in latency.items()}
+    return by_phase
+
+
+def _phase_failed(phase: dict[str, Any] | None) -> bool | None:
+    """True when ``phase`` failed or did not finish, False when it passed, None when unknown."""
+    if not isinstance(phase, dict):
+        return None
+    return phase.get("verdict") == "FAIL" or phase.get("status") in _BROKEN_STATUSES
+
+
+def _single_metric(run: _Run, key: str) -> tuple[float | None, bool | None]:
+    """A one-number metric (drill RTO, backup size) from the phase that recorded it, with
+    whether that phase failed; else the run's own figure and its usual phase's outcome."""
+    for _name, metrics, phase in _phase_metrics(run):
+        value = _number(metrics.get(key))
+        if value is not None:
+            return value, _phase_failed(phase)
+    usual = next((p for p in _phases(run.evidence) if p.get("phase") == _METRIC_PHASES.get(key)), None)
+    return _number(_metrics(run).get(key)), _phase_failed(usual)
+
+
+def run_labels(runs: list[_Run]) -> list[str]:
+    """One x label per run that tells it apart from every other: its start to the minute, to
+    the second when two share a minute, then with its id's suffix; re-runs say so."""
+    labels: list[str] = []
+    for form in ("%Y-%m-%dT%H:%MZ", TIME_FORMAT):
+        labels = [run.when.strftime(form) for run in runs]
+        if len(set(labels)) == len(labels):
+            break
+    else:
+        labels = [f"{label} {run.name.rsplit('-', 1)[-1]}" for label, run in zip(labels, runs, strict=True)]
+    return [f"{label} (re-run)" if run.rerun_of else label for label, run in zip(labels, runs, strict=True)]
+
+
 def _charts(runs: list[_Run]) -> tuple[list[_Chart], str]:
     readable = [run for run in reversed(runs) if run.kind == "ok"]  # oldest first
     shown = readable[-MAX_CHART_RUNS:]
     note = "Oldest run on the left."
     if len(readable) > len(shown):
         note = f"The charts show the last {len(shown)} of {len(readable)} readable runs, oldest on the left."
-    labels = [run.when.strftime("%Y-%m-%d %H:%M") for run in shown]
+    labels = run_labels(shown)
     names = [run.name for run in shown]
+    charts: list[_Chart] = []
 
-    endpoints: list[str] = []
-    for run in shown:
-        latency = _metrics(run).get("latency_p95_ms")
-        if isinstance(latency, dict):
-            endpoints.extend(key for key in latency if key not in endpoints)
-    endpoints = endpoints[:MAX_CHART_ENDPOINTS]
+    latency = [_latency_by_phase(run) for run in shown]
+    phases: list[str] = []
+    for by_phase in latency:
+        phases.extend(name for name in by_phase if name not in phases)
+    for phase in phases or ["(none)"]:
+        endpoints: list[str] = []
+        for by_phase in latency:
+            endpoints.extend(key for key in by_phase.get(phase, {}) if key not in endpoints)
+        endpoints = endpoints[:MAX_CHART_ENDPOINTS]
+        series = {endpoint: [by_phase.get(phase, {}).get(endpoint) for by_phase in latency] for endpoint in endpoints}
+        where = f"{phase} phase" if phase else "phase not recorded"
+        charts.append(_chart(f"p95 latency per endpoint (ms), measured in the {where}" if phases
+                             else "p95 latency per endpoint (ms)", "ms", labels, names, series))
 
-    def latency_of(run: _Run, endpoint: str) -> float | None:
-        latency = _metrics(run).get("latency_p95_ms")
-        return _number(latency.get(endpoint)) if isinstance(latency, dict) else None
+    rto = [_single_metric(run, _RTO) for run in shown]
+    rto_chart = _chart("Restore drill RTO (s), measured in the drill phase; failed drills marked ✘", "seconds",
+                       labels, names, {"drill RTO": [value for value, _failed in rto]},
+                       outcomes=[failed for _value, failed in rto])
+    charts.append(rto_chart)
 
-    latency_series = {endpoint: [latency_of(run, endpoint) for run in shown] for endpoint in endpoints}
-    rto_series = {"drill RTO": [_number(_metrics(run).get("drill_rto_sec")) for run in shown]}
-    backup_bytes = [_number(_metrics(run).get("backup_bytes")) for run in shown]
-    unit, scale = _byte_unit(max((b for b in backup_bytes if b is not None), default=0))
-    backup_series = {"backup size": [None if b is None else b / scale for b in backup_bytes]}
-
-    charts = [
-        _chart("p95 latency per endpoint (ms)", "ms", labels, names, latency_series),
-        _chart("Backup/restore drill RTO (s)", "seconds", labels, names, rto_series),
-        _chart(f"Backup size ({unit})", unit, labels, names, backup_series),
-    ]
+    backup = [_single_metric(run, _BACKUP)[0] for run in shown]
+    unit, scale = _byte_unit(max((b for b in backup if b is not None), default=0))
+    charts.append(_chart(f"Backup size ({unit}), made in the deploy phase", unit, labels, names,
+                         {"backup size": [None if b is None else b / scale for b in backup]}))
     return charts, note
 
 
@@ -381,18 +476,20 @@ def _byte_unit(largest: float) -> tuple[str, float]:
 
 
 def _chart(title: str, ylabel: str, labels: list[str], names: list[str],
-           series: dict[str, list[float | None]]) -> _Chart:
-    chart = _Chart(title=title, series_names=list(series))
+           series: dict[str, list[float | None]], outcomes: list[bool | None] | None = None) -> _Chart:
+    chart = _Chart(title=title, series_names=list(series) + (["drill"] if outcomes else []))
     points = [value for values in series.values() for value in values if value is not None]
     if not points:
         return chart
+    outcome_words = {True: "FAIL", False: "passed", None: "—"}
     chart.rows = [
-        _ChartRow(name, [_show_value(values[i]) for values in series.values()])
+        _ChartRow(name, [_show_value(values[i]) for values in series.values()]
+                  + ([outcome_words[outcomes[i]]] if outcomes else []))
         for i, name in enumerate(names)
         if any(values[i] is not None for values in series.values())
     ]
     chart.alt = f"{len(chart.rows)} runs; the values are listed under the chart"
-    chart.src = _line_chart_png(ylabel, labels, series)
+    chart.src = _line_chart_png(ylabel, labels, series, outcomes)
     return chart
 
 
@@ -408,27 +505,45 @@ def _plain_label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _line_chart_png(ylabel: str, labels: list[str], series: dict[str, list[float | None]]) -> str:
-    """A line chart as a ``data:image/png`` URI. Figure + Agg canvas: no pyplot global state."""
-    figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained")
+def line_chart(ylabel: str, labels: list[str], series: dict[str, list[float | None]],
+               outcomes: list[bool | None] | None = None) -> Figure:
+    """A line chart of ``series`` over runs. With ``outcomes`` (one per run: True failed,
+    False passed, None unknown) each point is marked by its run's outcome, failed ones apart.
+    Figure + Agg canvas: no pyplot global state."""
+    figure = Figure(figsize=(8, 3.4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     positions = list(range(len(labels)))
     for name, values in series.items():
-        axes.plot(positions, [math.nan if v is None else v for v in values], marker="o", markersize=4,
-                  linewidth=1.5, label=_plain_label(name))
+        ys = [math.nan if v is None else v for v in values]
+        if outcomes is None:
+            axes.plot(positions, ys, marker="o", markersize=4, linewidth=1.5, label=_plain_label(name))
+            continue
+        axes.plot(positions, ys, color="#8c959f", linewidth=1, zorder=1)
+        for outcome, style in ((False, {"marker": "o", "color": "#1a7f37", "s": 30, "label": "drill passed"}),
+                               (True, {"marker": "X", "color": "#cf222e", "s": 90, "label": "drill FAILED"}),
+                               (None, {"marker": "o", "color": "#8c959f", "s": 30, "label": "outcome unknown"})):
+            at = [i for i in positions if outcomes[i] is outcome and values[i] is not None]
+            if at:
+                axes.scatter(at, [values[i] for i in at], zorder=2, **style)
     step = max(1, math.ceil(len(labels) / 10))
     ticks = positions[::step]
     axes.set_xticks(ticks)
-    axes.set_xticklabels([labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
+    axes.set_xticklabels([_plain_label(labels[i]) for i in ticks], rotation=30, ha="right", fontsize=8)
     axes.set_xlim(-0.5, max(len(labels) - 0.5, 0.5))
     axes.set_ylim(bottom=0)
     axes.set_ylabel(_plain_label(ylabel))
     axes.grid(alpha=0.3)
-    if len(series) > 1:
+    if len(series) > 1 or outcomes is not None:
         axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return figure
+
+
+def _line_chart_png(ylabel: str, labels: list[str], series: dict[str, list[float | None]],
+                    outcomes: list[bool | None] | None = None) -> str:
+    """``line_chart`` as a ``data:image/png`` URI."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    line_chart(ylabel, labels, series, outcomes).savefig(buffer, format="png", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -465,5 +580,5 @@ def _render_page(runs: list[_Run]) -> str:
         phase_columns=_phase_columns(runs),
         charts=charts,
         charts_note=charts_note if charts else "No readable run yet.",
-        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        generated_at=page_time(dt.datetime.now(dt.UTC)),
     )

@@ -6,6 +6,10 @@ the machine. Dialogs (``alert``), console errors and page errors are recorded to
 Screenshots go to ``artifacts/test-screenshots/`` (ignored by git); their paths are listed
 at the end of the test session. The browser is the system's (``/usr/bin/chromium``, which
 ``.ci/run`` installs with apt); Playwright's own browser downloads are never used.
+
+Without Chromium (or the playwright package) every browser test is skipped with a reason that
+says what is missing and how to get it, and the end of the session says so in one line, even
+under ``-q``: a page check that did not run must not pass for one that did.
 """
 
 from __future__ import annotations
@@ -21,16 +25,25 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "test-screenshots"
 SAVED: list[Path] = []
+SKIPPED: list[str] = []
 LOCAL = ("file:", "data:")
+
+
+def _skip(reason: str) -> None:
+    SKIPPED.append(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """Headless Chromium, also told to use a proxy that does not exist: a request that got
     past the routing below would still fail on this machine."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _skip("browser tests skipped: the playwright package is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium package)")
+        _skip(f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
@@ -54,6 +67,9 @@ class OfflinePage:
         response = self.page.goto(path.resolve().as_uri(), wait_until="load")
         self.page.wait_for_load_state("networkidle")
         return response
+
+    def at_width(self, width: int) -> None:
+        self.page.set_viewport_size({"width": width, "height": 900})
 
     def screenshot(self, label: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -94,6 +110,8 @@ def offline_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Offl
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SKIPPED:
+        terminalreporter.write_line(SKIPPED[0], yellow=True, bold=True)
     if SAVED:
         terminalreporter.write_line(f"browser screenshots ({len(SAVED)}), in {SCREENSHOTS}:")
         for path in SAVED:

@@ -4,7 +4,9 @@ One real bundle made by ``aris3nb run`` on the embedded default is shared by the
 index and each phase's page load with no request leaving the machine, the charts show, the
 index's links open each page, and each page's verdict banner says what ``evidence.json``
 records. One failing run (its notebook shows hostile values, then its checks FAIL) shows
-FAIL, marks the failing cell, and shows ``<script>`` as text without running anything.
+FAIL, marks the failing cell, and shows ``<script>`` as text without running anything; its
+checks table sets the FAIL and WARN rows apart from the PASS row, on screen and in print, as
+the browser computes the colours; and the pages fit 1,000 and 1,400 px wide windows.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
         ("import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\n"
          f"phase = aris3nb.start_phase('pre_deploy')\nSCRIPT, IMG = {SCRIPT!r}, {IMG!r}"),
         "phase.show_table([{'sku': IMG, 'description': SCRIPT, 'store': SCRIPT}], f'Stock {SCRIPT}')\nprint(SCRIPT)",
-        ("results = [CheckResult('integrity.' + SCRIPT, Status.FAIL, f'first: sku={IMG}, description={SCRIPT}', 0.1)]\n"
+        ("results = [CheckResult('http.health', Status.PASS, '200 ok in 1.2 ms', 0.01),\n"
+         "           CheckResult('integrity.' + SCRIPT, Status.FAIL, f'first: sku={IMG}, description={SCRIPT}', 0.1),\n"
+         "           CheckResult('git', Status.WARN, 'dirty tree: 3 uncommitted path(s)', 0.03)]\n"
          "phase.show_checks(results)"),
         "phase.conclude(results, title='Gate')",
     ]
@@ -217,3 +221,52 @@ def test_hostile_values_show_as_text_and_run_nothing(offline_page, failing_run: 
 def page_banner_text(offline_page, path: Path) -> str:  # type: ignore[no-untyped-def]
     offline_page.open(path)
     return offline_page.page.locator(".aris3nb-banner").first.inner_text()
+
+
+# --- read at a glance ------------------------------------------------------------------------------
+
+WIDTHS = (1000, 1400)
+ROW_STYLE = """row => { const cells = [...row.querySelectorAll('th, td')]; const s = c => getComputedStyle(c);
+    return {text: row.innerText, background: s(cells[1]).backgroundColor, colour: s(cells[1]).color,
+            weight: s(cells[1]).fontWeight, bar: s(cells[0]).borderLeftWidth, barColour: s(cells[0]).borderLeftColor,
+            printAdjust: s(cells[1]).printColorAdjust || s(cells[1]).webkitPrintColorAdjust,
+            aligns: cells.slice(1).map(c => s(c).textAlign)}; }"""
+
+
+def test_fail_and_warn_rows_stand_out_from_pass_rows_on_screen_and_in_print(offline_page, failing_run: Bundle) -> None:
+    [phase] = failing_run.phases()
+    page = offline_page.page
+    for media in ("screen", "print"):
+        page.emulate_media(media=media)
+        offline_page.open(failing_run.run_dir / phase["html"])
+        table = page.locator("table").filter(has_text="http.health").first
+        passed, failed, warned = (table.locator("tbody tr").nth(i).evaluate(ROW_STYLE) for i in range(3))
+        assert "PASS" in passed["text"] and "FAIL" in failed["text"] and "WARN" in warned["text"]
+        assert len({passed["background"], failed["background"], warned["background"]}) == 3, media
+        assert failed["colour"] != passed["colour"] and warned["colour"] != passed["colour"]
+        assert int(failed["weight"]) >= 700 and int(passed["weight"]) < 700  # the status word is bold
+        assert failed["bar"] == warned["bar"] == "5px" and failed["barColour"] != passed["barColour"]
+        assert failed["printAdjust"] == "exact"
+        # status and check left, duration (a number) right, detail left
+        assert passed["aligns"] == ["left", "left", "right", "left"]
+    offline_page.screenshot("checks-print")
+    page.emulate_media(media="screen")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_pages_fit_the_window(offline_page, go_run: Bundle, width: int) -> None:
+    """The index and every phase page at 1,000 and 1,400 px: nothing scrolls sideways, and the
+    index's runs table keeps its last column on screen."""
+    offline_page.at_width(width)
+    for path in [go_run.index, *(go_run.run_dir / phase["html"] for phase in go_run.phases())]:
+        offline_page.open(path)
+        offline_page.screenshot(f"{path.stem}-{width}px")
+        sizes = offline_page.page.evaluate("() => ({page: document.documentElement.scrollWidth, "
+                                           "window: window.innerWidth})")
+        assert sizes["page"] <= sizes["window"], (path.name, sizes)
+    offline_page.open(go_run.index)
+    table = offline_page.page.evaluate("""() => { const t = document.querySelector('table.runs');
+        return {scroll: t.scrollWidth, box: t.parentElement.clientWidth,
+                last: t.querySelector('thead th:last-child').getBoundingClientRect().right}; }""")
+    assert table["scroll"] <= table["box"] and table["last"] <= width, table
+    assert offline_page.remote == []
