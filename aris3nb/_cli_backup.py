@@ -17,7 +17,7 @@ from aris3nb.backup.restore import restore_backup
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
 ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]
-TimeoutOption = Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.")]
+TimeoutOption = Annotated[float | None, typer.Option("--timeout", help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -82,7 +82,7 @@ def validate(manifest: ManifestArgument, json_output: JsonOption = False) -> Non
 def restore_verify_command(
     manifest: ManifestArgument,
     database_url_option: DatabaseUrlOption = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds; default OPS_DRILL_TIMEOUT_SEC.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """The restore drill: restore into a disposable database, verify, upgrade; writes

@@ -79,6 +79,12 @@ class DeployReport:
     def verdict(self) -> Verdict:
         return verdict_of(self.results, strict=False)
 
+    @property
+    def facts(self) -> dict[str, Any]:
+        """What the run needs to know of this phase: the backup it made (the drill drills it,
+        the rollback restores it and nothing older)."""
+        return {"backup_manifest": str(self.backup.manifest_path) if self.backup is not None else None}
+
 
 @dataclass
 class _DeployContext:

@@ -7,9 +7,11 @@ complete (error, timeout, dead kernel, interruption) proved nothing and triggers
 
 Procedure, each step a check whose result is also appended to the rollback log (JSON
 lines): declare NO-GO and write the deploy-freeze marker; run the revert command (none by
-default; its exit code and output are recorded); restore the last valid backup, only when
-confirmed (a safety backup of the target is taken first); then /health, /ready and smoke
-again against the target.
+default; its exit code and output are recorded); restore, only when confirmed (a safety
+backup of the target is taken first), the backup the run's deploy phase made — nothing when
+the triggers fired before it was taken (nothing was deployed) — or, for a rollback the
+operator runs alone, the newest valid backup made from the target (``backup.catalog``);
+then /health, /ready and smoke again against the target.
 """
 
 from __future__ import annotations

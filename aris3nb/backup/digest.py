@@ -16,17 +16,15 @@ last chunk has no upper bound, so every key falls in exactly one chunk.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aris3nb.errors import DeadlineExceeded, UsageError
+from aris3nb.config import check_timeout_sec
+from aris3nb.errors import DeadlineExceeded
 
 CHUNK_ROWS = 5_000
-#: The longest deadline an operation takes: 7 days (PostgreSQL's statement_timeout stops at ~24 days).
-MAX_SECONDS = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,13 +36,10 @@ class Deadline:
     @classmethod
     def after(cls, seconds: float | None) -> Deadline:
         """A deadline ``seconds`` from now; a value that is not a finite number of seconds up
-        to ``MAX_SECONDS`` is bad input (exit 2), never an overflow deep inside a tool."""
+        to ``MAX_TIMEOUT_SEC`` is bad input (exit 2), never an overflow deep inside a tool."""
         if seconds is None:
             return cls(None)
-        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
-            raise UsageError(f"a timeout must be a number of seconds above 0 and at most {MAX_SECONDS:.0f} "
-                             f"(7 days), not {seconds!r}")
-        return cls(time.monotonic() + seconds)
+        return cls(time.monotonic() + check_timeout_sec(seconds, "a timeout"))
 
     def remaining(self) -> float | None:
         return None if self.at is None else max(0.0, self.at - time.monotonic())

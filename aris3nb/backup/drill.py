@@ -185,9 +185,9 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
         started = time.perf_counter()
         try:
             validation = validate_backup(manifest_path, schema_tables_at)
-        except ManifestUnreadable as exc:
+        except ManifestUnreadable as exc:  # nothing to drill: bad input (exit 2), with its report kept
             stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
-            return
+            raise
         manifest = validation.manifest
         if isinstance(manifest.document.get("name"), str):
             report.backup = manifest.document["name"]

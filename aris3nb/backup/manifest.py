@@ -376,6 +376,10 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
     validation.problems += structure
     if any("format_version" in p or "'format'" in p for p in structure):
         return validation
+    name = manifest.document.get("name")
+    if isinstance(name, str) and name != manifest.folder.name:
+        validation.problems.append(f"the backup's folder is named {manifest.folder.name!r} but its manifest says "
+                                   f"{name[:120]!r}: a copied or renamed backup is not the one the manifest describes")
     if isinstance(manifest.document.get("files"), list):
         problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
         validation.problems += problems

@@ -321,6 +321,9 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
             errors.seek(0)
             stderr = errors.read()
         if process.returncode != 0:
+            if "canceling statement due to statement timeout" in stderr:  # how --lock-wait-timeout ends
+                raise BackupError(f"pg_dump could not take its table locks within {wait_ms / 1000:g} s (nothing was "
+                                  f"written; a migration or another lock holder is in the way: {_in_the_way(url)})")
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
     return digests, extra
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,7 +161,8 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     announce(f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
              + (f" although it is of another source ({why})" if why else "")
              + f"; {newer:,} row(s) written after the backup will be discarded (kept in the safety backup)")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    # Two restores in the same microsecond still get two names (secrets: not a clock).
+    stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"
     safety: BackupResult = create_backup(target_url, f"safety_{stamp}_before_{manifest.name}"[:100], settings=settings,
                                          timeout_sec=deadline.remaining(), purpose="safety")
     log["safety_backup"] = str(safety.path)

@@ -472,16 +472,11 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
 
 def _deploy_backup(run: _Run) -> Path | None:
     """The manifest of the backup this run's deploy phase made, if it made one."""
-    from aris3nb.backup.manifest import MANIFEST_NAME
-
     for phase_run in run.phases:
-        if phase_run.phase.name != "deploy":
-            continue
-        for check in (phase_run.result or {}).get("checks") or []:
-            path = (check.get("evidence") or {}).get("path")
-            if check.get("name") == "backup.create" and check.get("status") != "FAIL" and path:
-                manifest = Path(path) / MANIFEST_NAME
-                return manifest if manifest.is_file() else None
+        if phase_run.phase.name == "deploy":
+            made = ((phase_run.result or {}).get("facts") or {}).get("backup_manifest")
+            if isinstance(made, str) and Path(made).is_file():
+                return Path(made)
     return None
 
 
@@ -649,6 +644,10 @@ def validate_run_options(options: RunOptions) -> RunOptions:
         raise UsageError(f"the phase notebooks are not at {options.notebooks_dir}: run aris3nb from its checkout")
     base_url = parse_base_url(options.base_url) if options.base_url is not None else None
     workdir = (options.workdir or Path.cwd()).absolute()
+    smoke = Path(options.pytest_target.split("::")[0])
+    if not (smoke if smoke.is_absolute() else workdir / smoke).exists():
+        raise UsageError(f"the smoke target {options.pytest_target} does not exist (looked in {workdir}): give "
+                         "--pytest-target, or run from the checkout that holds it")
     return dataclasses.replace(options, base_url=base_url, workdir=workdir,
                                phases=tuple(dict.fromkeys(options.phases)))
 

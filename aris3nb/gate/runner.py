@@ -408,4 +408,6 @@ def parse_budgets(items: list[str] | None) -> dict[str, float]:
             sep = ""
         if not sep or name.strip() not in LATENCY_ENDPOINTS:
             raise UsageError(f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(LATENCY_ENDPOINTS)}")
+        if not (math.isfinite(budgets[name.strip()]) and budgets[name.strip()] > 0):  # inf: a check that cannot fail
+            raise UsageError(f"--budget {item!r}: the budget must be a finite number of milliseconds above 0")
     return budgets

@@ -22,10 +22,10 @@ class GateSettings(Settings):
 
     smoke_username: str = Field(default=DEFAULT_SMOKE_USERNAME, min_length=1, validation_alias="ARIS3_SMOKE_USERNAME")
 
-    budget_health_ms: float = Field(default=120.0, gt=0, validation_alias="OPS_GATE_BUDGET_HEALTH_MS")
-    budget_stock_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_STOCK_MS")
-    budget_reports_ms: float = Field(default=500.0, gt=0, validation_alias="OPS_GATE_BUDGET_REPORTS_MS")
-    budget_exports_ms: float = Field(default=300.0, gt=0, validation_alias="OPS_GATE_BUDGET_EXPORTS_MS")
+    budget_health_ms: float = Field(default=120.0, gt=0, allow_inf_nan=False, validation_alias="OPS_GATE_BUDGET_HEALTH_MS")
+    budget_stock_ms: float = Field(default=300.0, gt=0, allow_inf_nan=False, validation_alias="OPS_GATE_BUDGET_STOCK_MS")
+    budget_reports_ms: float = Field(default=500.0, gt=0, allow_inf_nan=False, validation_alias="OPS_GATE_BUDGET_REPORTS_MS")
+    budget_exports_ms: float = Field(default=300.0, gt=0, allow_inf_nan=False, validation_alias="OPS_GATE_BUDGET_EXPORTS_MS")
     latency_samples: int = Field(default=MIN_LATENCY_SAMPLES, ge=1, le=100_000, validation_alias="OPS_GATE_LATENCY_SAMPLES")
     latency_warmup: int = Field(default=20, ge=0, le=10_000, validation_alias="OPS_GATE_LATENCY_WARMUP")
     latency_deadline_sec: Seconds = Field(default=60.0, validation_alias="OPS_GATE_LATENCY_DEADLINE_SEC")

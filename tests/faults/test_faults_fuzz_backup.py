@@ -65,7 +65,7 @@ def pristine(small_sqlite_template: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def drill_report(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A real drill report (of a drill that failed on a forged table digest: it has a diff)."""
-    folder = tmp_path_factory.mktemp("fuzz-drill") / "backup"
+    folder = tmp_path_factory.mktemp("fuzz-drill") / pristine.name  # a backup's folder bears its name
     shutil.copytree(pristine, folder)
     document = json.loads((folder / MANIFEST_NAME).read_text())
     stock = next(t for t in document["tables"] if t["name"] == "stock_items")
@@ -84,7 +84,7 @@ def drill_report(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 @contextlib.contextmanager
 def copy_of(pristine: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="aris3nb-fuzz-") as scratch:
-        folder = Path(scratch) / "backup"
+        folder = Path(scratch) / pristine.name
         shutil.copytree(pristine, folder, symlinks=True)
         yield folder
 

@@ -4,6 +4,7 @@ no client-side deadlock, no backup its own validator would refuse (docs/RELIABIL
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -139,7 +140,8 @@ def lock_holder(postgres_admin: sa.Engine) -> Iterator[callable]:
 
     yield hold
     for engine, conn in held:
-        conn.close()
+        with contextlib.suppress(sa.exc.DBAPIError):  # ended by --terminate-sessions: nothing to close
+            conn.close()
         engine.dispose()
 
 

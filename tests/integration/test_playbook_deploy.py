@@ -26,7 +26,7 @@ def test_nothing_to_back_up_or_probe_fails_every_check(tmp_path: Path, monkeypat
     assert found["http.health"][0] is found["http.ready"][0] is Status.FAIL
 
 
-def test_a_backup_name_taken_fails_the_backup_and_leaves_the_old_one(tmp_path: Path) -> None:
+def test_a_backup_name_taken_leaves_the_old_one_and_takes_another_name(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
@@ -36,8 +36,9 @@ def test_a_backup_name_taken_fails_the_backup_and_leaves_the_old_one(tmp_path: P
     assert statuses(first)["backup.create"][0] is Status.PASS and statuses(first)["backup.manifest"][0] is Status.PASS
     assert statuses(first)["http.health"][0] is Status.FAIL, "nothing listens on port 9"
     manifest = first.backup.manifest_path.read_bytes()
-    again = statuses(deploy(options, settings))
-    assert again["backup.create"][0] is Status.FAIL and "exists" in again["backup.create"][1]
+    again = deploy(options, settings)
+    assert statuses(again)["backup.create"][0] is Status.PASS
+    assert again.backup.path != first.backup.path and again.backup.path.name.startswith("pre_deploy_20261128_0800_")
     assert first.backup.manifest_path.read_bytes() == manifest
 
 
@@ -46,7 +47,6 @@ def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path
     a name, not an unsafe release: the deploy phase takes a suffixed name and passes."""
     from aris3nb.backup.create import create_backup
     from aris3nb.config import Settings
-    from aris3nb.playbook import DeployOptions, deploy
 
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)

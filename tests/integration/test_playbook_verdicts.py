@@ -36,11 +36,11 @@ def target(postgres_url: str, tmp_path: Path) -> str:
     return postgres_url
 
 
-def audit_rows(url: str) -> int:
+def newer_rows(url: str) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar_one())
+            return int(conn.exec_driver_sql("SELECT count(*) FROM audit_events WHERE action = 'NEWER'").scalar_one())
     finally:
         engine.dispose()
 
@@ -68,7 +68,7 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     assert made.returncode == 0, made.stderr
     time.sleep(0.05)
     write_business_row(target)
-    before = audit_rows(target)
+    assert newer_rows(target) == 1
 
     done = aris3nb("run", "--database-url", target, "--yes", "--budget", "health=0.001", out=out,
                    OPS_ENABLE_BACKUP_DRILL="true", ARIS3_EXPORTS_DIR=str(tmp_path / "exports"))
@@ -80,7 +80,8 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     rollback = next(p for p in document["phases"] if p["phase"] == "rollback")
     restore = next(c for c in rollback["checks"] if c["name"] == "rollback.restore")
     assert "nothing restored" in restore["detail"] and "nothing was deployed" in restore["detail"], restore
-    assert audit_rows(target) == before, "the newer row is still there"
+    assert newer_rows(target) == 1, "the row written after old_1 is still there"
+    assert [p.name for p in (out / "backups").iterdir()] == ["old_1"], "no restore began: no safety backup either"
     assert (out / "DEPLOY_FREEZE.json").is_file()
     log = [json.loads(line) for line in (out / "rollback_log.jsonl").read_text().splitlines()]
     assert ("restore", "NOTHING_TO_RESTORE") in [(e["action"], e.get("status")) for e in log]

@@ -1,0 +1,58 @@
+"""Small refusals of the backup commands: a renamed backup, a drill of nothing, a timeout out of range."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aris3nb import migrate
+from aris3nb.backup.create import create_backup, schema_tables_at
+from aris3nb.backup.manifest import validate_backup
+from aris3nb.config import Settings
+
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+
+
+def cli(*args: str, artifacts: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, timeout=120, check=False,
+                          env={**base, "OPS_ARTIFACTS_DIR": str(artifacts), **env})
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> tuple[str, Path]:
+    url = f"sqlite:///{tmp_path / 'aris3.db'}"
+    migrate.upgrade(url)
+    result = create_backup(url, "original", settings=Settings(ops_artifacts_dir=tmp_path / "artifacts"))
+    return url, result.path
+
+
+def test_a_backup_copied_under_another_name_is_invalid(made: tuple[str, Path]) -> None:
+    _, folder = made
+    copy = folder.with_name("renamed")
+    shutil.copytree(folder, copy)
+    problems = validate_backup(copy, schema_tables_at).problems
+    assert len(problems) == 1 and "'renamed'" in problems[0] and "'original'" in problems[0], problems
+
+
+def test_a_drill_of_a_missing_manifest_is_bad_input(tmp_path: Path) -> None:
+    done = cli("backup", "restore-verify", str(tmp_path / "nowhere" / "manifest.json"), artifacts=tmp_path,
+               OPS_ENABLE_BACKUP_DRILL="true")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("FAILED: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e9", "0"])
+def test_a_timeout_out_of_range_is_bad_input(made: tuple[str, Path], tmp_path: Path, value: str) -> None:
+    url, _ = made
+    done = cli("backup", "create", "--name", "again", "--database-url", url, "--timeout", value,
+               artifacts=tmp_path / "artifacts")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "artifacts" / "backups" / "again").exists()
