@@ -28,6 +28,7 @@ _LAZY = {
     "resolve_url": "aris3nb.playbook",
     "run_playbook": "aris3nb.evidence.runner",
     "run_rollback": "aris3nb.rollback",
+    "smoke_target": "aris3nb.playbook",
     "start_phase": "aris3nb.evidence.display",
     "create_backup": "aris3nb.backup.create",
     "restore_backup": "aris3nb.backup.restore",
@@ -60,6 +61,7 @@ __all__ = [
     "run_integrity_check",
     "run_playbook",
     "run_rollback",
+    "smoke_target",
     "start_phase",
     "validate_backup",
 ]

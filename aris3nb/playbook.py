@@ -32,6 +32,16 @@ from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict,
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.redact import MASK, redact_text, redact_url
 
+#: The playbook's smoke suite in this checkout: what a phase notebook runs when it is given none.
+DEFAULT_SMOKE_TARGET = Path(__file__).resolve().parents[1] / "tests" / "smoke" / "test_post_merge_readiness.py"
+
+
+def smoke_target(given: str | None) -> str:
+    """The smoke target a phase notebook runs: the one given, else the playbook's own suite
+    (an absolute path, so the notebook runs the same from any folder)."""
+    return given or str(DEFAULT_SMOKE_TARGET)
+
+
 #: The gate's checks the post-deploy phase runs against the deployed service.
 POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
                       "latency.health", "latency.stock", "latency.reports", "latency.exports")
@@ -200,11 +210,13 @@ def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: s
     (the report says why); a drill that could not start at all (disabled, no backup,
     unreadable manifest) raises.
 
-    Without a manifest, the newest backup of ``database_url`` is drilled whatever its state:
+    Without a manifest, the newest backup of ``database_url`` (default DATABASE_URL) is
+    drilled whatever its state:
     an invalid newest backup FAILs the drill naming its problems, it is never passed over
     for an older one. ``NoBackup`` lists every backup found and why none was of the target.
     """
     choice = None
+    database_url = database_url or settings.database_url
     if manifest_path is None:
         if not database_url:
             raise UsageError("no backup named to drill, and no target database whose newest backup to drill: "

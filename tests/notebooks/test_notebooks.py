@@ -1,8 +1,10 @@
 """The phase notebooks themselves: their parameters are what the runner passes, literals
-only; and they regress (nbval) against their stored outputs, executed on the embedded
-default, with volatile values (times, digests, ids, durations, ports, paths) sanitized.
+only; they are stored without outputs (JupyterLab opens them clean, never with stale
+results); and they regress (nbval) against executed copies kept here, under
+``regression/`` — executed on the embedded default, with volatile values (times, digests,
+ids, durations, ports, paths) sanitized by ``regression/nbval_sanitize.cfg``.
 
-Refresh the stored outputs after changing a notebook or what it shows:
+Refresh the executed copies after changing a notebook or what it shows:
 ``ARIS3NB_REFRESH_NOTEBOOKS=1 .venv/bin/pytest tests/notebooks -k regress`` (on a clean tree:
 the gate's git check is part of the output).
 """
@@ -29,7 +31,8 @@ from aris3nb.evidence.runner import (
     open_target,
 )
 
-SANITIZE = NOTEBOOKS_DIR / "nbval_sanitize.cfg"
+REGRESSION_DIR = Path(__file__).with_name("regression")
+SANITIZE = REGRESSION_DIR / "nbval_sanitize.cfg"
 
 
 @pytest.mark.parametrize("phase", PHASES, ids=lambda phase: phase.name)
@@ -41,6 +44,22 @@ def test_parameters_are_the_runners_and_literals_only(phase) -> None:
     for statement in ast.parse(tagged[0].source).body:
         assert isinstance(statement, ast.Assign), ast.dump(statement)
         ast.literal_eval(statement.value)  # raises on anything but a literal
+
+
+@pytest.mark.parametrize("phase", PHASES, ids=lambda phase: phase.name)
+def test_notebooks_are_stored_without_outputs(phase) -> None:
+    notebook = nbformat.read(NOTEBOOKS_DIR / phase.notebook, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, cell.source[:80]
+
+
+@pytest.mark.parametrize("phase", PHASES, ids=lambda phase: phase.name)
+def test_the_regression_copies_are_of_the_notebooks_as_they_are(phase) -> None:
+    """An executed copy whose cells are not the notebook's would regress something else."""
+    sources = [(c.cell_type, c.source) for c in nbformat.read(NOTEBOOKS_DIR / phase.notebook, as_version=4).cells]
+    copy = [(c.cell_type, c.source) for c in nbformat.read(REGRESSION_DIR / phase.notebook, as_version=4).cells]
+    assert copy == sources, f"refresh tests/notebooks/regression/{phase.notebook} (see this module's docstring)"
 
 
 @pytest.fixture
@@ -59,23 +78,24 @@ def _refresh(env: dict[str, str]) -> None:
 
     os.environ.update(env)  # the kernel inherits this process's environment
     for phase in PHASES:
-        path = NOTEBOOKS_DIR / phase.notebook
-        notebook = nbformat.read(path, as_version=4)
+        notebook = nbformat.read(NOTEBOOKS_DIR / phase.notebook, as_version=4)
         NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
-        nbformat.write(notebook, path)
+        nbformat.write(notebook, REGRESSION_DIR / phase.notebook)
 
 
 @pytest.mark.slow
 def test_notebooks_regress_against_their_stored_outputs(embedded_environment: dict[str, str]) -> None:
     if os.environ.get("ARIS3NB_REFRESH_NOTEBOOKS"):
         _refresh(embedded_environment)
-        pytest.skip("stored outputs refreshed; run again (without ARIS3NB_REFRESH_NOTEBOOKS) to compare")
+        pytest.skip("executed copies refreshed; run again (without ARIS3NB_REFRESH_NOTEBOOKS) to compare")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "nbval", "-p", "no:cacheprovider", "-o", "addopts=",
          "--nbval", "--nbval-current-env", f"--nbval-sanitize-with={SANITIZE}", "--nbval-cell-timeout=600",
-         *(str(NOTEBOOKS_DIR / phase.notebook) for phase in PHASES)],
-        cwd=NOTEBOOKS_DIR.parent, env=embedded_environment, capture_output=True, text=True, timeout=900, check=False,
+         *(str(REGRESSION_DIR / phase.notebook) for phase in PHASES)],
+        cwd=NOTEBOOKS_DIR, env=embedded_environment, capture_output=True, text=True, timeout=900, check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert f"{sum(1 for p in PHASES for c in nbformat.read(NOTEBOOKS_DIR / p.notebook, as_version=4).cells if c.cell_type == 'code')} passed" in done.stdout
+    cells = sum(1 for p in PHASES for c in nbformat.read(REGRESSION_DIR / p.notebook, as_version=4).cells
+                if c.cell_type == "code")
+    assert f"{cells} passed" in done.stdout
