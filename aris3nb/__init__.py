@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from aris3nb.config import Settings, load_settings
-from aris3nb.errors import Aris3nbError
+from aris3nb.core.errors import Aris3nbError
+from aris3nb.core.settings import Settings, load_settings
 
 __version__ = "0.1.0"
 

@@ -11,10 +11,10 @@ import socket
 from typing import Protocol
 
 from aris3nb import migrate
-from aris3nb.config import Settings
-from aris3nb.db import check_connection, engine_name, sqlite_path
-from aris3nb.errors import DatabaseUnavailable, UsageError
-from aris3nb.redact import redact_url
+from aris3nb.core.db import check_connection, engine_name, sqlite_path
+from aris3nb.core.errors import DatabaseUnavailable, UsageError
+from aris3nb.core.redact import redact_url
+from aris3nb.core.settings import Settings
 from aris3nb.reference import seed as seed_data
 
 MARKER = ".aris3nb-embedded"

@@ -44,18 +44,13 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 
 from aris3nb import migrate
-from aris3nb.db import database_errors, engine_name
-from aris3nb.errors import Aris3nbError, UsageError
-from aris3nb.gate.checks import SAMPLE_LIMIT, CheckResult, Outcome, Registry, failed, passed, verdict_of, warned
-from aris3nb.gate.report import (
-    CheckReport,
-    check_report_head,
-    new_run_id,
-    read_json_evidence,
-    scrub,
-    write_json_evidence,
-)
-from aris3nb.redact import redact_text, redact_url, url_password
+from aris3nb.core.checks import SAMPLE_LIMIT, CheckResult, Outcome, Registry, failed, passed, verdict_of, warned
+from aris3nb.core.db import database_errors, engine_name
+from aris3nb.core.errors import Aris3nbError, UsageError
+from aris3nb.core.files import write_json_evidence
+from aris3nb.core.ids import new_run_id
+from aris3nb.core.redact import redact_text, redact_url, url_password
+from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
 from aris3nb.reference import models as m
 from aris3nb.schema import read_only_engine
 

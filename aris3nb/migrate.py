@@ -13,9 +13,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
-from aris3nb.db import create_engine, database_errors, parse_database_url
-from aris3nb.errors import MigrationError
-from aris3nb.redact import redact_url
+from aris3nb.core.db import create_engine, database_errors, parse_database_url
+from aris3nb.core.errors import MigrationError
+from aris3nb.core.redact import redact_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"

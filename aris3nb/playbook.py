@@ -24,13 +24,13 @@ from aris3nb.backup.catalog import Choice, choose_backup
 from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import Validation, validate_backup
-from aris3nb.config import Settings
-from aris3nb.errors import BackupExists, DrillFailed, UsageError
+from aris3nb.core.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
+from aris3nb.core.errors import BackupExists, DrillFailed, UsageError
+from aris3nb.core.redact import MASK, redact_text, redact_url
+from aris3nb.core.settings import Settings
 from aris3nb.evidence.display import URLS_FILE_ENV
 from aris3nb.gate import http
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, Status, Verdict, failed, passed, verdict_of
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
-from aris3nb.redact import MASK, redact_text, redact_url
 
 #: The playbook's smoke suite in this checkout: what a phase notebook runs when it is given none.
 DEFAULT_SMOKE_TARGET = Path(__file__).resolve().parents[1] / "tests" / "smoke" / "test_post_merge_readiness.py"

@@ -27,11 +27,12 @@ from typing import Any
 
 from aris3nb.backup.catalog import choose_backup
 from aris3nb.backup.restore import RestoreResult, append_rollback_log, restore_backup
-from aris3nb.config import Settings
-from aris3nb.errors import NoBackup, UsageError
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
-from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.redact import command_secrets, redact_text, redact_url
+from aris3nb.core.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
+from aris3nb.core.errors import NoBackup, UsageError
+from aris3nb.core.files import write_json_evidence
+from aris3nb.core.ids import utc_text
+from aris3nb.core.redact import command_secrets, redact_text, redact_url
+from aris3nb.core.settings import Settings
 
 #: The gate checks run again once the rollback is done.
 VERIFY_CHECKS = ("smoke", "http.health", "http.ready")

@@ -20,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
-from aris3nb.db import create_engine, database_errors, parse_database_url
+from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.reference.models import Base
 
 #: Tables Alembic itself keeps; not part of the ARIS3 schema.

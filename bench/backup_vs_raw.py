@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 action, url, artifacts = sys.argv[1], sys.argv[2], Path(sys.argv[3])

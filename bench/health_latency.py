@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 from aris3nb import migrate
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.seed import seed_database
 from aris3nb.reference.server import running_server
 

@@ -32,7 +32,7 @@ NAIVE = r"""
 import json, os, subprocess, sys
 from pathlib import Path
 from aris3nb.backup.create import backups_dir
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.evidence.runner import NOTEBOOKS_DIR, PHASES, RunOptions, open_target
 
 out, scale, bindir = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])

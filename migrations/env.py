@@ -10,8 +10,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from aris3nb.config import load_settings
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.models import Base
 
 config = context.config

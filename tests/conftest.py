@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from aris3nb.redact import redact_url
+from aris3nb.core.redact import redact_url
 
 POSTGRES_URL = os.environ.get("ARIS3_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("ARIS3_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")

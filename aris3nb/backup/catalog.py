@@ -17,8 +17,8 @@ from typing import Any
 from aris3nb.backup import source
 from aris3nb.backup.create import backups_dir, schema_tables_at
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
-from aris3nb.config import Settings
-from aris3nb.errors import Aris3nbError, NoBackup
+from aris3nb.core.errors import Aris3nbError, NoBackup
+from aris3nb.core.settings import Settings
 
 SAFETY_PREFIX = "safety_"
 _PROBLEMS_SHOWN = 3

@@ -34,22 +34,21 @@ from alembic.script import ScriptDirectory
 import aris3nb
 from aris3nb import migrate
 from aris3nb.backup import postgres, source, sqlite
-from aris3nb.backup._stale import sweep
 from aris3nb.backup.digest import Deadline, TableDigest
 from aris3nb.backup.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
     NAME_PATTERN,
-    canonical_json,
     manifest_digest,
     schema_coverage_problems,
-    sha256_file,
 )
-from aris3nb.config import Settings
-from aris3nb.db import create_engine, engine_name
-from aris3nb.errors import BackupError, BackupExists, UsageError
-from aris3nb.gate.report import utc_text
+from aris3nb.core.db import create_engine, engine_name
+from aris3nb.core.errors import BackupError, BackupExists, UsageError
+from aris3nb.core.files import canonical_json, sha256_file
+from aris3nb.core.ids import utc_text
+from aris3nb.core.settings import Settings
+from aris3nb.core.stale import sweep
 
 BACKUPS_DIRNAME = "backups"
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aris3nb.config import check_timeout_sec
-from aris3nb.errors import DeadlineExceeded
+from aris3nb.core.errors import DeadlineExceeded
+from aris3nb.core.settings import check_timeout_sec
 
 CHUNK_ROWS = 5_000
 

@@ -30,12 +30,20 @@ from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
 from aris3nb.backup.manifest import Manifest, validate_backup
-from aris3nb.config import Settings
-from aris3nb.db import create_engine, engine_name, sqlite_path
-from aris3nb.errors import Aris3nbError, DatabaseUnavailable, DrillDisabled, DrillFailed, ManifestUnreadable, UsageError
-from aris3nb.gate.checks import CheckResult, Status
-from aris3nb.gate.report import utc_text, write_json_evidence
-from aris3nb.redact import redact_text
+from aris3nb.core.checks import CheckResult, Status
+from aris3nb.core.db import create_engine, engine_name, sqlite_path
+from aris3nb.core.errors import (
+    Aris3nbError,
+    DatabaseUnavailable,
+    DrillDisabled,
+    DrillFailed,
+    ManifestUnreadable,
+    UsageError,
+)
+from aris3nb.core.files import write_json_evidence
+from aris3nb.core.ids import utc_text
+from aris3nb.core.redact import redact_text
+from aris3nb.core.settings import Settings
 
 REPORT_FORMAT = "aris3nb.drill.report"
 REPORT_VERSION = 1

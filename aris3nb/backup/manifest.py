@@ -17,10 +17,11 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from aris3nb.errors import ManifestInvalid, ManifestUnreadable
+from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
+from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "aris3nb.backup.manifest"
@@ -28,8 +29,6 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-#: ``sha256:`` and 64 lowercase hex digits: every digest of a manifest and of an evidence bundle.
-DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 #: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit
 #: (``\Z``, not ``$``, which would also match before a trailing newline).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
@@ -52,26 +51,10 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def canonical_json(document: Any) -> bytes:
-    """The one byte sequence a JSON document hashes as: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
 def manifest_digest(document: dict[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical manifest without its ``manifest_digest`` field."""
     body = {k: v for k, v in document.items() if k != "manifest_digest"}
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
-    """Size and SHA-256 of a file, streamed in bounded memory."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
 
 
 @dataclass
@@ -164,22 +147,6 @@ class Validation:
     def raise_if_invalid(self) -> None:
         if self.problems:
             raise ManifestInvalid(self.manifest.path, self.problems)
-
-
-def unsafe_path_reason(relative: str) -> str | None:
-    """Why a manifest path could leave the backup folder, or None when it cannot."""
-    if not relative or "\x00" in relative:
-        return "empty or containing NUL"
-    if "\\" in relative:
-        return "contains a backslash"
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or relative.startswith("/"):
-        return "absolute"
-    if any(part == ".." for part in pure.parts):
-        return "contains '..'"
-    if any(part in ("", ".") for part in relative.split("/")):
-        return "not normalised"
-    return None
 
 
 def check_structure(document: dict[str, Any]) -> list[str]:
@@ -343,21 +310,6 @@ def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tu
     if digest != entry.get("sha256"):
         return f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}", size
     return None, size
-
-
-def crosses_link(root: Path, relative: str) -> bool:
-    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it).
-    A folder that cannot be looked at (missing, a name too long) is not a link: the lstat of
-    the file itself then says what is wrong."""
-    current = root
-    for part in PurePosixPath(relative).parts[:-1]:
-        current = current / part
-        try:
-            if stat.S_ISLNK(current.lstat().st_mode):
-                return True
-        except OSError:
-            return False
-    return False
 
 
 #: Names the tables the ARIS3 schema has at a revision, or None for an unknown revision.

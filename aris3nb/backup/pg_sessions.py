@@ -26,8 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aris3nb.db import create_engine, parse_database_url
-from aris3nb.errors import BackupError, DeadlineExceeded
+from aris3nb.core.db import create_engine, parse_database_url
+from aris3nb.core.errors import BackupError, DeadlineExceeded
 
 #: How long one of aris3nb's sessions (or a tool it runs) may wait for a lock by default.
 LOCK_TIMEOUT_SEC = 15.0

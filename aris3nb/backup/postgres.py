@@ -26,9 +26,9 @@ from psycopg import sql
 
 from aris3nb.backup import pg_sessions
 from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
-from aris3nb.db import create_engine, database_errors, parse_database_url
-from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
-from aris3nb.redact import redact_text, redact_url, url_password
+from aris3nb.core.db import create_engine, database_errors, parse_database_url
+from aris3nb.core.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
+from aris3nb.core.redact import redact_text, redact_url, url_password
 
 DUMP_DIR = "database/dump"
 DUMP_JOBS = 2

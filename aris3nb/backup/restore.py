@@ -26,11 +26,11 @@ from aris3nb.backup import pg_sessions, postgres, source, sqlite
 from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
-from aris3nb.config import Settings
-from aris3nb.db import create_engine, database_errors, engine_name, sqlite_path
-from aris3nb.errors import Aris3nbError, BackupError, SessionsInTheWay, SourceMismatch, UsageError
-from aris3nb.gate.report import utc_text
-from aris3nb.redact import redact_url
+from aris3nb.core.db import create_engine, database_errors, engine_name, sqlite_path
+from aris3nb.core.errors import Aris3nbError, BackupError, SessionsInTheWay, SourceMismatch, UsageError
+from aris3nb.core.ids import utc_text
+from aris3nb.core.redact import redact_url
+from aris3nb.core.settings import Settings
 
 ROLLBACK_LOG = "rollback_log.jsonl"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aris3nb.db import create_engine, database_errors, engine_name, parse_database_url, sqlite_path
+from aris3nb.core.db import create_engine, database_errors, engine_name, parse_database_url, sqlite_path
 
 #: The fields of ``source`` that say *which* database (``server_version`` is only a fact).
 IDENTITY_FIELDS = ("engine", "system_identifier", "server", "database", "schema", "path")

@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup._stale import sweep
 from aris3nb.backup.digest import CHUNK_ROWS, Deadline, TableDigest, table_digest_of
-from aris3nb.db import sqlite_path
-from aris3nb.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
+from aris3nb.core.db import sqlite_path
+from aris3nb.core.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
+from aris3nb.core.stale import sweep
 
 DATABASE_FILE = "database/aris3.sqlite3"
 #: The temporary folders drills, restores and digests make (a killed run's are swept).

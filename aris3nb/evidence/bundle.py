@@ -28,9 +28,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aris3nb.backup.manifest import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason
-from aris3nb.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
-from aris3nb.gate.report import write_text_evidence
+from aris3nb.core.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
+from aris3nb.core.files import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
 
 EVIDENCE_NAME = "evidence.json"
 SIGNATURE_NAME = "evidence.json.sig"

@@ -30,10 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aris3nb.config import load_settings
-from aris3nb.errors import PhaseFailed
-from aris3nb.gate.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
-from aris3nb.gate.report import new_run_id, write_json_evidence
+from aris3nb.core.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
+from aris3nb.core.errors import PhaseFailed
+from aris3nb.core.files import write_json_evidence
+from aris3nb.core.ids import new_run_id
+from aris3nb.core.settings import load_settings
 
 #: Set by the runner in the kernel's environment: the run's bundle folder.
 RUN_DIR_ENV = "ARIS3NB_RUN_DIR"

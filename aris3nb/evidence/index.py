@@ -33,10 +33,10 @@ import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from aris3nb.core.files import write_text_evidence
+from aris3nb.core.redact import redact_text, redact_url
 from aris3nb.evidence.display import TIME_FORMAT, page_time
 from aris3nb.evidence.render import remote_references
-from aris3nb.gate.report import write_text_evidence
-from aris3nb.redact import redact_text, redact_url
 
 __all__ = ["write_index"]
 

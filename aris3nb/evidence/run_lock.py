@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from aris3nb.errors import UsageError
+from aris3nb.core.errors import UsageError
 
 LOCKS_DIRNAME = "locks"
 _POLL_SEC = 0.25

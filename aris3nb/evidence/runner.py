@@ -45,14 +45,15 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 import nbformat  # after the line above, on purpose
 
 from aris3nb import __version__
-from aris3nb.backup._stale import sweep
-from aris3nb.config import Settings
-from aris3nb.db import check_connection, engine_name, parse_database_url
-from aris3nb.errors import UsageError
+from aris3nb.core.checks import Verdict
+from aris3nb.core.db import check_connection, engine_name, parse_database_url
+from aris3nb.core.errors import UsageError
+from aris3nb.core.files import write_text_evidence
+from aris3nb.core.ids import new_run_id, utc_text
+from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
+from aris3nb.core.settings import Settings
+from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV, URLS_FILE_ENV, Banner, read_result
-from aris3nb.gate.checks import Verdict
-from aris3nb.gate.report import new_run_id, utc_text, write_text_evidence
-from aris3nb.redact import command_secrets, redact_text, redact_url, url_password
 
 if TYPE_CHECKING:
     from aris3nb.rollback import Trigger
@@ -696,7 +697,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
                                   revert_command=options.revert_command or settings.ops_revert_command)
     options = validate_run_options(options)
     if "drill" in (options.phases or DEFAULT_PHASES) and not _embedded(options) and not settings.ops_enable_backup_drill:
-        from aris3nb.errors import DrillDisabled
+        from aris3nb.core.errors import DrillDisabled
 
         raise DrillDisabled("the playbook's restore drill is disabled on this target: set OPS_ENABLE_BACKUP_DRILL=true "
                             "to run it (a run without its drill is never GO), or name the phases to run without it")

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aris3nb.gate.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 
 GIT_TIMEOUT_SEC = 15.0
 

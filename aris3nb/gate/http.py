@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from aris3nb.errors import InvalidBaseUrl, ProbeFailed
-from aris3nb.gate.checks import Outcome, failed, passed, warned
+from aris3nb.core.checks import Outcome, failed, passed, warned
+from aris3nb.core.errors import InvalidBaseUrl, ProbeFailed
+from aris3nb.core.redact import redact_text
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES
-from aris3nb.redact import redact_text
 
 #: Connecting should never take long on a healthy network, whatever the read timeout.
 MAX_CONNECT_TIMEOUT_SEC = 3.0

@@ -22,10 +22,10 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 
 from aris3nb import migrate
-from aris3nb.db import create_engine, database_errors, parse_database_url
-from aris3nb.errors import Aris3nbError, MigrationError
-from aris3nb.gate.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed
-from aris3nb.redact import redact_url
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed
+from aris3nb.core.db import create_engine, database_errors, parse_database_url
+from aris3nb.core.errors import Aris3nbError, MigrationError
+from aris3nb.core.redact import redact_url
 from aris3nb.schema import (
     compare_with_models,
     describe_difference,

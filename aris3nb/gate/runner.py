@@ -37,21 +37,15 @@ import httpx
 import sqlalchemy as sa
 
 from aris3nb import __version__, migrate
-from aris3nb.db import parse_database_url
-from aris3nb.errors import UsageError
+from aris3nb.core.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
+from aris3nb.core.db import parse_database_url
+from aris3nb.core.errors import UsageError
+from aris3nb.core.files import write_json_evidence, write_text_evidence
+from aris3nb.core.ids import new_run_id
+from aris3nb.core.redact import redact_text, redact_url, url_password
+from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
 from aris3nb.gate import git, http, migrations, smoke
-from aris3nb.gate.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
-from aris3nb.gate.report import (
-    CheckReport,
-    check_report_head,
-    new_run_id,
-    read_json_evidence,
-    scrub,
-    write_json_evidence,
-    write_text_evidence,
-)
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
-from aris3nb.redact import redact_text, redact_url, url_password
 
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
 GATE_SUMMARY_VERSION = 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from aris3nb.config import Seconds, Settings, load_settings
+from aris3nb.core.settings import Seconds, Settings, load_settings
 
 #: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
 #: Spelled out here because the playbook tooling does not import the reference service.

@@ -24,9 +24,9 @@ from typing import Any
 
 from defusedxml import DefusedXmlException, ElementTree
 
-from aris3nb.errors import UsageError
-from aris3nb.gate.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
-from aris3nb.redact import redact_text
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
+from aris3nb.core.errors import UsageError
+from aris3nb.core.redact import redact_text
 
 #: The playbook's critical areas, in its order.
 #: Test-generation plugins a smoke run has no use for; loading them costs ~1.7 s of startup.

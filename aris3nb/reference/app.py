@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from aris3nb.config import Settings
-from aris3nb.errors import InvalidSettings
+from aris3nb.core.errors import InvalidSettings
+from aris3nb.core.settings import Settings
 from aris3nb.migrate import head_revision
 from aris3nb.reference import (
     api_auth,

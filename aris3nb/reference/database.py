@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 
 #: Execution option carried by connections of write transactions.
 _WRITER_OPTION = "aris3_writer"

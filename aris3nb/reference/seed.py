@@ -32,8 +32,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aris3nb.db import create_engine, database_errors
-from aris3nb.errors import SeedError
+from aris3nb.core.db import create_engine, database_errors
+from aris3nb.core.errors import SeedError
 from aris3nb.migrate import current_revision, head_revision
 from aris3nb.reference import models as m
 from aris3nb.reference.bulk import BulkWriter

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from aris3nb.config import Settings
-from aris3nb.errors import Aris3nbError
+from aris3nb.core.errors import Aris3nbError
+from aris3nb.core.settings import Settings
 from aris3nb.reference.app import create_app
 
 START_TIMEOUT_SEC = 15.0

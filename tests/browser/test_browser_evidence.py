@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.evidence.runner import PHASE_PARAMETERS, RunOptions, run_playbook
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"]))
     parameters.metadata["tags"] = ["parameters"]
     cells = [
-        ("import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\n"
+        ("import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
          f"phase = aris3nb.start_phase('pre_deploy')\nSCRIPT, IMG = {SCRIPT!r}, {IMG!r}"),
         "phase.show_table([{'sku': IMG, 'description': SCRIPT, 'store': SCRIPT}], f'Stock {SCRIPT}')\nprint(SCRIPT)",
         ("results = [CheckResult('http.health', Status.PASS, '200 ok in 1.2 ms', 0.01),\n"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from faultkit import PAD_POSTGRES, PAD_ROWS, PAD_SQLITE, SEED_SCALE, SUMMARY, Source, database_url_named
 
 from aris3nb import migrate
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 from aris3nb.reference.seed import seed_database
 
 

@@ -16,7 +16,7 @@ from faultkit import Source, database_name, run_cli, run_killed_at, wait_for_no_
 
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.manifest import validate_backup
-from aris3nb.errors import ManifestUnreadable
+from aris3nb.core.errors import ManifestUnreadable
 
 NAME = "pre_deploy_20261128_0800"
 

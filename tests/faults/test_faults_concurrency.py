@@ -20,7 +20,7 @@ from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import validate_backup
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 from aris3nb.reference.seed import seed_database
 
 NAME = "pre_deploy_20261128_0800"
@@ -80,7 +80,7 @@ WRITER = r'''
 import os, sys, time, uuid
 from decimal import Decimal
 import sqlalchemy as sa
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 from aris3nb.reference import models as m
 
 url, log, stop = sys.argv[1:4]

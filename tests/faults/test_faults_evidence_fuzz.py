@@ -48,7 +48,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from aris3nb.cli import main
-from aris3nb.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable
+from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable
 from aris3nb.evidence.bundle import (
     EVIDENCE_NAME,
     SIGNATURE_NAME,

@@ -29,7 +29,7 @@ import psutil
 import pytest
 from faultkit import ROOT, Run, cli_env, run_cli
 
-from aris3nb.errors import EvidenceSealRefused
+from aris3nb.core.errors import EvidenceSealRefused
 from aris3nb.evidence.bundle import digest_of_file, generate_signing_key, seal_run
 from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS
 
@@ -47,7 +47,7 @@ from aris3nb.cli import main
 main(sys.argv[1:])
 """
 #: A phase that passes at once.
-PASSING = ("import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\n"
+PASSING = ("import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
            "phase = aris3nb.start_phase('pre_deploy')\nphase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])")
 NO_TARGET = ["--base-url", "http://127.0.0.1:9"]  # the test notebooks never call it
 SMALL_EMBEDDED = ["--scale", "60"]  # the embedded default, seeded small

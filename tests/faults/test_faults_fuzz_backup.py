@@ -38,9 +38,10 @@ from hypothesis import strategies as st
 from aris3nb import migrate
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.drill import read_drill_report, restore_verify
-from aris3nb.backup.manifest import MANIFEST_NAME, Validation, canonical_json, manifest_digest, validate_backup
-from aris3nb.config import load_settings
-from aris3nb.errors import Aris3nbError, DrillFailed, ManifestUnreadable
+from aris3nb.backup.manifest import MANIFEST_NAME, Validation, manifest_digest, validate_backup
+from aris3nb.core.errors import Aris3nbError, DrillFailed, ManifestUnreadable
+from aris3nb.core.files import canonical_json
+from aris3nb.core.settings import load_settings
 
 EXAMPLES = 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, print_blob=True,

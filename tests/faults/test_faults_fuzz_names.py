@@ -17,7 +17,7 @@ from faultkit import run_cli, tree
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from aris3nb import _cli_common
+from aris3nb.cli import _common as _cli_common
 from aris3nb.cli import main
 
 EXAMPLES = 500

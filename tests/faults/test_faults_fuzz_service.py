@@ -27,7 +27,7 @@ from faultkit import SUMMARY
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
-from aris3nb.config import Settings
+from aris3nb.core.settings import Settings
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME
 from aris3nb.reference.server import running_server

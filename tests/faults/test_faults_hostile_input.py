@@ -28,10 +28,10 @@ import sqlalchemy as sa
 from faultkit import Run, database_url_named, run_cli
 
 from aris3nb import migrate
-from aris3nb._cli_common import failure_exit_code, os_error_failure
 from aris3nb.backup.create import create_backup
-from aris3nb.config import Settings
-from aris3nb.errors import Aris3nbError, BackupError
+from aris3nb.cli._common import failure_exit_code, os_error_failure
+from aris3nb.core.errors import Aris3nbError, BackupError
+from aris3nb.core.settings import Settings
 from aris3nb.reference.seed import seed_database
 
 #: Hostile URLs (unencoded delimiters in the password) and the fragments of the password

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from faultkit import Run, Source, database_name, database_url_named, run_cli, sessions_on, wait_for_no_sessions
+from faultkit import Run, Source, database_name, database_url_named, run_cli, sessions_on
 
 from aris3nb import migrate
 from aris3nb.backup import pg_sessions, postgres
 from aris3nb.backup.catalog import choose_backup
 from aris3nb.backup.digest import Deadline
-from aris3nb.config import Settings
-from aris3nb.db import create_engine
-from aris3nb.errors import BackupError, NoBackup
+from aris3nb.core.db import create_engine
+from aris3nb.core.errors import BackupError, NoBackup
+from aris3nb.core.settings import Settings
 from aris3nb.reference.seed import seed_database
 
 pytestmark = pytest.mark.postgres

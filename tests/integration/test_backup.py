@@ -27,9 +27,8 @@ from aris3nb.backup.digest import Deadline
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
 from aris3nb.backup.restore import restore_backup, rollback_log_path
-from aris3nb.config import Settings, load_settings
-from aris3nb.db import create_engine
-from aris3nb.errors import (
+from aris3nb.core.db import create_engine
+from aris3nb.core.errors import (
     BackupError,
     BackupExists,
     DatabaseUnavailable,
@@ -38,6 +37,7 @@ from aris3nb.errors import (
     ManifestUnreadable,
     UsageError,
 )
+from aris3nb.core.settings import Settings, load_settings
 from aris3nb.reference import models as m
 from aris3nb.reference.seed import seed_database
 
@@ -523,7 +523,7 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
 @pytest.mark.postgres
 def test_a_drill_that_times_out_mid_restore_still_drops_its_scratch_database(
         postgres_url: str, settings: Settings, postgres_admin: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aris3nb.errors import DeadlineExceeded
+    from aris3nb.core.errors import DeadlineExceeded
 
     migrate.upgrade(postgres_url)
     name = f"mid_{uuid.uuid4().hex[:10]}"
@@ -542,7 +542,7 @@ def test_a_drill_that_times_out_mid_restore_still_drops_its_scratch_database(
 
 
 def test_backup_create_has_a_deadline_by_default(sqlite_url: str, settings: Settings) -> None:
-    from aris3nb.errors import DeadlineExceeded
+    from aris3nb.core.errors import DeadlineExceeded
 
     migrate.upgrade(sqlite_url)
     with pytest.raises(DeadlineExceeded, match="timeout"):
@@ -557,7 +557,7 @@ def test_a_postgresql_statement_past_the_deadline_is_a_timeout(postgres_url: str
     cancels, on a raw cursor (as COPY runs) or through SQLAlchemy, is a timeout."""
     import time
 
-    from aris3nb.errors import DeadlineExceeded
+    from aris3nb.core.errors import DeadlineExceeded
 
     with pytest.raises(DeadlineExceeded, match="timeout: a statement ran past the deadline"):
         with postgres._read_only_snapshot(postgres_url, Deadline(time.monotonic() + 0.5), "sleep") as conn:

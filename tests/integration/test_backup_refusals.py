@@ -13,7 +13,7 @@ import pytest
 from aris3nb import migrate
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.manifest import validate_backup
-from aris3nb.config import Settings
+from aris3nb.core.settings import Settings
 
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 

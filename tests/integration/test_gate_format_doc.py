@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from aris3nb import migrate
-from aris3nb.errors import UsageError
+from aris3nb.core.checks import Status, Verdict, blocking_checks, status_counts
+from aris3nb.core.errors import UsageError
 from aris3nb.gate import GATE_CHECKS, GateOptions, load_gate_settings, read_gate_summary, run_gate
-from aris3nb.gate.checks import Status, Verdict, blocking_checks, status_counts
 from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, read_integrity_report, run_integrity_check
 from aris3nb.reference.seed import seed_database
 
@@ -37,7 +37,7 @@ def written(tmp_path: Path, document: dict, name: str) -> Path:
 
 def assert_consistent(document: dict) -> None:
     """verdict, counts, exit code and blocking checks agree with the checks (the format's rules)."""
-    from aris3nb.gate.checks import CheckResult
+    from aris3nb.core.checks import CheckResult
 
     results = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c["evidence"])
                for c in document["checks"]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.gate.checks import Status
+from aris3nb.core.checks import Status
 from aris3nb.gate.git import judge_git
 
 

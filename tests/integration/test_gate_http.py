@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from aris3nb.core.checks import run_check
 from aris3nb.gate import GateOptions, Status, load_gate_settings, run_gate
-from aris3nb.gate.checks import run_check
 from aris3nb.gate.http import LatencyPlan, measure_latency, new_client, probe_health, probe_ready
 
 PASSWORD = "Sm0ke-Secret-77"

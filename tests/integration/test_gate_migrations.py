@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.db import create_engine
-from aris3nb.gate.checks import Status
+from aris3nb.core.checks import Status
+from aris3nb.core.db import create_engine
 from aris3nb.gate.migrations import (
     SCRATCH_PREFIX,
     judge_single_head,
@@ -200,7 +200,7 @@ def test_unreachable_postgres_fails_without_the_password() -> None:
 
 
 def round_trip_on_postgres_outcome(url: str):  # type: ignore[no-untyped-def]
-    from aris3nb.gate.checks import run_check
+    from aris3nb.core.checks import run_check
 
     result = run_check("pg", lambda _ctx: round_trip_on_postgres(url), None)
     return result

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from aris3nb.gate.checks import Status
+from aris3nb.core.checks import Status
 from aris3nb.gate.smoke import judge_smoke, run_pytest
 
 MIXED = '''

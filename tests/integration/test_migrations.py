@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 from aris3nb.reference.models import Base
 from aris3nb.schema import model_differences, schema_snapshot
 

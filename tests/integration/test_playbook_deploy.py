@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aris3nb import migrate
-from aris3nb.config import load_settings
-from aris3nb.gate.checks import Status, Verdict
+from aris3nb.core.checks import Status, Verdict
+from aris3nb.core.settings import load_settings
 from aris3nb.playbook import DeployOptions, deploy
 
 
@@ -46,7 +46,7 @@ def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path
     """Two runs in the same minute: the second one's pre_deploy_YYYYMMDD_HHMM is taken. That is
     a name, not an unsafe release: the deploy phase takes a suffixed name and passes."""
     from aris3nb.backup.create import create_backup
-    from aris3nb.config import Settings
+    from aris3nb.core.settings import Settings
 
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)

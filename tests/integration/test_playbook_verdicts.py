@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.db import create_engine
+from aris3nb.core.db import create_engine
 from aris3nb.reference.seed import seed_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.evidence.bundle import verify_run
 from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS, RunOptions, run_playbook
 
@@ -104,7 +104,7 @@ def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path) -> None:
 def test_failed_checks_fail_the_phase_after_showing_their_evidence(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
-        "import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+        "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
         "results = [CheckResult('http.ready', Status.FAIL, 'GET /ready answered 503', 0.1)]\nphase.show_checks(results)",
         "phase.conclude(results, title='Gate')",
     )
@@ -125,7 +125,7 @@ def test_a_notebook_that_never_concludes_is_not_green(tmp_path: Path) -> None:
 def test_a_passing_phase_completes(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
-        "import aris3nb\nfrom aris3nb.gate.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+        "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
         "phase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])",
     )
     assert (phase["status"], phase["verdict"], result.exit_code, result.decision) == ("completed", "PASS", 0, "GO")
@@ -145,7 +145,7 @@ def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path)
     write_phase_notebook(notebooks, "print('started', flush=True)", "import time\ntime.sleep(120)")
     out = tmp_path / "artifacts"
     script = (
-        "import sys\nfrom pathlib import Path\nfrom aris3nb.config import load_settings\n"
+        "import sys\nfrom pathlib import Path\nfrom aris3nb.core.settings import load_settings\n"
         "from aris3nb.evidence.runner import RunOptions, run_playbook\n"
         f"options = RunOptions(phases=('pre_deploy', 'deploy'), base_url='http://127.0.0.1:9', out=Path({str(out)!r}),"
         f" notebooks_dir=Path({str(notebooks)!r}))\n"

@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 
 from aris3nb import migrate
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.server import running_server
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aris3nb import migrate
-from aris3nb.config import Settings
+from aris3nb.core.settings import Settings
 from aris3nb.reference.seed import seed_database
 from aris3nb.reference.server import running_server
 

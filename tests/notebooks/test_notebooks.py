@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from aris3nb.config import load_settings
+from aris3nb.core.settings import load_settings
 from aris3nb.evidence.runner import (
     NOTEBOOKS_DIR,
     PHASE_PARAMETERS,

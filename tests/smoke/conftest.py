@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aris3nb.config import Settings
+from aris3nb.core.settings import Settings
 from aris3nb.reference.seed import SMOKE_STORE_CODES, SMOKE_TENANT_SLUG, SMOKE_USERNAME
 
 AREAS = ("auth", "stock", "transfers", "pos", "reports", "exports")

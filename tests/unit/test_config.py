@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.config import MAX_TIMEOUT_SEC, check_timeout_sec, load_settings
-from aris3nb.errors import InvalidSettings, UsageError
+from aris3nb.core.errors import InvalidSettings, UsageError
+from aris3nb.core.settings import MAX_TIMEOUT_SEC, check_timeout_sec, load_settings
 from aris3nb.gate.settings import GateSettings, load_gate_settings
 
 

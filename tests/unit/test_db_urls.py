@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
-from aris3nb.db import database_errors, engine_name, parse_database_url
-from aris3nb.errors import DatabaseUnavailable, InvalidDatabaseUrl
+from aris3nb.core.db import database_errors, engine_name, parse_database_url
+from aris3nb.core.errors import DatabaseUnavailable, InvalidDatabaseUrl
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_errors_raised_by_the_driver_itself_are_translated_too() -> None:
     with pytest.raises(DatabaseUnavailable) as caught, database_errors(url, "copy"):
         raise psycopg.OperationalError("server closed the connection unexpectedly")
     assert "TopSecret1" not in str(caught.value) and caught.value.exit_code == 2
-    from aris3nb.errors import Aris3nbError
+    from aris3nb.core.errors import Aris3nbError
 
     with pytest.raises(Aris3nbError, match="cannot copy on"), database_errors(url, "copy"):
         raise psycopg.errors.UndefinedTable('relation "x" does not exist')
@@ -88,7 +88,7 @@ def no_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("url", "fragments"), HOSTILE)
 def test_ambiguous_credentials_are_refused_before_any_lookup(url: str, fragments: list[str], no_name_lookup: None) -> None:
-    from aris3nb.db import check_connection, create_engine
+    from aris3nb.core.db import check_connection, create_engine
 
     for attempt in (parse_database_url, create_engine, check_connection, engine_name):
         with pytest.raises(InvalidDatabaseUrl) as caught:
@@ -102,7 +102,7 @@ def test_ambiguous_credentials_are_refused_before_any_lookup(url: str, fragments
 def test_a_percent_encoded_password_is_accepted() -> None:
     from urllib.parse import quote
 
-    from aris3nb.redact import url_password
+    from aris3nb.core.redact import url_password
 
     password = "p@ss:w/o#r?d x"
     url = f"postgresql://app:{quote(password, safe='')}@127.0.0.1:5432/aris3"
@@ -119,8 +119,8 @@ def test_a_real_role_with_a_reserved_character_password_connects(postgres_admin)
     import uuid
     from urllib.parse import quote
 
-    from aris3nb.db import create_engine
-    from aris3nb.redact import url_password
+    from aris3nb.core.db import create_engine
+    from aris3nb.core.redact import url_password
 
     role = f"aris3nb_test_role_{uuid.uuid4().hex[:8]}"
     password = "Sekr3t@:/#? z"

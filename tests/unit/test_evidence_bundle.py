@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aris3nb.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
+from aris3nb.core.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.evidence.bundle import (
     EVIDENCE_NAME,
     SIGNATURE_NAME,

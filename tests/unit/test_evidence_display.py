@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aris3nb.core.checks import CheckResult, Status
 from aris3nb.evidence import display
 from aris3nb.evidence.display import (
     ErrorText,
@@ -31,7 +32,6 @@ from aris3nb.evidence.display import (
     rpo_figure,
     smoke_error_lines,
 )
-from aris3nb.gate.checks import CheckResult, Status
 
 ISO_Z = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
 

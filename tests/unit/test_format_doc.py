@@ -48,7 +48,7 @@ def test_drill_report_example_is_read_by_the_real_reader(tmp_path: Path) -> None
     path.write_text(json.dumps({**report, "format_version": 2}))
     import pytest
 
-    from aris3nb.errors import ManifestUnreadable
+    from aris3nb.core.errors import ManifestUnreadable
 
     with pytest.raises(ManifestUnreadable, match="format_version 2"):
         read_drill_report(path)

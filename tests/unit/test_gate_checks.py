@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.errors import DatabaseUnavailable
-from aris3nb.gate.checks import (
+from aris3nb.cli.present import results_table
+from aris3nb.core.checks import (
     Registry,
     Status,
     Verdict,
@@ -23,7 +23,10 @@ from aris3nb.gate.checks import (
     verdict_of,
     warned,
 )
-from aris3nb.gate.report import new_run_id, results_table, scrub, write_json_evidence
+from aris3nb.core.errors import DatabaseUnavailable
+from aris3nb.core.files import write_json_evidence
+from aris3nb.core.ids import new_run_id
+from aris3nb.core.report import scrub
 
 
 def results(*statuses: Status) -> list:

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from aris3nb.errors import InvalidBaseUrl, ProbeFailed
-from aris3nb.gate.checks import Status
+from aris3nb.core.checks import Status
+from aris3nb.core.errors import InvalidBaseUrl, ProbeFailed
 from aris3nb.gate.http import (
     LatencyPlan,
     certain_to_exceed,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.errors import InvalidSettings, UsageError
+from aris3nb.core.errors import InvalidSettings, UsageError
 from aris3nb.gate import GateOptions, load_gate_settings
 from aris3nb.gate.runner import GATE_CHECKS, parse_budgets, validate_options
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.errors import UsageError
-from aris3nb.gate.checks import Status
+from aris3nb.core.checks import Status
+from aris3nb.core.errors import UsageError
 from aris3nb.gate.smoke import AREAS, SmokeRun, areas_from_junit, check_pytest_target, count_line, judge_smoke
 
 

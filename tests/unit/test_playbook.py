@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.errors import UsageError
+from aris3nb.core.errors import UsageError
 from aris3nb.evidence.display import URLS_FILE_ENV
 from aris3nb.playbook import resolve_url
 

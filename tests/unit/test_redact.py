@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-from aris3nb.redact import redact_text, redact_url, url_password, userinfo_problem
+from aris3nb.core.redact import redact_text, redact_url, url_password, userinfo_problem
 
 
 def test_url_password_is_masked() -> None:

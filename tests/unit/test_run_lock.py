@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.errors import UsageError
+from aris3nb.core.errors import UsageError
 from aris3nb.evidence.run_lock import target_lock
 
 

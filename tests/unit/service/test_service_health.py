@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from aris3nb import migrate
-from aris3nb.config import Settings
-from aris3nb.errors import InvalidSettings
+from aris3nb.core.errors import InvalidSettings
+from aris3nb.core.settings import Settings
 from aris3nb.reference.app import create_app
 
 

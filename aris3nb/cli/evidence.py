@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aris3nb._cli_common import JsonOption, out, say
+from aris3nb.cli._common import JsonOption, out, say
 from aris3nb.evidence.bundle import (
     ChainVerification,
     Verification,

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
+from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
 ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]

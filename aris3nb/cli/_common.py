@@ -1,8 +1,8 @@
-"""What every ``aris3nb`` subcommand shares: the consoles, the common options, the settings.
+"""What every ``aris3nb`` subcommand shares: the consoles, the common options, the settings,
+and how a failure that escaped the library becomes one line and an exit code.
 
-Command groups live in their own modules (``cli.py`` for the database and the service,
-``_cli_gate.py`` for the gate and the integrity check, ``_cli_backup.py`` for backups); each
-only parses, calls one library function, prints, and lets ``Aris3nbError`` reach ``main``.
+Each command group is a module of this package with a ``register(app)``; each command only
+parses, calls one library function, prints, and lets ``Aris3nbError`` reach ``main``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aris3nb.config import Settings, load_settings
-from aris3nb.errors import Aris3nbError, UsageError
-from aris3nb.redact import redact_text
+from aris3nb.core.errors import Aris3nbError, UsageError
+from aris3nb.core.redact import redact_text
+from aris3nb.core.settings import Settings, load_settings
 
 out = Console()
 err = Console(stderr=True)

@@ -6,7 +6,7 @@ message from a driver, say) has every known secret replaced before it is shown.
 A password is masked from ``://user:`` to the *last* ``@`` before the host, not the first:
 a password holding an unencoded ``@`` (``u:Sekr3t@tail@host``) loses every part of it, never
 only the part before its own ``@``. ``userinfo_problem`` says when a URL's credentials cannot
-be told apart from its host unambiguously; ``aris3nb.db.parse_database_url`` refuses those.
+be told apart from its host unambiguously; ``aris3nb.core.db.parse_database_url`` refuses those.
 """
 
 from __future__ import annotations

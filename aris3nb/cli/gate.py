@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aris3nb._cli_common import DatabaseUrlOption, JsonOption, database_url, err, out, say
-from aris3nb.errors import GateFailed, IntegrityFailed
+from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say
+from aris3nb.cli.present import STATUS_STYLES, results_table, verdict_text
+from aris3nb.core.checks import CheckResult, Verdict
+from aris3nb.core.errors import GateFailed, IntegrityFailed
+from aris3nb.core.report import CheckReport
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
-from aris3nb.gate.checks import CheckResult, Verdict
-from aris3nb.gate.report import STATUS_STYLES, CheckReport, results_table, verdict_text
 from aris3nb.gate.runner import parse_budgets
 from aris3nb.integrity import IntegrityOptions, run_integrity_check
 

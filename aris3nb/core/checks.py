@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from aris3nb.errors import Aris3nbError
+from aris3nb.core.errors import Aris3nbError
 
 ContextT = TypeVar("ContextT")
 

@@ -16,8 +16,8 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from aris3nb.errors import Aris3nbError, DatabaseUnavailable, InvalidDatabaseUrl
-from aris3nb.redact import redact_text, redact_url, url_password, userinfo_problem
+from aris3nb.core.errors import Aris3nbError, DatabaseUnavailable, InvalidDatabaseUrl
+from aris3nb.core.redact import redact_text, redact_url, url_password, userinfo_problem
 
 SUPPORTED = ("sqlite", "postgresql")
 CONNECT_TIMEOUT_SEC = 5

@@ -12,8 +12,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from aris3nb._cli_common import JsonOption, err, out, say, settings
-from aris3nb.errors import Aris3nbError, RunFailed, UsageError
+from aris3nb.cli._common import JsonOption, err, out, say, settings
+from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 
 PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
                 "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}

@@ -1,58 +1,19 @@
-"""Check results for people and for machines: the rich table (status, check, duration,
-detail), run ids, secret scrubbing, and evidence files written owner-only and atomically.
-"""
+"""Check reports for machines: the fields every report opens with, the report object the
+gate and the integrity check return, secret scrubbing, and reading a report back."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import secrets
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
-
-from aris3nb.errors import UsageError
-from aris3nb.gate.checks import CheckResult, Status, Verdict, blocking_checks, exit_code_of, status_counts, verdict_of
-from aris3nb.redact import redact_text
-
-STATUS_STYLES = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
-VERDICT_STYLES = {Verdict.PASS: "bold green", Verdict.PASS_WITH_WARNINGS: "bold yellow", Verdict.FAIL: "bold red"}
-
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    """``YYYYMMDDTHHMMSSZ-xxxxxx``: sorts by time, unique across concurrent runs."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def utc_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def results_table(results: Iterable[CheckResult], title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False, expand=False)
-    table.add_column("status", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("detail", overflow="fold")
-    for result in results:
-        table.add_row(Text(str(result.status), style=STATUS_STYLES[result.status]), Text(result.name),
-                      Text(f"{result.duration_sec:.2f} s"), Text(result.detail))
-    return table
-
-
-def verdict_text(label: str, verdict: Verdict, *, strict: bool) -> Text:
-    text = Text(f"{label}: ")
-    text.append(str(verdict), style=VERDICT_STYLES[verdict])
-    if strict:
-        text.append(" (strict: warnings fail)")
-    return text
+from aris3nb.core.checks import CheckResult, Verdict, blocking_checks, exit_code_of, status_counts, verdict_of
+from aris3nb.core.errors import UsageError
+from aris3nb.core.ids import utc_text
+from aris3nb.core.redact import redact_text
 
 
 def scrub(value: Any, known_secrets: Iterable[str | None]) -> Any:
@@ -83,31 +44,6 @@ def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int])
         raise UsageError(f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
                          f"version(s) {', '.join(map(str, known))}")
     return document
-
-
-def write_json_evidence(folder: Path, filename: str, document: dict[str, Any]) -> Path:
-    """Write ``document`` as JSON to ``folder/filename`` (see ``write_text_evidence``)."""
-    return write_text_evidence(folder, filename, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def write_text_evidence(folder: Path, filename: str, text: str) -> Path:
-    """Write ``text`` to ``folder/filename``: folder 0700, file 0600, complete or absent
-    (written beside its name, then renamed into place)."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    target = folder / filename
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_name, 0o600)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def check_report_head(format_name: str, version: int, run_id: str, started: dt.datetime, finished: dt.datetime,

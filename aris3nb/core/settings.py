@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aris3nb.errors import InvalidSettings, UsageError
+from aris3nb.core.errors import InvalidSettings, UsageError
 
 #: Where the embedded default keeps its SQLite database and export files.
 EMBEDDED_DIRNAME = "embedded"

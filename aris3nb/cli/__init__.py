@@ -1,0 +1,68 @@
+"""The ``aris3nb`` command: one module per command group (``db``, ``serve``, ``backup``,
+``gate``/``integrity``, ``evidence``, ``run``), each registered here the same way; every
+command parses arguments, calls one library function, prints, exits.
+
+Exit codes: 0 success; 1 the operation ran and failed; 2 bad usage or input the command
+could not act on (unreadable file, bad URL, unreachable database). Expected failures print
+one line, ``FAILED: <message>``, on standard error; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aris3nb.cli import backup, db, evidence, gate, run, serve
+from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
+from aris3nb.core.errors import Aris3nbError
+
+HELP = """The ARIS3 Recovery Playbook, executable, with evidence an auditor can verify.
+
+`aris3nb run` is the main job: the playbook's phases (release readiness gate, pre-deploy backup,
+post-deploy checks, restore drill, and the rollback when a trigger fires) executed as notebooks,
+sealed into an evidence bundle under OPS_ARTIFACTS_DIR/runs/<run_id>/ (executed notebooks,
+self-contained HTML pages, JSON reports, evidence.json with every file's SHA-256); nothing
+given, it runs on the embedded default. Check a bundle with `aris3nb evidence verify`.
+
+Exit codes: 0 success (GO, PASS); 1 the check ran and failed (NO-GO, FAIL, a step that could
+not run); 2 bad usage or input (nothing was done); 130 interrupted.
+"""
+
+app = typer.Typer(
+    name="aris3nb",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+for group in (run, gate, backup, evidence, db, serve):
+    group.register(app)
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Read the environment once, before any command: a bad setting is a usage error."""
+    settings()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command; an expected failure ends in one line, ``FAILED: <message>``.
+
+    This is also the boundary where an ``OSError`` that escaped the library (an unwritable
+    or wrong-typed place, a full disk) becomes that line: ``cannot write <path>: <reason>``.
+    """
+    try:
+        app(args=argv, prog_name="aris3nb")
+    except (Aris3nbError, OSError) as exc:
+        failure = exc if isinstance(exc, Aris3nbError) else os_error_failure(exc)
+        err.print(f"FAILED: {failure}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(failure_exit_code(failure))
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""``aris3nb serve``: the reference ARIS3 service over a database, or over a fresh embedded one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aris3nb import embedded
+from aris3nb.cli._common import DatabaseUrlOption, database_url, out, settings
+from aris3nb.core.errors import UsageError
+from aris3nb.reference import seed as seed_data
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    database_url_option: DatabaseUrlOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    embedded_default: Annotated[bool, typer.Option(
+        "--embedded", help="Serve a fresh embedded database instead: OPS_ARTIFACTS_DIR/embedded wiped (only a folder "
+        "aris3nb made), migrated and seeded.")] = False,
+    scale: Annotated[int, typer.Option(min=0, help="With --embedded: stock rows to seed.")] = seed_data.DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="With --embedded: random seed of the data.")] = seed_data.DEFAULT_SEED,
+) -> None:
+    """Serve the reference ARIS3 service over a database until interrupted."""
+    if embedded_default:
+        if database_url_option:
+            raise UsageError("--embedded serves its own database: leave out --database-url")
+        embedded.run(settings(), host=host, port=port, scale=scale, seed=seed, announce=out)
+        return
+    embedded.serve(database_url(database_url_option), settings(), host=host, port=port, announce=out)

@@ -1,0 +1,89 @@
+"""Files aris3nb writes and reads as evidence: written whole or not at all, owner-only;
+hashed in bounded memory; their relative paths judged safe before they are touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+#: ``sha256:`` and 64 lowercase hex digits: every digest of a manifest and of an evidence bundle.
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+
+
+def canonical_json(document: Any) -> bytes:
+    """The one byte sequence a JSON document hashes as: sorted keys, no spaces, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    """Size and SHA-256 of a file, streamed in bounded memory."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def write_json_evidence(folder: Path, filename: str, document: dict[str, Any]) -> Path:
+    """Write ``document`` as JSON to ``folder/filename`` (see ``write_text_evidence``)."""
+    return write_text_evidence(folder, filename, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_text_evidence(folder: Path, filename: str, text: str) -> Path:
+    """Write ``text`` to ``folder/filename``: folder 0700, file 0600, complete or absent
+    (written beside its name, then renamed into place)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    target = folder / filename
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp_name, 0o600)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def unsafe_path_reason(relative: str) -> str | None:
+    """Why a manifest path could leave the backup folder, or None when it cannot."""
+    if not relative or "\x00" in relative:
+        return "empty or containing NUL"
+    if "\\" in relative:
+        return "contains a backslash"
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("/"):
+        return "absolute"
+    if any(part == ".." for part in pure.parts):
+        return "contains '..'"
+    if any(part in ("", ".") for part in relative.split("/")):
+        return "not normalised"
+    return None
+
+
+def crosses_link(root: Path, relative: str) -> bool:
+    """Whether a folder on the way to ``relative`` is a symbolic link (lstat would follow it).
+    A folder that cannot be looked at (missing, a name too long) is not a link: the lstat of
+    the file itself then says what is wrong."""
+    current = root
+    for part in PurePosixPath(relative).parts[:-1]:
+        current = current / part
+        try:
+            if stat.S_ISLNK(current.lstat().st_mode):
+                return True
+        except OSError:
+            return False
+    return False
