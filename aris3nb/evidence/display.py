@@ -38,9 +38,6 @@ from aris3nb.core.settings import load_settings
 
 #: Set by the runner in the kernel's environment: the run's bundle folder.
 RUN_DIR_ENV = "ARIS3NB_RUN_DIR"
-#: Set by the runner too: the file (owner-only, outside the bundle) holding the real URLs the
-#: run's masked URL parameters stand for, as a JSON list (see ``playbook.resolve_url``).
-URLS_FILE_ENV = "ARIS3NB_URLS_FILE"
 RESULT_FILE = "result.json"
 RESULT_FORMAT = "aris3nb.phase_result"
 RESULT_VERSION = 1

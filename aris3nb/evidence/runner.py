@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # jsonschema (imported by nbformat) compiles rfc3987-syntax's grammar on import, ~0.9 s, only to
 # check "iri" string formats, which notebook validation never asks for; skip that import here.
@@ -53,10 +53,9 @@ from aris3nb.core.ids import new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
 from aris3nb.core.settings import Settings
 from aris3nb.core.stale import sweep
-from aris3nb.evidence.display import RUN_DIR_ENV, URLS_FILE_ENV, Banner, read_result
-
-if TYPE_CHECKING:
-    from aris3nb.rollback import Trigger
+from aris3nb.evidence.display import RUN_DIR_ENV, Banner, read_result
+from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
+from aris3nb.phases.inputs import URLS_FILE_ENV
 
 # Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
 # that the first kernel starts booting as early as possible.
@@ -71,8 +70,8 @@ KERNEL_START_TIMEOUT_SEC = 120
 #: needs, and a first chart drawn (matplotlib loads its fonts then, ~0.3 s).
 WARM_UP = """
 import importlib, io
-for name in ("aris3nb.evidence.display", "aris3nb.playbook", "aris3nb.gate", "aris3nb.integrity",
-             "aris3nb.rollback", "pandas", "IPython.display"):
+for name in ("aris3nb.evidence.display", "aris3nb.phases", "aris3nb.gate", "aris3nb.integrity",
+             "pandas", "IPython.display"):
     importlib.import_module(name)
 import matplotlib
 matplotlib.use("Agg")
@@ -88,40 +87,11 @@ MARKER_TAG = "aris3nb-marker"
 EXIT_INTERRUPTED = 130
 #: The decision (and verdict) of a run stopped by Ctrl-C: what ran is sealed, nothing was judged.
 INTERRUPTED = "INTERRUPTED"
-#: Phases that measure latency: nothing else of the runner's may run meanwhile.
-QUIET_PHASES = ("pre_deploy", "post_deploy")
 #: The scratch folders of a run (and of its smoke runs), swept by the next run once their
 #: process is gone: a run killed with SIGKILL cannot remove them itself.
 SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
 #: Where the drill's permission came from, for the evidence.
 DRILLS_ENABLED_BY_EMBEDDED = "the embedded default, for its own disposable target only"
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    notebook: str
-    title: str
-
-
-PHASES: tuple[Phase, ...] = (
-    Phase("pre_deploy", "01-pre_deploy.ipynb", "Pre-deploy: release readiness gate"),
-    Phase("deploy", "02-deploy.ipynb", "Deploy: backup, manifest, health and ready"),
-    Phase("post_deploy", "03-post_deploy.ipynb", "Post-deploy: smoke, critical endpoints, latency, integrity"),
-    Phase("drill", "04-drill.ipynb", "Restore drill: the backup proven by restoring it"),
-    Phase("rollback", "05-rollback.ipynb", "Rollback: NO-GO, revert, restore, verify"),
-)
-PHASE_BY_NAME = {phase.name: phase for phase in PHASES}
-DEFAULT_PHASES = ("pre_deploy", "deploy", "post_deploy", "drill")
-#: The parameters each phase notebook declares (its `parameters` cell), and nothing else.
-PHASE_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "pre_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms"),
-    "deploy": ("base_url", "database_url", "backup_name", "exports_dir"),
-    "post_deploy": ("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir"),
-    "drill": ("manifest", "server_url", "database_url"),
-    "rollback": ("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest",
-                 "no_restore_reason", "terminate_sessions"),
-}
 
 
 @dataclass(frozen=True)
@@ -468,7 +438,7 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
         "confirm_restore": options.confirm_restore, "no_restore_reason": no_restore_reason,
         "terminate_sessions": options.terminate_sessions,
     }
-    return {name: values[name] for name in PHASE_PARAMETERS[phase.name]}
+    return {name: values[name] for name in phase.parameters}
 
 
 def _deploy_backup(run: _Run) -> Path | None:
@@ -607,7 +577,7 @@ def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
     done = {p.phase.name: p for p in run.phases}
     if explicit:
         return None
-    requires = {"deploy": "pre_deploy", "post_deploy": "deploy", "drill": "deploy"}.get(phase.name)
+    requires = phase.requires
     if requires in done and (done[requires].verdict == "FAIL" or done[requires].status == "skipped"):
         return f"{requires} did not pass: not going further"
     return None
@@ -737,7 +707,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
                                on_phase=on_phase, on_cell=on_cell)
                 triggers = _triggers(run)
                 if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
-                    _run_phase(run, PHASE_BY_NAME["rollback"], kernels, input_dir, start_another=False,
+                    _run_phase(run, PHASE_BY_NAME[ROLLBACK], kernels, input_dir, start_another=False,
                                on_phase=on_phase, on_cell=on_cell)
         except KeyboardInterrupt:
             run.interrupted = True
@@ -749,8 +719,6 @@ def run_playbook(options: RunOptions, settings: Settings, *,
 
 def _triggers(run: _Run) -> list[Trigger]:
     """The rollback triggers the run's phases so far have fired."""
-    from aris3nb.rollback import evaluate_triggers
-
     return evaluate_triggers([p.as_document(True) for p in run.phases])
 
 
@@ -765,7 +733,7 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
         phase_run.reasons = [skip]
         return
     phase_run.parameters = _parameters(run, phase, triggers)
-    if phase.name in QUIET_PHASES:
+    if phase.quiet:
         run.finish_renders()
     if on_phase is not None:
         on_phase(phase.name, phase.title)
@@ -775,14 +743,14 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
 def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
     verdicts = {p.verdict for p in run.phases if p.verdict}
     # A phase the playbook required that did not run proved nothing: never GO without it.
-    not_run = any(p.status == "skipped" and p.phase.name != "rollback" for p in run.phases)
+    not_run = any(p.status == "skipped" and p.phase.name != ROLLBACK for p in run.phases)
     if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
         verdict = Verdict.FAIL
     elif "PASS_WITH_WARNINGS" in verdicts:
         verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
     else:
         verdict = Verdict.PASS
-    rolled_back = any(p.phase.name == "rollback" and p.status != "skipped" for p in run.phases)
+    rolled_back = any(p.phase.name == ROLLBACK and p.status != "skipped" for p in run.phases)
     decision = "NO-GO" if verdict is Verdict.FAIL or triggers or rolled_back else "GO"
     if run.interrupted:  # stopped, not judged: neither GO nor a check that failed
         return verdict, INTERRUPTED, EXIT_INTERRUPTED
@@ -882,7 +850,7 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     re-run checks, so a changed bundle is refused (``EvidenceInvalid``, exit 1).
     """
     from aris3nb.evidence.bundle import read_evidence, verify_run
-    from aris3nb.playbook import resolve_url
+    from aris3nb.phases.inputs import resolve_url
 
     if phase not in PHASE_BY_NAME:
         raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")

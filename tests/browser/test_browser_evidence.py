@@ -22,7 +22,8 @@ import nbformat
 import pytest
 
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.runner import PHASE_PARAMETERS, RunOptions, run_playbook
+from aris3nb.evidence.runner import RunOptions, run_playbook
+from aris3nb.phases import PHASE_BY_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """A pre_deploy phase whose notebook shows hostile values in a table, a printed line and
     a check, then FAILs on that check (its last cell raises ``PhaseFailed``)."""
     base = tmp_path_factory.mktemp("browser-failing")
-    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"]))
+    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters))
     parameters.metadata["tags"] = ["parameters"]
     cells = [
         ("import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"

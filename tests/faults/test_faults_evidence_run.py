@@ -31,7 +31,8 @@ from faultkit import ROOT, Run, cli_env, run_cli
 
 from aris3nb.core.errors import EvidenceSealRefused
 from aris3nb.evidence.bundle import digest_of_file, generate_signing_key, seal_run
-from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS
+from aris3nb.evidence.runner import FAILED_CELL_TAG
+from aris3nb.phases import PHASE_BY_NAME
 
 #: The real entry point, with the phase notebooks taken from $ARIS3NB_TEST_NOTEBOOKS.
 HARNESS = """
@@ -55,7 +56,7 @@ SMALL_EMBEDDED = ["--scale", "60"]  # the embedded default, seeded small
 
 def phase_notebooks(folder: Path, *cells: str) -> Path:
     """A notebooks folder whose pre_deploy notebook is ``cells``, after a parameters cell."""
-    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"]))
+    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters))
     parameters.metadata["tags"] = ["parameters"]
     notebook = nbformat.v4.new_notebook(cells=[parameters, *map(nbformat.v4.new_code_cell, cells)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -8,7 +8,7 @@ from pathlib import Path
 from aris3nb import migrate
 from aris3nb.core.checks import Status, Verdict
 from aris3nb.core.settings import load_settings
-from aris3nb.playbook import DeployOptions, deploy
+from aris3nb.phases.deploy import DeployOptions, deploy
 
 
 def statuses(report) -> dict[str, tuple[Status, str]]:

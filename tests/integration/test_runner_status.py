@@ -19,12 +19,13 @@ import pytest
 
 from aris3nb.core.settings import load_settings
 from aris3nb.evidence.bundle import verify_run
-from aris3nb.evidence.runner import FAILED_CELL_TAG, PHASE_PARAMETERS, RunOptions, run_playbook
+from aris3nb.evidence.runner import FAILED_CELL_TAG, RunOptions, run_playbook
+from aris3nb.phases import PHASE_BY_NAME
 
 pytestmark = pytest.mark.slow
 
 FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
-PARAMETERS = "\n".join(f"{name} = None" for name in PHASE_PARAMETERS["pre_deploy"])
+PARAMETERS = "\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters)
 
 
 def runner_fields() -> list[str]:

@@ -22,14 +22,8 @@ import nbformat
 import pytest
 
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.runner import (
-    NOTEBOOKS_DIR,
-    PHASE_PARAMETERS,
-    PHASES,
-    RunOptions,
-    notebook_parameters,
-    open_target,
-)
+from aris3nb.evidence.runner import NOTEBOOKS_DIR, RunOptions, notebook_parameters, open_target
+from aris3nb.phases import PHASES
 
 REGRESSION_DIR = Path(__file__).with_name("regression")
 SANITIZE = REGRESSION_DIR / "nbval_sanitize.cfg"
@@ -37,7 +31,7 @@ SANITIZE = REGRESSION_DIR / "nbval_sanitize.cfg"
 
 @pytest.mark.parametrize("phase", PHASES, ids=lambda phase: phase.name)
 def test_parameters_are_the_runners_and_literals_only(phase) -> None:
-    assert notebook_parameters(phase) == list(PHASE_PARAMETERS[phase.name])
+    assert notebook_parameters(phase) == list(phase.parameters)
     notebook = nbformat.read(NOTEBOOKS_DIR / phase.notebook, as_version=4)
     tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one parameters cell"

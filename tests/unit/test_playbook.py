@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from aris3nb.core.errors import UsageError
-from aris3nb.evidence.display import URLS_FILE_ENV
-from aris3nb.playbook import resolve_url
+from aris3nb.phases.inputs import URLS_FILE_ENV, resolve_url
 
 REAL = "postgresql://app:S3cret-pw@db.internal:5432/aris3"
 MASKED = "postgresql://app:***@db.internal:5432/aris3"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aris3nb.rollback import evaluate_triggers
+from aris3nb.phases import evaluate_triggers
 
 
 def phase(name: str, verdict: str = "PASS", status: str = "completed", **failing: str) -> dict:

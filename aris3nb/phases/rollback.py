@@ -1,9 +1,5 @@
-"""The rollback phase: when it starts (triggers) and what it does.
-
-Triggers, as the playbook lists them, evaluated from one run's phase results: the gate
-FAILed; /ready was not 200 or the database answered with an error; smoke was red in any
-area; the backup/restore drill failed or a manifest was inconsistent. A phase that did not
-complete (error, timeout, dead kernel, interruption) proved nothing and triggers it too.
+"""Phase 4, the rollback: what it does once a trigger fired (each phase declares its own
+triggers: ``aris3nb.phases``).
 
 Procedure, each step a check whose result is also appended to the rollback log (JSON
 lines): declare NO-GO and write the deploy-freeze marker; run the revert command (none by
@@ -20,7 +16,6 @@ import dataclasses
 import datetime as dt
 import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,52 +28,17 @@ from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url
 from aris3nb.core.settings import Settings
+from aris3nb.phases.base import Phase
+
+PHASE = Phase(
+    name="rollback", notebook="05-rollback.ipynb", title="Rollback: NO-GO, revert, restore, verify",
+    parameters=("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest",
+                "no_restore_reason", "terminate_sessions"),
+)
 
 #: The gate checks run again once the rollback is done.
 VERIFY_CHECKS = ("smoke", "http.health", "http.ready")
 REVERT_OUTPUT_LIMIT = 20_000
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """One reason to roll back: its kind (as the playbook names it), the phase it came from."""
-
-    kind: str
-    phase: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} ({self.phase}): {self.reason}"
-
-
-def _failed_checks(phase: Mapping[str, Any], *names: str) -> list[Mapping[str, Any]]:
-    return [c for c in phase.get("checks") or [] if c.get("status") == "FAIL" and (not names or c.get("name") in names)]
-
-
-def evaluate_triggers(phases: Iterable[Mapping[str, Any]]) -> list[Trigger]:
-    """The rollback triggers that fired in a run, from its phases' results (``phase``,
-    ``status``, ``verdict``, ``checks`` with ``name``/``status``/``detail``)."""
-    triggers: list[Trigger] = []
-    for phase in phases:
-        name, status = str(phase.get("phase")), phase.get("status")
-        if status in ("skipped", None) or name == "rollback":
-            continue
-        if status not in ("completed", "failed"):
-            triggers.append(Trigger("phase_incomplete", name, f"the {name} phase ended {status}: it proved nothing"))
-            continue
-        if name == "pre_deploy" and phase.get("verdict") == "FAIL":
-            blocking = ", ".join(c["name"] for c in _failed_checks(phase)) or "see its checks"
-            triggers.append(Trigger("gate_fail", name, f"release readiness gate FAIL ({blocking})"))
-        for check in _failed_checks(phase, "http.ready", "target.schema"):
-            triggers.append(Trigger("not_ready", name, f"{check['name']}: {check.get('detail')}"))
-        for check in _failed_checks(phase, "smoke"):
-            if name != "pre_deploy":
-                triggers.append(Trigger("smoke_red", name, str(check.get("detail"))))
-        for check in _failed_checks(phase, "backup.create", "backup.manifest"):
-            triggers.append(Trigger("manifest_inconsistent", name, f"{check['name']}: {check.get('detail')}"))
-        if name == "drill" and phase.get("verdict") == "FAIL":
-            triggers.append(Trigger("drill_fail", name, "; ".join(phase.get("reasons") or []) or "the drill FAILed"))
-    return triggers
 
 
 @dataclass(frozen=True)

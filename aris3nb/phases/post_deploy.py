@@ -1,0 +1,35 @@
+"""Phase 3, post-deploy: critical smoke per area, the critical endpoints and their p95 (the
+gate's live checks, ``POST_DEPLOY_CHECKS``), and the post-go-live integrity check, strict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aris3nb.core.errors import UsageError
+from aris3nb.core.settings import Settings
+from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
+from aris3nb.phases.base import Phase, TriggerRule
+
+PHASE = Phase(
+    name="post_deploy", notebook="03-post_deploy.ipynb",
+    title="Post-deploy: smoke, critical endpoints, latency, integrity",
+    parameters=("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir"),
+    requires="deploy", quiet=True,
+    triggers=(TriggerRule("not_ready", checks=("http.ready", "target.schema")),
+              TriggerRule("smoke_red", checks=("smoke",))),
+)
+
+#: The gate's checks the post-deploy phase runs against the deployed service.
+POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
+                      "latency.health", "latency.stock", "latency.reports", "latency.exports")
+
+
+def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings) -> IntegrityReport:
+    """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
+    ``database_url`` (default DATABASE_URL)."""
+    database_url = database_url or settings.database_url
+    if not database_url:
+        raise UsageError("the integrity check needs the target database: give --database-url (or DATABASE_URL)")
+    exports = Path(exports_dir) if exports_dir else settings.resolved_exports_dir()
+    return run_integrity_check(IntegrityOptions(database_url=database_url, exports_dir=exports, strict=True),
+                               artifacts_dir=settings.ops_artifacts_dir)
