@@ -33,7 +33,8 @@ import json, os, subprocess, sys
 from pathlib import Path
 from aris3nb.backup.create import backups_dir
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.runner import NOTEBOOKS_DIR, RunOptions, open_target
+from aris3nb.evidence.marks import NOTEBOOKS_DIR
+from aris3nb.evidence.runner import RunOptions, open_target
 from aris3nb.phases import PHASES
 
 out, scale, bindir = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from aris3nb.cli._common import JsonOption, err, out, say, settings
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
+from aris3nb.core.settings import EMBEDDED_SCALE
 
 PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
                 "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}
@@ -56,7 +57,7 @@ def run(
         "--pytest-target", help="The smoke tests.", show_default=False)] = None,
     cell_timeout: Annotated[float, typer.Option(
         "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).")] = 600.0,
-    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.")] = 3000,
+    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.")] = EMBEDDED_SCALE,
     signing_key: Annotated[Path | None, typer.Option(
         "--signing-key", help="Sign evidence.json with this Ed25519 private key (PEM; see `aris3nb evidence keygen`).",
         show_default=False)] = None,

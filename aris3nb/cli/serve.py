@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from aris3nb import embedded
 from aris3nb.cli._common import DatabaseUrlOption, database_url, out, settings
 from aris3nb.core.errors import UsageError
 from aris3nb.reference import seed as seed_data
+from aris3nb.targets import embedded
 
 
 def register(app: typer.Typer) -> None:

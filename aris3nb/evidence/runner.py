@@ -26,34 +26,33 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-# jsonschema (imported by nbformat) compiles rfc3987-syntax's grammar on import, ~0.9 s, only to
-# check "iri" string formats, which notebook validation never asks for; skip that import here.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
-import nbformat  # after the line above, on purpose
-
-from aris3nb import __version__
-from aris3nb.core.checks import Verdict
 from aris3nb.core.db import check_connection, engine_name, parse_database_url
 from aris3nb.core.errors import UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import EMBEDDED_SCALE, Settings
 from aris3nb.core.stale import sweep
-from aris3nb.evidence.display import RUN_DIR_ENV, Banner, read_result
+from aris3nb.evidence.display import RUN_DIR_ENV, read_result
+from aris3nb.evidence.kernels import KERNEL_NAME, KERNEL_START_TIMEOUT_SEC, Kernels, last_words
+from aris3nb.evidence.marks import (
+    NOTEBOOKS_DIR,
+    CellTracker,
+    classify,
+    finish_notebook,
+    notebook_format,
+    phase_notebook,
+)
+from aris3nb.evidence.record import PhaseRun, RunResult
+from aris3nb.evidence.seal import seal
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
 from aris3nb.phases.inputs import URLS_FILE_ENV
 
@@ -61,37 +60,10 @@ from aris3nb.phases.inputs import URLS_FILE_ENV
 # that the first kernel starts booting as early as possible.
 
 RUNS_DIRNAME = "runs"
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 DEFAULT_PYTEST_TARGET = "tests/smoke/test_post_merge_readiness.py"
-EMBEDDED_SEED_SCALE = 3000
-KERNEL_NAME = "python3"
-KERNEL_START_TIMEOUT_SEC = 120
-#: Run by each kernel as it boots, while the previous phase still runs: the imports every phase
-#: needs, and a first chart drawn (matplotlib loads its fonts then, ~0.3 s).
-WARM_UP = """
-import importlib, io
-for name in ("aris3nb.evidence.display", "aris3nb.phases", "aris3nb.gate", "aris3nb.integrity",
-             "pandas", "IPython.display"):
-    importlib.import_module(name)
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-figure, axis = plt.subplots()
-axis.hist([1, 2, 2, 3], bins=3)
-axis.set_title("warm-up")
-figure.savefig(io.BytesIO(), format="png", dpi=96, bbox_inches="tight")
-plt.close(figure)
-"""
-FAILED_CELL_TAG = "aris3nb-failed-cell"
-MARKER_TAG = "aris3nb-marker"
-EXIT_INTERRUPTED = 130
-#: The decision (and verdict) of a run stopped by Ctrl-C: what ran is sealed, nothing was judged.
-INTERRUPTED = "INTERRUPTED"
 #: The scratch folders of a run (and of its smoke runs), swept by the next run once their
 #: process is gone: a run killed with SIGKILL cannot remove them itself.
-SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
-#: Where the drill's permission came from, for the evidence.
-DRILLS_ENABLED_BY_EMBEDDED = "the embedded default, for its own disposable target only"
+SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|gate-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
 
 
 @dataclass(frozen=True)
@@ -112,49 +84,16 @@ class RunOptions:
     budgets_ms: Mapping[str, float] = field(default_factory=dict)
     pytest_target: str = DEFAULT_PYTEST_TARGET
     cell_timeout_sec: float = 600.0
-    scale: int = EMBEDDED_SEED_SCALE
+    scale: int = EMBEDDED_SCALE
     signing_key: Path | None = None
     workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
     rerun_of: str | None = None
     notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
 
-
-@dataclass
-class PhaseRun:
-    phase: Phase
-    status: str = "skipped"
-    verdict: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = None
-    duration_sec: float = 0.0
-    failed_cell: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-
-    def as_document(self, notebook: bool) -> dict[str, Any]:
-        stem = Path(self.phase.notebook).stem
-        return {
-            "phase": self.phase.name, "title": self.phase.title, "status": self.status, "verdict": self.verdict,
-            "reasons": self.reasons, "notebook": f"{stem}.ipynb" if notebook else None,
-            "html": f"{stem}.html" if notebook else None, "started_at": self.started_at,
-            "duration_sec": round(self.duration_sec, 3), "failed_cell": self.failed_cell,
-            "parameters": self.parameters,
-            "checks": (self.result or {}).get("checks", []), "metrics": (self.result or {}).get("metrics", {}),
-        }
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    run_dir: Path
-    verdict: Verdict
-    decision: str
-    exit_code: int
-    phases: list[PhaseRun]
-    triggers: list[Trigger]
-    evidence_path: Path
-    index_path: Path | None
-    index_problem: str | None = None
+    @property
+    def embedded(self) -> bool:
+        """The run's target is the embedded default (its own disposable database)."""
+        return not (self.base_url or self.database_url)
 
 
 @dataclass(frozen=True)
@@ -187,199 +126,11 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
             yield Target("database", base_url, options.database_url, exports,
                          f"reference service at {base_url} over {redact_url(options.database_url)}")
         return
-    from aris3nb import migrate
-    from aris3nb.reference.seed import seed_database
+    from aris3nb.targets.embedded import embedded_target
 
-    with tempfile.TemporaryDirectory(prefix=f"aris3nb-run-embedded-pid{os.getpid()}-") as folder:
-        url = f"sqlite:///{Path(folder) / 'aris3.db'}"
-        exports = Path(folder) / "exports"
-        migrate.upgrade(url)
-        seed_database(url, scale=options.scale, exports_dir=exports,
-                      seed_password=settings.seed_password.get_secret_value(),
-                      smoke_password=settings.smoke_password.get_secret_value())
-        with running_server(url, settings.model_copy(update={"exports_dir": exports})) as base_url:
-            yield Target("embedded", base_url, url, exports,
-                         f"embedded reference service at {base_url} (fresh SQLite, scale {options.scale})")
-
-
-# ---------------------------------------------------------------------------- kernels
-
-
-class Kernels:
-    """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path) -> None:
-        self.env, self.cwd, self.log_dir = env, cwd, log_dir
-        self._next: Any = None
-        self._started = 0
-
-    def _start(self) -> Any:
-        from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
-
-        # In a namespace of its own: the notebook's names stay exactly its own.
-        warm = "exec(" + repr(WARM_UP) + ", {})"
-        self._started += 1
-        # The connection file inside the run's scratch folder: swept with it if the run is killed.
-        manager = AsyncKernelManager(kernel_name=KERNEL_NAME,
-                                     connection_file=str(self.log_dir / f"kernel-{self._started}.json"))
-        log = self.log_dir / f"kernel-{self._started}.log"
-        with log.open("w") as stream:  # the child keeps its own descriptor
-            run_sync(manager.start_kernel)(env=self.env, cwd=str(self.cwd), stdout=stream, stderr=stream,
-                                           extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"])
-        manager.aris3nb_log = log
-        return manager
-
-    def start_next(self) -> None:
-        if self._next is None:
-            self._next = self._start()
-
-    def take(self, start_another: bool) -> Any:
-        """The warm kernel for this phase; starts the next phase's one if asked."""
-        manager = self._next or self._start()
-        self._next = None
-        if start_another:
-            self.start_next()
-        return manager
-
-    @staticmethod
-    def stop(manager: Any) -> None:
-        from jupyter_core.utils import run_sync
-
-        with contextlib.suppress(Exception):  # a dead or half-started kernel: nothing left to stop
-            run_sync(manager.shutdown_kernel)(now=True)
-
-    def close(self) -> None:
-        if self._next is not None:
-            self.stop(self._next)
-            self._next = None
-
-
-# ---------------------------------------------------------------------------- notebooks
-
-
-def phase_notebook(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> nbformat.NotebookNode:
-    """The phase's notebook from ``notebooks/``, with any stored outputs cleared: an
-    executed notebook must show only what this run produced."""
-    path = folder / phase.notebook
-    try:
-        notebook = nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the {phase.name} notebook {path}: {exc}") from exc
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        cell.metadata.pop("execution", None)
-        cell.metadata.pop("papermill", None)
-    return notebook
-
-
-def notebook_parameters(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> list[str]:
-    """The names the phase notebook's ``parameters`` cell declares (papermill's inspection)."""
-    import papermill
-
-    return list(papermill.inspect_notebook(str(folder / phase.notebook)))
-
-
-@dataclass
-class _CellTracker:
-    """The cell that started last: the one running now (progress display), and the one that
-    failed when execution stops (execution stops at the first cell that does not complete)."""
-
-    total: int
-    on_cell: Callable[[int, int], None] | None
-    last_started: str | None = None
-
-    def start(self, cell: Any, cell_index: int, **_: Any) -> None:
-        self.last_started = cell.get("id")
-        if self.on_cell is not None:
-            self.on_cell(cell_index + 1, self.total)
-
-
-def _classify(exc: BaseException) -> tuple[str, str]:
-    """(status, one-line reason) of a phase whose execution raised ``exc``."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    if isinstance(exc, PapermillExecutionError):
-        if exc.ename == "PhaseFailed":
-            return "failed", exc.evalue
-        if exc.ename == "KeyboardInterrupt":
-            return "interrupted", "interrupted while a cell ran"
-        return "error", f"{exc.ename}: {exc.evalue}"
-    if isinstance(exc, CellTimeoutError):
-        return "timeout", "a cell ran past the cell timeout and was stopped"
-    if isinstance(exc, DeadKernelError):
-        return "dead_kernel", "the kernel died while a cell ran"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", "the run was interrupted"
-    return "error", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-
-
-STATUS_WORDS = {
-    "completed": "completed", "failed": "FAILED its checks", "error": "stopped by an error",
-    "timeout": "stopped: cell timeout", "dead_kernel": "stopped: the kernel died", "interrupted": "interrupted",
-}
-
-
-def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.NotebookNode:
-    """A cell the runner inserts: a comment as its source, ``banner`` as its output."""
-    cell = nbformat.v4.new_code_cell(f"# {comment}")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(),
-                                                                 "text/plain": repr(banner)})]
-    cell.metadata["tags"] = tags
-    return cell
-
-
-def _banner_cell(run_id: str, phase_run: PhaseRun) -> nbformat.NotebookNode:
-    """The verdict at the top of the executed notebook, with the status the runner saw."""
-    note = (f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
-            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}")
-    if phase_run.failed_cell is not None:
-        note += f" · the failing cell is marked below (tagged {FAILED_CELL_TAG})"
-    banner = Banner(phase_run.phase.title, phase_run.verdict or "FAIL", phase_run.reasons, note=note)
-    return _output_cell("The verdict of this phase, written by the aris3nb runner once the notebook ran.", banner,
-                        [MARKER_TAG, "aris3nb-banner"])
-
-
-def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell_id: str | None) -> None:
-    index = next((i for i, cell in enumerate(notebook.cells) if cell_id and cell.get("id") == cell_id), None)
-    if index is None:
-        return
-    cell = notebook.cells[index]
-    cell.metadata.setdefault("tags", []).append(FAILED_CELL_TAG)
-    cell.metadata["aris3nb"] = {"status": phase_run.status}
-    cell.metadata.setdefault("papermill", {})["status"] = "failed"
-    banner = Banner("This cell did not complete", STATUS_WORDS.get(phase_run.status, phase_run.status),
-                    phase_run.reasons[:1])
-    notebook.cells.insert(index, _output_cell("The cell below did not complete (marked by the aris3nb runner).",
-                                              banner, [MARKER_TAG]))
-    phase_run.failed_cell = {"index": None, "id": cell_id, "execution_count": cell.get("execution_count")}
-
-
-def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
-                    secrets: Sequence[str]) -> nbformat.NotebookNode:
-    """Put the runner's status into the executed notebook: papermill's own error cells out,
-    the failing cell marked, the banner on top, the status in the metadata; secrets out."""
-    notebook.cells = [cell for cell in notebook.cells
-                      if "papermill-error-cell-tag" not in cell.metadata.get("tags", [])]
-    if phase_run.status != "completed":
-        _mark_failed_cell(notebook, phase_run, failed_cell_id)
-    notebook.cells.insert(0, _banner_cell(run_id, phase_run))
-    if phase_run.failed_cell is not None:  # its position in the notebook as written
-        phase_run.failed_cell["index"] = next(i for i, cell in enumerate(notebook.cells)
-                                              if FAILED_CELL_TAG in cell.metadata.get("tags", []))
-    papermill_meta = notebook.metadata.setdefault("papermill", {})
-    papermill_meta["input_path"] = f"notebooks/{phase_run.phase.notebook}"
-    papermill_meta.pop("output_path", None)
-    papermill_meta["exception"] = phase_run.status != "completed"
-    notebook.metadata["aris3nb"] = {
-        "run_id": run_id, "phase": phase_run.phase.name, "title": phase_run.phase.title, "status": phase_run.status,
-        "verdict": phase_run.verdict, "reasons": phase_run.reasons, "failed_cell": phase_run.failed_cell,
-        "started_at": phase_run.started_at, "duration_sec": round(phase_run.duration_sec, 3),
-    }
-    text = redact_text(json.dumps(notebook), secrets)
-    return nbformat.reads(text, as_version=4)
+    with embedded_target(settings, scale=options.scale, purpose="run") as made:
+        yield Target("embedded", str(made.base_url), made.database_url, made.exports_dir,
+                     f"embedded reference service at {made.base_url} (fresh SQLite, scale {made.scale})")
 
 
 # ---------------------------------------------------------------------------- the run
@@ -488,7 +239,7 @@ def _kernel_env(run: _Run, urls_file: Path) -> dict[str, str]:
     the target starts); the target's real URLs follow in ``urls_file``, owner-only."""
     env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
            URLS_FILE_ENV: str(urls_file), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-    if _embedded(run.options):
+    if run.options.embedded:
         env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target (said in the evidence)
     if run.options.revert_command:
         env["OPS_REVERT_COMMAND"] = run.options.revert_command
@@ -499,12 +250,13 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
                    on_cell: Callable[[int, int], None] | None) -> None:
     import papermill
 
+    nbformat = notebook_format()
     phase = phase_run.phase
     notebook = phase_notebook(phase, run.options.notebooks_dir)
     input_path = input_dir / phase.notebook
     nbformat.write(notebook, input_path)
     output_path = run.run_dir / f"{Path(phase.notebook).stem}.ipynb"
-    tracker = _CellTracker(total=len(notebook.cells) + 1, on_cell=on_cell)
+    tracker = CellTracker(total=len(notebook.cells) + 1, on_cell=on_cell)
     phase_run.started_at = utc_text(dt.datetime.now(dt.UTC))
     started = time.perf_counter()
     failed_cell_id = None
@@ -516,11 +268,11 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
         )
         phase_run.status = "completed"
     except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded, then re-raised if fatal
-        phase_run.status, reason = _classify(exc)
+        phase_run.status, reason = classify(exc)
         phase_run.reasons.append(reason)
         failed_cell_id = tracker.last_started
         if phase_run.status == "dead_kernel":
-            phase_run.reasons.extend(_last_words(kernel, run.secrets))
+            phase_run.reasons.extend(last_words(kernel, run.secrets))
         if isinstance(exc, KeyboardInterrupt) or phase_run.status == "interrupted":
             run.interrupted = True
     finally:
@@ -554,17 +306,7 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     run.renders.append((phase_run, run.renderer.submit(_render, run, final, output_path.with_suffix(".html").name)))
 
 
-def _last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
-    """The last lines a dead kernel wrote (its log is outside the bundle), secrets masked."""
-    try:
-        lines = [line for line in Path(kernel.aris3nb_log).read_text(errors="replace").splitlines()
-                 if line.strip() and "without encryption" not in line]
-    except (AttributeError, OSError):
-        return []
-    return [f"kernel said: {redact_text(line.strip(), secrets)[:300]}" for line in lines[-3:]]
-
-
-def _render(run: _Run, notebook: nbformat.NotebookNode, name: str) -> None:
+def _render(run: _Run, notebook: Any, name: str) -> None:
     from aris3nb.evidence.render import notebook_html
 
     write_text_evidence(run.run_dir, name, redact_text(notebook_html(notebook), run.secrets))
@@ -633,11 +375,6 @@ def _quiet_notebook_loggers() -> None:
             logger.addHandler(logging.NullHandler())
 
 
-def _embedded(options: RunOptions) -> bool:
-    """The run's target is the embedded default (its own disposable database)."""
-    return not (options.base_url or options.database_url)
-
-
 def _lock_target(options: RunOptions) -> str:
     """What a run's lock is named after: its database without the password, else its service."""
     if options.database_url:
@@ -666,7 +403,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
                                   revert_command=options.revert_command or settings.ops_revert_command)
     options = validate_run_options(options)
-    if "drill" in (options.phases or DEFAULT_PHASES) and not _embedded(options) and not settings.ops_enable_backup_drill:
+    if "drill" in (options.phases or DEFAULT_PHASES) and not options.embedded and not settings.ops_enable_backup_drill:
         from aris3nb.core.errors import DrillDisabled
 
         raise DrillDisabled("the playbook's restore drill is disabled on this target: set OPS_ENABLE_BACKUP_DRILL=true "
@@ -679,7 +416,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     run_id = new_run_id(started)
     run_dir = settings.ops_artifacts_dir / RUNS_DIRNAME / run_id
     held = contextlib.ExitStack()
-    if not _embedded(options):  # the embedded default's target is this run's own
+    if not options.embedded:  # the embedded default's target is this run's own
         from aris3nb.evidence.run_lock import target_lock
 
         held.enter_context(target_lock(settings.ops_artifacts_dir, _lock_target(options), run_id=run_id,
@@ -714,7 +451,7 @@ def run_playbook(options: RunOptions, settings: Settings, *,
         finally:
             run.finish_renders()
             run.renderer.shutdown()
-        return _seal(run, started, triggers, bundle)
+        return seal(run, started, triggers, bundle)
 
 
 def _triggers(run: _Run) -> list[Trigger]:
@@ -738,102 +475,6 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
     if on_phase is not None:
         on_phase(phase.name, phase.title)
     _execute_phase(run, phase_run, kernels.take(start_another=start_another), input_dir, on_cell)
-
-
-def _verdict(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
-    verdicts = {p.verdict for p in run.phases if p.verdict}
-    # A phase the playbook required that did not run proved nothing: never GO without it.
-    not_run = any(p.status == "skipped" and p.phase.name != ROLLBACK for p in run.phases)
-    if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
-        verdict = Verdict.FAIL
-    elif "PASS_WITH_WARNINGS" in verdicts:
-        verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
-    else:
-        verdict = Verdict.PASS
-    rolled_back = any(p.phase.name == ROLLBACK and p.status != "skipped" for p in run.phases)
-    decision = "NO-GO" if verdict is Verdict.FAIL or triggers or rolled_back else "GO"
-    if run.interrupted:  # stopped, not judged: neither GO nor a check that failed
-        return verdict, INTERRUPTED, EXIT_INTERRUPTED
-    return verdict, decision, 0 if decision == "GO" else 1
-
-
-def _metrics(run: _Run) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"latency_p95_ms": None, "drill_rto_sec": None, "backup_bytes": None}
-    for phase_run in run.phases:  # later phases win: post-deploy latency over the gate's
-        for key, value in ((phase_run.result or {}).get("metrics") or {}).items():
-            if value is not None:
-                metrics[key] = value
-    return metrics
-
-
-def _git_commit() -> dict[str, Any]:
-    """The commit, branch and cleanliness of the checkout the notebooks came from."""
-    root = NOTEBOOKS_DIR.parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "branch": None, "dirty": None}
-
-
-def _tools() -> dict[str, str | None]:
-    tools: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("papermill", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client", "pandas",
-                 "matplotlib", "sqlalchemy", "alembic", "cryptography"):
-        try:
-            tools[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            tools[name] = None
-    return tools
-
-
-def _seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any) -> RunResult:
-    from aris3nb.evidence.index import write_index
-
-    finished = dt.datetime.now(dt.UTC)
-    verdict, decision, exit_code = _verdict(run, triggers)
-    options = run.options
-    target = run.target
-    document = {
-        "run_id": run.run_id, "started_at": utc_text(started), "finished_at": utc_text(finished),
-        "duration_sec": round((finished - started).total_seconds(), 3),
-        "verdict": INTERRUPTED if run.interrupted else str(verdict),
-        "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
-        "target": {"mode": target.mode if target else None, "description": target.description if target else None,
-                   "base_url": redact_text(target.base_url) if target else None,
-                   "database_url": redact_url(target.database_url) if target and target.database_url else None},
-        "parameters": {
-            "phases": list(options.phases) or "default", "strict": options.strict,
-            "confirm_restore": options.confirm_restore, "budgets_ms": dict(options.budgets_ms),
-            "pytest_target": options.pytest_target, "cell_timeout_sec": options.cell_timeout_sec,
-            "scale": options.scale if target and target.mode == "embedded" else None,
-            "revert_command": redact_text(options.revert_command, run.secrets) if options.revert_command else None,
-            "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
-            "manifest": str(options.manifest) if options.manifest else None,
-            "terminate_sessions": options.terminate_sessions,
-            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if _embedded(options)
-            else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
-        },
-        "triggers": [dataclasses.asdict(t) for t in triggers],
-        "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
-                   for p in run.phases],
-        "metrics": _metrics(run),
-        "code": {"aris3nb_version": __version__, **_git_commit()},
-        "tools": _tools(),
-    }
-    document = json.loads(redact_text(json.dumps(document), run.secrets))
-    evidence_path = bundle.seal_run(run.run_dir, document, signing_key=options.signing_key)
-    try:
-        index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
-    except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
-        index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
-    return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
-                     evidence_path, index_path, index_problem)
 
 
 #: A run id as ``new_run_id`` makes it: nothing that could name another folder.

@@ -26,8 +26,6 @@ import json
 import math
 import os
 import platform
-import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from aris3nb import __version__, migrate
+from aris3nb import __version__
 from aris3nb.core.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
 from aris3nb.core.db import parse_database_url
 from aris3nb.core.errors import UsageError
@@ -50,8 +48,6 @@ from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
 GATE_SUMMARY_VERSION = 1
 GATE_FOLDER = "gate"
-#: Stock rows seeded into the embedded target (the seed's default scale).
-EMBEDDED_SEED_SCALE = 3000
 
 #: Budget name → (path, needs the smoke account's token).
 LATENCY_ENDPOINTS: dict[str, tuple[str, bool]] = {
@@ -171,21 +167,11 @@ class GateContext:
         return target
 
     def _start_embedded(self) -> LiveTarget:
-        from aris3nb.reference.seed import seed_database
-        from aris3nb.reference.server import running_server
+        from aris3nb.targets.embedded import embedded_target
 
-        started = time.perf_counter()
-        folder = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="aris3nb-gate-embedded-")))
-        url = f"sqlite:///{folder / 'aris3.db'}"
-        migrate.upgrade(url)
-        seeded = seed_database(url, scale=EMBEDDED_SEED_SCALE, exports_dir=folder / "exports",
-                               seed_password=self.settings.seed_password.get_secret_value(),
-                               smoke_password=self.settings.smoke_password.get_secret_value())
-        service_settings = self.settings.model_copy(update={"exports_dir": folder / "exports"})
-        base_url = self.stack.enter_context(running_server(url, service_settings))
-        facts = {"database": "temporary SQLite file", "seed_scale": seeded.scale, "seed": seeded.seed,
-                 "rows": seeded.rows, "setup_sec": round(time.perf_counter() - started, 3), "base_url": base_url}
-        return LiveTarget(base_url, f"embedded reference service at {base_url} (SQLite, scale {seeded.scale})", facts)
+        made = self.stack.enter_context(embedded_target(self.settings, purpose="gate"))
+        return LiveTarget(str(made.base_url), f"embedded reference service at {made.base_url} (SQLite, scale {made.scale})",
+                          made.facts)
 
 
 GATE_CHECKS: Registry[GateContext] = Registry()

@@ -31,7 +31,7 @@ from faultkit import ROOT, Run, cli_env, run_cli
 
 from aris3nb.core.errors import EvidenceSealRefused
 from aris3nb.evidence.bundle import digest_of_file, generate_signing_key, seal_run
-from aris3nb.evidence.runner import FAILED_CELL_TAG
+from aris3nb.evidence.marks import FAILED_CELL_TAG
 from aris3nb.phases import PHASE_BY_NAME
 
 #: The real entry point, with the phase notebooks taken from $ARIS3NB_TEST_NOTEBOOKS.

@@ -19,7 +19,8 @@ import pytest
 
 from aris3nb.core.settings import load_settings
 from aris3nb.evidence.bundle import verify_run
-from aris3nb.evidence.runner import FAILED_CELL_TAG, RunOptions, run_playbook
+from aris3nb.evidence.marks import FAILED_CELL_TAG
+from aris3nb.evidence.runner import RunOptions, run_playbook
 from aris3nb.phases import PHASE_BY_NAME
 
 pytestmark = pytest.mark.slow

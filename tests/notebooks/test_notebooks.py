@@ -22,7 +22,8 @@ import nbformat
 import pytest
 
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.runner import NOTEBOOKS_DIR, RunOptions, notebook_parameters, open_target
+from aris3nb.evidence.marks import NOTEBOOKS_DIR, notebook_parameters
+from aris3nb.evidence.runner import RunOptions, open_target
 from aris3nb.phases import PHASES
 
 REGRESSION_DIR = Path(__file__).with_name("regression")

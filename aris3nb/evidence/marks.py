@@ -1,0 +1,165 @@
+"""The runner's marks in an executed notebook: the phase's notebook read clean (no stored
+outputs), the cell that started last tracked, how an execution ended classified into a
+status, papermill's own error cells replaced by the runner's banner on top and the failed
+cell marked (tagged ``aris3nb-failed-cell``), the status in the notebook's metadata, and
+every known secret scrubbed out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aris3nb.core.errors import UsageError
+from aris3nb.core.redact import redact_text
+from aris3nb.evidence.display import Banner
+from aris3nb.evidence.record import PhaseRun
+from aris3nb.phases import Phase
+
+if TYPE_CHECKING:
+    import nbformat
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebook_format() -> Any:
+    """nbformat, loaded on first use. jsonschema (which nbformat imports) compiles
+    rfc3987-syntax's grammar on import — 0.4 s, several on a busy machine — only to check
+    "iri" string formats, which notebook validation never asks for: that one module is left
+    out of this process, here, where the runner first needs nbformat (never at import time)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    import nbformat
+
+    return nbformat
+
+FAILED_CELL_TAG = "aris3nb-failed-cell"
+MARKER_TAG = "aris3nb-marker"
+
+STATUS_WORDS = {
+    "completed": "completed", "failed": "FAILED its checks", "error": "stopped by an error",
+    "timeout": "stopped: cell timeout", "dead_kernel": "stopped: the kernel died", "interrupted": "interrupted",
+}
+
+
+def phase_notebook(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> nbformat.NotebookNode:
+    """The phase's notebook from ``notebooks/``, with any stored outputs cleared: an
+    executed notebook must show only what this run produced."""
+    nbformat = notebook_format()
+    path = folder / phase.notebook
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the {phase.name} notebook {path}: {exc}") from exc
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    return notebook
+
+
+def notebook_parameters(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> list[str]:
+    """The names the phase notebook's ``parameters`` cell declares (papermill's inspection)."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(folder / phase.notebook)))
+
+
+@dataclass
+class CellTracker:
+    """The cell that started last: the one running now (progress display), and the one that
+    failed when execution stops (execution stops at the first cell that does not complete)."""
+
+    total: int
+    on_cell: Callable[[int, int], None] | None
+    last_started: str | None = None
+
+    def start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.last_started = cell.get("id")
+        if self.on_cell is not None:
+            self.on_cell(cell_index + 1, self.total)
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(status, one-line reason) of a phase whose execution raised ``exc``."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        if exc.ename == "PhaseFailed":
+            return "failed", exc.evalue
+        if exc.ename == "KeyboardInterrupt":
+            return "interrupted", "interrupted while a cell ran"
+        return "error", f"{exc.ename}: {exc.evalue}"
+    if isinstance(exc, CellTimeoutError):
+        return "timeout", "a cell ran past the cell timeout and was stopped"
+    if isinstance(exc, DeadKernelError):
+        return "dead_kernel", "the kernel died while a cell ran"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "the run was interrupted"
+    return "error", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.NotebookNode:
+    """A cell the runner inserts: a comment as its source, ``banner`` as its output."""
+    nbformat = notebook_format()
+    cell = nbformat.v4.new_code_cell(f"# {comment}")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(),
+                                                                 "text/plain": repr(banner)})]
+    cell.metadata["tags"] = tags
+    return cell
+
+
+def _banner_cell(run_id: str, phase_run: PhaseRun) -> nbformat.NotebookNode:
+    """The verdict at the top of the executed notebook, with the status the runner saw."""
+    note = (f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
+            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}")
+    if phase_run.failed_cell is not None:
+        note += f" · the failing cell is marked below (tagged {FAILED_CELL_TAG})"
+    banner = Banner(phase_run.phase.title, phase_run.verdict or "FAIL", phase_run.reasons, note=note)
+    return _output_cell("The verdict of this phase, written by the aris3nb runner once the notebook ran.", banner,
+                        [MARKER_TAG, "aris3nb-banner"])
+
+
+def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell_id: str | None) -> None:
+    index = next((i for i, cell in enumerate(notebook.cells) if cell_id and cell.get("id") == cell_id), None)
+    if index is None:
+        return
+    cell = notebook.cells[index]
+    cell.metadata.setdefault("tags", []).append(FAILED_CELL_TAG)
+    cell.metadata["aris3nb"] = {"status": phase_run.status}
+    cell.metadata.setdefault("papermill", {})["status"] = "failed"
+    banner = Banner("This cell did not complete", STATUS_WORDS.get(phase_run.status, phase_run.status),
+                    phase_run.reasons[:1])
+    notebook.cells.insert(index, _output_cell("The cell below did not complete (marked by the aris3nb runner).",
+                                              banner, [MARKER_TAG]))
+    phase_run.failed_cell = {"index": None, "id": cell_id, "execution_count": cell.get("execution_count")}
+
+
+def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
+                    secrets: Sequence[str]) -> nbformat.NotebookNode:
+    """Put the runner's status into the executed notebook: papermill's own error cells out,
+    the failing cell marked, the banner on top, the status in the metadata; secrets out."""
+    nbformat = notebook_format()
+    notebook.cells = [cell for cell in notebook.cells
+                      if "papermill-error-cell-tag" not in cell.metadata.get("tags", [])]
+    if phase_run.status != "completed":
+        _mark_failed_cell(notebook, phase_run, failed_cell_id)
+    notebook.cells.insert(0, _banner_cell(run_id, phase_run))
+    if phase_run.failed_cell is not None:  # its position in the notebook as written
+        phase_run.failed_cell["index"] = next(i for i, cell in enumerate(notebook.cells)
+                                              if FAILED_CELL_TAG in cell.metadata.get("tags", []))
+    papermill_meta = notebook.metadata.setdefault("papermill", {})
+    papermill_meta["input_path"] = f"notebooks/{phase_run.phase.notebook}"
+    papermill_meta.pop("output_path", None)
+    papermill_meta["exception"] = phase_run.status != "completed"
+    notebook.metadata["aris3nb"] = {
+        "run_id": run_id, "phase": phase_run.phase.name, "title": phase_run.phase.title, "status": phase_run.status,
+        "verdict": phase_run.verdict, "reasons": phase_run.reasons, "failed_cell": phase_run.failed_cell,
+        "started_at": phase_run.started_at, "duration_sec": round(phase_run.duration_sec, 3),
+    }
+    text = redact_text(json.dumps(notebook), secrets)
+    return nbformat.reads(text, as_version=4)

@@ -1,0 +1,127 @@
+"""A run's end: its verdict and decision, its metrics, the code and tools that made it, and
+``evidence.json`` sealed into the bundle (with the runs index written afterwards)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import platform
+import subprocess
+from collections.abc import Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aris3nb import __version__
+from aris3nb.core.checks import Verdict
+from aris3nb.core.ids import utc_text
+from aris3nb.core.redact import redact_text, redact_url
+from aris3nb.evidence.marks import NOTEBOOKS_DIR
+from aris3nb.evidence.record import RunResult
+from aris3nb.phases import ROLLBACK, Trigger
+
+if TYPE_CHECKING:
+    from aris3nb.evidence.runner import _Run
+
+EXIT_INTERRUPTED = 130
+#: The decision (and verdict) of a run stopped by Ctrl-C: what ran is sealed, nothing was judged.
+INTERRUPTED = "INTERRUPTED"
+#: Where the drill's permission came from, for the evidence.
+DRILLS_ENABLED_BY_EMBEDDED = "the embedded default, for its own disposable target only"
+
+
+def decide(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
+    verdicts = {p.verdict for p in run.phases if p.verdict}
+    # A phase the playbook required that did not run proved nothing: never GO without it.
+    not_run = any(p.status == "skipped" and p.phase.name != ROLLBACK for p in run.phases)
+    if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
+        verdict = Verdict.FAIL
+    elif "PASS_WITH_WARNINGS" in verdicts:
+        verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
+    else:
+        verdict = Verdict.PASS
+    rolled_back = any(p.phase.name == ROLLBACK and p.status != "skipped" for p in run.phases)
+    decision = "NO-GO" if verdict is Verdict.FAIL or triggers or rolled_back else "GO"
+    if run.interrupted:  # stopped, not judged: neither GO nor a check that failed
+        return verdict, INTERRUPTED, EXIT_INTERRUPTED
+    return verdict, decision, 0 if decision == "GO" else 1
+
+
+def _metrics(run: _Run) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"latency_p95_ms": None, "drill_rto_sec": None, "backup_bytes": None}
+    for phase_run in run.phases:  # later phases win: post-deploy latency over the gate's
+        for key, value in ((phase_run.result or {}).get("metrics") or {}).items():
+            if value is not None:
+                metrics[key] = value
+    return metrics
+
+
+def _git_commit() -> dict[str, Any]:
+    """The commit, branch and cleanliness of the checkout the notebooks came from."""
+    root = NOTEBOOKS_DIR.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "branch": None, "dirty": None}
+
+
+def _tools() -> dict[str, str | None]:
+    tools: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("papermill", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client", "pandas",
+                 "matplotlib", "sqlalchemy", "alembic", "cryptography"):
+        try:
+            tools[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            tools[name] = None
+    return tools
+
+
+def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any) -> RunResult:
+    from aris3nb.evidence.index import write_index
+
+    finished = dt.datetime.now(dt.UTC)
+    verdict, decision, exit_code = decide(run, triggers)
+    options = run.options
+    target = run.target
+    document = {
+        "run_id": run.run_id, "started_at": utc_text(started), "finished_at": utc_text(finished),
+        "duration_sec": round((finished - started).total_seconds(), 3),
+        "verdict": INTERRUPTED if run.interrupted else str(verdict),
+        "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
+        "target": {"mode": target.mode if target else None, "description": target.description if target else None,
+                   "base_url": redact_text(target.base_url) if target else None,
+                   "database_url": redact_url(target.database_url) if target and target.database_url else None},
+        "parameters": {
+            "phases": list(options.phases) or "default", "strict": options.strict,
+            "confirm_restore": options.confirm_restore, "budgets_ms": dict(options.budgets_ms),
+            "pytest_target": options.pytest_target, "cell_timeout_sec": options.cell_timeout_sec,
+            "scale": options.scale if target and target.mode == "embedded" else None,
+            "revert_command": redact_text(options.revert_command, run.secrets) if options.revert_command else None,
+            "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
+            "manifest": str(options.manifest) if options.manifest else None,
+            "terminate_sessions": options.terminate_sessions,
+            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded
+            else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
+        },
+        "triggers": [dataclasses.asdict(t) for t in triggers],
+        "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
+                   for p in run.phases],
+        "metrics": _metrics(run),
+        "code": {"aris3nb_version": __version__, **_git_commit()},
+        "tools": _tools(),
+    }
+    document = json.loads(redact_text(json.dumps(document), run.secrets))
+    evidence_path = bundle.seal_run(run.run_dir, document, signing_key=options.signing_key)
+    try:
+        index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
+    except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
+        index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
+    return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
+                     evidence_path, index_path, index_problem)
