@@ -2,8 +2,9 @@
 manifests, integrity findings and drill diffs, latency, RTO and RPO charts, and the phase's
 result for the runner.
 
-A notebook opens its phase with ``start_phase`` and ends it with ``conclude``, which writes
-``<run>/<phase>/result.json``, shows the verdict and, when it is FAIL, raises
+A notebook opens its phase with ``start_phase`` and ends it with ``conclude``, which puts the
+phase's result into the notebook as an output of type ``RESULT_MIME`` (and a copy in
+``<run>/<phase>/result.json``), shows the verdict and, when it is FAIL, raises
 ``PhaseFailed`` — after everything before it was displayed, so the notebook run fails with
 its evidence in it. Every value shown is escaped: tables and banners are built with
 ``html.escape``.
@@ -39,6 +40,10 @@ from aris3nb.core.settings import load_settings
 #: Set by the runner in the kernel's environment: the run's bundle folder.
 RUN_DIR_ENV = "ARIS3NB_RUN_DIR"
 RESULT_FILE = "result.json"
+#: The MIME type of the phase result a notebook carries as an output (the runner's, the
+#: papermill engine's and ``evidence seal``'s one source of it): an executed notebook
+#: describes itself.
+RESULT_MIME = "application/vnd.aris3nb.phase-result+json"
 RESULT_FORMAT = "aris3nb.phase_result"
 RESULT_VERSION = 1
 STATUS_MARKS = {"PASS": "✔ PASS", "WARN": "⚠ WARN", "FAIL": "✘ FAIL", "SKIP": "· SKIP"}
@@ -621,6 +626,10 @@ class PhaseEvidence:
             "metrics": self.metrics, "facts": dict(facts or {}), "kept": self.kept,
         }
         write_json_evidence(self.folder, RESULT_FILE, document)
+        from IPython.display import display
+
+        # An empty text/plain beside it: pages and JupyterLab show nothing for it, and say nothing.
+        display({RESULT_MIME: document, "text/plain": ""}, raw=True)
         _display(Banner(title or self.phase, str(verdict), reasons))
         if verdict is Verdict.FAIL:
             raise PhaseFailed(f"{self.phase} FAIL: {'; '.join(reasons)}", [r.name for r in blocking])
@@ -645,3 +654,15 @@ def read_result(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) and document.get("format") == RESULT_FORMAT else None
+
+
+def result_in(notebook: Any) -> dict[str, Any] | None:
+    """The phase result an executed notebook carries (its last ``RESULT_MIME`` output), or
+    None when the notebook never concluded its phase."""
+    found = None
+    for cell in notebook.get("cells") or []:
+        for output in cell.get("outputs") or [] if cell.get("cell_type") == "code" else []:
+            document = (output.get("data") or {}).get(RESULT_MIME)
+            if isinstance(document, dict) and document.get("format") == RESULT_FORMAT:
+                found = document
+    return found

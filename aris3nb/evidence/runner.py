@@ -9,9 +9,11 @@ raised anything else), ``timeout`` (a cell ran past the cell timeout), ``dead_ke
 ``interrupted`` or ``skipped`` — written into the executed notebook (a banner at the top,
 the failing cell marked) and into ``evidence.json``.
 
-No secret is ever a notebook parameter: URLs are passed with their password masked and
-resolved inside the kernel from its environment (``playbook.resolve_url``); every notebook
-is scrubbed of known secrets again before it is written.
+One road in, one road out. No secret is ever a notebook parameter: a URL with a password
+is left out of the parameters and reaches the kernel through its environment only
+(``DATABASE_URL``, ``ARIS3_BASE_URL``); every notebook is scrubbed of known secrets again
+before it is written. A phase's result comes back inside its executed notebook, as an
+output of type ``application/vnd.aris3nb.phase-result+json``: the notebook describes itself.
 
 Speed: the next phase's kernel is started (and imports aris3nb, pandas and matplotlib)
 while the current phase runs, and HTML is rendered in-process with one exporter.
@@ -23,7 +25,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -34,14 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.core.db import check_connection, engine_name, parse_database_url
+from aris3nb.core.db import check_connection, parse_database_url
 from aris3nb.core.errors import UsageError
 from aris3nb.core.files import write_text_evidence
-from aris3nb.core.ids import new_run_id, utc_text
+from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings
 from aris3nb.core.stale import sweep
-from aris3nb.evidence.display import RUN_DIR_ENV, read_result
+from aris3nb.evidence.display import RUN_DIR_ENV, result_in
 from aris3nb.evidence.kernels import KERNEL_NAME, KERNEL_START_TIMEOUT_SEC, Kernels, last_words
 from aris3nb.evidence.marks import (
     NOTEBOOKS_DIR,
@@ -54,7 +55,6 @@ from aris3nb.evidence.marks import (
 from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.evidence.seal import seal
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
-from aris3nb.phases.inputs import URLS_FILE_ENV
 
 # Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
 # that the first kernel starts booting as early as possible.
@@ -164,12 +164,25 @@ class _Run:
                 phase_run.reasons.append(f"its HTML page could not be rendered: {exc}")
 
 
+def _public(url: str | None) -> str | None:
+    """``url`` when it carries no password, else None: the kernel then takes it from its
+    environment (``_kernel_env``). No secret is ever a notebook parameter."""
+    if not url or url_password(url):
+        return None
+    import httpx
+
+    with contextlib.suppress(httpx.InvalidURL):
+        if url.startswith(("http://", "https://")) and httpx.URL(url).password:
+            return None
+    return url
+
+
 def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[str, Any]:
-    """A phase's parameters, every URL with its password masked."""
+    """A phase's parameters: literals, never a secret (a URL with a password is None here and
+    reaches the kernel through its environment)."""
     target, options = run.target, run.options
     assert target is not None
-    database_url = redact_url(target.database_url) if target.database_url else None
-    base_url = redact_text(target.base_url)
+    database_url, base_url = _public(target.database_url), _public(target.base_url)
     exports_dir = str(target.exports_dir) if target.exports_dir else None
     budgets = dict(options.budgets_ms)
     manifest, no_restore_reason = None, None
@@ -184,7 +197,6 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
         "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": str(pytest_target),
         "strict": options.strict, "budgets_ms": budgets, "exports_dir": exports_dir, "backup_name": run.backup_name,
         "manifest": str(manifest) if manifest else None,
-        "server_url": database_url if target.database_url and engine_name(target.database_url) == "postgresql" else None,
         "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
         "confirm_restore": options.confirm_restore, "no_restore_reason": no_restore_reason,
         "terminate_sessions": options.terminate_sessions,
@@ -234,11 +246,16 @@ def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, 
     return own, None
 
 
-def _kernel_env(run: _Run, urls_file: Path) -> dict[str, str]:
+def _kernel_env(run: _Run) -> dict[str, str]:
     """The kernels' environment, known before the target is up (the first kernel boots while
-    the target starts); the target's real URLs follow in ``urls_file``, owner-only."""
+    the target starts). It is the one road a secret takes into a kernel: the URLs the
+    operator gave (which may carry a password) are DATABASE_URL and ARIS3_BASE_URL here; a
+    parameter carries a URL only when it has no password (``_public``)."""
     env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
-           URLS_FILE_ENV: str(urls_file), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+           "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    for name, url in (("DATABASE_URL", run.options.database_url), ("ARIS3_BASE_URL", run.options.base_url)):
+        if url:
+            env[name] = url
     if run.options.embedded:
         env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target (said in the evidence)
     if run.options.revert_command:
@@ -278,7 +295,13 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     finally:
         phase_run.duration_sec = time.perf_counter() - started
         Kernels.stop(kernel)
-    phase_run.result = read_result(run.run_dir / phase.name)
+    try:
+        executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
+    except (OSError, ValueError) as exc:  # papermill's last save cut short (a full disk)
+        executed = notebook
+        phase_run.status = "error"
+        phase_run.reasons.append(f"papermill's copy of the executed notebook is unreadable: {exc}")
+    phase_run.result = result_in(executed)
     if phase_run.result is not None:
         phase_run.verdict = phase_run.result["verdict"]
         phase_run.reasons = list(phase_run.result.get("reasons") or []) or phase_run.reasons
@@ -286,15 +309,9 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
             phase_run.status = "error"
     elif phase_run.status == "completed":
         phase_run.status, phase_run.verdict = "error", "FAIL"
-        phase_run.reasons.append("the notebook ended without concluding its phase (no result.json)")
+        phase_run.reasons.append("the notebook ended without concluding its phase (no phase result in it)")
     if phase_run.status not in ("completed",):
         phase_run.verdict = "FAIL"
-    try:
-        executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
-    except (OSError, ValueError) as exc:  # papermill's last save cut short (a full disk)
-        executed = notebook
-        phase_run.status, phase_run.verdict = "error", "FAIL"
-        phase_run.reasons.append(f"papermill's copy of the executed notebook is unreadable: {exc}")
     final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
     try:
         write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
@@ -431,13 +448,10 @@ def run_playbook(options: RunOptions, settings: Settings, *,
             with contextlib.ExitStack() as stack:
                 sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
                 input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-")))
-                urls_file = input_dir / "urls.json"
-                kernels = Kernels(_kernel_env(run, urls_file), options.workdir or Path.cwd(), input_dir)
+                kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), input_dir)
                 stack.callback(kernels.close)
                 kernels.start_next()  # the first kernel boots while the target starts
-                run.target = target = stack.enter_context(open_target(options, settings))
-                write_text_evidence(input_dir, urls_file.name,
-                                    json.dumps([url for url in (target.database_url, target.base_url) if url]))
+                run.target = stack.enter_context(open_target(options, settings))
                 planned = [phase for phase in PHASES if phase.name in requested]
                 for position, phase in enumerate(planned):
                     _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
@@ -477,8 +491,17 @@ def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, st
     _execute_phase(run, phase_run, kernels.take(start_another=start_another), input_dir, on_cell)
 
 
-#: A run id as ``new_run_id`` makes it: nothing that could name another folder.
-RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}\Z")
+def _given_again(given: str | None, recorded: str | None, option: str) -> str | None:
+    """The URL a re-run targets: the one given now, which must be the run's (its redacted
+    form equal to the one recorded); nothing recorded: none."""
+    if not recorded:
+        return None
+    if not given:
+        raise UsageError(f"the run's target was {recorded}: give {option} again (a password is never kept in evidence)")
+    if recorded not in (redact_url(given), redact_text(given)):
+        raise UsageError(f"{option} names {redact_text(given)}, but the run's target was {recorded}: a re-run "
+                         "judges the same target")
+    return given
 
 
 def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
@@ -491,7 +514,6 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     re-run checks, so a changed bundle is refused (``EvidenceInvalid``, exit 1).
     """
     from aris3nb.evidence.bundle import read_evidence, verify_run
-    from aris3nb.phases.inputs import resolve_url
 
     if phase not in PHASE_BY_NAME:
         raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")
@@ -505,8 +527,11 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     verify_run(run_dir, public_key=public_key).raise_if_invalid()
     document = read_evidence(run_dir / "evidence.json")
     parameters, target = document.get("parameters") or {}, document.get("target") or {}
-    database_url = base.database_url or (resolve_url(target.get("database_url")) if target.get("mode") != "embedded" else None)
-    base_url = base.base_url or (resolve_url(target.get("base_url")) if target.get("mode") == "base_url" else None)
+    database_url = base_url = None
+    if target.get("mode") != "embedded":  # the same target again; its password was never kept
+        database_url = _given_again(base.database_url or settings.database_url, target.get("database_url"), "--database-url")
+    if target.get("mode") == "base_url":
+        base_url = _given_again(base.base_url or settings.base_url, target.get("base_url"), "--base-url")
     drilled = next((p.get("parameters", {}).get("manifest") for p in document.get("phases") or []
                     if isinstance(p, dict) and p.get("phase") == phase and isinstance(p.get("parameters"), dict)), None)
     return dataclasses.replace(

@@ -18,7 +18,7 @@ from aris3nb.phases.base import Phase, TriggerRule
 
 PHASE = Phase(
     name="drill", notebook="04-drill.ipynb", title="Restore drill: the backup proven by restoring it",
-    parameters=("manifest", "server_url", "database_url"), requires="deploy",
+    parameters=("manifest", "database_url"), requires="deploy",
     triggers=(TriggerRule("drill_fail", on_verdict_fail=True),),
 )
 
@@ -55,14 +55,14 @@ class DrillOutcome:
         return results
 
 
-def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: str | None = None,
-          database_url: str | None = None) -> DrillOutcome:
+def drill(manifest_path: Path | str | None, settings: Settings, *, database_url: str | None = None) -> DrillOutcome:
     """Run the restore drill on ``manifest_path`` and return its report, also when it failed
     (the report says why); a drill that could not start at all (disabled, no backup,
     unreadable manifest) raises.
 
-    Without a manifest, the newest backup of ``database_url`` (default DATABASE_URL) is
-    drilled whatever its state:
+    ``database_url`` (default DATABASE_URL) is the target: without a manifest its newest
+    backup is drilled, and a PostgreSQL drill creates its scratch database on its server.
+    Without a manifest, the newest backup is drilled whatever its state:
     an invalid newest backup FAILs the drill naming its problems, it is never passed over
     for an older one. ``NoBackup`` lists every backup found and why none was of the target.
     """
@@ -75,7 +75,7 @@ def drill(manifest_path: Path | str | None, settings: Settings, *, server_url: s
         choice = choose_backup(settings, database_url, require_valid=False, purpose="drill")
         manifest_path = choice.manifest
     try:
-        _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=server_url)
+        _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=database_url)
     except DrillFailed as exc:
         path = exc.report_path
     return DrillOutcome(read_drill_report(path), path, choice)

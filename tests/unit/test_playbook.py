@@ -1,46 +1,44 @@
-"""Masked URL parameters are resolved from the runner's hand-over file or the environment,
-and only to the URL they stand for."""
+"""No secret is a notebook parameter: a URL with a password is None among a phase's
+parameters and reaches the kernel through its environment only; a re-run needs the same
+target given again."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from aris3nb.core.errors import UsageError
-from aris3nb.phases.inputs import URLS_FILE_ENV, resolve_url
+from aris3nb.evidence.runner import RunOptions, _given_again, _kernel_env, _public
 
 REAL = "postgresql://app:S3cret-pw@db.internal:5432/aris3"
 MASKED = "postgresql://app:***@db.internal:5432/aris3"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (URLS_FILE_ENV, "DATABASE_URL", "ARIS3_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+def test_a_url_with_a_password_is_never_a_parameter() -> None:
+    assert _public(REAL) is None
+    assert _public("http://svc:Other-pw@10.0.0.1:8000") is None
+    assert _public("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+    assert _public("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    assert _public(None) is None
 
 
-def test_an_unmasked_url_and_none_pass_through() -> None:
-    assert resolve_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
-    assert resolve_url(None) is None
+def test_the_operators_urls_reach_the_kernel_by_its_environment(tmp_path) -> None:
+    class FakeRun:
+        run_dir = tmp_path / "run"
+        options = RunOptions(database_url=REAL, base_url="https://aris3.internal")
+
+        class settings:  # noqa: N801 -- a stand-in with the one attribute used
+            ops_artifacts_dir = tmp_path
+
+    env = _kernel_env(FakeRun())  # type: ignore[arg-type]
+    assert env["DATABASE_URL"] == REAL and env["ARIS3_BASE_URL"] == "https://aris3.internal"
+    assert "OPS_ENABLE_BACKUP_DRILL" not in env or env["OPS_ENABLE_BACKUP_DRILL"] == __import__("os").environ.get(
+        "OPS_ENABLE_BACKUP_DRILL"), "drills are enabled only for the embedded default"
 
 
-def test_a_masked_url_is_resolved_from_the_runners_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    handed = tmp_path / "urls.json"
-    handed.write_text(json.dumps(["http://svc:Other-pw@10.0.0.1:8000", REAL]))
-    monkeypatch.setenv(URLS_FILE_ENV, str(handed))
-    assert resolve_url(MASKED) == REAL
-    assert resolve_url("http://svc:***@10.0.0.1:8000") == "http://svc:Other-pw@10.0.0.1:8000"
-
-
-def test_a_masked_url_is_resolved_from_database_url_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", REAL)
-    assert resolve_url(MASKED) == REAL
-
-
-def test_another_databases_url_is_never_taken_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", REAL.replace("/aris3", "/other"))
-    with pytest.raises(UsageError) as raised:
-        resolve_url(MASKED)
-    assert "DATABASE_URL" in str(raised.value) and "S3cret" not in str(raised.value)
+def test_a_rerun_takes_the_same_target_given_again() -> None:
+    assert _given_again(REAL, MASKED, "--database-url") == REAL
+    assert _given_again(None, None, "--database-url") is None
+    with pytest.raises(UsageError, match="give --database-url again"):
+        _given_again(None, MASKED, "--database-url")
+    with pytest.raises(UsageError, match="a re-run judges the same target"):
+        _given_again("postgresql://app:x@other:5432/aris3", MASKED, "--database-url")
