@@ -70,3 +70,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
         request.applymarker(pytest.mark.postgres)
         return request.getfixturevalue("postgres_url")
     return request.getfixturevalue("sqlite_url")
+
+
+@pytest.fixture(scope="session")
+def prove_backup():
+    """A function that makes a fresh backup of a target and a passing drill of it in an
+    artifacts folder, as an operator does before a first release: the gate's backup.freshness
+    and drill.freshness then PASS for that target (they FAIL for a target never backed up)."""
+    from aris3nb.backup.create import create_backup
+    from aris3nb.backup.drill import restore_verify
+    from aris3nb.core.settings import load_settings
+
+    def prove(database_url: str, artifacts: Path, exports_dir: Path | None = None, name: str = "proven") -> Path:
+        settings = load_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True)
+        made = create_backup(database_url, name, settings=settings, exports_dir=exports_dir)
+        restore_verify(made.manifest_path, settings=settings, server_url=database_url)
+        return made.manifest_path
+
+    return prove

@@ -13,10 +13,11 @@ only when the target database is a throwaway aris3nb made itself and deletes aft
 
 - no target database (``--database-url``, ``DATABASE_URL``) and no ``--base-url``: the gate
   judges the embedded service it starts over a temporary database made for this gate run;
-- the target database is the one ``aris3nb run`` provisions for its embedded default: a SQLite
-  file directly in a folder ``aris3nb-run-embedded-pid<N>-…`` of the system temporary folder,
-  deleted when the run ends (and swept if the run was killed). Its first backup is the run's
-  own deploy backup, taken after this gate, and drilled by the run's drill phase.
+- the target database is a throwaway embedded target (``aris3nb run``'s embedded default):
+  a SQLite file directly in a folder ``aris3nb-run-embedded-pid<N>-…`` (or ``-gate-``) of the
+  system temporary folder, which aris3nb deletes when the run ends (and sweeps if the run was
+  killed). Its first backup is the run's own deploy backup, taken after this gate, and drilled
+  by the run's drill phase.
 
 Everywhere else the target is real, and a missing or stale backup or drill is a FAIL, as is
 a live target (``--base-url``) whose database is not named: never a PASS for work not done.
@@ -43,9 +44,9 @@ from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.redact import redact_url
 from aris3nb.core.settings import Settings
 
-#: The folder ``aris3nb.evidence.runner.open_target`` makes for the embedded default's database
-#: (its ``SCRATCH_PATTERN`` sweeps the same names; a test keeps the two in step).
-RUN_EMBEDDED_FOLDER = re.compile(r"^aris3nb-run-embedded-pid\d+-")
+#: The throwaway folders ``aris3nb.targets.embedded.embedded_target`` makes for ``aris3nb run``
+#: and the gate (spelled out: the gate does not import the reference double; a test keeps them in step).
+EMBEDDED_THROWAWAY_FOLDER = re.compile(r"^aris3nb-(?:run|gate)-embedded-pid\d+-")
 #: A backup or drill dated further ahead than this is not judged fresh: the clocks disagree.
 CLOCK_SKEW_SEC = 300.0
 SECONDS_PER_DAY = 86400.0
@@ -74,9 +75,9 @@ def parse_utc(text: Any) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def run_embedded_folder(database_url: str) -> Path | None:
-    """The folder of the throwaway database ``aris3nb run`` provisioned for its embedded
-    default, when ``database_url`` names one; None for any other database."""
+def throwaway_embedded_folder(database_url: str) -> Path | None:
+    """The folder of the throwaway embedded target whose database ``database_url`` names
+    (``aris3nb run``'s embedded default), or None for any other database."""
     try:
         if engine_name(database_url) != "sqlite":
             return None
@@ -87,7 +88,7 @@ def run_embedded_folder(database_url: str) -> Path | None:
         in_temp = folder.resolve().parent == Path(tempfile.gettempdir()).resolve()
     except OSError:
         return None
-    return folder if in_temp and RUN_EMBEDDED_FOLDER.match(folder.name) else None
+    return folder if in_temp and EMBEDDED_THROWAWAY_FOLDER.match(folder.name) else None
 
 
 def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | None:
@@ -99,10 +100,10 @@ def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | Non
                           "its backups and drills cannot be judged", target=None)
         return skipped("no real target: the gate judges its own embedded service over a temporary database made for "
                        "this gate run, which has no backups to judge (name a target with --database-url)", target=None)
-    folder = run_embedded_folder(database_url)
+    folder = throwaway_embedded_folder(database_url)
     if folder is not None:
-        return skipped(f"no real target: {redact_url(database_url)} is the temporary database `aris3nb run` made for "
-                       "its embedded default (deleted when the run ends); its first backup is the run's deploy backup, "
+        return skipped(f"no real target: {redact_url(database_url)} is the throwaway database of an embedded target "
+                       "(`aris3nb run`'s embedded default, deleted when the run ends); its first backup is the run's deploy backup, "
                        "taken after this gate, and its drill phase drills it", target=redact_url(database_url))
     return None
 
@@ -136,9 +137,14 @@ def judge_backup_age(chosen: Candidate, passed_over: Iterable[Candidate], *, bud
     return passed(figures + skipped_newer, **evidence)
 
 
-def judge_backup_freshness(settings: Settings, database_url: str, *, budget_sec: float,
-                           now: dt.datetime | None = None) -> Outcome:
-    """The newest valid backup of the database at ``database_url`` within the RPO budget."""
+def judge_backup_freshness(settings: Settings, database_url: str | None, *, base_url: str | None = None,
+                           budget_sec: float, now: dt.datetime | None = None) -> Outcome:
+    """The newest valid backup of the database at ``database_url`` within the RPO budget
+    (``unjudgeable``'s outcome when there is no such database)."""
+    unjudged = unjudgeable(database_url, base_url)
+    if unjudged is not None:
+        return unjudged
+    assert database_url  # unjudgeable answers when it is not given
     try:
         choice = choose_backup(settings, database_url, require_valid=True, purpose="judge against the RPO budget")
     except NoBackup as exc:  # its message lists every backup found and why each was passed over
@@ -155,17 +161,19 @@ def judge_backup_freshness(settings: Settings, database_url: str, *, budget_sec:
 
 @dataclass(frozen=True)
 class DrillSeen:
-    """One drill report found, and why it does not count (None: it does)."""
+    """One drill report found, whether it is of a backup of the target, and why it does not
+    count (None: it does)."""
 
     report: str  # relative to the drills folder
     backup: str | None
     status: str | None
     finished_at: str | None
+    of_target: bool
     why_not: str | None = None
 
     def as_evidence(self) -> dict[str, Any]:
         return {"report": self.report, "backup": self.backup, "status": self.status, "finished_at": self.finished_at,
-                "counted": self.why_not is None, "why_not": self.why_not}
+                "of_target": self.of_target, "counted": self.why_not is None, "why_not": self.why_not}
 
     def __str__(self) -> str:
         return f"{self.report} ({self.backup or '?'}): {self.why_not or 'counted'}"
@@ -190,39 +198,41 @@ def _drilled_manifest(document: dict[str, Any], settings: Settings) -> Path | No
     return None
 
 
+def _not_of_target(document: dict[str, Any], settings: Settings, live: dict[str, Any]) -> str | None:
+    """Why the backup a drill report names is not known to be of the target, or None when it is."""
+    manifest = _drilled_manifest(document, settings)
+    if manifest is None:
+        return "the manifest it names is gone: which database it drilled cannot be told"
+    try:
+        recorded = read_manifest(manifest).document.get("source")
+    except Aris3nbError as exc:
+        return f"the manifest it names is unreadable: {exc}"
+    mismatch = source.mismatch(recorded if isinstance(recorded, dict) else {}, live)
+    return f"not of the target: {mismatch}" if mismatch else None
+
+
 def _seen(path: Path, folder: Path, settings: Settings, live: dict[str, Any]) -> DrillSeen:
     name = str(path.relative_to(folder))
     try:
         document = read_drill_report(path)  # fields beyond those read here are tolerated
     except Aris3nbError as exc:
-        return DrillSeen(name, None, None, None, f"unreadable: {exc}")
+        return DrillSeen(name, None, None, None, of_target=False, why_not=f"unreadable: {exc}")
     moment = document.get("finished_at") or document.get("started_at")
-    seen = DrillSeen(name, document["backup"], document["status"], moment if isinstance(moment, str) else None)
-    why: str | None = None
-    if document["status"] != "PASS":
-        why = f"the drill {str(document['status']).lower()}ed" if document["status"] == "FAIL" else "not a PASS"
-    elif parse_utc(moment) is None:
+    moment = moment if isinstance(moment, str) else None
+    not_ours = _not_of_target(document, settings, live)
+    why = not_ours
+    if why is None and document["status"] != "PASS":
+        why = "the drill failed"
+    if why is None and parse_utc(moment) is None:
         why = "it records no readable finished_at or started_at"
-    else:
-        manifest = _drilled_manifest(document, settings)
-        if manifest is None:
-            why = "the manifest it names is gone: which database it drilled cannot be told"
-        else:
-            try:
-                recorded = read_manifest(manifest).document.get("source")
-            except Aris3nbError as exc:
-                why = f"the manifest it names is unreadable: {exc}"
-            else:
-                mismatch = source.mismatch(recorded if isinstance(recorded, dict) else {}, live)
-                why = f"not of the target: {mismatch}" if mismatch else None
-    return DrillSeen(seen.report, seen.backup, seen.status, seen.finished_at, why)
+    return DrillSeen(name, document["backup"], document["status"], moment, of_target=not_ours is None, why_not=why)
 
 
-def drills_seen(settings: Settings, database_url: str) -> tuple[list[DrillSeen], int]:
+def drills_seen(settings: Settings, live: dict[str, Any]) -> tuple[list[DrillSeen], int]:
     """The drill reports under the drills folder, newest first, read until the first that
-    counts for the target (a PASS of one of its backups); and how many reports there are."""
+    counts for the target ``live`` (``source.describe``): a PASS of one of its backups; and
+    how many reports there are."""
     folder = drills_dir(settings)
-    live = source.describe(database_url)
     paths = sorted(folder.glob("*/drill_report_*.json"), key=lambda p: (p.name, p.parent.name), reverse=True) \
         if folder.is_dir() else []
     seen: list[DrillSeen] = []
@@ -236,10 +246,10 @@ def drills_seen(settings: Settings, database_url: str) -> tuple[list[DrillSeen],
 def judge_drill_age(seen: list[DrillSeen], *, max_age_days: float, now: dt.datetime,
                     target: str, folder: Path, total: int | None = None) -> Outcome:
     """PASS when the newest drill that counts in ``seen`` finished at most ``max_age_days``
-    before ``now``; WARN when it did, but a newer drill of the target's backups failed."""
+    before ``now``; WARN when it did, but a newer drill of one of the target's backups failed."""
     total = len(seen) if total is None else total
     max_age_sec = max_age_days * SECONDS_PER_DAY
-    counted = sorted((s for s in seen if s.why_not is None), key=lambda s: s.finished_at or "", reverse=True)
+    counted = [(moment, s) for s in seen if s.why_not is None and (moment := parse_utc(s.finished_at)) is not None]
     evidence: dict[str, Any] = {
         "max_age_days": max_age_days, "max_age_sec": round(max_age_sec, 3), "target": target,
         "last_passing_drill": None, "age_sec": None, "reports_found": total,
@@ -251,9 +261,7 @@ def judge_drill_age(seen: list[DrillSeen], *, max_age_days: float, now: dt.datet
         return failed(f"no passing drill of a backup of {target} under {folder}; drill reports found: {shown}{more}; "
                       "drill a backup (aris3nb backup restore-verify <manifest.json>, OPS_ENABLE_BACKUP_DRILL=true)",
                       **evidence)
-    last = counted[0]
-    finished = parse_utc(last.finished_at)
-    assert finished is not None  # a drill without a readable time does not count
+    finished, last = max(counted, key=lambda pair: pair[0])
     age = (now - finished).total_seconds()
     evidence.update(last_passing_drill={"report": last.report, "backup": last.backup, "finished_at": last.finished_at},
                     age_sec=round(age, 3))
@@ -265,16 +273,22 @@ def judge_drill_age(seen: list[DrillSeen], *, max_age_days: float, now: dt.datet
     if age > max_age_sec:
         return failed(f"{figures}: older than OPS_DRILL_MAX_AGE_DAYS={max_age_days:g}; drill a recent backup "
                       "(aris3nb backup restore-verify <manifest.json>)", **evidence)
-    failed_since = [s for s in seen if s.status == "FAIL" and (s.finished_at or "") > (last.finished_at or "")
-                    and (s.why_not or "").startswith("the drill failed")]
+    failed_since = [s for s in seen if s.of_target and s.status == "FAIL"
+                    and (moment := parse_utc(s.finished_at)) is not None and moment > finished]
     if failed_since:
         return warned(f"{figures}, but a newer drill failed: {failed_since[0]}", **evidence)
     return passed(figures, **evidence)
 
 
-def judge_drill_freshness(settings: Settings, database_url: str, *, max_age_days: float,
-                          now: dt.datetime | None = None) -> Outcome:
-    """The last passing drill of a backup of the database at ``database_url`` within the max age."""
-    seen, total = drills_seen(settings, database_url)
+def judge_drill_freshness(settings: Settings, database_url: str | None, *, base_url: str | None = None,
+                          max_age_days: float, now: dt.datetime | None = None) -> Outcome:
+    """The last passing drill of a backup of the database at ``database_url`` within the max
+    age (``unjudgeable``'s outcome when there is no such database)."""
+    unjudged = unjudgeable(database_url, base_url)
+    if unjudged is not None:
+        return unjudged
+    assert database_url  # unjudgeable answers when it is not given
+    live = source.describe(database_url)
+    seen, total = drills_seen(settings, live)
     return judge_drill_age(seen, max_age_days=max_age_days, now=now or dt.datetime.now(dt.UTC),
-                           target=source.label(source.describe(database_url)), folder=drills_dir(settings), total=total)
+                           target=source.label(live), folder=drills_dir(settings), total=total)

@@ -9,6 +9,8 @@ Checks, in the order they run (each a small function registered in ``GATE_CHECKS
     migrations.round_trip.sqlite     upgrade → downgrade base → upgrade on a disposable SQLite file
     migrations.round_trip.postgresql the same in a scratch PostgreSQL database (--postgres-url)
     target.schema                    the target database at head, equal to the models (--database-url)
+    backup.freshness                 the target's newest valid backup within the RPO budget (OPS_RPO_BUDGET_SEC)
+    drill.freshness                  a passing drill of a backup of the target within OPS_DRILL_MAX_AGE_DAYS
     smoke                            the pytest target, per area, against the live target
     http.health, http.ready          /health and /ready of the live target
     latency.health, .stock, .reports, .exports   p95 of each endpoint within its budget
@@ -42,7 +44,7 @@ from aris3nb.core.files import write_json_evidence, write_text_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
-from aris3nb.gate import git, http, migrations, smoke
+from aris3nb.gate import freshness, git, http, migrations, smoke
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
@@ -229,6 +231,20 @@ def check_target_schema(ctx: GateContext) -> Outcome:
                                           metadata=ctx.options.metadata)
 
 
+@GATE_CHECKS.register("backup.freshness")
+def check_backup_freshness(ctx: GateContext) -> Outcome:
+    """What a restore would lose is bounded: the target's newest valid backup is within the RPO budget."""
+    return freshness.judge_backup_freshness(ctx.settings, ctx.target_database_url, base_url=ctx.options.base_url,
+                                            budget_sec=ctx.settings.rpo_budget_sec)
+
+
+@GATE_CHECKS.register("drill.freshness")
+def check_drill_freshness(ctx: GateContext) -> Outcome:
+    """A backup is known to restore only once drilled: a backup of the target passed a drill recently."""
+    return freshness.judge_drill_freshness(ctx.settings, ctx.target_database_url, base_url=ctx.options.base_url,
+                                           max_age_days=ctx.settings.drill_max_age_days)
+
+
 @GATE_CHECKS.register("smoke")
 def check_smoke(ctx: GateContext) -> Outcome:
     """Every critical area (auth, stock, transfers, POS, reports, exports) passes its smoke."""
@@ -369,6 +385,8 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
         "http_timeout_sec": settings.http_timeout_sec,
         "smoke_timeout_sec": settings.smoke_timeout_sec,
         "smoke_username": settings.smoke_username,
+        "rpo_budget_sec": settings.rpo_budget_sec,
+        "drill_max_age_days": settings.drill_max_age_days,
     }
 
 

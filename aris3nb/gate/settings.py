@@ -1,7 +1,8 @@
 """Settings of the gate and the integrity check, read from the environment in one place.
 
 They extend the common ``Settings`` (artifacts folder, smoke password, ...) with latency
-budgets, sample counts and timeouts. Every value has a documented default.
+budgets, sample counts, timeouts and the freshness limits of the target's backups and
+drills. Every value has a documented default.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from aris3nb.core.settings import Seconds, Settings, load_settings
 DEFAULT_SMOKE_USERNAME = "smoke.admin"
 #: Below this many samples a percentile is not evidence: the latency check says "inconclusive".
 MIN_LATENCY_SAMPLES = 200
+#: The largest RPO budget and drill age accepted: a year. Beyond, a freshness check could never fail.
+MAX_FRESHNESS_DAYS = 366
 
 
 class GateSettings(Settings):
@@ -31,6 +34,14 @@ class GateSettings(Settings):
     latency_deadline_sec: Seconds = Field(default=60.0, validation_alias="OPS_GATE_LATENCY_DEADLINE_SEC")
     http_timeout_sec: Seconds = Field(default=5.0, validation_alias="OPS_GATE_HTTP_TIMEOUT_SEC")
     smoke_timeout_sec: Seconds = Field(default=300.0, validation_alias="OPS_GATE_SMOKE_TIMEOUT_SEC")
+
+    #: ``backup.freshness``: the target's newest valid backup may be at most this old (seconds).
+    rpo_budget_sec: float = Field(default=86400.0, gt=0, le=MAX_FRESHNESS_DAYS * 86400, allow_inf_nan=False,
+                                  validation_alias="OPS_RPO_BUDGET_SEC")
+    #: ``drill.freshness``: the last passing drill of a backup of the target may be at most this
+    #: old (days; fractions allowed).
+    drill_max_age_days: float = Field(default=7.0, gt=0, le=MAX_FRESHNESS_DAYS, allow_inf_nan=False,
+                                      validation_alias="OPS_DRILL_MAX_AGE_DAYS")
 
     integrity_idempotency_max_age_sec: Seconds = Field(
         default=900.0, validation_alias="OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC")

@@ -142,13 +142,14 @@ def make_hostile(database_url: str, exports: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
+def hostile_run(tmp_path_factory: pytest.TempPathFactory, prove_backup) -> HostileRun:
     base = tmp_path_factory.mktemp("hostile")
     url, exports = f"sqlite:///{base / 'aris3.db'}", base / "exports"
     migrate.upgrade(url)
     seed_database(url, scale=300, exports_dir=exports)
     make_hostile(url, exports)
     artifacts = base / "artifacts"
+    prove_backup(url, artifacts, exports)  # released before: the gate's freshness checks pass
     env = cli_env(artifacts, OPS_ENABLE_BACKUP_DRILL="true", ARIS3_EXPORTS_DIR=str(exports),
                   TMPDIR=str(base))
     done = subprocess.run([ARIS3NB, "run", "--database-url", url, "--out", str(artifacts)], env=env, cwd=ROOT,

@@ -35,9 +35,11 @@ def assert_no_leak(text: str) -> None:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_embedded_gate_passes_every_check_on_both_engines(tmp_path: Path, postgres_admin: sa.Engine,
-                                                              postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                              postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                              prove_backup) -> None:
     monkeypatch.setenv("ARIS3_SMOKE_PASSWORD", SECRET)
     migrate.upgrade(postgres_url)
+    prove_backup(postgres_url, tmp_path / "artifacts")  # a target released before: backed up and drilled
     settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
     report = run_gate(GateOptions(pytest_target=SMOKE_TARGET, database_url=postgres_url, workdir=REPO_ROOT,
                                   postgres_url=postgres_admin.url.render_as_string(hide_password=False)), settings)

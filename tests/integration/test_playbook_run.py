@@ -145,7 +145,7 @@ def test_an_unconfirmed_rollback_restores_nothing_and_says_so(tmp_path: Path) ->
 
 
 @pytest.mark.postgres
-def test_no_secret_reaches_any_file_or_output(postgres_url: str, tmp_path: Path) -> None:
+def test_no_secret_reaches_any_file_or_output(postgres_url: str, tmp_path: Path, prove_backup) -> None:
     """A whole playbook on PostgreSQL, rollback included, with recognisable secrets in the
     URL, the environment and the service's keys: none of them in any file produced."""
     secrets = {
@@ -160,6 +160,7 @@ def test_no_secret_reaches_any_file_or_output(postgres_url: str, tmp_path: Path)
                   smoke_password=secrets["smoke password"])
     url = make_url(postgres_url).set(password=secrets["url password"]).render_as_string(hide_password=False)
     out = tmp_path / "artifacts"
+    prove_backup(postgres_url, out, exports)  # released before: a fresh backup and a passing drill of it
     env = {"ARIS3_SMOKE_PASSWORD": secrets["smoke password"], "ARIS3_SEED_PASSWORD": secrets["seed password"],
            "ARIS3_SECRET_KEY": secrets["secret key"], "ARIS3_EXPORTS_DIR": str(exports),
            "OPS_ENABLE_BACKUP_DRILL": "true"}

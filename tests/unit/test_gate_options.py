@@ -73,7 +73,7 @@ def test_the_default_smoke_account_is_the_seeded_one() -> None:
 def test_the_gate_checks_and_their_order() -> None:
     assert GATE_CHECKS.names() == [
         "git", "deploy.freeze", "migrations.single_head", "migrations.round_trip.sqlite", "migrations.round_trip.postgresql",
-        "target.schema", "smoke", "http.health", "http.ready",
+        "target.schema", "backup.freshness", "drill.freshness", "smoke", "http.health", "http.ready",
         "latency.health", "latency.stock", "latency.reports", "latency.exports",
     ]
     assert all(check.why for check in GATE_CHECKS), "every check says why it matters"
