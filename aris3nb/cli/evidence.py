@@ -1,4 +1,4 @@
-"""The evidence bundle commands: ``aris3nb evidence verify|keygen``."""
+"""The evidence bundle commands: ``aris3nb evidence verify|keygen|seal``."""
 
 from __future__ import annotations
 
@@ -124,3 +124,39 @@ def keygen(
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@evidence_app.command("seal")
+def seal_command(
+    run_dir: Annotated[Path, typer.Argument(
+        help="The run folder the phase notebooks were executed into, named like a run id "
+        "(e.g. artifacts/runs/20261129T120000Z-a1b2c3), each notebook under its phase's file name.",
+        show_default=False)],
+    signing_key: Annotated[Path | None, typer.Option(
+        "--signing-key", help="Sign evidence.json with this Ed25519 private key.", show_default=False)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Seal phase notebooks executed elsewhere (`papermill --engine aris3nb ...`, Airflow's
+    PapermillOperator) into an evidence bundle, as `aris3nb run` seals its own: statuses,
+    banners and marks, HTML pages, triggers, verdict, evidence.json in the chain.
+
+    Exit 0 GO; 1 NO-GO (a phase failed, did not complete or did not run); 2 bad input (no such
+    folder, not named like a run id, no phase notebook in it, sealed already).
+    """
+    from aris3nb.cli._common import settings
+    from aris3nb.core.errors import RunFailed
+    from aris3nb.evidence.seal import seal_notebooks
+
+    result = seal_notebooks(run_dir, settings(), signing_key=signing_key)
+    document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+    if json_output:
+        out.print_json(json.dumps({key: document[key] for key in ("run_id", "verdict", "decision", "exit_code",
+                                                                   "phases", "triggers")}))
+    else:
+        for phase in document["phases"]:
+            say(f"{phase['phase']:<12} {phase['status']:<12} {phase['verdict'] or '-':<20} "
+                f"{'; '.join(phase['reasons'][:2])}")
+        say(f"{document['decision']} (verdict {document['verdict']}): sealed {result.evidence_path}")
+    if result.exit_code:
+        raise RunFailed(f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+                        result.run_dir, result.exit_code)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aris3nb.core.errors import UsageError
 from aris3nb.core.redact import redact_text
-from aris3nb.evidence.display import Banner
+from aris3nb.evidence.display import Banner, result_in
 from aris3nb.evidence.record import PhaseRun
 from aris3nb.phases import Phase
 
@@ -76,11 +76,14 @@ class CellTracker:
     total: int
     on_cell: Callable[[int, int], None] | None
     last_started: str | None = None
+    chained: Callable[..., Any] | None = None  # another on_cell_start hook, called after
 
-    def start(self, cell: Any, cell_index: int, **_: Any) -> None:
+    def start(self, cell: Any, cell_index: int, **kwargs: Any) -> None:
         self.last_started = cell.get("id")
         if self.on_cell is not None:
             self.on_cell(cell_index + 1, self.total)
+        if self.chained is not None:
+            self.chained(cell=cell, cell_index=cell_index, **kwargs)
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
@@ -89,11 +92,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        if exc.ename == "PhaseFailed":
-            return "failed", exc.evalue
-        if exc.ename == "KeyboardInterrupt":
-            return "interrupted", "interrupted while a cell ran"
-        return "error", f"{exc.ename}: {exc.evalue}"
+        return _classify_error(exc.ename, exc.evalue)
     if isinstance(exc, CellTimeoutError):
         return "timeout", "a cell ran past the cell timeout and was stopped"
     if isinstance(exc, DeadKernelError):
@@ -110,6 +109,9 @@ def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.Note
     cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(),
                                                                  "text/plain": repr(banner)})]
     cell.metadata["tags"] = tags
+    # What papermill keeps of every cell, so that its own passes over the notebook accept this one.
+    cell.metadata["papermill"] = {"status": "completed", "exception": False, "start_time": None, "end_time": None,
+                                  "duration": None}
     return cell
 
 
@@ -139,13 +141,89 @@ def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell
     phase_run.failed_cell = {"index": None, "id": cell_id, "execution_count": cell.get("execution_count")}
 
 
-def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
-                    secrets: Sequence[str]) -> nbformat.NotebookNode:
-    """Put the runner's status into the executed notebook: papermill's own error cells out,
-    the failing cell marked, the banner on top, the status in the metadata; secrets out."""
-    nbformat = notebook_format()
+def phase_of_notebook(notebook: Any, path: str | Path | None = None) -> Phase:
+    """The phase a notebook is of: its ``metadata.aris3nb.phase``, else its file's name."""
+    from aris3nb.phases import PHASE_BY_NAME, PHASES
+
+    named = (notebook.get("metadata") or {}).get("aris3nb", {}).get("phase")
+    if named in PHASE_BY_NAME:
+        return PHASE_BY_NAME[named]
+    stem = Path(str(path or "")).stem
+    found = next((phase for phase in PHASES if Path(phase.notebook).stem == stem), None)
+    return found or Phase(name=stem or "notebook", notebook=f"{stem or 'notebook'}.ipynb", title=stem or "notebook",
+                          parameters=())
+
+
+def _error_output(notebook: Any) -> tuple[str, str] | None:
+    """The (ename, evalue) of the first error a cell raised (papermill keeps executing no cell after it)."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs") or [] if cell.get("cell_type") == "code" else []:
+            if output.get("output_type") == "error":
+                return str(output.get("ename")), str(output.get("evalue"))
+    return None
+
+
+def judge_execution(notebook: Any, raised: BaseException | None, phase_run: PhaseRun, *,
+                    last_started: str | None) -> str | None:
+    """Judge how a phase notebook's execution ended, into ``phase_run`` (status, reasons,
+    result, verdict); return the id of the cell that did not complete (None when all did).
+
+    One judgement for every caller (the runner and the papermill engine): what the execution
+    raised (a timeout, a dead kernel, Ctrl-C), else the first error a cell raised
+    (``PhaseFailed``: the phase's checks FAILed), else completed; then the phase result the
+    notebook carries decides the verdict (a notebook that never concluded is an error)."""
+    failed_cell = None
+    if raised is not None and not _is_papermill_cell_error(raised):
+        status, reason = classify(raised)
+        failed_cell = last_started
+    elif (error := _error_output(notebook)) is not None:
+        status, reason = _classify_error(*error)
+        failed_cell = next((c.get("id") for c in notebook.cells
+                            if (c.get("metadata") or {}).get("papermill", {}).get("status") == "failed"), last_started)
+    else:
+        status, reason = "completed", None
+    phase_run.status = status
+    phase_run.reasons = [reason] if reason else []
+    phase_run.result = result_in(notebook)
+    if phase_run.result is not None:
+        phase_run.verdict = phase_run.result["verdict"]
+        phase_run.reasons = list(phase_run.result.get("reasons") or []) or phase_run.reasons
+        if phase_run.status == "failed" and phase_run.verdict != "FAIL":
+            phase_run.status = "error"
+    elif phase_run.status == "completed":
+        phase_run.status = "error"
+        phase_run.reasons.append("the notebook ended without concluding its phase (no phase result in it)")
+    if phase_run.status != "completed":
+        phase_run.verdict = "FAIL"
+    return failed_cell
+
+
+def _is_papermill_cell_error(exc: BaseException) -> bool:
+    from papermill.exceptions import PapermillExecutionError
+
+    return isinstance(exc, PapermillExecutionError)
+
+
+def _classify_error(ename: str, evalue: str) -> tuple[str, str]:
+    if ename == "PhaseFailed":
+        return "failed", evalue
+    if ename == "KeyboardInterrupt":
+        return "interrupted", "interrupted while a cell ran"
+    return "error", f"{ename}: {evalue}"
+
+
+def mark_notebook(notebook: Any, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None) -> None:
+    """Put the phase's status into an executed notebook, in place: papermill's error cells and
+    any earlier marks out, the failing cell marked, the banner on top, the status in the
+    metadata. Marking again (the runner after the engine, ``evidence seal``) gives one set."""
     notebook.cells = [cell for cell in notebook.cells
-                      if "papermill-error-cell-tag" not in cell.metadata.get("tags", [])]
+                      if not {"papermill-error-cell-tag", MARKER_TAG} & set(cell.metadata.get("tags", []))]
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if FAILED_CELL_TAG in tags:
+            tags.remove(FAILED_CELL_TAG)
+            cell.metadata.pop("aris3nb", None)
+    phase_run.failed_cell = None
     if phase_run.status != "completed":
         _mark_failed_cell(notebook, phase_run, failed_cell_id)
     notebook.cells.insert(0, _banner_cell(run_id, phase_run))
@@ -159,7 +237,26 @@ def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: Pha
     notebook.metadata["aris3nb"] = {
         "run_id": run_id, "phase": phase_run.phase.name, "title": phase_run.phase.title, "status": phase_run.status,
         "verdict": phase_run.verdict, "reasons": phase_run.reasons, "failed_cell": phase_run.failed_cell,
-        "started_at": phase_run.started_at, "duration_sec": round(phase_run.duration_sec, 3),
+        "failed_cell_id": failed_cell_id, "started_at": phase_run.started_at,
+        "duration_sec": round(phase_run.duration_sec, 3),
     }
+
+
+def recorded_run(notebook: Any, phase: Phase) -> tuple[PhaseRun, str | None] | None:
+    """The phase run an engine recorded in an executed notebook's metadata, or None."""
+    meta = (notebook.get("metadata") or {}).get("aris3nb") or {}
+    if meta.get("status") not in STATUS_WORDS and meta.get("status") != "completed":
+        return None
+    phase_run = PhaseRun(phase, status=meta["status"], verdict=meta.get("verdict"), reasons=list(meta.get("reasons") or []),
+                         started_at=meta.get("started_at"), duration_sec=float(meta.get("duration_sec") or 0))
+    phase_run.result = result_in(notebook)
+    return phase_run, meta.get("failed_cell_id")
+
+
+def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
+                    secrets: Sequence[str]) -> nbformat.NotebookNode:
+    """``mark_notebook``, then every known secret scrubbed out: the notebook as it is written."""
+    nbformat = notebook_format()
+    mark_notebook(notebook, run_id, phase_run, failed_cell_id)
     text = redact_text(json.dumps(notebook), secrets)
     return nbformat.reads(text, as_version=4)

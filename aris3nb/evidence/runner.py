@@ -42,15 +42,17 @@ from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings
 from aris3nb.core.stale import sweep
-from aris3nb.evidence.display import RUN_DIR_ENV, result_in
+from aris3nb.evidence.display import RUN_DIR_ENV
+from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, ensure_registered
 from aris3nb.evidence.kernels import KERNEL_NAME, KERNEL_START_TIMEOUT_SEC, Kernels, last_words
 from aris3nb.evidence.marks import (
     NOTEBOOKS_DIR,
     CellTracker,
-    classify,
     finish_notebook,
+    judge_execution,
     notebook_format,
     phase_notebook,
+    recorded_run,
 )
 from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.evidence.seal import seal
@@ -267,6 +269,7 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
                    on_cell: Callable[[int, int], None] | None) -> None:
     import papermill
 
+    ensure_registered()
     nbformat = notebook_format()
     phase = phase_run.phase
     notebook = phase_notebook(phase, run.options.notebooks_dir)
@@ -276,21 +279,17 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     tracker = CellTracker(total=len(notebook.cells) + 1, on_cell=on_cell)
     phase_run.started_at = utc_text(dt.datetime.now(dt.UTC))
     started = time.perf_counter()
-    failed_cell_id = None
+    raised: BaseException | None = None
     try:
         papermill.execute_notebook(
-            str(input_path), str(output_path), parameters=phase_run.parameters, kernel_name=KERNEL_NAME,
-            progress_bar=False, log_output=False, execution_timeout=run.options.cell_timeout_sec,
-            start_timeout=KERNEL_START_TIMEOUT_SEC, km=kernel, on_cell_start=tracker.start,
+            str(input_path), str(output_path), parameters=phase_run.parameters, engine_name=ENGINE_NAME,
+            kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
+            execution_timeout=run.options.cell_timeout_sec, start_timeout=KERNEL_START_TIMEOUT_SEC, km=kernel,
+            on_cell_start=tracker.start, **{RUN_ID_KEYWORD: run.run_id},
         )
-        phase_run.status = "completed"
-    except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded, then re-raised if fatal
-        phase_run.status, reason = classify(exc)
-        phase_run.reasons.append(reason)
-        failed_cell_id = tracker.last_started
-        if phase_run.status == "dead_kernel":
-            phase_run.reasons.extend(last_words(kernel, run.secrets))
-        if isinstance(exc, KeyboardInterrupt) or phase_run.status == "interrupted":
+    except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded; Ctrl-C ends the run
+        raised = exc
+        if isinstance(exc, KeyboardInterrupt):
             run.interrupted = True
     finally:
         phase_run.duration_sec = time.perf_counter() - started
@@ -298,20 +297,21 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     try:
         executed = nbformat.read(output_path, as_version=4) if output_path.is_file() else notebook
     except (OSError, ValueError) as exc:  # papermill's last save cut short (a full disk)
-        executed = notebook
-        phase_run.status = "error"
-        phase_run.reasons.append(f"papermill's copy of the executed notebook is unreadable: {exc}")
-    phase_run.result = result_in(executed)
-    if phase_run.result is not None:
-        phase_run.verdict = phase_run.result["verdict"]
-        phase_run.reasons = list(phase_run.result.get("reasons") or []) or phase_run.reasons
-        if phase_run.status == "failed" and phase_run.verdict != "FAIL":
-            phase_run.status = "error"
-    elif phase_run.status == "completed":
-        phase_run.status, phase_run.verdict = "error", "FAIL"
-        phase_run.reasons.append("the notebook ended without concluding its phase (no phase result in it)")
-    if phase_run.status not in ("completed",):
-        phase_run.verdict = "FAIL"
+        executed, raised = notebook, raised or exc
+    # The engine judged the execution into the notebook (the same judgement for every papermill
+    # caller); when papermill failed before the engine ran, or its copy is unreadable, judge here.
+    recorded = recorded_run(executed, phase)
+    if recorded is not None:
+        judged, failed_cell_id = recorded
+        judged.parameters, judged.duration_sec = phase_run.parameters, phase_run.duration_sec
+        judged.started_at = phase_run.started_at
+        run.phases[run.phases.index(phase_run)] = phase_run = judged
+    else:
+        failed_cell_id = judge_execution(executed, raised, phase_run, last_started=tracker.last_started)
+    if phase_run.status == "dead_kernel":
+        phase_run.reasons.extend(last_words(kernel, run.secrets))
+    if phase_run.status == "interrupted":
+        run.interrupted = True
     final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
     try:
         write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))

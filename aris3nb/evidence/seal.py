@@ -18,7 +18,7 @@ from aris3nb.core.checks import Verdict
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_text, redact_url
 from aris3nb.evidence.marks import NOTEBOOKS_DIR
-from aris3nb.evidence.record import RunResult
+from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.phases import ROLLBACK, Trigger
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def _tools() -> dict[str, str | None]:
     return tools
 
 
-def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any) -> RunResult:
+def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any, *,
+         executed_by: str = "aris3nb run") -> RunResult:
     from aris3nb.evidence.index import write_index
 
     finished = dt.datetime.now(dt.UTC)
@@ -107,8 +108,9 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
             "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
             "manifest": str(options.manifest) if options.manifest else None,
             "terminate_sessions": options.terminate_sessions,
-            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded
+            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded and executed_by == "aris3nb run"
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
+            "executed_by": executed_by,
         },
         "triggers": [dataclasses.asdict(t) for t in triggers],
         "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
@@ -125,3 +127,64 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
                      evidence_path, index_path, index_problem)
+
+
+def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = None) -> RunResult:
+    """Seal phase notebooks executed elsewhere (``papermill --engine aris3nb``, Airflow's
+    PapermillOperator) into a bundle, as ``aris3nb run`` seals its own: each phase's status as
+    the engine recorded it (or judged from the notebook when it did not), its result from the
+    notebook, the banner and marks, the HTML pages, the triggers, the verdict, ``evidence.json``.
+
+    ``run_dir`` is the run folder the notebooks were written to (named like a run id, e.g.
+    ``artifacts/runs/20261129T120000Z-a1b2c3``), each notebook under its phase's file name. A
+    phase whose notebook is missing did not run: the run is then NO-GO (a planned phase not run).
+    """
+    from aris3nb.core.errors import UsageError
+    from aris3nb.core.files import write_text_evidence
+    from aris3nb.core.ids import RUN_ID_PATTERN
+    from aris3nb.evidence import bundle
+    from aris3nb.evidence.marks import finish_notebook, judge_execution, notebook_format, recorded_run
+    from aris3nb.evidence.render import notebook_html
+    from aris3nb.evidence.runner import RunOptions, _Run
+    from aris3nb.phases import PHASES, evaluate_triggers
+
+    run_dir = Path(run_dir).absolute()
+    if not run_dir.is_dir():
+        raise UsageError(f"no run folder at {run_dir}")
+    if not RUN_ID_PATTERN.match(run_dir.name):
+        raise UsageError(f"{run_dir.name!r} is not a run id: write the notebooks into a folder named like "
+                         "20261129T120000Z-a1b2c3 (the order the chain of runs follows)")
+    nbformat = notebook_format()
+    present = [phase for phase in PHASES if (run_dir / phase.notebook).is_file()]
+    if not present:
+        raise UsageError(f"no phase notebook in {run_dir} (expected e.g. {PHASES[0].notebook})")
+    planned = tuple(phase.name for phase in present)
+    run = _Run(RunOptions(phases=planned, signing_key=signing_key), settings.model_copy(update={"ops_artifacts_dir": run_dir.parent.parent}),
+               run_dir.name, run_dir)
+    started = None
+    for phase in present:
+        path = run_dir / phase.notebook
+        notebook = nbformat.read(path, as_version=4)
+        recorded = recorded_run(notebook, phase)
+        if recorded is not None:
+            phase_run, failed_cell = recorded
+        else:  # not executed by the aris3nb engine: judged from what the notebook holds
+            phase_run = PhaseRun(phase)
+            failed_cell = judge_execution(notebook, None, phase_run, last_started=None)
+            phase_run.reasons.append("not executed with the aris3nb engine: a timeout or a dead kernel would not "
+                                     "show (papermill --engine aris3nb)")
+        run.phases.append(phase_run)
+        moment = _parse_time(phase_run.started_at)
+        started = min(started, moment) if started and moment else (started or moment)
+        final = finish_notebook(notebook, run.run_id, phase_run, failed_cell, [])
+        write_text_evidence(run_dir, path.name, nbformat.writes(final))
+        write_text_evidence(run_dir, path.with_suffix(".html").name, notebook_html(final))
+    triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
+    return seal(run, started or dt.datetime.now(dt.UTC), triggers, bundle, executed_by="papermill --engine aris3nb")
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None

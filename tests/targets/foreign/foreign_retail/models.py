@@ -53,7 +53,7 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {uuid.UUID: sa.Uuid(), dt.datetime: Timestamp}
+    type_annotation_map = {uuid.UUID: sa.Uuid(), dt.datetime: Timestamp}  # noqa: RUF012 - SQLAlchemy's declarative API
 
 
 class Merchant(Base):

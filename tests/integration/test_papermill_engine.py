@@ -1,0 +1,95 @@
+"""aris3nb as a papermill engine: plain `papermill --engine aris3nb` on each phase notebook,
+then `aris3nb evidence seal`, gives a bundle `evidence verify` accepts; and the statuses the
+engine records for an error, a timeout and a dead kernel are the ones `aris3nb run` records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from test_runner_status import run_one, write_phase_notebook
+
+from aris3nb.core.ids import new_run_id
+from aris3nb.core.settings import load_settings
+from aris3nb.evidence.engine import ENGINE_NAME
+from aris3nb.evidence.marks import FAILED_CELL_TAG, NOTEBOOKS_DIR
+from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME
+from aris3nb.targets.embedded import embedded_target
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0) -> tuple[str, dict]:
+    """Run a one-phase notebook with plain papermill and the aris3nb engine; what it recorded."""
+    source = write_phase_notebook(tmp_path / "src", *cells)
+    output = tmp_path / "out.ipynb"
+    try:
+        papermill.execute_notebook(str(source), str(output), engine_name=ENGINE_NAME, kernel_name="python3",
+                                   progress_bar=False, execution_timeout=timeout)
+    except Exception:  # noqa: BLE001 -- papermill raises as it always does; the notebook says what happened
+        pass
+    executed = nbformat.read(output, as_version=4)
+    return executed.metadata["aris3nb"]["status"], executed
+
+
+CASES = {
+    "error": ("raise ValueError('broken on purpose')",),
+    "timeout": ("import time; time.sleep(30)",),
+    "dead_kernel": ("import os; os._exit(3)",),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_engine_records_what_the_runner_records(case: str, tmp_path: Path) -> None:
+    cells = ("print('ran first')", *CASES[case])
+    timeout = 3.0 if case == "timeout" else 60.0
+    status, executed = engine_status(tmp_path / "engine", *cells, timeout=timeout)
+    _, phase, _ = run_one(tmp_path / "runner", *cells, cell_timeout_sec=timeout)
+    assert status == phase["status"] == case
+    assert executed.metadata["aris3nb"]["verdict"] == "FAIL"
+    assert "aris3nb-banner" in executed.cells[0].metadata["tags"], "the banner on top, by the engine"
+    marked = [c for c in executed.cells if FAILED_CELL_TAG in c.metadata.get("tags", [])]
+    assert len(marked) == 1 and marked[0].source == CASES[case][0]
+
+
+def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    run_dir = artifacts / "runs" / new_run_id()
+    run_dir.mkdir(parents=True)
+    with embedded_target(load_settings(ops_artifacts_dir=artifacts), purpose="run") as target:
+        env = {**{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
+               "DATABASE_URL": target.database_url, "ARIS3_BASE_URL": str(target.base_url),
+               "ARIS3_EXPORTS_DIR": str(target.exports_dir), "OPS_ARTIFACTS_DIR": str(artifacts),
+               "ARIS3NB_RUN_DIR": str(run_dir), "OPS_ENABLE_BACKUP_DRILL": "true", "MPLBACKEND": "Agg"}
+        for name in DEFAULT_PHASES:
+            notebook = PHASE_BY_NAME[name].notebook
+            done = subprocess.run([str(BIN / "papermill"), "--engine", "aris3nb", "--no-progress-bar",
+                                   str(NOTEBOOKS_DIR / notebook), str(run_dir / notebook)],
+                                  env=env, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr[-3000:]
+    sealed = subprocess.run([str(BIN / "aris3nb"), "evidence", "seal", str(run_dir), "--json"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    document = json.loads(sealed.stdout)
+    assert document["decision"] == "GO"
+    assert [(p["phase"], p["status"]) for p in document["phases"]] == [(n, "completed") for n in DEFAULT_PHASES]
+    verified = subprocess.run([str(BIN / "aris3nb"), "evidence", "verify", str(run_dir)], env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    evidence = json.loads((run_dir / "evidence.json").read_text())
+    assert evidence["parameters"]["executed_by"] == "papermill --engine aris3nb"
+    assert all((run_dir / PHASE_BY_NAME[n].notebook).with_suffix(".html").is_file() for n in DEFAULT_PHASES)
+
+
+def test_seal_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "aris3nb"), "evidence", "seal", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "a")})
+    assert done.returncode == 2 and "not a run id" in done.stderr
