@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from aris3nb.cli import backup, db, evidence, gate, run, serve
+from aris3nb.cli import backup, db, evidence, gate, init, run, serve
 from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
 from aris3nb.core.errors import Aris3nbError
 
@@ -37,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for group in (run, gate, backup, evidence, db, serve):
+for group in (run, gate, backup, evidence, init, db, serve):
     group.register(app)
 
 

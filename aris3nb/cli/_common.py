@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ from rich.console import Console
 from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.redact import redact_text
 from aris3nb.core.settings import Settings, load_settings
+from aris3nb.targets.profile import REFERENCE, LoadedProfile, resolve_profile
 
 out = Console()
 err = Console(stderr=True)
@@ -32,6 +34,34 @@ DatabaseUrlOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead of text.")]
+TargetOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--target",
+        help="The target profile (aris3nb.toml, or a folder holding it, or a pyproject.toml with [tool.aris3nb]). "
+        "Default: the one found from the current folder upward; none: the bundled reference. Inside another ARIS3 "
+        "repository without a profile the command refuses (see `aris3nb init`).",
+        show_default=False,
+    ),
+]
+EmbeddedOption = Annotated[
+    bool,
+    typer.Option("--embedded", help="Judge the embedded default (the bundled reference) on purpose, also inside "
+                 "another ARIS3 repository."),
+]
+
+
+def target_profile(target: Path | None, embedded: bool) -> LoadedProfile:
+    """The profile the command judges its target with (refusing a false green: see
+    ``aris3nb.targets.profile.resolve_profile``). Profiles other than the built-in reference
+    are read and validated; until their contract is applied by every check, a command refuses
+    to judge such a target with the reference's checks."""
+    loaded = resolve_profile(target, embedded=embedded)
+    if loaded.profile.name != REFERENCE.name or loaded.path is not None:
+        raise UsageError(f"target profile {loaded.label} is valid, but this aris3nb applies only the built-in "
+                         "reference profile yet: judging this target with the reference's checks would be a false "
+                         "green (foreign targets are being wired in; see docs/ARCHITECTURE.md)")
+    return loaded
 
 
 def say(text: str) -> None:

@@ -13,7 +13,18 @@ from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
-from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
+from aris3nb.cli._common import (
+    DatabaseUrlOption,
+    EmbeddedOption,
+    JsonOption,
+    TargetOption,
+    database_url,
+    err,
+    out,
+    say,
+    settings,
+    target_profile,
+)
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
 ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]
@@ -35,9 +46,12 @@ def create(
     database_url_option: DatabaseUrlOption = None,
     exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: ARIS3_EXPORTS_DIR, else the embedded one.")] = None,
     timeout: TimeoutOption = None,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME."""
+    target_profile(target, embedded)
     current = settings()
     show = not json_output and err.is_terminal
     with err.status("backing up…", spinner="dots") if show else contextlib.nullcontext() as status:
@@ -61,8 +75,10 @@ def create(
 
 
 @backup_app.command("validate")
-def validate(manifest: ManifestArgument, json_output: JsonOption = False) -> None:
+def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: EmbeddedOption = False,
+             json_output: JsonOption = False) -> None:
     """Check every file, size, digest and path of a backup against its manifest (exit 1 if invalid)."""
+    target_profile(target, embedded)
     result = validate_backup(manifest, schema_tables_at)
     document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
                 "files_checked": result.files_checked, "bytes_checked": result.bytes_checked}
@@ -83,11 +99,14 @@ def restore_verify_command(
     manifest: ManifestArgument,
     database_url_option: DatabaseUrlOption = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.")] = None,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """The restore drill: restore into a disposable database, verify, upgrade; writes
     drill_report_<timestamp>.json (PostgreSQL drills create their scratch database on the
     server of --database-url)."""
+    target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
     report, path = restore_verify(manifest, settings=current, server_url=url, timeout_sec=timeout)
@@ -111,6 +130,8 @@ def restore(
         "--terminate-sessions", help="End other sessions that hold locks or transactions on the target (PostgreSQL; "
         "refused otherwise; each one logged).")] = False,
     timeout: TimeoutOption = None,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Rollback restore into TARGET, after a safety backup of it; logged to rollback_log.jsonl.
@@ -120,6 +141,7 @@ def restore(
     (--terminate-sessions), and every lock wait is bounded. A failed restore leaves the
     target as it was. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest).
     """
+    target_profile(target, embedded)
     result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout,
                             allow_other_source=allow_other_source, terminate_sessions=terminate_sessions,
                             announce=say if not json_output else (lambda line: None))

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say
+from aris3nb.cli._common import (
+    DatabaseUrlOption,
+    EmbeddedOption,
+    JsonOption,
+    TargetOption,
+    database_url,
+    err,
+    out,
+    say,
+    target_profile,
+)
 from aris3nb.cli.present import STATUS_STYLES, results_table, verdict_text
 from aris3nb.core.checks import CheckResult, Verdict
 from aris3nb.core.errors import GateFailed, IntegrityFailed
@@ -60,6 +70,8 @@ def gate(
         "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable. "
         "Defaults: OPS_GATE_BUDGET_*_MS.", show_default=False)] = None,
     strict: StrictOption = False,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Release readiness gate: git, migrations (single head, round trip, target at head),
@@ -67,6 +79,7 @@ def gate(
     1 on FAIL (or on warnings with --strict), 2 on bad usage. The JSON summary is always
     written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
     """
+    target_profile(target, embedded)
     options = GateOptions(pytest_target=pytest_target, base_url=base_url, database_url=target_database_url,
                           postgres_url=postgres_url, strict=strict, budgets_ms=parse_budgets(budget))
     report = run_gate(options, load_gate_settings(), on_result=_progress)
@@ -82,6 +95,8 @@ def integrity(
         "--idempotency-max-age-sec", min=0.001, help="Idempotency records in progress longer than this WARN. "
         "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).", show_default=False)] = None,
     strict: StrictOption = False,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Post-go-live integrity check: ARIS3's invariants (revision, stock, transfers, POS, cash,
@@ -89,6 +104,7 @@ def integrity(
     PASS_WITH_WARNINGS, 1 on FAIL (or on warnings with --strict), 2 when the database cannot
     be opened. The JSON report is written to OPS_ARTIFACTS_DIR/integrity/.
     """
+    target_profile(target, embedded)
     settings = load_gate_settings()
     options = IntegrityOptions(
         database_url=database_url(database_url_option),

@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from aris3nb.cli._common import JsonOption, err, out, say, settings
+from aris3nb.cli._common import EmbeddedOption, JsonOption, TargetOption, err, out, say, settings, target_profile
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE
 
@@ -65,6 +65,8 @@ def run(
         "--rerun", help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
         "target of the same kind.", show_default=False)] = None,
     rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False)] = None,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Run the ARIS3 Recovery Playbook as notebooks and seal the evidence bundle.
@@ -76,13 +78,14 @@ def run(
     from aris3nb.evidence.runner import DEFAULT_PYTEST_TARGET, RunOptions, rerun_options, run_playbook
     from aris3nb.gate.runner import parse_budgets
 
+    profile = target_profile(target, embedded)
     current = settings()
     options = RunOptions(
         phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
         strict=strict, confirm_restore=yes, revert_command=revert_command, manifest=manifest,
         terminate_sessions=terminate_sessions,
         budgets_ms=parse_budgets(budget), pytest_target=pytest_target or DEFAULT_PYTEST_TARGET,
-        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key,
+        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key, profile=profile.as_evidence(),
     )
     if rerun_phase and not rerun:
         raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")

@@ -91,6 +91,8 @@ class RunOptions:
     workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
     rerun_of: str | None = None
     notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
+    #: The target profile the run judges with (name, file, SHA-256); default: the built-in reference.
+    profile: Mapping[str, Any] | None = None
 
     @property
     def embedded(self) -> bool:

@@ -112,6 +112,7 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
             "executed_by": executed_by,
         },
+        "profile": dict(options.profile) if options.profile else {"name": "reference", "path": None, "sha256": None},
         "triggers": [dataclasses.asdict(t) for t in triggers],
         "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
                    for p in run.phases],

@@ -1,0 +1,186 @@
+"""``aris3nb init``: describe the ARIS3 repository in a folder as a target profile.
+
+It looks for what a profile needs — the Alembic configuration and its migrations, the models'
+metadata that ``env.py`` compares against, the FastAPI application, the target's own Python
+environment (``.venv/``, ``venv/`` or ``--python``) — recognises the upstream ARIS3 backend
+(its ``app/aris3`` package or its revision ``0037_s12_reports_cost_snapshot``) and writes
+``aris3nb.toml`` with what it found and a comment per setting. It never overwrites a file.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aris3nb.core.errors import UsageError
+from aris3nb.targets.profile import PROFILE_FILE, parse_profile
+
+#: A revision of the upstream ARIS3 backend's history (its head at the time of writing).
+UPSTREAM_REVISION = "0037_s12_reports_cost_snapshot"
+_SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist"}
+
+
+@dataclass
+class Findings:
+    """What ``init`` found in a repository, and what it could not find (said in the file)."""
+
+    root: Path
+    alembic_ini: Path | None = None
+    migrations: Path | None = None
+    metadata: str | None = None
+    app: str | None = None
+    python: Path | None = None
+    upstream: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _python_files(root: Path, depth: int = 4) -> list[Path]:
+    found = []
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts
+        if len(parts) <= depth and not (_SKIP & set(parts)):
+            found.append(path)
+    return sorted(found)
+
+
+def _metadata_of(env_py: Path) -> str | None:
+    """``module:attribute`` of the MetaData env.py hands Alembic (``target_metadata = X.metadata``)."""
+    try:
+        text = env_py.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    assigned = re.search(r"^target_metadata\s*=\s*([A-Za-z_][\w.]*)", text, re.M)
+    if not assigned:
+        return None
+    head, _, tail = assigned.group(1).partition(".")
+    imported = re.search(rf"^from\s+([\w.]+)\s+import\s+(?:[^\n]*\b)?{re.escape(head)}\b", text, re.M)
+    if not imported:
+        return None
+    return f"{imported.group(1)}:{head}{'.' + tail if tail else ''}"
+
+
+def discover(root: Path, python: Path | None = None) -> Findings:
+    """What a profile of the repository at ``root`` would say."""
+    root = root.resolve()
+    found = Findings(root)
+    ini = root / "alembic.ini"
+    if ini.is_file():
+        found.alembic_ini = ini
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(ini, encoding="utf-8")
+            location = parser.get("alembic", "script_location", fallback="migrations")
+        except configparser.Error:
+            location = "migrations"
+        location = location.replace("%(here)s", str(root))
+        found.migrations = (root / location).resolve()
+    elif (root / "migrations").is_dir():
+        found.migrations = root / "migrations"
+        found.notes.append("no alembic.ini at the root: migrations/ found, but how they are run is not known")
+    else:
+        raise UsageError(f"{root} holds no alembic.ini and no migrations/: run `aris3nb init` in the target "
+                         "repository's root")
+    if found.migrations is not None:
+        found.metadata = _metadata_of(found.migrations / "env.py")
+        versions = found.migrations / "versions"
+        if versions.is_dir() and any(UPSTREAM_REVISION in p.name for p in versions.glob("*.py")):
+            found.upstream = True
+    if (root / "app" / "aris3").is_dir():
+        found.upstream = True
+    for path in _python_files(root):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        match = re.search(r"^(\w+)\s*=\s*FastAPI\(", text, re.M)
+        if match:
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            found.app = f"{module}:{match.group(1)}"
+            break
+    candidates = [python] if python else [root / ".venv" / "bin" / "python", root / "venv" / "bin" / "python"]
+    found.python = next((c for c in candidates if c and c.exists()), None)
+    if python and found.python is None:
+        raise UsageError(f"no interpreter at {python}")
+    if found.python is None:
+        found.notes.append("no .venv/ or venv/ found: set target.python to the interpreter of the target's own "
+                           "environment (or give --python)")
+    return found
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else ("true" if value else "false")
+
+
+def render(found: Findings) -> str:
+    """The profile text, one comment per setting."""
+    def rel(path: Path | None) -> str | None:
+        return None if path is None else (path.relative_to(found.root).as_posix() if path.is_relative_to(found.root)
+                                          else str(path))
+
+    lines = [
+        "# aris3nb target profile, written by `aris3nb init`. Review every setting: what could not be",
+        "# found is said in a comment. Paths are relative to this file's folder.",
+        *(f"# NOTE: {note}" for note in found.notes),
+        "",
+        "# The profile's format version; aris3nb refuses a version it does not know.",
+        "profile_version = 1",
+        "# Named in every report, evidence.json and page banner (with this file's SHA-256).",
+        f"name = {_toml('aris3' if found.upstream else found.root.name)}",
+        "",
+        "[target]",
+        "# The target repository's root: where its commands run.",
+        'root = "."',
+        "# The interpreter of the target's own environment: smoke, migrations and models run there.",
+        (f"python = {_toml(rel(found.python))}" if found.python else '# python = ".venv/bin/python"'),
+        "# The target's Alembic configuration.",
+        (f"alembic_ini = {_toml(rel(found.alembic_ini))}" if found.alembic_ini else '# alembic_ini = "alembic.ini"'),
+        "# The models' metadata (module:attribute) the schema drift is judged against, as env.py uses it.",
+        (f"metadata = {_toml(found.metadata)}" if found.metadata else '# metadata = "app.models:Base.metadata"'),
+    ]
+    if found.app:
+        lines += [f"# The service's application, found at {found.app} (for reference: aris3nb probes it over HTTP)."]
+    if found.upstream:
+        lines += [
+            "",
+            "# The upstream ARIS3 backend's service contract.",
+            "[service.health]",
+            "# GET /health answers {\"ok\": true, ...}.",
+            'path = "/health"', 'pointer = "/ok"', "expect = true",
+            "",
+            "[service.ready]",
+            "# GET /ready answers 200 with readiness \"ready\", or 503; it reports no Alembic revision.",
+            'path = "/ready"', "status = 200", 'ready_pointer = "/readiness"', 'ready_expect = "ready"',
+            '# the service reports no revision: none to compare with the migrations\' head',
+            'revision_pointer = ""',
+            "",
+            "[service.login]",
+            "# POST the credentials; the bearer token is at /access_token.",
+            'path = "/aris3/auth/login"', 'body = { username_or_email = "{username}", password = "{password}" }',
+            'token_pointer = "/access_token"',
+            "",
+            "[[service.endpoints]]",
+            'name = "stock"', 'path = "/aris3/stock"', "p95_ms = 300",
+            "",
+            "[[service.endpoints]]",
+            'name = "reports"', 'path = "/aris3/reports/overview"', "p95_ms = 500",
+            "",
+            "[[service.endpoints]]",
+            'name = "exports"', 'path = "/aris3/exports"', "p95_ms = 300",
+        ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def init_profile(root: Path, *, python: Path | None = None) -> tuple[Path, Findings]:
+    """Write ``root/aris3nb.toml`` describing the repository; never overwrite one."""
+    target = root / PROFILE_FILE
+    if target.exists() or target.is_symlink():
+        raise UsageError(f"{target} exists; aris3nb init never overwrites a profile (edit it, or move it away)")
+    found = discover(root, python)
+    text = render(found)
+    parse_profile(text, str(target))  # what init writes must be a valid profile
+    with target.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    return target, found

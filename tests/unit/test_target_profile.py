@@ -1,0 +1,103 @@
+"""Target profiles: read into a typed model, typos named with their line, found upward or in
+pyproject.toml, and the false green refused: inside another ARIS3 repository without a
+profile, nothing is judged with the bundled reference's checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aris3nb.core.errors import UsageError
+from aris3nb.targets.init import init_profile
+from aris3nb.targets.profile import find_profile, load_profile, parse_profile, resolve_profile
+
+FOREIGN = Path(__file__).resolve().parents[1] / "targets" / "foreign" / "aris3nb.toml"
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+
+
+def test_the_foreign_targets_profile_reads_into_the_model() -> None:
+    loaded = load_profile(FOREIGN)
+    profile = loaded.profile
+    assert profile.name == "foreign" and loaded.sha256 and len(loaded.sha256) == 64
+    assert profile.service.health.pointer == "/ok" and profile.service.health.expect is True
+    assert profile.service.login is not None and profile.service.login.body["username_or_email"] == "{username}"
+    assert {e.name for e in profile.service.endpoints} >= {"stock", "reports", "exports"}
+    assert profile.smoke is not None and {a.area for a in profile.smoke.areas} == {
+        "auth", "stock", "transfers", "pos", "reports", "exports"}
+    assert len(profile.integrity.sql) >= 10 and profile.integrity.files[0].path_column == "file_name"
+    assert loaded.root == FOREIGN.parent
+
+
+@pytest.mark.parametrize(("old", "new", "named"), [
+    ('token_pointer = "/access_token"', 'token_pionter = "/access_token"', "service.login.token_pionter: unknown key"),
+    ("p95_ms = 250", 'p95_ms = "fast"', "service.endpoints[1].p95_ms"),
+    ('severity = "warning"', 'severity = "warn"', "integrity.sql[2].severity"),
+    ("profile_version = 1", "profile_version = 7", "profile_version 7 is not supported"),
+])
+def test_a_typo_is_bad_input_naming_the_key_and_its_line(old: str, new: str, named: str) -> None:
+    changed = FOREIGN.read_text().replace(f"\n{old}", f"\n{new}", 1)  # a setting's line, not a comment
+    with pytest.raises(UsageError, match=re.escape(named)) as refused:
+        parse_profile(changed, "aris3nb.toml")
+    if "version" not in named:
+        line = int(str(refused.value).split(":")[1])
+        assert new in changed.splitlines()[line - 1], (line, str(refused.value))
+
+
+def test_a_budget_that_cannot_be_exceeded_is_refused() -> None:
+    with pytest.raises(UsageError, match="finite"):
+        parse_profile(FOREIGN.read_text().replace("p95_ms = 250", "p95_ms = inf", 1), "aris3nb.toml")
+
+
+def test_profiles_are_found_upward_and_in_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.aris3nb]\nprofile_version = 1\nname = "from-pyproject"\n')
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_profile(deep) == tmp_path / "pyproject.toml"
+    assert resolve_profile(None, cwd=deep).profile.name == "from-pyproject"
+    (tmp_path / "a" / "aris3nb.toml").write_text('profile_version = 1\nname = "nearer"\n')
+    assert resolve_profile(None, cwd=deep).profile.name == "nearer"
+
+
+def test_inside_another_aris3_repository_without_a_profile_every_judging_command_refuses(tmp_path: Path) -> None:
+    repo = tmp_path / "other-aris3"
+    (repo / "migrations").mkdir(parents=True)
+    (repo / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    with pytest.raises(UsageError, match="aris3nb init"):
+        resolve_profile(None, cwd=repo)
+    assert resolve_profile(None, cwd=repo, embedded=True).profile.name == "reference"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"OPS_ARTIFACTS_DIR": str(tmp_path / "art")}
+    for args in (["gate"], ["integrity"], ["run"], ["backup", "create", "--name", "x"],
+                 ["backup", "validate", str(tmp_path / "m.json")]):
+        done = subprocess.run([ARIS3NB, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("FAILED: ") and "aris3nb init" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "art").exists(), "nothing ran"
+
+
+def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> None:
+    repo = tmp_path / "shop"
+    (repo / "migrations" / "versions").mkdir(parents=True)
+    (repo / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (repo / "migrations" / "env.py").write_text("from shop.models import Base\ntarget_metadata = Base.metadata\n")
+    (repo / "shop").mkdir()
+    (repo / "shop" / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    path, found = init_profile(repo)
+    profile = load_profile(path).profile
+    assert profile.name == "shop" and profile.target.metadata == "shop.models:Base.metadata"
+    assert found.app == "shop.main:app" and not found.upstream and found.notes  # no venv found: said
+    with pytest.raises(UsageError, match="never overwrites"):
+        init_profile(repo)
+    upstream = tmp_path / "aris-cloud-3"
+    (upstream / "app" / "aris3").mkdir(parents=True)
+    (upstream / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    path, found = init_profile(upstream)
+    profile = load_profile(path).profile
+    assert found.upstream and profile.name == "aris3"
+    assert profile.service.health.pointer == "/ok" and profile.service.ready.revision_pointer == ""
+    assert profile.service.login is not None and "username_or_email" in profile.service.login.body
