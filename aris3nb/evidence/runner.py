@@ -116,7 +116,7 @@ class Target:
 def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     """The deployment the phases look at; the embedded default and a served database are
     started here and stopped (and the embedded one deleted) when the run ends."""
-    from aris3nb.reference.server import running_server
+    from aris3nb.targets.embedded import embedded_target, reference_service
 
     if options.base_url:
         database_url = options.database_url or settings.database_url
@@ -126,12 +126,10 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     if options.database_url:
         check_connection(options.database_url)
         exports = settings.resolved_exports_dir()
-        with running_server(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
+        with reference_service(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
             yield Target("database", base_url, options.database_url, exports,
                          f"reference service at {base_url} over {redact_url(options.database_url)}")
         return
-    from aris3nb.targets.embedded import embedded_target
-
     with embedded_target(settings, scale=options.scale, purpose="run") as made:
         yield Target("embedded", str(made.base_url), made.database_url, made.exports_dir,
                      f"embedded reference service at {made.base_url} (fresh SQLite, scale {made.scale})")

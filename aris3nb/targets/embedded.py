@@ -63,6 +63,16 @@ def provision(database_url: str, exports_dir: Path, settings: Settings, *, scale
 
 
 @contextlib.contextmanager
+def reference_service(database_url: str, settings: Settings) -> Iterator[str]:
+    """The reference service served over ``database_url`` on a free loopback port in the
+    background (``aris3nb run --database-url`` without ``--base-url``); stopped afterwards."""
+    from aris3nb.reference.server import running_server
+
+    with running_server(database_url, settings) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
 def embedded_target(settings: Settings, *, scale: int = EMBEDDED_SCALE, purpose: str = "run") -> Iterator[EmbeddedTarget]:
     """A fresh embedded target in a throwaway folder (``aris3nb-<purpose>-embedded-pid<pid>-*``,
     swept by a later run if this process is killed), served on a free loopback port in the
