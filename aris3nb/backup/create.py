@@ -185,14 +185,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None, purpose: str = "manual",
+                  timeout_sec: float | None = None, purpose: str = "manual", profile: str = "reference",
                   progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
     ``progress(stage)`` is told each stage as it starts. The whole backup must finish within
     ``timeout_sec`` (default OPS_BACKUP_TIMEOUT_SEC), enforced inside its statements and tools.
     ``purpose`` is recorded (``pre_deploy``, ``manual``, ``safety``: a safety backup is
-    restored only by name). A backup whose tables are not its schema's at its revision (the
+    restored only by name), and ``profile``, the target profile the source was judged with. A backup whose tables are not its schema's at its revision (the
     check ``validate`` runs) is not published: it would be refused when it is needed.
     """
     check_name(name)
@@ -244,7 +244,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "name": name,
             "created_at": utc_text(created_at),
             "purpose": purpose,
-            "source": {**meta["source"], "server_version": meta["server_version"]},
+            "source": {**meta["source"], "server_version": meta["server_version"], "profile": profile},
             "alembic_revision": meta["revision"],
             "schema_digest": meta["schema_digest"],
             "tools": {"aris3nb": aris3nb.__version__, "python": platform.python_version(),

@@ -65,6 +65,9 @@ def run(
         "--rerun", help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
         "target of the same kind.", show_default=False)] = None,
     rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False)] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="With --rerun: the run must be signed by this Ed25519 public key (PEM).",
+        show_default=False)] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
@@ -92,7 +95,7 @@ def run(
     if rerun:
         if not rerun_phase or phases:
             raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
-        options = rerun_options(current, rerun, rerun_phase, options)
+        options = rerun_options(current, rerun, rerun_phase, options, public_key=public_key)
     display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[cell]}"),
                        TimeElapsedColumn(), console=err, disable=json_output or not err.is_terminal)
     task = display.add_task("starting the target", cell="", total=None)
@@ -114,6 +117,9 @@ def run(
                                    "index": str(result.index_path) if result.index_path else None}))
     else:
         _print_summary(document, result.evidence_path.parent, result.index_path)
+    if document["parameters"].get("rerun_warning"):
+        err.print(f"warning: {document['parameters']['rerun_warning']} (verdict at best PASS_WITH_WARNINGS)",
+                  markup=False, highlight=False, soft_wrap=True)
     if result.index_problem:  # the bundle is sealed and valid, but the artifacts folder is in trouble
         raise Aris3nbError(f"run {result.run_id} sealed ({result.decision}), but {result.index_problem}")
     if result.exit_code:

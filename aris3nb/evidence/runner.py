@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.core.db import check_connection, parse_database_url
-from aris3nb.core.errors import UsageError
+from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
@@ -90,6 +90,9 @@ class RunOptions:
     signing_key: Path | None = None
     workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
     rerun_of: str | None = None
+    #: Why the re-run's parameters could not be verified (an unsigned run no later run links):
+    #: the re-run is then at best PASS_WITH_WARNINGS, and --strict fails it.
+    rerun_warning: str | None = None
     notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
     #: The target profile the run judges with (name, file, SHA-256); default: the built-in reference.
     profile: Mapping[str, Any] | None = None
@@ -524,7 +527,15 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     run_dir = out / RUNS_DIRNAME / run_id
     if not (run_dir / "evidence.json").is_file():
         raise UsageError(f"no run {run_id} under {out / RUNS_DIRNAME}")
-    verify_run(run_dir, public_key=public_key).raise_if_invalid()
+    verification = verify_run(run_dir, public_key=public_key)
+    verification.raise_if_invalid()
+    linked = _next_link(run_dir)
+    if linked is not None and linked != verification.digest:
+        raise EvidenceInvalid(run_dir, [f"evidence.json of run {run_id} was changed after it was sealed: the next run's "
+                                        "link holds another digest"])
+    unprotected = None if verification.signed or linked else (
+        f"run {run_id} is unsigned and no later run links it yet: its evidence.json (the parameters this re-run takes) "
+        "could have been changed unseen")
     document = read_evidence(run_dir / "evidence.json")
     parameters, target = document.get("parameters") or {}, document.get("target") or {}
     database_url = base_url = None
@@ -540,4 +551,19 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
         pytest_target=parameters.get("pytest_target") or base.pytest_target,
         scale=parameters.get("scale") or base.scale,
         manifest=base.manifest or (Path(drilled) if isinstance(drilled, str) else None),
+        rerun_warning=unprotected,
     )
+
+
+def _next_link(run_dir: Path) -> str | None:
+    """The digest of ``run_dir``'s evidence.json that the next sealed run's link holds, if any."""
+    from aris3nb.evidence.bundle import read_evidence
+
+    later = sorted(p for p in run_dir.parent.iterdir() if p.name > run_dir.name and (p / "evidence.json").is_file())
+    for candidate in later:
+        with contextlib.suppress(Aris3nbError):
+            previous = read_evidence(candidate / "evidence.json").get("previous") or {}
+            if previous.get("run_id") == run_dir.name:
+                return str(previous.get("digest"))
+            return None
+    return None

@@ -37,7 +37,7 @@ def decide(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
     not_run = any(p.status == "skipped" and p.phase.name != ROLLBACK for p in run.phases)
     if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
         verdict = Verdict.FAIL
-    elif "PASS_WITH_WARNINGS" in verdicts:
+    elif "PASS_WITH_WARNINGS" in verdicts or run.options.rerun_warning:  # an unverifiable re-run is never plain PASS
         verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
     else:
         verdict = Verdict.PASS
@@ -110,7 +110,7 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
             "terminate_sessions": options.terminate_sessions,
             "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded and executed_by == "aris3nb run"
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
-            "executed_by": executed_by,
+            "executed_by": executed_by, "rerun_warning": options.rerun_warning,
         },
         "profile": dict(options.profile) if options.profile else {"name": "reference", "path": None, "sha256": None},
         "triggers": [dataclasses.asdict(t) for t in triggers],

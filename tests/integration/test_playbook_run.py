@@ -112,6 +112,33 @@ def test_a_phase_runs_again_headlessly_with_the_same_parameters_and_signed(embed
     assert aris3nb("evidence", "verify", str(rerun), "--public-key", f"{other}.pub").returncode == 1
 
 
+def test_a_rerun_takes_only_a_run_id_and_only_a_run_that_verifies(embedded_run, tmp_path: Path) -> None:
+    out, _ = embedded_run
+    first = only_run(out)
+    for path_like in (f"../../../other/art/runs/{first.name}", str(first), "20261129T000000Z-zzzzzz"):
+        done = aris3nb("run", "--out", str(out), "--rerun", path_like, "--phase", "pre_deploy")
+        assert done.returncode == 2 and "run id" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    copy = tmp_path / "art"
+    shutil.copytree(out, copy)
+    page = copy / "runs" / first.name / "01-pre_deploy.html"
+    page.write_bytes(page.read_bytes() + b"<!-- changed -->")
+    done = aris3nb("run", "--out", str(copy), "--rerun", first.name, "--phase", "pre_deploy")
+    assert done.returncode == 1 and "does not verify" in done.stderr, done.stdout + done.stderr
+
+    copy = tmp_path / "art2"  # evidence.json itself edited, once a later run links it
+    shutil.copytree(out, copy)
+    if not any(p.name > first.name for p in (copy / "runs").iterdir()):
+        assert aris3nb("run", "--out", str(copy), "--rerun", first.name, "--phase", "deploy").returncode == 0
+    evidence = copy / "runs" / first.name / "evidence.json"
+    document = json.loads(evidence.read_text())
+    document["parameters"]["pytest_target"] = "/tmp/always_passes.py"
+    evidence.write_text(json.dumps(document, indent=2))
+    runs_before = sorted(p.name for p in (copy / "runs").iterdir())
+    done = aris3nb("run", "--out", str(copy), "--rerun", first.name, "--phase", "pre_deploy")
+    assert done.returncode == 1 and "changed after it was sealed" in done.stderr, done.stdout + done.stderr
+    assert sorted(p.name for p in (copy / "runs").iterdir()) == runs_before, "nothing was run"
+
+
 def test_a_confirmed_rollback_reverts_restores_verifies_and_logs(tmp_path: Path) -> None:
     done = aris3nb("run", "deploy", "rollback", "--yes", "--out", str(tmp_path),
                    "--revert-command", "echo reverted-to-stable-release")
