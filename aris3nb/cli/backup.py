@@ -87,7 +87,7 @@ def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: 
     elif result.ok:
         say(f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)")
     else:
-        say(f"INVALID: {result.manifest.path} ({len(result.problems)} problems)")
+        say(f"INVALID: {result.manifest.path} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})")
         for problem in result.problems:
             say(f"  - {problem}")
     if not result.ok:

@@ -15,6 +15,7 @@ from aris3nb.evidence.bundle import (
     generate_signing_key,
     key_id,
     load_public_key,
+    next_link,
     verify_path,
 )
 
@@ -36,20 +37,32 @@ def verify(
         "must be signed by it. Without it a signature only proves the run is unchanged since signing, not who "
         "signed it.", show_default=False)] = None,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Incomplete runs (a run folder without evidence.json) fail too.")] = False,
+        "--strict", help="Warnings fail too: incomplete runs (a run folder without evidence.json), and a run whose "
+        "evidence.json is protected by nothing (unsigned, and no later run links it).")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Check every file, digest, signature and chain link of sealed playbook runs (exit 1 naming each problem)."""
     result = verify_path(path, public_key=public_key)
     passed = result.passes(strict=strict)
+    unprotected = None
+    if isinstance(result, Verification) and result.ok and not result.signed:
+        link = next_link(result.run_dir)
+        if link is None:
+            unprotected = (f"evidence.json itself is protected only by a signature or by the next run's link, and run "
+                           f"{result.run_id} has neither: its verdicts and parameters could have been changed unseen")
+            passed = passed and not strict
+        elif link.get("digest") != result.digest:
+            unprotected = f"evidence.json differs from the digest the next run {link.get('by')!r} holds: changed"
+            passed = False
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
         # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
-        out.print_json(json.dumps({"kind": kind, "passed": passed, **result.as_document()}), ensure_ascii=True)
+        out.print_json(json.dumps({"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}),
+                       ensure_ascii=True)
     elif isinstance(result, ChainVerification):
         _say_chain(result, strict=strict)
     else:
-        _say_run(result)
+        _say_run(result, unprotected)
     if not passed:
         raise typer.Exit(1)
 
@@ -61,8 +74,12 @@ def _say(text: str) -> None:
     say(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
-def _say_run(run: Verification) -> None:
+def _say_run(run: Verification, unprotected: str | None = None) -> None:
     name = run.run_id or run.run_dir.name
+    if run.ok and unprotected:
+        _say(f"VALID FILES, UNPROTECTED evidence.json: run {name}: {run.files_checked} files match evidence.json, but "
+             f"{unprotected}")
+        return
     if not run.ok:
         _say(f"INVALID: run {name} ({_count(len(run.problems), 'problem')})")
         for problem in run.problems:
@@ -77,12 +94,12 @@ def _say_run(run: Verification) -> None:
 def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
-        _say(f"INVALID: chain of {len(chain.runs)} runs in {chain.runs_dir} ({_count(len(failing), 'problem')})")
+        _say(f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} ({_count(len(failing), 'problem')})")
         for problem in failing:
             _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
-        _say(f"VALID: chain of {len(chain.runs)} runs in {chain.runs_dir}: {files} files match, every link holds")
+        _say(f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds")
         for run in chain.runs:
             _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
         if chain.head:

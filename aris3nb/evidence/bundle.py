@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aris3nb.core.errors import EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
+from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.core.files import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
 
 EVIDENCE_NAME = "evidence.json"
@@ -774,7 +774,33 @@ def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVeri
             chain.problems += [f"run {name}: {problem}" for problem in run.problems]
     chain.runs = sealed
     chain.problems += _link_problems(sealed, present={name for name, _ in entries})
+    if sealed and not sealed[-1].signed:
+        chain.warnings.append(f"the newest run {sealed[-1].run_dir.name} is unsigned and no later run links it: its "
+                              "evidence.json (verdicts, parameters) is protected by nothing yet; sign runs "
+                              "(--signing-key) or record the head's digest elsewhere")
     return chain
+
+
+def next_link(run_dir: Path) -> dict[str, Any] | None:
+    """The link the next sealed run of ``run_dir``'s runs folder holds to it (its ``previous``:
+    ``run_id`` and the ``digest`` of this run's evidence.json, and ``by``, that run's id), or None when no later run links
+    it (it is the newest, or the next one links elsewhere)."""
+    run_dir = _absolute(run_dir)
+    try:
+        later = sorted(name for name, info in _run_entries(run_dir.parent)
+                       if name > run_dir.name and stat.S_ISDIR(info.st_mode)
+                       and _has_regular_evidence(run_dir.parent / name))
+    except OSError:
+        return None
+    for name in later[:1]:
+        try:
+            previous = read_evidence(run_dir.parent / name / EVIDENCE_NAME).get("previous")
+        except Aris3nbError:
+            return None
+        if isinstance(previous, dict) and previous.get("run_id") == run_dir.name:
+            return {**previous, "by": name}
+        return None
+    return None
 
 
 def _verify_in_chain(run_dir: Path, trusted: Ed25519PublicKey | None) -> Verification:

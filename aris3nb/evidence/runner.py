@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.core.db import check_connection, parse_database_url
-from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, UsageError
+from aris3nb.core.errors import EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
@@ -516,7 +516,7 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     (its signature too, against ``public_key`` when given): its parameters decide what the
     re-run checks, so a changed bundle is refused (``EvidenceInvalid``, exit 1).
     """
-    from aris3nb.evidence.bundle import read_evidence, verify_run
+    from aris3nb.evidence.bundle import next_link, read_evidence, verify_run
 
     if phase not in PHASE_BY_NAME:
         raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")
@@ -529,7 +529,8 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
         raise UsageError(f"no run {run_id} under {out / RUNS_DIRNAME}")
     verification = verify_run(run_dir, public_key=public_key)
     verification.raise_if_invalid()
-    linked = _next_link(run_dir)
+    link = next_link(run_dir)
+    linked = str(link.get("digest")) if link else None
     if linked is not None and linked != verification.digest:
         raise EvidenceInvalid(run_dir, [f"evidence.json of run {run_id} was changed after it was sealed: the next run's "
                                         "link holds another digest"])
@@ -553,17 +554,3 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
         manifest=base.manifest or (Path(drilled) if isinstance(drilled, str) else None),
         rerun_warning=unprotected,
     )
-
-
-def _next_link(run_dir: Path) -> str | None:
-    """The digest of ``run_dir``'s evidence.json that the next sealed run's link holds, if any."""
-    from aris3nb.evidence.bundle import read_evidence
-
-    later = sorted(p for p in run_dir.parent.iterdir() if p.name > run_dir.name and (p / "evidence.json").is_file())
-    for candidate in later:
-        with contextlib.suppress(Aris3nbError):
-            previous = read_evidence(candidate / "evidence.json").get("previous") or {}
-            if previous.get("run_id") == run_dir.name:
-                return str(previous.get("digest"))
-            return None
-    return None

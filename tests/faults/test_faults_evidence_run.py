@@ -198,7 +198,7 @@ def test_a_kernel_killed_mid_cell_is_recorded_as_a_dead_kernel(dead_kernel: Dead
     assert "the kernel died while a cell ran" in page and "stopped: the kernel died" in page
 
     verified = run_cli(["evidence", "verify", str(run_dir)], artifacts)
-    assert verified.returncode == 0 and verified.stdout.startswith(f"VALID: run {run_dir.name}"), verified
+    assert verified.returncode == 0 and verified.stdout.startswith("VALID") and run_dir.name in verified.stdout, verified
     assert os.listdir(dead_kernel.temp) == [], "the runner removed its kernel and notebook files"
 
 

@@ -93,7 +93,7 @@ def test_json_output_carries_the_facts(runs: Path, capsys: pytest.CaptureFixture
     document = json.loads("\n".join(out))
     assert code == 0
     assert (document["kind"], document["passed"], document["valid"], document["length"]) == ("chain", True, True, 2)
-    assert document["incomplete"] == [run_id(2)] and len(document["warnings"]) == 1
+    assert document["incomplete"] == [run_id(2)] and len(document["warnings"]) == 2  # and the unsigned head
     assert document["head"]["run_id"] == run_id(1) and document["runs"][1]["previous"]["run_id"] == run_id(0)
 
 
@@ -101,9 +101,27 @@ def test_an_incomplete_run_is_a_warning_unless_strict(runs: Path, capsys: pytest
     sealed_run(runs, 0)
     (runs / run_id(1)).mkdir()
     code, out, _ = cli(capsys, "evidence", "verify", str(runs))
-    assert code == 0 and out[-1].startswith(f"  warning: run {run_id(1)} has no evidence.json (incomplete run")
+    assert code == 0 and any(line.startswith(f"  warning: run {run_id(1)} has no evidence.json (incomplete run")
+                             for line in out)
     code, out, _ = cli(capsys, "evidence", "verify", str(runs), "--strict")
     assert code == 1 and out[0].startswith("INVALID") and out[1].startswith(f"  - run {run_id(1)} has no evidence.json")
+
+
+def test_an_unsigned_unlinked_run_is_said_unprotected_and_fails_strict(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = sealed_run(runs, 0)
+    code, out, _ = cli(capsys, "evidence", "verify", str(folder))
+    assert code == 0 and out[0].startswith(f"VALID FILES, UNPROTECTED evidence.json: run {folder.name}")
+    assert "protected only by a signature or by the next run's link" in out[0]
+    code, out, _ = cli(capsys, "evidence", "verify", str(folder), "--strict")
+    assert code == 1
+    later = sealed_run(runs, 1)
+    code, out, _ = cli(capsys, "evidence", "verify", str(folder), "--strict")
+    assert code == 0 and out[0].startswith(f"VALID: run {folder.name}"), "the next run's link protects it now"
+    document = json.loads((folder / EVIDENCE_NAME).read_text())
+    document["verdict"] = "PASS"  # edited after sealing: the next run's link no longer holds
+    (folder / EVIDENCE_NAME).write_text(json.dumps(document))
+    code, out, _ = cli(capsys, "evidence", "verify", str(folder))
+    assert code == 1 and f"the next run '{later.name}'" in out[0]
 
 
 def test_tampering_exits_1_with_one_line_per_problem(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,6 +139,8 @@ def test_tampering_exits_1_with_one_line_per_problem(runs: Path, capsys: pytest.
         f"  - run {first.name}: unlisted file '.added': added after the run was sealed",
         (f"  - run {last.name}: names run {middle.name} as its previous run, but run {middle.name} is missing "
          f"(deleted?); before it is run {first.name}"),
+        (f"  warning: the newest run {last.name} is unsigned and no later run links it: its evidence.json (verdicts, "
+         "parameters) is protected by nothing yet; sign runs (--signing-key) or record the head's digest elsewhere"),
     ]
 
 
