@@ -125,6 +125,10 @@ def _show(report: CheckReport, what: str, document_label: str, failure: type[Gat
     else:
         _table_console().print(results_table(report.results, title=f"{title or what} {report.run_id}"))
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
+        not_applicable = (report.document.get("not_applicable") or {}).get("checks") or []
+        if not_applicable:
+            say(f"{len(not_applicable)} check(s) not applicable here (WARN; --strict fails them): "
+                f"{', '.join(map(str, not_applicable))}")
         say(f"{document_label}: {report.path}")
     if report.exit_code:
         names = [result.name for result in report.blocking]

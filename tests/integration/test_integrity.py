@@ -220,6 +220,21 @@ def test_each_invariant_fails_on_one_corrupted_row_naming_it(scratch: Seeded, tm
             assert "first:" in result.detail, result.detail  # the offending row, named
 
 
+def test_a_dropped_column_makes_only_its_invariant_not_applicable(scratch: Seeded, tmp_path: Path) -> None:
+    """A schema without ``cash_sessions.expected_amount``: the rule about it cannot judge this
+    database (a WARN naming the column), every other invariant still runs and passes."""
+    execute(scratch.url, "ALTER TABLE cash_sessions DROP COLUMN expected_amount")
+    report = check(scratch, tmp_path)
+    assert not_passing(report) == {"cash.closed_sessions_balance": Status.WARN}
+    result = next(r for r in report.results if r.name == "cash.closed_sessions_balance")
+    assert result.detail == "not applicable: needs cash_sessions.expected_amount, absent here"
+    assert result.evidence == {"not_applicable": True, "missing": ["cash_sessions.expected_amount"]}
+    assert report.document["not_applicable"] == {"count": 1, "checks": ["cash.closed_sessions_balance"]}
+    assert report.verdict is Verdict.PASS_WITH_WARNINGS
+    strict = check(scratch, tmp_path, strict=True)
+    assert strict.verdict is Verdict.FAIL and [r.name for r in strict.blocking] == ["cash.closed_sessions_balance"]
+
+
 def test_a_short_payment_names_the_sale_and_the_missing_amount(scratch: Seeded, tmp_path: Path) -> None:
     execute(scratch.url, *CORRUPTIONS["paid sale with payments short of its total"][0])
     result = next(r for r in check(scratch, tmp_path).results if r.name == "pos.payments_cover_total")

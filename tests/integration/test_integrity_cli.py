@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,31 @@ def test_options_override_the_environment(seeded: dict[str, str], tmp_path: Path
                    env={"OPS_ARTIFACTS_DIR": seeded["OPS_ARTIFACTS_DIR"]})
     assert done.returncode == 1
     assert json.loads(done.stdout)["blocking_checks"] == ["exports.files_match"]
+
+
+def test_on_another_schema_the_reference_rules_are_not_applicable_not_crashes(tmp_path: Path) -> None:
+    """A database of another ARIS3-like codebase: each reference rule is NOT APPLICABLE, a
+    warning naming what it needs (none crashes on a missing table); --strict fails the run on
+    them, naming them."""
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE merchants (merchant_id TEXT PRIMARY KEY, handle TEXT);"
+                         "CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, gross_minor INTEGER);"
+                         "CREATE TABLE alembic_version (version_num VARCHAR(64) PRIMARY KEY);"
+                         "INSERT INTO alembic_version VALUES ('fr0007_account_outlet_grants_and_unit_shelves');")
+    env = {"DATABASE_URL": f"sqlite:///{path}", "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    done = aris3nb("--json", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert document["verdict"] == "PASS_WITH_WARNINGS" and document["counts"]["WARN"] == 16
+    assert document["not_applicable"]["count"] == 16
+    assert all(c["detail"].startswith("not applicable: ") and c["evidence"]["not_applicable"] for c in document["checks"])
+    assert "failed" not in done.stdout and "no such table" not in done.stdout
+    stock = next(c for c in document["checks"] if c["name"] == "stock.known_status")
+    assert stock["detail"] == "not applicable: needs stock_items, absent here"
+    strict = playbook_line("--strict", env=env)
+    assert strict.returncode == 1 and "not applicable: needs sales, sale_lines, absent here" in strict.stdout
+    assert strict.stderr.strip().startswith("FAILED: integrity check: FAIL (schema.revision, stock.known_status, ")
 
 
 @pytest.mark.parametrize(("url", "fragment"), [

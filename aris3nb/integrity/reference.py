@@ -1,14 +1,18 @@
-"""The post-go-live integrity check: ARIS3's business invariants, verified read-only on a
-live database, each naming the offending rows (at most ``SAMPLE_LIMIT``) when it fails.
+"""The ``reference`` invariant set: the business rules of the bundled ARIS3 reference schema
+(``aris3nb/reference/models.py``), each naming the offending rows (at most ``SAMPLE_LIMIT``).
 
-Read-only by construction: SQLite is opened with ``mode=ro`` (a missing file is an error,
-never created); PostgreSQL runs one ``REPEATABLE READ`` transaction that is ``READ ONLY``
-(``default_transaction_read_only`` and ``SET TRANSACTION READ ONLY``). Every check reads
-the same snapshot, inside a savepoint of that one transaction, under a statement timeout.
+Each declares the tables and columns it reads (``requires``); where the live schema lacks
+one, the invariant is NOT APPLICABLE there, not a business FAIL. Some declare a column they do
+not read, for its meaning: a reference transfer line is one stock item moving
+(``transfer_lines.stock_item_id``), so its ``status`` is the line's state; a schema whose
+``transfer_lines.status`` holds something else (upstream ARIS3 keeps the item's stock status
+there, on lines without a stock item) lacks that column set and is not judged by these rules.
 
 Checks (all FAIL when violated, except ``idempotency.stuck_records``, which WARNs):
 
-    schema.revision                   the database is at the code's head revision
+    schema.revision                   the database is at the reference's head revision (a
+                                      revision the reference history does not know: not
+                                      applicable, another target's schema)
     stock.known_status                every stock row's status is RFID, PENDING, IN_TRANSIT or SOLD
     stock.not_sellable_in_transit     no IN_TRANSIT (or SOLD) row is flagged sellable
     stock.store_totals                per store, the units the stock endpoint reports
@@ -30,105 +34,51 @@ Checks (all FAIL when violated, except ``idempotency.stuck_records``, which WARN
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import decimal
-import hashlib
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
-from aris3nb.core.checks import SAMPLE_LIMIT, CheckResult, Outcome, Registry, failed, passed, verdict_of, warned
-from aris3nb.core.db import database_errors, engine_name
-from aris3nb.core.errors import Aris3nbError, UsageError
-from aris3nb.core.files import write_json_evidence
-from aris3nb.core.ids import new_run_id
-from aris3nb.core.redact import redact_text, redact_url, url_password
-from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
+from aris3nb.integrity.files import file_problem
+from aris3nb.integrity.invariants import IntegrityContext, InvariantSet, not_applicable, plain, row_text
 from aris3nb.reference import models as m
-from aris3nb.schema import read_only_engine
 
-INTEGRITY_REPORT_FORMAT = "aris3nb.integrity_report"
-INTEGRITY_REPORT_VERSION = 1
-INTEGRITY_FOLDER = "integrity"
-HASH_CHUNK_BYTES = 1 << 20
+INVARIANTS = InvariantSet("reference")
 
 T = m.Base.metadata.tables
 
 
-@dataclass(frozen=True)
-class IntegrityOptions:
-    database_url: str
-    exports_dir: Path
-    strict: bool = False
-    idempotency_max_age_sec: float = 900.0
-    statement_timeout_sec: float = 120.0
-    now: dt.datetime | None = None  # the moment ages are measured from (tests); default: now
+def _of(table: str, *columns: str) -> tuple[str, ...]:
+    return tuple(f"{table}.{column}" for column in columns)
 
 
-class IntegrityReport(CheckReport):
-    """The integrity check's run; its document is the integrity report."""
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return self.document
-
-    @property
-    def report_path(self) -> Path:
-        return self.path
-
-
-@dataclass
-class IntegrityContext:
-    conn: sa.Connection
-    options: IntegrityOptions
-    now: dt.datetime
+# What each rule reads (see the module docstring for the columns declared for their meaning).
+_TRANSFER_LINE_STATE = _of("transfer_lines", "transfer_id", "status", "stock_item_id")
+_PAID_SALE_MONEY = (*_of("sales", "id", "status", "total"), *_of("payments", "sale_id", "amount", "method"),
+                    *_of("cash_movements", "sale_id", "kind", "amount"))
+_TENANCY = (*_of("stores", "id", "tenant_id"), *_of("users", "id", "tenant_id", "store_id"),
+            *_of("stock_items", "id", "tenant_id", "store_id"),
+            *_of("transfers", "id", "tenant_id", "origin_store_id", "destination_store_id"),
+            *_of("cash_sessions", "id", "tenant_id", "store_id"), *_of("sales", "id", "tenant_id", "store_id"),
+            *_of("export_records", "id", "tenant_id", "store_id"),
+            *_of("transfer_movements", "id", "transfer_id", "from_store_id", "to_store_id"),
+            *_of("sale_lines", "id", "sale_id", "stock_item_id"),
+            *_of("transfer_lines", "id", "transfer_id", "stock_item_id"))
 
 
-INTEGRITY_CHECKS: Registry[IntegrityContext] = Registry()
-
-
-def invariant(name: str) -> Callable[[Callable[[IntegrityContext], Outcome]], Callable[[IntegrityContext], Outcome]]:
-    """Register an invariant; it runs in a savepoint (a failed statement spoils nothing for
-    the next check) and its database errors become one-line, password-free failures."""
-    def decorate(function: Callable[[IntegrityContext], Outcome]) -> Callable[[IntegrityContext], Outcome]:
-        def run(ctx: IntegrityContext) -> Outcome:
-            savepoint = ctx.conn.begin_nested()
-            try:
-                return function(ctx)
-            except sa.exc.DBAPIError as exc:
-                reason = redact_text(str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0],
-                                     [url_password(ctx.options.database_url)])
-                raise Aris3nbError(f"the query of {name} failed: {reason}") from exc
-            finally:
-                if savepoint.is_active:
-                    savepoint.rollback()
-
-        run.__doc__ = function.__doc__
-        INTEGRITY_CHECKS.add(name, run)
-        return function
-    return decorate
+@cache
+def _reference_revisions() -> frozenset[str]:
+    """Every revision of the reference schema's Alembic history."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, decimal.Decimal):  # sums in cents come back as Decimal from PostgreSQL
-        return int(value) if value == value.to_integral_value() else str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _offenders(conn: sa.Connection, query: sa.Select[Any], order_by: Any) -> tuple[int, list[dict[str, Any]]]:
@@ -137,7 +87,7 @@ def _offenders(conn: sa.Connection, query: sa.Select[Any], order_by: Any) -> tup
     if not count:
         return 0, []
     rows = conn.execute(query.order_by(order_by).limit(SAMPLE_LIMIT)).mappings().all()
-    return int(count), [{key: _plain(value) for key, value in row.items()} for row in rows]
+    return int(count), [{key: plain(value) for key, value in row.items()} for row in rows]
 
 
 def _count(conn: sa.Connection, table: sa.Table, *where: Any) -> int:
@@ -161,22 +111,21 @@ def _judge(count: int, sample: list[dict[str, Any]], *, ok: str, bad: str, check
            **evidence: Any) -> Outcome:
     facts = {"offending": count, "sample": sample, **({"checked": checked} if checked is not None else {}), **evidence}
     if count:
-        return failed(f"{count} {bad}; first: {_row_text(sample[0])}", **facts)
+        return failed(f"{count} {bad}; first: {row_text(sample[0])}", **facts)
     return passed(ok, **facts)
-
-
-def _row_text(row: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in row.items())
 
 
 # --------------------------------------------------------------------------- schema
 
 
-@invariant("schema.revision")
+@INVARIANTS.invariant("schema.revision", requires=("alembic_version.version_num",))
 def check_revision(ctx: IntegrityContext) -> Outcome:
     """The data was written by code that matches this schema: the database is at the code's head."""
     current = MigrationContext.configure(ctx.conn).get_current_revision()
     head = migrate.head_revision()
+    if current is not None and current not in _reference_revisions():
+        return not_applicable(f"the database is at revision {current}, which the reference history does not know "
+                              "(another target's schema)", current_revision=current, head_revision=head)
     if current != head:
         return failed(f"database at {current or 'no revision'}, code head is {head}", current_revision=current,
                       head_revision=head)
@@ -186,7 +135,7 @@ def check_revision(ctx: IntegrityContext) -> Outcome:
 # --------------------------------------------------------------------------- stock
 
 
-@invariant("stock.known_status")
+@INVARIANTS.invariant("stock.known_status", requires=_of("stock_items", "id", "tenant_id", "store_id", "status"))
 def check_stock_status(ctx: IntegrityContext) -> Outcome:
     """A stock row in an unknown status is invisible to every listing and total: it is lost stock."""
     stock = T["stock_items"]
@@ -198,7 +147,8 @@ def check_stock_status(ctx: IntegrityContext) -> Outcome:
                   allowed=list(m.STOCK_STATUSES))
 
 
-@invariant("stock.not_sellable_in_transit")
+@INVARIANTS.invariant("stock.not_sellable_in_transit",
+                      requires=_of("stock_items", "id", "store_id", "status", "sellable"))
 def check_in_transit_not_sellable(ctx: IntegrityContext) -> Outcome:
     """An item on a truck (IN_TRANSIT) or already sold cannot be sold: if flagged sellable, a till could sell it twice."""
     stock = T["stock_items"]
@@ -210,7 +160,7 @@ def check_in_transit_not_sellable(ctx: IntegrityContext) -> Outcome:
                   checked=_count(ctx.conn, stock, stock.c.status.in_(("IN_TRANSIT", "SOLD"))))
 
 
-@invariant("stock.store_totals")
+@INVARIANTS.invariant("stock.store_totals", requires=_of("stock_items", "store_id", "status", "sellable"))
 def check_store_totals(ctx: IntegrityContext) -> Outcome:
     """The stock endpoint reports a store's units as RFID + PENDING (aggregated per store in
     SQL, as here); they must be exactly the units the tills may sell (flagged sellable)."""
@@ -235,7 +185,9 @@ def check_store_totals(ctx: IntegrityContext) -> Outcome:
 # --------------------------------------------------------------------------- transfers
 
 
-@invariant("transfers.known_states")
+@INVARIANTS.invariant("transfers.known_states",
+                      requires=(*_of("transfers", "id", "status"), *_TRANSFER_LINE_STATE, *_of("transfer_lines", "id"),
+                                *_of("transfer_movements", "id", "transfer_id", "kind")))
 def check_transfer_states(ctx: IntegrityContext) -> Outcome:
     """A transfer, line or movement in an unknown state cannot be received or canceled: its stock is stuck."""
     transfers, lines, moves = T["transfers"], T["transfer_lines"], T["transfer_movements"]
@@ -252,13 +204,15 @@ def check_transfer_states(ctx: IntegrityContext) -> Outcome:
     evidence = {table: {"offending": count, "sample": sample} for table, (count, sample) in found.items()}
     if total:
         first_table = next(table for table, (count, _) in found.items() if count)
-        return failed(f"{total} row(s) in an unknown state; first: {first_table} {_row_text(found[first_table][1][0])}",
+        return failed(f"{total} row(s) in an unknown state; first: {first_table} {row_text(found[first_table][1][0])}",
                       offending=total, **evidence)
     return passed(f"{_count(ctx.conn, transfers)} transfers, their lines and movements all in known states",
                   offending=0, **evidence)
 
 
-@invariant("transfers.received_within_dispatched")
+@INVARIANTS.invariant("transfers.received_within_dispatched",
+                      requires=(*_of("transfers", "id", "status"), *_TRANSFER_LINE_STATE,
+                                *_of("transfer_movements", "transfer_id", "kind")))
 def check_received_within_dispatched(ctx: IntegrityContext) -> Outcome:
     """A store cannot receive more than was sent to it: received units beyond the dispatched ones are invented stock."""
     transfers, lines, moves = T["transfers"], T["transfer_lines"], T["transfer_movements"]
@@ -280,7 +234,8 @@ def check_received_within_dispatched(ctx: IntegrityContext) -> Outcome:
                   bad="transfer(s) with more received than dispatched", checked=_count(ctx.conn, transfers))
 
 
-@invariant("transfers.draft_not_dispatched")
+@INVARIANTS.invariant("transfers.draft_not_dispatched",
+                      requires=(*_of("transfers", "id", "status"), *_of("transfer_movements", "transfer_id", "kind")))
 def check_draft_not_dispatched(ctx: IntegrityContext) -> Outcome:
     """A DRAFT transfer has moved nothing: a DISPATCH movement on it means stock left a store without a dispatched transfer."""
     transfers, moves = T["transfers"], T["transfer_movements"]
@@ -295,7 +250,8 @@ def check_draft_not_dispatched(ctx: IntegrityContext) -> Outcome:
                   checked=_count(ctx.conn, transfers, transfers.c.status == "DRAFT"))
 
 
-@invariant("transfers.received_complete")
+@INVARIANTS.invariant("transfers.received_complete",
+                      requires=(*_of("transfers", "id", "status"), *_TRANSFER_LINE_STATE))
 def check_received_complete(ctx: IntegrityContext) -> Outcome:
     """A RECEIVED transfer is closed: a line still PLANNED or IN_TRANSIT on it is stock nobody will ever receive."""
     transfers, lines = T["transfers"], T["transfer_lines"]
@@ -329,7 +285,7 @@ def _paid_sale_money() -> sa.Subquery:
             .where(sales.c.status == "PAID").subquery())
 
 
-@invariant("pos.payments_cover_total")
+@INVARIANTS.invariant("pos.payments_cover_total", requires=_PAID_SALE_MONEY)
 def check_payments_cover_total(ctx: IntegrityContext) -> Outcome:
     """Money in must match money owed: a PAID sale's payments cover its total; any excess is
     change, which only cash can give (excess <= cash tendered); and the cash booked to the
@@ -348,7 +304,9 @@ def check_payments_cover_total(ctx: IntegrityContext) -> Outcome:
                   bad="PAID sale(s) whose payments do not settle the total (amounts in cents)", checked=int(checked))
 
 
-@invariant("pos.lines_sum_to_total")
+@INVARIANTS.invariant("pos.lines_sum_to_total",
+                      requires=(*_of("sales", "id", "status", "total", "subtotal", "discount_total"),
+                                *_of("sale_lines", "sale_id", "line_total")))
 def check_lines_sum_to_total(ctx: IntegrityContext) -> Outcome:
     """What was charged is what was sold: a PAID sale's line totals sum to its total, and subtotal − discounts = total."""
     sales, sale_lines = T["sales"], T["sale_lines"]
@@ -367,7 +325,7 @@ def check_lines_sum_to_total(ctx: IntegrityContext) -> Outcome:
                   checked=_count(ctx.conn, sales, sales.c.status == "PAID"))
 
 
-@invariant("pos.paid_has_payments")
+@INVARIANTS.invariant("pos.paid_has_payments", requires=_PAID_SALE_MONEY)
 def check_paid_has_payments(ctx: IntegrityContext) -> Outcome:
     """A sale marked PAID with no payment is goods out with no money in. (A sale whose total
     is zero needs no payment; those are counted in the evidence, not failed.)"""
@@ -382,7 +340,9 @@ def check_paid_has_payments(ctx: IntegrityContext) -> Outcome:
                   checked=int(ctx.conn.execute(sa.select(sa.func.count()).select_from(money)).scalar_one()))
 
 
-@invariant("pos.sold_stock_on_paid_sale")
+@INVARIANTS.invariant("pos.sold_stock_on_paid_sale",
+                      requires=(*_of("stock_items", "id", "tenant_id", "store_id", "status"), *_of("sales", "id", "status"),
+                                *_of("sale_lines", "sale_id", "stock_item_id")))
 def check_sold_stock_on_paid_sale(ctx: IntegrityContext) -> Outcome:
     """Stock only leaves as SOLD through a paid sale: a SOLD row without one is shrinkage booked as revenue that never came."""
     stock, sales, sale_lines = T["stock_items"], T["sales"], T["sale_lines"]
@@ -398,7 +358,9 @@ def check_sold_stock_on_paid_sale(ctx: IntegrityContext) -> Outcome:
 # --------------------------------------------------------------------------- cash
 
 
-@invariant("cash.closed_sessions_balance")
+@INVARIANTS.invariant("cash.closed_sessions_balance",
+                      requires=(*_of("cash_sessions", "id", "store_id", "status", "opening_amount", "expected_amount"),
+                                *_of("cash_movements", "cash_session_id", "kind", "amount")))
 def check_closed_sessions(ctx: IntegrityContext) -> Outcome:
     """A closed till's expected cash is what the count is judged against: it must be the float
     plus the cash its sales kept, or shortages go unseen. Amounts below are in cents."""
@@ -421,31 +383,8 @@ def check_closed_sessions(ctx: IntegrityContext) -> Outcome:
 # --------------------------------------------------------------------------- exports
 
 
-def _export_problem(exports_dir: Path, relative: str, size: int, sha256: str) -> str | None:
-    path = PurePosixPath(relative or "")
-    if not relative or path.is_absolute() or ".." in path.parts or "\\" in relative:
-        return "unsafe file_path (absolute, empty or with ..)"
-    target = exports_dir / path
-    try:
-        if not target.resolve().is_relative_to(exports_dir.resolve()):
-            return "file_path leads outside the exports folder"
-        if not target.is_file():
-            return "file missing"
-        actual_size = target.stat().st_size
-        digest = hashlib.sha256()
-        with target.open("rb") as stream:
-            while chunk := stream.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    except OSError as exc:
-        return f"cannot read the file: {exc.strerror or exc}"
-    if actual_size != size:
-        return f"size {actual_size} != recorded {size}"
-    if digest.hexdigest() != (sha256 or "").lower():
-        return f"SHA-256 {digest.hexdigest()} != recorded {sha256}"
-    return None
-
-
-@invariant("exports.files_match")
+@INVARIANTS.invariant("exports.files_match",
+                      requires=_of("export_records", "id", "status", "file_path", "size_bytes", "sha256"))
 def check_export_files(ctx: IntegrityContext) -> Outcome:
     """A READY export is a promise that its file can be downloaded as recorded: it must exist with its recorded size and SHA-256."""
     exports = T["export_records"]
@@ -456,7 +395,7 @@ def check_export_files(ctx: IntegrityContext) -> Outcome:
     checked, problems = 0, []
     for export_id, relative, size, sha256 in rows:
         checked += 1
-        problem = _export_problem(folder, relative, size, sha256)
+        problem = file_problem(folder, relative, size, (sha256 or "").lower())
         if problem is not None:
             problems.append({"id": str(export_id), "file_path": relative, "problem": problem})
     evidence = {"exports_dir": str(folder), "checked": checked, "offending": len(problems),
@@ -464,14 +403,16 @@ def check_export_files(ctx: IntegrityContext) -> Outcome:
     if problems:
         hint = f" (the exports folder {folder} does not exist; give --exports-dir)" if not folder.is_dir() else ""
         return failed(f"{len(problems)} of {checked} READY export(s) do not match their files{hint}; first: "
-                      f"{_row_text(problems[0])}", **evidence)
+                      f"{row_text(problems[0])}", **evidence)
     return passed(f"{checked} READY export file(s) present with their recorded size and SHA-256", **evidence)
 
 
 # --------------------------------------------------------------------------- idempotency
 
 
-@invariant("idempotency.stuck_records")
+@INVARIANTS.invariant("idempotency.stuck_records",
+                      requires=_of("idempotency_records", "id", "tenant_id", "endpoint", "response_status",
+                                   "created_at"))
 def check_stuck_idempotency(ctx: IntegrityContext) -> Outcome:
     """A key stuck "in progress" blocks every retry of that request. This schema has no
     in-progress state: a record is written with its final response, in the same transaction
@@ -492,7 +433,7 @@ def check_stuck_idempotency(ctx: IntegrityContext) -> Outcome:
                 "max_age_sec": ctx.options.idempotency_max_age_sec, "cutoff": cutoff.isoformat()}
     if count:
         return warned(f"{count} idempotency record(s) in progress for more than "
-                      f"{ctx.options.idempotency_max_age_sec:g} s; first: {_row_text(sample[0])}", **evidence)
+                      f"{ctx.options.idempotency_max_age_sec:g} s; first: {row_text(sample[0])}", **evidence)
     return passed(f"no record in progress beyond {ctx.options.idempotency_max_age_sec:g} s ({total} record(s), "
                   f"{recent} recent in progress)", **evidence)
 
@@ -531,7 +472,7 @@ def _tenancy_relations() -> dict[str, sa.Select[Any]]:
     return relations
 
 
-@invariant("tenancy.store_tenant")
+@INVARIANTS.invariant("tenancy.store_tenant", requires=_TENANCY)
 def check_tenancy(ctx: IntegrityContext) -> Outcome:
     """Tenants are isolated: a row pointing at another tenant's store or stock shows one tenant's data to another."""
     found = {name: _offenders(ctx.conn, query, query.selected_columns[0])
@@ -542,72 +483,5 @@ def check_tenancy(ctx: IntegrityContext) -> Outcome:
     if total:
         first = next(name for name, (count, _) in found.items() if count)
         return failed(f"{total} row(s) point at another tenant's store or stock; first: {first} "
-                      f"{_row_text(found[first][1][0])}", **evidence)
+                      f"{row_text(found[first][1][0])}", **evidence)
     return passed(f"no row points at another tenant's store or stock ({len(found)} relations checked)", **evidence)
-
-
-# --------------------------------------------------------------------------- run
-
-
-def read_integrity_report(path: Path) -> dict[str, Any]:
-    """An integrity report written by ``run_integrity_check``; unknown formats and versions are refused."""
-    return read_json_evidence(path, format_name=INTEGRITY_REPORT_FORMAT, versions=[INTEGRITY_REPORT_VERSION])
-
-
-@contextlib.contextmanager
-def read_only_snapshot(database_url: str, statement_timeout_sec: float) -> Iterator[sa.Connection]:
-    """One read-only transaction on the database (see the module docstring); rolled back at the end."""
-    engine = read_only_engine(database_url, statement_timeout_sec=statement_timeout_sec)
-    try:
-        with database_errors(database_url, "open the database read-only"):
-            conn = engine.connect()
-        try:
-            with database_errors(database_url, "start a read-only transaction"):
-                conn.begin()
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.execute(sa.text("SELECT 1"))
-            yield conn
-        finally:
-            conn.rollback()
-            conn.close()
-    finally:
-        engine.dispose()
-
-
-def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
-                        on_result: Callable[[CheckResult], None] | None = None) -> IntegrityReport:
-    """Run every invariant on one read-only snapshot and write the JSON report.
-
-    Raises ``DatabaseUnavailable`` / ``InvalidDatabaseUrl`` (exit 2) when the database cannot
-    be opened; a violated invariant is in the verdict, not an exception.
-    """
-    engine = engine_name(options.database_url)
-    run_id = new_run_id()
-    started = dt.datetime.now(dt.UTC)
-    now = options.now or started
-    with read_only_snapshot(options.database_url, options.statement_timeout_sec) as conn:
-        results = INTEGRITY_CHECKS.run(IntegrityContext(conn, options, now), on_result)
-    finished = dt.datetime.now(dt.UTC)
-    verdict = verdict_of(results, strict=options.strict)
-    report_name = f"integrity_report_{run_id}.json"
-    document = {
-        **check_report_head(INTEGRITY_REPORT_FORMAT, INTEGRITY_REPORT_VERSION, run_id, started, finished, results,
-                            strict=options.strict),
-        "inputs": {
-            "database_url": redact_url(options.database_url), "engine": engine,
-            "read_only": "SQLite mode=ro" if engine == "sqlite" else "PostgreSQL READ ONLY REPEATABLE READ transaction",
-            "exports_dir": str(options.exports_dir), "idempotency_max_age_sec": options.idempotency_max_age_sec,
-            "statement_timeout_sec": options.statement_timeout_sec, "sample_limit": SAMPLE_LIMIT,
-        },
-        "checks": [result.to_dict() for result in results],
-        "files": {"report": report_name},
-    }
-    document = scrub(document, [url_password(options.database_url)])
-    folder = artifacts_dir / INTEGRITY_FOLDER
-    try:
-        path = write_json_evidence(folder, report_name, document)
-    except OSError as exc:
-        raise UsageError(f"cannot write the integrity report under {folder}: {exc.strerror or exc}; "
-                         "check OPS_ARTIFACTS_DIR") from exc
-    return IntegrityReport(run_id, verdict, options.strict, results, document, path)
