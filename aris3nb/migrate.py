@@ -1,5 +1,7 @@
 """Alembic, driven from the library: upgrade, downgrade, and the revisions a database and
-the code are at. The ``alembic`` command and these functions share ``migrations/env.py``.
+the code are at. The ``alembic`` command and these functions share ``migrations/env.py``;
+installed, these functions use the copy of ``migrations/`` and ``alembic.ini`` shipped in the
+package (``aris3nb.resources``), from any folder.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from sqlalchemy.engine import URL
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import MigrationError
 from aris3nb.core.redact import redact_url
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+from aris3nb.resources import ALEMBIC_INI, MIGRATIONS_DIR
 
 
 def alembic_config(url: str | URL | None = None, script_location: Path | None = None) -> Config:
     """An Alembic config for the ARIS3 migrations (or another script directory, as the
     gate's tests use), independent of the working directory."""
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
+    # The ini's "prepend_sys_path = ." is for the `alembic` command run in the checkout; a
+    # library call has aris3nb imported already and must not put whatever folder it runs
+    # from on sys.path (once more per call).
+    cfg.remove_main_option("prepend_sys_path")
     cfg.attributes["aris3nb_library_call"] = True
     if url is not None:
         rendered = parse_database_url(url).render_as_string(hide_password=False)

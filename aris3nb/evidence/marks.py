@@ -18,11 +18,10 @@ from aris3nb.core.redact import redact_text
 from aris3nb.evidence.display import Banner, result_in
 from aris3nb.evidence.record import PhaseRun
 from aris3nb.phases import Phase
+from aris3nb.resources import NOTEBOOKS_DIR  # the package's copy installed, the checkout's otherwise
 
 if TYPE_CHECKING:
     import nbformat
-
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def notebook_format() -> Any:
@@ -45,8 +44,8 @@ STATUS_WORDS = {
 
 
 def phase_notebook(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> nbformat.NotebookNode:
-    """The phase's notebook from ``notebooks/``, with any stored outputs cleared: an
-    executed notebook must show only what this run produced."""
+    """The phase's notebook from ``folder`` (default: the shipped ``notebooks/``), with any
+    stored outputs cleared: an executed notebook must show only what this run produced."""
     nbformat = notebook_format()
     path = folder / phase.notebook
     try:

@@ -57,12 +57,14 @@ from aris3nb.evidence.marks import (
 from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.evidence.seal import seal
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
+from aris3nb.phases.inputs import DEFAULT_SMOKE_TARGET
 
 # Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
 # that the first kernel starts booting as early as possible.
 
 RUNS_DIRNAME = "runs"
-DEFAULT_PYTEST_TARGET = "tests/smoke/test_post_merge_readiness.py"
+#: The smoke suite a run executes unless told otherwise: the shipped one, by absolute path.
+DEFAULT_PYTEST_TARGET = str(DEFAULT_SMOKE_TARGET)
 #: The scratch folders of a run (and of its smoke runs), swept by the next run once their
 #: process is gone: a run killed with SIGKILL cannot remove them itself.
 SCRATCH_PATTERN = re.compile(r"^aris3nb-(?:nb|run-embedded|gate-embedded|smoke)-pid(?P<pid>\d+)-[a-z0-9_]+$")
@@ -374,7 +376,7 @@ def validate_run_options(options: RunOptions) -> RunOptions:
     if options.signing_key is not None and not options.signing_key.is_file():
         raise UsageError(f"no signing key at {options.signing_key}")
     if not options.notebooks_dir.is_dir():
-        raise UsageError(f"the phase notebooks are not at {options.notebooks_dir}: run aris3nb from its checkout")
+        raise UsageError(f"the phase notebooks are not at {options.notebooks_dir}: the installation is incomplete")
     base_url = parse_base_url(options.base_url) if options.base_url is not None else None
     workdir = (options.workdir or Path.cwd()).absolute()
     smoke = Path(options.pytest_target.split("::")[0])

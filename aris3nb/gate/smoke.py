@@ -27,6 +27,7 @@ from defusedxml import DefusedXmlException, ElementTree
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 from aris3nb.core.errors import UsageError
 from aris3nb.core.redact import redact_text
+from aris3nb.resources import SMOKE_DIR, SMOKE_PYTEST_INI, is_packaged_smoke
 
 #: The playbook's critical areas, in its order.
 #: Test-generation plugins a smoke run has no use for; loading them costs ~1.7 s of startup.
@@ -109,7 +110,11 @@ def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str
     at ``timeout_sec``."""
     with tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-") as folder:
         junit = Path(folder) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS,
+        own_config: list[str] = []
+        if is_packaged_smoke(target, cwd):
+            own_config = _packaged_suite_config(Path(folder))
+            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS, *own_config,
                    "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -124,6 +129,16 @@ def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str
         duration = time.perf_counter() - started
         xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None
     return SmokeRun(returncode, output or "", xml_text, duration)
+
+
+def _packaged_suite_config(folder: Path) -> list[str]:
+    """pytest options for the smoke suite shipped inside an installed aris3nb: a config file of
+    its own (its markers registered) and its own folder as rootdir, whatever ``pytest.ini`` or
+    ``pyproject.toml`` lies above the environment it is installed in; the confcutdir keeps its
+    ``conftest.py`` in and any conftest above it out."""
+    ini = folder / "pytest.ini"
+    ini.write_text(SMOKE_PYTEST_INI, encoding="utf-8")
+    return ["-c", str(ini), "--rootdir", str(SMOKE_DIR), "--confcutdir", str(SMOKE_DIR)]
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:

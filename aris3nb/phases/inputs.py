@@ -3,10 +3,11 @@ the playbook's own suite, by absolute path)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from aris3nb.resources import SMOKE_SUITE
 
-#: The playbook's smoke suite in this checkout: what a phase notebook runs when it is given none.
-DEFAULT_SMOKE_TARGET = Path(__file__).resolve().parents[2] / "tests" / "smoke" / "test_post_merge_readiness.py"
+#: The playbook's smoke suite — the package's copy when installed, the checkout's otherwise:
+#: what a phase notebook runs when it is given none.
+DEFAULT_SMOKE_TARGET = SMOKE_SUITE
 
 
 def smoke_target(given: str | None) -> str:
