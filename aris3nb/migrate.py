@@ -55,11 +55,19 @@ def current_revision(url: str | URL) -> str | None:
         engine.dispose()
 
 
+#: How long a migration waits for a table lock (a backup or a long query holding it) before it
+#: fails with the reason, instead of queueing every query on that table behind its ALTER.
+MIGRATION_LOCK_TIMEOUT_SEC = 15.0
+
+
 def _run(action: str, url: str | URL, revision: str, script_location: Path | None = None) -> None:
     cfg = alembic_config(url, script_location)
     engine = create_engine(url, create_sqlite_parent=True)
     try:
         with database_errors(url, action), engine.connect() as conn:
+            if conn.dialect.name == "postgresql":  # an ALTER waiting on a lock queues every query behind it: bounded
+                conn.exec_driver_sql(f"SET lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_SEC * 1000)}")
+                conn.commit()
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, revision)
             conn.commit()

@@ -62,7 +62,7 @@ class Session:
     holds_locks: bool
 
     def __str__(self) -> str:
-        since = f"{self.since_sec:.0f} s" if self.since_sec is not None else "?"
+        since = f"{max(0.0, self.since_sec):.0f} s" if self.since_sec is not None else "?"
         who = self.application_name or "(no application_name)"
         return (f"pid {self.pid} {who} user {self.user} from {self.client or 'local socket'}: {self.state} for {since}"
                 f"{', waiting on ' + self.wait if self.wait else ''}{', holding locks' if self.holds_locks else ''}"
@@ -104,10 +104,14 @@ def _sessions(conn: sa.Connection, where: str = "", **params: Any) -> list[Sessi
             for r in rows]
 
 
-def other_sessions(url: str) -> list[Session]:
-    """Every other client session connected to the database of ``url``."""
+def other_sessions(url: str, *, besides: str | None = None) -> list[Session]:
+    """Every other client session connected to the database of ``url`` (but those of the
+    operation named ``besides``: its own)."""
     with _admin(url) as conn:
-        return _sessions(conn)
+        if besides is None:
+            return _sessions(conn)
+        return _sessions(conn, " AND NOT (a.application_name = :name OR a.application_name LIKE :prefix)",
+                         name=besides, prefix=besides.replace("_", "\\_") + "-%")
 
 
 def sessions_named(url: str, name: str) -> list[Session]:

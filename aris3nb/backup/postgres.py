@@ -207,10 +207,11 @@ def _is_lock_timeout(exc: BaseException) -> bool:
     return isinstance(cause, psycopg.errors.LockNotAvailable)
 
 
-def _in_the_way(url: str) -> str:
-    """The other sessions that hold locks or an open transaction, for an error message."""
+def _in_the_way(url: str, besides: str | None = None) -> str:
+    """The other sessions that hold locks or an open transaction (not the operation's own,
+    ``besides``), for an error message."""
     try:
-        found = [s for s in pg_sessions.other_sessions(url) if s.in_the_way]
+        found = [s for s in pg_sessions.other_sessions(url, besides=besides) if s.in_the_way]
     except Exception:  # noqa: BLE001 -- only the message's detail: the lock timeout is the error
         return "(the sessions could not be listed)"
     return "; ".join(str(s) for s in found) or "a session that has since ended"
@@ -243,7 +244,7 @@ def _read_only_snapshot(url: str, deadline: Deadline, action: str, *, name: str 
                     raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
                 if _is_lock_timeout(exc):
                     raise BackupError(f"could not {action}: a lock was not granted within {lock_timeout_sec:g} s "
-                                      f"(nothing was written); in the way: {_in_the_way(url)}") from exc
+                                      f"(nothing was written); in the way: {_in_the_way(url, name)}") from exc
                 raise
             finally:
                 # Read-only: nothing to lose. On a connection that died, the rollback's own
@@ -323,7 +324,7 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
         if process.returncode != 0:
             if "canceling statement due to statement timeout" in stderr:  # how --lock-wait-timeout ends
                 raise BackupError(f"pg_dump could not take its table locks within {wait_ms / 1000:g} s (nothing was "
-                                  f"written; a migration or another lock holder is in the way: {_in_the_way(url)})")
+                                  f"written; a migration or another lock holder is in the way: {_in_the_way(url, name)})")
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
     return digests, extra
 

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from aris3nb import __version__
+from aris3nb import __version__, migrate
 from aris3nb.core.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
 from aris3nb.core.db import parse_database_url
 from aris3nb.core.errors import UsageError
@@ -279,7 +279,7 @@ def check_health(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("http.ready")
 def check_ready(ctx: GateContext) -> Outcome:
     """The service can serve: /ready is 200 (database reachable, schema at head)."""
-    return http.probe_ready(ctx.client())
+    return http.probe_ready(ctx.client(), expected_revision=migrate.head_revision())
 
 
 def _latency_check(name: str, path: str, authenticated: bool) -> Callable[[GateContext], Outcome]:

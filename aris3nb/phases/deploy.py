@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aris3nb import migrate
 from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.core.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, verdict_of
@@ -119,7 +120,7 @@ def _check_ready(ctx: _DeployContext) -> Outcome:
     if not ctx.options.base_url:
         return failed("no base URL given: nothing to probe")
     with http.new_client(ctx.options.base_url, ctx.options.http_timeout_sec) as client:
-        return http.probe_ready(client)
+        return http.probe_ready(client, expected_revision=migrate.head_revision())
 
 
 def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
