@@ -33,11 +33,12 @@ from alembic.script import ScriptDirectory
 
 import aris3nb
 from aris3nb import migrate
-from aris3nb.backup import postgres, source, sqlite
-from aris3nb.backup.digest import Deadline, TableDigest
+from aris3nb.backup import digest, postgres, source, sqlite
+from aris3nb.backup.digest import ROW_INDEX_FILE, Deadline, RowIndexWriter, TableDigest
 from aris3nb.backup.manifest import (
     FORMAT,
     FORMAT_VERSION,
+    INDEX_FORMAT,
     MANIFEST_NAME,
     NAME_PATTERN,
     manifest_digest,
@@ -96,10 +97,27 @@ def _revision(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def _row_index(folder: Path) -> RowIndexWriter | None:
+    """The row index the snapshot's digests write to (in the same pass), unless turned off."""
+    return RowIndexWriter(folder / ROW_INDEX_FILE) if digest.WRITE_ROW_INDEX else None
+
+
+def _index_entry(index: RowIndexWriter | None) -> dict[str, Any]:
+    if index is None:
+        return {}
+    return {"row_index": {"path": ROW_INDEX_FILE, "format": INDEX_FORMAT, "version": 1,
+                          "digest_bytes": digest.ROW_DIGEST_BYTES, "rows": index.rows}}
+
+
 def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     copy = folder / sqlite.DATABASE_FILE
     sqlite.snapshot_copy(url, copy, deadline)
-    digests = sqlite.table_digests(copy, deadline)
+    index = _row_index(folder)
+    try:
+        digests = sqlite.table_digests(copy, deadline, index=index)
+    finally:
+        if index is not None:
+            index.close()
     engine = create_engine(f"sqlite:///{copy}", poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
@@ -110,6 +128,7 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_se
     meta["source"] = source.describe(url)
     meta["snapshot"] = {"method": "sqlite-online-backup"}
     meta["tools"] = {"sqlite": sqlite.server_version(), "sqlite3_shell": sqlite.shell_version()}
+    meta["index"] = _index_entry(index)
     return digests, meta
 
 
@@ -119,7 +138,14 @@ def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_
                 "server_version": postgres.server_version(conn),
                 "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)}}
 
-    digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec)
+    index = _row_index(folder)
+    try:
+        digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec,
+                                               index=index)
+    finally:
+        if index is not None:
+            index.close()
+    meta["index"] = _index_entry(index)
     meta["snapshot"] = {"method": "pg_dump-exported-snapshot", "format": "directory", "jobs": postgres.DUMP_JOBS}
     meta["tools"] = {"pg_dump": postgres.tool_version("pg_dump")}
     return digests, meta
@@ -162,7 +188,7 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
                 os.fsync(handle.fileno())
             size, digest = sha256_file(path)
             relative = path.relative_to(folder).as_posix()
-            role = "database" if relative.startswith("database/") else "export"
+            role = "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
             entries.append({"path": relative, "size": size, "sha256": digest, "role": role})
     return sorted(entries, key=lambda e: e["path"])
 
@@ -252,6 +278,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "snapshot": meta["snapshot"],
             "files": files,
             "tables": [digests[t].as_manifest_entry() for t in sorted(digests)],
+            **meta["index"],
             "durations_sec": {},
         }
         document["durations_sec"] = {

@@ -1,30 +1,74 @@
-"""Content digests of tables, in chunks of key ranges.
+"""Content digests of tables, in chunks of key ranges, and the row index that names rows.
 
 A table's rows are read in primary-key order and cut into chunks of ``CHUNK_ROWS`` rows,
-each with the last key it holds and a digest the engine computes (SQLite: the sqlite3
-shell's ``sha3_query`` of the chunk's SELECT, see ``sqlite.chunk_statement``; PostgreSQL:
-SHA-256 of the chunk's ``COPY`` text, streamed through ``digest_table``/``digest_ranges``
-here). The table digest is the SHA-256 of the chunk digests in order, so chunks can be
-digested independently, in parallel.
+each with the last key it holds and a digest. Every row also gets a **row digest**, and the
+first ``ROW_DIGEST_BYTES`` of each, with the row's key, go into the backup's **row index**
+(``ROW_INDEX_FILE``), written in the same pass over the same snapshot as the chunk digests:
 
-The chunks make a drill diff precise: a drill recomputes digests over the *manifest's* key
-ranges, so a changed, missing or extra row shows up as the one range it falls in. Ranges
-are contiguous: chunk *i* holds the keys above chunk *i-1*'s last key up to its own; the
-last chunk has no upper bound, so every key falls in exactly one chunk.
+- SQLite (``sqlite.row_statement``): a row digest is the sqlite3 shell's SHA3-256 of the
+  row's ``json_array`` (a BLOB value as ``{"blob": "<hex>"}``); a chunk digest is the
+  SHA-256 of its rows' digests (their first ``FOLD_BYTES`` each, in key order). Backups made
+  before the row index (no ``digest_method`` in their table entries) used the shell's
+  ``sha3_query`` of the chunk's SELECT (``sqlite.chunk_statement``), still verified so.
+- PostgreSQL: a chunk digest is the SHA-256 of the chunk's ``COPY`` text, and a row digest
+  the SHA-256 of its row's line of that text (streamed through ``digest_table`` /
+  ``digest_ranges`` here), so old and new backups share the chunk digests.
+
+The table digest is the SHA-256 of the chunk digests in order, so chunks can be digested
+independently, in parallel. Ranges are contiguous: chunk *i* holds the keys above chunk
+*i-1*'s last key up to its own; the last chunk has no upper bound, so every key falls in
+exactly one chunk. A drill recomputes digests over the *manifest's* key ranges; in a chunk
+whose digest differs it compares row digests with the index, key by key, and so names the
+changed, missing and extra rows (``compare_rows``) without a copy of the source.
+
+The index file is the magic ``INDEX_MAGIC`` then one record per chunk, at the offset and
+length the manifest's chunk entry records (``"index": [offset, length]``)::
+
+    u8 kind | u32 rows | keys | rows x ROW_DIGEST_BYTES row digests, in key order
+    kind 0 (one integer key column):  i64 first key | u8 width | rows-1 key deltas of
+                                      `width` bytes each (width 0: every delta is 1)
+    kind 1 (any other key):           u32 length | zlib(JSON list of each row's key values)
+    kind 2 (no key: PostgreSQL):      nothing; such rows are named by their digest
+    kind 3 (one UUID text column):    u8 form (0: 32 hex digits, 1: 8-4-4-4-12 with dashes) |
+                                      16 bytes per key
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 import time
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
-from aris3nb.core.errors import DeadlineExceeded
+from aris3nb.core.errors import BackupError, DeadlineExceeded
 from aris3nb.core.settings import check_timeout_sec
 
 CHUNK_ROWS = 5_000
+#: Bytes of each row digest kept in the row index (see docs/FORMAT.md 5 for why 8).
+ROW_DIGEST_BYTES = 8
+#: Bytes of each SQLite row digest that its chunk digest is computed over.
+FOLD_BYTES = 16
+#: The index file, relative to the backup folder.
+ROW_INDEX_FILE = "index/row_digests.bin"
+INDEX_MAGIC = b"ARIS3NB-ROWIDX\x00\x01"
+#: ``digest_method`` of a SQLite table whose chunk digests fold its row digests.
+ROWS_METHOD = "rows"
+#: Written by ``backup create``; bench/row_index_cost.py turns it off to measure what the
+#: index costs (a backup without it is what older versions made: chunk digests only).
+WRITE_ROW_INDEX = True
+
+KEYS_INTEGER, KEYS_JSON, KEYS_NONE, KEYS_UUID = 0, 1, 2, 3
+_RECORD_HEAD = struct.Struct("<BI")
+_INT_HEAD = struct.Struct("<qB")
+_JSON_HEAD = struct.Struct("<I")
+#: The largest record a reader accepts: rows of a chunk (a keyless table is one chunk).
+MAX_RECORD_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -53,23 +97,63 @@ class Deadline:
 
 
 @dataclass
+class ChunkRows:
+    """The rows of one chunk as the row index sees them: their keys and their row digests'
+    first ``ROW_DIGEST_BYTES``, in key order. Keys are ``integers`` (a numpy array, for one
+    integer key column: cheap to read and to encode) or ``keys`` (each row's key values);
+    a table without a key has neither."""
+
+    keys: list[list[Any]] | None
+    digests: bytes
+    integers: Any = None
+
+    @property
+    def count(self) -> int:
+        return len(self.digests) // ROW_DIGEST_BYTES
+
+    @property
+    def keyed(self) -> bool:
+        return self.keys is not None or self.integers is not None
+
+    def key_list(self) -> list[list[Any]] | None:
+        if self.keys is None and self.integers is not None:
+            self.keys = [[int(v)] for v in self.integers]
+        return self.keys
+
+    def digest_at(self, number: int) -> bytes:
+        return self.digests[number * ROW_DIGEST_BYTES:(number + 1) * ROW_DIGEST_BYTES]
+
+
+@dataclass
 class TableDigest:
-    """A table's key columns, row count, digest and chunks, as the manifest records them."""
+    """A table's key columns, row count, digest and chunks, as the manifest records them.
+
+    ``method`` is the ``digest_method`` (None: the engine's original chunk digests).
+    ``rows_of`` holds, after a drill's pass, the rows of each chunk whose digest differs
+    from the manifest's (chunk number -> rows), so that the diff needs no second pass."""
 
     name: str
     key: list[str]
     rows: int = 0
     digest: str = ""
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    method: str | None = None
+    rows_of: dict[int, ChunkRows] = field(default_factory=dict, compare=False, repr=False)
 
     def as_manifest_entry(self) -> dict[str, Any]:
-        return {"name": self.name, "key": self.key, "rows": self.rows, "digest": self.digest, "chunks": self.chunks}
+        entry = {"name": self.name, "key": self.key, "rows": self.rows, "digest": self.digest, "chunks": self.chunks}
+        if self.method:
+            entry["digest_method"] = self.method
+        return entry
 
 
 #: Reads the rows with ``lower < key <= upper`` (None: unbounded) in key order, at most
-#: ``limit`` of them, and yields blocks ``(rows, data, last_key)``: ``data`` is the rows'
-#: lines, each ending in a newline, and ``last_key`` the key of the block's last row.
-RangeReader = Callable[[Sequence[Any] | None, Sequence[Any] | None, int | None], Iterator[tuple[int, bytes, list[Any]]]]
+#: ``limit`` of them, and yields blocks ``(lines, last_key)``: ``lines`` are the rows' lines,
+#: each ending in a newline, and ``last_key`` the key of the block's last row.
+RangeReader = Callable[[Sequence[Any] | None, Sequence[Any] | None, int | None], Iterator[tuple[list[bytes], list[Any]]]]
+#: The keys of a block's lines, for the row index: each a list of key values, or (one
+#: integer key column) a numpy array of them.
+KeysOf = Callable[[list[bytes]], Any]
 
 
 def table_digest_of(chunks: list[dict[str, Any]]) -> str:
@@ -77,21 +161,67 @@ def table_digest_of(chunks: list[dict[str, Any]]) -> str:
     return "sha256:" + hashlib.sha256(b"".join(bytes.fromhex(c["digest"]) for c in chunks)).hexdigest()
 
 
-def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadline,
-                 chunk_rows: int = CHUNK_ROWS) -> TableDigest:
-    """Digest a whole table, cutting it into chunks of ``chunk_rows`` rows (keyset paging)."""
+def fold_row_digests(prefixes: bytes) -> str:
+    """A SQLite chunk digest: SHA-256 (hex) of its rows' digests, ``FOLD_BYTES`` each, in key order."""
+    return hashlib.sha256(prefixes).hexdigest()
+
+
+def index_prefixes(prefixes: bytes, width: int = FOLD_BYTES) -> bytes:
+    """The first ``ROW_DIGEST_BYTES`` of each ``width``-byte row digest in ``prefixes``."""
+    if width == ROW_DIGEST_BYTES:
+        return prefixes
+    import numpy as np  # only backups and drills need it: imported when used
+
+    return np.frombuffer(prefixes, np.uint8).reshape(-1, width)[:, :ROW_DIGEST_BYTES].tobytes()
+
+
+class _LineDigests:
+    """Row digests of a block's lines, and their keys, collected for one chunk."""
+
+    def __init__(self, keys_of: KeysOf | None) -> None:
+        self.keys_of = keys_of
+        self.digests: list[bytes] = []
+        self.keys: list[Any] = []
+
+    def add(self, lines: list[bytes]) -> None:
+        sha = hashlib.sha256
+        self.digests.append(b"".join([sha(line).digest()[:ROW_DIGEST_BYTES] for line in lines]))
+        if self.keys_of is not None:
+            self.keys.append(self.keys_of(lines))
+
+    def rows(self) -> ChunkRows:
+        digests = b"".join(self.digests)
+        if self.keys_of is None:
+            return ChunkRows(None, digests)
+        if self.keys and not isinstance(self.keys[0], list):  # integers, as numpy arrays
+            import numpy as np  # only backups and drills need it: imported when used
+
+            return ChunkRows(None, digests, np.concatenate(self.keys))
+        return ChunkRows([key for block in self.keys for key in block], digests)
+
+
+def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadline, chunk_rows: int = CHUNK_ROWS, *,
+                 index: RowIndexWriter | None = None, keys_of: KeysOf | None = None) -> TableDigest:
+    """Digest a whole table, cutting it into chunks of ``chunk_rows`` rows (keyset paging);
+    with ``index``, each chunk's row digests and keys are written to it."""
     result = TableDigest(name=name, key=key)
     lower: list[Any] | None = None
     while True:
         deadline.check(f"digesting table {name}")
         chunk = hashlib.sha256()
+        rows = _LineDigests(keys_of) if index is not None else None
         count, last = 0, None
         # A table without a key is one chunk: there is nothing to page on.
-        for rows, data, last in read(lower, None, chunk_rows if key else None):
-            chunk.update(data)
-            count += rows
+        for lines, last in read(lower, None, chunk_rows if key else None):
+            chunk.update(b"".join(lines))
+            count += len(lines)
+            if rows is not None:
+                rows.add(lines)
         final = not key or count < chunk_rows
-        result.chunks.append({"last_key": None if final else last, "rows": count, "digest": chunk.hexdigest()})
+        entry: dict[str, Any] = {"last_key": None if final else last, "rows": count, "digest": chunk.hexdigest()}
+        if index is not None and rows is not None:
+            entry["index"] = index.add(rows.rows())
+        result.chunks.append(entry)
         result.rows += count
         if final:
             break
@@ -101,19 +231,26 @@ def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadlin
 
 
 def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read: RangeReader,
-                  deadline: Deadline) -> TableDigest:
-    """Digest a table over the key ranges of recorded ``chunks`` (as a drill does)."""
+                  deadline: Deadline, *, keys_of: KeysOf | None = None) -> TableDigest:
+    """Digest a table over the key ranges of recorded ``chunks`` (as a drill does); where a
+    chunk's digest differs and the backup has its row index record, read that range again
+    for its rows (a drill that passes pays nothing for the index)."""
     result = TableDigest(name=name, key=key)
     lower: list[Any] | None = None
-    for recorded in chunks or [{"last_key": None}]:
+    for number, recorded in enumerate(chunks or [{"last_key": None}]):
         deadline.check(f"digesting table {name}")
         upper = recorded.get("last_key")
         chunk = hashlib.sha256()
         count = 0
-        for rows, data, _last in read(lower, upper, None):
-            chunk.update(data)
-            count += rows
+        for lines, _last in read(lower, upper, None):
+            chunk.update(b"".join(lines))
+            count += len(lines)
         result.chunks.append({"last_key": upper, "rows": count, "digest": chunk.hexdigest()})
+        if recorded.get("index") is not None and (chunk.hexdigest() != recorded.get("digest") or count != recorded.get("rows")):
+            rows = _LineDigests(keys_of)
+            for lines, _last in read(lower, upper, None):
+                rows.add(lines)
+            result.rows_of[number] = rows.rows()
         result.rows += count
         lower = upper
     result.digest = table_digest_of(result.chunks)
@@ -121,12 +258,222 @@ def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read:
 
 
 def differing_ranges(recorded: list[dict[str, Any]], found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The key ranges whose rows or digest differ: ``{after_key, up_to_key, rows_recorded, rows_found}``."""
+    """The key ranges whose rows or digest differ: ``{chunk, after_key, up_to_key, rows_recorded, rows_found}``."""
     ranges = []
     lower = None
-    for was, now in zip(recorded, found, strict=True):
+    for number, (was, now) in enumerate(zip(recorded, found, strict=True)):
         if was.get("digest") != now["digest"] or was.get("rows") != now["rows"]:
-            ranges.append({"after_key": lower, "up_to_key": was.get("last_key"),
+            ranges.append({"chunk": number, "after_key": lower, "up_to_key": was.get("last_key"),
                            "rows_recorded": was.get("rows"), "rows_found": now["rows"]})
         lower = was.get("last_key")
     return ranges
+
+
+# --- the row index file ----------------------------------------------------------------------
+
+
+class RowIndexWriter:
+    """Appends chunk records to the row index file; ``add`` returns ``[offset, length]``
+    for the manifest's chunk entry. Records may come in any order (two shells digest
+    chunks side by side): the manifest, not the file's order, says which chunk is where."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 -- closed by close(), also on failure
+        self._file.write(INDEX_MAGIC)
+        self.offset = len(INDEX_MAGIC)
+        self.rows = 0
+
+    def add(self, rows: ChunkRows) -> list[int]:
+        record = encode_record(rows)
+        self._file.write(record)
+        where = [self.offset, len(record)]
+        self.offset += len(record)
+        self.rows += rows.count
+        return where
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def encode_record(rows: ChunkRows) -> bytes:
+    """One chunk's record: its keys, compactly (see the module's docstring), then its digests."""
+    if len(rows.digests) % ROW_DIGEST_BYTES:
+        raise ValueError("row digests are not whole")
+    count = rows.count
+    if not rows.keyed:
+        return _RECORD_HEAD.pack(KEYS_NONE, count) + rows.digests
+    integers = _integer_keys(rows)
+    if integers is not None:
+        return _RECORD_HEAD.pack(KEYS_INTEGER, count) + integers + rows.digests
+    keys = rows.key_list() or []
+    if len(keys) != count:
+        raise ValueError(f"{len(keys)} keys for {count} row digests")
+    uuids = _uuid_keys(keys)
+    if uuids is not None:
+        return _RECORD_HEAD.pack(KEYS_UUID, count) + uuids + rows.digests
+    packed = zlib.compress(json.dumps(keys, separators=(",", ":"), ensure_ascii=False).encode(), 1)
+    return _RECORD_HEAD.pack(KEYS_JSON, count) + _JSON_HEAD.pack(len(packed)) + packed + rows.digests
+
+
+def _integer_keys(rows: ChunkRows) -> bytes | None:
+    """Keys of one integer column, strictly increasing, as a first key and deltas; else None."""
+    import numpy as np  # only backups and drills need it: imported when used
+
+    if rows.integers is not None:
+        array = np.asarray(rows.integers, dtype=np.int64)
+    else:
+        keys = rows.keys or []
+        if not keys or any(len(k) != 1 or type(k[0]) is not int or not -(2**63) <= k[0] < 2**63 for k in keys):
+            return None
+        array = np.array([k[0] for k in keys], dtype=np.int64)
+    if len(array) != rows.count or not len(array):
+        return None
+    deltas = np.diff(array)
+    if len(deltas) and int(deltas.min()) < 1:
+        return None  # not strictly increasing: not what a key order gives
+    largest = int(deltas.max()) if len(deltas) else 1
+    if largest == 1:
+        return _INT_HEAD.pack(int(array[0]), 0)
+    width = next(w for w in (1, 2, 4, 8) if largest < 1 << (8 * w))
+    return _INT_HEAD.pack(int(array[0]), width) + deltas.astype(_WIDTHS[width]).tobytes()
+
+
+_WIDTHS = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+
+
+def _uuid_keys(keys: list[list[Any]]) -> bytes | None:
+    """Keys of one text column that are all UUIDs written one way (SQLite's 32 hex digits,
+    PostgreSQL's dashed form), as 16 bytes each; else None."""
+    if not keys or any(len(k) != 1 or type(k[0]) is not str for k in keys):
+        return None
+    texts = [k[0] for k in keys]
+    form = 0 if len(texts[0]) == 32 else 1 if len(texts[0]) == 36 else None
+    if form is None:
+        return None
+    joined = "".join(texts).replace("-", "") if form else "".join(texts)
+    if len(joined) != 32 * len(texts):
+        return None
+    try:
+        packed = bytes.fromhex(joined)
+    except ValueError:
+        return None
+    if _uuid_texts(form, packed) != texts:  # upper case, dashes elsewhere: not this form exactly
+        return None
+    return bytes([form]) + packed
+
+
+def _uuid_texts(form: int, packed: bytes) -> list[str]:
+    texts = [packed[n:n + 16].hex() for n in range(0, len(packed), 16)]
+    return texts if form == 0 else [f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}" for t in texts]
+
+
+def read_record(path: Path, where: Sequence[Any]) -> ChunkRows:
+    """The chunk record at ``where`` (``[offset, length]``) of the index file; a record that
+    does not decode is a ``BackupError`` naming the file (the manifest covers the file's
+    SHA-256, so this means a file that validation would refuse, or a reader's bug)."""
+    try:
+        offset, length = (int(where[0]), int(where[1]))
+        if offset < len(INDEX_MAGIC) or not 0 < length <= MAX_RECORD_BYTES:
+            raise ValueError(f"record [{offset}, {length}] is out of bounds")
+        with open(path, "rb") as handle:
+            if handle.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
+                raise ValueError("it does not start with the row index magic (version 1)")
+            handle.seek(offset)
+            data = handle.read(length)
+        if len(data) != length:
+            raise ValueError(f"record [{offset}, {length}] runs past the end of the file")
+        return decode_record(data)
+    except (OSError, ValueError, TypeError, IndexError, struct.error, zlib.error) as exc:
+        raise BackupError(f"row index {path.name}: {exc}") from exc
+
+
+def decode_record(data: bytes) -> ChunkRows:
+    kind, count = _RECORD_HEAD.unpack_from(data, 0)
+    at = _RECORD_HEAD.size
+    keys: list[list[Any]] | None
+    if kind == KEYS_NONE:
+        keys = None
+    elif kind == KEYS_INTEGER:
+        import numpy as np  # only backups and drills need it: imported when used
+
+        first, width = _INT_HEAD.unpack_from(data, at)
+        at += _INT_HEAD.size
+        steps = max(count - 1, 0)
+        if width == 0:
+            deltas = np.ones(steps, dtype=np.int64)
+        elif width in _WIDTHS:
+            deltas = np.frombuffer(data, _WIDTHS[width], steps, at).astype(np.int64)
+            at += width * steps
+        else:
+            raise ValueError(f"key width {width} is not 0, 1, 2, 4 or 8")
+        integers = np.concatenate((np.array([first], dtype=np.int64), first + np.cumsum(deltas)))[:count]
+        digests = data[at:]
+        if len(digests) != count * ROW_DIGEST_BYTES:
+            raise ValueError(f"record holds {len(digests)} digest bytes for {count} rows")
+        return ChunkRows(None, digests, integers)
+    elif kind == KEYS_UUID:
+        form = data[at]
+        if form not in (0, 1):
+            raise ValueError(f"UUID key form {form} is not 0 or 1")
+        keys = [[text] for text in _uuid_texts(form, data[at + 1:at + 1 + 16 * count])]
+        at += 1 + 16 * count
+    elif kind == KEYS_JSON:
+        (size,) = _JSON_HEAD.unpack_from(data, at)
+        at += _JSON_HEAD.size
+        keys = json.loads(zlib.decompress(data[at:at + size]))
+        at += size
+        if not isinstance(keys, list) or len(keys) != count or not all(isinstance(k, list) for k in keys):
+            raise ValueError("its keys are not a list of one key per row")
+    else:
+        raise ValueError(f"record kind {kind} is unknown")
+    digests = data[at:]
+    if len(digests) != count * ROW_DIGEST_BYTES:
+        raise ValueError(f"record holds {len(digests)} digest bytes for {count} rows")
+    return ChunkRows(keys, digests)
+
+
+# --- naming the rows that differ ----------------------------------------------------------------
+
+
+@dataclass
+class RowDifferences:
+    """Rows of a chunk that differ from the index: each ``(key, recorded digest, restored
+    digest)``; a missing row has no restored digest, an extra one no recorded digest. For
+    a table without a key, the key is None and rows are matched by digest."""
+
+    changed: list[tuple[list[Any] | None, bytes, bytes]] = field(default_factory=list)
+    missing: list[tuple[list[Any] | None, bytes, None]] = field(default_factory=list)
+    extra: list[tuple[list[Any] | None, None, bytes]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.missing or self.extra)
+
+
+def _key_token(key: list[Any]) -> str:
+    # Both sides come from the same encoding (the engine's, through JSON), so equal keys
+    # have equal JSON; ints stay ints (a float would merge keys beyond 2**53).
+    return json.dumps(key, ensure_ascii=False)
+
+
+def compare_rows(recorded: ChunkRows, found: ChunkRows) -> RowDifferences:
+    """The rows that differ between a chunk's recorded index record and its restored rows."""
+    differences = RowDifferences()
+    recorded_keys, found_keys = recorded.key_list(), found.key_list()
+    if recorded_keys is None or found_keys is None:
+        was = Counter(recorded.digest_at(n) for n in range(recorded.count))
+        now = Counter(found.digest_at(n) for n in range(found.count))
+        differences.missing = [(None, d, None) for d in sorted((was - now).elements())]
+        differences.extra = [(None, None, d) for d in sorted((now - was).elements())]
+        return differences
+    restored = {_key_token(k): (k, found.digest_at(n)) for n, k in enumerate(found_keys)}
+    for number, key in enumerate(recorded_keys):
+        digest = recorded.digest_at(number)
+        now = restored.pop(_key_token(key), None)
+        if now is None:
+            differences.missing.append((key, digest, None))
+        elif now[1] != digest:
+            differences.changed.append((now[0], digest, now[1]))
+    differences.extra = [(key, None, digest) for key, digest in restored.values()]
+    return differences

@@ -5,7 +5,14 @@ disposable database of the same engine (SQLite: a temporary copy; PostgreSQL: a 
 created for the drill and dropped afterwards, even on failure); *verify* the restored copy
 (revision, per-table row counts and digests over the manifest's key ranges, SQLite's
 integrity and foreign key checks or PostgreSQL's constraints); *upgrade* it to the code's
-head. Where a table differs, the drill diff names the key ranges and samples their rows.
+head. Where a table differs, the drill diff names the changed, missing and extra rows by
+key, from the backup's row index (the row digests recorded when the backup was made), with
+the restored values and, where the backup's own data still holds them, the recorded ones;
+the differing key ranges stay as a summary (a backup without a row index gets the ranges and
+a sample of their restored rows).
+
+RPO and RTO are judged: the backup's age against ``rpo_budget_sec`` and the drill's total
+time against ``rto_budget_sec``; a budget exceeded is a FAIL check naming it.
 
 The report ``drill_report_<timestamp>.json`` is always written, whatever happens; a failed
 drill then raises ``DrillFailed`` (exit 1). The source database is never touched.
@@ -17,8 +24,9 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import json
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,15 @@ import sqlalchemy as sa
 from aris3nb import migrate
 from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.create import schema_tables_at
-from aris3nb.backup.digest import Deadline, TableDigest, differing_ranges
+from aris3nb.backup.digest import (
+    ROW_INDEX_FILE,
+    ChunkRows,
+    Deadline,
+    TableDigest,
+    compare_rows,
+    differing_ranges,
+    read_record,
+)
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.core.checks import CheckResult, Status
 from aris3nb.core.db import create_engine, engine_name, sqlite_path
@@ -49,9 +65,16 @@ REPORT_FORMAT = "aris3nb.drill.report"
 REPORT_VERSION = 1
 DIFF_RANGES = 5
 SAMPLE_ROWS = 5
-#: Timestamps whose newest value says how fresh the backed-up business data is (RPO).
+#: Rows named per kind (changed, missing, extra) and table; ``counts`` gives them all.
+DIFF_ROWS = 20
+#: Timestamps whose newest value says how fresh the backed-up business data is (RPO); a
+#: target profile may name others (``restore_verify(business_timestamps=...)``).
 BUSINESS_TIMESTAMPS = (("audit_events", "created_at"), ("sales", "updated_at"), ("transfers", "updated_at"),
                        ("payments", "created_at"))
+#: Budgets, in seconds, when the caller names none: a backup at most a day old (RPO), a
+#: drill (validate, restore, verify, upgrade) within 15 minutes (RTO).
+RPO_BUDGET_SEC = 86_400.0
+RTO_BUDGET_SEC = 900.0
 
 
 @dataclass
@@ -66,6 +89,7 @@ class DrillReport:
     diff: list[dict[str, Any]] = field(default_factory=list)
     rto_sec: dict[str, float] = field(default_factory=dict)
     rpo: dict[str, Any] = field(default_factory=dict)
+    rto: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
 
     def as_document(self) -> dict[str, Any]:
@@ -157,11 +181,21 @@ def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
-                   timeout_sec: float | None = None) -> tuple[DrillReport, Path]:
+                   timeout_sec: float | None = None, rpo_budget_sec: float = RPO_BUDGET_SEC,
+                   rto_budget_sec: float = RTO_BUDGET_SEC,
+                   business_timestamps: Sequence[tuple[str, str]] = BUSINESS_TIMESTAMPS) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
-    writing the report of a failed drill."""
+    writing the report of a failed drill.
+
+    ``rpo_budget_sec``: the oldest a backup may be when drilled (its age is what a restore
+    now would lose); ``rto_budget_sec``: the longest the drill may take, validation to
+    upgrade. ``business_timestamps``: the (table, column) pairs whose newest value in the
+    restored data is reported as the newest business event the backup holds (absent ones
+    are skipped)."""
     if not settings.ops_enable_backup_drill:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
+    budgets = _Budgets(_budget(rpo_budget_sec, "rpo_budget_sec"), _budget(rto_budget_sec, "rto_budget_sec"),
+                       tuple(business_timestamps))
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
     given = Path(manifest_path)
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
@@ -169,7 +203,8 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(given, report, deadline, server_url)
+        _run(given, report, deadline, server_url, budgets)
+        _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
             report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
@@ -179,7 +214,13 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     except Aris3nbError as exc:  # DeadlineExceeded among them: its message starts "timeout:"
         report.status, report.reason = "FAIL", str(exc)
     finally:
-        report.rto_sec["total"] = round(time.perf_counter() - started, 3)
+        report.rto_sec.setdefault("total", round(time.perf_counter() - started, 3))
+        report.rto.setdefault("total_sec", report.rto_sec["total"])
+        report.rto.setdefault("budget_sec", budgets.rto_sec)
+        report.rto.setdefault("status", None)  # not judged: the drill did not get through its stages
+        for name, value in (("backup_created_at", None), ("backup_age_sec", None), ("newest_business_timestamp", None),
+                            ("budget_sec", budgets.rpo_sec), ("status", None)):
+            report.rpo.setdefault(name, value)  # status None: the backup failed validation, its age means nothing
         report.finished_at = utc_text(dt.datetime.now(dt.UTC))
         path = _write_report(report, folder)
     if report.status != "PASS":
@@ -187,7 +228,37 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     return report, path
 
 
-def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None) -> None:
+@dataclass(frozen=True)
+class _Budgets:
+    rpo_sec: float
+    rto_sec: float
+    business_timestamps: tuple[tuple[str, str], ...]
+
+
+def _budget(value: float, name: str) -> float:
+    """A budget is a positive, finite number of seconds; anything else is bad input (exit 2)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise UsageError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _judge_rto(report: DrillReport, budgets: _Budgets, elapsed: float) -> None:
+    """The drill's total time against the RTO budget, once every stage ran."""
+    if not {"validate", "restore", "verify", "upgrade"} <= set(report.rto_sec):
+        return
+    total = round(elapsed, 3)
+    report.rto_sec["total"] = total
+    ok = total <= budgets.rto_sec
+    report.rto.update(total_sec=total, budget_sec=budgets.rto_sec, status="PASS" if ok else "FAIL")
+    _Stages(report).check(
+        "RTO within budget", ok,
+        f"the drill took {total:,.1f} s, within the RTO budget of {budgets.rto_sec:,.0f} s" if ok
+        else f"the drill took {total:,.1f} s, over the RTO budget of {budgets.rto_sec:,.0f} s (rto_budget_sec)",
+        {"total_sec": total, "budget_sec": budgets.rto_sec}, 0.0)
+
+
+def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None,
+         budgets: _Budgets) -> None:
     stages = _Stages(report)
     with stages.stage("validate"):
         started = time.perf_counter()
@@ -207,7 +278,7 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
         ):
             return
     report.engine = manifest.engine
-    _rpo(report, manifest)
+    _rpo(report, manifest, budgets, stages)
     deadline.check("validating")
     if manifest.engine == "sqlite":
         scratch = _sqlite_scratch(manifest, stages)
@@ -216,37 +287,62 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
             raise UsageError("a PostgreSQL drill needs --database-url (or DATABASE_URL) naming a PostgreSQL server "
                              "to create its scratch database on")
         scratch = _postgres_scratch(manifest, stages, server_url, deadline)
-    with scratch as (url, digests_of, structural):
-        _verify(manifest, report, stages, deadline, url, digests_of, structural)
+    with scratch as restored:
+        _verify(manifest, report, stages, deadline, restored, budgets)
         with stages.stage("upgrade"):
-            (ok, detail, evidence), seconds = _timed(_upgrade, url)
+            (ok, detail, evidence), seconds = _timed(_upgrade, restored.url)
             stages.check("upgrades to head", ok, detail, evidence, seconds)
 
 
+@dataclass
+class _Restored:
+    """The drill's restored copy and how to read it: ``digests(deadline, recorded)``,
+    ``structural(deadline)``, and for the diff ``rows(table, keys)`` (restored rows by key,
+    with their row digests) and ``backup_rows(table, keys, deadline)`` (the same rows as the
+    backup's own data holds them: the SQLite file, or the PostgreSQL dump's table data)."""
+
+    url: str
+    digests: Callable[[Deadline, dict[str, dict[str, Any]]], dict[str, TableDigest]]
+    structural: Callable[[Deadline], list[str]]
+    rows: Callable[[str, list[list[Any]]], dict[str, tuple[dict[str, Any], bytes]]]
+    backup_rows: Callable[[str, list[list[Any]], Deadline], dict[str, tuple[dict[str, Any], bytes]]]
+    unkeyed_rows: Callable[[str, set[bytes]], dict[bytes, dict[str, Any]]]
+
+
 @contextlib.contextmanager
-def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[tuple[str, Any, Any]]:
+def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[_Restored]:
+    backup_file = manifest.folder / sqlite.DATABASE_FILE
     with contextlib.ExitStack() as scratch:
         with stages.stage("restore"):
-            copy = scratch.enter_context(sqlite.scratch_copy(manifest.folder / sqlite.DATABASE_FILE))
+            copy = scratch.enter_context(sqlite.scratch_copy(backup_file))
         # The integrity check of the largest table is the drill's critical path: the
         # digests, which finish well before it, give it the CPU when both want it.
-        yield (f"sqlite:///{copy}", lambda d, r: sqlite.table_digests(copy, d, r, yield_cpu=True),
-               lambda d: sqlite.structural_problems(copy, d))
+        yield _Restored(
+            f"sqlite:///{copy}", lambda d, r: sqlite.table_digests(copy, d, r, yield_cpu=True),
+            lambda d: sqlite.structural_problems(copy, d),
+            lambda table, keys: sqlite.rows_by_key(copy, table, keys),
+            lambda table, keys, _d: sqlite.rows_by_key(backup_file, table, keys, immutable=True),
+            lambda table, digests: {})
 
 
 @contextlib.contextmanager
-def _postgres_scratch(manifest: Manifest, stages: _Stages, server_url: str, deadline: Deadline) -> Iterator[tuple[str, Any, Any]]:
-    with postgres.scratch_database(server_url, manifest.name, manifest.document["source"].get("schema")) as url:
+def _postgres_scratch(manifest: Manifest, stages: _Stages, server_url: str, deadline: Deadline) -> Iterator[_Restored]:
+    dump = manifest.folder / postgres.DUMP_DIR
+    schema = manifest.document["source"].get("schema")
+    with postgres.scratch_database(server_url, manifest.name, schema) as url:
         with stages.stage("restore"):
-            postgres.restore(manifest.folder / postgres.DUMP_DIR, url, deadline, clean=False)
-        yield url, lambda d, r: postgres.table_digests(url, d, r), lambda d: postgres.structural_problems(url, d)
+            postgres.restore(dump, url, deadline, clean=False)
+        yield _Restored(
+            url, lambda d, r: postgres.table_digests(url, d, r), lambda d: postgres.structural_problems(url, d),
+            lambda table, keys: postgres.rows_by_key(url, table, keys),
+            lambda table, keys, d: postgres.dump_rows_by_key(dump, url, table, keys, d),
+            lambda table, digests: postgres.rows_by_digest(url, table, digests))
 
 
-def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: Deadline, url: str,
-            digests_of: Callable[[Deadline, dict[str, dict[str, Any]]], dict[str, TableDigest]],
-            structural: Callable[[Deadline], list[str]]) -> None:
+def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: Deadline, restored: _Restored,
+            budgets: _Budgets) -> None:
     with stages.stage("verify"):
-        found_revision, seconds = _timed(migrate.current_revision, url)
+        found_revision, seconds = _timed(migrate.current_revision, restored.url)
         stages.check("revision matches", found_revision == manifest.revision,
                      f"restored copy is at {found_revision}, manifest says {manifest.revision}",
                      {"restored": found_revision, "manifest": manifest.revision}, seconds)
@@ -254,10 +350,10 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
         # The integrity and constraint checks read the same copy on their own connection:
         # run them beside the digests (the engines do that work outside the GIL).
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="drill-structure") as beside:
-            structure = beside.submit(_timed, structural, deadline)
-            found, digest_seconds = _timed(digests_of, deadline, recorded)
+            structure = beside.submit(_timed, restored.structural, deadline)
+            found, digest_seconds = _timed(restored.digests, deadline, recorded)
             broken, structure_seconds = structure.result()
-        _newest_business_timestamp(report, url)
+        _newest_business_timestamp(report, restored.url, budgets.business_timestamps)
         problems = []
         for name in sorted(set(recorded) | set(found)):
             was, now = recorded.get(name), found.get(name)
@@ -266,16 +362,30 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
                 continue
             if now.rows != was["rows"] or now.digest != was["digest"]:
                 problems.append(f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…")
-                report.diff.append(_table_diff(manifest.engine, url, name, was, now))
+                report.diff.append(_table_diff(manifest, restored, name, was, now, deadline))
         stages.check(
             "tables match the manifest", not problems,
             f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal" if not problems
-            else f"{len(problems)} table(s) differ: {problems[0]}",
+            else f"{len(problems)} table(s) differ: {problems[0]}{_named(report.diff)}",
             {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems},
             digest_seconds)
         stages.check("constraints hold", not broken,
                      "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
                      {"problems": broken[:50]}, structure_seconds)
+
+
+def _named(diff: list[dict[str, Any]]) -> str:
+    """The first rows the diff names, for the check's one line ("; changed stock_items id=1234")."""
+    for table in diff:
+        for kind in ("changed", "missing", "extra"):
+            for row in table.get(kind) or []:
+                key = row.get("key")
+                where = ", ".join(f"{c}={v}" for c, v in zip(table.get("key") or [], key or [], strict=False)) \
+                    if key else f"digest {row.get('recorded_digest') or row.get('restored_digest')}"
+                counts = table.get("counts") or {}
+                rest = sum(counts.values()) - 1
+                return f"; {kind} {table['table']} {where}" + (f" and {rest} more row(s)" if rest > 0 else "")
+    return ""
 
 
 def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
@@ -289,12 +399,91 @@ def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
     return after == head, f"upgraded from {before} to {after} (head {head})", {"from": before, "to": after, "head": head}
 
 
-def _table_diff(engine: str, url: str, table: str, recorded: dict[str, Any], found: TableDigest) -> dict[str, Any]:
-    ranges = differing_ranges(recorded.get("chunks") or [], found.chunks) if recorded.get("chunks") else []
-    for item in ranges[:DIFF_RANGES]:
-        item["restored_sample"] = _sample(engine, url, table, found.key, item["after_key"], item["up_to_key"])
-    return {"table": table, "key": found.key, "rows_recorded": recorded["rows"], "rows_found": found.rows,
-            "ranges": ranges[:DIFF_RANGES], "ranges_differing": len(ranges)}
+def _table_diff(manifest: Manifest, restored: _Restored, table: str, recorded: dict[str, Any], found: TableDigest,
+                deadline: Deadline) -> dict[str, Any]:
+    """How a table differs: the key ranges (a summary), and from the row index the rows by
+    key; without an index (older backups), a sample of the restored rows of each range."""
+    chunks = recorded.get("chunks") or []
+    ranges = differing_ranges(chunks, found.chunks) if chunks and len(chunks) == len(found.chunks) else []
+    entry: dict[str, Any] = {"table": table, "key": found.key, "rows_recorded": recorded["rows"], "rows_found": found.rows,
+                             "ranges": ranges[:DIFF_RANGES], "ranges_differing": len(ranges)}
+    indexed = [r for r in ranges if isinstance(chunks[r["chunk"]].get("index"), list)]
+    if not indexed:
+        for item in entry["ranges"]:
+            item["restored_sample"] = _sample(manifest.engine, restored.url, table, found.key,
+                                              item["after_key"], item["up_to_key"])
+        return entry
+    try:
+        entry.update(_rows_diff(manifest, restored, table, chunks, found, indexed, deadline))
+    except Aris3nbError as exc:  # the rows are evidence, not the verdict (the digests gave it): say why
+        entry["rows_unavailable"] = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return entry
+
+
+def _rows_diff(manifest: Manifest, restored: _Restored, table: str, chunks: list[dict[str, Any]], found: TableDigest,
+               ranges: list[dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+    index_file = manifest.folder / str((manifest.document.get("row_index") or {}).get("path") or ROW_INDEX_FILE)
+    counts = {"changed": 0, "missing": 0, "extra": 0}
+    named: dict[str, list[tuple[Any, bytes | None, bytes | None]]] = {"changed": [], "missing": [], "extra": []}
+    unexplained = []
+    for item in ranges:
+        deadline.check(f"comparing the rows of {table} with the row index")
+        was = read_record(index_file, chunks[item["chunk"]]["index"])
+        now = found.rows_of.get(item["chunk"], ChunkRows([] if was.keyed else None, b""))
+        differences = compare_rows(was, now)
+        for kind in counts:
+            rows = getattr(differences, kind)
+            counts[kind] += len(rows)
+            named[kind] += rows[:DIFF_ROWS - len(named[kind])]
+        if not differences:
+            unexplained.append(item["chunk"])
+    result: dict[str, Any] = {"counts": counts, "shown_per_kind": DIFF_ROWS}
+    if unexplained:
+        result["unexplained_chunks"] = unexplained  # digest differs, yet every row digest matches the index
+    keys = [k for kind in named for k, _, _ in named[kind] if k is not None]
+    restored_rows = restored.rows(table, keys) if keys else {}
+    backup_rows = restored.backup_rows(table, keys, deadline) if keys else {}
+    unkeyed = [d for kind in named for k, was, now in named[kind] if k is None for d in (was, now) if d]
+    by_digest = restored.unkeyed_rows(table, set(unkeyed)) if unkeyed else {}
+    for kind, rows in named.items():
+        result[kind] = [_named_row(kind, key, was, now, restored_rows, backup_rows, by_digest) for key, was, now in rows]
+    return result
+
+
+def _named_row(kind: str, key: list[Any] | None, was: bytes | None, now: bytes | None,
+               restored_rows: dict[str, tuple[dict[str, Any], bytes]], backup_rows: dict[str, tuple[dict[str, Any], bytes]],
+               by_digest: dict[bytes, dict[str, Any]]) -> dict[str, Any]:
+    """One named row: its key, the restored values, the digest recorded for it when the
+    backup was made, and what the backup's own data holds for it (its values only where
+    they still match that recorded digest: otherwise they are not the recorded row)."""
+    token = json.dumps(key, ensure_ascii=False) if key is not None else None
+    restored_values = restored_rows.get(token)[0] if token in restored_rows else by_digest.get(now or b"")
+    row: dict[str, Any] = {
+        "key": key, "restored": _plain_row(restored_values) if kind != "missing" and restored_values is not None else None,
+        "recorded_digest": was.hex() if was else None, "restored_digest": now.hex() if now else None,
+        "recorded": None,
+    }
+    in_backup = backup_rows.get(token) if token is not None else None
+    if key is None:
+        row["backup_data"] = "a table without a primary key: rows are matched by their digest, so a changed row " \
+                             "shows as one missing and one extra"
+    elif in_backup is None:
+        row["backup_data"] = {"changed": "has no such row", "missing": "no longer holds it: removed after the backup was made",
+                              "extra": "does not hold it either: added after the backup was made"}[kind]
+    elif was is not None and in_backup[1] == was:
+        row["recorded"] = _plain_row(in_backup[0])
+        row["backup_data"] = "holds the recorded row (its digest matches the index): the restore " + \
+            ("changed it" if kind == "changed" else "lost it")
+    elif now is not None and in_backup[1] == now:
+        row["backup_data"] = "holds the restored values, not the recorded row: the backup was changed after it was made" \
+            if kind == "changed" else "holds it, but the row index does not: it was added to the backup after it was made"
+    else:
+        row["backup_data"] = "holds other values, matching neither the recorded nor the restored digest"
+    return row
+
+
+def _plain_row(values: dict[str, Any]) -> dict[str, Any]:
+    return {str(column): _plain(value) for column, value in values.items()}
 
 
 def _sample(engine: str, url: str, table: str, key: list[str], lower: Any, upper: Any) -> list[dict[str, Any]]:
@@ -304,38 +493,64 @@ def _sample(engine: str, url: str, table: str, key: list[str], lower: Any, upper
             rows = postgres.sample_rows(url, table, key, lower, upper, SAMPLE_ROWS)
         else:
             rows = sqlite.sample_rows(sqlite_path(url), table, key, lower, upper, SAMPLE_ROWS)
-    except Exception as exc:  # a sample is evidence, not a verdict: say why it is missing
+    except Exception as exc:  # noqa: BLE001 -- a sample is evidence, not a verdict: say why it is missing
         return [{"sample_unavailable": redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}]
     return [{column: _plain(value) for column, value in row.items()} for row in rows]
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "x" + bytes(value).hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-def _rpo(report: DrillReport, manifest: Manifest) -> None:
+def _rpo(report: DrillReport, manifest: Manifest, budgets: _Budgets, stages: _Stages) -> None:
+    """The backup's age (what a restore now would lose) against the RPO budget."""
     created = manifest.document.get("created_at")
+    report.rpo.update(backup_created_at=created if isinstance(created, str) else None, backup_age_sec=None,
+                      newest_business_timestamp=None, budget_sec=budgets.rpo_sec, status=None)
     try:
-        moment = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-        report.rpo["backup_created_at"] = created
-        report.rpo["backup_age_sec"] = round((dt.datetime.now(dt.UTC) - moment).total_seconds(), 3)
+        moment = dt.datetime.fromisoformat(str(created))
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
     except ValueError:
-        report.rpo["backup_created_at"] = None
+        stages.check("RPO within budget", False, f"the backup's created_at {str(created)[:40]!r} is not an ISO 8601 "
+                     "time with a zone: its age cannot be judged", {"budget_sec": budgets.rpo_sec}, 0.0)
+        report.rpo["status"] = "FAIL"
+        return
+    age = round((dt.datetime.now(dt.UTC) - moment).total_seconds(), 3)
+    ok = age <= budgets.rpo_sec
+    report.rpo.update(backup_age_sec=age, status="PASS" if ok else "FAIL")
+    stages.check("RPO within budget", ok,
+                 f"the backup is {_duration(age)} old, within the RPO budget of {_duration(budgets.rpo_sec)}" if ok
+                 else f"the backup is {_duration(age)} old, over the RPO budget of {_duration(budgets.rpo_sec)} "
+                      "(rpo_budget_sec)", {"backup_age_sec": age, "budget_sec": budgets.rpo_sec}, 0.0)
 
 
-def _newest_business_timestamp(report: DrillReport, url: str) -> None:
-    """The newest business event in the restored data: how much a restore would lose."""
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:,.1f} {unit} ({seconds:,.0f} s)"
+    return f"{seconds:,.1f} s"
+
+
+def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[tuple[str, str]]) -> None:
+    """The newest business event in the restored data: how much a restore would lose.
+    Tables or columns the target does not have are skipped."""
     db = create_engine(url, poolclass=sa.NullPool)
     newest: str | None = None
     try:
         with db.connect() as conn:
-            tables = set(sa.inspect(conn).get_table_names())
-            for table, column in BUSINESS_TIMESTAMPS:
-                if table in tables:
-                    value = conn.exec_driver_sql(f'SELECT MAX("{column}") FROM "{table}"').scalar()
-                    if value is not None and (newest is None or str(value) > newest):
-                        newest = str(value)
+            inspector = sa.inspect(conn)
+            tables = set(inspector.get_table_names())
+            for table, column in columns:
+                if table not in tables or column not in {c["name"] for c in inspector.get_columns(table)}:
+                    continue
+                value = conn.execute(sa.select(sa.func.max(sa.column(column))).select_from(sa.table(table))).scalar()
+                if value is not None and (newest is None or str(value) > newest):
+                    newest = str(value)
     finally:
         db.dispose()
     report.rpo["newest_business_timestamp"] = newest
-

@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aris3nb.backup.digest import INDEX_MAGIC
 from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
 from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "aris3nb.backup.manifest"
+#: The row index file's format (``row_index.format``), version 1.
+INDEX_FORMAT = "aris3nb.row_index"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -180,6 +183,36 @@ def check_structure(document: dict[str, Any]) -> list[str]:
         problems += _check_table_entry(index, entry)
     problems += _duplicates("file", [e.get("path") for e in document["files"] if isinstance(e, dict)])
     problems += _duplicates("table", [e.get("name") for e in document["tables"] if isinstance(e, dict)])
+    problems += _check_row_index(document)
+    return problems
+
+
+#: ``digest_method`` values a table entry may carry (absent: the engine's chunk digests).
+DIGEST_METHODS = ("rows",)
+
+
+def _check_row_index(document: dict[str, Any]) -> list[str]:
+    """The row index, when the manifest has one: a listed file of that format, and every
+    chunk's ``index`` record inside it (so a reader never seeks outside the file)."""
+    row_index = document.get("row_index")
+    records = [(t.get("name"), n, c["index"]) for t in document["tables"] if isinstance(t, dict)
+               for n, c in enumerate(t["chunks"] if isinstance(t.get("chunks"), list) else [])
+               if isinstance(c, dict) and "index" in c]
+    if row_index is None:
+        if not records:
+            return []
+        return [f"table {records[0][0]!r}: chunk {records[0][1]} has an 'index' record but the manifest has no 'row_index'"]
+    if not isinstance(row_index, dict) or row_index.get("format") != INDEX_FORMAT or row_index.get("version") != 1 \
+            or not isinstance(row_index.get("path"), str):
+        return [f"field 'row_index' is not a version-1 {INDEX_FORMAT} (format, version, path)"]
+    listed = next((f for f in document["files"] if isinstance(f, dict) and f.get("path") == row_index["path"]), None)
+    if listed is None or not isinstance(listed.get("size"), int):
+        return [f"the row index {row_index['path'][:120]!r} is not a listed file"]
+    problems = []
+    for table, number, where in records:
+        if not (isinstance(where, list) and len(where) == 2 and all(type(v) is int for v in where)
+                and where[0] >= len(INDEX_MAGIC) and where[1] > 0 and where[0] + where[1] <= listed["size"]):
+            problems.append(f"table {table!r}: chunk {number}: 'index' is not an [offset, length] inside the row index")
     return problems
 
 
@@ -218,6 +251,8 @@ def _check_table_entry(index: int, entry: Any) -> list[str]:
         problems.append(f"{where}: 'rows' is missing or not a non-negative integer")
     if not isinstance(entry.get("digest"), str) or not DIGEST_PATTERN.match(entry["digest"]):
         problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
+    if entry.get("digest_method", "rows") not in DIGEST_METHODS:
+        problems.append(f"{where}: 'digest_method' {str(entry.get('digest_method'))[:40]!r} is not one of {list(DIGEST_METHODS)}")
     key = entry.get("key")
     if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
         problems.append(f"{where}: 'key' is missing or not a list of column names")

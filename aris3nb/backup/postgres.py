@@ -11,6 +11,8 @@ command line; what the tools print is scrubbed before it is shown.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -25,7 +27,16 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from aris3nb.backup import pg_sessions
-from aris3nb.backup.digest import Deadline, RangeReader, TableDigest, digest_ranges, digest_table
+from aris3nb.backup.digest import (
+    ROW_DIGEST_BYTES,
+    Deadline,
+    KeysOf,
+    RangeReader,
+    RowIndexWriter,
+    TableDigest,
+    digest_ranges,
+    digest_table,
+)
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
 from aris3nb.core.redact import redact_text, redact_url, url_password
@@ -47,7 +58,7 @@ def _tool(name: str) -> str:
 
 
 def tool_version(name: str) -> str:
-    done = subprocess.run([_tool(name), "--version"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([_tool(name), "--version"], capture_output=True, text=True, timeout=30, check=False)
     return done.stdout.strip()
 
 
@@ -146,7 +157,7 @@ def range_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) -
     table_id = sql.Identifier(schema, table)
     width = len(key)
 
-    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[int, bytes, list[Any]]]:
+    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[list[bytes], list[Any]]]:
         keys, where = _key_range(key, lower, upper)
         if key:
             query = sql.SQL("SELECT {keys}, t.* FROM {table} AS t{where} ORDER BY {keys}").format(
@@ -160,12 +171,37 @@ def range_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) -
             for row in copy:
                 rows.append(bytes(row))
                 if len(rows) == _BLOCK_ROWS:
-                    yield len(rows), b"".join(rows), _key_of(rows[-1], width)
+                    yield rows, _key_of(rows[-1], width)
                     rows = []
             if rows:
-                yield len(rows), b"".join(rows), _key_of(rows[-1], width)
+                yield rows, _key_of(rows[-1], width)
 
     return read
+
+
+def keys_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) -> KeysOf | None:
+    """How the row index reads the keys of a block's ``COPY`` lines (each starts with the
+    key columns): one integer column as integers, any other key as its text values; None
+    for a table without a key (its rows are named by their digest)."""
+    if not key:
+        return None
+    width = len(key)
+    types = dict(conn.execute(sa.text(
+        "SELECT a.attname, a.atttypid::regtype::text FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
+    ), {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)}).all())
+    if width == 1 and types.get(key[0]) in ("smallint", "integer", "bigint"):
+        import numpy as np  # only backups and drills need it: imported when used
+
+        def integers(lines: list[bytes]) -> Any:
+            return np.fromstring(b",".join([line.partition(b"\t")[0] for line in lines]).decode(), dtype=np.int64, sep=",")
+
+        return integers
+
+    def texts(lines: list[bytes]) -> list[list[Any]]:
+        return [[_unescape_copy(f) for f in line.split(b"\t", width)[:width]] for line in lines]
+
+    return texts
 
 
 def sample_rows(url: str, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
@@ -180,20 +216,189 @@ def sample_rows(url: str, table: str, key: list[str], lower: Sequence[Any] | Non
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _key_tokens(keys_of: KeysOf | None, lines: list[bytes]) -> list[str]:
+    """Each line's key as the row index writes it (JSON of the key values)."""
+    if keys_of is None or not lines:
+        return []
+    keys = keys_of(lines)
+    values = [[int(v)] for v in keys] if not isinstance(keys, list) else keys
+    return [json.dumps(k, ensure_ascii=False) for k in values]
+
+
+def _in_keys(key: list[str], keys: list[list[Any]]) -> sql.Composable:
+    columns = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+    tuples = sql.SQL(", ").join(sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(v) for v in k)) for k in keys)
+    return sql.SQL("({}) IN ({})").format(columns, tuples)
+
+
+def _rows_with_digests(cursor: psycopg.Cursor[Any], source: sql.Composable, key: list[str], keys_of: KeysOf | None,
+                       where: sql.Composable) -> dict[str, tuple[dict[str, Any], bytes]]:
+    """The rows of ``source`` that ``where`` selects, by key token: values and row digest
+    (the first bytes of the SHA-256 of the row's ``COPY`` line, as the backup computed it)."""
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+    query = sql.SQL("SELECT {keys}, t.* FROM {source} AS t WHERE {where} ORDER BY {keys}").format(
+        keys=keys, source=source, where=where)
+    with cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
+        lines = [bytes(line) for line in copy]
+    cursor.execute(sql.SQL("SELECT t.* FROM {source} AS t WHERE {where} ORDER BY {keys}").format(
+        source=source, where=where, keys=keys))
+    names = [d.name for d in cursor.description or []]
+    values = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return {token: (row, hashlib.sha256(line).digest()[:ROW_DIGEST_BYTES])
+            for token, line, row in zip(_key_tokens(keys_of, lines), lines, values, strict=True)}
+
+
+def rows_by_key(url: str, table: str, keys: list[list[Any]]) -> dict[str, tuple[dict[str, Any], bytes]]:
+    """The rows of ``table`` with the given keys (as the row index holds them), by key token,
+    each with its values and its row digest."""
+    with _read_only_snapshot(url, Deadline.after(120), "read the rows the drill names") as conn, \
+            conn.connection.driver_connection.cursor() as cursor:
+        schema = current_schema(conn)
+        key = table_key(conn, schema, table)
+        keys = [k for k in keys if len(k) == len(key)]
+        if not key or not keys:
+            return {}
+        return _rows_with_digests(cursor, sql.Identifier(schema, table), key, keys_reader(conn, schema, table, key),
+                                  _in_keys(key, keys))
+
+
+def rows_by_digest(url: str, table: str, digests: set[bytes]) -> dict[bytes, dict[str, Any]]:
+    """Rows of a table without a key whose row digest is one of ``digests`` (their values as
+    text, as ``COPY`` writes them): such rows have nothing else to be found by."""
+    found: dict[bytes, dict[str, Any]] = {}
+    with _read_only_snapshot(url, Deadline.after(300), "read the rows the drill names") as conn, \
+            conn.connection.driver_connection.cursor() as cursor:
+        schema = current_schema(conn)
+        columns = [r[0] for r in conn.execute(sa.text(
+            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum"), {"t": sql.Identifier(schema, table).as_string(cursor)})]
+        query = sql.SQL("COPY (SELECT t.* FROM {} AS t ORDER BY t::text) TO STDOUT").format(sql.Identifier(schema, table))
+        with cursor.copy(query) as copy:
+            for line in copy:
+                digest = hashlib.sha256(bytes(line)).digest()[:ROW_DIGEST_BYTES]
+                if digest in digests and digest not in found:
+                    fields = bytes(line).rstrip(b"\n").split(b"\t")
+                    found[digest] = dict(zip(columns, [_unescape_copy(f) for f in fields], strict=False))
+    return found
+
+
+#: Key column types whose text form is the same in every session: a key of these types is
+#: found in the dump's data by its text (a timestamp key would depend on the time zone).
+_STABLE_KEY_TYPES = {"smallint", "integer", "bigint", "uuid", "text", "character varying", "character", "numeric"}
+
+
+def dump_rows_by_key(dump_dir: Path, url: str, table: str, keys: list[list[Any]],
+                     deadline: Deadline) -> dict[str, tuple[dict[str, Any], bytes]]:
+    """The rows with the given keys as the backup's own dump holds them, by key token, each
+    with its values and its row digest computed as the backup computed it.
+
+    ``pg_restore --data-only --table`` reads the table's data out of the dump; the lines
+    whose key is wanted are loaded into a temporary table of the drill's scratch database
+    (``url``: never the source) shaped like the table, and read back as the digests read
+    the table: in the canonical session, as ``COPY`` text. A row of the dump whose digest
+    is the one recorded in the row index is the recorded row."""
+    engine = create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            _session(conn, deadline, pg_sessions.session_name("drill-diff"), pg_sessions.LOCK_TIMEOUT_SEC)
+            schema = current_schema(conn)
+            key = table_key(conn, schema, table)
+            raw = conn.connection.driver_connection
+            types = dict(conn.execute(sa.text(
+                "SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+                "AND attnum > 0 AND NOT attisdropped"), {"t": sql.Identifier(schema, table).as_string(raw)}).all())
+            if not key or any(types.get(k) not in _STABLE_KEY_TYPES for k in key):
+                return {}
+            wanted = {tuple(str(v) for v in k) for k in keys if len(k) == len(key)}
+            columns, lines = _dump_lines(dump_dir, url, schema, table, key, wanted, deadline)
+            if not lines:
+                return {}
+            temporary = sql.Identifier("aris3nb_backup_rows")
+            with raw.cursor() as cursor:
+                cursor.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {})").format(temporary, sql.Identifier(schema, table)))
+                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                        temporary, sql.SQL(", ").join(sql.Identifier(c) for c in columns))) as copy:
+                    for line in lines:
+                        copy.write(line)
+                found = _rows_with_digests(cursor, temporary, key, keys_reader(conn, schema, table, key),
+                                           sql.SQL("true"))
+            conn.rollback()
+            return found
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        raise BackupError(f"could not read {table}'s rows from the backup's dump: {_driver_message(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+_COPY_HEADER = re.compile(rb'^COPY (?P<table>.+?) \((?P<columns>.*)\) FROM stdin;$')
+
+
+def _dump_lines(dump_dir: Path, url: str, schema: str, table: str, key: list[str], wanted: set[tuple[str, ...]],
+                deadline: Deadline) -> tuple[list[str], list[bytes]]:
+    """The dump's column list of ``table`` and its data lines whose key text is ``wanted``."""
+    args = [_tool("pg_restore"), "--data-only", f"--schema={schema}", f"--table={table}", "--file=-", str(dump_dir)]
+    columns: list[str] = []
+    lines: list[bytes] = []
+    with tempfile.TemporaryFile("w+") as errors:
+        # Reading a dump into a file (stdout) connects to no server: no password, no session.
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        try:
+            positions: list[int] = []
+            in_data = False
+            for number, line in enumerate(process.stdout):
+                if not in_data:
+                    header = _COPY_HEADER.match(line.rstrip(b"\n"))
+                    if header:
+                        columns = [_unquote_ident(c.strip()) for c in header["columns"].decode().split(",")]
+                        positions = [columns.index(k) for k in key]
+                        in_data = True
+                    continue
+                if line == b"\\.\n":
+                    break
+                fields = line.rstrip(b"\n").split(b"\t", max(positions) + 1)
+                if tuple(str(_unescape_copy(fields[p])) for p in positions) in wanted:
+                    lines.append(line)
+                if number % 65_536 == 0:
+                    deadline.check(f"reading {table} from the backup's dump")
+            process.stdout.close()
+            process.wait(timeout=deadline.remaining())
+        except subprocess.TimeoutExpired as exc:
+            raise DeadlineExceeded(f"timeout: reading {table} from the backup's dump ran past the deadline") from exc
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode not in (0, None) and not lines:
+            errors.seek(0)
+            raise BackupError(f"pg_restore could not read {table} from the dump: {_tool_message(errors.read(), url)}")
+    return columns, lines
+
+
+def _unquote_ident(name: str) -> str:
+    return name[1:-1].replace('""', '"') if len(name) >= 2 and name[0] == name[-1] == '"' else name
+
+
 def _key_of(line: bytes, width: int) -> list[Any]:
     return [_unescape_copy(f) for f in line.rstrip(b"\n").split(b"\t")[:width]]
 
 
-def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None) -> dict[str, TableDigest]:
+def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None,
+             index: RowIndexWriter | None = None) -> dict[str, TableDigest]:
+    """Every table's digests; with ``index`` (a backup) each chunk's row digests and keys go
+    to it; with ``recorded`` (a drill) the rows of a chunk that differs are kept."""
     digests = {}
     schema = current_schema(conn)
     for table in table_names(conn, schema):
         key = table_key(conn, schema, table)
         read = range_reader(conn, schema, table, key)
         if recorded is not None and table in recorded:
-            digests[table] = digest_ranges(table, key, recorded[table].get("chunks") or [], read, deadline)
+            chunks = recorded[table].get("chunks") or []
+            keys_of = keys_reader(conn, schema, table, key) if any(c.get("index") for c in chunks) else None
+            digests[table] = digest_ranges(table, key, chunks, read, deadline, keys_of=keys_of)
         else:
-            digests[table] = digest_table(table, key, read, deadline)
+            keys_of = keys_reader(conn, schema, table, key) if index is not None else None
+            digests[table] = digest_table(table, key, read, deadline, index=index, keys_of=keys_of)
     return digests
 
 
@@ -274,14 +479,17 @@ def _driver_message(exc: BaseException) -> str:
 
 
 def table_digests(url: str, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
-    """Digest every table of ``url`` in one read-only snapshot."""
+    """Digest every table of ``url`` in one read-only snapshot (over the recorded chunks'
+    key ranges when ``recorded`` is given, keeping the rows of a chunk that differs)."""
     with _read_only_snapshot(url, deadline, "digest the tables") as conn:
         return _digests(conn, deadline, recorded)
 
 
 def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any, *,
-                  lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> tuple[dict[str, TableDigest], Any]:
-    """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot.
+                  lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
+                  index: RowIndexWriter | None = None) -> tuple[dict[str, TableDigest], Any]:
+    """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot;
+    the digests' pass writes each chunk's row digests and keys to ``index`` when given.
 
     ``read_snapshot(conn)`` reads whatever else the manifest needs (revision, schema) in the
     same snapshot; its result is returned beside the digests.
@@ -310,7 +518,7 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
             process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=errors, text=True)
             try:
-                digests = _digests(conn, deadline, None)
+                digests = _digests(conn, deadline, None, index)
                 extra = {**read_snapshot(conn), "schema": schema}
                 process.wait(timeout=deadline.remaining())
             except subprocess.TimeoutExpired as exc:

@@ -6,19 +6,38 @@ rollback). The source is only ever opened read-only.
 
 from __future__ import annotations
 
+import binascii
 import concurrent.futures
 import contextlib
+import hashlib
+import json
 import os
+import queue
 import re
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.digest import CHUNK_ROWS, Deadline, TableDigest, table_digest_of
+from aris3nb.backup import digest as digest_module
+from aris3nb.backup.digest import (
+    CHUNK_ROWS,
+    FOLD_BYTES,
+    ROW_DIGEST_BYTES,
+    ROWS_METHOD,
+    ChunkRows,
+    Deadline,
+    RowIndexWriter,
+    TableDigest,
+    fold_row_digests,
+    index_prefixes,
+    table_digest_of,
+)
 from aris3nb.core.db import sqlite_path
 from aris3nb.core.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
 from aris3nb.core.stale import sweep
@@ -162,32 +181,139 @@ def _sqlite3_shell() -> str:
     return shell
 
 
-def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline, *, yield_cpu: bool = False) -> list[tuple[int, str]]:
-    """Run the chunk statements in up to SHELLS read-only sqlite3 shells, side by side;
-    ``yield_cpu`` runs them at a lower priority than work running beside them."""
+def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The table's columns in their order (the order of ``SELECT *``)."""
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({_ident(table)})").fetchall()]
+
+
+def integer_key(conn: sqlite3.Connection, table: str, key: list[str]) -> bool:
+    """Whether the key is the rowid (or its alias, an ``INTEGER PRIMARY KEY``): always integers."""
+    if key == ["rowid"]:
+        return True
+    if len(key) != 1:
+        return False
+    declared = {row[1]: str(row[2]).upper() for row in conn.execute(f"PRAGMA table_info({_ident(table)})")}
+    if declared.get(key[0]) != "INTEGER":
+        return False
+    try:  # a WITHOUT ROWID table has no rowid to alias
+        conn.execute(f"SELECT rowid FROM {_ident(table)} LIMIT 0")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def row_encoding(columns: list[str], key: list[str], *, blob_safe: bool = False) -> str:
+    """The SQL text of a row's ``json_array``: its columns in table order (the rowid first
+    when the rowid is the key); ``blob_safe`` writes a BLOB value as ``{"blob": "<hex>"}``
+    (``json_array`` refuses blobs), which gives the same text for every row without one."""
+    def value(column: str) -> str:
+        name = _ident(column)
+        return f"CASE WHEN typeof({name}) = 'blob' THEN json_object('blob', lower(hex({name}))) ELSE {name} END" \
+            if blob_safe else name
+    values = ([value("rowid") if not blob_safe else "rowid"] if key == ["rowid"] else []) + [value(c) for c in columns]
+    return f"json_array({', '.join(values)})"
+
+
+def _range_where(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> tuple[str, str]:
+    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
+    clauses = []
+    if lower is not None:
+        clauses.append(f"({keys}) > ({', '.join(_literal(v) for v in lower)})")
+    if upper is not None:
+        clauses.append(f"({keys}) <= ({', '.join(_literal(v) for v in upper)})")
+    return keys, (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+
+def row_statement(table: str, key: list[str], columns: list[str], lower: Sequence[Any] | None,
+                  upper: Sequence[Any] | None, *, number: int = 0, integer: bool = False, blob_safe: bool = False) -> str:
+    """The statement whose one result row is a chunk's number, row count, row digests and keys.
+
+    Each row digest is the sqlite3 shell's ``sha3`` (SHA3-256) of the row's ``json_array``
+    (``row_encoding``), of which the first ``FOLD_BYTES`` are output, in key order, as hex;
+    the chunk digest is the SHA-256 of those bytes (``fold_row_digests``). The keys follow:
+    for an integer key its first value, a colon and, unless every key is the one before
+    plus one, all of them (``1:1,2,5``); else a JSON array of the keys (of each row's key
+    values, for a key of several columns).
+    """
+    keys, where = _range_where(key, lower, upper)
+    aliases = [f"k{n}" for n in range(len(key))]
+    selected = ", ".join(f"{_ident(k) if k != 'rowid' else 'rowid'} AS {a}" for k, a in zip(key, aliases, strict=True))
+    listed = ("min(k0) || ':' || CASE WHEN max(k0) - min(k0) + 1 = count(*) THEN '' ELSE group_concat(k0) END"
+              if integer else "json_group_array(k0)" if len(key) == 1 else f"json_group_array(json_array({', '.join(aliases)}))")
+    return (f"SELECT {int(number)}, count(*), hex(group_concat(d, '')), {listed} FROM "
+            f"(SELECT {selected}, substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES}) AS d "
+            f"FROM {_ident(table)}{where} ORDER BY {keys});")
+
+
+def _chunk_rows(text: bytes, integer: bool, prefixes: bytes) -> ChunkRows:
+    """A chunk's keys (as ``row_statement`` lists them) with its row digests."""
+    digests = index_prefixes(prefixes)
+    if integer:
+        import numpy as np  # only backups and drills need it: imported when used
+
+        first, _, listed = text.partition(b":")
+        if listed:
+            integers = np.fromstring(listed, dtype=np.int64, sep=",")
+        elif first:  # consecutive keys from the first: nothing else to read
+            integers = np.arange(int(first), int(first) + len(digests) // ROW_DIGEST_BYTES, dtype=np.int64)
+        else:
+            integers = np.zeros(0, dtype=np.int64)
+        rows = ChunkRows(None, digests, integers)
+    else:
+        keys = json.loads(text) if text else []
+        rows = ChunkRows([k if isinstance(k, list) else [k] for k in keys], digests)
+    if (len(rows.integers) if rows.integers is not None else len(rows.keys or [])) != rows.count:
+        raise BackupError(f"the sqlite3 shell listed {rows.count} row digests but other keys: {text[:80]!r}")
+    return rows
+
+
+#: A JSON function refusing a BLOB value: the chunk is digested again with blob_safe.
+_BLOB_REFUSED = "JSON cannot hold BLOB values"
+
+
+def _run_shells(path: Path, statements: list[str], deadline: Deadline, take: Any, *, yield_cpu: bool = False) -> list[str]:
+    """Run the numbered ``statements`` in up to SHELLS read-only sqlite3 shells side by side;
+    each result line goes to ``take(fields)`` as it comes (the output is never held whole).
+    Returns the shells' error lines (a statement that failed printed no line)."""
     groups = [statements[i::SHELLS] for i in range(SHELLS)] if len(statements) >= SHELLS else [statements]
-    outputs: list[list[tuple[int, str]]] = []
+    lines: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=64)
     sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)
     with tempfile.TemporaryDirectory(prefix=f"aris3nb-digest-pid{os.getpid()}-") as folder:
-        processes = []
+        processes: list[subprocess.Popen[bytes]] = []
+        errors = []
+        readers = []
         try:
             for number, group in enumerate(groups):
                 script = Path(folder) / f"chunks_{number}.sql"
                 script.write_text("\n".join(group) + "\n")
+                error_file = open(Path(folder) / f"errors_{number}.txt", "w+")  # noqa: SIM115 -- closed below
+                errors.append(error_file)
                 with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
-                    command = [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list", "-bail",
+                    command = [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list",
                                "-mmap", str(mmap_bytes(path)), str(path)]
                     nice = shutil.which("nice") if yield_cpu else None
                     processes.append(subprocess.Popen(
                         [nice, "-n", "10", *command] if nice else command,
-                        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            for process, group in zip(processes, groups, strict=True):
-                stdout, stderr = process.communicate(timeout=deadline.remaining())
-                lines = stdout.splitlines()
-                if process.returncode != 0 or len(lines) != len(group):
-                    raise BackupError(f"the sqlite3 shell could not digest {path.name}: "
-                                      f"{stderr.strip() or f'exit {process.returncode}'}")
-                outputs.append([(int(count), digest) for count, digest in (line.split("|") for line in lines)])
+                        stdin=stdin, stdout=subprocess.PIPE, stderr=error_file, bufsize=1 << 20))
+            for process in processes:
+                reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True)
+                reader.start()
+                readers.append(reader)
+            running = len(readers)
+            while running:
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline")
+                try:
+                    fields = lines.get(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+                except queue.Empty:
+                    continue
+                if fields is None:
+                    running -= 1
+                else:
+                    take(fields)
+            for process in processes:
+                process.wait(timeout=deadline.remaining())
         except subprocess.TimeoutExpired as exc:
             raise DeadlineExceeded(f"timeout: digesting {path.name} ran past the deadline") from exc
         finally:
@@ -195,37 +321,152 @@ def _digest_with_shells(path: Path, statements: list[str], deadline: Deadline, *
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-    # Statement i went to group i % len(groups), as its (i // len(groups))-th line.
-    return [outputs[i % len(groups)][i // len(groups)] for i in range(len(statements))]
+            while any(reader.is_alive() for reader in readers):  # a reader stuck on a full queue, after a failure
+                with contextlib.suppress(queue.Empty):
+                    lines.get(timeout=0.1)
+            problems = []
+            for error_file in errors:
+                error_file.seek(0)
+                problems += [line.strip() for line in error_file.read().splitlines() if line.strip()]
+                error_file.close()
+    return problems
 
 
-def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None, *,
-                  yield_cpu: bool = False) -> dict[str, TableDigest]:
-    """Digest every table, over the recorded chunks' key ranges when ``recorded`` is given
-    (a drill), else over fresh chunks of ``CHUNK_ROWS`` rows. ``path`` must not change
-    meanwhile: it is a backup copy or a drill's scratch copy."""
-    plan: dict[str, tuple[list[str], list[list[Any] | None]]] = {}
+def _read_lines(process: subprocess.Popen[bytes], lines: queue.Queue[list[bytes] | None]) -> None:
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            lines.put(line.rstrip(b"\n").split(b"|", 3))
+    finally:
+        lines.put(None)
+
+
+@dataclass
+class _Plan:
+    """How one table is digested: its key, the upper bounds of its chunks, and its method."""
+
+    table: str
+    key: list[str]
+    uppers: list[list[Any] | None]
+    method: str | None
+    columns: list[str]
+    integer: bool
+    recorded: dict[str, Any] | None
+
+
+def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None) -> list[_Plan]:
+    plans = []
     with connect(path, deadline) as conn:
         for table in table_names(conn):
             key = table_key(conn, table)
-            if recorded is not None and table in recorded:
-                uppers = [c.get("last_key") for c in recorded[table].get("chunks") or []] or [None]
+            was = recorded.get(table) if recorded is not None else None
+            if was is not None:
+                uppers = [c.get("last_key") for c in was.get("chunks") or []] or [None]
+                method = ROWS_METHOD if was.get("digest_method") == ROWS_METHOD else None
             else:
                 uppers = chunk_bounds(conn, table, key)
-            plan[table] = (key, uppers)
-    statements = [chunk_statement(table, key, lower, upper)
-                  for table, (key, uppers) in plan.items()
-                  for lower, upper in zip([None, *uppers[:-1]], uppers, strict=True)]
-    results = iter(_digest_with_shells(path, statements, deadline, yield_cpu=yield_cpu))
+                method = ROWS_METHOD if recorded is not None or digest_module.WRITE_ROW_INDEX else None
+            plans.append(_Plan(table, key, uppers, method, table_columns(conn, table), integer_key(conn, table, key), was))
+    return plans
+
+
+def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None, *,
+                  yield_cpu: bool = False, index: RowIndexWriter | None = None) -> dict[str, TableDigest]:
+    """Digest every table, over the recorded chunks' key ranges and by their method when
+    ``recorded`` is given (a drill: the rows of a chunk that differs are kept in
+    ``rows_of``), else over fresh chunks of ``CHUNK_ROWS`` rows, writing each chunk's row
+    digests and keys to ``index`` when given. ``path`` must not change meanwhile: it is a
+    backup copy or a drill's scratch copy."""
+    plans = _plans(path, deadline, recorded)
+    chunks = [(plan, number, lower, upper) for plan in plans
+              for number, (lower, upper) in enumerate(zip([None, *plan.uppers[:-1]], plan.uppers, strict=True))]
+
+    def statement(at: int, blob_safe: bool = False) -> str:
+        plan, _number, lower, upper = chunks[at]
+        if plan.method == ROWS_METHOD:
+            return row_statement(plan.table, plan.key, plan.columns, lower, upper, number=at,
+                                 integer=plan.integer, blob_safe=blob_safe)
+        return f"SELECT {at}, " + chunk_statement(plan.table, plan.key, lower, upper).removeprefix("SELECT ")
+
+    results: dict[int, dict[str, Any]] = {}
+
+    def take(fields: list[bytes]) -> None:
+        at = int(fields[0])
+        plan, number, _lower, upper = chunks[at]
+        entry: dict[str, Any] = {"last_key": upper, "rows": int(fields[1])}
+        if plan.method != ROWS_METHOD:
+            entry["digest"] = fields[2].decode()
+            results[at] = entry
+            return
+        prefixes = binascii.a2b_hex(fields[2])
+        entry["digest"] = fold_row_digests(prefixes)
+        was = (plan.recorded.get("chunks") or [{}])[number] if plan.recorded is not None else None
+        if index is not None and was is None:
+            entry["index"] = index.add(_chunk_rows(fields[3], plan.integer, prefixes))
+        elif was is not None and was.get("index") is not None and \
+                (entry["digest"] != was.get("digest") or entry["rows"] != was.get("rows")):
+            entry["rows_found"] = _chunk_rows(fields[3], plan.integer, prefixes)
+        results[at] = entry
+
+    problems = _run_shells(path, [statement(at) for at in range(len(chunks))], deadline, take, yield_cpu=yield_cpu)
+    refused = [at for at in range(len(chunks)) if at not in results]
+    if refused and all(_BLOB_REFUSED in problem for problem in problems if problem.startswith(("Error", "Parse error"))):
+        # A BLOB value where json_array refuses one: those chunks again, blobs written as hex.
+        problems = _run_shells(path, [statement(at, blob_safe=True) for at in refused], deadline, take, yield_cpu=yield_cpu)
+    if any(at not in results for at in range(len(chunks))):
+        raise BackupError(f"the sqlite3 shell could not digest {path.name}: {'; '.join(problems[:3]) or 'no output'}")
     digests: dict[str, TableDigest] = {}
-    for table, (key, uppers) in plan.items():
-        chunks = []
-        for upper in uppers:
-            rows, digest = next(results)
-            chunks.append({"last_key": upper, "rows": rows, "digest": digest})
-        digests[table] = TableDigest(name=table, key=key, rows=sum(c["rows"] for c in chunks),
-                                     digest=table_digest_of(chunks), chunks=chunks)
+    at = 0
+    for plan in plans:
+        found = TableDigest(name=plan.table, key=plan.key, method=plan.method)
+        for number in range(len(plan.uppers)):
+            entry = results[at]
+            rows_found = entry.pop("rows_found", None)
+            if rows_found is not None:
+                found.rows_of[number] = rows_found
+            found.chunks.append(entry)
+            at += 1
+        found.rows = sum(c["rows"] for c in found.chunks)
+        found.digest = table_digest_of(found.chunks)
+        digests[plan.table] = found
     return digests
+
+
+def rows_by_key(path: Path, table: str, keys: list[list[Any]], *, immutable: bool = False) -> dict[str, tuple[dict[str, Any], bytes]]:
+    """The rows of ``table`` with the given keys, by the key's JSON: each row's columns and
+    its row digest (the SHA3-256 of its ``json_array``, as the shell computes it, first
+    ``ROW_DIGEST_BYTES``). ``immutable`` opens a file nothing may write to (a backup's own
+    copy) without locks, so that reading it leaves no journal, WAL or shared-memory file."""
+    uri = f"{path.resolve().as_uri()}?{'immutable=1' if immutable else 'mode=ro'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
+    found: dict[str, tuple[dict[str, Any], bytes]] = {}
+    try:
+        key = table_key(conn, table)
+        columns = table_columns(conn, table)
+        keys_sql, _where, _params = _key_range(key, None, None)
+        condition = f" WHERE ({keys_sql}) = ({', '.join('?' for _ in key)})"
+        for values in keys:
+            if len(values) != len(key):
+                continue
+            conn.text_factory = bytes  # the json_array text exactly as SQLite made it (what the shell hashed)
+            encoded = conn.execute(f"SELECT {row_encoding(columns, key, blob_safe=True)} FROM {_ident(table)}{condition}",
+                                   list(values)).fetchone()
+            if encoded is None:
+                continue
+            conn.text_factory = str
+            cursor = conn.execute(f"SELECT * FROM {_ident(table)}{condition}", list(values))
+            row = cursor.fetchone()
+            names = [d[0] for d in cursor.description]
+            found[json.dumps(list(values), ensure_ascii=False)] = (
+                dict(zip(names, row, strict=True)), hashlib.sha3_256(encoded[0]).digest()[:ROW_DIGEST_BYTES])
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot read rows of {table} in {path.name}: {exc}") from exc
+    finally:
+        conn.close()
+    return found
 
 
 def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:

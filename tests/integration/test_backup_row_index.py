@@ -1,0 +1,421 @@
+"""The row index on real SQLite and PostgreSQL: a drill names the rows that differ, by key.
+
+A forger changes the backup's own data (the SQLite file, the PostgreSQL dump's table data)
+and recomputes every file digest and the manifest's own: validation passes, the drill fails,
+and its diff names the changed, missing and extra rows by key, with the restored values and
+the row digests recorded when the backup was made. Keys of every kind: an integer key not in
+the first rows (stock_items id=1234 at seed scale 3,000), a UUID key, a composite key, and a
+table without a primary key (the rowid on SQLite; on PostgreSQL rows named by their digest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from aris3nb import migrate
+from aris3nb.backup import create as create_module
+from aris3nb.backup import digest, drill, postgres
+from aris3nb.backup.create import create_backup
+from aris3nb.backup.digest import ROW_INDEX_FILE, read_record
+from aris3nb.backup.drill import restore_verify
+from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
+from aris3nb.core.db import create_engine
+from aris3nb.core.errors import DrillFailed
+from aris3nb.core.settings import Settings, load_settings
+from aris3nb.reference.seed import seed_database
+
+SCALE = 3_000
+#: Tables the reference schema lacks, added to the source: a composite key and no key at all.
+EXTRA_TABLES = {"line_tags", "scan_log"}
+EXTRA_DDL = [
+    ("CREATE TABLE line_tags (stock_item_id BIGINT NOT NULL, tag VARCHAR(32) NOT NULL, note VARCHAR(100), "
+    "PRIMARY KEY (stock_item_id, tag))"),
+    "CREATE TABLE scan_log (reader VARCHAR(32), epc VARCHAR(32), seen_at VARCHAR(32))",
+    ("INSERT INTO line_tags VALUES (1, 'promo', 'spring'), (1, 'window', NULL), (1234, 'promo', 'summer'), "
+    "(2500, 'damaged', 'box torn')"),
+    ("INSERT INTO scan_log VALUES ('gate-1', 'E1', '2026-03-02 10:00'), ('gate-1', 'E1', '2026-03-02 10:00'), "
+    "('gate-2', 'E2', '2026-03-02 10:05'), (NULL, 'E3', NULL)"),
+]
+
+
+SCHEMA_TABLES_AT = create_module.schema_tables_at
+
+
+def schema_with_extra_tables(revision: str | None) -> frozenset[str] | None:
+    known = SCHEMA_TABLES_AT(revision)
+    return None if known is None else known | EXTRA_TABLES
+
+
+@pytest.fixture(autouse=True)
+def _extra_tables_belong_to_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source holds two tables the reference schema lacks; create and validation accept them."""
+    monkeypatch.setattr(create_module, "schema_tables_at", schema_with_extra_tables)
+    monkeypatch.setattr(drill, "schema_tables_at", schema_with_extra_tables)
+
+
+class Made:
+    """A backup made once per module, copied for each test (which may forge its copy)."""
+
+    def __init__(self, url: str, folder: Path, exports: Path) -> None:
+        self.url, self.folder, self.exports = url, folder, exports
+        self.engine = "postgresql" if url.startswith("postgresql") else "sqlite"
+
+    def copy(self, where: Path) -> Path:
+        target = where / "backups" / self.folder.name
+        shutil.copytree(self.folder, target)
+        return target / "manifest.json"
+
+
+def _make(url: str, folder: Path) -> Made:
+    migrate.upgrade(url)
+    seed_database(url, scale=SCALE, exports_dir=folder / "exports")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for statement in EXTRA_DDL:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+    with pytest.MonkeyPatch.context() as monkeypatch:  # only while the backup is made
+        monkeypatch.setattr(create_module, "schema_tables_at", schema_with_extra_tables)
+        made = create_backup(url, "row_index", settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
+                             exports_dir=folder / "exports")
+    return Made(url, made.path, folder / "exports")
+
+
+@pytest.fixture(scope="module")
+def sqlite_backup(tmp_path_factory: pytest.TempPathFactory) -> Made:
+    folder = tmp_path_factory.mktemp("row-index-sqlite")
+    return _make(f"sqlite:///{folder / 'aris3.db'}", folder)
+
+
+@pytest.fixture(scope="module")
+def postgres_backup(tmp_path_factory: pytest.TempPathFactory, postgres_admin: sa.Engine) -> Iterator[Made]:
+    name = f"aris3nb_test_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = postgres_admin.url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    try:
+        yield _make(url, tmp_path_factory.mktemp("row-index-postgres"))
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def made(request: pytest.FixtureRequest) -> Made:
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+        return request.getfixturevalue("postgres_backup")
+    return request.getfixturevalue("sqlite_backup")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(ops_artifacts_dir=tmp_path, ops_enable_backup_drill=True)
+
+
+# --- forging the backup's own data, as an attacker would ------------------------------------------
+
+
+def reseal(manifest: Path) -> None:
+    """Recompute every listed file's size and SHA-256, then the manifest's own digest."""
+    document = json.loads(manifest.read_text())
+    for entry in document["files"]:
+        data = (manifest.parent / entry["path"]).read_bytes()
+        entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    document["manifest_digest"] = manifest_digest(document)
+    manifest.write_text(json.dumps(document))
+
+
+def forge(manifest: Path, table: str, sqlite_statements: list[str],
+          edit_lines: Callable[[list[list[str]], list[str]], list[list[str]]]) -> None:
+    """Change ``table`` in the backup's own data, then reseal (so that validation passes)."""
+    folder = manifest.parent
+    if (folder / "database" / "aris3.sqlite3").exists():
+        conn = sqlite3.connect(folder / "database" / "aris3.sqlite3", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=DELETE")
+        for statement in sqlite_statements:
+            conn.execute(statement)
+        conn.close()
+    else:
+        dump = folder / "database" / "dump"
+        listing = subprocess.run(["pg_restore", "-l", str(dump)], capture_output=True, text=True, check=True).stdout
+        number = re.search(rf"^(\d+); \d+ \d+ TABLE DATA \S+ {table} ", listing, flags=re.MULTILINE)
+        assert number, listing
+        path = dump / f"{number[1]}.dat.gz"
+        text = gzip.decompress(path.read_bytes()).decode()
+        body, _, _ = text.partition("\\.\n")
+        rows = [line.split("\t") for line in body.splitlines()]
+        path.write_bytes(gzip.compress(("".join("\t".join(r) + "\n" for r in edit_lines(rows, _columns(manifest, table)))
+                                        + "\\.\n\n\n").encode()))
+    reseal(manifest)
+    assert validate_backup(manifest).ok, "the forger's backup passes validation"
+
+
+def _columns(manifest: Path, table: str) -> list[str]:
+    """The table's columns in order, as the dump's COPY lines hold them."""
+    dump = manifest.parent / "database" / "dump"
+    script = subprocess.run(["pg_restore", "--data-only", f"--table={table}", "-f", "-", str(dump)],
+                            capture_output=True, text=True, check=True).stdout
+    header = re.search(r"^COPY \S+ \((.*)\) FROM stdin;$", script, flags=re.MULTILINE)
+    assert header
+    return [c.strip().strip('"') for c in header[1].split(",")]
+
+
+def set_column(rows: list[list[str]], columns: list[str], where: Callable[[dict[str, str]], bool],
+               column: str, value: str) -> list[list[str]]:
+    for row in rows:
+        if where(dict(zip(columns, row, strict=True))):
+            row[columns.index(column)] = value
+    return rows
+
+
+def drill_fails(manifest: Path, settings: Settings, made: Made) -> dict[str, Any]:
+    with pytest.raises(DrillFailed) as failed:
+        restore_verify(manifest, settings=settings, server_url=made.url)
+    return json.loads(Path(failed.value.report_path).read_text())
+
+
+def diff_of(report: dict[str, Any], table: str) -> dict[str, Any]:
+    return next(d for d in report["diff"] if d["table"] == table)
+
+
+# --- the index itself -------------------------------------------------------------------------------
+
+
+def test_the_index_is_in_the_manifest_and_holds_every_row(made: Made) -> None:
+    manifest = read_manifest(made.folder)
+    listed = {f["path"]: f for f in manifest.files}
+    assert listed[ROW_INDEX_FILE]["role"] == "index"
+    assert manifest.document["row_index"] == {"path": ROW_INDEX_FILE, "format": "aris3nb.row_index", "version": 1,
+                                              "digest_bytes": 8, "rows": sum(t["rows"] for t in manifest.tables)}
+    stock = next(t for t in manifest.tables if t["name"] == "stock_items")
+    record = read_record(made.folder / ROW_INDEX_FILE, stock["chunks"][0]["index"])
+    assert record.count == SCALE and record.key_list()[1233] == [1234]
+    assert len(record.digests) == 8 * SCALE
+    assert (stock.get("digest_method") == "rows") == (made.engine == "sqlite")
+    tags = next(t for t in manifest.tables if t["name"] == "line_tags")
+    assert tags["key"] == ["stock_item_id", "tag"]
+    keys = read_record(made.folder / ROW_INDEX_FILE, tags["chunks"][0]["index"]).key_list()
+    assert [k[1] for k in keys] == ["promo", "window", "promo", "damaged"]
+    log = next(t for t in manifest.tables if t["name"] == "scan_log")
+    assert log["key"] == (["rowid"] if made.engine == "sqlite" else [])
+
+
+def test_a_changed_index_file_is_invalid(made: Made, tmp_path: Path) -> None:
+    manifest = made.copy(tmp_path)
+    index = manifest.parent / ROW_INDEX_FILE
+    data = bytearray(index.read_bytes())
+    data[-3] ^= 0x01
+    index.write_bytes(bytes(data))
+    problems = validate_backup(manifest).problems
+    assert len(problems) == 1 and problems[0].startswith(f"file {ROW_INDEX_FILE!r} has changed")
+    done = subprocess.run([str(Path(sys.executable).with_name("aris3nb")), "backup", "validate", str(manifest)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "INVALID" in done.stdout and ROW_INDEX_FILE in done.stdout
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda d: d["tables"][0]["chunks"][0].update(index=[16, 10**9]),
+     "chunk 0: 'index' is not an [offset, length] inside the row index"),
+    (lambda d: d["tables"][0]["chunks"][0].update(index=[3, 5]),
+     "chunk 0: 'index' is not an [offset, length] inside the row index"),
+    (lambda d: d["tables"][0].update(digest_method="md5"), "'digest_method' 'md5' is not one of ['rows']"),
+    (lambda d: d.pop("row_index"), "has an 'index' record but the manifest has no 'row_index'"),
+    (lambda d: d["row_index"].update(version=2), "field 'row_index' is not a version-1 aris3nb.row_index"),
+    (lambda d: d["row_index"].update(path="index/elsewhere.bin"), "the row index 'index/elsewhere.bin' is not a listed file"),
+])
+def test_a_manifest_whose_index_entries_do_not_fit_is_invalid(sqlite_backup: Made, tmp_path: Path,
+                                                              change: Callable[[dict[str, Any]], Any], problem: str) -> None:
+    manifest = sqlite_backup.copy(tmp_path)
+    document = json.loads(manifest.read_text())
+    change(document)
+    document["manifest_digest"] = manifest_digest(document)
+    manifest.write_text(json.dumps(document))
+    problems = validate_backup(manifest).problems
+    assert any(problem in p for p in problems), problems
+
+
+def test_a_pristine_copy_drills_pass(made: Made, tmp_path: Path, settings: Settings) -> None:
+    report, _ = restore_verify(made.copy(tmp_path), settings=settings, server_url=made.url)
+    assert report.status == "PASS" and report.diff == []
+
+
+# --- a forger's changes, named by key -----------------------------------------------------------
+
+
+def test_one_changed_row_is_named_by_key_with_its_restored_values(made: Made, tmp_path: Path, settings: Settings) -> None:
+    manifest = made.copy(tmp_path)
+    forge(manifest, "stock_items", ["UPDATE stock_items SET sku = 'FORGED-1234' WHERE id = 1234"],
+          lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "FORGED-1234"))
+    report = drill_fails(manifest, settings, made)
+    stock = diff_of(report, "stock_items")
+    assert stock["counts"] == {"changed": 1, "missing": 0, "extra": 0}
+    [changed] = stock["changed"]
+    assert changed["key"] == [1234]
+    assert changed["restored"]["id"] == 1234 and changed["restored"]["sku"] == "FORGED-1234"
+    assert re.fullmatch(r"[0-9a-f]{16}", changed["recorded_digest"])
+    assert changed["restored_digest"] != changed["recorded_digest"]
+    # The backup's data holds the forged row too: its values are not the recorded ones.
+    assert changed["recorded"] is None and "changed after it was made" in changed["backup_data"]
+    assert stock["ranges_differing"] == 1 and stock["ranges"][0]["rows_found"] == stock["ranges"][0]["rows_recorded"]
+    assert "stock_items id=1234" in report["reason"]
+    assert stock["missing"] == [] and stock["extra"] == []
+
+
+def test_a_deleted_row_is_missing(made: Made, tmp_path: Path, settings: Settings) -> None:
+    manifest = made.copy(tmp_path)
+    forge(manifest, "stock_items", ["DELETE FROM stock_items WHERE id = 2345"],
+          lambda rows, cols: [r for r in rows if r[cols.index("id")] != "2345"])
+    stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
+    assert stock["counts"] == {"changed": 0, "missing": 1, "extra": 0}
+    [missing] = stock["missing"]
+    assert missing["key"] == [2345] and missing["restored"] is None and missing["restored_digest"] is None
+    assert re.fullmatch(r"[0-9a-f]{16}", missing["recorded_digest"])
+    assert "removed after the backup was made" in missing["backup_data"]
+    assert stock["rows_found"] == stock["rows_recorded"] - 1
+
+
+def test_an_inserted_row_is_extra(made: Made, tmp_path: Path, settings: Settings) -> None:
+    manifest = made.copy(tmp_path)
+
+    def add(rows: list[list[str]], cols: list[str]) -> list[list[str]]:
+        row = list(rows[4])
+        row[cols.index("id")], row[cols.index("sku")], row[cols.index("epc")] = "9999", "INSERTED", "E-INSERTED"
+        return [*rows, row]
+
+    forge(manifest, "stock_items",
+          [("INSERT INTO stock_items SELECT 9999, tenant_id, store_id, 'INSERTED', description, 'E-INSERTED', status, "
+           "location_code, cost_price, sale_price, created_at, updated_at, sellable FROM stock_items WHERE id = 5")], add)
+    stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
+    assert stock["counts"] == {"changed": 0, "missing": 0, "extra": 1}
+    [extra] = stock["extra"]
+    assert extra["key"] == [9999] and extra["restored"]["sku"] == "INSERTED"
+    assert extra["recorded_digest"] is None and re.fullmatch(r"[0-9a-f]{16}", extra["restored_digest"])
+    assert "added to the backup after it was made" in extra["backup_data"]
+
+
+def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
+    engine = create_engine(made.url)
+    with engine.connect() as conn:
+        sale = conn.exec_driver_sql("SELECT id FROM sales ORDER BY id LIMIT 1 OFFSET 7").scalar_one()
+    engine.dispose()
+    text = sale.hex if isinstance(sale, uuid.UUID) else str(sale)
+    manifest = made.copy(tmp_path)
+    forge(manifest, "sales", [f"UPDATE sales SET status = 'FORGED' WHERE id = '{text}'"],
+          lambda rows, cols: set_column(rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""),
+                                        "status", "FORGED"))
+    [changed] = diff_of(drill_fails(manifest, settings, made), "sales")["changed"]
+    assert changed["key"][0].replace("-", "") == text.replace("-", "") and changed["restored"]["status"] == "FORGED"
+
+
+def test_a_composite_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
+    manifest = made.copy(tmp_path)
+    forge(manifest, "line_tags", ["UPDATE line_tags SET note = 'forged' WHERE stock_item_id = 1234 AND tag = 'promo'"],
+          lambda rows, cols: set_column(rows, cols, lambda r: r["stock_item_id"] == "1234", "note", "forged"))
+    tags = diff_of(drill_fails(manifest, settings, made), "line_tags")
+    [changed] = tags["changed"]
+    assert tags["key"] == ["stock_item_id", "tag"]
+    assert changed["key"] in ([1234, "promo"], ["1234", "promo"]) and changed["restored"]["note"] == "forged"
+
+
+def test_a_table_without_a_key_is_named_honestly(made: Made, tmp_path: Path, settings: Settings) -> None:
+    """SQLite: rows are named by rowid. PostgreSQL: nothing names a row but its content, so a
+    changed row is one recorded row missing and one restored row extra, each by digest."""
+    manifest = made.copy(tmp_path)
+    forge(manifest, "scan_log", ["UPDATE scan_log SET reader = 'gate-9' WHERE epc = 'E2'"],
+          lambda rows, cols: set_column(rows, cols, lambda r: r["epc"] == "E2", "reader", "gate-9"))
+    log = diff_of(drill_fails(manifest, settings, made), "scan_log")
+    if made.engine == "sqlite":
+        assert log["key"] == ["rowid"] and log["counts"] == {"changed": 1, "missing": 0, "extra": 0}
+        assert log["changed"][0]["key"] == [3] and log["changed"][0]["restored"]["reader"] == "gate-9"
+    else:
+        assert log["key"] == [] and log["counts"] == {"changed": 0, "missing": 1, "extra": 1}
+        [missing], [extra] = log["missing"], log["extra"]
+        assert missing["key"] is None and re.fullmatch(r"[0-9a-f]{16}", missing["recorded_digest"])
+        assert extra["key"] is None and extra["restored"]["reader"] == "gate-9" and extra["restored"]["epc"] == "E2"
+        assert "without a primary key" in extra["backup_data"]
+
+
+def test_a_row_the_restore_changed_shows_the_recorded_values(made: Made, tmp_path: Path, settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup's data is intact (its row matches the recorded digest) but the restored
+    copy differs: the diff shows the recorded values beside the restored ones."""
+    manifest = made.copy(tmp_path)
+    if made.engine == "sqlite":
+        from aris3nb.backup import sqlite as sqlite_module
+
+        real_copy = sqlite_module.scratch_copy
+
+        @contextlib.contextmanager
+        def faulty_copy(backup_file: Path) -> Iterator[Path]:
+            with real_copy(backup_file) as target:
+                conn = sqlite3.connect(target, isolation_level=None)
+                conn.execute("UPDATE stock_items SET sale_price = 0.5 WHERE id = 1234")
+                conn.close()
+                yield target
+
+        monkeypatch.setattr(sqlite_module, "scratch_copy", faulty_copy)
+    else:
+        real_restore = postgres.restore
+
+        def faulty_restore(dump_dir: Path, target_url: str, deadline: Any, *, clean: bool) -> None:
+            real_restore(dump_dir, target_url, deadline, clean=clean)
+            engine = create_engine(target_url)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE stock_items SET sale_price = 0.5 WHERE id = 1234")
+            engine.dispose()
+
+        monkeypatch.setattr(postgres, "restore", faulty_restore)
+    [changed] = diff_of(drill_fails(manifest, settings, made), "stock_items")["changed"]
+    assert changed["key"] == [1234]
+    assert float(changed["restored"]["sale_price"]) == 0.5
+    assert changed["recorded"]["id"] == 1234 and float(changed["recorded"]["sale_price"]) != 0.5
+    assert {k: v for k, v in changed["recorded"].items() if k != "sale_price"} == \
+        {k: v for k, v in changed["restored"].items() if k != "sale_price"}
+    assert "the restore changed it" in changed["backup_data"]
+
+
+def test_many_changed_rows_are_capped_and_counted(made: Made, tmp_path: Path, settings: Settings) -> None:
+    manifest = made.copy(tmp_path)
+    forge(manifest, "stock_items", ["UPDATE stock_items SET description = 'bulk' WHERE id % 100 = 7"],
+          lambda rows, cols: set_column(rows, cols, lambda r: int(r["id"]) % 100 == 7, "description", "bulk"))
+    stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
+    assert stock["counts"] == {"changed": 30, "missing": 0, "extra": 0}
+    assert len(stock["changed"]) == drill.DIFF_ROWS == stock["shown_per_kind"]
+    assert [c["key"] for c in stock["changed"]] == [[n * 100 + 7] for n in range(drill.DIFF_ROWS)]
+
+
+# --- backups made before the index ------------------------------------------------------------------
+
+
+def test_a_backup_without_an_index_still_drills_and_diffs_by_range(made: Made, tmp_path: Path, settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(digest, "WRITE_ROW_INDEX", False)
+    old = create_backup(made.url, "before_the_index", settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
+                        exports_dir=made.exports)
+    document = old.manifest
+    assert "row_index" not in document and not any(f["path"] == ROW_INDEX_FILE for f in document["files"])
+    assert not any("index" in c or "digest_method" in t for t in document["tables"] for c in t["chunks"])
+    monkeypatch.setattr(digest, "WRITE_ROW_INDEX", True)  # the code of today drills yesterday's backup
+    report, _ = restore_verify(old.manifest_path, settings=settings, server_url=made.url)
+    assert report.status == "PASS"
+    forge(old.manifest_path, "stock_items", ["UPDATE stock_items SET sku = 'X' WHERE id = 1234"],
+          lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "X"))
+    stock = diff_of(drill_fails(old.manifest_path, settings, made), "stock_items")
+    assert "changed" not in stock and stock["ranges_differing"] == 1
+    assert 0 < len(stock["ranges"][0]["restored_sample"]) <= drill.SAMPLE_ROWS
