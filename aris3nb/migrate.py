@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
@@ -73,6 +75,11 @@ def _run(action: str, url: str | URL, revision: str, script_location: Path | Non
             conn.commit()
     except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
         raise MigrationError(f"{action} to {revision} failed on {redact_url(url)}: {exc}") from exc
+    except (CommandError, RevisionError) as exc:
+        # Alembic's own refusal (a database at a revision these migrations do not know, say a
+        # foreign target's; an unknown REVISION): one line naming it, not a traceback.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MigrationError(f"{action} to {revision} failed on {redact_url(url)}: {reason}") from exc
     finally:
         engine.dispose()
 

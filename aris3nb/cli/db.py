@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aris3nb import migrate
 from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
-from aris3nb.core.redact import redact_url
+from aris3nb.core.errors import MigrationError
+from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.reference import seed as seed_data
 
 db_app = typer.Typer(help="Migrate and seed an ARIS3 database.", no_args_is_help=True)
@@ -19,6 +24,19 @@ db_app = typer.Typer(help="Migrate and seed an ARIS3 database.", no_args_is_help
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+
+
+@contextlib.contextmanager
+def alembic_refusals(url: str) -> Iterator[None]:
+    """An Alembic refusal that escaped the library (a database at a revision these migrations
+    do not know, more than one revision in alembic_version) as a MigrationError: one line,
+    ``FAILED: <reason>``, exit 1, no traceback."""
+    try:
+        yield
+    except (CommandError, RevisionError) as exc:
+        text = str(exc).strip()
+        reason = redact_text(text.splitlines()[0] if text else type(exc).__name__, [url_password(url)])
+        raise MigrationError(f"{redact_url(url)}: {reason}") from exc
 
 
 @db_app.command("upgrade")
@@ -29,8 +47,9 @@ def db_upgrade(
 ) -> None:
     """Migrate the database up to REVISION (default: the code's head)."""
     url = database_url(database_url_option)
-    migrate.upgrade(url, revision)
-    current = migrate.current_revision(url)
+    with alembic_refusals(url):
+        migrate.upgrade(url, revision)
+        current = migrate.current_revision(url)
     if json_output:
         out.print_json(json.dumps({"database": redact_url(url), "revision": current}))
     else:
@@ -44,8 +63,10 @@ def db_downgrade(
 ) -> None:
     """Migrate the database down to REVISION."""
     url = database_url(database_url_option)
-    migrate.downgrade(url, revision)
-    say(f"{redact_url(url)} is at revision {migrate.current_revision(url) or 'base'}")
+    with alembic_refusals(url):
+        migrate.downgrade(url, revision)
+        current = migrate.current_revision(url)
+    say(f"{redact_url(url)} is at revision {current or 'base'}")
 
 
 @db_app.command("seed")

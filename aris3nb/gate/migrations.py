@@ -5,11 +5,20 @@ The round trip is ``upgrade head`` → snapshot → ``downgrade base`` → nothi
 left → ``upgrade head`` → the same snapshot, and the migrated schema equals the models
 (Alembic's compare). It runs on a SQLite file in a temporary folder, and on PostgreSQL in a
 scratch database ``aris3nb_gate_<hex>`` that the gate creates and always drops.
+
+Every check takes ``profile``: None (or a profile without ``target.python``) judges the bundled
+reference in-process, as before profiles; any other target is driven in its own interpreter
+(``aris3nb.targets.code``). On PostgreSQL a profile's revision ids are first held against the
+width of ``alembic_version.version_num`` it declares (``migrations.version_num_width``, Alembic's
+32 by default): an id that does not fit is a FAIL naming it, since a fresh ``upgrade head``
+fails stamping it. A width above 32 says the team creates that table wider before the first
+upgrade; the scratch database gets it so, and the round trip runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 import uuid
@@ -22,7 +31,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 
 from aris3nb import migrate
-from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed, warned
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import Aris3nbError, MigrationError
 from aris3nb.core.redact import redact_url
@@ -30,15 +39,19 @@ from aris3nb.schema import (
     compare_with_models,
     describe_difference,
     leftover_schema_objects,
-    model_differences,
     read_only_engine,
     schema_snapshot,
     snapshot_differences,
     snapshot_digest,
 )
+from aris3nb.targets.code import ProbedCode, TargetCode, target_code
+from aris3nb.targets.profile import LoadedProfile
 
 SCRATCH_PREFIX = "aris3nb_gate_"
 TARGET_STATEMENT_TIMEOUT_SEC = 30.0
+#: Alembic's own width of alembic_version.version_num.
+ALEMBIC_VERSION_NUM_WIDTH = 32
+_VALUE_TOO_LONG = re.compile(r"value too long for type character varying\((\d+)\)")
 
 
 def heads(script_location: Path | None = None) -> list[str]:
@@ -50,10 +63,21 @@ def run_alembic(action: str, url: str, revision: str, script_location: Path | No
     getattr(migrate, action)(url, revision, script_location)
 
 
-def judge_single_head(script_location: Path | None = None) -> Outcome:
+def _code(profile: LoadedProfile | None, script_location: Path | None = None,
+          metadata: sa.MetaData | None = None) -> TargetCode:
+    return target_code(profile, script_location=script_location, metadata=metadata)
+
+
+def judge_single_head(script_location: Path | None = None, *, profile: LoadedProfile | None = None) -> Outcome:
     """Two heads mean two histories: ``upgrade head`` would be ambiguous and deploys would
     diverge; they must be merged before a release."""
-    found = heads(script_location)
+    if profile is None:
+        found = heads(script_location)
+    else:
+        try:
+            found = _code(profile, script_location).heads()
+        except MigrationError as exc:
+            return failed(str(exc), error=type(exc).__name__)
     if len(found) == 1:
         return passed(f"one head: {found[0]}", heads=found)
     if not found:
@@ -62,12 +86,12 @@ def judge_single_head(script_location: Path | None = None) -> Outcome:
                   heads=found)
 
 
-def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None) -> Outcome:
+def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None,
+               code: TargetCode | None = None) -> Outcome:
     """upgrade head → snapshot → downgrade base → nothing left → upgrade head → same snapshot,
-    and the schema equals ``metadata`` (the models), on the empty database ``url``."""
-    from aris3nb.reference.models import Base
-
-    metadata = metadata if metadata is not None else Base.metadata
+    and the schema equals ``metadata`` (the models), on the empty database ``url``.
+    ``code``: the target's code (default: the reference, or ``script_location``/``metadata``)."""
+    code = code if code is not None else _code(None, script_location, metadata)
     steps: list[dict[str, Any]] = []
     problems: list[str] = []
 
@@ -75,24 +99,25 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
         steps.append({"step": name, "duration_sec": round(time.perf_counter() - started, 3), **facts})
 
     started = time.perf_counter()
-    run_alembic("upgrade", url, "head", script_location)
+    code.upgrade(url, "head")
     first = schema_snapshot(url)
     step("upgrade head", started, tables=len(first), schema_sha256=snapshot_digest(first))
 
     started = time.perf_counter()
-    against_models = [describe_difference(d) for d in model_differences(url, metadata)]
+    against_models = code.compare(url) if code.has_models else []
     problems += [f"after the first upgrade: {line}" for line in against_models]
-    step("compare with the models", started, differences=len(against_models))
+    if code.has_models:
+        step("compare with the models", started, differences=len(against_models))
 
     started = time.perf_counter()
-    run_alembic("downgrade", url, "base", script_location)
+    code.downgrade(url, "base")
     leftovers = leftover_schema_objects(url)
     problems += [f"downgrade base left {thing} behind" for thing in leftovers]
     step("downgrade base", started, leftovers=leftovers)
 
     started = time.perf_counter()
     try:
-        run_alembic("upgrade", url, "head", script_location)
+        code.upgrade(url, "head")
     except Aris3nbError as exc:
         if not leftovers:
             raise
@@ -103,7 +128,7 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
         second = schema_snapshot(url)
         changed = snapshot_differences(first, second)
         problems += [f"second upgrade differs: {line}" for line in changed]
-        again = [describe_difference(d) for d in model_differences(url, metadata)]
+        again = code.compare(url) if code.has_models else []
         problems += [f"after the second upgrade: {line}" for line in again if line not in against_models]
         step("upgrade head again", started, tables=len(second), schema_sha256=snapshot_digest(second),
              differences=len(changed))
@@ -111,15 +136,24 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
     evidence = {"database": redact_url(url), "steps": steps, "differences": problems}
     if problems:
         return failed(f"{len(problems)} difference(s): {problems[0]}" + (" …" if len(problems) > 1 else ""), **evidence)
+    if not code.has_models:
+        return passed(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables (the profile names no "
+                      "target.metadata: not compared with the models)", models=None, **evidence)
     return passed(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables, equal to the models",
                   **evidence)
 
 
-def round_trip_on_sqlite(*, script_location: Path | None = None, metadata: sa.MetaData | None = None) -> Outcome:
+def round_trip_on_sqlite(*, script_location: Path | None = None, metadata: sa.MetaData | None = None,
+                         profile: LoadedProfile | None = None) -> Outcome:
     """The round trip on a SQLite file in a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="aris3nb-gate-") as folder:
-        return round_trip(f"sqlite:///{Path(folder) / 'round_trip.db'}", script_location=script_location,
-                          metadata=metadata)
+        url = f"sqlite:///{Path(folder) / 'round_trip.db'}"
+        if profile is None:
+            return round_trip(url, script_location=script_location, metadata=metadata)
+        try:
+            return round_trip(url, code=_code(profile, script_location, metadata))
+        except Aris3nbError as exc:  # an Alembic or database error of the target's code: the finding
+            return failed(str(exc), error=type(exc).__name__, database=redact_url(url))
 
 
 @contextlib.contextmanager
@@ -144,22 +178,90 @@ def scratch_postgres_database(server_url: str) -> Iterator[str]:
 
 
 def round_trip_on_postgres(server_url: str, *, script_location: Path | None = None,
-                           metadata: sa.MetaData | None = None) -> Outcome:
-    """The round trip in a scratch PostgreSQL database, dropped afterwards even on failure."""
+                           metadata: sa.MetaData | None = None, profile: LoadedProfile | None = None) -> Outcome:
+    """The round trip in a scratch PostgreSQL database, dropped afterwards even on failure.
+
+    With a profile, its revision ids are first held against ``migrations.version_num_width``
+    (see the module's docstring); a width above Alembic's 32 is created in the scratch
+    database before the first upgrade."""
+    code = _code(profile, script_location, metadata)
+    width = profile.profile.migrations.version_num_width if profile is not None else None
+    if width is not None:
+        try:
+            history = [rev.revision for rev in code.history()]
+        except MigrationError as exc:
+            return failed(str(exc), error=type(exc).__name__)
+        if (too_long := version_num_defect(history, width)) is not None:
+            return too_long
     with scratch_postgres_database(server_url) as url:
         try:
-            outcome = round_trip(url, script_location=script_location, metadata=metadata)
+            if width is not None and width > ALEMBIC_VERSION_NUM_WIDTH:
+                create_version_table(url, width)
+            outcome = round_trip(url, code=code)
         except Exception as exc:  # noqa: BLE001 -- the check's failure, reported once the database is dropped
-            outcome = crashed(exc)
+            outcome = _value_too_long(exc, code) or crashed(exc)
+    if width is not None:
+        outcome.evidence.update(version_num_width=width)
     outcome.evidence.update(scratch_database=parse_database_url(url).database, scratch_database_dropped=True)
     return outcome
 
 
-def judge_target_schema(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None) -> Outcome:
+def version_num_defect(revisions: list[str], width: int) -> Outcome | None:
+    """The FAIL for revision ids longer than ``alembic_version.version_num VARCHAR(width)``
+    (a fresh PostgreSQL ``upgrade head`` fails stamping the first of them), or None."""
+    too_long = [rev for rev in revisions if len(rev) > width]
+    if not too_long:
+        return None
+    first = too_long[0]
+    more = f"; {len(too_long)} revision ids are longer than {width}" if len(too_long) > 1 else ""
+    return failed(
+        f"revision {first} ({len(first)} characters) does not fit alembic_version.version_num VARCHAR({width}): "
+        f"a fresh PostgreSQL upgrade fails stamping it{more}. Create alembic_version with a wider version_num "
+        "(primary key alembic_version_pkc) before the first upgrade, and declare it as migrations.version_num_width",
+        version_num_width=width, revisions_too_long={rev: len(rev) for rev in too_long})
+
+
+def _value_too_long(exc: Exception, code: TargetCode) -> Outcome | None:
+    """A runtime "value too long for type character varying(N)" as the same named FAIL."""
+    found = _VALUE_TOO_LONG.search(str(exc))
+    if found is None:
+        return None
+    try:
+        history = [rev.revision for rev in code.history()]
+    except Aris3nbError:
+        history = []
+    outcome = version_num_defect(history, int(found.group(1)))
+    if outcome is None:
+        return None
+    outcome.evidence.update(error=str(exc).splitlines()[0])
+    return outcome
+
+
+def create_version_table(url: str, width: int) -> None:
+    """``alembic_version`` with ``version_num VARCHAR(width)`` (primary key alembic_version_pkc),
+    before the first upgrade: the documented workaround for long revision ids."""
+    engine = create_engine(url)
+    try:
+        with database_errors(url, "create alembic_version"), engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE alembic_version (version_num VARCHAR({int(width)}) NOT NULL, "
+                                 "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+    finally:
+        engine.dispose()
+
+
+def judge_target_schema(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None,
+                        profile: LoadedProfile | None = None) -> Outcome:
     """The target database must be at the code's head revision, and its schema must equal the
     models: deploying code onto a schema it was not written for is how data gets damaged.
     Read-only: the target is only looked at."""
     from alembic.runtime.migration import MigrationContext
+
+    code = _code(profile, script_location, metadata)
+    if isinstance(code, ProbedCode):
+        try:
+            return _judge_target_schema_of(code, url)
+        except MigrationError as exc:
+            return failed(str(exc), error=type(exc).__name__, database=redact_url(url))
 
     from aris3nb.reference.models import Base
 
@@ -197,3 +299,52 @@ def _revisions_between(current: str | None, head: str, script_location: Path | N
     except RevisionError:  # current is not in this history at all
         return []
     return [rev.revision for rev in reversed(pending)]
+
+
+def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
+    """``judge_target_schema`` for a target driven in its own interpreter: the live revision
+    against the target's head through its history, the width of ``alembic_version.version_num``
+    on PostgreSQL against the longest revision id, and the drift through Alembic's compare."""
+    found_heads = code.heads()
+    head = found_heads[0] if len(found_heads) == 1 else None
+    current = code.current(url)
+    evidence: dict[str, Any] = {"database": redact_url(url), "current_revision": current, "head_revision": head}
+    if head is None:
+        return failed(f"the code has {len(found_heads)} migration heads; cannot judge the target", **evidence)
+    behind = code.revisions_between(current, head) if current != head else []
+    if current != head:
+        evidence["pending_revisions"] = behind
+    longest = code.longest_revision()
+    width = _version_num_width(url)
+    if width is not None and longest is not None and len(longest) > width:
+        evidence.update(version_num_width=width, longest_revision=longest)
+        return failed(f"the target's alembic_version.version_num is VARCHAR({width}), narrower than revision "
+                      f"{longest} ({len(longest)} characters): upgrading to it fails; widen the column first "
+                      f"(target at {current or 'no revision'}, code head is {head})", **evidence)
+    if current != head:
+        where = (f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind
+                 else "not on the code's history")
+        return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
+    if not code.has_models:
+        return warned(f"target at head {head}; drift not checked: the profile names no target.metadata", **evidence)
+    differences = code.compare(url)
+    evidence["differences"] = differences[:SAMPLE_LIMIT * 5]
+    if differences:
+        return failed(f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
+                      f"e.g. {differences[0]}", **evidence)
+    return passed(f"target at head {head}, schema equal to the models", **evidence)
+
+
+def _version_num_width(url: str) -> int | None:
+    """The declared width of the live ``alembic_version.version_num`` on PostgreSQL (None on
+    SQLite, which does not enforce it, or when there is no such table)."""
+    if parse_database_url(url).get_backend_name() != "postgresql":
+        return None
+    engine = read_only_engine(url, statement_timeout_sec=TARGET_STATEMENT_TIMEOUT_SEC)
+    try:
+        with database_errors(url, "read alembic_version's width"), engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'alembic_version' AND column_name = 'version_num'")).scalar()
+    finally:
+        engine.dispose()

@@ -204,3 +204,13 @@ def round_trip_on_postgres_outcome(url: str):  # type: ignore[no-untyped-def]
 
     result = run_check("pg", lambda _ctx: round_trip_on_postgres(url), None)
     return result
+
+
+def test_the_built_in_reference_profile_is_judged_in_process_as_before() -> None:
+    from aris3nb.targets.code import ReferenceCode, head_revision, target_code
+    from aris3nb.targets.profile import REFERENCE, LoadedProfile
+
+    reference = LoadedProfile(REFERENCE, None, None)
+    assert isinstance(target_code(reference), ReferenceCode)
+    assert head_revision(reference) == head_revision(None) == migrate.head_revision()
+    assert judge_single_head(profile=reference).detail == judge_single_head().detail

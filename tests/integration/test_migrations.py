@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
 from aris3nb.core.db import create_engine
+from aris3nb.core.errors import MigrationError
 from aris3nb.reference.models import Base
 from aris3nb.schema import model_differences, schema_snapshot
 
@@ -140,3 +141,24 @@ def test_the_playbook_alembic_command_line_round_trips(database_url: str) -> Non
     done = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert migrate.current_revision(database_url) == migrate.head_revision()
+
+
+def test_a_database_at_a_revision_these_migrations_do_not_know_fails_in_one_line(sqlite_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """A foreign target's database (at its own revision): Alembic's refusal is one
+    ``FAILED: <reason>`` line and exit 1 from `aris3nb db upgrade`, a MigrationError from the library."""
+    foreign = "fr0007_account_outlet_grants_and_unit_shelves"
+    engine = create_engine(sqlite_url, create_sqlite_parent=True)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(128) NOT NULL PRIMARY KEY)")
+        conn.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{foreign}')")
+    engine.dispose()
+    with pytest.raises(MigrationError, match=f"downgrade to base failed on .*: Can't locate revision identified by '{foreign}'"):
+        migrate.downgrade(sqlite_url, "base")
+    aris3nb = str(Path(sys.executable).with_name("aris3nb"))
+    done = subprocess.run([aris3nb, "db", "upgrade", "--database-url", sqlite_url], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == [
+        f"FAILED: upgrade to head failed on {sqlite_url}: Can't locate revision identified by '{foreign}'"]
+    assert "Traceback" not in done.stdout + done.stderr
