@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup import source
+from aris3nb.backup import profiles, source
 from aris3nb.backup.create import backups_dir, schema_tables_at
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.settings import Settings
+from aris3nb.targets.profile import LoadedProfile
 
 SAFETY_PREFIX = "safety_"
 _PROBLEMS_SHOWN = 3
@@ -72,12 +73,14 @@ def _problems(problems: list[str]) -> str:
     return f"invalid, {len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
-def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, purpose: str) -> Choice:
+def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, purpose: str,
+                  profile: LoadedProfile | None = None) -> Choice:
     """The newest backup of the database at ``target_url`` (safety backups excluded).
 
     With ``require_valid`` the newest that validates (the ones passed over say why);
     without, the newest whatever its state, for a drill to judge and name its problems.
-    Raises ``NoBackup`` listing every backup found and why each was rejected.
+    Raises ``NoBackup`` listing every backup found and why each was rejected. ``profile``:
+    the target profile the backups are validated with (None: the reference).
     """
     live = source.describe(target_url)
     target = source.label(live)
@@ -103,7 +106,8 @@ def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, p
             continue
         if require_valid:
             try:
-                validation = validate_backup(candidate.manifest, schema_tables_at)
+                validation = validate_backup(candidate.manifest, schema_tables_at if profiles.is_reference(profile)
+                                             else profiles.schema_tables_for(profile))
             except Aris3nbError as exc:
                 candidate.rejected = f"unreadable: {exc}"
                 continue

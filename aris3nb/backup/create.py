@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 
 import aris3nb
 from aris3nb import migrate
-from aris3nb.backup import digest, postgres, source, sqlite
+from aris3nb.backup import digest, postgres, profiles, source, sqlite
 from aris3nb.backup.digest import ROW_INDEX_FILE, Deadline, RowIndexWriter, TableDigest
 from aris3nb.backup.manifest import (
     FORMAT,
@@ -42,7 +42,7 @@ from aris3nb.backup.manifest import (
     MANIFEST_NAME,
     NAME_PATTERN,
     manifest_digest,
-    schema_coverage_problems,
+    schema_coverage,
 )
 from aris3nb.core.db import create_engine, engine_name
 from aris3nb.core.errors import BackupError, BackupExists, UsageError
@@ -50,6 +50,7 @@ from aris3nb.core.files import canonical_json, sha256_file
 from aris3nb.core.ids import utc_text
 from aris3nb.core.settings import Settings
 from aris3nb.core.stale import sweep
+from aris3nb.targets.profile import LoadedProfile
 
 BACKUPS_DIRNAME = "backups"
 
@@ -59,6 +60,11 @@ class BackupResult:
     path: Path
     manifest: dict[str, Any]
     stale_removed: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the backup could not do as configured, and why (also in its manifest)."""
+        return list(self.manifest.get("warnings") or [])
 
     @property
     def manifest_path(self) -> Path:
@@ -109,19 +115,23 @@ def _index_entry(index: RowIndexWriter | None) -> dict[str, Any]:
                           "digest_bytes": digest.ROW_DIGEST_BYTES, "rows": index.rows}}
 
 
-def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *,
+                     exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     copy = folder / sqlite.DATABASE_FILE
     sqlite.snapshot_copy(url, copy, deadline)
+    if exclude:
+        sqlite.empty_tables(copy, exclude)
     index = _row_index(folder)
     try:
-        digests = sqlite.table_digests(copy, deadline, index=index)
+        digests = sqlite.table_digests(copy, deadline, index=index, exclude=exclude)
     finally:
         if index is not None:
             index.close()
     engine = create_engine(f"sqlite:///{copy}", poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            meta = {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn)}
+            meta = {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
+                    "schema_tables": sorted(sa.inspect(conn).get_table_names())}
     finally:
         engine.dispose()
     meta["server_version"] = sqlite.server_version()
@@ -132,16 +142,18 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_se
     return digests, meta
 
 
-def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *,
+                       exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     def read_meta(conn: sa.Connection) -> dict[str, Any]:
         return {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
+                "schema_tables": sorted(sa.inspect(conn).get_table_names()),
                 "server_version": postgres.server_version(conn),
                 "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)}}
 
     index = _row_index(folder)
     try:
         digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec,
-                                               index=index)
+                                               index=index, exclude=exclude)
     finally:
         if index is not None:
             index.close()
@@ -151,8 +163,9 @@ def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_
     return digests, meta
 
 
-#: One snapshot function per engine: (url, folder, deadline, lock timeout) -> (digests, metadata).
-SNAPSHOTS: dict[str, Callable[[str, Path, Deadline, float], tuple[dict[str, TableDigest], dict[str, Any]]]] = {
+#: One snapshot function per engine: (url, folder, deadline, lock timeout, exclude=tables whose
+#: rows are left out) -> (digests, metadata).
+SNAPSHOTS: dict[str, Callable[..., tuple[dict[str, TableDigest], dict[str, Any]]]] = {
     "sqlite": _sqlite_snapshot,
     "postgresql": _postgres_snapshot,
 }
@@ -211,17 +224,31 @@ def _fsync_dir(path: Path) -> None:
 
 
 def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None, purpose: str = "manual", profile: str = "reference",
+                  timeout_sec: float | None = None, purpose: str = "manual", profile: LoadedProfile | None = None,
                   progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
     ``progress(stage)`` is told each stage as it starts. The whole backup must finish within
     ``timeout_sec`` (default OPS_BACKUP_TIMEOUT_SEC), enforced inside its statements and tools.
     ``purpose`` is recorded (``pre_deploy``, ``manual``, ``safety``: a safety backup is
-    restored only by name), and ``profile``, the target profile the source was judged with. A backup whose tables are not its schema's at its revision (the
+    restored only by name), and ``profile``, the target profile the source was judged with
+    (None: the reference). A backup whose tables are not its schema's at its revision (the
     check ``validate`` runs) is not published: it would be refused when it is needed.
+
+    With a profile other than the reference (``backup.profiles``): the expected tables come
+    from the target's own migrations (a revision they do not know is a warning, and the live
+    schema is recorded instead), ``backup.exclude_tables`` are left out, and the export files
+    come from ``exports_dir`` or else the profile's exports folder; a configured exports folder
+    that does not exist is a warning. Warnings are in the manifest's ``warnings`` and the result.
     """
     check_name(name)
+    reference = profiles.is_reference(profile)
+    exclude = profiles.excluded_tables(profile)
+    warnings: list[str] = []
+    if not reference and exports_dir is None:
+        exports_dir = profiles.configured_exports_dir(profile)
+    if not reference and exports_dir is not None and not Path(exports_dir).is_dir():
+        warnings.append(f"exports folder {exports_dir} does not exist: 0 files copied")
     engine = engine_name(database_url)
     root = backups_dir(settings)
     try:
@@ -249,17 +276,26 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     try:
         snap_started = time.perf_counter()
         progress_to("copying the database and digesting its tables")
-        digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec)
+        if exclude:
+            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec,
+                                              exclude=exclude)
+        else:
+            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec)
         snapshot_sec = time.perf_counter() - snap_started
         stage = "checking the tables against the schema at the database's revision"
-        coverage = schema_coverage_problems(meta["revision"], set(digests), schema_tables_at)
+        live = set(meta["schema_tables"])
+        excluded = sorted(exclude & live)
+        lookup = schema_tables_at if reference else profiles.schema_tables_for(profile)
+        coverage, coverage_warnings = schema_coverage(meta["revision"], set(digests), lookup, live=live,
+                                                      excluded=set(excluded))
+        warnings += coverage_warnings
         if coverage:
             raise BackupError(f"backup {name!r} not kept: the database's tables are not its schema's at revision "
                               f"{meta['revision']} (validation would refuse it): {'; '.join(coverage[:3])}"
                               + (f"; and {len(coverage) - 3} more" if len(coverage) > 3 else ""))
         exports_started = time.perf_counter()
         progress_to("copying export files")
-        _copy_exports(exports_dir, work)
+        copied = _copy_exports(exports_dir, work)
         exports_sec = time.perf_counter() - exports_started
         seal_started = time.perf_counter()
         progress_to("hashing files and writing the manifest")
@@ -270,7 +306,8 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "name": name,
             "created_at": utc_text(created_at),
             "purpose": purpose,
-            "source": {**meta["source"], "server_version": meta["server_version"], "profile": profile},
+            "source": {**meta["source"], "server_version": meta["server_version"],
+                       "profile": profiles.profile_label(profile)},
             "alembic_revision": meta["revision"],
             "schema_digest": meta["schema_digest"],
             "tools": {"aris3nb": aris3nb.__version__, "python": platform.python_version(),
@@ -281,6 +318,12 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             **meta["index"],
             "durations_sec": {},
         }
+        if not reference:
+            document.update(profile=profiles.profile_evidence(profile), schema_tables=sorted(live),
+                            excluded_tables=excluded,
+                            exports={"dir": str(exports_dir) if exports_dir is not None else None, "files": copied})
+        if warnings or not reference:
+            document["warnings"] = warnings
         document["durations_sec"] = {
             "snapshot_and_digests": round(snapshot_sec, 3), "exports": round(exports_sec, 3),
             "seal": round(time.perf_counter() - seal_started, 3), "total": round(time.perf_counter() - started, 3),

@@ -14,6 +14,14 @@ a sample of their restored rows).
 RPO and RTO are judged: the backup's age against ``rpo_budget_sec`` and the drill's total
 time against ``rto_budget_sec``; a budget exceeded is a FAIL check naming it.
 
+With a target profile other than the reference (``backup.profiles``): the expected tables
+come from the target's migrations (a revision they do not know is a warning), the upgrade
+runs the target's own Alembic in its own interpreter to its head, the restored copy (once
+upgraded) is checked with the profile's ``[integrity]`` selection (the export files against
+the backup's copy of them), and the newest business activity is read from its
+``rpo.sources``. What could not be checked as it should is in the report's ``warnings`` (each
+a name and a detail), never silently skipped; the report names the profile.
+
 The report ``drill_report_<timestamp>.json`` is always written, whatever happens; a failed
 drill then raises ``DrillFailed`` (exit 1). The source database is never touched.
 """
@@ -34,7 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.backup import postgres, sqlite
+from aris3nb.backup import postgres, profiles, sqlite
 from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.digest import (
     ROW_INDEX_FILE,
@@ -60,6 +68,7 @@ from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_text
 from aris3nb.core.settings import Settings
+from aris3nb.targets.profile import LoadedProfile
 
 REPORT_FORMAT = "aris3nb.drill.report"
 REPORT_VERSION = 1
@@ -91,6 +100,12 @@ class DrillReport:
     rpo: dict[str, Any] = field(default_factory=dict)
     rto: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
+    profile: dict[str, Any] = field(default_factory=lambda: profiles.profile_evidence(None))
+    #: What could not be checked as it should, each ``{"name", "detail"}`` (the drill may still pass).
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+    def warn(self, name: str, detail: str) -> None:
+        self.warnings.append({"name": name, "detail": detail})
 
     def as_document(self) -> dict[str, Any]:
         document = asdict(self)
@@ -183,27 +198,34 @@ def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
                    timeout_sec: float | None = None, rpo_budget_sec: float = RPO_BUDGET_SEC,
                    rto_budget_sec: float = RTO_BUDGET_SEC,
-                   business_timestamps: Sequence[tuple[str, str]] = BUSINESS_TIMESTAMPS) -> tuple[DrillReport, Path]:
+                   business_timestamps: Sequence[tuple[str, str]] | None = None,
+                   profile: LoadedProfile | None = None) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
 
     ``rpo_budget_sec``: the oldest a backup may be when drilled (its age is what a restore
     now would lose); ``rto_budget_sec``: the longest the drill may take, validation to
     upgrade. ``business_timestamps``: the (table, column) pairs whose newest value in the
-    restored data is reported as the newest business event the backup holds (absent ones
-    are skipped)."""
+    restored data is reported as the newest business event the backup holds; default: the
+    profile's ``rpo.sources`` (each absent one a warning naming it, none declared a warning),
+    or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
+    target profile (None: the reference; see the module)."""
     if not settings.ops_enable_backup_drill:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
+    reference = profiles.is_reference(profile)
+    if business_timestamps is None:
+        business_timestamps = BUSINESS_TIMESTAMPS if reference else profiles.rpo_sources(profile)  # type: ignore[arg-type]
     budgets = _Budgets(_budget(rpo_budget_sec, "rpo_budget_sec"), _budget(rto_budget_sec, "rto_budget_sec"),
-                       tuple(business_timestamps))
+                       tuple(business_timestamps), None if reference else profile)
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
     given = Path(manifest_path)
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
-    report = DrillReport(backup=folder_name, manifest=str(given), engine=None, started_at=utc_text(dt.datetime.now(dt.UTC)))
+    report = DrillReport(backup=folder_name, manifest=str(given), engine=None, started_at=utc_text(dt.datetime.now(dt.UTC)),
+                         profile=profiles.profile_evidence(profile))
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(given, report, deadline, server_url, budgets)
+        _run(given, report, deadline, server_url, budgets, settings)
         _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
@@ -233,6 +255,7 @@ class _Budgets:
     rpo_sec: float
     rto_sec: float
     business_timestamps: tuple[tuple[str, str], ...]
+    profile: LoadedProfile | None = None  # None: the reference
 
 
 def _budget(value: float, name: str) -> float:
@@ -258,18 +281,22 @@ def _judge_rto(report: DrillReport, budgets: _Budgets, elapsed: float) -> None:
 
 
 def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None,
-         budgets: _Budgets) -> None:
+         budgets: _Budgets, settings: Settings) -> None:
     stages = _Stages(report)
+    profile = budgets.profile
     with stages.stage("validate"):
         started = time.perf_counter()
         try:
-            validation = validate_backup(manifest_path, schema_tables_at)
+            validation = validate_backup(manifest_path, schema_tables_at if profile is None
+                                         else profiles.schema_tables_for(profile))
         except ManifestUnreadable as exc:  # nothing to drill: bad input (exit 2), with its report kept
             stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
             raise
         manifest = validation.manifest
         if isinstance(manifest.document.get("name"), str):
             report.backup = manifest.document["name"]
+        for warning in validation.warnings:
+            report.warn("manifest valid", warning)
         if not stages.check(
             "manifest valid", validation.ok,
             f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest" if validation.ok
@@ -290,8 +317,16 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
     with scratch as restored:
         _verify(manifest, report, stages, deadline, restored, budgets)
         with stages.stage("upgrade"):
-            (ok, detail, evidence), seconds = _timed(_upgrade, restored.url)
+            if profile is None:
+                (ok, detail, evidence), seconds = _timed(_upgrade, restored.url)
+            else:
+                (ok, detail, evidence), seconds = _timed(_upgrade_target, restored.url, profile, deadline)
             stages.check("upgrades to head", ok, detail, evidence, seconds)
+        if profile is not None:
+            deadline.check("upgrading")
+            with stages.stage("integrity"):
+                _integrity(manifest, report, stages, restored.url, profile, drills_dir(settings) / report.backup,
+                           deadline)
 
 
 @dataclass
@@ -353,9 +388,14 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
             structure = beside.submit(_timed, restored.structural, deadline)
             found, digest_seconds = _timed(restored.digests, deadline, recorded)
             broken, structure_seconds = structure.result()
-        _newest_business_timestamp(report, restored.url, budgets.business_timestamps)
+        _newest_business_timestamp(report, restored.url, budgets.business_timestamps, warn=budgets.profile is not None)
         problems = []
-        for name in sorted(set(recorded) | set(found)):
+        excluded = set(manifest.document.get("excluded_tables") or ()) - set(recorded)
+        for name in sorted(excluded & set(found)):
+            if found[name].rows:  # its rows are left out of backups: the restored copy has the table, empty
+                problems.append(f"table {name} is excluded from backups, yet the restored copy holds "
+                                f"{found[name].rows} rows of it")
+        for name in sorted((set(recorded) | set(found)) - excluded):
             was, now = recorded.get(name), found.get(name)
             if was is None or now is None:
                 problems.append(f"table {name} is {'missing from the restored copy' if now is None else 'not in the manifest'}")
@@ -386,6 +426,82 @@ def _named(diff: list[dict[str, Any]]) -> str:
                 rest = sum(counts.values()) - 1
                 return f"; {kind} {table['table']} {where}" + (f" and {rest} more row(s)" if rest > 0 else "")
     return ""
+
+
+def _remaining(deadline: Deadline, default: float) -> float:
+    """What is left of the drill's deadline for one bounded step (at least a second)."""
+    left = deadline.remaining()
+    return default if left is None else max(1.0, min(default, left))
+
+
+def _upgrade_target(url: str, profile: LoadedProfile, deadline: Deadline) -> tuple[bool, str, dict[str, Any]]:
+    """The restored copy upgraded to the target's head by the target's own Alembic, in its
+    own interpreter (within the drill's deadline); an error is a FAIL with its one-line reason."""
+    from aris3nb.targets.code import MIGRATE_TIMEOUT_SEC, ProbedCode, target_code
+
+    before = None
+    try:
+        before = migrate.current_revision(url)
+        code = target_code(profile)
+        head = code.head_revision()
+        if isinstance(code, ProbedCode):
+            code.upgrade(url, "head", timeout=_remaining(deadline, MIGRATE_TIMEOUT_SEC))
+        else:
+            code.upgrade(url, "head")
+        after = migrate.current_revision(url)
+    except Aris3nbError as exc:
+        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        return False, f"upgrade from {before} failed: {reason}", {"from": before, "profile": profile.profile.name}
+    return after == head, f"upgraded from {before} to {after} (head {head} of {profile.profile.name})", \
+        {"from": before, "to": after, "head": head, "profile": profile.profile.name}
+
+
+#: The drill's check of the restored copy against the profile's [integrity] selection.
+INTEGRITY_CHECK = "business invariants hold"
+
+
+def _integrity(manifest: Manifest, report: DrillReport, stages: _Stages, url: str, profile: LoadedProfile,
+               folder: Path, deadline: Deadline) -> None:
+    """The profile's ``[integrity]`` checks on the restored (and upgraded) copy, the export
+    files against the backup's copy of them: an error-severity violation FAILs the drill;
+    warnings and checks that were not applicable are the report's warnings."""
+    from aris3nb.core.checks import Status, Verdict
+    from aris3nb.integrity import IntegrityOptions, checks_from_toml, run_integrity_check
+
+    started = time.perf_counter()
+    try:
+        selection = checks_from_toml(profile.profile.integrity.model_dump(), base_dir=profile.root,
+                                     where=f"{profile.path or profile.profile.name} [integrity]")
+        if not (selection.builtin or selection.sql or selection.files or selection.plugins):
+            report.warn(INTEGRITY_CHECK, f"profile {profile.profile.name} declares no [integrity] checks: the restored "
+                        "data's business rules were not checked")
+            return
+        options = IntegrityOptions(database_url=url, exports_dir=manifest.folder / "exports",
+                                   statement_timeout_sec=_remaining(deadline, 120.0)).with_selection(selection)
+        integrity = run_integrity_check(options, artifacts_dir=folder)
+    except Aris3nbError as exc:
+        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        stages.check(INTEGRITY_CHECK, False, f"the integrity check of the restored copy could not run: {reason}",
+                     {"profile": profile.profile.name}, time.perf_counter() - started)
+        return
+    failing = [r for r in integrity.results if r.status is Status.FAIL]
+    for result in integrity.results:
+        if result.status is Status.WARN:
+            report.warn(INTEGRITY_CHECK, f"{result.name}: {result.detail}")
+    counts = {str(s): sum(1 for r in integrity.results if r.status is s) for s in Status}
+    evidence = {"profile": profile.profile.name, "report": str(integrity.path), "verdict": str(integrity.verdict),
+                "counts": counts, "failing": [{"name": r.name, "detail": r.detail, "evidence": r.evidence}
+                                              for r in failing[:10]]}
+    ok = integrity.verdict is not Verdict.FAIL
+    checked = f"{len(integrity.results)} checks of profile {profile.profile.name}"
+    if ok:
+        detail = f"{checked}: {counts['PASS']} passed" + (f", {counts['WARN']} warned (see the report's warnings)"
+                                                           if counts["WARN"] else "")
+    elif failing:
+        detail = f"{len(failing)} of {checked} failed: {failing[0].name}: {failing[0].detail}"
+    else:
+        detail = f"{checked}: verdict {integrity.verdict}"
+    stages.check(INTEGRITY_CHECK, ok, detail, evidence, time.perf_counter() - started)
 
 
 def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
@@ -536,9 +652,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds:,.1f} s"
 
 
-def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[tuple[str, str]]) -> None:
+#: The name the RPO's warnings go under.
+RPO_SOURCES = "RPO business timestamps"
+
+
+def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[tuple[str, str]], *,
+                               warn: bool = False) -> None:
     """The newest business event in the restored data: how much a restore would lose.
-    Tables or columns the target does not have are skipped."""
+    Tables or columns the target does not have are skipped; with ``warn`` (a profile's
+    declared sources) each is a warning naming it, and no source declared is one too."""
+    if warn:
+        report.rpo["sources"] = [f"{table}.{column}" for table, column in columns]
+        if not columns:
+            report.rpo["newest_business_timestamp_note"] = "no business timestamp sources declared"
+            report.warn(RPO_SOURCES, "no business timestamp sources declared (profile [[rpo.sources]]): the newest "
+                        "business activity the backup holds is unknown")
     db = create_engine(url, poolclass=sa.NullPool)
     newest: str | None = None
     try:
@@ -547,6 +675,10 @@ def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[
             tables = set(inspector.get_table_names())
             for table, column in columns:
                 if table not in tables or column not in {c["name"] for c in inspector.get_columns(table)}:
+                    if warn:
+                        missing = f"table {table}" if table not in tables else f"column {table}.{column}"
+                        report.warn(RPO_SOURCES, f"RPO source {table}.{column}: {missing} is not in the restored "
+                                    "copy; it was not read")
                     continue
                 value = conn.execute(sa.select(sa.func.max(sa.column(column))).select_from(sa.table(table))).scalar()
                 if value is not None and (newest is None or str(value) > newest):

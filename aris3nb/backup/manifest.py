@@ -136,12 +136,14 @@ def _short(exc: BaseException) -> str:
 
 @dataclass
 class Validation:
-    """Every problem found in a backup, each a line naming what it is about."""
+    """Every problem found in a backup, each a line naming what it is about; and warnings:
+    what could not be checked as it should have been, and why (the backup is still valid)."""
 
     manifest: Manifest
     problems: list[str] = field(default_factory=list)
     files_checked: int = 0
     bytes_checked: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +186,22 @@ def check_structure(document: dict[str, Any]) -> list[str]:
     problems += _duplicates("file", [e.get("path") for e in document["files"] if isinstance(e, dict)])
     problems += _duplicates("table", [e.get("name") for e in document["tables"] if isinstance(e, dict)])
     problems += _check_row_index(document)
+    problems += _check_optional_fields(document)
+    return problems
+
+
+#: Fields a manifest made for a target profile carries besides the required ones: each a list
+#: of text (``profile`` an object). Absent in older manifests, and in those of the reference.
+OPTIONAL_TEXT_LISTS = ("schema_tables", "excluded_tables", "warnings")
+
+
+def _check_optional_fields(document: dict[str, Any]) -> list[str]:
+    problems = []
+    for name in OPTIONAL_TEXT_LISTS:
+        if name in document and not (isinstance(document[name], list) and all(isinstance(v, str) for v in document[name])):
+            problems.append(f"field {name!r} is not a list of text")
+    if "profile" in document and not isinstance(document["profile"], dict):
+        problems.append("field 'profile' is not an object")
     return problems
 
 
@@ -347,8 +365,18 @@ def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tu
     return None, size
 
 
-#: Names the tables the ARIS3 schema has at a revision, or None for an unknown revision.
-SchemaTables = Callable[[str | None], set[str] | None]
+@dataclass(frozen=True)
+class UnknownSchema:
+    """What a schema lookup answers when it cannot tell the tables at a revision but the
+    backup may still be judged: ``reason`` (naming the revision) becomes a warning, and the
+    live schema the manifest recorded at backup time is compared instead."""
+
+    reason: str
+
+
+#: Names the tables the ARIS3 schema has at a revision; None for a revision unknown to the code
+#: (a problem: the backup cannot be judged), or ``UnknownSchema`` (a warning, see there).
+SchemaTables = Callable[[str | None], "set[str] | frozenset[str] | UnknownSchema | None"]
 
 
 def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Validation:
@@ -371,24 +399,57 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
         problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
         validation.problems += problems
     if schema_tables is not None and isinstance(manifest.document.get("tables"), list):
-        validation.problems += _check_schema_coverage(manifest, schema_tables)
+        problems, warnings = _check_schema_coverage(manifest, schema_tables)
+        validation.problems += problems
+        validation.warnings += warnings
     return validation
 
 
-def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> list[str]:
+def _text_list(document: dict[str, Any], name: str) -> list[str] | None:
+    value = document.get(name)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else None
+
+
+def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> tuple[list[str], list[str]]:
     revision = manifest.document.get("alembic_revision")
     if not isinstance(revision, (str, type(None))):
-        return []  # its type is reported by check_structure
+        return [], []  # its type is reported by check_structure
     listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
-    return schema_coverage_problems(revision, listed, schema_tables)
+    recorded = _text_list(manifest.document, "schema_tables")
+    return schema_coverage(revision, listed, schema_tables, live=set(recorded) if recorded is not None else None,
+                           excluded=set(_text_list(manifest.document, "excluded_tables") or ()))
+
+
+def schema_coverage(revision: str | None, listed: set[str], schema_tables: SchemaTables, *,
+                    live: set[str] | None = None, excluded: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """How the tables ``listed`` differ from the schema's at ``revision`` (problems), and what
+    could not be compared as it should (warnings): the same check ``backup create`` runs
+    before publishing a backup and ``validate`` runs after.
+
+    Tables ``excluded`` from backups (a profile's ``backup.exclude_tables``) are left out on
+    both sides. When the lookup answers ``UnknownSchema``, the tables are compared with the
+    ``live`` schema recorded at backup time instead, and its reason is a warning."""
+    expected = schema_tables(revision)
+    warnings: list[str] = []
+    if expected is None:
+        return [f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the "
+                "backup must hold"], []
+    if isinstance(expected, UnknownSchema):
+        if live is None:
+            warnings.append(f"{expected.reason}; the manifest records no live schema either: the backup's tables "
+                            "were not compared with any schema")
+            return [], warnings
+        warnings.append(f"{expected.reason}; the tables were compared with the live schema recorded at backup time")
+        expected, against = live, "the live schema recorded at backup time"
+    else:
+        against = f"the schema at {revision}"
+    expected = set(expected) - excluded
+    listed = listed - excluded
+    problems = [f"table {name!r} of {against} is not in the backup" for name in sorted(expected - listed)]
+    problems += [f"table {name!r} is in the backup but not in {against}" for name in sorted(listed - expected)]
+    return problems, warnings
 
 
 def schema_coverage_problems(revision: str | None, listed: set[str], schema_tables: SchemaTables) -> list[str]:
-    """How the tables ``listed`` differ from the schema's at ``revision``: the same check
-    ``backup create`` runs before publishing a backup and ``validate`` runs after."""
-    expected = schema_tables(revision)
-    if expected is None:
-        return [f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the backup must hold"]
-    problems = [f"table {name!r} of the schema at {revision} is not in the backup" for name in sorted(expected - listed)]
-    problems += [f"table {name!r} is in the backup but not in the schema at {revision}" for name in sorted(listed - expected)]
-    return problems
+    """The problems of ``schema_coverage`` (the reference's check: no live schema, nothing excluded)."""
+    return schema_coverage(revision, listed, schema_tables)[0]

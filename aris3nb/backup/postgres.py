@@ -384,12 +384,15 @@ def _key_of(line: bytes, width: int) -> list[Any]:
 
 
 def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None,
-             index: RowIndexWriter | None = None) -> dict[str, TableDigest]:
-    """Every table's digests; with ``index`` (a backup) each chunk's row digests and keys go
-    to it; with ``recorded`` (a drill) the rows of a chunk that differs are kept."""
+             index: RowIndexWriter | None = None, exclude: frozenset[str] = frozenset()) -> dict[str, TableDigest]:
+    """Every table's digests (but those in ``exclude``); with ``index`` (a backup) each
+    chunk's row digests and keys go to it; with ``recorded`` (a drill) the rows of a chunk
+    that differs are kept."""
     digests = {}
     schema = current_schema(conn)
     for table in table_names(conn, schema):
+        if table in exclude:
+            continue
         key = table_key(conn, schema, table)
         read = range_reader(conn, schema, table, key)
         if recorded is not None and table in recorded:
@@ -487,9 +490,11 @@ def table_digests(url: str, deadline: Deadline, recorded: dict[str, dict[str, An
 
 def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any, *,
                   lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
-                  index: RowIndexWriter | None = None) -> tuple[dict[str, TableDigest], Any]:
+                  index: RowIndexWriter | None = None,
+                  exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], Any]:
     """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot;
     the digests' pass writes each chunk's row digests and keys to ``index`` when given.
+    The rows of the tables in ``exclude`` are neither dumped nor digested (their schema is).
 
     ``read_snapshot(conn)`` reads whatever else the manifest needs (revision, schema) in the
     same snapshot; its result is returned beside the digests.
@@ -514,11 +519,12 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
         wait_ms = pg_sessions.lock_timeout_ms(lock_timeout_sec, deadline.remaining())
         args = [_tool("pg_dump"), "--format=directory", f"--jobs={DUMP_JOBS}", f"--snapshot={snapshot_id}",
                 f"--lock-wait-timeout={wait_ms}", "--no-password", f"--file={target}", f"--dbname={bare}"]
+        args += [f"--exclude-table-data={_pattern(schema)}.{_pattern(t)}" for t in sorted(set(exclude) & set(tables))]
         with tempfile.TemporaryFile("w+") as errors:
             process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=errors, text=True)
             try:
-                digests = _digests(conn, deadline, None, index)
+                digests = _digests(conn, deadline, None, index, frozenset(exclude))
                 extra = {**read_snapshot(conn), "schema": schema}
                 process.wait(timeout=deadline.remaining())
             except subprocess.TimeoutExpired as exc:
@@ -535,6 +541,12 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
                                   f"written; a migration or another lock holder is in the way: {_in_the_way(url, name)})")
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
     return digests, extra
+
+
+def _pattern(name: str) -> str:
+    """A name as a pg_dump pattern that matches it alone: double-quoted (which makes ``*``,
+    ``?`` and ``.`` literal), its double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def server_version(conn: sa.Connection) -> str:

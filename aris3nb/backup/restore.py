@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aris3nb.backup import pg_sessions, postgres, source, sqlite
+from aris3nb.backup import pg_sessions, postgres, profiles, source, sqlite
 from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
@@ -31,6 +31,7 @@ from aris3nb.core.errors import Aris3nbError, BackupError, SessionsInTheWay, Sou
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_url
 from aris3nb.core.settings import Settings
+from aris3nb.targets.profile import LoadedProfile
 
 ROLLBACK_LOG = "rollback_log.jsonl"
 
@@ -127,7 +128,8 @@ def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any
 
 def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, confirmed: bool,
                    timeout_sec: float | None = None, allow_other_source: bool = False,
-                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None) -> RestoreResult:
+                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None,
+                   profile: LoadedProfile | None = None) -> RestoreResult:
     """Restore the backup into ``target_url`` (confirmed), keeping a safety backup first.
 
     The backup must have been made from the target (``allow_other_source`` confirms one that
@@ -135,12 +137,15 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     transactions on the target refuse the restore unless ``terminate_sessions``. What is
     restored, and why, is told to ``announce`` before anything changes; the rows the
     restore discards (newer than the backup) are counted into the log and the result.
+    ``profile``: the target profile (None: the reference): the backup is validated against
+    its schema, and the safety backup is made with it (it records the profile by name).
     """
     if not confirmed:
         raise UsageError("restoring overwrites the target database: confirm with --yes")
     started = time.perf_counter()
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
-    validation = validate_backup(manifest_path, schema_tables_at)
+    validation = validate_backup(manifest_path, schema_tables_at if profiles.is_reference(profile)
+                                 else profiles.schema_tables_for(profile))
     validation.raise_if_invalid()
     manifest = validation.manifest
     if engine_name(target_url) != manifest.engine:
@@ -164,7 +169,7 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"
     safety: BackupResult = create_backup(target_url, f"safety_{stamp}_before_{manifest.name}"[:100], settings=settings,
-                                         timeout_sec=deadline.remaining(), purpose="safety")
+                                         timeout_sec=deadline.remaining(), purpose="safety", profile=profile)
     log["safety_backup"] = str(safety.path)
     append_rollback_log(settings, {**log, "status": "STARTED", "discarded": discarded})
     try:

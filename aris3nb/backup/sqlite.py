@@ -354,10 +354,13 @@ class _Plan:
     recorded: dict[str, Any] | None
 
 
-def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None) -> list[_Plan]:
+def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None,
+           exclude: frozenset[str] = frozenset()) -> list[_Plan]:
     plans = []
     with connect(path, deadline) as conn:
         for table in table_names(conn):
+            if table in exclude:
+                continue
             key = table_key(conn, table)
             was = recorded.get(table) if recorded is not None else None
             if was is not None:
@@ -371,13 +374,14 @@ def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] |
 
 
 def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None, *,
-                  yield_cpu: bool = False, index: RowIndexWriter | None = None) -> dict[str, TableDigest]:
-    """Digest every table, over the recorded chunks' key ranges and by their method when
-    ``recorded`` is given (a drill: the rows of a chunk that differs are kept in
-    ``rows_of``), else over fresh chunks of ``CHUNK_ROWS`` rows, writing each chunk's row
-    digests and keys to ``index`` when given. ``path`` must not change meanwhile: it is a
-    backup copy or a drill's scratch copy."""
-    plans = _plans(path, deadline, recorded)
+                  yield_cpu: bool = False, index: RowIndexWriter | None = None,
+                  exclude: frozenset[str] = frozenset()) -> dict[str, TableDigest]:
+    """Digest every table (but those in ``exclude``), over the recorded chunks' key ranges
+    and by their method when ``recorded`` is given (a drill: the rows of a chunk that
+    differs are kept in ``rows_of``), else over fresh chunks of ``CHUNK_ROWS`` rows, writing
+    each chunk's row digests and keys to ``index`` when given. ``path`` must not change
+    meanwhile: it is a backup copy or a drill's scratch copy."""
+    plans = _plans(path, deadline, recorded, frozenset(exclude))
     chunks = [(plan, number, lower, upper) for plan in plans
               for number, (lower, upper) in enumerate(zip([None, *plan.uppers[:-1]], plan.uppers, strict=True))]
 
@@ -485,6 +489,25 @@ def snapshot_copy(source_url: str, target: Path, deadline: Deadline) -> None:
         finally:
             dst.close()
     os.chmod(target, 0o600)
+
+
+def empty_tables(copy: Path, tables: frozenset[str]) -> None:
+    """Delete every row of ``tables`` in a backup's own copy (never the source): their rows
+    are left out of the backup, their schema stays. ``secure_delete`` overwrites the freed
+    pages, so the rows are not left in the file either."""
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        present = set(table_names(conn))
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        for table in sorted(tables & present):
+            conn.execute(f"DELETE FROM {_ident(table)}")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot leave the excluded tables out of the backup's copy: {exc}") from exc
+    finally:
+        conn.close()
 
 
 #: SQLite's codes for a write that the disk refused (full, over a size limit, I/O error).

@@ -19,7 +19,7 @@ from rich.console import Console
 from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.redact import redact_text
 from aris3nb.core.settings import Settings, load_settings
-from aris3nb.targets.profile import REFERENCE, LoadedProfile, resolve_profile
+from aris3nb.targets.profile import LoadedProfile, load_target_profile, resolve_profile
 
 out = Console()
 err = Console(stderr=True)
@@ -53,14 +53,14 @@ EmbeddedOption = Annotated[
 
 def target_profile(target: Path | None, embedded: bool) -> LoadedProfile:
     """The profile the command judges its target with (refusing a false green: see
-    ``aris3nb.targets.profile.resolve_profile``). Profiles other than the built-in reference
-    are read and validated; until their contract is applied by every check, a command refuses
-    to judge such a target with the reference's checks."""
+    ``aris3nb.targets.profile.resolve_profile``); ``--embedded`` with a profile other than the
+    built-in reference is contradictory (the embedded default is the reference)."""
+    if embedded and target is None:  # on purpose, whatever profile the folder holds
+        return load_target_profile(None)
     loaded = resolve_profile(target, embedded=embedded)
-    if loaded.profile.name != REFERENCE.name or loaded.path is not None:
-        raise UsageError(f"target profile {loaded.label} is valid, but this aris3nb applies only the built-in "
-                         "reference profile yet: judging this target with the reference's checks would be a false "
-                         "green (foreign targets are being wired in; see docs/ARCHITECTURE.md)")
+    if embedded and not loaded.is_reference:
+        raise UsageError(f"--embedded judges the bundled reference; the target profile {loaded.label} describes "
+                         "another target: give one or the other")
     return loaded
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from aris3nb.backup import profiles
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
@@ -44,32 +45,39 @@ def _print_json(document: object) -> None:
 def create(
     name: Annotated[str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.")],
     database_url_option: DatabaseUrlOption = None,
-    exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: ARIS3_EXPORTS_DIR, else the embedded one.")] = None,
+    exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: the target profile's "
+                                                     "exports folder; for the reference ARIS3_EXPORTS_DIR, else the "
+                                                     "embedded one.")] = None,
     timeout: TimeoutOption = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME."""
-    target_profile(target, embedded)
+    profile = target_profile(target, embedded)
     current = settings()
+    if exports_dir is None and profiles.is_reference(profile):
+        exports_dir = current.resolved_exports_dir()
     show = not json_output and err.is_terminal
     with err.status("backing up…", spinner="dots") if show else contextlib.nullcontext() as status:
         result = create_backup(
             database_url(database_url_option), name, settings=current,
-            exports_dir=exports_dir or current.resolved_exports_dir(), timeout_sec=timeout,
+            exports_dir=exports_dir, timeout_sec=timeout, profile=profile,
             progress=(lambda stage: status.update(stage)) if show else (lambda stage: None),
         )
     tables = result.manifest["tables"]
     summary = {"backup": str(result.path), "manifest": str(result.manifest_path), "name": name,
                "tables": len(tables), "rows": sum(t["rows"] for t in tables), "files": len(result.manifest["files"]),
                "duration_sec": result.manifest["durations_sec"]["total"],
-               "stale_temporaries_removed": result.stale_removed}
+               "stale_temporaries_removed": result.stale_removed, "profile": profile.as_evidence(),
+               "warnings": result.warnings}
     if json_output:
         _print_json(summary)
     else:
         say(f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
             f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}")
+        for warning in result.warnings:
+            say(f"WARN  {warning}")
         for name in result.stale_removed:
             say(f"removed {name}: the temporary folder of a backup whose process is gone")
 
@@ -78,18 +86,24 @@ def create(
 def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: EmbeddedOption = False,
              json_output: JsonOption = False) -> None:
     """Check every file, size, digest and path of a backup against its manifest (exit 1 if invalid)."""
-    target_profile(target, embedded)
-    result = validate_backup(manifest, schema_tables_at)
+    profile = target_profile(target, embedded)
+    result = validate_backup(manifest, schema_tables_at if profiles.is_reference(profile)
+                             else profiles.schema_tables_for(profile))
     document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
-                "files_checked": result.files_checked, "bytes_checked": result.bytes_checked}
+                "warnings": result.warnings, "files_checked": result.files_checked,
+                "bytes_checked": result.bytes_checked, "profile": profile.as_evidence()}
     if json_output:
         _print_json(document)
     elif result.ok:
-        say(f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)")
+        say(f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)"
+            + (f" with {len(result.warnings)} warning{'' if len(result.warnings) == 1 else 's'}" if result.warnings else ""))
     else:
         say(f"INVALID: {result.manifest.path} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})")
         for problem in result.problems:
             say(f"  - {problem}")
+    if not json_output:
+        for warning in result.warnings:
+            say(f"  WARN {warning}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -106,15 +120,18 @@ def restore_verify_command(
     """The restore drill: restore into a disposable database, verify, upgrade; writes
     drill_report_<timestamp>.json (PostgreSQL drills create their scratch database on the
     server of --database-url)."""
-    target_profile(target, embedded)
+    profile = target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
-    report, path = restore_verify(manifest, settings=current, server_url=url, timeout_sec=timeout)
+    report, path = restore_verify(manifest, settings=current, server_url=url, timeout_sec=timeout,
+                                  profile=None if profiles.is_reference(profile) else profile)
     if json_output:
         _print_json({**report.as_document(), "report_path": str(path)})
     else:
         for check in report.checks:
             say(f"{check.status:<4}  {check.name:<26} {check.detail}")
+        for warning in report.warnings:
+            say(f"WARN  {warning['name']:<26} {warning['detail']}")
         say(f"drill {report.status}: RTO {report.rto_sec.get('total', 0):.1f} s; report {path}")
 
 
@@ -141,10 +158,11 @@ def restore(
     (--terminate-sessions), and every lock wait is bounded. A failed restore leaves the
     target as it was. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest).
     """
-    target_profile(target, embedded)
+    profile = target_profile(target, embedded)
     result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout,
                             allow_other_source=allow_other_source, terminate_sessions=terminate_sessions,
-                            announce=say if not json_output else (lambda line: None))
+                            announce=say if not json_output else (lambda line: None),
+                            profile=None if profiles.is_reference(profile) else profile)
     document = {"target": result.target, "backup": result.backup, "safety_backup": str(result.safety_backup),
                 "duration_sec": round(result.duration_sec, 3), "discarded": result.discarded,
                 "other_source": result.other_source}

@@ -25,7 +25,7 @@ from aris3nb.core.checks import CheckResult, Verdict
 from aris3nb.core.errors import GateFailed, IntegrityFailed
 from aris3nb.core.report import CheckReport
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
-from aris3nb.gate.runner import parse_budgets
+from aris3nb.gate.runner import latency_names, parse_budgets
 from aris3nb.integrity import IntegrityOptions, run_integrity_check
 
 #: Width of the table when the output is not a terminal (CI logs): wide enough for one line per check.
@@ -67,21 +67,28 @@ def gate(
         "a scratch database aris3nb_gate_<hex>. Not given: the PostgreSQL round trip is skipped.",
         show_default=False)] = None,
     budget: Annotated[list[str] | None, typer.Option(
-        "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable. "
-        "Defaults: OPS_GATE_BUDGET_*_MS.", show_default=False)] = None,
+        "--budget", help="A p95 budget NAME=MS; repeatable. NAME: health, stock, reports, exports for the reference "
+        "(defaults: OPS_GATE_BUDGET_*_MS), or the name of one of the target profile's [[service.endpoints]] "
+        "(default: its p95_ms).", show_default=False)] = None,
+    check: Annotated[list[str] | None, typer.Option(
+        "--check", help="Run only this check (repeatable), e.g. http.ready; an unknown name is a usage error (exit 2) "
+        "listing the checks of the target's profile. Default: every check.", show_default=False)] = None,
     strict: StrictOption = False,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Release readiness gate: git, migrations (single head, round trip, target at head),
-    per-area smoke, /health and /ready, p95 latency. Exit 0 on PASS or PASS_WITH_WARNINGS,
+    per-area smoke, /health and /ready, p95 latency — as the target's profile describes its
+    service and smoke suite. Exit 0 on PASS or PASS_WITH_WARNINGS,
     1 on FAIL (or on warnings with --strict), 2 on bad usage. The JSON summary is always
     written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
     """
-    target_profile(target, embedded)
+    loaded = target_profile(target, embedded)
     options = GateOptions(pytest_target=pytest_target, base_url=base_url, database_url=target_database_url,
-                          postgres_url=postgres_url, strict=strict, budgets_ms=parse_budgets(budget))
+                          postgres_url=postgres_url, strict=strict,
+                          budgets_ms=parse_budgets(budget, known=latency_names(loaded)),
+                          checks=tuple(check) if check else None, profile=loaded)
     report = run_gate(options, load_gate_settings(), on_result=_progress)
     _show(report, "release readiness gate", "summary", GateFailed, json_output=json_output)
 

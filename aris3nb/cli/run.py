@@ -78,7 +78,7 @@ def run(
     complete, or a rollback trigger fired); 2: bad usage; 130: interrupted (the bundle of what ran
     is still sealed).
     """
-    from aris3nb.evidence.runner import DEFAULT_PYTEST_TARGET, RunOptions, rerun_options, run_playbook
+    from aris3nb.evidence.runner import RunOptions, rerun_options, run_playbook
     from aris3nb.gate.runner import parse_budgets
 
     profile = target_profile(target, embedded)
@@ -87,8 +87,8 @@ def run(
         phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
         strict=strict, confirm_restore=yes, revert_command=revert_command, manifest=manifest,
         terminate_sessions=terminate_sessions,
-        budgets_ms=parse_budgets(budget), pytest_target=pytest_target or DEFAULT_PYTEST_TARGET,
-        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key, profile=profile.as_evidence(),
+        budgets_ms=parse_budgets(budget), pytest_target=pytest_target,
+        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key, profile=profile,
     )
     if rerun_phase and not rerun:
         raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")

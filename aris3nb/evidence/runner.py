@@ -58,6 +58,7 @@ from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.evidence.seal import seal
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
 from aris3nb.phases.inputs import DEFAULT_SMOKE_TARGET
+from aris3nb.targets.profile import LoadedProfile, load_target_profile
 
 # Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
 # that the first kernel starts booting as early as possible.
@@ -86,7 +87,7 @@ class RunOptions:
     manifest: Path | None = None  # the backup a drill (or an operator's rollback) takes; default: see _parameters
     revert_command: str | None = None
     budgets_ms: Mapping[str, float] = field(default_factory=dict)
-    pytest_target: str = DEFAULT_PYTEST_TARGET
+    pytest_target: str | None = None  # None: the profile's [smoke] suite, or the playbook's own (reference)
     cell_timeout_sec: float = 600.0
     scale: int = EMBEDDED_SCALE
     signing_key: Path | None = None
@@ -96,8 +97,8 @@ class RunOptions:
     #: the re-run is then at best PASS_WITH_WARNINGS, and --strict fails it.
     rerun_warning: str | None = None
     notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
-    #: The target profile the run judges with (name, file, SHA-256); default: the built-in reference.
-    profile: Mapping[str, Any] | None = None
+    #: The target profile the run judges with; default: the built-in reference.
+    profile: LoadedProfile = field(default_factory=lambda: load_target_profile(None))
 
     @property
     def embedded(self) -> bool:
@@ -124,8 +125,10 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     from aris3nb.targets.embedded import embedded_target, reference_service
 
     if options.base_url:
+        exports = options.profile.exports_dir() if not options.profile.is_reference else None
         database_url = options.database_url or settings.database_url
-        yield Target("base_url", options.base_url, database_url, settings.resolved_exports_dir() if database_url else None,
+        yield Target("base_url", options.base_url, database_url,
+                     exports or (settings.resolved_exports_dir() if database_url else None),
                      f"{redact_text(options.base_url)} (--base-url)")
         return
     if options.database_url:
@@ -197,16 +200,17 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
         manifest = _deploy_backup(run) or options.manifest
     elif phase.name == "rollback":
         manifest, no_restore_reason = _restore_plan(run, triggers)
-    pytest_target = Path(options.pytest_target)
-    if not pytest_target.is_absolute():  # so that the notebook also runs from its bundle folder
+    pytest_target = Path(options.pytest_target) if options.pytest_target else None
+    if pytest_target is not None and not pytest_target.is_absolute():  # the notebook also runs from its bundle folder
         pytest_target = (options.workdir or Path.cwd()) / pytest_target
     values: dict[str, Any] = {
-        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": str(pytest_target),
+        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": str(pytest_target) if pytest_target else None,
         "strict": options.strict, "budgets_ms": budgets, "exports_dir": exports_dir, "backup_name": run.backup_name,
         "manifest": str(manifest) if manifest else None,
         "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
         "confirm_restore": options.confirm_restore, "no_restore_reason": no_restore_reason,
         "terminate_sessions": options.terminate_sessions,
+        "profile": str(options.profile.path) if options.profile.path else None,
     }
     return {name: values[name] for name in phase.parameters}
 
@@ -361,16 +365,21 @@ def _secrets(options: RunOptions, settings: Settings) -> list[str]:
 
 def validate_run_options(options: RunOptions) -> RunOptions:
     from aris3nb.gate.http import parse_base_url
-    from aris3nb.gate.runner import LATENCY_ENDPOINTS
+    from aris3nb.gate.runner import latency_names
 
     unknown = [name for name in options.phases if name not in PHASE_BY_NAME]
     if unknown:
         raise UsageError(f"unknown phase(s) {', '.join(unknown)}; phases: {', '.join(PHASE_BY_NAME)}")
     if options.database_url is not None:
         parse_database_url(options.database_url)
-    unknown_budgets = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
+    known_budgets = latency_names(options.profile)
+    unknown_budgets = sorted(set(options.budgets_ms) - set(known_budgets))
     if unknown_budgets:
-        raise UsageError(f"unknown latency budget(s) {', '.join(unknown_budgets)}; known: {', '.join(LATENCY_ENDPOINTS)}")
+        raise UsageError(f"unknown latency budget(s) {', '.join(unknown_budgets)}; known for the profile "
+                         f"{options.profile.profile.name}: {', '.join(known_budgets) or 'none'}")
+    if not options.profile.is_reference and not options.base_url:
+        raise UsageError(f"the target profile {options.profile.label} describes a service of its own: give its "
+                         "--base-url (and --database-url); aris3nb serves only its bundled reference itself")
     if options.cell_timeout_sec <= 0:
         raise UsageError("the cell timeout must be a positive number of seconds")
     if options.signing_key is not None and not options.signing_key.is_file():
@@ -379,11 +388,12 @@ def validate_run_options(options: RunOptions) -> RunOptions:
         raise UsageError(f"the phase notebooks are not at {options.notebooks_dir}: the installation is incomplete")
     base_url = parse_base_url(options.base_url) if options.base_url is not None else None
     workdir = (options.workdir or Path.cwd()).absolute()
-    smoke = Path(options.pytest_target.split("::")[0])
-    if not (smoke if smoke.is_absolute() else workdir / smoke).exists():
-        raise UsageError(f"the smoke target {options.pytest_target} does not exist (looked in {workdir}): give "
+    pytest_target = options.pytest_target or (DEFAULT_PYTEST_TARGET if options.profile.is_reference else None)
+    smoke = Path(pytest_target.split("::")[0]) if pytest_target else None
+    if smoke is not None and not (smoke if smoke.is_absolute() else workdir / smoke).exists():
+        raise UsageError(f"the smoke target {pytest_target} does not exist (looked in {workdir}): give "
                          "--pytest-target, or run from the checkout that holds it")
-    return dataclasses.replace(options, base_url=base_url, workdir=workdir,
+    return dataclasses.replace(options, base_url=base_url, workdir=workdir, pytest_target=pytest_target,
                                phases=tuple(dict.fromkeys(options.phases)))
 
 

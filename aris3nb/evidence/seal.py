@@ -20,6 +20,7 @@ from aris3nb.core.redact import redact_text, redact_url
 from aris3nb.evidence.marks import NOTEBOOKS_DIR
 from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.phases import ROLLBACK, Trigger
+from aris3nb.targets.revision import target_code_revision
 
 if TYPE_CHECKING:
     from aris3nb.evidence.runner import _Run
@@ -112,7 +113,7 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
             "executed_by": executed_by, "rerun_warning": options.rerun_warning,
         },
-        "profile": dict(options.profile) if options.profile else {"name": "reference", "path": None, "sha256": None},
+        "profile": {**options.profile.as_evidence(), "code_revision": target_code_revision(options.profile)},
         "triggers": [dataclasses.asdict(t) for t in triggers],
         "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
                    for p in run.phases],

@@ -1,6 +1,11 @@
 """HTTP probes of a running ARIS3 service: base URLs, health and readiness, logging in
 with the smoke account, and latency measured honestly.
 
+The reference service's contract is built in (``probe_health``, ``probe_ready``, ``log_in``);
+another deployment's comes from its target profile's ``[service]`` tables
+(``probe_service_health``, ``probe_service_ready``, ``log_in_service``): paths, RFC 6901
+pointers into the JSON answers, the expected values, the login body and where its token is.
+
 Every request has explicit timeouts; httpx's errors become ``ProbeFailed`` here, at one
 boundary, naming the request and the cause. Latency is measured on one kept-alive
 connection, sequentially, after a warm-up: at least ``MIN_LATENCY_SAMPLES`` samples, and
@@ -10,11 +15,12 @@ type 7, as k6 computes them). Every sample is kept so the evidence can be charte
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -23,6 +29,9 @@ from aris3nb.core.checks import Outcome, failed, passed, warned
 from aris3nb.core.errors import InvalidBaseUrl, ProbeFailed
 from aris3nb.core.redact import redact_text
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES
+
+if TYPE_CHECKING:
+    from aris3nb.targets.profile import Health, Login, Ready
 
 #: Connecting should never take long on a healthy network, whatever the read timeout.
 MAX_CONNECT_TIMEOUT_SEC = 3.0
@@ -113,6 +122,229 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What ``resolve_pointer`` answers for a pointer naming nothing in the document.
+MISSING: Any = _Missing()
+
+
+def resolve_pointer(document: Any, pointer: str) -> Any:
+    """The value ``pointer`` (RFC 6901) names in ``document``, or ``MISSING``.
+
+    ``""`` is the whole document; each ``/``-separated token, ``~1`` read as ``/`` and then
+    ``~0`` as ``~``, names a member of an object or, as a decimal index without leading zeros,
+    an element of an array. ``ValueError`` for a pointer that is not one (no leading ``/``,
+    a ``~`` not followed by 0 or 1).
+    """
+    if pointer == "":
+        return document
+    if not pointer.startswith("/"):
+        raise ValueError(f"JSON pointer {pointer!r} must be empty or start with '/' (RFC 6901)")
+    value = document
+    for raw in pointer[1:].split("/"):
+        if "~" in raw.replace("~0", "").replace("~1", ""):
+            raise ValueError(f"JSON pointer {pointer!r}: '~' must be followed by 0 or 1 (RFC 6901)")
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict):
+            if token not in value:
+                return MISSING
+            value = value[token]
+        elif isinstance(value, list):
+            if not token.isdigit() or not token.isascii() or (len(token) > 1 and token[0] == "0"):
+                return MISSING
+            if int(token) >= len(value):
+                return MISSING
+            value = value[int(token)]
+        else:
+            return MISSING
+    return value
+
+
+def pointer_of(field_name: str) -> str:
+    """The JSON pointer of a top-level member (``"a/b"`` → ``"/a~1b"``)."""
+    return "/" + field_name.replace("~", "~0").replace("/", "~1")
+
+
+def json_equal(actual: Any, expected: Any) -> bool:
+    """Equality as JSON sees it: ``true`` is not ``1`` and ``1`` is not ``"1"``."""
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        return actual.keys() == expected.keys() and all(json_equal(actual[k], expected[k]) for k in actual)
+    if isinstance(actual, list) and isinstance(expected, list):
+        return len(actual) == len(expected) and all(json_equal(a, e) for a, e in zip(actual, expected, strict=True))
+    if isinstance(actual, int | float) and isinstance(expected, int | float):
+        return actual == expected
+    return type(actual) is type(expected) and actual == expected
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as a detail shows it (``true``, ``"ready"``)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:  # not JSON at all, or not UTF-8
+        return MISSING
+
+
+#: How much of a server's answer a login failure quotes.
+ANSWER_CHARS = 160
+
+
+def describe_answer(response: httpx.Response, secrets: list[str | None] | None = None) -> str:
+    """What the server answered, for a detail: the status, then its error's code and message
+    (a top-level envelope ``{"code", "message"}``, a nested ``{"error": {...}}``, or FastAPI's
+    ``{"detail": ...}``), else the first characters of the body; secrets masked, kept short."""
+    head = f"{response.status_code} {response.reason_phrase}".strip()
+    body = _json_body(response)
+    said: str | None = None
+    if isinstance(body, dict):
+        envelope = body.get("error") if isinstance(body.get("error"), dict) else body
+        if envelope.get("code") is not None or envelope.get("message") is not None:
+            said = ": ".join(str(envelope[k]) for k in ("code", "message") if envelope.get(k) is not None)
+        elif "detail" in body:
+            said = _shown(body["detail"])
+    if said is None:
+        said = " ".join(response.text.split())
+    said = redact_text(said, secrets or [])
+    if len(said) > ANSWER_CHARS:
+        said = said[:ANSWER_CHARS] + "..."
+    return f"{head}: {said}" if said else head
+
+
+def _judge_json_probe(response: httpx.Response, elapsed: float, path: str, *, status: int,
+                      expectations: list[tuple[str, Any]], documented: str) -> tuple[Outcome | None, Any]:
+    """The common part of a health or readiness probe: the expected status, then a JSON
+    answer holding the expected value at each ``(pointer, expected)`` of ``expectations``
+    (``documented`` describes them). Returns a FAIL outcome (or None) and the JSON body
+    (``MISSING`` when it is not JSON)."""
+    evidence = response_evidence(response, elapsed)
+    if response.status_code != status:
+        return failed(f"GET {path} answered {describe_answer(response)}"
+                      + (f" (expected {status})" if status != 200 else ""), **evidence), MISSING
+    body = _json_body(response)
+    for pointer, expected in expectations:
+        try:
+            found = resolve_pointer(body, pointer) if body is not MISSING else MISSING
+        except ValueError as exc:
+            return failed(f"the profile's pointer for GET {path} is not valid: {exc}", **evidence), body
+        if found is MISSING or not json_equal(found, expected):
+            return failed(f"GET {path} answered {status} without the documented JSON body {documented}: "
+                          f"{describe_body(response)}", **evidence), body
+    return None, body
+
+
+def probe_service_health(client: httpx.Client, health: Health) -> Outcome:
+    """GET the profile's health path: 200 and the JSON value at its pointer equal to its
+    ``expect`` (``[service.health]``). Anything else is a FAIL saying what came back."""
+    started = time.perf_counter()
+    response = send(client, "GET", health.path)
+    elapsed = (time.perf_counter() - started) * 1000
+    documented = f"{health.pointer} = {_shown(health.expect)}"
+    outcome, _ = _judge_json_probe(response, elapsed, health.path, status=200,
+                                   expectations=[(health.pointer, health.expect)], documented=documented)
+    if outcome is not None:
+        return outcome
+    return passed(f"200, {documented} in {elapsed:.1f} ms", **response_evidence(response, elapsed))
+
+
+def probe_service_ready(client: httpx.Client, ready: Ready, *, expected_revision: str | None = None,
+                        head_error: str | None = None) -> Outcome:
+    """GET the profile's ready path: its ``status``, the value at ``ready_pointer`` (when one
+    is set) equal to ``ready_expect``, and — when ``revision_pointer`` is set — a revision
+    there equal to ``expected_revision`` (the target's code head). ``head_error`` says why
+    that head could not be read: the comparison then FAILs with it, never passes unchecked.
+    A profile whose service reports no revision (``revision_pointer`` empty) passes on
+    readiness alone and says so."""
+    started = time.perf_counter()
+    response = send(client, "GET", ready.path)
+    elapsed = (time.perf_counter() - started) * 1000
+    expectations = [(ready.ready_pointer, ready.ready_expect)] if ready.ready_pointer else []
+    shown = ", ".join(f"{p} = {_shown(v)}" for p, v in expectations)
+    outcome, body = _judge_json_probe(response, elapsed, ready.path, status=ready.status, expectations=expectations,
+                                      documented=shown)
+    evidence = response_evidence(response, elapsed)
+    if outcome is not None:
+        outcome.evidence["revision"] = None
+        return outcome
+    said = f"{ready.status}" + (f", {shown}" if shown else " (the profile names no ready_pointer: the status alone)")
+    if not ready.revision_pointer:
+        return passed(f"{said} in {elapsed:.1f} ms; the service reports no revision (the profile names no "
+                      "revision_pointer), so the schema's revision is not compared here", revision=None, **evidence)
+    try:
+        revision = resolve_pointer(body, ready.revision_pointer) if body is not MISSING else MISSING
+    except ValueError as exc:
+        return failed(f"the profile's revision_pointer is not valid: {exc}", revision=None, **evidence)
+    if not isinstance(revision, str) or not revision:
+        return failed(f"GET {ready.path} answered {said} without a revision at {ready.revision_pointer}: "
+                      f"{describe_body(response)}", revision=None, **evidence)
+    if expected_revision is None:
+        return failed(f"GET {ready.path} answered {said} at revision {revision}, but it cannot be compared: "
+                      f"cannot read the target's head ({head_error or 'no head given'})", revision=revision,
+                      expected_revision=None, **evidence)
+    if revision != expected_revision:
+        return failed(f"GET {ready.path} answered {said} at revision {revision}, expected {expected_revision} "
+                      "(the target's code head)", revision=revision, expected_revision=expected_revision, **evidence)
+    return passed(f"{said} at revision {revision} (the target's head) in {elapsed:.1f} ms", revision=revision,
+                  expected_revision=expected_revision, **evidence)
+
+
+def fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
+    """``value`` with ``{name}`` replaced by ``values[name]`` in its strings only (nested
+    objects and arrays too; keys, numbers and booleans untouched)."""
+    if isinstance(value, str):
+        for name, text in values.items():
+            value = value.replace("{" + name + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {key: fill_placeholders(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_placeholders(item, values) for item in value]
+    return value
+
+
+def log_in_service(client: httpx.Client, login: Login, username: str, password: str, *,
+                   account_hint: str = "") -> str:
+    """Log in as the profile says (``[service.login]``: its body with ``{username}`` and
+    ``{password}`` filled in) and return the token found at its ``token_pointer``.
+    ``ProbeFailed`` otherwise, quoting the server's answer: its status and its code and
+    message (the credentials are blamed only when the server said 401 or 403)."""
+    body = fill_placeholders(login.body, {"username": username, "password": password})
+    response = send(client, login.method, login.path, json=body)
+    where = f"login as {username} (POST {login.path})"
+    if response.status_code != 200:
+        answer = describe_answer(response, [password])
+        why = (f"; the server refused the smoke account's credentials{account_hint}"
+               if response.status_code in (401, 403) else
+               "; the server rejected the login request (is the profile's [service.login] body what it expects?)"
+               if response.status_code in (400, 404, 405, 415, 422) else "")
+        raise ProbeFailed(f"{where} answered {answer}{why}")
+    try:
+        token = resolve_pointer(_json_body(response), login.token_pointer)
+    except ValueError as exc:
+        raise ProbeFailed(f"the profile's [service.login] token_pointer is not valid: {exc}") from exc
+    if not isinstance(token, str) or not token:
+        body = _json_body(response)
+        keys = ", ".join(sorted(map(str, body))) if isinstance(body, dict) else type(body).__name__
+        raise ProbeFailed(f"{where} answered 200 without a token at {login.token_pointer} (answer's keys: {keys})")
+    return token
+
+
+def service_auth_header(login: Login, token: str) -> dict[str, str]:
+    """The header that carries ``token`` (``[service.login].auth_header``, e.g.
+    ``Authorization: Bearer {token}``)."""
+    return {login.auth_header.name: login.auth_header.value.replace("{token}", token)}
+
+
 def probe_health(client: httpx.Client, *, status_field: str = "status", status_value: str = "ok") -> Outcome:
     """GET /health must answer 200 with the documented JSON object, ``{"status": "ok"}``.
 
@@ -184,6 +416,8 @@ class LatencyPlan:
     warmup: int = 20
     deadline_sec: float = 60.0
     min_samples: int = MIN_LATENCY_SAMPLES
+    params: Mapping[str, str] = field(default_factory=dict)  # the query string (a profile's endpoint)
+    status: int | None = None  # the answer expected (a profile's endpoint); None: any 2xx
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -211,20 +445,23 @@ def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, 
     PASS, unless enough of them are over budget to make the p95 certainly too high.
     """
     headers = headers or {}
+    params = dict(plan.params) or None
     for _ in range(plan.warmup):
-        _expect_ok(send(client, "GET", plan.path, headers=headers), plan.path)
+        _expect_ok(send(client, "GET", plan.path, headers=headers, params=params), plan.path, plan.status)
     samples: list[float] = []
     deadline = clock() + plan.deadline_sec
     while len(samples) < plan.samples and clock() < deadline:
         started = clock()
-        response = send(client, "GET", plan.path, headers=headers)
+        response = send(client, "GET", plan.path, headers=headers, params=params)
         samples.append((clock() - started) * 1000)
-        _expect_ok(response, plan.path)
+        _expect_ok(response, plan.path, plan.status)
     evidence: dict[str, Any] = {
         "path": plan.path, "budget_ms": plan.budget_ms, "warmup": plan.warmup, "requested_samples": plan.samples,
         "min_samples": plan.min_samples, "deadline_sec": plan.deadline_sec,
         "method": "numpy.percentile(method='linear') (type 7)",
     }
+    if plan.params or plan.status is not None:
+        evidence.update(params=dict(plan.params), expected_status=plan.status)
     if not samples:
         return warned(f"inconclusive: no sample taken within {plan.deadline_sec:g} s", samples_ms=[], **evidence)
     samples = [round(s, 3) for s in samples]  # kept as recorded, so the percentiles can be recomputed exactly
@@ -247,6 +484,8 @@ def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, 
     return passed(summary.format("<="), **evidence)
 
 
-def _expect_ok(response: httpx.Response, path: str) -> None:
-    if not 200 <= response.status_code < 300:
+def _expect_ok(response: httpx.Response, path: str, status: int | None = None) -> None:
+    if status is None and not 200 <= response.status_code < 300:
         raise ProbeFailed(f"GET {path} answered {describe_response(response)}")
+    if status is not None and response.status_code != status:
+        raise ProbeFailed(f"GET {path} answered {describe_answer(response)}, expected {status}")

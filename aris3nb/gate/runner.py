@@ -15,8 +15,26 @@ Checks, in the order they run (each a small function registered in ``GATE_CHECKS
     http.health, http.ready          /health and /ready of the live target
     latency.health, .stock, .reports, .exports   p95 of each endpoint within its budget
 
-The live target is ``--base-url``, or else the reference service started by the gate over
-a freshly migrated and seeded temporary SQLite database, stopped when the gate ends.
+That is the list for the built-in reference profile. A run judges its target with
+``GateOptions.profile`` (a target profile, ``aris3nb.toml``), and ``gate_checks(profile)`` is
+the list it runs: the same checks, in the same order, but
+
+* ``http.health`` and ``http.ready`` read the profile's ``[service.health]`` and
+  ``[service.ready]`` (paths, JSON pointers, expected values; the revision is compared with
+  the target's code head only where the service reports one);
+* the latency checks are the profile's ``[[service.endpoints]]``, one ``latency.<name>``
+  each (its query, expected status and p95 budget; authenticated as ``[service.login]``
+  says), or one ``latency`` WARN when it declares none;
+* ``smoke`` runs the profile's ``[smoke]`` suite (or ``--pytest-target``) with the target's
+  own interpreter in its root, telling it the live base URL and the smoke account through
+  the variables ``[service.smoke_account]`` names, and maps its tests to the areas by the
+  ``[[smoke.areas]]`` rules;
+* the migration checks and ``target.schema`` FAIL for a profile whose code is not
+  aris3nb's reference (``[target] python`` set): they do not read a foreign Alembic history yet.
+
+The live target is ``--base-url``, or else (built-in reference profile only) the reference
+service started by the gate over a freshly migrated and seeded temporary SQLite database,
+stopped when the gate ends.
 """
 
 from __future__ import annotations
@@ -24,11 +42,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib
 import json
 import math
 import os
 import platform
-from collections.abc import Callable, Mapping
+import shutil
+import sys
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,15 +58,27 @@ import httpx
 import sqlalchemy as sa
 
 from aris3nb import __version__, migrate
-from aris3nb.core.checks import CheckResult, Outcome, Registry, failed, passed, skipped, verdict_of
+from aris3nb.core.checks import (
+    CheckFunction,
+    CheckResult,
+    Outcome,
+    Registry,
+    Status,
+    failed,
+    passed,
+    skipped,
+    verdict_of,
+    warned,
+)
 from aris3nb.core.db import parse_database_url
-from aris3nb.core.errors import UsageError
+from aris3nb.core.errors import Aris3nbError, ProbeFailed, UsageError
 from aris3nb.core.files import write_json_evidence, write_text_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
 from aris3nb.gate import freshness, git, http, migrations, smoke
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
+from aris3nb.targets.profile import REFERENCE, Endpoint, LoadedProfile
 
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
 GATE_SUMMARY_VERSION = 1
@@ -75,6 +108,30 @@ class GateOptions:
     script_location: Path | None = None  # another Alembic script directory (tests); default: ARIS3's
     metadata: sa.MetaData | None = None  # the models the schema must equal; default: ARIS3's
     checks: tuple[str, ...] | None = None  # run only these checks (in registry order); default: all
+    profile: LoadedProfile = field(default_factory=lambda: LoadedProfile(REFERENCE, None, None))  # the target's
+
+
+def is_builtin_reference(loaded: LoadedProfile) -> bool:
+    """The built-in reference profile (the bundled double): the gate's original contract."""
+    return loaded.path is None and loaded.profile == REFERENCE
+
+
+def runs_reference_code(loaded: LoadedProfile) -> bool:
+    """Whether the target's code is aris3nb's reference (no interpreter of its own)."""
+    return loaded.profile.target.python is None
+
+
+def target_python(loaded: LoadedProfile) -> str:
+    """The target's own interpreter (``[target] python``: a path, absolute or relative to the
+    target's root, or a command name on PATH, as ``aris3nb.targets.code`` reads it); aris3nb's
+    own when the profile names none. One that does not exist fails the check that runs it."""
+    python = loaded.profile.target.python
+    if python is None:
+        return sys.executable
+    if "/" not in python:
+        return shutil.which(python) or python
+    path = Path(python).expanduser()
+    return str(path if path.is_absolute() else loaded.root / path)
 
 
 @dataclass(frozen=True)
@@ -125,16 +182,20 @@ class GateContext:
         self.settings = settings
         self.run_id = run_id
         self.stack = stack
-        self.workdir = (options.workdir or Path.cwd()).absolute()
+        self.profile = options.profile
+        self.reference = is_builtin_reference(options.profile)
+        self.workdir = default_workdir(options)
         self.folder = settings.ops_artifacts_dir / GATE_FOLDER
         self.files: dict[str, str] = {}
         self.live_description: str | None = None  # set once a check has reached the live target
-        self.budgets = {**settings.budgets_ms(), **options.budgets_ms}
+        self.budgets = {**default_budgets(options.profile, settings), **options.budgets_ms}
+        account = options.profile.profile.service.smoke_account
         self.secrets: list[str | None] = [
             settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
             settings.secret_key.get_secret_value() if settings.secret_key else None,
             *(url_password(u) for u in (options.database_url, settings.database_url, options.postgres_url) if u),
             httpx.URL(options.base_url).password if options.base_url else None,
+            os.environ.get(account.password_env) if account is not None and not self.reference else None,
         ]
         self._target = _Cached(self._resolve_target)
         self._client = _Cached(lambda: stack.enter_context(
@@ -154,15 +215,41 @@ class GateContext:
     def auth_headers(self) -> dict[str, str]:
         return self._auth.get()
 
+    def smoke_account(self) -> tuple[str | None, str | None, tuple[str, str]]:
+        """Username, password (None when unset) and the variables they come from: those the
+        profile's ``[service.smoke_account]`` names, else ARIS3_SMOKE_USERNAME / ARIS3_SMOKE_PASSWORD."""
+        account = self.profile.profile.service.smoke_account
+        if self.reference or account is None:
+            return (self.settings.smoke_username, self.settings.smoke_password.get_secret_value(),
+                    ("ARIS3_SMOKE_USERNAME", "ARIS3_SMOKE_PASSWORD"))
+        return (os.environ.get(account.username_env) or None, os.environ.get(account.password_env) or None,
+                (account.username_env, account.password_env))
+
     def _log_in(self) -> dict[str, str]:
-        token = http.log_in(self.client(), self.settings.smoke_username, self.settings.smoke_password.get_secret_value())
+        if self.reference:
+            token = http.log_in(self.client(), self.settings.smoke_username,
+                                self.settings.smoke_password.get_secret_value())
+            self.secrets.append(token)
+            return {"Authorization": f"Bearer {token}"}
+        login = self.profile.profile.service.login
+        if login is None:
+            raise ProbeFailed(f"the profile {self.profile.label} has no [service.login]")
+        username, password, variables = self.smoke_account()
+        if not (username and password):
+            unset = [name for name, value in zip(variables, (username, password), strict=True) if not value]
+            raise ProbeFailed(f"cannot log in: {' and '.join(unset)} (the smoke account's variables) not set")
+        token = http.log_in_service(self.client(), login, username, password,
+                                    account_hint=f" (check {' / '.join(variables)})")
         self.secrets.append(token)
-        return {"Authorization": f"Bearer {token}"}
+        return http.service_auth_header(login, token)
 
     def _resolve_target(self) -> LiveTarget:
         if self.options.base_url:
             self.live_description = f"{redact_text(self.options.base_url)} (--base-url)"
             return LiveTarget(self.options.base_url, self.live_description)
+        if not self.reference:  # the embedded service is the reference double: not this target
+            raise Aris3nbError(f"no --base-url (nor ARIS3_BASE_URL) for the target of profile {self.profile.label}: "
+                               "aris3nb starts only the reference service itself")
         self.live_description = "embedded reference service (failed to start)"
         target = self._start_embedded()
         self.live_description = target.description
@@ -176,7 +263,29 @@ class GateContext:
                           made.facts)
 
 
+def default_workdir(options: GateOptions) -> Path:
+    """The checkout judged (``git``) and where a ``--pytest-target`` is: ``options.workdir``,
+    else the target's root for a profile of another code, else the current folder."""
+    if options.workdir is not None:
+        return options.workdir.absolute()
+    return Path.cwd().absolute() if is_builtin_reference(options.profile) else options.profile.root
+
+
+def default_budgets(loaded: LoadedProfile, settings: GateSettings) -> dict[str, float]:
+    """The p95 budget of each latency check, by name: the reference's OPS_GATE_BUDGET_*
+    settings, or a profile's ``p95_ms`` of each ``[[service.endpoints]]``."""
+    if is_builtin_reference(loaded):
+        return settings.budgets_ms()
+    return {endpoint.name: endpoint.p95_ms for endpoint in loaded.profile.service.endpoints}
+
+
 GATE_CHECKS: Registry[GateContext] = Registry()
+
+
+def _code_profile(ctx: GateContext) -> LoadedProfile | None:
+    """The profile whose code the migration checks judge: None for aris3nb's reference (or
+    another script directory the tests give), the target's own (its interpreter) otherwise."""
+    return None if runs_reference_code(ctx.profile) or ctx.options.script_location is not None else ctx.profile
 
 
 @GATE_CHECKS.register("git")
@@ -203,13 +312,14 @@ def check_deploy_freeze(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("migrations.single_head")
 def check_single_head(ctx: GateContext) -> Outcome:
     """Exactly one Alembic head: two would make ``upgrade head`` ambiguous."""
-    return migrations.judge_single_head(ctx.options.script_location)
+    return migrations.judge_single_head(ctx.options.script_location, profile=_code_profile(ctx))
 
 
 @GATE_CHECKS.register("migrations.round_trip.sqlite")
 def check_round_trip_sqlite(ctx: GateContext) -> Outcome:
     """Every downgrade really undoes its upgrade, and the migrations build the models' schema (SQLite)."""
-    return migrations.round_trip_on_sqlite(script_location=ctx.options.script_location, metadata=ctx.options.metadata)
+    return migrations.round_trip_on_sqlite(script_location=ctx.options.script_location, metadata=ctx.options.metadata,
+                                           profile=_code_profile(ctx))
 
 
 @GATE_CHECKS.register("migrations.round_trip.postgresql")
@@ -218,7 +328,7 @@ def check_round_trip_postgres(ctx: GateContext) -> Outcome:
     if not ctx.options.postgres_url:
         return skipped("no --postgres-url given")
     return migrations.round_trip_on_postgres(ctx.options.postgres_url, script_location=ctx.options.script_location,
-                                             metadata=ctx.options.metadata)
+                                             metadata=ctx.options.metadata, profile=_code_profile(ctx))
 
 
 @GATE_CHECKS.register("target.schema")
@@ -228,7 +338,7 @@ def check_target_schema(ctx: GateContext) -> Outcome:
     if not url:
         return skipped("no --database-url given (nor DATABASE_URL)")
     return migrations.judge_target_schema(url, script_location=ctx.options.script_location,
-                                          metadata=ctx.options.metadata)
+                                          metadata=ctx.options.metadata, profile=_code_profile(ctx))
 
 
 @GATE_CHECKS.register("backup.freshness")
@@ -248,6 +358,8 @@ def check_drill_freshness(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("smoke")
 def check_smoke(ctx: GateContext) -> Outcome:
     """Every critical area (auth, stock, transfers, POS, reports, exports) passes its smoke."""
+    if not ctx.reference:
+        return _profile_smoke(ctx)
     target = ctx.options.pytest_target
     if not target:
         return skipped("no --pytest-target given")
@@ -256,6 +368,75 @@ def check_smoke(ctx: GateContext) -> Outcome:
            "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value()}
     run = smoke.run_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
     outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
+    return _kept(ctx, run, outcome, target, live)
+
+
+def _profile_smoke(ctx: GateContext) -> Outcome:
+    """The profile's smoke suite, in the target's interpreter and root, judged by its area rules."""
+    loaded, timeout = ctx.profile, ctx.settings.smoke_timeout_sec
+    declared = loaded.profile.smoke
+    target = _smoke_target(ctx)
+    if target is None:
+        return skipped(f"no --pytest-target given and the profile {loaded.label} has no [smoke]")
+    live = ctx.live_target()
+    python = target_python(loaded)
+    env = dict(os.environ)
+    if python != sys.executable:  # aris3nb's environment is not the target's
+        for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+            env.pop(name, None)
+    account = loaded.profile.service.smoke_account
+    username, password, variables = ctx.smoke_account()
+    note = None
+    if account is None:
+        env.update(ARIS3_SMOKE_BASE_URL=live.base_url, ARIS3_SMOKE_USERNAME=username or "",
+                   ARIS3_SMOKE_PASSWORD=password or "")
+        note = ("the profile has no [service.smoke_account]: the suite was given ARIS3_SMOKE_BASE_URL, which it may "
+                "not read, so it may not have tested the live service")
+    else:
+        if not (username and password):
+            unset = [name for name, value in zip(variables, (username, password), strict=True) if not value]
+            return failed(f"the smoke account is not set: {' and '.join(unset)} (named by the profile's "
+                          "[service.smoke_account]) must hold it", target=target, python=python)
+        if account.base_url_env:
+            env[account.base_url_env] = live.base_url
+        else:
+            note = ("the profile's [service.smoke_account] has no base_url_env: the suite was not told the live base "
+                    "URL, so it did not test the live service")
+    pytest_args = list(declared.pytest_args) if declared else []
+    rules = list(declared.areas) if declared else []
+    marked: dict[str, set[str]] = {}
+    try:
+        for marker in dict.fromkeys(rule.marker for rule in rules if rule.marker):
+            assert marker is not None
+            marked[marker] = smoke.marked_node_ids(marker, target, python=python, cwd=loaded.root, env=env,
+                                                   timeout_sec=timeout, pytest_args=pytest_args)
+    except smoke.SmokeSetupError as exc:
+        return failed(redact_text(str(exc), ctx.secrets), target=target, python=python, against=live.description)
+    run = smoke.run_pytest(target, cwd=loaded.root, timeout_sec=timeout, env=env, python=python,
+                           pytest_args=pytest_args)
+    outcome = smoke.judge_smoke(run, timeout_sec=timeout, secrets=ctx.secrets,
+                                classify=smoke.area_classifier(rules, marked), strict=ctx.options.strict)
+    outcome.evidence.update(python=run.python, root=str(loaded.root), area_rules=len(rules),
+                            marked_tests={marker: len(ids) for marker, ids in marked.items()})
+    if note is not None and outcome.status is Status.PASS:
+        outcome = warned(f"{outcome.detail}; {note}", **outcome.evidence)
+    elif note is not None:
+        outcome.evidence["note"] = note
+    return _kept(ctx, run, outcome, target, live)
+
+
+def _smoke_target(ctx: GateContext) -> str | None:
+    """The pytest target of a profile's smoke: ``--pytest-target`` (relative to the working
+    folder), else the profile's ``[smoke] path`` (relative to the target's root)."""
+    if ctx.options.pytest_target:
+        path, sep, node = ctx.options.pytest_target.partition("::")
+        return str((ctx.workdir / path).resolve()) + sep + node
+    declared = ctx.profile.profile.smoke
+    return declared.path if declared is not None else None
+
+
+def _kept(ctx: GateContext, run: smoke.SmokeRun, outcome: Outcome, target: str, live: LiveTarget) -> Outcome:
+    """The smoke run's output and JUnit report kept beside the summary (secrets masked)."""
     log_name = f"smoke_{ctx.run_id}.log"
     write_text_evidence(ctx.folder, log_name, redact_text(run.output, ctx.secrets))
     ctx.files["smoke_output"] = log_name
@@ -271,7 +452,10 @@ def check_smoke(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("http.health")
 def check_health(ctx: GateContext) -> Outcome:
     """The process answers: /health is 200 ok."""
-    outcome = http.probe_health(ctx.client())
+    if ctx.reference:
+        outcome = http.probe_health(ctx.client())
+    else:
+        outcome = http.probe_service_health(ctx.client(), ctx.profile.profile.service.health)
     outcome.evidence.update(target=ctx.live_target().description, target_facts=ctx.live_target().facts)
     return outcome
 
@@ -279,10 +463,30 @@ def check_health(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("http.ready")
 def check_ready(ctx: GateContext) -> Outcome:
     """The service can serve: /ready is 200 (database reachable, schema at head)."""
-    return http.probe_ready(ctx.client(), expected_revision=migrate.head_revision())
+    if ctx.reference:
+        return http.probe_ready(ctx.client(), expected_revision=migrate.head_revision())
+    ready = ctx.profile.profile.service.ready
+    head, head_error = _target_head(ctx.profile) if ready.revision_pointer else (None, None)
+    return http.probe_service_ready(ctx.client(), ready, expected_revision=head, head_error=head_error)
 
 
-def _latency_check(name: str, path: str, authenticated: bool) -> Callable[[GateContext], Outcome]:
+def _target_head(loaded: LoadedProfile) -> tuple[str | None, str | None]:
+    """The head revision of the target's code and None, or None and why it cannot be read
+    (``aris3nb.targets.code.head_revision``, where the target's migrations are read)."""
+    try:
+        head_revision = importlib.import_module("aris3nb.targets.code").head_revision
+    except (ImportError, AttributeError) as exc:
+        return None, f"aris3nb.targets.code.head_revision is not available: {exc}"
+    try:
+        head = head_revision(loaded)
+    except Exception as exc:  # noqa: BLE001 -- whatever went wrong, the comparison cannot be made: said, not raised
+        return None, f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
+    if not isinstance(head, str) or not head:
+        return None, f"it answered {head!r}"
+    return head, None
+
+
+def _latency_check(name: str, path: str, authenticated: bool) -> CheckFunction[GateContext]:
     def check(ctx: GateContext) -> Outcome:
         plan = http.LatencyPlan(path=path, budget_ms=ctx.budgets[name], samples=ctx.settings.latency_samples,
                                 warmup=ctx.settings.latency_warmup, deadline_sec=ctx.settings.latency_deadline_sec,
@@ -298,28 +502,94 @@ def _latency_check(name: str, path: str, authenticated: bool) -> Callable[[GateC
 for _name, (_path, _authenticated) in LATENCY_ENDPOINTS.items():
     GATE_CHECKS.add(f"latency.{_name}", _latency_check(_name, _path, _authenticated))
 
+#: The reference's latency checks, which a profile's endpoints replace.
+_REFERENCE_LATENCY = frozenset(f"latency.{name}" for name in LATENCY_ENDPOINTS)
+
+
+def _endpoint_check(endpoint: Endpoint) -> CheckFunction[GateContext]:
+    def check(ctx: GateContext) -> Outcome:
+        if endpoint.auth and ctx.profile.profile.service.login is None:
+            return failed(f"GET {endpoint.path} needs the smoke account's token, but the profile {ctx.profile.label} "
+                          "has no [service.login]", path=endpoint.path)
+        plan = http.LatencyPlan(path=endpoint.path, budget_ms=ctx.budgets[endpoint.name],
+                                samples=ctx.settings.latency_samples, warmup=ctx.settings.latency_warmup,
+                                deadline_sec=ctx.settings.latency_deadline_sec, min_samples=MIN_LATENCY_SAMPLES,
+                                params=dict(endpoint.params), status=endpoint.status)
+        headers = ctx.auth_headers() if endpoint.auth else None
+        return http.measure_latency(ctx.client(), plan, headers)
+
+    check.__doc__ = (f"The p95 latency of GET {endpoint.path} (the profile's endpoint {endpoint.name!r}, answering "
+                     f"{endpoint.status}) is within its budget, measured over at least {MIN_LATENCY_SAMPLES} samples "
+                     "after a warm-up.")
+    return check
+
+
+def check_no_endpoints(ctx: GateContext) -> Outcome:
+    """A profile without critical endpoints measures no latency: said, never a silent pass."""
+    return warned(f"the profile {ctx.profile.label} declares no [[service.endpoints]]: no latency was measured",
+                  profile=ctx.profile.as_evidence())
+
+
+def gate_checks(loaded: LoadedProfile) -> Registry[GateContext]:
+    """The checks a run with this profile runs, in order: ``GATE_CHECKS`` for the built-in
+    reference; for another profile the same, with its endpoints' latency checks in place of
+    the reference's (``UsageError`` for two endpoints of one name)."""
+    if is_builtin_reference(loaded):
+        return GATE_CHECKS
+    registry: Registry[GateContext] = Registry()
+    for check in GATE_CHECKS:
+        if check.name not in _REFERENCE_LATENCY:
+            registry.add(check.name, check.function)
+    endpoints = loaded.profile.service.endpoints
+    names = [endpoint.name for endpoint in endpoints]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"the profile {loaded.label} declares [[service.endpoints]] {', '.join(twice)} more than once")
+    for endpoint in endpoints:
+        registry.add(f"latency.{endpoint.name}", _endpoint_check(endpoint))
+    if not endpoints:
+        registry.add("latency", check_no_endpoints)
+    return registry
+
+
+def latency_names(loaded: LoadedProfile) -> list[str]:
+    """The names a ``--budget NAME=MS`` may give for this profile."""
+    if is_builtin_reference(loaded):
+        return list(LATENCY_ENDPOINTS)
+    return [endpoint.name for endpoint in loaded.profile.service.endpoints]
+
 
 def validate_options(options: GateOptions) -> GateOptions:
     """Refuse, before anything runs, input the gate cannot act on (exit 2)."""
-    workdir = (options.workdir or Path.cwd()).absolute()
+    workdir = default_workdir(options)
     if not workdir.is_dir():
         raise UsageError(f"working folder {workdir} does not exist")
     base_url = http.parse_base_url(options.base_url) if options.base_url is not None else None
     if options.pytest_target is not None:
         smoke.check_pytest_target(options.pytest_target, workdir)
+    loaded = options.profile
+    declared = loaded.profile.smoke
+    if options.pytest_target is None and declared is not None and not is_builtin_reference(loaded):
+        try:
+            smoke.check_pytest_target(declared.path, loaded.root)
+        except UsageError as exc:
+            raise UsageError(f"the profile {loaded.label}: [smoke] path: {exc}") from exc
     for url in (options.database_url, options.postgres_url):
         if url is not None:
             parse_database_url(url)
     if options.postgres_url is not None and parse_database_url(options.postgres_url).get_backend_name() != "postgresql":
         raise UsageError(f"--postgres-url must be a postgresql:// URL, not {redact_url(options.postgres_url)}")
+    registry = gate_checks(loaded)
     if options.checks is not None:
-        unknown_checks = sorted(set(options.checks) - set(GATE_CHECKS.names()))
+        unknown_checks = sorted(set(options.checks) - set(registry.names()))
         if unknown_checks or not options.checks:
             raise UsageError(f"unknown gate check(s) {', '.join(unknown_checks) or '(none given)'}; "
-                             f"known: {', '.join(GATE_CHECKS.names())}")
-    unknown = sorted(set(options.budgets_ms) - set(LATENCY_ENDPOINTS))
+                             f"known{'' if is_builtin_reference(loaded) else f' for profile {loaded.profile.name}'}: "
+                             f"{', '.join(registry.names())}")
+    known = latency_names(loaded)
+    unknown = sorted(set(options.budgets_ms) - set(known))
     if unknown:
-        raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(LATENCY_ENDPOINTS)}")
+        raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(known) or '(none)'}")
     if any(not math.isfinite(value) or value <= 0 for value in options.budgets_ms.values()):
         raise UsageError("latency budgets must be positive numbers of milliseconds")
     return dataclasses.replace(options, base_url=base_url, workdir=workdir)
@@ -338,7 +608,7 @@ def run_gate(options: GateOptions, settings: GateSettings,
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:
         ctx = GateContext(options, settings, run_id, stack)
-        results = GATE_CHECKS.run(ctx, on_result, only=options.checks)
+        results = gate_checks(options.profile).run(ctx, on_result, only=options.checks)
     finished = dt.datetime.now(dt.UTC)
     verdict = verdict_of(results, strict=options.strict)
     summary_name = f"gate_summary_{run_id}.json"
@@ -347,7 +617,7 @@ def run_gate(options: GateOptions, settings: GateSettings,
                             strict=options.strict),
         "inputs": _inputs(ctx),
         "code": {"aris3nb_version": __version__, "python": platform.python_version(),
-                 "migration_heads": _heads_or_none(options.script_location)},
+                 "migration_heads": _heads_or_none(options.script_location, _code_profile(ctx))},
         "checks": [result.to_dict() for result in results],
         "files": {"summary": summary_name, **ctx.files},
     }
@@ -360,9 +630,11 @@ def run_gate(options: GateOptions, settings: GateSettings,
     return GateReport(run_id, verdict, options.strict, results, document, path)
 
 
-def _heads_or_none(script_location: Path | None) -> list[str] | None:
+def _heads_or_none(script_location: Path | None, profile: LoadedProfile | None) -> list[str] | None:
+    from aris3nb.targets.code import target_code
+
     try:
-        return migrations.heads(script_location)
+        return sorted(target_code(profile, script_location=script_location).heads())
     except Exception:  # noqa: BLE001 -- already reported as the migrations.single_head check
         return None
 
@@ -384,9 +656,10 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
         "latency_deadline_sec": settings.latency_deadline_sec,
         "http_timeout_sec": settings.http_timeout_sec,
         "smoke_timeout_sec": settings.smoke_timeout_sec,
-        "smoke_username": settings.smoke_username,
+        "smoke_username": ctx.smoke_account()[0],
         "rpo_budget_sec": settings.rpo_budget_sec,
         "drill_max_age_days": settings.drill_max_age_days,
+        "profile": options.profile.as_evidence(),
     }
 
 
@@ -395,8 +668,10 @@ def read_gate_summary(path: Path) -> dict[str, Any]:
     return read_json_evidence(path, format_name=GATE_SUMMARY_FORMAT, versions=[GATE_SUMMARY_VERSION])
 
 
-def parse_budgets(items: list[str] | None) -> dict[str, float]:
-    """``["stock=250", "health=100"]`` → ``{"stock": 250.0, "health": 100.0}``; ``UsageError`` otherwise."""
+def parse_budgets(items: list[str] | None, known: Collection[str] | None = None) -> dict[str, float]:
+    """``["stock=250", "health=100"]`` → ``{"stock": 250.0, "health": 100.0}``; ``UsageError`` otherwise.
+    ``known``: the budget names allowed (``latency_names(profile)``); default: the reference's."""
+    known = list(LATENCY_ENDPOINTS) if known is None else list(known)
     budgets: dict[str, float] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -404,8 +679,9 @@ def parse_budgets(items: list[str] | None) -> dict[str, float]:
             budgets[name.strip()] = float(value)
         except ValueError:
             sep = ""
-        if not sep or name.strip() not in LATENCY_ENDPOINTS:
-            raise UsageError(f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(LATENCY_ENDPOINTS)}")
+        if not sep or name.strip() not in known:
+            raise UsageError(f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of "
+                             f"{', '.join(known) or '(none)'}")
         if not (math.isfinite(budgets[name.strip()]) and budgets[name.strip()] > 0):  # inf: a check that cannot fail
             raise UsageError(f"--budget {item!r}: the budget must be a finite number of milliseconds above 0")
     return budgets

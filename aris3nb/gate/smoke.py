@@ -1,5 +1,10 @@
 """The smoke check: the pytest target run as a subprocess, with a timeout and a JUnit XML
-report, judged per playbook area from the report's ``area`` properties.
+report, judged per playbook area: for the reference suite from the report's ``area``
+properties; for a target profile's suite (run with the target's own interpreter, where
+aris3nb need not be installed) by the profile's ``[[smoke.areas]]`` rules over each test's
+node id — a substring or glob of the id, or a pytest marker (the ids carrying it listed by
+``pytest --collect-only -m MARKER`` in that interpreter). A test no rule matches counts in
+``(other)``.
 
 Any red area (a failed or erroring test in it) is a FAIL naming the area; the detail line
 is pytest's own count line. A target that does not exist is a usage error (exit 2), found
@@ -10,6 +15,7 @@ known secrets masked.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import re
 import signal
@@ -18,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,10 @@ from aris3nb.resources import SMOKE_DIR, SMOKE_PYTEST_INI, is_packaged_smoke
 SKIPPED_PLUGINS = ("-p", "no:schemathesis", "-p", "no:hypothesispytest")
 AREAS = ("auth", "stock", "transfers", "pos", "reports", "exports")
 NO_AREA = "(no area)"
+#: Where a profile's suite counts a test none of its area rules matches.
+OTHER_AREA = "(other)"
+#: A pytest marker name (what ``-m`` is given for a ``marker`` rule).
+_MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: pytest's closing count line, e.g. "1 failed, 17 passed in 1.20s".
 _COUNT_LINE = re.compile(r"^=*\s*(?P<line>(\d+ \w+(, )?)+.* in [\d.]+s( \([\d:]+\))?)\s*=*$")
 _PYTEST_EXIT = {0: "all tests passed", 1: "tests failed", 2: "interrupted", 3: "internal error",
@@ -67,14 +78,36 @@ class AreaCounts:
                 "errors": self.errors, "skipped": self.skipped, "failing_tests": self.failing_tests[:SAMPLE_LIMIT]}
 
 
-def areas_from_junit(xml_text: str) -> dict[str, AreaCounts]:
-    """Per-area counts from a JUnit XML report (xunit1 ``<property name="area">``)."""
+def junit_node_id(case: Any) -> str:
+    """The pytest node id of a JUnit ``<testcase>`` (xunit1): its ``file`` attribute (the
+    test file, relative to the rootdir) and the class names its ``classname`` holds after the
+    file's dotted path, e.g. ``file="smoke/test_smoke.py" classname="smoke.test_smoke.TestA"
+    name="test_b[x]"`` → ``smoke/test_smoke.py::TestA::test_b[x]``. Without a ``file`` (another
+    JUnit family), ``classname::name``."""
+    classname, name, path = case.get("classname", "") or "", case.get("name", "") or "", case.get("file")
+    if path:
+        dotted = re.sub(r"\.py$", "", path.replace(os.sep, ".").replace("/", "."))
+        if classname == dotted:
+            return f"{path}::{name}"
+        if classname.startswith(dotted + "."):
+            return "::".join([path, *classname[len(dotted) + 1:].split("."), name])
+    return f"{classname}::{name}".strip(":")
+
+
+def _property_area(case: Any) -> str:
+    return next((p.get("value") for p in case.iter("property") if p.get("name") == "area"), None) or NO_AREA
+
+
+def areas_from_junit(xml_text: str, classify: Callable[[str], str] | None = None) -> dict[str, AreaCounts]:
+    """Per-area counts from a JUnit XML report: each test's area is ``classify(node id)``,
+    or by default its xunit1 ``<property name="area">``."""
     root = ElementTree.fromstring(xml_text)
     areas: dict[str, AreaCounts] = {}
     for case in root.iter("testcase"):
-        area = next((p.get("value") for p in case.iter("property") if p.get("name") == "area"), None) or NO_AREA
+        area = _property_area(case) if classify is None else classify(junit_node_id(case))
         counts = areas.setdefault(area, AreaCounts())
-        test_id = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+        test_id = (f"{case.get('classname', '')}::{case.get('name', '')}".strip(":") if classify is None
+                   else junit_node_id(case))
         if case.find("failure") is not None:
             counts.failed += 1
             counts.failing_tests.append(test_id)
@@ -103,32 +136,117 @@ class SmokeRun:
     output: str
     junit_xml: str | None
     duration_sec: float
+    python: str | None = None  # the interpreter pytest ran in
 
 
-def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str]) -> SmokeRun:
+def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str], python: str | None = None,
+               pytest_args: Sequence[str] = ()) -> SmokeRun:
     """``python -m pytest -q TARGET --junitxml=...`` in its own process group, killed whole
-    at ``timeout_sec``."""
+    at ``timeout_sec``.
+
+    ``python`` None: aris3nb's own interpreter and the reference suite's options. Given (a
+    target's own interpreter): only standard pytest options besides ``pytest_args`` (the
+    profile's), no bytecode written into the target's tree.
+    """
     with tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-") as folder:
         junit = Path(folder) / "junit.xml"
-        own_config: list[str] = []
-        if is_packaged_smoke(target, cwd):
-            own_config = _packaged_suite_config(Path(folder))
-            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS, *own_config,
-                   "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
-        started = time.perf_counter()
+        if python is None:
+            own_config: list[str] = []
+            if is_packaged_smoke(target, cwd):
+                own_config = _packaged_suite_config(Path(folder))
+                env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS, *own_config,
+                       "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
+        else:
+            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+            command = [python, "-m", "pytest", "-q", *_no_cache(pytest_args), *pytest_args,
+                       "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
+        returncode, output, duration = _run_group(command, cwd=cwd, env=env, timeout_sec=timeout_sec)
+        xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None
+    return SmokeRun(returncode, output, xml_text, duration, python or sys.executable)
+
+
+def _no_cache(pytest_args: Sequence[str]) -> list[str]:
+    """``-p no:cacheprovider`` unless the profile's arguments already say it: a smoke run
+    leaves no ``.pytest_cache`` in the target's tree."""
+    return [] if "no:cacheprovider" in pytest_args else ["-p", "no:cacheprovider"]
+
+
+def _run_group(command: list[str], *, cwd: Path, env: dict[str, str],
+               timeout_sec: float) -> tuple[int | None, str, float]:
+    """Run ``command`` in its own process group, output and errors together; killed whole
+    at ``timeout_sec`` (exit code None)."""
+    started = time.perf_counter()
+    try:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            output, _ = process.communicate(timeout=timeout_sec)
-            returncode: int | None = process.returncode
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            output, _ = process.communicate()
-            returncode = None
-        duration = time.perf_counter() - started
-        xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None
-    return SmokeRun(returncode, output or "", xml_text, duration)
+    except OSError as exc:  # the interpreter does not exist or cannot run
+        return 127, f"ERROR: cannot run {command[0]}: {exc.strerror or exc}", time.perf_counter() - started
+    try:
+        output, _ = process.communicate(timeout=timeout_sec)
+        returncode: int | None = process.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        output, _ = process.communicate()
+        returncode = None
+    return returncode, output or "", time.perf_counter() - started
+
+
+class SmokeSetupError(Exception):
+    """The tests an area rule's marker selects could not be listed."""
+
+
+def marked_node_ids(marker: str, target: str, *, python: str, cwd: Path, env: dict[str, str], timeout_sec: float,
+                    pytest_args: Sequence[str] = ()) -> set[str]:
+    """The node ids of the tests of ``target`` that carry ``marker``: ``python -m pytest
+    --collect-only -q -m MARKER`` in the target's interpreter (standard pytest; no test runs).
+    ``SmokeSetupError`` naming pytest's error when the collection fails."""
+    if not _MARKER_NAME.match(marker):
+        raise SmokeSetupError(f"area rule marker {marker!r} is not a pytest marker name")
+    command = [python, "-m", "pytest", "--collect-only", "-q", *_no_cache(pytest_args), *pytest_args,
+               "-m", marker, target]
+    returncode, output, _ = _run_group(command, cwd=cwd, env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+                                       timeout_sec=timeout_sec)
+    if returncode == 5:  # no test carries the marker
+        return set()
+    if returncode != 0:
+        why = "timed out" if returncode is None else f"exited {returncode}"
+        raise SmokeSetupError(f"listing the tests marked {marker!r} (pytest --collect-only -m {marker}) {why}: "
+                              f"{error_excerpt(output)}")
+    ids = set()
+    for line in output.splitlines():  # the ids, one a line, then a blank line and the count
+        if not line.strip():
+            break
+        if "::" in line and not line.startswith((" ", "=")):
+            ids.add(line.strip())
+    return ids
+
+
+def area_classifier(rules: Iterable[Any], marked: dict[str, set[str]]) -> Callable[[str], str]:
+    """A test's area by a profile's ``[[smoke.areas]]`` rules, first match wins: one of the
+    rule's ``match`` patterns is a substring of the node id or an ``fnmatch`` glob matching it,
+    or the test carries the rule's ``marker`` (``marked``: marker → node ids). Else ``(other)``."""
+    rules = list(rules)
+
+    def classify(node_id: str) -> str:
+        for rule in rules:
+            if any(pattern in node_id or fnmatch.fnmatchcase(node_id, pattern) for pattern in rule.match):
+                return str(rule.area)
+            if rule.marker and node_id in marked.get(rule.marker, set()):
+                return str(rule.area)
+        return OTHER_AREA
+
+    return classify
+
+
+def error_excerpt(output: str, limit: int = 300) -> str:
+    """What pytest said went wrong, for a detail: its first exception line (``E   ...``) and
+    its ``ERROR`` lines, else its last line."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    picked = [line[1:].strip() for line in lines if line.startswith("E ")][:1]
+    picked += [line.strip() for line in lines if line.startswith("ERROR")][:2]
+    text = "; ".join(dict.fromkeys(p for p in picked if p)) or _last_line(output)
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _packaged_suite_config(folder: Path) -> list[str]:
@@ -146,22 +264,36 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None]) -> Outcome:
+def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
+                classify: Callable[[str], str] | None = None, strict: bool = False) -> Outcome:
     """Release only what passes the critical smoke in every area (auth, stock, transfers,
-    POS, reports, exports): one red area is a NO-GO, whatever the others say."""
+    POS, reports, exports): one red area is a NO-GO, whatever the others say.
+
+    ``classify`` (a profile's suite: node id → area, see ``area_classifier``): an area counts
+    as covered only by a passing test, and an area no test covers is a FAIL under ``strict``
+    (a WARN otherwise). Without it, the reference suite's ``area`` properties, as always.
+    """
     tail = redact_text("\n".join(run.output.strip().splitlines()[-40:]), secrets)
     evidence: dict[str, Any] = {"pytest_exit_code": run.returncode, "duration_sec": round(run.duration_sec, 3),
                                 "output_tail": tail}
     if run.returncode is None:
         return failed(f"pytest did not finish within {timeout_sec:g} s and was killed", **evidence)
     counts_text = count_line(run.output)
+    meaning = _PYTEST_EXIT.get(run.returncode, "unknown")
     if run.junit_xml is None:
-        return failed(f"pytest exited {run.returncode} ({_PYTEST_EXIT.get(run.returncode, 'unknown')}) without a JUnit "
+        if classify is not None:
+            return failed(f"pytest exited {run.returncode} ({meaning}) before any test ran, without a JUnit report: "
+                          f"{redact_text(error_excerpt(run.output), secrets)}", **evidence)
+        return failed(f"pytest exited {run.returncode} ({meaning}) without a JUnit "
                       f"report: {counts_text or _last_line(tail)}", **evidence)
     try:
-        areas = areas_from_junit(run.junit_xml)
+        areas = areas_from_junit(run.junit_xml, classify)
+        ran = _tests_ran(run.junit_xml)
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         return failed(f"the JUnit report cannot be read: {exc}", **evidence)
+    if run.returncode not in (0, 1) and not ran:
+        return failed(f"pytest exited {run.returncode} ({meaning}) before any test ran: "
+                      f"{redact_text(error_excerpt(run.output), secrets)}", **evidence)
     evidence["areas"] = {name: counts.to_dict() for name, counts in sorted(areas.items(), key=_area_order)}
     totals = Counter[str]()
     for counts in areas.values():
@@ -177,11 +309,22 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None])
                       **evidence)
     if not sum(totals.values()) or totals["passed"] == 0:
         return failed(f"no test passed: {summary}", **evidence)
-    missing = [area for area in AREAS if area not in areas]
+    if classify is None:
+        missing = [area for area in AREAS if area not in areas]
+    else:
+        missing = [area for area in AREAS if area not in areas or not areas[area].passed]
     evidence["areas_missing"] = missing
     if missing:
-        return warned(f"{summary}; area(s) not covered: {', '.join(missing)}", **evidence)
+        judged = failed if strict and classify is not None else warned
+        return judged(f"{summary}; area(s) not covered: {', '.join(missing)}"
+                      + (" (no test of the profile's [[smoke.areas]] rules passed in it)" if classify else ""),
+                      **evidence)
     return passed(summary, **evidence)
+
+
+def _tests_ran(xml_text: str) -> bool:
+    """Whether the report holds a test (a collection error's testcase has no classname)."""
+    return any(case.get("classname") for case in ElementTree.fromstring(xml_text).iter("testcase"))
 
 
 def _area_order(item: tuple[str, AreaCounts]) -> tuple[int, str]:

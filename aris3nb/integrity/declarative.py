@@ -12,6 +12,8 @@ timeout; a query that fails is a FAIL with the database's reason.
 A file check's query returns one row per file the database vouches for: its path (relative
 to ``root``), SHA-256 and size. Each file must exist inside ``root`` with exactly that
 lowercase hex SHA-256 (and size); a file under ``root`` no row vouches for is named as extra.
+``path_mode = "basename"`` looks for the last part of the recorded path only (a service that
+records the path as it saw it and writes its files flat into the folder).
 ``root`` is ``backup.exports_dir`` (the exports folder the integrity check is given) or a path.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -83,6 +85,10 @@ class FileCheck(SqlCheck):
     path_column: str
     sha256_column: str
     size_column: str | None = None
+    #: "relative": the path column holds the path under ``root``; "basename": it holds the path
+    #: the service saw (e.g. ``./exports_storage/<id>.csv``) and only its last part is looked
+    #: for under ``root`` (a service writing its files flat into one folder).
+    path_mode: Literal["relative", "basename"] = "relative"
 
     @model_validator(mode="after")
     def _column_names(self) -> FileCheck:
@@ -260,6 +266,8 @@ def file_invariant(check: FileCheck, name: str | None = None) -> Invariant:
         for row in result.mappings():
             checked += 1
             relative = row[check.path_column]
+            if check.path_mode == "basename" and relative:
+                relative = PurePosixPath(str(relative).replace("\\", "/")).name
             vouched.add(str(relative or ""))
             size = row[check.size_column] if check.size_column else None
             problem = file_problem(root, relative, None if size is None else int(size), row[check.sha256_column])

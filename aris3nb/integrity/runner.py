@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -52,6 +52,9 @@ from aris3nb.integrity.invariants import (
 from aris3nb.integrity.plugins import plugin_invariant
 from aris3nb.schema import read_only_engine
 
+if TYPE_CHECKING:
+    from aris3nb.targets.profile import LoadedProfile
+
 INTEGRITY_REPORT_FORMAT = "aris3nb.integrity_report"
 INTEGRITY_REPORT_VERSION = 1
 INTEGRITY_FOLDER = "integrity"
@@ -80,6 +83,14 @@ class IntegrityOptions:
         """These options running what a profile's ``[integrity]`` table selects."""
         return dataclasses.replace(self, builtin=selection.builtin, sql_checks=selection.sql,
                                    file_checks=selection.files, plugins=selection.plugins)
+
+    def for_profile(self, loaded: LoadedProfile) -> IntegrityOptions:
+        """These options running what the target profile's ``[integrity]`` selects (the
+        built-in reference profile: the reference invariants, as without a profile)."""
+        if loaded.is_reference:
+            return self
+        return self.with_selection(checks_from_toml(loaded.profile.integrity, base_dir=loaded.root,
+                                                    where=f"{loaded.label} integrity"))
 
     def selection(self) -> IntegritySelection:
         """The checks these options select, validated (``UsageError`` naming a bad field)."""

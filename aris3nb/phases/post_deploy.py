@@ -9,11 +9,12 @@ from aris3nb.core.errors import UsageError
 from aris3nb.core.settings import Settings
 from aris3nb.integrity import IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.phases.base import Phase, TriggerRule
+from aris3nb.targets.profile import LoadedProfile, load_target_profile
 
 PHASE = Phase(
     name="post_deploy", notebook="03-post_deploy.ipynb",
     title="Post-deploy: smoke, critical endpoints, latency, integrity",
-    parameters=("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir"),
+    parameters=("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir", "profile"),
     requires="deploy", quiet=True,
     triggers=(TriggerRule("not_ready", checks=("http.ready", "target.schema")),
               TriggerRule("smoke_red", checks=("smoke",))),
@@ -24,12 +25,25 @@ POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
                       "latency.health", "latency.stock", "latency.reports", "latency.exports")
 
 
-def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings) -> IntegrityReport:
+def post_deploy_checks(profile: LoadedProfile | None = None) -> tuple[str, ...]:
+    """The gate's live checks for the target: ``POST_DEPLOY_CHECKS`` for the reference, the
+    same with the profile's own endpoints' latency checks otherwise."""
+    if profile is None or profile.is_reference:
+        return POST_DEPLOY_CHECKS
+    from aris3nb.gate.runner import gate_checks
+
+    latency = [name for name in gate_checks(profile).names() if name.startswith("latency.")]
+    return (*POST_DEPLOY_CHECKS[:4], *latency)
+
+
+def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings,
+                          profile: LoadedProfile | None = None) -> IntegrityReport:
     """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
-    ``database_url`` (default DATABASE_URL)."""
+    ``database_url`` (default DATABASE_URL), with the invariants the target's profile selects."""
     database_url = database_url or settings.database_url
     if not database_url:
         raise UsageError("the integrity check needs the target database: give --database-url (or DATABASE_URL)")
-    exports = Path(exports_dir) if exports_dir else settings.resolved_exports_dir()
-    return run_integrity_check(IntegrityOptions(database_url=database_url, exports_dir=exports, strict=True),
-                               artifacts_dir=settings.ops_artifacts_dir)
+    profile = profile or load_target_profile(None)
+    exports = Path(exports_dir) if exports_dir else (profile.exports_dir() or settings.resolved_exports_dir())
+    options = IntegrityOptions(database_url=database_url, exports_dir=exports, strict=True).for_profile(profile)
+    return run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir)

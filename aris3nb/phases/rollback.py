@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,12 @@ from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url
 from aris3nb.core.settings import Settings
 from aris3nb.phases.base import Phase
+from aris3nb.targets.profile import LoadedProfile
 
 PHASE = Phase(
     name="rollback", notebook="05-rollback.ipynb", title="Rollback: NO-GO, revert, restore, verify",
     parameters=("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest",
-                "no_restore_reason", "terminate_sessions"),
+                "no_restore_reason", "terminate_sessions", "profile"),
 )
 
 #: The gate checks run again once the rollback is done.
@@ -56,8 +58,14 @@ class RollbackOptions:
     #: or the backup itself failed its drill): NO-GO and the freeze stand, the data is untouched.
     no_restore_reason: str | None = None
     terminate_sessions: bool = False
+    #: The revert command (--revert-command / OPS_REVERT_COMMAND); None: the profile's
+    #: ``rollback.revert_command`` (with its ``revert_timeout_sec``), run in the target's root.
     revert_command: str | None = None
     revert_timeout_sec: float = 300.0
+    #: The target profile (None: the reference, which has no revert command of its own).
+    profile: LoadedProfile | None = None
+    #: The last stable release, for a profile's revert command that names ``{release}``.
+    release: str | None = None
 
 
 @dataclass
@@ -100,30 +108,75 @@ def _declare_no_go(ctx: _RollbackContext) -> Outcome:
     return passed(f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers))
 
 
+def _profile_revert(ctx: _RollbackContext) -> tuple[list[str], Path] | str | None:
+    """The profile's ``rollback.revert_command`` as argv with its placeholders filled, and the
+    folder it runs in (the target's root); a reason when it cannot be filled; None when the
+    profile names none."""
+    profile = ctx.options.profile
+    if profile is None or not profile.profile.rollback.revert_command:
+        return None
+    target = profile.profile.target
+    python = target.python or sys.executable
+    if target.python and ("/" in target.python or "\\" in target.python):
+        candidate = Path(target.python).expanduser()
+        python = str(candidate if candidate.is_absolute() else profile.root / candidate)
+    values = {"python": python, "root": str(profile.root)}
+    if ctx.options.release:
+        values["release"] = ctx.options.release
+    argv = []
+    for arg in profile.profile.rollback.revert_command:
+        try:
+            argv.append(arg.format_map(values))
+        except KeyError as exc:
+            name = exc.args[0]
+            if name == "release":
+                return ("the profile's revert command names {release}: give the last stable release to revert to "
+                        "(the rollback's release option)")
+            return f"the profile's revert command names an unknown placeholder {{{name}}} (known: python, root, release)"
+        except (ValueError, IndexError) as exc:
+            return f"the profile's revert command argument {arg!r} is not a valid template: {exc}"
+    return argv, profile.root
+
+
 @ROLLBACK_STEPS.register("rollback.revert")
 def _revert(ctx: _RollbackContext) -> Outcome:
-    """The app goes back to its last stable release, by the configured revert command."""
+    """The app goes back to its last stable release, by the configured revert command (or,
+    when none is given, the profile's ``rollback.revert_command``, run in the target's root)."""
     command = ctx.options.revert_command
+    timeout = ctx.options.revert_timeout_sec
+    cwd: Path | None = None
+    argv: list[str] | None = None
+    if not command:
+        from_profile = _profile_revert(ctx)
+        if isinstance(from_profile, str):
+            _log(ctx, "revert", status="FAILED", error=from_profile)
+            return failed(f"revert command could not start: {from_profile}")
+        if from_profile is not None:
+            argv, cwd = from_profile
+            command = shlex.join(argv)
+            assert ctx.options.profile is not None
+            timeout = ctx.options.profile.profile.rollback.revert_timeout_sec
     secrets = command_secrets(command or "")
     shown = redact_text(command or "", secrets)
     if not command:
         _log(ctx, "revert", status="SKIPPED")
-        return skipped("no revert command configured (--revert-command / OPS_REVERT_COMMAND)")
+        return skipped("no revert command configured (--revert-command / OPS_REVERT_COMMAND, or the profile's "
+                       "rollback.revert_command)")
     try:
-        argv = shlex.split(command)
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=ctx.options.revert_timeout_sec,
+        argv = argv if argv is not None else shlex.split(command)
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
                              check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         _log(ctx, "revert", command=shown, status="TIMEOUT")
-        return failed(f"revert command timed out after {ctx.options.revert_timeout_sec:.0f} s: {shown}",
-                      command=shown)
+        return failed(f"revert command timed out after {timeout:.0f} s: {shown}", command=shown)
     except (OSError, ValueError) as exc:
         _log(ctx, "revert", command=shown, status="FAILED", error=redact_text(str(exc), secrets))
         return failed(f"revert command could not start: {redact_text(str(exc), secrets)}", command=shown)
     output = redact_text((run.stdout + run.stderr)[-REVERT_OUTPUT_LIMIT:], secrets)
     status = "PASS" if run.returncode == 0 else "FAIL"
     _log(ctx, "revert", command=shown, exit_code=run.returncode, status=status, output=output)
-    evidence = {"command": shown, "exit_code": run.returncode, "output": output}
+    evidence = {"command": shown, "exit_code": run.returncode, "output": output,
+                "cwd": str(cwd) if cwd is not None else None}
     if run.returncode != 0:
         return failed(f"revert command exited {run.returncode}: {shown}", **evidence)
     return passed(f"revert command exited 0: {shown}", **evidence)
@@ -142,7 +195,8 @@ def _restore(ctx: _RollbackContext) -> Outcome:
         selection: dict[str, Any] = {"manifest": str(manifest), "reason": reason}
     else:
         try:
-            choice = choose_backup(ctx.settings, str(options.database_url), require_valid=True, purpose="restore")
+            choice = choose_backup(ctx.settings, str(options.database_url), require_valid=True, purpose="restore",
+                                   profile=options.profile)
         except NoBackup as exc:
             _log(ctx, "restore", status="NO_BACKUP", error=str(exc))
             return failed(str(exc))
@@ -154,7 +208,7 @@ def _restore(ctx: _RollbackContext) -> Outcome:
                       f"{manifest.parent.name} ({reason})", backup=str(manifest), selection=selection)
     _log(ctx, "restore", backup=str(manifest), status="CHOSEN", selection=selection)
     ctx.restored = restore_backup(manifest, str(options.database_url), settings=ctx.settings, confirmed=True,
-                                  terminate_sessions=options.terminate_sessions)
+                                  terminate_sessions=options.terminate_sessions, profile=options.profile)
     discarded = sum(c["newer_than_backup"] or 0 for c in ctx.restored.discarded.values())
     return passed(f"restored {ctx.restored.backup} ({reason}) into {redact_url(options.database_url)} in "
                   f"{ctx.restored.duration_sec:.1f} s; {discarded:,} row(s) written after it discarded, kept in the "
@@ -178,8 +232,10 @@ def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport
     context = _RollbackContext(options, settings)
     results = ROLLBACK_STEPS.run(context)
     gate_settings = load_gate_settings(ops_artifacts_dir=settings.ops_artifacts_dir)
-    verify = run_gate(GateOptions(checks=VERIFY_CHECKS, base_url=options.base_url, pytest_target=options.pytest_target),
-                      gate_settings)
+    gate_options = GateOptions(checks=VERIFY_CHECKS, base_url=options.base_url, pytest_target=options.pytest_target)
+    if options.profile is not None:
+        gate_options = dataclasses.replace(gate_options, profile=options.profile)
+    verify = run_gate(gate_options, gate_settings)
     results += verify.results
     report = RollbackReport(results, context.restored, settings.freeze_marker, verify.path)
     _log(context, "verify", verdict=str(verify.verdict), gate_summary=str(verify.path))

@@ -143,32 +143,18 @@ def render(found: Findings) -> str:
     if found.app:
         lines += [f"# The service's application, found at {found.app} (for reference: aris3nb probes it over HTTP)."]
     if found.upstream:
+        lines[lines.index("profile_version = 1") + 1:lines.index("profile_version = 1") + 1] = [
+            "# The upstream ARIS3 backend was recognised: this profile builds on the built-in `aris3`",
+            "# contract (service, smoke, backup, RPO sources, integrity invariants; see `aris3nb/targets/",
+            "# builtin/aris3.toml`). A table given here is merged into it key by key; any other value replaces it.",
+            'extends = "aris3"',
+        ]
         lines += [
             "",
-            "# The upstream ARIS3 backend's service contract.",
-            "[service.health]",
-            "# GET /health answers {\"ok\": true, ...}.",
-            'path = "/health"', 'pointer = "/ok"', "expect = true",
-            "",
-            "[service.ready]",
-            "# GET /ready answers 200 with readiness \"ready\", or 503; it reports no Alembic revision.",
-            'path = "/ready"', "status = 200", 'ready_pointer = "/readiness"', 'ready_expect = "ready"',
-            '# the service reports no revision: none to compare with the migrations\' head',
-            'revision_pointer = ""',
-            "",
-            "[service.login]",
-            "# POST the credentials; the bearer token is at /access_token.",
-            'path = "/aris3/auth/login"', 'body = { username_or_email = "{username}", password = "{password}" }',
-            'token_pointer = "/access_token"',
-            "",
-            "[[service.endpoints]]",
-            'name = "stock"', 'path = "/aris3/stock"', "p95_ms = 300",
-            "",
-            "[[service.endpoints]]",
-            'name = "reports"', 'path = "/aris3/reports/overview"', "p95_ms = 500",
-            "",
-            "[[service.endpoints]]",
-            'name = "exports"', 'path = "/aris3/exports"', "p95_ms = 300",
+            "[migrations]",
+            "# Width of alembic_version.version_num. Upstream revision ids reach 45 characters: on PostgreSQL",
+            "# widen the column (the gate's round trip FAILs naming the revision until then) and set it here.",
+            "version_num_width = 32",
         ]
     return "\n".join(line for line in lines if line is not None) + "\n"
 

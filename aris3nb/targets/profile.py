@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aris3nb.core.errors import UsageError
+from aris3nb.integrity.declarative import IntegritySelection as Integrity
 
 PROFILE_FILE = "aris3nb.toml"
 PROFILE_VERSION = 1
@@ -129,29 +132,6 @@ class Backup(_Model):
     exclude_tables: list[str] = []
 
 
-class SqlCheck(_Model):
-    name: str
-    severity: Literal["error", "warning"]
-    description: str = ""
-    requires: list[str] = []
-    query: str
-
-
-class FileCheck(SqlCheck):
-    root: str
-    key_columns: list[str] = []
-    path_column: str
-    sha256_column: str
-    size_column: str | None = None
-
-
-class Integrity(_Model):
-    builtin: list[str] = []
-    plugins: list[str] = []
-    sql: list[SqlCheck] = []
-    files: list[FileCheck] = []
-
-
 class Rollback(_Model):
     revert_command: list[str] | None = None
     revert_timeout_sec: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
@@ -184,11 +164,13 @@ class Profile(_Model):
 @dataclass(frozen=True)
 class LoadedProfile:
     """A profile and where it came from: its file (None for a built-in one) and that file's
-    SHA-256, which every report names beside the profile's name."""
+    SHA-256, which every report names beside the profile's name; ``extends``: the built-in
+    profile it builds on and that one's SHA-256, named too."""
 
     profile: Profile
     path: Path | None
     sha256: str | None
+    extends: tuple[str, str] | None = None
 
     @property
     def root(self) -> Path:
@@ -196,12 +178,29 @@ class LoadedProfile:
         return (base / self.profile.target.root).resolve()
 
     @property
+    def is_reference(self) -> bool:
+        """The built-in reference profile (the bundled double, the embedded default)."""
+        return self.path is None and self.profile == REFERENCE
+
+    def exports_dir(self, environ: Mapping[str, str] | None = None) -> Path | None:
+        """The deployment's export files: ``backup.exports_dir_env`` when that variable is set,
+        else ``backup.exports_dir`` (relative to the target's root); None when neither is given."""
+        backup = self.profile.backup
+        environ = os.environ if environ is None else environ
+        if backup.exports_dir_env and environ.get(backup.exports_dir_env):
+            return (self.root / environ[backup.exports_dir_env]).resolve()
+        return (self.root / backup.exports_dir).resolve() if backup.exports_dir is not None else None
+
+    @property
     def label(self) -> str:
         return f"{self.profile.name} ({self.path or 'built in'}" + (f", sha256:{self.sha256[:12]}…)" if self.sha256 else ")")
 
     def as_evidence(self) -> dict[str, Any]:
-        return {"name": self.profile.name, "path": str(self.path) if self.path else None,
-                "sha256": f"sha256:{self.sha256}" if self.sha256 else None}
+        evidence: dict[str, Any] = {"name": self.profile.name, "path": str(self.path) if self.path else None,
+                                    "sha256": f"sha256:{self.sha256}" if self.sha256 else None}
+        if self.extends:
+            evidence["extends"] = {"name": self.extends[0], "sha256": f"sha256:{self.extends[1]}"}
+        return evidence
 
 
 #: The built-in profile of the bundled reference double (the embedded default).
@@ -228,8 +227,40 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return next((n + 1 for n in range(start, len(lines)) if key and key.match(lines[n])), start + 1 if start else None)
 
 
+#: The built-in profiles a file may extend (``extends = "aris3"``), shipped with the package.
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+BUILTIN_PROFILES = ("aris3",)
+
+
+def builtin_profile_text(name: str) -> str:
+    """The TOML of a built-in profile (``UsageError`` naming the known ones otherwise)."""
+    if name not in BUILTIN_PROFILES:
+        raise UsageError(f"unknown built-in profile {name!r}; known: {', '.join(BUILTIN_PROFILES)}")
+    return (BUILTIN_DIR / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``: tables merged key by key, any other value replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _extended(document: dict[str, Any], where: str) -> dict[str, Any]:
+    name = document.pop("extends")
+    if not isinstance(name, str):
+        raise UsageError(f"{where}: extends: expected the name of a built-in profile ({', '.join(BUILTIN_PROFILES)})")
+    try:
+        base = tomllib.loads(builtin_profile_text(name))
+    except UsageError as exc:
+        raise UsageError(f"{where}: extends: {exc}") from exc
+    return _merged(base, document)
+
+
 def parse_profile(text: str, where: str, *, table: tuple[str, ...] = ()) -> Profile:
-    """Read profile TOML (``table``: the keys it sits under, e.g. ``("tool", "aris3nb")``)."""
+    """Read profile TOML (``table``: the keys it sits under, e.g. ``("tool", "aris3nb")``);
+    ``extends = "NAME"`` lays it on the built-in profile NAME."""
     try:
         document: Any = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -238,6 +269,8 @@ def parse_profile(text: str, where: str, *, table: tuple[str, ...] = ()) -> Prof
         document = document.get(key) if isinstance(document, dict) else None
     if not isinstance(document, dict):
         raise UsageError(f"{where} has no [{'.'.join(table)}] table")
+    if "extends" in document:
+        document = _extended(dict(document), where)
     if document.get("profile_version") not in (None, PROFILE_VERSION):
         raise UsageError(f"{where}: profile_version {document.get('profile_version')!r} is not supported "
                          f"(this aris3nb reads {PROFILE_VERSION})")
@@ -262,7 +295,21 @@ def load_profile(path: Path) -> LoadedProfile:
     text = raw.decode("utf-8", errors="replace")
     table = ("tool", "aris3nb") if path.name == "pyproject.toml" else ()
     profile = parse_profile(text, str(path), table=table)
-    return LoadedProfile(profile, path.resolve(), hashlib.sha256(raw).hexdigest())
+    extends = _extends_name(text, table)
+    base = (extends, hashlib.sha256(builtin_profile_text(extends).encode()).hexdigest()) if extends else None
+    return LoadedProfile(profile, path.resolve(), hashlib.sha256(raw).hexdigest(), base)
+
+
+def _extends_name(text: str, table: tuple[str, ...]) -> str | None:
+    document: Any = tomllib.loads(text)
+    for key in table:
+        document = document.get(key, {})
+    return document.get("extends")
+
+
+def load_target_profile(path: str | Path | None) -> LoadedProfile:
+    """The profile a phase notebook is given: a profile file, or None for the built-in reference."""
+    return load_profile(Path(path)) if path else LoadedProfile(REFERENCE, None, None)
 
 
 def _pyproject_profile(folder: Path) -> Path | None:

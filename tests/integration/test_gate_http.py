@@ -147,3 +147,104 @@ def test_wrong_smoke_credentials_fail_the_authenticated_latency_checks(tmp_path:
     for name in ("latency.stock", "latency.reports", "latency.exports"):
         assert by_name[name].status is Status.FAIL
         assert by_name[name].detail.startswith("login as smoke.admin refused: 401 INVALID_CREDENTIALS")
+
+
+class UpstreamLike:
+    """An ASGI app answering as upstream ARIS3 does (docs/targets/aris3-upstream.md §3): health
+    ``{"ok": true, ...}``, ready without a revision, login at /aris3/auth/login with
+    ``username_or_email``, the error envelope, and a bearer token on the critical GETs."""
+
+    TOKEN = "tok-Upstream-81"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, answer = self.answer(scope["method"], scope["path"], dict(scope["headers"]), body)
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+    def answer(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> tuple[int, Any]:
+        envelope = {"details": None, "trace_id": "t"}
+        if path == "/health":
+            return 200, {"ok": True, "service": "aris3", "version": "0.1.0", "readiness": "live"}
+        if path == "/ready":
+            return 200, {"ok": True, "service": "aris3", "readiness": "ready"}
+        if path == "/aris3/auth/login" and method == "POST":
+            sent = json.loads(body or b"{}")
+            if "username_or_email" not in sent:
+                return 422, {"code": "VALIDATION_ERROR", "message": "username_or_email or email is required",
+                             **envelope}
+            if (sent["username_or_email"], sent.get("password")) != ("smoke.admin", PASSWORD):
+                return 401, {"code": "INVALID_CREDENTIALS", "message": "Invalid credentials", **envelope}
+            return 200, {"access_token": self.TOKEN, "token_type": "bearer"}
+        if headers.get(b"authorization") != f"Bearer {self.TOKEN}".encode():
+            return 401, {"code": "INVALID_TOKEN", "message": "Invalid token", **envelope}
+        return 200, {"meta": {}, "rows": [], "totals": {}}
+
+
+def upstream_profile() -> Any:
+    from aris3nb.targets.profile import LoadedProfile, Profile
+
+    profile = Profile.model_validate({
+        "profile_version": 1, "name": "upstream-like",
+        "service": {
+            "health": {"path": "/health", "pointer": "/ok", "expect": True},
+            "ready": {"path": "/ready", "status": 200, "ready_pointer": "/readiness", "ready_expect": "ready",
+                      "revision_pointer": ""},
+            "login": {"path": "/aris3/auth/login",
+                      "body": {"username_or_email": "{username}", "password": "{password}"}},
+            "smoke_account": {"username_env": "UPSTREAM_SMOKE_USER", "password_env": "UPSTREAM_SMOKE_PASSWORD"},
+            "endpoints": [{"name": "health", "path": "/health", "auth": False, "p95_ms": 120},
+                          {"name": "stock", "path": "/aris3/stock", "params": {"page_size": "50"}, "p95_ms": 300}],
+        },
+    })
+    return LoadedProfile(profile, Path("/nonexistent/aris3nb.toml"), None)
+
+
+def test_an_upstream_like_service_passes_with_its_profile_and_a_bad_password_quotes_the_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTREAM_SMOKE_USER", "smoke.admin")
+    monkeypatch.setenv("UPSTREAM_SMOKE_PASSWORD", PASSWORD)
+    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_warmup=0)
+    checks = ("http.health", "http.ready", "latency.health", "latency.stock")
+    loaded = upstream_profile()
+    with serving(UpstreamLike()) as base:
+        report = run_gate(GateOptions(base_url=base, profile=loaded, checks=checks, workdir=tmp_path), settings)
+        monkeypatch.setenv("UPSTREAM_SMOKE_PASSWORD", "Wrong-Secret-5")
+        refused = run_gate(GateOptions(base_url=base, profile=loaded, checks=("latency.stock",), workdir=tmp_path),
+                           settings)
+    results = {r.name: r for r in report.results}
+    assert {r.status for r in results.values()} == {Status.PASS}, {r.name: r.detail for r in report.results}
+    assert results["http.health"].detail.startswith("200, /ok = true in ")
+    assert results["http.ready"].detail.startswith('200, /readiness = "ready" in ')
+    assert results["http.ready"].detail.endswith("the service reports no revision (the profile names no "
+                                                 "revision_pointer), so the schema's revision is not compared here")
+    text = report.summary_path.read_text()
+    assert PASSWORD not in text and UpstreamLike.TOKEN not in text
+    [stock] = refused.results
+    assert stock.status is Status.FAIL
+    assert stock.detail == ("login as smoke.admin (POST /aris3/auth/login) answered 401 Unauthorized: "
+                            "INVALID_CREDENTIALS: Invalid credentials; the server refused the smoke account's "
+                            "credentials (check UPSTREAM_SMOKE_USER / UPSTREAM_SMOKE_PASSWORD)")
+    assert "Wrong-Secret-5" not in refused.summary_path.read_text()
+
+
+def test_json_pointers_follow_rfc_6901() -> None:
+    from aris3nb.gate.http import MISSING, json_equal, resolve_pointer
+
+    document = {"a/b": {"m~n": [10, 20]}, "": 1, "ok": True}
+    assert resolve_pointer(document, "") is document
+    assert resolve_pointer(document, "/a~1b/m~0n/1") == 20
+    assert resolve_pointer(document, "/") == 1
+    for absent in ("/a~1b/m~0n/01", "/a~1b/m~0n/2", "/a~1b/m~0n/-", "/ok/x", "/a/b"):
+        assert resolve_pointer(document, absent) is MISSING, absent
+    for bad in ("ok", "/a~2b"):
+        with pytest.raises(ValueError, match="RFC 6901"):
+            resolve_pointer(document, bad)
+    assert json_equal(True, True) and not json_equal(1, True) and not json_equal("1", 1) and json_equal(1, 1.0)

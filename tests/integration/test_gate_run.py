@@ -97,6 +97,8 @@ def test_a_failing_gate_exits_1_with_one_line_and_keeps_its_summary(tmp_path: Pa
     (["--pytest-target", "tests/smoke/no_such_test.py"], "pytest target 'tests/smoke/no_such_test.py' does not exist"),
     (["--base-url", f"http://ops:{SECRET}@"], "malformed base URL"),
     (["--budget", "checkout=100"], "--budget 'checkout=100'"),
+    (["--check", "http.health", "--check", "latency.checkout"],
+     "unknown gate check(s) latency.checkout; known: git, deploy.freeze, "),
 ])  # more bad input, refused by the same validation: tests/unit/test_gate_options.py
 def test_bad_usage_exits_2_before_anything_runs(tmp_path: Path, args: list[str], fragment: str) -> None:
     done = gate_process(*args, env={"OPS_ARTIFACTS_DIR": str(tmp_path)}, timeout=60)
@@ -105,6 +107,15 @@ def test_bad_usage_exits_2_before_anything_runs(tmp_path: Path, args: list[str],
     assert len(lines) == 1 and lines[0].startswith("FAILED: ") and fragment in lines[0], lines
     assert_no_leak(done.stdout + done.stderr)
     assert not (tmp_path / "gate").exists(), "nothing judged, nothing written"
+
+
+def test_check_runs_only_the_checks_named_and_the_summary_names_the_profile(tmp_path: Path) -> None:
+    done = gate_process("--check", "deploy.freeze", "--json", env={"OPS_ARTIFACTS_DIR": str(tmp_path)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [c["name"] for c in summary["checks"]] == ["deploy.freeze"] and summary["verdict"] == "PASS"
+    assert summary["inputs"]["checks"] == ["deploy.freeze"]
+    assert summary["inputs"]["profile"] == {"name": "reference", "path": None, "sha256": None}
 
 
 @pytest.mark.slow

@@ -1,15 +1,29 @@
 """The smoke check with real pytest subprocesses: a red area names itself, and a hanging
-test is killed at the timeout. (The playbook's own smoke target, green in every area, is
-run by the whole gate in test_gate_run.py.)"""
+test is killed at the timeout; a target profile's area rules (marker, glob, substring) map a
+suite's tests. (The playbook's own smoke target, green in every area, is run by the whole
+gate in test_gate_run.py; a profile's suite in its target's own venv in test_gate_profile.py.)"""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from defusedxml import ElementTree
 
 from aris3nb.core.checks import Status
-from aris3nb.gate.smoke import judge_smoke, run_pytest
+from aris3nb.gate.smoke import (
+    OTHER_AREA,
+    SmokeSetupError,
+    area_classifier,
+    judge_smoke,
+    junit_node_id,
+    marked_node_ids,
+    run_pytest,
+)
 
 MIXED = '''
 import time
@@ -55,3 +69,70 @@ def test_a_hanging_smoke_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert run.returncode is None
     assert outcome.status is Status.FAIL and outcome.detail == "pytest did not finish within 3 s and was killed"
+
+
+MARKED = '''
+import pytest
+
+
+@pytest.mark.login
+def test_token(): pass
+
+
+class TestShelf:
+    def test_listing(self): pass
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_checkout_total(n): assert n < 2, "the till is wrong"
+
+
+def test_unmapped(): pass
+'''
+
+
+def test_a_profiles_rules_map_tests_by_marker_glob_and_substring_and_a_red_area_names_itself(tmp_path: Path) -> None:
+    """The profile path of the smoke check, with an interpreter given (here aris3nb's own, so
+    no target venv is needed): ids carrying a marker listed by ``--collect-only -m``, the
+    JUnit test cases turned back into node ids, the rules applied first match first."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\nmarkers =\n    login: the login\n"
+                                         "    unused: no test has it\n")
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "test_marked.py").write_text(MARKED)
+    env = dict(os.environ)
+    args = [arg for plugin in ("schemathesis", "hypothesispytest", "nbval", "anyio") for arg in ("-p", f"no:{plugin}")]
+    marked = marked_node_ids("login", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
+                             pytest_args=args)
+    assert marked == {"smoke/test_marked.py::test_token"}
+    assert marked_node_ids("unused", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
+                           pytest_args=args) == set()
+    with pytest.raises(SmokeSetupError, match=r"listing the tests marked 'logn' \(pytest --collect-only -m logn\) "
+                                              r"exited 4: ERROR: Unknown marker"):
+        marked_node_ids("logn", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
+                        pytest_args=args)
+    rules = [SimpleNamespace(area="auth", match=[], marker="login"),
+             SimpleNamespace(area="stock", match=["smoke/*::TestShelf::*"], marker=None),
+             SimpleNamespace(area="pos", match=["test_checkout_total["], marker=None)]
+    run = run_pytest("smoke", cwd=tmp_path, timeout_sec=60, env=env, python=sys.executable, pytest_args=args)
+    outcome = judge_smoke(run, timeout_sec=60, secrets=[], classify=area_classifier(rules, {"login": marked}))
+    assert outcome.status is Status.FAIL and outcome.detail.startswith("red area(s): pos — 1 failed, 4 passed in ")
+    areas = outcome.evidence["areas"]
+    assert areas["pos"]["failing_tests"] == ["smoke/test_marked.py::test_checkout_total[2]"]
+    assert {name: counts["passed"] for name, counts in areas.items()} == {"auth": 1, "stock": 1, "pos": 1,
+                                                                         OTHER_AREA: 1}
+
+
+def test_a_marker_that_is_no_marker_name_is_refused_before_pytest_runs(tmp_path: Path) -> None:
+    with pytest.raises(SmokeSetupError, match="'not a marker' is not a pytest marker name"):
+        marked_node_ids("not a marker", ".", python=sys.executable, cwd=tmp_path, env={}, timeout_sec=5)
+
+
+def test_junit_test_cases_become_node_ids() -> None:
+    def node(**attributes: str) -> str:
+        return junit_node_id(ElementTree.fromstring(
+            "<testcase " + " ".join(f'{k}="{v}"' for k, v in attributes.items()) + " />"))
+
+    assert node(classname="smoke.test_s.TestA", name="test_b[x.y]", file="smoke/test_s.py") == \
+        "smoke/test_s.py::TestA::test_b[x.y]"
+    assert node(classname="test_s", name="test_c", file="test_s.py") == "test_s.py::test_c"
+    assert node(classname="a.B", name="test_d") == "a.B::test_d", "no file (xunit2): classname::name"

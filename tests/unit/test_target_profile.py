@@ -101,3 +101,38 @@ def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> N
     assert found.upstream and profile.name == "aris3"
     assert profile.service.health.pointer == "/ok" and profile.service.ready.revision_pointer == ""
     assert profile.service.login is not None and "username_or_email" in profile.service.login.body
+    assert 'extends = "aris3"' in path.read_text() and load_profile(path).extends[0] == "aris3"
+
+
+def test_extends_lays_a_file_on_a_builtin_profile_and_names_both(tmp_path: Path) -> None:
+    path = tmp_path / "aris3nb.toml"
+    path.write_text('profile_version = 1\nextends = "aris3"\nname = "shop-eu"\n[migrations]\nversion_num_width = 128\n'
+                    '[target]\npython = "/opt/shop/bin/python"\n')
+    loaded = load_profile(path)
+    profile = loaded.profile
+    assert profile.name == "shop-eu" and profile.migrations.version_num_width == 128
+    assert profile.target.python == "/opt/shop/bin/python"  # merged key by key:
+    assert profile.target.metadata == "app.aris3.db.models:Base.metadata"  # the rest of [target] kept
+    assert profile.service.login is not None and len(profile.integrity.sql) > 20 and profile.rpo.sources
+    evidence = loaded.as_evidence()
+    assert evidence["extends"]["name"] == "aris3" and evidence["extends"]["sha256"].startswith("sha256:")
+    assert evidence["sha256"] != evidence["extends"]["sha256"]
+    path.write_text('profile_version = 1\nextends = "aris4"\nname = "x"\n')
+    with pytest.raises(UsageError, match="unknown built-in profile 'aris4'; known: aris3"):
+        load_profile(path)
+    path.write_text('profile_version = 1\nextends = "aris3"\n[service.health]\npointr = "/ok"\n')
+    with pytest.raises(UsageError, match=r"aris3nb.toml:4: service.health.pointr: unknown key"):
+        load_profile(path)
+
+
+def test_the_builtin_aris3_profile_is_valid_and_its_checks_are_well_formed() -> None:
+    from aris3nb.integrity import IntegrityOptions
+    from aris3nb.targets.profile import builtin_profile_text, parse_profile
+
+    profile = parse_profile(builtin_profile_text("aris3"), "aris3")
+    assert {e.name for e in profile.service.endpoints} == {"health", "stock", "reports", "exports"}
+    assert {rule.area for rule in profile.smoke.areas} == {"auth", "stock", "transfers", "pos", "reports", "exports"}
+    names = [c.name for c in (*profile.integrity.sql, *profile.integrity.files)]
+    assert len(names) == len(set(names)) and all(n.startswith("aris3.") for n in names)
+    assert all(check.requires for check in profile.integrity.sql), "each check names what it needs"
+    IntegrityOptions(database_url="sqlite://", exports_dir=Path(".")).with_selection(profile.integrity).selection()

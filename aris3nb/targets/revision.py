@@ -1,0 +1,39 @@
+"""The target's code revision, as every report names it: the git commit of the target's root
+(and whether its tree was clean) and the Alembic head of its migrations."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from aris3nb.core.errors import Aris3nbError
+from aris3nb.targets.profile import LoadedProfile
+
+GIT_TIMEOUT_SEC = 10.0
+
+
+def git_commit(root: Any) -> dict[str, Any]:
+    """``{"git_commit", "git_dirty"}`` of the checkout at ``root`` (None where it is no checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  timeout=GIT_TIMEOUT_SEC, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def target_code_revision(loaded: LoadedProfile) -> dict[str, Any]:
+    """The target's code revision; the reference's is aris3nb's own (its migrations' head)."""
+    from aris3nb.targets.code import head_revision
+
+    revision: dict[str, Any] = git_commit(loaded.root) if loaded.profile.target.code_revision == "git" else {}
+    try:
+        revision["alembic_head"] = head_revision(None if loaded.is_reference else loaded)
+    except Aris3nbError as exc:
+        revision.update(alembic_head=None, alembic_head_error=str(exc))
+    return revision
