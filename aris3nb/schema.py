@@ -47,15 +47,20 @@ def _snapshot(inspector: sa.Inspector) -> dict[str, Any]:
                         for c in inspector.get_columns(table)],
             "pk": pk["constrained_columns"],
             "pk_name": pk.get("name"),
-            "fks": sorted((fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"],
-                           tuple(fk["referred_columns"])) for fk in inspector.get_foreign_keys(table)),
-            "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
-                              for ix in inspector.get_indexes(table)),
-            "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
-            "checks": sorted((ck.get("name") or "", _text(ck.get("sqltext")))
-                             for ck in inspector.get_check_constraints(table)),
+            "fks": _sorted([(fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"],
+                             tuple(fk["referred_columns"])) for fk in inspector.get_foreign_keys(table)]),
+            "indexes": _sorted([(ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
+                                for ix in inspector.get_indexes(table)]),
+            "uniques": _sorted([(u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)]),
+            "checks": _sorted([(ck.get("name") or "", _text(ck.get("sqltext")))
+                               for ck in inspector.get_check_constraints(table)]),
         }
     return snapshot
+
+
+def _sorted(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Sorted by their text: SQLite reports unnamed constraints (name None) beside named ones."""
+    return sorted(items, key=repr)
 
 
 def _text(value: Any) -> str | None:
@@ -113,8 +118,19 @@ def describe_difference(diff: Any) -> str:
         return f"{op} {table}.{column.name} ({column.type}): {where}"
     obj = args[0]
     table = getattr(getattr(obj, "table", None), "name", None)
-    name = getattr(obj, "name", None) or str(obj)
+    name = getattr(obj, "name", None) or _unnamed(obj)
     return f"{op} {table + '.' if table else ''}{name}: {where}"
+
+
+def _unnamed(obj):
+    """An unnamed constraint or index by what it holds (its repr carries memory addresses)."""
+    elements = getattr(obj, "elements", None)
+    if elements:  # a foreign key: (columns) -> table(columns)
+        return f"({', '.join(e.parent.name for e in elements)}) -> {', '.join(e.target_fullname for e in elements)}"
+    columns = getattr(obj, "columns", None)
+    if columns is not None:
+        return f"({', '.join(c.name for c in columns)})"
+    return str(obj)
 
 
 def leftover_schema_objects(url: str | URL) -> list[str]:

@@ -18,6 +18,7 @@ upgrade; the scratch database gets it so, and the round trip runs.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import re
 import tempfile
 import time
@@ -105,7 +106,8 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
 
     started = time.perf_counter()
     against_models = code.compare(url) if code.has_models else []
-    problems += [f"after the first upgrade: {line}" for line in against_models]
+    drift, accepted = split_drift(code, against_models)
+    problems += [f"after the first upgrade: {line}" for line in drift]
     if code.has_models:
         step("compare with the models", started, differences=len(against_models))
 
@@ -133,9 +135,14 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
         step("upgrade head again", started, tables=len(second), schema_sha256=snapshot_digest(second),
              differences=len(changed))
 
-    evidence = {"database": redact_url(url), "steps": steps, "differences": problems}
+    evidence = {"database": redact_url(url), "steps": steps, "differences": problems,
+                "accepted_drift": accepted[:SAMPLE_LIMIT * 5]}
     if problems:
         return failed(f"{len(problems)} difference(s): {problems[0]}" + (" …" if len(problems) > 1 else ""), **evidence)
+    if accepted:
+        return warned(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables; they differ from the "
+                      f"models in {len(accepted)} way(s) the profile accepts (migrations.accepted_drift), e.g. "
+                      f"{accepted[0]}", **evidence)
     if not code.has_models:
         return passed(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables (the profile names no "
                       "target.metadata: not compared with the models)", models=None, **evidence)
@@ -327,12 +334,21 @@ def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
     if not code.has_models:
         return warned(f"target at head {head}; drift not checked: the profile names no target.metadata", **evidence)
-    differences = code.compare(url)
-    evidence["differences"] = differences[:SAMPLE_LIMIT * 5]
+    differences, accepted = split_drift(code, code.compare(url))
+    evidence.update(differences=differences[:SAMPLE_LIMIT * 5], accepted_drift=accepted[:SAMPLE_LIMIT * 5])
     if differences:
         return failed(f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
                       f"e.g. {differences[0]}", **evidence)
+    if accepted:
+        return warned(f"target at head {head}; its schema differs from the models in {len(accepted)} way(s) the "
+                      f"profile accepts (migrations.accepted_drift), e.g. {accepted[0]}", **evidence)
     return passed(f"target at head {head}, schema equal to the models", **evidence)
+
+
+def split_drift(code: TargetCode, differences: list[str]) -> tuple[list[str], list[str]]:
+    """(differences the profile does not accept, those it does: ``migrations.accepted_drift``)."""
+    accepted = [d for d in differences if any(fnmatch.fnmatchcase(d, p) for p in code.accepted_drift)]
+    return [d for d in differences if d not in accepted], accepted
 
 
 def _version_num_width(url: str) -> int | None:

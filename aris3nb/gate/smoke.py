@@ -98,26 +98,28 @@ def _property_area(case: Any) -> str:
     return next((p.get("value") for p in case.iter("property") if p.get("name") == "area"), None) or NO_AREA
 
 
-def areas_from_junit(xml_text: str, classify: Callable[[str], str] | None = None) -> dict[str, AreaCounts]:
-    """Per-area counts from a JUnit XML report: each test's area is ``classify(node id)``,
-    or by default its xunit1 ``<property name="area">``."""
+def areas_from_junit(xml_text: str, classify: Callable[[str], tuple[str, ...]] | None = None,
+                     totals: AreaCounts | None = None) -> dict[str, AreaCounts]:
+    """Per-area counts from a JUnit XML report: each test's areas are ``classify(node id)``,
+    or by default its xunit1 ``<property name="area">``; ``totals`` (if given) counts each
+    test once, whatever number of areas it covers."""
     root = ElementTree.fromstring(xml_text)
     areas: dict[str, AreaCounts] = {}
     for case in root.iter("testcase"):
-        area = _property_area(case) if classify is None else classify(junit_node_id(case))
-        counts = areas.setdefault(area, AreaCounts())
+        names = (_property_area(case),) if classify is None else classify(junit_node_id(case))
         test_id = (f"{case.get('classname', '')}::{case.get('name', '')}".strip(":") if classify is None
                    else junit_node_id(case))
-        if case.find("failure") is not None:
-            counts.failed += 1
-            counts.failing_tests.append(test_id)
-        elif case.find("error") is not None:
-            counts.errors += 1
-            counts.failing_tests.append(test_id)
-        elif case.find("skipped") is not None:
-            counts.skipped += 1
-        else:
-            counts.passed += 1
+        for counts in [areas.setdefault(name, AreaCounts()) for name in names] + ([totals] if totals else []):
+            if case.find("failure") is not None:
+                counts.failed += 1
+                counts.failing_tests.append(test_id)
+            elif case.find("error") is not None:
+                counts.errors += 1
+                counts.failing_tests.append(test_id)
+            elif case.find("skipped") is not None:
+                counts.skipped += 1
+            else:
+                counts.passed += 1
     return areas
 
 
@@ -222,19 +224,18 @@ def marked_node_ids(marker: str, target: str, *, python: str, cwd: Path, env: di
     return ids
 
 
-def area_classifier(rules: Iterable[Any], marked: dict[str, set[str]]) -> Callable[[str], str]:
-    """A test's area by a profile's ``[[smoke.areas]]`` rules, first match wins: one of the
-    rule's ``match`` patterns is a substring of the node id or an ``fnmatch`` glob matching it,
-    or the test carries the rule's ``marker`` (``marked``: marker → node ids). Else ``(other)``."""
+def area_classifier(rules: Iterable[Any], marked: dict[str, set[str]]) -> Callable[[str], tuple[str, ...]]:
+    """A test's areas by a profile's ``[[smoke.areas]]`` rules — every rule it matches (one test
+    may cover several areas, e.g. a checkout that also reads the report and exports it): one of
+    the rule's ``match`` patterns is a substring of the node id or an ``fnmatch`` glob matching
+    it, or the test carries the rule's ``marker`` (``marked``: marker → node ids). Else ``(other)``."""
     rules = list(rules)
 
-    def classify(node_id: str) -> str:
-        for rule in rules:
-            if any(pattern in node_id or fnmatch.fnmatchcase(node_id, pattern) for pattern in rule.match):
-                return str(rule.area)
-            if rule.marker and node_id in marked.get(rule.marker, set()):
-                return str(rule.area)
-        return OTHER_AREA
+    def classify(node_id: str) -> tuple[str, ...]:
+        areas = [str(rule.area) for rule in rules
+                 if any(pattern in node_id or fnmatch.fnmatchcase(node_id, pattern) for pattern in rule.match)
+                 or (rule.marker and node_id in marked.get(rule.marker, set()))]
+        return tuple(dict.fromkeys(areas)) or (OTHER_AREA,)
 
     return classify
 
@@ -265,7 +266,7 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 
 
 def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
-                classify: Callable[[str], str] | None = None, strict: bool = False) -> Outcome:
+                classify: Callable[[str], tuple[str, ...]] | None = None, strict: bool = False) -> Outcome:
     """Release only what passes the critical smoke in every area (auth, stock, transfers,
     POS, reports, exports): one red area is a NO-GO, whatever the others say.
 
@@ -287,7 +288,8 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
         return failed(f"pytest exited {run.returncode} ({meaning}) without a JUnit "
                       f"report: {counts_text or _last_line(tail)}", **evidence)
     try:
-        areas = areas_from_junit(run.junit_xml, classify)
+        all_tests = AreaCounts()
+        areas = areas_from_junit(run.junit_xml, classify, all_tests)
         ran = _tests_ran(run.junit_xml)
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         return failed(f"the JUnit report cannot be read: {exc}", **evidence)
@@ -295,10 +297,8 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
         return failed(f"pytest exited {run.returncode} ({meaning}) before any test ran: "
                       f"{redact_text(error_excerpt(run.output), secrets)}", **evidence)
     evidence["areas"] = {name: counts.to_dict() for name, counts in sorted(areas.items(), key=_area_order)}
-    totals = Counter[str]()
-    for counts in areas.values():
-        totals.update({"passed": counts.passed, "failed": counts.failed, "errors": counts.errors,
-                       "skipped": counts.skipped})
+    totals = Counter({"passed": all_tests.passed, "failed": all_tests.failed, "errors": all_tests.errors,
+                      "skipped": all_tests.skipped})
     evidence["totals"] = dict(totals)
     summary = counts_text or ", ".join(f"{n} {k}" for k, n in totals.items() if n) or "no tests"
     red = [name for name, counts in sorted(areas.items(), key=_area_order) if counts.red]

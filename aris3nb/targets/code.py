@@ -57,6 +57,8 @@ class TargetCode(ABC):
     """A target's migrations and models, whichever way they are reached."""
 
     name: str = "target"
+    #: Patterns of model differences the profile accepts (``migrations.accepted_drift``).
+    accepted_drift: tuple[str, ...] = ()
 
     @abstractmethod
     def history(self) -> list[Revision]:
@@ -191,6 +193,7 @@ class ProbedCode(TargetCode):
         self.loaded = loaded
         self.target = loaded.profile.target
         self.name = loaded.profile.name
+        self.accepted_drift = tuple(loaded.profile.migrations.accepted_drift)
         self.root = loaded.root
         self.python = _interpreter(loaded)
         self._history: tuple[list[Revision], list[str]] | None = None

@@ -159,8 +159,19 @@ def describe(diff):
         return f"{op} {table}.{column.name} ({column.type}): {where}"
     obj = args[0]
     table = getattr(getattr(obj, "table", None), "name", None)
-    name = getattr(obj, "name", None) or str(obj)
+    name = getattr(obj, "name", None) or _unnamed(obj)
     return f"{op} {table + '.' if table else ''}{name}: {where}"
+
+
+def _unnamed(obj):
+    """An unnamed constraint or index by what it holds (its repr carries memory addresses)."""
+    elements = getattr(obj, "elements", None)
+    if elements:  # a foreign key: (columns) -> table(columns)
+        return f"({', '.join(e.parent.name for e in elements)}) -> {', '.join(e.target_fullname for e in elements)}"
+    columns = getattr(obj, "columns", None)
+    if columns is not None:
+        return f"({', '.join(c.name for c in columns)})"
+    return str(obj)
 
 
 def compare(request):

@@ -55,6 +55,9 @@ class TargetCode(_Model):
 class Migrations(_Model):
     version_num_width: int = Field(default=32, gt=0)
     widen_version_table_command: list[str] | None = None
+    #: Differences between the migrated schema and the models the team knows and accepts, as
+    #: patterns (fnmatch) over the gate's difference lines: each match is a WARN, not a FAIL.
+    accepted_drift: list[str] = []
 
 
 class Health(_Model):

@@ -17,6 +17,7 @@ from defusedxml import ElementTree
 from aris3nb.core.checks import Status
 from aris3nb.gate.smoke import (
     OTHER_AREA,
+    SmokeRun,
     SmokeSetupError,
     area_classifier,
     judge_smoke,
@@ -94,7 +95,7 @@ def test_unmapped(): pass
 def test_a_profiles_rules_map_tests_by_marker_glob_and_substring_and_a_red_area_names_itself(tmp_path: Path) -> None:
     """The profile path of the smoke check, with an interpreter given (here aris3nb's own, so
     no target venv is needed): ids carrying a marker listed by ``--collect-only -m``, the
-    JUnit test cases turned back into node ids, the rules applied first match first."""
+    JUnit test cases turned back into node ids, each test counted in every area whose rule it matches."""
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\nmarkers =\n    login: the login\n"
                                          "    unused: no test has it\n")
     (tmp_path / "smoke").mkdir()
@@ -136,3 +137,21 @@ def test_junit_test_cases_become_node_ids() -> None:
         "smoke/test_s.py::TestA::test_b[x.y]"
     assert node(classname="test_s", name="test_c", file="test_s.py") == "test_s.py::test_c"
     assert node(classname="a.B", name="test_d") == "a.B::test_d", "no file (xunit2): classname::name"
+
+
+def test_a_test_counts_in_every_area_whose_rule_it_matches() -> None:
+    """A checkout test that also reads the report and exports it covers three areas; a test no
+    rule matches is (other); the totals still count each test once."""
+    rules = [SimpleNamespace(area=area, match=[pattern], marker=None)
+             for area, pattern in (("pos", "*pos_*"), ("reports", "*reports*"), ("exports", "*exports*"))]
+    classify = area_classifier(rules, {})
+    assert classify("t.py::test_pos_checkout_and_reports_exports") == ("pos", "reports", "exports")
+    assert classify("t.py::test_login") == (OTHER_AREA,)
+    xml = ('<testsuite><testcase classname="t" name="test_pos_checkout_and_reports_exports" file="t.py"/>'
+           '<testcase classname="t" name="test_login" file="t.py"/></testsuite>')
+    run = SmokeRun(0, "2 passed in 0.1s", xml, 0.1)
+    outcome = judge_smoke(run, timeout_sec=60, secrets=[], classify=classify)
+    assert outcome.evidence["totals"]["passed"] == 2
+    assert {n: c["passed"] for n, c in outcome.evidence["areas"].items()} == {"pos": 1, "reports": 1, "exports": 1,
+                                                                              OTHER_AREA: 1}
+    assert outcome.status is Status.WARN and "auth, stock, transfers" in outcome.detail
