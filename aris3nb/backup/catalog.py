@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.backup import profiles, source
-from aris3nb.backup.create import backups_dir, schema_tables_at
+from aris3nb.backup.create import backups_dir
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.settings import Settings
@@ -106,8 +106,7 @@ def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, p
             continue
         if require_valid:
             try:
-                validation = validate_backup(candidate.manifest, schema_tables_at if profiles.is_reference(profile)
-                                             else profiles.schema_tables_for(profile))
+                validation = validate_backup(candidate.manifest, profiles.schema_tables_for(profile))
             except Aris3nbError as exc:
                 candidate.rejected = f"unreadable: {exc}"
                 continue

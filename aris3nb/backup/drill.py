@@ -43,7 +43,6 @@ import sqlalchemy as sa
 
 from aris3nb import migrate
 from aris3nb.backup import postgres, profiles, sqlite
-from aris3nb.backup.create import schema_tables_at
 from aris3nb.backup.digest import (
     ROW_INDEX_FILE,
     ChunkRows,
@@ -287,8 +286,7 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
     with stages.stage("validate"):
         started = time.perf_counter()
         try:
-            validation = validate_backup(manifest_path, schema_tables_at if profile is None
-                                         else profiles.schema_tables_for(profile))
+            validation = validate_backup(manifest_path, profiles.schema_tables_for(profile))
         except ManifestUnreadable as exc:  # nothing to drill: bad input (exit 2), with its report kept
             stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
             raise

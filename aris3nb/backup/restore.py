@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aris3nb.backup import pg_sessions, postgres, profiles, source, sqlite
-from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
+from aris3nb.backup.create import BackupResult, create_backup
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.core.db import create_engine, database_errors, engine_name, sqlite_path
@@ -144,8 +144,7 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
         raise UsageError("restoring overwrites the target database: confirm with --yes")
     started = time.perf_counter()
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
-    validation = validate_backup(manifest_path, schema_tables_at if profiles.is_reference(profile)
-                                 else profiles.schema_tables_for(profile))
+    validation = validate_backup(manifest_path, profiles.schema_tables_for(profile))
     validation.raise_if_invalid()
     manifest = validation.manifest
     if engine_name(target_url) != manifest.engine:

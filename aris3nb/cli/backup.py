@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from aris3nb.backup import profiles
-from aris3nb.backup.create import create_backup, schema_tables_at
+from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
@@ -87,8 +87,7 @@ def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: 
              json_output: JsonOption = False) -> None:
     """Check every file, size, digest and path of a backup against its manifest (exit 1 if invalid)."""
     profile = target_profile(target, embedded)
-    result = validate_backup(manifest, schema_tables_at if profiles.is_reference(profile)
-                             else profiles.schema_tables_for(profile))
+    result = validate_backup(manifest, profiles.schema_tables_for(profile))
     document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
                 "warnings": result.warnings, "files_checked": result.files_checked,
                 "bytes_checked": result.bytes_checked, "profile": profile.as_evidence()}

@@ -35,6 +35,7 @@ from typing import Any
 
 from aris3nb.backup import source
 from aris3nb.backup.catalog import Candidate, choose_backup
+from aris3nb.targets.profile import LoadedProfile
 from aris3nb.backup.create import backups_dir
 from aris3nb.backup.drill import drills_dir, read_drill_report
 from aris3nb.backup.manifest import MANIFEST_NAME, read_manifest
@@ -138,15 +139,18 @@ def judge_backup_age(chosen: Candidate, passed_over: Iterable[Candidate], *, bud
 
 
 def judge_backup_freshness(settings: Settings, database_url: str | None, *, base_url: str | None = None,
-                           budget_sec: float, now: dt.datetime | None = None) -> Outcome:
+                           budget_sec: float, now: dt.datetime | None = None,
+                           profile: LoadedProfile | None = None) -> Outcome:
     """The newest valid backup of the database at ``database_url`` within the RPO budget
-    (``unjudgeable``'s outcome when there is no such database)."""
+    (``unjudgeable``'s outcome when there is no such database), validated against the table
+    set of ``profile``'s target (None: the reference)."""
     unjudged = unjudgeable(database_url, base_url)
     if unjudged is not None:
         return unjudged
     assert database_url  # unjudgeable answers when it is not given
     try:
-        choice = choose_backup(settings, database_url, require_valid=True, purpose="judge against the RPO budget")
+        choice = choose_backup(settings, database_url, require_valid=True, purpose="judge against the RPO budget",
+                               profile=profile)
     except NoBackup as exc:  # its message lists every backup found and why each was passed over
         return failed(f"{exc}; take one (aris3nb backup create)", rpo_budget_sec=budget_sec, newest_valid_backup=None,
                       target=redact_url(database_url))

@@ -345,7 +345,7 @@ def check_target_schema(ctx: GateContext) -> Outcome:
 def check_backup_freshness(ctx: GateContext) -> Outcome:
     """What a restore would lose is bounded: the target's newest valid backup is within the RPO budget."""
     return freshness.judge_backup_freshness(ctx.settings, ctx.target_database_url, base_url=ctx.options.base_url,
-                                            budget_sec=ctx.settings.rpo_budget_sec)
+                                            budget_sec=ctx.settings.rpo_budget_sec, profile=ctx.profile)
 
 
 @GATE_CHECKS.register("drill.freshness")

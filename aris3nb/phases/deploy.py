@@ -14,7 +14,7 @@ from typing import Any
 
 from aris3nb import migrate
 from aris3nb.backup import profiles
-from aris3nb.backup.create import BackupResult, create_backup, schema_tables_at
+from aris3nb.backup.create import BackupResult, create_backup
 from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.core.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, verdict_of, warned
 from aris3nb.core.errors import Aris3nbError, BackupExists
@@ -107,8 +107,7 @@ def _check_manifest(ctx: _DeployContext) -> Outcome:
     if ctx.backup is None:
         return failed("no backup to validate (backup.create failed)")
     profile = ctx.options.profile
-    ctx.validation = validate_backup(ctx.backup.manifest_path, schema_tables_at if profiles.is_reference(profile)
-                                     else profiles.schema_tables_for(profile))
+    ctx.validation = validate_backup(ctx.backup.manifest_path, profiles.schema_tables_for(profile))
     if not ctx.validation.ok:
         return failed(f"{len(ctx.validation.problems)} problem(s): {ctx.validation.problems[0]}",
                       problems=ctx.validation.problems, warnings=ctx.validation.warnings)
