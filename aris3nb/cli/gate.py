@@ -111,14 +111,14 @@ def integrity(
     PASS_WITH_WARNINGS, 1 on FAIL (or on warnings with --strict), 2 when the database cannot
     be opened. The JSON report is written to OPS_ARTIFACTS_DIR/integrity/.
     """
-    target_profile(target, embedded)
+    loaded = target_profile(target, embedded)
     settings = load_gate_settings()
     options = IntegrityOptions(
         database_url=database_url(database_url_option),
-        exports_dir=exports_dir or settings.resolved_exports_dir(), strict=strict,
+        exports_dir=exports_dir or loaded.exports_dir() or settings.resolved_exports_dir(), strict=strict,
         idempotency_max_age_sec=idempotency_max_age_sec or settings.integrity_idempotency_max_age_sec,
         statement_timeout_sec=settings.integrity_statement_timeout_sec,
-    )
+    ).for_profile(loaded)
     report = run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir, on_result=_progress)
     _show(report, "integrity check", "report", IntegrityFailed, json_output=json_output, title="post-go-live integrity check")
 

@@ -78,6 +78,9 @@ class IntegrityOptions:
     sql_checks: Sequence[SqlCheck | Mapping[str, Any]] = ()
     file_checks: Sequence[FileCheck | Mapping[str, Any]] = ()
     plugins: Sequence[str] = ()
+    #: The target profile whose ``[integrity]`` was selected (``LoadedProfile.as_evidence()``).
+    profile: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"name": "reference", "path": None, "sha256": None})
 
     def with_selection(self, selection: IntegritySelection) -> IntegrityOptions:
         """These options running what a profile's ``[integrity]`` table selects."""
@@ -89,8 +92,8 @@ class IntegrityOptions:
         built-in reference profile: the reference invariants, as without a profile)."""
         if loaded.is_reference:
             return self
-        return self.with_selection(checks_from_toml(loaded.profile.integrity, base_dir=loaded.root,
-                                                    where=f"{loaded.label} integrity"))
+        selection = checks_from_toml(loaded.profile.integrity, base_dir=loaded.root, where=f"{loaded.label} integrity")
+        return dataclasses.replace(self.with_selection(selection), profile=loaded.as_evidence())
 
     def selection(self) -> IntegritySelection:
         """The checks these options select, validated (``UsageError`` naming a bad field)."""
@@ -191,6 +194,7 @@ def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
             "statement_timeout_sec": options.statement_timeout_sec, "sample_limit": SAMPLE_LIMIT,
             "selection": {"builtin": list(selection.builtin), "sql": [check.name for check in selection.sql],
                           "files": [check.name for check in selection.files], "plugins": list(selection.plugins)},
+            "profile": dict(options.profile),
         },
         "checks": [result.to_dict() for result in results],
         "files": {"report": report_name},
