@@ -384,6 +384,9 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
     if python != sys.executable:  # aris3nb's environment is not the target's
         for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
             env.pop(name, None)
+    if not (declared and declared.pass_database_url):  # never the production URL to a test suite, unasked
+        env.pop(loaded.profile.target.database_url_env, None)
+    env.update(declared.env if declared else {})
     account = loaded.profile.service.smoke_account
     username, password, variables = ctx.smoke_account()
     note = None

@@ -161,7 +161,7 @@ def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str
                        "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
         else:
             env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
-            command = [python, "-m", "pytest", "-q", *_no_cache(pytest_args), *pytest_args,
+            command = [python, "-m", "pytest", "-q", "--color=no", *_no_cache(pytest_args), *pytest_args,
                        "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
         returncode, output, duration = _run_group(command, cwd=cwd, env=env, timeout_sec=timeout_sec)
         xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None

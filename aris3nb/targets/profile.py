@@ -127,6 +127,12 @@ class Smoke(_Model):
     path: str
     pytest_args: list[str] = []
     areas: list[AreaRule] = []
+    #: The suite runs without the target's database URL (``target.database_url_env`` removed
+    #: from its environment): a test suite handed the production URL may create or change
+    #: databases on that server. True hands it on.
+    pass_database_url: bool = False
+    #: Variables set for the suite (not secrets: they are written in the profile).
+    env: dict[str, str] = {}
 
 
 class Backup(_Model):

@@ -340,3 +340,19 @@ def test_a_login_template_and_its_placeholders_fill_string_values_only() -> None
         "user": {"name": "u", "tags": ["p", 7, True]}, "{username}": "p!"}
     login = Login(path="/x", body={}, auth_header={"name": "X-Token", "value": "Token {token}"})
     assert service_auth_header(login, "abc") == {"X-Token": "Token abc"}
+
+
+@needs_target
+def test_the_suite_never_gets_the_targets_database_url_unless_the_profile_says_so(
+        served: str, foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target's test suite handed the production URL may create databases on that server
+    (upstream ARIS3's does): the variable is removed unless [smoke] pass_database_url is true."""
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql://prod.example/shop")
+    (tmp_path / "test_env.py").write_text(
+        "import os\ndef test_env(): assert os.environ.get('SHOP_DATABASE_URL') == os.environ.get('EXPECTED')\n")
+    for passed_on, expected in ((False, {}), (True, {"EXPECTED": "postgresql://prod.example/shop"})):
+        profile = Profile(profile_version=1, name="env", target=TargetCode(python=str(foreign_python),
+                                                                             database_url_env="SHOP_DATABASE_URL"),
+                          smoke=Smoke(path="test_env.py", pass_database_url=passed_on, env=expected))
+        [smoke] = gate(LoadedProfile(profile, tmp_path / "aris3nb.toml", None), served, tmp_path, "smoke").results
+        assert smoke.evidence["totals"] == {"passed": 1, "failed": 0, "errors": 0, "skipped": 0}, smoke.detail
