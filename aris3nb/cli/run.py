@@ -54,7 +54,11 @@ def run(
         "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable.",
         show_default=False)] = None,
     pytest_target: Annotated[str | None, typer.Option(
-        "--pytest-target", help="The smoke tests.", show_default=False)] = None,
+        "--pytest-target", help="The smoke tests. Default: the profile's [smoke] suite, else the playbook's own.",
+        show_default=False)] = None,
+    exports_dir: Annotated[Path | None, typer.Option(
+        "--exports-dir", help="The service's export files (backed up beside the database, checked by the integrity "
+        "check). Default: the profile's [backup] exports folder, else ARIS3_EXPORTS_DIR.", show_default=False)] = None,
     cell_timeout: Annotated[float, typer.Option(
         "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).")] = 600.0,
     scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.")] = EMBEDDED_SCALE,
@@ -86,7 +90,7 @@ def run(
     options = RunOptions(
         phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
         strict=strict, confirm_restore=yes, revert_command=revert_command, manifest=manifest,
-        terminate_sessions=terminate_sessions,
+        terminate_sessions=terminate_sessions, exports_dir=exports_dir,
         budgets_ms=parse_budgets(budget), pytest_target=pytest_target,
         cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key, profile=profile,
     )

@@ -85,6 +85,7 @@ class RunOptions:
     confirm_restore: bool = False
     terminate_sessions: bool = False  # a rollback restore may end other sessions in its way
     manifest: Path | None = None  # the backup a drill (or an operator's rollback) takes; default: see _parameters
+    exports_dir: Path | None = None  # the service's export files; default: the profile's, else ARIS3_EXPORTS_DIR
     revert_command: str | None = None
     budgets_ms: Mapping[str, float] = field(default_factory=dict)
     pytest_target: str | None = None  # None: the profile's [smoke] suite, or the playbook's own (reference)
@@ -125,7 +126,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     from aris3nb.targets.embedded import embedded_target, reference_service
 
     if options.base_url:
-        exports = options.profile.exports_dir() if not options.profile.is_reference else None
+        exports = options.exports_dir or (options.profile.exports_dir() if not options.profile.is_reference else None)
         database_url = options.database_url or settings.database_url
         yield Target("base_url", options.base_url, database_url,
                      exports or (settings.resolved_exports_dir() if database_url else None),
@@ -133,7 +134,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
         return
     if options.database_url:
         check_connection(options.database_url)
-        exports = settings.resolved_exports_dir()
+        exports = options.exports_dir or settings.resolved_exports_dir()
         with reference_service(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
             yield Target("database", base_url, options.database_url, exports,
                          f"reference service at {base_url} over {redact_url(options.database_url)}")
@@ -382,6 +383,8 @@ def validate_run_options(options: RunOptions) -> RunOptions:
                          "--base-url (and --database-url); aris3nb serves only its bundled reference itself")
     if options.cell_timeout_sec <= 0:
         raise UsageError("the cell timeout must be a positive number of seconds")
+    if options.exports_dir is not None and not options.exports_dir.is_dir():
+        raise UsageError(f"--exports-dir {options.exports_dir} is not a folder: give the service's export files")
     if options.signing_key is not None and not options.signing_key.is_file():
         raise UsageError(f"no signing key at {options.signing_key}")
     if not options.notebooks_dir.is_dir():

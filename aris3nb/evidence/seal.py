@@ -109,6 +109,7 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
             "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
             "manifest": str(options.manifest) if options.manifest else None,
             "terminate_sessions": options.terminate_sessions,
+            "exports_dir": str(options.exports_dir) if options.exports_dir else None,
             "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded and executed_by == "aris3nb run"
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
             "executed_by": executed_by, "rerun_warning": options.rerun_warning,

@@ -197,3 +197,16 @@ def test_serve_over_postgresql(postgres_url: str, tmp_path: Path) -> None:
         assert wait_ready(f"http://127.0.0.1:{port}", process).json()["status"] == "ready"
     finally:
         stop(process)
+
+
+def test_run_refuses_an_exports_dir_that_is_not_a_folder_and_a_foreign_profile_without_its_service(
+        tmp_path: Path) -> None:
+    env = {"OPS_ARTIFACTS_DIR": str(tmp_path / "art")}
+    done = aris3nb("run", "--embedded", "--exports-dir", str(tmp_path / "missing"), env=env)
+    assert_one_line_failure(done, 2, "--exports-dir")
+    profile = tmp_path / "shop" / "aris3nb.toml"
+    profile.parent.mkdir()
+    profile.write_text('profile_version = 1\nextends = "aris3"\nname = "shop"\n')
+    done = aris3nb("run", "--target", str(profile), "--database-url", f"sqlite:///{tmp_path / 'shop.db'}", env=env)
+    assert_one_line_failure(done, 2, "give its --base-url")
+    assert not (tmp_path / "art").exists(), "nothing ran"
