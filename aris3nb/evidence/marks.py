@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aris3nb.core.errors import UsageError
+from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.redact import redact_text
 from aris3nb.evidence.display import Banner, result_in
 from aris3nb.evidence.record import PhaseRun
@@ -114,10 +114,31 @@ def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.Note
     return cell
 
 
-def _banner_cell(run_id: str, phase_run: PhaseRun) -> nbformat.NotebookNode:
+def target_note(notebook: Any) -> str:
+    """What the banner says of the target: the profile the phase judged with (name, SHA-256 of
+    its file) and the target's code revision (git commit, Alembic head), from the notebook's
+    ``profile`` parameter; empty for a notebook without one."""
+    from aris3nb.targets.profile import load_target_profile
+    from aris3nb.targets.revision import cached_code_revision
+
+    parameters = (notebook.metadata.get("papermill") or {}).get("parameters") or {}
+    if "profile" not in parameters:
+        return ""
+    try:
+        loaded = load_target_profile(parameters.get("profile"))
+    except Aris3nbError as exc:
+        return f" · profile unreadable: {exc}"
+    revision = cached_code_revision(loaded)
+    commit = revision.get("git_commit")
+    code = (f"git {commit[:12]}{' (dirty)' if revision.get('git_dirty') else ''}" if commit else "no git commit")
+    return (f" · profile {loaded.profile.name} ({f'sha256:{loaded.sha256[:12]}' if loaded.sha256 else 'built in'})"
+            f" · code {code}, Alembic head {revision.get('alembic_head') or 'unknown'}")
+
+
+def _banner_cell(run_id: str, phase_run: PhaseRun, target: str = "") -> nbformat.NotebookNode:
     """The verdict at the top of the executed notebook, with the status the runner saw."""
     note = (f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
-            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}")
+            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}{target}")
     if phase_run.failed_cell is not None:
         note += f" · the failing cell is marked below (tagged {FAILED_CELL_TAG})"
     banner = Banner(phase_run.phase.title, phase_run.verdict or "FAIL", phase_run.reasons, note=note)
@@ -225,7 +246,7 @@ def mark_notebook(notebook: Any, run_id: str, phase_run: PhaseRun, failed_cell_i
     phase_run.failed_cell = None
     if phase_run.status != "completed":
         _mark_failed_cell(notebook, phase_run, failed_cell_id)
-    notebook.cells.insert(0, _banner_cell(run_id, phase_run))
+    notebook.cells.insert(0, _banner_cell(run_id, phase_run, target_note(notebook)))
     if phase_run.failed_cell is not None:  # its position in the notebook as written
         phase_run.failed_cell["index"] = next(i for i, cell in enumerate(notebook.cells)
                                               if FAILED_CELL_TAG in cell.metadata.get("tags", []))

@@ -37,3 +37,14 @@ def target_code_revision(loaded: LoadedProfile) -> dict[str, Any]:
     except Aris3nbError as exc:
         revision.update(alembic_head=None, alembic_head_error=str(exc))
     return revision
+
+
+_CACHE: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+
+
+def cached_code_revision(loaded: LoadedProfile) -> dict[str, Any]:
+    """``target_code_revision``, once per profile file in a process (a run marks five notebooks)."""
+    key = (str(loaded.path) if loaded.path else None, loaded.sha256)
+    if key not in _CACHE:
+        _CACHE[key] = target_code_revision(loaded)
+    return dict(_CACHE[key])

@@ -308,3 +308,28 @@ def test_the_drill_shows_rpo_as_a_figure_and_its_times_in_the_page_format(shown)
     html = rpo._repr_html_()
     assert "2026-05-31T20:13:44Z" in html and "2026-11-28T08:05:00Z" in html
     assert "20:13:44.000000" not in html
+
+
+def test_the_banner_names_the_profile_and_the_targets_code_revision(tmp_path) -> None:
+    """Every page's banner says which contract judged which code: the profile's name and the
+    SHA-256 of its file, the target's git commit and Alembic head (unknown, said so, when the
+    target's interpreter cannot answer)."""
+    import nbformat
+
+    from aris3nb.evidence.marks import mark_notebook
+    from aris3nb.evidence.record import PhaseRun
+    from aris3nb.phases import PHASE_BY_NAME
+    from aris3nb.targets.profile import load_profile
+
+    profile = tmp_path / "aris3nb.toml"
+    profile.write_text('profile_version = 1\nname = "shop"\n[target]\npython = "no-such-python-here"\n')
+    loaded = load_profile(profile)
+    for given, expected in ((str(profile), f"profile shop (sha256:{loaded.sha256[:12]}) · code "),
+                            (str(profile), "Alembic head unknown"),
+                            (None, "profile reference (built in) · code git ")):
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["papermill"] = {"parameters": {"profile": given}}
+        mark_notebook(notebook, "20261129T000000Z-abcdef", PhaseRun(PHASE_BY_NAME["drill"], status="completed",
+                                                                     verdict="PASS"), None)
+        banner = notebook.cells[0].outputs[0]["data"]["text/plain"]
+        assert expected in banner, banner
