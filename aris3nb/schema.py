@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, Engine
 
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.reference.models import Base
+from aris3nb.targets.probe import describe as describe_difference  # noqa: F401 -- one description, in and out of process
 
 #: Tables Alembic itself keeps; not part of the ARIS3 schema.
 ALEMBIC_TABLES = frozenset({"alembic_version"})
@@ -99,38 +100,6 @@ def compare_with_models(conn: sa.Connection, metadata: sa.MetaData = Base.metada
     """``model_differences`` on an open connection (a read-only one, for a target database)."""
     context = MigrationContext.configure(conn, opts={"compare_type": True})
     return list(compare_metadata(context, metadata))
-
-
-def describe_difference(diff: Any) -> str:
-    """One readable line for an entry of ``model_differences``.
-
-    ``add_*`` means the models have something the database lacks; ``remove_*`` the reverse.
-    """
-    if isinstance(diff, list):
-        return "; ".join(describe_difference(d) for d in diff)
-    op, *args = diff
-    if op.startswith("modify_"):
-        _schema, table, column, _existing, database_value, model_value = args
-        return f"{op} {table}.{column}: database has {database_value!r}, models want {model_value!r}"
-    where = "in the models, not in the database" if op.startswith("add_") else "in the database, not in the models"
-    if op in ("add_column", "remove_column"):
-        _schema, table, column = args
-        return f"{op} {table}.{column.name} ({column.type}): {where}"
-    obj = args[0]
-    table = getattr(getattr(obj, "table", None), "name", None)
-    name = getattr(obj, "name", None) or _unnamed(obj)
-    return f"{op} {table + '.' if table else ''}{name}: {where}"
-
-
-def _unnamed(obj):
-    """An unnamed constraint or index by what it holds (its repr carries memory addresses)."""
-    elements = getattr(obj, "elements", None)
-    if elements:  # a foreign key: (columns) -> table(columns)
-        return f"({', '.join(e.parent.name for e in elements)}) -> {', '.join(e.target_fullname for e in elements)}"
-    columns = getattr(obj, "columns", None)
-    if columns is not None:
-        return f"({', '.join(c.name for c in columns)})"
-    return str(obj)
 
 
 def leftover_schema_objects(url: str | URL) -> list[str]:

@@ -9,6 +9,7 @@ the skip into a failure.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from aris3nb.core.redact import redact_url
 POSTGRES_URL = os.environ.get("ARIS3_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("ARIS3_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")
 SCRATCH_PREFIX = "aris3nb_test_"
+# The foreign test targets' driver (tests/targets/foreign_target.py), imported by the tests that use it.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "targets"))
 
 
 def _admin_engine() -> sa.Engine:

@@ -163,13 +163,7 @@ def chunk_statement(table: str, key: list[str], lower: Sequence[Any] | None, upp
     value of its result, with types): computed in C, and recomputable by anyone with the
     sqlite3 shell from this text alone.
     """
-    keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
-    clauses = []
-    if lower is not None:
-        clauses.append(f"({keys}) > ({', '.join(_literal(v) for v in lower)})")
-    if upper is not None:
-        clauses.append(f"({keys}) <= ({', '.join(_literal(v) for v in upper)})")
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    keys, where = _range_where(key, lower, upper)
     select = f"SELECT * FROM {_ident(table)}{where} ORDER BY {keys}"
     return f"SELECT (SELECT count(*) FROM {_ident(table)}{where}), lower(hex(sha3_query({_literal(select)})));"
 

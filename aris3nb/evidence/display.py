@@ -556,6 +556,12 @@ class PhaseEvidence:
             axis.set_xlabel("seconds")
             axis.set_title(f"Restore drill RTO: {self.metrics['drill_rto_sec']} s in all", fontsize=10)
             self._chart(figure, "drill_rto.png")
+        judged = [{"measure": name, "figure (s)": (figures or {}).get(field), "budget (s)": (figures or {}).get("budget_sec"),
+                   "verdict": (figures or {}).get("status") or "not judged"}
+                  for name, figures, field in (("RPO: the backup's age", report.get("rpo"), "backup_age_sec"),
+                                               ("RTO: the drill's duration", report.get("rto"), "total_sec"))
+                  if figures]
+        self.show_table(judged, "RPO and RTO against their budgets", ["measure", "figure (s)", "budget (s)", "verdict"])
         rpo = report.get("rpo") or {}
         self.show_table([{"measure": key, "value": value} for key, value in rpo.items()], "RPO")
         figure = rpo_figure(rpo)
@@ -565,7 +571,20 @@ class PhaseEvidence:
         self.show_table([{"table": d["table"], "rows recorded": d["rows_recorded"], "rows restored": d["rows_found"],
                           "key ranges differing": d["ranges_differing"]} for d in differing], "Tables that differ")
         for table in differing:
-            for item in table.get("ranges") or []:
+            if "counts" in table:  # named by the backup's row index
+                counts = table["counts"]
+                rows = [{"kind": kind, "key": json.dumps(row.get("key"), default=str),
+                         "restored": json.dumps(row.get("restored"), default=str) if row.get("restored") else "-",
+                         "recorded": json.dumps(row.get("recorded"), default=str) if row.get("recorded") else "-",
+                         "digest recorded / restored": f"{row.get('recorded_digest') or '-'} / "
+                                                       f"{row.get('restored_digest') or '-'}",
+                         "the backup's own data": row.get("backup_data")}
+                        for kind in ("changed", "missing", "extra") for row in table.get(kind) or []]
+                self.show_table(rows, f"{table['table']}: {counts.get('changed', 0)} changed, "
+                                      f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra row(s) "
+                                      f"(at most {table.get('shown_per_kind')} of each shown)")
+                continue
+            for item in table.get("ranges") or []:  # a backup without a row index: samples of the ranges
                 self.show_table(item.get("restored_sample") or [],
                                 f"{table['table']}: rows restored in key range ({item.get('after_key')}, "
                                 f"{item.get('up_to_key')}]: {item.get('rows_recorded')} rows recorded, "

@@ -1,4 +1,5 @@
-"""The targets aris3nb judges. Today: the embedded default — the reference ARIS3 double,
-migrated, seeded and served on loopback (``targets.embedded``), the only place outside the
-reference package that starts it. The tooling's library code never imports the double.
+"""The targets aris3nb judges: their profiles (``profile``, ``builtin/``, ``init``), their code
+reached in their own interpreter (``code`` through the standalone ``probe``), their code revision
+(``revision``), and the embedded default — the reference ARIS3 double, migrated, seeded and served
+on loopback (``embedded``), the only place outside the reference package that starts it.
 """

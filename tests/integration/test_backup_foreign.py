@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -23,14 +22,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -53,7 +51,7 @@ from aris3nb.targets.profile import LoadedProfile, load_profile
 pytestmark = pytest.mark.slow  # the target's venv: 25-45 s once per machine (kept under VENV_CACHE)
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
-VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
+VENV_CACHE = ft.VENV_CACHE
 SCALE = 8
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 SCRATCH_PREFIX = "aris3nb_test_"
@@ -63,20 +61,6 @@ UPSTREAM_REVISION = "0037_s12_reports_cost_snapshot"
 PLANT = ("UPDATE receipt_tenders SET amount_minor = amount_minor - 100 WHERE tender_id = ("
          "SELECT t.tender_id FROM receipt_tenders t JOIN receipts r ON r.receipt_id = t.receipt_id "
          "WHERE r.receipt_state = 'SETTLED' AND t.tender_kind = 'CARD' ORDER BY r.receipt_no, t.tender_id LIMIT 1)")
-
-
-def _foreign_target() -> ModuleType:
-    """tests/targets/foreign_target.py (tests/ is no package; loaded once by its path)."""
-    if "foreign_target" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("foreign_target", TARGETS / "foreign_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["foreign_target"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["foreign_target"]
-
-
-ft = _foreign_target()
 
 
 def write_profile(folder: Path, python: Path, exports_dir: Path, *, rpo: str | None = None) -> LoadedProfile:

@@ -11,16 +11,13 @@ asserted (a PASS needs the 200 the gate requires). The tests that need the targe
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 
 from aris3nb.core.checks import Status
@@ -31,23 +28,11 @@ from aris3nb.gate.smoke import AREAS, OTHER_AREA
 from aris3nb.targets.profile import AreaRule, Health, LoadedProfile, Login, Profile, Smoke, TargetCode, load_profile
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
-VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
+VENV_CACHE = ft.VENV_CACHE
 SCALE = 12  # the smoke suite's own in-process scale: every area has rows
 needs_target = pytest.mark.slow  # the target's venv (see the module's docstring)
 
 
-def _foreign_target() -> ModuleType:
-    """tests/targets/foreign_target.py (tests/ is no package; loaded once by its path)."""
-    if "foreign_target" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("foreign_target", TARGETS / "foreign_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["foreign_target"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["foreign_target"]
-
-
-ft = _foreign_target()
 PROFILE_FILE = load_profile(ft.PROFILE)
 BASE_CHECKS = [name for name in GATE_CHECKS.names() if not name.startswith("latency.")]
 

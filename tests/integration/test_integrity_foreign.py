@@ -11,20 +11,16 @@ none crashing, none a business FAIL.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 import re
 import shutil
-import sys
-import tempfile
 import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -36,23 +32,11 @@ from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, IntegrityRepor
 pytestmark = pytest.mark.slow  # the target's venv: 25-45 s once per machine (kept under VENV_CACHE)
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
-VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
+VENV_CACHE = ft.VENV_CACHE
 SCALE = 40
 SCRATCH_PREFIX = "aris3nb_test_"
 
 
-def _foreign_target() -> ModuleType:
-    """tests/targets/foreign_target.py (tests/ is no package; loaded once by its path)."""
-    if "foreign_target" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("foreign_target", TARGETS / "foreign_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["foreign_target"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["foreign_target"]
-
-
-ft = _foreign_target()
 PROFILE = tomllib.loads(ft.PROFILE.read_text())
 SELECTION = checks_from_toml(PROFILE["integrity"], base_dir=ft.ROOT)
 SEVERITY = {check.name: check.severity for check in (*SELECTION.sql, *SELECTION.files)}

@@ -9,40 +9,24 @@ target's own server (a scratch database, dropped).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
+import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow  # the target's venv (once per machine) and two whole runs
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
-VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
+VENV_CACHE = ft.VENV_CACHE
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 SCALE = 8
-
-
-def _foreign_target() -> ModuleType:
-    if "foreign_target" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("foreign_target", TARGETS / "foreign_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["foreign_target"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["foreign_target"]
-
-
-ft = _foreign_target()
 
 
 @pytest.fixture(scope="module")

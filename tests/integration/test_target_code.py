@@ -11,14 +11,11 @@ a probe error is a one-line FAIL; a missing interpreter is a usage error (exit 2
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
-from types import ModuleType
 
+import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 import sqlalchemy as sa
 
@@ -39,21 +36,7 @@ from aris3nb.targets.profile import LoadedProfile, load_profile
 pytestmark = pytest.mark.slow  # the target's venv: 25-45 s once per machine (kept under VENV_CACHE)
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
-VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
-
-
-def _foreign_target() -> ModuleType:
-    """tests/targets/foreign_target.py (tests/ is no package; loaded once by its path)."""
-    if "foreign_target" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("foreign_target", TARGETS / "foreign_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["foreign_target"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["foreign_target"]
-
-
-ft = _foreign_target()
+VENV_CACHE = ft.VENV_CACHE
 
 
 def write_profile(folder: Path, python: Path | str, *, width: int = 32, alembic_ini: str = "alembic.ini") -> LoadedProfile:

@@ -66,6 +66,8 @@ HEAD = REVISIONS[-1]
 VENV_TIMEOUT_SEC = 600
 COMMAND_TIMEOUT_SEC = 300
 START_TIMEOUT_SEC = 30
+#: Where tests keep the target's venv (``ensure_venv``): once per machine, by default.
+VENV_CACHE = Path(os.environ.get("ARIS3NB_TARGET_VENV_CACHE", Path(tempfile.gettempdir()) / "aris3nb-target-venvs"))
 
 
 class TargetCommandFailed(RuntimeError):

@@ -310,6 +310,30 @@ def test_the_drill_shows_rpo_as_a_figure_and_its_times_in_the_page_format(shown)
     assert "20:13:44.000000" not in html
 
 
+def test_the_drill_names_the_rows_that_differ_and_judges_rpo_and_rto(shown):
+    """A failed drill shows each changed, missing and extra row by key with the restored and the
+    recorded values, and RPO and RTO as figures beside their budgets with a verdict."""
+    phase, objects = shown
+    row = {"key": [1234], "restored": {"id": 1234, "sku": "FORGED-1234"}, "recorded_digest": "6c47296964976064",
+           "restored_digest": "94dee9a07168e4b2", "recorded": None,
+           "backup_data": "holds the restored values, not the recorded row: the backup was changed after it was made"}
+    report = {"backup": "b", "engine": "sqlite", "status": "FAIL", "checks": [], "rto_sec": {"total": 0.3},
+              "rpo": {"backup_age_sec": 300.0, "budget_sec": 86400.0, "status": "PASS"},
+              "rto": {"total_sec": 0.3, "budget_sec": 900.0, "status": "PASS"},
+              "diff": [{"table": "stock_items", "key": ["id"], "rows_recorded": 3, "rows_found": 3, "ranges_differing": 1,
+                        "ranges": [], "counts": {"changed": 1, "missing": 0, "extra": 0}, "shown_per_kind": 20,
+                        "changed": [row], "missing": [], "extra": []}]}
+
+    phase.show_drill(report)
+
+    titles = [getattr(item, "data", "") for item in objects]
+    tables = {titles[i - 1].strip("*"): item._repr_html_() for i, item in enumerate(objects) if isinstance(item, Table)}
+    [named] = [html for title, html in tables.items() if title.startswith("stock_items: 1 changed, 0 missing, 0 extra")]
+    assert "[1234]" in named and "FORGED-1234" in named and "the backup was changed after it was made" in named
+    judged = tables["RPO and RTO against their budgets"]
+    assert "86400" in judged and "900" in judged and judged.count("PASS") == 2
+
+
 def test_the_banner_names_the_profile_and_the_targets_code_revision(tmp_path) -> None:
     """Every page's banner says which contract judged which code: the profile's name and the
     SHA-256 of its file, the target's git commit and Alembic head (unknown, said so, when the
