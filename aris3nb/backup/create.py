@@ -238,8 +238,9 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     With a profile other than the reference (``backup.profiles``): the expected tables come
     from the target's own migrations (a revision they do not know is a warning, and the live
     schema is recorded instead), ``backup.exclude_tables`` are left out, and the export files
-    come from ``exports_dir`` or else the profile's exports folder; a configured exports folder
-    that does not exist is a warning. Warnings are in the manifest's ``warnings`` and the result.
+    come from ``exports_dir`` or else the profile's exports folder. For every target, an exports
+    folder given or configured that does not exist is a warning (0 files copied, never silently).
+    Warnings are in the manifest's ``warnings`` and the result.
     """
     check_name(name)
     reference = profiles.is_reference(profile)
@@ -247,7 +248,7 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     warnings: list[str] = []
     if not reference and exports_dir is None:
         exports_dir = profiles.configured_exports_dir(profile)
-    if not reference and exports_dir is not None and not Path(exports_dir).is_dir():
+    if exports_dir is not None and not Path(exports_dir).is_dir():
         warnings.append(f"exports folder {exports_dir} does not exist: 0 files copied")
     engine = engine_name(database_url)
     root = backups_dir(settings)

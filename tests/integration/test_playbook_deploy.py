@@ -30,6 +30,7 @@ def test_a_backup_name_taken_leaves_the_old_one_and_takes_another_name(tmp_path:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    (tmp_path / "exports").mkdir()
     options = DeployOptions(database_url=url, base_url="http://127.0.0.1:9", backup_name="pre_deploy_20261128_0800",
                             exports_dir=tmp_path / "exports")
     first = deploy(options, settings)
@@ -51,8 +52,20 @@ def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
     settings = Settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings.resolved_exports_dir().mkdir(parents=True)  # the service's export files (none yet)
     create_backup(url, "pre_deploy_20261129_1000", settings=settings)
     report = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_20261129_1000"), settings)
     created = next(r for r in report.results if r.name == "backup.create")
     assert created.status.value == "PASS", created.detail
     assert report.backup is not None and report.backup.path.name.startswith("pre_deploy_20261129_1000_")
+
+
+def test_a_missing_exports_folder_is_a_warning_never_a_silent_zero(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'aris3.db'}"
+    migrate.upgrade(url)
+    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    report = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_20261129_1100",
+                                  exports_dir=tmp_path / "no-exports-here"), settings)
+    created = next(r for r in report.results if r.name == "backup.create")
+    assert created.status is Status.WARN and f"exports folder {tmp_path / 'no-exports-here'} does not exist: 0 files " \
+        "copied" in created.detail, created.detail
