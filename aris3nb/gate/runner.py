@@ -79,6 +79,7 @@ from aris3nb.core.report import CheckReport, check_report_head, read_json_eviden
 from aris3nb.gate import freshness, git, http, migrations, smoke
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 from aris3nb.targets.profile import REFERENCE, Endpoint, LoadedProfile
+from aris3nb.targets.revision import cached_code_revision
 
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
 GATE_SUMMARY_VERSION = 1
@@ -620,7 +621,8 @@ def run_gate(options: GateOptions, settings: GateSettings,
                             strict=options.strict),
         "inputs": _inputs(ctx),
         "code": {"aris3nb_version": __version__, "python": platform.python_version(),
-                 "migration_heads": _heads_or_none(options.script_location, _code_profile(ctx))},
+                 "migration_heads": _heads_or_none(options.script_location, _code_profile(ctx)),
+                 "target": cached_code_revision(options.profile)},
         "checks": [result.to_dict() for result in results],
         "files": {"summary": summary_name, **ctx.files},
     }

@@ -93,7 +93,10 @@ class IntegrityOptions:
         if loaded.is_reference:
             return self
         selection = checks_from_toml(loaded.profile.integrity, base_dir=loaded.root, where=f"{loaded.label} integrity")
-        return dataclasses.replace(self.with_selection(selection), profile=loaded.as_evidence())
+        from aris3nb.targets.revision import cached_code_revision
+
+        return dataclasses.replace(self.with_selection(selection),
+                                   profile={**loaded.as_evidence(), "code_revision": cached_code_revision(loaded)})
 
     def selection(self) -> IntegritySelection:
         """The checks these options select, validated (``UsageError`` naming a bad field)."""
