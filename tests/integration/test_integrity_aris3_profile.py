@@ -124,7 +124,7 @@ def test_clean_data_passes_and_absent_tables_are_not_applicable(database_url: st
     ("UPDATE transfer_movements SET qty = 2 WHERE action = 'RECEIVE'", "aris3.transfers.received_means_settled",
      TRANSFER),
     (f"UPDATE stores SET tenant_id = '{_id()}' WHERE id = '{S2}'", "aris3.transfers.stores", TRANSFER),
-])
+], ids=["payment_short", "canceled_yet_received", "received_short", "store_of_another_tenant"])
 def test_a_planted_inconsistency_fails_its_check_naming_the_row(database_url: str, tmp_path: Path, plant: str,
                                                                 check: str, named: str) -> None:
     _load(database_url)
