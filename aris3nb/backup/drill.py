@@ -58,6 +58,7 @@ from aris3nb.core.db import create_engine, engine_name, sqlite_path
 from aris3nb.core.errors import (
     Aris3nbError,
     DatabaseUnavailable,
+    DeadlineExceeded,
     DrillDisabled,
     DrillFailed,
     ManifestUnreadable,
@@ -79,10 +80,6 @@ DIFF_ROWS = 20
 #: target profile may name others (``restore_verify(business_timestamps=...)``).
 BUSINESS_TIMESTAMPS = (("audit_events", "created_at"), ("sales", "updated_at"), ("transfers", "updated_at"),
                        ("payments", "created_at"))
-#: Budgets, in seconds, when the caller names none: a backup at most a day old (RPO), a
-#: drill (validate, restore, verify, upgrade) within 15 minutes (RTO).
-RPO_BUDGET_SEC = 86_400.0
-RTO_BUDGET_SEC = 900.0
 
 
 @dataclass
@@ -195,16 +192,16 @@ def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
-                   timeout_sec: float | None = None, rpo_budget_sec: float = RPO_BUDGET_SEC,
-                   rto_budget_sec: float = RTO_BUDGET_SEC,
+                   timeout_sec: float | None = None, rpo_budget_sec: float | None = None,
+                   rto_budget_sec: float | None = None,
                    business_timestamps: Sequence[tuple[str, str]] | None = None,
                    profile: LoadedProfile | None = None) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
 
     ``rpo_budget_sec``: the oldest a backup may be when drilled (its age is what a restore
-    now would lose); ``rto_budget_sec``: the longest the drill may take, validation to
-    upgrade. ``business_timestamps``: the (table, column) pairs whose newest value in the
+    now would lose; default OPS_RPO_BUDGET_SEC, a day); ``rto_budget_sec``: the longest the
+    drill may take, validation to upgrade (default OPS_RTO_BUDGET_SEC, 15 minutes). ``business_timestamps``: the (table, column) pairs whose newest value in the
     restored data is reported as the newest business event the backup holds; default: the
     profile's ``rpo.sources`` (each absent one a warning naming it, none declared a warning),
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
@@ -214,9 +211,12 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     reference = profiles.is_reference(profile)
     if business_timestamps is None:
         business_timestamps = BUSINESS_TIMESTAMPS if reference else profiles.rpo_sources(profile)  # type: ignore[arg-type]
+    rpo_budget_sec = settings.rpo_budget_sec if rpo_budget_sec is None else rpo_budget_sec
+    rto_budget_sec = settings.rto_budget_sec if rto_budget_sec is None else rto_budget_sec
     budgets = _Budgets(_budget(rpo_budget_sec, "rpo_budget_sec"), _budget(rto_budget_sec, "rto_budget_sec"),
                        tuple(business_timestamps), None if reference else profile)
-    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec)
+    seconds = timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec
+    deadline = Deadline.after(seconds)
     given = Path(manifest_path)
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
     report = DrillReport(backup=folder_name, manifest=str(given), engine=None, started_at=utc_text(dt.datetime.now(dt.UTC)),
@@ -232,7 +232,11 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
     except (UsageError, DatabaseUnavailable) as exc:  # could not start as asked, or no server to drill on:
         report.status, report.reason = "FAIL", str(exc)   # exit 2 (as every command), report kept
         raise
-    except Aris3nbError as exc:  # DeadlineExceeded among them: its message starts "timeout:"
+    except DeadlineExceeded as exc:  # its message starts "timeout:"; say which deadline and how to move it
+        given = "--timeout" if timeout_sec is not None else "OPS_DRILL_TIMEOUT_SEC"
+        report.status, report.reason = "FAIL", (f"{exc} (the drill's deadline: {seconds:g} s, set by {given}; "
+                                                "a larger backup needs a larger one)")
+    except Aris3nbError as exc:
         report.status, report.reason = "FAIL", str(exc)
     finally:
         report.rto_sec.setdefault("total", round(time.perf_counter() - started, 3))

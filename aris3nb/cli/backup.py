@@ -53,7 +53,12 @@ def create(
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME."""
+    """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME.
+
+    Environment: DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_EXPORTS_DIR (or the profile's exports
+    folder), OPS_BACKUP_TIMEOUT_SEC, OPS_LOCK_TIMEOUT_SEC. Exit 0 kept (warnings printed);
+    1 failed, nothing kept; 2 bad input (name, URL, an unwritable OPS_ARTIFACTS_DIR).
+    """
     profile = target_profile(target, embedded)
     current = settings()
     if exports_dir is None and profiles.is_reference(profile):
@@ -85,7 +90,12 @@ def create(
 @backup_app.command("validate")
 def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: EmbeddedOption = False,
              json_output: JsonOption = False) -> None:
-    """Check every file, size, digest and path of a backup against its manifest (exit 1 if invalid)."""
+    """Check every file, size, digest and path of a backup against its manifest, and its tables
+    against the target's schema at its revision (the profile's migrations).
+
+    Exit 0 VALID (warnings printed); 1 INVALID, every problem named; 2 a manifest missing,
+    empty or not JSON.
+    """
     profile = target_profile(target, embedded)
     result = validate_backup(manifest, profiles.schema_tables_for(profile))
     document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
@@ -118,7 +128,13 @@ def restore_verify_command(
 ) -> None:
     """The restore drill: restore into a disposable database, verify, upgrade; writes
     drill_report_<timestamp>.json (PostgreSQL drills create their scratch database on the
-    server of --database-url)."""
+    server of --database-url).
+
+    Environment: OPS_ENABLE_BACKUP_DRILL must be true (drills are refused otherwise);
+    DATABASE_URL, OPS_ARTIFACTS_DIR, OPS_DRILL_TIMEOUT_SEC (the deadline), OPS_RPO_BUDGET_SEC,
+    OPS_RTO_BUDGET_SEC. Exit 0 PASS; 1 FAIL (the report says why); 2 drills disabled, an
+    unreadable manifest or no server to drill on.
+    """
     profile = target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
@@ -155,7 +171,9 @@ def restore(
     Only a backup made from the target is restored (--allow-other-source for another one);
     on PostgreSQL, sessions holding locks or transactions on the target refuse it
     (--terminate-sessions), and every lock wait is bounded. A failed restore leaves the
-    target as it was. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest).
+    target as it was. Environment: OPS_ARTIFACTS_DIR, OPS_BACKUP_TIMEOUT_SEC,
+    OPS_LOCK_TIMEOUT_SEC. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes,
+    unreadable manifest).
     """
     profile = target_profile(target, embedded)
     result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout,

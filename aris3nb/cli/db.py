@@ -45,7 +45,9 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
     json_output: JsonOption = False,
 ) -> None:
-    """Migrate the database up to REVISION (default: the code's head)."""
+    """Migrate the database up to REVISION (default: the code's head) with the reference's
+    migrations. Environment: DATABASE_URL, OPS_ARTIFACTS_DIR. Exit 0 migrated; 1 FAILED (one
+    line: e.g. a database at a revision these migrations do not know); 2 bad input."""
     url = database_url(database_url_option)
     with alembic_refusals(url):
         migrate.upgrade(url, revision)
@@ -61,7 +63,8 @@ def db_downgrade(
     revision: Annotated[str, typer.Option(help="Target revision; 'base' removes the whole schema.")],
     database_url_option: DatabaseUrlOption = None,
 ) -> None:
-    """Migrate the database down to REVISION."""
+    """Migrate the database down to REVISION with the reference's migrations. Environment:
+    DATABASE_URL, OPS_ARTIFACTS_DIR. Exit 0 migrated; 1 FAILED (one line); 2 bad input."""
     url = database_url(database_url_option)
     with alembic_refusals(url):
         migrate.downgrade(url, revision)
@@ -79,7 +82,9 @@ def db_seed(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Fill a freshly migrated, empty database with deterministic ARIS3 data."""
+    """Fill a freshly migrated, empty database with deterministic ARIS3 data (the reference's
+    seed). Environment: DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_SMOKE_PASSWORD, ARIS3_SEED_PASSWORD.
+    Exit 0 seeded; 1 failed; 2 bad input (a database that is not empty)."""
     current = settings()
     url = database_url(database_url_option)
     target = exports_dir or current.resolved_exports_dir()

@@ -41,7 +41,11 @@ def verify(
         "evidence.json is protected by nothing (unsigned, and no later run links it).")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Check every file, digest, signature and chain link of sealed playbook runs (exit 1 naming each problem)."""
+    """Check every file, digest, signature and chain link of sealed playbook runs.
+
+    Environment: OPS_ARTIFACTS_DIR (where runs are looked for). Exit 0 valid (an unsigned,
+    unchained evidence.json is said in the headline); 1 invalid, each problem named (and with
+    --strict, an unprotected evidence.json); 2 bad input."""
     result = verify_path(path, public_key=public_key)
     passed = result.passes(strict=strict)
     unprotected = None
@@ -127,7 +131,8 @@ def keygen(
         "as PATH.pub. Existing files are never overwritten (exit 2).", show_default=False)],
     json_output: JsonOption = False,
 ) -> None:
-    """Create an Ed25519 key pair for signing evidence bundles."""
+    """Create an Ed25519 key pair for signing evidence bundles. Exit 0 written; 2 a file there
+    already (never overwritten) or an unwritable place."""
     public_path = generate_signing_key(private_key_path)
     identity = key_id(load_public_key(public_path))
     if json_output:

@@ -26,7 +26,9 @@ def serve(
     scale: Annotated[int, typer.Option(min=0, help="With --embedded: stock rows to seed.")] = seed_data.DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="With --embedded: random seed of the data.")] = seed_data.DEFAULT_SEED,
 ) -> None:
-    """Serve the reference ARIS3 service over a database until interrupted."""
+    """Serve the reference ARIS3 service over a database until interrupted. Environment:
+    DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_SECRET_KEY, ARIS3_EXPORTS_DIR. Exit 0 stopped;
+    2 bad input (a busy port, a missing SQLite database)."""
     if embedded_default:
         if database_url_option:
             raise UsageError("--embedded serves its own database: leave out --database-url")

@@ -57,6 +57,10 @@ def _valid_seconds(value: float) -> float:
 Seconds = Annotated[float, AfterValidator(_valid_seconds)]
 
 
+#: The largest RPO budget accepted: a year. Beyond, a freshness check could never fail.
+MAX_RPO_DAYS = 366
+
+
 class Settings(BaseSettings):
     """Every setting aris3nb reads from the environment."""
 
@@ -67,6 +71,12 @@ class Settings(BaseSettings):
     ops_enable_backup_drill: bool = Field(default=False, validation_alias="OPS_ENABLE_BACKUP_DRILL")
     ops_drill_timeout_sec: Seconds = Field(default=120.0, validation_alias="OPS_DRILL_TIMEOUT_SEC")
     ops_backup_timeout_sec: Seconds = Field(default=3600.0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")
+    #: The RPO budget: the newest valid backup of a target may be at most this old (seconds) —
+    #: judged by the gate's ``backup.freshness`` and by every drill.
+    rpo_budget_sec: float = Field(default=86400.0, gt=0, le=MAX_RPO_DAYS * 86400, allow_inf_nan=False,
+                                  validation_alias="OPS_RPO_BUDGET_SEC")
+    #: The RTO budget: a drill (validate, restore, verify, upgrade) may take at most this long.
+    rto_budget_sec: Seconds = Field(default=900.0, validation_alias="OPS_RTO_BUDGET_SEC")
     #: How long any PostgreSQL session of aris3nb (or pg_dump/pg_restore it runs) waits for a lock.
     ops_lock_timeout_sec: Seconds = Field(default=15.0, validation_alias="OPS_LOCK_TIMEOUT_SEC")
     #: How long ``aris3nb run`` waits for another run against the same target to finish (0: refuse at once).

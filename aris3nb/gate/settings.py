@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from aris3nb.core.settings import Seconds, Settings, load_settings
+from aris3nb.core.settings import MAX_RPO_DAYS, Seconds, Settings, load_settings
 
 #: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
 #: Spelled out here because the playbook tooling does not import the reference service.
 DEFAULT_SMOKE_USERNAME = "smoke.admin"
 #: Below this many samples a percentile is not evidence: the latency check says "inconclusive".
 MIN_LATENCY_SAMPLES = 200
-#: The largest RPO budget and drill age accepted: a year. Beyond, a freshness check could never fail.
-MAX_FRESHNESS_DAYS = 366
+#: The largest drill age accepted: a year (the RPO budget's limit is the same, in core.settings).
+MAX_FRESHNESS_DAYS = MAX_RPO_DAYS
 
 
 class GateSettings(Settings):
@@ -35,9 +35,6 @@ class GateSettings(Settings):
     http_timeout_sec: Seconds = Field(default=5.0, validation_alias="OPS_GATE_HTTP_TIMEOUT_SEC")
     smoke_timeout_sec: Seconds = Field(default=300.0, validation_alias="OPS_GATE_SMOKE_TIMEOUT_SEC")
 
-    #: ``backup.freshness``: the target's newest valid backup may be at most this old (seconds).
-    rpo_budget_sec: float = Field(default=86400.0, gt=0, le=MAX_FRESHNESS_DAYS * 86400, allow_inf_nan=False,
-                                  validation_alias="OPS_RPO_BUDGET_SEC")
     #: ``drill.freshness``: the last passing drill of a backup of the target may be at most this
     #: old (days; fractions allowed).
     drill_max_age_days: float = Field(default=7.0, gt=0, le=MAX_FRESHNESS_DAYS, allow_inf_nan=False,

@@ -437,7 +437,8 @@ def test_a_drill_past_its_deadline_fails_with_timeout_and_cleans_up(source: str,
     manifest_path = backup(source, settings, name)
     with pytest.raises(DrillFailed, match="timeout") as failed:
         drill(manifest_path, settings, source, timeout_sec=0.001)
-    assert json.loads(Path(failed.value.report_path).read_text())["reason"].startswith("timeout")
+    reason = json.loads(Path(failed.value.report_path).read_text())["reason"]
+    assert reason.startswith("timeout") and "the drill's deadline: 0.001 s, set by --timeout" in reason, reason
     if "postgresql" in source:
         assert not [d for d in scratch_databases(request.getfixturevalue("postgres_admin")) if name in d]
 
