@@ -30,8 +30,7 @@ DatabaseUrlOption = Annotated[
         "--database-url",
         help="SQLAlchemy URL of the ARIS3 database (sqlite:///PATH or postgresql://USER@HOST/DB). "
         "Default: DATABASE_URL, else the embedded default's SQLite file under OPS_ARTIFACTS_DIR.",
-        show_default=False,
-    ),
+        show_default=False, metavar="URL"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead of text.")]
 TargetOption = Annotated[
@@ -41,8 +40,7 @@ TargetOption = Annotated[
         help="The target profile (aris3nb.toml, or a folder holding it, or a pyproject.toml with [tool.aris3nb]). "
         "Default: the one found from the current folder upward; none: the bundled reference. Inside another ARIS3 "
         "repository without a profile the command refuses (see `aris3nb init`).",
-        show_default=False,
-    ),
+        show_default=False, metavar="PATH"),
 ]
 EmbeddedOption = Annotated[
     bool,

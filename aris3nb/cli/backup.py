@@ -28,8 +28,8 @@ from aris3nb.cli._common import (
 )
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
-ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False)]
-TimeoutOption = Annotated[float | None, typer.Option("--timeout", help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.")]
+ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False, metavar="MANIFEST")]
+TimeoutOption = Annotated[float | None, typer.Option("--timeout", help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.", metavar="SECONDS")]
 
 
 def register(app: typer.Typer) -> None:
@@ -43,11 +43,11 @@ def _print_json(document: object) -> None:
 
 @backup_app.command("create")
 def create(
-    name: Annotated[str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.")],
+    name: Annotated[str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.", metavar="NAME")],
     database_url_option: DatabaseUrlOption = None,
     exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: the target profile's "
                                                      "exports folder; for the reference ARIS3_EXPORTS_DIR, else the "
-                                                     "embedded one.")] = None,
+                                                     "embedded one.", metavar="DIR")] = None,
     timeout: TimeoutOption = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -121,7 +121,7 @@ def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: 
 def restore_verify_command(
     manifest: ManifestArgument,
     database_url_option: DatabaseUrlOption = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.", metavar="SECONDS")] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
@@ -153,7 +153,7 @@ def restore_verify_command(
 @backup_app.command("restore")
 def restore(
     manifest: ManifestArgument,
-    target_url: Annotated[str, typer.Option("--target-url", help="The database to overwrite with the backup.")],
+    target_url: Annotated[str, typer.Option("--target-url", help="The database to overwrite with the backup.", metavar="URL")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm that the target is to be overwritten.")] = False,
     allow_other_source: Annotated[bool, typer.Option(
         "--allow-other-source", help="Confirm, besides --yes, restoring a backup that was made from another database "

@@ -42,7 +42,7 @@ def alembic_refusals(url: str) -> Iterator[None]:
 @db_app.command("upgrade")
 def db_upgrade(
     database_url_option: DatabaseUrlOption = None,
-    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Option(help="Target revision.", metavar="REVISION")] = "head",
     json_output: JsonOption = False,
 ) -> None:
     """Migrate the database up to REVISION (default: the code's head) with the reference's
@@ -60,7 +60,7 @@ def db_upgrade(
 
 @db_app.command("downgrade")
 def db_downgrade(
-    revision: Annotated[str, typer.Option(help="Target revision; 'base' removes the whole schema.")],
+    revision: Annotated[str, typer.Option(help="Target revision; 'base' removes the whole schema.", metavar="REVISION")],
     database_url_option: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database down to REVISION with the reference's migrations. Environment:
@@ -75,10 +75,10 @@ def db_downgrade(
 @db_app.command("seed")
 def db_seed(
     database_url_option: DatabaseUrlOption = None,
-    scale: Annotated[int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.")] = seed_data.DEFAULT_SCALE,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = seed_data.DEFAULT_SEED,
+    scale: Annotated[int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.", metavar="ROWS")] = seed_data.DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.", metavar="SEED")] = seed_data.DEFAULT_SEED,
     exports_dir: Annotated[
-        Path | None, typer.Option(help="Folder for export files. Default: ARIS3_EXPORTS_DIR, else beside the embedded database.")
+        Path | None, typer.Option(help="Folder for export files. Default: ARIS3_EXPORTS_DIR, else beside the embedded database.", metavar="DIR")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -31,11 +31,11 @@ def register(app: typer.Typer) -> None:
 def verify(
     path: Annotated[Path, typer.Argument(
         help="A run folder or its evidence.json (that run), or a runs folder such as OPS_ARTIFACTS_DIR/runs "
-        "(every run, and the chain linking them).", show_default=False)],
+        "(every run, and the chain linking them).", show_default=False, metavar="PATH")],
     public_key: Annotated[Path | None, typer.Option(
         "--public-key", help="PEM Ed25519 public key (the .pub written by `aris3nb evidence keygen`): every run "
         "must be signed by it. Without it a signature only proves the run is unchanged since signing, not who "
-        "signed it.", show_default=False)] = None,
+        "signed it.", show_default=False, metavar="PATH")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Warnings fail too: incomplete runs (a run folder without evidence.json), and a run whose "
         "evidence.json is protected by nothing (unsigned, and no later run links it).")] = False,
@@ -128,7 +128,7 @@ def _signature_text(run: Verification, *, short: bool = False) -> str:
 def keygen(
     private_key_path: Annotated[Path, typer.Argument(
         help="Where to write the new Ed25519 signing key (PEM PKCS8, owner-only); its public key goes beside it "
-        "as PATH.pub. Existing files are never overwritten (exit 2).", show_default=False)],
+        "as PATH.pub. Existing files are never overwritten (exit 2).", show_default=False, metavar="PRIVATE_KEY_PATH")],
     json_output: JsonOption = False,
 ) -> None:
     """Create an Ed25519 key pair for signing evidence bundles. Exit 0 written; 2 a file there
@@ -153,9 +153,9 @@ def seal_command(
     run_dir: Annotated[Path, typer.Argument(
         help="The run folder the phase notebooks were executed into, named like a run id "
         "(e.g. artifacts/runs/20261129T120000Z-a1b2c3), each notebook under its phase's file name.",
-        show_default=False)],
+        show_default=False, metavar="RUN_DIR")],
     signing_key: Annotated[Path | None, typer.Option(
-        "--signing-key", help="Sign evidence.json with this Ed25519 private key.", show_default=False)] = None,
+        "--signing-key", help="Sign evidence.json with this Ed25519 private key.", show_default=False, metavar="PATH")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Seal phase notebooks executed elsewhere (`papermill --engine aris3nb ...`, Airflow's

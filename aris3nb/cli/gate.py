@@ -54,25 +54,25 @@ def gate(
     pytest_target: Annotated[str | None, typer.Option(
         "--pytest-target", help="Smoke tests to run (PATH or PATH::NODE), e.g. tests/smoke/test_post_merge_readiness.py; "
         "a path that does not exist is a usage error (exit 2). Not given: the smoke check is skipped.",
-        show_default=False)] = None,
+        show_default=False, metavar="PATH[::TEST]")] = None,
     base_url: Annotated[str | None, typer.Option(
         "--base-url", help="The live service to probe, e.g. https://aris3.example.internal. Not given: the gate "
-        "starts the reference service over a fresh, seeded temporary SQLite database.", show_default=False)] = None,
+        "starts the reference service over a fresh, seeded temporary SQLite database.", show_default=False, metavar="URL")] = None,
     target_database_url: Annotated[str | None, typer.Option(
         "--database-url", help="The target environment's database, which must be at the code's head revision and "
         "equal to the models (read only). Default: DATABASE_URL; neither given: the check is skipped.",
-        show_default=False)] = None,
+        show_default=False, metavar="URL")] = None,
     postgres_url: Annotated[str | None, typer.Option(
         "--postgres-url", help="A PostgreSQL server (postgresql://USER@HOST/DB) on which to create, round-trip and drop "
         "a scratch database aris3nb_gate_<hex>. Not given: the PostgreSQL round trip is skipped.",
-        show_default=False)] = None,
+        show_default=False, metavar="URL")] = None,
     budget: Annotated[list[str] | None, typer.Option(
         "--budget", help="A p95 budget NAME=MS; repeatable. NAME: health, stock, reports, exports for the reference "
         "(defaults: OPS_GATE_BUDGET_*_MS), or the name of one of the target profile's [[service.endpoints]] "
-        "(default: its p95_ms).", show_default=False)] = None,
+        "(default: its p95_ms).", show_default=False, metavar="NAME=MS")] = None,
     check: Annotated[list[str] | None, typer.Option(
         "--check", help="Run only this check (repeatable), e.g. http.ready; an unknown name is a usage error (exit 2) "
-        "listing the checks of the target's profile. Default: every check.", show_default=False)] = None,
+        "listing the checks of the target's profile. Default: every check.", show_default=False, metavar="CHECK")] = None,
     strict: StrictOption = False,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -97,10 +97,10 @@ def integrity(
     database_url_option: DatabaseUrlOption = None,
     exports_dir: Annotated[Path | None, typer.Option(
         "--exports-dir", help="Folder of the export files. Default: ARIS3_EXPORTS_DIR, else the embedded default's.",
-        show_default=False)] = None,
+        show_default=False, metavar="DIR")] = None,
     idempotency_max_age_sec: Annotated[float | None, typer.Option(
         "--idempotency-max-age-sec", min=0.001, help="Idempotency records in progress longer than this WARN. "
-        "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).", show_default=False)] = None,
+        "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).", show_default=False, metavar="SECONDS")] = None,
     strict: StrictOption = False,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,

@@ -25,17 +25,17 @@ VERDICT_STYLES = {"PASS": "bold green", "PASS_WITH_WARNINGS": "bold yellow", "FA
 def run(
     phases: Annotated[list[str] | None, typer.Argument(
         help="Phases to run, in playbook order: pre_deploy deploy post_deploy drill rollback. Default: the first "
-        "four, then rollback when a trigger fires.", show_default=False)] = None,
+        "four, then rollback when a trigger fires.", show_default=False, metavar="PHASES")] = None,
     base_url: Annotated[str | None, typer.Option(
         "--base-url", help="Probe this deployed service instead of serving one (its database: --database-url or "
-        "DATABASE_URL, needed for the backup, the drill and the integrity check).", show_default=False)] = None,
+        "DATABASE_URL, needed for the backup, the drill and the integrity check).", show_default=False, metavar="URL")] = None,
     database_url: Annotated[str | None, typer.Option(
         "--database-url", help="The target database. Given alone, the reference service is served over it for the "
         "run. Default: DATABASE_URL; neither given: the embedded default (a fresh SQLite database, migrated and "
-        "seeded, served on a free loopback port, removed afterwards).", show_default=False)] = None,
+        "seeded, served on a free loopback port, removed afterwards).", show_default=False, metavar="URL")] = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/). Default: OPS_ARTIFACTS_DIR.",
-        show_default=False)] = None,
+        show_default=False, metavar="DIR")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
     yes: Annotated[bool, typer.Option(
         "--yes", help="Confirm that a rollback may restore into the target database: the backup this run's deploy "
@@ -43,35 +43,35 @@ def run(
         "backup made from the target).")] = False,
     manifest: Annotated[Path | None, typer.Option(
         "--manifest", help="The backup the drill (run without deploy) or a rollback run alone takes, instead of the "
-        "newest backup made from the target.", show_default=False)] = None,
+        "newest backup made from the target.", show_default=False, metavar="PATH")] = None,
     terminate_sessions: Annotated[bool, typer.Option(
         "--terminate-sessions", help="Let a rollback restore end other sessions that hold locks or transactions on "
         "the target (PostgreSQL; each one is logged). Without it such sessions refuse the restore.")] = False,
     revert_command: Annotated[str | None, typer.Option(
         "--revert-command", help="Command a rollback runs to revert the app (recorded with its output). "
-        "Default: OPS_REVERT_COMMAND; none: the step is skipped.", show_default=False)] = None,
+        "Default: OPS_REVERT_COMMAND; none: the step is skipped.", show_default=False, metavar="COMMAND")] = None,
     budget: Annotated[list[str] | None, typer.Option(
         "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable.",
-        show_default=False)] = None,
+        show_default=False, metavar="NAME=MS")] = None,
     pytest_target: Annotated[str | None, typer.Option(
         "--pytest-target", help="The smoke tests. Default: the profile's [smoke] suite, else the playbook's own.",
-        show_default=False)] = None,
+        show_default=False, metavar="PATH[::TEST]")] = None,
     exports_dir: Annotated[Path | None, typer.Option(
         "--exports-dir", help="The service's export files (backed up beside the database, checked by the integrity "
-        "check). Default: the profile's [backup] exports folder, else ARIS3_EXPORTS_DIR.", show_default=False)] = None,
+        "check). Default: the profile's [backup] exports folder, else ARIS3_EXPORTS_DIR.", show_default=False, metavar="DIR")] = None,
     cell_timeout: Annotated[float, typer.Option(
-        "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).")] = 600.0,
-    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.")] = EMBEDDED_SCALE,
+        "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).", metavar="SECONDS")] = 600.0,
+    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.", metavar="ROWS")] = EMBEDDED_SCALE,
     signing_key: Annotated[Path | None, typer.Option(
         "--signing-key", help="Sign evidence.json with this Ed25519 private key (PEM; see `aris3nb evidence keygen`).",
-        show_default=False)] = None,
+        show_default=False, metavar="PATH")] = None,
     rerun: Annotated[str | None, typer.Option(
         "--rerun", help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
-        "target of the same kind.", show_default=False)] = None,
-    rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False)] = None,
+        "target of the same kind.", show_default=False, metavar="RUN_ID")] = None,
+    rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False, metavar="PHASE")] = None,
     public_key: Annotated[Path | None, typer.Option(
         "--public-key", help="With --rerun: the run must be signed by this Ed25519 public key (PEM).",
-        show_default=False)] = None,
+        show_default=False, metavar="PATH")] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,

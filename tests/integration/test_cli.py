@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import os
 import signal
@@ -210,3 +211,19 @@ def test_run_refuses_an_exports_dir_that_is_not_a_folder_and_a_foreign_profile_w
     done = aris3nb("run", "--target", str(profile), "--database-url", f"sqlite:///{tmp_path / 'shop.db'}", env=env)
     assert_one_line_failure(done, 2, "give its --base-url")
     assert not (tmp_path / "art").exists(), "nothing ran"
+
+
+def test_every_commands_help_names_what_it_reads_without_type_noise() -> None:
+    """Each command's help says its exit codes; options show what to give (URL, SECONDS, PATH),
+    never a Python type such as <str> or <list[str]>."""
+    commands = [["run"], ["gate"], ["integrity"], ["init"], ["serve"], ["backup", "create"], ["backup", "validate"],
+                ["backup", "restore-verify"], ["backup", "restore"], ["evidence", "verify"], ["evidence", "seal"],
+                ["evidence", "keygen"], ["db", "upgrade"], ["db", "downgrade"], ["db", "seed"]]
+    for command in commands:
+        done = aris3nb(*command, "--help")
+        assert done.returncode == 0, (command, done.stderr)
+        text = " ".join(done.stdout.split())
+        assert "Exit" in text, (command, "names no exit codes")
+        noise = re.findall(r"--[a-z-]+ <[a-z\[\]| ]+>", text)
+        assert not noise, (command, noise)
+    assert "OPS_ENABLE_BACKUP_DRILL" in " ".join(aris3nb("backup", "restore-verify", "--help").stdout.split())
