@@ -44,17 +44,27 @@ def _snapshot(inspector: sa.Inspector) -> dict[str, Any]:
     for table in sorted(inspector.get_table_names()):
         pk = inspector.get_pk_constraint(table)
         snapshot[table] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"], _text(c.get("default")))
-                        for c in inspector.get_columns(table)],
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], _text(c.get("default")))
+                for c in inspector.get_columns(table)
+            ],
             "pk": pk["constrained_columns"],
             "pk_name": pk.get("name"),
-            "fks": _sorted([(fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"],
-                             tuple(fk["referred_columns"])) for fk in inspector.get_foreign_keys(table)]),
-            "indexes": _sorted([(ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
-                                for ix in inspector.get_indexes(table)]),
-            "uniques": _sorted([(u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)]),
-            "checks": _sorted([(ck.get("name") or "", _text(ck.get("sqltext")))
-                               for ck in inspector.get_check_constraints(table)]),
+            "fks": _sorted(
+                [
+                    (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+                    for fk in inspector.get_foreign_keys(table)
+                ]
+            ),
+            "indexes": _sorted(
+                [(ix["name"], tuple(ix["column_names"]), bool(ix["unique"])) for ix in inspector.get_indexes(table)]
+            ),
+            "uniques": _sorted(
+                [(u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)]
+            ),
+            "checks": _sorted(
+                [(ck.get("name") or "", _text(ck.get("sqltext"))) for ck in inspector.get_check_constraints(table)]
+            ),
         }
     return snapshot
 
@@ -166,6 +176,7 @@ def _sqlite_read_only(engine: Engine, path: Path, statement_timeout_sec: float |
         conn.exec_driver_sql("BEGIN")
 
     if statement_timeout_sec is not None:
+
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _start_clock(conn: sa.Connection, *_args: Any) -> None:
             conn.connection.info[_DEADLINE][0] = time.monotonic() + statement_timeout_sec

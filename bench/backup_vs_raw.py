@@ -69,7 +69,9 @@ def timed(args: list[str], **kwargs: object) -> float:
 def ours(action: str, url: str, artifacts: Path) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", CHILD, action, url, str(artifacts)], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"aris3nb {action} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        raise SystemExit(
+            f"aris3nb {action} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -86,7 +88,9 @@ def bench_sqlite(scale: int, folder: Path) -> dict[str, object]:
     url = f"sqlite:///{source}"
     seed(url, scale, folder)
     ref_copy = folder / "ref.db"
-    raw_create = timed(["sqlite3", str(source), f".backup '{ref_copy}'"]) + timed(["sqlite3", str(ref_copy), ".sha3sum"])
+    raw_create = timed(["sqlite3", str(source), f".backup '{ref_copy}'"]) + timed(
+        ["sqlite3", str(ref_copy), ".sha3sum"]
+    )
     mine_create = ours("create", url, folder / "artifacts")
     restored = folder / "restored.db"
     started = time.perf_counter()
@@ -97,8 +101,11 @@ def bench_sqlite(scale: int, folder: Path) -> dict[str, object]:
 
 
 def bench_postgres(scale: int, folder: Path, server: str) -> dict[str, object]:
-    admin = sa.create_engine(make_url(server).set(drivername="postgresql+psycopg", database="postgres"),
-                             isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    admin = sa.create_engine(
+        make_url(server).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
     names = ("aris3nb_bench_source", "aris3nb_bench_rawrestore")
     with admin.connect() as conn:
         for name in names:
@@ -139,18 +146,25 @@ def _hash_all_tables(url: str) -> None:
                     digest.update(block)
 
 
-def _result(raw_create: float, mine_create: dict[str, float], raw_drill: float, mine_drill: dict[str, float],
-            size: int) -> dict[str, object]:
+def _result(
+    raw_create: float, mine_create: dict[str, float], raw_drill: float, mine_drill: dict[str, float], size: int
+) -> dict[str, object]:
     return {
         "database_bytes": size,
-        "create": {"raw_sec": round(raw_create, 2), "aris3nb_sec": round(mine_create["seconds"], 2),
-                   "ratio": round(mine_create["seconds"] / raw_create, 2),
-                   "peak_rss_mib": round(mine_create["peak_rss_mib"], 1),
-                   "peak_anon_mib": round(mine_create["peak_anon_mib"], 1)},
-        "drill": {"raw_sec": round(raw_drill, 2), "aris3nb_sec": round(mine_drill["seconds"], 2),
-                  "ratio": round(mine_drill["seconds"] / raw_drill, 2),
-                  "peak_rss_mib": round(mine_drill["peak_rss_mib"], 1),
-                  "peak_anon_mib": round(mine_drill["peak_anon_mib"], 1)},
+        "create": {
+            "raw_sec": round(raw_create, 2),
+            "aris3nb_sec": round(mine_create["seconds"], 2),
+            "ratio": round(mine_create["seconds"] / raw_create, 2),
+            "peak_rss_mib": round(mine_create["peak_rss_mib"], 1),
+            "peak_anon_mib": round(mine_create["peak_anon_mib"], 1),
+        },
+        "drill": {
+            "raw_sec": round(raw_drill, 2),
+            "aris3nb_sec": round(mine_drill["seconds"], 2),
+            "ratio": round(mine_drill["seconds"] / raw_drill, 2),
+            "peak_rss_mib": round(mine_drill["peak_rss_mib"], 1),
+            "peak_anon_mib": round(mine_drill["peak_anon_mib"], 1),
+        },
     }
 
 

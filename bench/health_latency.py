@@ -44,8 +44,19 @@ def main() -> None:
                 client.get(args.path).raise_for_status()
                 samples.append((time.perf_counter() - started) * 1000)
     p50, p95, p99 = np.percentile(samples, [50, 95, 99])
-    print(json.dumps({"path": args.path, "samples": len(samples), "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-                      "p99_ms": round(p99, 2), "max_ms": round(max(samples), 2)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "path": args.path,
+                "samples": len(samples),
+                "p50_ms": round(p50, 2),
+                "p95_ms": round(p95, 2),
+                "p99_ms": round(p99, 2),
+                "max_ms": round(max(samples), 2),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -74,16 +74,25 @@ print(json.dumps({"seconds": time.perf_counter() - started, "status": report.sta
 
 
 def create_once(url: str, folder: Path, name: str, with_index: bool, drill: bool) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", CHILD, url, str(folder), name, "1" if with_index else "0"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(folder), name, "1" if with_index else "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
-        raise SystemExit(f"create failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        raise SystemExit(
+            f"create failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if drill:  # the drill of that backup: a backup with an index is verified by its row digests
-        drilled = subprocess.run([sys.executable, "-c", DRILL, url, str(folder), name], capture_output=True, text=True,
-                                 check=False)
+        drilled = subprocess.run(
+            [sys.executable, "-c", DRILL, url, str(folder), name], capture_output=True, text=True, check=False
+        )
         if drilled.returncode != 0:
-            raise SystemExit(f"drill failed: {drilled.stderr.strip().splitlines()[-1] if drilled.stderr.strip() else ''}")
+            raise SystemExit(
+                f"drill failed: {drilled.stderr.strip().splitlines()[-1] if drilled.stderr.strip() else ''}"
+            )
         result["drill"] = json.loads(drilled.stdout.strip().splitlines()[-1])
     shutil.rmtree(folder / "backups" / name, ignore_errors=True)
     return result
@@ -105,8 +114,11 @@ def compare(url: str, folder: Path, rounds: int, drill: bool = False) -> dict[st
             result = create_once(url, folder, f"bench_{kind}_{number}", kind == "with", drill)
             runs[kind].append(result)
             drilled = f"; drill {result['drill']['seconds']:.2f} s {result['drill']['rto_sec']}" if drill else ""
-            print(f"round {number + 1} {kind:>7} index: {result['seconds']:.2f} s, CPU {result['cpu_seconds']:.2f} s "
-                  f"(load {result['load']:.1f}) {result['durations']}, {result['bytes']:,} bytes{drilled}", file=sys.stderr)
+            print(
+                f"round {number + 1} {kind:>7} index: {result['seconds']:.2f} s, CPU {result['cpu_seconds']:.2f} s "
+                f"(load {result['load']:.1f}) {result['durations']}, {result['bytes']:,} bytes{drilled}",
+                file=sys.stderr,
+            )
     time_with = statistics.median(float(r["seconds"]) for r in runs["with"])
     time_without = statistics.median(float(r["seconds"]) for r in runs["without"])
     cpu_with = statistics.median(float(r["cpu_seconds"]) for r in runs["with"])
@@ -120,14 +132,16 @@ def compare(url: str, folder: Path, rounds: int, drill: bool = False) -> dict[st
         "rows_in_all_tables": rows,
         "create_sec_without_index": [round(float(r["seconds"]), 2) for r in runs["without"]],
         "create_sec_with_index": [round(float(r["seconds"]), 2) for r in runs["with"]],
-        "median_without": round(time_without, 2), "median_with": round(time_with, 2),
+        "median_without": round(time_without, 2),
+        "median_with": round(time_with, 2),
         "time_added": f"{(time_with / time_without - 1) * 100:+.1f} %",
         "cpu_sec_without_index": [round(float(r["cpu_seconds"]), 2) for r in runs["without"]],
         "cpu_sec_with_index": [round(float(r["cpu_seconds"]), 2) for r in runs["with"]],
         "cpu_added": f"{(cpu_with / cpu_without - 1) * 100:+.1f} %",
         "load_average": [round(float(r["load"]), 1) for kind in runs for r in runs[kind]],
         "backup_bytes_without_index": size_without,
-        "index_bytes": index_bytes, "index_bytes_per_row": round(index_bytes / max(rows, 1), 2),
+        "index_bytes": index_bytes,
+        "index_bytes_per_row": round(index_bytes / max(rows, 1), 2),
         "size_added": f"{(int(runs['with'][0]['bytes']) / size_without - 1) * 100:+.1f} %",
     }
 
@@ -140,8 +154,11 @@ def bench_sqlite(scale: int, folder: Path, rounds: int, database: Path | None, d
 
 
 def bench_postgres(scale: int, folder: Path, rounds: int, server: str, drill: bool) -> dict[str, object]:
-    admin = sa.create_engine(make_url(server).set(drivername="postgresql+psycopg", database="postgres"),
-                             isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    admin = sa.create_engine(
+        make_url(server).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
     name = "aris3nb_bench_row_index"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -85,12 +85,21 @@ def main() -> None:
                     command = [sys.executable, "-c", NAIVE, out, str(args.scale), str(BIN)]
                 elapsed, code = timed(command, env)
             results[kind].append(elapsed)
-            print(json.dumps({"round": round_number + 1, "kind": kind, "wall_sec": round(elapsed, 2), "exit": code}),
-                  flush=True)
+            print(
+                json.dumps({"round": round_number + 1, "kind": kind, "wall_sec": round(elapsed, 2), "exit": code}),
+                flush=True,
+            )
     ours, naive = statistics.median(results["aris3nb"]), statistics.median(results["naive"])
-    print(json.dumps({"median_sec": {"aris3nb": round(ours, 2), "naive": round(naive, 2)},
-                      "ratio_aris3nb_over_naive": round(ours / naive, 3), "rounds": args.rounds,
-                      "scale": args.scale}))
+    print(
+        json.dumps(
+            {
+                "median_sec": {"aris3nb": round(ours, 2), "naive": round(naive, 2)},
+                "ratio_aris3nb_over_naive": round(ours / naive, 3),
+                "rounds": args.rounds,
+                "scale": args.scale,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def recreate_postgres_database(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     target = make_url(url)
-    admin = sa.create_engine(target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
         conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
@@ -42,8 +44,9 @@ def recreate_postgres_database(url: str) -> None:
 
 
 def measure(url: str, scale: int, exports: Path) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", CHILD, url, str(scale), str(exports)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(scale), str(exports)], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

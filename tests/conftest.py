@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "targets"))
 
 def _admin_engine() -> sa.Engine:
     url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool)
+    return sa.create_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool
+    )
 
 
 @pytest.fixture(scope="session")

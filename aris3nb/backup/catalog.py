@@ -56,8 +56,14 @@ class Choice:
         return [c for c in self.considered if c.rejected]
 
     def as_evidence(self) -> dict[str, Any]:
-        return {"target": self.target, "manifest": str(self.manifest) if self.manifest else None, "reason": self.reason,
-                "passed_over": [{"backup": c.name, "created_at": c.created_at, "why": c.rejected} for c in self.passed_over]}
+        return {
+            "target": self.target,
+            "manifest": str(self.manifest) if self.manifest else None,
+            "reason": self.reason,
+            "passed_over": [
+                {"backup": c.name, "created_at": c.created_at, "why": c.rejected} for c in self.passed_over
+            ],
+        }
 
 
 def _read(manifest: Path) -> dict[str, Any]:
@@ -70,11 +76,14 @@ def _read(manifest: Path) -> dict[str, Any]:
 def _problems(problems: list[str]) -> str:
     shown = "; ".join(problems[:_PROBLEMS_SHOWN])
     more = len(problems) - _PROBLEMS_SHOWN
-    return f"invalid, {len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}" + (f"; and {more} more" if more > 0 else "")
+    return f"invalid, {len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}" + (
+        f"; and {more} more" if more > 0 else ""
+    )
 
 
-def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, purpose: str,
-                  profile: LoadedProfile | None = None) -> Choice:
+def choose_backup(
+    settings: Settings, target_url: str, *, require_valid: bool, purpose: str, profile: LoadedProfile | None = None
+) -> Choice:
     """The newest backup of the database at ``target_url`` (safety backups excluded).
 
     With ``require_valid`` the newest that validates (the ones passed over say why);
@@ -114,9 +123,11 @@ def choose_backup(settings: Settings, target_url: str, *, require_valid: bool, p
                 candidate.rejected = _problems(validation.problems)
                 continue
         newer = [c for c in considered if c.rejected and c.created_at > candidate.created_at]
-        reason = (f"the newest {'valid ' if require_valid else ''}backup of {target}, created {candidate.created_at}"
-                  + (f"; {len(newer)} newer one{'s' if len(newer) != 1 else ''} passed over" if newer else ""))
+        reason = f"the newest {'valid ' if require_valid else ''}backup of {target}, created {candidate.created_at}" + (
+            f"; {len(newer)} newer one{'s' if len(newer) != 1 else ''} passed over" if newer else ""
+        )
         return Choice(target, candidate.manifest, reason, considered)
     found = "; ".join(str(c) for c in considered) or "none"
-    raise NoBackup(f"no {'valid ' if require_valid else ''}backup of {target} under {folder} to {purpose}; "
-                   f"backups found: {found}")
+    raise NoBackup(
+        f"no {'valid ' if require_valid else ''}backup of {target} under {folder} to {purpose}; backups found: {found}"
+    )

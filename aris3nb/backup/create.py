@@ -92,9 +92,13 @@ def schema_fingerprint(conn: sa.Connection) -> str:
         schema[table] = {
             "columns": [[c["name"], str(c["type"]), bool(c["nullable"])] for c in inspector.get_columns(table)],
             "pk": inspector.get_pk_constraint(table)["constrained_columns"],
-            "fks": sorted([fk["name"] or "", fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]]
-                          for fk in inspector.get_foreign_keys(table)),
-            "indexes": sorted([ix["name"] or "", ix["column_names"], bool(ix["unique"])] for ix in inspector.get_indexes(table)),
+            "fks": sorted(
+                [fk["name"] or "", fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]]
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                [ix["name"] or "", ix["column_names"], bool(ix["unique"])] for ix in inspector.get_indexes(table)
+            ),
         }
     return "sha256:" + hashlib.sha256(canonical_json(schema)).hexdigest()
 
@@ -111,12 +115,20 @@ def _row_index(folder: Path) -> RowIndexWriter | None:
 def _index_entry(index: RowIndexWriter | None) -> dict[str, Any]:
     if index is None:
         return {}
-    return {"row_index": {"path": ROW_INDEX_FILE, "format": INDEX_FORMAT, "version": 1,
-                          "digest_bytes": digest.ROW_DIGEST_BYTES, "rows": index.rows}}
+    return {
+        "row_index": {
+            "path": ROW_INDEX_FILE,
+            "format": INDEX_FORMAT,
+            "version": 1,
+            "digest_bytes": digest.ROW_DIGEST_BYTES,
+            "rows": index.rows,
+        }
+    }
 
 
-def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *,
-                     exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _sqlite_snapshot(
+    url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *, exclude: frozenset[str] = frozenset()
+) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     copy = folder / sqlite.DATABASE_FILE
     sqlite.snapshot_copy(url, copy, deadline)
     if exclude:
@@ -130,8 +142,11 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_se
     engine = create_engine(f"sqlite:///{copy}", poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            meta = {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
-                    "schema_tables": sorted(sa.inspect(conn).get_table_names())}
+            meta = {
+                "revision": _revision(conn),
+                "schema_digest": schema_fingerprint(conn),
+                "schema_tables": sorted(sa.inspect(conn).get_table_names()),
+            }
     finally:
         engine.dispose()
     meta["server_version"] = sqlite.server_version()
@@ -142,18 +157,23 @@ def _sqlite_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_se
     return digests, meta
 
 
-def _postgres_snapshot(url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *,
-                       exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+def _postgres_snapshot(
+    url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *, exclude: frozenset[str] = frozenset()
+) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     def read_meta(conn: sa.Connection) -> dict[str, Any]:
-        return {"revision": _revision(conn), "schema_digest": schema_fingerprint(conn),
-                "schema_tables": sorted(sa.inspect(conn).get_table_names()),
-                "server_version": postgres.server_version(conn),
-                "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)}}
+        return {
+            "revision": _revision(conn),
+            "schema_digest": schema_fingerprint(conn),
+            "schema_tables": sorted(sa.inspect(conn).get_table_names()),
+            "server_version": postgres.server_version(conn),
+            "source": {"engine": "postgresql", "server": source.server_of(url), **source.postgres_identity(conn)},
+        }
 
     index = _row_index(folder)
     try:
-        digests, meta = postgres.snapshot_dump(url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec,
-                                               index=index, exclude=exclude)
+        digests, meta = postgres.snapshot_dump(
+            url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec, index=index, exclude=exclude
+        )
     finally:
         if index is not None:
             index.close()
@@ -201,7 +221,9 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
                 os.fsync(handle.fileno())
             size, digest = sha256_file(path)
             relative = path.relative_to(folder).as_posix()
-            role = "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
+            role = (
+                "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
+            )
             entries.append({"path": relative, "size": size, "sha256": digest, "role": role})
     return sorted(entries, key=lambda e: e["path"])
 
@@ -223,9 +245,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def create_backup(database_url: str, name: str, *, settings: Settings, exports_dir: Path | None = None,
-                  timeout_sec: float | None = None, purpose: str = "manual", profile: LoadedProfile | None = None,
-                  progress: Callable[[str], None] = lambda stage: None) -> BackupResult:
+def create_backup(
+    database_url: str,
+    name: str,
+    *,
+    settings: Settings,
+    exports_dir: Path | None = None,
+    timeout_sec: float | None = None,
+    purpose: str = "manual",
+    profile: LoadedProfile | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
     ``progress(stage)`` is told each stage as it starts. The whole backup must finish within
@@ -258,7 +288,9 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
         raise BackupError(f"cannot create the backups folder {root}: {exc.strerror or exc}") from exc
     final = root / name
     if final.exists() or final.is_symlink():
-        raise BackupExists(f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)")
+        raise BackupExists(
+            f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)"
+        )
     deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
     started = time.perf_counter()
     created_at = dt.datetime.now(dt.UTC)
@@ -278,8 +310,9 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
         snap_started = time.perf_counter()
         progress_to("copying the database and digesting its tables")
         if exclude:
-            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec,
-                                              exclude=exclude)
+            digests, meta = SNAPSHOTS[engine](
+                database_url, work, deadline, settings.ops_lock_timeout_sec, exclude=exclude
+            )
         else:
             digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec)
         snapshot_sec = time.perf_counter() - snap_started
@@ -287,13 +320,16 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
         live = set(meta["schema_tables"])
         excluded = sorted(exclude & live)
         lookup = schema_tables_at if reference else profiles.schema_tables_for(profile)
-        coverage, coverage_warnings = schema_coverage(meta["revision"], set(digests), lookup, live=live,
-                                                      excluded=set(excluded))
+        coverage, coverage_warnings = schema_coverage(
+            meta["revision"], set(digests), lookup, live=live, excluded=set(excluded)
+        )
         warnings += coverage_warnings
         if coverage:
-            raise BackupError(f"backup {name!r} not kept: the database's tables are not its schema's at revision "
-                              f"{meta['revision']} (validation would refuse it): {'; '.join(coverage[:3])}"
-                              + (f"; and {len(coverage) - 3} more" if len(coverage) > 3 else ""))
+            raise BackupError(
+                f"backup {name!r} not kept: the database's tables are not its schema's at revision "
+                f"{meta['revision']} (validation would refuse it): {'; '.join(coverage[:3])}"
+                + (f"; and {len(coverage) - 3} more" if len(coverage) > 3 else "")
+            )
         exports_started = time.perf_counter()
         progress_to("copying export files")
         copied = _copy_exports(exports_dir, work)
@@ -307,12 +343,20 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "name": name,
             "created_at": utc_text(created_at),
             "purpose": purpose,
-            "source": {**meta["source"], "server_version": meta["server_version"],
-                       "profile": profiles.profile_label(profile)},
+            "source": {
+                **meta["source"],
+                "server_version": meta["server_version"],
+                "profile": profiles.profile_label(profile),
+            },
             "alembic_revision": meta["revision"],
             "schema_digest": meta["schema_digest"],
-            "tools": {"aris3nb": aris3nb.__version__, "python": platform.python_version(),
-                      "sqlalchemy": sa.__version__, "alembic": alembic.__version__, **meta["tools"]},
+            "tools": {
+                "aris3nb": aris3nb.__version__,
+                "python": platform.python_version(),
+                "sqlalchemy": sa.__version__,
+                "alembic": alembic.__version__,
+                **meta["tools"],
+            },
             "snapshot": meta["snapshot"],
             "files": files,
             "tables": [digests[t].as_manifest_entry() for t in sorted(digests)],
@@ -320,14 +364,19 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
             "durations_sec": {},
         }
         if not reference:
-            document.update(profile=profiles.profile_evidence(profile), schema_tables=sorted(live),
-                            excluded_tables=excluded,
-                            exports={"dir": str(exports_dir) if exports_dir is not None else None, "files": copied})
+            document.update(
+                profile=profiles.profile_evidence(profile),
+                schema_tables=sorted(live),
+                excluded_tables=excluded,
+                exports={"dir": str(exports_dir) if exports_dir is not None else None, "files": copied},
+            )
         if warnings or not reference:
             document["warnings"] = warnings
         document["durations_sec"] = {
-            "snapshot_and_digests": round(snapshot_sec, 3), "exports": round(exports_sec, 3),
-            "seal": round(time.perf_counter() - seal_started, 3), "total": round(time.perf_counter() - started, 3),
+            "snapshot_and_digests": round(snapshot_sec, 3),
+            "exports": round(exports_sec, 3),
+            "seal": round(time.perf_counter() - seal_started, 3),
+            "total": round(time.perf_counter() - started, 3),
         }
         document["manifest_digest"] = manifest_digest(document)
         manifest_path = work / MANIFEST_NAME
@@ -344,8 +393,9 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-            raise BackupExists(f"a backup named {name!r} appeared at {final} while this one was being made; "
-                               "it was left untouched") from exc
+            raise BackupExists(
+                f"a backup named {name!r} appeared at {final} while this one was being made; it was left untouched"
+            ) from exc
     except OSError as exc:  # the disk is full, a file size limit, a folder not writable...
         shutil.rmtree(work, ignore_errors=True)
         raise BackupError(f"backup {name!r} failed while {stage}: {exc}; nothing was kept") from exc
@@ -355,8 +405,10 @@ def create_backup(database_url: str, name: str, *, settings: Settings, exports_d
     try:
         _fsync_dir(root)
     except OSError as exc:
-        raise BackupError(f"backup {name!r} is complete at {final}, but making its name durable failed: {exc}; "
-                          "validate it before relying on it") from exc
+        raise BackupError(
+            f"backup {name!r} is complete at {final}, but making its name durable failed: {exc}; "
+            "validate it before relying on it"
+        ) from exc
     return BackupResult(path=final, manifest=document, stale_removed=stale)
 
 

@@ -121,7 +121,7 @@ class ChunkRows:
         return self.keys
 
     def digest_at(self, number: int) -> bytes:
-        return self.digests[number * ROW_DIGEST_BYTES:(number + 1) * ROW_DIGEST_BYTES]
+        return self.digests[number * ROW_DIGEST_BYTES : (number + 1) * ROW_DIGEST_BYTES]
 
 
 @dataclass
@@ -150,7 +150,9 @@ class TableDigest:
 #: Reads the rows with ``lower < key <= upper`` (None: unbounded) in key order, at most
 #: ``limit`` of them, and yields blocks ``(lines, last_key)``: ``lines`` are the rows' lines,
 #: each ending in a newline, and ``last_key`` the key of the block's last row.
-RangeReader = Callable[[Sequence[Any] | None, Sequence[Any] | None, int | None], Iterator[tuple[list[bytes], list[Any]]]]
+RangeReader = Callable[
+    [Sequence[Any] | None, Sequence[Any] | None, int | None], Iterator[tuple[list[bytes], list[Any]]]
+]
 #: The keys of a block's lines, for the row index: each a list of key values, or (one
 #: integer key column) a numpy array of them.
 KeysOf = Callable[[list[bytes]], Any]
@@ -200,8 +202,16 @@ class _LineDigests:
         return ChunkRows([key for block in self.keys for key in block], digests)
 
 
-def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadline, chunk_rows: int = CHUNK_ROWS, *,
-                 index: RowIndexWriter | None = None, keys_of: KeysOf | None = None) -> TableDigest:
+def digest_table(
+    name: str,
+    key: list[str],
+    read: RangeReader,
+    deadline: Deadline,
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    index: RowIndexWriter | None = None,
+    keys_of: KeysOf | None = None,
+) -> TableDigest:
     """Digest a whole table, cutting it into chunks of ``chunk_rows`` rows (keyset paging);
     with ``index``, each chunk's row digests and keys are written to it."""
     result = TableDigest(name=name, key=key)
@@ -230,8 +240,15 @@ def digest_table(name: str, key: list[str], read: RangeReader, deadline: Deadlin
     return result
 
 
-def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read: RangeReader,
-                  deadline: Deadline, *, keys_of: KeysOf | None = None) -> TableDigest:
+def digest_ranges(
+    name: str,
+    key: list[str],
+    chunks: list[dict[str, Any]],
+    read: RangeReader,
+    deadline: Deadline,
+    *,
+    keys_of: KeysOf | None = None,
+) -> TableDigest:
     """Digest a table over the key ranges of recorded ``chunks`` (as a drill does); where a
     chunk's digest differs and the backup has its row index record, read that range again
     for its rows (a drill that passes pays nothing for the index)."""
@@ -246,7 +263,9 @@ def digest_ranges(name: str, key: list[str], chunks: list[dict[str, Any]], read:
             chunk.update(b"".join(lines))
             count += len(lines)
         result.chunks.append({"last_key": upper, "rows": count, "digest": chunk.hexdigest()})
-        if recorded.get("index") is not None and (chunk.hexdigest() != recorded.get("digest") or count != recorded.get("rows")):
+        if recorded.get("index") is not None and (
+            chunk.hexdigest() != recorded.get("digest") or count != recorded.get("rows")
+        ):
             rows = _LineDigests(keys_of)
             for lines, _last in read(lower, upper, None):
                 rows.add(lines)
@@ -263,8 +282,15 @@ def differing_ranges(recorded: list[dict[str, Any]], found: list[dict[str, Any]]
     lower = None
     for number, (was, now) in enumerate(zip(recorded, found, strict=True)):
         if was.get("digest") != now["digest"] or was.get("rows") != now["rows"]:
-            ranges.append({"chunk": number, "after_key": lower, "up_to_key": was.get("last_key"),
-                           "rows_recorded": was.get("rows"), "rows_found": now["rows"]})
+            ranges.append(
+                {
+                    "chunk": number,
+                    "after_key": lower,
+                    "up_to_key": was.get("last_key"),
+                    "rows_recorded": was.get("rows"),
+                    "rows_found": now["rows"],
+                }
+            )
         lower = was.get("last_key")
     return ranges
 
@@ -365,7 +391,7 @@ def _uuid_keys(keys: list[list[Any]]) -> bytes | None:
 
 
 def _uuid_texts(form: int, packed: bytes) -> list[str]:
-    texts = [packed[n:n + 16].hex() for n in range(0, len(packed), 16)]
+    texts = [packed[n : n + 16].hex() for n in range(0, len(packed), 16)]
     return texts if form == 0 else [f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}" for t in texts]
 
 
@@ -417,12 +443,12 @@ def decode_record(data: bytes) -> ChunkRows:
         form = data[at]
         if form not in (0, 1):
             raise ValueError(f"UUID key form {form} is not 0 or 1")
-        keys = [[text] for text in _uuid_texts(form, data[at + 1:at + 1 + 16 * count])]
+        keys = [[text] for text in _uuid_texts(form, data[at + 1 : at + 1 + 16 * count])]
         at += 1 + 16 * count
     elif kind == KEYS_JSON:
         (size,) = _JSON_HEAD.unpack_from(data, at)
         at += _JSON_HEAD.size
-        keys = json.loads(zlib.decompress(data[at:at + size]))
+        keys = json.loads(zlib.decompress(data[at : at + size]))
         at += size
         if not isinstance(keys, list) or len(keys) != count or not all(isinstance(k, list) for k in keys):
             raise ValueError("its keys are not a list of one key per row")

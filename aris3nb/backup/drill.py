@@ -78,8 +78,12 @@ SAMPLE_ROWS = 5
 DIFF_ROWS = 20
 #: Timestamps whose newest value says how fresh the backed-up business data is (RPO); a
 #: target profile may name others (``restore_verify(business_timestamps=...)``).
-BUSINESS_TIMESTAMPS = (("audit_events", "created_at"), ("sales", "updated_at"), ("transfers", "updated_at"),
-                       ("payments", "created_at"))
+BUSINESS_TIMESTAMPS = (
+    ("audit_events", "created_at"),
+    ("sales", "updated_at"),
+    ("transfers", "updated_at"),
+    ("payments", "created_at"),
+)
 
 
 @dataclass
@@ -134,16 +138,23 @@ def read_drill_report(path: Path) -> dict[str, Any]:
         raise ManifestUnreadable(f"{path} is not an aris3nb drill report")
     version = document.get("format_version")
     if type(version) is not int or version != REPORT_VERSION:
-        raise ManifestUnreadable(f"{path} has drill report format_version {repr(version)[:60]}; "
-                                 f"this aris3nb reads {REPORT_VERSION}")
+        raise ManifestUnreadable(
+            f"{path} has drill report format_version {repr(version)[:60]}; this aris3nb reads {REPORT_VERSION}"
+        )
     if document.get("status") not in ("PASS", "FAIL") or not isinstance(document.get("checks"), list):
         raise ManifestUnreadable(f"{path} lacks a PASS/FAIL status or its checks")
     for number, check in enumerate(document["checks"]):
-        if not (isinstance(check, dict) and isinstance(check.get("name"), str) and check.get("status") in _CHECK_STATUSES
-                and isinstance(check.get("detail"), str) and _is_number(check.get("duration_sec"))
-                and isinstance(check.get("evidence", {}), dict)):
-            raise ManifestUnreadable(f"{path}: check {number} is not a check (name, PASS/FAIL status, detail, "
-                                     "duration_sec, evidence)")
+        if not (
+            isinstance(check, dict)
+            and isinstance(check.get("name"), str)
+            and check.get("status") in _CHECK_STATUSES
+            and isinstance(check.get("detail"), str)
+            and _is_number(check.get("duration_sec"))
+            and isinstance(check.get("evidence", {}), dict)
+        ):
+            raise ManifestUnreadable(
+                f"{path}: check {number} is not a check (name, PASS/FAIL status, detail, duration_sec, evidence)"
+            )
     if not isinstance(document.get("reason"), (str, type(None))) or not isinstance(document.get("backup"), str):
         raise ManifestUnreadable(f"{path}: 'backup' or 'reason' is not text")
     return document
@@ -182,7 +193,9 @@ class _Stages:
 
     def check(self, name: str, ok: bool, detail: str, evidence: dict[str, Any], seconds: float) -> bool:
         """Record a check; ``seconds`` is the time of the work that established it."""
-        self.report.checks.append(CheckResult(name, Status.PASS if ok else Status.FAIL, detail, round(seconds, 3), evidence))
+        self.report.checks.append(
+            CheckResult(name, Status.PASS if ok else Status.FAIL, detail, round(seconds, 3), evidence)
+        )
         return ok
 
 
@@ -191,11 +204,17 @@ def _timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return work(*args), time.perf_counter() - started
 
 
-def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str | None = None,
-                   timeout_sec: float | None = None, rpo_budget_sec: float | None = None,
-                   rto_budget_sec: float | None = None,
-                   business_timestamps: Sequence[tuple[str, str]] | None = None,
-                   profile: LoadedProfile | None = None) -> tuple[DrillReport, Path]:
+def restore_verify(
+    manifest_path: Path,
+    *,
+    settings: Settings,
+    server_url: str | None = None,
+    timeout_sec: float | None = None,
+    rpo_budget_sec: float | None = None,
+    rto_budget_sec: float | None = None,
+    business_timestamps: Sequence[tuple[str, str]] | None = None,
+    profile: LoadedProfile | None = None,
+) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
 
@@ -213,14 +232,23 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
         business_timestamps = BUSINESS_TIMESTAMPS if reference else profiles.rpo_sources(profile)  # type: ignore[arg-type]
     rpo_budget_sec = settings.rpo_budget_sec if rpo_budget_sec is None else rpo_budget_sec
     rto_budget_sec = settings.rto_budget_sec if rto_budget_sec is None else rto_budget_sec
-    budgets = _Budgets(_budget(rpo_budget_sec, "rpo_budget_sec"), _budget(rto_budget_sec, "rto_budget_sec"),
-                       tuple(business_timestamps), None if reference else profile)
+    budgets = _Budgets(
+        _budget(rpo_budget_sec, "rpo_budget_sec"),
+        _budget(rto_budget_sec, "rto_budget_sec"),
+        tuple(business_timestamps),
+        None if reference else profile,
+    )
     seconds = timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec
     deadline = Deadline.after(seconds)
     given = Path(manifest_path)
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
-    report = DrillReport(backup=folder_name, manifest=str(given), engine=None, started_at=utc_text(dt.datetime.now(dt.UTC)),
-                         profile=profiles.profile_evidence(profile))
+    report = DrillReport(
+        backup=folder_name,
+        manifest=str(given),
+        engine=None,
+        started_at=utc_text(dt.datetime.now(dt.UTC)),
+        profile=profiles.profile_evidence(profile),
+    )
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
@@ -230,12 +258,14 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
         if report.status == "FAIL" and report.reason is None:
             report.reason = next(c.detail for c in report.checks if c.status == "FAIL")
     except (UsageError, DatabaseUnavailable) as exc:  # could not start as asked, or no server to drill on:
-        report.status, report.reason = "FAIL", str(exc)   # exit 2 (as every command), report kept
+        report.status, report.reason = "FAIL", str(exc)  # exit 2 (as every command), report kept
         raise
     except DeadlineExceeded as exc:  # its message starts "timeout:"; say which deadline and how to move it
         given = "--timeout" if timeout_sec is not None else "OPS_DRILL_TIMEOUT_SEC"
-        report.status, report.reason = "FAIL", (f"{exc} (the drill's deadline: {seconds:g} s, set by {given}; "
-                                                "a larger backup needs a larger one)")
+        report.status, report.reason = (
+            "FAIL",
+            (f"{exc} (the drill's deadline: {seconds:g} s, set by {given}; a larger backup needs a larger one)"),
+        )
     except Aris3nbError as exc:
         report.status, report.reason = "FAIL", str(exc)
     finally:
@@ -243,8 +273,13 @@ def restore_verify(manifest_path: Path, *, settings: Settings, server_url: str |
         report.rto.setdefault("total_sec", report.rto_sec["total"])
         report.rto.setdefault("budget_sec", budgets.rto_sec)
         report.rto.setdefault("status", None)  # not judged: the drill did not get through its stages
-        for name, value in (("backup_created_at", None), ("backup_age_sec", None), ("newest_business_timestamp", None),
-                            ("budget_sec", budgets.rpo_sec), ("status", None)):
+        for name, value in (
+            ("backup_created_at", None),
+            ("backup_age_sec", None),
+            ("newest_business_timestamp", None),
+            ("budget_sec", budgets.rpo_sec),
+            ("status", None),
+        ):
             report.rpo.setdefault(name, value)  # status None: the backup failed validation, its age means nothing
         report.finished_at = utc_text(dt.datetime.now(dt.UTC))
         path = _write_report(report, folder)
@@ -277,14 +312,24 @@ def _judge_rto(report: DrillReport, budgets: _Budgets, elapsed: float) -> None:
     ok = total <= budgets.rto_sec
     report.rto.update(total_sec=total, budget_sec=budgets.rto_sec, status="PASS" if ok else "FAIL")
     _Stages(report).check(
-        "RTO within budget", ok,
-        f"the drill took {total:,.1f} s, within the RTO budget of {budgets.rto_sec:,.0f} s" if ok
+        "RTO within budget",
+        ok,
+        f"the drill took {total:,.1f} s, within the RTO budget of {budgets.rto_sec:,.0f} s"
+        if ok
         else f"the drill took {total:,.1f} s, over the RTO budget of {budgets.rto_sec:,.0f} s (rto_budget_sec)",
-        {"total_sec": total, "budget_sec": budgets.rto_sec}, 0.0)
+        {"total_sec": total, "budget_sec": budgets.rto_sec},
+        0.0,
+    )
 
 
-def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_url: str | None,
-         budgets: _Budgets, settings: Settings) -> None:
+def _run(
+    manifest_path: Path,
+    report: DrillReport,
+    deadline: Deadline,
+    server_url: str | None,
+    budgets: _Budgets,
+    settings: Settings,
+) -> None:
     stages = _Stages(report)
     profile = budgets.profile
     with stages.stage("validate"):
@@ -300,10 +345,13 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
         for warning in validation.warnings:
             report.warn("manifest valid", warning)
         if not stages.check(
-            "manifest valid", validation.ok,
-            f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest" if validation.ok
+            "manifest valid",
+            validation.ok,
+            f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest"
+            if validation.ok
             else f"{len(validation.problems)} problem(s): {validation.problems[0]}",
-            {"problems": validation.problems}, time.perf_counter() - started,
+            {"problems": validation.problems},
+            time.perf_counter() - started,
         ):
             return
     report.engine = manifest.engine
@@ -313,8 +361,10 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
         scratch = _sqlite_scratch(manifest, stages)
     else:
         if server_url is None or engine_name(server_url) != "postgresql":
-            raise UsageError("a PostgreSQL drill needs --database-url (or DATABASE_URL) naming a PostgreSQL server "
-                             "to create its scratch database on")
+            raise UsageError(
+                "a PostgreSQL drill needs --database-url (or DATABASE_URL) naming a PostgreSQL server "
+                "to create its scratch database on"
+            )
         scratch = _postgres_scratch(manifest, stages, server_url, deadline)
     with scratch as restored:
         _verify(manifest, report, stages, deadline, restored, budgets)
@@ -327,8 +377,9 @@ def _run(manifest_path: Path, report: DrillReport, deadline: Deadline, server_ur
         if profile is not None:
             deadline.check("upgrading")
             with stages.stage("integrity"):
-                _integrity(manifest, report, stages, restored.url, profile, drills_dir(settings) / report.backup,
-                           deadline)
+                _integrity(
+                    manifest, report, stages, restored.url, profile, drills_dir(settings) / report.backup, deadline
+                )
 
 
 @dataclass
@@ -355,11 +406,13 @@ def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[_Restored]:
         # The integrity check of the largest table is the drill's critical path: the
         # digests, which finish well before it, give it the CPU when both want it.
         yield _Restored(
-            f"sqlite:///{copy}", lambda d, r: sqlite.table_digests(copy, d, r, yield_cpu=True),
+            f"sqlite:///{copy}",
+            lambda d, r: sqlite.table_digests(copy, d, r, yield_cpu=True),
             lambda d: sqlite.structural_problems(copy, d),
             lambda table, keys: sqlite.rows_by_key(copy, table, keys),
             lambda table, keys, _d: sqlite.rows_by_key(backup_file, table, keys, immutable=True),
-            lambda table, digests: {})
+            lambda table, digests: {},
+        )
 
 
 @contextlib.contextmanager
@@ -370,19 +423,27 @@ def _postgres_scratch(manifest: Manifest, stages: _Stages, server_url: str, dead
         with stages.stage("restore"):
             postgres.restore(dump, url, deadline, clean=False)
         yield _Restored(
-            url, lambda d, r: postgres.table_digests(url, d, r), lambda d: postgres.structural_problems(url, d),
+            url,
+            lambda d, r: postgres.table_digests(url, d, r),
+            lambda d: postgres.structural_problems(url, d),
             lambda table, keys: postgres.rows_by_key(url, table, keys),
             lambda table, keys, d: postgres.dump_rows_by_key(dump, url, table, keys, d),
-            lambda table, digests: postgres.rows_by_digest(url, table, digests))
+            lambda table, digests: postgres.rows_by_digest(url, table, digests),
+        )
 
 
-def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: Deadline, restored: _Restored,
-            budgets: _Budgets) -> None:
+def _verify(
+    manifest: Manifest, report: DrillReport, stages: _Stages, deadline: Deadline, restored: _Restored, budgets: _Budgets
+) -> None:
     with stages.stage("verify"):
         found_revision, seconds = _timed(migrate.current_revision, restored.url)
-        stages.check("revision matches", found_revision == manifest.revision,
-                     f"restored copy is at {found_revision}, manifest says {manifest.revision}",
-                     {"restored": found_revision, "manifest": manifest.revision}, seconds)
+        stages.check(
+            "revision matches",
+            found_revision == manifest.revision,
+            f"restored copy is at {found_revision}, manifest says {manifest.revision}",
+            {"restored": found_revision, "manifest": manifest.revision},
+            seconds,
+        )
         recorded = {t["name"]: t for t in manifest.tables}
         # The integrity and constraint checks read the same copy on their own connection:
         # run them beside the digests (the engines do that work outside the GIL).
@@ -395,25 +456,37 @@ def _verify(manifest: Manifest, report: DrillReport, stages: _Stages, deadline: 
         excluded = set(manifest.document.get("excluded_tables") or ()) - set(recorded)
         for name in sorted(excluded & set(found)):
             if found[name].rows:  # its rows are left out of backups: the restored copy has the table, empty
-                problems.append(f"table {name} is excluded from backups, yet the restored copy holds "
-                                f"{found[name].rows} rows of it")
+                problems.append(
+                    f"table {name} is excluded from backups, yet the restored copy holds {found[name].rows} rows of it"
+                )
         for name in sorted((set(recorded) | set(found)) - excluded):
             was, now = recorded.get(name), found.get(name)
             if was is None or now is None:
-                problems.append(f"table {name} is {'missing from the restored copy' if now is None else 'not in the manifest'}")
+                problems.append(
+                    f"table {name} is {'missing from the restored copy' if now is None else 'not in the manifest'}"
+                )
                 continue
             if now.rows != was["rows"] or now.digest != was["digest"]:
-                problems.append(f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…")
+                problems.append(
+                    f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…"
+                )
                 report.diff.append(_table_diff(manifest, restored, name, was, now, deadline))
         stages.check(
-            "tables match the manifest", not problems,
-            f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal" if not problems
+            "tables match the manifest",
+            not problems,
+            f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal"
+            if not problems
             else f"{len(problems)} table(s) differ: {problems[0]}{_named(report.diff)}",
             {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems},
-            digest_seconds)
-        stages.check("constraints hold", not broken,
-                     "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
-                     {"problems": broken[:50]}, structure_seconds)
+            digest_seconds,
+        )
+        stages.check(
+            "constraints hold",
+            not broken,
+            "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
+            {"problems": broken[:50]},
+            structure_seconds,
+        )
 
 
 def _named(diff: list[dict[str, Any]]) -> str:
@@ -422,8 +495,11 @@ def _named(diff: list[dict[str, Any]]) -> str:
         for kind in ("changed", "missing", "extra"):
             for row in table.get(kind) or []:
                 key = row.get("key")
-                where = ", ".join(f"{c}={v}" for c, v in zip(table.get("key") or [], key or [], strict=False)) \
-                    if key else f"digest {row.get('recorded_digest') or row.get('restored_digest')}"
+                where = (
+                    ", ".join(f"{c}={v}" for c, v in zip(table.get("key") or [], key or [], strict=False))
+                    if key
+                    else f"digest {row.get('recorded_digest') or row.get('restored_digest')}"
+                )
                 counts = table.get("counts") or {}
                 rest = sum(counts.values()) - 1
                 return f"; {kind} {table['table']} {where}" + (f" and {rest} more row(s)" if rest > 0 else "")
@@ -454,16 +530,26 @@ def _upgrade_target(url: str, profile: LoadedProfile, deadline: Deadline) -> tup
     except Aris3nbError as exc:
         reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         return False, f"upgrade from {before} failed: {reason}", {"from": before, "profile": profile.profile.name}
-    return after == head, f"upgraded from {before} to {after} (head {head} of {profile.profile.name})", \
-        {"from": before, "to": after, "head": head, "profile": profile.profile.name}
+    return (
+        after == head,
+        f"upgraded from {before} to {after} (head {head} of {profile.profile.name})",
+        {"from": before, "to": after, "head": head, "profile": profile.profile.name},
+    )
 
 
 #: The drill's check of the restored copy against the profile's [integrity] selection.
 INTEGRITY_CHECK = "business invariants hold"
 
 
-def _integrity(manifest: Manifest, report: DrillReport, stages: _Stages, url: str, profile: LoadedProfile,
-               folder: Path, deadline: Deadline) -> None:
+def _integrity(
+    manifest: Manifest,
+    report: DrillReport,
+    stages: _Stages,
+    url: str,
+    profile: LoadedProfile,
+    folder: Path,
+    deadline: Deadline,
+) -> None:
     """The profile's ``[integrity]`` checks on the restored (and upgraded) copy, the export
     files against the backup's copy of them: an error-severity violation FAILs the drill;
     warnings and checks that were not applicable are the report's warnings."""
@@ -472,33 +558,50 @@ def _integrity(manifest: Manifest, report: DrillReport, stages: _Stages, url: st
 
     started = time.perf_counter()
     try:
-        selection = checks_from_toml(profile.profile.integrity.model_dump(), base_dir=profile.root,
-                                     where=f"{profile.path or profile.profile.name} [integrity]")
+        selection = checks_from_toml(
+            profile.profile.integrity.model_dump(),
+            base_dir=profile.root,
+            where=f"{profile.path or profile.profile.name} [integrity]",
+        )
         if not (selection.builtin or selection.sql or selection.files or selection.plugins):
-            report.warn(INTEGRITY_CHECK, f"profile {profile.profile.name} declares no [integrity] checks: the restored "
-                        "data's business rules were not checked")
+            report.warn(
+                INTEGRITY_CHECK,
+                f"profile {profile.profile.name} declares no [integrity] checks: the restored "
+                "data's business rules were not checked",
+            )
             return
-        options = IntegrityOptions(database_url=url, exports_dir=manifest.folder / "exports",
-                                   statement_timeout_sec=_remaining(deadline, 120.0)).with_selection(selection)
+        options = IntegrityOptions(
+            database_url=url, exports_dir=manifest.folder / "exports", statement_timeout_sec=_remaining(deadline, 120.0)
+        ).with_selection(selection)
         integrity = run_integrity_check(options, artifacts_dir=folder)
     except Aris3nbError as exc:
         reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        stages.check(INTEGRITY_CHECK, False, f"the integrity check of the restored copy could not run: {reason}",
-                     {"profile": profile.profile.name}, time.perf_counter() - started)
+        stages.check(
+            INTEGRITY_CHECK,
+            False,
+            f"the integrity check of the restored copy could not run: {reason}",
+            {"profile": profile.profile.name},
+            time.perf_counter() - started,
+        )
         return
     failing = [r for r in integrity.results if r.status is Status.FAIL]
     for result in integrity.results:
         if result.status is Status.WARN:
             report.warn(INTEGRITY_CHECK, f"{result.name}: {result.detail}")
     counts = {str(s): sum(1 for r in integrity.results if r.status is s) for s in Status}
-    evidence = {"profile": profile.profile.name, "report": str(integrity.path), "verdict": str(integrity.verdict),
-                "counts": counts, "failing": [{"name": r.name, "detail": r.detail, "evidence": r.evidence}
-                                              for r in failing[:10]]}
+    evidence = {
+        "profile": profile.profile.name,
+        "report": str(integrity.path),
+        "verdict": str(integrity.verdict),
+        "counts": counts,
+        "failing": [{"name": r.name, "detail": r.detail, "evidence": r.evidence} for r in failing[:10]],
+    }
     ok = integrity.verdict is not Verdict.FAIL
     checked = f"{len(integrity.results)} checks of profile {profile.profile.name}"
     if ok:
-        detail = f"{checked}: {counts['PASS']} passed" + (f", {counts['WARN']} warned (see the report's warnings)"
-                                                           if counts["WARN"] else "")
+        detail = f"{checked}: {counts['PASS']} passed" + (
+            f", {counts['WARN']} warned (see the report's warnings)" if counts["WARN"] else ""
+        )
     elif failing:
         detail = f"{len(failing)} of {checked} failed: {failing[0].name}: {failing[0].detail}"
     else:
@@ -514,22 +617,39 @@ def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
         return False, f"upgrade from {before} failed: {exc}", {"from": before}
     after = migrate.current_revision(url)
     head = migrate.head_revision()
-    return after == head, f"upgraded from {before} to {after} (head {head})", {"from": before, "to": after, "head": head}
+    return (
+        after == head,
+        f"upgraded from {before} to {after} (head {head})",
+        {"from": before, "to": after, "head": head},
+    )
 
 
-def _table_diff(manifest: Manifest, restored: _Restored, table: str, recorded: dict[str, Any], found: TableDigest,
-                deadline: Deadline) -> dict[str, Any]:
+def _table_diff(
+    manifest: Manifest,
+    restored: _Restored,
+    table: str,
+    recorded: dict[str, Any],
+    found: TableDigest,
+    deadline: Deadline,
+) -> dict[str, Any]:
     """How a table differs: the key ranges (a summary), and from the row index the rows by
     key; without an index (older backups), a sample of the restored rows of each range."""
     chunks = recorded.get("chunks") or []
     ranges = differing_ranges(chunks, found.chunks) if chunks and len(chunks) == len(found.chunks) else []
-    entry: dict[str, Any] = {"table": table, "key": found.key, "rows_recorded": recorded["rows"], "rows_found": found.rows,
-                             "ranges": ranges[:DIFF_RANGES], "ranges_differing": len(ranges)}
+    entry: dict[str, Any] = {
+        "table": table,
+        "key": found.key,
+        "rows_recorded": recorded["rows"],
+        "rows_found": found.rows,
+        "ranges": ranges[:DIFF_RANGES],
+        "ranges_differing": len(ranges),
+    }
     indexed = [r for r in ranges if isinstance(chunks[r["chunk"]].get("index"), list)]
     if not indexed:
         for item in entry["ranges"]:
-            item["restored_sample"] = _sample(manifest.engine, restored.url, table, found.key,
-                                              item["after_key"], item["up_to_key"])
+            item["restored_sample"] = _sample(
+                manifest.engine, restored.url, table, found.key, item["after_key"], item["up_to_key"]
+            )
         return entry
     try:
         entry.update(_rows_diff(manifest, restored, table, chunks, found, indexed, deadline))
@@ -538,8 +658,15 @@ def _table_diff(manifest: Manifest, restored: _Restored, table: str, recorded: d
     return entry
 
 
-def _rows_diff(manifest: Manifest, restored: _Restored, table: str, chunks: list[dict[str, Any]], found: TableDigest,
-               ranges: list[dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+def _rows_diff(
+    manifest: Manifest,
+    restored: _Restored,
+    table: str,
+    chunks: list[dict[str, Any]],
+    found: TableDigest,
+    ranges: list[dict[str, Any]],
+    deadline: Deadline,
+) -> dict[str, Any]:
     index_file = manifest.folder / str((manifest.document.get("row_index") or {}).get("path") or ROW_INDEX_FILE)
     counts = {"changed": 0, "missing": 0, "extra": 0}
     named: dict[str, list[tuple[Any, bytes | None, bytes | None]]] = {"changed": [], "missing": [], "extra": []}
@@ -552,7 +679,7 @@ def _rows_diff(manifest: Manifest, restored: _Restored, table: str, chunks: list
         for kind in counts:
             rows = getattr(differences, kind)
             counts[kind] += len(rows)
-            named[kind] += rows[:DIFF_ROWS - len(named[kind])]
+            named[kind] += rows[: DIFF_ROWS - len(named[kind])]
         if not differences:
             unexplained.append(item["chunk"])
     result: dict[str, Any] = {"counts": counts, "shown_per_kind": DIFF_ROWS}
@@ -564,37 +691,56 @@ def _rows_diff(manifest: Manifest, restored: _Restored, table: str, chunks: list
     unkeyed = [d for kind in named for k, was, now in named[kind] if k is None for d in (was, now) if d]
     by_digest = restored.unkeyed_rows(table, set(unkeyed)) if unkeyed else {}
     for kind, rows in named.items():
-        result[kind] = [_named_row(kind, key, was, now, restored_rows, backup_rows, by_digest) for key, was, now in rows]
+        result[kind] = [
+            _named_row(kind, key, was, now, restored_rows, backup_rows, by_digest) for key, was, now in rows
+        ]
     return result
 
 
-def _named_row(kind: str, key: list[Any] | None, was: bytes | None, now: bytes | None,
-               restored_rows: dict[str, tuple[dict[str, Any], bytes]], backup_rows: dict[str, tuple[dict[str, Any], bytes]],
-               by_digest: dict[bytes, dict[str, Any]]) -> dict[str, Any]:
+def _named_row(
+    kind: str,
+    key: list[Any] | None,
+    was: bytes | None,
+    now: bytes | None,
+    restored_rows: dict[str, tuple[dict[str, Any], bytes]],
+    backup_rows: dict[str, tuple[dict[str, Any], bytes]],
+    by_digest: dict[bytes, dict[str, Any]],
+) -> dict[str, Any]:
     """One named row: its key, the restored values, the digest recorded for it when the
     backup was made, and what the backup's own data holds for it (its values only where
     they still match that recorded digest: otherwise they are not the recorded row)."""
     token = json.dumps(key, ensure_ascii=False) if key is not None else None
     restored_values = restored_rows.get(token)[0] if token in restored_rows else by_digest.get(now or b"")
     row: dict[str, Any] = {
-        "key": key, "restored": _plain_row(restored_values) if kind != "missing" and restored_values is not None else None,
-        "recorded_digest": was.hex() if was else None, "restored_digest": now.hex() if now else None,
+        "key": key,
+        "restored": _plain_row(restored_values) if kind != "missing" and restored_values is not None else None,
+        "recorded_digest": was.hex() if was else None,
+        "restored_digest": now.hex() if now else None,
         "recorded": None,
     }
     in_backup = backup_rows.get(token) if token is not None else None
     if key is None:
-        row["backup_data"] = "a table without a primary key: rows are matched by their digest, so a changed row " \
-                             "shows as one missing and one extra"
+        row["backup_data"] = (
+            "a table without a primary key: rows are matched by their digest, so a changed row "
+            "shows as one missing and one extra"
+        )
     elif in_backup is None:
-        row["backup_data"] = {"changed": "has no such row", "missing": "no longer holds it: removed after the backup was made",
-                              "extra": "does not hold it either: added after the backup was made"}[kind]
+        row["backup_data"] = {
+            "changed": "has no such row",
+            "missing": "no longer holds it: removed after the backup was made",
+            "extra": "does not hold it either: added after the backup was made",
+        }[kind]
     elif was is not None and in_backup[1] == was:
         row["recorded"] = _plain_row(in_backup[0])
-        row["backup_data"] = "holds the recorded row (its digest matches the index): the restore " + \
-            ("changed it" if kind == "changed" else "lost it")
+        row["backup_data"] = "holds the recorded row (its digest matches the index): the restore " + (
+            "changed it" if kind == "changed" else "lost it"
+        )
     elif now is not None and in_backup[1] == now:
-        row["backup_data"] = "holds the restored values, not the recorded row: the backup was changed after it was made" \
-            if kind == "changed" else "holds it, but the row index does not: it was added to the backup after it was made"
+        row["backup_data"] = (
+            "holds the restored values, not the recorded row: the backup was changed after it was made"
+            if kind == "changed"
+            else "holds it, but the row index does not: it was added to the backup after it was made"
+        )
     else:
         row["backup_data"] = "holds other values, matching neither the recorded nor the restored digest"
     return row
@@ -627,24 +773,41 @@ def _plain(value: Any) -> Any:
 def _rpo(report: DrillReport, manifest: Manifest, budgets: _Budgets, stages: _Stages) -> None:
     """The backup's age (what a restore now would lose) against the RPO budget."""
     created = manifest.document.get("created_at")
-    report.rpo.update(backup_created_at=created if isinstance(created, str) else None, backup_age_sec=None,
-                      newest_business_timestamp=None, budget_sec=budgets.rpo_sec, status=None)
+    report.rpo.update(
+        backup_created_at=created if isinstance(created, str) else None,
+        backup_age_sec=None,
+        newest_business_timestamp=None,
+        budget_sec=budgets.rpo_sec,
+        status=None,
+    )
     try:
         moment = dt.datetime.fromisoformat(str(created))
         if moment.tzinfo is None:
             raise ValueError("no time zone")
     except ValueError:
-        stages.check("RPO within budget", False, f"the backup's created_at {str(created)[:40]!r} is not an ISO 8601 "
-                     "time with a zone: its age cannot be judged", {"budget_sec": budgets.rpo_sec}, 0.0)
+        stages.check(
+            "RPO within budget",
+            False,
+            f"the backup's created_at {str(created)[:40]!r} is not an ISO 8601 "
+            "time with a zone: its age cannot be judged",
+            {"budget_sec": budgets.rpo_sec},
+            0.0,
+        )
         report.rpo["status"] = "FAIL"
         return
     age = round((dt.datetime.now(dt.UTC) - moment).total_seconds(), 3)
     ok = age <= budgets.rpo_sec
     report.rpo.update(backup_age_sec=age, status="PASS" if ok else "FAIL")
-    stages.check("RPO within budget", ok,
-                 f"the backup is {_duration(age)} old, within the RPO budget of {_duration(budgets.rpo_sec)}" if ok
-                 else f"the backup is {_duration(age)} old, over the RPO budget of {_duration(budgets.rpo_sec)} "
-                      "(rpo_budget_sec)", {"backup_age_sec": age, "budget_sec": budgets.rpo_sec}, 0.0)
+    stages.check(
+        "RPO within budget",
+        ok,
+        f"the backup is {_duration(age)} old, within the RPO budget of {_duration(budgets.rpo_sec)}"
+        if ok
+        else f"the backup is {_duration(age)} old, over the RPO budget of {_duration(budgets.rpo_sec)} "
+        "(rpo_budget_sec)",
+        {"backup_age_sec": age, "budget_sec": budgets.rpo_sec},
+        0.0,
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -658,8 +821,9 @@ def _duration(seconds: float) -> str:
 RPO_SOURCES = "RPO business timestamps"
 
 
-def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[tuple[str, str]], *,
-                               warn: bool = False) -> None:
+def _newest_business_timestamp(
+    report: DrillReport, url: str, columns: Sequence[tuple[str, str]], *, warn: bool = False
+) -> None:
     """The newest business event in the restored data: how much a restore would lose.
     Tables or columns the target does not have are skipped; with ``warn`` (a profile's
     declared sources) each is a warning naming it, and no source declared is one too."""
@@ -667,8 +831,11 @@ def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[
         report.rpo["sources"] = [f"{table}.{column}" for table, column in columns]
         if not columns:
             report.rpo["newest_business_timestamp_note"] = "no business timestamp sources declared"
-            report.warn(RPO_SOURCES, "no business timestamp sources declared (profile [[rpo.sources]]): the newest "
-                        "business activity the backup holds is unknown")
+            report.warn(
+                RPO_SOURCES,
+                "no business timestamp sources declared (profile [[rpo.sources]]): the newest "
+                "business activity the backup holds is unknown",
+            )
     db = create_engine(url, poolclass=sa.NullPool)
     newest: str | None = None
     try:
@@ -679,8 +846,10 @@ def _newest_business_timestamp(report: DrillReport, url: str, columns: Sequence[
                 if table not in tables or column not in {c["name"] for c in inspector.get_columns(table)}:
                     if warn:
                         missing = f"table {table}" if table not in tables else f"column {table}.{column}"
-                        report.warn(RPO_SOURCES, f"RPO source {table}.{column}: {missing} is not in the restored "
-                                    "copy; it was not read")
+                        report.warn(
+                            RPO_SOURCES,
+                            f"RPO source {table}.{column}: {missing} is not in the restored copy; it was not read",
+                        )
                     continue
                 value = conn.execute(sa.select(sa.func.max(sa.column(column))).select_from(sa.table(table))).scalar()
                 if value is not None and (newest is None or str(value) > newest):

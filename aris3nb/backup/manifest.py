@@ -104,7 +104,9 @@ def read_manifest(path: Path) -> Manifest:
         if stat.S_ISLNK(info.st_mode):
             raise ManifestUnreadable(f"{path} is a symbolic link; a manifest must be a regular file")
         if info.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestUnreadable(f"{path} is {info.st_size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES})")
+            raise ManifestUnreadable(
+                f"{path} is {info.st_size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES})"
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ManifestUnreadable(f"no manifest at {path}") from exc
@@ -121,8 +123,10 @@ def read_manifest(path: Path) -> Manifest:
     try:  # what the manifest digest is computed over must exist for every manifest read
         canonical_json(document)
     except (UnicodeEncodeError, ValueError, RecursionError) as exc:
-        raise ManifestUnreadable(f"{path} holds values no manifest can hold (a lone surrogate in a string, "
-                                 f"a number out of range): {_short(exc)}") from exc
+        raise ManifestUnreadable(
+            f"{path} holds values no manifest can hold (a lone surrogate in a string, "
+            f"a number out of range): {_short(exc)}"
+        ) from exc
     return Manifest(document=document, path=path)
 
 
@@ -177,8 +181,10 @@ def check_structure(document: dict[str, Any]) -> list[str]:
     if document["source"].get("engine") not in ("sqlite", "postgresql"):
         problems.append(f"source.engine {document['source'].get('engine')!r} is not sqlite or postgresql")
     if not NAME_PATTERN.match(document["name"]):
-        problems.append(f"field 'name' {document['name'][:120]!r} is not a backup name (1-100 ASCII letters, digits, "
-                        "'_' or '-', starting with a letter or digit)")
+        problems.append(
+            f"field 'name' {document['name'][:120]!r} is not a backup name (1-100 ASCII letters, digits, "
+            "'_' or '-', starting with a letter or digit)"
+        )
     for index, entry in enumerate(document["files"]):
         problems += _check_file_entry(index, entry)
     for index, entry in enumerate(document["tables"]):
@@ -198,7 +204,9 @@ OPTIONAL_TEXT_LISTS = ("schema_tables", "excluded_tables", "warnings")
 def _check_optional_fields(document: dict[str, Any]) -> list[str]:
     problems = []
     for name in OPTIONAL_TEXT_LISTS:
-        if name in document and not (isinstance(document[name], list) and all(isinstance(v, str) for v in document[name])):
+        if name in document and not (
+            isinstance(document[name], list) and all(isinstance(v, str) for v in document[name])
+        ):
             problems.append(f"field {name!r} is not a list of text")
     if "profile" in document and not isinstance(document["profile"], dict):
         problems.append("field 'profile' is not an object")
@@ -213,23 +221,39 @@ def _check_row_index(document: dict[str, Any]) -> list[str]:
     """The row index, when the manifest has one: a listed file of that format, and every
     chunk's ``index`` record inside it (so a reader never seeks outside the file)."""
     row_index = document.get("row_index")
-    records = [(t.get("name"), n, c["index"]) for t in document["tables"] if isinstance(t, dict)
-               for n, c in enumerate(t["chunks"] if isinstance(t.get("chunks"), list) else [])
-               if isinstance(c, dict) and "index" in c]
+    records = [
+        (t.get("name"), n, c["index"])
+        for t in document["tables"]
+        if isinstance(t, dict)
+        for n, c in enumerate(t["chunks"] if isinstance(t.get("chunks"), list) else [])
+        if isinstance(c, dict) and "index" in c
+    ]
     if row_index is None:
         if not records:
             return []
-        return [f"table {records[0][0]!r}: chunk {records[0][1]} has an 'index' record but the manifest has no 'row_index'"]
-    if not isinstance(row_index, dict) or row_index.get("format") != INDEX_FORMAT or row_index.get("version") != 1 \
-            or not isinstance(row_index.get("path"), str):
+        return [
+            f"table {records[0][0]!r}: chunk {records[0][1]} has an 'index' record but the manifest has no 'row_index'"
+        ]
+    if (
+        not isinstance(row_index, dict)
+        or row_index.get("format") != INDEX_FORMAT
+        or row_index.get("version") != 1
+        or not isinstance(row_index.get("path"), str)
+    ):
         return [f"field 'row_index' is not a version-1 {INDEX_FORMAT} (format, version, path)"]
     listed = next((f for f in document["files"] if isinstance(f, dict) and f.get("path") == row_index["path"]), None)
     if listed is None or not isinstance(listed.get("size"), int):
         return [f"the row index {row_index['path'][:120]!r} is not a listed file"]
     problems = []
     for table, number, where in records:
-        if not (isinstance(where, list) and len(where) == 2 and all(type(v) is int for v in where)
-                and where[0] >= len(INDEX_MAGIC) and where[1] > 0 and where[0] + where[1] <= listed["size"]):
+        if not (
+            isinstance(where, list)
+            and len(where) == 2
+            and all(type(v) is int for v in where)
+            and where[0] >= len(INDEX_MAGIC)
+            and where[1] > 0
+            and where[0] + where[1] <= listed["size"]
+        ):
             problems.append(f"table {table!r}: chunk {number}: 'index' is not an [offset, length] inside the row index")
     return problems
 
@@ -270,7 +294,9 @@ def _check_table_entry(index: int, entry: Any) -> list[str]:
     if not isinstance(entry.get("digest"), str) or not DIGEST_PATTERN.match(entry["digest"]):
         problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
     if entry.get("digest_method", "rows") not in DIGEST_METHODS:
-        problems.append(f"{where}: 'digest_method' {str(entry.get('digest_method'))[:40]!r} is not one of {list(DIGEST_METHODS)}")
+        problems.append(
+            f"{where}: 'digest_method' {str(entry.get('digest_method'))[:40]!r} is not one of {list(DIGEST_METHODS)}"
+        )
     key = entry.get("key")
     if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
         problems.append(f"{where}: 'key' is missing or not a list of column names")
@@ -304,8 +330,11 @@ def _check_chunk(where: str, number: int, chunk: dict[str, Any], key: list[str] 
     if last:
         if last_key is not None:
             problems.append(f"{where}: chunk {number}: the last chunk's 'last_key' must be null (no upper bound)")
-    elif not isinstance(last_key, list) or not all(isinstance(v, _KEY_VALUE) for v in last_key) \
-            or (key is not None and len(last_key) != max(len(key), 1)):
+    elif (
+        not isinstance(last_key, list)
+        or not all(isinstance(v, _KEY_VALUE) for v in last_key)
+        or (key is not None and len(last_key) != max(len(key), 1))
+    ):
         problems.append(f"{where}: chunk {number}: 'last_key' is not a list of key values")
     return problems
 
@@ -393,8 +422,10 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
         return validation
     name = manifest.document.get("name")
     if isinstance(name, str) and name != manifest.folder.name:
-        validation.problems.append(f"the backup's folder is named {manifest.folder.name!r} but its manifest says "
-                                   f"{name[:120]!r}: a copied or renamed backup is not the one the manifest describes")
+        validation.problems.append(
+            f"the backup's folder is named {manifest.folder.name!r} but its manifest says "
+            f"{name[:120]!r}: a copied or renamed backup is not the one the manifest describes"
+        )
     if isinstance(manifest.document.get("files"), list):
         problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
         validation.problems += problems
@@ -416,12 +447,23 @@ def _check_schema_coverage(manifest: Manifest, schema_tables: SchemaTables) -> t
         return [], []  # its type is reported by check_structure
     listed = {t["name"] for t in manifest.document["tables"] if isinstance(t, dict) and isinstance(t.get("name"), str)}
     recorded = _text_list(manifest.document, "schema_tables")
-    return schema_coverage(revision, listed, schema_tables, live=set(recorded) if recorded is not None else None,
-                           excluded=set(_text_list(manifest.document, "excluded_tables") or ()))
+    return schema_coverage(
+        revision,
+        listed,
+        schema_tables,
+        live=set(recorded) if recorded is not None else None,
+        excluded=set(_text_list(manifest.document, "excluded_tables") or ()),
+    )
 
 
-def schema_coverage(revision: str | None, listed: set[str], schema_tables: SchemaTables, *,
-                    live: set[str] | None = None, excluded: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+def schema_coverage(
+    revision: str | None,
+    listed: set[str],
+    schema_tables: SchemaTables,
+    *,
+    live: set[str] | None = None,
+    excluded: set[str] = frozenset(),
+) -> tuple[list[str], list[str]]:
     """How the tables ``listed`` differ from the schema's at ``revision`` (problems), and what
     could not be compared as it should (warnings): the same check ``backup create`` runs
     before publishing a backup and ``validate`` runs after.
@@ -432,12 +474,16 @@ def schema_coverage(revision: str | None, listed: set[str], schema_tables: Schem
     expected = schema_tables(revision)
     warnings: list[str] = []
     if expected is None:
-        return [f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the "
-                "backup must hold"], []
+        return [
+            f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the "
+            "backup must hold"
+        ], []
     if isinstance(expected, UnknownSchema):
         if live is None:
-            warnings.append(f"{expected.reason}; the manifest records no live schema either: the backup's tables "
-                            "were not compared with any schema")
+            warnings.append(
+                f"{expected.reason}; the manifest records no live schema either: the backup's tables "
+                "were not compared with any schema"
+            )
             return [], warnings
         warnings.append(f"{expected.reason}; the tables were compared with the live schema recorded at backup time")
         expected, against = live, "the live schema recorded at backup time"

@@ -64,9 +64,11 @@ class Session:
     def __str__(self) -> str:
         since = f"{max(0.0, self.since_sec):.0f} s" if self.since_sec is not None else "?"
         who = self.application_name or "(no application_name)"
-        return (f"pid {self.pid} {who} user {self.user} from {self.client or 'local socket'}: {self.state} for {since}"
-                f"{', waiting on ' + self.wait if self.wait else ''}{', holding locks' if self.holds_locks else ''}"
-                f": {self.query!r}")
+        return (
+            f"pid {self.pid} {who} user {self.user} from {self.client or 'local socket'}: {self.state} for {since}"
+            f"{', waiting on ' + self.wait if self.wait else ''}{', holding locks' if self.holds_locks else ''}"
+            f": {self.query!r}"
+        )
 
     @property
     def in_the_way(self) -> bool:
@@ -100,8 +102,10 @@ WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend
 
 def _sessions(conn: sa.Connection, where: str = "", **params: Any) -> list[Session]:
     rows = conn.execute(sa.text(_SESSIONS.format(chars=_QUERY_CHARS) + where + " ORDER BY a.pid"), params).all()
-    return [Session(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]) if r[5] is not None else None, r[6], r[7], bool(r[8]))
-            for r in rows]
+    return [
+        Session(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]) if r[5] is not None else None, r[6], r[7], bool(r[8]))
+        for r in rows
+    ]
 
 
 def other_sessions(url: str, *, besides: str | None = None) -> list[Session]:
@@ -110,15 +114,23 @@ def other_sessions(url: str, *, besides: str | None = None) -> list[Session]:
     with _admin(url) as conn:
         if besides is None:
             return _sessions(conn)
-        return _sessions(conn, " AND NOT (a.application_name = :name OR a.application_name LIKE :prefix)",
-                         name=besides, prefix=besides.replace("_", "\\_") + "-%")
+        return _sessions(
+            conn,
+            " AND NOT (a.application_name = :name OR a.application_name LIKE :prefix)",
+            name=besides,
+            prefix=besides.replace("_", "\\_") + "-%",
+        )
 
 
 def sessions_named(url: str, name: str) -> list[Session]:
     """The sessions of one operation: called ``name``, or ``name`` and a suffix (its tools')."""
     with _admin(url) as conn:
-        return _sessions(conn, " AND (a.application_name = :name OR a.application_name LIKE :prefix)",
-                         name=name, prefix=name.replace("_", "\\_") + "-%")
+        return _sessions(
+            conn,
+            " AND (a.application_name = :name OR a.application_name LIKE :prefix)",
+            name=name,
+            prefix=name.replace("_", "\\_") + "-%",
+        )
 
 
 def terminate(url: str, pids: list[int]) -> None:
@@ -141,8 +153,10 @@ def end_sessions_named(url: str, name: str) -> list[int]:
         if not left:
             return ended
         if time.monotonic() > stop:
-            raise BackupError(f"{len(left)} server session(s) of this operation ({name}) could not be ended: "
-                              f"{'; '.join(str(s) for s in left)}")
+            raise BackupError(
+                f"{len(left)} server session(s) of this operation ({name}) could not be ended: "
+                f"{'; '.join(str(s) for s in left)}"
+            )
         pids = [s.pid for s in left]
         terminate(url, pids)
         ended += [pid for pid in pids if pid not in ended]
@@ -151,8 +165,12 @@ def end_sessions_named(url: str, name: str) -> list[int]:
 
 def blockers(conn: sa.Connection, name: str) -> list[Session]:
     """The sessions that block the sessions called ``name`` (``pg_blocking_pids``)."""
-    return _sessions(conn, " AND a.pid IN (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w "
-                           "WHERE w.application_name = :name)", name=name)
+    return _sessions(
+        conn,
+        " AND a.pid IN (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w "
+        "WHERE w.application_name = :name)",
+        name=name,
+    )
 
 
 def tool_environment(url: str, name: str) -> dict[str, str]:
@@ -174,8 +192,9 @@ class ToolWatch:
     names the session in the way.
     """
 
-    def __init__(self, process: subprocess.Popen[str], url: str, name: str, doing: str,
-                 lock_timeout_sec: float) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], url: str, name: str, doing: str, lock_timeout_sec: float
+    ) -> None:
         self.process, self.url, self.name, self.doing = process, url, name, doing
         self.lock_timeout_sec = lock_timeout_sec
 
@@ -187,10 +206,15 @@ class ToolWatch:
                 remaining = deadline_remaining()
                 if remaining is not None and remaining <= 0:
                     self.give_up()
-                    raise DeadlineExceeded(f"timeout: {self.doing} ran past the deadline; its server sessions were ended")
-                waits = conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'"),
-                    {"name": self.name}).scalar_one()
+                    raise DeadlineExceeded(
+                        f"timeout: {self.doing} ran past the deadline; its server sessions were ended"
+                    )
+                waits = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'"
+                    ),
+                    {"name": self.name},
+                ).scalar_one()
                 if waits:
                     waiting_since = waiting_since or time.monotonic()
                     if time.monotonic() - waiting_since > self.lock_timeout_sec:
@@ -199,7 +223,8 @@ class ToolWatch:
                         raise BackupError(
                             f"{self.doing} waited more than {self.lock_timeout_sec:g} s for a lock and was stopped "
                             f"(nothing was changed); in the way: "
-                            f"{'; '.join(str(s) for s in in_the_way) or 'a session that has since ended'}")
+                            f"{'; '.join(str(s) for s in in_the_way) or 'a session that has since ended'}"
+                        )
                 else:
                     waiting_since = None
                 try:

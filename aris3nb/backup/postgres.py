@@ -46,8 +46,13 @@ DUMP_JOBS = 2
 SCRATCH_PREFIX = "aris3nb_drill_"
 _BLOCK_ROWS = 5_000
 #: Settings that make COPY's text output the same in every session.
-_CANONICAL_SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
-                      "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+_CANONICAL_SESSION = (
+    "SET TIME ZONE 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET bytea_output = 'hex'",
+)
 
 
 def _tool(name: str) -> str:
@@ -71,15 +76,17 @@ def libpq_target(url: str, name: str | None = None) -> tuple[str, dict[str, str]
     return bare, env
 
 
-def run_tool(args: list[str], url: str, deadline: Deadline, doing: str, *,
-             lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> None:
+def run_tool(
+    args: list[str], url: str, deadline: Deadline, doing: str, *, lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC
+) -> None:
     """Run a PostgreSQL client tool within the deadline and the lock wait allowed; when it
     fails or is stopped, none of its server sessions is left. A failure says what it printed."""
     name = pg_sessions.session_name(args[0].rsplit("/", 1)[-1])
     _, env = libpq_target(url, name)
     with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty tool never blocks on it
-        process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=errors, text=True)
+        process = subprocess.Popen(
+            args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, text=True
+        )
         watch = pg_sessions.ToolWatch(process, url, name, doing, lock_timeout_sec)
         try:
             watch.wait(deadline.remaining)
@@ -118,16 +125,21 @@ def current_schema(conn: sa.Connection) -> str:
 
 
 def table_names(conn: sa.Connection, schema: str) -> list[str]:
-    rows = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY tablename"), {"s": schema})
+    rows = conn.execute(
+        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY tablename"), {"s": schema}
+    )
     return [r[0] for r in rows]
 
 
 def table_key(conn: sa.Connection, schema: str, table: str) -> list[str]:
-    rows = conn.execute(sa.text(
-        "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true "
-        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-        "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary ORDER BY k.n"
-    ), {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)})
+    rows = conn.execute(
+        sa.text(
+            "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary ORDER BY k.n"
+        ),
+        {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)},
+    )
     return [r[0] for r in rows]
 
 
@@ -140,7 +152,9 @@ def _unescape_copy(field: bytes) -> Any:
     return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(m[1], m[1]), text)
 
 
-def _key_range(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> tuple[sql.Composable, sql.Composable]:
+def _key_range(
+    key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None
+) -> tuple[sql.Composable, sql.Composable]:
     """The key columns, and the WHERE clause of ``lower < key <= upper`` (keys as literals:
     COPY takes no parameters; their text form is cast by the comparison)."""
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
@@ -157,11 +171,14 @@ def range_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) -
     table_id = sql.Identifier(schema, table)
     width = len(key)
 
-    def read(lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None) -> Iterator[tuple[list[bytes], list[Any]]]:
+    def read(
+        lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int | None
+    ) -> Iterator[tuple[list[bytes], list[Any]]]:
         keys, where = _key_range(key, lower, upper)
         if key:
             query = sql.SQL("SELECT {keys}, t.* FROM {table} AS t{where} ORDER BY {keys}").format(
-                keys=keys, table=table_id, where=where)
+                keys=keys, table=table_id, where=where
+            )
         else:  # no key to page on: all rows, in the order of their text form
             query = sql.SQL("SELECT t.* FROM {table} AS t ORDER BY t::text").format(table=table_id)
         if limit:
@@ -186,15 +203,22 @@ def keys_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) ->
     if not key:
         return None
     width = len(key)
-    types = dict(conn.execute(sa.text(
-        "SELECT a.attname, a.atttypid::regtype::text FROM pg_attribute a "
-        "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
-    ), {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)}).all())
+    types = dict(
+        conn.execute(
+            sa.text(
+                "SELECT a.attname, a.atttypid::regtype::text FROM pg_attribute a "
+                "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
+            ),
+            {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)},
+        ).all()
+    )
     if width == 1 and types.get(key[0]) in ("smallint", "integer", "bigint"):
         import numpy as np  # only backups and drills need it: imported when used
 
         def integers(lines: list[bytes]) -> Any:
-            return np.fromstring(b",".join([line.partition(b"\t")[0] for line in lines]).decode(), dtype=np.int64, sep=",")
+            return np.fromstring(
+                b",".join([line.partition(b"\t")[0] for line in lines]).decode(), dtype=np.int64, sep=","
+            )
 
         return integers
 
@@ -204,14 +228,20 @@ def keys_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) ->
     return texts
 
 
-def sample_rows(url: str, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
-                limit: int) -> list[dict[str, Any]]:
+def sample_rows(
+    url: str, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int
+) -> list[dict[str, Any]]:
     """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
-    with _read_only_snapshot(url, Deadline.after(60), "sample rows") as conn, \
-            conn.connection.driver_connection.cursor() as cursor:
+    with (
+        _read_only_snapshot(url, Deadline.after(60), "sample rows") as conn,
+        conn.connection.driver_connection.cursor() as cursor,
+    ):
         keys, where = _key_range(key, lower, upper)
-        cursor.execute(sql.SQL("SELECT * FROM {table}{where} ORDER BY {keys} LIMIT {limit}").format(
-            table=sql.Identifier(current_schema(conn), table), where=where, keys=keys, limit=sql.Literal(limit)))
+        cursor.execute(
+            sql.SQL("SELECT * FROM {table}{where} ORDER BY {keys} LIMIT {limit}").format(
+                table=sql.Identifier(current_schema(conn), table), where=where, keys=keys, limit=sql.Literal(limit)
+            )
+        )
         names = [d.name for d in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -231,48 +261,69 @@ def _in_keys(key: list[str], keys: list[list[Any]]) -> sql.Composable:
     return sql.SQL("({}) IN ({})").format(columns, tuples)
 
 
-def _rows_with_digests(cursor: psycopg.Cursor[Any], source: sql.Composable, key: list[str], keys_of: KeysOf | None,
-                       where: sql.Composable) -> dict[str, tuple[dict[str, Any], bytes]]:
+def _rows_with_digests(
+    cursor: psycopg.Cursor[Any], source: sql.Composable, key: list[str], keys_of: KeysOf | None, where: sql.Composable
+) -> dict[str, tuple[dict[str, Any], bytes]]:
     """The rows of ``source`` that ``where`` selects, by key token: values and row digest
     (the first bytes of the SHA-256 of the row's ``COPY`` line, as the backup computed it)."""
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
     query = sql.SQL("SELECT {keys}, t.* FROM {source} AS t WHERE {where} ORDER BY {keys}").format(
-        keys=keys, source=source, where=where)
+        keys=keys, source=source, where=where
+    )
     with cursor.copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
         lines = [bytes(line) for line in copy]
-    cursor.execute(sql.SQL("SELECT t.* FROM {source} AS t WHERE {where} ORDER BY {keys}").format(
-        source=source, where=where, keys=keys))
+    cursor.execute(
+        sql.SQL("SELECT t.* FROM {source} AS t WHERE {where} ORDER BY {keys}").format(
+            source=source, where=where, keys=keys
+        )
+    )
     names = [d.name for d in cursor.description or []]
     values = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    return {token: (row, hashlib.sha256(line).digest()[:ROW_DIGEST_BYTES])
-            for token, line, row in zip(_key_tokens(keys_of, lines), lines, values, strict=True)}
+    return {
+        token: (row, hashlib.sha256(line).digest()[:ROW_DIGEST_BYTES])
+        for token, line, row in zip(_key_tokens(keys_of, lines), lines, values, strict=True)
+    }
 
 
 def rows_by_key(url: str, table: str, keys: list[list[Any]]) -> dict[str, tuple[dict[str, Any], bytes]]:
     """The rows of ``table`` with the given keys (as the row index holds them), by key token,
     each with its values and its row digest."""
-    with _read_only_snapshot(url, Deadline.after(120), "read the rows the drill names") as conn, \
-            conn.connection.driver_connection.cursor() as cursor:
+    with (
+        _read_only_snapshot(url, Deadline.after(120), "read the rows the drill names") as conn,
+        conn.connection.driver_connection.cursor() as cursor,
+    ):
         schema = current_schema(conn)
         key = table_key(conn, schema, table)
         keys = [k for k in keys if len(k) == len(key)]
         if not key or not keys:
             return {}
-        return _rows_with_digests(cursor, sql.Identifier(schema, table), key, keys_reader(conn, schema, table, key),
-                                  _in_keys(key, keys))
+        return _rows_with_digests(
+            cursor, sql.Identifier(schema, table), key, keys_reader(conn, schema, table, key), _in_keys(key, keys)
+        )
 
 
 def rows_by_digest(url: str, table: str, digests: set[bytes]) -> dict[bytes, dict[str, Any]]:
     """Rows of a table without a key whose row digest is one of ``digests`` (their values as
     text, as ``COPY`` writes them): such rows have nothing else to be found by."""
     found: dict[bytes, dict[str, Any]] = {}
-    with _read_only_snapshot(url, Deadline.after(300), "read the rows the drill names") as conn, \
-            conn.connection.driver_connection.cursor() as cursor:
+    with (
+        _read_only_snapshot(url, Deadline.after(300), "read the rows the drill names") as conn,
+        conn.connection.driver_connection.cursor() as cursor,
+    ):
         schema = current_schema(conn)
-        columns = [r[0] for r in conn.execute(sa.text(
-            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
-            "AND NOT attisdropped ORDER BY attnum"), {"t": sql.Identifier(schema, table).as_string(cursor)})]
-        query = sql.SQL("COPY (SELECT t.* FROM {} AS t ORDER BY t::text) TO STDOUT").format(sql.Identifier(schema, table))
+        columns = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
+                    "AND NOT attisdropped ORDER BY attnum"
+                ),
+                {"t": sql.Identifier(schema, table).as_string(cursor)},
+            )
+        ]
+        query = sql.SQL("COPY (SELECT t.* FROM {} AS t ORDER BY t::text) TO STDOUT").format(
+            sql.Identifier(schema, table)
+        )
         with cursor.copy(query) as copy:
             for line in copy:
                 digest = hashlib.sha256(bytes(line)).digest()[:ROW_DIGEST_BYTES]
@@ -287,8 +338,9 @@ def rows_by_digest(url: str, table: str, digests: set[bytes]) -> dict[bytes, dic
 _STABLE_KEY_TYPES = {"smallint", "integer", "bigint", "uuid", "text", "character varying", "character", "numeric"}
 
 
-def dump_rows_by_key(dump_dir: Path, url: str, table: str, keys: list[list[Any]],
-                     deadline: Deadline) -> dict[str, tuple[dict[str, Any], bytes]]:
+def dump_rows_by_key(
+    dump_dir: Path, url: str, table: str, keys: list[list[Any]], deadline: Deadline
+) -> dict[str, tuple[dict[str, Any], bytes]]:
     """The rows with the given keys as the backup's own dump holds them, by key token, each
     with its values and its row digest computed as the backup computed it.
 
@@ -304,9 +356,15 @@ def dump_rows_by_key(dump_dir: Path, url: str, table: str, keys: list[list[Any]]
             schema = current_schema(conn)
             key = table_key(conn, schema, table)
             raw = conn.connection.driver_connection
-            types = dict(conn.execute(sa.text(
-                "SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-                "AND attnum > 0 AND NOT attisdropped"), {"t": sql.Identifier(schema, table).as_string(raw)}).all())
+            types = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+                        "AND attnum > 0 AND NOT attisdropped"
+                    ),
+                    {"t": sql.Identifier(schema, table).as_string(raw)},
+                ).all()
+            )
             if not key or any(types.get(k) not in _STABLE_KEY_TYPES for k in key):
                 return {}
             wanted = {tuple(str(v) for v in k) for k in keys if len(k) == len(key)}
@@ -315,13 +373,19 @@ def dump_rows_by_key(dump_dir: Path, url: str, table: str, keys: list[list[Any]]
                 return {}
             temporary = sql.Identifier("aris3nb_backup_rows")
             with raw.cursor() as cursor:
-                cursor.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {})").format(temporary, sql.Identifier(schema, table)))
-                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
-                        temporary, sql.SQL(", ").join(sql.Identifier(c) for c in columns))) as copy:
+                cursor.execute(
+                    sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {})").format(temporary, sql.Identifier(schema, table))
+                )
+                with cursor.copy(
+                    sql.SQL("COPY {} ({}) FROM STDIN").format(
+                        temporary, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+                    )
+                ) as copy:
                     for line in lines:
                         copy.write(line)
-                found = _rows_with_digests(cursor, temporary, key, keys_reader(conn, schema, table, key),
-                                           sql.SQL("true"))
+                found = _rows_with_digests(
+                    cursor, temporary, key, keys_reader(conn, schema, table, key), sql.SQL("true")
+                )
             conn.rollback()
             return found
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
@@ -330,11 +394,12 @@ def dump_rows_by_key(dump_dir: Path, url: str, table: str, keys: list[list[Any]]
         engine.dispose()
 
 
-_COPY_HEADER = re.compile(rb'^COPY (?P<table>.+?) \((?P<columns>.*)\) FROM stdin;$')
+_COPY_HEADER = re.compile(rb"^COPY (?P<table>.+?) \((?P<columns>.*)\) FROM stdin;$")
 
 
-def _dump_lines(dump_dir: Path, url: str, schema: str, table: str, key: list[str], wanted: set[tuple[str, ...]],
-                deadline: Deadline) -> tuple[list[str], list[bytes]]:
+def _dump_lines(
+    dump_dir: Path, url: str, schema: str, table: str, key: list[str], wanted: set[tuple[str, ...]], deadline: Deadline
+) -> tuple[list[str], list[bytes]]:
     """The dump's column list of ``table`` and its data lines whose key text is ``wanted``."""
     args = [_tool("pg_restore"), "--data-only", f"--schema={schema}", f"--table={table}", "--file=-", str(dump_dir)]
     columns: list[str] = []
@@ -383,8 +448,13 @@ def _key_of(line: bytes, width: int) -> list[Any]:
     return [_unescape_copy(f) for f in line.rstrip(b"\n").split(b"\t")[:width]]
 
 
-def _digests(conn: sa.Connection, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None,
-             index: RowIndexWriter | None = None, exclude: frozenset[str] = frozenset()) -> dict[str, TableDigest]:
+def _digests(
+    conn: sa.Connection,
+    deadline: Deadline,
+    recorded: dict[str, dict[str, Any]] | None,
+    index: RowIndexWriter | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> dict[str, TableDigest]:
     """Every table's digests (but those in ``exclude``); with ``index`` (a backup) each
     chunk's row digests and keys go to it; with ``recorded`` (a drill) the rows of a chunk
     that differs are kept."""
@@ -426,8 +496,14 @@ def _in_the_way(url: str, besides: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _read_only_snapshot(url: str, deadline: Deadline, action: str, *, name: str | None = None,
-                        lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> Iterator[sa.Connection]:
+def _read_only_snapshot(
+    url: str,
+    deadline: Deadline,
+    action: str,
+    *,
+    name: str | None = None,
+    lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
+) -> Iterator[sa.Connection]:
     """One read-only REPEATABLE READ transaction whose statements stop at the deadline and
     whose lock waits stop at ``lock_timeout_sec``; a statement cancelled by the deadline is
     a ``DeadlineExceeded``, a lock not granted in time a ``BackupError`` naming the sessions
@@ -449,10 +525,14 @@ def _read_only_snapshot(url: str, deadline: Deadline, action: str, *, name: str 
                 yield conn
             except (sa.exc.DBAPIError, psycopg.Error) as exc:
                 if _is_statement_timeout(exc):
-                    raise DeadlineExceeded(f"timeout: a statement ran past the deadline while trying to {action}") from exc
+                    raise DeadlineExceeded(
+                        f"timeout: a statement ran past the deadline while trying to {action}"
+                    ) from exc
                 if _is_lock_timeout(exc):
-                    raise BackupError(f"could not {action}: a lock was not granted within {lock_timeout_sec:g} s "
-                                      f"(nothing was written); in the way: {_in_the_way(url, name)}") from exc
+                    raise BackupError(
+                        f"could not {action}: a lock was not granted within {lock_timeout_sec:g} s "
+                        f"(nothing was written); in the way: {_in_the_way(url, name)}"
+                    ) from exc
                 raise
             finally:
                 # Read-only: nothing to lose. On a connection that died, the rollback's own
@@ -481,17 +561,25 @@ def _driver_message(exc: BaseException) -> str:
     return " | ".join(lines[:2])[:300] or type(cause).__name__
 
 
-def table_digests(url: str, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None) -> dict[str, TableDigest]:
+def table_digests(
+    url: str, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None
+) -> dict[str, TableDigest]:
     """Digest every table of ``url`` in one read-only snapshot (over the recorded chunks'
     key ranges when ``recorded`` is given, keeping the rows of a chunk that differs)."""
     with _read_only_snapshot(url, deadline, "digest the tables") as conn:
         return _digests(conn, deadline, recorded)
 
 
-def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any, *,
-                  lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
-                  index: RowIndexWriter | None = None,
-                  exclude: frozenset[str] = frozenset()) -> tuple[dict[str, TableDigest], Any]:
+def snapshot_dump(
+    url: str,
+    folder: Path,
+    deadline: Deadline,
+    read_snapshot: Any,
+    *,
+    lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
+    index: RowIndexWriter | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[dict[str, TableDigest], Any]:
     """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot;
     the digests' pass writes each chunk's row digests and keys to ``index`` when given.
     The rows of the tables in ``exclude`` are neither dumped nor digested (their schema is).
@@ -509,26 +597,42 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
     target.parent.mkdir(parents=True, exist_ok=True)
     name = pg_sessions.session_name("backup")
     bare, env = libpq_target(url, f"{name}-pg_dump")  # ended with the backup's own sessions (a prefix)
-    with _read_only_snapshot(url, deadline, "back up the database", name=name, lock_timeout_sec=lock_timeout_sec) as conn:
+    with _read_only_snapshot(
+        url, deadline, "back up the database", name=name, lock_timeout_sec=lock_timeout_sec
+    ) as conn:
         schema = current_schema(conn)
         tables = table_names(conn, schema)
         if tables:
-            conn.exec_driver_sql(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
-                sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)).as_string(conn.connection.driver_connection))
+            conn.exec_driver_sql(
+                sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE")
+                .format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables))
+                .as_string(conn.connection.driver_connection)
+            )
         snapshot_id = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
         wait_ms = pg_sessions.lock_timeout_ms(lock_timeout_sec, deadline.remaining())
-        args = [_tool("pg_dump"), "--format=directory", f"--jobs={DUMP_JOBS}", f"--snapshot={snapshot_id}",
-                f"--lock-wait-timeout={wait_ms}", "--no-password", f"--file={target}", f"--dbname={bare}"]
+        args = [
+            _tool("pg_dump"),
+            "--format=directory",
+            f"--jobs={DUMP_JOBS}",
+            f"--snapshot={snapshot_id}",
+            f"--lock-wait-timeout={wait_ms}",
+            "--no-password",
+            f"--file={target}",
+            f"--dbname={bare}",
+        ]
         args += [f"--exclude-table-data={_pattern(schema)}.{_pattern(t)}" for t in sorted(set(exclude) & set(tables))]
         with tempfile.TemporaryFile("w+") as errors:
-            process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=errors, text=True)
+            process = subprocess.Popen(
+                args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, text=True
+            )
             try:
                 digests = _digests(conn, deadline, None, index, frozenset(exclude))
                 extra = {**read_snapshot(conn), "schema": schema}
                 process.wait(timeout=deadline.remaining())
             except subprocess.TimeoutExpired as exc:
-                raise DeadlineExceeded("timeout: pg_dump ran past the deadline; its server sessions were ended") from exc
+                raise DeadlineExceeded(
+                    "timeout: pg_dump ran past the deadline; its server sessions were ended"
+                ) from exc
             finally:
                 if process.poll() is None:
                     process.kill()
@@ -537,8 +641,10 @@ def snapshot_dump(url: str, folder: Path, deadline: Deadline, read_snapshot: Any
             stderr = errors.read()
         if process.returncode != 0:
             if "canceling statement due to statement timeout" in stderr:  # how --lock-wait-timeout ends
-                raise BackupError(f"pg_dump could not take its table locks within {wait_ms / 1000:g} s (nothing was "
-                                  f"written; a migration or another lock holder is in the way: {_in_the_way(url, name)})")
+                raise BackupError(
+                    f"pg_dump could not take its table locks within {wait_ms / 1000:g} s (nothing was "
+                    f"written; a migration or another lock holder is in the way: {_in_the_way(url, name)})"
+                )
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
     return digests, extra
 
@@ -574,7 +680,9 @@ def scratch_database(server_url: str, label: str, schema: str | None = None) -> 
     try:
         with database_errors(server_url, "create the drill's scratch database"), admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            conn.exec_driver_sql(f"COMMENT ON DATABASE \"{name}\" IS 'aris3nb drill scratch: disposable, dropped after the drill'")
+            conn.exec_driver_sql(
+                f"COMMENT ON DATABASE \"{name}\" IS 'aris3nb drill scratch: disposable, dropped after the drill'"
+            )
         try:
             yield with_search_path(parsed.set(database=name).render_as_string(hide_password=False), schema)
         finally:
@@ -584,14 +692,27 @@ def scratch_database(server_url: str, label: str, schema: str | None = None) -> 
         admin.dispose()
 
 
-def restore(dump_dir: Path, target_url: str, deadline: Deadline, *, clean: bool,
-            lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC) -> None:
+def restore(
+    dump_dir: Path,
+    target_url: str,
+    deadline: Deadline,
+    *,
+    clean: bool,
+    lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
+) -> None:
     """pg_restore a dump into ``target_url``; ``clean`` drops the objects it restores first,
     all in one transaction (a rollback restore: a failure leaves the target as it was);
     otherwise parallel (a drill's empty scratch). A lock wait longer than ``lock_timeout_sec``
     or the deadline stops it and ends its server sessions."""
     bare, _ = libpq_target(target_url)
-    args = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password", f"--dbname={bare}"]
+    args = [
+        _tool("pg_restore"),
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--no-password",
+        f"--dbname={bare}",
+    ]
     args += ["--clean", "--if-exists", "--single-transaction"] if clean else [f"--jobs={DUMP_JOBS}"]
     run_tool([*args, str(dump_dir)], target_url, deadline, "pg_restore", lock_timeout_sec=lock_timeout_sec)
 

@@ -77,13 +77,21 @@ def schema_tables_for(profile: LoadedProfile | None) -> SchemaTables:
         code = target_code(profile)
     except Aris3nbError as exc:
         reason = str(exc)
-        return lambda revision: UnknownSchema(f"the tables of revision {revision!r} cannot be derived from the "
-                                              f"target's migrations: {reason}")
+        return lambda revision: UnknownSchema(
+            f"the tables of revision {revision!r} cannot be derived from the target's migrations: {reason}"
+        )
     if isinstance(code, ReferenceCode):  # a profile without its own interpreter: aris3nb's migrations
+
         def aris3nb_migrations(revision: str | None) -> frozenset[str] | UnknownSchema:
             found = create.schema_tables_at(revision)
-            return found if found is not None else UnknownSchema(
-                f"alembic revision {str(revision)[:120]!r} is unknown to the migrations of profile {profile.profile.name}")
+            return (
+                found
+                if found is not None
+                else UnknownSchema(
+                    f"alembic revision {str(revision)[:120]!r} is unknown to the migrations of profile {profile.profile.name}"
+                )
+            )
+
         return aris3nb_migrations
     return lambda revision: _target_tables_at(profile, code, revision)
 
@@ -91,8 +99,10 @@ def schema_tables_for(profile: LoadedProfile | None) -> SchemaTables:
 def _target_tables_at(profile: LoadedProfile, code: object, revision: str | None) -> frozenset[str] | UnknownSchema:
     name = profile.profile.name
     if revision is None:
-        return UnknownSchema(f"the database records no alembic revision: the tables the schema of profile {name} "
-                             "must have cannot be derived from its migrations")
+        return UnknownSchema(
+            f"the database records no alembic revision: the tables the schema of profile {name} "
+            "must have cannot be derived from its migrations"
+        )
     key = (profile.sha256 or name, str(profile.root), revision)
     with _TABLES_LOCK:
         if key in _TABLES:
@@ -103,15 +113,18 @@ def _target_tables_at(profile: LoadedProfile, code: object, revision: str | None
         return UnknownSchema(f"the tables of revision {revision[:120]!r} cannot be derived: {exc}")
     if revision not in known:
         found: frozenset[str] | UnknownSchema = UnknownSchema(
-            f"alembic revision {revision[:120]!r} is unknown to the migrations of profile {name}")
+            f"alembic revision {revision[:120]!r} is unknown to the migrations of profile {name}"
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="aris3nb-schema-") as folder:
             url = f"sqlite:///{folder}/schema.db"
             try:
                 code.upgrade(url, revision)  # type: ignore[attr-defined]
             except Aris3nbError as exc:
-                return UnknownSchema(f"the tables of revision {revision[:120]!r} cannot be derived: the target's "
-                                     f"migrations did not run on a scratch SQLite database: {exc}")
+                return UnknownSchema(
+                    f"the tables of revision {revision[:120]!r} cannot be derived: the target's "
+                    f"migrations did not run on a scratch SQLite database: {exc}"
+                )
             engine = create_engine(url, poolclass=sa.NullPool)
             try:
                 found = frozenset(sa.inspect(engine).get_table_names())

@@ -67,8 +67,11 @@ def _verify_target(manifest: Manifest, target_url: str, deadline: Deadline) -> l
         found = sqlite.table_digests(sqlite_path(target_url), deadline, recorded)
     else:
         found = postgres.table_digests(target_url, deadline, recorded)
-    return [f"table {name} differs after the restore" for name, was in recorded.items()
-            if name not in found or found[name].digest != was["digest"] or found[name].rows != was["rows"]]
+    return [
+        f"table {name} differs after the restore"
+        for name, was in recorded.items()
+        if name not in found or found[name].digest != was["digest"] or found[name].rows != was["rows"]
+    ]
 
 
 #: Columns whose value, later than the backup's moment, marks a row the restore will discard.
@@ -98,10 +101,15 @@ def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dic
                         value: Any = when.isoformat(sep=" ")
                     else:
                         value = when
-                    newer = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))
-                                         .where(sa.column(stamp) > value)).scalar_one()
-                counts[table] = {"rows_now": rows_now, "rows_in_backup": recorded.get(table),
-                                 "newer_than_backup": newer, "by": stamp}
+                    newer = conn.execute(
+                        sa.select(sa.func.count()).select_from(sa.table(table)).where(sa.column(stamp) > value)
+                    ).scalar_one()
+                counts[table] = {
+                    "rows_now": rows_now,
+                    "rows_in_backup": recorded.get(table),
+                    "newer_than_backup": newer,
+                    "by": stamp,
+                }
     finally:
         engine.dispose()
     return counts
@@ -121,15 +129,24 @@ def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any
         raise SessionsInTheWay(
             f"{len(in_the_way)} other session(s) on {redact_url(target_url)} hold locks or an open transaction, and the "
             f"restore would wait on them: {listed}. Stop the service (or those clients) first, or add "
-            "--terminate-sessions to end them")
+            "--terminate-sessions to end them"
+        )
     pg_sessions.terminate(target_url, [s.pid for s in in_the_way])
     append_rollback_log(settings, {**log, "status": "SESSIONS_TERMINATED", "sessions": listed})
 
 
-def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, confirmed: bool,
-                   timeout_sec: float | None = None, allow_other_source: bool = False,
-                   terminate_sessions: bool = False, announce: Callable[[str], None] = lambda line: None,
-                   profile: LoadedProfile | None = None) -> RestoreResult:
+def restore_backup(
+    manifest_path: Path,
+    target_url: str,
+    *,
+    settings: Settings,
+    confirmed: bool,
+    timeout_sec: float | None = None,
+    allow_other_source: bool = False,
+    terminate_sessions: bool = False,
+    announce: Callable[[str], None] = lambda line: None,
+    profile: LoadedProfile | None = None,
+) -> RestoreResult:
     """Restore the backup into ``target_url`` (confirmed), keeping a safety backup first.
 
     The backup must have been made from the target (``allow_other_source`` confirms one that
@@ -155,20 +172,30 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
     if why is not None:
         if not allow_other_source:
             append_rollback_log(settings, {**log, "status": "REFUSED", "error": f"not of the target: {why}"})
-            raise SourceMismatch(f"backup {manifest.name} was not made from {source.label(live)}: {why}. Restoring it "
-                                 "would put another database's data in place of the target's; if that is what you mean, "
-                                 "add --allow-other-source as well as --yes")
+            raise SourceMismatch(
+                f"backup {manifest.name} was not made from {source.label(live)}: {why}. Restoring it "
+                "would put another database's data in place of the target's; if that is what you mean, "
+                "add --allow-other-source as well as --yes"
+            )
         log["other_source_confirmed"] = why
     _clear_the_way(target_url, terminate_sessions, log, settings)
     discarded = rows_newer_than_backup(target_url, manifest)
     newer = sum(c["newer_than_backup"] or 0 for c in discarded.values())
-    announce(f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
-             + (f" although it is of another source ({why})" if why else "")
-             + f"; {newer:,} row(s) written after the backup will be discarded (kept in the safety backup)")
+    announce(
+        f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
+        + (f" although it is of another source ({why})" if why else "")
+        + f"; {newer:,} row(s) written after the backup will be discarded (kept in the safety backup)"
+    )
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"
-    safety: BackupResult = create_backup(target_url, f"safety_{stamp}_before_{manifest.name}"[:100], settings=settings,
-                                         timeout_sec=deadline.remaining(), purpose="safety", profile=profile)
+    safety: BackupResult = create_backup(
+        target_url,
+        f"safety_{stamp}_before_{manifest.name}"[:100],
+        settings=settings,
+        timeout_sec=deadline.remaining(),
+        purpose="safety",
+        profile=profile,
+    )
     log["safety_backup"] = str(safety.path)
     append_rollback_log(settings, {**log, "status": "STARTED", "discarded": discarded})
     try:
@@ -176,8 +203,13 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
             with sqlite.scratch_copy(manifest.folder / sqlite.DATABASE_FILE) as copy:
                 sqlite.replace_database(copy, target_url)
         else:
-            postgres.restore(manifest.folder / postgres.DUMP_DIR, target_url, deadline, clean=True,
-                             lock_timeout_sec=settings.ops_lock_timeout_sec)
+            postgres.restore(
+                manifest.folder / postgres.DUMP_DIR,
+                target_url,
+                deadline,
+                clean=True,
+                lock_timeout_sec=settings.ops_lock_timeout_sec,
+            )
         problems = _verify_target(manifest, target_url, deadline)
         if problems:
             raise BackupError(f"{len(problems)} table(s) differ from the backup after restoring: {problems[0]}")
@@ -193,5 +225,11 @@ def restore_backup(manifest_path: Path, target_url: str, *, settings: Settings, 
         raise
     duration = time.perf_counter() - started
     append_rollback_log(settings, {**log, "status": "RESTORED", "duration_sec": round(duration, 3)})
-    return RestoreResult(target=redact_url(target_url), backup=manifest.name, safety_backup=safety.path,
-                         duration_sec=duration, discarded=discarded, other_source=why)
+    return RestoreResult(
+        target=redact_url(target_url),
+        backup=manifest.name,
+        safety_backup=safety.path,
+        duration_sec=duration,
+        discarded=discarded,
+        other_source=why,
+    )

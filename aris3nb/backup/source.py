@@ -31,7 +31,8 @@ def postgres_identity(conn: sa.Connection) -> dict[str, Any]:
     # pg_control_system() may be revoked from the role: ask first, so no error aborts the snapshot.
     if conn.exec_driver_sql("SELECT has_function_privilege('pg_control_system()', 'EXECUTE')").scalar_one():
         identity["system_identifier"] = str(
-            conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar_one())
+            conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar_one()
+        )
     return identity
 
 
@@ -87,5 +88,6 @@ def label(source: dict[str, Any]) -> str:
     if source.get("engine") == "sqlite":
         return f"sqlite {source.get('path') or source.get('database')}"
     schema = source.get("schema")
-    return (f"postgresql {source.get('server', '?')}/{source.get('database')}"
-            + (f" (schema {schema})" if schema and schema != "public" else ""))
+    return f"postgresql {source.get('server', '?')}/{source.get('database')}" + (
+        f" (schema {schema})" if schema and schema != "public" else ""
+    )

@@ -83,7 +83,9 @@ def mmap_bytes(path: Path) -> int:
 
 
 def table_names(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )
     return [r[0] for r in rows]
 
 
@@ -108,8 +110,9 @@ def _key_range(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any]
     return keys, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def sample_rows(path: Path, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None,
-                limit: int) -> list[dict[str, Any]]:
+def sample_rows(
+    path: Path, table: str, key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None, limit: int
+) -> list[dict[str, Any]]:
     """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
     with connect(path, Deadline(None)) as conn:
         keys, where, params = _key_range(key, lower, upper)
@@ -122,7 +125,9 @@ def sample_rows(path: Path, table: str, key: list[str], lower: Sequence[Any] | N
 SHELLS = 2
 
 
-def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_rows: int = CHUNK_ROWS) -> list[list[Any] | None]:
+def chunk_bounds(
+    conn: sqlite3.Connection, table: str, key: list[str], chunk_rows: int = CHUNK_ROWS
+) -> list[list[Any] | None]:
     """The last key of every chunk of ``chunk_rows`` rows, then None for the open last chunk.
 
     Each bound is one index walk of ``chunk_rows`` entries inside SQLite, so the chunks can
@@ -132,8 +137,9 @@ def chunk_bounds(conn: sqlite3.Connection, table: str, key: list[str], chunk_row
     lower: Sequence[Any] | None = None
     while True:
         keys, where, params = _key_range(key, lower, None)
-        row = conn.execute(f"SELECT {keys} FROM {_ident(table)}{where} ORDER BY {keys} LIMIT 1 OFFSET {chunk_rows - 1}",
-                           params).fetchone()
+        row = conn.execute(
+            f"SELECT {keys} FROM {_ident(table)}{where} ORDER BY {keys} LIMIT 1 OFFSET {chunk_rows - 1}", params
+        ).fetchone()
         if row is None:
             bounds.append(None)
             return bounds
@@ -200,10 +206,15 @@ def row_encoding(columns: list[str], key: list[str], *, blob_safe: bool = False)
     """The SQL text of a row's ``json_array``: its columns in table order (the rowid first
     when the rowid is the key); ``blob_safe`` writes a BLOB value as ``{"blob": "<hex>"}``
     (``json_array`` refuses blobs), which gives the same text for every row without one."""
+
     def value(column: str) -> str:
         name = _ident(column)
-        return f"CASE WHEN typeof({name}) = 'blob' THEN json_object('blob', lower(hex({name}))) ELSE {name} END" \
-            if blob_safe else name
+        return (
+            f"CASE WHEN typeof({name}) = 'blob' THEN json_object('blob', lower(hex({name}))) ELSE {name} END"
+            if blob_safe
+            else name
+        )
+
     values = ([value("rowid") if not blob_safe else "rowid"] if key == ["rowid"] else []) + [value(c) for c in columns]
     return f"json_array({', '.join(values)})"
 
@@ -218,8 +229,17 @@ def _range_where(key: list[str], lower: Sequence[Any] | None, upper: Sequence[An
     return keys, (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
 
-def row_statement(table: str, key: list[str], columns: list[str], lower: Sequence[Any] | None,
-                  upper: Sequence[Any] | None, *, number: int = 0, integer: bool = False, blob_safe: bool = False) -> str:
+def row_statement(
+    table: str,
+    key: list[str],
+    columns: list[str],
+    lower: Sequence[Any] | None,
+    upper: Sequence[Any] | None,
+    *,
+    number: int = 0,
+    integer: bool = False,
+    blob_safe: bool = False,
+) -> str:
     """The statement whose one result row is a chunk's number, row count, row digests and keys.
 
     Each row digest is the sqlite3 shell's ``sha3`` (SHA3-256) of the row's ``json_array``
@@ -232,11 +252,18 @@ def row_statement(table: str, key: list[str], columns: list[str], lower: Sequenc
     keys, where = _range_where(key, lower, upper)
     aliases = [f"k{n}" for n in range(len(key))]
     selected = ", ".join(f"{_ident(k) if k != 'rowid' else 'rowid'} AS {a}" for k, a in zip(key, aliases, strict=True))
-    listed = ("min(k0) || ':' || CASE WHEN max(k0) - min(k0) + 1 = count(*) THEN '' ELSE group_concat(k0) END"
-              if integer else "json_group_array(k0)" if len(key) == 1 else f"json_group_array(json_array({', '.join(aliases)}))")
-    return (f"SELECT {int(number)}, count(*), hex(group_concat(d, '')), {listed} FROM "
-            f"(SELECT {selected}, substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES}) AS d "
-            f"FROM {_ident(table)}{where} ORDER BY {keys});")
+    listed = (
+        "min(k0) || ':' || CASE WHEN max(k0) - min(k0) + 1 = count(*) THEN '' ELSE group_concat(k0) END"
+        if integer
+        else "json_group_array(k0)"
+        if len(key) == 1
+        else f"json_group_array(json_array({', '.join(aliases)}))"
+    )
+    return (
+        f"SELECT {int(number)}, count(*), hex(group_concat(d, '')), {listed} FROM "
+        f"(SELECT {selected}, substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES}) AS d "
+        f"FROM {_ident(table)}{where} ORDER BY {keys});"
+    )
 
 
 def _chunk_rows(text: bytes, integer: bool, prefixes: bytes) -> ChunkRows:
@@ -265,7 +292,9 @@ def _chunk_rows(text: bytes, integer: bool, prefixes: bytes) -> ChunkRows:
 _BLOB_REFUSED = "JSON cannot hold BLOB values"
 
 
-def _run_shells(path: Path, statements: list[str], deadline: Deadline, take: Any, *, yield_cpu: bool = False) -> list[str]:
+def _run_shells(
+    path: Path, statements: list[str], deadline: Deadline, take: Any, *, yield_cpu: bool = False
+) -> list[str]:
     """Run the numbered ``statements`` in up to SHELLS read-only sqlite3 shells side by side;
     each result line goes to ``take(fields)`` as it comes (the output is never held whole).
     Returns the shells' error lines (a statement that failed printed no line)."""
@@ -283,12 +312,26 @@ def _run_shells(path: Path, statements: list[str], deadline: Deadline, take: Any
                 error_file = open(Path(folder) / f"errors_{number}.txt", "w+")  # noqa: SIM115 -- closed below
                 errors.append(error_file)
                 with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
-                    command = [_sqlite3_shell(), "-readonly", "-batch", "-noheader", "-list",
-                               "-mmap", str(mmap_bytes(path)), str(path)]
+                    command = [
+                        _sqlite3_shell(),
+                        "-readonly",
+                        "-batch",
+                        "-noheader",
+                        "-list",
+                        "-mmap",
+                        str(mmap_bytes(path)),
+                        str(path),
+                    ]
                     nice = shutil.which("nice") if yield_cpu else None
-                    processes.append(subprocess.Popen(
-                        [nice, "-n", "10", *command] if nice else command,
-                        stdin=stdin, stdout=subprocess.PIPE, stderr=error_file, bufsize=1 << 20))
+                    processes.append(
+                        subprocess.Popen(
+                            [nice, "-n", "10", *command] if nice else command,
+                            stdin=stdin,
+                            stdout=subprocess.PIPE,
+                            stderr=error_file,
+                            bufsize=1 << 20,
+                        )
+                    )
             for process in processes:
                 reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True)
                 reader.start()
@@ -348,8 +391,9 @@ class _Plan:
     recorded: dict[str, Any] | None
 
 
-def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None,
-           exclude: frozenset[str] = frozenset()) -> list[_Plan]:
+def _plans(
+    path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None, exclude: frozenset[str] = frozenset()
+) -> list[_Plan]:
     plans = []
     with connect(path, deadline) as conn:
         for table in table_names(conn):
@@ -363,27 +407,39 @@ def _plans(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] |
             else:
                 uppers = chunk_bounds(conn, table, key)
                 method = ROWS_METHOD if recorded is not None or digest_module.WRITE_ROW_INDEX else None
-            plans.append(_Plan(table, key, uppers, method, table_columns(conn, table), integer_key(conn, table, key), was))
+            plans.append(
+                _Plan(table, key, uppers, method, table_columns(conn, table), integer_key(conn, table, key), was)
+            )
     return plans
 
 
-def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, Any]] | None = None, *,
-                  yield_cpu: bool = False, index: RowIndexWriter | None = None,
-                  exclude: frozenset[str] = frozenset()) -> dict[str, TableDigest]:
+def table_digests(
+    path: Path,
+    deadline: Deadline,
+    recorded: dict[str, dict[str, Any]] | None = None,
+    *,
+    yield_cpu: bool = False,
+    index: RowIndexWriter | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> dict[str, TableDigest]:
     """Digest every table (but those in ``exclude``), over the recorded chunks' key ranges
     and by their method when ``recorded`` is given (a drill: the rows of a chunk that
     differs are kept in ``rows_of``), else over fresh chunks of ``CHUNK_ROWS`` rows, writing
     each chunk's row digests and keys to ``index`` when given. ``path`` must not change
     meanwhile: it is a backup copy or a drill's scratch copy."""
     plans = _plans(path, deadline, recorded, frozenset(exclude))
-    chunks = [(plan, number, lower, upper) for plan in plans
-              for number, (lower, upper) in enumerate(zip([None, *plan.uppers[:-1]], plan.uppers, strict=True))]
+    chunks = [
+        (plan, number, lower, upper)
+        for plan in plans
+        for number, (lower, upper) in enumerate(zip([None, *plan.uppers[:-1]], plan.uppers, strict=True))
+    ]
 
     def statement(at: int, blob_safe: bool = False) -> str:
         plan, _number, lower, upper = chunks[at]
         if plan.method == ROWS_METHOD:
-            return row_statement(plan.table, plan.key, plan.columns, lower, upper, number=at,
-                                 integer=plan.integer, blob_safe=blob_safe)
+            return row_statement(
+                plan.table, plan.key, plan.columns, lower, upper, number=at, integer=plan.integer, blob_safe=blob_safe
+            )
         return f"SELECT {at}, " + chunk_statement(plan.table, plan.key, lower, upper).removeprefix("SELECT ")
 
     results: dict[int, dict[str, Any]] = {}
@@ -401,16 +457,23 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
         was = (plan.recorded.get("chunks") or [{}])[number] if plan.recorded is not None else None
         if index is not None and was is None:
             entry["index"] = index.add(_chunk_rows(fields[3], plan.integer, prefixes))
-        elif was is not None and was.get("index") is not None and \
-                (entry["digest"] != was.get("digest") or entry["rows"] != was.get("rows")):
+        elif (
+            was is not None
+            and was.get("index") is not None
+            and (entry["digest"] != was.get("digest") or entry["rows"] != was.get("rows"))
+        ):
             entry["rows_found"] = _chunk_rows(fields[3], plan.integer, prefixes)
         results[at] = entry
 
     problems = _run_shells(path, [statement(at) for at in range(len(chunks))], deadline, take, yield_cpu=yield_cpu)
     refused = [at for at in range(len(chunks)) if at not in results]
-    if refused and all(_BLOB_REFUSED in problem for problem in problems if problem.startswith(("Error", "Parse error"))):
+    if refused and all(
+        _BLOB_REFUSED in problem for problem in problems if problem.startswith(("Error", "Parse error"))
+    ):
         # A BLOB value where json_array refuses one: those chunks again, blobs written as hex.
-        problems = _run_shells(path, [statement(at, blob_safe=True) for at in refused], deadline, take, yield_cpu=yield_cpu)
+        problems = _run_shells(
+            path, [statement(at, blob_safe=True) for at in refused], deadline, take, yield_cpu=yield_cpu
+        )
     if any(at not in results for at in range(len(chunks))):
         raise BackupError(f"the sqlite3 shell could not digest {path.name}: {'; '.join(problems[:3]) or 'no output'}")
     digests: dict[str, TableDigest] = {}
@@ -430,7 +493,9 @@ def table_digests(path: Path, deadline: Deadline, recorded: dict[str, dict[str, 
     return digests
 
 
-def rows_by_key(path: Path, table: str, keys: list[list[Any]], *, immutable: bool = False) -> dict[str, tuple[dict[str, Any], bytes]]:
+def rows_by_key(
+    path: Path, table: str, keys: list[list[Any]], *, immutable: bool = False
+) -> dict[str, tuple[dict[str, Any], bytes]]:
     """The rows of ``table`` with the given keys, by the key's JSON: each row's columns and
     its row digest (the SHA3-256 of its ``json_array``, as the shell computes it, first
     ``ROW_DIGEST_BYTES``). ``immutable`` opens a file nothing may write to (a backup's own
@@ -450,8 +515,9 @@ def rows_by_key(path: Path, table: str, keys: list[list[Any]], *, immutable: boo
             if len(values) != len(key):
                 continue
             conn.text_factory = bytes  # the json_array text exactly as SQLite made it (what the shell hashed)
-            encoded = conn.execute(f"SELECT {row_encoding(columns, key, blob_safe=True)} FROM {_ident(table)}{condition}",
-                                   list(values)).fetchone()
+            encoded = conn.execute(
+                f"SELECT {row_encoding(columns, key, blob_safe=True)} FROM {_ident(table)}{condition}", list(values)
+            ).fetchone()
             if encoded is None:
                 continue
             conn.text_factory = str
@@ -459,7 +525,9 @@ def rows_by_key(path: Path, table: str, keys: list[list[Any]], *, immutable: boo
             row = cursor.fetchone()
             names = [d[0] for d in cursor.description]
             found[json.dumps(list(values), ensure_ascii=False)] = (
-                dict(zip(names, row, strict=True)), hashlib.sha3_256(encoded[0]).digest()[:ROW_DIGEST_BYTES])
+                dict(zip(names, row, strict=True)),
+                hashlib.sha3_256(encoded[0]).digest()[:ROW_DIGEST_BYTES],
+            )
     except sqlite3.Error as exc:
         raise BackupError(f"cannot read rows of {table} in {path.name}: {exc}") from exc
     finally:
@@ -505,8 +573,14 @@ def empty_tables(copy: Path, tables: frozenset[str]) -> None:
 
 
 #: SQLite's codes for a write that the disk refused (full, over a size limit, I/O error).
-_WRITE_FAILURES = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE",
-                   "SQLITE_IOERR_DIR_FSYNC", "SQLITE_IOERR_SHORT_READ"}
+_WRITE_FAILURES = {
+    "SQLITE_FULL",
+    "SQLITE_IOERR_WRITE",
+    "SQLITE_IOERR_FSYNC",
+    "SQLITE_IOERR_TRUNCATE",
+    "SQLITE_IOERR_DIR_FSYNC",
+    "SQLITE_IOERR_SHORT_READ",
+}
 
 
 def _writing_hint(exc: sqlite3.Error, target: Path) -> str:
@@ -573,8 +647,10 @@ def structural_problems(path: Path, deadline: Deadline) -> list[str]:
             conn.execute(f"PRAGMA mmap_size={mmap_bytes(path)}")
             rows = conn.execute(f"PRAGMA {pragma}").fetchmany(50)
         if pragma == "foreign_key_check":
-            return [f"foreign key broken: {table} row {rowid} points to a missing {parent} row"
-                    for table, rowid, parent, _fk in rows]
+            return [
+                f"foreign key broken: {table} row {rowid} points to a missing {parent} row"
+                for table, rowid, parent, _fk in rows
+            ]
         return [f"{pragma}: {row[0]}" for row in rows if row[0] != "ok"]
 
     with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sqlite-check") as pool:

@@ -30,7 +30,9 @@ DatabaseUrlOption = Annotated[
         "--database-url",
         help="SQLAlchemy URL of the ARIS3 database (sqlite:///PATH or postgresql://USER@HOST/DB). "
         "Default: DATABASE_URL, else the embedded default's SQLite file under OPS_ARTIFACTS_DIR.",
-        show_default=False, metavar="URL"),
+        show_default=False,
+        metavar="URL",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead of text.")]
 TargetOption = Annotated[
@@ -40,12 +42,16 @@ TargetOption = Annotated[
         help="The target profile (aris3nb.toml, or a folder holding it, or a pyproject.toml with [tool.aris3nb]). "
         "Default: the one found from the current folder upward; none: the bundled reference. Inside another ARIS3 "
         "repository without a profile the command refuses (see `aris3nb init`).",
-        show_default=False, metavar="PATH"),
+        show_default=False,
+        metavar="PATH",
+    ),
 ]
 EmbeddedOption = Annotated[
     bool,
-    typer.Option("--embedded", help="Judge the embedded default (the bundled reference) on purpose, also inside "
-                 "another ARIS3 repository."),
+    typer.Option(
+        "--embedded",
+        help="Judge the embedded default (the bundled reference) on purpose, also inside another ARIS3 repository.",
+    ),
 ]
 
 
@@ -57,8 +63,10 @@ def target_profile(target: Path | None, embedded: bool) -> LoadedProfile:
         return load_target_profile(None)
     loaded = resolve_profile(target, embedded=embedded)
     if embedded and not loaded.is_reference:
-        raise UsageError(f"--embedded judges the bundled reference; the target profile {loaded.label} describes "
-                         "another target: give one or the other")
+        raise UsageError(
+            f"--embedded judges the bundled reference; the target profile {loaded.label} describes "
+            "another target: give one or the other"
+        )
     return loaded
 
 
@@ -79,10 +87,19 @@ def database_url(option: str | None) -> str:
 #: An ``OSError`` with one of these says the place itself is unusable (unwritable, a file
 #: where a folder must be, a symbolic link in the way, missing): input the command could not
 #: act on, exit 2. Any other (a full disk, an I/O error) happened while the work ran: exit 1.
-UNUSABLE_PLACE_ERRNOS = frozenset({
-    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP,
-    errno.ENOENT, errno.ENAMETOOLONG,
-})
+UNUSABLE_PLACE_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ELOOP,
+        errno.ENOENT,
+        errno.ENAMETOOLONG,
+    }
+)
 #: Of those, the ones that cannot mean "a file of the input is missing" (which a command may
 #: rightly judge as a failed check, exit 1): only these promote a library error to exit 2.
 _UNWRITABLE_ERRNOS = UNUSABLE_PLACE_ERRNOS - {errno.ENOENT, errno.ENAMETOOLONG}

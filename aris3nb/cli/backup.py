@@ -28,8 +28,15 @@ from aris3nb.cli._common import (
 )
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
-ManifestArgument = Annotated[Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False, metavar="MANIFEST")]
-TimeoutOption = Annotated[float | None, typer.Option("--timeout", help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.", metavar="SECONDS")]
+ManifestArgument = Annotated[
+    Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False, metavar="MANIFEST")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="Seconds before the operation gives up; default OPS_BACKUP_TIMEOUT_SEC.", metavar="SECONDS"
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -43,11 +50,19 @@ def _print_json(document: object) -> None:
 
 @backup_app.command("create")
 def create(
-    name: Annotated[str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.", metavar="NAME")],
+    name: Annotated[
+        str, typer.Option("--name", help="Backup name, a plain slug such as pre_deploy_20261128_0800.", metavar="NAME")
+    ],
     database_url_option: DatabaseUrlOption = None,
-    exports_dir: Annotated[Path | None, typer.Option(help="Export files to include. Default: the target profile's "
-                                                     "exports folder; for the reference ARIS3_EXPORTS_DIR, else the "
-                                                     "embedded one.", metavar="DIR")] = None,
+    exports_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Export files to include. Default: the target profile's "
+            "exports folder; for the reference ARIS3_EXPORTS_DIR, else the "
+            "embedded one.",
+            metavar="DIR",
+        ),
+    ] = None,
     timeout: TimeoutOption = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -66,21 +81,34 @@ def create(
     show = not json_output and err.is_terminal
     with err.status("backing up…", spinner="dots") if show else contextlib.nullcontext() as status:
         result = create_backup(
-            database_url(database_url_option), name, settings=current,
-            exports_dir=exports_dir, timeout_sec=timeout, profile=profile,
+            database_url(database_url_option),
+            name,
+            settings=current,
+            exports_dir=exports_dir,
+            timeout_sec=timeout,
+            profile=profile,
             progress=(lambda stage: status.update(stage)) if show else (lambda stage: None),
         )
     tables = result.manifest["tables"]
-    summary = {"backup": str(result.path), "manifest": str(result.manifest_path), "name": name,
-               "tables": len(tables), "rows": sum(t["rows"] for t in tables), "files": len(result.manifest["files"]),
-               "duration_sec": result.manifest["durations_sec"]["total"],
-               "stale_temporaries_removed": result.stale_removed, "profile": profile.as_evidence(),
-               "warnings": result.warnings}
+    summary = {
+        "backup": str(result.path),
+        "manifest": str(result.manifest_path),
+        "name": name,
+        "tables": len(tables),
+        "rows": sum(t["rows"] for t in tables),
+        "files": len(result.manifest["files"]),
+        "duration_sec": result.manifest["durations_sec"]["total"],
+        "stale_temporaries_removed": result.stale_removed,
+        "profile": profile.as_evidence(),
+        "warnings": result.warnings,
+    }
     if json_output:
         _print_json(summary)
     else:
-        say(f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
-            f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}")
+        say(
+            f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
+            f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}"
+        )
         for warning in result.warnings:
             say(f"WARN  {warning}")
         for name in result.stale_removed:
@@ -88,8 +116,12 @@ def create(
 
 
 @backup_app.command("validate")
-def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: EmbeddedOption = False,
-             json_output: JsonOption = False) -> None:
+def validate(
+    manifest: ManifestArgument,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
+    json_output: JsonOption = False,
+) -> None:
     """Check every file, size, digest and path of a backup against its manifest, and its tables
     against the target's schema at its revision (the profile's migrations).
 
@@ -98,16 +130,30 @@ def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: 
     """
     profile = target_profile(target, embedded)
     result = validate_backup(manifest, profiles.schema_tables_for(profile))
-    document = {"manifest": str(result.manifest.path), "valid": result.ok, "problems": result.problems,
-                "warnings": result.warnings, "files_checked": result.files_checked,
-                "bytes_checked": result.bytes_checked, "profile": profile.as_evidence()}
+    document = {
+        "manifest": str(result.manifest.path),
+        "valid": result.ok,
+        "problems": result.problems,
+        "warnings": result.warnings,
+        "files_checked": result.files_checked,
+        "bytes_checked": result.bytes_checked,
+        "profile": profile.as_evidence(),
+    }
     if json_output:
         _print_json(document)
     elif result.ok:
-        say(f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)"
-            + (f" with {len(result.warnings)} warning{'' if len(result.warnings) == 1 else 's'}" if result.warnings else ""))
+        say(
+            f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)"
+            + (
+                f" with {len(result.warnings)} warning{'' if len(result.warnings) == 1 else 's'}"
+                if result.warnings
+                else ""
+            )
+        )
     else:
-        say(f"INVALID: {result.manifest.path} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})")
+        say(
+            f"INVALID: {result.manifest.path} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})"
+        )
         for problem in result.problems:
             say(f"  - {problem}")
     if not json_output:
@@ -121,7 +167,9 @@ def validate(manifest: ManifestArgument, target: TargetOption = None, embedded: 
 def restore_verify_command(
     manifest: ManifestArgument,
     database_url_option: DatabaseUrlOption = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.", metavar="SECONDS")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds; default OPS_DRILL_TIMEOUT_SEC.", metavar="SECONDS")
+    ] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
@@ -138,8 +186,13 @@ def restore_verify_command(
     profile = target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
-    report, path = restore_verify(manifest, settings=current, server_url=url, timeout_sec=timeout,
-                                  profile=None if profiles.is_reference(profile) else profile)
+    report, path = restore_verify(
+        manifest,
+        settings=current,
+        server_url=url,
+        timeout_sec=timeout,
+        profile=None if profiles.is_reference(profile) else profile,
+    )
     if json_output:
         _print_json({**report.as_document(), "report_path": str(path)})
     else:
@@ -153,14 +206,26 @@ def restore_verify_command(
 @backup_app.command("restore")
 def restore(
     manifest: ManifestArgument,
-    target_url: Annotated[str, typer.Option("--target-url", help="The database to overwrite with the backup.", metavar="URL")],
+    target_url: Annotated[
+        str, typer.Option("--target-url", help="The database to overwrite with the backup.", metavar="URL")
+    ],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm that the target is to be overwritten.")] = False,
-    allow_other_source: Annotated[bool, typer.Option(
-        "--allow-other-source", help="Confirm, besides --yes, restoring a backup that was made from another database "
-        "than the target (refused otherwise; logged).")] = False,
-    terminate_sessions: Annotated[bool, typer.Option(
-        "--terminate-sessions", help="End other sessions that hold locks or transactions on the target (PostgreSQL; "
-        "refused otherwise; each one logged).")] = False,
+    allow_other_source: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-source",
+            help="Confirm, besides --yes, restoring a backup that was made from another database "
+            "than the target (refused otherwise; logged).",
+        ),
+    ] = False,
+    terminate_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--terminate-sessions",
+            help="End other sessions that hold locks or transactions on the target (PostgreSQL; "
+            "refused otherwise; each one logged).",
+        ),
+    ] = False,
     timeout: TimeoutOption = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -176,15 +241,29 @@ def restore(
     unreadable manifest).
     """
     profile = target_profile(target, embedded)
-    result = restore_backup(manifest, target_url, settings=settings(), confirmed=yes, timeout_sec=timeout,
-                            allow_other_source=allow_other_source, terminate_sessions=terminate_sessions,
-                            announce=say if not json_output else (lambda line: None),
-                            profile=None if profiles.is_reference(profile) else profile)
-    document = {"target": result.target, "backup": result.backup, "safety_backup": str(result.safety_backup),
-                "duration_sec": round(result.duration_sec, 3), "discarded": result.discarded,
-                "other_source": result.other_source}
+    result = restore_backup(
+        manifest,
+        target_url,
+        settings=settings(),
+        confirmed=yes,
+        timeout_sec=timeout,
+        allow_other_source=allow_other_source,
+        terminate_sessions=terminate_sessions,
+        announce=say if not json_output else (lambda line: None),
+        profile=None if profiles.is_reference(profile) else profile,
+    )
+    document = {
+        "target": result.target,
+        "backup": result.backup,
+        "safety_backup": str(result.safety_backup),
+        "duration_sec": round(result.duration_sec, 3),
+        "discarded": result.discarded,
+        "other_source": result.other_source,
+    }
     if json_output:
         _print_json(document)
     else:
-        say(f"restored {result.backup} into {result.target} in {result.duration_sec:.1f} s "
-            f"(safety backup of the previous state: {result.safety_backup})")
+        say(
+            f"restored {result.backup} into {result.target} in {result.duration_sec:.1f} s "
+            f"(safety backup of the previous state: {result.safety_backup})"
+        )

@@ -60,7 +60,9 @@ def db_upgrade(
 
 @db_app.command("downgrade")
 def db_downgrade(
-    revision: Annotated[str, typer.Option(help="Target revision; 'base' removes the whole schema.", metavar="REVISION")],
+    revision: Annotated[
+        str, typer.Option(help="Target revision; 'base' removes the whole schema.", metavar="REVISION")
+    ],
     database_url_option: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database down to REVISION with the reference's migrations. Environment:
@@ -75,10 +77,18 @@ def db_downgrade(
 @db_app.command("seed")
 def db_seed(
     database_url_option: DatabaseUrlOption = None,
-    scale: Annotated[int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.", metavar="ROWS")] = seed_data.DEFAULT_SCALE,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.", metavar="SEED")] = seed_data.DEFAULT_SEED,
+    scale: Annotated[
+        int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.", metavar="ROWS")
+    ] = seed_data.DEFAULT_SCALE,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same data.", metavar="SEED")
+    ] = seed_data.DEFAULT_SEED,
     exports_dir: Annotated[
-        Path | None, typer.Option(help="Folder for export files. Default: ARIS3_EXPORTS_DIR, else beside the embedded database.", metavar="DIR")
+        Path | None,
+        typer.Option(
+            help="Folder for export files. Default: ARIS3_EXPORTS_DIR, else beside the embedded database.",
+            metavar="DIR",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -88,19 +98,32 @@ def db_seed(
     current = settings()
     url = database_url(database_url_option)
     target = exports_dir or current.resolved_exports_dir()
-    bar = Progress(TextColumn("seeding stock"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, disable=json_output or not err.is_terminal)
+    bar = Progress(
+        TextColumn("seeding stock"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=json_output or not err.is_terminal,
+    )
     task = bar.add_task("seeding stock", total=scale)
     with bar:
         summary = seed_data.seed_database(
-            url, scale=scale, seed=seed, exports_dir=target,
+            url,
+            scale=scale,
+            seed=seed,
+            exports_dir=target,
             seed_password=current.seed_password.get_secret_value(),
             smoke_password=current.smoke_password.get_secret_value(),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = {
-        "database": redact_url(url), "scale": summary.scale, "seed": summary.seed, "rows": summary.rows,
-        "export_files": [str(p) for p in summary.export_files], "duration_sec": round(summary.duration_sec, 3),
+        "database": redact_url(url),
+        "scale": summary.scale,
+        "seed": summary.seed,
+        "rows": summary.rows,
+        "export_files": [str(p) for p in summary.export_files],
+        "duration_sec": round(summary.duration_sec, 3),
     }
     if json_output:
         out.print_json(json.dumps(result))

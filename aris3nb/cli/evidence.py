@@ -29,16 +29,34 @@ def register(app: typer.Typer) -> None:
 
 @evidence_app.command("verify")
 def verify(
-    path: Annotated[Path, typer.Argument(
-        help="A run folder or its evidence.json (that run), or a runs folder such as OPS_ARTIFACTS_DIR/runs "
-        "(every run, and the chain linking them).", show_default=False, metavar="PATH")],
-    public_key: Annotated[Path | None, typer.Option(
-        "--public-key", help="PEM Ed25519 public key (the .pub written by `aris3nb evidence keygen`): every run "
-        "must be signed by it. Without it a signature only proves the run is unchanged since signing, not who "
-        "signed it.", show_default=False, metavar="PATH")] = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Warnings fail too: incomplete runs (a run folder without evidence.json), and a run whose "
-        "evidence.json is protected by nothing (unsigned, and no later run links it).")] = False,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder or its evidence.json (that run), or a runs folder such as OPS_ARTIFACTS_DIR/runs "
+            "(every run, and the chain linking them).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="PEM Ed25519 public key (the .pub written by `aris3nb evidence keygen`): every run "
+            "must be signed by it. Without it a signature only proves the run is unchanged since signing, not who "
+            "signed it.",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Warnings fail too: incomplete runs (a run folder without evidence.json), and a run whose "
+            "evidence.json is protected by nothing (unsigned, and no later run links it).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Check every file, digest, signature and chain link of sealed playbook runs.
@@ -52,8 +70,10 @@ def verify(
     if isinstance(result, Verification) and result.ok and not result.signed:
         link = next_link(result.run_dir)
         if link is None:
-            unprotected = (f"evidence.json itself is protected only by a signature or by the next run's link, and run "
-                           f"{result.run_id} has neither: its verdicts and parameters could have been changed unseen")
+            unprotected = (
+                f"evidence.json itself is protected only by a signature or by the next run's link, and run "
+                f"{result.run_id} has neither: its verdicts and parameters could have been changed unseen"
+            )
             passed = passed and not strict
         elif link.get("digest") != result.digest:
             unprotected = f"evidence.json differs from the digest the next run {link.get('by')!r} holds: changed"
@@ -61,8 +81,10 @@ def verify(
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
         # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
-        out.print_json(json.dumps({"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}),
-                       ensure_ascii=True)
+        out.print_json(
+            json.dumps({"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}),
+            ensure_ascii=True,
+        )
     elif isinstance(result, ChainVerification):
         _say_chain(result, strict=strict)
     else:
@@ -81,8 +103,10 @@ def _say(text: str) -> None:
 def _say_run(run: Verification, unprotected: str | None = None) -> None:
     name = run.run_id or run.run_dir.name
     if run.ok and unprotected:
-        _say(f"VALID FILES, UNPROTECTED evidence.json: run {name}: {run.files_checked} files match evidence.json, but "
-             f"{unprotected}")
+        _say(
+            f"VALID FILES, UNPROTECTED evidence.json: run {name}: {run.files_checked} files match evidence.json, but "
+            f"{unprotected}"
+        )
         return
     if not run.ok:
         _say(f"INVALID: run {name} ({_count(len(run.problems), 'problem')})")
@@ -98,17 +122,23 @@ def _say_run(run: Verification, unprotected: str | None = None) -> None:
 def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
-        _say(f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} ({_count(len(failing), 'problem')})")
+        _say(
+            f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} ({_count(len(failing), 'problem')})"
+        )
         for problem in failing:
             _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
-        _say(f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds")
+        _say(
+            f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds"
+        )
         for run in chain.runs:
             _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
         if chain.head:
-            _say(f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
-                "that its newest runs were removed)")
+            _say(
+                f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
+                "that its newest runs were removed)"
+            )
     for warning in [] if strict else chain.warnings:
         _say(f"  warning: {warning}")
 
@@ -120,15 +150,23 @@ def _signature_text(run: Verification, *, short: bool = False) -> str:
         return f"good, by the given public key {run.key_id}"
     if short:
         return f"good under its embedded key {run.key_id}"
-    return (f"good under the key embedded in evidence.json, {run.key_id}: this proves the run is unchanged since "
-            "it was signed, not who signed it (compare the key id, or pass --public-key)")
+    return (
+        f"good under the key embedded in evidence.json, {run.key_id}: this proves the run is unchanged since "
+        "it was signed, not who signed it (compare the key id, or pass --public-key)"
+    )
 
 
 @evidence_app.command("keygen")
 def keygen(
-    private_key_path: Annotated[Path, typer.Argument(
-        help="Where to write the new Ed25519 signing key (PEM PKCS8, owner-only); its public key goes beside it "
-        "as PATH.pub. Existing files are never overwritten (exit 2).", show_default=False, metavar="PRIVATE_KEY_PATH")],
+    private_key_path: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write the new Ed25519 signing key (PEM PKCS8, owner-only); its public key goes beside it "
+            "as PATH.pub. Existing files are never overwritten (exit 2).",
+            show_default=False,
+            metavar="PRIVATE_KEY_PATH",
+        ),
+    ],
     json_output: JsonOption = False,
 ) -> None:
     """Create an Ed25519 key pair for signing evidence bundles. Exit 0 written; 2 a file there
@@ -136,8 +174,9 @@ def keygen(
     public_path = generate_signing_key(private_key_path)
     identity = key_id(load_public_key(public_path))
     if json_output:
-        out.print_json(json.dumps({"private_key": str(private_key_path), "public_key": str(public_path),
-                                   "key_id": identity}))
+        out.print_json(
+            json.dumps({"private_key": str(private_key_path), "public_key": str(public_path), "key_id": identity})
+        )
     else:
         say(f"signing key {private_key_path} (keep it secret; owner-only)")
         say(f"public key {public_path} (give it to verifiers: aris3nb evidence verify --public-key)")
@@ -150,12 +189,24 @@ def _count(number: int, noun: str) -> str:
 
 @evidence_app.command("seal")
 def seal_command(
-    run_dir: Annotated[Path, typer.Argument(
-        help="The run folder the phase notebooks were executed into, named like a run id "
-        "(e.g. artifacts/runs/20261129T120000Z-a1b2c3), each notebook under its phase's file name.",
-        show_default=False, metavar="RUN_DIR")],
-    signing_key: Annotated[Path | None, typer.Option(
-        "--signing-key", help="Sign evidence.json with this Ed25519 private key.", show_default=False, metavar="PATH")] = None,
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="The run folder the phase notebooks were executed into, named like a run id "
+            "(e.g. artifacts/runs/20261129T120000Z-a1b2c3), each notebook under its phase's file name.",
+            show_default=False,
+            metavar="RUN_DIR",
+        ),
+    ],
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="Sign evidence.json with this Ed25519 private key.",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Seal phase notebooks executed elsewhere (`papermill --engine aris3nb ...`, Airflow's
@@ -172,13 +223,21 @@ def seal_command(
     result = seal_notebooks(run_dir, settings(), signing_key=signing_key)
     document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
     if json_output:
-        out.print_json(json.dumps({key: document[key] for key in ("run_id", "verdict", "decision", "exit_code",
-                                                                   "phases", "triggers")}))
+        out.print_json(
+            json.dumps(
+                {key: document[key] for key in ("run_id", "verdict", "decision", "exit_code", "phases", "triggers")}
+            )
+        )
     else:
         for phase in document["phases"]:
-            say(f"{phase['phase']:<12} {phase['status']:<12} {phase['verdict'] or '-':<20} "
-                f"{'; '.join(phase['reasons'][:2])}")
+            say(
+                f"{phase['phase']:<12} {phase['status']:<12} {phase['verdict'] or '-':<20} "
+                f"{'; '.join(phase['reasons'][:2])}"
+            )
         say(f"{document['decision']} (verdict {document['verdict']}): sealed {result.evidence_path}")
     if result.exit_code:
-        raise RunFailed(f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
-                        result.run_dir, result.exit_code)
+        raise RunFailed(
+            f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+            result.run_dir,
+            result.exit_code,
+        )

@@ -42,8 +42,10 @@ def _table_console() -> Console:
 def _progress(result: CheckResult) -> None:
     """One line per finished check on an interactive terminal, while the rest still run."""
     if err.is_terminal:
-        err.print(f"[{STATUS_STYLES[result.status]}]{result.status:<4}[/] {result.name} ({result.duration_sec:.2f} s)",
-                  highlight=False)
+        err.print(
+            f"[{STATUS_STYLES[result.status]}]{result.status:<4}[/] {result.name} ({result.duration_sec:.2f} s)",
+            highlight=False,
+        )
 
 
 def _blocking_message(what: str, verdict: Verdict, names: list[str]) -> str:
@@ -51,28 +53,67 @@ def _blocking_message(what: str, verdict: Verdict, names: list[str]) -> str:
 
 
 def gate(
-    pytest_target: Annotated[str | None, typer.Option(
-        "--pytest-target", help="Smoke tests to run (PATH or PATH::NODE), e.g. tests/smoke/test_post_merge_readiness.py; "
-        "a path that does not exist is a usage error (exit 2). Not given: the smoke check is skipped.",
-        show_default=False, metavar="PATH[::TEST]")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        "--base-url", help="The live service to probe, e.g. https://aris3.example.internal. Not given: the gate "
-        "starts the reference service over a fresh, seeded temporary SQLite database.", show_default=False, metavar="URL")] = None,
-    target_database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="The target environment's database, which must be at the code's head revision and "
-        "equal to the models (read only). Default: DATABASE_URL; neither given: the check is skipped.",
-        show_default=False, metavar="URL")] = None,
-    postgres_url: Annotated[str | None, typer.Option(
-        "--postgres-url", help="A PostgreSQL server (postgresql://USER@HOST/DB) on which to create, round-trip and drop "
-        "a scratch database aris3nb_gate_<hex>. Not given: the PostgreSQL round trip is skipped.",
-        show_default=False, metavar="URL")] = None,
-    budget: Annotated[list[str] | None, typer.Option(
-        "--budget", help="A p95 budget NAME=MS; repeatable. NAME: health, stock, reports, exports for the reference "
-        "(defaults: OPS_GATE_BUDGET_*_MS), or the name of one of the target profile's [[service.endpoints]] "
-        "(default: its p95_ms).", show_default=False, metavar="NAME=MS")] = None,
-    check: Annotated[list[str] | None, typer.Option(
-        "--check", help="Run only this check (repeatable), e.g. http.ready; an unknown name is a usage error (exit 2) "
-        "listing the checks of the target's profile. Default: every check.", show_default=False, metavar="CHECK")] = None,
+    pytest_target: Annotated[
+        str | None,
+        typer.Option(
+            "--pytest-target",
+            help="Smoke tests to run (PATH or PATH::NODE), e.g. tests/smoke/test_post_merge_readiness.py; "
+            "a path that does not exist is a usage error (exit 2). Not given: the smoke check is skipped.",
+            show_default=False,
+            metavar="PATH[::TEST]",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="The live service to probe, e.g. https://aris3.example.internal. Not given: the gate "
+            "starts the reference service over a fresh, seeded temporary SQLite database.",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    target_database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The target environment's database, which must be at the code's head revision and "
+            "equal to the models (read only). Default: DATABASE_URL; neither given: the check is skipped.",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-url",
+            help="A PostgreSQL server (postgresql://USER@HOST/DB) on which to create, round-trip and drop "
+            "a scratch database aris3nb_gate_<hex>. Not given: the PostgreSQL round trip is skipped.",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--budget",
+            help="A p95 budget NAME=MS; repeatable. NAME: health, stock, reports, exports for the reference "
+            "(defaults: OPS_GATE_BUDGET_*_MS), or the name of one of the target profile's [[service.endpoints]] "
+            "(default: its p95_ms).",
+            show_default=False,
+            metavar="NAME=MS",
+        ),
+    ] = None,
+    check: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            help="Run only this check (repeatable), e.g. http.ready; an unknown name is a usage error (exit 2) "
+            "listing the checks of the target's profile. Default: every check.",
+            show_default=False,
+            metavar="CHECK",
+        ),
+    ] = None,
     strict: StrictOption = False,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -85,22 +126,42 @@ def gate(
     written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
     """
     loaded = target_profile(target, embedded)
-    options = GateOptions(pytest_target=pytest_target, base_url=base_url, database_url=target_database_url,
-                          postgres_url=postgres_url, strict=strict,
-                          budgets_ms=parse_budgets(budget, known=latency_names(loaded)),
-                          checks=tuple(check) if check else None, profile=loaded)
+    options = GateOptions(
+        pytest_target=pytest_target,
+        base_url=base_url,
+        database_url=target_database_url,
+        postgres_url=postgres_url,
+        strict=strict,
+        budgets_ms=parse_budgets(budget, known=latency_names(loaded)),
+        checks=tuple(check) if check else None,
+        profile=loaded,
+    )
     report = run_gate(options, load_gate_settings(), on_result=_progress)
     _show(report, "release readiness gate", "summary", GateFailed, json_output=json_output)
 
 
 def integrity(
     database_url_option: DatabaseUrlOption = None,
-    exports_dir: Annotated[Path | None, typer.Option(
-        "--exports-dir", help="Folder of the export files. Default: ARIS3_EXPORTS_DIR, else the embedded default's.",
-        show_default=False, metavar="DIR")] = None,
-    idempotency_max_age_sec: Annotated[float | None, typer.Option(
-        "--idempotency-max-age-sec", min=0.001, help="Idempotency records in progress longer than this WARN. "
-        "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).", show_default=False, metavar="SECONDS")] = None,
+    exports_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--exports-dir",
+            help="Folder of the export files. Default: ARIS3_EXPORTS_DIR, else the embedded default's.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
+    idempotency_max_age_sec: Annotated[
+        float | None,
+        typer.Option(
+            "--idempotency-max-age-sec",
+            min=0.001,
+            help="Idempotency records in progress longer than this WARN. "
+            "Default: OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC (900).",
+            show_default=False,
+            metavar="SECONDS",
+        ),
+    ] = None,
     strict: StrictOption = False,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
@@ -115,16 +176,31 @@ def integrity(
     settings = load_gate_settings()
     options = IntegrityOptions(
         database_url=database_url(database_url_option),
-        exports_dir=exports_dir or loaded.exports_dir() or settings.resolved_exports_dir(), strict=strict,
+        exports_dir=exports_dir or loaded.exports_dir() or settings.resolved_exports_dir(),
+        strict=strict,
         idempotency_max_age_sec=idempotency_max_age_sec or settings.integrity_idempotency_max_age_sec,
         statement_timeout_sec=settings.integrity_statement_timeout_sec,
     ).for_profile(loaded)
     report = run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir, on_result=_progress)
-    _show(report, "integrity check", "report", IntegrityFailed, json_output=json_output, title="post-go-live integrity check")
+    _show(
+        report,
+        "integrity check",
+        "report",
+        IntegrityFailed,
+        json_output=json_output,
+        title="post-go-live integrity check",
+    )
 
 
-def _show(report: CheckReport, what: str, document_label: str, failure: type[GateFailed | IntegrityFailed], *,
-          json_output: bool, title: str | None = None) -> None:
+def _show(
+    report: CheckReport,
+    what: str,
+    document_label: str,
+    failure: type[GateFailed | IntegrityFailed],
+    *,
+    json_output: bool,
+    title: str | None = None,
+) -> None:
     """Print a finished run (its JSON document, or the table, verdict and file), then raise
     ``failure`` naming the blocking checks when the verdict fails."""
     if json_output:
@@ -134,8 +210,10 @@ def _show(report: CheckReport, what: str, document_label: str, failure: type[Gat
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
         not_applicable = (report.document.get("not_applicable") or {}).get("checks") or []
         if not_applicable:
-            say(f"{len(not_applicable)} check(s) not applicable here (WARN; --strict fails them): "
-                f"{', '.join(map(str, not_applicable))}")
+            say(
+                f"{len(not_applicable)} check(s) not applicable here (WARN; --strict fails them): "
+                f"{', '.join(map(str, not_applicable))}"
+            )
         say(f"{document_label}: {report.path}")
     if report.exit_code:
         names = [result.name for result in report.blocking]

@@ -12,10 +12,18 @@ from aris3nb.targets.init import init_profile
 
 
 def init(
-    folder: Annotated[Path, typer.Argument(help="The target repository's root.", show_default=False, metavar="FOLDER")] = Path("."),
-    python: Annotated[Path | None, typer.Option(
-        "--python", help="The interpreter of the target's own environment (default: its .venv/ or venv/).",
-        show_default=False, metavar="PATH")] = None,
+    folder: Annotated[
+        Path, typer.Argument(help="The target repository's root.", show_default=False, metavar="FOLDER")
+    ] = Path("."),
+    python: Annotated[
+        Path | None,
+        typer.Option(
+            "--python",
+            help="The interpreter of the target's own environment (default: its .venv/ or venv/).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
 ) -> None:
     """Describe the ARIS3 repository in FOLDER as a target profile (aris3nb.toml): its Alembic
     configuration, its models' metadata, its own Python environment, and — for the upstream ARIS3

@@ -21,8 +21,12 @@ def results_table(results: Iterable[CheckResult], title: str | None = None) -> T
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in results:
-        table.add_row(Text(str(result.status), style=STATUS_STYLES[result.status]), Text(result.name),
-                      Text(f"{result.duration_sec:.2f} s"), Text(result.detail))
+        table.add_row(
+            Text(str(result.status), style=STATUS_STYLES[result.status]),
+            Text(result.name),
+            Text(f"{result.duration_sec:.2f} s"),
+            Text(result.detail),
+        )
     return table
 
 

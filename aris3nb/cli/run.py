@@ -16,62 +16,172 @@ from aris3nb.cli._common import EmbeddedOption, JsonOption, TargetOption, err, o
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE
 
-PHASE_STYLES = {"completed": "green", "failed": "bold red", "error": "bold red", "timeout": "bold red",
-                "dead_kernel": "bold red", "interrupted": "bold red", "skipped": "dim"}
-VERDICT_STYLES = {"PASS": "bold green", "PASS_WITH_WARNINGS": "bold yellow", "FAIL": "bold red",
-                  "INTERRUPTED": "bold magenta"}
+PHASE_STYLES = {
+    "completed": "green",
+    "failed": "bold red",
+    "error": "bold red",
+    "timeout": "bold red",
+    "dead_kernel": "bold red",
+    "interrupted": "bold red",
+    "skipped": "dim",
+}
+VERDICT_STYLES = {
+    "PASS": "bold green",
+    "PASS_WITH_WARNINGS": "bold yellow",
+    "FAIL": "bold red",
+    "INTERRUPTED": "bold magenta",
+}
 
 
 def run(
-    phases: Annotated[list[str] | None, typer.Argument(
-        help="Phases to run, in playbook order: pre_deploy deploy post_deploy drill rollback. Default: the first "
-        "four, then rollback when a trigger fires.", show_default=False, metavar="PHASES")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        "--base-url", help="Probe this deployed service instead of serving one (its database: --database-url or "
-        "DATABASE_URL, needed for the backup, the drill and the integrity check).", show_default=False, metavar="URL")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="The target database. Given alone, the reference service is served over it for the "
-        "run. Default: DATABASE_URL; neither given: the embedded default (a fresh SQLite database, migrated and "
-        "seeded, served on a free loopback port, removed afterwards).", show_default=False, metavar="URL")] = None,
-    out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/). Default: OPS_ARTIFACTS_DIR.",
-        show_default=False, metavar="DIR")] = None,
+    phases: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Phases to run, in playbook order: pre_deploy deploy post_deploy drill rollback. Default: the first "
+            "four, then rollback when a trigger fires.",
+            show_default=False,
+            metavar="PHASES",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Probe this deployed service instead of serving one (its database: --database-url or "
+            "DATABASE_URL, needed for the backup, the drill and the integrity check).",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The target database. Given alone, the reference service is served over it for the "
+            "run. Default: DATABASE_URL; neither given: the embedded default (a fresh SQLite database, migrated and "
+            "seeded, served on a free loopback port, removed afterwards).",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/). Default: OPS_ARTIFACTS_DIR.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
-    yes: Annotated[bool, typer.Option(
-        "--yes", help="Confirm that a rollback may restore into the target database: the backup this run's deploy "
-        "phase made, and only when a trigger fired after it (a rollback run alone: --manifest, else the newest valid "
-        "backup made from the target).")] = False,
-    manifest: Annotated[Path | None, typer.Option(
-        "--manifest", help="The backup the drill (run without deploy) or a rollback run alone takes, instead of the "
-        "newest backup made from the target.", show_default=False, metavar="PATH")] = None,
-    terminate_sessions: Annotated[bool, typer.Option(
-        "--terminate-sessions", help="Let a rollback restore end other sessions that hold locks or transactions on "
-        "the target (PostgreSQL; each one is logged). Without it such sessions refuse the restore.")] = False,
-    revert_command: Annotated[str | None, typer.Option(
-        "--revert-command", help="Command a rollback runs to revert the app (recorded with its output). "
-        "Default: OPS_REVERT_COMMAND; none: the step is skipped.", show_default=False, metavar="COMMAND")] = None,
-    budget: Annotated[list[str] | None, typer.Option(
-        "--budget", help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable.",
-        show_default=False, metavar="NAME=MS")] = None,
-    pytest_target: Annotated[str | None, typer.Option(
-        "--pytest-target", help="The smoke tests. Default: the profile's [smoke] suite, else the playbook's own.",
-        show_default=False, metavar="PATH[::TEST]")] = None,
-    exports_dir: Annotated[Path | None, typer.Option(
-        "--exports-dir", help="The service's export files (backed up beside the database, checked by the integrity "
-        "check). Default: the profile's [backup] exports folder, else ARIS3_EXPORTS_DIR.", show_default=False, metavar="DIR")] = None,
-    cell_timeout: Annotated[float, typer.Option(
-        "--cell-timeout", min=0.001, help="Seconds a notebook cell may run before the phase is stopped (timeout).", metavar="SECONDS")] = 600.0,
-    scale: Annotated[int, typer.Option(min=0, help="Stock rows seeded into the embedded default.", metavar="ROWS")] = EMBEDDED_SCALE,
-    signing_key: Annotated[Path | None, typer.Option(
-        "--signing-key", help="Sign evidence.json with this Ed25519 private key (PEM; see `aris3nb evidence keygen`).",
-        show_default=False, metavar="PATH")] = None,
-    rerun: Annotated[str | None, typer.Option(
-        "--rerun", help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
-        "target of the same kind.", show_default=False, metavar="RUN_ID")] = None,
-    rerun_phase: Annotated[str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False, metavar="PHASE")] = None,
-    public_key: Annotated[Path | None, typer.Option(
-        "--public-key", help="With --rerun: the run must be signed by this Ed25519 public key (PEM).",
-        show_default=False, metavar="PATH")] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Confirm that a rollback may restore into the target database: the backup this run's deploy "
+            "phase made, and only when a trigger fired after it (a rollback run alone: --manifest, else the newest valid "
+            "backup made from the target).",
+        ),
+    ] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="The backup the drill (run without deploy) or a rollback run alone takes, instead of the "
+            "newest backup made from the target.",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
+    terminate_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--terminate-sessions",
+            help="Let a rollback restore end other sessions that hold locks or transactions on "
+            "the target (PostgreSQL; each one is logged). Without it such sessions refuse the restore.",
+        ),
+    ] = False,
+    revert_command: Annotated[
+        str | None,
+        typer.Option(
+            "--revert-command",
+            help="Command a rollback runs to revert the app (recorded with its output). "
+            "Default: OPS_REVERT_COMMAND; none: the step is skipped.",
+            show_default=False,
+            metavar="COMMAND",
+        ),
+    ] = None,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--budget",
+            help="A p95 budget NAME=MS (health, stock, reports, exports); repeatable.",
+            show_default=False,
+            metavar="NAME=MS",
+        ),
+    ] = None,
+    pytest_target: Annotated[
+        str | None,
+        typer.Option(
+            "--pytest-target",
+            help="The smoke tests. Default: the profile's [smoke] suite, else the playbook's own.",
+            show_default=False,
+            metavar="PATH[::TEST]",
+        ),
+    ] = None,
+    exports_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--exports-dir",
+            help="The service's export files (backed up beside the database, checked by the integrity "
+            "check). Default: the profile's [backup] exports folder, else ARIS3_EXPORTS_DIR.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
+    cell_timeout: Annotated[
+        float,
+        typer.Option(
+            "--cell-timeout",
+            min=0.001,
+            help="Seconds a notebook cell may run before the phase is stopped (timeout).",
+            metavar="SECONDS",
+        ),
+    ] = 600.0,
+    scale: Annotated[
+        int, typer.Option(min=0, help="Stock rows seeded into the embedded default.", metavar="ROWS")
+    ] = EMBEDDED_SCALE,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="Sign evidence.json with this Ed25519 private key (PEM; see `aris3nb evidence keygen`).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
+    rerun: Annotated[
+        str | None,
+        typer.Option(
+            "--rerun",
+            help="Run one phase of an earlier run again (with --phase), with its parameters, against a fresh "
+            "target of the same kind.",
+            show_default=False,
+            metavar="RUN_ID",
+        ),
+    ] = None,
+    rerun_phase: Annotated[
+        str | None, typer.Option("--phase", help="The phase --rerun runs.", show_default=False, metavar="PHASE")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="With --rerun: the run must be signed by this Ed25519 public key (PEM).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
@@ -88,11 +198,22 @@ def run(
     profile = target_profile(target, embedded)
     current = settings()
     options = RunOptions(
-        phases=tuple(phases or ()), base_url=base_url, database_url=database_url, out=out_dir,
-        strict=strict, confirm_restore=yes, revert_command=revert_command, manifest=manifest,
-        terminate_sessions=terminate_sessions, exports_dir=exports_dir,
-        budgets_ms=parse_budgets(budget), pytest_target=pytest_target,
-        cell_timeout_sec=cell_timeout, scale=scale, signing_key=signing_key, profile=profile,
+        phases=tuple(phases or ()),
+        base_url=base_url,
+        database_url=database_url,
+        out=out_dir,
+        strict=strict,
+        confirm_restore=yes,
+        revert_command=revert_command,
+        manifest=manifest,
+        terminate_sessions=terminate_sessions,
+        exports_dir=exports_dir,
+        budgets_ms=parse_budgets(budget),
+        pytest_target=pytest_target,
+        cell_timeout_sec=cell_timeout,
+        scale=scale,
+        signing_key=signing_key,
+        profile=profile,
     )
     if rerun_phase and not rerun:
         raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")
@@ -100,8 +221,14 @@ def run(
         if not rerun_phase or phases:
             raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
         options = rerun_options(current, rerun, rerun_phase, options, public_key=public_key)
-    display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[cell]}"),
-                       TimeElapsedColumn(), console=err, disable=json_output or not err.is_terminal)
+    display = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[cell]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=json_output or not err.is_terminal,
+    )
     task = display.add_task("starting the target", cell="", total=None)
     started = time.monotonic()
 
@@ -111,24 +238,42 @@ def run(
             err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
 
     with display:
-        result = run_playbook(options, current, on_phase=on_phase,
-                              on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}"))
+        result = run_playbook(
+            options, current, on_phase=on_phase, on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}")
+        )
     document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
     if json_output:
-        summary = {key: document[key] for key in ("run_id", "verdict", "decision", "exit_code", "phases", "triggers",
-                                                  "metrics")}
-        out.print_json(json.dumps({**summary, "bundle": str(result.run_dir), "evidence": str(result.evidence_path),
-                                   "index": str(result.index_path) if result.index_path else None}))
+        summary = {
+            key: document[key]
+            for key in ("run_id", "verdict", "decision", "exit_code", "phases", "triggers", "metrics")
+        }
+        out.print_json(
+            json.dumps(
+                {
+                    **summary,
+                    "bundle": str(result.run_dir),
+                    "evidence": str(result.evidence_path),
+                    "index": str(result.index_path) if result.index_path else None,
+                }
+            )
+        )
     else:
         _print_summary(document, result.evidence_path.parent, result.index_path)
     if document["parameters"].get("rerun_warning"):
-        err.print(f"warning: {document['parameters']['rerun_warning']} (verdict at best PASS_WITH_WARNINGS)",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"warning: {document['parameters']['rerun_warning']} (verdict at best PASS_WITH_WARNINGS)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.index_problem:  # the bundle is sealed and valid, but the artifacts folder is in trouble
         raise Aris3nbError(f"run {result.run_id} sealed ({result.decision}), but {result.index_problem}")
     if result.exit_code:
-        raise RunFailed(f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
-                        result.run_dir, result.exit_code)
+        raise RunFailed(
+            f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+            result.run_dir,
+            result.exit_code,
+        )
 
 
 def _print_summary(document: dict, run_dir: Path, index_path: Path | None) -> None:
@@ -136,16 +281,23 @@ def _print_summary(document: dict, run_dir: Path, index_path: Path | None) -> No
     for column in ("phase", "status", "verdict", "duration", "reasons"):
         table.add_column(column, overflow="fold", no_wrap=column != "reasons")
     for phase in document["phases"]:
-        table.add_row(phase["phase"], Text(phase["status"], style=PHASE_STYLES.get(phase["status"], "")),
-                      Text(phase["verdict"] or "-", style=VERDICT_STYLES.get(phase["verdict"] or "", "")),
-                      f"{phase['duration_sec']:.1f} s", Text("\n".join(phase["reasons"][:5])))
+        table.add_row(
+            phase["phase"],
+            Text(phase["status"], style=PHASE_STYLES.get(phase["status"], "")),
+            Text(phase["verdict"] or "-", style=VERDICT_STYLES.get(phase["verdict"] or "", "")),
+            f"{phase['duration_sec']:.1f} s",
+            Text("\n".join(phase["reasons"][:5])),
+        )
     out.print(table)
     for trigger in document.get("triggers") or []:
         say(f"rollback trigger: {trigger['kind']} ({trigger['phase']}): {trigger['reason']}")
     if document["decision"] == "INTERRUPTED":
         line = Text("INTERRUPTED ", style="bold magenta")
-        line.append(f"after {document['duration_sec']:.1f} s: stopped before the playbook finished, so neither GO nor "
-                    "a verdict; what ran is sealed", style="")
+        line.append(
+            f"after {document['duration_sec']:.1f} s: stopped before the playbook finished, so neither GO nor "
+            "a verdict; what ran is sealed",
+            style="",
+        )
     else:
         line = Text(f"{document['decision']} ", style="bold green" if document["decision"] == "GO" else "bold red")
         line.append(f"verdict {document['verdict']} in {document['duration_sec']:.1f} s", style="")

@@ -20,11 +20,20 @@ def serve(
     database_url_option: DatabaseUrlOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.", metavar="HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.", metavar="PORT")] = 8000,
-    embedded_default: Annotated[bool, typer.Option(
-        "--embedded", help="Serve a fresh embedded database instead: OPS_ARTIFACTS_DIR/embedded wiped (only a folder "
-        "aris3nb made), migrated and seeded.")] = False,
-    scale: Annotated[int, typer.Option(min=0, help="With --embedded: stock rows to seed.", metavar="ROWS")] = seed_data.DEFAULT_SCALE,
-    seed: Annotated[int, typer.Option(help="With --embedded: random seed of the data.", metavar="SEED")] = seed_data.DEFAULT_SEED,
+    embedded_default: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help="Serve a fresh embedded database instead: OPS_ARTIFACTS_DIR/embedded wiped (only a folder "
+            "aris3nb made), migrated and seeded.",
+        ),
+    ] = False,
+    scale: Annotated[
+        int, typer.Option(min=0, help="With --embedded: stock rows to seed.", metavar="ROWS")
+    ] = seed_data.DEFAULT_SCALE,
+    seed: Annotated[
+        int, typer.Option(help="With --embedded: random seed of the data.", metavar="SEED")
+    ] = seed_data.DEFAULT_SEED,
 ) -> None:
     """Serve the reference ARIS3 service over a database until interrupted. Environment:
     DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_SECRET_KEY, ARIS3_EXPORTS_DIR. Exit 0 stopped;

@@ -76,8 +76,13 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": str(self.status), "detail": self.detail,
-                "duration_sec": round(self.duration_sec, 4), "evidence": self.evidence}
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "detail": self.detail,
+            "duration_sec": round(self.duration_sec, 4),
+            "evidence": self.evidence,
+        }
 
 
 CheckFunction = Callable[[ContextT], Outcome]
@@ -103,9 +108,11 @@ class Registry(Generic[ContextT]):
 
     def register(self, name: str) -> Callable[[CheckFunction[ContextT]], CheckFunction[ContextT]]:
         """Decorator form of ``add``."""
+
         def decorate(function: CheckFunction[ContextT]) -> CheckFunction[ContextT]:
             self.add(name, function)
             return function
+
         return decorate
 
     def add(self, name: str, function: CheckFunction[ContextT]) -> None:
@@ -119,8 +126,12 @@ class Registry(Generic[ContextT]):
     def names(self) -> list[str]:
         return list(self._checks)
 
-    def run(self, context: ContextT, on_result: Callable[[CheckResult], None] | None = None,
-            only: Collection[str] | None = None) -> list[CheckResult]:
+    def run(
+        self,
+        context: ContextT,
+        on_result: Callable[[CheckResult], None] | None = None,
+        only: Collection[str] | None = None,
+    ) -> list[CheckResult]:
         """Run every check (or those named in ``only``), in registration order."""
         results = []
         for check in self:
@@ -150,8 +161,12 @@ def crashed(exc: Exception) -> Outcome:
     if isinstance(exc, Aris3nbError):
         return failed(str(exc), error=type(exc).__name__)
     message = _first_line(exc)
-    return failed(f"check crashed: {type(exc).__name__}: {message}", error=type(exc).__name__, message=message,
-                  traceback=traceback.format_exception(exc)[-6:])
+    return failed(
+        f"check crashed: {type(exc).__name__}: {message}",
+        error=type(exc).__name__,
+        message=message,
+        traceback=traceback.format_exception(exc)[-6:],
+    )
 
 
 def _first_line(exc: BaseException) -> str:

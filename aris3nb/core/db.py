@@ -22,8 +22,10 @@ from aris3nb.core.redact import redact_text, redact_url, url_password, userinfo_
 SUPPORTED = ("sqlite", "postgresql")
 CONNECT_TIMEOUT_SEC = 5
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-PERCENT_ENCODE_HINT = ("percent-encode it: @ as %40, / as %2F, # as %23, ? as %3F, % as %25, a space as %20 "
-                       "(urllib.parse.quote(password, safe=''))")
+PERCENT_ENCODE_HINT = (
+    "percent-encode it: @ as %40, / as %2F, # as %23, ? as %3F, % as %25, a space as %20 "
+    "(urllib.parse.quote(password, safe=''))"
+)
 
 
 def parse_database_url(url: str | URL) -> URL:
@@ -60,7 +62,9 @@ def parse_database_url(url: str | URL) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
-            raise InvalidDatabaseUrl("an in-memory SQLite database cannot be shared; give a file: sqlite:///path/to/aris3.db")
+            raise InvalidDatabaseUrl(
+                "an in-memory SQLite database cannot be shared; give a file: sqlite:///path/to/aris3.db"
+            )
     else:
         raise InvalidDatabaseUrl(
             f"unsupported database {backend!r} in {redact_url(parsed)!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -99,7 +103,9 @@ def create_engine(url: str | URL, *, create_sqlite_parent: bool = False, **kwarg
         if create_sqlite_parent:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.parent.is_dir():
-            raise DatabaseUnavailable(f"cannot open SQLite database {str(path)!r}: folder {str(path.parent)!r} does not exist")
+            raise DatabaseUnavailable(
+                f"cannot open SQLite database {str(path)!r}: folder {str(path.parent)!r} does not exist"
+            )
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_on_connect)

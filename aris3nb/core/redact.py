@@ -50,13 +50,15 @@ def userinfo_problem(url: str) -> str | None:
     start = _URL_START.match(url)
     if start is None:
         return None
-    rest = url[start.end():]
+    rest = url[start.end() :]
     if "@" not in rest or rest.startswith("/"):
         return None
     userinfo = rest[: rest.rindex("@")]
     if _UNENCODED.search(userinfo) or _PERCENT_ESCAPE.search(userinfo):
-        return ("the password (or user name) holds an unencoded @ / # ? \" < > or whitespace, or a % that is not "
-                "a %XX escape, so it cannot be told apart from the host")
+        return (
+            'the password (or user name) holds an unencoded @ / # ? " < > or whitespace, or a % that is not '
+            "a %XX escape, so it cannot be told apart from the host"
+        )
     return None
 
 
@@ -98,7 +100,9 @@ def url_password(url: str | URL) -> str | None:
 
 
 # An option or variable whose name says it holds a secret: --token=…, --password …, API_KEY=…
-_SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|token|secret|api[-_]?key|auth|credential|private[-_]?key", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?|token|secret|api[-_]?key|auth|credential|private[-_]?key", re.IGNORECASE
+)
 
 
 def command_secrets(command: str) -> list[str]:

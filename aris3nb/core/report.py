@@ -41,13 +41,23 @@ def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int])
         raise UsageError(f"{path} is not a {format_name} document")
     known = sorted(versions)
     if document.get("version") not in known:
-        raise UsageError(f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
-                         f"version(s) {', '.join(map(str, known))}")
+        raise UsageError(
+            f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
+            f"version(s) {', '.join(map(str, known))}"
+        )
     return document
 
 
-def check_report_head(format_name: str, version: int, run_id: str, started: dt.datetime, finished: dt.datetime,
-                      results: list[CheckResult], *, strict: bool) -> dict[str, Any]:
+def check_report_head(
+    format_name: str,
+    version: int,
+    run_id: str,
+    started: dt.datetime,
+    finished: dt.datetime,
+    results: list[CheckResult],
+    *,
+    strict: bool,
+) -> dict[str, Any]:
     """The fields every check report (gate summary, integrity report) opens with."""
     verdict = verdict_of(results, strict=strict)
     return {

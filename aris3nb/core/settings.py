@@ -73,19 +73,24 @@ class Settings(BaseSettings):
     ops_backup_timeout_sec: Seconds = Field(default=3600.0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")
     #: The RPO budget: the newest valid backup of a target may be at most this old (seconds) —
     #: judged by the gate's ``backup.freshness`` and by every drill.
-    rpo_budget_sec: float = Field(default=86400.0, gt=0, le=MAX_RPO_DAYS * 86400, allow_inf_nan=False,
-                                  validation_alias="OPS_RPO_BUDGET_SEC")
+    rpo_budget_sec: float = Field(
+        default=86400.0, gt=0, le=MAX_RPO_DAYS * 86400, allow_inf_nan=False, validation_alias="OPS_RPO_BUDGET_SEC"
+    )
     #: The RTO budget: a drill (validate, restore, verify, upgrade) may take at most this long.
     rto_budget_sec: Seconds = Field(default=900.0, validation_alias="OPS_RTO_BUDGET_SEC")
     #: How long any PostgreSQL session of aris3nb (or pg_dump/pg_restore it runs) waits for a lock.
     ops_lock_timeout_sec: Seconds = Field(default=15.0, validation_alias="OPS_LOCK_TIMEOUT_SEC")
     #: How long ``aris3nb run`` waits for another run against the same target to finish (0: refuse at once).
-    ops_run_lock_wait_sec: float = Field(default=30.0, ge=0, le=MAX_TIMEOUT_SEC, validation_alias="OPS_RUN_LOCK_WAIT_SEC")
+    ops_run_lock_wait_sec: float = Field(
+        default=30.0, ge=0, le=MAX_TIMEOUT_SEC, validation_alias="OPS_RUN_LOCK_WAIT_SEC"
+    )
     ops_revert_command: str | None = Field(default=None, validation_alias="OPS_REVERT_COMMAND")
     base_url: str | None = Field(default=None, validation_alias="ARIS3_BASE_URL")
 
     secret_key: SecretStr | None = Field(default=None, validation_alias="ARIS3_SECRET_KEY")
-    token_ttl_sec: Annotated[int, AfterValidator(_valid_seconds)] = Field(default=3600, validation_alias="ARIS3_TOKEN_TTL_SEC")
+    token_ttl_sec: Annotated[int, AfterValidator(_valid_seconds)] = Field(
+        default=3600, validation_alias="ARIS3_TOKEN_TTL_SEC"
+    )
     exports_dir: Path | None = Field(default=None, validation_alias="ARIS3_EXPORTS_DIR")
     seed_password: SecretStr = Field(
         default=SecretStr("aris3-demo-pass"),

@@ -24,7 +24,7 @@ def process_started_at(pid: int) -> float | None:
     """When the process now holding ``pid`` started (epoch seconds), or None if unknown."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat_line[stat_line.rindex(")") + 2:].split()[19])  # field 22, starttime
+        ticks = int(stat_line[stat_line.rindex(")") + 2 :].split()[19])  # field 22, starttime
         booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         return booted + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):

@@ -45,8 +45,21 @@ MAX_KEY_BYTES = 64 * 1024
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
 
 #: The fields of the runner's body: opaque to the bundle, but they must all be there.
-RUNNER_FIELDS = ("run_id", "started_at", "finished_at", "duration_sec", "verdict", "decision", "exit_code",
-                 "target", "parameters", "phases", "metrics", "code", "tools")
+RUNNER_FIELDS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "duration_sec",
+    "verdict",
+    "decision",
+    "exit_code",
+    "target",
+    "parameters",
+    "phases",
+    "metrics",
+    "code",
+    "tools",
+)
 #: The fields the bundle writes itself; a body carrying one of them is refused.
 BUNDLE_FIELDS = ("format", "version", "previous", "signature", "files")
 
@@ -89,13 +102,17 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as exc:  # cryptography's way of saying the key is encrypted
-        raise SigningKeyError(f"{path} is an encrypted key; aris3nb signs with an unencrypted PEM PKCS8 "
-                              "Ed25519 key (make one with `aris3nb evidence keygen`)") from exc
+        raise SigningKeyError(
+            f"{path} is an encrypted key; aris3nb signs with an unencrypted PEM PKCS8 "
+            "Ed25519 key (make one with `aris3nb evidence keygen`)"
+        ) from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise SigningKeyError(f"{path} is not a PEM private key; make one with `aris3nb evidence keygen`") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} holds a {type(key).__name__.removeprefix('_')} key, not Ed25519; "
-                              "make one with `aris3nb evidence keygen`")
+        raise SigningKeyError(
+            f"{path} holds a {type(key).__name__.removeprefix('_')} key, not Ed25519; "
+            "make one with `aris3nb evidence keygen`"
+        )
     return key
 
 
@@ -123,13 +140,17 @@ def generate_signing_key(private_path: Path) -> Path:
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
         if os.path.lexists(path):
-            raise SigningKeyError(f"{path} already exists; keys are never overwritten (choose another path, "
-                                  "or move the old key away deliberately)")
+            raise SigningKeyError(
+                f"{path} already exists; keys are never overwritten (choose another path, "
+                "or move the old key away deliberately)"
+            )
     key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     try:
         private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_new_file(private_path, private_pem, 0o600)
@@ -158,7 +179,9 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
 # -- walking a folder without following links ---------------------------------------------
 
 
-def _tree(root: Path, on_error: Callable[[str, OSError], None], relative: str = "") -> Iterator[tuple[str, os.stat_result]]:
+def _tree(
+    root: Path, on_error: Callable[[str, OSError], None], relative: str = ""
+) -> Iterator[tuple[str, os.stat_result]]:
     """Every entry under ``root``, as (relative POSIX path, lstat), depth first; a symbolic
     link is reported as itself and never followed, so nothing outside ``root`` is read."""
     try:
@@ -250,7 +273,9 @@ def seal_run(run_dir: Path, document: dict[str, Any], *, signing_key: Path | Non
                 (run_dir / SIGNATURE_NAME).unlink()
         raise
     except OSError as exc:
-        raise EvidenceSealRefused(f"cannot seal run {run_id}: {exc.filename or run_dir}: {exc.strerror or exc}") from exc
+        raise EvidenceSealRefused(
+            f"cannot seal run {run_id}: {exc.filename or run_dir}: {exc.strerror or exc}"
+        ) from exc
     if digest_of_file(path) != _digest_of_bytes(raw):  # the signed bytes must be the bytes on disk
         raise EvidenceSealRefused(f"cannot seal run {run_id}: {path} does not hold the bytes that were signed")
     return path
@@ -259,19 +284,26 @@ def seal_run(run_dir: Path, document: dict[str, Any], *, signing_key: Path | Non
 def _sealable_run_id(run_dir: Path, document: dict[str, Any]) -> str:
     """The run id, once the folder and the body are known to be sealable."""
     if not isinstance(document, dict):
-        raise EvidenceSealRefused(f"cannot seal {run_dir}: the document is a {type(document).__name__}, not a JSON object")
+        raise EvidenceSealRefused(
+            f"cannot seal {run_dir}: the document is a {type(document).__name__}, not a JSON object"
+        )
     run_id = document.get("run_id")
     if run_id != run_dir.name:
         raise EvidenceSealRefused(f"cannot seal {run_dir}: the document's run_id {run_id!r} does not name its folder")
     if not RUN_ID.match(run_id):
-        raise EvidenceSealRefused(f"cannot seal run {run_id!r}: a run id must look like 20261128T094500Z-a1b2c3 "
-                                  "(aris3nb.gate.report.new_run_id), the order the chain follows")
+        raise EvidenceSealRefused(
+            f"cannot seal run {run_id!r}: a run id must look like 20261128T094500Z-a1b2c3 "
+            "(aris3nb.gate.report.new_run_id), the order the chain follows"
+        )
     if taken := [name for name in BUNDLE_FIELDS if name in document]:
-        raise EvidenceSealRefused(f"cannot seal run {run_id}: the document carries {', '.join(taken)}, which the "
-                                  "bundle writes itself")
+        raise EvidenceSealRefused(
+            f"cannot seal run {run_id}: the document carries {', '.join(taken)}, which the bundle writes itself"
+        )
     if missing := [name for name in RUNNER_FIELDS if name not in document]:
-        raise EvidenceSealRefused(f"cannot seal run {run_id}: the document has no {', '.join(missing)} "
-                                  "(every run records them, even a failed one)")
+        raise EvidenceSealRefused(
+            f"cannot seal run {run_id}: the document has no {', '.join(missing)} "
+            "(every run records them, even a failed one)"
+        )
     try:
         info = run_dir.lstat()
     except OSError as exc:
@@ -279,8 +311,10 @@ def _sealable_run_id(run_dir: Path, document: dict[str, Any]) -> str:
     if not stat.S_ISDIR(info.st_mode):
         raise EvidenceSealRefused(f"cannot seal run {run_id}: {run_dir} is not a folder (a symbolic link?)")
     if os.path.lexists(run_dir / EVIDENCE_NAME):
-        raise EvidenceSealRefused(f"run {run_id} is sealed already ({run_dir / EVIDENCE_NAME}); a sealed run is "
-                                  "never sealed again, the next run's link depends on it")
+        raise EvidenceSealRefused(
+            f"run {run_id} is sealed already ({run_dir / EVIDENCE_NAME}); a sealed run is "
+            "never sealed again, the next run's link depends on it"
+        )
     return run_id
 
 
@@ -294,14 +328,18 @@ def _list_files(run_dir: Path, run_id: str) -> list[dict[str, Any]]:
     files = []
     for relative, info in _tree(run_dir, refuse):
         if stat.S_ISLNK(info.st_mode):
-            raise EvidenceSealRefused(f"cannot seal run {run_id}: {relative!r} is a symbolic link; a run folder "
-                                      "holds regular files and folders only (copy the file in instead)")
+            raise EvidenceSealRefused(
+                f"cannot seal run {run_id}: {relative!r} is a symbolic link; a run folder "
+                "holds regular files and folders only (copy the file in instead)"
+            )
         if stat.S_ISDIR(info.st_mode) or _is_own_file(relative):
             continue
         if not stat.S_ISREG(info.st_mode):
             raise EvidenceSealRefused(f"cannot seal run {run_id}: {relative!r} is not a regular file or folder")
         if reason := _unsafe_path_reason(relative):
-            raise EvidenceSealRefused(f"cannot seal run {run_id}: the name {relative!r} cannot be recorded safely ({reason})")
+            raise EvidenceSealRefused(
+                f"cannot seal run {run_id}: the name {relative!r} cannot be recorded safely ({reason})"
+            )
         size, hexdigest = sha256_file(run_dir / relative)
         files.append({"path": relative, "size": size, "sha256": f"sha256:{hexdigest}"})
     return sorted(files, key=lambda entry: entry["path"])
@@ -309,16 +347,23 @@ def _list_files(run_dir: Path, run_id: str) -> list[dict[str, Any]]:
 
 def _previous_link(runs_dir: Path, run_id: str) -> dict[str, str] | None:
     """The newest sealed run before this one, with the digest of its evidence.json's bytes."""
-    earlier = [name for name, info in _run_entries(runs_dir)
-               if name < run_id and stat.S_ISDIR(info.st_mode) and _has_regular_evidence(runs_dir / name)]
+    earlier = [
+        name
+        for name, info in _run_entries(runs_dir)
+        if name < run_id and stat.S_ISDIR(info.st_mode) and _has_regular_evidence(runs_dir / name)
+    ]
     if not earlier:
         return None
     return {"run_id": earlier[-1], "digest": digest_of_file(runs_dir / earlier[-1] / EVIDENCE_NAME)}
 
 
 def _signature_block(public: Ed25519PublicKey) -> dict[str, str]:
-    return {"algorithm": "ed25519", "public_key": base64.b64encode(_raw_public_key(public)).decode("ascii"),
-            "key_id": key_id(public), "file": SIGNATURE_NAME}
+    return {
+        "algorithm": "ed25519",
+        "public_key": base64.b64encode(_raw_public_key(public)).decode("ascii"),
+        "key_id": key_id(public),
+        "file": SIGNATURE_NAME,
+    }
 
 
 def _render(document: dict[str, Any], run_id: str) -> str:
@@ -335,8 +380,10 @@ def _write_own_file(run_dir: Path, run_id: str, name: str, text: str) -> Path:
     try:
         return write_text_evidence(run_dir, name, text)
     except OSError as exc:
-        raise EvidenceSealRefused(f"cannot seal run {run_id}: cannot write {name} in {run_dir}: {exc.strerror or exc}; "
-                                  "the run is left unsealed (no evidence.json)") from exc
+        raise EvidenceSealRefused(
+            f"cannot seal run {run_id}: cannot write {name} in {run_dir}: {exc.strerror or exc}; "
+            "the run is left unsealed (no evidence.json)"
+        ) from exc
 
 
 def _write_signature(run_dir: Path, run_id: str, private: Ed25519PrivateKey | None, raw: bytes) -> None:
@@ -398,8 +445,10 @@ def _parse(raw: bytes, path: Path) -> dict[str, Any]:
         raise EvidenceUnreadable(f"{path} is not an {FORMAT} document")
     version = document.get("version")
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        raise EvidenceUnreadable(f"{path} has {FORMAT} version {version!r}; this aris3nb reads version(s) "
-                                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+        raise EvidenceUnreadable(
+            f"{path} has {FORMAT} version {version!r}; this aris3nb reads version(s) "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+        )
     return document
 
 
@@ -533,10 +582,19 @@ class Verification:
             raise EvidenceInvalid(self.run_dir, self.problems)
 
     def as_document(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "run_id": self.run_id, "valid": self.ok, "problems": self.problems,
-                "files_checked": self.files_checked, "bytes_checked": self.bytes_checked, "digest": self.digest,
-                "previous": self.previous, "signed": self.signed, "key_id": self.key_id,
-                "key_trusted": self.key_trusted}
+        return {
+            "run_dir": str(self.run_dir),
+            "run_id": self.run_id,
+            "valid": self.ok,
+            "problems": self.problems,
+            "files_checked": self.files_checked,
+            "bytes_checked": self.bytes_checked,
+            "digest": self.digest,
+            "previous": self.previous,
+            "signed": self.signed,
+            "key_id": self.key_id,
+            "key_trusted": self.key_trusted,
+        }
 
 
 def verify_run(run_dir: Path, *, public_key: Path | None = None) -> Verification:
@@ -568,19 +626,25 @@ def _verify_run(run_dir: Path, trusted: Ed25519PublicKey | None) -> Verification
     _require_folder(run_dir, "run folder")
     evidence = run_dir / EVIDENCE_NAME
     if not os.path.lexists(evidence):
-        raise EvidenceUnreadable(f"run folder {run_dir} has no evidence.json: the run was never sealed "
-                                 "(still running, or it crashed)")
+        raise EvidenceUnreadable(
+            f"run folder {run_dir} has no evidence.json: the run was never sealed (still running, or it crashed)"
+        )
     raw = _read_evidence_bytes(evidence)
     document = _parse(raw, evidence)
     run_id = document.get("run_id")
     previous = document.get("previous")
-    result = Verification(run_dir=run_dir, run_id=run_id if isinstance(run_id, str) else None,
-                          digest=_digest_of_bytes(raw), previous=previous if isinstance(previous, dict) else None,
-                          document=document)
+    result = Verification(
+        run_dir=run_dir,
+        run_id=run_id if isinstance(run_id, str) else None,
+        digest=_digest_of_bytes(raw),
+        previous=previous if isinstance(previous, dict) else None,
+        document=document,
+    )
     result.problems += check_structure(document)
     if isinstance(run_id, str) and run_id != run_dir.name:
-        result.problems.append(f"field 'run_id' is {run_id!r}, but the run folder is {run_dir.name!r}: "
-                               "evidence.json was moved or edited")
+        result.problems.append(
+            f"field 'run_id' is {run_id!r}, but the run folder is {run_dir.name!r}: evidence.json was moved or edited"
+        )
     listed = _check_listed_files(run_dir, document.get("files"), result)
     result.problems += _unlisted_entries(run_dir, listed)
     result.problems += _signature_check(run_dir, document.get("signature"), raw, trusted, result)
@@ -640,7 +704,9 @@ def _unlisted_entries(run_dir: Path, listed: set[str]) -> list[str]:
         if _is_own_file(relative) or relative in listed or stat.S_ISDIR(info.st_mode):
             continue
         if stat.S_ISLNK(info.st_mode):
-            problems.append(f"symbolic link {relative!r} in the run folder (not followed); a run holds regular files only")
+            problems.append(
+                f"symbolic link {relative!r} in the run folder (not followed); a run holds regular files only"
+            )
         elif stat.S_ISREG(info.st_mode):
             problems.append(f"unlisted file {relative!r}: added after the run was sealed")
         else:
@@ -648,18 +714,23 @@ def _unlisted_entries(run_dir: Path, listed: set[str]) -> list[str]:
     return problems
 
 
-def _signature_check(run_dir: Path, block: Any, raw: bytes, trusted: Ed25519PublicKey | None,
-                     result: Verification) -> list[str]:
+def _signature_check(
+    run_dir: Path, block: Any, raw: bytes, trusted: Ed25519PublicKey | None, result: Verification
+) -> list[str]:
     """The signature over evidence.json's exact bytes, and, with a trusted key, its author."""
     signature_path = run_dir / SIGNATURE_NAME
     if block is None:
         problems = []
         if os.path.lexists(signature_path):
-            problems.append(f"{SIGNATURE_NAME} is present but evidence.json records no signature: the signature "
-                            "block was removed from evidence.json, or the file was added")
+            problems.append(
+                f"{SIGNATURE_NAME} is present but evidence.json records no signature: the signature "
+                "block was removed from evidence.json, or the file was added"
+            )
         if trusted is not None:
-            problems.append(f"the run is not signed, but a public key ({key_id(trusted)}) was given: "
-                            "who sealed it cannot be checked")
+            problems.append(
+                f"the run is not signed, but a public key ({key_id(trusted)}) was given: "
+                "who sealed it cannot be checked"
+            )
         return problems
     embedded = _embedded_public_key(block) if isinstance(block, dict) else None
     if embedded is None:  # check_structure says why
@@ -673,8 +744,12 @@ def _signature_check(run_dir: Path, block: Any, raw: bytes, trusted: Ed25519Publ
     try:
         embedded.verify(signature, raw)
     except InvalidSignature:
-        return [(f"bad signature: {SIGNATURE_NAME} does not match evidence.json under key {result.key_id}: "
-                 "evidence.json or its signature was changed after signing")]
+        return [
+            (
+                f"bad signature: {SIGNATURE_NAME} does not match evidence.json under key {result.key_id}: "
+                "evidence.json or its signature was changed after signing"
+            )
+        ]
     result.key_trusted = trusted is not None
     return []
 
@@ -740,10 +815,16 @@ class ChainVerification:
 
     def as_document(self) -> dict[str, Any]:
         head = self.head
-        return {"runs_dir": str(self.runs_dir), "valid": self.ok, "problems": self.problems,
-                "warnings": self.warnings, "length": len(self.runs), "incomplete": self.incomplete,
-                "head": {"run_id": head.run_id or head.run_dir.name, "digest": head.digest} if head else None,
-                "runs": [run.as_document() for run in self.runs]}
+        return {
+            "runs_dir": str(self.runs_dir),
+            "valid": self.ok,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "length": len(self.runs),
+            "incomplete": self.incomplete,
+            "head": {"run_id": head.run_id or head.run_dir.name, "digest": head.digest} if head else None,
+            "runs": [run.as_document() for run in self.runs],
+        }
 
 
 def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVerification:
@@ -766,8 +847,10 @@ def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVeri
             chain.problems.append(f"run {name}: not a folder (a symbolic link or a file); a run is a regular folder")
         elif not os.path.lexists(runs_dir / name / EVIDENCE_NAME):
             chain.incomplete.append(name)
-            chain.warnings.append(f"run {name} has no evidence.json (incomplete run: still running, or it "
-                                  "crashed); its files are covered by no digest")
+            chain.warnings.append(
+                f"run {name} has no evidence.json (incomplete run: still running, or it "
+                "crashed); its files are covered by no digest"
+            )
         else:
             run = _verify_in_chain(runs_dir / name, trusted)
             sealed.append(run)
@@ -775,9 +858,11 @@ def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVeri
     chain.runs = sealed
     chain.problems += _link_problems(sealed, present={name for name, _ in entries})
     if sealed and not sealed[-1].signed:
-        chain.warnings.append(f"the newest run {sealed[-1].run_dir.name} is unsigned and no later run links it: its "
-                              "evidence.json (verdicts, parameters) is protected by nothing yet; sign runs "
-                              "(--signing-key) or record the head's digest elsewhere")
+        chain.warnings.append(
+            f"the newest run {sealed[-1].run_dir.name} is unsigned and no later run links it: its "
+            "evidence.json (verdicts, parameters) is protected by nothing yet; sign runs "
+            "(--signing-key) or record the head's digest elsewhere"
+        )
     return chain
 
 
@@ -787,9 +872,11 @@ def next_link(run_dir: Path) -> dict[str, Any] | None:
     it (it is the newest, or the next one links elsewhere)."""
     run_dir = _absolute(run_dir)
     try:
-        later = sorted(name for name, info in _run_entries(run_dir.parent)
-                       if name > run_dir.name and stat.S_ISDIR(info.st_mode)
-                       and _has_regular_evidence(run_dir.parent / name))
+        later = sorted(
+            name
+            for name, info in _run_entries(run_dir.parent)
+            if name > run_dir.name and stat.S_ISDIR(info.st_mode) and _has_regular_evidence(run_dir.parent / name)
+        )
     except OSError:
         return None
     for name in later[:1]:
@@ -825,12 +912,15 @@ def _link_problems(sealed: list[Verification], present: set[str]) -> list[str]:
         link = run.document["previous"]
         named = link["run_id"] if link else None
         if named != (expected.run_dir.name if expected else None):
-            problems.append(_wrong_link(name, named, expected.run_dir.name if expected else None,
-                                        present, sealed_names))
+            problems.append(
+                _wrong_link(name, named, expected.run_dir.name if expected else None, present, sealed_names)
+            )
         elif expected is not None and expected.digest is not None and link.get("digest") != expected.digest:
-            problems.append(f"run {name}: its link to run {named} does not match: run {named}'s evidence.json has "
-                            f"digest {expected.digest}, run {name} recorded {link.get('digest')}: run {named}'s "
-                            f"evidence.json was changed after run {name} was sealed")
+            problems.append(
+                f"run {name}: its link to run {named} does not match: run {named}'s evidence.json has "
+                f"digest {expected.digest}, run {name} recorded {link.get('digest')}: run {named}'s "
+                f"evidence.json was changed after run {name} was sealed"
+            )
     return problems
 
 
@@ -842,15 +932,21 @@ def _wrong_link(name: str, named: str | None, expected: str | None, present: set
     """Why run ``name``'s link names ``named`` when the sealed run before it is ``expected``."""
     before = f"run {expected}" if expected else "no sealed run"
     if named is None:
-        return (f"run {name}: records no previous run, but run {expected} comes before it: the link was removed, "
-                f"or run {expected} was put in afterwards")
+        return (
+            f"run {name}: records no previous run, but run {expected} comes before it: the link was removed, "
+            f"or run {expected} was put in afterwards"
+        )
     if named not in present:
         return f"run {name}: names run {named} as its previous run, but run {named} is missing (deleted?); before it is {before}"
     if named not in sealed:
-        return (f"run {name}: names run {named} as its previous run, but run {named} has no evidence.json "
-                f"(removed after run {name} was sealed?); before it is {before}")
-    return (f"run {name}: names run {named} as its previous run, but the sealed run just before it is {before}: "
-            "runs were reordered, or one was put in afterwards")
+        return (
+            f"run {name}: names run {named} as its previous run, but run {named} has no evidence.json "
+            f"(removed after run {name} was sealed?); before it is {before}"
+        )
+    return (
+        f"run {name}: names run {named} as its previous run, but the sealed run just before it is {before}: "
+        "runs were reordered, or one was put in afterwards"
+    )
 
 
 # -- one entry point for the command line -------------------------------------------------

@@ -47,8 +47,12 @@ RESULT_MIME = "application/vnd.aris3nb.phase-result+json"
 RESULT_FORMAT = "aris3nb.phase_result"
 RESULT_VERSION = 1
 STATUS_MARKS = {"PASS": "✔ PASS", "WARN": "⚠ WARN", "FAIL": "✘ FAIL", "SKIP": "· SKIP"}
-BANNER_COLOURS = {"PASS": ("#e6f4ea", "#1e7e34"), "PASS_WITH_WARNINGS": ("#fff8e1", "#8a6d00"),
-                  "GO": ("#e6f4ea", "#1e7e34"), "completed": ("#e6f4ea", "#1e7e34")}
+BANNER_COLOURS = {
+    "PASS": ("#e6f4ea", "#1e7e34"),
+    "PASS_WITH_WARNINGS": ("#fff8e1", "#8a6d00"),
+    "GO": ("#e6f4ea", "#1e7e34"),
+    "completed": ("#e6f4ea", "#1e7e34"),
+}
 FAIL_COLOURS = ("#fdecea", "#b00020")
 #: Width of a text cell in a table's plain-text form (the HTML form shows every character).
 DETAIL_WIDTH = 160
@@ -133,11 +137,13 @@ class Banner:
         background, colour = BANNER_COLOURS.get(self.verdict, FAIL_COLOURS)
         items = "".join(f"<li>{html.escape(reason)}</li>" for reason in self.reasons)
         note = f"<p style='margin:4px 0 0 0'>{html.escape(self.note)}</p>" if self.note else ""
-        return (f"<div class='aris3nb-banner' data-verdict='{html.escape(self.verdict)}' style='border:2px solid {colour};"
-                f"border-left-width:8px;background:{background};color:{colour};padding:10px 14px;border-radius:6px;"
-                f"margin:4px 0;{_PRINT_EXACT}'>"
-                f"<div style='font-size:1.6em;font-weight:bold'>{html.escape(self.heading)}: {html.escape(self.verdict)}"
-                f"</div>{note}{f'<ul style=margin:4px 0 0 0>{items}</ul>' if items else ''}</div>")
+        return (
+            f"<div class='aris3nb-banner' data-verdict='{html.escape(self.verdict)}' style='border:2px solid {colour};"
+            f"border-left-width:8px;background:{background};color:{colour};padding:10px 14px;border-radius:6px;"
+            f"margin:4px 0;{_PRINT_EXACT}'>"
+            f"<div style='font-size:1.6em;font-weight:bold'>{html.escape(self.heading)}: {html.escape(self.verdict)}"
+            f"</div>{note}{f'<ul style=margin:4px 0 0 0>{items}</ul>' if items else ''}</div>"
+        )
 
     def __repr__(self) -> str:
         lines = [f"{self.heading}: {self.verdict}"]
@@ -156,11 +162,13 @@ class ErrorText:
 
     def _repr_html_(self) -> str:
         background, colour, bar = ROW_TONES["fail"]
-        return (f"<div class='aris3nb-error' style='border:1px solid {bar};border-left:8px solid {bar};"
-                f"background:{background};color:{colour};padding:8px 12px;margin:4px 0;{_PRINT_EXACT}'>"
-                f"<div style='font-weight:bold'>{html.escape(self.heading)}</div>"
-                f"<pre style='margin:4px 0 0 0;white-space:pre-wrap;text-align:left'>"
-                f"{html.escape(chr(10).join(self.lines))}</pre></div>")
+        return (
+            f"<div class='aris3nb-error' style='border:1px solid {bar};border-left:8px solid {bar};"
+            f"background:{background};color:{colour};padding:8px 12px;margin:4px 0;{_PRINT_EXACT}'>"
+            f"<div style='font-weight:bold'>{html.escape(self.heading)}</div>"
+            f"<pre style='margin:4px 0 0 0;white-space:pre-wrap;text-align:left'>"
+            f"{html.escape(chr(10).join(self.lines))}</pre></div>"
+        )
 
     def __repr__(self) -> str:
         return "\n".join([self.heading, *(f"  {line}" for line in self.lines)])
@@ -190,6 +198,7 @@ class Table:
 
     def numeric(self) -> list[bool]:
         """Per column: every value present is a number (or a number with its unit)."""
+
         def is_number(value: Any) -> bool:
             if isinstance(value, bool):
                 return False
@@ -197,8 +206,11 @@ class Table:
                 return True
             return isinstance(value, str) and bool(_QUANTITY.match(value.strip()))
 
-        return [any(row[i] is not None for row in self.rows) and
-                all(row[i] is None or is_number(row[i]) for row in self.rows) for i in range(len(self.columns))]
+        return [
+            any(row[i] is not None for row in self.rows)
+            and all(row[i] is None or is_number(row[i]) for row in self.rows)
+            for i in range(len(self.columns))
+        ]
 
     def tones(self) -> list[str | None]:
         if "status" not in self.columns:
@@ -225,31 +237,52 @@ class Table:
                 return "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums;"
             # A status word stays whole; other text wraps, even inside a long test id or path,
             # rather than push the table past the page's edge.
-            return "text-align:left;white-space:nowrap;" if self.columns[i] == "status" else \
-                "text-align:left;overflow-wrap:anywhere;"
+            return (
+                "text-align:left;white-space:nowrap;"
+                if self.columns[i] == "status"
+                else "text-align:left;overflow-wrap:anywhere;"
+            )
 
-        head = "".join(f"<th class='{'num' if numeric[i] else 'text'}' scope='col' style='{base}{align(i)}"
-                       f"border-bottom:2px solid #8c959f'>{html.escape(name)}</th>" for i, name in enumerate(self.columns))
+        head = "".join(
+            f"<th class='{'num' if numeric[i] else 'text'}' scope='col' style='{base}{align(i)}"
+            f"border-bottom:2px solid #8c959f'>{html.escape(name)}</th>"
+            for i, name in enumerate(self.columns)
+        )
         body = []
         for number, (row, tone) in enumerate(zip(self.rows, self.tones(), strict=True), start=1):
             background, colour, bar = ROW_TONES.get(tone or "", ("transparent", "inherit", "transparent"))
             tint = f"background:{background};color:{colour};{_PRINT_EXACT};"
-            cells = [(f"<th class='num' scope='row' style='{base}{tint}text-align:right;font-weight:normal;"
-                      f"border-left:5px solid {bar}'>{number}</th>")]
+            cells = [
+                (
+                    f"<th class='num' scope='row' style='{base}{tint}text-align:right;font-weight:normal;"
+                    f"border-left:5px solid {bar}'>{number}</th>"
+                )
+            ]
             for i, value in enumerate(row):
                 weight = "bold" if tone and self.columns[i] == "status" else "normal"
-                cells.append(f"<td class='{'num' if numeric[i] else 'text'}' style='{base}{tint}{align(i)}"
-                             f"font-weight:{weight}'>{html.escape(self._text(value))}</td>")
-            body.append(f"<tr class='aris3nb-row {tone or 'plain'}' data-tone='{tone or 'plain'}'>{''.join(cells)}</tr>")
-        return (f"<table class='aris3nb-table' style='border-collapse:collapse;margin:2px 0 8px 0'>"
-                f"<thead><tr><th class='num' scope='col' style='{base}border-bottom:2px solid #8c959f'></th>{head}"
-                f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+                cells.append(
+                    f"<td class='{'num' if numeric[i] else 'text'}' style='{base}{tint}{align(i)}"
+                    f"font-weight:{weight}'>{html.escape(self._text(value))}</td>"
+                )
+            body.append(
+                f"<tr class='aris3nb-row {tone or 'plain'}' data-tone='{tone or 'plain'}'>{''.join(cells)}</tr>"
+            )
+        return (
+            f"<table class='aris3nb-table' style='border-collapse:collapse;margin:2px 0 8px 0'>"
+            f"<thead><tr><th class='num' scope='col' style='{base}border-bottom:2px solid #8c959f'></th>{head}"
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
 
     def __repr__(self) -> str:
         import pandas as pd
 
-        frame = pd.DataFrame([[self._text(v) if not isinstance(v, int | float) or isinstance(v, bool) else v
-                               for v in row] for row in self.rows], columns=self.columns)
+        frame = pd.DataFrame(
+            [
+                [self._text(v) if not isinstance(v, int | float) or isinstance(v, bool) else v for v in row]
+                for row in self.rows
+            ],
+            columns=self.columns,
+        )
         frame.index = range(1, len(frame) + 1)
         with pd.option_context("display.max_colwidth", DETAIL_WIDTH, "display.max_rows", 500, "display.width", 250):
             return repr(frame)
@@ -271,8 +304,15 @@ def _show_frame(frame: Table, title: str | None) -> None:
 
 
 def check_rows(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
-    return [{"status": STATUS_MARKS[str(r.status)], "check": r.name, "duration": f"{r.duration_sec:.2f} s",
-             "detail": r.detail} for r in results]
+    return [
+        {
+            "status": STATUS_MARKS[str(r.status)],
+            "check": r.name,
+            "duration": f"{r.duration_sec:.2f} s",
+            "detail": r.detail,
+        }
+        for r in results
+    ]
 
 
 def smoke_error_lines(output: str, limit: int = 12) -> list[str]:
@@ -290,8 +330,11 @@ def smoke_error_lines(output: str, limit: int = 12) -> list[str]:
     for position, line in enumerate(lines):
         if line.startswith("E ") or line == "E":
             add(line[1:].strip())
-            if position + 2 < len(lines) and not lines[position + 1].strip() and \
-                    re.match(r"^\S+:\d+: \S", lines[position + 2]):
+            if (
+                position + 2 < len(lines)
+                and not lines[position + 1].strip()
+                and re.match(r"^\S+:\d+: \S", lines[position + 2])
+            ):
                 add(lines[position + 2])
         elif line.startswith("ERROR ") and " - " in line:
             add(line.split(" - ", 1)[1])
@@ -324,8 +367,14 @@ def _legend_below(axis: Any, columns: int = 2) -> Any:
     line nor a line's label. Call it once the figure's layout is final."""
     tight = axis.get_tightbbox(axis.figure.canvas.get_renderer())
     bottom = axis.transAxes.inverted().transform((0, tight.y0))[1]
-    return axis.legend(loc="upper center", bbox_to_anchor=(0.5, bottom - 0.02), ncol=columns, fontsize=8,
-                       frameon=False, borderaxespad=0)
+    return axis.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, bottom - 0.02),
+        ncol=columns,
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0,
+    )
 
 
 def draw_budget(axis: Any, budget: float, label: str, *, vertical: bool = True) -> Any:
@@ -348,13 +397,29 @@ def draw_budget(axis: Any, budget: float, label: str, *, vertical: bool = True) 
     if vertical:
         fraction = (math.log(budget / low) / math.log(high / low)) if log else (budget - low) / (high - low)
         right_half = fraction > 0.5
-        return axis.annotate(label, xy=(budget, 1.0), xycoords=("data", "axes fraction"),
-                             xytext=(-4 if right_half else 4, -4), textcoords="offset points",
-                             ha="right" if right_half else "left", va="top", fontsize=8, color=BUDGET_COLOUR,
-                             bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none",
-                                   "alpha": 0.85})
-    return axis.annotate(label, xy=(1.0, budget), xycoords=("axes fraction", "data"), xytext=(-4, 4),
-                         textcoords="offset points", ha="right", va="bottom", fontsize=8, color=BUDGET_COLOUR)
+        return axis.annotate(
+            label,
+            xy=(budget, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4 if right_half else 4, -4),
+            textcoords="offset points",
+            ha="right" if right_half else "left",
+            va="top",
+            fontsize=8,
+            color=BUDGET_COLOUR,
+            bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+        )
+    return axis.annotate(
+        label,
+        xy=(1.0, budget),
+        xycoords=("axes fraction", "data"),
+        xytext=(-4, 4),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color=BUDGET_COLOUR,
+    )
 
 
 def latency_figure(measured: Sequence[CheckResult]) -> Any:
@@ -386,8 +451,12 @@ def latency_figure(measured: Sequence[CheckResult]) -> Any:
         if isinstance(budget, int | float):
             draw_budget(axis, float(budget), f"budget {budget:g} ms")
         tone = row_tone(str(result.status))
-        axis.set_title(f"GET {evidence['path']}  [{result.status}]", fontsize=10,
-                       color=ROW_TONES[tone][2] if tone else "black", fontweight="bold" if tone else "normal")
+        axis.set_title(
+            f"GET {evidence['path']}  [{result.status}]",
+            fontsize=10,
+            color=ROW_TONES[tone][2] if tone else "black",
+            fontweight="bold" if tone else "normal",
+        )
         axis.set_xlabel("ms" + (" (log scale)" if log else ""))
         axis.set_ylabel("requests")
     figure.subplots_adjust(wspace=0.3)  # the saved image is cropped to its content (bbox_inches)
@@ -408,23 +477,38 @@ def rpo_figure(rpo: Mapping[str, Any]) -> Any | None:
     budget = float(budget) if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0 else None
     status = rpo.get("status") if isinstance(rpo.get("status"), str) else None
     largest = max(float(age), budget or 0.0)
-    unit, scale = next(((u, s) for u, s in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0))
-                        if largest >= 2 * s), ("seconds", 1.0))
+    unit, scale = next(
+        ((u, s) for u, s in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)) if largest >= 2 * s),
+        ("seconds", 1.0),
+    )
     figure = _new_figure(6.5, 1.7)
     axis = figure.subplots()
     tone = row_tone(status) if status else None
     colour = ROW_TONES[tone][2] if tone else "black"
-    axis.barh(["backup age"], [age / scale], height=0.5, color={"fail": "#f0a5ad", "warn": "#f3d27a"}.get(tone or "", "#8fcf9c"),
-              edgecolor=ROW_TONES[tone][2] if tone else "#2e7d46", label=f"backup age {_show_seconds(float(age))}")
+    axis.barh(
+        ["backup age"],
+        [age / scale],
+        height=0.5,
+        color={"fail": "#f0a5ad", "warn": "#f3d27a"}.get(tone or "", "#8fcf9c"),
+        edgecolor=ROW_TONES[tone][2] if tone else "#2e7d46",
+        label=f"backup age {_show_seconds(float(age))}",
+    )
     axis.set_xlim(0, max(age / scale, 1e-9) * 1.1)
     axis.set_ylim(-0.75, 0.75)  # room above the bar for the budget's label
     if budget is not None:
         draw_budget(axis, budget / scale, f"budget {_show_seconds(budget)}")
     axis.set_xlabel(unit)
-    verdict = f"{status} against a budget of {_show_seconds(budget)}" if status and budget is not None else (
-        status or "no RPO budget in the drill report")
-    axis.set_title(f"RPO: the backup was {_show_seconds(float(age))} old when drilled — {verdict}", fontsize=10,
-                   color=colour, fontweight="bold" if tone else "normal")
+    verdict = (
+        f"{status} against a budget of {_show_seconds(budget)}"
+        if status and budget is not None
+        else (status or "no RPO budget in the drill report")
+    )
+    axis.set_title(
+        f"RPO: the backup was {_show_seconds(float(age))} old when drilled — {verdict}",
+        fontsize=10,
+        color=colour,
+        fontweight="bold" if tone else "normal",
+    )
     _legend_below(axis)
     return figure
 
@@ -488,29 +572,53 @@ class PhaseEvidence:
             self.show_table([], "Smoke per area")
             return
         areas = smoke.evidence.get("areas") or {}
-        ran = sum(int(c.get("passed") or 0) + int(c.get("failed") or 0) + int(c.get("skipped") or 0)
-                  for c in areas.values())
+        ran = sum(
+            int(c.get("passed") or 0) + int(c.get("failed") or 0) + int(c.get("skipped") or 0) for c in areas.values()
+        )
         if smoke.status is Status.FAIL and not ran:
             errors = sum(int(c.get("errors") or 0) for c in areas.values())
             stopped = f"{errors} test(s) could not start" if errors else "no test ran"
-            _display(ErrorText(f"Smoke stopped before any test ran ({stopped}): {smoke.detail}",
-                               smoke_error_lines(str(smoke.evidence.get("output_tail") or ""))))
-        rows = [{"area": area, "status": "✔ green" if c["status"] == "green" else "✘ red", "passed": c["passed"],
-                 "failed": c["failed"], "errors": c["errors"], "skipped": c["skipped"],
-                 "failing tests": ", ".join(c["failing_tests"])}
-                for area, c in areas.items()]
-        self.show_table(rows, f"Smoke per area ({smoke.detail})",
-                        ["area", "status", "passed", "failed", "errors", "skipped", "failing tests"])
+            _display(
+                ErrorText(
+                    f"Smoke stopped before any test ran ({stopped}): {smoke.detail}",
+                    smoke_error_lines(str(smoke.evidence.get("output_tail") or "")),
+                )
+            )
+        rows = [
+            {
+                "area": area,
+                "status": "✔ green" if c["status"] == "green" else "✘ red",
+                "passed": c["passed"],
+                "failed": c["failed"],
+                "errors": c["errors"],
+                "skipped": c["skipped"],
+                "failing tests": ", ".join(c["failing_tests"]),
+            }
+            for area, c in areas.items()
+        ]
+        self.show_table(
+            rows,
+            f"Smoke per area ({smoke.detail})",
+            ["area", "status", "passed", "failed", "errors", "skipped", "failing tests"],
+        )
 
     # ------------------------------------------------------------------ latency
 
     def show_latency(self, results: Iterable[CheckResult]) -> None:
         """Per endpoint: the distribution of the samples with the p95 and the budget marked."""
         measured = [r for r in results if r.name.startswith("latency.") and r.evidence.get("samples_ms")]
-        rows = [{"endpoint": r.evidence.get("path"), "status": STATUS_MARKS[str(r.status)],
-                 "p50 ms": r.evidence.get("p50_ms"), "p95 ms": r.evidence.get("p95_ms"),
-                 "p99 ms": r.evidence.get("p99_ms"), "budget ms": r.evidence.get("budget_ms"),
-                 "samples": r.evidence.get("count")} for r in measured]
+        rows = [
+            {
+                "endpoint": r.evidence.get("path"),
+                "status": STATUS_MARKS[str(r.status)],
+                "p50 ms": r.evidence.get("p50_ms"),
+                "p95 ms": r.evidence.get("p95_ms"),
+                "p99 ms": r.evidence.get("p99_ms"),
+                "budget ms": r.evidence.get("budget_ms"),
+                "samples": r.evidence.get("count"),
+            }
+            for r in measured
+        ]
         self.show_table(rows, "Latency per endpoint (p95 judged against its budget)")
         self.metrics["latency_p95_ms"] = {r.name.removeprefix("latency."): r.evidence.get("p95_ms") for r in measured}
         if measured:
@@ -529,25 +637,45 @@ class PhaseEvidence:
     def show_manifest(self, manifest: Mapping[str, Any]) -> None:
         """The backup's tables (rows, digest) and files (size, SHA-256) as the manifest records them."""
         source = manifest.get("source") or {}
-        self.show_table([{"backup": manifest.get("name"), "created": manifest.get("created_at"),
-                          "engine": source.get("engine"), "server": source.get("server_version"),
-                          "revision": manifest.get("alembic_revision")}], "Backup")
-        self.show_table([{"table": t["name"], "rows": t["rows"], "key": ", ".join(t.get("key") or []),
-                          "digest": t["digest"]} for t in manifest.get("tables") or []], "Tables")
-        self.show_table([{"file": f["path"], "bytes": f["size"], "sha256": f["sha256"]}
-                         for f in manifest.get("files") or []], "Files")
+        self.show_table(
+            [
+                {
+                    "backup": manifest.get("name"),
+                    "created": manifest.get("created_at"),
+                    "engine": source.get("engine"),
+                    "server": source.get("server_version"),
+                    "revision": manifest.get("alembic_revision"),
+                }
+            ],
+            "Backup",
+        )
+        self.show_table(
+            [
+                {"table": t["name"], "rows": t["rows"], "key": ", ".join(t.get("key") or []), "digest": t["digest"]}
+                for t in manifest.get("tables") or []
+            ],
+            "Tables",
+        )
+        self.show_table(
+            [{"file": f["path"], "bytes": f["size"], "sha256": f["sha256"]} for f in manifest.get("files") or []],
+            "Files",
+        )
         self.metrics["backup_bytes"] = sum(f["size"] for f in manifest.get("files") or [])
 
     def show_drill(self, report: Mapping[str, Any]) -> None:
         """The drill: its checks, RTO per stage (a chart), RPO (a chart, judged against its
         budget when the report carries one), and the diff of any table that differs."""
-        checks = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
-                  for c in report.get("checks") or []]
+        checks = [
+            CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
+            for c in report.get("checks") or []
+        ]
         self.show_checks(checks, f"Drill of {report.get('backup')} ({report.get('engine')}): {report.get('status')}")
         rto = {stage: seconds for stage, seconds in (report.get("rto_sec") or {}).items() if stage != "total"}
         self.metrics["drill_rto_sec"] = (report.get("rto_sec") or {}).get("total")
-        self.show_table([{"stage": stage, "seconds": seconds} for stage, seconds in (report.get("rto_sec") or {}).items()],
-                        "RTO per stage")
+        self.show_table(
+            [{"stage": stage, "seconds": seconds} for stage, seconds in (report.get("rto_sec") or {}).items()],
+            "RTO per stage",
+        )
         if rto:
             figure = _new_figure(6.5, 0.5 + 0.45 * len(rto))
             axis = figure.subplots()
@@ -556,11 +684,19 @@ class PhaseEvidence:
             axis.set_xlabel("seconds")
             axis.set_title(f"Restore drill RTO: {self.metrics['drill_rto_sec']} s in all", fontsize=10)
             self._chart(figure, "drill_rto.png")
-        judged = [{"measure": name, "figure (s)": (figures or {}).get(field), "budget (s)": (figures or {}).get("budget_sec"),
-                   "verdict": (figures or {}).get("status") or "not judged"}
-                  for name, figures, field in (("RPO: the backup's age", report.get("rpo"), "backup_age_sec"),
-                                               ("RTO: the drill's duration", report.get("rto"), "total_sec"))
-                  if figures]
+        judged = [
+            {
+                "measure": name,
+                "figure (s)": (figures or {}).get(field),
+                "budget (s)": (figures or {}).get("budget_sec"),
+                "verdict": (figures or {}).get("status") or "not judged",
+            }
+            for name, figures, field in (
+                ("RPO: the backup's age", report.get("rpo"), "backup_age_sec"),
+                ("RTO: the drill's duration", report.get("rto"), "total_sec"),
+            )
+            if figures
+        ]
         self.show_table(judged, "RPO and RTO against their budgets", ["measure", "figure (s)", "budget (s)", "verdict"])
         rpo = report.get("rpo") or {}
         self.show_table([{"measure": key, "value": value} for key, value in rpo.items()], "RPO")
@@ -568,27 +704,48 @@ class PhaseEvidence:
         if figure is not None:
             self._chart(figure, "drill_rpo.png")
         differing = report.get("diff") or []
-        self.show_table([{"table": d["table"], "rows recorded": d["rows_recorded"], "rows restored": d["rows_found"],
-                          "key ranges differing": d["ranges_differing"]} for d in differing], "Tables that differ")
+        self.show_table(
+            [
+                {
+                    "table": d["table"],
+                    "rows recorded": d["rows_recorded"],
+                    "rows restored": d["rows_found"],
+                    "key ranges differing": d["ranges_differing"],
+                }
+                for d in differing
+            ],
+            "Tables that differ",
+        )
         for table in differing:
             if "counts" in table:  # named by the backup's row index
                 counts = table["counts"]
-                rows = [{"kind": kind, "key": json.dumps(row.get("key"), default=str),
-                         "restored": json.dumps(row.get("restored"), default=str) if row.get("restored") else "-",
-                         "recorded": json.dumps(row.get("recorded"), default=str) if row.get("recorded") else "-",
-                         "digest recorded / restored": f"{row.get('recorded_digest') or '-'} / "
-                                                       f"{row.get('restored_digest') or '-'}",
-                         "the backup's own data": row.get("backup_data")}
-                        for kind in ("changed", "missing", "extra") for row in table.get(kind) or []]
-                self.show_table(rows, f"{table['table']}: {counts.get('changed', 0)} changed, "
-                                      f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra row(s) "
-                                      f"(at most {table.get('shown_per_kind')} of each shown)")
+                rows = [
+                    {
+                        "kind": kind,
+                        "key": json.dumps(row.get("key"), default=str),
+                        "restored": json.dumps(row.get("restored"), default=str) if row.get("restored") else "-",
+                        "recorded": json.dumps(row.get("recorded"), default=str) if row.get("recorded") else "-",
+                        "digest recorded / restored": f"{row.get('recorded_digest') or '-'} / "
+                        f"{row.get('restored_digest') or '-'}",
+                        "the backup's own data": row.get("backup_data"),
+                    }
+                    for kind in ("changed", "missing", "extra")
+                    for row in table.get(kind) or []
+                ]
+                self.show_table(
+                    rows,
+                    f"{table['table']}: {counts.get('changed', 0)} changed, "
+                    f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra row(s) "
+                    f"(at most {table.get('shown_per_kind')} of each shown)",
+                )
                 continue
             for item in table.get("ranges") or []:  # a backup without a row index: samples of the ranges
-                self.show_table(item.get("restored_sample") or [],
-                                f"{table['table']}: rows restored in key range ({item.get('after_key')}, "
-                                f"{item.get('up_to_key')}]: {item.get('rows_recorded')} rows recorded, "
-                                f"{item.get('rows_found')} restored")
+                self.show_table(
+                    item.get("restored_sample") or [],
+                    f"{table['table']}: rows restored in key range ({item.get('after_key')}, "
+                    f"{item.get('up_to_key')}]: {item.get('rows_recorded')} rows recorded, "
+                    f"{item.get('rows_found')} restored",
+                )
 
     def show_rollback(self, report: Any, triggers: Sequence[str]) -> None:
         """NO-GO and why, then every step of the rollback and the checks after it."""
@@ -611,14 +768,20 @@ class PhaseEvidence:
         rows = []
         for result in results:
             for row in result.evidence.get("sample") or []:
-                rows.append({"check": result.name, "status": STATUS_MARKS[str(result.status)],
-                             "row": ", ".join(f"{k}={page_time(v)}" for k, v in row.items())})
+                rows.append(
+                    {
+                        "check": result.name,
+                        "status": STATUS_MARKS[str(result.status)],
+                        "row": ", ".join(f"{k}={page_time(v)}" for k, v in row.items()),
+                    }
+                )
         self.show_table(rows, title, ["check", "status", "row"])
 
     # ------------------------------------------------------------------ verdict
 
-    def conclude(self, *parts: Any, strict: bool = False, title: str | None = None,
-                 facts: Mapping[str, Any] | None = None) -> None:
+    def conclude(
+        self, *parts: Any, strict: bool = False, title: str | None = None, facts: Mapping[str, Any] | None = None
+    ) -> None:
         """Write the phase's result for the runner, show the verdict, and fail the notebook
         (``PhaseFailed``) when it is FAIL.
 
@@ -639,10 +802,15 @@ class PhaseEvidence:
         if verdict is Verdict.PASS_WITH_WARNINGS:
             reasons = [f"{r.name}: {r.detail}" for r in results if r.status is Status.WARN]
         document = {
-            "format": RESULT_FORMAT, "version": RESULT_VERSION, "phase": self.phase, "verdict": str(verdict),
+            "format": RESULT_FORMAT,
+            "version": RESULT_VERSION,
+            "phase": self.phase,
+            "verdict": str(verdict),
             "reasons": reasons,
             "checks": [{"name": r.name, "status": str(r.status), "detail": r.detail} for r in results],
-            "metrics": self.metrics, "facts": dict(facts or {}), "kept": self.kept,
+            "metrics": self.metrics,
+            "facts": dict(facts or {}),
+            "kept": self.kept,
         }
         write_json_evidence(self.folder, RESULT_FILE, document)
         from IPython.display import display

@@ -62,21 +62,35 @@ class Aris3nbEngine:
         return NBClientEngine.nb_language(nb, language)
 
     @classmethod
-    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, progress_bar: bool = True,
-                         log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+    def execute_notebook(
+        cls,
+        nb: Any,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: bool = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> Any:
         from papermill.engines import NBClientEngine, NotebookExecutionManager
 
         run_id = kwargs.pop(RUN_ID_KEYWORD, None) or Path(os.environ.get(RUN_DIR_ENV, "papermill")).name
         tracker = CellTracker(total=len(nb.cells), on_cell=None, chained=kwargs.pop("on_cell_start", None))
-        nb_man = NotebookExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
-                                          log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man = NotebookExecutionManager(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
         phase_run = PhaseRun(phase_of_notebook(nb, output_path), started_at=utc_text(dt.datetime.now(dt.UTC)))
         started = time.perf_counter()
         raised: BaseException | None = None
         nb_man.notebook_start()
         try:
-            NBClientEngine.execute_managed_notebook(nb_man, kernel_name, log_output=log_output,
-                                                    on_cell_start=tracker.start, **kwargs)
+            NBClientEngine.execute_managed_notebook(
+                nb_man, kernel_name, log_output=log_output, on_cell_start=tracker.start, **kwargs
+            )
         except BaseException as exc:  # judged below, then raised again
             raised = exc
         finally:

@@ -52,8 +52,11 @@ _RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
 
 _VERDICT_CSS = {"PASS": "pass", "PASS_WITH_WARNINGS": "warn", "FAIL": "fail"}
 INTERRUPTED = "INTERRUPTED"
-_TARGET_MODES = {"embedded": "embedded default (disposable)", "database": "reference service over the database",
-                 "base_url": "deployed service"}
+_TARGET_MODES = {
+    "embedded": "embedded default (disposable)",
+    "database": "reference service over the database",
+    "base_url": "deployed service",
+}
 _LATENCY, _RTO, _BACKUP = "latency_p95_ms", "drill_rto_sec", "backup_bytes"
 # The phase each single-valued metric belongs to when a run's phases do not say (older runs).
 _METRIC_PHASES = {_RTO: "drill", _BACKUP: "deploy"}
@@ -156,6 +159,7 @@ def write_index(artifacts_dir: Path) -> Path:
 
 # --- reading runs --------------------------------------------------------------------------------
 
+
 def _read_runs(runs_dir: Path) -> list[_Run]:
     """Every run folder under ``runs_dir``, newest first. Hidden folders and symlinks are skipped."""
     try:
@@ -171,7 +175,9 @@ def _read_run(folder: Path) -> _Run:
     name = folder.name
     evidence_path = folder / "evidence.json"
     if not evidence_path.exists():
-        return _problem_run(folder, "incomplete", "no evidence.json: the run is still going, or stopped before writing it")
+        return _problem_run(
+            folder, "incomplete", "no evidence.json: the run is still going, or stopped before writing it"
+        )
     try:
         evidence = json.loads(evidence_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -180,9 +186,11 @@ def _read_run(folder: Path) -> _Run:
         return _problem_run(folder, "unreadable", f"evidence.json is not an {EVIDENCE_FORMAT} document")
     if evidence.get("version") not in EVIDENCE_VERSIONS or isinstance(evidence.get("version"), bool):
         return _problem_run(
-            folder, "unreadable",
+            folder,
+            "unreadable",
             f"evidence.json has version {_text(evidence.get('version'))!s}, which this aris3nb does not read "
-            f"(it reads {', '.join(map(str, sorted(EVIDENCE_VERSIONS)))}); use a newer aris3nb")
+            f"(it reads {', '.join(map(str, sorted(EVIDENCE_VERSIONS)))}); use a newer aris3nb",
+        )
 
     started_at = _parse_time(evidence.get("started_at"))
     run = _Run(
@@ -231,8 +239,12 @@ def _problem_run(folder: Path, kind: str, problem: str) -> _Run:
     except OSError:
         pass
     return _Run(
-        name=folder.name, kind=kind, when=when or _mtime(folder),
-        started=_show_time(when, None), problem=problem, pages=pages,
+        name=folder.name,
+        kind=kind,
+        when=when or _mtime(folder),
+        started=_show_time(when, None),
+        problem=problem,
+        pages=pages,
     )
 
 
@@ -263,8 +275,13 @@ def _phase_cell(folder: Path, phase: dict[str, Any]) -> _PhaseCell:
     title = _text(phase.get("title"))
     tooltip = " — ".join(part for part in (title, f"status {status}", f"verdict {verdict}" if verdict else "") if part)
     return _PhaseCell(
-        status=status, verdict=verdict, css=css, href=href, missing_page=missing_page,
-        duration=_show_duration(_number(phase.get("duration_sec")), short=True), tooltip=tooltip,
+        status=status,
+        verdict=verdict,
+        css=css,
+        href=href,
+        missing_page=missing_page,
+        duration=_show_duration(_number(phase.get("duration_sec")), short=True),
+        tooltip=tooltip,
     )
 
 
@@ -283,6 +300,7 @@ def _href(*parts: str) -> str:
 
 
 # --- values ---------------------------------------------------------------------------------------
+
 
 def _text(value: Any) -> str:
     """A JSON value as display text ('' for null)."""
@@ -370,6 +388,7 @@ def _show_target(target: Any) -> tuple[str, str, str]:
 
 # --- trends ---------------------------------------------------------------------------------------
 
+
 def _metrics(run: _Run) -> dict[str, Any]:
     metrics = run.evidence.get("metrics")
     return metrics if isinstance(metrics, dict) else {}
@@ -452,19 +471,40 @@ def _charts(runs: list[_Run]) -> tuple[list[_Chart], str]:
         endpoints = endpoints[:MAX_CHART_ENDPOINTS]
         series = {endpoint: [by_phase.get(phase, {}).get(endpoint) for by_phase in latency] for endpoint in endpoints}
         where = f"{phase} phase" if phase else "phase not recorded"
-        charts.append(_chart(f"p95 latency per endpoint (ms), measured in the {where}" if phases
-                             else "p95 latency per endpoint (ms)", "ms", labels, names, series))
+        charts.append(
+            _chart(
+                f"p95 latency per endpoint (ms), measured in the {where}"
+                if phases
+                else "p95 latency per endpoint (ms)",
+                "ms",
+                labels,
+                names,
+                series,
+            )
+        )
 
     rto = [_single_metric(run, _RTO) for run in shown]
-    rto_chart = _chart("Restore drill RTO (s), measured in the drill phase; failed drills marked ✘", "seconds",
-                       labels, names, {"drill RTO": [value for value, _failed in rto]},
-                       outcomes=[failed for _value, failed in rto])
+    rto_chart = _chart(
+        "Restore drill RTO (s), measured in the drill phase; failed drills marked ✘",
+        "seconds",
+        labels,
+        names,
+        {"drill RTO": [value for value, _failed in rto]},
+        outcomes=[failed for _value, failed in rto],
+    )
     charts.append(rto_chart)
 
     backup = [_single_metric(run, _BACKUP)[0] for run in shown]
     unit, scale = _byte_unit(max((b for b in backup if b is not None), default=0))
-    charts.append(_chart(f"Backup size ({unit}), made in the deploy phase", unit, labels, names,
-                         {"backup size": [None if b is None else b / scale for b in backup]}))
+    charts.append(
+        _chart(
+            f"Backup size ({unit}), made in the deploy phase",
+            unit,
+            labels,
+            names,
+            {"backup size": [None if b is None else b / scale for b in backup]},
+        )
+    )
     return charts, note
 
 
@@ -475,16 +515,24 @@ def _byte_unit(largest: float) -> tuple[str, float]:
     return "bytes", 1.0
 
 
-def _chart(title: str, ylabel: str, labels: list[str], names: list[str],
-           series: dict[str, list[float | None]], outcomes: list[bool | None] | None = None) -> _Chart:
+def _chart(
+    title: str,
+    ylabel: str,
+    labels: list[str],
+    names: list[str],
+    series: dict[str, list[float | None]],
+    outcomes: list[bool | None] | None = None,
+) -> _Chart:
     chart = _Chart(title=title, series_names=list(series) + (["drill"] if outcomes else []))
     points = [value for values in series.values() for value in values if value is not None]
     if not points:
         return chart
     outcome_words = {True: "FAIL", False: "passed", None: "—"}
     chart.rows = [
-        _ChartRow(name, [_show_value(values[i]) for values in series.values()]
-                  + ([outcome_words[outcomes[i]]] if outcomes else []))
+        _ChartRow(
+            name,
+            [_show_value(values[i]) for values in series.values()] + ([outcome_words[outcomes[i]]] if outcomes else []),
+        )
         for i, name in enumerate(names)
         if any(values[i] is not None for values in series.values())
     ]
@@ -505,8 +553,9 @@ def _plain_label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def line_chart(ylabel: str, labels: list[str], series: dict[str, list[float | None]],
-               outcomes: list[bool | None] | None = None) -> Figure:
+def line_chart(
+    ylabel: str, labels: list[str], series: dict[str, list[float | None]], outcomes: list[bool | None] | None = None
+) -> Figure:
     """A line chart of ``series`` over runs. With ``outcomes`` (one per run: True failed,
     False passed, None unknown) each point is marked by its run's outcome, failed ones apart.
     Figure + Agg canvas: no pyplot global state."""
@@ -520,9 +569,11 @@ def line_chart(ylabel: str, labels: list[str], series: dict[str, list[float | No
             axes.plot(positions, ys, marker="o", markersize=4, linewidth=1.5, label=_plain_label(name))
             continue
         axes.plot(positions, ys, color="#8c959f", linewidth=1, zorder=1)
-        for outcome, style in ((False, {"marker": "o", "color": "#1a7f37", "s": 30, "label": "drill passed"}),
-                               (True, {"marker": "X", "color": "#cf222e", "s": 90, "label": "drill FAILED"}),
-                               (None, {"marker": "o", "color": "#8c959f", "s": 30, "label": "outcome unknown"})):
+        for outcome, style in (
+            (False, {"marker": "o", "color": "#1a7f37", "s": 30, "label": "drill passed"}),
+            (True, {"marker": "X", "color": "#cf222e", "s": 90, "label": "drill FAILED"}),
+            (None, {"marker": "o", "color": "#8c959f", "s": 30, "label": "outcome unknown"}),
+        ):
             at = [i for i in positions if outcomes[i] is outcome and values[i] is not None]
             if at:
                 axes.scatter(at, [values[i] for i in at], zorder=2, **style)
@@ -539,8 +590,9 @@ def line_chart(ylabel: str, labels: list[str], series: dict[str, list[float | No
     return figure
 
 
-def _line_chart_png(ylabel: str, labels: list[str], series: dict[str, list[float | None]],
-                    outcomes: list[bool | None] | None = None) -> str:
+def _line_chart_png(
+    ylabel: str, labels: list[str], series: dict[str, list[float | None]], outcomes: list[bool | None] | None = None
+) -> str:
     """``line_chart`` as a ``data:image/png`` URI."""
     buffer = io.BytesIO()
     line_chart(ylabel, labels, series, outcomes).savefig(buffer, format="png", metadata={"Software": None})

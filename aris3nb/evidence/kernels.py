@@ -49,12 +49,18 @@ class Kernels:
         warm = "exec(" + repr(WARM_UP) + ", {})"
         self._started += 1
         # The connection file inside the run's scratch folder: swept with it if the run is killed.
-        manager = AsyncKernelManager(kernel_name=KERNEL_NAME,
-                                     connection_file=str(self.log_dir / f"kernel-{self._started}.json"))
+        manager = AsyncKernelManager(
+            kernel_name=KERNEL_NAME, connection_file=str(self.log_dir / f"kernel-{self._started}.json")
+        )
         log = self.log_dir / f"kernel-{self._started}.log"
         with log.open("w") as stream:  # the child keeps its own descriptor
-            run_sync(manager.start_kernel)(env=self.env, cwd=str(self.cwd), stdout=stream, stderr=stream,
-                                           extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"])
+            run_sync(manager.start_kernel)(
+                env=self.env,
+                cwd=str(self.cwd),
+                stdout=stream,
+                stderr=stream,
+                extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"],
+            )
         manager.aris3nb_log = log
         return manager
 
@@ -86,8 +92,11 @@ class Kernels:
 def last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
     """The last lines a dead kernel wrote (its log is outside the bundle), secrets masked."""
     try:
-        lines = [line for line in Path(kernel.aris3nb_log).read_text(errors="replace").splitlines()
-                 if line.strip() and "without encryption" not in line]
+        lines = [
+            line
+            for line in Path(kernel.aris3nb_log).read_text(errors="replace").splitlines()
+            if line.strip() and "without encryption" not in line
+        ]
     except (AttributeError, OSError):
         return []
     return [f"kernel said: {redact_text(line.strip(), secrets)[:300]}" for line in lines[-3:]]

@@ -34,12 +34,17 @@ def notebook_format() -> Any:
 
     return nbformat
 
+
 FAILED_CELL_TAG = "aris3nb-failed-cell"
 MARKER_TAG = "aris3nb-marker"
 
 STATUS_WORDS = {
-    "completed": "completed", "failed": "FAILED its checks", "error": "stopped by an error",
-    "timeout": "stopped: cell timeout", "dead_kernel": "stopped: the kernel died", "interrupted": "interrupted",
+    "completed": "completed",
+    "failed": "FAILED its checks",
+    "error": "stopped by an error",
+    "timeout": "stopped: cell timeout",
+    "dead_kernel": "stopped: the kernel died",
+    "interrupted": "interrupted",
 }
 
 
@@ -105,12 +110,18 @@ def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.Note
     """A cell the runner inserts: a comment as its source, ``banner`` as its output."""
     nbformat = notebook_format()
     cell = nbformat.v4.new_code_cell(f"# {comment}")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(),
-                                                                 "text/plain": repr(banner)})]
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(), "text/plain": repr(banner)})
+    ]
     cell.metadata["tags"] = tags
     # What papermill keeps of every cell, so that its own passes over the notebook accept this one.
-    cell.metadata["papermill"] = {"status": "completed", "exception": False, "start_time": None, "end_time": None,
-                                  "duration": None}
+    cell.metadata["papermill"] = {
+        "status": "completed",
+        "exception": False,
+        "start_time": None,
+        "end_time": None,
+        "duration": None,
+    }
     return cell
 
 
@@ -130,20 +141,27 @@ def target_note(notebook: Any) -> str:
         return f" · profile unreadable: {exc}"
     revision = cached_code_revision(loaded)
     commit = revision.get("git_commit")
-    code = (f"git {commit[:12]}{' (dirty)' if revision.get('git_dirty') else ''}" if commit else "no git commit")
-    return (f" · profile {loaded.profile.name} ({f'sha256:{loaded.sha256[:12]}' if loaded.sha256 else 'built in'})"
-            f" · code {code}, Alembic head {revision.get('alembic_head') or 'unknown'}")
+    code = f"git {commit[:12]}{' (dirty)' if revision.get('git_dirty') else ''}" if commit else "no git commit"
+    return (
+        f" · profile {loaded.profile.name} ({f'sha256:{loaded.sha256[:12]}' if loaded.sha256 else 'built in'})"
+        f" · code {code}, Alembic head {revision.get('alembic_head') or 'unknown'}"
+    )
 
 
 def _banner_cell(run_id: str, phase_run: PhaseRun, target: str = "") -> nbformat.NotebookNode:
     """The verdict at the top of the executed notebook, with the status the runner saw."""
-    note = (f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
-            f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}{target}")
+    note = (
+        f"Run {run_id} · {STATUS_WORDS.get(phase_run.status, phase_run.status)} · "
+        f"{phase_run.duration_sec:.1f} s · started {phase_run.started_at or '-'}{target}"
+    )
     if phase_run.failed_cell is not None:
         note += f" · the failing cell is marked below (tagged {FAILED_CELL_TAG})"
     banner = Banner(phase_run.phase.title, phase_run.verdict or "FAIL", phase_run.reasons, note=note)
-    return _output_cell("The verdict of this phase, written by the aris3nb runner once the notebook ran.", banner,
-                        [MARKER_TAG, "aris3nb-banner"])
+    return _output_cell(
+        "The verdict of this phase, written by the aris3nb runner once the notebook ran.",
+        banner,
+        [MARKER_TAG, "aris3nb-banner"],
+    )
 
 
 def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell_id: str | None) -> None:
@@ -154,10 +172,12 @@ def _mark_failed_cell(notebook: nbformat.NotebookNode, phase_run: PhaseRun, cell
     cell.metadata.setdefault("tags", []).append(FAILED_CELL_TAG)
     cell.metadata["aris3nb"] = {"status": phase_run.status}
     cell.metadata.setdefault("papermill", {})["status"] = "failed"
-    banner = Banner("This cell did not complete", STATUS_WORDS.get(phase_run.status, phase_run.status),
-                    phase_run.reasons[:1])
-    notebook.cells.insert(index, _output_cell("The cell below did not complete (marked by the aris3nb runner).",
-                                              banner, [MARKER_TAG]))
+    banner = Banner(
+        "This cell did not complete", STATUS_WORDS.get(phase_run.status, phase_run.status), phase_run.reasons[:1]
+    )
+    notebook.cells.insert(
+        index, _output_cell("The cell below did not complete (marked by the aris3nb runner).", banner, [MARKER_TAG])
+    )
     phase_run.failed_cell = {"index": None, "id": cell_id, "execution_count": cell.get("execution_count")}
 
 
@@ -170,8 +190,9 @@ def phase_of_notebook(notebook: Any, path: str | Path | None = None) -> Phase:
         return PHASE_BY_NAME[named]
     stem = Path(str(path or "")).stem
     found = next((phase for phase in PHASES if Path(phase.notebook).stem == stem), None)
-    return found or Phase(name=stem or "notebook", notebook=f"{stem or 'notebook'}.ipynb", title=stem or "notebook",
-                          parameters=())
+    return found or Phase(
+        name=stem or "notebook", notebook=f"{stem or 'notebook'}.ipynb", title=stem or "notebook", parameters=()
+    )
 
 
 def _error_output(notebook: Any) -> tuple[str, str] | None:
@@ -183,8 +204,9 @@ def _error_output(notebook: Any) -> tuple[str, str] | None:
     return None
 
 
-def judge_execution(notebook: Any, raised: BaseException | None, phase_run: PhaseRun, *,
-                    last_started: str | None) -> str | None:
+def judge_execution(
+    notebook: Any, raised: BaseException | None, phase_run: PhaseRun, *, last_started: str | None
+) -> str | None:
     """Judge how a phase notebook's execution ended, into ``phase_run`` (status, reasons,
     result, verdict); return the id of the cell that did not complete (None when all did).
 
@@ -198,8 +220,14 @@ def judge_execution(notebook: Any, raised: BaseException | None, phase_run: Phas
         failed_cell = last_started
     elif (error := _error_output(notebook)) is not None:
         status, reason = _classify_error(*error)
-        failed_cell = next((c.get("id") for c in notebook.cells
-                            if (c.get("metadata") or {}).get("papermill", {}).get("status") == "failed"), last_started)
+        failed_cell = next(
+            (
+                c.get("id")
+                for c in notebook.cells
+                if (c.get("metadata") or {}).get("papermill", {}).get("status") == "failed"
+            ),
+            last_started,
+        )
     else:
         status, reason = "completed", None
     phase_run.status = status
@@ -236,8 +264,11 @@ def mark_notebook(notebook: Any, run_id: str, phase_run: PhaseRun, failed_cell_i
     """Put the phase's status into an executed notebook, in place: papermill's error cells and
     any earlier marks out, the failing cell marked, the banner on top, the status in the
     metadata. Marking again (the runner after the engine, ``evidence seal``) gives one set."""
-    notebook.cells = [cell for cell in notebook.cells
-                      if not {"papermill-error-cell-tag", MARKER_TAG} & set(cell.metadata.get("tags", []))]
+    notebook.cells = [
+        cell
+        for cell in notebook.cells
+        if not {"papermill-error-cell-tag", MARKER_TAG} & set(cell.metadata.get("tags", []))
+    ]
     for cell in notebook.cells:
         tags = cell.metadata.get("tags", [])
         if FAILED_CELL_TAG in tags:
@@ -248,16 +279,23 @@ def mark_notebook(notebook: Any, run_id: str, phase_run: PhaseRun, failed_cell_i
         _mark_failed_cell(notebook, phase_run, failed_cell_id)
     notebook.cells.insert(0, _banner_cell(run_id, phase_run, target_note(notebook)))
     if phase_run.failed_cell is not None:  # its position in the notebook as written
-        phase_run.failed_cell["index"] = next(i for i, cell in enumerate(notebook.cells)
-                                              if FAILED_CELL_TAG in cell.metadata.get("tags", []))
+        phase_run.failed_cell["index"] = next(
+            i for i, cell in enumerate(notebook.cells) if FAILED_CELL_TAG in cell.metadata.get("tags", [])
+        )
     papermill_meta = notebook.metadata.setdefault("papermill", {})
     papermill_meta["input_path"] = f"notebooks/{phase_run.phase.notebook}"
     papermill_meta.pop("output_path", None)
     papermill_meta["exception"] = phase_run.status != "completed"
     notebook.metadata["aris3nb"] = {
-        "run_id": run_id, "phase": phase_run.phase.name, "title": phase_run.phase.title, "status": phase_run.status,
-        "verdict": phase_run.verdict, "reasons": phase_run.reasons, "failed_cell": phase_run.failed_cell,
-        "failed_cell_id": failed_cell_id, "started_at": phase_run.started_at,
+        "run_id": run_id,
+        "phase": phase_run.phase.name,
+        "title": phase_run.phase.title,
+        "status": phase_run.status,
+        "verdict": phase_run.verdict,
+        "reasons": phase_run.reasons,
+        "failed_cell": phase_run.failed_cell,
+        "failed_cell_id": failed_cell_id,
+        "started_at": phase_run.started_at,
         "duration_sec": round(phase_run.duration_sec, 3),
     }
 
@@ -267,14 +305,25 @@ def recorded_run(notebook: Any, phase: Phase) -> tuple[PhaseRun, str | None] | N
     meta = (notebook.get("metadata") or {}).get("aris3nb") or {}
     if meta.get("status") not in STATUS_WORDS and meta.get("status") != "completed":
         return None
-    phase_run = PhaseRun(phase, status=meta["status"], verdict=meta.get("verdict"), reasons=list(meta.get("reasons") or []),
-                         started_at=meta.get("started_at"), duration_sec=float(meta.get("duration_sec") or 0))
+    phase_run = PhaseRun(
+        phase,
+        status=meta["status"],
+        verdict=meta.get("verdict"),
+        reasons=list(meta.get("reasons") or []),
+        started_at=meta.get("started_at"),
+        duration_sec=float(meta.get("duration_sec") or 0),
+    )
     phase_run.result = result_in(notebook)
     return phase_run, meta.get("failed_cell_id")
 
 
-def finish_notebook(notebook: nbformat.NotebookNode, run_id: str, phase_run: PhaseRun, failed_cell_id: str | None,
-                    secrets: Sequence[str]) -> nbformat.NotebookNode:
+def finish_notebook(
+    notebook: nbformat.NotebookNode,
+    run_id: str,
+    phase_run: PhaseRun,
+    failed_cell_id: str | None,
+    secrets: Sequence[str],
+) -> nbformat.NotebookNode:
     """``mark_notebook``, then every known secret scrubbed out: the notebook as it is written."""
     nbformat = notebook_format()
     mark_notebook(notebook, run_id, phase_run, failed_cell_id)

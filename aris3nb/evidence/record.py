@@ -26,12 +26,19 @@ class PhaseRun:
     def as_document(self, notebook: bool) -> dict[str, Any]:
         stem = Path(self.phase.notebook).stem
         return {
-            "phase": self.phase.name, "title": self.phase.title, "status": self.status, "verdict": self.verdict,
-            "reasons": self.reasons, "notebook": f"{stem}.ipynb" if notebook else None,
-            "html": f"{stem}.html" if notebook else None, "started_at": self.started_at,
-            "duration_sec": round(self.duration_sec, 3), "failed_cell": self.failed_cell,
+            "phase": self.phase.name,
+            "title": self.phase.title,
+            "status": self.status,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "notebook": f"{stem}.ipynb" if notebook else None,
+            "html": f"{stem}.html" if notebook else None,
+            "started_at": self.started_at,
+            "duration_sec": round(self.duration_sec, 3),
+            "failed_cell": self.failed_cell,
             "parameters": self.parameters,
-            "checks": (self.result or {}).get("checks", []), "metrics": (self.result or {}).get("metrics", {}),
+            "checks": (self.result or {}).get("checks", []),
+            "metrics": (self.result or {}).get("metrics", {}),
         }
 
 

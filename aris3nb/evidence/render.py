@@ -61,15 +61,37 @@ _LOADING_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 
 # ``<link rel=...>`` values that only describe a relation and fetch nothing. Any other rel
 # (stylesheet, icon, preload, modulepreload, prefetch, preconnect, manifest, ...) loads.
-_NAVIGATION_RELS = frozenset({
-    "alternate", "author", "bookmark", "canonical", "external", "help", "license", "me",
-    "next", "nofollow", "noopener", "noreferrer", "prev", "search", "tag",
-})
+_NAVIGATION_RELS = frozenset(
+    {
+        "alternate",
+        "author",
+        "bookmark",
+        "canonical",
+        "external",
+        "help",
+        "license",
+        "me",
+        "next",
+        "nofollow",
+        "noopener",
+        "noreferrer",
+        "prev",
+        "search",
+        "tag",
+    }
+)
 
-_SCRIPT_TYPES_THAT_RUN = frozenset({
-    "", "module", "text/javascript", "application/javascript", "application/ecmascript",
-    "text/ecmascript", "javascript",
-})
+_SCRIPT_TYPES_THAT_RUN = frozenset(
+    {
+        "",
+        "module",
+        "text/javascript",
+        "application/javascript",
+        "application/ecmascript",
+        "text/ecmascript",
+        "javascript",
+    }
+)
 
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))\s*\)""", re.IGNORECASE)
@@ -199,6 +221,7 @@ def remote_references(html: str) -> list[str]:
 
 
 # --- notebook pages ----------------------------------------------------------------------------
+
 
 class _EscapingMarkdownRenderer(IPythonRenderer):
     """nbconvert's markdown renderer, with raw HTML shown as text exactly as written.

@@ -51,11 +51,15 @@ def target_lock(artifacts_dir: Path, target: str, *, run_id: str, started_at: st
                 if time.monotonic() >= give_up:
                     raise UsageError(
                         f"{_holder(fd)} is running against {target}; this run waited {wait_sec:g} s and did not start "
-                        "(wait for it, or set OPS_RUN_LOCK_WAIT_SEC to wait longer)") from None
+                        "(wait for it, or set OPS_RUN_LOCK_WAIT_SEC to wait longer)"
+                    ) from None
                 time.sleep(_POLL_SEC)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"run_id": run_id, "pid": os.getpid(), "started_at": started_at,
-                                  "target": target}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps({"run_id": run_id, "pid": os.getpid(), "started_at": started_at, "target": target}).encode(),
+            0,
+        )
         try:
             yield path
         finally:

@@ -128,20 +128,34 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     if options.base_url:
         exports = options.exports_dir or (options.profile.exports_dir() if not options.profile.is_reference else None)
         database_url = options.database_url or settings.database_url
-        yield Target("base_url", options.base_url, database_url,
-                     exports or (settings.resolved_exports_dir() if database_url else None),
-                     f"{redact_text(options.base_url)} (--base-url)")
+        yield Target(
+            "base_url",
+            options.base_url,
+            database_url,
+            exports or (settings.resolved_exports_dir() if database_url else None),
+            f"{redact_text(options.base_url)} (--base-url)",
+        )
         return
     if options.database_url:
         check_connection(options.database_url)
         exports = options.exports_dir or settings.resolved_exports_dir()
         with reference_service(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
-            yield Target("database", base_url, options.database_url, exports,
-                         f"reference service at {base_url} over {redact_url(options.database_url)}")
+            yield Target(
+                "database",
+                base_url,
+                options.database_url,
+                exports,
+                f"reference service at {base_url} over {redact_url(options.database_url)}",
+            )
         return
     with embedded_target(settings, scale=options.scale, purpose="run") as made:
-        yield Target("embedded", str(made.base_url), made.database_url, made.exports_dir,
-                     f"embedded reference service at {made.base_url} (fresh SQLite, scale {made.scale})")
+        yield Target(
+            "embedded",
+            str(made.base_url),
+            made.database_url,
+            made.exports_dir,
+            f"embedded reference service at {made.base_url} (fresh SQLite, scale {made.scale})",
+        )
 
 
 # ---------------------------------------------------------------------------- the run
@@ -161,7 +175,8 @@ class _Run:
     #: HTML pages are rendered on one background thread while the next phase runs, except
     #: while a phase measures latency (``QUIET_PHASES``): the renders pending are awaited first.
     renderer: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aris3nb-render"))
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aris3nb-render")
+    )
     renders: list[tuple[PhaseRun, concurrent.futures.Future[None]]] = field(default_factory=list)
 
     def finish_renders(self) -> None:
@@ -205,11 +220,18 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
     if pytest_target is not None and not pytest_target.is_absolute():  # the notebook also runs from its bundle folder
         pytest_target = (options.workdir or Path.cwd()) / pytest_target
     values: dict[str, Any] = {
-        "run_id": run.run_id, "base_url": base_url, "database_url": database_url, "pytest_target": str(pytest_target) if pytest_target else None,
-        "strict": options.strict, "budgets_ms": budgets, "exports_dir": exports_dir, "backup_name": run.backup_name,
+        "run_id": run.run_id,
+        "base_url": base_url,
+        "database_url": database_url,
+        "pytest_target": str(pytest_target) if pytest_target else None,
+        "strict": options.strict,
+        "budgets_ms": budgets,
+        "exports_dir": exports_dir,
+        "backup_name": run.backup_name,
         "manifest": str(manifest) if manifest else None,
         "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
-        "confirm_restore": options.confirm_restore, "no_restore_reason": no_restore_reason,
+        "confirm_restore": options.confirm_restore,
+        "no_restore_reason": no_restore_reason,
         "terminate_sessions": options.terminate_sessions,
         "profile": str(options.profile.path) if options.profile.path else None,
     }
@@ -245,16 +267,22 @@ def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, 
     if not deploy_ran and run.options.phases:
         return run.options.manifest, None
     if own is None:
-        return None, ("this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
-                      "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is")
+        return None, (
+            "this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
+            "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is"
+        )
     after = [t for t in triggers if t.phase != "pre_deploy"]
     if not after and "rollback" not in run.options.phases:  # named: the operator's request comes after the backup
-        return None, ("every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
-                      "restored (NO-GO and the freeze stand)")
+        return None, (
+            "every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
+            "restored (NO-GO and the freeze stand)"
+        )
     distrusted = [t for t in after if t.kind in _BACKUP_DISTRUSTED]
     if distrusted:
-        return None, (f"this run's backup {own.parent.name} is not to be trusted ({distrusted[0]}): restoring it could "
-                      "make things worse; restore a known-good backup by name (aris3nb backup restore)")
+        return None, (
+            f"this run's backup {own.parent.name} is not to be trusted ({distrusted[0]}): restoring it could "
+            "make things worse; restore a known-good backup by name (aris3nb backup restore)"
+        )
     return own, None
 
 
@@ -263,8 +291,13 @@ def _kernel_env(run: _Run) -> dict[str, str]:
     the target starts). It is the one road a secret takes into a kernel: the URLs the
     operator gave (which may carry a password) are DATABASE_URL and ARIS3_BASE_URL here; a
     parameter carries a URL only when it has no password (``_public``)."""
-    env = {**os.environ, RUN_DIR_ENV: str(run.run_dir), "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
-           "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        RUN_DIR_ENV: str(run.run_dir),
+        "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
+        "PYTHONUNBUFFERED": "1",
+        "MPLBACKEND": "Agg",
+    }
     for name, url in (("DATABASE_URL", run.options.database_url), ("ARIS3_BASE_URL", run.options.base_url)):
         if url:
             env[name] = url
@@ -275,8 +308,9 @@ def _kernel_env(run: _Run) -> dict[str, str]:
     return env
 
 
-def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
-                   on_cell: Callable[[int, int], None] | None) -> None:
+def _execute_phase(
+    run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path, on_cell: Callable[[int, int], None] | None
+) -> None:
     import papermill
 
     ensure_registered()
@@ -292,10 +326,18 @@ def _execute_phase(run: _Run, phase_run: PhaseRun, kernel: Any, input_dir: Path,
     raised: BaseException | None = None
     try:
         papermill.execute_notebook(
-            str(input_path), str(output_path), parameters=phase_run.parameters, engine_name=ENGINE_NAME,
-            kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
-            execution_timeout=run.options.cell_timeout_sec, start_timeout=KERNEL_START_TIMEOUT_SEC, km=kernel,
-            on_cell_start=tracker.start, **{RUN_ID_KEYWORD: run.run_id},
+            str(input_path),
+            str(output_path),
+            parameters=phase_run.parameters,
+            engine_name=ENGINE_NAME,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=run.options.cell_timeout_sec,
+            start_timeout=KERNEL_START_TIMEOUT_SEC,
+            km=kernel,
+            on_cell_start=tracker.start,
+            **{RUN_ID_KEYWORD: run.run_id},
         )
     except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded; Ctrl-C ends the run
         raised = exc
@@ -353,9 +395,12 @@ def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
 
 
 def _secrets(options: RunOptions, settings: Settings) -> list[str]:
-    found = [settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
-             settings.secret_key.get_secret_value() if settings.secret_key else None,
-             *(url_password(u) for u in (options.database_url, settings.database_url) if u)]
+    found = [
+        settings.smoke_password.get_secret_value(),
+        settings.seed_password.get_secret_value(),
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+        *(url_password(u) for u in (options.database_url, settings.database_url) if u),
+    ]
     if options.base_url:
         import httpx
 
@@ -376,11 +421,15 @@ def validate_run_options(options: RunOptions) -> RunOptions:
     known_budgets = latency_names(options.profile)
     unknown_budgets = sorted(set(options.budgets_ms) - set(known_budgets))
     if unknown_budgets:
-        raise UsageError(f"unknown latency budget(s) {', '.join(unknown_budgets)}; known for the profile "
-                         f"{options.profile.profile.name}: {', '.join(known_budgets) or 'none'}")
+        raise UsageError(
+            f"unknown latency budget(s) {', '.join(unknown_budgets)}; known for the profile "
+            f"{options.profile.profile.name}: {', '.join(known_budgets) or 'none'}"
+        )
     if not options.profile.is_reference and not options.base_url:
-        raise UsageError(f"the target profile {options.profile.label} describes a service of its own: give its "
-                         "--base-url (and --database-url); aris3nb serves only its bundled reference itself")
+        raise UsageError(
+            f"the target profile {options.profile.label} describes a service of its own: give its "
+            "--base-url (and --database-url); aris3nb serves only its bundled reference itself"
+        )
     if options.cell_timeout_sec <= 0:
         raise UsageError("the cell timeout must be a positive number of seconds")
     if options.exports_dir is not None and not options.exports_dir.is_dir():
@@ -394,10 +443,17 @@ def validate_run_options(options: RunOptions) -> RunOptions:
     pytest_target = options.pytest_target or (DEFAULT_PYTEST_TARGET if options.profile.is_reference else None)
     smoke = Path(pytest_target.split("::")[0]) if pytest_target else None
     if smoke is not None and not (smoke if smoke.is_absolute() else workdir / smoke).exists():
-        raise UsageError(f"the smoke target {pytest_target} does not exist (looked in {workdir}): give "
-                         "--pytest-target, or run from the checkout that holds it")
-    return dataclasses.replace(options, base_url=base_url, workdir=workdir, pytest_target=pytest_target,
-                               phases=tuple(dict.fromkeys(options.phases)))
+        raise UsageError(
+            f"the smoke target {pytest_target} does not exist (looked in {workdir}): give "
+            "--pytest-target, or run from the checkout that holds it"
+        )
+    return dataclasses.replace(
+        options,
+        base_url=base_url,
+        workdir=workdir,
+        pytest_target=pytest_target,
+        phases=tuple(dict.fromkeys(options.phases)),
+    )
 
 
 def _quiet_notebook_loggers() -> None:
@@ -427,22 +483,31 @@ def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
     return name
 
 
-def run_playbook(options: RunOptions, settings: Settings, *,
-                 on_phase: Callable[[str, str], None] | None = None,
-                 on_cell: Callable[[int, int], None] | None = None) -> RunResult:
+def run_playbook(
+    options: RunOptions,
+    settings: Settings,
+    *,
+    on_phase: Callable[[str, str], None] | None = None,
+    on_cell: Callable[[int, int], None] | None = None,
+) -> RunResult:
     """Run the playbook's phases and seal the run's evidence bundle; the result's verdict
     and exit code say how it went. Raises only for input it cannot act on (exit 2)."""
     from aris3nb.evidence import bundle
 
     # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND), for the CLI and callers alike.
-    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
-                                  revert_command=options.revert_command or settings.ops_revert_command)
+    options = dataclasses.replace(
+        options,
+        database_url=options.database_url or settings.database_url,
+        revert_command=options.revert_command or settings.ops_revert_command,
+    )
     options = validate_run_options(options)
     if "drill" in (options.phases or DEFAULT_PHASES) and not options.embedded and not settings.ops_enable_backup_drill:
         from aris3nb.core.errors import DrillDisabled
 
-        raise DrillDisabled("the playbook's restore drill is disabled on this target: set OPS_ENABLE_BACKUP_DRILL=true "
-                            "to run it (a run without its drill is never GO), or name the phases to run without it")
+        raise DrillDisabled(
+            "the playbook's restore drill is disabled on this target: set OPS_ENABLE_BACKUP_DRILL=true "
+            "to run it (a run without its drill is never GO), or name the phases to run without it"
+        )
     _quiet_notebook_loggers()
     if options.out is not None:
         settings = settings.model_copy(update={"ops_artifacts_dir": options.out})
@@ -454,30 +519,59 @@ def run_playbook(options: RunOptions, settings: Settings, *,
     if not options.embedded:  # the embedded default's target is this run's own
         from aris3nb.evidence.run_lock import target_lock
 
-        held.enter_context(target_lock(settings.ops_artifacts_dir, _lock_target(options), run_id=run_id,
-                                       started_at=utc_text(started), wait_sec=settings.ops_run_lock_wait_sec))
+        held.enter_context(
+            target_lock(
+                settings.ops_artifacts_dir,
+                _lock_target(options),
+                run_id=run_id,
+                started_at=utc_text(started),
+                wait_sec=settings.ops_run_lock_wait_sec,
+            )
+        )
     with held:
         run_dir.mkdir(parents=True, mode=0o700)
-        run = _Run(options, settings, run_id, run_dir, secrets=_secrets(options, settings),
-                   backup_name=_backup_name(settings, started, run_id))
+        run = _Run(
+            options,
+            settings,
+            run_id,
+            run_dir,
+            secrets=_secrets(options, settings),
+            backup_name=_backup_name(settings, started, run_id),
+        )
         requested = options.phases or DEFAULT_PHASES
         triggers: list[Trigger] = []
         try:
             with contextlib.ExitStack() as stack:
                 sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
-                input_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-")))
+                input_dir = Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-"))
+                )
                 kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), input_dir)
                 stack.callback(kernels.close)
                 kernels.start_next()  # the first kernel boots while the target starts
                 run.target = stack.enter_context(open_target(options, settings))
                 planned = [phase for phase in PHASES if phase.name in requested]
                 for position, phase in enumerate(planned):
-                    _run_phase(run, phase, kernels, input_dir, start_another=position + 1 < len(planned),
-                               on_phase=on_phase, on_cell=on_cell)
+                    _run_phase(
+                        run,
+                        phase,
+                        kernels,
+                        input_dir,
+                        start_another=position + 1 < len(planned),
+                        on_phase=on_phase,
+                        on_cell=on_cell,
+                    )
                 triggers = _triggers(run)
                 if triggers and not options.phases:  # phases named by hand: the rollback runs only when named
-                    _run_phase(run, PHASE_BY_NAME[ROLLBACK], kernels, input_dir, start_another=False,
-                               on_phase=on_phase, on_cell=on_cell)
+                    _run_phase(
+                        run,
+                        PHASE_BY_NAME[ROLLBACK],
+                        kernels,
+                        input_dir,
+                        start_another=False,
+                        on_phase=on_phase,
+                        on_cell=on_cell,
+                    )
         except KeyboardInterrupt:
             run.interrupted = True
         finally:
@@ -491,8 +585,16 @@ def _triggers(run: _Run) -> list[Trigger]:
     return evaluate_triggers([p.as_document(True) for p in run.phases])
 
 
-def _run_phase(run: _Run, phase: Phase, kernels: Kernels, input_dir: Path, *, start_another: bool,
-               on_phase: Callable[[str, str], None] | None, on_cell: Callable[[int, int], None] | None) -> None:
+def _run_phase(
+    run: _Run,
+    phase: Phase,
+    kernels: Kernels,
+    input_dir: Path,
+    *,
+    start_another: bool,
+    on_phase: Callable[[str, str], None] | None,
+    on_cell: Callable[[int, int], None] | None,
+) -> None:
     """Run ``phase`` (or record why it is skipped) and add it to the run."""
     phase_run = PhaseRun(phase)
     skip = _should_run(run, phase, explicit=bool(run.options.phases))
@@ -517,13 +619,15 @@ def _given_again(given: str | None, recorded: str | None, option: str) -> str | 
     if not given:
         raise UsageError(f"the run's target was {recorded}: give {option} again (a password is never kept in evidence)")
     if recorded not in (redact_url(given), redact_text(given)):
-        raise UsageError(f"{option} names {redact_text(given)}, but the run's target was {recorded}: a re-run "
-                         "judges the same target")
+        raise UsageError(
+            f"{option} names {redact_text(given)}, but the run's target was {recorded}: a re-run judges the same target"
+        )
     return given
 
 
-def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
-                  public_key: Path | None = None) -> RunOptions:
+def rerun_options(
+    settings: Settings, run_id: str, phase: str, base: RunOptions, public_key: Path | None = None
+) -> RunOptions:
     """The options of an earlier run, for one phase again: the same parameters, the same
     kind of target (the embedded default gets a fresh one; URLs are resolved again).
 
@@ -536,8 +640,10 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     if phase not in PHASE_BY_NAME:
         raise UsageError(f"unknown phase {phase}; phases: {', '.join(PHASE_BY_NAME)}")
     if not RUN_ID_PATTERN.match(run_id):
-        raise UsageError(f"--rerun takes a run id such as 20261129T153441Z-1a2b3c (a folder name under "
-                         f"OPS_ARTIFACTS_DIR/{RUNS_DIRNAME}), not {run_id[:80]!r}")
+        raise UsageError(
+            f"--rerun takes a run id such as 20261129T153441Z-1a2b3c (a folder name under "
+            f"OPS_ARTIFACTS_DIR/{RUNS_DIRNAME}), not {run_id[:80]!r}"
+        )
     out = base.out or settings.ops_artifacts_dir
     run_dir = out / RUNS_DIRNAME / run_id
     if not (run_dir / "evidence.json").is_file():
@@ -547,23 +653,46 @@ def rerun_options(settings: Settings, run_id: str, phase: str, base: RunOptions,
     link = next_link(run_dir)
     linked = str(link.get("digest")) if link else None
     if linked is not None and linked != verification.digest:
-        raise EvidenceInvalid(run_dir, [f"evidence.json of run {run_id} was changed after it was sealed: the next run's "
-                                        "link holds another digest"])
-    unprotected = None if verification.signed or linked else (
-        f"run {run_id} is unsigned and no later run links it yet: its evidence.json (the parameters this re-run takes) "
-        "could have been changed unseen")
+        raise EvidenceInvalid(
+            run_dir,
+            [
+                f"evidence.json of run {run_id} was changed after it was sealed: the next run's "
+                "link holds another digest"
+            ],
+        )
+    unprotected = (
+        None
+        if verification.signed or linked
+        else (
+            f"run {run_id} is unsigned and no later run links it yet: its evidence.json (the parameters this re-run takes) "
+            "could have been changed unseen"
+        )
+    )
     document = read_evidence(run_dir / "evidence.json")
     parameters, target = document.get("parameters") or {}, document.get("target") or {}
     database_url = base_url = None
     if target.get("mode") != "embedded":  # the same target again; its password was never kept
-        database_url = _given_again(base.database_url or settings.database_url, target.get("database_url"), "--database-url")
+        database_url = _given_again(
+            base.database_url or settings.database_url, target.get("database_url"), "--database-url"
+        )
     if target.get("mode") == "base_url":
         base_url = _given_again(base.base_url or settings.base_url, target.get("base_url"), "--base-url")
-    drilled = next((p.get("parameters", {}).get("manifest") for p in document.get("phases") or []
-                    if isinstance(p, dict) and p.get("phase") == phase and isinstance(p.get("parameters"), dict)), None)
+    drilled = next(
+        (
+            p.get("parameters", {}).get("manifest")
+            for p in document.get("phases") or []
+            if isinstance(p, dict) and p.get("phase") == phase and isinstance(p.get("parameters"), dict)
+        ),
+        None,
+    )
     return dataclasses.replace(
-        base, phases=(phase,), database_url=database_url, base_url=base_url, rerun_of=run_id,
-        strict=bool(parameters.get("strict", base.strict)), budgets_ms=parameters.get("budgets_ms") or base.budgets_ms,
+        base,
+        phases=(phase,),
+        database_url=database_url,
+        base_url=base_url,
+        rerun_of=run_id,
+        strict=bool(parameters.get("strict", base.strict)),
+        budgets_ms=parameters.get("budgets_ms") or base.budgets_ms,
         pytest_target=parameters.get("pytest_target") or base.pytest_target,
         scale=parameters.get("scale") or base.scale,
         manifest=base.manifest or (Path(drilled) if isinstance(drilled, str) else None),

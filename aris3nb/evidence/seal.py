@@ -63,20 +63,35 @@ def _git_commit() -> dict[str, Any]:
     root = NOTEBOOKS_DIR.parent
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "branch": None, "dirty": None}
 
 
 def _tools() -> dict[str, str | None]:
     tools: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("papermill", "nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client", "pandas",
-                 "matplotlib", "sqlalchemy", "alembic", "cryptography"):
+    for name in (
+        "papermill",
+        "nbclient",
+        "nbconvert",
+        "nbformat",
+        "ipykernel",
+        "jupyter_client",
+        "pandas",
+        "matplotlib",
+        "sqlalchemy",
+        "alembic",
+        "cryptography",
+    ):
         try:
             tools[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
@@ -84,8 +99,9 @@ def _tools() -> dict[str, str | None]:
     return tools
 
 
-def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any, *,
-         executed_by: str = "aris3nb run") -> RunResult:
+def seal(
+    run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: Any, *, executed_by: str = "aris3nb run"
+) -> RunResult:
     from aris3nb.evidence.index import write_index
 
     finished = dt.datetime.now(dt.UTC)
@@ -93,31 +109,45 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
     options = run.options
     target = run.target
     document = {
-        "run_id": run.run_id, "started_at": utc_text(started), "finished_at": utc_text(finished),
+        "run_id": run.run_id,
+        "started_at": utc_text(started),
+        "finished_at": utc_text(finished),
         "duration_sec": round((finished - started).total_seconds(), 3),
         "verdict": INTERRUPTED if run.interrupted else str(verdict),
-        "decision": decision, "exit_code": exit_code, "interrupted": run.interrupted,
-        "target": {"mode": target.mode if target else None, "description": target.description if target else None,
-                   "base_url": redact_text(target.base_url) if target else None,
-                   "database_url": redact_url(target.database_url) if target and target.database_url else None},
+        "decision": decision,
+        "exit_code": exit_code,
+        "interrupted": run.interrupted,
+        "target": {
+            "mode": target.mode if target else None,
+            "description": target.description if target else None,
+            "base_url": redact_text(target.base_url) if target else None,
+            "database_url": redact_url(target.database_url) if target and target.database_url else None,
+        },
         "parameters": {
-            "phases": list(options.phases) or "default", "strict": options.strict,
-            "confirm_restore": options.confirm_restore, "budgets_ms": dict(options.budgets_ms),
-            "pytest_target": options.pytest_target, "cell_timeout_sec": options.cell_timeout_sec,
+            "phases": list(options.phases) or "default",
+            "strict": options.strict,
+            "confirm_restore": options.confirm_restore,
+            "budgets_ms": dict(options.budgets_ms),
+            "pytest_target": options.pytest_target,
+            "cell_timeout_sec": options.cell_timeout_sec,
             "scale": options.scale if target and target.mode == "embedded" else None,
             "revert_command": redact_text(options.revert_command, run.secrets) if options.revert_command else None,
-            "signed": options.signing_key is not None, "rerun_of": options.rerun_of,
+            "signed": options.signing_key is not None,
+            "rerun_of": options.rerun_of,
             "manifest": str(options.manifest) if options.manifest else None,
             "terminate_sessions": options.terminate_sessions,
             "exports_dir": str(options.exports_dir) if options.exports_dir else None,
-            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED if options.embedded and executed_by == "aris3nb run"
+            "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED
+            if options.embedded and executed_by == "aris3nb run"
             else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
-            "executed_by": executed_by, "rerun_warning": options.rerun_warning,
+            "executed_by": executed_by,
+            "rerun_warning": options.rerun_warning,
         },
         "profile": {**options.profile.as_evidence(), "code_revision": target_code_revision(options.profile)},
         "triggers": [dataclasses.asdict(t) for t in triggers],
-        "phases": [p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file())
-                   for p in run.phases],
+        "phases": [
+            p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file()) for p in run.phases
+        ],
         "metrics": _metrics(run),
         "code": {"aris3nb_version": __version__, **_git_commit()},
         "tools": _tools(),
@@ -128,8 +158,18 @@ def seal(run: _Run, started: dt.datetime, triggers: Sequence[Trigger], bundle: A
         index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
     except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
-    return RunResult(run.run_id, run.run_dir, verdict, decision, exit_code, run.phases, list(triggers),
-                     evidence_path, index_path, index_problem)
+    return RunResult(
+        run.run_id,
+        run.run_dir,
+        verdict,
+        decision,
+        exit_code,
+        run.phases,
+        list(triggers),
+        evidence_path,
+        index_path,
+        index_problem,
+    )
 
 
 def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = None) -> RunResult:
@@ -155,15 +195,21 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
     if not run_dir.is_dir():
         raise UsageError(f"no run folder at {run_dir}")
     if not RUN_ID_PATTERN.match(run_dir.name):
-        raise UsageError(f"{run_dir.name!r} is not a run id: write the notebooks into a folder named like "
-                         "20261129T120000Z-a1b2c3 (the order the chain of runs follows)")
+        raise UsageError(
+            f"{run_dir.name!r} is not a run id: write the notebooks into a folder named like "
+            "20261129T120000Z-a1b2c3 (the order the chain of runs follows)"
+        )
     nbformat = notebook_format()
     present = [phase for phase in PHASES if (run_dir / phase.notebook).is_file()]
     if not present:
         raise UsageError(f"no phase notebook in {run_dir} (expected e.g. {PHASES[0].notebook})")
     planned = tuple(phase.name for phase in present)
-    run = _Run(RunOptions(phases=planned, signing_key=signing_key), settings.model_copy(update={"ops_artifacts_dir": run_dir.parent.parent}),
-               run_dir.name, run_dir)
+    run = _Run(
+        RunOptions(phases=planned, signing_key=signing_key),
+        settings.model_copy(update={"ops_artifacts_dir": run_dir.parent.parent}),
+        run_dir.name,
+        run_dir,
+    )
     started = None
     for phase in present:
         path = run_dir / phase.notebook
@@ -174,8 +220,10 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
         else:  # not executed by the aris3nb engine: judged from what the notebook holds
             phase_run = PhaseRun(phase)
             failed_cell = judge_execution(notebook, None, phase_run, last_started=None)
-            phase_run.reasons.append("not executed with the aris3nb engine: a timeout or a dead kernel would not "
-                                     "show (papermill --engine aris3nb)")
+            phase_run.reasons.append(
+                "not executed with the aris3nb engine: a timeout or a dead kernel would not "
+                "show (papermill --engine aris3nb)"
+            )
         run.phases.append(phase_run)
         moment = _parse_time(phase_run.started_at)
         started = min(started, moment) if started and moment else (started or moment)

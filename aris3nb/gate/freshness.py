@@ -35,7 +35,6 @@ from typing import Any
 
 from aris3nb.backup import source
 from aris3nb.backup.catalog import Candidate, choose_backup
-from aris3nb.targets.profile import LoadedProfile
 from aris3nb.backup.create import backups_dir
 from aris3nb.backup.drill import drills_dir, read_drill_report
 from aris3nb.backup.manifest import MANIFEST_NAME, read_manifest
@@ -44,6 +43,7 @@ from aris3nb.core.db import engine_name, sqlite_path
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.redact import redact_url
 from aris3nb.core.settings import Settings
+from aris3nb.targets.profile import LoadedProfile
 
 #: The throwaway folders ``aris3nb.targets.embedded.embedded_target`` makes for ``aris3nb run``
 #: and the gate (spelled out: the gate does not import the reference double; a test keeps them in step).
@@ -97,50 +97,78 @@ def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | Non
     (SKIP: no real target; FAIL: a real target whose database is not named), else None."""
     if not database_url:
         if base_url:
-            return failed("the live target's database is not named (--database-url or DATABASE_URL): "
-                          "its backups and drills cannot be judged", target=None)
-        return skipped("no real target: the gate judges its own embedded service over a temporary database made for "
-                       "this gate run, which has no backups to judge (name a target with --database-url)", target=None)
+            return failed(
+                "the live target's database is not named (--database-url or DATABASE_URL): "
+                "its backups and drills cannot be judged",
+                target=None,
+            )
+        return skipped(
+            "no real target: the gate judges its own embedded service over a temporary database made for "
+            "this gate run, which has no backups to judge (name a target with --database-url)",
+            target=None,
+        )
     folder = throwaway_embedded_folder(database_url)
     if folder is not None:
-        return skipped(f"no real target: {redact_url(database_url)} is the throwaway database of an embedded target "
-                       "(`aris3nb run`'s embedded default, deleted when the run ends); its first backup is the run's deploy backup, "
-                       "taken after this gate, and its drill phase drills it", target=redact_url(database_url))
+        return skipped(
+            f"no real target: {redact_url(database_url)} is the throwaway database of an embedded target "
+            "(`aris3nb run`'s embedded default, deleted when the run ends); its first backup is the run's deploy backup, "
+            "taken after this gate, and its drill phase drills it",
+            target=redact_url(database_url),
+        )
     return None
 
 
 # ---------------------------------------------------------------------------- backups
 
 
-def judge_backup_age(chosen: Candidate, passed_over: Iterable[Candidate], *, budget_sec: float,
-                     now: dt.datetime) -> Outcome:
+def judge_backup_age(
+    chosen: Candidate, passed_over: Iterable[Candidate], *, budget_sec: float, now: dt.datetime
+) -> Outcome:
     """PASS when the newest valid backup ``chosen`` is at most ``budget_sec`` old at ``now``."""
     newer = [c for c in passed_over if c.created_at > chosen.created_at]
     evidence: dict[str, Any] = {
-        "rpo_budget_sec": budget_sec, "newest_valid_backup": chosen.name, "manifest": str(chosen.manifest),
-        "created_at": chosen.created_at, "age_sec": None,
+        "rpo_budget_sec": budget_sec,
+        "newest_valid_backup": chosen.name,
+        "manifest": str(chosen.manifest),
+        "created_at": chosen.created_at,
+        "age_sec": None,
         "newer_passed_over": [{"backup": c.name, "created_at": c.created_at, "why": c.rejected} for c in newer],
     }
     skipped_newer = f"; newer backups passed over: {', '.join(c.name for c in newer)}" if newer else ""
     created = parse_utc(chosen.created_at)
     if created is None:
-        return failed(f"newest valid backup {chosen.name} has no readable created_at ({chosen.created_at!r}): "
-                      f"its age cannot be judged{skipped_newer}", **evidence)
+        return failed(
+            f"newest valid backup {chosen.name} has no readable created_at ({chosen.created_at!r}): "
+            f"its age cannot be judged{skipped_newer}",
+            **evidence,
+        )
     age = (now - created).total_seconds()
     evidence["age_sec"] = round(age, 3)
     if age < -CLOCK_SKEW_SEC:
-        return failed(f"newest valid backup {chosen.name} is dated {chosen.created_at}, {age_text(-age)} in the "
-                      "future: its age cannot be judged (check the clocks)" + skipped_newer, **evidence)
+        return failed(
+            f"newest valid backup {chosen.name} is dated {chosen.created_at}, {age_text(-age)} in the "
+            "future: its age cannot be judged (check the clocks)" + skipped_newer,
+            **evidence,
+        )
     figures = f"newest valid backup {chosen.name} is {age_text(max(age, 0.0))} old, budget {age_text(budget_sec)}"
     if age > budget_sec:
-        return failed(f"{figures}: older than the RPO budget (OPS_RPO_BUDGET_SEC={budget_sec:g}); take a backup "
-                      "(aris3nb backup create)" + skipped_newer, **evidence)
+        return failed(
+            f"{figures}: older than the RPO budget (OPS_RPO_BUDGET_SEC={budget_sec:g}); take a backup "
+            "(aris3nb backup create)" + skipped_newer,
+            **evidence,
+        )
     return passed(figures + skipped_newer, **evidence)
 
 
-def judge_backup_freshness(settings: Settings, database_url: str | None, *, base_url: str | None = None,
-                           budget_sec: float, now: dt.datetime | None = None,
-                           profile: LoadedProfile | None = None) -> Outcome:
+def judge_backup_freshness(
+    settings: Settings,
+    database_url: str | None,
+    *,
+    base_url: str | None = None,
+    budget_sec: float,
+    now: dt.datetime | None = None,
+    profile: LoadedProfile | None = None,
+) -> Outcome:
     """The newest valid backup of the database at ``database_url`` within the RPO budget
     (``unjudgeable``'s outcome when there is no such database), validated against the table
     set of ``profile``'s target (None: the reference)."""
@@ -149,11 +177,16 @@ def judge_backup_freshness(settings: Settings, database_url: str | None, *, base
         return unjudged
     assert database_url  # unjudgeable answers when it is not given
     try:
-        choice = choose_backup(settings, database_url, require_valid=True, purpose="judge against the RPO budget",
-                               profile=profile)
+        choice = choose_backup(
+            settings, database_url, require_valid=True, purpose="judge against the RPO budget", profile=profile
+        )
     except NoBackup as exc:  # its message lists every backup found and why each was passed over
-        return failed(f"{exc}; take one (aris3nb backup create)", rpo_budget_sec=budget_sec, newest_valid_backup=None,
-                      target=redact_url(database_url))
+        return failed(
+            f"{exc}; take one (aris3nb backup create)",
+            rpo_budget_sec=budget_sec,
+            newest_valid_backup=None,
+            target=redact_url(database_url),
+        )
     chosen = next(c for c in choice.considered if c.manifest == choice.manifest)
     outcome = judge_backup_age(chosen, choice.passed_over, budget_sec=budget_sec, now=now or dt.datetime.now(dt.UTC))
     outcome.evidence.update(target=choice.target, choice=choice.as_evidence())
@@ -176,8 +209,15 @@ class DrillSeen:
     why_not: str | None = None
 
     def as_evidence(self) -> dict[str, Any]:
-        return {"report": self.report, "backup": self.backup, "status": self.status, "finished_at": self.finished_at,
-                "of_target": self.of_target, "counted": self.why_not is None, "why_not": self.why_not}
+        return {
+            "report": self.report,
+            "backup": self.backup,
+            "status": self.status,
+            "finished_at": self.finished_at,
+            "of_target": self.of_target,
+            "counted": self.why_not is None,
+            "why_not": self.why_not,
+        }
 
     def __str__(self) -> str:
         return f"{self.report} ({self.backup or '?'}): {self.why_not or 'counted'}"
@@ -237,8 +277,11 @@ def drills_seen(settings: Settings, live: dict[str, Any]) -> tuple[list[DrillSee
     counts for the target ``live`` (``source.describe``): a PASS of one of its backups; and
     how many reports there are."""
     folder = drills_dir(settings)
-    paths = sorted(folder.glob("*/drill_report_*.json"), key=lambda p: (p.name, p.parent.name), reverse=True) \
-        if folder.is_dir() else []
+    paths = (
+        sorted(folder.glob("*/drill_report_*.json"), key=lambda p: (p.name, p.parent.name), reverse=True)
+        if folder.is_dir()
+        else []
+    )
     seen: list[DrillSeen] = []
     for path in paths:  # named by their UTC write time: newest first
         seen.append(_seen(path, folder, settings, live))
@@ -247,45 +290,71 @@ def drills_seen(settings: Settings, live: dict[str, Any]) -> tuple[list[DrillSee
     return seen, len(paths)
 
 
-def judge_drill_age(seen: list[DrillSeen], *, max_age_days: float, now: dt.datetime,
-                    target: str, folder: Path, total: int | None = None) -> Outcome:
+def judge_drill_age(
+    seen: list[DrillSeen], *, max_age_days: float, now: dt.datetime, target: str, folder: Path, total: int | None = None
+) -> Outcome:
     """PASS when the newest drill that counts in ``seen`` finished at most ``max_age_days``
     before ``now``; WARN when it did, but a newer drill of one of the target's backups failed."""
     total = len(seen) if total is None else total
     max_age_sec = max_age_days * SECONDS_PER_DAY
     counted = [(moment, s) for s in seen if s.why_not is None and (moment := parse_utc(s.finished_at)) is not None]
     evidence: dict[str, Any] = {
-        "max_age_days": max_age_days, "max_age_sec": round(max_age_sec, 3), "target": target,
-        "last_passing_drill": None, "age_sec": None, "reports_found": total,
+        "max_age_days": max_age_days,
+        "max_age_sec": round(max_age_sec, 3),
+        "target": target,
+        "last_passing_drill": None,
+        "age_sec": None,
+        "reports_found": total,
         "reports_read": [s.as_evidence() for s in seen[:SAMPLE_LIMIT]],
     }
     if not counted:
         shown = "; ".join(str(s) for s in seen[:3]) or "none"
         more = f"; and {total - 3} more" if total > 3 else ""
-        return failed(f"no passing drill of a backup of {target} under {folder}; drill reports found: {shown}{more}; "
-                      "drill a backup (aris3nb backup restore-verify <manifest.json>, OPS_ENABLE_BACKUP_DRILL=true)",
-                      **evidence)
+        return failed(
+            f"no passing drill of a backup of {target} under {folder}; drill reports found: {shown}{more}; "
+            "drill a backup (aris3nb backup restore-verify <manifest.json>, OPS_ENABLE_BACKUP_DRILL=true)",
+            **evidence,
+        )
     finished, last = max(counted, key=lambda pair: pair[0])
     age = (now - finished).total_seconds()
-    evidence.update(last_passing_drill={"report": last.report, "backup": last.backup, "finished_at": last.finished_at},
-                    age_sec=round(age, 3))
+    evidence.update(
+        last_passing_drill={"report": last.report, "backup": last.backup, "finished_at": last.finished_at},
+        age_sec=round(age, 3),
+    )
     if age < -CLOCK_SKEW_SEC:
-        return failed(f"last passing drill, of backup {last.backup}, is dated {last.finished_at}, {age_text(-age)} in "
-                      "the future: its age cannot be judged (check the clocks)", **evidence)
-    figures = (f"last passing drill, of backup {last.backup}, is {age_text(max(age, 0.0))} old, "
-               f"max age {age_text(max_age_sec)}")
+        return failed(
+            f"last passing drill, of backup {last.backup}, is dated {last.finished_at}, {age_text(-age)} in "
+            "the future: its age cannot be judged (check the clocks)",
+            **evidence,
+        )
+    figures = (
+        f"last passing drill, of backup {last.backup}, is {age_text(max(age, 0.0))} old, "
+        f"max age {age_text(max_age_sec)}"
+    )
     if age > max_age_sec:
-        return failed(f"{figures}: older than OPS_DRILL_MAX_AGE_DAYS={max_age_days:g}; drill a recent backup "
-                      "(aris3nb backup restore-verify <manifest.json>)", **evidence)
-    failed_since = [s for s in seen if s.of_target and s.status == "FAIL"
-                    and (moment := parse_utc(s.finished_at)) is not None and moment > finished]
+        return failed(
+            f"{figures}: older than OPS_DRILL_MAX_AGE_DAYS={max_age_days:g}; drill a recent backup "
+            "(aris3nb backup restore-verify <manifest.json>)",
+            **evidence,
+        )
+    failed_since = [
+        s
+        for s in seen
+        if s.of_target and s.status == "FAIL" and (moment := parse_utc(s.finished_at)) is not None and moment > finished
+    ]
     if failed_since:
         return warned(f"{figures}, but a newer drill failed: {failed_since[0]}", **evidence)
     return passed(figures, **evidence)
 
 
-def judge_drill_freshness(settings: Settings, database_url: str | None, *, base_url: str | None = None,
-                          max_age_days: float, now: dt.datetime | None = None) -> Outcome:
+def judge_drill_freshness(
+    settings: Settings,
+    database_url: str | None,
+    *,
+    base_url: str | None = None,
+    max_age_days: float,
+    now: dt.datetime | None = None,
+) -> Outcome:
     """The last passing drill of a backup of the database at ``database_url`` within the max
     age (``unjudgeable``'s outcome when there is no such database)."""
     unjudged = unjudgeable(database_url, base_url)
@@ -294,5 +363,11 @@ def judge_drill_freshness(settings: Settings, database_url: str | None, *, base_
     assert database_url  # unjudgeable answers when it is not given
     live = source.describe(database_url)
     seen, total = drills_seen(settings, live)
-    return judge_drill_age(seen, max_age_days=max_age_days, now=now or dt.datetime.now(dt.UTC),
-                           target=source.label(live), folder=drills_dir(settings), total=total)
+    return judge_drill_age(
+        seen,
+        max_age_days=max_age_days,
+        now=now or dt.datetime.now(dt.UTC),
+        target=source.label(live),
+        folder=drills_dir(settings),
+        total=total,
+    )

@@ -32,8 +32,14 @@ class NotACheckout(Exception):
 
 def _git(repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["git", "--no-optional-locks", "-C", str(repository), *args], capture_output=True,
-                              text=True, timeout=GIT_TIMEOUT_SEC, check=False, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(repository), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SEC,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError as exc:
         raise NotACheckout("git is not installed") from exc
 
@@ -49,8 +55,12 @@ def read_git_state(repository: Path) -> GitState:
     status = _git(repository, "status", "--porcelain=v1", "--untracked-files=normal")
     if status.returncode != 0:
         raise RuntimeError(f"git status failed in {repository}: {status.stderr.strip()[:200]}")
-    return GitState(repository=Path(top or repository), branch=branch.stdout.strip() if branch.returncode == 0 else None,
-                    commit=commit, changes=[line for line in status.stdout.splitlines() if line.strip()])
+    return GitState(
+        repository=Path(top or repository),
+        branch=branch.stdout.strip() if branch.returncode == 0 else None,
+        commit=commit,
+        changes=[line for line in status.stdout.splitlines() if line.strip()],
+    )
 
 
 def judge_git(repository: Path, *, strict: bool) -> Outcome:
@@ -61,10 +71,17 @@ def judge_git(repository: Path, *, strict: bool) -> Outcome:
     except NotACheckout as exc:
         return warned(f"not a git checkout: {exc}", repository=str(repository))
     where = f"branch {state.branch}" if state.branch else "detached HEAD"
-    evidence = {"repository": str(state.repository), "branch": state.branch, "commit": state.commit,
-                "changed_paths": len(state.changes), "changes_sample": state.changes[:SAMPLE_LIMIT * 2]}
+    evidence = {
+        "repository": str(state.repository),
+        "branch": state.branch,
+        "commit": state.commit,
+        "changed_paths": len(state.changes),
+        "changes_sample": state.changes[: SAMPLE_LIMIT * 2],
+    }
     if state.clean:
         return passed(f"{where} at {state.commit[:12]}, clean tree", **evidence)
-    detail = (f"{where} at {state.commit[:12]}, dirty tree: {len(state.changes)} uncommitted path(s), e.g. "
-              f"{', '.join(line[3:] for line in state.changes[:3])}")
+    detail = (
+        f"{where} at {state.commit[:12]}, dirty tree: {len(state.changes)} uncommitted path(s), e.g. "
+        f"{', '.join(line[3:] for line in state.changes[:3])}"
+    )
     return failed(detail, **evidence) if strict else warned(detail, **evidence)

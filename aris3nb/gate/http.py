@@ -95,8 +95,12 @@ def describe_response(response: httpx.Response) -> str:
 
 
 def response_evidence(response: httpx.Response, elapsed_ms: float) -> dict[str, Any]:
-    return {"url": redact_text(str(response.request.url)), "status_code": response.status_code,
-            "elapsed_ms": round(elapsed_ms, 3), "body": redact_text(response.text[:500])}
+    return {
+        "url": redact_text(str(response.request.url)),
+        "status_code": response.status_code,
+        "elapsed_ms": round(elapsed_ms, 3),
+        "body": redact_text(response.text[:500]),
+    }
 
 
 #: How much of an unexpected body a detail quotes (whitespace collapsed).
@@ -221,16 +225,25 @@ def describe_answer(response: httpx.Response, secrets: list[str | None] | None =
     return f"{head}: {said}" if said else head
 
 
-def _judge_json_probe(response: httpx.Response, elapsed: float, path: str, *, status: int,
-                      expectations: list[tuple[str, Any]], documented: str) -> tuple[Outcome | None, Any]:
+def _judge_json_probe(
+    response: httpx.Response,
+    elapsed: float,
+    path: str,
+    *,
+    status: int,
+    expectations: list[tuple[str, Any]],
+    documented: str,
+) -> tuple[Outcome | None, Any]:
     """The common part of a health or readiness probe: the expected status, then a JSON
     answer holding the expected value at each ``(pointer, expected)`` of ``expectations``
     (``documented`` describes them). Returns a FAIL outcome (or None) and the JSON body
     (``MISSING`` when it is not JSON)."""
     evidence = response_evidence(response, elapsed)
     if response.status_code != status:
-        return failed(f"GET {path} answered {describe_answer(response)}"
-                      + (f" (expected {status})" if status != 200 else ""), **evidence), MISSING
+        return failed(
+            f"GET {path} answered {describe_answer(response)}" + (f" (expected {status})" if status != 200 else ""),
+            **evidence,
+        ), MISSING
     body = _json_body(response)
     for pointer, expected in expectations:
         try:
@@ -238,8 +251,11 @@ def _judge_json_probe(response: httpx.Response, elapsed: float, path: str, *, st
         except ValueError as exc:
             return failed(f"the profile's pointer for GET {path} is not valid: {exc}", **evidence), body
         if found is MISSING or not json_equal(found, expected):
-            return failed(f"GET {path} answered {status} without the documented JSON body {documented}: "
-                          f"{describe_body(response)}", **evidence), body
+            return failed(
+                f"GET {path} answered {status} without the documented JSON body {documented}: "
+                f"{describe_body(response)}",
+                **evidence,
+            ), body
     return None, body
 
 
@@ -250,15 +266,22 @@ def probe_service_health(client: httpx.Client, health: Health) -> Outcome:
     response = send(client, "GET", health.path)
     elapsed = (time.perf_counter() - started) * 1000
     documented = f"{health.pointer} = {_shown(health.expect)}"
-    outcome, _ = _judge_json_probe(response, elapsed, health.path, status=200,
-                                   expectations=[(health.pointer, health.expect)], documented=documented)
+    outcome, _ = _judge_json_probe(
+        response,
+        elapsed,
+        health.path,
+        status=200,
+        expectations=[(health.pointer, health.expect)],
+        documented=documented,
+    )
     if outcome is not None:
         return outcome
     return passed(f"200, {documented} in {elapsed:.1f} ms", **response_evidence(response, elapsed))
 
 
-def probe_service_ready(client: httpx.Client, ready: Ready, *, expected_revision: str | None = None,
-                        head_error: str | None = None) -> Outcome:
+def probe_service_ready(
+    client: httpx.Client, ready: Ready, *, expected_revision: str | None = None, head_error: str | None = None
+) -> Outcome:
     """GET the profile's ready path: its ``status``, the value at ``ready_pointer`` (when one
     is set) equal to ``ready_expect``, and — when ``revision_pointer`` is set — a revision
     there equal to ``expected_revision`` (the target's code head). ``head_error`` says why
@@ -270,32 +293,54 @@ def probe_service_ready(client: httpx.Client, ready: Ready, *, expected_revision
     elapsed = (time.perf_counter() - started) * 1000
     expectations = [(ready.ready_pointer, ready.ready_expect)] if ready.ready_pointer else []
     shown = ", ".join(f"{p} = {_shown(v)}" for p, v in expectations)
-    outcome, body = _judge_json_probe(response, elapsed, ready.path, status=ready.status, expectations=expectations,
-                                      documented=shown)
+    outcome, body = _judge_json_probe(
+        response, elapsed, ready.path, status=ready.status, expectations=expectations, documented=shown
+    )
     evidence = response_evidence(response, elapsed)
     if outcome is not None:
         outcome.evidence["revision"] = None
         return outcome
     said = f"{ready.status}" + (f", {shown}" if shown else " (the profile names no ready_pointer: the status alone)")
     if not ready.revision_pointer:
-        return passed(f"{said} in {elapsed:.1f} ms; the service reports no revision (the profile names no "
-                      "revision_pointer), so the schema's revision is not compared here", revision=None, **evidence)
+        return passed(
+            f"{said} in {elapsed:.1f} ms; the service reports no revision (the profile names no "
+            "revision_pointer), so the schema's revision is not compared here",
+            revision=None,
+            **evidence,
+        )
     try:
         revision = resolve_pointer(body, ready.revision_pointer) if body is not MISSING else MISSING
     except ValueError as exc:
         return failed(f"the profile's revision_pointer is not valid: {exc}", revision=None, **evidence)
     if not isinstance(revision, str) or not revision:
-        return failed(f"GET {ready.path} answered {said} without a revision at {ready.revision_pointer}: "
-                      f"{describe_body(response)}", revision=None, **evidence)
+        return failed(
+            f"GET {ready.path} answered {said} without a revision at {ready.revision_pointer}: "
+            f"{describe_body(response)}",
+            revision=None,
+            **evidence,
+        )
     if expected_revision is None:
-        return failed(f"GET {ready.path} answered {said} at revision {revision}, but it cannot be compared: "
-                      f"cannot read the target's head ({head_error or 'no head given'})", revision=revision,
-                      expected_revision=None, **evidence)
+        return failed(
+            f"GET {ready.path} answered {said} at revision {revision}, but it cannot be compared: "
+            f"cannot read the target's head ({head_error or 'no head given'})",
+            revision=revision,
+            expected_revision=None,
+            **evidence,
+        )
     if revision != expected_revision:
-        return failed(f"GET {ready.path} answered {said} at revision {revision}, expected {expected_revision} "
-                      "(the target's code head)", revision=revision, expected_revision=expected_revision, **evidence)
-    return passed(f"{said} at revision {revision} (the target's head) in {elapsed:.1f} ms", revision=revision,
-                  expected_revision=expected_revision, **evidence)
+        return failed(
+            f"GET {ready.path} answered {said} at revision {revision}, expected {expected_revision} "
+            "(the target's code head)",
+            revision=revision,
+            expected_revision=expected_revision,
+            **evidence,
+        )
+    return passed(
+        f"{said} at revision {revision} (the target's head) in {elapsed:.1f} ms",
+        revision=revision,
+        expected_revision=expected_revision,
+        **evidence,
+    )
 
 
 def fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
@@ -312,8 +357,7 @@ def fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
-def log_in_service(client: httpx.Client, login: Login, username: str, password: str, *,
-                   account_hint: str = "") -> str:
+def log_in_service(client: httpx.Client, login: Login, username: str, password: str, *, account_hint: str = "") -> str:
     """Log in as the profile says (``[service.login]``: its body with ``{username}`` and
     ``{password}`` filled in) and return the token found at its ``token_pointer``.
     ``ProbeFailed`` otherwise, quoting the server's answer: its status and its code and
@@ -323,10 +367,13 @@ def log_in_service(client: httpx.Client, login: Login, username: str, password: 
     where = f"login as {username} (POST {login.path})"
     if response.status_code != 200:
         answer = describe_answer(response, [password])
-        why = (f"; the server refused the smoke account's credentials{account_hint}"
-               if response.status_code in (401, 403) else
-               "; the server rejected the login request (is the profile's [service.login] body what it expects?)"
-               if response.status_code in (400, 404, 405, 415, 422) else "")
+        why = (
+            f"; the server refused the smoke account's credentials{account_hint}"
+            if response.status_code in (401, 403)
+            else "; the server rejected the login request (is the profile's [service.login] body what it expects?)"
+            if response.status_code in (400, 404, 405, 415, 422)
+            else ""
+        )
         raise ProbeFailed(f"{where} answered {answer}{why}")
     try:
         token = resolve_pointer(_json_body(response), login.token_pointer)
@@ -359,13 +406,22 @@ def probe_health(client: httpx.Client, *, status_field: str = "status", status_v
         return failed(f"GET /health answered {describe_response(response)}", **evidence)
     body = _json_object(response)
     if body is None or body.get(status_field) != status_value:
-        return failed(f"GET /health answered 200 without the documented JSON body "
-                      f"{{{status_field!r}: {status_value!r}}}: {describe_body(response)}", **evidence)
+        return failed(
+            f"GET /health answered 200 without the documented JSON body "
+            f"{{{status_field!r}: {status_value!r}}}: {describe_body(response)}",
+            **evidence,
+        )
     return passed(f"200 {status_value} in {elapsed:.1f} ms", **evidence)
 
 
-def probe_ready(client: httpx.Client, *, status_field: str = "status", status_value: str = "ready",
-                revision_field: str | None = "revision", expected_revision: str | None = None) -> Outcome:
+def probe_ready(
+    client: httpx.Client,
+    *,
+    status_field: str = "status",
+    status_value: str = "ready",
+    revision_field: str | None = "revision",
+    expected_revision: str | None = None,
+) -> Outcome:
     """GET /ready must answer 200 with the documented JSON object: ``{"status": "ready",
     "revision": "<the schema's revision>"}`` (the database answers and is at the code's head).
 
@@ -382,14 +438,22 @@ def probe_ready(client: httpx.Client, *, status_field: str = "status", status_va
     body = _json_object(response)
     documented = f"{{{status_field!r}: {status_value!r}" + (f", {revision_field!r}: ...}}" if revision_field else "}")
     revision = body.get(revision_field) if body is not None and revision_field else None
-    if body is None or body.get(status_field) != status_value or (
-            revision_field and (not isinstance(revision, str) or not revision)):
-        return failed(f"GET /ready answered 200 without the documented JSON body {documented}: "
-                      f"{describe_body(response)}", revision=revision if isinstance(revision, str) else None,
-                      **evidence)
+    if (
+        body is None
+        or body.get(status_field) != status_value
+        or (revision_field and (not isinstance(revision, str) or not revision))
+    ):
+        return failed(
+            f"GET /ready answered 200 without the documented JSON body {documented}: {describe_body(response)}",
+            revision=revision if isinstance(revision, str) else None,
+            **evidence,
+        )
     if expected_revision is not None and revision != expected_revision:
-        return failed(f"GET /ready answered 200 {status_value} at revision {revision}, expected {expected_revision}",
-                      revision=revision, **evidence)
+        return failed(
+            f"GET /ready answered 200 {status_value} at revision {revision}, expected {expected_revision}",
+            revision=revision,
+            **evidence,
+        )
     shown = f" at revision {revision}" if revision_field else ""
     return passed(f"200 {status_value}{shown} in {elapsed:.1f} ms", revision=revision, **evidence)
 
@@ -398,8 +462,10 @@ def log_in(client: httpx.Client, username: str, password: str) -> str:
     """A bearer token for the smoke account; ``ProbeFailed`` naming why not."""
     response = send(client, "POST", "/aris3/auth/login", json={"username": username, "password": password})
     if response.status_code != 200:
-        raise ProbeFailed(f"login as {username} refused: {describe_response(response)} "
-                          "(check ARIS3_SMOKE_USERNAME / ARIS3_SMOKE_PASSWORD)")
+        raise ProbeFailed(
+            f"login as {username} refused: {describe_response(response)} "
+            "(check ARIS3_SMOKE_USERNAME / ARIS3_SMOKE_PASSWORD)"
+        )
     try:
         return str(response.json()["access_token"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -436,8 +502,12 @@ def certain_to_exceed(over_budget: int, min_samples: int) -> bool:
     return over_budget >= min_samples - math.floor(0.95 * (min_samples - 1))
 
 
-def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, str] | None = None,
-                    clock: Callable[[], float] = time.perf_counter) -> Outcome:
+def measure_latency(
+    client: httpx.Client,
+    plan: LatencyPlan,
+    headers: dict[str, str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Outcome:
     """Warm up, then time ``plan.samples`` sequential GETs of ``plan.path``; judge the p95.
 
     Any error answer, refused connection or timeout is a FAIL at once (a latency of a failing
@@ -456,8 +526,12 @@ def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, 
         samples.append((clock() - started) * 1000)
         _expect_ok(response, plan.path, plan.status)
     evidence: dict[str, Any] = {
-        "path": plan.path, "budget_ms": plan.budget_ms, "warmup": plan.warmup, "requested_samples": plan.samples,
-        "min_samples": plan.min_samples, "deadline_sec": plan.deadline_sec,
+        "path": plan.path,
+        "budget_ms": plan.budget_ms,
+        "warmup": plan.warmup,
+        "requested_samples": plan.samples,
+        "min_samples": plan.min_samples,
+        "deadline_sec": plan.deadline_sec,
         "method": "numpy.percentile(method='linear') (type 7)",
     }
     if plan.params or plan.status is not None:
@@ -467,18 +541,36 @@ def measure_latency(client: httpx.Client, plan: LatencyPlan, headers: dict[str, 
     samples = [round(s, 3) for s in samples]  # kept as recorded, so the percentiles can be recomputed exactly
     stats = percentiles(samples)
     over = sum(1 for s in samples if s > plan.budget_ms)
-    evidence.update(stats, count=len(samples), over_budget=over, mean_ms=round(float(np.mean(samples)), 3),
-                    min_ms=min(samples), max_ms=max(samples), samples_ms=samples)
-    summary = (f"p95 {stats['p95_ms']:.1f} ms {{}} budget {plan.budget_ms:g} ms "
-               f"(p50 {stats['p50_ms']:.1f}, p99 {stats['p99_ms']:.1f}; {len(samples)} samples)")
+    evidence.update(
+        stats,
+        count=len(samples),
+        over_budget=over,
+        mean_ms=round(float(np.mean(samples)), 3),
+        min_ms=min(samples),
+        max_ms=max(samples),
+        samples_ms=samples,
+    )
+    summary = (
+        f"p95 {stats['p95_ms']:.1f} ms {{}} budget {plan.budget_ms:g} ms "
+        f"(p50 {stats['p50_ms']:.1f}, p99 {stats['p99_ms']:.1f}; {len(samples)} samples)"
+    )
     if len(samples) < plan.min_samples:
         if certain_to_exceed(over, plan.min_samples):
-            return failed(f"p95 over budget {plan.budget_ms:g} ms for certain: {over} of {len(samples)} samples over it "
-                          f"before the {plan.deadline_sec:g} s deadline (p50 {stats['p50_ms']:.1f} ms)", **evidence)
-        why = (f"stopped at the {plan.deadline_sec:g} s deadline" if len(samples) < plan.samples
-               else f"only {plan.samples} requested")
-        return warned(f"inconclusive: {len(samples)} samples, fewer than {plan.min_samples} ({why}); "
-                      f"p95 {stats['p95_ms']:.1f} ms", **evidence)
+            return failed(
+                f"p95 over budget {plan.budget_ms:g} ms for certain: {over} of {len(samples)} samples over it "
+                f"before the {plan.deadline_sec:g} s deadline (p50 {stats['p50_ms']:.1f} ms)",
+                **evidence,
+            )
+        why = (
+            f"stopped at the {plan.deadline_sec:g} s deadline"
+            if len(samples) < plan.samples
+            else f"only {plan.samples} requested"
+        )
+        return warned(
+            f"inconclusive: {len(samples)} samples, fewer than {plan.min_samples} ({why}); "
+            f"p95 {stats['p95_ms']:.1f} ms",
+            **evidence,
+        )
     if stats["p95_ms"] > plan.budget_ms:
         return failed(summary.format(">"), **evidence)
     return passed(summary.format("<="), **evidence)

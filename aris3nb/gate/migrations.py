@@ -64,8 +64,9 @@ def run_alembic(action: str, url: str, revision: str, script_location: Path | No
     getattr(migrate, action)(url, revision, script_location)
 
 
-def _code(profile: LoadedProfile | None, script_location: Path | None = None,
-          metadata: sa.MetaData | None = None) -> TargetCode:
+def _code(
+    profile: LoadedProfile | None, script_location: Path | None = None, metadata: sa.MetaData | None = None
+) -> TargetCode:
     return target_code(profile, script_location=script_location, metadata=metadata)
 
 
@@ -83,12 +84,18 @@ def judge_single_head(script_location: Path | None = None, *, profile: LoadedPro
         return passed(f"one head: {found[0]}", heads=found)
     if not found:
         return failed("no migration head: the script directory holds no revision", heads=found)
-    return failed(f"{len(found)} heads: {', '.join(found)}; merge them (alembic merge heads) before releasing",
-                  heads=found)
+    return failed(
+        f"{len(found)} heads: {', '.join(found)}; merge them (alembic merge heads) before releasing", heads=found
+    )
 
 
-def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None,
-               code: TargetCode | None = None) -> Outcome:
+def round_trip(
+    url: str,
+    *,
+    script_location: Path | None = None,
+    metadata: sa.MetaData | None = None,
+    code: TargetCode | None = None,
+) -> Outcome:
     """upgrade head → snapshot → downgrade base → nothing left → upgrade head → same snapshot,
     and the schema equals ``metadata`` (the models), on the empty database ``url``.
     ``code``: the target's code (default: the reference, or ``script_location``/``metadata``)."""
@@ -132,26 +139,44 @@ def round_trip(url: str, *, script_location: Path | None = None, metadata: sa.Me
         problems += [f"second upgrade differs: {line}" for line in changed]
         again = code.compare(url) if code.has_models else []
         problems += [f"after the second upgrade: {line}" for line in again if line not in against_models]
-        step("upgrade head again", started, tables=len(second), schema_sha256=snapshot_digest(second),
-             differences=len(changed))
+        step(
+            "upgrade head again",
+            started,
+            tables=len(second),
+            schema_sha256=snapshot_digest(second),
+            differences=len(changed),
+        )
 
-    evidence = {"database": redact_url(url), "steps": steps, "differences": problems,
-                "accepted_drift": accepted[:SAMPLE_LIMIT * 5]}
+    evidence = {
+        "database": redact_url(url),
+        "steps": steps,
+        "differences": problems,
+        "accepted_drift": accepted[: SAMPLE_LIMIT * 5],
+    }
     if problems:
         return failed(f"{len(problems)} difference(s): {problems[0]}" + (" …" if len(problems) > 1 else ""), **evidence)
     if accepted:
-        return warned(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables; they differ from the "
-                      f"models in {len(accepted)} way(s) the profile accepts (migrations.accepted_drift), e.g. "
-                      f"{accepted[0]}", **evidence)
+        return warned(
+            f"upgrade → downgrade base → upgrade gives the same {len(first)} tables; they differ from the "
+            f"models in {len(accepted)} way(s) the profile accepts (migrations.accepted_drift), e.g. "
+            f"{accepted[0]}",
+            **evidence,
+        )
     if not code.has_models:
-        return passed(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables (the profile names no "
-                      "target.metadata: not compared with the models)", models=None, **evidence)
-    return passed(f"upgrade → downgrade base → upgrade gives the same {len(first)} tables, equal to the models",
-                  **evidence)
+        return passed(
+            f"upgrade → downgrade base → upgrade gives the same {len(first)} tables (the profile names no "
+            "target.metadata: not compared with the models)",
+            models=None,
+            **evidence,
+        )
+    return passed(
+        f"upgrade → downgrade base → upgrade gives the same {len(first)} tables, equal to the models", **evidence
+    )
 
 
-def round_trip_on_sqlite(*, script_location: Path | None = None, metadata: sa.MetaData | None = None,
-                         profile: LoadedProfile | None = None) -> Outcome:
+def round_trip_on_sqlite(
+    *, script_location: Path | None = None, metadata: sa.MetaData | None = None, profile: LoadedProfile | None = None
+) -> Outcome:
     """The round trip on a SQLite file in a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="aris3nb-gate-") as folder:
         url = f"sqlite:///{Path(folder) / 'round_trip.db'}"
@@ -184,8 +209,13 @@ def scratch_postgres_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def round_trip_on_postgres(server_url: str, *, script_location: Path | None = None,
-                           metadata: sa.MetaData | None = None, profile: LoadedProfile | None = None) -> Outcome:
+def round_trip_on_postgres(
+    server_url: str,
+    *,
+    script_location: Path | None = None,
+    metadata: sa.MetaData | None = None,
+    profile: LoadedProfile | None = None,
+) -> Outcome:
     """The round trip in a scratch PostgreSQL database, dropped afterwards even on failure.
 
     With a profile, its revision ids are first held against ``migrations.version_num_width``
@@ -225,7 +255,9 @@ def version_num_defect(revisions: list[str], width: int) -> Outcome | None:
         f"revision {first} ({len(first)} characters) does not fit alembic_version.version_num VARCHAR({width}): "
         f"a fresh PostgreSQL upgrade fails stamping it{more}. Create alembic_version with a wider version_num "
         "(primary key alembic_version_pkc) before the first upgrade, and declare it as migrations.version_num_width",
-        version_num_width=width, revisions_too_long={rev: len(rev) for rev in too_long})
+        version_num_width=width,
+        revisions_too_long={rev: len(rev) for rev in too_long},
+    )
 
 
 def _value_too_long(exc: Exception, code: TargetCode) -> Outcome | None:
@@ -250,14 +282,21 @@ def create_version_table(url: str, width: int) -> None:
     engine = create_engine(url)
     try:
         with database_errors(url, "create alembic_version"), engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE TABLE alembic_version (version_num VARCHAR({int(width)}) NOT NULL, "
-                                 "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+            conn.exec_driver_sql(
+                f"CREATE TABLE alembic_version (version_num VARCHAR({int(width)}) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
     finally:
         engine.dispose()
 
 
-def judge_target_schema(url: str, *, script_location: Path | None = None, metadata: sa.MetaData | None = None,
-                        profile: LoadedProfile | None = None) -> Outcome:
+def judge_target_schema(
+    url: str,
+    *,
+    script_location: Path | None = None,
+    metadata: sa.MetaData | None = None,
+    profile: LoadedProfile | None = None,
+) -> Outcome:
     """The target database must be at the code's head revision, and its schema must equal the
     models: deploying code onto a schema it was not written for is how data gets damaged.
     Read-only: the target is only looked at."""
@@ -288,13 +327,15 @@ def judge_target_schema(url: str, *, script_location: Path | None = None, metada
     if current != head:
         behind = _revisions_between(current, head, script_location)
         evidence["pending_revisions"] = behind
-        where = (f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind
-                 else "not on the code's history")
+        where = f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind else "not on the code's history"
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
-    evidence["differences"] = differences[:SAMPLE_LIMIT * 5]
+    evidence["differences"] = differences[: SAMPLE_LIMIT * 5]
     if differences:
-        return failed(f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
-                      f"e.g. {differences[0]}", **evidence)
+        return failed(
+            f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
+            f"e.g. {differences[0]}",
+            **evidence,
+        )
     return passed(f"target at head {head}, schema equal to the models", **evidence)
 
 
@@ -325,23 +366,31 @@ def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
     width = _version_num_width(url)
     if width is not None and longest is not None and len(longest) > width:
         evidence.update(version_num_width=width, longest_revision=longest)
-        return failed(f"the target's alembic_version.version_num is VARCHAR({width}), narrower than revision "
-                      f"{longest} ({len(longest)} characters): upgrading to it fails; widen the column first "
-                      f"(target at {current or 'no revision'}, code head is {head})", **evidence)
+        return failed(
+            f"the target's alembic_version.version_num is VARCHAR({width}), narrower than revision "
+            f"{longest} ({len(longest)} characters): upgrading to it fails; widen the column first "
+            f"(target at {current or 'no revision'}, code head is {head})",
+            **evidence,
+        )
     if current != head:
-        where = (f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind
-                 else "not on the code's history")
+        where = f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind else "not on the code's history"
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
     if not code.has_models:
         return warned(f"target at head {head}; drift not checked: the profile names no target.metadata", **evidence)
     differences, accepted = split_drift(code, code.compare(url))
-    evidence.update(differences=differences[:SAMPLE_LIMIT * 5], accepted_drift=accepted[:SAMPLE_LIMIT * 5])
+    evidence.update(differences=differences[: SAMPLE_LIMIT * 5], accepted_drift=accepted[: SAMPLE_LIMIT * 5])
     if differences:
-        return failed(f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
-                      f"e.g. {differences[0]}", **evidence)
+        return failed(
+            f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
+            f"e.g. {differences[0]}",
+            **evidence,
+        )
     if accepted:
-        return warned(f"target at head {head}; its schema differs from the models in {len(accepted)} way(s) the "
-                      f"profile accepts (migrations.accepted_drift), e.g. {accepted[0]}", **evidence)
+        return warned(
+            f"target at head {head}; its schema differs from the models in {len(accepted)} way(s) the "
+            f"profile accepts (migrations.accepted_drift), e.g. {accepted[0]}",
+            **evidence,
+        )
     return passed(f"target at head {head}, schema equal to the models", **evidence)
 
 
@@ -359,8 +408,11 @@ def _version_num_width(url: str) -> int | None:
     engine = read_only_engine(url, statement_timeout_sec=TARGET_STATEMENT_TIMEOUT_SEC)
     try:
         with database_errors(url, "read alembic_version's width"), engine.connect() as conn:
-            return conn.execute(sa.text(
-                "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = 'alembic_version' AND column_name = 'version_num'")).scalar()
+            return conn.execute(
+                sa.text(
+                    "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = 'alembic_version' AND column_name = 'version_num'"
+                )
+            ).scalar()
     finally:
         engine.dispose()

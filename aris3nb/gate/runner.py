@@ -192,15 +192,17 @@ class GateContext:
         self.budgets = {**default_budgets(options.profile, settings), **options.budgets_ms}
         account = options.profile.profile.service.smoke_account
         self.secrets: list[str | None] = [
-            settings.smoke_password.get_secret_value(), settings.seed_password.get_secret_value(),
+            settings.smoke_password.get_secret_value(),
+            settings.seed_password.get_secret_value(),
             settings.secret_key.get_secret_value() if settings.secret_key else None,
             *(url_password(u) for u in (options.database_url, settings.database_url, options.postgres_url) if u),
             httpx.URL(options.base_url).password if options.base_url else None,
             os.environ.get(account.password_env) if account is not None and not self.reference else None,
         ]
         self._target = _Cached(self._resolve_target)
-        self._client = _Cached(lambda: stack.enter_context(
-            http.new_client(self.live_target().base_url, settings.http_timeout_sec)))
+        self._client = _Cached(
+            lambda: stack.enter_context(http.new_client(self.live_target().base_url, settings.http_timeout_sec))
+        )
         self._auth = _Cached(self._log_in)
 
     @property
@@ -221,15 +223,22 @@ class GateContext:
         profile's ``[service.smoke_account]`` names, else ARIS3_SMOKE_USERNAME / ARIS3_SMOKE_PASSWORD."""
         account = self.profile.profile.service.smoke_account
         if self.reference or account is None:
-            return (self.settings.smoke_username, self.settings.smoke_password.get_secret_value(),
-                    ("ARIS3_SMOKE_USERNAME", "ARIS3_SMOKE_PASSWORD"))
-        return (os.environ.get(account.username_env) or None, os.environ.get(account.password_env) or None,
-                (account.username_env, account.password_env))
+            return (
+                self.settings.smoke_username,
+                self.settings.smoke_password.get_secret_value(),
+                ("ARIS3_SMOKE_USERNAME", "ARIS3_SMOKE_PASSWORD"),
+            )
+        return (
+            os.environ.get(account.username_env) or None,
+            os.environ.get(account.password_env) or None,
+            (account.username_env, account.password_env),
+        )
 
     def _log_in(self) -> dict[str, str]:
         if self.reference:
-            token = http.log_in(self.client(), self.settings.smoke_username,
-                                self.settings.smoke_password.get_secret_value())
+            token = http.log_in(
+                self.client(), self.settings.smoke_username, self.settings.smoke_password.get_secret_value()
+            )
             self.secrets.append(token)
             return {"Authorization": f"Bearer {token}"}
         login = self.profile.profile.service.login
@@ -239,8 +248,9 @@ class GateContext:
         if not (username and password):
             unset = [name for name, value in zip(variables, (username, password), strict=True) if not value]
             raise ProbeFailed(f"cannot log in: {' and '.join(unset)} (the smoke account's variables) not set")
-        token = http.log_in_service(self.client(), login, username, password,
-                                    account_hint=f" (check {' / '.join(variables)})")
+        token = http.log_in_service(
+            self.client(), login, username, password, account_hint=f" (check {' / '.join(variables)})"
+        )
         self.secrets.append(token)
         return http.service_auth_header(login, token)
 
@@ -249,8 +259,10 @@ class GateContext:
             self.live_description = f"{redact_text(self.options.base_url)} (--base-url)"
             return LiveTarget(self.options.base_url, self.live_description)
         if not self.reference:  # the embedded service is the reference double: not this target
-            raise Aris3nbError(f"no --base-url (nor ARIS3_BASE_URL) for the target of profile {self.profile.label}: "
-                               "aris3nb starts only the reference service itself")
+            raise Aris3nbError(
+                f"no --base-url (nor ARIS3_BASE_URL) for the target of profile {self.profile.label}: "
+                "aris3nb starts only the reference service itself"
+            )
         self.live_description = "embedded reference service (failed to start)"
         target = self._start_embedded()
         self.live_description = target.description
@@ -260,8 +272,11 @@ class GateContext:
         from aris3nb.targets.embedded import embedded_target
 
         made = self.stack.enter_context(embedded_target(self.settings, purpose="gate"))
-        return LiveTarget(str(made.base_url), f"embedded reference service at {made.base_url} (SQLite, scale {made.scale})",
-                          made.facts)
+        return LiveTarget(
+            str(made.base_url),
+            f"embedded reference service at {made.base_url} (SQLite, scale {made.scale})",
+            made.facts,
+        )
 
 
 def default_workdir(options: GateOptions) -> Path:
@@ -305,9 +320,12 @@ def check_deploy_freeze(ctx: GateContext) -> Outcome:
         declared = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         declared = {}
-    return failed(f"deploys are frozen since {declared.get('declared_at', '?')} by run {declared.get('run_id', '?')}: "
-                  f"{'; '.join(declared.get('triggers') or []) or 'see the marker'}; remove {marker} to lift it",
-                  marker=str(marker), declared=declared)
+    return failed(
+        f"deploys are frozen since {declared.get('declared_at', '?')} by run {declared.get('run_id', '?')}: "
+        f"{'; '.join(declared.get('triggers') or []) or 'see the marker'}; remove {marker} to lift it",
+        marker=str(marker),
+        declared=declared,
+    )
 
 
 @GATE_CHECKS.register("migrations.single_head")
@@ -319,8 +337,9 @@ def check_single_head(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("migrations.round_trip.sqlite")
 def check_round_trip_sqlite(ctx: GateContext) -> Outcome:
     """Every downgrade really undoes its upgrade, and the migrations build the models' schema (SQLite)."""
-    return migrations.round_trip_on_sqlite(script_location=ctx.options.script_location, metadata=ctx.options.metadata,
-                                           profile=_code_profile(ctx))
+    return migrations.round_trip_on_sqlite(
+        script_location=ctx.options.script_location, metadata=ctx.options.metadata, profile=_code_profile(ctx)
+    )
 
 
 @GATE_CHECKS.register("migrations.round_trip.postgresql")
@@ -328,8 +347,12 @@ def check_round_trip_postgres(ctx: GateContext) -> Outcome:
     """The same round trip on PostgreSQL, the engine real environments run on."""
     if not ctx.options.postgres_url:
         return skipped("no --postgres-url given")
-    return migrations.round_trip_on_postgres(ctx.options.postgres_url, script_location=ctx.options.script_location,
-                                             metadata=ctx.options.metadata, profile=_code_profile(ctx))
+    return migrations.round_trip_on_postgres(
+        ctx.options.postgres_url,
+        script_location=ctx.options.script_location,
+        metadata=ctx.options.metadata,
+        profile=_code_profile(ctx),
+    )
 
 
 @GATE_CHECKS.register("target.schema")
@@ -338,22 +361,32 @@ def check_target_schema(ctx: GateContext) -> Outcome:
     url = ctx.target_database_url
     if not url:
         return skipped("no --database-url given (nor DATABASE_URL)")
-    return migrations.judge_target_schema(url, script_location=ctx.options.script_location,
-                                          metadata=ctx.options.metadata, profile=_code_profile(ctx))
+    return migrations.judge_target_schema(
+        url, script_location=ctx.options.script_location, metadata=ctx.options.metadata, profile=_code_profile(ctx)
+    )
 
 
 @GATE_CHECKS.register("backup.freshness")
 def check_backup_freshness(ctx: GateContext) -> Outcome:
     """What a restore would lose is bounded: the target's newest valid backup is within the RPO budget."""
-    return freshness.judge_backup_freshness(ctx.settings, ctx.target_database_url, base_url=ctx.options.base_url,
-                                            budget_sec=ctx.settings.rpo_budget_sec, profile=ctx.profile)
+    return freshness.judge_backup_freshness(
+        ctx.settings,
+        ctx.target_database_url,
+        base_url=ctx.options.base_url,
+        budget_sec=ctx.settings.rpo_budget_sec,
+        profile=ctx.profile,
+    )
 
 
 @GATE_CHECKS.register("drill.freshness")
 def check_drill_freshness(ctx: GateContext) -> Outcome:
     """A backup is known to restore only once drilled: a backup of the target passed a drill recently."""
-    return freshness.judge_drill_freshness(ctx.settings, ctx.target_database_url, base_url=ctx.options.base_url,
-                                           max_age_days=ctx.settings.drill_max_age_days)
+    return freshness.judge_drill_freshness(
+        ctx.settings,
+        ctx.target_database_url,
+        base_url=ctx.options.base_url,
+        max_age_days=ctx.settings.drill_max_age_days,
+    )
 
 
 @GATE_CHECKS.register("smoke")
@@ -365,8 +398,12 @@ def check_smoke(ctx: GateContext) -> Outcome:
     if not target:
         return skipped("no --pytest-target given")
     live = ctx.live_target()
-    env = {**os.environ, "ARIS3_SMOKE_BASE_URL": live.base_url, "ARIS3_SMOKE_USERNAME": ctx.settings.smoke_username,
-           "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value()}
+    env = {
+        **os.environ,
+        "ARIS3_SMOKE_BASE_URL": live.base_url,
+        "ARIS3_SMOKE_USERNAME": ctx.settings.smoke_username,
+        "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value(),
+    }
     run = smoke.run_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
     outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
     return _kept(ctx, run, outcome, target, live)
@@ -392,36 +429,56 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
     username, password, variables = ctx.smoke_account()
     note = None
     if account is None:
-        env.update(ARIS3_SMOKE_BASE_URL=live.base_url, ARIS3_SMOKE_USERNAME=username or "",
-                   ARIS3_SMOKE_PASSWORD=password or "")
-        note = ("the profile has no [service.smoke_account]: the suite was given ARIS3_SMOKE_BASE_URL, which it may "
-                "not read, so it may not have tested the live service")
+        env.update(
+            ARIS3_SMOKE_BASE_URL=live.base_url, ARIS3_SMOKE_USERNAME=username or "", ARIS3_SMOKE_PASSWORD=password or ""
+        )
+        note = (
+            "the profile has no [service.smoke_account]: the suite was given ARIS3_SMOKE_BASE_URL, which it may "
+            "not read, so it may not have tested the live service"
+        )
     else:
         if not (username and password):
             unset = [name for name, value in zip(variables, (username, password), strict=True) if not value]
-            return failed(f"the smoke account is not set: {' and '.join(unset)} (named by the profile's "
-                          "[service.smoke_account]) must hold it", target=target, python=python)
+            return failed(
+                f"the smoke account is not set: {' and '.join(unset)} (named by the profile's "
+                "[service.smoke_account]) must hold it",
+                target=target,
+                python=python,
+            )
         if account.base_url_env:
             env[account.base_url_env] = live.base_url
         else:
-            note = ("the profile's [service.smoke_account] has no base_url_env: the suite was not told the live base "
-                    "URL, so it did not test the live service")
+            note = (
+                "the profile's [service.smoke_account] has no base_url_env: the suite was not told the live base "
+                "URL, so it did not test the live service"
+            )
     pytest_args = list(declared.pytest_args) if declared else []
     rules = list(declared.areas) if declared else []
     marked: dict[str, set[str]] = {}
     try:
         for marker in dict.fromkeys(rule.marker for rule in rules if rule.marker):
             assert marker is not None
-            marked[marker] = smoke.marked_node_ids(marker, target, python=python, cwd=loaded.root, env=env,
-                                                   timeout_sec=timeout, pytest_args=pytest_args)
+            marked[marker] = smoke.marked_node_ids(
+                marker, target, python=python, cwd=loaded.root, env=env, timeout_sec=timeout, pytest_args=pytest_args
+            )
     except smoke.SmokeSetupError as exc:
         return failed(redact_text(str(exc), ctx.secrets), target=target, python=python, against=live.description)
-    run = smoke.run_pytest(target, cwd=loaded.root, timeout_sec=timeout, env=env, python=python,
-                           pytest_args=pytest_args)
-    outcome = smoke.judge_smoke(run, timeout_sec=timeout, secrets=ctx.secrets,
-                                classify=smoke.area_classifier(rules, marked), strict=ctx.options.strict)
-    outcome.evidence.update(python=run.python, root=str(loaded.root), area_rules=len(rules),
-                            marked_tests={marker: len(ids) for marker, ids in marked.items()})
+    run = smoke.run_pytest(
+        target, cwd=loaded.root, timeout_sec=timeout, env=env, python=python, pytest_args=pytest_args
+    )
+    outcome = smoke.judge_smoke(
+        run,
+        timeout_sec=timeout,
+        secrets=ctx.secrets,
+        classify=smoke.area_classifier(rules, marked),
+        strict=ctx.options.strict,
+    )
+    outcome.evidence.update(
+        python=run.python,
+        root=str(loaded.root),
+        area_rules=len(rules),
+        marked_tests={marker: len(ids) for marker, ids in marked.items()},
+    )
     if note is not None and outcome.status is Status.PASS:
         outcome = warned(f"{outcome.detail}; {note}", **outcome.evidence)
     elif note is not None:
@@ -492,14 +549,21 @@ def _target_head(loaded: LoadedProfile) -> tuple[str | None, str | None]:
 
 def _latency_check(name: str, path: str, authenticated: bool) -> CheckFunction[GateContext]:
     def check(ctx: GateContext) -> Outcome:
-        plan = http.LatencyPlan(path=path, budget_ms=ctx.budgets[name], samples=ctx.settings.latency_samples,
-                                warmup=ctx.settings.latency_warmup, deadline_sec=ctx.settings.latency_deadline_sec,
-                                min_samples=MIN_LATENCY_SAMPLES)
+        plan = http.LatencyPlan(
+            path=path,
+            budget_ms=ctx.budgets[name],
+            samples=ctx.settings.latency_samples,
+            warmup=ctx.settings.latency_warmup,
+            deadline_sec=ctx.settings.latency_deadline_sec,
+            min_samples=MIN_LATENCY_SAMPLES,
+        )
         headers = ctx.auth_headers() if authenticated else None
         return http.measure_latency(ctx.client(), plan, headers)
 
-    check.__doc__ = (f"The p95 latency of GET {path} is within its budget, measured over at least "
-                     f"{MIN_LATENCY_SAMPLES} samples after a warm-up.")
+    check.__doc__ = (
+        f"The p95 latency of GET {path} is within its budget, measured over at least "
+        f"{MIN_LATENCY_SAMPLES} samples after a warm-up."
+    )
     return check
 
 
@@ -513,25 +577,38 @@ _REFERENCE_LATENCY = frozenset(f"latency.{name}" for name in LATENCY_ENDPOINTS)
 def _endpoint_check(endpoint: Endpoint) -> CheckFunction[GateContext]:
     def check(ctx: GateContext) -> Outcome:
         if endpoint.auth and ctx.profile.profile.service.login is None:
-            return failed(f"GET {endpoint.path} needs the smoke account's token, but the profile {ctx.profile.label} "
-                          "has no [service.login]", path=endpoint.path)
-        plan = http.LatencyPlan(path=endpoint.path, budget_ms=ctx.budgets[endpoint.name],
-                                samples=ctx.settings.latency_samples, warmup=ctx.settings.latency_warmup,
-                                deadline_sec=ctx.settings.latency_deadline_sec, min_samples=MIN_LATENCY_SAMPLES,
-                                params=dict(endpoint.params), status=endpoint.status)
+            return failed(
+                f"GET {endpoint.path} needs the smoke account's token, but the profile {ctx.profile.label} "
+                "has no [service.login]",
+                path=endpoint.path,
+            )
+        plan = http.LatencyPlan(
+            path=endpoint.path,
+            budget_ms=ctx.budgets[endpoint.name],
+            samples=ctx.settings.latency_samples,
+            warmup=ctx.settings.latency_warmup,
+            deadline_sec=ctx.settings.latency_deadline_sec,
+            min_samples=MIN_LATENCY_SAMPLES,
+            params=dict(endpoint.params),
+            status=endpoint.status,
+        )
         headers = ctx.auth_headers() if endpoint.auth else None
         return http.measure_latency(ctx.client(), plan, headers)
 
-    check.__doc__ = (f"The p95 latency of GET {endpoint.path} (the profile's endpoint {endpoint.name!r}, answering "
-                     f"{endpoint.status}) is within its budget, measured over at least {MIN_LATENCY_SAMPLES} samples "
-                     "after a warm-up.")
+    check.__doc__ = (
+        f"The p95 latency of GET {endpoint.path} (the profile's endpoint {endpoint.name!r}, answering "
+        f"{endpoint.status}) is within its budget, measured over at least {MIN_LATENCY_SAMPLES} samples "
+        "after a warm-up."
+    )
     return check
 
 
 def check_no_endpoints(ctx: GateContext) -> Outcome:
     """A profile without critical endpoints measures no latency: said, never a silent pass."""
-    return warned(f"the profile {ctx.profile.label} declares no [[service.endpoints]]: no latency was measured",
-                  profile=ctx.profile.as_evidence())
+    return warned(
+        f"the profile {ctx.profile.label} declares no [[service.endpoints]]: no latency was measured",
+        profile=ctx.profile.as_evidence(),
+    )
 
 
 def gate_checks(loaded: LoadedProfile) -> Registry[GateContext]:
@@ -587,9 +664,11 @@ def validate_options(options: GateOptions) -> GateOptions:
     if options.checks is not None:
         unknown_checks = sorted(set(options.checks) - set(registry.names()))
         if unknown_checks or not options.checks:
-            raise UsageError(f"unknown gate check(s) {', '.join(unknown_checks) or '(none given)'}; "
-                             f"known{'' if is_builtin_reference(loaded) else f' for profile {loaded.profile.name}'}: "
-                             f"{', '.join(registry.names())}")
+            raise UsageError(
+                f"unknown gate check(s) {', '.join(unknown_checks) or '(none given)'}; "
+                f"known{'' if is_builtin_reference(loaded) else f' for profile {loaded.profile.name}'}: "
+                f"{', '.join(registry.names())}"
+            )
     known = latency_names(loaded)
     unknown = sorted(set(options.budgets_ms) - set(known))
     if unknown:
@@ -599,8 +678,9 @@ def validate_options(options: GateOptions) -> GateOptions:
     return dataclasses.replace(options, base_url=base_url, workdir=workdir)
 
 
-def run_gate(options: GateOptions, settings: GateSettings,
-             on_result: Callable[[CheckResult], None] | None = None) -> GateReport:
+def run_gate(
+    options: GateOptions, settings: GateSettings, on_result: Callable[[CheckResult], None] | None = None
+) -> GateReport:
     """Run every gate check and write the JSON summary; never raises for a failing check
     (the verdict says it), only ``UsageError`` for input it cannot act on."""
     if options.base_url is None and settings.base_url:  # ARIS3_BASE_URL names the live target
@@ -617,12 +697,16 @@ def run_gate(options: GateOptions, settings: GateSettings,
     verdict = verdict_of(results, strict=options.strict)
     summary_name = f"gate_summary_{run_id}.json"
     document = {
-        **check_report_head(GATE_SUMMARY_FORMAT, GATE_SUMMARY_VERSION, run_id, started, finished, results,
-                            strict=options.strict),
+        **check_report_head(
+            GATE_SUMMARY_FORMAT, GATE_SUMMARY_VERSION, run_id, started, finished, results, strict=options.strict
+        ),
         "inputs": _inputs(ctx),
-        "code": {"aris3nb_version": __version__, "python": platform.python_version(),
-                 "migration_heads": _heads_or_none(options.script_location, _code_profile(ctx)),
-                 "target": cached_code_revision(options.profile)},
+        "code": {
+            "aris3nb_version": __version__,
+            "python": platform.python_version(),
+            "migration_heads": _heads_or_none(options.script_location, _code_profile(ctx)),
+            "target": cached_code_revision(options.profile),
+        },
         "checks": [result.to_dict() for result in results],
         "files": {"summary": summary_name, **ctx.files},
     }
@@ -630,8 +714,9 @@ def run_gate(options: GateOptions, settings: GateSettings,
     try:
         path = write_json_evidence(ctx.folder, summary_name, document)
     except OSError as exc:
-        raise UsageError(f"cannot write the gate summary under {ctx.folder}: {exc.strerror or exc}; "
-                         "check OPS_ARTIFACTS_DIR") from exc
+        raise UsageError(
+            f"cannot write the gate summary under {ctx.folder}: {exc.strerror or exc}; check OPS_ARTIFACTS_DIR"
+        ) from exc
     return GateReport(run_id, verdict, options.strict, results, document, path)
 
 
@@ -685,8 +770,9 @@ def parse_budgets(items: list[str] | None, known: Collection[str] | None = None)
         except ValueError:
             sep = ""
         if not sep or name.strip() not in known:
-            raise UsageError(f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of "
-                             f"{', '.join(known) or '(none)'}")
+            raise UsageError(
+                f"--budget {item!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(known) or '(none)'}"
+            )
         if not (math.isfinite(budgets[name.strip()]) and budgets[name.strip()] > 0):  # inf: a check that cannot fail
             raise UsageError(f"--budget {item!r}: the budget must be a finite number of milliseconds above 0")
     return budgets

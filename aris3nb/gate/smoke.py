@@ -47,15 +47,23 @@ OTHER_AREA = "(other)"
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: pytest's closing count line, e.g. "1 failed, 17 passed in 1.20s".
 _COUNT_LINE = re.compile(r"^=*\s*(?P<line>(\d+ \w+(, )?)+.* in [\d.]+s( \([\d:]+\))?)\s*=*$")
-_PYTEST_EXIT = {0: "all tests passed", 1: "tests failed", 2: "interrupted", 3: "internal error",
-                4: "usage error", 5: "no tests collected"}
+_PYTEST_EXIT = {
+    0: "all tests passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 
 
 def check_pytest_target(target: str, cwd: Path) -> str:
     """``target`` (``PATH`` or ``PATH::NODE``) when its path exists; ``UsageError`` otherwise."""
     path = target.split("::", 1)[0]
     if not path.strip():
-        raise UsageError("--pytest-target is empty; give a test file or folder, e.g. tests/smoke/test_post_merge_readiness.py")
+        raise UsageError(
+            "--pytest-target is empty; give a test file or folder, e.g. tests/smoke/test_post_merge_readiness.py"
+        )
     if not (cwd / path).exists():
         raise UsageError(f"pytest target {path!r} does not exist (relative to {cwd}); give a test file or folder")
     return target
@@ -74,8 +82,14 @@ class AreaCounts:
         return bool(self.failed or self.errors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": "red" if self.red else "green", "passed": self.passed, "failed": self.failed,
-                "errors": self.errors, "skipped": self.skipped, "failing_tests": self.failing_tests[:SAMPLE_LIMIT]}
+        return {
+            "status": "red" if self.red else "green",
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "failing_tests": self.failing_tests[:SAMPLE_LIMIT],
+        }
 
 
 def junit_node_id(case: Any) -> str:
@@ -90,7 +104,7 @@ def junit_node_id(case: Any) -> str:
         if classname == dotted:
             return f"{path}::{name}"
         if classname.startswith(dotted + "."):
-            return "::".join([path, *classname[len(dotted) + 1:].split("."), name])
+            return "::".join([path, *classname[len(dotted) + 1 :].split("."), name])
     return f"{classname}::{name}".strip(":")
 
 
@@ -98,8 +112,9 @@ def _property_area(case: Any) -> str:
     return next((p.get("value") for p in case.iter("property") if p.get("name") == "area"), None) or NO_AREA
 
 
-def areas_from_junit(xml_text: str, classify: Callable[[str], tuple[str, ...]] | None = None,
-                     totals: AreaCounts | None = None) -> dict[str, AreaCounts]:
+def areas_from_junit(
+    xml_text: str, classify: Callable[[str], tuple[str, ...]] | None = None, totals: AreaCounts | None = None
+) -> dict[str, AreaCounts]:
     """Per-area counts from a JUnit XML report: each test's areas are ``classify(node id)``,
     or by default its xunit1 ``<property name="area">``; ``totals`` (if given) counts each
     test once, whatever number of areas it covers."""
@@ -107,8 +122,11 @@ def areas_from_junit(xml_text: str, classify: Callable[[str], tuple[str, ...]] |
     areas: dict[str, AreaCounts] = {}
     for case in root.iter("testcase"):
         names = (_property_area(case),) if classify is None else classify(junit_node_id(case))
-        test_id = (f"{case.get('classname', '')}::{case.get('name', '')}".strip(":") if classify is None
-                   else junit_node_id(case))
+        test_id = (
+            f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+            if classify is None
+            else junit_node_id(case)
+        )
         for counts in [areas.setdefault(name, AreaCounts()) for name in names] + ([totals] if totals else []):
             if case.find("failure") is not None:
                 counts.failed += 1
@@ -141,8 +159,15 @@ class SmokeRun:
     python: str | None = None  # the interpreter pytest ran in
 
 
-def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str], python: str | None = None,
-               pytest_args: Sequence[str] = ()) -> SmokeRun:
+def run_pytest(
+    target: str,
+    *,
+    cwd: Path,
+    timeout_sec: float,
+    env: dict[str, str],
+    python: str | None = None,
+    pytest_args: Sequence[str] = (),
+) -> SmokeRun:
     """``python -m pytest -q TARGET --junitxml=...`` in its own process group, killed whole
     at ``timeout_sec``.
 
@@ -157,12 +182,35 @@ def run_pytest(target: str, *, cwd: Path, timeout_sec: float, env: dict[str, str
             if is_packaged_smoke(target, cwd):
                 own_config = _packaged_suite_config(Path(folder))
                 env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SKIPPED_PLUGINS, *own_config,
-                       "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *SKIPPED_PLUGINS,
+                *own_config,
+                "-o",
+                "junit_family=xunit1",
+                f"--junitxml={junit}",
+                target,
+            ]
         else:
             env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
-            command = [python, "-m", "pytest", "-q", "--color=no", *_no_cache(pytest_args), *pytest_args,
-                       "-o", "junit_family=xunit1", f"--junitxml={junit}", target]
+            command = [
+                python,
+                "-m",
+                "pytest",
+                "-q",
+                "--color=no",
+                *_no_cache(pytest_args),
+                *pytest_args,
+                "-o",
+                "junit_family=xunit1",
+                f"--junitxml={junit}",
+                target,
+            ]
         returncode, output, duration = _run_group(command, cwd=cwd, env=env, timeout_sec=timeout_sec)
         xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None
     return SmokeRun(returncode, output, xml_text, duration, python or sys.executable)
@@ -174,14 +222,23 @@ def _no_cache(pytest_args: Sequence[str]) -> list[str]:
     return [] if "no:cacheprovider" in pytest_args else ["-p", "no:cacheprovider"]
 
 
-def _run_group(command: list[str], *, cwd: Path, env: dict[str, str],
-               timeout_sec: float) -> tuple[int | None, str, float]:
+def _run_group(
+    command: list[str], *, cwd: Path, env: dict[str, str], timeout_sec: float
+) -> tuple[int | None, str, float]:
     """Run ``command`` in its own process group, output and errors together; killed whole
     at ``timeout_sec`` (exit code None)."""
     started = time.perf_counter()
     try:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     except OSError as exc:  # the interpreter does not exist or cannot run
         return 127, f"ERROR: cannot run {command[0]}: {exc.strerror or exc}", time.perf_counter() - started
     try:
@@ -198,23 +255,43 @@ class SmokeSetupError(Exception):
     """The tests an area rule's marker selects could not be listed."""
 
 
-def marked_node_ids(marker: str, target: str, *, python: str, cwd: Path, env: dict[str, str], timeout_sec: float,
-                    pytest_args: Sequence[str] = ()) -> set[str]:
+def marked_node_ids(
+    marker: str,
+    target: str,
+    *,
+    python: str,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_sec: float,
+    pytest_args: Sequence[str] = (),
+) -> set[str]:
     """The node ids of the tests of ``target`` that carry ``marker``: ``python -m pytest
     --collect-only -q -m MARKER`` in the target's interpreter (standard pytest; no test runs).
     ``SmokeSetupError`` naming pytest's error when the collection fails."""
     if not _MARKER_NAME.match(marker):
         raise SmokeSetupError(f"area rule marker {marker!r} is not a pytest marker name")
-    command = [python, "-m", "pytest", "--collect-only", "-q", *_no_cache(pytest_args), *pytest_args,
-               "-m", marker, target]
-    returncode, output, _ = _run_group(command, cwd=cwd, env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
-                                       timeout_sec=timeout_sec)
+    command = [
+        python,
+        "-m",
+        "pytest",
+        "--collect-only",
+        "-q",
+        *_no_cache(pytest_args),
+        *pytest_args,
+        "-m",
+        marker,
+        target,
+    ]
+    returncode, output, _ = _run_group(
+        command, cwd=cwd, env={**env, "PYTHONDONTWRITEBYTECODE": "1"}, timeout_sec=timeout_sec
+    )
     if returncode == 5:  # no test carries the marker
         return set()
     if returncode != 0:
         why = "timed out" if returncode is None else f"exited {returncode}"
-        raise SmokeSetupError(f"listing the tests marked {marker!r} (pytest --collect-only -m {marker}) {why}: "
-                              f"{error_excerpt(output)}")
+        raise SmokeSetupError(
+            f"listing the tests marked {marker!r} (pytest --collect-only -m {marker}) {why}: {error_excerpt(output)}"
+        )
     ids = set()
     for line in output.splitlines():  # the ids, one a line, then a blank line and the count
         if not line.strip():
@@ -232,9 +309,12 @@ def area_classifier(rules: Iterable[Any], marked: dict[str, set[str]]) -> Callab
     rules = list(rules)
 
     def classify(node_id: str) -> tuple[str, ...]:
-        areas = [str(rule.area) for rule in rules
-                 if any(pattern in node_id or fnmatch.fnmatchcase(node_id, pattern) for pattern in rule.match)
-                 or (rule.marker and node_id in marked.get(rule.marker, set()))]
+        areas = [
+            str(rule.area)
+            for rule in rules
+            if any(pattern in node_id or fnmatch.fnmatchcase(node_id, pattern) for pattern in rule.match)
+            or (rule.marker and node_id in marked.get(rule.marker, set()))
+        ]
         return tuple(dict.fromkeys(areas)) or (OTHER_AREA,)
 
     return classify
@@ -265,8 +345,14 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
-                classify: Callable[[str], tuple[str, ...]] | None = None, strict: bool = False) -> Outcome:
+def judge_smoke(
+    run: SmokeRun,
+    *,
+    timeout_sec: float,
+    secrets: list[str | None],
+    classify: Callable[[str], tuple[str, ...]] | None = None,
+    strict: bool = False,
+) -> Outcome:
     """Release only what passes the critical smoke in every area (auth, stock, transfers,
     POS, reports, exports): one red area is a NO-GO, whatever the others say.
 
@@ -275,18 +361,26 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
     (a WARN otherwise). Without it, the reference suite's ``area`` properties, as always.
     """
     tail = redact_text("\n".join(run.output.strip().splitlines()[-40:]), secrets)
-    evidence: dict[str, Any] = {"pytest_exit_code": run.returncode, "duration_sec": round(run.duration_sec, 3),
-                                "output_tail": tail}
+    evidence: dict[str, Any] = {
+        "pytest_exit_code": run.returncode,
+        "duration_sec": round(run.duration_sec, 3),
+        "output_tail": tail,
+    }
     if run.returncode is None:
         return failed(f"pytest did not finish within {timeout_sec:g} s and was killed", **evidence)
     counts_text = count_line(run.output)
     meaning = _PYTEST_EXIT.get(run.returncode, "unknown")
     if run.junit_xml is None:
         if classify is not None:
-            return failed(f"pytest exited {run.returncode} ({meaning}) before any test ran, without a JUnit report: "
-                          f"{redact_text(error_excerpt(run.output), secrets)}", **evidence)
-        return failed(f"pytest exited {run.returncode} ({meaning}) without a JUnit "
-                      f"report: {counts_text or _last_line(tail)}", **evidence)
+            return failed(
+                f"pytest exited {run.returncode} ({meaning}) before any test ran, without a JUnit report: "
+                f"{redact_text(error_excerpt(run.output), secrets)}",
+                **evidence,
+            )
+        return failed(
+            f"pytest exited {run.returncode} ({meaning}) without a JUnit report: {counts_text or _last_line(tail)}",
+            **evidence,
+        )
     try:
         all_tests = AreaCounts()
         areas = areas_from_junit(run.junit_xml, classify, all_tests)
@@ -294,19 +388,29 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         return failed(f"the JUnit report cannot be read: {exc}", **evidence)
     if run.returncode not in (0, 1) and not ran:
-        return failed(f"pytest exited {run.returncode} ({meaning}) before any test ran: "
-                      f"{redact_text(error_excerpt(run.output), secrets)}", **evidence)
+        return failed(
+            f"pytest exited {run.returncode} ({meaning}) before any test ran: "
+            f"{redact_text(error_excerpt(run.output), secrets)}",
+            **evidence,
+        )
     evidence["areas"] = {name: counts.to_dict() for name, counts in sorted(areas.items(), key=_area_order)}
-    totals = Counter({"passed": all_tests.passed, "failed": all_tests.failed, "errors": all_tests.errors,
-                      "skipped": all_tests.skipped})
+    totals = Counter(
+        {
+            "passed": all_tests.passed,
+            "failed": all_tests.failed,
+            "errors": all_tests.errors,
+            "skipped": all_tests.skipped,
+        }
+    )
     evidence["totals"] = dict(totals)
     summary = counts_text or ", ".join(f"{n} {k}" for k, n in totals.items() if n) or "no tests"
     red = [name for name, counts in sorted(areas.items(), key=_area_order) if counts.red]
     if red:
         return failed(f"red area(s): {', '.join(red)} — {summary}", **evidence)
     if run.returncode != 0:
-        return failed(f"pytest exited {run.returncode} ({_PYTEST_EXIT.get(run.returncode, 'unknown')}): {summary}",
-                      **evidence)
+        return failed(
+            f"pytest exited {run.returncode} ({_PYTEST_EXIT.get(run.returncode, 'unknown')}): {summary}", **evidence
+        )
     if not sum(totals.values()) or totals["passed"] == 0:
         return failed(f"no test passed: {summary}", **evidence)
     if classify is None:
@@ -316,9 +420,11 @@ def judge_smoke(run: SmokeRun, *, timeout_sec: float, secrets: list[str | None],
     evidence["areas_missing"] = missing
     if missing:
         judged = failed if strict and classify is not None else warned
-        return judged(f"{summary}; area(s) not covered: {', '.join(missing)}"
-                      + (" (no test of the profile's [[smoke.areas]] rules passed in it)" if classify else ""),
-                      **evidence)
+        return judged(
+            f"{summary}; area(s) not covered: {', '.join(missing)}"
+            + (" (no test of the profile's [[smoke.areas]] rules passed in it)" if classify else ""),
+            **evidence,
+        )
     return passed(summary, **evidence)
 
 

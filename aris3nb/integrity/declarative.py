@@ -69,8 +69,9 @@ class SqlCheck(_Model):
     def _one_reading_statement(cls, query: str) -> str:
         statements = split_statements(query)
         if len(statements) != 1:
-            raise ValueError(f"holds {len(statements)} statements; give exactly one SELECT returning the "
-                             "offending rows")
+            raise ValueError(
+                f"holds {len(statements)} statements; give exactly one SELECT returning the offending rows"
+            )
         first = re.match(r"[\s(]*([A-Za-z]+)", statements[0])
         if first is None or first.group(1).lower() not in _READING_STATEMENTS:
             raise ValueError("must be a SELECT (or WITH ... SELECT, VALUES) returning the offending rows")
@@ -118,8 +119,9 @@ class IntegritySelection(_Model):
         return value
 
 
-def checks_from_toml(table: Mapping[str, Any] | BaseModel, *, base_dir: Path | None = None,
-                     where: str = "integrity") -> IntegritySelection:
+def checks_from_toml(
+    table: Mapping[str, Any] | BaseModel, *, base_dir: Path | None = None, where: str = "integrity"
+) -> IntegritySelection:
     """The checks a profile's ``[integrity]`` table (as ``tomllib`` reads it, or a model of
     it) selects. A file check's relative ``root`` is taken from ``base_dir`` (the profile's
     folder). An unknown key, a wrong type or a bad query is ``UsageError`` (exit 2) naming
@@ -132,9 +134,12 @@ def checks_from_toml(table: Mapping[str, Any] | BaseModel, *, base_dir: Path | N
         raise UsageError(f"invalid integrity checks: {'; '.join(problems)}") from exc
     if base_dir is None:
         return selection
-    files = tuple(check.model_copy(update={"root": str((base_dir / check.root).resolve())})
-                  if check.root != EXPORTS_DIR_ROOT and not Path(check.root).is_absolute() else check
-                  for check in selection.files)
+    files = tuple(
+        check.model_copy(update={"root": str((base_dir / check.root).resolve())})
+        if check.root != EXPORTS_DIR_ROOT and not Path(check.root).is_absolute()
+        else check
+        for check in selection.files
+    )
     return selection.model_copy(update={"files": files})
 
 
@@ -163,8 +168,11 @@ def split_statements(query: str) -> list[str]:
             i = _end_of_string(query, i + 1, escapes)
         elif char == '"':
             i = _end_of(query, '"', i + 1)
-        elif char == "$" and (tag := re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", query[i:])) and \
-                (i == 0 or not (query[i - 1].isalnum() or query[i - 1] == "_")):
+        elif (
+            char == "$"
+            and (tag := re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", query[i:]))
+            and (i == 0 or not (query[i - 1].isalnum() or query[i - 1] == "_"))
+        ):
             i = _end_of(query, tag.group(0), i + len(tag.group(0)))
         elif char == ";":
             statements.append(query[start:i])
@@ -208,8 +216,9 @@ def _driver_sql(conn: sa.Connection, query: str) -> str:
 def offending_rows(conn: sa.Connection, query: str) -> tuple[list[str], int, list[dict[str, Any]]]:
     """Run ``query``: its column names, how many rows it returned, and the first
     ``SAMPLE_LIMIT`` of them as plain values (rows are streamed, memory stays bounded)."""
-    result = conn.exec_driver_sql(_driver_sql(conn, query.strip().rstrip(";")),
-                                  execution_options={"yield_per": FETCH_ROWS})
+    result = conn.exec_driver_sql(
+        _driver_sql(conn, query.strip().rstrip(";")), execution_options={"yield_per": FETCH_ROWS}
+    )
     columns = _unique(list(result.keys()))
     count, sample = 0, []
     for row in result:
@@ -237,10 +246,18 @@ def _judged(severity: str) -> Any:
 
 def sql_invariant(check: SqlCheck, name: str | None = None) -> Invariant:
     """``check`` as an invariant (named ``name`` when given, as a plug-in's entry point is)."""
+
     def run(ctx: IntegrityContext) -> Outcome:
         columns, count, sample = offending_rows(ctx.conn, check.query)
-        facts = {"kind": "sql", "severity": check.severity, "description": check.description, "offending": count,
-                 "sample": sample, "columns": columns, "query": check.query.strip()}
+        facts = {
+            "kind": "sql",
+            "severity": check.severity,
+            "description": check.description,
+            "offending": count,
+            "sample": sample,
+            "columns": columns,
+            "query": check.query.strip(),
+        }
         if count:
             return _judged(check.severity)(f"{count} offending row(s); first: {row_text(sample[0])}", **facts)
         return passed(f"no offending row: {check.description or check.name}", **facts)
@@ -250,17 +267,25 @@ def sql_invariant(check: SqlCheck, name: str | None = None) -> Invariant:
 
 def file_invariant(check: FileCheck, name: str | None = None) -> Invariant:
     """``check`` as an invariant: every vouched-for file present and unchanged, none extra."""
+
     def run(ctx: IntegrityContext) -> Outcome:
         root = ctx.options.exports_dir if check.root == EXPORTS_DIR_ROOT else Path(check.root)
-        result = ctx.conn.exec_driver_sql(_driver_sql(ctx.conn, check.query.strip().rstrip(";")),
-                                          execution_options={"yield_per": FETCH_ROWS})
+        result = ctx.conn.exec_driver_sql(
+            _driver_sql(ctx.conn, check.query.strip().rstrip(";")), execution_options={"yield_per": FETCH_ROWS}
+        )
         columns = list(result.keys())
-        absent = [c for c in (*check.key_columns, check.path_column, check.sha256_column, check.size_column)
-                  if c is not None and c not in columns]
+        absent = [
+            c
+            for c in (*check.key_columns, check.path_column, check.sha256_column, check.size_column)
+            if c is not None and c not in columns
+        ]
         if absent:
             result.close()
-            return failed(f"the query returns no column {', '.join(absent)} (it returns {', '.join(columns)})",
-                          kind="files", columns=columns)
+            return failed(
+                f"the query returns no column {', '.join(absent)} (it returns {', '.join(columns)})",
+                kind="files",
+                columns=columns,
+            )
         vouched: set[str] = set()
         checked, problems = 0, []
         for row in result.mappings():
@@ -272,18 +297,37 @@ def file_invariant(check: FileCheck, name: str | None = None) -> Invariant:
             size = row[check.size_column] if check.size_column else None
             problem = file_problem(root, relative, None if size is None else int(size), row[check.sha256_column])
             if problem is not None:
-                problems.append({**{key: plain(row[key]) for key in check.key_columns},
-                                 check.path_column: relative, "problem": problem})
+                problems.append(
+                    {
+                        **{key: plain(row[key]) for key in check.key_columns},
+                        check.path_column: relative,
+                        "problem": problem,
+                    }
+                )
         extra = [path for path in files_under(root) if path not in vouched]
         problems += [{check.path_column: path, "problem": "extra file: no row vouches for it"} for path in extra]
-        evidence = {"kind": "files", "severity": check.severity, "description": check.description, "root": str(root),
-                    "checked": checked, "offending": len(problems), "extra": len(extra),
-                    "sample": problems[:SAMPLE_LIMIT], "query": check.query.strip()}
+        evidence = {
+            "kind": "files",
+            "severity": check.severity,
+            "description": check.description,
+            "root": str(root),
+            "checked": checked,
+            "offending": len(problems),
+            "extra": len(extra),
+            "sample": problems[:SAMPLE_LIMIT],
+            "query": check.query.strip(),
+        }
         if problems:
             hint = f" (the folder {root} does not exist; give --exports-dir)" if not root.is_dir() else ""
-            return _judged(check.severity)(f"{len(problems)} problem(s) with {checked} vouched-for file(s) and "
-                                           f"{len(extra)} extra{hint}; first: {row_text(problems[0])}", **evidence)
-        return passed(f"{checked} file(s) present with their recorded SHA-256"
-                      f"{' and size' if check.size_column else ''}, none extra under {root}", **evidence)
+            return _judged(check.severity)(
+                f"{len(problems)} problem(s) with {checked} vouched-for file(s) and "
+                f"{len(extra)} extra{hint}; first: {row_text(problems[0])}",
+                **evidence,
+            )
+        return passed(
+            f"{checked} file(s) present with their recorded SHA-256"
+            f"{' and size' if check.size_column else ''}, none extra under {root}",
+            **evidence,
+        )
 
     return Invariant(name or check.name, run, check.requires, check.description)

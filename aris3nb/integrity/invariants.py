@@ -70,8 +70,9 @@ class Invariant:
         object.__setattr__(self, "requires", tuple(self.requires))
         bad = [name for name in self.requires if not REQUIREMENT.match(name)]
         if bad:
-            raise ValueError(f"invariant {self.name!r}: requirement(s) {', '.join(map(repr, bad))} are not "
-                             "'table' or 'table.column'")
+            raise ValueError(
+                f"invariant {self.name!r}: requirement(s) {', '.join(map(repr, bad))} are not 'table' or 'table.column'"
+            )
 
     @property
     def why(self) -> str:
@@ -90,11 +91,13 @@ class InvariantSet:
             raise ValueError(f"an invariant named {invariant.name!r} is already in the {self.name} set")
         self.invariants[invariant.name] = invariant
 
-    def invariant(self, name: str, *, requires: Iterable[str]) -> Callable[[Callable[[IntegrityContext], Outcome]],
-                                                                           Callable[[IntegrityContext], Outcome]]:
+    def invariant(
+        self, name: str, *, requires: Iterable[str]
+    ) -> Callable[[Callable[[IntegrityContext], Outcome]], Callable[[IntegrityContext], Outcome]]:
         def decorate(function: Callable[[IntegrityContext], Outcome]) -> Callable[[IntegrityContext], Outcome]:
             self.add(Invariant(name, function, tuple(requires)))
             return function
+
         return decorate
 
     def __iter__(self) -> Iterator[Invariant]:
@@ -139,8 +142,9 @@ class LiveSchema:
         key = table.lower()
         if key not in self._columns:
             real = self._table_names().get(key)
-            self._columns[key] = ({column["name"].lower() for column in self._inspector.get_columns(real)}
-                                  if real is not None else set())
+            self._columns[key] = (
+                {column["name"].lower() for column in self._inspector.get_columns(real)} if real is not None else set()
+            )
         return self._columns[key]
 
     def missing(self, requires: Iterable[str]) -> list[str]:
@@ -198,6 +202,7 @@ def guarded(invariant: Invariant) -> CheckFunction[IntegrityContext]:
     """``invariant`` as a registry check: in a savepoint of the one read-only transaction (a
     failed statement spoils nothing for the next check), NOT APPLICABLE when its requirements
     are absent, and its database errors one-line, password-free failures."""
+
     def run(ctx: IntegrityContext) -> Outcome:
         savepoint = ctx.conn.begin_nested()
         try:
@@ -206,8 +211,10 @@ def guarded(invariant: Invariant) -> CheckFunction[IntegrityContext]:
                 return not_applicable(missing_reason(missing, ctx.schema), missing)
             return invariant.function(ctx)
         except sa.exc.DBAPIError as exc:
-            reason = redact_text(str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0],
-                                 [url_password(ctx.options.database_url)])
+            reason = redact_text(
+                str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0],
+                [url_password(ctx.options.database_url)],
+            )
             raise Aris3nbError(f"the query of {invariant.name} failed: {reason}") from exc
         finally:
             if savepoint.is_active:

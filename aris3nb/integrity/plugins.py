@@ -30,21 +30,31 @@ ENTRY_POINT_GROUP = "aris3nb.invariants"
 def plugin_invariant(name: str) -> Invariant:
     """The invariant the entry point ``name`` provides; one that cannot be had becomes an
     invariant that FAILs with the reason."""
-    found = {entry.value: entry for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-             if entry.name == name}
+    found = {
+        entry.value: entry for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if entry.name == name
+    }
     if not found:
         installed = sorted({entry.name for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
-        return _unusable(name, f"no entry point named {name!r} in group {ENTRY_POINT_GROUP} is installed "
-                               f"(installed: {', '.join(installed) or 'none'})", None)
+        return _unusable(
+            name,
+            f"no entry point named {name!r} in group {ENTRY_POINT_GROUP} is installed "
+            f"(installed: {', '.join(installed) or 'none'})",
+            None,
+        )
     if len(found) > 1:
-        return _unusable(name, f"entry point {name!r} is declared by several distributions "
-                               f"({', '.join(sorted(found))})", None)
+        return _unusable(
+            name, f"entry point {name!r} is declared by several distributions ({', '.join(sorted(found))})", None
+        )
     [entry] = found.values()
     try:
         provided = entry.load()
     except Exception as exc:  # noqa: BLE001 -- whatever a plug-in raises on import is its failure, named
-        return _unusable(name, f"failed to load {entry.value}: {type(exc).__name__}: {_first_line(exc)}", entry.value,
-                         error=type(exc).__name__)
+        return _unusable(
+            name,
+            f"failed to load {entry.value}: {type(exc).__name__}: {_first_line(exc)}",
+            entry.value,
+            error=type(exc).__name__,
+        )
     try:
         return _as_invariant(name, provided)
     except (TypeError, ValueError) as exc:
@@ -64,8 +74,11 @@ def _as_invariant(name: str, provided: Any) -> Invariant:
 
 
 def _names(requires: Any) -> tuple[str, ...]:
-    if isinstance(requires, str) or not isinstance(requires, Iterable) or \
-            not all(isinstance(item, str) for item in requires):
+    if (
+        isinstance(requires, str)
+        or not isinstance(requires, Iterable)
+        or not all(isinstance(item, str) for item in requires)
+    ):
         raise TypeError("its requires is not a list of 'table' / 'table.column' names")
     return tuple(requires)
 

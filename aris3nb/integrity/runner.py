@@ -80,12 +80,18 @@ class IntegrityOptions:
     plugins: Sequence[str] = ()
     #: The target profile whose ``[integrity]`` was selected (``LoadedProfile.as_evidence()``).
     profile: Mapping[str, Any] = dataclasses.field(
-        default_factory=lambda: {"name": "reference", "path": None, "sha256": None})
+        default_factory=lambda: {"name": "reference", "path": None, "sha256": None}
+    )
 
     def with_selection(self, selection: IntegritySelection) -> IntegrityOptions:
         """These options running what a profile's ``[integrity]`` table selects."""
-        return dataclasses.replace(self, builtin=selection.builtin, sql_checks=selection.sql,
-                                   file_checks=selection.files, plugins=selection.plugins)
+        return dataclasses.replace(
+            self,
+            builtin=selection.builtin,
+            sql_checks=selection.sql,
+            file_checks=selection.files,
+            plugins=selection.plugins,
+        )
 
     def for_profile(self, loaded: LoadedProfile) -> IntegrityOptions:
         """These options running what the target profile's ``[integrity]`` selects (the
@@ -95,19 +101,29 @@ class IntegrityOptions:
         selection = checks_from_toml(loaded.profile.integrity, base_dir=loaded.root, where=f"{loaded.label} integrity")
         from aris3nb.targets.revision import cached_code_revision
 
-        return dataclasses.replace(self.with_selection(selection),
-                                   profile={**loaded.as_evidence(), "code_revision": cached_code_revision(loaded)})
+        return dataclasses.replace(
+            self.with_selection(selection),
+            profile={**loaded.as_evidence(), "code_revision": cached_code_revision(loaded)},
+        )
 
     def selection(self) -> IntegritySelection:
         """The checks these options select, validated (``UsageError`` naming a bad field)."""
+
         def plain(check: SqlCheck | Mapping[str, Any]) -> Any:
             return check.model_dump() if isinstance(check, SqlCheck) else check
 
         # A FileCheck is a SqlCheck too: wherever it was given, it checks files.
         sql = [c for c in self.sql_checks if not isinstance(c, FileCheck)]
         files = [*self.file_checks, *(c for c in self.sql_checks if isinstance(c, FileCheck))]
-        return checks_from_toml({"builtin": list(self.builtin), "plugins": list(self.plugins),
-                                 "sql": [plain(c) for c in sql], "files": [plain(c) for c in files]}, where="options")
+        return checks_from_toml(
+            {
+                "builtin": list(self.builtin),
+                "plugins": list(self.plugins),
+                "sql": [plain(c) for c in sql],
+                "files": [plain(c) for c in files],
+            },
+            where="options",
+        )
 
 
 class IntegrityReport(CheckReport):
@@ -135,8 +151,9 @@ def selected_invariants(selection: IntegritySelection) -> list[Invariant]:
     invariants += [file_invariant(check) for check in selection.files]
     invariants += [plugin_invariant(name) for name in selection.plugins]
     if not invariants:
-        raise UsageError("no integrity check is selected: name a built-in set (e.g. reference), SQL or file "
-                         "checks, or plug-ins")
+        raise UsageError(
+            "no integrity check is selected: name a built-in set (e.g. reference), SQL or file checks, or plug-ins"
+        )
     return invariants
 
 
@@ -166,8 +183,9 @@ def read_only_snapshot(database_url: str, statement_timeout_sec: float) -> Itera
         engine.dispose()
 
 
-def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
-                        on_result: Callable[[CheckResult], None] | None = None) -> IntegrityReport:
+def run_integrity_check(
+    options: IntegrityOptions, *, artifacts_dir: Path, on_result: Callable[[CheckResult], None] | None = None
+) -> IntegrityReport:
     """Run the selected invariants on one read-only snapshot and write the JSON report.
 
     Raises ``UsageError`` (exit 2) for a selection that is invalid or empty, and
@@ -187,16 +205,24 @@ def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
     report_name = f"integrity_report_{run_id}.json"
     not_applicable = [result.name for result in results if is_not_applicable(result)]
     document = {
-        **check_report_head(INTEGRITY_REPORT_FORMAT, INTEGRITY_REPORT_VERSION, run_id, started, finished, results,
-                            strict=options.strict),
+        **check_report_head(
+            INTEGRITY_REPORT_FORMAT, INTEGRITY_REPORT_VERSION, run_id, started, finished, results, strict=options.strict
+        ),
         "not_applicable": {"count": len(not_applicable), "checks": not_applicable},
         "inputs": {
-            "database_url": redact_url(options.database_url), "engine": engine,
+            "database_url": redact_url(options.database_url),
+            "engine": engine,
             "read_only": "SQLite mode=ro" if engine == "sqlite" else "PostgreSQL READ ONLY REPEATABLE READ transaction",
-            "exports_dir": str(options.exports_dir), "idempotency_max_age_sec": options.idempotency_max_age_sec,
-            "statement_timeout_sec": options.statement_timeout_sec, "sample_limit": SAMPLE_LIMIT,
-            "selection": {"builtin": list(selection.builtin), "sql": [check.name for check in selection.sql],
-                          "files": [check.name for check in selection.files], "plugins": list(selection.plugins)},
+            "exports_dir": str(options.exports_dir),
+            "idempotency_max_age_sec": options.idempotency_max_age_sec,
+            "statement_timeout_sec": options.statement_timeout_sec,
+            "sample_limit": SAMPLE_LIMIT,
+            "selection": {
+                "builtin": list(selection.builtin),
+                "sql": [check.name for check in selection.sql],
+                "files": [check.name for check in selection.files],
+                "plugins": list(selection.plugins),
+            },
             "profile": dict(options.profile),
         },
         "checks": [result.to_dict() for result in results],
@@ -207,6 +233,7 @@ def run_integrity_check(options: IntegrityOptions, *, artifacts_dir: Path,
     try:
         path = write_json_evidence(folder, report_name, document)
     except OSError as exc:
-        raise UsageError(f"cannot write the integrity report under {folder}: {exc.strerror or exc}; "
-                         "check OPS_ARTIFACTS_DIR") from exc
+        raise UsageError(
+            f"cannot write the integrity report under {folder}: {exc.strerror or exc}; check OPS_ARTIFACTS_DIR"
+        ) from exc
     return IntegrityReport(run_id, verdict, options.strict, results, document, path)

@@ -20,8 +20,16 @@ PHASE_BY_NAME: dict[str, Phase] = {phase.name: phase for phase in PHASES}
 DEFAULT_PHASES: tuple[str, ...] = ("pre_deploy", "deploy", "post_deploy", "drill")
 ROLLBACK = rollback.PHASE.name
 
-__all__ = ["DEFAULT_PHASES", "PHASES", "PHASE_BY_NAME", "ROLLBACK", "Phase", "Trigger", "TriggerRule",
-           "evaluate_triggers"]
+__all__ = [
+    "DEFAULT_PHASES",
+    "PHASES",
+    "PHASE_BY_NAME",
+    "ROLLBACK",
+    "Phase",
+    "Trigger",
+    "TriggerRule",
+    "evaluate_triggers",
+]
 
 
 def evaluate_triggers(documents: Iterable[Mapping[str, Any]]) -> list[Trigger]:

@@ -46,7 +46,9 @@ class TriggerRule:
                 names = ", ".join(c["name"] for c in failed) or "see its checks"
                 return [Trigger(self.kind, phase, f"{self.label} ({names})")]
             return [Trigger(self.kind, phase, "; ".join(document.get("reasons") or []) or f"the {phase} phase FAILed")]
-        return [Trigger(self.kind, phase, f"{c['name']}: {c.get('detail')}") for c in failed if c.get("name") in self.checks]
+        return [
+            Trigger(self.kind, phase, f"{c['name']}: {c.get('detail')}") for c in failed if c.get("name") in self.checks
+        ]
 
 
 @dataclass(frozen=True)
@@ -79,4 +81,6 @@ def triggers_of(phase: Phase, document: Mapping[str, Any]) -> list[Trigger]:
 def evaluate(phases: Iterable[Phase], documents: Iterable[Mapping[str, Any]]) -> list[Trigger]:
     """The triggers a run's phase results fire, in playbook order."""
     by_name = {phase.name: phase for phase in phases}
-    return [t for document in documents if (p := by_name.get(str(document.get("phase")))) for t in triggers_of(p, document)]
+    return [
+        t for document in documents if (p := by_name.get(str(document.get("phase")))) for t in triggers_of(p, document)
+    ]

@@ -24,10 +24,15 @@ from aris3nb.phases.base import Phase, TriggerRule
 from aris3nb.targets.profile import LoadedProfile
 
 PHASE = Phase(
-    name="deploy", notebook="02-deploy.ipynb", title="Deploy: backup, manifest, health and ready",
-    parameters=("base_url", "database_url", "backup_name", "exports_dir", "profile"), requires="pre_deploy",
-    triggers=(TriggerRule("not_ready", checks=("http.ready", "target.schema")),
-              TriggerRule("manifest_inconsistent", checks=("backup.create", "backup.manifest"))),
+    name="deploy",
+    notebook="02-deploy.ipynb",
+    title="Deploy: backup, manifest, health and ready",
+    parameters=("base_url", "database_url", "backup_name", "exports_dir", "profile"),
+    requires="pre_deploy",
+    triggers=(
+        TriggerRule("not_ready", checks=("http.ready", "target.schema")),
+        TriggerRule("manifest_inconsistent", checks=("backup.create", "backup.manifest")),
+    ),
 )
 
 
@@ -78,13 +83,24 @@ def _check_backup(ctx: _DeployContext) -> Outcome:
         return failed("no database URL given (--database-url or DATABASE_URL): nothing to back up")
     base = ctx.options.backup_name or f"pre_deploy_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M}"
     profile = ctx.options.profile
-    exports = Path(ctx.options.exports_dir) if ctx.options.exports_dir else \
-        ctx.settings.resolved_exports_dir() if profiles.is_reference(profile) else None
+    exports = (
+        Path(ctx.options.exports_dir)
+        if ctx.options.exports_dir
+        else ctx.settings.resolved_exports_dir()
+        if profiles.is_reference(profile)
+        else None
+    )
     name = base
     for attempt in range(1, 6):
         try:
-            ctx.backup = create_backup(ctx.options.database_url, name, settings=ctx.settings, exports_dir=exports,
-                                       purpose="pre_deploy", profile=profile)
+            ctx.backup = create_backup(
+                ctx.options.database_url,
+                name,
+                settings=ctx.settings,
+                exports_dir=exports,
+                purpose="pre_deploy",
+                profile=profile,
+            )
             break
         except BackupExists:  # another run took the name this minute: a name, not an unsafe release
             if attempt == 5:
@@ -109,11 +125,17 @@ def _check_manifest(ctx: _DeployContext) -> Outcome:
     profile = ctx.options.profile
     ctx.validation = validate_backup(ctx.backup.manifest_path, profiles.schema_tables_for(profile))
     if not ctx.validation.ok:
-        return failed(f"{len(ctx.validation.problems)} problem(s): {ctx.validation.problems[0]}",
-                      problems=ctx.validation.problems, warnings=ctx.validation.warnings)
+        return failed(
+            f"{len(ctx.validation.problems)} problem(s): {ctx.validation.problems[0]}",
+            problems=ctx.validation.problems,
+            warnings=ctx.validation.warnings,
+        )
     if ctx.validation.warnings:
-        return warned(f"valid: {ctx.validation.files_checked} files, {ctx.validation.bytes_checked:,} bytes re-hashed; "
-                      f"{'; '.join(ctx.validation.warnings)}", warnings=ctx.validation.warnings)
+        return warned(
+            f"valid: {ctx.validation.files_checked} files, {ctx.validation.bytes_checked:,} bytes re-hashed; "
+            f"{'; '.join(ctx.validation.warnings)}",
+            warnings=ctx.validation.warnings,
+        )
     return passed(f"valid: {ctx.validation.files_checked} files, {ctx.validation.bytes_checked:,} bytes re-hashed")
 
 
@@ -146,8 +168,9 @@ def _check_ready(ctx: _DeployContext) -> Outcome:
         except Aris3nbError as exc:
             head_error = str(exc)
         with http.new_client(ctx.options.base_url, ctx.options.http_timeout_sec) as client:
-            return http.probe_service_ready(client, profile.profile.service.ready, expected_revision=head,
-                                            head_error=head_error)
+            return http.probe_service_ready(
+                client, profile.profile.service.ready, expected_revision=head, head_error=head_error
+            )
     with http.new_client(ctx.options.base_url, ctx.options.http_timeout_sec) as client:
         return http.probe_ready(client, expected_revision=migrate.head_revision())
 
@@ -155,8 +178,11 @@ def _check_ready(ctx: _DeployContext) -> Outcome:
 def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
     """The deploy phase's checks; a failing one is in the verdict, never raised. URLs not
     given are DATABASE_URL's and ARIS3_BASE_URL's."""
-    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
-                                  base_url=options.base_url or settings.base_url)
+    options = dataclasses.replace(
+        options,
+        database_url=options.database_url or settings.database_url,
+        base_url=options.base_url or settings.base_url,
+    )
     context = _DeployContext(options, settings)
     results = DEPLOY_CHECKS.run(context)
     return DeployReport(results, context.backup, context.validation)

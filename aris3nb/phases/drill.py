@@ -14,12 +14,15 @@ from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.core.checks import CheckResult, Status
 from aris3nb.core.errors import DrillFailed, UsageError
 from aris3nb.core.settings import Settings
-from aris3nb.targets.profile import LoadedProfile
 from aris3nb.phases.base import Phase, TriggerRule
+from aris3nb.targets.profile import LoadedProfile
 
 PHASE = Phase(
-    name="drill", notebook="04-drill.ipynb", title="Restore drill: the backup proven by restoring it",
-    parameters=("manifest", "database_url", "profile"), requires="deploy",
+    name="drill",
+    notebook="04-drill.ipynb",
+    title="Restore drill: the backup proven by restoring it",
+    parameters=("manifest", "database_url", "profile"),
+    requires="deploy",
     triggers=(TriggerRule("drill_fail", on_verdict_fail=True),),
 )
 
@@ -49,18 +52,34 @@ class DrillOutcome:
     def results(self) -> list[CheckResult]:
         """The drill's checks, then its warnings (each a WARN: what could not be checked as it
         should); a drill stopped before a check could fail (a timeout) adds one saying why."""
-        results = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
-                   for c in self.report.get("checks") or []]
-        results += [CheckResult(str(w.get("name") or "drill"), Status.WARN, str(w.get("detail")), 0.0)
-                    for w in self.report.get("warnings") or [] if isinstance(w, dict)]
+        results = [
+            CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
+            for c in self.report.get("checks") or []
+        ]
+        results += [
+            CheckResult(str(w.get("name") or "drill"), Status.WARN, str(w.get("detail")), 0.0)
+            for w in self.report.get("warnings") or []
+            if isinstance(w, dict)
+        ]
         if not self.passed and not any(r.status is Status.FAIL for r in results):
-            results.append(CheckResult("drill", Status.FAIL, str(self.report.get("reason")),
-                                       float((self.report.get("rto_sec") or {}).get("total") or 0)))
+            results.append(
+                CheckResult(
+                    "drill",
+                    Status.FAIL,
+                    str(self.report.get("reason")),
+                    float((self.report.get("rto_sec") or {}).get("total") or 0),
+                )
+            )
         return results
 
 
-def drill(manifest_path: Path | str | None, settings: Settings, *, database_url: str | None = None,
-          profile: LoadedProfile | None = None) -> DrillOutcome:
+def drill(
+    manifest_path: Path | str | None,
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    profile: LoadedProfile | None = None,
+) -> DrillOutcome:
     """Run the restore drill on ``manifest_path`` and return its report, also when it failed
     (the report says why); a drill that could not start at all (disabled, no backup,
     unreadable manifest) raises.
@@ -76,8 +95,10 @@ def drill(manifest_path: Path | str | None, settings: Settings, *, database_url:
     database_url = database_url or settings.database_url
     if manifest_path is None:
         if not database_url:
-            raise UsageError("no backup named to drill, and no target database whose newest backup to drill: "
-                             "give the manifest, or the target's database URL")
+            raise UsageError(
+                "no backup named to drill, and no target database whose newest backup to drill: "
+                "give the manifest, or the target's database URL"
+            )
         choice = choose_backup(settings, database_url, require_valid=False, purpose="drill", profile=profile)
         manifest_path = choice.manifest
     try:

@@ -12,17 +12,29 @@ from aris3nb.phases.base import Phase, TriggerRule
 from aris3nb.targets.profile import LoadedProfile, load_target_profile
 
 PHASE = Phase(
-    name="post_deploy", notebook="03-post_deploy.ipynb",
+    name="post_deploy",
+    notebook="03-post_deploy.ipynb",
     title="Post-deploy: smoke, critical endpoints, latency, integrity",
     parameters=("base_url", "database_url", "pytest_target", "strict", "budgets_ms", "exports_dir", "profile"),
-    requires="deploy", quiet=True,
-    triggers=(TriggerRule("not_ready", checks=("http.ready", "target.schema")),
-              TriggerRule("smoke_red", checks=("smoke",))),
+    requires="deploy",
+    quiet=True,
+    triggers=(
+        TriggerRule("not_ready", checks=("http.ready", "target.schema")),
+        TriggerRule("smoke_red", checks=("smoke",)),
+    ),
 )
 
 #: The gate's checks the post-deploy phase runs against the deployed service.
-POST_DEPLOY_CHECKS = ("target.schema", "smoke", "http.health", "http.ready",
-                      "latency.health", "latency.stock", "latency.reports", "latency.exports")
+POST_DEPLOY_CHECKS = (
+    "target.schema",
+    "smoke",
+    "http.health",
+    "http.ready",
+    "latency.health",
+    "latency.stock",
+    "latency.reports",
+    "latency.exports",
+)
 
 
 def post_deploy_checks(profile: LoadedProfile | None = None) -> tuple[str, ...]:
@@ -36,8 +48,9 @@ def post_deploy_checks(profile: LoadedProfile | None = None) -> tuple[str, ...]:
     return (*POST_DEPLOY_CHECKS[:4], *latency)
 
 
-def post_deploy_integrity(database_url: str | None, exports_dir: Path | str | None, settings: Settings,
-                          profile: LoadedProfile | None = None) -> IntegrityReport:
+def post_deploy_integrity(
+    database_url: str | None, exports_dir: Path | str | None, settings: Settings, profile: LoadedProfile | None = None
+) -> IntegrityReport:
     """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
     ``database_url`` (default DATABASE_URL), with the invariants the target's profile selects."""
     database_url = database_url or settings.database_url

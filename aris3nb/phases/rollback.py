@@ -33,9 +33,21 @@ from aris3nb.phases.base import Phase
 from aris3nb.targets.profile import LoadedProfile
 
 PHASE = Phase(
-    name="rollback", notebook="05-rollback.ipynb", title="Rollback: NO-GO, revert, restore, verify",
-    parameters=("run_id", "base_url", "database_url", "pytest_target", "triggers", "confirm_restore", "manifest",
-                "no_restore_reason", "terminate_sessions", "profile"),
+    name="rollback",
+    notebook="05-rollback.ipynb",
+    title="Rollback: NO-GO, revert, restore, verify",
+    parameters=(
+        "run_id",
+        "base_url",
+        "database_url",
+        "pytest_target",
+        "triggers",
+        "confirm_restore",
+        "manifest",
+        "no_restore_reason",
+        "terminate_sessions",
+        "profile",
+    ),
 )
 
 #: The gate checks run again once the rollback is done.
@@ -100,12 +112,17 @@ def _log(ctx: _RollbackContext, action: str, **entry: Any) -> None:
 @ROLLBACK_STEPS.register("rollback.no_go")
 def _declare_no_go(ctx: _RollbackContext) -> Outcome:
     """NO-GO is declared and deploys are frozen before anything else is touched."""
-    marker = {"declared_at": utc_text(dt.datetime.now(dt.UTC)), "run_id": ctx.options.run_id,
-              "triggers": list(ctx.options.triggers),
-              "lift": f"remove {ctx.settings.freeze_marker} once the cause is understood and fixed"}
+    marker = {
+        "declared_at": utc_text(dt.datetime.now(dt.UTC)),
+        "run_id": ctx.options.run_id,
+        "triggers": list(ctx.options.triggers),
+        "lift": f"remove {ctx.settings.freeze_marker} once the cause is understood and fixed",
+    }
     path = write_json_evidence(ctx.settings.freeze_marker.parent, ctx.settings.freeze_marker.name, marker)
     _log(ctx, "no_go", triggers=list(ctx.options.triggers), freeze_marker=str(path))
-    return passed(f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers))
+    return passed(
+        f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers)
+    )
 
 
 def _profile_revert(ctx: _RollbackContext) -> tuple[list[str], Path] | str | None:
@@ -130,9 +147,13 @@ def _profile_revert(ctx: _RollbackContext) -> tuple[list[str], Path] | str | Non
         except KeyError as exc:
             name = exc.args[0]
             if name == "release":
-                return ("the profile's revert command names {release}: give the last stable release to revert to "
-                        "(the rollback's release option)")
-            return f"the profile's revert command names an unknown placeholder {{{name}}} (known: python, root, release)"
+                return (
+                    "the profile's revert command names {release}: give the last stable release to revert to "
+                    "(the rollback's release option)"
+                )
+            return (
+                f"the profile's revert command names an unknown placeholder {{{name}}} (known: python, root, release)"
+            )
         except (ValueError, IndexError) as exc:
             return f"the profile's revert command argument {arg!r} is not a valid template: {exc}"
     return argv, profile.root
@@ -160,12 +181,15 @@ def _revert(ctx: _RollbackContext) -> Outcome:
     shown = redact_text(command or "", secrets)
     if not command:
         _log(ctx, "revert", status="SKIPPED")
-        return skipped("no revert command configured (--revert-command / OPS_REVERT_COMMAND, or the profile's "
-                       "rollback.revert_command)")
+        return skipped(
+            "no revert command configured (--revert-command / OPS_REVERT_COMMAND, or the profile's "
+            "rollback.revert_command)"
+        )
     try:
         argv = argv if argv is not None else shlex.split(command)
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                             check=False, stdin=subprocess.DEVNULL)
+        run = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         _log(ctx, "revert", command=shown, status="TIMEOUT")
         return failed(f"revert command timed out after {timeout:.0f} s: {shown}", command=shown)
@@ -175,8 +199,12 @@ def _revert(ctx: _RollbackContext) -> Outcome:
     output = redact_text((run.stdout + run.stderr)[-REVERT_OUTPUT_LIMIT:], secrets)
     status = "PASS" if run.returncode == 0 else "FAIL"
     _log(ctx, "revert", command=shown, exit_code=run.returncode, status=status, output=output)
-    evidence = {"command": shown, "exit_code": run.returncode, "output": output,
-                "cwd": str(cwd) if cwd is not None else None}
+    evidence = {
+        "command": shown,
+        "exit_code": run.returncode,
+        "output": output,
+        "cwd": str(cwd) if cwd is not None else None,
+    }
     if run.returncode != 0:
         return failed(f"revert command exited {run.returncode}: {shown}", **evidence)
     return passed(f"revert command exited 0: {shown}", **evidence)
@@ -189,14 +217,17 @@ def _restore(ctx: _RollbackContext) -> Outcome:
     options = ctx.options
     if options.no_restore_reason:
         _log(ctx, "restore", status="NOTHING_TO_RESTORE", reason=options.no_restore_reason)
-        return passed(f"nothing restored: {options.no_restore_reason}", restore="none", reason=options.no_restore_reason)
+        return passed(
+            f"nothing restored: {options.no_restore_reason}", restore="none", reason=options.no_restore_reason
+        )
     if options.manifest:
         manifest, reason = Path(options.manifest), "the backup this run's deploy phase made (or the one named)"
         selection: dict[str, Any] = {"manifest": str(manifest), "reason": reason}
     else:
         try:
-            choice = choose_backup(ctx.settings, str(options.database_url), require_valid=True, purpose="restore",
-                                   profile=options.profile)
+            choice = choose_backup(
+                ctx.settings, str(options.database_url), require_valid=True, purpose="restore", profile=options.profile
+            )
         except NoBackup as exc:
             _log(ctx, "restore", status="NO_BACKUP", error=str(exc))
             return failed(str(exc))
@@ -204,17 +235,31 @@ def _restore(ctx: _RollbackContext) -> Outcome:
         manifest, reason, selection = choice.manifest, choice.reason, choice.as_evidence()
     if not options.confirm_restore:
         _log(ctx, "restore", backup=str(manifest), status="NOT_CONFIRMED", selection=selection)
-        return warned(f"not restored: confirm with --yes (or the confirm_restore parameter) to restore "
-                      f"{manifest.parent.name} ({reason})", backup=str(manifest), selection=selection)
+        return warned(
+            f"not restored: confirm with --yes (or the confirm_restore parameter) to restore "
+            f"{manifest.parent.name} ({reason})",
+            backup=str(manifest),
+            selection=selection,
+        )
     _log(ctx, "restore", backup=str(manifest), status="CHOSEN", selection=selection)
-    ctx.restored = restore_backup(manifest, str(options.database_url), settings=ctx.settings, confirmed=True,
-                                  terminate_sessions=options.terminate_sessions, profile=options.profile)
+    ctx.restored = restore_backup(
+        manifest,
+        str(options.database_url),
+        settings=ctx.settings,
+        confirmed=True,
+        terminate_sessions=options.terminate_sessions,
+        profile=options.profile,
+    )
     discarded = sum(c["newer_than_backup"] or 0 for c in ctx.restored.discarded.values())
-    return passed(f"restored {ctx.restored.backup} ({reason}) into {redact_url(options.database_url)} in "
-                  f"{ctx.restored.duration_sec:.1f} s; {discarded:,} row(s) written after it discarded, kept in the "
-                  f"safety backup {ctx.restored.safety_backup.name}",
-                  backup=str(manifest), safety_backup=str(ctx.restored.safety_backup), selection=selection,
-                  discarded=ctx.restored.discarded)
+    return passed(
+        f"restored {ctx.restored.backup} ({reason}) into {redact_url(options.database_url)} in "
+        f"{ctx.restored.duration_sec:.1f} s; {discarded:,} row(s) written after it discarded, kept in the "
+        f"safety backup {ctx.restored.safety_backup.name}",
+        backup=str(manifest),
+        safety_backup=str(ctx.restored.safety_backup),
+        selection=selection,
+        discarded=ctx.restored.discarded,
+    )
 
 
 def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport:
@@ -224,11 +269,16 @@ def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport
 
     if not options.triggers:
         raise UsageError("a rollback needs at least one trigger (the reason it happens)")
-    options = dataclasses.replace(options, database_url=options.database_url or settings.database_url,
-                                  base_url=options.base_url or settings.base_url)
+    options = dataclasses.replace(
+        options,
+        database_url=options.database_url or settings.database_url,
+        base_url=options.base_url or settings.base_url,
+    )
     if not options.database_url or not options.base_url:
-        raise UsageError("a rollback needs the target's database and service: give database_url and base_url "
-                         "(or DATABASE_URL and ARIS3_BASE_URL)")
+        raise UsageError(
+            "a rollback needs the target's database and service: give database_url and base_url "
+            "(or DATABASE_URL and ARIS3_BASE_URL)"
+        )
     context = _RollbackContext(options, settings)
     results = ROLLBACK_STEPS.run(context)
     gate_settings = load_gate_settings(ops_artifacts_dir=settings.ops_artifacts_dir)

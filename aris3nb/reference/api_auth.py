@@ -49,16 +49,30 @@ def login(body: LoginBody, request: Request, session: DbSession, state: State) -
         # Seeded accounts carry light hashing parameters; upgrade on first real use (unless
         # the password changed meanwhile).
         upgraded = hash_password(body.password)
-        session.execute(sa.update(m.User)
-                        .where(m.User.id == user.id, m.User.password_hash == user.password_hash)
-                        .values(password_hash=upgraded))
-    token, expires_at = issue_token(state.token_secret, user_id=user.id, tenant_id=user.tenant_id, role=user.role,
-                                    ttl_sec=state.token_ttl_sec)
-    record_audit(session, tenant_id=user.tenant_id, actor_id=user.id, trace_id=trace_id_of(request),
-                 action="auth.login", entity_type="user", entity_id=user.id)
+        session.execute(
+            sa.update(m.User)
+            .where(m.User.id == user.id, m.User.password_hash == user.password_hash)
+            .values(password_hash=upgraded)
+        )
+    token, expires_at = issue_token(
+        state.token_secret, user_id=user.id, tenant_id=user.tenant_id, role=user.role, ttl_sec=state.token_ttl_sec
+    )
+    record_audit(
+        session,
+        tenant_id=user.tenant_id,
+        actor_id=user.id,
+        trace_id=trace_id_of(request),
+        action="auth.login",
+        entity_type="user",
+        entity_id=user.id,
+    )
     session.commit()
-    return {"access_token": token, "token_type": "bearer", "expires_at": timestamp(expires_at),
-            "user": user_view(user, tenant)}
+    return {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_at": timestamp(expires_at),
+        "user": user_view(user, tenant),
+    }
 
 
 @router.get("/me")

@@ -42,8 +42,13 @@ Exporter = Annotated[Caller, require_roles(*EXPORT_USERS)]
 
 
 @router.post("", status_code=201)
-def create_export(body: ExportCreateBody, session: DbSession, state: State, caller: Exporter,
-                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
+def create_export(
+    body: ExportCreateBody,
+    session: DbSession,
+    state: State,
+    caller: Exporter,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     key = require_key(idempotency_key)
     if body.store_id is not None:
         tenant_store(session, caller, body.store_id)
@@ -63,24 +68,44 @@ def create_export(body: ExportCreateBody, session: DbSession, state: State, call
         # cursors on PostgreSQL) must not leak into the request's transaction.
         with state.sessions.read_connection() as conn:
             header, rows = export_rows(conn, body.kind, caller.tenant_id, store_id)
-            written = write_export_file(state.exports_dir, export_relative_path(caller.tenant_id, export_id),
-                                        header, rows)
+            written = write_export_file(
+                state.exports_dir, export_relative_path(caller.tenant_id, export_id), header, rows
+            )
     except OSError as exc:
-        log.error("cannot write export %s under %s (trace_id=%s): %s", export_id, state.exports_dir,
-                  caller.trace_id, exc)
-        raise ApiError(503, "EXPORT_STORAGE_UNAVAILABLE", "the export file could not be written; try again later") from exc
+        log.error(
+            "cannot write export %s under %s (trace_id=%s): %s", export_id, state.exports_dir, caller.trace_id, exc
+        )
+        raise ApiError(
+            503, "EXPORT_STORAGE_UNAVAILABLE", "the export file could not be written; try again later"
+        ) from exc
     record = m.ExportRecord(
-        id=export_id, tenant_id=caller.tenant_id, store_id=store_id, requested_by=caller.user_id, kind=body.kind,
-        file_format=body.format, status="READY", file_path=written.relative_path, row_count=written.row_count,
-        size_bytes=written.size_bytes, sha256=written.sha256,
-        filters={"store_id": str(store_id) if store_id else None}, created_at=m.utcnow(),
+        id=export_id,
+        tenant_id=caller.tenant_id,
+        store_id=store_id,
+        requested_by=caller.user_id,
+        kind=body.kind,
+        file_format=body.format,
+        status="READY",
+        file_path=written.relative_path,
+        row_count=written.row_count,
+        size_bytes=written.size_bytes,
+        sha256=written.sha256,
+        filters={"store_id": str(store_id) if store_id else None},
+        created_at=m.utcnow(),
     )
     session.add(record)
     response = export_view(record)
     request.remember(session, 201, response)
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action="export.create", entity_type="export", entity_id=export_id,
-                 details={"kind": body.kind, "rows": written.row_count, "sha256": written.sha256})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action="export.create",
+        entity_type="export",
+        entity_id=export_id,
+        details={"kind": body.kind, "rows": written.row_count, "sha256": written.sha256},
+    )
     try:
         session.commit()
     except sa.exc.IntegrityError:
@@ -112,8 +137,9 @@ def list_exports(session: DbSession, caller: Exporter, paging: PagingParams) -> 
 
 
 def _load_export(session: Session, caller: Caller, export_id: uuid.UUID) -> m.ExportRecord:
-    record = session.scalar(sa.select(m.ExportRecord).where(m.ExportRecord.id == export_id,
-                                                            m.ExportRecord.tenant_id == caller.tenant_id))
+    record = session.scalar(
+        sa.select(m.ExportRecord).where(m.ExportRecord.id == export_id, m.ExportRecord.tenant_id == caller.tenant_id)
+    )
     if record is None:
         raise not_found("export")
     if caller.store_id is not None and record.store_id != caller.store_id:
@@ -131,9 +157,13 @@ def download_export(export_id: uuid.UUID, session: DbSession, state: State, call
     record = _load_export(session, caller, export_id)
     handle = open_verified(state.exports_dir, record)
     filename = f"{record.kind.lower()}_{record.id}.{record.file_format.lower()}"
-    return StreamingResponse(iter_file(handle), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Content-Length": str(record.size_bytes),
-        "ETag": f'"{record.sha256}"',
-        "X-Content-SHA256": record.sha256,
-    })
+    return StreamingResponse(
+        iter_file(handle),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(record.size_bytes),
+            "ETag": f'"{record.sha256}"',
+            "X-Content-SHA256": record.sha256,
+        },
+    )

@@ -56,38 +56,70 @@ def _payments(session: Session, sale_id: uuid.UUID) -> list[m.Payment]:
 
 
 @router.post("", status_code=201)
-def create_sale(body: SaleCreateBody, session: DbSession,
-                caller: Annotated[Caller, require_roles(*POS_USERS)]) -> dict[str, Any]:
+def create_sale(
+    body: SaleCreateBody, session: DbSession, caller: Annotated[Caller, require_roles(*POS_USERS)]
+) -> dict[str, Any]:
     store = tenant_store(session, caller, body.store_id)
     items = reserve_available(session, caller.tenant_id, store.id, [line.stock_item_id for line in body.lines])
-    too_large = [line.stock_item_id for line, item in zip(body.lines, items, strict=True) if line.discount > item.sale_price]
+    too_large = [
+        line.stock_item_id for line, item in zip(body.lines, items, strict=True) if line.discount > item.sale_price
+    ]
     if too_large:
-        raise ApiError(422, "DISCOUNT_EXCEEDS_PRICE", "a discount may not exceed the item's price",
-                       {"stock_item_ids": too_large})
+        raise ApiError(
+            422, "DISCOUNT_EXCEEDS_PRICE", "a discount may not exceed the item's price", {"stock_item_ids": too_large}
+        )
     now = m.utcnow()
-    lines = [m.SaleLine(stock_item_id=item.id, sku=item.sku, unit_price=item.sale_price, discount=line.discount,
-                        line_total=item.sale_price - line.discount)
-             for line, item in zip(body.lines, items, strict=True)]
+    lines = [
+        m.SaleLine(
+            stock_item_id=item.id,
+            sku=item.sku,
+            unit_price=item.sale_price,
+            discount=line.discount,
+            line_total=item.sale_price - line.discount,
+        )
+        for line, item in zip(body.lines, items, strict=True)
+    ]
     subtotal = sum((line.unit_price for line in lines), ZERO)
     discount_total = sum((line.discount for line in lines), ZERO)
-    sale = m.Sale(id=uuid.uuid4(), tenant_id=caller.tenant_id, store_id=store.id, status="DRAFT",
-                  created_by=caller.user_id, subtotal=subtotal, discount_total=discount_total,
-                  total=subtotal - discount_total, created_at=now, updated_at=now)
+    sale = m.Sale(
+        id=uuid.uuid4(),
+        tenant_id=caller.tenant_id,
+        store_id=store.id,
+        status="DRAFT",
+        created_by=caller.user_id,
+        subtotal=subtotal,
+        discount_total=discount_total,
+        total=subtotal - discount_total,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(sale)
     session.flush()
     for line in lines:
         line.sale_id = sale.id
     session.add_all(lines)
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action="sale.create", entity_type="sale", entity_id=sale.id, details={"total": money(sale.total)})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action="sale.create",
+        entity_type="sale",
+        entity_id=sale.id,
+        details={"total": money(sale.total)},
+    )
     session.commit()
     return sale_view(sale, lines, [])
 
 
 @router.get("")
-def list_sales(session: DbSession, caller: Annotated[Caller, require_roles(*POS_USERS)], paging: PagingParams,
-               store_id: uuid.UUID | None = None,
-               status: Literal["DRAFT", "PAID", "CANCELED"] | None = None) -> dict[str, Any]:
+def list_sales(
+    session: DbSession,
+    caller: Annotated[Caller, require_roles(*POS_USERS)],
+    paging: PagingParams,
+    store_id: uuid.UUID | None = None,
+    status: Literal["DRAFT", "PAID", "CANCELED"] | None = None,
+) -> dict[str, Any]:
     query = sa.select(m.Sale).where(m.Sale.tenant_id == caller.tenant_id)
     if (store := caller.store_filter(store_id)) is not None:
         query = query.where(m.Sale.store_id == store)
@@ -97,14 +129,17 @@ def list_sales(session: DbSession, caller: Annotated[Caller, require_roles(*POS_
 
 
 @router.get("/{sale_id}")
-def get_sale(sale_id: uuid.UUID, session: DbSession, caller: Annotated[Caller, require_roles(*POS_USERS)]) -> dict[str, Any]:
+def get_sale(
+    sale_id: uuid.UUID, session: DbSession, caller: Annotated[Caller, require_roles(*POS_USERS)]
+) -> dict[str, Any]:
     sale = _load_sale(session, caller, sale_id, for_update=False)
     return sale_view(sale, _lines(session, sale.id), _payments(session, sale.id))
 
 
 @router.post("/{sale_id}/actions")
-def sale_action(sale_id: uuid.UUID, body: SaleActionBody, session: DbSession,
-                caller: Annotated[Caller, require_roles(*POS_USERS)]) -> dict[str, Any]:
+def sale_action(
+    sale_id: uuid.UUID, body: SaleActionBody, session: DbSession, caller: Annotated[Caller, require_roles(*POS_USERS)]
+) -> dict[str, Any]:
     sale = _load_sale(session, caller, sale_id, for_update=True)
     if sale.status != "DRAFT":
         raise invalid_transition("sale", sale.status, body.action.lower())
@@ -116,9 +151,16 @@ def sale_action(sale_id: uuid.UUID, body: SaleActionBody, session: DbSession,
         payments = []
         sale.status, sale.canceled_at = "CANCELED", now
     sale.updated_at = now
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action=f"sale.{body.action.lower()}", entity_type="sale", entity_id=sale.id,
-                 details={"status": sale.status, "total": money(sale.total)})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action=f"sale.{body.action.lower()}",
+        entity_type="sale",
+        entity_id=sale.id,
+        details={"status": sale.status, "total": money(sale.total)},
+    )
     session.commit()
     return sale_view(sale, lines, payments)
 
@@ -128,28 +170,43 @@ def _settle(total: Any, payments: list[PaymentIn]) -> tuple[Any, Any]:
     paid = sum((p.amount for p in payments), ZERO)
     cash = sum((p.amount for p in payments if p.method == "CASH"), ZERO)
     if paid < total:
-        raise ApiError(422, "PAYMENT_INSUFFICIENT", "the payments do not cover the total",
-                       {"total": money(total), "paid": money(paid), "missing": money(total - paid)})
+        raise ApiError(
+            422,
+            "PAYMENT_INSUFFICIENT",
+            "the payments do not cover the total",
+            {"total": money(total), "paid": money(paid), "missing": money(total - paid)},
+        )
     change = paid - total
     if change > cash:
-        raise ApiError(422, "OVERPAYMENT_NOT_ALLOWED",
-                       "payments may exceed the total only by cash, and change cannot exceed the cash tendered",
-                       {"total": money(total), "paid": money(paid), "cash": money(cash)})
+        raise ApiError(
+            422,
+            "OVERPAYMENT_NOT_ALLOWED",
+            "payments may exceed the total only by cash, and change cannot exceed the cash tendered",
+            {"total": money(total), "paid": money(paid), "cash": money(cash)},
+        )
     return cash, change
 
 
-def _checkout(session: Session, caller: Caller, sale: m.Sale, lines: list[m.SaleLine], payments: list[PaymentIn],
-              now: Any) -> list[m.Payment]:
+def _checkout(
+    session: Session, caller: Caller, sale: m.Sale, lines: list[m.SaleLine], payments: list[PaymentIn], now: Any
+) -> list[m.Payment]:
     cash, change = _settle(sale.total, payments)
     till = None
     if cash > ZERO:
         till = open_cash_session(session, sale.tenant_id, sale.store_id)
         if till is None:
-            raise ApiError(409, "CASH_SESSION_REQUIRED", "cash payments need an open cash session in the sale's store",
-                           {"store_id": str(sale.store_id)})
+            raise ApiError(
+                409,
+                "CASH_SESSION_REQUIRED",
+                "cash payments need an open cash session in the sale's store",
+                {"store_id": str(sale.store_id)},
+            )
     items = lock_tenant_items(session, sale.tenant_id, [line.stock_item_id for line in lines])
-    problems = [{"stock_item_id": item.id, "reason": reason} for item in items.values()
-                if (reason := unavailable_reason(item, sale.store_id))]
+    problems = [
+        {"stock_item_id": item.id, "reason": reason}
+        for item in items.values()
+        if (reason := unavailable_reason(item, sale.store_id))
+    ]
     if problems:
         raise ApiError(409, "STOCK_NOT_AVAILABLE", "some stock items can no longer be sold", {"items": problems})
     for item in items.values():
@@ -158,7 +215,8 @@ def _checkout(session: Session, caller: Caller, sale: m.Sale, lines: list[m.Sale
     session.add_all(rows)
     if till is not None:
         sale.cash_session_id = till.id
-        session.add(m.CashMovement(cash_session_id=till.id, sale_id=sale.id, kind="SALE", amount=cash - change,
-                                   created_at=now))
+        session.add(
+            m.CashMovement(cash_session_id=till.id, sale_id=sale.id, kind="SALE", amount=cash - change, created_at=now)
+        )
     sale.status, sale.paid_at = "PAID", now
     return rows

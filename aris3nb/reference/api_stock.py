@@ -52,8 +52,11 @@ def list_stock(
         conditions.append(stock.sku == sku)
     if q is not None:
         pattern = f"%{_escape_like(q.lower())}%"
-        conditions.append(sa.or_(*(sa.func.lower(col).like(pattern, escape="\\")
-                                   for col in (stock.sku, stock.description, stock.epc))))
+        conditions.append(
+            sa.or_(
+                *(sa.func.lower(col).like(pattern, escape="\\") for col in (stock.sku, stock.description, stock.epc))
+            )
+        )
     if sellable is not None:
         conditions.append(stock.sellable == sellable)
 
@@ -62,15 +65,24 @@ def list_stock(
 
     by_store = session.execute(
         sa.select(stock.store_id, sa.func.count(), status_count("RFID"), status_count("PENDING"))
-        .where(*conditions).group_by(stock.store_id).order_by(stock.store_id)
+        .where(*conditions)
+        .group_by(stock.store_id)
+        .order_by(stock.store_id)
     ).all()
     totals_by_store = [
-        {"store_id": str(store), "total_rows": int(rows), "total_rfid": int(rfid), "total_pending": int(pending),
-         "total_units": int(rfid) + int(pending)}
+        {
+            "store_id": str(store),
+            "total_rows": int(rows),
+            "total_rfid": int(rfid),
+            "total_pending": int(pending),
+            "total_units": int(rfid) + int(pending),
+        }
         for store, rows, rfid, pending in by_store
     ]
-    totals = {key: sum(t[key] for t in totals_by_store)
-              for key in ("total_rows", "total_rfid", "total_pending", "total_units")}
+    totals = {
+        key: sum(t[key] for t in totals_by_store)
+        for key in ("total_rows", "total_rfid", "total_pending", "total_units")
+    }
     rows = session.scalars(
         sa.select(stock).where(*conditions).order_by(stock.id).offset(paging.offset).limit(paging.page_size)
     )
@@ -89,16 +101,29 @@ def intake_stock(
 ) -> Any:
     store = tenant_store(session, caller, body.store_id)
     epcs = [item.epc for item in body.items]
-    taken = sorted(session.scalars(
-        sa.select(m.StockItem.epc).where(m.StockItem.tenant_id == caller.tenant_id, m.StockItem.epc.in_(epcs))
-    ))
+    taken = sorted(
+        session.scalars(
+            sa.select(m.StockItem.epc).where(m.StockItem.tenant_id == caller.tenant_id, m.StockItem.epc.in_(epcs))
+        )
+    )
     if taken:
         raise ApiError(409, "EPC_CONFLICT", "some EPCs are already registered", {"epcs": taken})
     now = m.utcnow()
     items = [
-        m.StockItem(tenant_id=caller.tenant_id, store_id=store.id, sku=item.sku, description=item.description,
-                    epc=item.epc, status=item.status, location_code=item.location_code, sellable=True,
-                    cost_price=item.cost_price, sale_price=item.sale_price, created_at=now, updated_at=now)
+        m.StockItem(
+            tenant_id=caller.tenant_id,
+            store_id=store.id,
+            sku=item.sku,
+            description=item.description,
+            epc=item.epc,
+            status=item.status,
+            location_code=item.location_code,
+            sellable=True,
+            cost_price=item.cost_price,
+            sale_price=item.sale_price,
+            created_at=now,
+            updated_at=now,
+        )
         for item in body.items
     ]
     session.add_all(items)
@@ -107,8 +132,15 @@ def intake_stock(
     except sa.exc.IntegrityError as exc:
         # Another intake registered one of these EPCs since the check above.
         raise ApiError(409, "EPC_CONFLICT", "some EPCs are already registered", {"epcs": epcs}) from exc
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action="stock.intake", entity_type="store", entity_id=store.id,
-                 details={"stock_item_ids": [item.id for item in items]})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action="stock.intake",
+        entity_type="store",
+        entity_id=store.id,
+        details={"stock_item_ids": [item.id for item in items]},
+    )
     session.commit()
     return {"store_id": str(store.id), "rows": [stock_item_view(item) for item in items]}

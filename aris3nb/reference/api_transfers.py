@@ -61,62 +61,90 @@ def _load_transfer(session: Session, caller: Caller, transfer_id: uuid.UUID, *, 
 
 
 def _lines(session: Session, transfer_id: uuid.UUID) -> list[m.TransferLine]:
-    return list(session.scalars(
-        sa.select(m.TransferLine).where(m.TransferLine.transfer_id == transfer_id).order_by(m.TransferLine.id)
-    ))
+    return list(
+        session.scalars(
+            sa.select(m.TransferLine).where(m.TransferLine.transfer_id == transfer_id).order_by(m.TransferLine.id)
+        )
+    )
 
 
 @router.post("", status_code=201)
-def create_transfer(body: TransferCreateBody, session: DbSession,
-                    caller: Annotated[Caller, require_roles(*TRANSFER_WRITERS)]) -> dict[str, Any]:
+def create_transfer(
+    body: TransferCreateBody, session: DbSession, caller: Annotated[Caller, require_roles(*TRANSFER_WRITERS)]
+) -> dict[str, Any]:
     origin = tenant_store(session, caller, body.origin_store_id)
-    destination = session.scalar(sa.select(m.Store).where(m.Store.id == body.destination_store_id,
-                                                          m.Store.tenant_id == caller.tenant_id))
+    destination = session.scalar(
+        sa.select(m.Store).where(m.Store.id == body.destination_store_id, m.Store.tenant_id == caller.tenant_id)
+    )
     if destination is None:
         raise not_found("destination store")
     items = reserve_available(session, caller.tenant_id, origin.id, body.stock_item_ids)
     now = m.utcnow()
-    transfer = m.Transfer(id=uuid.uuid4(), tenant_id=caller.tenant_id, origin_store_id=origin.id,
-                          destination_store_id=destination.id, status="DRAFT", created_by=caller.user_id,
-                          created_at=now, updated_at=now)
+    transfer = m.Transfer(
+        id=uuid.uuid4(),
+        tenant_id=caller.tenant_id,
+        origin_store_id=origin.id,
+        destination_store_id=destination.id,
+        status="DRAFT",
+        created_by=caller.user_id,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(transfer)
     session.flush()
-    lines = [m.TransferLine(transfer_id=transfer.id, stock_item_id=item.id, status="PLANNED", origin_status=item.status)
-             for item in items]
+    lines = [
+        m.TransferLine(transfer_id=transfer.id, stock_item_id=item.id, status="PLANNED", origin_status=item.status)
+        for item in items
+    ]
     session.add_all(lines)
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action="transfer.create", entity_type="transfer", entity_id=transfer.id,
-                 details={"stock_item_ids": list(body.stock_item_ids)})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action="transfer.create",
+        entity_type="transfer",
+        entity_id=transfer.id,
+        details={"stock_item_ids": list(body.stock_item_ids)},
+    )
     session.commit()
     return transfer_view(transfer, lines)
 
 
 @router.get("")
-def list_transfers(session: DbSession, caller: Annotated[Caller, require_roles(*TRANSFER_READERS)],
-                   paging: PagingParams, status: TransferStatus | None = None,
-                   store_id: uuid.UUID | None = None) -> dict[str, Any]:
+def list_transfers(
+    session: DbSession,
+    caller: Annotated[Caller, require_roles(*TRANSFER_READERS)],
+    paging: PagingParams,
+    status: TransferStatus | None = None,
+    store_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
     query = sa.select(m.Transfer).where(m.Transfer.tenant_id == caller.tenant_id)
     if (scope := _involves_caller_store(caller)) is not None:
         query = query.where(scope)
     if store_id is not None:
         caller.require_store(store_id)
-        query = query.where(sa.or_(m.Transfer.origin_store_id == store_id,
-                                   m.Transfer.destination_store_id == store_id))
+        query = query.where(sa.or_(m.Transfer.origin_store_id == store_id, m.Transfer.destination_store_id == store_id))
     if status is not None:
         query = query.where(m.Transfer.status == status)
     return paged(session, query, paging, (m.Transfer.created_at.desc(), m.Transfer.id), transfer_view)
 
 
 @router.get("/{transfer_id}")
-def get_transfer(transfer_id: uuid.UUID, session: DbSession,
-                 caller: Annotated[Caller, require_roles(*TRANSFER_READERS)]) -> dict[str, Any]:
+def get_transfer(
+    transfer_id: uuid.UUID, session: DbSession, caller: Annotated[Caller, require_roles(*TRANSFER_READERS)]
+) -> dict[str, Any]:
     transfer = _load_transfer(session, caller, transfer_id, for_update=False)
     return transfer_view(transfer, _lines(session, transfer.id))
 
 
 @router.post("/{transfer_id}/actions")
-def transfer_action(transfer_id: uuid.UUID, body: TransferActionBody, session: DbSession,
-                    caller: Annotated[Caller, require_roles(*TRANSFER_WRITERS)]) -> dict[str, Any]:
+def transfer_action(
+    transfer_id: uuid.UUID,
+    body: TransferActionBody,
+    session: DbSession,
+    caller: Annotated[Caller, require_roles(*TRANSFER_WRITERS)],
+) -> dict[str, Any]:
     transfer = _load_transfer(session, caller, transfer_id, for_update=True)
     # The side that acts: the origin sends and takes back, the destination receives.
     caller.require_store(transfer.destination_store_id if body.action == "receive" else transfer.origin_store_id)
@@ -130,9 +158,16 @@ def transfer_action(transfer_id: uuid.UUID, body: TransferActionBody, session: D
     else:
         moved = _cancel(session, caller, transfer, lines, items, now)
     transfer.updated_at = now
-    record_audit(session, tenant_id=caller.tenant_id, actor_id=caller.user_id, trace_id=caller.trace_id,
-                 action=f"transfer.{body.action}", entity_type="transfer", entity_id=transfer.id,
-                 details={"stock_item_ids": moved, "status": transfer.status})
+    record_audit(
+        session,
+        tenant_id=caller.tenant_id,
+        actor_id=caller.user_id,
+        trace_id=caller.trace_id,
+        action=f"transfer.{body.action}",
+        entity_type="transfer",
+        entity_id=transfer.id,
+        details={"stock_item_ids": moved, "status": transfer.status},
+    )
     session.commit()
     return transfer_view(transfer, lines)
 
@@ -142,19 +177,45 @@ def _lock_items(session: Session, item_ids: list[int]) -> dict[int, m.StockItem]
     return {item.id: item for item in session.scalars(query)}
 
 
-def _movement(session: Session, caller: Caller, transfer: m.Transfer, line: m.TransferLine, kind: str,
-              from_store: uuid.UUID | None, to_store: uuid.UUID | None, now: Any) -> None:
-    session.add(m.TransferMovement(transfer_id=transfer.id, transfer_line_id=line.id, stock_item_id=line.stock_item_id,
-                                   kind=kind, from_store_id=from_store, to_store_id=to_store, actor_id=caller.user_id,
-                                   created_at=now))
+def _movement(
+    session: Session,
+    caller: Caller,
+    transfer: m.Transfer,
+    line: m.TransferLine,
+    kind: str,
+    from_store: uuid.UUID | None,
+    to_store: uuid.UUID | None,
+    now: Any,
+) -> None:
+    session.add(
+        m.TransferMovement(
+            transfer_id=transfer.id,
+            transfer_line_id=line.id,
+            stock_item_id=line.stock_item_id,
+            kind=kind,
+            from_store_id=from_store,
+            to_store_id=to_store,
+            actor_id=caller.user_id,
+            created_at=now,
+        )
+    )
 
 
-def _dispatch(session: Session, caller: Caller, transfer: m.Transfer, lines: list[m.TransferLine],
-              items: dict[int, m.StockItem], now: Any) -> list[int]:
+def _dispatch(
+    session: Session,
+    caller: Caller,
+    transfer: m.Transfer,
+    lines: list[m.TransferLine],
+    items: dict[int, m.StockItem],
+    now: Any,
+) -> list[int]:
     if transfer.status != "DRAFT":
         raise invalid_transition("transfer", transfer.status, "dispatch")
-    problems = [{"stock_item_id": line.stock_item_id, "reason": reason} for line in lines
-                if (reason := unavailable_reason(items[line.stock_item_id], transfer.origin_store_id))]
+    problems = [
+        {"stock_item_id": line.stock_item_id, "reason": reason}
+        for line in lines
+        if (reason := unavailable_reason(items[line.stock_item_id], transfer.origin_store_id))
+    ]
     if problems:
         raise ApiError(409, "STOCK_NOT_AVAILABLE", "some stock items can no longer be dispatched", {"items": problems})
     for line in lines:
@@ -166,8 +227,15 @@ def _dispatch(session: Session, caller: Caller, transfer: m.Transfer, lines: lis
     return [line.stock_item_id for line in lines]
 
 
-def _receive(session: Session, caller: Caller, transfer: m.Transfer, lines: list[m.TransferLine],
-             items: dict[int, m.StockItem], requested: list[int] | None, now: Any) -> list[int]:
+def _receive(
+    session: Session,
+    caller: Caller,
+    transfer: m.Transfer,
+    lines: list[m.TransferLine],
+    items: dict[int, m.StockItem],
+    requested: list[int] | None,
+    now: Any,
+) -> list[int]:
     if transfer.status not in ("DISPATCHED", "PARTIAL_RECEIVED"):
         raise invalid_transition("transfer", transfer.status, "receive")
     in_transit = {line.stock_item_id: line for line in lines if line.status == "IN_TRANSIT"}
@@ -175,13 +243,21 @@ def _receive(session: Session, caller: Caller, transfer: m.Transfer, lines: list
         requested = list(in_transit)
     not_in_transit = [item_id for item_id in requested if item_id not in in_transit]
     if not_in_transit:
-        raise ApiError(409, "NOT_IN_TRANSIT", "some stock items are not in transit on this transfer",
-                       {"stock_item_ids": not_in_transit})
+        raise ApiError(
+            409,
+            "NOT_IN_TRANSIT",
+            "some stock items are not in transit on this transfer",
+            {"stock_item_ids": not_in_transit},
+        )
     for item_id in requested:
         line, item = in_transit.pop(item_id), items[item_id]
         line.status, line.received_at = "RECEIVED", now
         item.status, item.store_id, item.sellable, item.updated_at = (
-            line.origin_status, transfer.destination_store_id, True, now)
+            line.origin_status,
+            transfer.destination_store_id,
+            True,
+            now,
+        )
         _movement(session, caller, transfer, line, "RECEIVE", None, transfer.destination_store_id, now)
     if in_transit:
         transfer.status = "PARTIAL_RECEIVED"
@@ -190,8 +266,14 @@ def _receive(session: Session, caller: Caller, transfer: m.Transfer, lines: list
     return requested
 
 
-def _cancel(session: Session, caller: Caller, transfer: m.Transfer, lines: list[m.TransferLine],
-            items: dict[int, m.StockItem], now: Any) -> list[int]:
+def _cancel(
+    session: Session,
+    caller: Caller,
+    transfer: m.Transfer,
+    lines: list[m.TransferLine],
+    items: dict[int, m.StockItem],
+    now: Any,
+) -> list[int]:
     if transfer.status not in ("DRAFT", "DISPATCHED", "PARTIAL_RECEIVED"):
         raise invalid_transition("transfer", transfer.status, "cancel")
     returned = []
@@ -201,7 +283,11 @@ def _cancel(session: Session, caller: Caller, transfer: m.Transfer, lines: list[
         item = items[line.stock_item_id]
         line.status = "RETURNED"
         item.status, item.store_id, item.sellable, item.updated_at = (
-            line.origin_status, transfer.origin_store_id, True, now)
+            line.origin_status,
+            transfer.origin_store_id,
+            True,
+            now,
+        )
         _movement(session, caller, transfer, line, "RETURN", None, transfer.origin_store_id, now)
         returned.append(line.stock_item_id)
     transfer.status, transfer.canceled_at = "CANCELED", now

@@ -51,8 +51,11 @@ def create_app(database_url: str, settings: Settings) -> FastAPI:
     engine = create_service_engine(database_url)
     probe = ReadinessProbe(database_url, head_revision())
     state = ServiceState(
-        sessions=SessionFactories.for_engine(engine), probe=probe, token_secret=secret,
-        token_ttl_sec=settings.token_ttl_sec, exports_dir=settings.resolved_exports_dir(),
+        sessions=SessionFactories.for_engine(engine),
+        probe=probe,
+        token_secret=secret,
+        token_ttl_sec=settings.token_ttl_sec,
+        exports_dir=settings.resolved_exports_dir(),
     )
 
     @contextlib.asynccontextmanager

@@ -37,7 +37,9 @@ def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return process
 
 
-def _column_processors(table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> list[Callable[[Any], Any] | None]:
+def _column_processors(
+    table: sa.Table, columns: Sequence[str], dialect: sa.Dialect
+) -> list[Callable[[Any], Any] | None]:
     processors: list[Callable[[Any], Any] | None] = []
     for name in columns:
         column_type = table.c[name].type
@@ -95,7 +97,10 @@ class BulkWriter:
             .where(table.c[key_column] == sa.bindparam("_key"))
             .values({name: sa.bindparam(f"_v_{name}") for name in columns})
         )
-        params = [{"_key": row[0], **{f"_v_{name}": value for name, value in zip(columns, row[1:], strict=True)}} for row in rows]
+        params = [
+            {"_key": row[0], **{f"_v_{name}": value for name, value in zip(columns, row[1:], strict=True)}}
+            for row in rows
+        ]
         if params:
             self.conn.execute(statement, params)
 
@@ -122,4 +127,3 @@ class BulkWriter:
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                 f'COALESCE((SELECT MAX(id) FROM "{table.name}"), 0) + 1, false)'
             )
-

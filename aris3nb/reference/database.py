@@ -113,6 +113,7 @@ class ReadinessProbe:
             def _short_busy_wait(dbapi_connection: Any, _record: Any) -> None:
                 dbapi_connection.execute(f"PRAGMA busy_timeout={PROBE_TIMEOUT_SEC * 1000}")
         else:
+
             @sa.event.listens_for(self._engine, "do_connect")
             def _short_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
                 cparams["connect_timeout"] = PROBE_TIMEOUT_SEC
@@ -136,4 +137,3 @@ class ReadinessProbe:
 
     def dispose(self) -> None:
         self._engine.dispose()
-

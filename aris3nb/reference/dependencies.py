@@ -107,8 +107,9 @@ def current_caller(request: Request, session: DbSession, state: State) -> Caller
     user = session.get(m.User, claims.user_id)
     if user is None or not user.is_active or user.tenant_id != claims.tenant_id:
         raise unauthorized("UNAUTHORIZED", "the token's account no longer exists or is disabled")
-    return Caller(user_id=user.id, tenant_id=user.tenant_id, role=user.role, store_id=user.store_id,
-                  trace_id=trace_id_of(request))
+    return Caller(
+        user_id=user.id, tenant_id=user.tenant_id, role=user.role, store_id=user.store_id, trace_id=trace_id_of(request)
+    )
 
 
 def require_roles(*roles: str) -> Any:
@@ -158,8 +159,13 @@ def count_rows(session: Session, query: sa.Select[Any]) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
-def paged(session: Session, query: sa.Select[Any], paging: Paging, order_by: tuple[Any, ...],
-          view: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def paged(
+    session: Session,
+    query: sa.Select[Any],
+    paging: Paging,
+    order_by: tuple[Any, ...],
+    view: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
     """One page of ``query``'s rows, rendered by ``view``, with the paging meta of a list."""
     total = count_rows(session, query)
     rows = session.scalars(query.order_by(*order_by).offset(paging.offset).limit(paging.page_size))

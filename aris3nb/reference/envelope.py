@@ -57,8 +57,9 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An expected failure of a request, answered with the envelope and ``status``."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -76,8 +77,12 @@ def forbidden(message: str) -> ApiError:
 
 
 def invalid_transition(entity: str, status: str, action: str) -> ApiError:
-    return ApiError(409, "INVALID_STATE_TRANSITION", f"cannot {action} a {entity} that is {status}",
-                    {"status": status, "action": action})
+    return ApiError(
+        409,
+        "INVALID_STATE_TRANSITION",
+        f"cannot {action} a {entity} that is {status}",
+        {"status": status, "action": action},
+    )
 
 
 def unauthorized(code: str, message: str) -> ApiError:
@@ -89,8 +94,9 @@ def trace_id_of(request: Request) -> str:
     return trace_id if isinstance(trace_id, str) else uuid.uuid4().hex
 
 
-def error_response(trace_id: str, status: int, code: str, message: str, details: Any = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    trace_id: str, status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = {"code": code, "message": message, "details": details, "trace_id": trace_id}
     return JSONResponse(body, status_code=status, headers={**(headers or {}), TRACE_HEADER: trace_id})
 
@@ -99,8 +105,11 @@ def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     # Only where and why: pydantic's "input" and "ctx" may echo secrets (a password) or
     # hold objects that are not JSON.
     return [
-        {"loc": [str(part) if not isinstance(part, int) else part for part in err.get("loc", ())],
-         "message": str(err.get("msg", "invalid value")), "type": str(err.get("type", "value_error"))}
+        {
+            "loc": [str(part) if not isinstance(part, int) else part for part in err.get("loc", ())],
+            "message": str(err.get("msg", "invalid value")),
+            "type": str(err.get("type", "value_error")),
+        }
         for err in errors
     ]
 
@@ -159,22 +168,37 @@ def _means_unavailable(exc: Exception) -> bool:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if not _means_unavailable(exc):
         raise exc  # a programming error: TraceIdMiddleware logs it and answers 500
-    log.warning("database unavailable in %s %s (trace_id=%s): %s", request.method, request.url.path,
-                trace_id_of(request), _driver_reason(exc))
+    log.warning(
+        "database unavailable in %s %s (trace_id=%s): %s",
+        request.method,
+        request.url.path,
+        trace_id_of(request),
+        _driver_reason(exc),
+    )
     return error_response(trace_id_of(request), 503, "DB_UNAVAILABLE", "the database is unavailable; try again later")
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     # A constraint the code did not check first (or lost a race on): the request conflicts
     # with the data, it did not break the server.
-    log.warning("integrity error in %s %s (trace_id=%s): %s", request.method, request.url.path,
-                trace_id_of(request), _driver_reason(exc))
+    log.warning(
+        "integrity error in %s %s (trace_id=%s): %s",
+        request.method,
+        request.url.path,
+        trace_id_of(request),
+        _driver_reason(exc),
+    )
     return error_response(trace_id_of(request), 409, "CONFLICT", "the request conflicts with existing data")
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("data error in %s %s (trace_id=%s): %s", request.method, request.url.path,
-                trace_id_of(request), _driver_reason(exc))
+    log.warning(
+        "data error in %s %s (trace_id=%s): %s",
+        request.method,
+        request.url.path,
+        trace_id_of(request),
+        _driver_reason(exc),
+    )
     return error_response(trace_id_of(request), 422, "VALIDATION_ERROR", "a value does not fit the database")
 
 

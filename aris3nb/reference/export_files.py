@@ -22,8 +22,19 @@ import sqlalchemy as sa
 
 from aris3nb.reference import models as m
 
-STOCK_COLUMNS = ("id", "store_code", "sku", "description", "epc", "status", "location_code", "sellable",
-                 "cost_price", "sale_price", "updated_at")
+STOCK_COLUMNS = (
+    "id",
+    "store_code",
+    "sku",
+    "description",
+    "epc",
+    "status",
+    "location_code",
+    "sellable",
+    "cost_price",
+    "sale_price",
+    "updated_at",
+)
 SALES_COLUMNS = ("sale_id", "store_code", "paid_at", "subtotal", "discount_total", "total", "line_count")
 
 
@@ -35,14 +46,27 @@ class ExportFile:
     sha256: str
 
 
-def export_rows(conn: sa.Connection, kind: str, tenant_id: uuid.UUID, store_id: uuid.UUID | None) -> tuple[Sequence[str], Iterator[Sequence[Any]]]:
+def export_rows(
+    conn: sa.Connection, kind: str, tenant_id: uuid.UUID, store_id: uuid.UUID | None
+) -> tuple[Sequence[str], Iterator[Sequence[Any]]]:
     """The header and rows of a ``kind`` export of a tenant (optionally one store)."""
     stores = m.Store.__table__
     if kind == "STOCK":
         stock = m.StockItem.__table__
         query = (
-            sa.select(stock.c.id, stores.c.code, stock.c.sku, stock.c.description, stock.c.epc, stock.c.status,
-                      stock.c.location_code, stock.c.sellable, stock.c.cost_price, stock.c.sale_price, stock.c.updated_at)
+            sa.select(
+                stock.c.id,
+                stores.c.code,
+                stock.c.sku,
+                stock.c.description,
+                stock.c.epc,
+                stock.c.status,
+                stock.c.location_code,
+                stock.c.sellable,
+                stock.c.cost_price,
+                stock.c.sale_price,
+                stock.c.updated_at,
+            )
             .join(stores, stores.c.id == stock.c.store_id)
             .where(stock.c.tenant_id == tenant_id)
             .order_by(stock.c.id)
@@ -54,8 +78,15 @@ def export_rows(conn: sa.Connection, kind: str, tenant_id: uuid.UUID, store_id: 
         sales, lines = m.Sale.__table__, m.SaleLine.__table__
         line_count = sa.select(sa.func.count()).where(lines.c.sale_id == sales.c.id).scalar_subquery()
         query = (
-            sa.select(sales.c.id, stores.c.code, sales.c.paid_at, sales.c.subtotal, sales.c.discount_total,
-                      sales.c.total, line_count)
+            sa.select(
+                sales.c.id,
+                stores.c.code,
+                sales.c.paid_at,
+                sales.c.subtotal,
+                sales.c.discount_total,
+                sales.c.total,
+                line_count,
+            )
             .join(stores, stores.c.id == sales.c.store_id)
             .where(sales.c.tenant_id == tenant_id, sales.c.status == "PAID")
             .order_by(sales.c.paid_at, sales.c.id)
@@ -86,7 +117,9 @@ def export_relative_path(tenant_id: uuid.UUID, export_id: uuid.UUID) -> str:
     return f"{tenant_id}/{export_id}.csv"
 
 
-def write_export_file(exports_dir: Path, relative_path: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> ExportFile:
+def write_export_file(
+    exports_dir: Path, relative_path: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> ExportFile:
     """Write the CSV beside its final name, then rename it into place; mode 0600."""
     target = exports_dir / relative_path
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

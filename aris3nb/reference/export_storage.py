@@ -42,9 +42,16 @@ def open_verified(exports_dir: Path, record: m.ExportRecord) -> BinaryIO:
             digest.update(chunk)
             size += len(chunk)
         if digest.hexdigest() != record.sha256 or size != record.size_bytes:
-            raise ApiError(409, "EXPORT_FILE_CORRUPT", "the export's file no longer matches its recorded SHA-256",
-                           {"export_id": str(record.id), "expected_sha256": record.sha256,
-                            "expected_size_bytes": record.size_bytes})
+            raise ApiError(
+                409,
+                "EXPORT_FILE_CORRUPT",
+                "the export's file no longer matches its recorded SHA-256",
+                {
+                    "export_id": str(record.id),
+                    "expected_sha256": record.sha256,
+                    "expected_size_bytes": record.size_bytes,
+                },
+            )
         handle.seek(0)
         return handle
     except BaseException:

@@ -51,21 +51,35 @@ class IdempotentRequest:
 
     def earlier_response(self, session: Session) -> tuple[int, dict[str, Any]] | None:
         """The response of an earlier request with this key, or None; 409 if its body differed."""
-        record = session.scalar(sa.select(m.IdempotencyRecord).where(
-            m.IdempotencyRecord.tenant_id == self.tenant_id, m.IdempotencyRecord.endpoint == self.endpoint,
-            m.IdempotencyRecord.idempotency_key == self.key,
-        ))
+        record = session.scalar(
+            sa.select(m.IdempotencyRecord).where(
+                m.IdempotencyRecord.tenant_id == self.tenant_id,
+                m.IdempotencyRecord.endpoint == self.endpoint,
+                m.IdempotencyRecord.idempotency_key == self.key,
+            )
+        )
         if record is None:
             return None
         if record.request_hash != self.request_hash:
-            raise ApiError(409, "IDEMPOTENCY_KEY_REUSED",
-                           f"this {HEADER} was already used with a different request body; use a new key")
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"this {HEADER} was already used with a different request body; use a new key",
+            )
         return record.response_status, record.response_body
 
     def remember(self, session: Session, status: int, body: dict[str, Any]) -> None:
-        session.add(m.IdempotencyRecord(tenant_id=self.tenant_id, endpoint=self.endpoint, idempotency_key=self.key,
-                                        request_hash=self.request_hash, response_status=status, response_body=body,
-                                        created_at=m.utcnow()))
+        session.add(
+            m.IdempotencyRecord(
+                tenant_id=self.tenant_id,
+                endpoint=self.endpoint,
+                idempotency_key=self.key,
+                request_hash=self.request_hash,
+                response_status=status,
+                response_body=body,
+                created_at=m.utcnow(),
+            )
+        )
 
 
 def replay_response(status: int, body: dict[str, Any]) -> JSONResponse:

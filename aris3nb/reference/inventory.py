@@ -29,11 +29,13 @@ def lock_tenant_items(session: Session, tenant_id: uuid.UUID, item_ids: Sequence
     """
     items = {
         item.id: item
-        for item in session.scalars(locked(
-            sa.select(m.StockItem)
-            .where(m.StockItem.tenant_id == tenant_id, m.StockItem.id.in_(item_ids))
-            .order_by(m.StockItem.id)
-        ))
+        for item in session.scalars(
+            locked(
+                sa.select(m.StockItem)
+                .where(m.StockItem.tenant_id == tenant_id, m.StockItem.id.in_(item_ids))
+                .order_by(m.StockItem.id)
+            )
+        )
     }
     missing = [item_id for item_id in item_ids if item_id not in items]
     if missing:
@@ -46,9 +48,11 @@ def held_item_ids(session: Session, item_ids: Sequence[int]) -> set[int]:
     on_transfers = (
         sa.select(m.TransferLine.stock_item_id)
         .join(m.Transfer, m.Transfer.id == m.TransferLine.transfer_id)
-        .where(m.TransferLine.stock_item_id.in_(item_ids),
-               m.TransferLine.status.in_(HOLDING_LINE_STATUSES),
-               m.Transfer.status.in_(OPEN_TRANSFER_STATUSES))
+        .where(
+            m.TransferLine.stock_item_id.in_(item_ids),
+            m.TransferLine.status.in_(HOLDING_LINE_STATUSES),
+            m.Transfer.status.in_(OPEN_TRANSFER_STATUSES),
+        )
     )
     on_sales = (
         sa.select(m.SaleLine.stock_item_id)
@@ -58,16 +62,21 @@ def held_item_ids(session: Session, item_ids: Sequence[int]) -> set[int]:
     return set(session.scalars(sa.union(on_transfers, on_sales)))
 
 
-def reserve_available(session: Session, tenant_id: uuid.UUID, store_id: uuid.UUID,
-                      item_ids: Sequence[int]) -> list[m.StockItem]:
+def reserve_available(
+    session: Session, tenant_id: uuid.UUID, store_id: uuid.UUID, item_ids: Sequence[int]
+) -> list[m.StockItem]:
     """The items, locked, in request order; 409 STOCK_NOT_AVAILABLE naming each one that is not."""
     items = lock_tenant_items(session, tenant_id, item_ids)
     problems = {item_id: problem for item_id in item_ids if (problem := unavailable_reason(items[item_id], store_id))}
     for item_id in held_item_ids(session, item_ids):
         problems.setdefault(item_id, "held by an open transfer or a draft sale")
     if problems:
-        raise ApiError(409, "STOCK_NOT_AVAILABLE", "some stock items are not available",
-                       {"items": [{"stock_item_id": i, "reason": r} for i, r in sorted(problems.items())]})
+        raise ApiError(
+            409,
+            "STOCK_NOT_AVAILABLE",
+            "some stock items are not available",
+            {"items": [{"stock_item_id": i, "reason": r} for i, r in sorted(problems.items())]},
+        )
     return [items[item_id] for item_id in item_ids]
 
 

@@ -63,8 +63,9 @@ class TraceIdMiddleware:
             log.exception("unhandled error in %s %s (trace_id=%s)", scope.get("method"), scope.get("path"), trace_id)
             if started:
                 raise
-            response = error_response(trace_id, 500, "INTERNAL_ERROR",
-                                      "internal error; quote the trace id when reporting it")
+            response = error_response(
+                trace_id, 500, "INTERNAL_ERROR", "internal error; quote the trace id when reporting it"
+            )
             await response(scope, receive, send)
 
 

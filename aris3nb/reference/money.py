@@ -17,10 +17,10 @@ ZERO = Decimal("0.00")
 
 #: An amount in a request: a JSON number or string, >= 0, at most 2 decimals, and small
 #: enough for NUMERIC(12, 2). A float with more precision than cents is refused.
-MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False,
-                                   examples=["19.99"])]
-PositiveMoneyIn = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False,
-                                           examples=["20.00"])]
+MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False, examples=["19.99"])]
+PositiveMoneyIn = Annotated[
+    Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False, examples=["20.00"])
+]
 
 
 def to_cents(value: Decimal) -> Decimal:

@@ -78,8 +78,9 @@ class TokenClaims:
     expires_at: dt.datetime
 
 
-def issue_token(secret: str, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, ttl_sec: int,
-                now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+def issue_token(
+    secret: str, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, ttl_sec: int, now: dt.datetime | None = None
+) -> tuple[str, dt.datetime]:
     """A signed token and the moment it expires."""
     issued = now or dt.datetime.now(dt.UTC)
     expires = issued + dt.timedelta(seconds=ttl_sec)
@@ -98,7 +99,10 @@ def issue_token(secret: str, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: 
 def decode_token(secret: str, token: str) -> TokenClaims:
     try:
         payload = jwt.decode(
-            token, secret, algorithms=[TOKEN_ALGORITHM], issuer=TOKEN_ISSUER,
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            issuer=TOKEN_ISSUER,
             options={"require": ["exp", "iat", "sub", "tid", "role", "iss"]},
         )
         return TokenClaims(

@@ -54,14 +54,40 @@ WINDOW_DAYS = 91
 OPENING_FLOAT = Decimal("150.00")
 
 TENANT_NAMES = (
-    ("northwind", "Northwind Apparel"), ("bluefin", "Bluefin Outdoor"), ("copperleaf", "Copperleaf Home"),
-    ("granite", "Granite Footwear"), ("saffron", "Saffron Kids"), ("tidewater", "Tidewater Sports"),
-    ("juniper", "Juniper Living"), ("marigold", "Marigold Beauty"), ("obsidian", "Obsidian Tech"),
-    ("quartz", "Quartz Jewellery"), ("redwood", "Redwood Denim"), ("zephyr", "Zephyr Travel"),
+    ("northwind", "Northwind Apparel"),
+    ("bluefin", "Bluefin Outdoor"),
+    ("copperleaf", "Copperleaf Home"),
+    ("granite", "Granite Footwear"),
+    ("saffron", "Saffron Kids"),
+    ("tidewater", "Tidewater Sports"),
+    ("juniper", "Juniper Living"),
+    ("marigold", "Marigold Beauty"),
+    ("obsidian", "Obsidian Tech"),
+    ("quartz", "Quartz Jewellery"),
+    ("redwood", "Redwood Denim"),
+    ("zephyr", "Zephyr Travel"),
 )
 CITIES = (
-    "Lisbon", "Porto", "Madrid", "Valencia", "Lyon", "Milan", "Turin", "Munich", "Vienna", "Prague",
-    "Krakow", "Ghent", "Utrecht", "Aarhus", "Bergen", "Tallinn", "Riga", "Cork", "Leeds", "Bilbao",
+    "Lisbon",
+    "Porto",
+    "Madrid",
+    "Valencia",
+    "Lyon",
+    "Milan",
+    "Turin",
+    "Munich",
+    "Vienna",
+    "Prague",
+    "Krakow",
+    "Ghent",
+    "Utrecht",
+    "Aarhus",
+    "Bergen",
+    "Tallinn",
+    "Riga",
+    "Cork",
+    "Leeds",
+    "Bilbao",
 )
 DEPARTMENTS = ("APP", "FTW", "ACC", "HOM", "SPT")
 PRODUCTS = {
@@ -207,8 +233,15 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _seed(database_url: str, scale: int, seed: int, exports_dir: Path, seed_password: str, smoke_password: str,
-          progress: Callable[[int, int], None] | None) -> SeedSummary:
+def _seed(
+    database_url: str,
+    scale: int,
+    seed: int,
+    exports_dir: Path,
+    seed_password: str,
+    smoke_password: str,
+    progress: Callable[[int, int], None] | None,
+) -> SeedSummary:
     gen = _Generator(seed)
     summary = SeedSummary(scale=scale, seed=seed)
     engine = create_engine(database_url)
@@ -243,7 +276,9 @@ def _seed(database_url: str, scale: int, seed: int, exports_dir: Path, seed_pass
             _close_cash_sessions(gen, writer, write, sessions)
             conn.commit()
             summary.export_files = _write_exports(gen, write, conn, tenants, exports_dir)
-            writer.reset_sequences(t for t in m.Base.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, sa.Integer))
+            writer.reset_sequences(
+                t for t in m.Base.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, sa.Integer)
+            )
             conn.commit()
             summary.rows = dict(sorted(counts.items()))
     finally:
@@ -269,21 +304,64 @@ def _write_tenants(gen: _Generator, write: Callable[..., None], scale: int, pass
         for store_no in range(1, per_tenant + 1):
             code = f"{slug[:3].upper()}-{store_no:03d}"
             deliveries = tuple(
-                sorted(EPOCH - dt.timedelta(days=gen.rng.randrange(1, 180), minutes=gen.rng.randrange(600)) for _ in range(24))
+                sorted(
+                    EPOCH - dt.timedelta(days=gen.rng.randrange(1, 180), minutes=gen.rng.randrange(600))
+                    for _ in range(24)
+                )
             )
             store = _Store(id=gen.uuid(), tenant_no=no, code=code, deliveries=deliveries)
             tenant.stores.append(store)
             city = CITIES[(no * 7 + store_no) % len(CITIES)]
             store_rows.append((store.id, tenant.id, code, f"{name} {city} #{store_no}", created))
         tenant.admin_id = gen.uuid()
-        user_rows.append(_user_row(gen, tenant.admin_id, tenant.id, None, f"{slug}.admin", f"{name} Administrator", "ADMIN", password, created))
-        user_rows.append(_user_row(gen, gen.uuid(), tenant.id, None, f"{slug}.auditor", f"{name} Auditor", "AUDITOR", password, created))
+        user_rows.append(
+            _user_row(
+                gen,
+                tenant.admin_id,
+                tenant.id,
+                None,
+                f"{slug}.admin",
+                f"{name} Administrator",
+                "ADMIN",
+                password,
+                created,
+            )
+        )
+        user_rows.append(
+            _user_row(
+                gen, gen.uuid(), tenant.id, None, f"{slug}.auditor", f"{name} Auditor", "AUDITOR", password, created
+            )
+        )
         for store in tenant.stores:
             prefix = f"{slug}.{store.code.lower()}"
             tenant.managers[store.id] = gen.uuid()
             tenant.cashiers[store.id] = gen.uuid()
-            user_rows.append(_user_row(gen, tenant.managers[store.id], tenant.id, store.id, f"{prefix}.manager", f"Manager {store.code}", "MANAGER", password, created))
-            user_rows.append(_user_row(gen, tenant.cashiers[store.id], tenant.id, store.id, f"{prefix}.cashier", f"Cashier {store.code}", "CASHIER", password, created))
+            user_rows.append(
+                _user_row(
+                    gen,
+                    tenant.managers[store.id],
+                    tenant.id,
+                    store.id,
+                    f"{prefix}.manager",
+                    f"Manager {store.code}",
+                    "MANAGER",
+                    password,
+                    created,
+                )
+            )
+            user_rows.append(
+                _user_row(
+                    gen,
+                    tenant.cashiers[store.id],
+                    tenant.id,
+                    store.id,
+                    f"{prefix}.cashier",
+                    f"Cashier {store.code}",
+                    "CASHIER",
+                    password,
+                    created,
+                )
+            )
         tenants.append(tenant)
     write(m.Tenant, ("id", "slug", "name", "created_at"), tenant_rows)
     write(m.Store, ("id", "tenant_id", "code", "name", "created_at"), store_rows)
@@ -291,11 +369,30 @@ def _write_tenants(gen: _Generator, write: Callable[..., None], scale: int, pass
     return tenants
 
 
-_USER_COLUMNS = ("id", "tenant_id", "store_id", "username", "full_name", "role", "password_hash", "is_active", "created_at")
+_USER_COLUMNS = (
+    "id",
+    "tenant_id",
+    "store_id",
+    "username",
+    "full_name",
+    "role",
+    "password_hash",
+    "is_active",
+    "created_at",
+)
 
 
-def _user_row(gen: _Generator, user_id: uuid.UUID, tenant_id: uuid.UUID, store_id: uuid.UUID | None, username: str,
-              full_name: str, role: str, password: str, created: dt.datetime) -> tuple[Any, ...]:
+def _user_row(
+    gen: _Generator,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    store_id: uuid.UUID | None,
+    username: str,
+    full_name: str,
+    role: str,
+    password: str,
+    created: dt.datetime,
+) -> tuple[Any, ...]:
     password_hash = hash_seed_password(password, f"{gen.seed}:{username}")
     return (user_id, tenant_id, store_id, username, full_name, role, password_hash, True, created)
 
@@ -303,11 +400,23 @@ def _user_row(gen: _Generator, user_id: uuid.UUID, tenant_id: uuid.UUID, store_i
 def _write_smoke_tenant(gen: _Generator, write: Callable[..., None], password: str) -> None:
     created = EPOCH - dt.timedelta(days=30)
     tenant_id = gen.uuid()
-    write(m.Tenant, ("id", "slug", "name", "created_at"), [(tenant_id, SMOKE_TENANT_SLUG, "Smoke Test Tenant", created)])
-    write(m.Store, ("id", "tenant_id", "code", "name", "created_at"),
-          [(gen.uuid(), tenant_id, code, f"Smoke store {code[-1]}", created) for code in SMOKE_STORE_CODES])
-    write(m.User, _USER_COLUMNS,
-          [_user_row(gen, gen.uuid(), tenant_id, None, SMOKE_USERNAME, "Smoke Administrator", "ADMIN", password, created)])
+    write(
+        m.Tenant, ("id", "slug", "name", "created_at"), [(tenant_id, SMOKE_TENANT_SLUG, "Smoke Test Tenant", created)]
+    )
+    write(
+        m.Store,
+        ("id", "tenant_id", "code", "name", "created_at"),
+        [(gen.uuid(), tenant_id, code, f"Smoke store {code[-1]}", created) for code in SMOKE_STORE_CODES],
+    )
+    write(
+        m.User,
+        _USER_COLUMNS,
+        [
+            _user_row(
+                gen, gen.uuid(), tenant_id, None, SMOKE_USERNAME, "Smoke Administrator", "ADMIN", password, created
+            )
+        ],
+    )
 
 
 def _catalog(gen: _Generator, size: int) -> list[tuple[str, str, Decimal, Decimal]]:
@@ -326,7 +435,9 @@ def _catalog(gen: _Generator, size: int) -> list[tuple[str, str, Decimal, Decima
     return catalog
 
 
-def _write_cash_sessions(gen: _Generator, write: Callable[..., None], tenants: list[_Tenant]) -> dict[tuple[uuid.UUID, int], _Session]:
+def _write_cash_sessions(
+    gen: _Generator, write: Callable[..., None], tenants: list[_Tenant]
+) -> dict[tuple[uuid.UUID, int], _Session]:
     """One session per store and trading day; the last day's stay open (the tills are live)."""
     sessions: dict[tuple[uuid.UUID, int], _Session] = {}
     rows, movements = [], []
@@ -336,16 +447,44 @@ def _write_cash_sessions(gen: _Generator, write: Callable[..., None], tenants: l
                 session = _Session(id=gen.uuid(), store=store, day=day)
                 sessions[(store.id, day)] = session
                 opened = EPOCH + dt.timedelta(days=day, hours=8)
-                rows.append((session.id, tenant.id, store.id, tenant.cashiers[store.id], "OPEN", OPENING_FLOAT, None, None, opened, None))
+                rows.append(
+                    (
+                        session.id,
+                        tenant.id,
+                        store.id,
+                        tenant.cashiers[store.id],
+                        "OPEN",
+                        OPENING_FLOAT,
+                        None,
+                        None,
+                        opened,
+                        None,
+                    )
+                )
                 movements.append((gen.int_id("cash_movements"), session.id, None, "OPENING", OPENING_FLOAT, opened))
-    write(m.CashSession, ("id", "tenant_id", "store_id", "cashier_id", "status", "opening_amount", "expected_amount",
-                          "counted_amount", "opened_at", "closed_at"), rows)
+    write(
+        m.CashSession,
+        (
+            "id",
+            "tenant_id",
+            "store_id",
+            "cashier_id",
+            "status",
+            "opening_amount",
+            "expected_amount",
+            "counted_amount",
+            "opened_at",
+            "closed_at",
+        ),
+        rows,
+    )
     write(m.CashMovement, ("id", "cash_session_id", "sale_id", "kind", "amount", "created_at"), movements)
     return sessions
 
 
-def _close_cash_sessions(gen: _Generator, writer: BulkWriter, write: Callable[..., None],
-                         sessions: dict[tuple[uuid.UUID, int], _Session]) -> None:
+def _close_cash_sessions(
+    gen: _Generator, writer: BulkWriter, write: Callable[..., None], sessions: dict[tuple[uuid.UUID, int], _Session]
+) -> None:
     rows, adjustments = [], []
     for session in sessions.values():
         if session.day == WINDOW_DAYS - 1:
@@ -357,7 +496,9 @@ def _close_cash_sessions(gen: _Generator, writer: BulkWriter, write: Callable[..
         closed = EPOCH + dt.timedelta(days=session.day, hours=21, minutes=gen.rng.randrange(45))
         rows.append((session.id, "CLOSED", expected, counted, closed))
         if counted != expected:
-            adjustments.append((gen.int_id("cash_movements"), session.id, None, "CLOSING_ADJUSTMENT", counted - expected, closed))
+            adjustments.append(
+                (gen.int_id("cash_movements"), session.id, None, "CLOSING_ADJUSTMENT", counted - expected, closed)
+            )
     writer.update(m.CashSession.__table__, "id", ("status", "expected_amount", "counted_amount", "closed_at"), rows)
     write(m.CashMovement, ("id", "cash_session_id", "sale_id", "kind", "amount", "created_at"), adjustments)
 
@@ -388,8 +529,13 @@ def _status_for(draw: float) -> str:
     return "SOLD"
 
 
-def _write_chunk(gen: _Generator, write: Callable[..., None], tenants: list[_Tenant],
-                 sessions: dict[tuple[uuid.UUID, int], _Session], rows: int) -> None:
+def _write_chunk(
+    gen: _Generator,
+    write: Callable[..., None],
+    tenants: list[_Tenant],
+    sessions: dict[tuple[uuid.UUID, int], _Session],
+    rows: int,
+) -> None:
     items: list[_Item] = []
     draw = gen.rng.random  # the hot loop: one float per choice is several times cheaper than randrange
     first_id = gen.next_id["stock_items"]
@@ -399,7 +545,9 @@ def _write_chunk(gen: _Generator, write: Callable[..., None], tenants: list[_Ten
         store = tenant.stores[int(draw() * len(tenant.stores))]
         sku, description, cost, price = tenant.catalog[int(draw() * len(tenant.catalog))]
         arrived = store.deliveries[int(draw() * len(store.deliveries))]
-        items.append(_Item(item_id, tenant, store, sku, description, cost, price, _status_for(draw()), arrived, arrived))
+        items.append(
+            _Item(item_id, tenant, store, sku, description, cost, price, _status_for(draw()), arrived, arrived)
+        )
     chunk = _Chunk()
     # Keyed by store code: a str caches its hash, a UUID computes it on every lookup.
     by_store: dict[str, dict[str, list[_Item]]] = defaultdict(lambda: defaultdict(list))
@@ -412,28 +560,106 @@ def _write_chunk(gen: _Generator, write: Callable[..., None], tenants: list[_Ten
                 _transfers_from(gen, chunk, tenant, store, groups, by_store)
                 _sales_in(gen, chunk, tenant, store, groups, sessions)
     for item in items:
-        chunk.stock.append((
-            item.id, item.tenant.id, item.store.id, item.sku, item.description,
-            # SGTIN-96-like: header, tenant's company prefix, serial (ascending, so that
-            # the (tenant, epc) unique index grows at its end rather than everywhere).
-            f"3034{item.tenant.no:04X}{item.id:016X}", item.status,
-            _location(gen.rng, item.status), item.status in m.SELLABLE_STATUSES,
-            item.cost, item.price, item.created_at, item.updated_at,
-        ))
-    write(m.StockItem, ("id", "tenant_id", "store_id", "sku", "description", "epc", "status", "location_code", "sellable",
-                        "cost_price", "sale_price", "created_at", "updated_at"), chunk.stock)
-    write(m.Transfer, ("id", "tenant_id", "origin_store_id", "destination_store_id", "status", "created_by", "created_at",
-                       "updated_at", "dispatched_at", "received_at", "canceled_at"), chunk.transfers)
+        chunk.stock.append(
+            (
+                item.id,
+                item.tenant.id,
+                item.store.id,
+                item.sku,
+                item.description,
+                # SGTIN-96-like: header, tenant's company prefix, serial (ascending, so that
+                # the (tenant, epc) unique index grows at its end rather than everywhere).
+                f"3034{item.tenant.no:04X}{item.id:016X}",
+                item.status,
+                _location(gen.rng, item.status),
+                item.status in m.SELLABLE_STATUSES,
+                item.cost,
+                item.price,
+                item.created_at,
+                item.updated_at,
+            )
+        )
+    write(
+        m.StockItem,
+        (
+            "id",
+            "tenant_id",
+            "store_id",
+            "sku",
+            "description",
+            "epc",
+            "status",
+            "location_code",
+            "sellable",
+            "cost_price",
+            "sale_price",
+            "created_at",
+            "updated_at",
+        ),
+        chunk.stock,
+    )
+    write(
+        m.Transfer,
+        (
+            "id",
+            "tenant_id",
+            "origin_store_id",
+            "destination_store_id",
+            "status",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "dispatched_at",
+            "received_at",
+            "canceled_at",
+        ),
+        chunk.transfers,
+    )
     write(m.TransferLine, ("id", "transfer_id", "stock_item_id", "status", "origin_status", "received_at"), chunk.lines)
-    write(m.TransferMovement, ("id", "transfer_id", "transfer_line_id", "stock_item_id", "kind", "from_store_id",
-                               "to_store_id", "actor_id", "created_at"), chunk.movements)
-    write(m.Sale, ("id", "tenant_id", "store_id", "status", "created_by", "cash_session_id", "subtotal", "discount_total",
-                   "total", "created_at", "updated_at", "paid_at", "canceled_at"), chunk.sales)
-    write(m.SaleLine, ("id", "sale_id", "stock_item_id", "sku", "unit_price", "discount", "line_total"), chunk.sale_lines)
+    write(
+        m.TransferMovement,
+        (
+            "id",
+            "transfer_id",
+            "transfer_line_id",
+            "stock_item_id",
+            "kind",
+            "from_store_id",
+            "to_store_id",
+            "actor_id",
+            "created_at",
+        ),
+        chunk.movements,
+    )
+    write(
+        m.Sale,
+        (
+            "id",
+            "tenant_id",
+            "store_id",
+            "status",
+            "created_by",
+            "cash_session_id",
+            "subtotal",
+            "discount_total",
+            "total",
+            "created_at",
+            "updated_at",
+            "paid_at",
+            "canceled_at",
+        ),
+        chunk.sales,
+    )
+    write(
+        m.SaleLine, ("id", "sale_id", "stock_item_id", "sku", "unit_price", "discount", "line_total"), chunk.sale_lines
+    )
     write(m.Payment, ("id", "sale_id", "method", "amount", "created_at"), chunk.payments)
     write(m.CashMovement, ("id", "cash_session_id", "sale_id", "kind", "amount", "created_at"), chunk.cash)
-    write(m.AuditEvent, ("id", "tenant_id", "actor_id", "action", "entity_type", "entity_id", "trace_id", "details",
-                         "created_at"), chunk.audit)
+    write(
+        m.AuditEvent,
+        ("id", "tenant_id", "actor_id", "action", "entity_type", "entity_id", "trace_id", "details", "created_at"),
+        chunk.audit,
+    )
 
 
 def _location(rng: random.Random, status: str) -> str:
@@ -446,7 +672,7 @@ def _batches(rng: random.Random, items: list[_Item], low: int, high: int) -> Ite
     start = 0
     while start < len(items):
         size = rng.randint(low, high)
-        yield items[start:start + size]
+        yield items[start : start + size]
         start += size
 
 
@@ -458,20 +684,51 @@ def _free_on_hand(groups: dict[str, list[_Item]], share: float, rng: random.Rand
     return taken
 
 
-def _audit(gen: _Generator, chunk: _Chunk, tenant: _Tenant, actor: uuid.UUID | None, action: str, entity: str,
-           entity_id: uuid.UUID, at: dt.datetime, details: dict[str, Any]) -> None:
-    chunk.audit.append((gen.int_id("audit_events"), tenant.id, actor, action, entity, str(entity_id),
-                        f"seed-{gen.rng.getrandbits(48):012x}", details, at))
+def _audit(
+    gen: _Generator,
+    chunk: _Chunk,
+    tenant: _Tenant,
+    actor: uuid.UUID | None,
+    action: str,
+    entity: str,
+    entity_id: uuid.UUID,
+    at: dt.datetime,
+    details: dict[str, Any],
+) -> None:
+    chunk.audit.append(
+        (
+            gen.int_id("audit_events"),
+            tenant.id,
+            actor,
+            action,
+            entity,
+            str(entity_id),
+            f"seed-{gen.rng.getrandbits(48):012x}",
+            details,
+            at,
+        )
+    )
 
 
 #: The service's audit action that leaves an entity in each state (its last action).
-_TRANSFER_ACTIONS = {"DRAFT": "transfer.create", "DISPATCHED": "transfer.dispatch", "PARTIAL_RECEIVED": "transfer.receive",
-                     "RECEIVED": "transfer.receive", "CANCELED": "transfer.cancel"}
+_TRANSFER_ACTIONS = {
+    "DRAFT": "transfer.create",
+    "DISPATCHED": "transfer.dispatch",
+    "PARTIAL_RECEIVED": "transfer.receive",
+    "RECEIVED": "transfer.receive",
+    "CANCELED": "transfer.cancel",
+}
 _SALE_ACTIONS = {"DRAFT": "sale.create", "PAID": "sale.checkout", "CANCELED": "sale.cancel"}
 
 
-def _transfers_from(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _Store, groups: dict[str, list[_Item]],
-                    by_store: dict[str, dict[str, list[_Item]]]) -> None:
+def _transfers_from(
+    gen: _Generator,
+    chunk: _Chunk,
+    tenant: _Tenant,
+    origin: _Store,
+    groups: dict[str, list[_Item]],
+    by_store: dict[str, dict[str, list[_Item]]],
+) -> None:
     rng = gen.rng
     others = [s for s in tenant.stores if s.id != origin.id]
     manager = tenant.managers[origin.id]
@@ -487,14 +744,33 @@ def _transfers_from(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _St
         for batch in _batches(rng, _free_on_hand(groups, share, rng), 1, 8):
             if status == "RECEIVED":
                 # These items are here now: they came from another store.
-                _transfer(gen, chunk, tenant, rng.choice(others), origin, tenant.managers[origin.id], "RECEIVED", received=batch)
+                _transfer(
+                    gen,
+                    chunk,
+                    tenant,
+                    rng.choice(others),
+                    origin,
+                    tenant.managers[origin.id],
+                    "RECEIVED",
+                    received=batch,
+                )
             else:
                 _transfer(gen, chunk, tenant, origin, rng.choice(others), manager, status, planned=batch)
 
 
-def _transfer(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _Store, destination: _Store, actor: uuid.UUID,
-              status: str, *, in_transit: Sequence[_Item] = (), received: Sequence[_Item] = (),
-              planned: Sequence[_Item] = ()) -> None:
+def _transfer(
+    gen: _Generator,
+    chunk: _Chunk,
+    tenant: _Tenant,
+    origin: _Store,
+    destination: _Store,
+    actor: uuid.UUID,
+    status: str,
+    *,
+    in_transit: Sequence[_Item] = (),
+    received: Sequence[_Item] = (),
+    planned: Sequence[_Item] = (),
+) -> None:
     rng = gen.rng
     transfer_id = gen.uuid()
     day = rng.randrange(WINDOW_DAYS - 3)
@@ -519,30 +795,84 @@ def _transfer(gen: _Generator, chunk: _Chunk, tenant: _Tenant, origin: _Store, d
         lines += [(item, "PLANNED", None) for item in planned]
     status = status.split("_")[0] if status.startswith("CANCELED") else status
     updated = max(t for t in (created, dispatched_at, received_at, canceled_at) if t is not None)
-    chunk.transfers.append((transfer_id, tenant.id, origin.id, destination.id, status, actor, created, updated,
-                            dispatched_at, received_at, canceled_at))
-    _audit(gen, chunk, tenant, actor, _TRANSFER_ACTIONS[status], "transfer", transfer_id, updated, {"lines": len(lines)})
+    chunk.transfers.append(
+        (
+            transfer_id,
+            tenant.id,
+            origin.id,
+            destination.id,
+            status,
+            actor,
+            created,
+            updated,
+            dispatched_at,
+            received_at,
+            canceled_at,
+        )
+    )
+    _audit(
+        gen, chunk, tenant, actor, _TRANSFER_ACTIONS[status], "transfer", transfer_id, updated, {"lines": len(lines)}
+    )
     for item, line_status, line_received in lines:
         line_id = gen.int_id("transfer_lines")
         origin_status = item.status if item.status in m.SELLABLE_STATUSES else rng.choice(m.SELLABLE_STATUSES)
         chunk.lines.append((line_id, transfer_id, item.id, line_status, origin_status, line_received))
         if line_status in ("IN_TRANSIT", "RECEIVED", "RETURNED"):
-            chunk.movements.append((gen.int_id("transfer_movements"), transfer_id, line_id, item.id, "DISPATCH",
-                                    origin.id, None, actor, dispatched))
+            chunk.movements.append(
+                (
+                    gen.int_id("transfer_movements"),
+                    transfer_id,
+                    line_id,
+                    item.id,
+                    "DISPATCH",
+                    origin.id,
+                    None,
+                    actor,
+                    dispatched,
+                )
+            )
         if line_status == "RECEIVED":
-            chunk.movements.append((gen.int_id("transfer_movements"), transfer_id, line_id, item.id, "RECEIVE",
-                                    None, destination.id, actor, arrived))
+            chunk.movements.append(
+                (
+                    gen.int_id("transfer_movements"),
+                    transfer_id,
+                    line_id,
+                    item.id,
+                    "RECEIVE",
+                    None,
+                    destination.id,
+                    actor,
+                    arrived,
+                )
+            )
             item.updated_at = max(item.updated_at, arrived)
         elif line_status == "RETURNED":
-            chunk.movements.append((gen.int_id("transfer_movements"), transfer_id, line_id, item.id, "RETURN",
-                                    None, origin.id, actor, arrived))
+            chunk.movements.append(
+                (
+                    gen.int_id("transfer_movements"),
+                    transfer_id,
+                    line_id,
+                    item.id,
+                    "RETURN",
+                    None,
+                    origin.id,
+                    actor,
+                    arrived,
+                )
+            )
             item.updated_at = max(item.updated_at, arrived)
         elif line_status == "IN_TRANSIT":
             item.updated_at = max(item.updated_at, dispatched)
 
 
-def _sales_in(gen: _Generator, chunk: _Chunk, tenant: _Tenant, store: _Store, groups: dict[str, list[_Item]],
-              sessions: dict[tuple[uuid.UUID, int], _Session]) -> None:
+def _sales_in(
+    gen: _Generator,
+    chunk: _Chunk,
+    tenant: _Tenant,
+    store: _Store,
+    groups: dict[str, list[_Item]],
+    sessions: dict[tuple[uuid.UUID, int], _Session],
+) -> None:
     rng = gen.rng
     cashier = tenant.cashiers[store.id]
     for batch in _batches(rng, groups.get("SOLD", []), 1, 4):
@@ -552,18 +882,32 @@ def _sales_in(gen: _Generator, chunk: _Chunk, tenant: _Tenant, store: _Store, gr
             _sale(gen, chunk, tenant, store, cashier, status, batch, sessions)
 
 
-def _sale(gen: _Generator, chunk: _Chunk, tenant: _Tenant, store: _Store, cashier: uuid.UUID, status: str,
-          items: Sequence[_Item], sessions: dict[tuple[uuid.UUID, int], _Session]) -> None:
+def _sale(
+    gen: _Generator,
+    chunk: _Chunk,
+    tenant: _Tenant,
+    store: _Store,
+    cashier: uuid.UUID,
+    status: str,
+    items: Sequence[_Item],
+    sessions: dict[tuple[uuid.UUID, int], _Session],
+) -> None:
     rng = gen.rng
     sale_id = gen.uuid()
     day = rng.randrange(WINDOW_DAYS)
     created = gen.business_time(day)
     subtotal = discount_total = Decimal("0.00")
     for item in items:
-        discount = (item.price * Decimal(rng.choice((5, 10, 20))) / 100).quantize(m.CENT) if rng.random() < 0.15 else Decimal("0.00")
+        discount = (
+            (item.price * Decimal(rng.choice((5, 10, 20))) / 100).quantize(m.CENT)
+            if rng.random() < 0.15
+            else Decimal("0.00")
+        )
         subtotal += item.price
         discount_total += discount
-        chunk.sale_lines.append((gen.int_id("sale_lines"), sale_id, item.id, item.sku, item.price, discount, item.price - discount))
+        chunk.sale_lines.append(
+            (gen.int_id("sale_lines"), sale_id, item.id, item.sku, item.price, discount, item.price - discount)
+        )
     total = subtotal - discount_total
     paid_at = canceled_at = session_id = None
     updated = created
@@ -586,13 +930,29 @@ def _sale(gen: _Generator, chunk: _Chunk, tenant: _Tenant, store: _Store, cashie
             item.updated_at = max(item.updated_at, paid_at)
     elif status == "CANCELED":
         canceled_at = updated = created + dt.timedelta(seconds=rng.randint(30, 900))
-    chunk.sales.append((sale_id, tenant.id, store.id, status, cashier, session_id, subtotal, discount_total, total,
-                        created, updated, paid_at, canceled_at))
+    chunk.sales.append(
+        (
+            sale_id,
+            tenant.id,
+            store.id,
+            status,
+            cashier,
+            session_id,
+            subtotal,
+            discount_total,
+            total,
+            created,
+            updated,
+            paid_at,
+            canceled_at,
+        )
+    )
     _audit(gen, chunk, tenant, cashier, _SALE_ACTIONS[status], "sale", sale_id, updated, {"total": str(total)})
 
 
-def _write_exports(gen: _Generator, write: Callable[..., None], conn: sa.Connection, tenants: list[_Tenant],
-                   exports_dir: Path) -> list[Path]:
+def _write_exports(
+    gen: _Generator, write: Callable[..., None], conn: sa.Connection, tenants: list[_Tenant], exports_dir: Path
+) -> list[Path]:
     """Per tenant, a stock export and a sales export of its first store, made on the last day."""
     rows, files = [], []
     made = EPOCH + dt.timedelta(days=WINDOW_DAYS - 1, hours=18)
@@ -603,8 +963,40 @@ def _write_exports(gen: _Generator, write: Callable[..., None], conn: sa.Connect
             header, data = export_rows(conn, kind, tenant.id, store.id)
             written = write_export_file(exports_dir, export_relative_path(tenant.id, export_id), header, data)
             files.append(exports_dir / written.relative_path)
-            rows.append((export_id, tenant.id, store.id, tenant.admin_id, kind, "CSV", "READY", written.relative_path,
-                         written.row_count, written.size_bytes, written.sha256, {"store_id": str(store.id)}, made))
-    write(m.ExportRecord, ("id", "tenant_id", "store_id", "requested_by", "kind", "file_format", "status", "file_path",
-                           "row_count", "size_bytes", "sha256", "filters", "created_at"), rows)
+            rows.append(
+                (
+                    export_id,
+                    tenant.id,
+                    store.id,
+                    tenant.admin_id,
+                    kind,
+                    "CSV",
+                    "READY",
+                    written.relative_path,
+                    written.row_count,
+                    written.size_bytes,
+                    written.sha256,
+                    {"store_id": str(store.id)},
+                    made,
+                )
+            )
+    write(
+        m.ExportRecord,
+        (
+            "id",
+            "tenant_id",
+            "store_id",
+            "requested_by",
+            "kind",
+            "file_format",
+            "status",
+            "file_path",
+            "row_count",
+            "size_bytes",
+            "sha256",
+            "filters",
+            "created_at",
+        ),
+        rows,
+    )
     return files

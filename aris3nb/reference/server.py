@@ -39,8 +39,13 @@ def _accepts_connections(host: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, settings: Settings, host: str = "127.0.0.1", port: int = 0,
-                   start_timeout_sec: float = START_TIMEOUT_SEC) -> Iterator[str]:
+def running_server(
+    database_url: str,
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    start_timeout_sec: float = START_TIMEOUT_SEC,
+) -> Iterator[str]:
     """Serve in a background thread; yields the base URL (``http://127.0.0.1:PORT``)."""
     app = create_app(database_url, settings)
     # Bind first, so port 0 gets a free port we know before uvicorn starts.
@@ -56,8 +61,9 @@ def running_server(database_url: str, settings: Settings, host: str = "127.0.0.1
         raise ServiceStartFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"aris3-server-{bound_port}",
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"aris3-server-{bound_port}", daemon=True
+    )
     thread.start()
     try:
         deadline = time.monotonic() + start_timeout_sec
@@ -65,8 +71,10 @@ def running_server(database_url: str, settings: Settings, host: str = "127.0.0.1
             if not thread.is_alive():
                 raise ServiceStartFailed(f"the reference service on {host}:{bound_port} stopped while starting")
             if time.monotonic() > deadline:
-                raise ServiceStartFailed(f"the reference service did not accept connections on {host}:{bound_port} "
-                                         f"within {start_timeout_sec:.0f} s")
+                raise ServiceStartFailed(
+                    f"the reference service did not accept connections on {host}:{bound_port} "
+                    f"within {start_timeout_sec:.0f} s"
+                )
             time.sleep(0.02)
         url_host = f"[{host}]" if ":" in host else host
         yield f"http://{url_host}:{bound_port}"

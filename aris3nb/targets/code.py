@@ -202,24 +202,45 @@ class ProbedCode(TargetCode):
     def has_models(self) -> bool:
         return bool(self.target.metadata)
 
-    def probe(self, command: str, *, url: str | URL | None = None, revision: str | None = None,
-              timeout: float = READ_CODE_TIMEOUT_SEC) -> dict[str, Any]:
+    def probe(
+        self,
+        command: str,
+        *,
+        url: str | URL | None = None,
+        revision: str | None = None,
+        timeout: float = READ_CODE_TIMEOUT_SEC,
+    ) -> dict[str, Any]:
         """One probe call; its answer, or MigrationError with the one-line reason."""
         request: dict[str, Any] = {
-            "command": command, "alembic_ini": str(self.target.alembic_ini), "metadata": self.target.metadata,
-            "url_env": self.target.database_url_env, "alembic_x_url": self.target.alembic_x_url,
-            "revision": revision, "read_only": command in ("current", "compare"),
+            "command": command,
+            "alembic_ini": str(self.target.alembic_ini),
+            "metadata": self.target.metadata,
+            "url_env": self.target.database_url_env,
+            "alembic_x_url": self.target.alembic_x_url,
+            "revision": revision,
+            "read_only": command in ("current", "compare"),
         }
         secret = url_password(url) if url is not None else None
         what = _what(command, revision, url)
         env = self._environment(command, url)
         try:
-            process = subprocess.Popen([str(self.python), str(PROBE)], cwd=self.root, env=env, stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                       errors="replace", start_new_session=True)
+            process = subprocess.Popen(
+                [str(self.python), str(PROBE)],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
+            )
         except OSError as exc:
-            raise UsageError(f"cannot run the target's interpreter {self.python} (profile key target.python of "
-                             f"{self.loaded.path or self.name}): {exc.strerror or exc}") from exc
+            raise UsageError(
+                f"cannot run the target's interpreter {self.python} (profile key target.python of "
+                f"{self.loaded.path or self.name}): {exc.strerror or exc}"
+            ) from exc
         try:
             stdout, stderr = process.communicate(json.dumps(request), timeout=timeout)
         except subprocess.TimeoutExpired as exc:
@@ -245,7 +266,10 @@ class ProbedCode(TargetCode):
         env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_SEC))
         options = [env["PGOPTIONS"]] if env.get("PGOPTIONS") else []
         if command in ("current", "compare"):
-            options += ["-c default_transaction_read_only=on", f"-c statement_timeout={int(STATEMENT_TIMEOUT_SEC * 1000)}"]
+            options += [
+                "-c default_transaction_read_only=on",
+                f"-c statement_timeout={int(STATEMENT_TIMEOUT_SEC * 1000)}",
+            ]
         else:  # an ALTER waiting on a lock queues every query behind it: bounded
             options += [f"-c lock_timeout={int(LOCK_TIMEOUT_SEC * 1000)}"]
         env["PGOPTIONS"] = " ".join(options)
@@ -285,8 +309,9 @@ class ProbedCode(TargetCode):
         return list(self.probe("tables")["tables"]) if self.has_models else []
 
 
-def target_code(loaded: LoadedProfile | None, *, script_location: Path | None = None,
-                metadata: sa.MetaData | None = None) -> TargetCode:
+def target_code(
+    loaded: LoadedProfile | None, *, script_location: Path | None = None, metadata: sa.MetaData | None = None
+) -> TargetCode:
     """The code of the target ``loaded`` describes: in-process for the reference double (no
     profile, or one without ``target.python``), else through the target's own interpreter."""
     if loaded is None or loaded.profile.target.python is None:

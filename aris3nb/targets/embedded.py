@@ -46,20 +46,38 @@ class EmbeddedTarget:
 
     @property
     def facts(self) -> dict[str, Any]:
-        return {"database": "temporary SQLite file", "seed_scale": self.scale, "seed": self.seed, "rows": self.rows,
-                "setup_sec": round(self.setup_sec, 3), "base_url": self.base_url}
+        return {
+            "database": "temporary SQLite file",
+            "seed_scale": self.scale,
+            "seed": self.seed,
+            "rows": self.rows,
+            "setup_sec": round(self.setup_sec, 3),
+            "base_url": self.base_url,
+        }
 
 
-def provision(database_url: str, exports_dir: Path, settings: Settings, *, scale: int = EMBEDDED_SCALE,
-              seed: int = seed_data.DEFAULT_SEED) -> EmbeddedTarget:
+def provision(
+    database_url: str,
+    exports_dir: Path,
+    settings: Settings,
+    *,
+    scale: int = EMBEDDED_SCALE,
+    seed: int = seed_data.DEFAULT_SEED,
+) -> EmbeddedTarget:
     """Migrate ``database_url`` (an empty SQLite file) to head and seed it."""
     started = time.perf_counter()
     migrate.upgrade(database_url)
-    summary = seed_data.seed_database(database_url, scale=scale, seed=seed, exports_dir=exports_dir,
-                                      seed_password=settings.seed_password.get_secret_value(),
-                                      smoke_password=settings.smoke_password.get_secret_value())
-    return EmbeddedTarget(database_url, exports_dir, None, summary.scale, summary.seed, dict(summary.rows),
-                          time.perf_counter() - started)
+    summary = seed_data.seed_database(
+        database_url,
+        scale=scale,
+        seed=seed,
+        exports_dir=exports_dir,
+        seed_password=settings.seed_password.get_secret_value(),
+        smoke_password=settings.smoke_password.get_secret_value(),
+    )
+    return EmbeddedTarget(
+        database_url, exports_dir, None, summary.scale, summary.seed, dict(summary.rows), time.perf_counter() - started
+    )
 
 
 @contextlib.contextmanager
@@ -73,7 +91,9 @@ def reference_service(database_url: str, settings: Settings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def embedded_target(settings: Settings, *, scale: int = EMBEDDED_SCALE, purpose: str = "run") -> Iterator[EmbeddedTarget]:
+def embedded_target(
+    settings: Settings, *, scale: int = EMBEDDED_SCALE, purpose: str = "run"
+) -> Iterator[EmbeddedTarget]:
     """A fresh embedded target in a throwaway folder (``aris3nb-<purpose>-embedded-pid<pid>-*``,
     swept by a later run if this process is killed), served on a free loopback port in the
     background; stopped and removed when the block ends."""
@@ -82,7 +102,9 @@ def embedded_target(settings: Settings, *, scale: int = EMBEDDED_SCALE, purpose:
     with tempfile.TemporaryDirectory(prefix=f"aris3nb-{purpose}-embedded-pid{os.getpid()}-") as folder:
         target = provision(f"sqlite:///{Path(folder) / 'aris3.db'}", Path(folder) / "exports", settings, scale=scale)
         started = time.perf_counter()
-        with running_server(target.database_url, settings.model_copy(update={"exports_dir": target.exports_dir})) as url:
+        with running_server(
+            target.database_url, settings.model_copy(update={"exports_dir": target.exports_dir})
+        ) as url:
             yield dataclasses.replace(target, base_url=url, setup_sec=target.setup_sec + time.perf_counter() - started)
 
 
@@ -150,8 +172,11 @@ def run(settings: Settings, *, host: str, port: int, scale: int, seed: int, anno
     url = reset_embedded_database(settings)
     target = provision(url, settings.resolved_exports_dir(), settings, scale=scale, seed=seed)
     _say(announce, f"migrated {redact_url(url)} to {migrate.head_revision()}")
-    _say(announce, f"seeded {target.rows.get('stock_items', 0):,} stock rows, "
-                   f"{target.rows.get('sales', 0):,} sales, {target.rows.get('transfers', 0):,} transfers "
-                   f"in {target.setup_sec:.1f} s (seed {seed})")
+    _say(
+        announce,
+        f"seeded {target.rows.get('stock_items', 0):,} stock rows, "
+        f"{target.rows.get('sales', 0):,} sales, {target.rows.get('transfers', 0):,} transfers "
+        f"in {target.setup_sec:.1f} s (seed {seed})",
+    )
     _say(announce, "sign in as e.g. northwind.admin (password: ARIS3_SEED_PASSWORD, see README)")
     serve(url, settings, host=host, port=port, announce=announce)

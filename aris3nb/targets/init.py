@@ -81,8 +81,9 @@ def discover(root: Path, python: Path | None = None) -> Findings:
         found.migrations = root / "migrations"
         found.notes.append("no alembic.ini at the root: migrations/ found, but how they are run is not known")
     else:
-        raise UsageError(f"{root} holds no alembic.ini and no migrations/: run `aris3nb init` in the target "
-                         "repository's root")
+        raise UsageError(
+            f"{root} holds no alembic.ini and no migrations/: run `aris3nb init` in the target repository's root"
+        )
     if found.migrations is not None:
         found.metadata = _metadata_of(found.migrations / "env.py")
         versions = found.migrations / "versions"
@@ -105,8 +106,10 @@ def discover(root: Path, python: Path | None = None) -> Findings:
     if python and found.python is None:
         raise UsageError(f"no interpreter at {python}")
     if found.python is None:
-        found.notes.append("no .venv/ or venv/ found: set target.python to the interpreter of the target's own "
-                           "environment (or give --python)")
+        found.notes.append(
+            "no .venv/ or venv/ found: set target.python to the interpreter of the target's own "
+            "environment (or give --python)"
+        )
     return found
 
 
@@ -116,9 +119,13 @@ def _toml(value: object) -> str:
 
 def render(found: Findings) -> str:
     """The profile text, one comment per setting."""
+
     def rel(path: Path | None) -> str | None:
-        return None if path is None else (path.relative_to(found.root).as_posix() if path.is_relative_to(found.root)
-                                          else str(path))
+        return (
+            None
+            if path is None
+            else (path.relative_to(found.root).as_posix() if path.is_relative_to(found.root) else str(path))
+        )
 
     lines = [
         "# aris3nb target profile, written by `aris3nb init`. Review every setting: what could not be",
@@ -143,7 +150,7 @@ def render(found: Findings) -> str:
     if found.app:
         lines += [f"# The service's application, found at {found.app} (for reference: aris3nb probes it over HTTP)."]
     if found.upstream:
-        lines[lines.index("profile_version = 1") + 1:lines.index("profile_version = 1") + 1] = [
+        lines[lines.index("profile_version = 1") + 1 : lines.index("profile_version = 1") + 1] = [
             "# The upstream ARIS3 backend was recognised: this profile builds on the built-in `aris3`",
             "# contract (service, smoke, backup, RPO sources, integrity invariants; see `aris3nb/targets/",
             "# builtin/aris3.toml`). A table given here is merged into it key by key; any other value replaces it.",

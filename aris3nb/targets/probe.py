@@ -102,8 +102,11 @@ def _engine(url, read_only):
         path = pathlib.Path(parsed.database or "").absolute()
         if not path.is_file():
             raise FileNotFoundError(f"SQLite database {path} does not exist")
-        return sa.create_engine("sqlite://", poolclass=sa.pool.NullPool,
-                                creator=lambda: sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True))
+        return sa.create_engine(
+            "sqlite://",
+            poolclass=sa.pool.NullPool,
+            creator=lambda: sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True),
+        )
     if parsed.get_backend_name() == "postgresql" and parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
@@ -117,8 +120,10 @@ def _as_list(value):
 
 def history(request):
     script = _script(request)
-    revisions = [{"revision": rev.revision, "down_revisions": _as_list(rev.down_revision)}
-                 for rev in reversed(list(script.walk_revisions("base", "heads")))]
+    revisions = [
+        {"revision": rev.revision, "down_revisions": _as_list(rev.down_revision)}
+        for rev in reversed(list(script.walk_revisions("base", "heads")))
+    ]
     return {"revisions": revisions, "heads": sorted(script.get_heads())}
 
 
@@ -193,8 +198,14 @@ def tables(request):
     return {"tables": sorted(_metadata(request).tables)}
 
 
-COMMANDS = {"history": history, "upgrade": migrate, "downgrade": migrate, "current": current,
-            "compare": compare, "tables": tables}
+COMMANDS = {
+    "history": history,
+    "upgrade": migrate,
+    "downgrade": migrate,
+    "current": current,
+    "compare": compare,
+    "tables": tables,
+}
 
 
 def main():

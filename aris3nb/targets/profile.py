@@ -105,7 +105,9 @@ class Endpoint(_Model):
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
-            raise ValueError("must be a finite number of milliseconds (a budget that cannot be exceeded checks nothing)")
+            raise ValueError(
+                "must be a finite number of milliseconds (a budget that cannot be exceeded checks nothing)"
+            )
         return value
 
 
@@ -202,11 +204,16 @@ class LoadedProfile:
 
     @property
     def label(self) -> str:
-        return f"{self.profile.name} ({self.path or 'built in'}" + (f", sha256:{self.sha256[:12]}…)" if self.sha256 else ")")
+        return f"{self.profile.name} ({self.path or 'built in'}" + (
+            f", sha256:{self.sha256[:12]}…)" if self.sha256 else ")"
+        )
 
     def as_evidence(self) -> dict[str, Any]:
-        evidence: dict[str, Any] = {"name": self.profile.name, "path": str(self.path) if self.path else None,
-                                    "sha256": f"sha256:{self.sha256}" if self.sha256 else None}
+        evidence: dict[str, Any] = {
+            "name": self.profile.name,
+            "path": str(self.path) if self.path else None,
+            "sha256": f"sha256:{self.sha256}" if self.sha256 else None,
+        }
         if self.extends:
             evidence["extends"] = {"name": self.extends[0], "sha256": f"sha256:{self.extends[1]}"}
         return evidence
@@ -252,7 +259,9 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` laid on ``base``: tables merged key by key, any other value replaced."""
     merged = dict(base)
     for key, value in over.items():
-        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        merged[key] = (
+            _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return merged
 
 
@@ -281,8 +290,10 @@ def parse_profile(text: str, where: str, *, table: tuple[str, ...] = ()) -> Prof
     if "extends" in document:
         document = _extended(dict(document), where)
     if document.get("profile_version") not in (None, PROFILE_VERSION):
-        raise UsageError(f"{where}: profile_version {document.get('profile_version')!r} is not supported "
-                         f"(this aris3nb reads {PROFILE_VERSION})")
+        raise UsageError(
+            f"{where}: profile_version {document.get('profile_version')!r} is not supported "
+            f"(this aris3nb reads {PROFILE_VERSION})"
+        )
     try:
         return Profile.model_validate(document)
     except ValidationError as exc:
@@ -324,7 +335,9 @@ def load_target_profile(path: str | Path | None) -> LoadedProfile:
 def _pyproject_profile(folder: Path) -> Path | None:
     pyproject = folder / "pyproject.toml"
     try:
-        return pyproject if "aris3nb" in (tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool") or {}) else None
+        return (
+            pyproject if "aris3nb" in (tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool") or {}) else None
+        )
     except (OSError, tomllib.TOMLDecodeError):
         return None
 
@@ -366,5 +379,6 @@ def resolve_profile(given: Path | None, *, cwd: Path | None = None, embedded: bo
         raise UsageError(
             f"{foreign} holds an ARIS3 repository (alembic.ini or migrations/) that aris3nb has no profile for: "
             "judging it would check aris3nb's bundled reference instead. Describe it with `aris3nb init` (writes "
-            "aris3nb.toml), give --target PATH, or pass --embedded to check the embedded default on purpose")
+            "aris3nb.toml), give --target PATH, or pass --embedded to check the embedded default on purpose"
+        )
     return LoadedProfile(REFERENCE, None, None)

@@ -14,10 +14,12 @@ GIT_TIMEOUT_SEC = 10.0
 
 def git_commit(root: Any) -> dict[str, Any]:
     """``{"git_commit", "git_dirty"}`` of the checkout at ``root`` (None where it is no checkout)."""
+
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                                  timeout=GIT_TIMEOUT_SEC, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT_SEC, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None

@@ -46,9 +46,14 @@ def chromium() -> Iterator[Any]:
         _skip(f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                  "--disable-background-networking"])
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--proxy-server=http://127.0.0.1:9",
+                "--proxy-bypass-list=<-loopback>",
+                "--disable-background-networking",
+            ],
+        )
         yield browser
         browser.close()
 

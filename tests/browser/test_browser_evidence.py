@@ -57,8 +57,15 @@ def go_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """``aris3nb run`` on the embedded default, the README's first line."""
     artifacts = tmp_path_factory.mktemp("browser-run")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    done = subprocess.run([ARIS3NB, "run", "--out", str(artifacts)], cwd=ROOT, check=False, capture_output=True,
-                          text=True, timeout=600, env={**env, "TMPDIR": str(tmp_path_factory.mktemp("tmp"))})
+    done = subprocess.run(
+        [ARIS3NB, "run", "--out", str(artifacts)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "TMPDIR": str(tmp_path_factory.mktemp("tmp"))},
+    )
     assert "Traceback" not in done.stderr, done.stderr
     bundle = bundle_in(artifacts)
     assert [p["phase"] for p in bundle.phases()] == ["pre_deploy", "deploy", "post_deploy", "drill"], done.stdout
@@ -70,24 +77,35 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """A pre_deploy phase whose notebook shows hostile values in a table, a printed line and
     a check, then FAILs on that check (its last cell raises ``PhaseFailed``)."""
     base = tmp_path_factory.mktemp("browser-failing")
-    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters))
+    parameters = nbformat.v4.new_code_cell(
+        "\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters)
+    )
     parameters.metadata["tags"] = ["parameters"]
     cells = [
-        ("import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
-         f"phase = aris3nb.start_phase('pre_deploy')\nSCRIPT, IMG = {SCRIPT!r}, {IMG!r}"),
+        (
+            "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
+            f"phase = aris3nb.start_phase('pre_deploy')\nSCRIPT, IMG = {SCRIPT!r}, {IMG!r}"
+        ),
         "phase.show_table([{'sku': IMG, 'description': SCRIPT, 'store': SCRIPT}], f'Stock {SCRIPT}')\nprint(SCRIPT)",
-        ("results = [CheckResult('http.health', Status.PASS, '200 ok in 1.2 ms', 0.01),\n"
-         "           CheckResult('integrity.' + SCRIPT, Status.FAIL, f'first: sku={IMG}, description={SCRIPT}', 0.1),\n"
-         "           CheckResult('git', Status.WARN, 'dirty tree: 3 uncommitted path(s)', 0.03)]\n"
-         "phase.show_checks(results)"),
+        (
+            "results = [CheckResult('http.health', Status.PASS, '200 ok in 1.2 ms', 0.01),\n"
+            "           CheckResult('integrity.' + SCRIPT, Status.FAIL, f'first: sku={IMG}, description={SCRIPT}', 0.1),\n"
+            "           CheckResult('git', Status.WARN, 'dirty tree: 3 uncommitted path(s)', 0.03)]\n"
+            "phase.show_checks(results)"
+        ),
         "phase.conclude(results, title='Gate')",
     ]
     notebook = nbformat.v4.new_notebook(cells=[parameters, *map(nbformat.v4.new_code_cell, cells)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (base / "notebooks").mkdir()
     nbformat.write(notebook, base / "notebooks" / "01-pre_deploy.ipynb")
-    options = RunOptions(phases=("pre_deploy",), base_url="http://127.0.0.1:9", out=base / "artifacts",
-                         notebooks_dir=base / "notebooks", cell_timeout_sec=120)
+    options = RunOptions(
+        phases=("pre_deploy",),
+        base_url="http://127.0.0.1:9",
+        out=base / "artifacts",
+        notebooks_dir=base / "notebooks",
+        cell_timeout_sec=120,
+    )
     result = run_playbook(options, load_settings())
     assert result.exit_code == 1
     return bundle_in(base / "artifacts")
@@ -95,8 +113,10 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 
 def images(page) -> list[dict]:  # type: ignore[no-untyped-def]
     return page.eval_on_selector_all(
-        "img", "els => els.map(e => ({src: e.getAttribute('src').slice(0, 22), complete: e.complete, "
-               "width: e.naturalWidth, height: e.naturalHeight}))")
+        "img",
+        "els => els.map(e => ({src: e.getAttribute('src').slice(0, 22), complete: e.complete, "
+        "width: e.naturalWidth, height: e.naturalHeight}))",
+    )
 
 
 # --- the bundle of a real run --------------------------------------------------------------------
@@ -186,8 +206,10 @@ def test_a_failing_phase_shows_fail_and_its_failing_cell(offline_page, failing_r
     assert "phase.conclude(results" in failed.inner_text() and "PhaseFailed" in failed.inner_text()
     marker = page.locator(".celltag_aris3nb-marker").filter(has_text="This cell did not complete")
     assert marker.is_visible() and "FAILED its checks" in marker.inner_text()
-    above = page.evaluate("([m, f]) => m.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING",
-                          [marker.element_handle(), failed.element_handle()])
+    above = page.evaluate(
+        "([m, f]) => m.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING",
+        [marker.element_handle(), failed.element_handle()],
+    )
     assert above, "the marker comes just before the failing cell"
     failed.scroll_into_view_if_needed()
     offline_page.screenshot("failing-cell")
@@ -262,8 +284,9 @@ def test_the_pages_fit_the_window(offline_page, go_run: Bundle, width: int) -> N
     for path in [go_run.index, *(go_run.run_dir / phase["html"] for phase in go_run.phases())]:
         offline_page.open(path)
         offline_page.screenshot(f"{path.stem}-{width}px")
-        sizes = offline_page.page.evaluate("() => ({page: document.documentElement.scrollWidth, "
-                                           "window: window.innerWidth})")
+        sizes = offline_page.page.evaluate(
+            "() => ({page: document.documentElement.scrollWidth, window: window.innerWidth})"
+        )
         assert sizes["page"] <= sizes["window"], (path.name, sizes)
     offline_page.open(go_run.index)
     table = offline_page.page.evaluate("""() => { const t = document.querySelector('table.runs');

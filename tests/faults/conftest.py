@@ -63,7 +63,9 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def big_postgres_template(postgres_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def big_postgres_template(
+    postgres_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
     """A seeded, padded PostgreSQL database used only as a template, and its export files."""
     name = f"aris3nb_test_faults_tpl_{uuid.uuid4().hex[:8]}"
     with postgres_admin.connect() as conn:
@@ -84,7 +86,9 @@ def big_postgres_template(postgres_admin: sa.Engine, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture
-def big_postgres(big_postgres_template: tuple[str, Path], postgres_admin: sa.Engine, tmp_path: Path) -> Iterator[Source]:
+def big_postgres(
+    big_postgres_template: tuple[str, Path], postgres_admin: sa.Engine, tmp_path: Path
+) -> Iterator[Source]:
     """A fresh copy (CREATE DATABASE ... TEMPLATE) of the padded PostgreSQL database."""
     template, exports = big_postgres_template
     name = f"aris3nb_test_{uuid.uuid4().hex[:12]}"
@@ -96,8 +100,6 @@ def big_postgres(big_postgres_template: tuple[str, Path], postgres_admin: sa.Eng
     finally:
         with postgres_admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -70,8 +70,14 @@ def cli_env(artifacts: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], artifacts: Path, timeout: float = 120, **extra: str) -> Run:
     """``aris3nb ARGS`` as a real process with OPS_ARTIFACTS_DIR=artifacts."""
-    done = subprocess.run([ARIS3NB, *args], env=cli_env(artifacts, **extra), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [ARIS3NB, *args],
+        env=cli_env(artifacts, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -79,16 +85,24 @@ def run_killed_at(point: str, args: list[str], artifacts: Path, timeout: float =
     """``aris3nb ARGS`` killed (SIGKILL, whole process group) at ``point`` by kill_at.py;
     returns what the harness saw when it fired."""
     marker = artifacts.parent / f"killed_at_{point}_{uuid.uuid4().hex[:6]}.json"
-    process = subprocess.Popen([sys.executable, KILL_AT, point, str(marker), "--", *args],
-                               env=cli_env(artifacts, **extra), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, KILL_AT, point, str(marker), "--", *args],
+        env=cli_env(artifacts, **extra),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode == -signal.SIGKILL, f"not killed at {point}: exit {process.returncode}\n{stdout}\n{stderr}"
+    assert process.returncode == -signal.SIGKILL, (
+        f"not killed at {point}: exit {process.returncode}\n{stdout}\n{stderr}"
+    )
     assert marker.is_file(), f"killed, but not by the harness at {point}"
     return json.loads(marker.read_text())
 
@@ -110,7 +124,6 @@ class Source:
         return Path(self.url.removeprefix("sqlite:///"))
 
 
-
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
@@ -119,16 +132,26 @@ def postgres_server_url() -> str:
 
 
 def database_url_named(name: str) -> str:
-    return make_url(postgres_server_url()).set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False)
+    return (
+        make_url(postgres_server_url())
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
 
 
 def sessions_on(admin: sa.Engine, database: str) -> list[tuple[int, str, str]]:
     """(pid, application_name, query) of every other session on ``database``."""
     with admin.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT pid, application_name, query FROM pg_stat_activity "
-            "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": database})]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT pid, application_name, query FROM pg_stat_activity "
+                    "WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": database},
+            )
+        ]
 
 
 def wait_for_no_sessions(admin: sa.Engine, database: str, seconds: float = 10) -> list[tuple[int, str, str]]:
@@ -142,7 +165,9 @@ def wait_for_no_sessions(admin: sa.Engine, database: str, seconds: float = 10) -
 
 def databases_like(admin: sa.Engine, pattern: str) -> list[str]:
     with admin.connect() as conn:
-        return [r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern})]
+        return [
+            r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern})
+        ]
 
 
 def database_name(url: str) -> str:

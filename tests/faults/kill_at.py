@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 POINT, MARKER = sys.argv[1], Path(sys.argv[2])
-ARGS = sys.argv[sys.argv.index("--") + 1:]
+ARGS = sys.argv[sys.argv.index("--") + 1 :]
 _busy = threading.local()
 _fired = threading.Event()
 
@@ -52,8 +52,11 @@ def _children(name: str) -> list[int]:
         except OSError:
             continue
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if fields.get("PPid", "").strip() == str(os.getpid()) and fields.get("Name", "").strip() == name \
-                and fields.get("State", "").strip()[:1] != "Z":
+        if (
+            fields.get("PPid", "").strip() == str(os.getpid())
+            and fields.get("Name", "").strip() == name
+            and fields.get("State", "").strip()[:1] != "Z"
+        ):
             found.append(int(entry))
     return found
 
@@ -66,6 +69,7 @@ def _watch(condition, **seen: object) -> None:  # type: ignore[no-untyped-def]
             if result:
                 _die(**seen, **result)
             time.sleep(0.0005)
+
     threading.Thread(target=run, daemon=True).start()
 
 
@@ -93,7 +97,9 @@ def _dispatch(event: str, args: tuple) -> None:  # type: ignore[type-arg]
             return {"copy_bytes": size, "source_bytes": source_size} if 0 < size < source_size else None
 
         _watch(partly_written)
-    elif POINT == "dump" and event == "subprocess.Popen" and "pg_dump" in str(args[1][0]) and "--version" not in args[1]:
+    elif (
+        POINT == "dump" and event == "subprocess.Popen" and "pg_dump" in str(args[1][0]) and "--version" not in args[1]
+    ):
         target = Path(next(a for a in args[1] if a.startswith("--file=")).removeprefix("--file="))
 
         def writing() -> dict[str, object] | None:
@@ -116,7 +122,12 @@ def _dispatch(event: str, args: tuple) -> None:  # type: ignore[type-arg]
             time.sleep(0.005)
     elif POINT == "restore" and event == "os.rename" and str(args[0]).endswith(".restoring"):  # os.replace too
         _die(staged=str(args[0]), target=str(args[1]))
-    elif POINT == "restore" and event == "subprocess.Popen" and "pg_restore" in str(args[1][0]) and "--version" not in args[1]:
+    elif (
+        POINT == "restore"
+        and event == "subprocess.Popen"
+        and "pg_restore" in str(args[1][0])
+        and "--version" not in args[1]
+    ):
         target = next(a for a in args[1] if a.startswith("--dbname=")).removeprefix("--dbname=")
         _watch(lambda: {"pg_restore": len(r)} if (r := _children("pg_restore")) and _restoring(target) else None)
 
@@ -125,10 +136,18 @@ def _restoring(target: str) -> bool:
     """Whether pg_restore has begun writing to ``target`` (asked of the server with psql)."""
     import subprocess
 
-    done = subprocess.run(["psql", "-d", target, "-Atc",
-                           "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND application_name LIKE 'aris3nb-pg\\_restore-%' AND query NOT LIKE 'SET %'"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "psql",
+            "-d",
+            target,
+            "-Atc",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name LIKE 'aris3nb-pg\\_restore-%' AND query NOT LIKE 'SET %'",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip() not in ("", "0")
 
 

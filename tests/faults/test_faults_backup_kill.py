@@ -52,7 +52,9 @@ def check_rerun_sweeps(source: Source, artifacts: Path, temporary: Path) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["copy", "digest", "seal", "rename"])
 def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts: Path) -> None:
-    seen = run_killed_at(point, create_args(big_sqlite), artifacts, FAULT_SOURCE_SIZE=str(big_sqlite.path.stat().st_size))
+    seen = run_killed_at(
+        point, create_args(big_sqlite), artifacts, FAULT_SOURCE_SIZE=str(big_sqlite.path.stat().st_size)
+    )
     temporary = check_killed_state(artifacts, seen)
     copy = temporary / "database" / "aris3.sqlite3"
     if point == "copy":
@@ -85,14 +87,16 @@ def assert_complete_but_unnamed(temporary: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("point", ["dump", "seal", "rename"])
-def test_postgresql_backup_killed_mid_way(point: str, big_postgres: Source, artifacts: Path,
-                                          postgres_admin: sa.Engine) -> None:
+def test_postgresql_backup_killed_mid_way(
+    point: str, big_postgres: Source, artifacts: Path, postgres_admin: sa.Engine
+) -> None:
     seen = run_killed_at(point, create_args(big_postgres), artifacts)
     temporary = check_killed_state(artifacts, seen)
     if point == "dump":
         assert seen["pg_dump_running"] and seen["data_files"] >= 1, seen
-    assert not wait_for_no_sessions(postgres_admin, database_name(big_postgres.url)), \
+    assert not wait_for_no_sessions(postgres_admin, database_name(big_postgres.url)), (
         "the killed run's sessions (its snapshot, pg_dump's workers) end with it"
+    )
     if point == "rename":
         assert_complete_but_unnamed(temporary)
     check_rerun_sweeps(big_postgres, artifacts, temporary)

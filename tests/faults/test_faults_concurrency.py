@@ -37,13 +37,22 @@ def test_two_runs_meeting_at_the_rename_one_wins_one_fails_cleanly(small_sqlite:
     """Both runs pass the "name is free" check and build a complete backup; kill_at.py
     holds each at its rename until both are there, then lets them go at once."""
     markers = [artifacts.parent / f"run{i}.json" for i in (1, 2)]
-    processes = [subprocess.Popen([sys.executable, KILL_AT, "pause-rename", str(marker), "--", *create_args(small_sqlite)],
-                                  env=cli_env(artifacts), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for marker in markers]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, KILL_AT, "pause-rename", str(marker), "--", *create_args(small_sqlite)],
+            env=cli_env(artifacts),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for marker in markers
+    ]
     try:
         deadline = time.monotonic() + 60
         while not all(m.exists() for m in markers):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "a run never reached its rename"
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), (
+                "a run never reached its rename"
+            )
             time.sleep(0.01)
         for marker in markers:
             Path(f"{marker}.go").touch()
@@ -63,9 +72,16 @@ def test_two_runs_meeting_at_the_rename_one_wins_one_fails_cleanly(small_sqlite:
 def test_two_runs_started_together_one_wins_one_fails_cleanly(big_sqlite: Source, artifacts: Path) -> None:
     """The same race without a harness: whichever check the loser fails (the name taken
     before it started, or taken at its rename), it fails with exit 1 and leaves nothing."""
-    processes = [subprocess.Popen([ARIS3NB, *create_args(big_sqlite)],
-                                  env=cli_env(artifacts), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            [ARIS3NB, *create_args(big_sqlite)],
+            env=cli_env(artifacts),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [Run(p.wait(120), *p.communicate()) for p in processes]
     assert sorted(r.returncode for r in results) == [0, 1], results
     loser = next(r for r in results if r.returncode == 1)
@@ -76,7 +92,7 @@ def test_two_runs_started_together_one_wins_one_fails_cleanly(big_sqlite: Source
 
 # --- writers during the backup ------------------------------------------------------------------
 
-WRITER = r'''
+WRITER = r"""
 import os, sys, time, uuid
 from decimal import Decimal
 import sqlalchemy as sa
@@ -107,14 +123,16 @@ with open(log, "a") as out:
         n += 1
         out.write(f"{time.time()}\n")
         out.flush()
-'''
+"""
 
 
 @contextlib.contextmanager
 def writer(url: str, folder: Path) -> Iterator[Path]:
     """A separate process committing to ``url`` until the block ends; yields its commit log."""
     log, stop = folder / "writer.log", folder / "writer.stop"
-    process = subprocess.Popen([sys.executable, "-c", WRITER, url, str(log), str(stop)], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, str(log), str(stop)], stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while not (log.exists() and len(log.read_text().splitlines()) >= 5):
@@ -152,8 +170,9 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seeded", ["sqlite", "postgresql"], indirect=True)
-def test_writers_during_the_backup_cannot_make_it_disagree_with_itself(seeded: Source, artifacts: Path,
-                                                                        tmp_path: Path) -> None:
+def test_writers_during_the_backup_cannot_make_it_disagree_with_itself(
+    seeded: Source, artifacts: Path, tmp_path: Path
+) -> None:
     with writer(seeded.url, tmp_path) as log:
         started = time.time()
         made = run_cli(create_args(seeded), artifacts)
@@ -170,18 +189,27 @@ def test_writers_during_the_backup_cannot_make_it_disagree_with_itself(seeded: S
     with backup_content(manifest_path, engine_name, seeded.url) as url:
         engine = create_engine(url)
         with engine.connect() as conn:
-            counts = {t["name"]: conn.execute(sa.text(f'SELECT count(*) FROM "{t["name"]}"')).scalar_one()
-                      for t in manifest["tables"]}
+            counts = {
+                t["name"]: conn.execute(sa.text(f'SELECT count(*) FROM "{t["name"]}"')).scalar_one()
+                for t in manifest["tables"]
+            }
             sales_of_writer = conn.execute(sa.text("SELECT count(*) FROM sales WHERE created_by IS NULL")).scalar_one()
-            their_payments = conn.execute(sa.text(
-                "SELECT count(*) FROM payments p JOIN sales s ON s.id = p.sale_id WHERE s.created_by IS NULL")).scalar_one()
-            markers = conn.execute(sa.text("SELECT count(*) FROM audit_events WHERE entity_type = 'writer'")).scalar_one()
+            their_payments = conn.execute(
+                sa.text("SELECT count(*) FROM payments p JOIN sales s ON s.id = p.sale_id WHERE s.created_by IS NULL")
+            ).scalar_one()
+            markers = conn.execute(
+                sa.text("SELECT count(*) FROM audit_events WHERE entity_type = 'writer'")
+            ).scalar_one()
         engine.dispose()
     assert counts == {t["name"]: t["rows"] for t in manifest["tables"]}, "the manifest counts what the backup holds"
     assert sales_of_writer == their_payments > 0, "each writer transaction is in the backup whole, or not at all"
     assert markers == 1, "one marker event: the backup is one moment of the writer's history"
 
-    drill = run_cli(["backup", "restore-verify", str(manifest_path), "--database-url", seeded.url], artifacts,
-                    timeout=300, OPS_ENABLE_BACKUP_DRILL="true")
+    drill = run_cli(
+        ["backup", "restore-verify", str(manifest_path), "--database-url", seeded.url],
+        artifacts,
+        timeout=300,
+        OPS_ENABLE_BACKUP_DRILL="true",
+    )
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "drill PASS" in drill.stdout and "tables match the manifest" in drill.stdout

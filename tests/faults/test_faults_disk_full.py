@@ -31,19 +31,29 @@ def run_with_file_size_limit(limit: int, args: list[str], artifacts: Path) -> Ru
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    done = subprocess.run([ARIS3NB, *args], env=cli_env(artifacts), preexec_fn=limit_file_size,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [ARIS3NB, *args],
+        env=cli_env(artifacts),
+        preexec_fn=limit_file_size,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
 @contextlib.contextmanager
 def small_filesystem(folder: Path, size: str) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not permitted'}); "
-                    "the file-size-limit tests cover this scenario")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not permitted'}); "
+            "the file-size-limit tests cover this scenario"
+        )
     try:
         yield
     finally:
@@ -105,11 +115,14 @@ def test_a_full_filesystem_postgresql(big_postgres: Source, artifacts: Path) -> 
     with small_filesystem(artifacts / "backups", "600k"):
         done = Run(*_run(create_args(big_postgres), artifacts))
         assert done.returncode == 1
-        assert "No space left on device" in done.failed_line, done.failed_line  # pg_dump or the row index, whichever hit it
+        assert "No space left on device" in done.failed_line, (
+            done.failed_line
+        )  # pg_dump or the row index, whichever hit it
         assert_nothing_kept(artifacts)
 
 
 def _run(args: list[str], artifacts: Path) -> tuple[int, str, str]:
-    done = subprocess.run([ARIS3NB, *args], env=cli_env(artifacts), capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [ARIS3NB, *args], env=cli_env(artifacts), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     return done.returncode, done.stdout, done.stderr

@@ -63,9 +63,12 @@ from aris3nb.evidence.bundle import (
 )
 
 EXAMPLES = 150
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 #: What a run id is (docs/FORMAT.md §7.1), written here independently of aris3nb.
 RUN_ID_ORACLE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 FIRST, SECOND = "20261128T090000Z-00a0b0", "20261128T090500Z-00c0d0"
@@ -82,8 +85,10 @@ def counted(name: str) -> None:
 def _report_counts() -> Iterator[None]:
     yield
     if COUNTS:
-        SUMMARY.append(f"evidence fuzzing: {sum(COUNTS.values())} examples run "
-                       f"({', '.join(f'{name} {count}' for name, count in COUNTS.items())})")
+        SUMMARY.append(
+            f"evidence fuzzing: {sum(COUNTS.values())} examples run "
+            f"({', '.join(f'{name} {count}' for name, count in COUNTS.items())})"
+        )
 
 
 # --- the real chain every example starts from ---------------------------------------------------
@@ -91,15 +96,31 @@ def _report_counts() -> Iterator[None]:
 
 def runner_body(run_id: str) -> dict[str, Any]:
     """The runner's fields, as the runner writes them (opaque to the bundle)."""
-    return {"run_id": run_id, "started_at": "2026-11-28T09:00:00.000Z", "finished_at": "2026-11-28T09:01:00.000Z",
-            "duration_sec": 60.0, "verdict": "FAIL", "decision": "NO-GO", "exit_code": 1, "interrupted": False,
-            "target": {"mode": "embedded", "base_url": "http://127.0.0.1:41873", "database_url": "sqlite:///x"},
-            "parameters": {"phases": "default", "strict": False},
-            "phases": [{"phase": "pre_deploy", "status": "dead_kernel", "verdict": "FAIL",
-                        "reasons": ["the kernel died while a cell ran"], "notebook": "01-pre_deploy.ipynb",
-                        "html": "01-pre_deploy.html"}],
-            "metrics": {"latency_p95_ms": {"health": 1.5}}, "code": {"aris3nb_version": "0.1.0"},
-            "tools": {"python": "3.11"}}
+    return {
+        "run_id": run_id,
+        "started_at": "2026-11-28T09:00:00.000Z",
+        "finished_at": "2026-11-28T09:01:00.000Z",
+        "duration_sec": 60.0,
+        "verdict": "FAIL",
+        "decision": "NO-GO",
+        "exit_code": 1,
+        "interrupted": False,
+        "target": {"mode": "embedded", "base_url": "http://127.0.0.1:41873", "database_url": "sqlite:///x"},
+        "parameters": {"phases": "default", "strict": False},
+        "phases": [
+            {
+                "phase": "pre_deploy",
+                "status": "dead_kernel",
+                "verdict": "FAIL",
+                "reasons": ["the kernel died while a cell ran"],
+                "notebook": "01-pre_deploy.ipynb",
+                "html": "01-pre_deploy.html",
+            }
+        ],
+        "metrics": {"latency_p95_ms": {"health": 1.5}},
+        "code": {"aris3nb_version": "0.1.0"},
+        "tools": {"python": "3.11"},
+    }
 
 
 def fill_run(folder: Path, seed: int) -> None:
@@ -145,8 +166,23 @@ def copy_of(pristine: Path) -> Iterator[Path]:
 
 # --- the audit hook: what verification touches -------------------------------------------------
 
-_CHANGES = {"os.remove", "os.unlink", "os.rename", "os.replace", "os.mkdir", "os.rmdir", "os.symlink", "os.link",
-            "os.chmod", "os.chown", "os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"}
+_CHANGES = {
+    "os.remove",
+    "os.unlink",
+    "os.rename",
+    "os.replace",
+    "os.mkdir",
+    "os.rmdir",
+    "os.symlink",
+    "os.link",
+    "os.chmod",
+    "os.chown",
+    "os.truncate",
+    "os.utime",
+    "shutil.rmtree",
+    "shutil.copyfile",
+    "shutil.move",
+}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -184,8 +220,11 @@ class Watch:
     def read_outside(self, folder: Path) -> list[str]:
         """What was read outside ``folder`` (resolved), other than Python's own files."""
         allowed = [os.path.realpath(folder), *_PROGRAM_FILES]
-        return [p for p in self.read if not any(os.path.realpath(p) == a or os.path.realpath(p).startswith(a + os.sep)
-                                                 for a in allowed)]
+        return [
+            p
+            for p in self.read
+            if not any(os.path.realpath(p) == a or os.path.realpath(p).startswith(a + os.sep) for a in allowed)
+        ]
 
 
 _PROGRAM_FILES = [os.path.realpath(p) for p in (ROOT / "aris3nb", sys.prefix, sys.base_prefix)]
@@ -268,29 +307,66 @@ def files_match(run_dir: Path, document: Any) -> bool:
             if path.is_file() and relative not in (EVIDENCE_NAME, SIGNATURE_NAME):
                 data = path.read_bytes()
                 found[relative] = (len(data), "sha256:" + hashlib.sha256(data).hexdigest())
-    return set(found) == set(listed) and all(found[p] == (listed[p].get("size"), listed[p].get("sha256"))
-                                             for p in found)
+    return set(found) == set(listed) and all(
+        found[p] == (listed[p].get("size"), listed[p].get("sha256")) for p in found
+    )
 
 
 # --- strategies ----------------------------------------------------------------------------------
 
-LOOKALIKE_PATHS = ["ｅｘｐｏｒｔｓ/résumé é.csv", "ехроrts/résumé é.csv", "pre_deploy\u2215result.json", "..\u2215secret.txt",
-                   "\uff0e\uff0e/outside/secret.txt", "pre_deploy/result.json\u200b",
-                   "exports/re\u0301sume\u0301 e\u0301.csv"]
+LOOKALIKE_PATHS = [
+    "ｅｘｐｏｒｔｓ/résumé é.csv",
+    "ехроrts/résumé é.csv",
+    "pre_deploy\u2215result.json",
+    "..\u2215secret.txt",
+    "\uff0e\uff0e/outside/secret.txt",
+    "pre_deploy/result.json\u200b",
+    "exports/re\u0301sume\u0301 e\u0301.csv",
+]
 HOSTILE_PATHS = st.one_of(
-    st.sampled_from([
-        "..", "../outside/secret.txt", "../../outside/secret.txt", "/etc/passwd", "pre_deploy/../../outside/secret.txt",
-        "pre_deploy/./result.json", "pre_deploy//result.json", "pre_deploy/", "a\\..\\b", "x\x00y", "", ".",
-        EVIDENCE_NAME, SIGNATURE_NAME, "link_out", "link_out/secret.txt", "pre_deploy/result.json/x", "a" * 300,
-        "a" * 300 + "/x", "/".join(["d"] * 2000), "\ud800", "\udcff/x", "exports/\udc80.csv", *LOOKALIKE_PATHS]),
+    st.sampled_from(
+        [
+            "..",
+            "../outside/secret.txt",
+            "../../outside/secret.txt",
+            "/etc/passwd",
+            "pre_deploy/../../outside/secret.txt",
+            "pre_deploy/./result.json",
+            "pre_deploy//result.json",
+            "pre_deploy/",
+            "a\\..\\b",
+            "x\x00y",
+            "",
+            ".",
+            EVIDENCE_NAME,
+            SIGNATURE_NAME,
+            "link_out",
+            "link_out/secret.txt",
+            "pre_deploy/result.json/x",
+            "a" * 300,
+            "a" * 300 + "/x",
+            "/".join(["d"] * 2000),
+            "\ud800",
+            "\udcff/x",
+            "exports/\udc80.csv",
+            *LOOKALIKE_PATHS,
+        ]
+    ),
     st.text(min_size=1, max_size=40),
-    st.lists(st.sampled_from(["..", ".", "", "pre_deploy", "exports", "link_out", "ехроrts", "\ud800"]),
-             min_size=1, max_size=5).map("/".join),
+    st.lists(
+        st.sampled_from(["..", ".", "", "pre_deploy", "exports", "link_out", "ехроrts", "\ud800"]),
+        min_size=1,
+        max_size=5,
+    ).map("/".join),
 )
 TEXT = st.one_of(st.text(max_size=30), st.sampled_from(["\ud800", "a\udc80b", *LOOKALIKE_PATHS]))
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | TEXT | HOSTILE_PATHS,
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT
+    | HOSTILE_PATHS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=6,
 )
@@ -312,9 +388,21 @@ def near(value: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from([value + 1, value - 1, -1, str(value), float(value), True, 2**64])
     if isinstance(value, str):
         lookalike = value.replace("0", "０").replace("e", "е").replace("T", "Т")
-        return st.one_of(HOSTILE_PATHS, st.sampled_from([
-            value[:-1], value + "x", value.upper(), value + "\n", value + "\x00", "../" + value, "/" + value,
-            lookalike]))
+        return st.one_of(
+            HOSTILE_PATHS,
+            st.sampled_from(
+                [
+                    value[:-1],
+                    value + "x",
+                    value.upper(),
+                    value + "\n",
+                    value + "\x00",
+                    "../" + value,
+                    "/" + value,
+                    lookalike,
+                ]
+            ),
+        )
     return JSON_VALUES
 
 
@@ -360,8 +448,9 @@ RUN = st.sampled_from([FIRST, SECOND])
 @pytest.mark.slow
 @FUZZ
 @given(data=st.binary(max_size=4096), run_id=RUN)
-def test_random_bytes_as_evidence_json_are_refused_in_one_line(pristine: Path, data: bytes, run_id: str,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_random_bytes_as_evidence_json_are_refused_in_one_line(
+    pristine: Path, data: bytes, run_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     counted("random bytes")
     with copy_of(pristine) as runs:
         run_dir = runs / run_id
@@ -382,8 +471,11 @@ def test_a_damaged_evidence_json_never_passes_in_its_chain(pristine: Path, data:
     SECOND by its signature, so the chain passes only if no byte changed."""
     counted("damaged bytes")
     original = (pristine / run_id / EVIDENCE_NAME).read_bytes()
-    damaged = bytearray(original[:data.draw(st.integers(0, len(original)), label="cut")]
-                        if data.draw(st.booleans(), label="truncate") else original)
+    damaged = bytearray(
+        original[: data.draw(st.integers(0, len(original)), label="cut")]
+        if data.draw(st.booleans(), label="truncate")
+        else original
+    )
     for _ in range(data.draw(st.integers(0, 3), label="flips")):
         if damaged:
             damaged[data.draw(st.integers(0, len(damaged) - 1), label="at")] ^= 1 << data.draw(st.integers(0, 7))
@@ -398,9 +490,9 @@ def test_a_damaged_evidence_json_never_passes_in_its_chain(pristine: Path, data:
 @pytest.mark.slow
 @FUZZ
 @given(data=st.data(), run_id=RUN)
-def test_an_edited_evidence_json_passes_only_for_the_files_it_describes(pristine: Path, data: st.DataObject,
-                                                                        run_id: str,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_edited_evidence_json_passes_only_for_the_files_it_describes(
+    pristine: Path, data: st.DataObject, run_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Fields replaced, removed, added, duplicated, near misses of the right type. Alone, an
     unsigned run may still verify (its verdict is not something its own files can prove), but
     only when its files list is exactly the folder; in its chain, never."""
@@ -419,17 +511,38 @@ def test_an_edited_evidence_json_passes_only_for_the_files_it_describes(pristine
         assert not passes(verify_watched(runs, runs)) or not changed, "an edited evidence.json passed in its chain"
 
 
-CHANGES = ["flip", "truncate", "append", "remove", "link_to_copy", "folder_for_file", "extra_file", "extra_link",
-           "extra_fifo", "linked_folder"]
-EXTRA_NAMES = ["extra.csv", ".hidden2", "ехроrt.csv", "x" * 255, "new\nline", b"bad\xffname", "evidence.json.tmp",
-               "pre_deploy/evidence.json", "pre_deploy/evidence.json.sig", "résumé é.csv"]
+CHANGES = [
+    "flip",
+    "truncate",
+    "append",
+    "remove",
+    "link_to_copy",
+    "folder_for_file",
+    "extra_file",
+    "extra_link",
+    "extra_fifo",
+    "linked_folder",
+]
+EXTRA_NAMES = [
+    "extra.csv",
+    ".hidden2",
+    "ехроrt.csv",
+    "x" * 255,
+    "new\nline",
+    b"bad\xffname",
+    "evidence.json.tmp",
+    "pre_deploy/evidence.json",
+    "pre_deploy/evidence.json.sig",
+    "résumé é.csv",
+]
 
 
 @pytest.mark.slow
 @FUZZ
 @given(data=st.data(), run_id=RUN, change=st.sampled_from(CHANGES))
-def test_a_changed_added_or_removed_file_never_verifies(pristine: Path, data: st.DataObject, run_id: str,
-                                                        change: str) -> None:
+def test_a_changed_added_or_removed_file_never_verifies(
+    pristine: Path, data: st.DataObject, run_id: str, change: str
+) -> None:
     """evidence.json intact, the folder changed: a byte flipped, a file cut, grown, removed,
     replaced by a link to an identical copy outside or by a folder, a file, link or FIFO
     added (hidden, look-alike, 255 characters, a newline, not UTF-8), a folder replaced by a
@@ -446,7 +559,7 @@ def test_a_changed_added_or_removed_file_never_verifies(pristine: Path, data: st
         if change == "flip" and content:
             at = data.draw(st.integers(0, len(content) - 1), label="at")
             flipped = content[at] ^ (1 << data.draw(st.integers(0, 7), label="bit"))
-            target.write_bytes(content[:at] + bytes([flipped]) + content[at + 1:])
+            target.write_bytes(content[:at] + bytes([flipped]) + content[at + 1 :])
         elif change in ("flip", "truncate"):
             target.write_bytes(content[:-1] if content else b"\0")
         elif change == "append":
@@ -487,8 +600,9 @@ def test_a_changed_added_or_removed_file_never_verifies(pristine: Path, data: st
 @pytest.mark.slow
 @FUZZ
 @given(data=st.data(), paths=st.lists(HOSTILE_PATHS, min_size=1, max_size=4), run_id=RUN)
-def test_hostile_listed_paths_never_verify_and_never_lead_outside(pristine: Path, data: st.DataObject,
-                                                                  paths: list[str], run_id: str) -> None:
+def test_hostile_listed_paths_never_verify_and_never_lead_outside(
+    pristine: Path, data: st.DataObject, paths: list[str], run_id: str
+) -> None:
     """Entries forged with hostile paths, each claiming the size and SHA-256 of a file outside
     the run, sometimes with a symbolic link in the run pointing at it (or at its folder), so
     that only the path itself can give the forgery away."""
@@ -516,19 +630,27 @@ def test_hostile_listed_paths_never_verify_and_never_lead_outside(pristine: Path
 LOOKALIKE_RUN_IDS = [
     "２０２６１１２８T０９１０００Z-00e0f0",  # fullwidth digits
     "٢٠٢٦١١٢٨T٠٩١٠٠٠Z-00e0f0",  # Arabic-Indic digits
-    "20261128T091000Z-00e0f0\n", "20261128Т091000Z-00e0f0",  # Cyrillic Т
+    "20261128T091000Z-00e0f0\n",
+    "20261128Т091000Z-00e0f0",  # Cyrillic Т
     "20261128T091000Ζ-00e0f0",  # Greek Zeta
     "20261128T091000Z‐00e0f0",  # a hyphen that is not '-'
-    "20261128T091000Z-00E0F0", "20261128T091000Z-00e0f0 ", "20261128t091000z-00e0f0", "20261128T091000Z-00e0f00",
+    "20261128T091000Z-00E0F0",
+    "20261128T091000Z-00e0f0 ",
+    "20261128t091000z-00e0f0",
+    "20261128T091000Z-00e0f00",
 ]
 
 
 @pytest.mark.slow
 @FUZZ
-@given(data=st.data(), name=st.one_of(st.sampled_from(LOOKALIKE_RUN_IDS), st.text(min_size=1, max_size=30)),
-       kind=st.sampled_from(["copy", "empty", "file", "link_outside", "link_inside"]))
-def test_entries_that_only_look_like_runs_never_join_the_chain(pristine: Path, data: st.DataObject, name: str,
-                                                              kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+@given(
+    data=st.data(),
+    name=st.one_of(st.sampled_from(LOOKALIKE_RUN_IDS), st.text(min_size=1, max_size=30)),
+    kind=st.sampled_from(["copy", "empty", "file", "link_outside", "link_inside"]),
+)
+def test_entries_that_only_look_like_runs_never_join_the_chain(
+    pristine: Path, data: st.DataObject, name: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An entry of the runs folder under a hostile or look-alike name: a copy of a sealed run,
     an empty folder, a file, a link to a run outside or to one inside. Not named like a run
     id: ignored. Named like one: a run, and a link or a file in its place is a problem."""
@@ -570,8 +692,10 @@ FILE_NAMES = st.one_of(
 
 @pytest.mark.slow
 @FUZZ
-@given(names=st.lists(FILE_NAMES, min_size=1, max_size=4),
-       nest=st.lists(st.sampled_from(["pre_deploy", "ｐｒｅ", "..a", "new\nfolder"]), max_size=2))
+@given(
+    names=st.lists(FILE_NAMES, min_size=1, max_size=4),
+    nest=st.lists(st.sampled_from(["pre_deploy", "ｐｒｅ", "..a", "new\nfolder"]), max_size=2),
+)
 def test_any_file_names_are_sealed_faithfully_or_refused_in_one_line(names: list[str | bytes], nest: list[str]) -> None:
     """A notebook may leave files of any name in its run folder: sealing records them so that
     the run verifies (the oracle agrees), or refuses in one line; it reads nothing outside its
@@ -620,6 +744,7 @@ def _listed(path: str) -> Any:
         document["files"].append({"path": path, "size": 1, "sha256": "sha256:" + "0" * 64})
         write_json(evidence, document)
         return verify_run(runs / FIRST)
+
     return change
 
 
@@ -633,6 +758,7 @@ def _file_named(name: bytes) -> Any:
             seal_run(folder, runner_body(folder.name))
         assert "not valid UTF-8" in str(refused.value) and not (folder / EVIDENCE_NAME).exists()
         return verify_chain(runs)
+
     return change
 
 
@@ -644,6 +770,7 @@ def _run_named(name: str) -> Any:
         with pytest.raises(EvidenceSealRefused):  # and no run can be sealed under that name
             seal_run(unsealed, runner_body(name))
         return verify_chain(runs)
+
     return change
 
 
@@ -682,10 +809,17 @@ def test_inputs_the_fuzzing_found_are_handled(what: str, pristine: Path) -> None
             assert not result.ok and any(problem in p for p in result.problems), result.problems
 
 
-@pytest.mark.parametrize("run_id", [pytest.param("\udc80", id="escaped-byte"),
-                                    pytest.param("\ud800", id="lone-surrogate"), pytest.param("２０２６", id="fullwidth")])
-def test_a_value_no_output_can_carry_is_reported_not_fatal(run_id: str, pristine: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        pytest.param("\udc80", id="escaped-byte"),
+        pytest.param("\ud800", id="lone-surrogate"),
+        pytest.param("２０２６", id="fullwidth"),
+    ],
+)
+def test_a_value_no_output_can_carry_is_reported_not_fatal(
+    run_id: str, pristine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Found by the fuzzing: a run_id holding an escaped lone surrogate made the command
     crash while printing the problem (text) or the JSON report, instead of exiting 1."""
     with copy_of(pristine) as runs:

@@ -120,8 +120,9 @@ def make_hostile(database_url: str, exports: Path) -> None:
     t = m.Base.metadata.tables
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        tenant = conn.execute(sa.select(t["stores"].c.tenant_id).where(~t["stores"].c.code.like("SMOKE%"))
-                              .limit(1)).scalar_one()
+        tenant = conn.execute(
+            sa.select(t["stores"].c.tenant_id).where(~t["stores"].c.code.like("SMOKE%")).limit(1)
+        ).scalar_one()
         store = conn.execute(sa.select(t["stores"].c.id).where(t["stores"].c.tenant_id == tenant).limit(1)).scalar_one()
         conn.execute(t["stores"].update().where(t["stores"].c.id == store).values(name=SCRIPT))
         stock = t["stock_items"]
@@ -131,11 +132,24 @@ def make_hostile(database_url: str, exports: Path) -> None:
         conn.execute(stock.update().where(stock.c.id == last - 1).values(status=IMG))
         exports_table = t["export_records"]
         record = dict(conn.execute(sa.select(exports_table).limit(1)).mappings().one())
-        conn.execute(exports_table.insert().values({**record, "id": uuid.uuid4(), "status": "READY",
-                                                    "file_path": f"{tenant}/{SCRIPT}.csv"}))
-        conn.execute(t["idempotency_records"].insert().values(
-            tenant_id=tenant, endpoint=SCRIPT, idempotency_key=IMG, request_hash="0" * 64, response_status=0,
-            response_body={"message": SCRIPT}, created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+        conn.execute(
+            exports_table.insert().values(
+                {**record, "id": uuid.uuid4(), "status": "READY", "file_path": f"{tenant}/{SCRIPT}.csv"}
+            )
+        )
+        conn.execute(
+            t["idempotency_records"]
+            .insert()
+            .values(
+                tenant_id=tenant,
+                endpoint=SCRIPT,
+                idempotency_key=IMG,
+                request_hash="0" * 64,
+                response_status=0,
+                response_body={"message": SCRIPT},
+                created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            )
+        )
     engine.dispose()
     (exports / str(tenant) / EXPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
     (exports / str(tenant) / EXPORT_FILE).write_text("id\n1\n")
@@ -150,10 +164,17 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, prove_backup) -> Hosti
     make_hostile(url, exports)
     artifacts = base / "artifacts"
     prove_backup(url, artifacts, exports)  # released before: the gate's freshness checks pass
-    env = cli_env(artifacts, OPS_ENABLE_BACKUP_DRILL="true", ARIS3_EXPORTS_DIR=str(exports),
-                  TMPDIR=str(base))
-    done = subprocess.run([ARIS3NB, "run", "--database-url", url, "--out", str(artifacts)], env=env, cwd=ROOT,
-                          check=False, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    env = cli_env(artifacts, OPS_ENABLE_BACKUP_DRILL="true", ARIS3_EXPORTS_DIR=str(exports), TMPDIR=str(base))
+    done = subprocess.run(
+        [ARIS3NB, "run", "--database-url", url, "--out", str(artifacts)],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     [run_dir] = (artifacts / "runs").iterdir()
     return HostileRun(Run(done.returncode, done.stdout, done.stderr), run_dir, artifacts)
 
@@ -209,12 +230,28 @@ def test_the_notebooks_html_outputs_are_escaped_too(hostile_run: HostileRun) -> 
 
 # --- any text, fuzzed --------------------------------------------------------------------------
 
-PAYLOADS = [SCRIPT, IMG, "</div><script>alert(1)</script>", "' onmouseover='alert(1)", "javascript:alert(1)",
-            "<svg onload=alert(1)>", "</title><script>alert(1)</script>", "<!--", "]]>", "</style><b>x",
-            "{{ 7*7 }}", "{% raw %}", "&lt;script&gt;", "<a href='javascript:alert(1)'>x</a>", "\u202e<b>", "a" * 300]
-HOSTILE = st.one_of(st.sampled_from(PAYLOADS),
-                    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x1b"), min_size=1,
-                            max_size=60))
+PAYLOADS = [
+    SCRIPT,
+    IMG,
+    "</div><script>alert(1)</script>",
+    "' onmouseover='alert(1)",
+    "javascript:alert(1)",
+    "<svg onload=alert(1)>",
+    "</title><script>alert(1)</script>",
+    "<!--",
+    "]]>",
+    "</style><b>x",
+    "{{ 7*7 }}",
+    "{% raw %}",
+    "&lt;script&gt;",
+    "<a href='javascript:alert(1)'>x</a>",
+    "\u202e<b>",
+    "a" * 300,
+]
+HOSTILE = st.one_of(
+    st.sampled_from(PAYLOADS),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x1b"), min_size=1, max_size=60),
+)
 PLAIN = "plainword"
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -223,8 +260,9 @@ def notebook_with(value: str) -> nbformat.NotebookNode:
     """An executed notebook showing ``value`` in each way a phase notebook shows a value."""
     banner = Banner(value, value, [value], note=value)
     with pd.option_context("display.max_colwidth", DETAIL_WIDTH, "display.max_rows", 500, "display.width", 250):
-        table = _frame(check_rows([CheckResult(value, Status.FAIL, value, 0.1)]), ["status", "check", "duration",
-                                                                               "detail"])._repr_html_()
+        table = _frame(
+            check_rows([CheckResult(value, Status.FAIL, value, 0.1)]), ["status", "check", "duration", "detail"]
+        )._repr_html_()
     cell = nbformat.v4.new_code_cell("phase.conclude(results)")
     cell.outputs = [
         nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(), "text/plain": repr(banner)}),
@@ -267,10 +305,25 @@ def index_with(artifacts: Path, value: str) -> str:
     run_dir = artifacts / "runs" / "20261128T094500Z-a1b2c3"
     run_dir.mkdir(parents=True, exist_ok=True)
     document = {
-        "format": "aris3nb.evidence", "version": 1, "run_id": value, "started_at": "2026-11-28T09:45:00.000Z",
-        "duration_sec": 12.5, "verdict": value, "decision": value, "target": {"mode": value, "base_url": value},
-        "phases": [{"phase": value, "title": value, "status": value, "verdict": value, "reasons": [value],
-                    "html": "01-pre_deploy.html", "duration_sec": 1.0}],
+        "format": "aris3nb.evidence",
+        "version": 1,
+        "run_id": value,
+        "started_at": "2026-11-28T09:45:00.000Z",
+        "duration_sec": 12.5,
+        "verdict": value,
+        "decision": value,
+        "target": {"mode": value, "base_url": value},
+        "phases": [
+            {
+                "phase": value,
+                "title": value,
+                "status": value,
+                "verdict": value,
+                "reasons": [value],
+                "html": "01-pre_deploy.html",
+                "duration_sec": 1.0,
+            }
+        ],
         "metrics": {},
     }
     (run_dir / "evidence.json").write_text(json.dumps(document))
@@ -292,9 +345,19 @@ def test_a_hostile_endpoint_name_is_text_in_the_trend_charts(tmp_path: Path) -> 
     """Metric names (endpoints) become chart legends and table headers."""
     run_dir = tmp_path / "runs" / "20261128T094500Z-a1b2c3"
     run_dir.mkdir(parents=True)
-    (run_dir / "evidence.json").write_text(json.dumps({
-        "format": "aris3nb.evidence", "version": 1, "run_id": run_dir.name, "verdict": "FAIL", "decision": "NO-GO",
-        "phases": [], "metrics": {"latency_p95_ms": {SCRIPT: 1.5, IMG: 2.5, "$x^2$": 3.0}, "backup_bytes": 10}}))
+    (run_dir / "evidence.json").write_text(
+        json.dumps(
+            {
+                "format": "aris3nb.evidence",
+                "version": 1,
+                "run_id": run_dir.name,
+                "verdict": "FAIL",
+                "decision": "NO-GO",
+                "phases": [],
+                "metrics": {"latency_p95_ms": {SCRIPT: 1.5, IMG: 2.5, "$x^2$": 3.0}, "backup_bytes": 10},
+            }
+        )
+    )
     html = write_index(tmp_path).read_text()
     page = assert_inert(html, "index.html")
     assert SCRIPT in page.all_text and IMG in page.all_text and SCRIPT not in html

@@ -48,15 +48,19 @@ from aris3nb.cli import main
 main(sys.argv[1:])
 """
 #: A phase that passes at once.
-PASSING = ("import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
-           "phase = aris3nb.start_phase('pre_deploy')\nphase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])")
+PASSING = (
+    "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
+    "phase = aris3nb.start_phase('pre_deploy')\nphase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])"
+)
 NO_TARGET = ["--base-url", "http://127.0.0.1:9"]  # the test notebooks never call it
 SMALL_EMBEDDED = ["--scale", "60"]  # the embedded default, seeded small
 
 
 def phase_notebooks(folder: Path, *cells: str) -> Path:
     """A notebooks folder whose pre_deploy notebook is ``cells``, after a parameters cell."""
-    parameters = nbformat.v4.new_code_cell("\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters))
+    parameters = nbformat.v4.new_code_cell(
+        "\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].parameters)
+    )
     parameters.metadata["tags"] = ["parameters"]
     notebook = nbformat.v4.new_notebook(cells=[parameters, *map(nbformat.v4.new_code_cell, cells)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -75,9 +79,16 @@ def start_run(notebooks: Path, artifacts: Path, temp: Path, *args: str, **popen:
     its own temporary folder, so that what it leaves there can be counted."""
     temp.mkdir(parents=True, exist_ok=True)
     env = cli_env(artifacts, ARIS3NB_TEST_NOTEBOOKS=str(notebooks), TMPDIR=str(temp))
-    return subprocess.Popen([sys.executable, "-c", HARNESS, "run", "pre_deploy", "--out", str(artifacts), "--json",
-                             *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-c", HARNESS, "run", "pre_deploy", "--out", str(artifacts), "--json", *args],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )  # type: ignore[call-overload]
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> Run:
@@ -198,7 +209,9 @@ def test_a_kernel_killed_mid_cell_is_recorded_as_a_dead_kernel(dead_kernel: Dead
     assert "the kernel died while a cell ran" in page and "stopped: the kernel died" in page
 
     verified = run_cli(["evidence", "verify", str(run_dir)], artifacts)
-    assert verified.returncode == 0 and verified.stdout.startswith("VALID") and run_dir.name in verified.stdout, verified
+    assert verified.returncode == 0 and verified.stdout.startswith("VALID") and run_dir.name in verified.stdout, (
+        verified
+    )
     assert os.listdir(dead_kernel.temp) == [], "the runner removed its kernel and notebook files"
 
 
@@ -251,8 +264,17 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
 
     after = finish(start_run(passing, artifacts, temp, *SMALL_EMBEDDED))
     [after_id] = set(os.listdir(artifacts / "runs")) - runs_before - {killed}
-    return KilledRun(artifacts, temp, min(runs_before), killed, after_id, after, kernel_ended,
-                     left_by_killed, set(os.listdir(temp)) - left_by_killed)
+    return KilledRun(
+        artifacts,
+        temp,
+        min(runs_before),
+        killed,
+        after_id,
+        after,
+        kernel_ended,
+        left_by_killed,
+        set(os.listdir(temp)) - left_by_killed,
+    )
 
 
 @pytest.mark.slow
@@ -311,11 +333,17 @@ free = os.statvfs(run_dir).f_bavail * os.statvfs(run_dir).f_frsize
 def tmpfs(folder: Path, size: str) -> Iterator[None]:
     """A small filesystem of its own at ``folder`` (a real ENOSPC), where mounting is allowed."""
     folder.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
-                             check=False, capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not permitted'}); "
-                    "test_the_html_page_outgrows_the_file_size_limit covers the runner's handling without it")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not permitted'}); "
+            "test_the_html_page_outgrows_the_file_size_limit covers the runner's handling without it"
+        )
     try:
         yield
     finally:
@@ -344,9 +372,14 @@ def fill_and_run(base: Path, margin: int, less_notebook: bool = False) -> Filled
         run_dir = the_run(artifacts)
         files = {p.relative_to(run_dir).as_posix(): p.stat().st_size for p in run_dir.rglob("*") if p.is_file()}
         document = evidence(run_dir) if (run_dir / "evidence.json").exists() else None
-        return Filled(done, files, document, run_cli(["evidence", "verify", str(run_dir)], artifacts),
-                      run_cli(["evidence", "verify", str(artifacts / "runs")], artifacts),
-                      temporary_files(artifacts))
+        return Filled(
+            done,
+            files,
+            document,
+            run_cli(["evidence", "verify", str(run_dir)], artifacts),
+            run_cli(["evidence", "verify", str(artifacts / "runs")], artifacts),
+            temporary_files(artifacts),
+        )
 
 
 def pages(size: int) -> int:
@@ -373,8 +406,10 @@ def disk_full(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fille
                 margin = 10 * PAGE  # the notebook fits, its HTML page (~270 kB) does not
             else:
                 sizes = outcome("roomy").files
-                needed = sum(pages(sizes[name]) for name in ("pre_deploy/result.json", "01-pre_deploy.ipynb",
-                                                              "01-pre_deploy.html"))
+                needed = sum(
+                    pages(sizes[name])
+                    for name in ("pre_deploy/result.json", "01-pre_deploy.ipynb", "01-pre_deploy.html")
+                )
                 if where == "index":
                     needed += pages(sizes["evidence.json"])
                 made[where] = fill_and_run(base, needed * PAGE, less_notebook=True)
@@ -428,8 +463,9 @@ def test_evidence_json_does_not_fit_nothing_is_sealed(disk_full: Callable[[str],
 
 @pytest.mark.parametrize("where", ["notebook", "index"])
 @pytest.mark.slow
-def test_whatever_fills_up_nothing_half_written_is_left_as_valid(where: str,
-                                                                  disk_full: Callable[[str], Filled]) -> None:
+def test_whatever_fills_up_nothing_half_written_is_left_as_valid(
+    where: str, disk_full: Callable[[str], Filled]
+) -> None:
     filled = disk_full(where)
     assert filled.run.returncode != 0
     if where == "index":
@@ -455,8 +491,23 @@ def test_sealing_past_a_file_size_limit_names_the_file_and_seals_nothing(tmp_pat
     for index in range(300):  # evidence.json lists each: ~40 kB
         (run_dir / "pre_deploy" / f"chart_{index:03d}.png").write_bytes(b"png %d" % index)
     generate_signing_key(tmp_path / "signing.pem")
-    body = {name: {} for name in ("started_at", "finished_at", "duration_sec", "verdict", "decision", "exit_code",
-                                  "target", "parameters", "phases", "metrics", "code", "tools")}
+    body = {
+        name: {}
+        for name in (
+            "started_at",
+            "finished_at",
+            "duration_sec",
+            "verdict",
+            "decision",
+            "exit_code",
+            "target",
+            "parameters",
+            "phases",
+            "metrics",
+            "code",
+            "tools",
+        )
+    }
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # SIGXFSZ is ignored by Python: EFBIG
     try:
@@ -475,6 +526,7 @@ def test_sealing_past_a_file_size_limit_names_the_file_and_seals_nothing(tmp_pat
 def test_the_html_page_outgrows_the_file_size_limit(tmp_path: Path) -> None:
     """Without a tmpfs: a file-size limit on the runner (and its kernel) that the HTML page
     (~270 kB) exceeds; SIGXFSZ ignored, so the write fails with EFBIG."""
+
     def limit_file_size() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))

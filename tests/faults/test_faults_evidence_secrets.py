@@ -27,14 +27,14 @@ SMOKE_PASSWORD = "Smoke-Pa55-e1c9d2"
 TOKEN = "Tok3n-7a41f0c2e9"
 REVERT_PASSWORD = "Revert-Pa55-6b2d"
 #: A smoke test that fails saying the password it logged in with, as a careless test would.
-LEAKY_SMOKE = '''
+LEAKY_SMOKE = """
 import os
 
 def test_login_as_the_smoke_account():
     password = os.environ["ARIS3_SMOKE_PASSWORD"]
     print("logging in as smoke.admin with password", password)
     assert password == "something else", f"login refused for smoke.admin with password {password}"
-'''
+"""
 
 
 @dataclass
@@ -49,8 +49,9 @@ class SecretRun:
     def holding(self, secret: str) -> list[str]:
         """Every produced file and output stream that holds ``secret``."""
         found = [str(path) for path in self.produced() if secret.encode() in path.read_bytes()]
-        return found + [name for name, text in (("stdout", self.run.stdout), ("stderr", self.run.stderr))
-                        if secret in text]
+        return found + [
+            name for name, text in (("stdout", self.run.stdout), ("stderr", self.run.stderr)) if secret in text
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +64,29 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> SecretRun:
     artifacts = base / "artifacts"
     env = cli_env(artifacts, ARIS3_SMOKE_PASSWORD=SMOKE_PASSWORD, TMPDIR=str(base))
     done = subprocess.run(
-        [ARIS3NB, "run", "rollback", "--scale", "60", "--out", str(artifacts), "--signing-key", str(key),
-         "--pytest-target", str(base / "smoke" / "test_leaky_smoke.py"),
-         "--revert-command", f"echo deploying --token={TOKEN} --password {REVERT_PASSWORD}"],
-        env=env, cwd=ROOT, check=False, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        [
+            ARIS3NB,
+            "run",
+            "rollback",
+            "--scale",
+            "60",
+            "--out",
+            str(artifacts),
+            "--signing-key",
+            str(key),
+            "--pytest-target",
+            str(base / "smoke" / "test_leaky_smoke.py"),
+            "--revert-command",
+            f"echo deploying --token={TOKEN} --password {REVERT_PASSWORD}",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     key_lines = [line for line in key.read_text().splitlines() if "PRIVATE KEY" not in line]
     return SecretRun(Run(done.returncode, done.stdout, done.stderr), artifacts, key_lines)
 
@@ -80,15 +100,17 @@ def test_the_run_used_every_secret(secret_run: SecretRun) -> None:
     assert checks["smoke"]["status"] == "FAIL" and checks["rollback.revert"]["status"] == "PASS"
     assert document["signature"]["algorithm"] == "ed25519" and len(secret_run.produced()) > 10
     public = secret_run.artifacts.parent / "keys" / "signing.pem.pub"
-    assert run_cli(["evidence", "verify", str(run_dir), "--public-key", str(public)],
-                   secret_run.artifacts).returncode == 0
+    assert (
+        run_cli(["evidence", "verify", str(run_dir), "--public-key", str(public)], secret_run.artifacts).returncode == 0
+    )
 
 
 def test_a_failing_smoke_never_shows_the_smoke_password(secret_run: SecretRun) -> None:
     assert secret_run.holding(SMOKE_PASSWORD) == []
     logs = [path.read_text() for path in secret_run.produced() if path.suffix in (".log", ".xml")]
-    assert any("login refused for smoke.admin with password ***" in log for log in logs), \
+    assert any("login refused for smoke.admin with password ***" in log for log in logs), (
         "the failure is kept, its password masked"
+    )
 
 
 def test_no_line_of_the_signing_key_reaches_a_file_or_output(secret_run: SecretRun) -> None:

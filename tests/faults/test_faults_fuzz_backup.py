@@ -44,8 +44,13 @@ from aris3nb.core.files import canonical_json
 from aris3nb.core.settings import load_settings
 
 EXAMPLES = 300
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # --- the real backup every example starts from ------------------------------------------------
@@ -57,8 +62,12 @@ def pristine(small_sqlite_template: Path, tmp_path_factory: pytest.TempPathFacto
     folder = tmp_path_factory.mktemp("fuzz-backup")
     source = folder / "source"
     shutil.copytree(small_sqlite_template, source)
-    made = create_backup(f"sqlite:///{source / 'aris3.db'}", "fuzz_base",
-                         settings=load_settings(ops_artifacts_dir=folder / "artifacts"), exports_dir=source / "exports")
+    made = create_backup(
+        f"sqlite:///{source / 'aris3.db'}",
+        "fuzz_base",
+        settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
+        exports_dir=source / "exports",
+    )
     assert validate_backup(made.path, schema_tables_at).ok
     return made.path
 
@@ -92,8 +101,23 @@ def copy_of(pristine: Path) -> Iterator[Path]:
 
 # --- the audit hook: what validation touches ---------------------------------------------------
 
-_WRITES = {"os.remove", "os.unlink", "os.rename", "os.replace", "os.mkdir", "os.rmdir", "os.symlink", "os.link",
-           "os.chmod", "os.chown", "os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"}
+_WRITES = {
+    "os.remove",
+    "os.unlink",
+    "os.rename",
+    "os.replace",
+    "os.mkdir",
+    "os.rmdir",
+    "os.symlink",
+    "os.link",
+    "os.chmod",
+    "os.chown",
+    "os.truncate",
+    "os.utime",
+    "shutil.rmtree",
+    "shutil.copyfile",
+    "shutil.move",
+}
 
 
 class Touches:
@@ -114,7 +138,9 @@ class Touches:
             path, mode = args[0], args[1] or "r"
             if isinstance(path, (str, bytes, os.PathLike)):
                 (current.written if any(c in str(mode) for c in "wax+") else current.read).append(os.fsdecode(path))
-        elif event in ("os.scandir", "os.listdir", "os.walk") and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        elif (
+            event in ("os.scandir", "os.listdir", "os.walk") and args and isinstance(args[0], (str, bytes, os.PathLike))
+        ):
             current.read.append(os.fsdecode(args[0]))
         elif event in _WRITES:
             current.written.append(f"{event} {args!r}")
@@ -131,13 +157,18 @@ class Touches:
         """What was read outside ``folder``, but for aris3nb's own code (its migrations,
         which say what tables a revision has, and the Python installation)."""
         allowed = [os.path.realpath(folder), *PROGRAM_FILES]
-        return [p for p in self.read
-                if not any(os.path.realpath(p) == a or os.path.realpath(p).startswith(a + os.sep) for a in allowed)]
+        return [
+            p
+            for p in self.read
+            if not any(os.path.realpath(p) == a or os.path.realpath(p).startswith(a + os.sep) for a in allowed)
+        ]
 
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAM_FILES = [os.path.realpath(p) for p in (ROOT / "migrations", ROOT / "alembic.ini", ROOT / "aris3nb",
-                                               sys.prefix, sys.base_prefix)]
+PROGRAM_FILES = [
+    os.path.realpath(p)
+    for p in (ROOT / "migrations", ROOT / "alembic.ini", ROOT / "aris3nb", sys.prefix, sys.base_prefix)
+]
 
 
 sys.addaudithook(Touches.hook)  # hooks cannot be removed; this one is idle unless a test is watching
@@ -182,7 +213,8 @@ def files_match(folder: Path, document: dict[str, Any]) -> bool:
                 data = path.read_bytes()
                 found[relative] = (len(data), hashlib.sha256(data).hexdigest())
     return set(found) == set(listed) and all(
-        found[p] == (listed[p].get("size"), listed[p].get("sha256")) for p in found)
+        found[p] == (listed[p].get("size"), listed[p].get("sha256")) for p in found
+    )
 
 
 SCHEMA_AT_HEAD: dict[str, set[str]] = {}
@@ -216,19 +248,45 @@ def schema_tables_pure(revision: str | None) -> set[str] | None:
 
 LOOKALIKES = ["ехроrts", "ｅｘｐｏｒｔｓ", "exports\u200b", "database\u2215dump", "..\u2215x", "\uff0e\uff0e/x"]
 HOSTILE_PATHS = st.one_of(
-    st.sampled_from(["..", "../outside.csv", "../../etc/passwd", "/etc/passwd", "exports/../../x", "exports/./a.csv",
-                     "exports//a.csv", "exports/", "a\\..\\b", "x\x00y", "", ".", "manifest.json", "database",
-                     "a" * 300, "/".join(["d"] * 2000), "exports/" + "é" * 200, *LOOKALIKES,
-                     "link_out/secret.txt", "link_out", "database/aris3.sqlite3/x"]),
+    st.sampled_from(
+        [
+            "..",
+            "../outside.csv",
+            "../../etc/passwd",
+            "/etc/passwd",
+            "exports/../../x",
+            "exports/./a.csv",
+            "exports//a.csv",
+            "exports/",
+            "a\\..\\b",
+            "x\x00y",
+            "",
+            ".",
+            "manifest.json",
+            "database",
+            "a" * 300,
+            "/".join(["d"] * 2000),
+            "exports/" + "é" * 200,
+            *LOOKALIKES,
+            "link_out/secret.txt",
+            "link_out",
+            "database/aris3.sqlite3/x",
+        ]
+    ),
     st.text(min_size=1, max_size=40),
-    st.lists(st.sampled_from(["..", ".", "exports", "database", "x", "", "link_out", "ехроrts"]), min_size=1,
-             max_size=6).map("/".join),
+    st.lists(
+        st.sampled_from(["..", ".", "exports", "database", "x", "", "link_out", "ехроrts"]), min_size=1, max_size=6
+    ).map("/".join),
 )
 SURROGATES = st.sampled_from(["\ud800", "\udfff", "a\udc80b"])
 TEXT = st.one_of(st.text(max_size=30), SURROGATES, st.sampled_from(LOOKALIKES))
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | TEXT | HOSTILE_PATHS,
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT
+    | HOSTILE_PATHS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=6,
 )
@@ -286,8 +344,20 @@ def _near(value: Any) -> st.SearchStrategy[Any]:
     if isinstance(value, int):
         return st.sampled_from([value + 1, value - 1, -value - 1, str(value), float(value) + 0.5, True])
     if isinstance(value, str):
-        return st.one_of(HOSTILE_PATHS, st.sampled_from([value[:-1], value + "x", value.upper(), value + "\x00",
-                                                         "../" + value, "/" + value, value.replace("a", "а")]))
+        return st.one_of(
+            HOSTILE_PATHS,
+            st.sampled_from(
+                [
+                    value[:-1],
+                    value + "x",
+                    value.upper(),
+                    value + "\x00",
+                    "../" + value,
+                    "/" + value,
+                    value.replace("a", "а"),
+                ]
+            ),
+        )
     return JSON_VALUES
 
 
@@ -321,7 +391,9 @@ def test_random_bytes_are_refused_in_one_line(pristine: Path, data: bytes) -> No
 
 @FUZZ
 @given(data=st.data())
-def test_truncated_or_bit_flipped_manifests_never_validate_as_something_else(pristine: Path, data: st.DataObject) -> None:
+def test_truncated_or_bit_flipped_manifests_never_validate_as_something_else(
+    pristine: Path, data: st.DataObject
+) -> None:
     original = (pristine / MANIFEST_NAME).read_bytes()
     cut = data.draw(st.integers(0, len(original)), label="cut")
     damaged = bytearray(original[:cut] if data.draw(st.booleans(), label="truncate") else original)
@@ -351,7 +423,9 @@ def test_a_mutated_manifest_without_its_digest_recomputed_never_validates(pristi
 
 @FUZZ
 @given(data=st.data())
-def test_a_forged_manifest_validates_only_if_it_describes_the_files_exactly(pristine: Path, data: st.DataObject) -> None:
+def test_a_forged_manifest_validates_only_if_it_describes_the_files_exactly(
+    pristine: Path, data: st.DataObject
+) -> None:
     """The forger recomputes the manifest digest after editing (the digest detects
     accidents, not forgers): validation may then pass, but only for a manifest whose files
     list is exactly the folder's content, and only with a well-formed document."""
@@ -361,13 +435,17 @@ def test_a_forged_manifest_validates_only_if_it_describes_the_files_exactly(pris
         write_document(folder, document, reseal=True)
         result = validate_watched(folder, schema_tables_at)
         if isinstance(result, Validation) and result.ok:
-            assert files_match(folder, result.manifest.document), "validated a manifest that does not describe the files"
+            assert files_match(folder, result.manifest.document), (
+                "validated a manifest that does not describe the files"
+            )
             assert result.manifest.document["name"] and result.manifest.document["format_version"] == 1
 
 
 @FUZZ
 @given(data=st.data(), paths=st.lists(HOSTILE_PATHS, min_size=1, max_size=4))
-def test_hostile_paths_never_validate_and_never_lead_outside(pristine: Path, data: st.DataObject, paths: list[str]) -> None:
+def test_hostile_paths_never_validate_and_never_lead_outside(
+    pristine: Path, data: st.DataObject, paths: list[str]
+) -> None:
     """Forged entries with hostile paths (``..``, absolute, NUL, very long, look-alikes),
     with a symbolic link in the folder pointing outside it (to a file whose size and
     SHA-256 the entry gives, so only the link itself can give it away)."""
@@ -384,8 +462,10 @@ def test_hostile_paths_never_validate_and_never_lead_outside(pristine: Path, dat
             (folder / "link_out").symlink_to(secret)
         document = copy.deepcopy(original)
         for path in paths:
-            document["files"].insert(data.draw(st.integers(0, len(document["files"])), label="at"),
-                                     {"path": path, "size": size, "sha256": digest, "role": "export"})
+            document["files"].insert(
+                data.draw(st.integers(0, len(document["files"])), label="at"),
+                {"path": path, "size": size, "sha256": digest, "role": "export"},
+            )
         write_document(folder, document, reseal=data.draw(st.booleans(), label="reseal"))
         result = validate_watched(folder, schema_tables_pure)
         assert isinstance(result, ManifestUnreadable) or not result.ok, "a hostile path validated"
@@ -400,14 +480,15 @@ def test_a_changed_file_never_validates(pristine: Path, data: st.DataObject) -> 
     removed, replaced by a link to an identical copy outside, or a file added."""
     entries = json.loads((pristine / MANIFEST_NAME).read_text())["files"]
     entry = data.draw(st.sampled_from(entries), label="file")
-    change = data.draw(st.sampled_from(["flip", "truncate", "append", "remove", "link", "extra", "extra_link"]),
-                       label="change")
+    change = data.draw(
+        st.sampled_from(["flip", "truncate", "append", "remove", "link", "extra", "extra_link"]), label="change"
+    )
     with copy_of(pristine) as folder:
         target = folder / entry["path"]
         content = target.read_bytes()
         if change == "flip" and content:
             at = data.draw(st.integers(0, len(content) - 1), label="at")
-            target.write_bytes(content[:at] + bytes([content[at] ^ 0x01]) + content[at + 1:])
+            target.write_bytes(content[:at] + bytes([content[at] ^ 0x01]) + content[at + 1 :])
         elif change == "truncate" or (change == "flip" and not content):
             target.write_bytes(content[:-1] if content else b"x")
         elif change == "append":
@@ -420,7 +501,9 @@ def test_a_changed_file_never_validates(pristine: Path, data: st.DataObject) -> 
             target.unlink()
             target.symlink_to(twin)
         elif change == "extra":
-            (target.parent / data.draw(st.sampled_from(["extra.csv", ".hidden", "ехроrt.csv"]), label="name")).write_bytes(b"x")
+            (
+                target.parent / data.draw(st.sampled_from(["extra.csv", ".hidden", "ехроrt.csv"]), label="name")
+            ).write_bytes(b"x")
         else:
             (target.parent / "extra_link").symlink_to("/etc/hostname")
         result = validate_watched(folder, schema_tables_pure)
@@ -438,7 +521,9 @@ def test_drill_report_reader_refuses_random_bytes(data: bytes) -> None:
 
 @FUZZ
 @given(data=st.data())
-def test_drill_report_reader_takes_only_what_its_readers_can_use(drill_report: dict[str, Any], data: st.DataObject) -> None:
+def test_drill_report_reader_takes_only_what_its_readers_can_use(
+    drill_report: dict[str, Any], data: st.DataObject
+) -> None:
     document = data.draw(mutated(drill_report), label="report")
     with tempfile.TemporaryDirectory(prefix="aris3nb-fuzz-") as scratch:
         path = Path(scratch) / "drill_report_x.json"
@@ -471,10 +556,16 @@ FOUND = {
     "a files entry that is not an object": (lambda d: d["files"].append("exports/x.csv"), False),
     "an alembic_revision that is a list": (lambda d: d.update(alembic_revision=["0005_stock_sellable"]), False),
     "a table name that is a list": (lambda d: d["tables"].append({"name": ["x"]}), False),
-    "a path under a file": (lambda d: d["files"].append({"path": "database/aris3.sqlite3/x", "size": 1,
-                                                         "sha256": "0" * 64, "role": "database"}), True),
-    "a name too long for the filesystem": (lambda d: d["files"].append({"path": "a" * 300, "size": 1,
-                                                                        "sha256": "0" * 64, "role": "export"}), True),
+    "a path under a file": (
+        lambda d: d["files"].append(
+            {"path": "database/aris3.sqlite3/x", "size": 1, "sha256": "0" * 64, "role": "database"}
+        ),
+        True,
+    ),
+    "a name too long for the filesystem": (
+        lambda d: d["files"].append({"path": "a" * 300, "size": 1, "sha256": "0" * 64, "role": "export"}),
+        True,
+    ),
     "a lone surrogate": (lambda d: d["tools"].update(note="\ud800"), False),
     "an empty alembic_revision": (lambda d: d.update(alembic_revision=""), True),
     # validated although the format forbids them
@@ -482,8 +573,10 @@ FOUND = {
     "a relative alembic_revision": (lambda d: d.update(alembic_revision="0004_exports_idempotency@+1"), True),
     "a name that is a path": (lambda d: d.update(name="../../etc"), True),
     "a name ending in a newline": (lambda d: d.update(name=d["name"] + "\n"), True),
-    "a chunk digest ending in a newline": (lambda d: d["tables"][0]["chunks"][0].update(
-        digest=d["tables"][0]["chunks"][0]["digest"] + "\n"), True),
+    "a chunk digest ending in a newline": (
+        lambda d: d["tables"][0]["chunks"][0].update(digest=d["tables"][0]["chunks"][0]["digest"] + "\n"),
+        True,
+    ),
     "a chunk digest that is not hex": (lambda d: d["tables"][0]["chunks"][0].update(digest="zz"), True),
     "a key that is not a list": (lambda d: d["tables"][0].update(key="version_num"), True),
     "a file listed twice": (lambda d: d["files"].append(dict(d["files"][0])), True),
@@ -508,15 +601,18 @@ def test_hostile_manifest_paths_are_refused_in_one_line(where: str, pristine: Pa
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("text", [
-    "[" * 100_000 + "]" * 100_000,                                                    # RecursionError
-    '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [], "x": NaN}',
-    '{"format": "aris3nb.drill.report", "format_version": 1.0, "status": "PASS", "checks": [], "backup": "b"}',
-    '{"format": "aris3nb.drill.report", "format_version": true, "status": "PASS", "checks": [], "backup": "b"}',
-    '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [7], "backup": "b"}',
-    '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [{"name": "x", '
-    '"status": "MAYBE", "detail": "", "duration_sec": 0}], "backup": "b"}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # RecursionError
+        '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [], "x": NaN}',
+        '{"format": "aris3nb.drill.report", "format_version": 1.0, "status": "PASS", "checks": [], "backup": "b"}',
+        '{"format": "aris3nb.drill.report", "format_version": true, "status": "PASS", "checks": [], "backup": "b"}',
+        '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [7], "backup": "b"}',
+        '{"format": "aris3nb.drill.report", "format_version": 1, "status": "PASS", "checks": [{"name": "x", '
+        '"status": "MAYBE", "detail": "", "duration_sec": 0}], "backup": "b"}',
+    ],
+)
 def test_drill_reports_the_fuzzing_found_are_refused(text: str, tmp_path: Path) -> None:
     path = tmp_path / "drill_report_found.json"
     path.write_text(text)

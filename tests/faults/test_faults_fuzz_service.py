@@ -41,40 +41,54 @@ SEEN: dict[str, Counter[int]] = defaultdict(Counter)
 
 
 @pytest.fixture(scope="module")
-def service(small_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+def service(
+    small_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     """The service on its own copy of the seeded database; its base URL and a bearer header."""
     folder = tmp_path_factory.mktemp("fuzz-service")
     shutil.copytree(small_sqlite_template, folder / "db")
-    settings_ = Settings(secret_key=SecretStr("fuzz-service-secret-0123456789abcdef"), exports_dir=folder / "db" / "exports")
+    settings_ = Settings(
+        secret_key=SecretStr("fuzz-service-secret-0123456789abcdef"), exports_dir=folder / "db" / "exports"
+    )
     with running_server(f"sqlite:///{folder / 'db' / 'aris3.db'}", settings_) as base_url:
-        login = httpx.post(f"{base_url}/aris3/auth/login", json={"username": SMOKE_USERNAME, "password": SMOKE_PASSWORD},
-                           timeout=30)
+        login = httpx.post(
+            f"{base_url}/aris3/auth/login", json={"username": SMOKE_USERNAME, "password": SMOKE_PASSWORD}, timeout=30
+        )
         assert login.status_code == 200, login.text
         yield base_url, {"Authorization": f"Bearer {login.json()['access_token']}"}
     statuses = sum(SEEN.values(), Counter())
-    SUMMARY.append(f"schemathesis: {len(SEEN)} operations, {sum(statuses.values())} requests; statuses "
-                   + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items())))
+    SUMMARY.append(
+        f"schemathesis: {len(SEEN)} operations, {sum(statuses.values())} requests; statuses "
+        + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
+    )
 
 
 def _openapi_document() -> dict[str, Any]:
     """The service's OpenAPI description, from an app that is never started (making the
     app opens no database: the file named here is never created)."""
-    app = create_app(f"sqlite:///{Path(tempfile.gettempdir()) / 'aris3nb-openapi-only.db'}",
-                     Settings(secret_key=SecretStr("openapi-only-secret-0123456789abcdef")))
+    app = create_app(
+        f"sqlite:///{Path(tempfile.gettempdir()) / 'aris3nb-openapi-only.db'}",
+        Settings(secret_key=SecretStr("openapi-only-secret-0123456789abcdef")),
+    )
     return app.openapi()
 
 
 # Loaded when the module is collected (schemathesis' fixture-based loader does not run on
 # this pytest); the calls go to the live service of the ``service`` fixture.
 schema = schemathesis.openapi.from_dict(_openapi_document())
-schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
-                                max_examples=EXAMPLES_PER_OPERATION)
+schema.config.generation.update(
+    modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+    max_examples=EXAMPLES_PER_OPERATION,
+)
 
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 def test_no_5xx_and_every_error_in_the_envelope(case: schemathesis.Case, service: tuple[str, dict[str, str]]) -> None:
     base_url, bearer = service
     # Most calls as the smoke admin; the login and a share of the rest as nobody (401 envelopes).
@@ -82,7 +96,9 @@ def test_no_5xx_and_every_error_in_the_envelope(case: schemathesis.Case, service
     response = case.call(base_url=base_url, headers=headers, timeout=30)
     text = response.text or ""
     SEEN[case.operation.label][response.status_code] += 1
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} answered {response.status_code}: {text[:500]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} answered {response.status_code}: {text[:500]}"
+    )
     assert "Traceback" not in text
     trace_id = response.headers.get("x-trace-id") or response.headers.get("X-Trace-Id")
     assert trace_id, "every response carries X-Trace-Id"

@@ -24,7 +24,7 @@ from faultkit import run_cli
 
 URL_SECRET = "Url-Secret-9"
 
-SERVICE = r'''
+SERVICE = r"""
 import asyncio, json, socket, sys
 import uvicorn
 
@@ -49,7 +49,7 @@ sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 open(ready, "w").write(str(sock.getsockname()[1]))
 uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
-'''
+"""
 
 
 @contextlib.contextmanager
@@ -82,13 +82,19 @@ def misbehaving_service(mode: str, folder: Path) -> Iterator[str]:
 LIVE_CHECKS = ("http.health", "http.ready", "latency.health", "latency.stock", "latency.reports", "latency.exports")
 
 
-@pytest.mark.parametrize(("mode", "health_detail", "within_sec"), [
-    ("down", "cannot connect", 15),
-    ("error", "answered 500 INTERNAL_ERROR: boom", 15),
-    pytest.param("hang", "timed out after 0.5 s", 25, marks=pytest.mark.slow),  # six live checks, each bounded by the 0.5 s timeout
-])
-def test_the_gate_fails_with_the_cause_within_its_timeouts(mode: str, health_detail: str, within_sec: float,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "health_detail", "within_sec"),
+    [
+        ("down", "cannot connect", 15),
+        ("error", "answered 500 INTERNAL_ERROR: boom", 15),
+        pytest.param(
+            "hang", "timed out after 0.5 s", 25, marks=pytest.mark.slow
+        ),  # six live checks, each bounded by the 0.5 s timeout
+    ],
+)
+def test_the_gate_fails_with_the_cause_within_its_timeouts(
+    mode: str, health_detail: str, within_sec: float, tmp_path: Path
+) -> None:
     artifacts = tmp_path / "artifacts"
     with misbehaving_service(mode, tmp_path) as base_url:
         started = time.monotonic()

@@ -38,8 +38,10 @@ from aris3nb.reference.seed import seed_database
 #: that must never be shown: before, ``u:***@ss:w/o%rd#x?y z@...`` was printed, and with
 #: ``Sekr3t@tail`` the name ``tail@127.0.0.1`` was printed and sent to the resolver.
 HOSTILE = {
-    "delimiters": ("postgresql://u:Sekr3t@ss:w/o%rd#x?y z@127.0.0.1:5432/db",
-                   ["Sekr3t", "ss:w", "o%rd", "x?y z", "y z@"]),
+    "delimiters": (
+        "postgresql://u:Sekr3t@ss:w/o%rd#x?y z@127.0.0.1:5432/db",
+        ["Sekr3t", "ss:w", "o%rd", "x?y z", "y z@"],
+    ),
     "second-at": ("postgresql://u:Sekr3t@tail@127.0.0.1:5432/db", ["Sekr3t", re.compile(r"(?<![a-z])tail(?![a-z])")]),
 }
 
@@ -78,8 +80,9 @@ def postgres_backup(postgres_admin: sa.Engine, tmp_path_factory: pytest.TempPath
         url = database_url_named(name)
         migrate.upgrade(url)
         seed_database(url, scale=20, exports_dir=folder / "exports")
-        result = create_backup(url, "pg_source", settings=Settings(ops_artifacts_dir=folder / "artifacts"),
-                               exports_dir=folder / "exports")
+        result = create_backup(
+            url, "pg_source", settings=Settings(ops_artifacts_dir=folder / "artifacts"), exports_dir=folder / "exports"
+        )
         yield result.path
     finally:
         with postgres_admin.connect() as conn:
@@ -117,11 +120,14 @@ def test_a_hostile_url_is_refused_without_showing_the_password(hostile: str, com
 @pytest.mark.postgres
 @pytest.mark.parametrize("hostile", list(HOSTILE))
 def test_a_drill_refuses_a_hostile_server_url_and_its_report_holds_no_fragment(
-        hostile: str, postgres_backup: Path, tmp_path: Path) -> None:
+    hostile: str, postgres_backup: Path, tmp_path: Path
+) -> None:
     url, fragments = HOSTILE[hostile]
     artifacts = tmp_path / "artifacts"
-    for args, env in ((["backup", "restore-verify", str(postgres_backup), "--database-url", url], {}),
-                      (["backup", "restore-verify", str(postgres_backup)], {"DATABASE_URL": url})):
+    for args, env in (
+        (["backup", "restore-verify", str(postgres_backup), "--database-url", url], {}),
+        (["backup", "restore-verify", str(postgres_backup)], {"DATABASE_URL": url}),
+    ):
         done = run_cli(args, artifacts, timeout=60, OPS_ENABLE_BACKUP_DRILL="true", **env)
         line = assert_one_line(done)
         assert "percent-encode" in line
@@ -134,7 +140,9 @@ def test_a_drill_refuses_a_hostile_server_url_and_its_report_holds_no_fragment(
 def test_a_percent_encoded_password_is_not_refused(tmp_path: Path) -> None:
     """The same password, encoded, gets past parsing: the command fails later, on the
     (unreachable) server, and still shows no part of it."""
-    done = run_cli(["integrity", "--database-url", "postgresql://u:Sekr3t%40tail@127.0.0.1:1/db"], tmp_path / "artifacts")
+    done = run_cli(
+        ["integrity", "--database-url", "postgresql://u:Sekr3t%40tail@127.0.0.1:1/db"], tmp_path / "artifacts"
+    )
     line = assert_one_line(done)
     assert "cannot parse" not in line and "127.0.0.1" in line and "u:***@127.0.0.1:1/db" in line, line
     assert "Sekr3t" not in done.stdout + done.stderr + everything_under(tmp_path / "artifacts")
@@ -172,11 +180,14 @@ def read_only_folder(folder: Path) -> Iterator[None]:
         finally:
             folder.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"running as root and cannot mount a read-only tmpfs ({mounted.stderr.strip() or 'not permitted'}); "
-                    "the file-in-the-way case covers this boundary")
+        pytest.skip(
+            f"running as root and cannot mount a read-only tmpfs ({mounted.stderr.strip() or 'not permitted'}); "
+            "the file-in-the-way case covers this boundary"
+        )
     try:
         yield
     finally:
@@ -185,8 +196,9 @@ def read_only_folder(folder: Path) -> Iterator[None]:
 
 @pytest.mark.parametrize("command", list(COMMANDS_WRITING_ARTIFACTS))
 @pytest.mark.parametrize("place", ["a file", "a read-only folder", "a file under it"])
-def test_an_unusable_artifacts_folder_is_one_line_and_exit_2(command: str, place: str, sqlite_db: str,
-                                                             tmp_path: Path) -> None:
+def test_an_unusable_artifacts_folder_is_one_line_and_exit_2(
+    command: str, place: str, sqlite_db: str, tmp_path: Path
+) -> None:
     artifacts = tmp_path / "artifacts"
     args = COMMANDS_WRITING_ARTIFACTS[command](sqlite_db)
     if place == "a file":
@@ -199,8 +211,11 @@ def test_an_unusable_artifacts_folder_is_one_line_and_exit_2(command: str, place
         with read_only_folder(artifacts):
             done = run_cli(args, artifacts, timeout=60)
     line = assert_one_line(done)
-    reason = {"a file": "Not a directory", "a file under it": "Not a directory",
-              "a read-only folder": ("Read-only file system" if os.geteuid() == 0 else "Permission denied")}[place]
+    reason = {
+        "a file": "Not a directory",
+        "a file under it": "Not a directory",
+        "a read-only folder": ("Read-only file system" if os.geteuid() == 0 else "Permission denied"),
+    }[place]
     assert reason in line and "cannot" in line, line
 
 
@@ -239,17 +254,22 @@ def test_the_boundary_translates_os_errors_once() -> None:
 # --- out-of-range timeouts --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "value", "command"), [
-    ("OPS_DRILL_TIMEOUT_SEC", "inf", ["backup", "restore-verify", "NO_SUCH"]),
-    ("OPS_DRILL_TIMEOUT_SEC", "nan", ["run", "drill"]),
-    ("OPS_DRILL_TIMEOUT_SEC", "1e9", ["backup", "restore-verify", "NO_SUCH"]),
-    ("OPS_DRILL_TIMEOUT_SEC", "-1", ["gate", "--json"]),
-    ("OPS_BACKUP_TIMEOUT_SEC", "1e9", ["backup", "create", "--name", "x"]),
-    ("OPS_BACKUP_TIMEOUT_SEC", "inf", ["run", "drill"]),
-    ("OPS_GATE_HTTP_TIMEOUT_SEC", "nan", ["gate", "--json"]),
-    ("OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC", "1e9", ["integrity"]),
-])
-def test_an_out_of_range_timeout_is_one_line_and_exit_2(name: str, value: str, command: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "command"),
+    [
+        ("OPS_DRILL_TIMEOUT_SEC", "inf", ["backup", "restore-verify", "NO_SUCH"]),
+        ("OPS_DRILL_TIMEOUT_SEC", "nan", ["run", "drill"]),
+        ("OPS_DRILL_TIMEOUT_SEC", "1e9", ["backup", "restore-verify", "NO_SUCH"]),
+        ("OPS_DRILL_TIMEOUT_SEC", "-1", ["gate", "--json"]),
+        ("OPS_BACKUP_TIMEOUT_SEC", "1e9", ["backup", "create", "--name", "x"]),
+        ("OPS_BACKUP_TIMEOUT_SEC", "inf", ["run", "drill"]),
+        ("OPS_GATE_HTTP_TIMEOUT_SEC", "nan", ["gate", "--json"]),
+        ("OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC", "1e9", ["integrity"]),
+    ],
+)
+def test_an_out_of_range_timeout_is_one_line_and_exit_2(
+    name: str, value: str, command: list[str], tmp_path: Path
+) -> None:
     artifacts = tmp_path / "artifacts"
     done = run_cli(command, artifacts, timeout=60, OPS_ENABLE_BACKUP_DRILL="true", **{name: value})
     line = assert_one_line(done)
@@ -280,8 +300,13 @@ def test_the_gate_fails_ready_against_an_html_page_for_every_path(tmp_path: Path
     thread.start()
     try:
         base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        done = run_cli(["gate", "--json", "--base-url", base_url], tmp_path / "artifacts", timeout=120,
-                       OPS_GATE_LATENCY_SAMPLES="5", OPS_GATE_LATENCY_WARMUP="0")
+        done = run_cli(
+            ["gate", "--json", "--base-url", base_url],
+            tmp_path / "artifacts",
+            timeout=120,
+            OPS_GATE_LATENCY_SAMPLES="5",
+            OPS_GATE_LATENCY_WARMUP="0",
+        )
     finally:
         server.shutdown()
         server.server_close()

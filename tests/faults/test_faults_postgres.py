@@ -42,9 +42,13 @@ class Terminator:
     def _run(self) -> None:
         with self.admin.connect() as conn:
             while not self.stop.is_set() and not self.killed:
-                rows = conn.execute(sa.text(
-                    "SELECT pid, datname, left(query, 80) FROM pg_stat_activity WHERE datname LIKE :d "
-                    "AND application_name ~ :a AND state = 'active' AND query LIKE :q"), self.params).all()
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT pid, datname, left(query, 80) FROM pg_stat_activity WHERE datname LIKE :d "
+                        "AND application_name ~ :a AND state = 'active' AND query LIKE :q"
+                    ),
+                    self.params,
+                ).all()
                 for pid, datname, query in rows[:1]:
                     if conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar():
                         self.killed.append((pid, datname, query))
@@ -60,20 +64,32 @@ class Terminator:
 
 
 def backup_args(source: Source, name: str) -> list[str]:
-    return ["backup", "create", "--name", name, "--database-url", with_password(source.url), "--exports-dir",
-            str(source.exports)]
+    return [
+        "backup",
+        "create",
+        "--name",
+        name,
+        "--database-url",
+        with_password(source.url),
+        "--exports-dir",
+        str(source.exports),
+    ]
 
 
 # --- killed mid-backup -------------------------------------------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("application", "cause"), [
-    (r"^aris3nb-backup-\d+-[0-9a-f]+$", "lost the connection to postgresql://postgres:***@"),  # the snapshot holder
-    (r"^aris3nb-backup-.*-pg_dump$", "pg_dump failed (exit 1): pg_dump: error: "),           # one of pg_dump's
-])
-def test_a_session_killed_mid_backup_fails_it_with_the_cause(application: str, cause: str, big_postgres: Source,
-                                                             artifacts: Path, postgres_admin: sa.Engine) -> None:
+@pytest.mark.parametrize(
+    ("application", "cause"),
+    [
+        (r"^aris3nb-backup-\d+-[0-9a-f]+$", "lost the connection to postgresql://postgres:***@"),  # the snapshot holder
+        (r"^aris3nb-backup-.*-pg_dump$", "pg_dump failed (exit 1): pg_dump: error: "),  # one of pg_dump's
+    ],
+)
+def test_a_session_killed_mid_backup_fails_it_with_the_cause(
+    application: str, cause: str, big_postgres: Source, artifacts: Path, postgres_admin: sa.Engine
+) -> None:
     database = database_name(big_postgres.url)
     with Terminator(postgres_admin, database, application, "COPY%") as terminator:
         done = run_cli(backup_args(big_postgres, "killed_session"), artifacts)
@@ -82,7 +98,9 @@ def test_a_session_killed_mid_backup_fails_it_with_the_cause(application: str, c
     line = done.failed_line
     assert cause in line, line
     if "pg_dump" not in application:
-        assert line.endswith("while trying to back up the database: terminating connection due to administrator command")
+        assert line.endswith(
+            "while trying to back up the database: terminating connection due to administrator command"
+        )
     assert PASSWORD not in done.stdout + done.stderr
     assert list((artifacts / "backups").iterdir()) == [], "no backup, no temporary folder"
     assert not wait_for_no_sessions(postgres_admin, database), "no session of the failed run is left"
@@ -102,18 +120,30 @@ def drilled_backup(big_postgres: Source, artifacts: Path) -> tuple[str, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("application", "query", "cause"), [
-    ("^aris3nb-pg_restore-", "%", "pg_restore failed"),                 # while restoring
-    ("^aris3nb-read-", "COPY%", "while trying to digest the tables"),  # while verifying
-])
+@pytest.mark.parametrize(
+    ("application", "query", "cause"),
+    [
+        ("^aris3nb-pg_restore-", "%", "pg_restore failed"),  # while restoring
+        ("^aris3nb-read-", "COPY%", "while trying to digest the tables"),  # while verifying
+    ],
+)
 def test_a_session_killed_mid_drill_fails_it_and_the_scratch_database_is_dropped(
-        application: str, query: str, cause: str, drilled_backup: tuple[str, Path], big_postgres: Source,
-        artifacts: Path, postgres_admin: sa.Engine) -> None:
+    application: str,
+    query: str,
+    cause: str,
+    drilled_backup: tuple[str, Path],
+    big_postgres: Source,
+    artifacts: Path,
+    postgres_admin: sa.Engine,
+) -> None:
     name, manifest = drilled_backup
     server = with_password(big_postgres.url)
     with Terminator(postgres_admin, f"aris3nb_drill_{name}%", application, query) as terminator:
-        done = run_cli(["backup", "restore-verify", str(manifest), "--database-url", server], artifacts,
-                       OPS_ENABLE_BACKUP_DRILL="true")
+        done = run_cli(
+            ["backup", "restore-verify", str(manifest), "--database-url", server],
+            artifacts,
+            OPS_ENABLE_BACKUP_DRILL="true",
+        )
     assert terminator.killed, "the drill's session was never caught"
     assert done.returncode == 1
     line = done.failed_line
@@ -147,20 +177,31 @@ def check_refused(done: Run, *fragments: str) -> None:
 def test_an_unreachable_server_is_exit_2_for_every_command(postgres_url: str, artifacts: Path, tmp_path: Path) -> None:
     url = f"postgresql://aris3:{PASSWORD}@127.0.0.1:{closed_port()}/aris3"
     started = time.monotonic()
-    check_refused(run_cli(["backup", "create", "--name", "unreachable", "--database-url", url], artifacts),
-                  "is unavailable", "aris3:***@127.0.0.1")
+    check_refused(
+        run_cli(["backup", "create", "--name", "unreachable", "--database-url", url], artifacts),
+        "is unavailable",
+        "aris3:***@127.0.0.1",
+    )
     assert not (artifacts / "backups").exists() or list((artifacts / "backups").iterdir()) == []
     # A drill and a restore of a PostgreSQL backup need that server too: a real backup to try them with.
     migrate.upgrade(postgres_url)
     made = run_cli(["backup", "create", "--name", "for_refusals", "--database-url", postgres_url], tmp_path / "made")
     assert made.returncode == 0, made.stderr
     manifest = tmp_path / "made" / "backups" / "for_refusals" / "manifest.json"
-    check_refused(run_cli(["backup", "restore-verify", str(manifest), "--database-url", url], artifacts,
-                          OPS_ENABLE_BACKUP_DRILL="true"), "cannot create the drill's scratch database", "is unavailable")
+    check_refused(
+        run_cli(
+            ["backup", "restore-verify", str(manifest), "--database-url", url],
+            artifacts,
+            OPS_ENABLE_BACKUP_DRILL="true",
+        ),
+        "cannot create the drill's scratch database",
+        "is unavailable",
+    )
     report = json.loads(next((artifacts / "drills" / "for_refusals").glob("drill_report_*.json")).read_text())
     assert report["status"] == "FAIL" and "is unavailable" in report["reason"], "the report is kept"
-    check_refused(run_cli(["backup", "restore", str(manifest), "--target-url", url, "--yes"], artifacts),
-                  "is unavailable")
+    check_refused(
+        run_cli(["backup", "restore", str(manifest), "--target-url", url, "--yes"], artifacts), "is unavailable"
+    )
     assert time.monotonic() - started < 30, "a refused connection is not waited on"
 
 
@@ -168,13 +209,16 @@ def test_an_unreachable_server_is_exit_2_for_every_command(postgres_url: str, ar
 def test_a_role_or_database_that_does_not_exist_is_exit_2(what: str, postgres_url: str, artifacts: Path) -> None:
     url = make_url(postgres_url).set(drivername="postgresql", password=PASSWORD)
     url = url.set(username="aris3nb_no_such_role") if what == "role" else url.set(database="aris3nb_no_such_db")
-    done = run_cli(["backup", "create", "--name", "refused", "--database-url", url.render_as_string(hide_password=False)],
-                   artifacts)
+    done = run_cli(
+        ["backup", "create", "--name", "refused", "--database-url", url.render_as_string(hide_password=False)],
+        artifacts,
+    )
     check_refused(done, f'{what} "aris3nb_no_such_{"role" if what == "role" else "db"}" does not exist')
 
 
-def test_a_wrong_password_is_refused_or_trusted_and_never_shown(postgres_url: str, postgres_admin: sa.Engine,
-                                                                 artifacts: Path) -> None:
+def test_a_wrong_password_is_refused_or_trusted_and_never_shown(
+    postgres_url: str, postgres_admin: sa.Engine, artifacts: Path
+) -> None:
     """What this server does with a wrong password depends on pg_hba.conf. A server that
     checks passwords refuses it: exit 2, without the password. A server that trusts
     loopback connections (as the test machine's does: ``host all all 127.0.0.1/32 trust``)
@@ -194,15 +238,29 @@ def test_a_wrong_password_is_refused_or_trusted_and_never_shown(postgres_url: st
         except psycopg.OperationalError as exc:
             assert "password authentication failed" in str(exc)
             trusted = False
-        done = run_cli(["backup", "create", "--name", "wrong_password", "--database-url",
-                        wrong.render_as_string(hide_password=False)], artifacts)
-        everything = done.stdout + done.stderr + "".join(
-            p.read_bytes().decode(errors="replace") for p in artifacts.rglob("*") if p.is_file())
+        done = run_cli(
+            [
+                "backup",
+                "create",
+                "--name",
+                "wrong_password",
+                "--database-url",
+                wrong.render_as_string(hide_password=False),
+            ],
+            artifacts,
+        )
+        everything = (
+            done.stdout
+            + done.stderr
+            + "".join(p.read_bytes().decode(errors="replace") for p in artifacts.rglob("*") if p.is_file())
+        )
         assert PASSWORD not in everything
         if trusted:
             assert done.returncode == 0, done.stderr
-            assert "wrong_password" in done.stdout and role not in (artifacts / "backups" / "wrong_password" /
-                                                                    "manifest.json").read_text()
+            assert (
+                "wrong_password" in done.stdout
+                and role not in (artifacts / "backups" / "wrong_password" / "manifest.json").read_text()
+            )
         else:
             check_refused(done, "password authentication failed", f"{role}:***@")
     finally:

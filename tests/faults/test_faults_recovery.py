@@ -70,8 +70,21 @@ def stock_rows(url: str) -> int:
 
 
 def create(source: Source, name: str, artifacts: Path, *extra: str, **env: str) -> Run:
-    return run_cli(["backup", "create", "--name", name, "--database-url", source.url, "--exports-dir",
-                    str(source.exports), *extra], artifacts, **env)
+    return run_cli(
+        [
+            "backup",
+            "create",
+            "--name",
+            name,
+            "--database-url",
+            source.url,
+            "--exports-dir",
+            str(source.exports),
+            *extra,
+        ],
+        artifacts,
+        **env,
+    )
 
 
 def aris3nb_sessions(admin: sa.Engine, database: str) -> list[tuple[int, str, str]]:
@@ -89,8 +102,10 @@ def test_a_backup_of_another_database_is_never_restored_over_the_target(database
     before = stock_rows(prod.url)
 
     # Named by hand: refused without the second confirmation, and the log says so.
-    named = run_cli(["backup", "restore", str(artifacts / "backups/newer_other/manifest.json"), "--target-url", prod.url,
-                     "--yes"], artifacts)
+    named = run_cli(
+        ["backup", "restore", str(artifacts / "backups/newer_other/manifest.json"), "--target-url", prod.url, "--yes"],
+        artifacts,
+    )
     assert named.returncode == 1
     assert "was not made from" in named.failed_line and "--allow-other-source" in named.failed_line
     assert stock_rows(prod.url) == before
@@ -104,8 +119,19 @@ def test_a_backup_of_another_database_is_never_restored_over_the_target(database
     assert "not of the target" in (choice.passed_over[0].rejected or "")
 
     # Confirmed twice: restored, and the log records that it was another source.
-    forced = run_cli(["backup", "restore", str(artifacts / "backups/newer_other/manifest.json"), "--target-url", prod.url,
-                      "--yes", "--allow-other-source", "--json"], artifacts)
+    forced = run_cli(
+        [
+            "backup",
+            "restore",
+            str(artifacts / "backups/newer_other/manifest.json"),
+            "--target-url",
+            prod.url,
+            "--yes",
+            "--allow-other-source",
+            "--json",
+        ],
+        artifacts,
+    )
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["other_source"]
     assert stock_rows(prod.url) == stock_rows(other.url)
@@ -146,20 +172,42 @@ def lock_holder(postgres_admin: sa.Engine) -> Iterator[callable]:
 
 
 def test_a_restore_refuses_while_another_session_holds_locks_and_leaves_nothing_behind(
-        databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine) -> None:
+    databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine
+) -> None:
     prod = databases(scale=150)
     assert create(prod, "before", artifacts).returncode == 0
     lock_holder(prod.url)
     started = time.monotonic()
-    refused = run_cli(["backup", "restore", str(artifacts / "backups/before/manifest.json"), "--target-url", prod.url,
-                       "--yes", "--timeout", "60"], artifacts)
+    refused = run_cli(
+        [
+            "backup",
+            "restore",
+            str(artifacts / "backups/before/manifest.json"),
+            "--target-url",
+            prod.url,
+            "--yes",
+            "--timeout",
+            "60",
+        ],
+        artifacts,
+    )
     assert refused.returncode == 1 and time.monotonic() - started < 30
     line = refused.failed_line
     assert "someone_else" in line and "--terminate-sessions" in line and "LOCK TABLE stock_items" in line, line
     assert not aris3nb_sessions(postgres_admin, database_name(prod.url)), "no session of aris3nb left"
 
-    ended = run_cli(["backup", "restore", str(artifacts / "backups/before/manifest.json"), "--target-url", prod.url,
-                     "--yes", "--terminate-sessions"], artifacts)
+    ended = run_cli(
+        [
+            "backup",
+            "restore",
+            str(artifacts / "backups/before/manifest.json"),
+            "--target-url",
+            prod.url,
+            "--yes",
+            "--terminate-sessions",
+        ],
+        artifacts,
+    )
     assert ended.returncode == 0, ended.stderr
     statuses = [json.loads(line)["status"] for line in (artifacts / "rollback_log.jsonl").read_text().splitlines()]
     assert statuses[-3:] == ["SESSIONS_TERMINATED", "STARTED", "RESTORED"]
@@ -167,7 +215,8 @@ def test_a_restore_refuses_while_another_session_holds_locks_and_leaves_nothing_
 
 
 def test_pg_restore_waiting_on_a_lock_is_stopped_and_its_session_ended(
-        databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine) -> None:
+    databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine
+) -> None:
     """A lock taken after the restore's check (a race the check cannot see): pg_restore's
     archive sets lock_timeout = 0 itself, so aris3nb's watch stops it and ends its session."""
     prod = databases(scale=150)
@@ -175,15 +224,21 @@ def test_pg_restore_waiting_on_a_lock_is_stopped_and_its_session_ended(
     lock_holder(prod.url, "ACCESS SHARE")  # enough to block DROP TABLE of --clean
     started = time.monotonic()
     with pytest.raises(BackupError, match="waited more than 2 s for a lock") as stopped:
-        postgres.restore(artifacts / "backups/before" / postgres.DUMP_DIR, prod.url, Deadline.after(60), clean=True,
-                         lock_timeout_sec=2)
+        postgres.restore(
+            artifacts / "backups/before" / postgres.DUMP_DIR,
+            prod.url,
+            Deadline.after(60),
+            clean=True,
+            lock_timeout_sec=2,
+        )
     assert time.monotonic() - started < 20
     assert "someone_else" in str(stopped.value)
     assert not aris3nb_sessions(postgres_admin, database_name(prod.url)), "pg_restore's server session was ended"
 
 
 def test_a_backup_meeting_a_locked_table_fails_within_its_lock_timeout_and_leaves_no_session(
-        databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine) -> None:
+    databases, artifacts: Path, lock_holder, postgres_admin: sa.Engine
+) -> None:
     prod = databases(scale=150)
     lock_holder(prod.url, "ACCESS EXCLUSIVE")  # a migration's ALTER TABLE in progress
     started = time.monotonic()
@@ -196,7 +251,8 @@ def test_a_backup_meeting_a_locked_table_fails_within_its_lock_timeout_and_leave
 
 @pytest.mark.slow
 def test_backups_beside_a_migrating_loop_complete_or_fail_fast_and_never_hang(
-        databases, artifacts: Path, postgres_admin: sa.Engine) -> None:
+    databases, artifacts: Path, postgres_admin: sa.Engine
+) -> None:
     """The deadlock the server cannot see (aris3nb's snapshot, Alembic's ALTER, pg_dump's
     LOCK) never forms: every backup completes and validates, or fails within its lock timeout."""
     prod = databases(scale=300)
@@ -223,8 +279,9 @@ def test_backups_beside_a_migrating_loop_complete_or_fail_fast_and_never_hang(
             outcomes.append((done.returncode, round(time.monotonic() - started, 1)))
             assert time.monotonic() - started < 60, "a backup hung beside the migrations"
             if done.returncode == 0:
-                valid = run_cli(["backup", "validate", str(artifacts / f"backups/beside_{number}/manifest.json")],
-                                artifacts)
+                valid = run_cli(
+                    ["backup", "validate", str(artifacts / f"backups/beside_{number}/manifest.json")], artifacts
+                )
                 assert valid.returncode == 0, valid.stdout
             else:
                 assert "lock" in done.failed_line or "revision" in done.failed_line, done.failed_line
@@ -246,8 +303,11 @@ def test_a_target_in_another_schema_is_backed_up_drilled_and_restored(databases,
     manifest = artifacts / "backups/in_schema/manifest.json"
     assert json.loads(manifest.read_text())["source"]["schema"] == "aris3"
     assert run_cli(["backup", "validate", str(manifest)], artifacts).returncode == 0
-    drilled = run_cli(["backup", "restore-verify", str(manifest), "--database-url", prod.url], artifacts,
-                      OPS_ENABLE_BACKUP_DRILL="true")
+    drilled = run_cli(
+        ["backup", "restore-verify", str(manifest), "--database-url", prod.url],
+        artifacts,
+        OPS_ENABLE_BACKUP_DRILL="true",
+    )
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     restored = run_cli(["backup", "restore", str(manifest), "--target-url", prod.url, "--yes"], artifacts)
     assert restored.returncode == 0, restored.stderr

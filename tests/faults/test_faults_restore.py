@@ -62,7 +62,9 @@ def check_safety_backup_restores(artifacts: Path, target: str, prior: dict[str, 
     safety = safety_backup(artifacts)
     validation = validate_backup(safety, schema_tables_at)
     assert validation.ok, validation.problems
-    recorded = {t["name"]: (t["rows"], t["digest"]) for t in json.loads((safety / "manifest.json").read_text())["tables"]}
+    recorded = {
+        t["name"]: (t["rows"], t["digest"]) for t in json.loads((safety / "manifest.json").read_text())["tables"]
+    }
     assert recorded == prior, "the safety backup holds the target as it was before the restore"
     done = run_cli(["backup", "restore", str(safety / "manifest.json"), "--target-url", target, "--yes"], artifacts)
     assert done.returncode == 0, done.stderr
@@ -77,8 +79,10 @@ def pg_source(postgres_url: str, tmp_path: Path) -> Source:
 
 
 def backup_of(source: Source, artifacts: Path) -> Path:
-    done = run_cli(["backup", "create", "--name", NAME, "--database-url", source.url, "--exports-dir",
-                    str(source.exports)], artifacts)
+    done = run_cli(
+        ["backup", "create", "--name", NAME, "--database-url", source.url, "--exports-dir", str(source.exports)],
+        artifacts,
+    )
     assert done.returncode == 0, done.stderr
     return artifacts / "backups" / NAME / "manifest.json"
 
@@ -115,7 +119,8 @@ def test_a_restore_that_runs_out_of_disk_fails_cleanly(small_sqlite: Source, art
         conn.exec_driver_sql(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
             "INSERT INTO audit_events (action, entity_type, entity_id, details, created_at) "
-            "SELECT 'PAD', 'pad', CAST(i AS TEXT), json_object('pad', hex(randomblob(500))), '2026-01-01 00:00:00.000000' FROM n")
+            "SELECT 'PAD', 'pad', CAST(i AS TEXT), json_object('pad', hex(randomblob(500))), '2026-01-01 00:00:00.000000' FROM n"
+        )
     engine.dispose()
     manifest = backup_of(small_sqlite, artifacts)
     engine = create_engine(small_sqlite.url)
@@ -133,24 +138,31 @@ def test_a_restore_that_runs_out_of_disk_fails_cleanly(small_sqlite: Source, art
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    process = subprocess.run([ARIS3NB, "backup", "restore", str(manifest), "--target-url", small_sqlite.url, "--yes"],
-                             env=cli_env(artifacts), preexec_fn=limit_file_size, capture_output=True, text=True,
-                             timeout=120)
+    process = subprocess.run(
+        [ARIS3NB, "backup", "restore", str(manifest), "--target-url", small_sqlite.url, "--yes"],
+        env=cli_env(artifacts),
+        preexec_fn=limit_file_size,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     done = Run(process.returncode, process.stdout, process.stderr)
     assert done.returncode == 1, done.stderr
     line = done.failed_line
     assert "File too large" in line and "safety backup" in line, line
     assert [e["status"] for e in rollback_log(artifacts)] == ["STARTED", "FAILED"]
     assert small_sqlite.path.read_bytes() == before, "the target file is untouched"
-    assert sorted(p.name for p in small_sqlite.path.parent.iterdir() if p.name.startswith(".")) == [], \
+    assert sorted(p.name for p in small_sqlite.path.parent.iterdir() if p.name.startswith(".")) == [], (
         "no half-written staging file beside the target"
+    )
     check_safety_backup_restores(artifacts, small_sqlite.url, prior)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
-def test_a_restore_killed_half_way_leaves_the_target_as_it_was(engine_name: str, artifacts: Path,
-                                                               request: pytest.FixtureRequest) -> None:
+def test_a_restore_killed_half_way_leaves_the_target_as_it_was(
+    engine_name: str, artifacts: Path, request: pytest.FixtureRequest
+) -> None:
     """SIGKILL (the whole process group, pg_restore included) while the restore writes:
     SQLite just before the staged file replaces the target; PostgreSQL while pg_restore
     is inside its one transaction."""
@@ -160,7 +172,9 @@ def test_a_restore_killed_half_way_leaves_the_target_as_it_was(engine_name: str,
     manifest = backup_of(source, artifacts)
     change_target(source.url)
     prior = state(source.url)
-    seen = run_killed_at("restore", ["backup", "restore", str(manifest), "--target-url", source.url, "--yes"], artifacts)
+    seen = run_killed_at(
+        "restore", ["backup", "restore", str(manifest), "--target-url", source.url, "--yes"], artifacts
+    )
     assert [e["status"] for e in rollback_log(artifacts)] == ["STARTED"], "the log shows a restore that never ended"
     if engine_name == "postgresql":
         assert seen["pg_restore"] >= 1

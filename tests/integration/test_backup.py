@@ -47,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True,
-                         exports_dir=tmp_path / "exports")
+    return load_settings(
+        ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True, exports_dir=tmp_path / "exports"
+    )
 
 
 @pytest.fixture
@@ -76,7 +77,9 @@ def rewrite(manifest: Path, change: Any) -> None:
 
 def scratch_databases(admin: sa.Engine) -> list[str]:
     with admin.connect() as conn:
-        return [r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'aris3nb_drill_%'"))]
+        return [
+            r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'aris3nb_drill_%'"))
+        ]
 
 
 # --- the passing path -------------------------------------------------------------------
@@ -105,9 +108,14 @@ def test_create_validate_drill(source: str, settings: Settings) -> None:
     report, report_path = drill(manifest_path, settings, source)
     assert report.status == "PASS"
     assert [(c.name, c.status) for c in report.checks] == [
-        ("manifest valid", "PASS"), ("RPO within budget", "PASS"), ("revision matches", "PASS"),
-        ("tables match the manifest", "PASS"), ("constraints hold", "PASS"), ("upgrades to head", "PASS"),
-        ("RTO within budget", "PASS")]
+        ("manifest valid", "PASS"),
+        ("RPO within budget", "PASS"),
+        ("revision matches", "PASS"),
+        ("tables match the manifest", "PASS"),
+        ("constraints hold", "PASS"),
+        ("upgrades to head", "PASS"),
+        ("RTO within budget", "PASS"),
+    ]
     assert set(report.rto_sec) == {"validate", "restore", "verify", "upgrade", "total"}
     assert report.rpo["backup_age_sec"] >= 0 and report.rpo["newest_business_timestamp"]
     assert report.rpo["backup_created_at"] == document["created_at"]
@@ -120,7 +128,9 @@ def test_create_validate_drill(source: str, settings: Settings) -> None:
 
 
 @pytest.mark.postgres
-def test_postgresql_drill_drops_its_scratch_database(postgres_url: str, settings: Settings, postgres_admin: sa.Engine) -> None:
+def test_postgresql_drill_drops_its_scratch_database(
+    postgres_url: str, settings: Settings, postgres_admin: sa.Engine
+) -> None:
     migrate.upgrade(postgres_url)
     seed_database(postgres_url, scale=100, exports_dir=settings.resolved_exports_dir())
     name = f"drill_{uuid.uuid4().hex[:10]}"  # other suites may drill on this server at the same time
@@ -137,17 +147,27 @@ def test_an_existing_name_is_refused_and_left_untouched(source: str, settings: S
     assert validate_backup(manifest_path).ok
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "a/b", "/abs", ".hidden", "x" * 101, "pre\u2010deploy", "pré_deploy", "a b", "n\x00ul"])
+@pytest.mark.parametrize(
+    "name", ["", "../escape", "a/b", "/abs", ".hidden", "x" * 101, "pre\u2010deploy", "pré_deploy", "a b", "n\x00ul"]
+)
 def test_unsafe_names_are_refused(sqlite_url: str, settings: Settings, name: str) -> None:
     with pytest.raises(UsageError, match="not a plain slug"):
         create_backup(sqlite_url, name, settings=settings)
-    assert not (settings.ops_artifacts_dir / "backups").exists() or not any((settings.ops_artifacts_dir / "backups").iterdir())
+    assert not (settings.ops_artifacts_dir / "backups").exists() or not any(
+        (settings.ops_artifacts_dir / "backups").iterdir()
+    )
 
 
-def test_decimal_prices_survive_exactly(source: str, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_decimal_prices_survive_exactly(
+    source: str, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     engine = create_engine(source)
     with engine.begin() as conn:
-        conn.execute(sa.update(m.StockItem.__table__).where(m.StockItem.__table__.c.id == 1).values(sale_price=Decimal("9.99"), cost_price=Decimal("0.10")))
+        conn.execute(
+            sa.update(m.StockItem.__table__)
+            .where(m.StockItem.__table__.c.id == 1)
+            .values(sale_price=Decimal("9.99"), cost_price=Decimal("0.10"))
+        )
     engine.dispose()
     manifest_path = backup(source, settings)
     target = source if "postgresql" in source else f"sqlite:///{tmp_path / 'target.db'}"
@@ -161,12 +181,18 @@ def test_decimal_prices_survive_exactly(source: str, settings: Settings, tmp_pat
     restore_backup(manifest_path, target, settings=settings, confirmed=True, allow_other_source=target != source)
     engine = create_engine(target)
     with engine.connect() as conn:
-        row = conn.execute(sa.select(m.StockItem.__table__.c.sale_price, m.StockItem.__table__.c.cost_price).where(m.StockItem.__table__.c.id == 1)).one()
+        row = conn.execute(
+            sa.select(m.StockItem.__table__.c.sale_price, m.StockItem.__table__.c.cost_price).where(
+                m.StockItem.__table__.c.id == 1
+            )
+        ).one()
     engine.dispose()
     assert row == (Decimal("9.99"), Decimal("0.10"))
 
 
-def test_sqlite_digests_agree_across_shells_and_ranges(sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_digests_agree_across_shells_and_ranges(
+    sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=12_000, exports_dir=settings.resolved_exports_dir())
     path = Path(sqlite_url.removeprefix("sqlite:///"))
@@ -191,7 +217,9 @@ def test_a_sqlite_chunk_digest_is_recomputable_with_the_sqlite3_shell(sqlite_url
     stock = sqlite.table_digests(path, Deadline(None))["stock_items"]
     columns = [c["name"] for c in sa.inspect(create_engine(sqlite_url)).get_columns("stock_items")]
     statement = sqlite.row_statement("stock_items", ["id"], columns, stock.chunks[0]["last_key"], None, integer=True)
-    done = subprocess.run(["sqlite3", "-readonly", str(path), statement], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        ["sqlite3", "-readonly", str(path), statement], capture_output=True, text=True, timeout=60, check=True
+    )
     _number, rows, digests, keys = done.stdout.strip().split("|")
     assert int(rows) == stock.chunks[1]["rows"] == 2_000
     assert keys == "5001:"  # the first key; the others follow it one by one
@@ -237,14 +265,18 @@ def test_one_changed_byte_in_any_file_is_named(source: str, settings: Settings) 
         damaged[len(damaged) // 2] ^= 0x01
         path.write_bytes(bytes(damaged))
         problems = validate_backup(manifest_path).problems
-        assert problems == [f"file {entry['path']!r} has changed: its SHA-256 is {__import__('hashlib').sha256(damaged).hexdigest()}, the manifest says {entry['sha256']}"]
+        assert problems == [
+            f"file {entry['path']!r} has changed: its SHA-256 is {__import__('hashlib').sha256(damaged).hexdigest()}, the manifest says {entry['sha256']}"
+        ]
         path.write_bytes(original)
     assert validate_backup(manifest_path).ok
 
 
 def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Settings) -> None:
     manifest_path = backup(source, settings)
-    entry = max((f for f in json.loads(manifest_path.read_text())["files"] if f["role"] == "database"), key=lambda f: f["size"])
+    entry = max(
+        (f for f in json.loads(manifest_path.read_text())["files"] if f["role"] == "database"), key=lambda f: f["size"]
+    )
     with (manifest_path.parent / entry["path"]).open("r+b") as handle:
         handle.seek(100)
         byte = handle.read(1)
@@ -254,7 +286,9 @@ def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Setti
         drill(manifest_path, settings, source)
     report = json.loads(Path(failed.value.report_path).read_text())
     assert report["status"] == "FAIL" and report["checks"][0]["name"] == "manifest valid"
-    done = subprocess.run([ARIS3NB, "backup", "validate", str(manifest_path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [ARIS3NB, "backup", "validate", str(manifest_path)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and entry["path"] in done.stdout and "Traceback" not in done.stderr
 
 
@@ -271,10 +305,15 @@ def test_missing_extra_and_unlisted_files(source: str, settings: Settings) -> No
     manifest = json.loads(manifest_path.read_text())
     manifest["files"] = [f for f in manifest["files"] if f["path"] != export]
     manifest_path.write_text(json.dumps(manifest))
-    assert "manifest digest does not match its content: the manifest was changed after it was written" in validate_backup(manifest_path).problems
+    assert (
+        "manifest digest does not match its content: the manifest was changed after it was written"
+        in validate_backup(manifest_path).problems
+    )
 
 
-def test_a_hand_edited_row_count_is_caught_and_a_forged_one_fails_the_drill_with_a_diff(source: str, settings: Settings) -> None:
+def test_a_hand_edited_row_count_is_caught_and_a_forged_one_fails_the_drill_with_a_diff(
+    source: str, settings: Settings
+) -> None:
     manifest_path = backup(source, settings)
     document = json.loads(manifest_path.read_text())
     stock = next(t for t in document["tables"] if t["name"] == "stock_items")
@@ -334,8 +373,12 @@ def test_a_budget_that_is_not_a_positive_number_is_bad_input(sqlite_url: str, se
 
 def test_the_business_timestamps_are_a_parameter(source: str, settings: Settings) -> None:
     manifest_path = backup(source, settings)
-    report, _ = drill(manifest_path, settings, source,
-                      business_timestamps=[("stock_items", "created_at"), ("no_such_table", "at"), ("sales", "no_such_column")])
+    report, _ = drill(
+        manifest_path,
+        settings,
+        source,
+        business_timestamps=[("stock_items", "created_at"), ("no_such_table", "at"), ("sales", "no_such_column")],
+    )
     engine = create_engine(source)
     with engine.connect() as conn:
         newest = conn.exec_driver_sql("SELECT max(created_at) FROM stock_items").scalar_one()
@@ -345,8 +388,15 @@ def test_the_business_timestamps_are_a_parameter(source: str, settings: Settings
     assert report.rpo["newest_business_timestamp"] is None
 
 
-@pytest.mark.parametrize(("path", "reason"), [("../outside.csv", "contains '..'"), ("/etc/hostname", "absolute"),
-                                              ("exports/../../x", "contains '..'"), ("a\\b", "contains a backslash")])
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("../outside.csv", "contains '..'"),
+        ("/etc/hostname", "absolute"),
+        ("exports/../../x", "contains '..'"),
+        ("a\\b", "contains a backslash"),
+    ],
+)
 def test_unsafe_paths_in_a_manifest_are_refused(source: str, settings: Settings, path: str, reason: str) -> None:
     manifest_path = backup(source, settings)
     rewrite(manifest_path, lambda d: d["files"].append({"path": path, "size": 9, "sha256": "0" * 64, "role": "export"}))
@@ -362,7 +412,10 @@ def test_symlinks_are_refused(source: str, settings: Settings, tmp_path: Path) -
     shutil.copyfile(folder / export, outside)
     (folder / export).unlink()
     (folder / export).symlink_to(outside)
-    assert f"file {export!r} is a symbolic link; backups hold regular files only" in validate_backup(manifest_path).problems
+    assert (
+        f"file {export!r} is a symbolic link; backups hold regular files only"
+        in validate_backup(manifest_path).problems
+    )
     (folder / export).unlink()
     tenant_dir = (folder / export).parent
     shutil.move(str(tenant_dir), str(tmp_path / "moved"))
@@ -370,7 +423,9 @@ def test_symlinks_are_refused(source: str, settings: Settings, tmp_path: Path) -
     assert any("lies under a symbolic link" in p for p in validate_backup(manifest_path).problems)
 
 
-@pytest.mark.parametrize("content", [b"", b"   ", b'{"format": "aris3nb.backup.manifest", "files": [', b"[1, 2]", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "content", [b"", b"   ", b'{"format": "aris3nb.backup.manifest", "files": [', b"[1, 2]", b"\xff\xfe"]
+)
 def test_empty_truncated_or_not_json_manifests_are_usage_errors(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "manifest.json"
     path.write_bytes(content)
@@ -427,12 +482,19 @@ def test_the_drill_refuses_unless_enabled(source: str, settings: Settings) -> No
     manifest_path = backup(source, settings)
     with pytest.raises(DrillDisabled, match="OPS_ENABLE_BACKUP_DRILL"):
         restore_verify(manifest_path, settings=settings.model_copy(update={"ops_enable_backup_drill": False}))
-    done = subprocess.run([ARIS3NB, "backup", "restore-verify", str(manifest_path)], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "OPS_ENABLE_BACKUP_DRILL": "false"})
+    done = subprocess.run(
+        [ARIS3NB, "backup", "restore-verify", str(manifest_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPS_ENABLE_BACKUP_DRILL": "false"},
+    )
     assert done.returncode == 2 and "OPS_ENABLE_BACKUP_DRILL" in done.stderr
 
 
-def test_a_drill_past_its_deadline_fails_with_timeout_and_cleans_up(source: str, settings: Settings, request: pytest.FixtureRequest) -> None:
+def test_a_drill_past_its_deadline_fails_with_timeout_and_cleans_up(
+    source: str, settings: Settings, request: pytest.FixtureRequest
+) -> None:
     name = f"late_{uuid.uuid4().hex[:10]}"
     manifest_path = backup(source, settings, name)
     with pytest.raises(DrillFailed, match="timeout") as failed:
@@ -448,8 +510,13 @@ def test_unreachable_postgresql_is_a_usage_error_without_the_password(settings: 
     with pytest.raises(DatabaseUnavailable) as caught:
         create_backup(url, "pg_unreachable", settings=settings)
     assert "Hunter2-Secret" not in str(caught.value)
-    done = subprocess.run([ARIS3NB, "backup", "create", "--name", "x", "--database-url", url], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir)})
+    done = subprocess.run(
+        [ARIS3NB, "backup", "create", "--name", "x", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir)},
+    )
     assert done.returncode == 2 and "Hunter2-Secret" not in done.stderr + done.stdout
     assert not list((settings.ops_artifacts_dir / "backups").glob("*"))
 
@@ -472,10 +539,25 @@ def test_a_concurrent_writer_cannot_make_the_backup_inconsistent(source: str, se
             sale = uuid.uuid4()
             now = m.utcnow()
             with engine.begin() as conn:
-                conn.execute(m.Sale.__table__.insert(), {"id": sale, "tenant_id": tenant, "store_id": store, "status": "PAID",
-                                                         "subtotal": Decimal("5.00"), "discount_total": Decimal("0.00"),
-                                                         "total": Decimal("5.00"), "created_at": now, "updated_at": now, "paid_at": now})
-                conn.execute(m.Payment.__table__.insert(), {"sale_id": sale, "method": "CARD", "amount": Decimal("5.00"), "created_at": now})
+                conn.execute(
+                    m.Sale.__table__.insert(),
+                    {
+                        "id": sale,
+                        "tenant_id": tenant,
+                        "store_id": store,
+                        "status": "PAID",
+                        "subtotal": Decimal("5.00"),
+                        "discount_total": Decimal("0.00"),
+                        "total": Decimal("5.00"),
+                        "created_at": now,
+                        "updated_at": now,
+                        "paid_at": now,
+                    },
+                )
+                conn.execute(
+                    m.Payment.__table__.insert(),
+                    {"sale_id": sale, "method": "CARD", "amount": Decimal("5.00"), "created_at": now},
+                )
             written += 1
 
     thread = threading.Thread(target=writer)
@@ -493,10 +575,14 @@ def test_a_concurrent_writer_cannot_make_the_backup_inconsistent(source: str, se
         engine = create_engine(url)
         with engine.connect() as conn:
             concurrent_sales = conn.execute(sa.text("SELECT count(*) FROM sales WHERE created_by IS NULL")).scalar_one()
-            their_payments = conn.execute(sa.text(
-                "SELECT count(*) FROM payments p JOIN sales s ON s.id = p.sale_id WHERE s.created_by IS NULL")).scalar_one()
-            orphans = conn.execute(sa.text(
-                "SELECT count(*) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.id = p.sale_id)")).scalar_one()
+            their_payments = conn.execute(
+                sa.text("SELECT count(*) FROM payments p JOIN sales s ON s.id = p.sale_id WHERE s.created_by IS NULL")
+            ).scalar_one()
+            orphans = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.id = p.sale_id)"
+                )
+            ).scalar_one()
         engine.dispose()
     assert concurrent_sales == their_payments and orphans == 0
 
@@ -517,9 +603,17 @@ def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_
     url = f"sqlite:///{tmp_path / 'big.db'}"
     migrate.upgrade(url)
     seed_database(url, scale=150_000, exports_dir=tmp_path / "exports")
-    env = {**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "ARIS3_EXPORTS_DIR": str(tmp_path / "exports")}
-    process = subprocess.Popen([ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "ARIS3_EXPORTS_DIR": str(tmp_path / "exports"),
+    }
+    process = subprocess.Popen(
+        [ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     backups = tmp_path / "artifacts" / "backups"
     deadline = __import__("time").monotonic() + 60
     while not (backups.exists() and any(p.name.startswith(".tmp-killed-") for p in backups.iterdir())):
@@ -528,9 +622,16 @@ def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_
     process.kill()
     process.wait()
     assert not (backups / "killed").exists()
-    assert [p.name for p in backups.iterdir() if p.name.startswith(".tmp-killed-")], "the killed run left its temporary folder"
-    done = subprocess.run([ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url], env=env,
-                          capture_output=True, text=True, timeout=300)
+    assert [p.name for p in backups.iterdir() if p.name.startswith(".tmp-killed-")], (
+        "the killed run left its temporary folder"
+    )
+    done = subprocess.run(
+        [ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert validate_backup(backups / "killed").ok
     assert [p.name for p in backups.iterdir()] == ["killed"], "the rerun swept the dead run's temporary folder"
@@ -568,7 +669,9 @@ def test_restore_needs_confirmation_and_keeps_a_safety_backup(source: str, setti
     assert "password" not in rollback_log_path(settings).read_text()
 
 
-def test_a_failed_restore_says_how_to_use_the_safety_backup(source: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_restore_says_how_to_use_the_safety_backup(
+    source: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aris3nb.backup import restore as restore_module
 
     manifest_path = backup(source, settings)
@@ -581,13 +684,23 @@ def test_a_failed_restore_says_how_to_use_the_safety_backup(source: str, setting
     with pytest.raises(BackupError, match="safety backup") as failed:
         restore_backup(manifest_path, source, settings=settings, confirmed=True)
     assert "aris3nb backup restore" in str(failed.value)
-    assert [json.loads(line)["status"] for line in rollback_log_path(settings).read_text().splitlines()] == ["STARTED", "FAILED"]
+    assert [json.loads(line)["status"] for line in rollback_log_path(settings).read_text().splitlines()] == [
+        "STARTED",
+        "FAILED",
+    ]
 
 
 def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> None:
-    env = {**os.environ, "DATABASE_URL": source, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir),
-           "ARIS3_EXPORTS_DIR": str(settings.resolved_exports_dir()), "OPS_ENABLE_BACKUP_DRILL": "true"}
-    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
+    env = {
+        **os.environ,
+        "DATABASE_URL": source,
+        "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir),
+        "ARIS3_EXPORTS_DIR": str(settings.resolved_exports_dir()),
+        "OPS_ENABLE_BACKUP_DRILL": "true",
+    }
+    run = lambda *args: subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )  # noqa: E731
     created = run("scripts/ops/backup_create.py", "--name", "pre_deploy_20261128_0800")
     assert created.returncode == 0, created.stderr
     manifest = settings.ops_artifacts_dir / "backups" / "pre_deploy_20261128_0800" / "manifest.json"
@@ -599,7 +712,8 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
 
 @pytest.mark.postgres
 def test_a_drill_that_times_out_mid_restore_still_drops_its_scratch_database(
-        postgres_url: str, settings: Settings, postgres_admin: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_url: str, settings: Settings, postgres_admin: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aris3nb.core.errors import DeadlineExceeded
 
     migrate.upgrade(postgres_url)

@@ -58,9 +58,11 @@ SCRATCH_PREFIX = "aris3nb_test_"
 #: A revision of upstream ARIS3's history: unknown to the foreign target's migrations.
 UPSTREAM_REVISION = "0037_s12_reports_cost_snapshot"
 #: README's "receipt_tenders_cover_total" plant: a settled receipt's card tender 100 short.
-PLANT = ("UPDATE receipt_tenders SET amount_minor = amount_minor - 100 WHERE tender_id = ("
-         "SELECT t.tender_id FROM receipt_tenders t JOIN receipts r ON r.receipt_id = t.receipt_id "
-         "WHERE r.receipt_state = 'SETTLED' AND t.tender_kind = 'CARD' ORDER BY r.receipt_no, t.tender_id LIMIT 1)")
+PLANT = (
+    "UPDATE receipt_tenders SET amount_minor = amount_minor - 100 WHERE tender_id = ("
+    "SELECT t.tender_id FROM receipt_tenders t JOIN receipts r ON r.receipt_id = t.receipt_id "
+    "WHERE r.receipt_state = 'SETTLED' AND t.tender_kind = 'CARD' ORDER BY r.receipt_no, t.tender_id LIMIT 1)"
+)
 
 
 def write_profile(folder: Path, python: Path, exports_dir: Path, *, rpo: str | None = None) -> LoadedProfile:
@@ -122,7 +124,9 @@ def _no_exports_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def made(request: pytest.FixtureRequest, foreign_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Made]:
+def made(
+    request: pytest.FixtureRequest, foreign_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Made]:
     folder = tmp_path_factory.mktemp(f"foreign-{request.param}")
     settings = load_settings(ops_artifacts_dir=folder / "artifacts", ops_enable_backup_drill=True)
     name = None
@@ -183,15 +187,35 @@ def test_a_backup_at_the_foreign_revision_validates_and_drills(made: Made) -> No
     report, path = drill(made, made.manifest, profile=made.profile)
     checks = {c.name: c for c in report.checks}
     assert report.status == "PASS", report.reason
-    assert list(checks) == ["manifest valid", "RPO within budget", "revision matches", "tables match the manifest",
-                            "constraints hold", "upgrades to head", INTEGRITY_CHECK, "RTO within budget"]
+    assert list(checks) == [
+        "manifest valid",
+        "RPO within budget",
+        "revision matches",
+        "tables match the manifest",
+        "constraints hold",
+        "upgrades to head",
+        INTEGRITY_CHECK,
+        "RTO within budget",
+    ]
     assert all(c.status == "PASS" for c in report.checks), [(c.name, c.detail) for c in report.checks]
-    assert checks["upgrades to head"].evidence == {"from": ft.HEAD, "to": ft.HEAD, "head": ft.HEAD, "profile": "foreign"}
+    assert checks["upgrades to head"].evidence == {
+        "from": ft.HEAD,
+        "to": ft.HEAD,
+        "head": ft.HEAD,
+        "profile": "foreign",
+    }
     integrity = checks[INTEGRITY_CHECK].evidence
-    assert integrity["counts"]["PASS"] == 17 and integrity["counts"]["FAIL"] == 0 and Path(integrity["report"]).is_file()
+    assert (
+        integrity["counts"]["PASS"] == 17 and integrity["counts"]["FAIL"] == 0 and Path(integrity["report"]).is_file()
+    )
     assert report.warnings == []
-    assert report.rpo["sources"] == ["receipts.issued_on", "consignment_events.happened_on", "till_entries.booked_on",
-                                     "report_exports.generated_on", "inventory_units.changed_on"]
+    assert report.rpo["sources"] == [
+        "receipts.issued_on",
+        "consignment_events.happened_on",
+        "till_entries.booked_on",
+        "report_exports.generated_on",
+        "inventory_units.changed_on",
+    ]
     assert report.rpo["newest_business_timestamp"]
     written = read_drill_report(path)
     assert written["profile"] == made.profile.as_evidence() and written["status"] == "PASS"
@@ -206,14 +230,19 @@ def test_an_unknown_revision_is_a_warning_not_invalid(made: Made) -> None:
 
     # The recorded live schema still counts: a table of it missing from the backup is a problem.
     def drop_receipts(document: dict[str, Any], _folder: Path) -> None:
-        document.update(alembic_revision=UPSTREAM_REVISION, tables=[t for t in document["tables"] if t["name"] != "receipts"])
+        document.update(
+            alembic_revision=UPSTREAM_REVISION, tables=[t for t in document["tables"] if t["name"] != "receipts"]
+        )
 
-    problems = validate_backup(copy_backup(made, "upstream_missing", drop_receipts),
-                               profiles.schema_tables_for(made.profile)).problems
+    problems = validate_backup(
+        copy_backup(made, "upstream_missing", drop_receipts), profiles.schema_tables_for(made.profile)
+    ).problems
     assert problems == ["table 'receipts' of the live schema recorded at backup time is not in the backup"]
 
 
-def test_backup_validate_passes_the_profile_and_prints_its_warnings(made: Made, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backup_validate_passes_the_profile_and_prints_its_warnings(
+    made: Made, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = copy_backup(made, "cli_upstream", lambda d, _: d.update(alembic_revision=UPSTREAM_REVISION))
     assert made.profile.path is not None
     for args in (["--json"], []):
@@ -230,14 +259,33 @@ def test_backup_validate_passes_the_profile_and_prints_its_warnings(made: Made, 
             assert f"WARN alembic revision '{UPSTREAM_REVISION}' is unknown" in out
     artifacts = made.manifest.parents[2] / "cli-artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FOREIGN_EXPORTS_DIR")}
-    done = subprocess.run([ARIS3NB, "backup", "create", "--name", "cli_made", "--database-url", made.url, "--target",
-                           str(made.profile.path), "--json"], capture_output=True, text=True, timeout=300, check=False,
-                          env={**env, "OPS_ARTIFACTS_DIR": str(artifacts)})
+    done = subprocess.run(
+        [
+            ARIS3NB,
+            "backup",
+            "create",
+            "--name",
+            "cli_made",
+            "--database-url",
+            made.url,
+            "--target",
+            str(made.profile.path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**env, "OPS_ARTIFACTS_DIR": str(artifacts)},
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["profile"]["name"] == "foreign" and summary["warnings"] == []
     written = json.loads((artifacts / "backups" / "cli_made" / "manifest.json").read_text())
-    assert written["excluded_tables"] == ["request_keys"] and written["exports"] == {"dir": str(made.exports), "files": 6}
+    assert written["excluded_tables"] == ["request_keys"] and written["exports"] == {
+        "dir": str(made.exports),
+        "files": 6,
+    }
 
 
 def _forge_sqlite(document: dict[str, Any], folder: Path) -> None:
@@ -250,7 +298,9 @@ def _forge_sqlite(document: dict[str, Any], folder: Path) -> None:
     conn.close()
     index = RowIndexWriter(folder / ROW_INDEX_FILE)
     try:
-        digests = sqlite_backup.table_digests(database, Deadline(None), index=index, exclude=frozenset({"request_keys"}))
+        digests = sqlite_backup.table_digests(
+            database, Deadline(None), index=index, exclude=frozenset({"request_keys"})
+        )
     finally:
         index.close()
     document["tables"] = [digests[t].as_manifest_entry() for t in sorted(digests)]
@@ -260,8 +310,9 @@ def _forge_sqlite(document: dict[str, Any], folder: Path) -> None:
         entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def test_a_changed_row_with_recomputed_digests_fails_the_drills_invariants(made: Made, request: pytest.FixtureRequest,
-                                                                           tmp_path: Path) -> None:
+def test_a_changed_row_with_recomputed_digests_fails_the_drills_invariants(
+    made: Made, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     if made.engine == "sqlite":
         manifest = copy_backup(made, "forged_row", _forge_sqlite)
     else:  # a forger who re-dumps: the same row changed in a copy of the source, backed up afresh
@@ -271,8 +322,9 @@ def test_a_changed_row_with_recomputed_digests_fails_the_drills_invariants(made:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(made.url).database}"')
         try:
             _execute(_pg_url(admin, name), PLANT)
-            manifest = create_backup(_pg_url(admin, name), "forged_row", settings=made.settings,
-                                     profile=made.profile).manifest_path
+            manifest = create_backup(
+                _pg_url(admin, name), "forged_row", settings=made.settings, profile=made.profile
+            ).manifest_path
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -287,8 +339,9 @@ def test_a_changed_row_with_recomputed_digests_fails_the_drills_invariants(made:
     assert [f["name"] for f in failing] == ["receipt_tenders_cover_total"]
 
 
-def test_a_missing_exports_folder_and_rpo_sources_are_warnings(foreign_sqlite: tuple[str, Path], foreign_python: Path,
-                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_exports_folder_and_rpo_sources_are_warnings(
+    foreign_sqlite: tuple[str, Path], foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, exports = foreign_sqlite
     rpo = '[[rpo.sources]]\ntable = "receipts"\ncolumn = "settled_on_nowhere"\n\n[[rpo.sources]]\ntable = "no_such"\ncolumn = "at"\n'
     profile = write_profile(tmp_path / "profile", foreign_python, exports, rpo=rpo)
@@ -305,56 +358,80 @@ def test_a_missing_exports_folder_and_rpo_sources_are_warnings(foreign_sqlite: t
     report, _ = restore_verify(manifest, settings=settings, profile=profile)
     assert report.status == "PASS"
     assert report.warnings == [
-        {"name": RPO_SOURCES, "detail": "RPO source receipts.settled_on_nowhere: column receipts.settled_on_nowhere is not "
-                                        "in the restored copy; it was not read"},
-        {"name": RPO_SOURCES, "detail": "RPO source no_such.at: table no_such is not in the restored copy; it was not read"}]
+        {
+            "name": RPO_SOURCES,
+            "detail": "RPO source receipts.settled_on_nowhere: column receipts.settled_on_nowhere is not "
+            "in the restored copy; it was not read",
+        },
+        {
+            "name": RPO_SOURCES,
+            "detail": "RPO source no_such.at: table no_such is not in the restored copy; it was not read",
+        },
+    ]
     assert report.rpo["newest_business_timestamp"] is None
 
-    none_declared = dataclasses.replace(profile, profile=profile.profile.model_copy(
-        update={"rpo": profile.profile.rpo.model_copy(update={"sources": []})}))
+    none_declared = dataclasses.replace(
+        profile,
+        profile=profile.profile.model_copy(update={"rpo": profile.profile.rpo.model_copy(update={"sources": []})}),
+    )
     report, _ = restore_verify(manifest, settings=settings, profile=none_declared)
     assert report.status == "PASS" and [w["name"] for w in report.warnings] == [RPO_SOURCES]
     assert report.warnings[0]["detail"].startswith("no business timestamp sources declared")
     assert report.rpo["newest_business_timestamp_note"] == "no business timestamp sources declared"
 
 
-def test_the_deploy_phase_backs_up_and_probes_with_the_profile(foreign_sqlite: tuple[str, Path], foreign_python: Path,
-                                                              tmp_path: Path) -> None:
+def test_the_deploy_phase_backs_up_and_probes_with_the_profile(
+    foreign_sqlite: tuple[str, Path], foreign_python: Path, tmp_path: Path
+) -> None:
     url, exports = foreign_sqlite
     profile = write_profile(tmp_path / "profile", foreign_python, exports)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
     with ft.serve(foreign_python, url, exports_dir=exports) as base_url:
-        report = deploy(DeployOptions(database_url=url, base_url=base_url, backup_name="pre_deploy_x", profile=profile),
-                        settings)
+        report = deploy(
+            DeployOptions(database_url=url, base_url=base_url, backup_name="pre_deploy_x", profile=profile), settings
+        )
     found = {r.name: r for r in report.results}
     assert {name: r.status for name, r in found.items()} == {
-        "backup.create": Status.PASS, "backup.manifest": Status.PASS, "http.health": Status.PASS,
-        "http.ready": Status.PASS}, {n: r.detail for n, r in found.items()}
+        "backup.create": Status.PASS,
+        "backup.manifest": Status.PASS,
+        "http.health": Status.PASS,
+        "http.ready": Status.PASS,
+    }, {n: r.detail for n, r in found.items()}
     assert found["http.ready"].evidence["expected_revision"] == ft.HEAD
     assert report.backup is not None and report.backup.manifest["profile"]["name"] == "foreign"
     assert report.backup.manifest["exports"] == {"dir": str(exports), "files": 6}
     missing = tmp_path / "gone"
-    again = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_y", exports_dir=missing,
-                                 profile=profile), settings)
+    again = deploy(
+        DeployOptions(
+            database_url=url, base_url=None, backup_name="pre_deploy_y", exports_dir=missing, profile=profile
+        ),
+        settings,
+    )
     created = next(r for r in again.results if r.name == "backup.create")
-    assert created.status is Status.WARN and f"exports folder {missing} does not exist: 0 files copied" in created.detail
+    assert (
+        created.status is Status.WARN and f"exports folder {missing} does not exist: 0 files copied" in created.detail
+    )
 
 
-def test_the_profiles_revert_command_runs_in_the_targets_root(foreign_python: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_profiles_revert_command_runs_in_the_targets_root(
+    foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     profile = write_profile(tmp_path / "profile", foreign_python, tmp_path / "exports")
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
 
     def revert(**options: Any):  # type: ignore[no-untyped-def]
-        context = _RollbackContext(RollbackOptions(run_id="run_1", triggers=("drill_fail",), profile=profile, **options),
-                                   settings)
+        context = _RollbackContext(
+            RollbackOptions(run_id="run_1", triggers=("drill_fail",), profile=profile, **options), settings
+        )
         return ROLLBACK_STEPS.run(context, only=["rollback.revert"])[0]
 
     monkeypatch.delenv("FOREIGN_REVERT_FAIL", raising=False)
     done = revert(release="2.4.0")
     assert done.status is Status.PASS, done.detail
     assert done.evidence["command"] == f"{foreign_python} -m foreign_retail revert --to 2.4.0"
-    assert done.evidence["cwd"] == str(ft.ROOT) and "reverted foreign_retail to release 2.4.0" in done.evidence["output"]
+    assert (
+        done.evidence["cwd"] == str(ft.ROOT) and "reverted foreign_retail to release 2.4.0" in done.evidence["output"]
+    )
     monkeypatch.setenv("FOREIGN_REVERT_FAIL", "1")
     assert revert(release="2.4.0").status is Status.FAIL
     no_release = revert()

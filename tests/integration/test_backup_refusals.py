@@ -20,8 +20,14 @@ ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 
 def cli(*args: str, artifacts: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**base, "OPS_ARTIFACTS_DIR": str(artifacts), **env})
+    return subprocess.run(
+        [ARIS3NB, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**base, "OPS_ARTIFACTS_DIR": str(artifacts), **env},
+    )
 
 
 @pytest.fixture
@@ -41,8 +47,13 @@ def test_a_backup_copied_under_another_name_is_invalid(made: tuple[str, Path]) -
 
 
 def test_a_drill_of_a_missing_manifest_is_bad_input(tmp_path: Path) -> None:
-    done = cli("backup", "restore-verify", str(tmp_path / "nowhere" / "manifest.json"), artifacts=tmp_path,
-               OPS_ENABLE_BACKUP_DRILL="true")
+    done = cli(
+        "backup",
+        "restore-verify",
+        str(tmp_path / "nowhere" / "manifest.json"),
+        artifacts=tmp_path,
+        OPS_ENABLE_BACKUP_DRILL="true",
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("FAILED: ") and len(done.stderr.strip().splitlines()) == 1
 
@@ -50,8 +61,17 @@ def test_a_drill_of_a_missing_manifest_is_bad_input(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["inf", "nan", "1e9", "0"])
 def test_a_timeout_out_of_range_is_bad_input(made: tuple[str, Path], tmp_path: Path, value: str) -> None:
     url, _ = made
-    done = cli("backup", "create", "--name", "again", "--database-url", url, "--timeout", value,
-               artifacts=tmp_path / "artifacts")
+    done = cli(
+        "backup",
+        "create",
+        "--name",
+        "again",
+        "--database-url",
+        url,
+        "--timeout",
+        value,
+        artifacts=tmp_path / "artifacts",
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

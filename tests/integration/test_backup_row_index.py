@@ -43,13 +43,19 @@ SCALE = 3_000
 #: Tables the reference schema lacks, added to the source: a composite key and no key at all.
 EXTRA_TABLES = {"line_tags", "scan_log"}
 EXTRA_DDL = [
-    ("CREATE TABLE line_tags (stock_item_id BIGINT NOT NULL, tag VARCHAR(32) NOT NULL, note VARCHAR(100), "
-    "PRIMARY KEY (stock_item_id, tag))"),
+    (
+        "CREATE TABLE line_tags (stock_item_id BIGINT NOT NULL, tag VARCHAR(32) NOT NULL, note VARCHAR(100), "
+        "PRIMARY KEY (stock_item_id, tag))"
+    ),
     "CREATE TABLE scan_log (reader VARCHAR(32), epc VARCHAR(32), seen_at VARCHAR(32))",
-    ("INSERT INTO line_tags VALUES (1, 'promo', 'spring'), (1, 'window', NULL), (1234, 'promo', 'summer'), "
-    "(2500, 'damaged', 'box torn')"),
-    ("INSERT INTO scan_log VALUES ('gate-1', 'E1', '2026-03-02 10:00'), ('gate-1', 'E1', '2026-03-02 10:00'), "
-    "('gate-2', 'E2', '2026-03-02 10:05'), (NULL, 'E3', NULL)"),
+    (
+        "INSERT INTO line_tags VALUES (1, 'promo', 'spring'), (1, 'window', NULL), (1234, 'promo', 'summer'), "
+        "(2500, 'damaged', 'box torn')"
+    ),
+    (
+        "INSERT INTO scan_log VALUES ('gate-1', 'E1', '2026-03-02 10:00'), ('gate-1', 'E1', '2026-03-02 10:00'), "
+        "('gate-2', 'E2', '2026-03-02 10:05'), (NULL, 'E3', NULL)"
+    ),
 ]
 
 
@@ -91,8 +97,12 @@ def _make(url: str, folder: Path) -> Made:
     engine.dispose()
     with pytest.MonkeyPatch.context() as monkeypatch:  # only while the backup is made
         monkeypatch.setattr(create_module, "schema_tables_at", schema_with_extra_tables)
-        made = create_backup(url, "row_index", settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
-                             exports_dir=folder / "exports")
+        made = create_backup(
+            url,
+            "row_index",
+            settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
+            exports_dir=folder / "exports",
+        )
     return Made(url, made.path, folder / "exports")
 
 
@@ -141,8 +151,12 @@ def reseal(manifest: Path) -> None:
     manifest.write_text(json.dumps(document))
 
 
-def forge(manifest: Path, table: str, sqlite_statements: list[str],
-          edit_lines: Callable[[list[list[str]], list[str]], list[list[str]]]) -> None:
+def forge(
+    manifest: Path,
+    table: str,
+    sqlite_statements: list[str],
+    edit_lines: Callable[[list[list[str]], list[str]], list[list[str]]],
+) -> None:
     """Change ``table`` in the backup's own data, then reseal (so that validation passes)."""
     folder = manifest.parent
     if (folder / "database" / "aris3.sqlite3").exists():
@@ -160,8 +174,13 @@ def forge(manifest: Path, table: str, sqlite_statements: list[str],
         text = gzip.decompress(path.read_bytes()).decode()
         body, _, _ = text.partition("\\.\n")
         rows = [line.split("\t") for line in body.splitlines()]
-        path.write_bytes(gzip.compress(("".join("\t".join(r) + "\n" for r in edit_lines(rows, _columns(manifest, table)))
-                                        + "\\.\n\n\n").encode()))
+        path.write_bytes(
+            gzip.compress(
+                (
+                    "".join("\t".join(r) + "\n" for r in edit_lines(rows, _columns(manifest, table))) + "\\.\n\n\n"
+                ).encode()
+            )
+        )
     reseal(manifest)
     assert validate_backup(manifest).ok, "the forger's backup passes validation"
 
@@ -169,15 +188,20 @@ def forge(manifest: Path, table: str, sqlite_statements: list[str],
 def _columns(manifest: Path, table: str) -> list[str]:
     """The table's columns in order, as the dump's COPY lines hold them."""
     dump = manifest.parent / "database" / "dump"
-    script = subprocess.run(["pg_restore", "--data-only", f"--table={table}", "-f", "-", str(dump)],
-                            capture_output=True, text=True, check=True).stdout
+    script = subprocess.run(
+        ["pg_restore", "--data-only", f"--table={table}", "-f", "-", str(dump)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     header = re.search(r"^COPY \S+ \((.*)\) FROM stdin;$", script, flags=re.MULTILINE)
     assert header
     return [c.strip().strip('"') for c in header[1].split(",")]
 
 
-def set_column(rows: list[list[str]], columns: list[str], where: Callable[[dict[str, str]], bool],
-               column: str, value: str) -> list[list[str]]:
+def set_column(
+    rows: list[list[str]], columns: list[str], where: Callable[[dict[str, str]], bool], column: str, value: str
+) -> list[list[str]]:
     for row in rows:
         if where(dict(zip(columns, row, strict=True))):
             row[columns.index(column)] = value
@@ -201,8 +225,13 @@ def test_the_index_is_in_the_manifest_and_holds_every_row(made: Made) -> None:
     manifest = read_manifest(made.folder)
     listed = {f["path"]: f for f in manifest.files}
     assert listed[ROW_INDEX_FILE]["role"] == "index"
-    assert manifest.document["row_index"] == {"path": ROW_INDEX_FILE, "format": "aris3nb.row_index", "version": 1,
-                                              "digest_bytes": 8, "rows": sum(t["rows"] for t in manifest.tables)}
+    assert manifest.document["row_index"] == {
+        "path": ROW_INDEX_FILE,
+        "format": "aris3nb.row_index",
+        "version": 1,
+        "digest_bytes": 8,
+        "rows": sum(t["rows"] for t in manifest.tables),
+    }
     stock = next(t for t in manifest.tables if t["name"] == "stock_items")
     record = read_record(made.folder / ROW_INDEX_FILE, stock["chunks"][0]["index"])
     assert record.count == SCALE and record.key_list()[1233] == [1234]
@@ -224,23 +253,39 @@ def test_a_changed_index_file_is_invalid(made: Made, tmp_path: Path) -> None:
     index.write_bytes(bytes(data))
     problems = validate_backup(manifest).problems
     assert len(problems) == 1 and problems[0].startswith(f"file {ROW_INDEX_FILE!r} has changed")
-    done = subprocess.run([str(Path(sys.executable).with_name("aris3nb")), "backup", "validate", str(manifest)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aris3nb")), "backup", "validate", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1 and "INVALID" in done.stdout and ROW_INDEX_FILE in done.stdout
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (lambda d: d["tables"][0]["chunks"][0].update(index=[16, 10**9]),
-     "chunk 0: 'index' is not an [offset, length] inside the row index"),
-    (lambda d: d["tables"][0]["chunks"][0].update(index=[3, 5]),
-     "chunk 0: 'index' is not an [offset, length] inside the row index"),
-    (lambda d: d["tables"][0].update(digest_method="md5"), "'digest_method' 'md5' is not one of ['rows']"),
-    (lambda d: d.pop("row_index"), "has an 'index' record but the manifest has no 'row_index'"),
-    (lambda d: d["row_index"].update(version=2), "field 'row_index' is not a version-1 aris3nb.row_index"),
-    (lambda d: d["row_index"].update(path="index/elsewhere.bin"), "the row index 'index/elsewhere.bin' is not a listed file"),
-])
-def test_a_manifest_whose_index_entries_do_not_fit_is_invalid(sqlite_backup: Made, tmp_path: Path,
-                                                              change: Callable[[dict[str, Any]], Any], problem: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda d: d["tables"][0]["chunks"][0].update(index=[16, 10**9]),
+            "chunk 0: 'index' is not an [offset, length] inside the row index",
+        ),
+        (
+            lambda d: d["tables"][0]["chunks"][0].update(index=[3, 5]),
+            "chunk 0: 'index' is not an [offset, length] inside the row index",
+        ),
+        (lambda d: d["tables"][0].update(digest_method="md5"), "'digest_method' 'md5' is not one of ['rows']"),
+        (lambda d: d.pop("row_index"), "has an 'index' record but the manifest has no 'row_index'"),
+        (lambda d: d["row_index"].update(version=2), "field 'row_index' is not a version-1 aris3nb.row_index"),
+        (
+            lambda d: d["row_index"].update(path="index/elsewhere.bin"),
+            "the row index 'index/elsewhere.bin' is not a listed file",
+        ),
+    ],
+)
+def test_a_manifest_whose_index_entries_do_not_fit_is_invalid(
+    sqlite_backup: Made, tmp_path: Path, change: Callable[[dict[str, Any]], Any], problem: str
+) -> None:
     manifest = sqlite_backup.copy(tmp_path)
     document = json.loads(manifest.read_text())
     change(document)
@@ -258,10 +303,16 @@ def test_a_pristine_copy_drills_pass(made: Made, tmp_path: Path, settings: Setti
 # --- a forger's changes, named by key -----------------------------------------------------------
 
 
-def test_one_changed_row_is_named_by_key_with_its_restored_values(made: Made, tmp_path: Path, settings: Settings) -> None:
+def test_one_changed_row_is_named_by_key_with_its_restored_values(
+    made: Made, tmp_path: Path, settings: Settings
+) -> None:
     manifest = made.copy(tmp_path)
-    forge(manifest, "stock_items", ["UPDATE stock_items SET sku = 'FORGED-1234' WHERE id = 1234"],
-          lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "FORGED-1234"))
+    forge(
+        manifest,
+        "stock_items",
+        ["UPDATE stock_items SET sku = 'FORGED-1234' WHERE id = 1234"],
+        lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "FORGED-1234"),
+    )
     report = drill_fails(manifest, settings, made)
     stock = diff_of(report, "stock_items")
     assert stock["counts"] == {"changed": 1, "missing": 0, "extra": 0}
@@ -279,8 +330,12 @@ def test_one_changed_row_is_named_by_key_with_its_restored_values(made: Made, tm
 
 def test_a_deleted_row_is_missing(made: Made, tmp_path: Path, settings: Settings) -> None:
     manifest = made.copy(tmp_path)
-    forge(manifest, "stock_items", ["DELETE FROM stock_items WHERE id = 2345"],
-          lambda rows, cols: [r for r in rows if r[cols.index("id")] != "2345"])
+    forge(
+        manifest,
+        "stock_items",
+        ["DELETE FROM stock_items WHERE id = 2345"],
+        lambda rows, cols: [r for r in rows if r[cols.index("id")] != "2345"],
+    )
     stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
     assert stock["counts"] == {"changed": 0, "missing": 1, "extra": 0}
     [missing] = stock["missing"]
@@ -298,9 +353,17 @@ def test_an_inserted_row_is_extra(made: Made, tmp_path: Path, settings: Settings
         row[cols.index("id")], row[cols.index("sku")], row[cols.index("epc")] = "9999", "INSERTED", "E-INSERTED"
         return [*rows, row]
 
-    forge(manifest, "stock_items",
-          [("INSERT INTO stock_items SELECT 9999, tenant_id, store_id, 'INSERTED', description, 'E-INSERTED', status, "
-           "location_code, cost_price, sale_price, created_at, updated_at, sellable FROM stock_items WHERE id = 5")], add)
+    forge(
+        manifest,
+        "stock_items",
+        [
+            (
+                "INSERT INTO stock_items SELECT 9999, tenant_id, store_id, 'INSERTED', description, 'E-INSERTED', status, "
+                "location_code, cost_price, sale_price, created_at, updated_at, sellable FROM stock_items WHERE id = 5"
+            )
+        ],
+        add,
+    )
     stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
     assert stock["counts"] == {"changed": 0, "missing": 0, "extra": 1}
     [extra] = stock["extra"]
@@ -316,17 +379,26 @@ def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> 
     engine.dispose()
     text = sale.hex if isinstance(sale, uuid.UUID) else str(sale)
     manifest = made.copy(tmp_path)
-    forge(manifest, "sales", [f"UPDATE sales SET status = 'FORGED' WHERE id = '{text}'"],
-          lambda rows, cols: set_column(rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""),
-                                        "status", "FORGED"))
+    forge(
+        manifest,
+        "sales",
+        [f"UPDATE sales SET status = 'FORGED' WHERE id = '{text}'"],
+        lambda rows, cols: set_column(
+            rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""), "status", "FORGED"
+        ),
+    )
     [changed] = diff_of(drill_fails(manifest, settings, made), "sales")["changed"]
     assert changed["key"][0].replace("-", "") == text.replace("-", "") and changed["restored"]["status"] == "FORGED"
 
 
 def test_a_composite_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
     manifest = made.copy(tmp_path)
-    forge(manifest, "line_tags", ["UPDATE line_tags SET note = 'forged' WHERE stock_item_id = 1234 AND tag = 'promo'"],
-          lambda rows, cols: set_column(rows, cols, lambda r: r["stock_item_id"] == "1234", "note", "forged"))
+    forge(
+        manifest,
+        "line_tags",
+        ["UPDATE line_tags SET note = 'forged' WHERE stock_item_id = 1234 AND tag = 'promo'"],
+        lambda rows, cols: set_column(rows, cols, lambda r: r["stock_item_id"] == "1234", "note", "forged"),
+    )
     tags = diff_of(drill_fails(manifest, settings, made), "line_tags")
     [changed] = tags["changed"]
     assert tags["key"] == ["stock_item_id", "tag"]
@@ -337,8 +409,12 @@ def test_a_table_without_a_key_is_named_honestly(made: Made, tmp_path: Path, set
     """SQLite: rows are named by rowid. PostgreSQL: nothing names a row but its content, so a
     changed row is one recorded row missing and one restored row extra, each by digest."""
     manifest = made.copy(tmp_path)
-    forge(manifest, "scan_log", ["UPDATE scan_log SET reader = 'gate-9' WHERE epc = 'E2'"],
-          lambda rows, cols: set_column(rows, cols, lambda r: r["epc"] == "E2", "reader", "gate-9"))
+    forge(
+        manifest,
+        "scan_log",
+        ["UPDATE scan_log SET reader = 'gate-9' WHERE epc = 'E2'"],
+        lambda rows, cols: set_column(rows, cols, lambda r: r["epc"] == "E2", "reader", "gate-9"),
+    )
     log = diff_of(drill_fails(manifest, settings, made), "scan_log")
     if made.engine == "sqlite":
         assert log["key"] == ["rowid"] and log["counts"] == {"changed": 1, "missing": 0, "extra": 0}
@@ -351,8 +427,9 @@ def test_a_table_without_a_key_is_named_honestly(made: Made, tmp_path: Path, set
         assert "without a primary key" in extra["backup_data"]
 
 
-def test_a_row_the_restore_changed_shows_the_recorded_values(made: Made, tmp_path: Path, settings: Settings,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_row_the_restore_changed_shows_the_recorded_values(
+    made: Made, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The backup's data is intact (its row matches the recorded digest) but the restored
     copy differs: the diff shows the recorded values beside the restored ones."""
     manifest = made.copy(tmp_path)
@@ -385,15 +462,20 @@ def test_a_row_the_restore_changed_shows_the_recorded_values(made: Made, tmp_pat
     assert changed["key"] == [1234]
     assert float(changed["restored"]["sale_price"]) == 0.5
     assert changed["recorded"]["id"] == 1234 and float(changed["recorded"]["sale_price"]) != 0.5
-    assert {k: v for k, v in changed["recorded"].items() if k != "sale_price"} == \
-        {k: v for k, v in changed["restored"].items() if k != "sale_price"}
+    assert {k: v for k, v in changed["recorded"].items() if k != "sale_price"} == {
+        k: v for k, v in changed["restored"].items() if k != "sale_price"
+    }
     assert "the restore changed it" in changed["backup_data"]
 
 
 def test_many_changed_rows_are_capped_and_counted(made: Made, tmp_path: Path, settings: Settings) -> None:
     manifest = made.copy(tmp_path)
-    forge(manifest, "stock_items", ["UPDATE stock_items SET description = 'bulk' WHERE id % 100 = 7"],
-          lambda rows, cols: set_column(rows, cols, lambda r: int(r["id"]) % 100 == 7, "description", "bulk"))
+    forge(
+        manifest,
+        "stock_items",
+        ["UPDATE stock_items SET description = 'bulk' WHERE id % 100 = 7"],
+        lambda rows, cols: set_column(rows, cols, lambda r: int(r["id"]) % 100 == 7, "description", "bulk"),
+    )
     stock = diff_of(drill_fails(manifest, settings, made), "stock_items")
     assert stock["counts"] == {"changed": 30, "missing": 0, "extra": 0}
     assert len(stock["changed"]) == drill.DIFF_ROWS == stock["shown_per_kind"]
@@ -403,19 +485,28 @@ def test_many_changed_rows_are_capped_and_counted(made: Made, tmp_path: Path, se
 # --- backups made before the index ------------------------------------------------------------------
 
 
-def test_a_backup_without_an_index_still_drills_and_diffs_by_range(made: Made, tmp_path: Path, settings: Settings,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backup_without_an_index_still_drills_and_diffs_by_range(
+    made: Made, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(digest, "WRITE_ROW_INDEX", False)
-    old = create_backup(made.url, "before_the_index", settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
-                        exports_dir=made.exports)
+    old = create_backup(
+        made.url,
+        "before_the_index",
+        settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
+        exports_dir=made.exports,
+    )
     document = old.manifest
     assert "row_index" not in document and not any(f["path"] == ROW_INDEX_FILE for f in document["files"])
     assert not any("index" in c or "digest_method" in t for t in document["tables"] for c in t["chunks"])
     monkeypatch.setattr(digest, "WRITE_ROW_INDEX", True)  # the code of today drills yesterday's backup
     report, _ = restore_verify(old.manifest_path, settings=settings, server_url=made.url)
     assert report.status == "PASS"
-    forge(old.manifest_path, "stock_items", ["UPDATE stock_items SET sku = 'X' WHERE id = 1234"],
-          lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "X"))
+    forge(
+        old.manifest_path,
+        "stock_items",
+        ["UPDATE stock_items SET sku = 'X' WHERE id = 1234"],
+        lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "X"),
+    )
     stock = diff_of(drill_fails(old.manifest_path, settings, made), "stock_items")
     assert "changed" not in stock and stock["ranges_differing"] == 1
     assert 0 < len(stock["ranges"][0]["restored_sample"]) <= drill.SAMPLE_ROWS

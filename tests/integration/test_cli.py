@@ -23,8 +23,9 @@ SECRET = "S3cret-Pw-9f4a"
 
 
 def aris3nb(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [ARIS3NB, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def assert_one_line_failure(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
@@ -59,7 +60,9 @@ def test_upgrade_then_seed_then_seed_again(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"database": url, "revision": migrate.head_revision()}
 
-    done = aris3nb("db", "seed", "--database-url", url, "--scale", "500", "--exports-dir", str(tmp_path / "ex"), "--json")
+    done = aris3nb(
+        "db", "seed", "--database-url", url, "--scale", "500", "--exports-dir", str(tmp_path / "ex"), "--json"
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["rows"]["stock_items"] == 500 and result["seed"] == 42
@@ -102,7 +105,9 @@ def test_bad_options_are_usage_errors() -> None:
 
 
 def test_bad_environment_setting_is_a_usage_error(tmp_path: Path) -> None:
-    done = aris3nb("db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'a.db'}", env={"OPS_DRILL_TIMEOUT_SEC": "soon"})
+    done = aris3nb(
+        "db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'a.db'}", env={"OPS_DRILL_TIMEOUT_SEC": "soon"}
+    )
     assert_one_line_failure(done, 2, "OPS_DRILL_TIMEOUT_SEC")
 
 
@@ -140,7 +145,9 @@ def wait_ready(base_url: str, process: subprocess.Popen[str], timeout: float = 9
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"exited early with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"exited early with {process.returncode}: {process.stderr.read() if process.stderr else ''}"
+            )
         try:
             response = httpx.get(f"{base_url}/ready", timeout=2)
             if response.status_code == 200:
@@ -167,13 +174,19 @@ def test_run_is_the_main_job_and_can_be_run_again(tmp_path: Path) -> None:
     env = {**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path), "ARIS3_SEED_PASSWORD": SECRET}
     for _ in range(2):
         port = free_port()
-        process = subprocess.Popen([ARIS3NB, "serve", "--embedded", "--port", str(port), "--scale", "800"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [ARIS3NB, "serve", "--embedded", "--port", str(port), "--scale", "800"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             assert wait_ready(base, process).json()["revision"] == migrate.head_revision()
-            token = httpx.post(f"{base}/aris3/auth/login", json={"username": "northwind.admin", "password": SECRET},
-                               timeout=10).json()["access_token"]
+            token = httpx.post(
+                f"{base}/aris3/auth/login", json={"username": "northwind.admin", "password": SECRET}, timeout=10
+            ).json()["access_token"]
             stock = httpx.get(f"{base}/aris3/stock", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
             assert 0 < stock["totals"]["total_rows"] < 800
             assert stock["totals"]["total_units"] == stock["totals"]["total_rfid"] + stock["totals"]["total_pending"]
@@ -191,9 +204,13 @@ def test_serve_over_postgresql(postgres_url: str, tmp_path: Path) -> None:
     seeded = aris3nb("db", "seed", "--database-url", postgres_url, "--scale", "300", "--exports-dir", str(tmp_path))
     assert seeded.returncode == 0, seeded.stderr
     port = free_port()
-    process = subprocess.Popen([ARIS3NB, "serve", "--database-url", postgres_url, "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "ARIS3_EXPORTS_DIR": str(tmp_path)})
+    process = subprocess.Popen(
+        [ARIS3NB, "serve", "--database-url", postgres_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ARIS3_EXPORTS_DIR": str(tmp_path)},
+    )
     try:
         assert wait_ready(f"http://127.0.0.1:{port}", process).json()["status"] == "ready"
     finally:
@@ -201,7 +218,8 @@ def test_serve_over_postgresql(postgres_url: str, tmp_path: Path) -> None:
 
 
 def test_run_refuses_an_exports_dir_that_is_not_a_folder_and_a_foreign_profile_without_its_service(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     env = {"OPS_ARTIFACTS_DIR": str(tmp_path / "art")}
     done = aris3nb("run", "--embedded", "--exports-dir", str(tmp_path / "missing"), env=env)
     assert_one_line_failure(done, 2, "--exports-dir")
@@ -216,9 +234,23 @@ def test_run_refuses_an_exports_dir_that_is_not_a_folder_and_a_foreign_profile_w
 def test_every_commands_help_names_what_it_reads_without_type_noise() -> None:
     """Each command's help says its exit codes; options show what to give (URL, SECONDS, PATH),
     never a Python type such as <str> or <list[str]>."""
-    commands = [["run"], ["gate"], ["integrity"], ["init"], ["serve"], ["backup", "create"], ["backup", "validate"],
-                ["backup", "restore-verify"], ["backup", "restore"], ["evidence", "verify"], ["evidence", "seal"],
-                ["evidence", "keygen"], ["db", "upgrade"], ["db", "downgrade"], ["db", "seed"]]
+    commands = [
+        ["run"],
+        ["gate"],
+        ["integrity"],
+        ["init"],
+        ["serve"],
+        ["backup", "create"],
+        ["backup", "validate"],
+        ["backup", "restore-verify"],
+        ["backup", "restore"],
+        ["evidence", "verify"],
+        ["evidence", "seal"],
+        ["evidence", "keygen"],
+        ["db", "upgrade"],
+        ["db", "downgrade"],
+        ["db", "seed"],
+    ]
     for command in commands:
         done = aris3nb(*command, "--help")
         assert done.returncode == 0, (command, done.stderr)

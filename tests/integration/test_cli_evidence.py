@@ -29,10 +29,25 @@ def sealed_run(runs: Path, index: int, key: Path | None = None) -> Path:
     (folder / "03-post_deploy.ipynb").write_text('{"cells": []}')
     (folder / "03-post_deploy.html").write_text("<html></html>")
     (folder / "post_deploy" / "integrity_report.json").write_text('{"verdict": "PASS"}')
-    seal_run(folder, {"run_id": folder.name, "started_at": "2026-11-28T09:00:00.000Z",
-                      "finished_at": "2026-11-28T09:00:10.000Z", "duration_sec": 10.0, "verdict": "PASS",
-                      "decision": "GO", "exit_code": 0, "target": {"mode": "embedded"}, "parameters": {},
-                      "phases": [], "metrics": {}, "code": {}, "tools": {}}, signing_key=key)
+    seal_run(
+        folder,
+        {
+            "run_id": folder.name,
+            "started_at": "2026-11-28T09:00:00.000Z",
+            "finished_at": "2026-11-28T09:00:10.000Z",
+            "duration_sec": 10.0,
+            "verdict": "PASS",
+            "decision": "GO",
+            "exit_code": 0,
+            "target": {"mode": "embedded"},
+            "parameters": {},
+            "phases": [],
+            "metrics": {},
+            "code": {},
+            "tools": {},
+        },
+        signing_key=key,
+    )
     return folder
 
 
@@ -75,8 +90,9 @@ def test_a_good_chain_exits_0_with_a_short_summary(runs: Path, key: Path, capsys
     assert out[-1].startswith(f"  head: {run_id(2)} sha256:")
 
 
-def test_a_single_run_is_verified_from_its_folder_or_its_evidence_json(runs: Path, key: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_single_run_is_verified_from_its_folder_or_its_evidence_json(
+    runs: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = sealed_run(runs, 0, key)
     for path in (folder, folder / EVIDENCE_NAME):
         code, out, _ = cli(capsys, "evidence", "verify", str(path))
@@ -101,13 +117,16 @@ def test_an_incomplete_run_is_a_warning_unless_strict(runs: Path, capsys: pytest
     sealed_run(runs, 0)
     (runs / run_id(1)).mkdir()
     code, out, _ = cli(capsys, "evidence", "verify", str(runs))
-    assert code == 0 and any(line.startswith(f"  warning: run {run_id(1)} has no evidence.json (incomplete run")
-                             for line in out)
+    assert code == 0 and any(
+        line.startswith(f"  warning: run {run_id(1)} has no evidence.json (incomplete run") for line in out
+    )
     code, out, _ = cli(capsys, "evidence", "verify", str(runs), "--strict")
     assert code == 1 and out[0].startswith("INVALID") and out[1].startswith(f"  - run {run_id(1)} has no evidence.json")
 
 
-def test_an_unsigned_unlinked_run_is_said_unprotected_and_fails_strict(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unsigned_unlinked_run_is_said_unprotected_and_fails_strict(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = sealed_run(runs, 0)
     code, out, _ = cli(capsys, "evidence", "verify", str(folder))
     assert code == 0 and out[0].startswith(f"VALID FILES, UNPROTECTED evidence.json: run {folder.name}")
@@ -137,10 +156,14 @@ def test_tampering_exits_1_with_one_line_per_problem(runs: Path, capsys: pytest.
         f"INVALID: chain of 2 runs in {runs} (3 problems)",
         f"  - run {first.name}: file '03-post_deploy.html' has changed: it is 19 bytes, evidence.json says 13",
         f"  - run {first.name}: unlisted file '.added': added after the run was sealed",
-        (f"  - run {last.name}: names run {middle.name} as its previous run, but run {middle.name} is missing "
-         f"(deleted?); before it is run {first.name}"),
-        (f"  warning: the newest run {last.name} is unsigned and no later run links it: its evidence.json (verdicts, "
-         "parameters) is protected by nothing yet; sign runs (--signing-key) or record the head's digest elsewhere"),
+        (
+            f"  - run {last.name}: names run {middle.name} as its previous run, but run {middle.name} is missing "
+            f"(deleted?); before it is run {first.name}"
+        ),
+        (
+            f"  warning: the newest run {last.name} is unsigned and no later run links it: its evidence.json (verdicts, "
+            "parameters) is protected by nothing yet; sign runs (--signing-key) or record the head's digest elsewhere"
+        ),
     ]
 
 
@@ -157,12 +180,19 @@ def test_signature_problems_exit_1(runs: Path, key: Path, tmp_path: Path, capsys
     assert code == 1 and out[1].startswith(f"  - bad signature: {SIGNATURE_NAME} does not match evidence.json")
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ('{"format": "aris3nb.evidence", "version": 1, ', "is not valid JSON"),
-    ('{"format": "aris3nb.evidence", "version": 9}', "has aris3nb.evidence version 9; this aris3nb reads version(s) 1"),
-])
-def test_unusable_evidence_exits_2_in_one_line(runs: Path, text: str, fragment: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"format": "aris3nb.evidence", "version": 1, ', "is not valid JSON"),
+        (
+            '{"format": "aris3nb.evidence", "version": 9}',
+            "has aris3nb.evidence version 9; this aris3nb reads version(s) 1",
+        ),
+    ],
+)
+def test_unusable_evidence_exits_2_in_one_line(
+    runs: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = sealed_run(runs, 0)
     (folder / EVIDENCE_NAME).write_text(text)
     code, out, err = cli(capsys, "evidence", "verify", str(folder))
@@ -170,7 +200,9 @@ def test_unusable_evidence_exits_2_in_one_line(runs: Path, text: str, fragment: 
     assert_one_failed_line(err, fragment)
 
 
-def test_unusable_paths_and_keys_exit_2_in_one_line(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unusable_paths_and_keys_exit_2_in_one_line(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = sealed_run(runs, 0)
     cases = [
         (["evidence", "verify", str(tmp_path / "nowhere")], "no such file or folder"),
@@ -199,15 +231,22 @@ def test_keygen_creates_a_pair_and_refuses_to_overwrite(tmp_path: Path, capsys: 
 
 def test_the_console_script_verifies_and_fails_without_a_traceback(runs: Path, key: Path) -> None:
     folder = sealed_run(runs, 0, key)
-    done = subprocess.run([ARIS3NB, "evidence", "verify", str(runs), "--public-key", f"{key}.pub"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [ARIS3NB, "evidence", "verify", str(runs), "--public-key", f"{key}.pub"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (folder / "03-post_deploy.ipynb").write_text('{"cells": [1]}')
-    done = subprocess.run([ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 1 and "file '03-post_deploy.ipynb' has changed" in done.stdout
     (folder / EVIDENCE_NAME).write_text("{")
-    done = subprocess.run([ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2 and done.stderr.startswith("FAILED: ") and len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stdout + done.stderr

@@ -39,11 +39,18 @@ def assert_consistent(document: dict) -> None:
     """verdict, counts, exit code and blocking checks agree with the checks (the format's rules)."""
     from aris3nb.core.checks import CheckResult
 
-    results = [CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c["evidence"])
-               for c in document["checks"]]
+    results = [
+        CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c["evidence"])
+        for c in document["checks"]
+    ]
     statuses = {r.status for r in results}
-    expected = (Verdict.FAIL if Status.FAIL in statuses or (document["strict"] and Status.WARN in statuses)
-                else Verdict.PASS_WITH_WARNINGS if Status.WARN in statuses else Verdict.PASS)
+    expected = (
+        Verdict.FAIL
+        if Status.FAIL in statuses or (document["strict"] and Status.WARN in statuses)
+        else Verdict.PASS_WITH_WARNINGS
+        if Status.WARN in statuses
+        else Verdict.PASS
+    )
     assert document["verdict"] == expected
     assert document["exit_code"] == (1 if expected is Verdict.FAIL else 0)
     assert document["counts"] == status_counts(results)
@@ -84,10 +91,13 @@ def test_the_integrity_report_example_has_the_real_shape(tmp_path: Path, sqlite_
     assert failing["name"] == "pos.payments_cover_total" and failing["evidence"]["sample"][0]["missing"] == 100
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    ({"version": 2}, "version 2; this aris3nb reads version(s) 1"),
-    ({"format": "aris3nb.manifest"}, "is not a aris3nb.gate_summary document"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"version": 2}, "version 2; this aris3nb reads version(s) 1"),
+        ({"format": "aris3nb.manifest"}, "is not a aris3nb.gate_summary document"),
+    ],
+)
 def test_readers_refuse_unknown_formats_and_versions(tmp_path: Path, change: dict, fragment: str) -> None:
     document = {**example("aris3nb.gate_summary"), **change}
     with pytest.raises(UsageError, match=re.escape(fragment)):

@@ -26,8 +26,10 @@ FRESHNESS = ("backup.freshness", "drill.freshness")
 
 def judged(artifacts: Path, url: str, **settings: object) -> dict[str, object]:
     """The freshness checks of a gate run on ``url``, by name."""
-    report = run_gate(GateOptions(database_url=url, checks=FRESHNESS, workdir=REPO_ROOT),
-                      load_gate_settings(ops_artifacts_dir=artifacts, **settings))
+    report = run_gate(
+        GateOptions(database_url=url, checks=FRESHNESS, workdir=REPO_ROOT),
+        load_gate_settings(ops_artifacts_dir=artifacts, **settings),
+    )
     return {result.name: result for result in report.results}
 
 
@@ -43,8 +45,11 @@ def test_stale_and_fresh_backups_and_drills_on_both_engines(tmp_path: Path, data
 
     settings = load_gate_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True)
     made = create_backup(database_url, "pre_deploy_fresh", settings=settings)
-    restore_verify(made.manifest_path, settings=settings,
-                   server_url=database_url if engine_name(database_url) == "postgresql" else None)
+    restore_verify(
+        made.manifest_path,
+        settings=settings,
+        server_url=database_url if engine_name(database_url) == "postgresql" else None,
+    )
     fresh = judged(artifacts, database_url)
     assert fresh["backup.freshness"].status is Status.PASS, fresh["backup.freshness"].detail
     assert fresh["backup.freshness"].detail.startswith("newest valid backup pre_deploy_fresh is ")
@@ -54,10 +59,22 @@ def test_stale_and_fresh_backups_and_drills_on_both_engines(tmp_path: Path, data
     assert 0 <= fresh["drill.freshness"].evidence["age_sec"] < 120
 
     time.sleep(2)  # the backup and the drill are now 2 s old: stale for a 1 s budget, a 0.864 s max age
-    env = {**os.environ, "OPS_ARTIFACTS_DIR": str(artifacts), "OPS_RPO_BUDGET_SEC": "1",
-           "OPS_GATE_LATENCY_SAMPLES": "1", "OPS_GATE_LATENCY_WARMUP": "0"}
-    done = subprocess.run([ARIS3NB, "gate", "--database-url", database_url, "--json"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, check=False, timeout=300)
+    env = {
+        **os.environ,
+        "OPS_ARTIFACTS_DIR": str(artifacts),
+        "OPS_RPO_BUDGET_SEC": "1",
+        "OPS_GATE_LATENCY_SAMPLES": "1",
+        "OPS_GATE_LATENCY_WARMUP": "0",
+    }
+    done = subprocess.run(
+        [ARIS3NB, "gate", "--database-url", database_url, "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads(done.stdout)
     assert summary["blocking_checks"] == ["backup.freshness"], summary["blocking_checks"]
@@ -78,8 +95,10 @@ def test_the_embedded_defaults_throwaway_target_skips_with_its_reason(tmp_path: 
 
     settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
     with embedded_target(settings, scale=0, purpose="run") as made:
-        report = run_gate(GateOptions(database_url=made.database_url, base_url=made.base_url, checks=FRESHNESS,
-                                      workdir=REPO_ROOT), settings)
+        report = run_gate(
+            GateOptions(database_url=made.database_url, base_url=made.base_url, checks=FRESHNESS, workdir=REPO_ROOT),
+            settings,
+        )
     assert [r.status for r in report.results] == [Status.SKIP, Status.SKIP], [r.detail for r in report.results]
     assert all("no real target" in r.detail and "throwaway" in r.detail for r in report.results)
     assert report.exit_code == 0

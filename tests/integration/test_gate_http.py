@@ -45,9 +45,18 @@ class FakeAris3:
         elif scope["path"] == "/ready":
             body = {"status": "ready", "revision": "0005_stock_sellable"}
         elif scope["path"] == "/aris3/auth/login":
-            status, body = 401, {"code": "INVALID_CREDENTIALS", "message": "wrong username or password",
-                                 "details": None, "trace_id": "t"}
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+            status, body = (
+                401,
+                {
+                    "code": "INVALID_CREDENTIALS",
+                    "message": "wrong username or password",
+                    "details": None,
+                    "trace_id": "t",
+                },
+            )
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
@@ -119,14 +128,16 @@ def test_a_service_that_is_down_fails_at_once() -> None:
 
 
 def test_the_gate_against_a_hanging_base_url_fails_every_live_check_within_the_timeouts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPS_GATE_HTTP_TIMEOUT_SEC", "0.5")
     monkeypatch.setenv("ARIS3_SMOKE_PASSWORD", PASSWORD)
     settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
     with serving(FakeAris3("hang")) as base:
         started = time.monotonic()
-        report = run_gate(GateOptions(base_url=f"{base.replace('http://', 'http://ops:Url-Secret-9@')}/",
-                                      workdir=tmp_path), settings)
+        report = run_gate(
+            GateOptions(base_url=f"{base.replace('http://', 'http://ops:Url-Secret-9@')}/", workdir=tmp_path), settings
+        )
         elapsed = time.monotonic() - started
     statuses = {r.name: r.status for r in report.results}
     live = [name for name in statuses if name.startswith(("http.", "latency."))]
@@ -166,7 +177,9 @@ class UpstreamLike:
             if not message.get("more_body"):
                 break
         status, answer = self.answer(scope["method"], scope["path"], dict(scope["headers"]), body)
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
 
     def answer(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> tuple[int, Any]:
@@ -178,8 +191,11 @@ class UpstreamLike:
         if path == "/aris3/auth/login" and method == "POST":
             sent = json.loads(body or b"{}")
             if "username_or_email" not in sent:
-                return 422, {"code": "VALIDATION_ERROR", "message": "username_or_email or email is required",
-                             **envelope}
+                return 422, {
+                    "code": "VALIDATION_ERROR",
+                    "message": "username_or_email or email is required",
+                    **envelope,
+                }
             if (sent["username_or_email"], sent.get("password")) != ("smoke.admin", PASSWORD):
                 return 401, {"code": "INVALID_CREDENTIALS", "message": "Invalid credentials", **envelope}
             return 200, {"access_token": self.TOKEN, "token_type": "bearer"}
@@ -191,24 +207,37 @@ class UpstreamLike:
 def upstream_profile() -> Any:
     from aris3nb.targets.profile import LoadedProfile, Profile
 
-    profile = Profile.model_validate({
-        "profile_version": 1, "name": "upstream-like",
-        "service": {
-            "health": {"path": "/health", "pointer": "/ok", "expect": True},
-            "ready": {"path": "/ready", "status": 200, "ready_pointer": "/readiness", "ready_expect": "ready",
-                      "revision_pointer": ""},
-            "login": {"path": "/aris3/auth/login",
-                      "body": {"username_or_email": "{username}", "password": "{password}"}},
-            "smoke_account": {"username_env": "UPSTREAM_SMOKE_USER", "password_env": "UPSTREAM_SMOKE_PASSWORD"},
-            "endpoints": [{"name": "health", "path": "/health", "auth": False, "p95_ms": 120},
-                          {"name": "stock", "path": "/aris3/stock", "params": {"page_size": "50"}, "p95_ms": 300}],
-        },
-    })
+    profile = Profile.model_validate(
+        {
+            "profile_version": 1,
+            "name": "upstream-like",
+            "service": {
+                "health": {"path": "/health", "pointer": "/ok", "expect": True},
+                "ready": {
+                    "path": "/ready",
+                    "status": 200,
+                    "ready_pointer": "/readiness",
+                    "ready_expect": "ready",
+                    "revision_pointer": "",
+                },
+                "login": {
+                    "path": "/aris3/auth/login",
+                    "body": {"username_or_email": "{username}", "password": "{password}"},
+                },
+                "smoke_account": {"username_env": "UPSTREAM_SMOKE_USER", "password_env": "UPSTREAM_SMOKE_PASSWORD"},
+                "endpoints": [
+                    {"name": "health", "path": "/health", "auth": False, "p95_ms": 120},
+                    {"name": "stock", "path": "/aris3/stock", "params": {"page_size": "50"}, "p95_ms": 300},
+                ],
+            },
+        }
+    )
     return LoadedProfile(profile, Path("/nonexistent/aris3nb.toml"), None)
 
 
 def test_an_upstream_like_service_passes_with_its_profile_and_a_bad_password_quotes_the_server(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("UPSTREAM_SMOKE_USER", "smoke.admin")
     monkeypatch.setenv("UPSTREAM_SMOKE_PASSWORD", PASSWORD)
     settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_warmup=0)
@@ -217,21 +246,26 @@ def test_an_upstream_like_service_passes_with_its_profile_and_a_bad_password_quo
     with serving(UpstreamLike()) as base:
         report = run_gate(GateOptions(base_url=base, profile=loaded, checks=checks, workdir=tmp_path), settings)
         monkeypatch.setenv("UPSTREAM_SMOKE_PASSWORD", "Wrong-Secret-5")
-        refused = run_gate(GateOptions(base_url=base, profile=loaded, checks=("latency.stock",), workdir=tmp_path),
-                           settings)
+        refused = run_gate(
+            GateOptions(base_url=base, profile=loaded, checks=("latency.stock",), workdir=tmp_path), settings
+        )
     results = {r.name: r for r in report.results}
     assert {r.status for r in results.values()} == {Status.PASS}, {r.name: r.detail for r in report.results}
     assert results["http.health"].detail.startswith("200, /ok = true in ")
     assert results["http.ready"].detail.startswith('200, /readiness = "ready" in ')
-    assert results["http.ready"].detail.endswith("the service reports no revision (the profile names no "
-                                                 "revision_pointer), so the schema's revision is not compared here")
+    assert results["http.ready"].detail.endswith(
+        "the service reports no revision (the profile names no "
+        "revision_pointer), so the schema's revision is not compared here"
+    )
     text = report.summary_path.read_text()
     assert PASSWORD not in text and UpstreamLike.TOKEN not in text
     [stock] = refused.results
     assert stock.status is Status.FAIL
-    assert stock.detail == ("login as smoke.admin (POST /aris3/auth/login) answered 401 Unauthorized: "
-                            "INVALID_CREDENTIALS: Invalid credentials; the server refused the smoke account's "
-                            "credentials (check UPSTREAM_SMOKE_USER / UPSTREAM_SMOKE_PASSWORD)")
+    assert stock.detail == (
+        "login as smoke.admin (POST /aris3/auth/login) answered 401 Unauthorized: "
+        "INVALID_CREDENTIALS: Invalid credentials; the server refused the smoke account's "
+        "credentials (check UPSTREAM_SMOKE_USER / UPSTREAM_SMOKE_PASSWORD)"
+    )
     assert "Wrong-Secret-5" not in refused.summary_path.read_text()
 
 

@@ -24,18 +24,18 @@ from aris3nb.gate.migrations import (
     round_trip_on_sqlite,
 )
 
-ENV_PY = '''
+ENV_PY = """
 from alembic import context
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=None)
 with context.begin_transaction():
     context.run_migrations()
-'''
+"""
 
 
 def revision(rev: str, down: str | None, upgrade: str, downgrade: str) -> str:
-    return textwrap.dedent(f'''
+    return textwrap.dedent(f"""
         import sqlalchemy as sa
         from alembic import op
 
@@ -51,10 +51,12 @@ def revision(rev: str, down: str | None, upgrade: str, downgrade: str) -> str:
 
         def downgrade():
         {textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")}
-    ''')
+    """)
 
 
-CREATE_WIDGETS = 'op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))'
+CREATE_WIDGETS = (
+    'op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))'
+)
 CREATE_NOTES = 'op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))'
 
 
@@ -78,25 +80,33 @@ def widgets_metadata(extra_column: bool = False) -> sa.MetaData:
 
 @pytest.fixture
 def good_project(tmp_path: Path) -> Path:
-    return project(tmp_path / "good",
-                   revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
-                   revision("b2", "a1", CREATE_NOTES, 'op.drop_table("notes")'))
+    return project(
+        tmp_path / "good",
+        revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
+        revision("b2", "a1", CREATE_NOTES, 'op.drop_table("notes")'),
+    )
 
 
 @pytest.fixture
 def leaky_project(tmp_path: Path) -> Path:
     """The second revision's downgrade forgets its table."""
-    return project(tmp_path / "leaky",
-                   revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
-                   revision("b2", "a1", CREATE_NOTES, "pass"))
+    return project(
+        tmp_path / "leaky",
+        revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
+        revision("b2", "a1", CREATE_NOTES, "pass"),
+    )
 
 
 def test_the_real_migrations_round_trip_on_sqlite() -> None:
     outcome = round_trip_on_sqlite()
     assert outcome.status is Status.PASS, outcome.evidence["differences"]
     steps = outcome.evidence["steps"]
-    assert [s["step"] for s in steps] == ["upgrade head", "compare with the models", "downgrade base",
-                                         "upgrade head again"]
+    assert [s["step"] for s in steps] == [
+        "upgrade head",
+        "compare with the models",
+        "downgrade base",
+        "upgrade head again",
+    ]
     assert steps[0]["schema_sha256"] == steps[3]["schema_sha256"] and steps[0]["tables"] >= 15
 
 
@@ -114,20 +124,25 @@ def test_a_downgrade_that_leaves_a_table_behind_fails(leaky_project: Path, datab
     assert outcome.detail.startswith(f"{len(differences)} difference(s): downgrade base left table notes behind")
 
 
-def test_a_schema_that_differs_from_the_models_fails_listing_the_difference(good_project: Path, sqlite_url: str) -> None:
+def test_a_schema_that_differs_from_the_models_fails_listing_the_difference(
+    good_project: Path, sqlite_url: str
+) -> None:
     outcome = round_trip(sqlite_url, script_location=good_project, metadata=widgets_metadata(extra_column=True))
     assert outcome.status is Status.FAIL
     assert outcome.evidence["differences"] == [
-        "after the first upgrade: add_column widgets.weight (INTEGER): in the models, not in the database"]
+        "after the first upgrade: add_column widgets.weight (INTEGER): in the models, not in the database"
+    ]
 
 
 def test_single_head_both_ways(good_project: Path, tmp_path: Path) -> None:
     assert judge_single_head().status is Status.PASS
     assert judge_single_head(good_project).detail == "one head: b2"
-    forked = project(tmp_path / "forked",
-                     revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
-                     revision("b2", "a1", CREATE_NOTES, 'op.drop_table("notes")'),
-                     revision("c3", "a1", "pass", "pass"))
+    forked = project(
+        tmp_path / "forked",
+        revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
+        revision("b2", "a1", CREATE_NOTES, 'op.drop_table("notes")'),
+        revision("c3", "a1", "pass", "pass"),
+    )
     outcome = judge_single_head(forked)
     assert outcome.status is Status.FAIL
     assert outcome.detail.startswith("2 heads: b2, c3; merge them")
@@ -141,8 +156,9 @@ def test_target_at_head_passes_and_one_revision_behind_fails(database_url: str) 
     assert outcome.status is Status.FAIL
     head = migrate.head_revision()
     assert outcome.evidence["pending_revisions"] == [head]
-    assert outcome.detail == (f"target at {outcome.evidence['current_revision']}, code head is {head}: "
-                              f"1 revision(s) behind ({head})")
+    assert outcome.detail == (
+        f"target at {outcome.evidence['current_revision']}, code head is {head}: 1 revision(s) behind ({head})"
+    )
 
 
 def test_target_at_head_with_drifted_schema_fails(sqlite_url: str) -> None:
@@ -165,8 +181,9 @@ def test_target_schema_is_only_read(tmp_path: Path) -> None:
 
 def _scratch_databases(admin: sa.Engine) -> set[str]:
     with admin.connect() as conn:
-        return set(conn.scalars(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                                {"p": f"{SCRATCH_PREFIX}%"}))
+        return set(
+            conn.scalars(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": f"{SCRATCH_PREFIX}%"})
+        )
 
 
 @pytest.mark.postgres
@@ -180,11 +197,14 @@ def test_postgres_round_trip_in_a_scratch_database_that_is_dropped(postgres_admi
 
 
 @pytest.mark.postgres
-def test_postgres_scratch_database_is_dropped_even_when_a_migration_fails(postgres_admin: sa.Engine,
-                                                                          tmp_path: Path) -> None:
-    broken = project(tmp_path / "broken",
-                     revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
-                     revision("b2", "a1", 'op.execute("SELECT * FROM no_such_table")', "pass"))
+def test_postgres_scratch_database_is_dropped_even_when_a_migration_fails(
+    postgres_admin: sa.Engine, tmp_path: Path
+) -> None:
+    broken = project(
+        tmp_path / "broken",
+        revision("a1", None, CREATE_WIDGETS, 'op.drop_table("widgets")'),
+        revision("b2", "a1", 'op.execute("SELECT * FROM no_such_table")', "pass"),
+    )
     server = postgres_admin.url.render_as_string(hide_password=False)
     before = _scratch_databases(postgres_admin)
     outcome = round_trip_on_postgres(server, script_location=broken, metadata=widgets_metadata())

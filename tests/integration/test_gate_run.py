@@ -24,8 +24,15 @@ SECRET = "Gate-Secret-4821"
 
 
 def gate_process(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "scripts/release_readiness_gate.py", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=False, timeout=timeout, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "scripts/release_readiness_gate.py", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
 
 
 def assert_no_leak(text: str) -> None:
@@ -34,15 +41,22 @@ def assert_no_leak(text: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_the_embedded_gate_passes_every_check_on_both_engines(tmp_path: Path, postgres_admin: sa.Engine,
-                                                              postgres_url: str, monkeypatch: pytest.MonkeyPatch,
-                                                              prove_backup) -> None:
+def test_the_embedded_gate_passes_every_check_on_both_engines(
+    tmp_path: Path, postgres_admin: sa.Engine, postgres_url: str, monkeypatch: pytest.MonkeyPatch, prove_backup
+) -> None:
     monkeypatch.setenv("ARIS3_SMOKE_PASSWORD", SECRET)
     migrate.upgrade(postgres_url)
     prove_backup(postgres_url, tmp_path / "artifacts")  # a target released before: backed up and drilled
     settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
-    report = run_gate(GateOptions(pytest_target=SMOKE_TARGET, database_url=postgres_url, workdir=REPO_ROOT,
-                                  postgres_url=postgres_admin.url.render_as_string(hide_password=False)), settings)
+    report = run_gate(
+        GateOptions(
+            pytest_target=SMOKE_TARGET,
+            database_url=postgres_url,
+            workdir=REPO_ROOT,
+            postgres_url=postgres_admin.url.render_as_string(hide_password=False),
+        ),
+        settings,
+    )
     statuses = {r.name: r.status for r in report.results}
     assert statuses.pop("git") in (Status.PASS, Status.WARN), "the checkout may be dirty while it is being worked on"
     assert set(statuses.values()) == {Status.PASS}, {r.name: r.detail for r in report.results}
@@ -68,8 +82,12 @@ def test_the_embedded_gate_passes_every_check_on_both_engines(tmp_path: Path, po
 
 @pytest.mark.slow
 def test_the_playbook_gate_command_runs_verbatim_from_the_repository_root(tmp_path: Path) -> None:
-    done = gate_process("--pytest-target", SMOKE_TARGET, "--json",
-                        env={"OPS_ARTIFACTS_DIR": str(tmp_path), "ARIS3_SMOKE_PASSWORD": SECRET})
+    done = gate_process(
+        "--pytest-target",
+        SMOKE_TARGET,
+        "--json",
+        env={"OPS_ARTIFACTS_DIR": str(tmp_path), "ARIS3_SMOKE_PASSWORD": SECRET},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["verdict"] in ("PASS", "PASS_WITH_WARNINGS") and summary["exit_code"] == 0
@@ -80,8 +98,14 @@ def test_the_playbook_gate_command_runs_verbatim_from_the_repository_root(tmp_pa
 
 def test_a_failing_gate_exits_1_with_one_line_and_keeps_its_summary(tmp_path: Path) -> None:
     down = f"http://ops:{SECRET}@127.0.0.1:1"
-    done = gate_process("--base-url", down, "--database-url", f"postgresql://postgres:{SECRET}@127.0.0.1:1/aris3",
-                        env={"OPS_ARTIFACTS_DIR": str(tmp_path), "OPS_GATE_HTTP_TIMEOUT_SEC": "1"}, timeout=120)
+    done = gate_process(
+        "--base-url",
+        down,
+        "--database-url",
+        f"postgresql://postgres:{SECRET}@127.0.0.1:1/aris3",
+        env={"OPS_ARTIFACTS_DIR": str(tmp_path), "OPS_GATE_HTTP_TIMEOUT_SEC": "1"},
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("FAILED: release readiness gate: FAIL (")
     assert "target.schema" in done.stderr and "http.health" in done.stderr
@@ -93,13 +117,21 @@ def test_a_failing_gate_exits_1_with_one_line_and_keeps_its_summary(tmp_path: Pa
     assert_no_leak(summary_file.read_text())
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--pytest-target", "tests/smoke/no_such_test.py"], "pytest target 'tests/smoke/no_such_test.py' does not exist"),
-    (["--base-url", f"http://ops:{SECRET}@"], "malformed base URL"),
-    (["--budget", "checkout=100"], "--budget 'checkout=100'"),
-    (["--check", "http.health", "--check", "latency.checkout"],
-     "unknown gate check(s) latency.checkout; known: git, deploy.freeze, "),
-])  # more bad input, refused by the same validation: tests/unit/test_gate_options.py
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--pytest-target", "tests/smoke/no_such_test.py"],
+            "pytest target 'tests/smoke/no_such_test.py' does not exist",
+        ),
+        (["--base-url", f"http://ops:{SECRET}@"], "malformed base URL"),
+        (["--budget", "checkout=100"], "--budget 'checkout=100'"),
+        (
+            ["--check", "http.health", "--check", "latency.checkout"],
+            "unknown gate check(s) latency.checkout; known: git, deploy.freeze, ",
+        ),
+    ],
+)  # more bad input, refused by the same validation: tests/unit/test_gate_options.py
 def test_bad_usage_exits_2_before_anything_runs(tmp_path: Path, args: list[str], fragment: str) -> None:
     done = gate_process(*args, env={"OPS_ARTIFACTS_DIR": str(tmp_path)}, timeout=60)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -122,12 +154,23 @@ def test_check_runs_only_the_checks_named_and_the_summary_names_the_profile(tmp_
 def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
     """Outside a git checkout the git check warns, and one latency sample is inconclusive
     (WARN, never PASS): the embedded gate then passes with warnings, which --strict refuses."""
-    env = {**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "OPS_GATE_LATENCY_SAMPLES": "1",
-           "OPS_GATE_LATENCY_WARMUP": "0"}
+    env = {
+        **os.environ,
+        "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "OPS_GATE_LATENCY_SAMPLES": "1",
+        "OPS_GATE_LATENCY_WARMUP": "0",
+    }
     aris3nb = str(Path(sys.executable).with_name("aris3nb"))
     for strict, code, verdict in ((False, 0, "PASS_WITH_WARNINGS"), (True, 1, "FAIL")):
-        done = subprocess.run([aris3nb, "gate", "--json", *(["--strict"] * strict)], cwd=tmp_path,
-                              capture_output=True, text=True, check=False, timeout=120, env=env)
+        done = subprocess.run(
+            [aris3nb, "gate", "--json", *(["--strict"] * strict)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env=env,
+        )
         assert done.returncode == code, done.stderr
         summary = json.loads(done.stdout)
         assert (summary["verdict"], summary["strict"]) == (verdict, strict)
@@ -142,6 +185,12 @@ def test_help_lists_and_explains_the_commands() -> None:
     top = subprocess.run([aris3nb, "--help"], capture_output=True, text=True, check=False, timeout=60)
     assert "gate" in top.stdout and "integrity" in top.stdout
     for command in ("gate", "integrity"):
-        done = subprocess.run([aris3nb, command, "--help"], capture_output=True, text=True, check=False, timeout=60,
-                              env={**os.environ, "COLUMNS": "200"})
+        done = subprocess.run(
+            [aris3nb, command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert done.returncode == 0 and "--database-url" in done.stdout and "--strict" in done.stdout

@@ -26,7 +26,7 @@ from aris3nb.gate.smoke import (
     run_pytest,
 )
 
-MIXED = '''
+MIXED = """
 import time
 
 def test_login(record_property):
@@ -38,15 +38,15 @@ def test_checkout(record_property):
 
 def test_export(record_property):
     record_property("area", "exports")
-'''
+"""
 
-HANGING = '''
+HANGING = """
 import time
 
 def test_hangs(record_property):
     record_property("area", "stock")
     time.sleep(60)
-'''
+"""
 
 
 def smoke(folder: Path, source: str, timeout: float = 60):  # type: ignore[no-untyped-def]
@@ -72,7 +72,7 @@ def test_a_hanging_smoke_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert outcome.status is Status.FAIL and outcome.detail == "pytest did not finish within 3 s and was killed"
 
 
-MARKED = '''
+MARKED = """
 import pytest
 
 
@@ -89,38 +89,52 @@ def test_checkout_total(n): assert n < 2, "the till is wrong"
 
 
 def test_unmapped(): pass
-'''
+"""
 
 
 def test_a_profiles_rules_map_tests_by_marker_glob_and_substring_and_a_red_area_names_itself(tmp_path: Path) -> None:
     """The profile path of the smoke check, with an interpreter given (here aris3nb's own, so
     no target venv is needed): ids carrying a marker listed by ``--collect-only -m``, the
     JUnit test cases turned back into node ids, each test counted in every area whose rule it matches."""
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\nmarkers =\n    login: the login\n"
-                                         "    unused: no test has it\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\naddopts = --strict-markers\nmarkers =\n    login: the login\n    unused: no test has it\n"
+    )
     (tmp_path / "smoke").mkdir()
     (tmp_path / "smoke" / "test_marked.py").write_text(MARKED)
     env = dict(os.environ)
     args = [arg for plugin in ("schemathesis", "hypothesispytest", "nbval", "anyio") for arg in ("-p", f"no:{plugin}")]
-    marked = marked_node_ids("login", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
-                             pytest_args=args)
+    marked = marked_node_ids(
+        "login", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60, pytest_args=args
+    )
     assert marked == {"smoke/test_marked.py::test_token"}
-    assert marked_node_ids("unused", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
-                           pytest_args=args) == set()
-    with pytest.raises(SmokeSetupError, match=r"listing the tests marked 'logn' \(pytest --collect-only -m logn\) "
-                                              r"exited 4: ERROR: Unknown marker"):
-        marked_node_ids("logn", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60,
-                        pytest_args=args)
-    rules = [SimpleNamespace(area="auth", match=[], marker="login"),
-             SimpleNamespace(area="stock", match=["smoke/*::TestShelf::*"], marker=None),
-             SimpleNamespace(area="pos", match=["test_checkout_total["], marker=None)]
+    assert (
+        marked_node_ids(
+            "unused", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60, pytest_args=args
+        )
+        == set()
+    )
+    with pytest.raises(
+        SmokeSetupError,
+        match=r"listing the tests marked 'logn' \(pytest --collect-only -m logn\) "
+        r"exited 4: ERROR: Unknown marker",
+    ):
+        marked_node_ids("logn", "smoke", python=sys.executable, cwd=tmp_path, env=env, timeout_sec=60, pytest_args=args)
+    rules = [
+        SimpleNamespace(area="auth", match=[], marker="login"),
+        SimpleNamespace(area="stock", match=["smoke/*::TestShelf::*"], marker=None),
+        SimpleNamespace(area="pos", match=["test_checkout_total["], marker=None),
+    ]
     run = run_pytest("smoke", cwd=tmp_path, timeout_sec=60, env=env, python=sys.executable, pytest_args=args)
     outcome = judge_smoke(run, timeout_sec=60, secrets=[], classify=area_classifier(rules, {"login": marked}))
     assert outcome.status is Status.FAIL and outcome.detail.startswith("red area(s): pos — 1 failed, 4 passed in ")
     areas = outcome.evidence["areas"]
     assert areas["pos"]["failing_tests"] == ["smoke/test_marked.py::test_checkout_total[2]"]
-    assert {name: counts["passed"] for name, counts in areas.items()} == {"auth": 1, "stock": 1, "pos": 1,
-                                                                         OTHER_AREA: 1}
+    assert {name: counts["passed"] for name, counts in areas.items()} == {
+        "auth": 1,
+        "stock": 1,
+        "pos": 1,
+        OTHER_AREA: 1,
+    }
 
 
 def test_a_marker_that_is_no_marker_name_is_refused_before_pytest_runs(tmp_path: Path) -> None:
@@ -130,11 +144,14 @@ def test_a_marker_that_is_no_marker_name_is_refused_before_pytest_runs(tmp_path:
 
 def test_junit_test_cases_become_node_ids() -> None:
     def node(**attributes: str) -> str:
-        return junit_node_id(ElementTree.fromstring(
-            "<testcase " + " ".join(f'{k}="{v}"' for k, v in attributes.items()) + " />"))
+        return junit_node_id(
+            ElementTree.fromstring("<testcase " + " ".join(f'{k}="{v}"' for k, v in attributes.items()) + " />")
+        )
 
-    assert node(classname="smoke.test_s.TestA", name="test_b[x.y]", file="smoke/test_s.py") == \
-        "smoke/test_s.py::TestA::test_b[x.y]"
+    assert (
+        node(classname="smoke.test_s.TestA", name="test_b[x.y]", file="smoke/test_s.py")
+        == "smoke/test_s.py::TestA::test_b[x.y]"
+    )
     assert node(classname="test_s", name="test_c", file="test_s.py") == "test_s.py::test_c"
     assert node(classname="a.B", name="test_d") == "a.B::test_d", "no file (xunit2): classname::name"
 
@@ -142,16 +159,24 @@ def test_junit_test_cases_become_node_ids() -> None:
 def test_a_test_counts_in_every_area_whose_rule_it_matches() -> None:
     """A checkout test that also reads the report and exports it covers three areas; a test no
     rule matches is (other); the totals still count each test once."""
-    rules = [SimpleNamespace(area=area, match=[pattern], marker=None)
-             for area, pattern in (("pos", "*pos_*"), ("reports", "*reports*"), ("exports", "*exports*"))]
+    rules = [
+        SimpleNamespace(area=area, match=[pattern], marker=None)
+        for area, pattern in (("pos", "*pos_*"), ("reports", "*reports*"), ("exports", "*exports*"))
+    ]
     classify = area_classifier(rules, {})
     assert classify("t.py::test_pos_checkout_and_reports_exports") == ("pos", "reports", "exports")
     assert classify("t.py::test_login") == (OTHER_AREA,)
-    xml = ('<testsuite><testcase classname="t" name="test_pos_checkout_and_reports_exports" file="t.py"/>'
-           '<testcase classname="t" name="test_login" file="t.py"/></testsuite>')
+    xml = (
+        '<testsuite><testcase classname="t" name="test_pos_checkout_and_reports_exports" file="t.py"/>'
+        '<testcase classname="t" name="test_login" file="t.py"/></testsuite>'
+    )
     run = SmokeRun(0, "2 passed in 0.1s", xml, 0.1)
     outcome = judge_smoke(run, timeout_sec=60, secrets=[], classify=classify)
     assert outcome.evidence["totals"]["passed"] == 2
-    assert {n: c["passed"] for n, c in outcome.evidence["areas"].items()} == {"pos": 1, "reports": 1, "exports": 1,
-                                                                              OTHER_AREA: 1}
+    assert {n: c["passed"] for n, c in outcome.evidence["areas"].items()} == {
+        "pos": 1,
+        "reports": 1,
+        "exports": 1,
+        OTHER_AREA: 1,
+    }
     assert outcome.status is Status.WARN and "auth, stock, transfers" in outcome.detail

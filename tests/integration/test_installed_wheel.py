@@ -48,8 +48,11 @@ def test_every_folder_of_the_package_is_listed_for_the_wheel() -> None:
     """pyproject.toml lists the packages (setuptools cannot find them and map the data
     package at once): a new folder of modules left out would be missing from the wheel."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
-    folders = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "aris3nb").rglob("*.py")
-               if "__pycache__" not in path.parts}
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "aris3nb").rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
     assert folders - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
 
 
@@ -57,10 +60,20 @@ def test_a_checkout_reads_its_own_files() -> None:
     """In a checkout (and an editable install) the shipped files are the repository's, at its top."""
     assert not resources.PACKAGED
     assert resources.DATA_ROOT.resolve() == ROOT
-    found = (resources.NOTEBOOKS_DIR, resources.ALEMBIC_INI, resources.MIGRATIONS_DIR, resources.SMOKE_SUITE,
-             Path(migrate.alembic_config().config_file_name or ""))
-    assert [path.resolve() for path in found] == [ROOT / "notebooks", ROOT / "alembic.ini", ROOT / "migrations",
-                                                  ROOT / "tests/smoke/test_post_merge_readiness.py", ROOT / "alembic.ini"]
+    found = (
+        resources.NOTEBOOKS_DIR,
+        resources.ALEMBIC_INI,
+        resources.MIGRATIONS_DIR,
+        resources.SMOKE_SUITE,
+        Path(migrate.alembic_config().config_file_name or ""),
+    )
+    assert [path.resolve() for path in found] == [
+        ROOT / "notebooks",
+        ROOT / "alembic.ini",
+        ROOT / "migrations",
+        ROOT / "tests/smoke/test_post_merge_readiness.py",
+        ROOT / "alembic.ini",
+    ]
     assert not resources.is_packaged_smoke("tests/smoke/test_post_merge_readiness.py", ROOT)
 
 
@@ -74,8 +87,15 @@ class Installed:
     extra_env: dict[str, str]  # what the shared dependencies need (their data files) in the default mode
 
     def command(self, *args: str, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.venv / "bin" / "aris3nb"), *args], cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [str(self.venv / "bin" / "aris3nb"), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def _timed(timings: dict[str, float], name: str, command: list[str], **kwargs: object) -> None:
@@ -90,23 +110,40 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs the git checkout (its file list is what the wheel is built from)")
     base = tmp_path_factory.mktemp("wheel")
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     source = base / "source"
     for name in filter(None, files):
         if (ROOT / name).is_file() and not name.startswith("artifacts/"):
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
     timings: dict[str, float] = {}
-    _timed(timings, "wheel_build_sec", [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                                        str(base / "dist"), str(source)])
+    _timed(
+        timings,
+        "wheel_build_sec",
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(source)],
+    )
     (wheel,) = (base / "dist").glob("aris3nb-*.whl")
 
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site_packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        capture_output=True, text=True, check=True).stdout.strip())
+    site_packages = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)]
     extra_env: dict[str, str] = {}
     if not FROM_INDEX:
@@ -124,14 +161,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 def test_the_wheel_carries_the_notebooks_migrations_and_smoke_suite(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     data = "aris3nb/_data/"
-    expected = {data + "alembic.ini", data + "migrations/env.py", data + "migrations/script.py.mako",
-                data + "tests/smoke/conftest.py", data + "tests/smoke/test_post_merge_readiness.py",
-                "aris3nb/evidence/templates/offline.html.j2"}
+    expected = {
+        data + "alembic.ini",
+        data + "migrations/env.py",
+        data + "migrations/script.py.mako",
+        data + "tests/smoke/conftest.py",
+        data + "tests/smoke/test_post_merge_readiness.py",
+        "aris3nb/evidence/templates/offline.html.j2",
+    }
     expected |= {data + "notebooks/" + p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
     expected |= {data + "migrations/versions/" + p.name for p in (ROOT / "migrations" / "versions").glob("*.py")}
     # Every file of the package as the wheel was built from it: modules, templates, any data.
-    expected |= {p.relative_to(installed.source).as_posix() for p in (installed.source / "aris3nb").rglob("*")
-                 if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")}
+    expected |= {
+        p.relative_to(installed.source).as_posix()
+        for p in (installed.source / "aris3nb").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+    }
     assert len([n for n in expected if n.startswith(data + "notebooks/")]) == 5
     assert expected - names == set()
     assert {n for n in names if n.startswith(data)} - expected == set(), "nothing else of the repository's top"
@@ -139,21 +184,38 @@ def test_the_wheel_carries_the_notebooks_migrations_and_smoke_suite(installed: I
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_installed_aris3nb_runs_the_playbook_from_an_empty_folder(installed: Installed, tmp_path: Path,
-                                                                   record_property) -> None:
+def test_installed_aris3nb_runs_the_playbook_from_an_empty_folder(
+    installed: Installed, tmp_path: Path, record_property
+) -> None:
     """The main job, its bundle verified, and the packaged migrations, from an empty folder
     with a fresh HOME and nothing of this environment's but PATH."""
     empty, home, out = tmp_path / "empty", tmp_path / "home", tmp_path / "art"
     empty.mkdir()
     home.mkdir()
-    env = {"PATH": f"{installed.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}", "HOME": str(home),
-           "LANG": "C.UTF-8", "TMPDIR": os.environ.get("TMPDIR", "/tmp"), **installed.extra_env}
+    env = {
+        "PATH": f"{installed.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+        **installed.extra_env,
+    }
 
-    where = subprocess.run([str(installed.venv / "bin" / "python"), "-c",
-                            "import aris3nb, aris3nb.resources as r; print(aris3nb.__file__); print(r.DATA_ROOT)"],
-                           cwd=empty, env=env, capture_output=True, text=True, check=True).stdout.split()
-    assert where == [str(installed.site_packages / "aris3nb" / "__init__.py"),
-                     str(installed.site_packages / "aris3nb" / "_data")], "aris3nb must come from the wheel"
+    where = subprocess.run(
+        [
+            str(installed.venv / "bin" / "python"),
+            "-c",
+            "import aris3nb, aris3nb.resources as r; print(aris3nb.__file__); print(r.DATA_ROOT)",
+        ],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert where == [
+        str(installed.site_packages / "aris3nb" / "__init__.py"),
+        str(installed.site_packages / "aris3nb" / "_data"),
+    ], "aris3nb must come from the wheel"
 
     started = time.perf_counter()
     run = installed.command("run", "--out", str(out), "--json", cwd=empty, env=env, timeout=600)
@@ -165,8 +227,9 @@ def test_installed_aris3nb_runs_the_playbook_from_an_empty_folder(installed: Ins
     gate_summary = json.loads(next((bundle / "pre_deploy").glob("gate_summary_*.json")).read_text(encoding="utf-8"))
     smoke = next(check for check in gate_summary["checks"] if check["name"] == "smoke")
     assert smoke["status"] == "PASS", smoke
-    assert smoke["evidence"]["target"] == str(installed.site_packages / "aris3nb/_data/tests/smoke/"
-                                              "test_post_merge_readiness.py")
+    assert smoke["evidence"]["target"] == str(
+        installed.site_packages / "aris3nb/_data/tests/smoke/test_post_merge_readiness.py"
+    )
 
     verified = installed.command("evidence", "verify", str(bundle), cwd=empty, env=env, timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr

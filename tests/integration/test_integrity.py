@@ -92,8 +92,10 @@ def scratch(template: Seeded, tmp_path: Path, request: pytest.FixtureRequest) ->
 
 
 def check(seeded: Seeded, tmp_path: Path, **options: object) -> IntegrityReport:
-    return run_integrity_check(IntegrityOptions(seeded.url, seeded.exports_dir, **options),  # type: ignore[arg-type]
-                               artifacts_dir=tmp_path / "artifacts")
+    return run_integrity_check(
+        IntegrityOptions(seeded.url, seeded.exports_dir, **options),  # type: ignore[arg-type]
+        artifacts_dir=tmp_path / "artifacts",
+    )
 
 
 def not_passing(report: IntegrityReport) -> dict[str, Status]:
@@ -122,9 +124,12 @@ def test_freshly_seeded_data_passes_every_invariant(scratch: Seeded, tmp_path: P
 def test_seeded_canceled_transfers_raise_nothing(scratch: Seeded, tmp_path: Path) -> None:
     engine = create_engine(scratch.url)
     with engine.connect() as conn:
-        canceled = conn.execute(sa.text(
-            "SELECT count(DISTINCT t.id) FROM transfers t JOIN transfer_movements mv ON mv.transfer_id = t.id "
-            "WHERE t.status = 'CANCELED' AND mv.kind = 'RETURN'")).scalar_one()
+        canceled = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT t.id) FROM transfers t JOIN transfer_movements mv ON mv.transfer_id = t.id "
+                "WHERE t.status = 'CANCELED' AND mv.kind = 'RETURN'"
+            )
+        ).scalar_one()
     engine.dispose()
     assert canceled > 0, "the seed holds transfers canceled after dispatch"
     assert not_passing(check(scratch, tmp_path)) == {}
@@ -141,69 +146,144 @@ def test_seeded_data_passes_at_any_scale(database_url: str, tmp_path: Path, scal
 CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "revision behind": (["UPDATE alembic_version SET version_num = '0004_exports_idempotency'"], {"schema.revision"}),
     "stock in an unknown status": (
-        [("UPDATE stock_items SET status = 'LOST', sellable = false "
-          "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
-        {"stock.known_status"}),
+        [
+            (
+                "UPDATE stock_items SET status = 'LOST', sellable = false "
+                "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"stock.known_status"},
+    ),
     "in-transit item flagged sellable": (
-        [("UPDATE stock_items SET sellable = true "
-          "WHERE id = (SELECT id FROM stock_items WHERE status = 'IN_TRANSIT' ORDER BY id LIMIT 1)")],
-        {"stock.not_sellable_in_transit", "stock.store_totals"}),
+        [
+            (
+                "UPDATE stock_items SET sellable = true "
+                "WHERE id = (SELECT id FROM stock_items WHERE status = 'IN_TRANSIT' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"stock.not_sellable_in_transit", "stock.store_totals"},
+    ),
     "on-hand item not sellable": (
-        [("UPDATE stock_items SET sellable = false "
-          "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
-        {"stock.store_totals"}),
+        [
+            (
+                "UPDATE stock_items SET sellable = false "
+                "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"stock.store_totals"},
+    ),
     "transfer in an unknown state": (
-        [("UPDATE transfers SET status = 'LOST' WHERE id = (SELECT id FROM transfers WHERE status = 'DRAFT' "
-          "ORDER BY id LIMIT 1)")],
-        {"transfers.known_states"}),
+        [
+            (
+                "UPDATE transfers SET status = 'LOST' WHERE id = (SELECT id FROM transfers WHERE status = 'DRAFT' "
+                "ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"transfers.known_states"},
+    ),
     "received more than dispatched": (
-        [("DELETE FROM transfer_movements WHERE id = (SELECT mv.id FROM transfer_movements mv "
-          "JOIN transfers t ON t.id = mv.transfer_id WHERE t.status = 'RECEIVED' AND mv.kind = 'DISPATCH' "
-          "ORDER BY mv.id LIMIT 1)")],
-        {"transfers.received_within_dispatched"}),
+        [
+            (
+                "DELETE FROM transfer_movements WHERE id = (SELECT mv.id FROM transfer_movements mv "
+                "JOIN transfers t ON t.id = mv.transfer_id WHERE t.status = 'RECEIVED' AND mv.kind = 'DISPATCH' "
+                "ORDER BY mv.id LIMIT 1)"
+            )
+        ],
+        {"transfers.received_within_dispatched"},
+    ),
     "draft transfer with a dispatch": (
-        [("UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-          "ORDER BY id LIMIT 1)")],
-        {"transfers.draft_not_dispatched"}),
+        [
+            (
+                "UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
+                "ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"transfers.draft_not_dispatched"},
+    ),
     "received transfer not fully received": (
-        [("UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-          "ORDER BY id LIMIT 1)")],
-        {"transfers.received_complete"}),
+        [
+            (
+                "UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
+                "ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"transfers.received_complete"},
+    ),
     "paid sale with payments short of its total": (
-        [("UPDATE payments SET amount = amount - 1 WHERE id = (SELECT p.id FROM payments p "
-          "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND p.method = 'CARD' AND p.amount > 2 "
-          "ORDER BY p.id LIMIT 1)")],
-        {"pos.payments_cover_total"}),
+        [
+            (
+                "UPDATE payments SET amount = amount - 1 WHERE id = (SELECT p.id FROM payments p "
+                "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND p.method = 'CARD' AND p.amount > 2 "
+                "ORDER BY p.id LIMIT 1)"
+            )
+        ],
+        {"pos.payments_cover_total"},
+    ),
     "paid sale overpaid by card": (
-        [("UPDATE payments SET amount = amount + 5 WHERE id = (SELECT p.id FROM payments p "
-          "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND s.cash_session_id IS NULL "
-          "ORDER BY p.id LIMIT 1)")],
-        {"pos.payments_cover_total"}),
+        [
+            (
+                "UPDATE payments SET amount = amount + 5 WHERE id = (SELECT p.id FROM payments p "
+                "JOIN sales s ON s.id = p.sale_id WHERE s.status = 'PAID' AND s.cash_session_id IS NULL "
+                "ORDER BY p.id LIMIT 1)"
+            )
+        ],
+        {"pos.payments_cover_total"},
+    ),
     "paid sale whose lines do not sum to its total": (
-        [("UPDATE sale_lines SET line_total = line_total + 1 WHERE id = (SELECT l.id FROM sale_lines l "
-          "JOIN sales s ON s.id = l.sale_id WHERE s.status = 'PAID' ORDER BY l.id LIMIT 1)")],
-        {"pos.lines_sum_to_total"}),
+        [
+            (
+                "UPDATE sale_lines SET line_total = line_total + 1 WHERE id = (SELECT l.id FROM sale_lines l "
+                "JOIN sales s ON s.id = l.sale_id WHERE s.status = 'PAID' ORDER BY l.id LIMIT 1)"
+            )
+        ],
+        {"pos.lines_sum_to_total"},
+    ),
     "paid sale without payments": (
-        [("DELETE FROM payments WHERE sale_id = (SELECT id FROM sales WHERE status = 'PAID' "
-          "AND cash_session_id IS NULL ORDER BY id LIMIT 1)")],
-        {"pos.paid_has_payments"}),
+        [
+            (
+                "DELETE FROM payments WHERE sale_id = (SELECT id FROM sales WHERE status = 'PAID' "
+                "AND cash_session_id IS NULL ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"pos.paid_has_payments"},
+    ),
     "sold item on no paid sale": (
-        [("UPDATE stock_items SET status = 'SOLD', sellable = false WHERE id = (SELECT st.id FROM stock_items st "
-          "WHERE st.status = 'RFID' AND NOT EXISTS (SELECT 1 FROM sale_lines l WHERE l.stock_item_id = st.id) "
-          "ORDER BY st.id LIMIT 1)")],
-        {"pos.sold_stock_on_paid_sale"}),
+        [
+            (
+                "UPDATE stock_items SET status = 'SOLD', sellable = false WHERE id = (SELECT st.id FROM stock_items st "
+                "WHERE st.status = 'RFID' AND NOT EXISTS (SELECT 1 FROM sale_lines l WHERE l.stock_item_id = st.id) "
+                "ORDER BY st.id LIMIT 1)"
+            )
+        ],
+        {"pos.sold_stock_on_paid_sale"},
+    ),
     "closed session whose expected cash is off": (
-        [("UPDATE cash_sessions SET expected_amount = expected_amount + 1 WHERE id = (SELECT id FROM cash_sessions "
-          "WHERE status = 'CLOSED' ORDER BY id LIMIT 1)")],
-        {"cash.closed_sessions_balance"}),
+        [
+            (
+                "UPDATE cash_sessions SET expected_amount = expected_amount + 1 WHERE id = (SELECT id FROM cash_sessions "
+                "WHERE status = 'CLOSED' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"cash.closed_sessions_balance"},
+    ),
     "export record whose file changed": (
-        [("UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) WHERE id = (SELECT id FROM export_records "
-          "WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)")],
-        {"exports.files_match"}),
+        [
+            (
+                "UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) WHERE id = (SELECT id FROM export_records "
+                "WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"exports.files_match"},
+    ),
     "stock in another tenant's store": (
-        [("UPDATE stock_items SET store_id = (SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id "
-          "ORDER BY s.id LIMIT 1) WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)")],
-        {"tenancy.store_tenant"}),
+        [
+            (
+                "UPDATE stock_items SET store_id = (SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id "
+                "ORDER BY s.id LIMIT 1) WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"
+            )
+        ],
+        {"tenancy.store_tenant"},
+    ),
 }
 
 
@@ -240,8 +320,9 @@ def test_a_short_payment_names_the_sale_and_the_missing_amount(scratch: Seeded, 
     result = next(r for r in check(scratch, tmp_path).results if r.name == "pos.payments_cover_total")
     [row] = result.evidence["sample"]
     assert row["missing"] == 100 and row["paid"] == row["total"] - 100, "amounts in cents"
-    assert result.detail.startswith(f"1 PAID sale(s) whose payments do not settle the total (amounts in cents); "
-                                    f"first: id={row['id']}")
+    assert result.detail.startswith(
+        f"1 PAID sale(s) whose payments do not settle the total (amounts in cents); first: id={row['id']}"
+    )
 
 
 def test_missing_and_changed_export_files_fail(scratch: Seeded, tmp_path: Path) -> None:
@@ -261,10 +342,18 @@ def _idempotency_record(url: str, status: int, age: float) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         tenant = conn.execute(sa.select(m.Tenant.id).where(m.Tenant.slug == "smoke")).scalar_one()
-        conn.execute(m.IdempotencyRecord.__table__.insert(), {
-            "tenant_id": tenant, "endpoint": "POST /aris3/exports", "idempotency_key": uuid.uuid4().hex,
-            "request_hash": "0" * 64, "response_status": status, "response_body": {},
-            "created_at": m.utcnow() - dt.timedelta(seconds=age)})
+        conn.execute(
+            m.IdempotencyRecord.__table__.insert(),
+            {
+                "tenant_id": tenant,
+                "endpoint": "POST /aris3/exports",
+                "idempotency_key": uuid.uuid4().hex,
+                "request_hash": "0" * 64,
+                "response_status": status,
+                "response_body": {},
+                "created_at": m.utcnow() - dt.timedelta(seconds=age),
+            },
+        )
     engine.dispose()
 
 
@@ -298,24 +387,47 @@ def test_data_written_by_the_service_passes(scratch: Seeded, tmp_path: Path) -> 
             return response.json()
 
         def intake(store: str, prices: list[str]) -> list[int]:
-            items = [{"sku": "INT-1", "description": f"integrity {uuid.uuid4().hex[:8]}", "epc": uuid.uuid4().hex[:24].upper(),
-                      "cost_price": "1.00", "sale_price": price} for price in prices]
-            return [row["id"] for row in call("POST", "/aris3/stock", 201, json={"store_id": store, "items": items})["rows"]]
+            items = [
+                {
+                    "sku": "INT-1",
+                    "description": f"integrity {uuid.uuid4().hex[:8]}",
+                    "epc": uuid.uuid4().hex[:24].upper(),
+                    "cost_price": "1.00",
+                    "sale_price": price,
+                }
+                for price in prices
+            ]
+            return [
+                row["id"] for row in call("POST", "/aris3/stock", 201, json={"store_id": store, "items": items})["rows"]
+            ]
 
         ids = intake(a, ["5.00", "6.00", "7.00"])
-        transfer = call("POST", "/aris3/transfers", 201, json={"origin_store_id": a, "destination_store_id": b,
-                                                               "stock_item_ids": ids})
+        transfer = call(
+            "POST",
+            "/aris3/transfers",
+            201,
+            json={"origin_store_id": a, "destination_store_id": b, "stock_item_ids": ids},
+        )
         actions = f"/aris3/transfers/{transfer['id']}/actions"
         call("POST", actions, json={"action": "dispatch"})
         call("POST", actions, json={"action": "receive", "stock_item_ids": ids[:1]})
         assert call("POST", actions, json={"action": "cancel"})["status"] == "CANCELED"
 
         till = call("POST", "/aris3/pos/cash-sessions", 201, json={"store_id": a, "opening_amount": "100.00"})
-        sale = call("POST", "/aris3/pos/sales", 201, json={"store_id": a, "lines": [{"stock_item_id": i}
-                                                                                   for i in intake(a, ["12.00", "3.50"])]})
-        paid = call("POST", f"/aris3/pos/sales/{sale['id']}/actions",
-                    json={"action": "CHECKOUT", "payments": [{"method": "CASH", "amount": "10.00"},
-                                                             {"method": "CARD", "amount": "10.00"}]})
+        sale = call(
+            "POST",
+            "/aris3/pos/sales",
+            201,
+            json={"store_id": a, "lines": [{"stock_item_id": i} for i in intake(a, ["12.00", "3.50"])]},
+        )
+        paid = call(
+            "POST",
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            json={
+                "action": "CHECKOUT",
+                "payments": [{"method": "CASH", "amount": "10.00"}, {"method": "CARD", "amount": "10.00"}],
+            },
+        )
         assert (paid["status"], paid["change_due"]) == ("PAID", "4.50")
         call("POST", f"/aris3/pos/cash-sessions/{till['id']}/close", json={"counted_amount": "104.00"})
         call("POST", "/aris3/exports", 201, headers={"Idempotency-Key": uuid.uuid4().hex}, json={"kind": "SALES"})
@@ -370,4 +482,3 @@ def test_report_file_is_owner_only_and_free_of_secrets(scratch: Seeded, tmp_path
     text = report.report_path.read_text()
     password = make_url(scratch.url).password
     assert not password or password not in text
-

@@ -56,24 +56,97 @@ CLEAN = [
     ("stores", {"id": S1, "tenant_id": T, "name": "a"}),
     ("stores", {"id": S2, "tenant_id": T, "name": "b"}),
     ("users", {"id": _id(), "tenant_id": T, "store_id": S1, "username": "admin"}),
-    ("stock_items", {"id": _id(), "tenant_id": T, "store_id": S1, "item_uid": _id(), "epc": "A" * 24, "status": "RFID",
-                     "item_status": "ACTIVE", "location_code": "STORE", "pool": "SALE", "location_is_vendible": True}),
-    ("stock_items", {"id": _id(), "tenant_id": T, "store_id": S1, "item_uid": _id(), "epc": None, "status": "SOLD",
-                     "item_status": "SOLD", "location_code": "STORE", "pool": "SALE", "location_is_vendible": False}),
-    ("transfers", {"id": TRANSFER, "tenant_id": T, "origin_store_id": S1, "destination_store_id": S2,
-                   "status": "RECEIVED", "dispatched_at": "2026-11-01 10:00:00", "received_at": "2026-11-02 10:00:00"}),
+    (
+        "stock_items",
+        {
+            "id": _id(),
+            "tenant_id": T,
+            "store_id": S1,
+            "item_uid": _id(),
+            "epc": "A" * 24,
+            "status": "RFID",
+            "item_status": "ACTIVE",
+            "location_code": "STORE",
+            "pool": "SALE",
+            "location_is_vendible": True,
+        },
+    ),
+    (
+        "stock_items",
+        {
+            "id": _id(),
+            "tenant_id": T,
+            "store_id": S1,
+            "item_uid": _id(),
+            "epc": None,
+            "status": "SOLD",
+            "item_status": "SOLD",
+            "location_code": "STORE",
+            "pool": "SALE",
+            "location_is_vendible": False,
+        },
+    ),
+    (
+        "transfers",
+        {
+            "id": TRANSFER,
+            "tenant_id": T,
+            "origin_store_id": S1,
+            "destination_store_id": S2,
+            "status": "RECEIVED",
+            "dispatched_at": "2026-11-01 10:00:00",
+            "received_at": "2026-11-02 10:00:00",
+        },
+    ),
     ("transfer_lines", {"id": LINE, "transfer_id": TRANSFER, "tenant_id": T, "qty": 3}),
-    ("transfer_movements", {"id": _id(), "tenant_id": T, "transfer_id": TRANSFER, "transfer_line_id": LINE,
-                            "action": "DISPATCH", "qty": 3}),
-    ("transfer_movements", {"id": _id(), "tenant_id": T, "transfer_id": TRANSFER, "transfer_line_id": LINE,
-                            "action": "RECEIVE", "qty": 3}),
-    ("pos_sales", {"id": SALE, "tenant_id": T, "store_id": S1, "status": "PAID", "total_due": 30.5, "paid_total": 40.0,
-                   "balance_due": 0.0, "change_due": 9.5, "checked_out_at": "2026-11-03 10:00:00"}),
-    ("pos_sale_lines", {"id": _id(), "sale_id": SALE, "tenant_id": T, "qty": 2, "unit_price": 15.25, "line_total": 30.5}),
+    (
+        "transfer_movements",
+        {
+            "id": _id(),
+            "tenant_id": T,
+            "transfer_id": TRANSFER,
+            "transfer_line_id": LINE,
+            "action": "DISPATCH",
+            "qty": 3,
+        },
+    ),
+    (
+        "transfer_movements",
+        {"id": _id(), "tenant_id": T, "transfer_id": TRANSFER, "transfer_line_id": LINE, "action": "RECEIVE", "qty": 3},
+    ),
+    (
+        "pos_sales",
+        {
+            "id": SALE,
+            "tenant_id": T,
+            "store_id": S1,
+            "status": "PAID",
+            "total_due": 30.5,
+            "paid_total": 40.0,
+            "balance_due": 0.0,
+            "change_due": 9.5,
+            "checked_out_at": "2026-11-03 10:00:00",
+        },
+    ),
+    (
+        "pos_sale_lines",
+        {"id": _id(), "sale_id": SALE, "tenant_id": T, "qty": 2, "unit_price": 15.25, "line_total": 30.5},
+    ),
     ("pos_payments", {"id": _id(), "sale_id": SALE, "tenant_id": T, "method": "CASH", "amount": 40.0}),
-    ("pos_return_events", {"id": _id(), "sale_id": SALE, "tenant_id": T, "action": "REFUND_ITEMS",
-                           "refund_subtotal": 15.25, "restocking_fee": 0.0, "refund_total": 15.25, "exchange_total": 0.0,
-                           "net_adjustment": -15.25}),
+    (
+        "pos_return_events",
+        {
+            "id": _id(),
+            "sale_id": SALE,
+            "tenant_id": T,
+            "action": "REFUND_ITEMS",
+            "refund_subtotal": 15.25,
+            "restocking_fee": 0.0,
+            "refund_total": 15.25,
+            "exchange_total": 0.0,
+            "net_adjustment": -15.25,
+        },
+    ),
 ]
 
 
@@ -85,7 +158,9 @@ def _load(url: str) -> None:
                 conn.exec_driver_sql(statement)
             for table, row in CLEAN:
                 columns = ", ".join(row)
-                conn.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in row)})"), row)
+                conn.execute(
+                    sa.text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in row)})"), row
+                )
     finally:
         engine.dispose()
 
@@ -111,22 +186,39 @@ def test_clean_data_passes_and_absent_tables_are_not_applicable(database_url: st
     failing = {name: r.detail for name, r in results.items() if r.status is Status.FAIL}
     assert not failing, failing
     passed = {name for name, r in results.items() if r.status is Status.PASS}
-    assert {"aris3.stock.vendible_status", "aris3.transfers.received_means_settled", "aris3.pos.payments_make_paid_total",
-            "aris3.pos.return_amounts", "aris3.transfers.stores", "aris3.tenancy.user_store_of_tenant"} <= passed
+    assert {
+        "aris3.stock.vendible_status",
+        "aris3.transfers.received_means_settled",
+        "aris3.pos.payments_make_paid_total",
+        "aris3.pos.return_amounts",
+        "aris3.transfers.stores",
+        "aris3.tenancy.user_store_of_tenant",
+    } <= passed
     absent = results["aris3.cash.one_open_session"]
     assert absent.status is Status.WARN and absent.evidence["not_applicable"], absent.evidence
 
 
-@pytest.mark.parametrize(("plant", "check", "named"), [
-    ("UPDATE pos_payments SET amount = 35.0", "aris3.pos.payments_make_paid_total", SALE),
-    (f"UPDATE transfers SET status = 'CANCELED', canceled_at = received_at WHERE id = '{TRANSFER}'",
-     "aris3.transfers.timestamps_by_status", TRANSFER),
-    ("UPDATE transfer_movements SET qty = 2 WHERE action = 'RECEIVE'", "aris3.transfers.received_means_settled",
-     TRANSFER),
-    (f"UPDATE stores SET tenant_id = '{_id()}' WHERE id = '{S2}'", "aris3.transfers.stores", TRANSFER),
-], ids=["payment_short", "canceled_yet_received", "received_short", "store_of_another_tenant"])
-def test_a_planted_inconsistency_fails_its_check_naming_the_row(database_url: str, tmp_path: Path, plant: str,
-                                                                check: str, named: str) -> None:
+@pytest.mark.parametrize(
+    ("plant", "check", "named"),
+    [
+        ("UPDATE pos_payments SET amount = 35.0", "aris3.pos.payments_make_paid_total", SALE),
+        (
+            f"UPDATE transfers SET status = 'CANCELED', canceled_at = received_at WHERE id = '{TRANSFER}'",
+            "aris3.transfers.timestamps_by_status",
+            TRANSFER,
+        ),
+        (
+            "UPDATE transfer_movements SET qty = 2 WHERE action = 'RECEIVE'",
+            "aris3.transfers.received_means_settled",
+            TRANSFER,
+        ),
+        (f"UPDATE stores SET tenant_id = '{_id()}' WHERE id = '{S2}'", "aris3.transfers.stores", TRANSFER),
+    ],
+    ids=["payment_short", "canceled_yet_received", "received_short", "store_of_another_tenant"],
+)
+def test_a_planted_inconsistency_fails_its_check_naming_the_row(
+    database_url: str, tmp_path: Path, plant: str, check: str, named: str
+) -> None:
     _load(database_url)
     _run(database_url, plant)
     results = _check(database_url, tmp_path)

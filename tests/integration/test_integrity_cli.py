@@ -26,7 +26,9 @@ SMOKE_PASSWORD = "integrity-cli-smoke"
 
 def run(command: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ARIS3_SMOKE_", "DATABASE_URL"))}
-    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=timeout, env={**clean, **env})
+    return subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=timeout, env={**clean, **env}
+    )
 
 
 def playbook_line(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -41,8 +43,11 @@ def aris3nb(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def seeded(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=500, exports_dir=tmp_path / "exports")
-    return {"DATABASE_URL": sqlite_url, "ARIS3_EXPORTS_DIR": str(tmp_path / "exports"),
-            "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    return {
+        "DATABASE_URL": sqlite_url,
+        "ARIS3_EXPORTS_DIR": str(tmp_path / "exports"),
+        "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
 
 
 def test_the_playbook_line_passes_on_sound_data_and_keeps_its_report(seeded: dict[str, str], tmp_path: Path) -> None:
@@ -67,8 +72,14 @@ def test_a_violated_invariant_exits_1_naming_it(seeded: dict[str, str]) -> None:
 
 
 def test_options_override_the_environment(seeded: dict[str, str], tmp_path: Path) -> None:
-    done = aris3nb("--database-url", seeded["DATABASE_URL"], "--exports-dir", str(tmp_path / "elsewhere"), "--json",
-                   env={"OPS_ARTIFACTS_DIR": seeded["OPS_ARTIFACTS_DIR"]})
+    done = aris3nb(
+        "--database-url",
+        seeded["DATABASE_URL"],
+        "--exports-dir",
+        str(tmp_path / "elsewhere"),
+        "--json",
+        env={"OPS_ARTIFACTS_DIR": seeded["OPS_ARTIFACTS_DIR"]},
+    )
     assert done.returncode == 1
     assert json.loads(done.stdout)["blocking_checks"] == ["exports.files_match"]
 
@@ -79,17 +90,21 @@ def test_on_another_schema_the_reference_rules_are_not_applicable_not_crashes(tm
     them, naming them."""
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as db:
-        db.executescript("CREATE TABLE merchants (merchant_id TEXT PRIMARY KEY, handle TEXT);"
-                         "CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, gross_minor INTEGER);"
-                         "CREATE TABLE alembic_version (version_num VARCHAR(64) PRIMARY KEY);"
-                         "INSERT INTO alembic_version VALUES ('fr0007_account_outlet_grants_and_unit_shelves');")
+        db.executescript(
+            "CREATE TABLE merchants (merchant_id TEXT PRIMARY KEY, handle TEXT);"
+            "CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, gross_minor INTEGER);"
+            "CREATE TABLE alembic_version (version_num VARCHAR(64) PRIMARY KEY);"
+            "INSERT INTO alembic_version VALUES ('fr0007_account_outlet_grants_and_unit_shelves');"
+        )
     env = {"DATABASE_URL": f"sqlite:///{path}", "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
     done = aris3nb("--json", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads(done.stdout)
     assert document["verdict"] == "PASS_WITH_WARNINGS" and document["counts"]["WARN"] == 16
     assert document["not_applicable"]["count"] == 16
-    assert all(c["detail"].startswith("not applicable: ") and c["evidence"]["not_applicable"] for c in document["checks"])
+    assert all(
+        c["detail"].startswith("not applicable: ") and c["evidence"]["not_applicable"] for c in document["checks"]
+    )
     assert "failed" not in done.stdout and "no such table" not in done.stdout
     stock = next(c for c in document["checks"] if c["name"] == "stock.known_status")
     assert stock["detail"] == "not applicable: needs stock_items, absent here"
@@ -98,11 +113,17 @@ def test_on_another_schema_the_reference_rules_are_not_applicable_not_crashes(tm
     assert strict.stderr.strip().startswith("FAILED: integrity check: FAIL (schema.revision, stock.known_status, ")
 
 
-@pytest.mark.parametrize(("url", "fragment"), [
-    (f"postgresql://postgres:{SECRET}@127.0.0.1:1/aris3", "postgresql://postgres:***@127.0.0.1:1/aris3 is unavailable"),
-    ("sqlite:////nonexistent-folder/aris3.db", "does not exist"),
-    ("not a url", "cannot parse database URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        (
+            f"postgresql://postgres:{SECRET}@127.0.0.1:1/aris3",
+            "postgresql://postgres:***@127.0.0.1:1/aris3 is unavailable",
+        ),
+        ("sqlite:////nonexistent-folder/aris3.db", "does not exist"),
+        ("not a url", "cannot parse database URL"),
+    ],
+)
 def test_an_unusable_database_exits_2_in_one_line_without_the_password(url: str, fragment: str, tmp_path: Path) -> None:
     done = playbook_line("--strict", "--database-url", url, env={"OPS_ARTIFACTS_DIR": str(tmp_path)})
     assert done.returncode == 2
@@ -118,10 +139,26 @@ def test_sound_after_the_smoke_suite_wrote_to_it_over_http(database_url: str, tm
     migrate.upgrade(database_url)
     seed_database(database_url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
     with running_server(database_url, Settings(exports_dir=tmp_path / "exports")) as base_url:
-        smoke = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                     "tests/smoke/test_post_merge_readiness.py"],
-                    env={"ARIS3_SMOKE_BASE_URL": base_url, "ARIS3_SMOKE_PASSWORD": SMOKE_PASSWORD}, timeout=300)
+        smoke = run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/smoke/test_post_merge_readiness.py",
+            ],
+            env={"ARIS3_SMOKE_BASE_URL": base_url, "ARIS3_SMOKE_PASSWORD": SMOKE_PASSWORD},
+            timeout=300,
+        )
     assert smoke.returncode == 0, smoke.stdout[-3000:]
-    done = playbook_line("--strict", "--database-url", database_url, "--exports-dir", str(tmp_path / "exports"),
-                         env={"OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")})
+    done = playbook_line(
+        "--strict",
+        "--database-url",
+        database_url,
+        "--exports-dir",
+        str(tmp_path / "exports"),
+        env={"OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -58,19 +58,34 @@ PLANTS = planted_inconsistencies()
 
 #: For some plants, the row the finding must name: (query run before planting, sample column).
 NAMED_ROW = {
-    "receipt_tenders_cover_total": (("SELECT t.receipt_id FROM receipt_tenders t JOIN receipts r ON r.receipt_id = "
-                                     "t.receipt_id WHERE r.receipt_state = 'SETTLED' AND t.tender_kind = 'CARD' "
-                                     "ORDER BY r.receipt_no, t.tender_id LIMIT 1"), "receipt_id"),
-    "sold_units_match_settled_receipts": (("SELECT unit_id FROM inventory_units WHERE unit_state = 'ON_HAND' "
-                                           "ORDER BY rfid_tag LIMIT 1"), "unit_id"),
-    "ended_shift_count_matches_entries": (("SELECT shift_id FROM till_shifts WHERE shift_state = 'ENDED' "
-                                           "ORDER BY started_on, shift_id LIMIT 1"), "shift_id"),
-    "consignment_events_cover_phase": (("SELECT consignment_id FROM consignments WHERE phase = 'DELIVERED' "
-                                        "ORDER BY opened_on LIMIT 1"), "consignment_id"),
-    "finished_export_is_recorded": (("SELECT export_id FROM report_exports WHERE export_state = 'DONE' "
-                                     "ORDER BY file_name LIMIT 1"), "export_id"),
-    "export_files_match_digest": (("SELECT export_id FROM report_exports WHERE export_state = 'DONE' "
-                                   "ORDER BY file_name LIMIT 1"), "export_id"),
+    "receipt_tenders_cover_total": (
+        (
+            "SELECT t.receipt_id FROM receipt_tenders t JOIN receipts r ON r.receipt_id = "
+            "t.receipt_id WHERE r.receipt_state = 'SETTLED' AND t.tender_kind = 'CARD' "
+            "ORDER BY r.receipt_no, t.tender_id LIMIT 1"
+        ),
+        "receipt_id",
+    ),
+    "sold_units_match_settled_receipts": (
+        ("SELECT unit_id FROM inventory_units WHERE unit_state = 'ON_HAND' ORDER BY rfid_tag LIMIT 1"),
+        "unit_id",
+    ),
+    "ended_shift_count_matches_entries": (
+        ("SELECT shift_id FROM till_shifts WHERE shift_state = 'ENDED' ORDER BY started_on, shift_id LIMIT 1"),
+        "shift_id",
+    ),
+    "consignment_events_cover_phase": (
+        ("SELECT consignment_id FROM consignments WHERE phase = 'DELIVERED' ORDER BY opened_on LIMIT 1"),
+        "consignment_id",
+    ),
+    "finished_export_is_recorded": (
+        ("SELECT export_id FROM report_exports WHERE export_state = 'DONE' ORDER BY file_name LIMIT 1"),
+        "export_id",
+    ),
+    "export_files_match_digest": (
+        ("SELECT export_id FROM report_exports WHERE export_state = 'DONE' ORDER BY file_name LIMIT 1"),
+        "export_id",
+    ),
 }
 
 
@@ -95,8 +110,9 @@ def foreign_python() -> Path:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def template(request: pytest.FixtureRequest, foreign_python: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def template(
+    request: pytest.FixtureRequest, foreign_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
     """The target's database, migrated and seeded by the target's own code once per engine."""
     folder = tmp_path_factory.mktemp("foreign-template")
     if request.param == "sqlite":
@@ -233,11 +249,17 @@ def test_a_missing_column_makes_its_check_not_applicable_not_a_fail(target: Targ
 
 
 def test_a_check_query_cannot_write(target: Target, tmp_path: Path) -> None:
-    writer = {"name": "writer", "severity": "error", "requires": ["activity_journal"],
-              "query": "WITH gone AS (DELETE FROM activity_journal RETURNING 1 AS x) SELECT x FROM gone"}
+    writer = {
+        "name": "writer",
+        "severity": "error",
+        "requires": ["activity_journal"],
+        "query": "WITH gone AS (DELETE FROM activity_journal RETURNING 1 AS x) SELECT x FROM gone",
+    }
     before = query(target.url, "SELECT count(*) FROM activity_journal")
     report = check(target, tmp_path, sql_checks=(writer,), file_checks=())
-    assert report.results[0].status is Status.FAIL and report.results[0].detail.startswith("the query of writer failed: ")
+    assert report.results[0].status is Status.FAIL and report.results[0].detail.startswith(
+        "the query of writer failed: "
+    )
     assert query(target.url, "SELECT count(*) FROM activity_journal") == before > 0
 
 
@@ -245,9 +267,14 @@ def test_the_reference_set_is_not_applicable_here_and_never_crashes(target: Targ
     report = check(target, tmp_path, strict=False, builtin=("reference",), sql_checks=(), file_checks=())
     assert [r.name for r in report.results] == INTEGRITY_CHECKS.names()
     for result in report.results:
-        assert result.status is Status.WARN and result.detail.startswith("not applicable: "), (result.name, result.detail)
+        assert result.status is Status.WARN and result.detail.startswith("not applicable: "), (
+            result.name,
+            result.detail,
+        )
         assert result.evidence["not_applicable"] is True
-        assert "failed" not in result.detail and "no such" not in result.detail and "does not exist" not in result.detail
+        assert (
+            "failed" not in result.detail and "no such" not in result.detail and "does not exist" not in result.detail
+        )
     assert report.document["not_applicable"] == {"count": 16, "checks": INTEGRITY_CHECKS.names()}
     assert report.document["counts"] == {"PASS": 0, "WARN": 16, "FAIL": 0, "SKIP": 0}
     assert report.verdict is Verdict.PASS_WITH_WARNINGS

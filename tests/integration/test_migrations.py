@@ -30,7 +30,9 @@ def test_one_head_and_short_revision_ids() -> None:
     assert len(script.get_heads()) == 1
     assert len(revisions) >= 4
     assert all(len(r.revision) <= 32 for r in revisions), "alembic_version.version_num is VARCHAR(32)"
-    assert all(r.module.downgrade.__code__.co_code != (lambda: None).__code__.co_code for r in revisions), "every downgrade does something"
+    assert all(r.module.downgrade.__code__.co_code != (lambda: None).__code__.co_code for r in revisions), (
+        "every downgrade does something"
+    )
 
 
 def test_round_trip_restores_the_same_schema_and_matches_the_models(database_url: str) -> None:
@@ -73,34 +75,99 @@ def test_transfer_movements_are_backfilled_from_existing_lines(database_url: str
     now = _now()
     with engine.begin() as conn:
         conn.execute(t["tenants"].insert(), {"id": tenant, "slug": "t", "name": "T", "created_at": now})
-        conn.execute(t["stores"].insert(), [
-            {"id": s, "tenant_id": tenant, "code": code, "name": code, "created_at": now}
-            for s, code in ((origin, "A"), (destination, "B"))
-        ])
-        conn.execute(t["stock_items"].insert(), [
-            {"id": i, "tenant_id": tenant, "store_id": origin, "sku": "S", "description": "d", "epc": f"E{i}",
-             "status": "RFID", "location_code": "FLOOR", "cost_price": Decimal("1.00"), "sale_price": Decimal("2.00"), "created_at": now, "updated_at": now}
-            for i in range(1, 5)
-        ])
+        conn.execute(
+            t["stores"].insert(),
+            [
+                {"id": s, "tenant_id": tenant, "code": code, "name": code, "created_at": now}
+                for s, code in ((origin, "A"), (destination, "B"))
+            ],
+        )
+        conn.execute(
+            t["stock_items"].insert(),
+            [
+                {
+                    "id": i,
+                    "tenant_id": tenant,
+                    "store_id": origin,
+                    "sku": "S",
+                    "description": "d",
+                    "epc": f"E{i}",
+                    "status": "RFID",
+                    "location_code": "FLOOR",
+                    "cost_price": Decimal("1.00"),
+                    "sale_price": Decimal("2.00"),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(1, 5)
+            ],
+        )
         stamps = {"created_at": now, "updated_at": now, "dispatched_at": now, "received_at": now, "canceled_at": now}
-        conn.execute(t["transfers"].insert(), [
-            {"id": tid, "tenant_id": tenant, "origin_store_id": origin, "destination_store_id": destination,
-             "status": status, "created_by": None, **stamps}
-            for status, tid in transfers.items()
-        ])
-        conn.execute(t["transfer_lines"].insert(), [
-            {"id": 1, "transfer_id": transfers["RECEIVED"], "stock_item_id": 1, "status": "RECEIVED", "origin_status": "RFID", "received_at": now},
-            {"id": 2, "transfer_id": transfers["DISPATCHED"], "stock_item_id": 2, "status": "IN_TRANSIT", "origin_status": "RFID", "received_at": None},
-            {"id": 3, "transfer_id": transfers["CANCELED"], "stock_item_id": 3, "status": "RETURNED", "origin_status": "PENDING", "received_at": None},
-            {"id": 4, "transfer_id": transfers["DRAFT"], "stock_item_id": 4, "status": "PLANNED", "origin_status": "RFID", "received_at": None},
-        ])
+        conn.execute(
+            t["transfers"].insert(),
+            [
+                {
+                    "id": tid,
+                    "tenant_id": tenant,
+                    "origin_store_id": origin,
+                    "destination_store_id": destination,
+                    "status": status,
+                    "created_by": None,
+                    **stamps,
+                }
+                for status, tid in transfers.items()
+            ],
+        )
+        conn.execute(
+            t["transfer_lines"].insert(),
+            [
+                {
+                    "id": 1,
+                    "transfer_id": transfers["RECEIVED"],
+                    "stock_item_id": 1,
+                    "status": "RECEIVED",
+                    "origin_status": "RFID",
+                    "received_at": now,
+                },
+                {
+                    "id": 2,
+                    "transfer_id": transfers["DISPATCHED"],
+                    "stock_item_id": 2,
+                    "status": "IN_TRANSIT",
+                    "origin_status": "RFID",
+                    "received_at": None,
+                },
+                {
+                    "id": 3,
+                    "transfer_id": transfers["CANCELED"],
+                    "stock_item_id": 3,
+                    "status": "RETURNED",
+                    "origin_status": "PENDING",
+                    "received_at": None,
+                },
+                {
+                    "id": 4,
+                    "transfer_id": transfers["DRAFT"],
+                    "stock_item_id": 4,
+                    "status": "PLANNED",
+                    "origin_status": "RFID",
+                    "received_at": None,
+                },
+            ],
+        )
     migrate.upgrade(database_url, "0002_transfer_movements")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT transfer_line_id, kind FROM transfer_movements ORDER BY transfer_line_id, kind"
-        )).all()
+        rows = conn.execute(
+            sa.text("SELECT transfer_line_id, kind FROM transfer_movements ORDER BY transfer_line_id, kind")
+        ).all()
     engine.dispose()
-    assert [tuple(r) for r in rows] == [(1, "DISPATCH"), (1, "RECEIVE"), (2, "DISPATCH"), (3, "DISPATCH"), (3, "RETURN")]
+    assert [tuple(r) for r in rows] == [
+        (1, "DISPATCH"),
+        (1, "RECEIVE"),
+        (2, "DISPATCH"),
+        (3, "DISPATCH"),
+        (3, "RETURN"),
+    ]
     migrate.downgrade(database_url, "0001_initial_schema")
     assert "transfer_movements" not in schema_snapshot(database_url)
 
@@ -114,16 +181,38 @@ def test_sellable_flag_is_derived_from_status_and_dropped_on_downgrade(database_
     statuses = ["RFID", "PENDING", "IN_TRANSIT", "SOLD"]
     with engine.begin() as conn:
         conn.execute(t["tenants"].insert(), {"id": tenant, "slug": "t", "name": "T", "created_at": now})
-        conn.execute(t["stores"].insert(), {"id": store, "tenant_id": tenant, "code": "A", "name": "A", "created_at": now})
-        conn.execute(t["stock_items"].insert(), [
-            {"id": i, "tenant_id": tenant, "store_id": store, "sku": "S", "description": "d", "epc": f"E{i}",
-             "status": status, "location_code": "X", "cost_price": Decimal("1.00"), "sale_price": Decimal("2.00"), "created_at": now, "updated_at": now}
-            for i, status in enumerate(statuses, start=1)
-        ])
+        conn.execute(
+            t["stores"].insert(), {"id": store, "tenant_id": tenant, "code": "A", "name": "A", "created_at": now}
+        )
+        conn.execute(
+            t["stock_items"].insert(),
+            [
+                {
+                    "id": i,
+                    "tenant_id": tenant,
+                    "store_id": store,
+                    "sku": "S",
+                    "description": "d",
+                    "epc": f"E{i}",
+                    "status": status,
+                    "location_code": "X",
+                    "cost_price": Decimal("1.00"),
+                    "sale_price": Decimal("2.00"),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i, status in enumerate(statuses, start=1)
+            ],
+        )
     migrate.upgrade(database_url, "0005_stock_sellable")
     with engine.connect() as conn:
         sellable = dict(conn.execute(sa.text("SELECT status, sellable FROM stock_items")).all())
-    assert {k: bool(v) for k, v in sellable.items()} == {"RFID": True, "PENDING": True, "IN_TRANSIT": False, "SOLD": False}
+    assert {k: bool(v) for k, v in sellable.items()} == {
+        "RFID": True,
+        "PENDING": True,
+        "IN_TRANSIT": False,
+        "SOLD": False,
+    }
     migrate.downgrade(database_url, "0004_exports_idempotency")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM stock_items")).scalar_one() == 4, "rows survive the downgrade"
@@ -143,8 +232,9 @@ def test_the_playbook_alembic_command_line_round_trips(database_url: str) -> Non
     assert migrate.current_revision(database_url) == migrate.head_revision()
 
 
-def test_a_database_at_a_revision_these_migrations_do_not_know_fails_in_one_line(sqlite_url: str,
-                                                                                  tmp_path: Path) -> None:
+def test_a_database_at_a_revision_these_migrations_do_not_know_fails_in_one_line(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     """A foreign target's database (at its own revision): Alembic's refusal is one
     ``FAILED: <reason>`` line and exit 1 from `aris3nb db upgrade`, a MigrationError from the library."""
     foreign = "fr0007_account_outlet_grants_and_unit_shelves"
@@ -153,12 +243,20 @@ def test_a_database_at_a_revision_these_migrations_do_not_know_fails_in_one_line
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(128) NOT NULL PRIMARY KEY)")
         conn.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{foreign}')")
     engine.dispose()
-    with pytest.raises(MigrationError, match=f"downgrade to base failed on .*: Can't locate revision identified by '{foreign}'"):
+    with pytest.raises(
+        MigrationError, match=f"downgrade to base failed on .*: Can't locate revision identified by '{foreign}'"
+    ):
         migrate.downgrade(sqlite_url, "base")
     aris3nb = str(Path(sys.executable).with_name("aris3nb"))
-    done = subprocess.run([aris3nb, "db", "upgrade", "--database-url", sqlite_url], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [aris3nb, "db", "upgrade", "--database-url", sqlite_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert done.stderr.strip().splitlines() == [
-        f"FAILED: upgrade to head failed on {sqlite_url}: Can't locate revision identified by '{foreign}'"]
+        f"FAILED: upgrade to head failed on {sqlite_url}: Can't locate revision identified by '{foreign}'"
+    ]
     assert "Traceback" not in done.stdout + done.stderr

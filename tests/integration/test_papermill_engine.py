@@ -32,8 +32,14 @@ def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0) -> tuple[s
     source = write_phase_notebook(tmp_path / "src", *cells)
     output = tmp_path / "out.ipynb"
     try:
-        papermill.execute_notebook(str(source), str(output), engine_name=ENGINE_NAME, kernel_name="python3",
-                                   progress_bar=False, execution_timeout=timeout)
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            engine_name=ENGINE_NAME,
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
     except Exception:  # noqa: BLE001 -- papermill raises as it always does; the notebook says what happened
         pass
     executed = nbformat.read(output, as_version=4)
@@ -67,24 +73,55 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     run_dir = artifacts / "runs" / new_run_id()
     run_dir.mkdir(parents=True)
     with embedded_target(load_settings(ops_artifacts_dir=artifacts), purpose="run") as target:
-        env = {**{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
-               "DATABASE_URL": target.database_url, "ARIS3_BASE_URL": str(target.base_url),
-               "ARIS3_EXPORTS_DIR": str(target.exports_dir), "OPS_ARTIFACTS_DIR": str(artifacts),
-               "ARIS3NB_RUN_DIR": str(run_dir), "OPS_ENABLE_BACKUP_DRILL": "true", "MPLBACKEND": "Agg"}
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
+            "DATABASE_URL": target.database_url,
+            "ARIS3_BASE_URL": str(target.base_url),
+            "ARIS3_EXPORTS_DIR": str(target.exports_dir),
+            "OPS_ARTIFACTS_DIR": str(artifacts),
+            "ARIS3NB_RUN_DIR": str(run_dir),
+            "OPS_ENABLE_BACKUP_DRILL": "true",
+            "MPLBACKEND": "Agg",
+        }
         for name in DEFAULT_PHASES:
             notebook = PHASE_BY_NAME[name].notebook
-            done = subprocess.run([str(BIN / "papermill"), "--engine", "aris3nb", "--no-progress-bar",
-                                   str(NOTEBOOKS_DIR / notebook), str(run_dir / notebook)],
-                                  env=env, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
+            done = subprocess.run(
+                [
+                    str(BIN / "papermill"),
+                    "--engine",
+                    "aris3nb",
+                    "--no-progress-bar",
+                    str(NOTEBOOKS_DIR / notebook),
+                    str(run_dir / notebook),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+                cwd=tmp_path,
+            )
             assert done.returncode == 0, done.stderr[-3000:]
-    sealed = subprocess.run([str(BIN / "aris3nb"), "evidence", "seal", str(run_dir), "--json"], env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    sealed = subprocess.run(
+        [str(BIN / "aris3nb"), "evidence", "seal", str(run_dir), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert sealed.returncode == 0, sealed.stdout + sealed.stderr
     document = json.loads(sealed.stdout)
     assert document["decision"] == "GO"
     assert [(p["phase"], p["status"]) for p in document["phases"]] == [(n, "completed") for n in DEFAULT_PHASES]
-    verified = subprocess.run([str(BIN / "aris3nb"), "evidence", "verify", str(run_dir)], env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
+    verified = subprocess.run(
+        [str(BIN / "aris3nb"), "evidence", "verify", str(run_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     evidence = json.loads((run_dir / "evidence.json").read_text())
     assert evidence["parameters"]["executed_by"] == "papermill --engine aris3nb"
@@ -92,6 +129,12 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
 
 
 def test_seal_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    done = subprocess.run([str(BIN / "aris3nb"), "evidence", "seal", str(tmp_path)], capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "a")})
+    done = subprocess.run(
+        [str(BIN / "aris3nb"), "evidence", "seal", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "a")},
+    )
     assert done.returncode == 2 and "not a run id" in done.stderr

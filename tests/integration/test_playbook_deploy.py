@@ -31,8 +31,12 @@ def test_a_backup_name_taken_leaves_the_old_one_and_takes_another_name(tmp_path:
     migrate.upgrade(url)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
     (tmp_path / "exports").mkdir()
-    options = DeployOptions(database_url=url, base_url="http://127.0.0.1:9", backup_name="pre_deploy_20261128_0800",
-                            exports_dir=tmp_path / "exports")
+    options = DeployOptions(
+        database_url=url,
+        base_url="http://127.0.0.1:9",
+        backup_name="pre_deploy_20261128_0800",
+        exports_dir=tmp_path / "exports",
+    )
     first = deploy(options, settings)
     assert statuses(first)["backup.create"][0] is Status.PASS and statuses(first)["backup.manifest"][0] is Status.PASS
     assert statuses(first)["http.health"][0] is Status.FAIL, "nothing listens on port 9"
@@ -64,8 +68,17 @@ def test_a_missing_exports_folder_is_a_warning_never_a_silent_zero(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
-    report = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_20261129_1100",
-                                  exports_dir=tmp_path / "no-exports-here"), settings)
+    report = deploy(
+        DeployOptions(
+            database_url=url,
+            base_url=None,
+            backup_name="pre_deploy_20261129_1100",
+            exports_dir=tmp_path / "no-exports-here",
+        ),
+        settings,
+    )
     created = next(r for r in report.results if r.name == "backup.create")
-    assert created.status is Status.WARN and f"exports folder {tmp_path / 'no-exports-here'} does not exist: 0 files " \
-        "copied" in created.detail, created.detail
+    assert (
+        created.status is Status.WARN
+        and f"exports folder {tmp_path / 'no-exports-here'} does not exist: 0 files copied" in created.detail
+    ), created.detail

@@ -57,33 +57,46 @@ def test_the_whole_playbook_is_go_on_a_foreign_target(python: Path, engine_url: 
     ft.seed(python, engine_url, scale=SCALE, exports_dir=exports)
     profile = tmp_path / "aris3nb.toml"
     text = ft.PROFILE.read_text(encoding="utf-8")
-    text = text.replace('root = "."', f'root = "{ft.ROOT}"', 1).replace('python = ".venv/bin/python"',
-                                                                        f'python = "{python}"', 1)
+    text = text.replace('root = "."', f'root = "{ft.ROOT}"', 1).replace(
+        'python = ".venv/bin/python"', f'python = "{python}"', 1
+    )
     if postgres:  # the team widened alembic_version.version_num, and says so
         text = text.replace("version_num_width = 32", "version_num_width = 128", 1)
     profile.write_text(text, encoding="utf-8")
     artifacts = tmp_path / "artifacts"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREIGN_", "DATABASE_URL", "ARIS3_"))}
-    env.update(ft.smoke_env(None), OPS_ARTIFACTS_DIR=str(artifacts), OPS_ENABLE_BACKUP_DRILL="true",
-               FOREIGN_EXPORTS_DIR=str(exports), OPS_GATE_LATENCY_SAMPLES="200", OPS_GATE_LATENCY_WARMUP="2")
+    env.update(
+        ft.smoke_env(None),
+        OPS_ARTIFACTS_DIR=str(artifacts),
+        OPS_ENABLE_BACKUP_DRILL="true",
+        FOREIGN_EXPORTS_DIR=str(exports),
+        OPS_GATE_LATENCY_SAMPLES="200",
+        OPS_GATE_LATENCY_WARMUP="2",
+    )
 
     def aris3nb(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([ARIS3NB, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-                              check=False)
+        return subprocess.run(
+            [ARIS3NB, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
 
     with ft.serve(python, engine_url, exports_dir=exports) as base_url:
         made = aris3nb("backup", "create", "--target", str(profile), "--name", "manual_1", "--database-url", engine_url)
         assert made.returncode == 0, made.stdout + made.stderr
         manifest = artifacts / "backups" / "manual_1" / "manifest.json"
-        drilled = aris3nb("backup", "restore-verify", "--target", str(profile), str(manifest),
-                          "--database-url", engine_url)
+        drilled = aris3nb(
+            "backup", "restore-verify", "--target", str(profile), str(manifest), "--database-url", engine_url
+        )
         assert drilled.returncode == 0, drilled.stdout + drilled.stderr
         run = aris3nb("run", "--target", str(profile), "--base-url", base_url, "--database-url", engine_url, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads(run.stdout)
     assert summary["decision"] == "GO", summary
     assert [(p["phase"], p["status"]) for p in summary["phases"]] == [
-        ("pre_deploy", "completed"), ("deploy", "completed"), ("post_deploy", "completed"), ("drill", "completed")]
+        ("pre_deploy", "completed"),
+        ("deploy", "completed"),
+        ("post_deploy", "completed"),
+        ("drill", "completed"),
+    ]
     evidence = json.loads(Path(summary["evidence"]).read_text(encoding="utf-8"))
     assert evidence["profile"]["name"] == "foreign" and evidence["profile"]["sha256"].startswith("sha256:")
     assert evidence["profile"]["code_revision"]["alembic_head"] == ft.HEAD

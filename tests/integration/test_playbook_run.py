@@ -28,8 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def aris3nb(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False,
-                          env={**base, **(env or {})})
+    return subprocess.run(
+        [ARIS3NB, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+        env={**base, **(env or {})},
+    )
 
 
 def only_run(out: Path) -> Path:
@@ -57,7 +64,11 @@ def test_the_main_job_runs_every_phase_into_a_verifiable_bundle(embedded_run) ->
     document = evidence_of(run_dir)
     assert document["decision"] == "GO" and document["exit_code"] == 0
     assert [(p["phase"], p["status"]) for p in document["phases"]] == [
-        ("pre_deploy", "completed"), ("deploy", "completed"), ("post_deploy", "completed"), ("drill", "completed")]
+        ("pre_deploy", "completed"),
+        ("deploy", "completed"),
+        ("post_deploy", "completed"),
+        ("drill", "completed"),
+    ]
     assert set(document["metrics"]["latency_p95_ms"]) == {"health", "stock", "reports", "exports"}
     assert document["metrics"]["drill_rto_sec"] > 0 and document["metrics"]["backup_bytes"] > 0
     assert document["target"]["mode"] == "embedded"
@@ -140,8 +151,16 @@ def test_a_rerun_takes_only_a_run_id_and_only_a_run_that_verifies(embedded_run, 
 
 
 def test_a_confirmed_rollback_reverts_restores_verifies_and_logs(tmp_path: Path) -> None:
-    done = aris3nb("run", "deploy", "rollback", "--yes", "--out", str(tmp_path),
-                   "--revert-command", "echo reverted-to-stable-release")
+    done = aris3nb(
+        "run",
+        "deploy",
+        "rollback",
+        "--yes",
+        "--out",
+        str(tmp_path),
+        "--revert-command",
+        "echo reverted-to-stable-release",
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # a rollback is a NO-GO
     assert "NO-GO" in done.stdout and "Traceback" not in done.stderr
     document = evidence_of(only_run(tmp_path))
@@ -183,16 +202,39 @@ def test_no_secret_reaches_any_file_or_output(postgres_url: str, tmp_path: Path,
     }
     exports = tmp_path / "exports"
     migrate.upgrade(postgres_url)
-    seed_database(postgres_url, scale=300, exports_dir=exports, seed_password=secrets["seed password"],
-                  smoke_password=secrets["smoke password"])
+    seed_database(
+        postgres_url,
+        scale=300,
+        exports_dir=exports,
+        seed_password=secrets["seed password"],
+        smoke_password=secrets["smoke password"],
+    )
     url = make_url(postgres_url).set(password=secrets["url password"]).render_as_string(hide_password=False)
     out = tmp_path / "artifacts"
     prove_backup(postgres_url, out, exports)  # released before: a fresh backup and a passing drill of it
-    env = {"ARIS3_SMOKE_PASSWORD": secrets["smoke password"], "ARIS3_SEED_PASSWORD": secrets["seed password"],
-           "ARIS3_SECRET_KEY": secrets["secret key"], "ARIS3_EXPORTS_DIR": str(exports),
-           "OPS_ENABLE_BACKUP_DRILL": "true"}
-    done = aris3nb("run", "pre_deploy", "deploy", "post_deploy", "drill", "rollback", "--yes", "--database-url", url,
-                   "--out", str(out), "--revert-command", f"echo {url}", env=env)
+    env = {
+        "ARIS3_SMOKE_PASSWORD": secrets["smoke password"],
+        "ARIS3_SEED_PASSWORD": secrets["seed password"],
+        "ARIS3_SECRET_KEY": secrets["secret key"],
+        "ARIS3_EXPORTS_DIR": str(exports),
+        "OPS_ENABLE_BACKUP_DRILL": "true",
+    }
+    done = aris3nb(
+        "run",
+        "pre_deploy",
+        "deploy",
+        "post_deploy",
+        "drill",
+        "rollback",
+        "--yes",
+        "--database-url",
+        url,
+        "--out",
+        str(out),
+        "--revert-command",
+        f"echo {url}",
+        env=env,
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # the rollback makes it NO-GO
     document = evidence_of(only_run(out))
     assert [p["status"] for p in document["phases"]] == ["completed"] * 5, document["phases"]

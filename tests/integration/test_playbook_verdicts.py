@@ -25,8 +25,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def aris3nb(*args: str, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    return subprocess.run([ARIS3NB, *args], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
-                          env={**base, "OPS_ARTIFACTS_DIR": str(out), "COLUMNS": "300", **env})
+    return subprocess.run(
+        [ARIS3NB, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+        env={**base, "OPS_ARTIFACTS_DIR": str(out), "COLUMNS": "300", **env},
+    )
 
 
 @pytest.fixture
@@ -48,8 +55,12 @@ def newer_rows(url: str) -> int:
 def write_business_row(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO audit_events (action, entity_type, entity_id, details, created_at) "
-                             "VALUES ('NEWER', 'test', '1', '{}', now())"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_events (action, entity_type, entity_id, details, created_at) "
+                "VALUES ('NEWER', 'test', '1', '{}', now())"
+            )
+        )
     engine.dispose()
 
 
@@ -63,15 +74,33 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     """The gate FAILs before anything is deployed: NO-GO and the freeze, and the database —
     with a row written after an older backup — is left exactly as it is."""
     out = tmp_path / "artifacts"
-    made = aris3nb("backup", "create", "--name", "old_1", "--database-url", target, "--exports-dir",
-                   str(tmp_path / "exports"), out=out)
+    made = aris3nb(
+        "backup",
+        "create",
+        "--name",
+        "old_1",
+        "--database-url",
+        target,
+        "--exports-dir",
+        str(tmp_path / "exports"),
+        out=out,
+    )
     assert made.returncode == 0, made.stderr
     time.sleep(0.05)
     write_business_row(target)
     assert newer_rows(target) == 1
 
-    done = aris3nb("run", "--database-url", target, "--yes", "--budget", "health=0.001", out=out,
-                   OPS_ENABLE_BACKUP_DRILL="true", ARIS3_EXPORTS_DIR=str(tmp_path / "exports"))
+    done = aris3nb(
+        "run",
+        "--database-url",
+        target,
+        "--yes",
+        "--budget",
+        "health=0.001",
+        out=out,
+        OPS_ENABLE_BACKUP_DRILL="true",
+        ARIS3_EXPORTS_DIR=str(tmp_path / "exports"),
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     document = only_run(out)

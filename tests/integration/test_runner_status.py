@@ -32,7 +32,7 @@ PARAMETERS = "\n".join(f"{name} = None" for name in PHASE_BY_NAME["pre_deploy"].
 def runner_fields() -> list[str]:
     """The field names FORMAT.md §7.5 documents for evidence.json."""
     doc = FORMAT_DOC.read_text()
-    section = doc[doc.index("### 7.5 What the runner writes"):]
+    section = doc[doc.index("### 7.5 What the runner writes") :]
     table = section[: section.index("\n\n", section.index("| field |"))]
     return re.findall(r"^\| `([a-z_\[\]]+)`", table, flags=re.MULTILINE)
 
@@ -52,8 +52,13 @@ def write_phase_notebook(folder: Path, *cells: str) -> Path:
 def run_one(tmp_path: Path, *cells: str, cell_timeout_sec: float = 60.0):
     notebooks = tmp_path / "notebooks"
     write_phase_notebook(notebooks, *cells)
-    options = RunOptions(phases=("pre_deploy",), base_url="http://127.0.0.1:9", out=tmp_path / "artifacts",
-                         notebooks_dir=notebooks, cell_timeout_sec=cell_timeout_sec)
+    options = RunOptions(
+        phases=("pre_deploy",),
+        base_url="http://127.0.0.1:9",
+        out=tmp_path / "artifacts",
+        notebooks_dir=notebooks,
+        cell_timeout_sec=cell_timeout_sec,
+    )
     result = run_playbook(options, load_settings())
     evidence = json.loads(result.evidence_path.read_text())
     executed = nbformat.read(result.run_dir / "01-pre_deploy.ipynb", as_version=4)
@@ -79,8 +84,9 @@ def assert_recorded_as(result, phase: dict, executed: nbformat.NotebookNode, sta
 
 
 def test_a_cell_that_raises_is_an_error_with_the_cell_marked(tmp_path: Path) -> None:
-    result, phase, executed = run_one(tmp_path, "print('evidence so far')", "raise ValueError('boom in cell 3')",
-                                      "print('never runs')")
+    result, phase, executed = run_one(
+        tmp_path, "print('evidence so far')", "raise ValueError('boom in cell 3')", "print('never runs')"
+    )
     assert_recorded_as(result, phase, executed, "error")
     assert phase["reasons"][0] == "ValueError: boom in cell 3"
     assert "boom in cell 3" in json.dumps(marked_cell(executed).outputs)
@@ -90,15 +96,16 @@ def test_a_cell_that_raises_is_an_error_with_the_cell_marked(tmp_path: Path) -> 
 
 
 def test_a_cell_past_the_timeout_is_a_timeout_not_completed(tmp_path: Path) -> None:
-    result, phase, executed = run_one(tmp_path, "print('before')", "import time\ntime.sleep(60)",
-                                      cell_timeout_sec=3)
+    result, phase, executed = run_one(tmp_path, "print('before')", "import time\ntime.sleep(60)", cell_timeout_sec=3)
     assert_recorded_as(result, phase, executed, "timeout")
     assert "time.sleep(60)" in marked_cell(executed).source
     assert phase["duration_sec"] < 40
 
 
 def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path) -> None:
-    result, phase, executed = run_one(tmp_path, "print('before')", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    result, phase, executed = run_one(
+        tmp_path, "print('before')", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
     assert_recorded_as(result, phase, executed, "dead_kernel")
     assert "SIGKILL" in marked_cell(executed).source
 
@@ -153,8 +160,13 @@ def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path)
         f" notebooks_dir=Path({str(notebooks)!r}))\n"
         "sys.exit(run_playbook(options, load_settings()).exit_code)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not list(out.glob("runs/*/01-pre_deploy.ipynb")) or "time.sleep" not in _executing(out):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
@@ -165,8 +177,10 @@ def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path)
     assert process.returncode == 130, stderr
     run_dir = next((out / "runs").iterdir())
     evidence = json.loads((run_dir / "evidence.json").read_text())
-    assert [(p["phase"], p["status"]) for p in evidence["phases"]] == [("pre_deploy", "interrupted"),
-                                                                       ("deploy", "skipped")]
+    assert [(p["phase"], p["status"]) for p in evidence["phases"]] == [
+        ("pre_deploy", "interrupted"),
+        ("deploy", "skipped"),
+    ]
     assert evidence["interrupted"] is True and evidence["exit_code"] == 130
     assert evidence["decision"] == evidence["verdict"] == "INTERRUPTED", "stopped, not judged: distinct from FAIL"
     assert "Traceback" not in stderr and "Task exception" not in stderr, stderr

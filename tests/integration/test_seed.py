@@ -35,7 +35,9 @@ def table_contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def file_digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.csv"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.csv"))
+    }
 
 
 def seeded(url: str, exports: Path, **kwargs: Any) -> dict[str, int]:
@@ -84,29 +86,44 @@ def test_data_is_realistic_and_consistent(tmp_path: Path) -> None:
         assert {r[0] for r in q("SELECT method FROM payments")} == set(m.PAYMENT_METHODS)
         assert {r[0] for r in q("SELECT role FROM users")} == set(m.ROLES)
         assert q("SELECT count(*) FROM tenants")[0][0] >= 3 + 1
-        assert q("""SELECT count(*) FROM stock_items s WHERE status = 'IN_TRANSIT' AND NOT EXISTS (
+        assert (
+            q("""SELECT count(*) FROM stock_items s WHERE status = 'IN_TRANSIT' AND NOT EXISTS (
                       SELECT 1 FROM transfer_lines l JOIN transfers t ON t.id = l.transfer_id
                       WHERE l.stock_item_id = s.id AND l.status = 'IN_TRANSIT'
-                        AND t.status IN ('DISPATCHED', 'PARTIAL_RECEIVED'))""")[0][0] == 0
-        assert q("""SELECT count(*) FROM stock_items s WHERE status = 'SOLD' AND NOT EXISTS (
+                        AND t.status IN ('DISPATCHED', 'PARTIAL_RECEIVED'))""")[0][0]
+            == 0
+        )
+        assert (
+            q("""SELECT count(*) FROM stock_items s WHERE status = 'SOLD' AND NOT EXISTS (
                       SELECT 1 FROM sale_lines l JOIN sales x ON x.id = l.sale_id
-                      WHERE l.stock_item_id = s.id AND x.status = 'PAID')""")[0][0] == 0
+                      WHERE l.stock_item_id = s.id AND x.status = 'PAID')""")[0][0]
+            == 0
+        )
         assert q("SELECT count(*) FROM stock_items WHERE sellable != (status IN ('RFID', 'PENDING'))")[0][0] == 0
-        assert q("""SELECT count(*) FROM transfer_lines l JOIN transfers t ON t.id = l.transfer_id
+        assert (
+            q("""SELECT count(*) FROM transfer_lines l JOIN transfers t ON t.id = l.transfer_id
                     JOIN stock_items s ON s.id = l.stock_item_id
-                    WHERE l.status = 'RECEIVED' AND s.store_id != t.destination_store_id""")[0][0] == 0
+                    WHERE l.status = 'RECEIVED' AND s.store_id != t.destination_store_id""")[0][0]
+            == 0
+        )
         assert q("PRAGMA foreign_key_check") == []
     # Money is exact: every paid sale's payments add up to its total, to the cent.
     with engine.connect() as conn:
-        sales = conn.execute(sa.select(m.Sale.__table__.c.id, m.Sale.__table__.c.total).where(m.Sale.__table__.c.status == "PAID")).all()
+        sales = conn.execute(
+            sa.select(m.Sale.__table__.c.id, m.Sale.__table__.c.total).where(m.Sale.__table__.c.status == "PAID")
+        ).all()
         paid: dict[Any, Any] = {}
         for sale_id, amount in conn.execute(sa.select(m.Payment.__table__.c.sale_id, m.Payment.__table__.c.amount)):
             paid[sale_id] = paid.get(sale_id, 0) + amount
-        sessions = conn.execute(sa.select(m.CashSession.__table__).where(m.CashSession.__table__.c.status == "CLOSED")).all()
+        sessions = conn.execute(
+            sa.select(m.CashSession.__table__).where(m.CashSession.__table__.c.status == "CLOSED")
+        ).all()
         cash_in: dict[Any, Any] = {}
         booked: dict[Any, Any] = {}
         movements = m.CashMovement.__table__
-        for session_id, kind, amount in conn.execute(sa.select(movements.c.cash_session_id, movements.c.kind, movements.c.amount)):
+        for session_id, kind, amount in conn.execute(
+            sa.select(movements.c.cash_session_id, movements.c.kind, movements.c.amount)
+        ):
             booked[session_id] = booked.get(session_id, 0) + amount
             if kind != "CLOSING_ADJUSTMENT":
                 cash_in[session_id] = cash_in.get(session_id, 0) + amount
@@ -123,9 +140,10 @@ def test_smoke_tenant_and_accounts(tmp_path: Path) -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
         users = {u.username: u for u in conn.execute(sa.select(m.User.__table__))}
-        smoke_stock = conn.execute(sa.text(
-            "SELECT count(*) FROM stock_items s JOIN tenants t ON t.id = s.tenant_id WHERE t.slug = :slug"
-        ), {"slug": SMOKE_TENANT_SLUG}).scalar_one()
+        smoke_stock = conn.execute(
+            sa.text("SELECT count(*) FROM stock_items s JOIN tenants t ON t.id = s.tenant_id WHERE t.slug = :slug"),
+            {"slug": SMOKE_TENANT_SLUG},
+        ).scalar_one()
     engine.dispose()
     assert verify_password(users[SMOKE_USERNAME].password_hash, "smoke-pass-1")
     assert verify_password(users["northwind.admin"].password_hash, "demo-pass-1")
@@ -179,7 +197,9 @@ def test_progress_is_reported_per_chunk(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     migrate.upgrade(url)
     calls: list[tuple[int, int]] = []
-    seed_database(url, scale=45_000, exports_dir=tmp_path / "ex", progress=lambda done, total: calls.append((done, total)))
+    seed_database(
+        url, scale=45_000, exports_dir=tmp_path / "ex", progress=lambda done, total: calls.append((done, total))
+    )
     assert calls == [(20_000, 45_000), (40_000, 45_000), (45_000, 45_000)]
 
 
@@ -194,8 +214,12 @@ def test_memory_does_not_grow_chunk_after_chunk(tmp_path: Path) -> None:
     heap: list[int] = []
     tracemalloc.start()
     try:
-        seed_database(url, scale=200_000, exports_dir=tmp_path / "ex",
-                      progress=lambda done, total: heap.append(tracemalloc.get_traced_memory()[0]))
+        seed_database(
+            url,
+            scale=200_000,
+            exports_dir=tmp_path / "ex",
+            progress=lambda done, total: heap.append(tracemalloc.get_traced_memory()[0]),
+        )
     finally:
         tracemalloc.stop()
     assert len(heap) == 10

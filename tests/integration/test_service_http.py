@@ -83,8 +83,14 @@ def _in_parallel(call: Callable[[], httpx.Response]) -> list[httpx.Response]:
 
 
 def _intake(admin: httpx.Client, store_id: str, price: str = "10.00") -> int:
-    item = {"sku": "HTTP-1", "description": "http test item", "epc": uuid.uuid4().hex, "cost_price": "1.00",
-            "sale_price": price, "status": "RFID"}
+    item = {
+        "sku": "HTTP-1",
+        "description": "http test item",
+        "epc": uuid.uuid4().hex,
+        "cost_price": "1.00",
+        "sale_price": price,
+        "status": "RFID",
+    }
     response = admin.post("/aris3/stock", json={"store_id": store_id, "items": [item]})
     assert response.status_code == 201, response.text
     return response.json()["rows"][0]["id"]
@@ -105,8 +111,11 @@ def test_the_contract_holds_on_the_wire(base_url):
 
 def test_concurrent_exports_with_one_key_make_one_export(admin, seeded_url, settings, store_ids):
     key = f"race-{uuid.uuid4()}"
-    results = _in_parallel(lambda: admin.post("/aris3/exports", headers={"Idempotency-Key": key},
-                                              json={"kind": "STOCK", "store_id": store_ids[0]}))
+    results = _in_parallel(
+        lambda: admin.post(
+            "/aris3/exports", headers={"Idempotency-Key": key}, json={"kind": "STOCK", "store_id": store_ids[0]}
+        )
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.text for r in results}) == 1, "every caller gets the same export"
     assert sum(r.headers.get("x-idempotency-result") == "IDEMPOTENCY_REPLAY" for r in results) == PARALLEL - 1
@@ -114,8 +123,9 @@ def test_concurrent_exports_with_one_key_make_one_export(admin, seeded_url, sett
     try:
         with engine.connect() as conn:
             tenant_id = conn.scalar(sa.select(m.Store.tenant_id).where(m.Store.id == uuid.UUID(store_ids[0])))
-            records = conn.scalar(sa.select(sa.func.count()).select_from(m.ExportRecord)
-                                  .where(m.ExportRecord.tenant_id == tenant_id))
+            records = conn.scalar(
+                sa.select(sa.func.count()).select_from(m.ExportRecord).where(m.ExportRecord.tenant_id == tenant_id)
+            )
     finally:
         engine.dispose()
     assert records == 1
@@ -125,12 +135,17 @@ def test_concurrent_exports_with_one_key_make_one_export(admin, seeded_url, sett
 
 def test_one_item_sold_by_many_tills_at_once_is_sold_once(admin, store_ids):
     item_id = _intake(admin, store_ids[0])
-    results = _in_parallel(lambda: admin.post("/aris3/pos/sales", json={
-        "store_id": store_ids[0], "lines": [{"stock_item_id": item_id}]}))
+    results = _in_parallel(
+        lambda: admin.post("/aris3/pos/sales", json={"store_id": store_ids[0], "lines": [{"stock_item_id": item_id}]})
+    )
     assert Counter(r.status_code for r in results) == {201: 1, 409: PARALLEL - 1}
     sale = next(r.json() for r in results if r.status_code == 201)
-    checkouts = _in_parallel(lambda: admin.post(f"/aris3/pos/sales/{sale['id']}/actions", json={
-        "action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "10.00"}]}))
+    checkouts = _in_parallel(
+        lambda: admin.post(
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            json={"action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "10.00"}]},
+        )
+    )
     assert Counter(r.status_code for r in checkouts) == {200: 1, 409: PARALLEL - 1}
     payments = admin.get(f"/aris3/pos/sales/{sale['id']}").json()["payments"]
     assert payments == [{"method": "CARD", "amount": "10.00"}], "paid exactly once"
@@ -138,20 +153,27 @@ def test_one_item_sold_by_many_tills_at_once_is_sold_once(admin, store_ids):
 
 def test_one_transfer_dispatched_and_received_concurrently_moves_once(admin, store_ids):
     item_id = _intake(admin, store_ids[0])
-    transfer = admin.post("/aris3/transfers", json={"origin_store_id": store_ids[0], "destination_store_id": store_ids[1],
-                                                    "stock_item_ids": [item_id]}).json()
+    transfer = admin.post(
+        "/aris3/transfers",
+        json={"origin_store_id": store_ids[0], "destination_store_id": store_ids[1], "stock_item_ids": [item_id]},
+    ).json()
     actions = f"/aris3/transfers/{transfer['id']}/actions"
     assert Counter(r.status_code for r in _in_parallel(lambda: admin.post(actions, json={"action": "dispatch"}))) == {
-        200: 1, 409: PARALLEL - 1}
+        200: 1,
+        409: PARALLEL - 1,
+    }
     assert Counter(r.status_code for r in _in_parallel(lambda: admin.post(actions, json={"action": "receive"}))) == {
-        200: 1, 409: PARALLEL - 1}
+        200: 1,
+        409: PARALLEL - 1,
+    }
     kinds = Counter(line["status"] for line in admin.get(f"/aris3/transfers/{transfer['id']}").json()["lines"])
     assert kinds == {"RECEIVED": 1}
 
 
 def test_only_one_cash_session_opens_per_store(admin, store_ids):
-    results = _in_parallel(lambda: admin.post("/aris3/pos/cash-sessions",
-                                              json={"store_id": store_ids[1], "opening_amount": "10.00"}))
+    results = _in_parallel(
+        lambda: admin.post("/aris3/pos/cash-sessions", json={"store_id": store_ids[1], "opening_amount": "10.00"})
+    )
     assert Counter(r.status_code for r in results) == {201: 1, 409: PARALLEL - 1}
 
 

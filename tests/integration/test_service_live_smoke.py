@@ -30,7 +30,11 @@ def _run_smoke(base_url: str, junit: Path) -> subprocess.CompletedProcess[str]:
     env.update({"ARIS3_SMOKE_BASE_URL": base_url, "ARIS3_SMOKE_PASSWORD": SMOKE_PASSWORD})
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", SMOKE_TARGET, "-p", "no:cacheprovider", f"--junitxml={junit}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -59,9 +63,20 @@ def test_the_smoke_suite_refuses_an_account_outside_the_smoke_tenant(tmp_path, s
     seed_database(sqlite_url, scale=100, exports_dir=tmp_path / "exports", seed_password="demo-pass-123")
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARIS3_SMOKE_")}
     with running_server(sqlite_url, Settings(exports_dir=tmp_path / "exports")) as base_url:
-        env.update({"ARIS3_SMOKE_BASE_URL": base_url, "ARIS3_SMOKE_USERNAME": "northwind.admin",
-                    "ARIS3_SMOKE_PASSWORD": "demo-pass-123"})
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", SMOKE_TARGET, "-p", "no:cacheprovider"],
-                                cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        env.update(
+            {
+                "ARIS3_SMOKE_BASE_URL": base_url,
+                "ARIS3_SMOKE_USERNAME": "northwind.admin",
+                "ARIS3_SMOKE_PASSWORD": "demo-pass-123",
+            }
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", SMOKE_TARGET, "-p", "no:cacheprovider"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode != 0
     assert "only writes to the smoke tenant" in result.stdout + result.stderr

@@ -39,7 +39,9 @@ TARGETS = Path(__file__).resolve().parents[1] / "targets"
 VENV_CACHE = ft.VENV_CACHE
 
 
-def write_profile(folder: Path, python: Path | str, *, width: int = 32, alembic_ini: str = "alembic.ini") -> LoadedProfile:
+def write_profile(
+    folder: Path, python: Path | str, *, width: int = 32, alembic_ini: str = "alembic.ini"
+) -> LoadedProfile:
     """A copy of the target's aris3nb.toml in ``folder``, its root pointing at the target by
     absolute path, with the interpreter, version_num width and alembic.ini given."""
     text = ft.PROFILE.read_text(encoding="utf-8")
@@ -65,8 +67,9 @@ def profile(foreign_python: Path, tmp_path_factory: pytest.TempPathFactory) -> L
 
 def _scratch_databases(admin: sa.Engine) -> set[str]:
     with admin.connect() as conn:
-        return set(conn.scalars(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                                {"p": f"{SCRATCH_PREFIX}%"}))
+        return set(
+            conn.scalars(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": f"{SCRATCH_PREFIX}%"})
+        )
 
 
 def test_history_and_heads_come_through_the_probe(profile: LoadedProfile) -> None:
@@ -87,22 +90,28 @@ def test_round_trip_on_sqlite_passes(profile: LoadedProfile) -> None:
     outcome = round_trip_on_sqlite(profile=profile)
     assert outcome.status is Status.PASS, outcome.detail
     steps = outcome.evidence["steps"]
-    assert [s["step"] for s in steps] == ["upgrade head", "compare with the models", "downgrade base",
-                                         "upgrade head again"]
+    assert [s["step"] for s in steps] == [
+        "upgrade head",
+        "compare with the models",
+        "downgrade base",
+        "upgrade head again",
+    ]
     assert steps[0]["schema_sha256"] == steps[3]["schema_sha256"]
 
 
 @pytest.mark.postgres
 def test_postgres_round_trip_fails_on_the_version_num_width_and_passes_widened(
-        profile: LoadedProfile, foreign_python: Path, postgres_admin: sa.Engine, tmp_path: Path) -> None:
+    profile: LoadedProfile, foreign_python: Path, postgres_admin: sa.Engine, tmp_path: Path
+) -> None:
     server = postgres_admin.url.render_as_string(hide_password=False)
     before = _scratch_databases(postgres_admin)
 
     outcome = round_trip_on_postgres(server, profile=profile)
     assert outcome.status is Status.FAIL
     first_long = ft.REVISIONS[1]
-    assert outcome.detail.startswith(f"revision {first_long} ({len(first_long)} characters) does not fit "
-                                     "alembic_version.version_num VARCHAR(32)")
+    assert outcome.detail.startswith(
+        f"revision {first_long} ({len(first_long)} characters) does not fit alembic_version.version_num VARCHAR(32)"
+    )
     assert outcome.evidence["revisions_too_long"] == {rev: len(rev) for rev in ft.REVISIONS[1:]}
 
     widened = write_profile(tmp_path / "wide", foreign_python, width=128)
@@ -137,15 +146,18 @@ def test_target_schema_at_head_passes_and_one_behind_fails_naming_it(profile: Lo
 
 
 @pytest.mark.postgres
-def test_target_schema_fails_on_a_live_version_num_too_narrow(profile: LoadedProfile, foreign_python: Path,
-                                                              postgres_url: str) -> None:
+def test_target_schema_fails_on_a_live_version_num_too_narrow(
+    profile: LoadedProfile, foreign_python: Path, postgres_url: str
+) -> None:
     done = ft.migrate(foreign_python, postgres_url, check=False)  # the defect: stops after fr0001_baseline
     assert done.returncode != 0
     outcome = judge_target_schema(postgres_url, profile=profile)
     assert outcome.status is Status.FAIL
     longest = max(ft.REVISIONS, key=len)
-    assert outcome.detail.startswith(f"the target's alembic_version.version_num is VARCHAR(32), narrower than "
-                                     f"revision {longest} ({len(longest)} characters)")
+    assert outcome.detail.startswith(
+        f"the target's alembic_version.version_num is VARCHAR(32), narrower than "
+        f"revision {longest} ({len(longest)} characters)"
+    )
     assert outcome.evidence["current_revision"] == ft.REVISIONS[0]
 
 

@@ -62,10 +62,16 @@ def embedded_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The embedded default, and the environment a notebook opened by hand would be given."""
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
     with open_target(RunOptions(), settings) as target:
-        yield {**{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
-               "DATABASE_URL": target.database_url, "ARIS3_BASE_URL": target.base_url,
-               "ARIS3_EXPORTS_DIR": str(target.exports_dir), "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-               "ARIS3NB_RUN_DIR": str(tmp_path / "run"), "OPS_ENABLE_BACKUP_DRILL": "true", "MPLBACKEND": "Agg"}
+        yield {
+            **{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
+            "DATABASE_URL": target.database_url,
+            "ARIS3_BASE_URL": target.base_url,
+            "ARIS3_EXPORTS_DIR": str(target.exports_dir),
+            "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+            "ARIS3NB_RUN_DIR": str(tmp_path / "run"),
+            "OPS_ENABLE_BACKUP_DRILL": "true",
+            "MPLBACKEND": "Agg",
+        }
 
 
 def _refresh(env: dict[str, str]) -> None:
@@ -74,8 +80,13 @@ def _refresh(env: dict[str, str]) -> None:
     os.environ.update(env)  # the kernel inherits this process's environment
     for phase in PHASES:
         notebook = nbformat.read(NOTEBOOKS_DIR / phase.notebook, as_version=4)
-        NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=600,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
+        ).execute()
         nbformat.write(notebook, REGRESSION_DIR / phase.notebook)
 
 
@@ -85,12 +96,35 @@ def test_notebooks_regress_against_their_stored_outputs(embedded_environment: di
         _refresh(embedded_environment)
         pytest.skip("executed copies refreshed; run again (without ARIS3NB_REFRESH_NOTEBOOKS) to compare")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "nbval", "-p", "no:cacheprovider", "-o", "addopts=",
-         "--nbval", "--nbval-current-env", f"--nbval-sanitize-with={SANITIZE}", "--nbval-cell-timeout=600",
-         *(str(REGRESSION_DIR / phase.notebook) for phase in PHASES)],
-        cwd=NOTEBOOKS_DIR, env=embedded_environment, capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "nbval",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "--nbval",
+            "--nbval-current-env",
+            f"--nbval-sanitize-with={SANITIZE}",
+            "--nbval-cell-timeout=600",
+            *(str(REGRESSION_DIR / phase.notebook) for phase in PHASES),
+        ],
+        cwd=NOTEBOOKS_DIR,
+        env=embedded_environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    cells = sum(1 for p in PHASES for c in nbformat.read(REGRESSION_DIR / p.notebook, as_version=4).cells
-                if c.cell_type == "code")
+    cells = sum(
+        1
+        for p in PHASES
+        for c in nbformat.read(REGRESSION_DIR / p.notebook, as_version=4).cells
+        if c.cell_type == "code"
+    )
     assert f"{cells} passed" in done.stdout

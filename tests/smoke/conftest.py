@@ -40,7 +40,9 @@ IN_PROCESS_SEED_SCALE = 200
 def _record_area(request: pytest.FixtureRequest, record_property: Any) -> None:
     marker = request.node.get_closest_marker("area")
     if marker is None or not marker.args or marker.args[0] not in AREAS:
-        pytest.fail(f"{request.node.nodeid} must be marked with @pytest.mark.area(...) naming one of {', '.join(AREAS)}")
+        pytest.fail(
+            f"{request.node.nodeid} must be marked with @pytest.mark.area(...) naming one of {', '.join(AREAS)}"
+        )
     record_property("area", marker.args[0])
 
 
@@ -59,7 +61,8 @@ class SmokeApi:
         headers = {**(self.headers if auth else {}), **kwargs.pop("headers", {})}
         response = self.http.request(method, path, headers=headers, **kwargs)
         assert response.status_code == expect, (
-            f"{method} {path}: expected {expect}, got {response.status_code}: {response.text[:500]}")
+            f"{method} {path}: expected {expect}, got {response.status_code}: {response.text[:500]}"
+        )
         return response
 
     def get(self, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
@@ -80,8 +83,17 @@ class SmokeApi:
     def intake(self, store_id: str, prices: list[str], status: str = "RFID") -> list[dict[str, Any]]:
         """New items (one per price) whose descriptions share a tag no other call uses."""
         batch = self.unique("B")
-        items = [{"sku": f"SMOKE-{i}", "description": f"Smoke item {batch} #{i}", "epc": self.unique("E"),
-                  "cost_price": "1.00", "sale_price": price, "status": status} for i, price in enumerate(prices)]
+        items = [
+            {
+                "sku": f"SMOKE-{i}",
+                "description": f"Smoke item {batch} #{i}",
+                "epc": self.unique("E"),
+                "cost_price": "1.00",
+                "sale_price": price,
+                "status": status,
+            }
+            for i, price in enumerate(prices)
+        ]
         return self.post("/aris3/stock", {"store_id": store_id, "items": items}, expect=201)["rows"]
 
     def stock_of(self, rows: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
@@ -120,8 +132,11 @@ def smoke_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeApi]:
         api = SmokeApi(http, username, password, run_id)
         tenant = api.log_in()["user"]["tenant"]["slug"]
         if tenant != SMOKE_TENANT_SLUG:
-            pytest.exit(f"{username} belongs to tenant {tenant!r}, not {SMOKE_TENANT_SLUG!r}: the smoke suite only "
-                        f"writes to the smoke tenant", returncode=2)
+            pytest.exit(
+                f"{username} belongs to tenant {tenant!r}, not {SMOKE_TENANT_SLUG!r}: the smoke suite only "
+                f"writes to the smoke tenant",
+                returncode=2,
+            )
         yield api
 
 

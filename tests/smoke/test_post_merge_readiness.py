@@ -31,8 +31,13 @@ class TestAuth:
         assert me["role"] == "ADMIN" and me["store_id"] is None
 
     def test_wrong_password_is_refused_with_the_envelope(self, smoke_api):
-        response = smoke_api.call("POST", "/aris3/auth/login", expect=401, auth=False,
-                                  json={"username": smoke_api.username, "password": smoke_api.password + "-wrong"})
+        response = smoke_api.call(
+            "POST",
+            "/aris3/auth/login",
+            expect=401,
+            auth=False,
+            json={"username": smoke_api.username, "password": smoke_api.password + "-wrong"},
+        )
         body = response.json()
         assert body["code"] == "INVALID_CREDENTIALS"
         assert body["trace_id"] == response.headers["x-trace-id"]
@@ -54,7 +59,12 @@ class TestStock:
         listed = smoke_api.stock_of(rows)
         assert sorted(row["id"] for row in listed["rows"]) == sorted(row["id"] for row in rows)
         totals = listed["totals"]
-        assert (totals["total_rows"], totals["total_rfid"], totals["total_pending"], totals["total_units"]) == (3, 3, 0, 3)
+        assert (totals["total_rows"], totals["total_rfid"], totals["total_pending"], totals["total_units"]) == (
+            3,
+            3,
+            0,
+            3,
+        )
         assert smoke_api.stock_of(rows, status="PENDING")["totals"]["total_rows"] == 0
 
     def test_whole_tenant_totals_add_up(self, smoke_api):
@@ -65,8 +75,9 @@ class TestStock:
     def test_a_duplicate_epc_is_a_conflict(self, smoke_api, smoke_stores):
         row = smoke_api.intake(smoke_stores["SMOKE-A"], ["1.00"])[0]
         item = {"sku": "SMOKE-DUP", "description": "dup", "epc": row["epc"], "cost_price": "1", "sale_price": "1"}
-        response = smoke_api.call("POST", "/aris3/stock", expect=409,
-                                  json={"store_id": smoke_stores["SMOKE-B"], "items": [item]})
+        response = smoke_api.call(
+            "POST", "/aris3/stock", expect=409, json={"store_id": smoke_stores["SMOKE-B"], "items": [item]}
+        )
         assert response.json()["code"] == "EPC_CONFLICT"
 
 
@@ -80,8 +91,9 @@ class TestTransfers:
         a, b = smoke_stores["SMOKE-A"], smoke_stores["SMOKE-B"]
         rows = smoke_api.intake(a, ["5.00", "6.00"])
         ids = [row["id"] for row in rows]
-        transfer = smoke_api.post("/aris3/transfers", {"origin_store_id": a, "destination_store_id": b,
-                                                       "stock_item_ids": ids}, expect=201)
+        transfer = smoke_api.post(
+            "/aris3/transfers", {"origin_store_id": a, "destination_store_id": b, "stock_item_ids": ids}, expect=201
+        )
         assert transfer["status"] == "DRAFT"
         actions = f"/aris3/transfers/{transfer['id']}/actions"
         assert smoke_api.post(actions, {"action": "dispatch"})["status"] == "DISPATCHED"
@@ -97,8 +109,9 @@ class TestTransfers:
         a, b = smoke_stores["SMOKE-A"], smoke_stores["SMOKE-B"]
         rows = smoke_api.intake(a, ["8.00"], status="PENDING")
         ids = [row["id"] for row in rows]
-        transfer = smoke_api.post("/aris3/transfers", {"origin_store_id": a, "destination_store_id": b,
-                                                       "stock_item_ids": ids}, expect=201)
+        transfer = smoke_api.post(
+            "/aris3/transfers", {"origin_store_id": a, "destination_store_id": b, "stock_item_ids": ids}, expect=201
+        )
         actions = f"/aris3/transfers/{transfer['id']}/actions"
         smoke_api.post(actions, {"action": "dispatch"})
         assert smoke_api.post(actions, {"action": "cancel"})["status"] == "CANCELED"
@@ -118,7 +131,9 @@ class TestPOS:
         if open_ones:
             yield open_ones[0]
             return
-        session = smoke_api.post("/aris3/pos/cash-sessions", {"store_id": store, "opening_amount": "100.00"}, expect=201)
+        session = smoke_api.post(
+            "/aris3/pos/cash-sessions", {"store_id": store, "opening_amount": "100.00"}, expect=201
+        )
         yield session
         closed = smoke_api.post(f"/aris3/pos/cash-sessions/{session['id']}/close", {"counted_amount": "100.00"})
         assert closed["status"] == "CLOSED"
@@ -126,25 +141,34 @@ class TestPOS:
     @staticmethod
     def _sale(smoke_api, store, prices):
         rows = smoke_api.intake(store, prices)
-        sale = smoke_api.post("/aris3/pos/sales", {"store_id": store, "lines": [{"stock_item_id": r["id"]} for r in rows]},
-                              expect=201)
+        sale = smoke_api.post(
+            "/aris3/pos/sales", {"store_id": store, "lines": [{"stock_item_id": r["id"]} for r in rows]}, expect=201
+        )
         return sale, rows
 
     def test_cash_checkout_with_change(self, smoke_api, smoke_stores, till):
         sale, rows = self._sale(smoke_api, smoke_stores["SMOKE-A"], ["12.00", "3.50"])
         assert (sale["status"], sale["total"]) == ("DRAFT", "15.50")
-        paid = smoke_api.post(f"/aris3/pos/sales/{sale['id']}/actions",
-                              {"action": "CHECKOUT", "payments": [{"method": "CASH", "amount": "20.00"}]})
+        paid = smoke_api.post(
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            {"action": "CHECKOUT", "payments": [{"method": "CASH", "amount": "20.00"}]},
+        )
         assert (paid["status"], paid["change_due"], paid["cash_session_id"]) == ("PAID", "4.50", till["id"])
-        assert all(MONEY.match(paid[key]) for key in ("subtotal", "discount_total", "total", "paid_total", "change_due"))
+        assert all(
+            MONEY.match(paid[key]) for key in ("subtotal", "discount_total", "total", "paid_total", "change_due")
+        )
         sold = smoke_api.stock_of(rows, status="SOLD")["rows"]
         assert {row["id"] for row in sold} == {row["id"] for row in rows}
         assert not any(row["sellable"] for row in sold)
 
     def test_insufficient_payment_is_422(self, smoke_api, smoke_stores):
         sale, _ = self._sale(smoke_api, smoke_stores["SMOKE-B"], ["10.00"])
-        response = smoke_api.call("POST", f"/aris3/pos/sales/{sale['id']}/actions", expect=422,
-                                  json={"action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "9.99"}]})
+        response = smoke_api.call(
+            "POST",
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            expect=422,
+            json={"action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "9.99"}]},
+        )
         assert response.json()["code"] == "PAYMENT_INSUFFICIENT"
         assert smoke_api.post(f"/aris3/pos/sales/{sale['id']}/actions", {"action": "CANCEL"})["status"] == "CANCELED"
 
@@ -153,8 +177,12 @@ class TestPOS:
         if smoke_api.get("/aris3/pos/cash-sessions", params={"store_id": store, "status": "OPEN"})["rows"]:
             pytest.skip("SMOKE-B has an open cash session (left by someone else); nothing to prove here")
         sale, _ = self._sale(smoke_api, store, ["4.00"])
-        response = smoke_api.call("POST", f"/aris3/pos/sales/{sale['id']}/actions", expect=409,
-                                  json={"action": "CHECKOUT", "payments": [{"method": "CASH", "amount": "4.00"}]})
+        response = smoke_api.call(
+            "POST",
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            expect=409,
+            json={"action": "CHECKOUT", "payments": [{"method": "CASH", "amount": "4.00"}]},
+        )
         assert response.json()["code"] == "CASH_SESSION_REQUIRED"
         smoke_api.post(f"/aris3/pos/sales/{sale['id']}/actions", {"action": "CANCEL"})
 
@@ -167,19 +195,27 @@ class TestReports:
         params = {"store_id": store, "from": today, "to": today}
         before = smoke_api.get("/aris3/reports/overview", params=params)
         ids = [row["id"] for row in smoke_api.intake(store, ["21.00"])]
-        sale = smoke_api.post("/aris3/pos/sales", {"store_id": store, "lines": [{"stock_item_id": ids[0], "discount": "1.00"}]},
-                              expect=201)
-        smoke_api.post(f"/aris3/pos/sales/{sale['id']}/actions",
-                       {"action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "20.00"}]})
+        sale = smoke_api.post(
+            "/aris3/pos/sales",
+            {"store_id": store, "lines": [{"stock_item_id": ids[0], "discount": "1.00"}]},
+            expect=201,
+        )
+        smoke_api.post(
+            f"/aris3/pos/sales/{sale['id']}/actions",
+            {"action": "CHECKOUT", "payments": [{"method": "CARD", "amount": "20.00"}]},
+        )
         after = smoke_api.get("/aris3/reports/overview", params=params)
         assert after["order_count"] == before["order_count"] + 1
         for key, delta in (("gross_sales", "21.00"), ("net_sales", "20.00"), ("discount_total", "1.00")):
             assert Decimal(after[key]) - Decimal(before[key]) == Decimal(delta), key
-        assert Decimal(after["average_ticket"]) == (Decimal(after["net_sales"]) / after["order_count"]).quantize(Decimal("0.01"))
+        assert Decimal(after["average_ticket"]) == (Decimal(after["net_sales"]) / after["order_count"]).quantize(
+            Decimal("0.01")
+        )
 
     def test_a_range_over_92_days_is_refused(self, smoke_api):
-        response = smoke_api.call("GET", "/aris3/reports/overview", expect=422,
-                                  params={"from": "2026-01-01", "to": "2026-04-03"})
+        response = smoke_api.call(
+            "GET", "/aris3/reports/overview", expect=422, params={"from": "2026-01-01", "to": "2026-04-03"}
+        )
         assert response.json()["code"] == "VALIDATION_ERROR"
 
 
@@ -189,12 +225,22 @@ class TestExports:
         store = smoke_stores["SMOKE-A"]
         smoke_api.intake(store, ["2.00"])
         key = smoke_api.unique("K")
-        created = smoke_api.call("POST", "/aris3/exports", expect=201, headers={"Idempotency-Key": key},
-                                 json={"kind": "STOCK", "store_id": store})
+        created = smoke_api.call(
+            "POST",
+            "/aris3/exports",
+            expect=201,
+            headers={"Idempotency-Key": key},
+            json={"kind": "STOCK", "store_id": store},
+        )
         record = created.json()
         assert record["row_count"] >= 1 and len(record["sha256"]) == 64
-        replay = smoke_api.call("POST", "/aris3/exports", expect=201, headers={"Idempotency-Key": key},
-                                json={"kind": "STOCK", "store_id": store})
+        replay = smoke_api.call(
+            "POST",
+            "/aris3/exports",
+            expect=201,
+            headers={"Idempotency-Key": key},
+            json={"kind": "STOCK", "store_id": store},
+        )
         assert replay.json() == record
         assert replay.headers["x-idempotency-result"] == "IDEMPOTENCY_REPLAY"
         download = smoke_api.call("GET", f"/aris3/exports/{record['id']}/download", expect=200)
@@ -205,8 +251,9 @@ class TestExports:
     def test_a_reused_key_with_another_payload_is_409(self, smoke_api):
         key = smoke_api.unique("R")
         smoke_api.call("POST", "/aris3/exports", expect=201, headers={"Idempotency-Key": key}, json={"kind": "SALES"})
-        response = smoke_api.call("POST", "/aris3/exports", expect=409, headers={"Idempotency-Key": key},
-                                  json={"kind": "STOCK"})
+        response = smoke_api.call(
+            "POST", "/aris3/exports", expect=409, headers={"Idempotency-Key": key}, json={"kind": "STOCK"}
+        )
         assert response.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
 
     def test_the_key_is_required(self, smoke_api):

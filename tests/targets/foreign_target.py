@@ -80,8 +80,9 @@ class TargetCommandFailed(RuntimeError):
 
 
 def _venv_key(base_python: str) -> str:
-    version = subprocess.run([base_python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
+    version = subprocess.run(
+        [base_python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     return hashlib.sha256(REQUIREMENTS.read_bytes() + version.encode()).hexdigest()[:16]
 
 
@@ -103,8 +104,10 @@ def ensure_venv(cache_dir: Path, base_python: str | None = None) -> Path:
             return python
         if venv.exists():
             subprocess.run(["rm", "-rf", str(venv)], check=True)
-        for args in ([base, "-m", "venv", str(venv)],
-                     [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)]):
+        for args in (
+            [base, "-m", "venv", str(venv)],
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+        ):
             done = subprocess.run(args, capture_output=True, text=True, timeout=VENV_TIMEOUT_SEC, check=False)
             if done.returncode != 0:
                 raise TargetCommandFailed(args, done.returncode, done.stdout + done.stderr)
@@ -121,30 +124,49 @@ def _env(database_url: str, extra: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
-def run(python: Path, args: list[str], database_url: str, *, env: Mapping[str, str] | None = None,
-        check: bool = True, timeout: float = COMMAND_TIMEOUT_SEC) -> subprocess.CompletedProcess[str]:
+def run(
+    python: Path,
+    args: list[str],
+    database_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = COMMAND_TIMEOUT_SEC,
+) -> subprocess.CompletedProcess[str]:
     """``python <args>`` in the target's root and environment; raises TargetCommandFailed if ``check``."""
     argv = [str(python), *args]
-    done = subprocess.run(argv, cwd=ROOT, env=_env(database_url, env), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    done = subprocess.run(
+        argv, cwd=ROOT, env=_env(database_url, env), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and done.returncode != 0:
         raise TargetCommandFailed(argv, done.returncode, done.stdout + done.stderr)
     return done
 
 
-def migrate(python: Path, database_url: str, revision: str = "head", *, widen_version_table: bool = False,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def migrate(
+    python: Path, database_url: str, revision: str = "head", *, widen_version_table: bool = False, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """``alembic upgrade <revision>`` with the target's alembic.ini (``downgrade`` for ``base``/``-N``)."""
     verb = "downgrade" if revision == "base" or revision.startswith("-") else "upgrade"
     extra = {"FOREIGN_WIDE_VERSION_TABLE": "1"} if widen_version_table else None
     return run(python, ["-m", "alembic", "-c", str(ALEMBIC_INI), verb, revision], database_url, env=extra, check=check)
 
 
-def seed(python: Path, database_url: str, scale: int, exports_dir: Path, *,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
+def seed(
+    python: Path, database_url: str, scale: int, exports_dir: Path, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The target's deterministic seed: same scale, same rows and export files."""
-    args = ["-m", "foreign_retail", "seed", "--database-url", database_url, "--scale", str(scale),
-            "--exports-dir", str(Path(exports_dir).resolve())]
+    args = [
+        "-m",
+        "foreign_retail",
+        "seed",
+        "--database-url",
+        database_url,
+        "--scale",
+        str(scale),
+        "--exports-dir",
+        str(Path(exports_dir).resolve()),
+    ]
     return run(python, args, database_url, check=check)
 
 
@@ -169,8 +191,15 @@ def _healthy(base_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(python: Path, database_url: str, port: int | None = None, *, exports_dir: Path | None = None,
-          env: Mapping[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
+def serve(
+    python: Path,
+    database_url: str,
+    port: int | None = None,
+    *,
+    exports_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[str]:
     """Run the target's service with uvicorn in its venv on loopback; yield its base URL.
 
     Waits for ``/health`` (30 s at most); on exit stops the whole process group (TERM, then
@@ -182,12 +211,24 @@ def serve(python: Path, database_url: str, port: int | None = None, *, exports_d
     extra = {"FOREIGN_TOKEN_SECRET": "foreign-target-test-secret", **(env or {})}
     if exports_dir is not None:
         extra["FOREIGN_EXPORTS_DIR"] = str(Path(exports_dir).resolve())
-    argv = [str(python), "-m", "uvicorn", "foreign_retail.app:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning"]
+    argv = [
+        str(python),
+        "-m",
+        "uvicorn",
+        "foreign_retail.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "w+b") if log_path else tempfile.TemporaryFile())  # noqa: SIM115
-        process = subprocess.Popen(argv, cwd=ROOT, env=_env(database_url, extra), stdout=log, stderr=log,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=_env(database_url, extra), stdout=log, stderr=log, start_new_session=True
+        )
         stack.callback(_stop, process)
 
         def failed(reason: str) -> TargetCommandFailed:
@@ -216,8 +257,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def run_smoke(python: Path, base_url: str | None, junit_xml: Path | None = None,
-              timeout: float = COMMAND_TIMEOUT_SEC) -> subprocess.CompletedProcess[str]:
+def run_smoke(
+    python: Path, base_url: str | None, junit_xml: Path | None = None, timeout: float = COMMAND_TIMEOUT_SEC
+) -> subprocess.CompletedProcess[str]:
     """The target's smoke test with the target's pytest: live against ``base_url``, else in-process."""
     args = ["-m", "pytest", "-q", str(SMOKE_TEST), "-p", "no:cacheprovider"]
     if junit_xml is not None:

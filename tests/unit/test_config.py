@@ -9,7 +9,13 @@ from aris3nb.gate.settings import GateSettings, load_gate_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DATABASE_URL", "OPS_ARTIFACTS_DIR", "OPS_ENABLE_BACKUP_DRILL", "OPS_DRILL_TIMEOUT_SEC", "ARIS3_EXPORTS_DIR"):
+    for name in (
+        "DATABASE_URL",
+        "OPS_ARTIFACTS_DIR",
+        "OPS_ENABLE_BACKUP_DRILL",
+        "OPS_DRILL_TIMEOUT_SEC",
+        "ARIS3_EXPORTS_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.ops_artifacts_dir == Path("artifacts")
@@ -31,7 +37,9 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("name", "value"), [("OPS_DRILL_TIMEOUT_SEC", "-1"), ("OPS_ENABLE_BACKUP_DRILL", "maybe")])
-def test_invalid_values_are_usage_errors_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_invalid_values_are_usage_errors_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(InvalidSettings, match=name) as caught:
         load_settings()
@@ -46,8 +54,11 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 #: Every ``*_SEC`` setting, read from the settings model itself: a new one is covered at once.
-SECONDS_SETTINGS = sorted(alias for field in GateSettings.model_fields.values()
-                          if isinstance(alias := field.validation_alias, str) and alias.endswith("_SEC"))
+SECONDS_SETTINGS = sorted(
+    alias
+    for field in GateSettings.model_fields.values()
+    if isinstance(alias := field.validation_alias, str) and alias.endswith("_SEC")
+)
 #: Settings where 0 has a documented meaning ("do not wait").
 ZERO_ALLOWED = {"OPS_RUN_LOCK_WAIT_SEC"}
 #: Ages rather than timeouts: their own documented maximum (a backup up to a year old).
@@ -68,9 +79,16 @@ def test_out_of_range_seconds_are_one_line_usage_errors(monkeypatch: pytest.Monk
 
 
 def test_the_known_seconds_settings_are_all_there() -> None:
-    assert {"OPS_DRILL_TIMEOUT_SEC", "OPS_BACKUP_TIMEOUT_SEC", "ARIS3_TOKEN_TTL_SEC", "OPS_GATE_LATENCY_DEADLINE_SEC",
-            "OPS_GATE_HTTP_TIMEOUT_SEC", "OPS_GATE_SMOKE_TIMEOUT_SEC", "OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC",
-            "OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC"} <= set(SECONDS_SETTINGS)
+    assert {
+        "OPS_DRILL_TIMEOUT_SEC",
+        "OPS_BACKUP_TIMEOUT_SEC",
+        "ARIS3_TOKEN_TTL_SEC",
+        "OPS_GATE_LATENCY_DEADLINE_SEC",
+        "OPS_GATE_HTTP_TIMEOUT_SEC",
+        "OPS_GATE_SMOKE_TIMEOUT_SEC",
+        "OPS_INTEGRITY_IDEMPOTENCY_MAX_AGE_SEC",
+        "OPS_INTEGRITY_STATEMENT_TIMEOUT_SEC",
+    } <= set(SECONDS_SETTINGS)
 
 
 @pytest.mark.parametrize("name", SECONDS_SETTINGS)

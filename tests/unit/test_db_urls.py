@@ -87,7 +87,9 @@ def no_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("url", "fragments"), HOSTILE)
-def test_ambiguous_credentials_are_refused_before_any_lookup(url: str, fragments: list[str], no_name_lookup: None) -> None:
+def test_ambiguous_credentials_are_refused_before_any_lookup(
+    url: str, fragments: list[str], no_name_lookup: None
+) -> None:
     from aris3nb.core.db import check_connection, create_engine
 
     for attempt in (parse_database_url, create_engine, check_connection, engine_name):

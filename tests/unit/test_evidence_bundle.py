@@ -47,12 +47,22 @@ def run_id(index: int) -> str:
 
 def body(rid: str, **changes: object) -> dict:
     """What the runner passes to seal_run (opaque to the bundle but for run_id)."""
-    return {"run_id": rid, "started_at": "2026-11-28T09:00:00.000Z", "finished_at": "2026-11-28T09:01:30.000Z",
-            "duration_sec": 90.0, "verdict": "PASS", "decision": "GO", "exit_code": 0,
-            "target": {"mode": "embedded", "base_url": "http://127.0.0.1:8000"}, "parameters": {"strict": False},
-            "phases": [{"phase": "pre_deploy", "status": "completed", "verdict": "PASS"}],
-            "metrics": {"latency_p95_ms": {"health": 3.2}}, "code": {"aris3nb_version": "0.1.0"},
-            "tools": {"python": "3.11"}, **changes}
+    return {
+        "run_id": rid,
+        "started_at": "2026-11-28T09:00:00.000Z",
+        "finished_at": "2026-11-28T09:01:30.000Z",
+        "duration_sec": 90.0,
+        "verdict": "PASS",
+        "decision": "GO",
+        "exit_code": 0,
+        "target": {"mode": "embedded", "base_url": "http://127.0.0.1:8000"},
+        "parameters": {"strict": False},
+        "phases": [{"phase": "pre_deploy", "status": "completed", "verdict": "PASS"}],
+        "metrics": {"latency_p95_ms": {"health": 3.2}},
+        "code": {"aris3nb_version": "0.1.0"},
+        "tools": {"python": "3.11"},
+        **changes,
+    }
 
 
 def make_run(runs: Path, index: int) -> Path:
@@ -128,7 +138,11 @@ def test_a_sealed_run_lists_every_file_and_verifies(runs: Path) -> None:
     result = verify_run(folder)
     assert result.ok, result.problems
     assert (result.run_id, result.files_checked, result.signed, result.digest) == (
-        folder.name, 5, False, digest_of_file(path))
+        folder.name,
+        5,
+        False,
+        digest_of_file(path),
+    )
 
 
 def test_the_runners_fields_come_first_and_are_kept_as_given(runs: Path) -> None:
@@ -150,8 +164,10 @@ def test_each_run_links_to_the_sealed_run_before_it(runs: Path) -> None:
     assert chain.ok and chain.problems == [], chain.problems
     assert len(chain.runs) == 3 and chain.head is not None and chain.head.run_id == third.name
     assert chain.incomplete == [run_id(2)]
-    assert chain.warnings[0] == (f"run {run_id(2)} has no evidence.json (incomplete run: still running, or it "
-                                 "crashed); its files are covered by no digest")
+    assert chain.warnings[0] == (
+        f"run {run_id(2)} has no evidence.json (incomplete run: still running, or it "
+        "crashed); its files are covered by no digest"
+    )
     assert chain.warnings[1:] == [] or "is unsigned and no later run links it" in chain.warnings[1]
     assert chain.passes() and not chain.passes(strict=True)
 
@@ -172,11 +188,14 @@ def test_sealing_refuses_a_special_file(runs: Path) -> None:
         seal_run(folder, body(folder.name))
 
 
-@pytest.mark.parametrize(("document", "fragment"), [
-    ({"run_id": "20261128T090000Z-ffffff"}, "does not name its folder"),
-    ({"format": "mine"}, "carries format, which the bundle writes itself"),
-    ({"metrics": float("nan")}, "not plain JSON"),
-])
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ({"run_id": "20261128T090000Z-ffffff"}, "does not name its folder"),
+        ({"format": "mine"}, "carries format, which the bundle writes itself"),
+        ({"metrics": float("nan")}, "not plain JSON"),
+    ],
+)
 def test_sealing_refuses_a_body_it_cannot_seal_faithfully(runs: Path, document: dict, fragment: str) -> None:
     folder = make_run(runs, 0)
     with pytest.raises(EvidenceSealRefused, match=re.escape(fragment)):
@@ -245,7 +264,8 @@ def test_an_added_symbolic_link_is_named_and_not_followed(runs: Path, tmp_path: 
     result = verify_run(folder)
     assert sorted(result.problems) == sorted(
         f"symbolic link {name!r} in the run folder (not followed); a run holds regular files only"
-        for name in ("notes.txt", "post_deploy/elsewhere"))
+        for name in ("notes.txt", "post_deploy/elsewhere")
+    )
 
 
 def test_a_listed_file_replaced_by_a_link_or_reached_through_one_is_named(runs: Path, tmp_path: Path) -> None:
@@ -263,11 +283,14 @@ def test_a_listed_file_replaced_by_a_link_or_reached_through_one_is_named(runs: 
     assert result.files_checked == 2  # the notebook and the nested JSON, never the files behind links
 
 
-@pytest.mark.parametrize(("path", "reason"), [
-    ("../outside.txt", "contains '..'"),
-    ("/etc/hostname", "absolute"),
-    ("pre_deploy/../../x", "contains '..'"),
-])
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("../outside.txt", "contains '..'"),
+        ("/etc/hostname", "absolute"),
+        ("pre_deploy/../../x", "contains '..'"),
+    ],
+)
 def test_an_unsafe_listed_path_is_named_and_never_opened(runs: Path, path: str, reason: str) -> None:
     folder = sealed_run(runs, 0)
     document = json.loads((folder / EVIDENCE_NAME).read_text())
@@ -279,7 +302,8 @@ def test_a_run_moved_to_another_folder_name_is_named(runs: Path) -> None:
     folder = sealed_run(runs, 0)
     moved = folder.rename(runs / run_id(7))
     assert only_problem(verify_run(moved)) == (
-        f"field 'run_id' is {run_id(0)!r}, but the run folder is {run_id(7)!r}: evidence.json was moved or edited")
+        f"field 'run_id' is {run_id(0)!r}, but the run folder is {run_id(7)!r}: evidence.json was moved or edited"
+    )
 
 
 # -- signatures ---------------------------------------------------------------------------
@@ -292,8 +316,12 @@ def test_a_signed_run_verifies_with_its_public_key_and_reports_the_key_id(runs: 
     assert len(base64.b64decode(signature.read_text().strip(), validate=True)) == 64
     block = read_evidence(folder)["signature"]
     expected_id = "sha256:" + hashlib.sha256(base64.b64decode(block["public_key"])).hexdigest()
-    assert block == {"algorithm": "ed25519", "public_key": block["public_key"], "key_id": expected_id,
-                     "file": SIGNATURE_NAME}
+    assert block == {
+        "algorithm": "ed25519",
+        "public_key": block["public_key"],
+        "key_id": expected_id,
+        "file": SIGNATURE_NAME,
+    }
     embedded_only = verify_run(folder)
     assert embedded_only.ok and embedded_only.signed and not embedded_only.key_trusted
     assert embedded_only.key_id == expected_id
@@ -319,7 +347,8 @@ def test_an_altered_or_missing_signature_file_is_named(runs: Path, key: Path) ->
     assert only_problem(verify_run(folder)) == f"signature file {SIGNATURE_NAME} is not base64 text"
     signature.unlink()
     assert only_problem(verify_run(folder)) == (
-        f"signature file {SIGNATURE_NAME} is missing, but evidence.json says the run is signed")
+        f"signature file {SIGNATURE_NAME} is missing, but evidence.json says the run is signed"
+    )
 
 
 def test_a_run_signed_by_another_key_fails_against_the_trusted_one(runs: Path, key: Path, tmp_path: Path) -> None:
@@ -327,19 +356,23 @@ def test_a_run_signed_by_another_key_fails_against_the_trusted_one(runs: Path, k
     folder = sealed_run(runs, 0, key)
     assert only_problem(verify_run(folder, public_key=other)) == (
         f"the run is signed by key {key_id(load_public_key(public(key)))}, "
-        f"not by the given public key {key_id(load_public_key(other))}")
+        f"not by the given public key {key_id(load_public_key(other))}"
+    )
 
 
 def test_an_unsigned_run_fails_when_a_public_key_is_given(runs: Path, key: Path) -> None:
     folder = sealed_run(runs, 0)
     assert only_problem(verify_run(folder, public_key=public(key))).startswith(
-        "the run is not signed, but a public key (sha256:")
+        "the run is not signed, but a public key (sha256:"
+    )
 
 
 def test_a_signature_added_to_an_unsigned_run_is_named(runs: Path) -> None:
     folder = sealed_run(runs, 0)
     (folder / SIGNATURE_NAME).write_text(base64.b64encode(bytes(64)).decode() + "\n")
-    assert only_problem(verify_run(folder)).startswith(f"{SIGNATURE_NAME} is present but evidence.json records no signature")
+    assert only_problem(verify_run(folder)).startswith(
+        f"{SIGNATURE_NAME} is present but evidence.json records no signature"
+    )
 
 
 # -- the chain ----------------------------------------------------------------------------
@@ -362,7 +395,8 @@ def test_a_run_deleted_from_the_middle_is_named_with_its_successor(runs: Path) -
     middle.rmdir()
     assert only_problem(verify_chain(runs)) == (
         f"run {last.name}: names run {middle.name} as its previous run, but run {middle.name} is missing "
-        f"(deleted?); before it is run {first.name}")
+        f"(deleted?); before it is run {first.name}"
+    )
 
 
 def test_a_removed_evidence_json_in_the_middle_is_named(runs: Path) -> None:
@@ -371,7 +405,8 @@ def test_a_removed_evidence_json_in_the_middle_is_named(runs: Path) -> None:
     (middle / EVIDENCE_NAME).unlink()
     chain = verify_chain(runs)
     assert only_problem(chain).startswith(
-        f"run {last.name}: names run {middle.name} as its previous run, but run {middle.name} has no evidence.json")
+        f"run {last.name}: names run {middle.name} as its previous run, but run {middle.name} has no evidence.json"
+    )
     assert chain.incomplete == [middle.name]
 
 
@@ -382,14 +417,16 @@ def test_a_run_put_in_between_afterwards_is_named(runs: Path) -> None:
     assert read_evidence(inserted)["previous"]["run_id"] == first.name
     assert only_problem(verify_chain(runs)) == (
         f"run {last.name}: names run {first.name} as its previous run, but the sealed run just before it is "
-        f"run {inserted.name}: runs were reordered, or one was put in afterwards")
+        f"run {inserted.name}: runs were reordered, or one was put in afterwards"
+    )
 
 
 def test_a_link_removed_from_a_run_is_named(runs: Path) -> None:
     first, second = sealed_run(runs, 0), sealed_run(runs, 1)
     edit_evidence(second, previous=None)
     assert only_problem(verify_chain(runs)).startswith(
-        f"run {second.name}: records no previous run, but run {first.name} comes before it")
+        f"run {second.name}: records no previous run, but run {first.name} comes before it"
+    )
 
 
 def test_every_problem_of_every_run_is_reported_with_its_run(runs: Path, key: Path) -> None:
@@ -414,14 +451,20 @@ def test_a_malformed_evidence_json_in_a_chain_is_that_runs_problem(runs: Path) -
 # -- reading ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("{not json", "is not valid JSON"),
-    ("", "is not valid JSON"),
-    ('{"format": "aris3nb.backup.manifest", "version": 1}', "is not an aris3nb.evidence document"),
-    ('{"format": "aris3nb.evidence", "version": 2}', "has aris3nb.evidence version 2; this aris3nb reads version(s) 1"),
-    ('{"format": "aris3nb.evidence", "version": true}', "version True"),
-    ('{"format": "aris3nb.evidence", "version": 1, "x": NaN}', "is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{not json", "is not valid JSON"),
+        ("", "is not valid JSON"),
+        ('{"format": "aris3nb.backup.manifest", "version": 1}', "is not an aris3nb.evidence document"),
+        (
+            '{"format": "aris3nb.evidence", "version": 2}',
+            "has aris3nb.evidence version 2; this aris3nb reads version(s) 1",
+        ),
+        ('{"format": "aris3nb.evidence", "version": true}', "version True"),
+        ('{"format": "aris3nb.evidence", "version": 1, "x": NaN}', "is not valid JSON"),
+    ],
+)
 def test_an_unreadable_evidence_json_is_a_one_line_usage_error(runs: Path, text: str, fragment: str) -> None:
     folder = sealed_run(runs, 0)
     (folder / EVIDENCE_NAME).write_text(text)
@@ -439,9 +482,12 @@ def test_a_missing_field_is_listed_by_the_reader(runs: Path) -> None:
     (folder / EVIDENCE_NAME).write_text(json.dumps(document))
     with pytest.raises(EvidenceInvalid) as caught:
         read_evidence(folder / EVIDENCE_NAME)
-    assert caught.value.problems == ["field 'verdict' is missing", "field 'files' is missing",
-                                     "previous.run_id 'later' is not a run id",
-                                     "previous.digest is missing or not a sha256:<hex> digest"]
+    assert caught.value.problems == [
+        "field 'verdict' is missing",
+        "field 'files' is missing",
+        "previous.run_id 'later' is not a run id",
+        "previous.digest is missing or not a sha256:<hex> digest",
+    ]
     assert caught.value.exit_code == 1
 
 
@@ -493,19 +539,27 @@ def test_unusable_key_files_are_one_line_usage_errors(runs: Path, key: Path, tmp
     folder = sealed_run(runs, 0, key)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_public = tmp_path / "rsa.pub"
-    rsa_public.write_bytes(rsa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    rsa_public.write_bytes(
+        rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     garbage = tmp_path / "garbage.pub"
     garbage.write_text("hello")
-    cases = [(tmp_path / "missing.pub", "no key file at"), (rsa_public, "not Ed25519"),
-             (garbage, "is not a PEM public key"), (key, "is a private key; give the public key")]
+    cases = [
+        (tmp_path / "missing.pub", "no key file at"),
+        (rsa_public, "not Ed25519"),
+        (garbage, "is not a PEM public key"),
+        (key, "is a private key; give the public key"),
+    ]
     for path, fragment in cases:
         with pytest.raises(SigningKeyError, match=re.escape(fragment)) as caught:
             verify_run(folder, public_key=path)
         assert caught.value.exit_code == 2
     rsa_private = tmp_path / "rsa.pem"
-    rsa_private.write_bytes(rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    rsa_private.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     unsealed = make_run(runs, 1)
     with pytest.raises(SigningKeyError, match="not Ed25519"):
         seal_run(unsealed, body(unsealed.name), signing_key=rsa_private)
@@ -520,7 +574,9 @@ def documented_blocks() -> tuple[str, str, str]:
     section = FORMAT_DOC.read_text().split("## 7. Evidence bundle", 1)[1]
     [example] = [b for b in re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL) if '"aris3nb.evidence"' in b]
     signature = re.search(r"```\n([A-Za-z0-9+/=]{86,88})\n```", section).group(1)
-    public_pem = re.search(r"(-----BEGIN PUBLIC KEY-----\n.*?\n-----END PUBLIC KEY-----\n)", section, flags=re.DOTALL).group(1)
+    public_pem = re.search(
+        r"(-----BEGIN PUBLIC KEY-----\n.*?\n-----END PUBLIC KEY-----\n)", section, flags=re.DOTALL
+    ).group(1)
     return example, signature, public_pem
 
 
@@ -535,8 +591,10 @@ def test_the_documented_example_is_read_by_the_real_reader_and_its_signature_hol
     (tmp_path / "release.pem.pub").write_text(public_pem)
     trusted = load_public_key(tmp_path / "release.pem.pub")
     trusted.verify(base64.b64decode(signature), example.encode())  # raises if the doc's bytes were edited
-    assert read["signature"]["public_key"] == base64.b64encode(
-        trusted.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    assert (
+        read["signature"]["public_key"]
+        == base64.b64encode(trusted.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    )
 
 
 def test_the_documented_example_has_the_shape_seal_run_writes(runs: Path) -> None:

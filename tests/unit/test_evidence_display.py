@@ -70,16 +70,19 @@ def _style(style: str) -> dict[str, str]:
 # --- one timestamp format ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [
-    "2026-11-29 15:28:41.047426",  # SQLite's text of a UTC timestamp: no zone
-    "2026-11-29T15:28:41.047Z",
-    "2026-11-29T15:28:41+00:00",
-    "2026-11-29T16:28:41.5+01:00",
-    "2026-11-29 15:28:41.047426123",  # nanoseconds
-    dt.datetime(2026, 11, 29, 15, 28, 41, 47426),
-    dt.datetime(2026, 11, 29, 10, 28, 41, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
-    pd.Timestamp("2026-11-29 15:28:41.047426123"),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-29 15:28:41.047426",  # SQLite's text of a UTC timestamp: no zone
+        "2026-11-29T15:28:41.047Z",
+        "2026-11-29T15:28:41+00:00",
+        "2026-11-29T16:28:41.5+01:00",
+        "2026-11-29 15:28:41.047426123",  # nanoseconds
+        dt.datetime(2026, 11, 29, 15, 28, 41, 47426),
+        dt.datetime(2026, 11, 29, 10, 28, 41, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        pd.Timestamp("2026-11-29 15:28:41.047426123"),
+    ],
+)
 def test_every_moment_reads_iso_8601_utc_with_z(value):
     assert page_time(value) == "2026-11-29T15:28:41Z"
 
@@ -90,9 +93,13 @@ def test_what_is_not_wholly_a_moment_is_left_as_it_is(value):
 
 
 def test_tables_show_moments_in_the_page_format_and_never_zoneless():
-    table = Table([{"measure": "backup_created_at", "value": "2026-11-29T15:28:41.811Z"},
-                   {"measure": "newest_business_timestamp", "value": "2026-11-29 15:28:14.323109"},
-                   {"measure": "at", "value": pd.Timestamp("2026-11-29 15:28:41.047426")}])
+    table = Table(
+        [
+            {"measure": "backup_created_at", "value": "2026-11-29T15:28:41.811Z"},
+            {"measure": "newest_business_timestamp", "value": "2026-11-29 15:28:14.323109"},
+            {"measure": "at", "value": pd.Timestamp("2026-11-29 15:28:41.047426")},
+        ]
+    )
 
     html = table._repr_html_()
     texts = [cell[3] for _row, cells in _Cells(html).rows for cell in cells]
@@ -106,10 +113,12 @@ def test_tables_show_moments_in_the_page_format_and_never_zoneless():
 
 
 def test_fail_and_warn_rows_stand_out_by_colour_bar_and_word_also_in_print():
-    results = [CheckResult("http.health", Status.PASS, "200 ok", 0.01),
-               CheckResult("latency.health", Status.FAIL, "p95 1.0 ms > budget 0.001 ms", 0.2),
-               CheckResult("git", Status.WARN, "dirty tree", 0.03),
-               CheckResult("migrations.round_trip.postgresql", Status.SKIP, "no --postgres-url given", 0.0)]
+    results = [
+        CheckResult("http.health", Status.PASS, "200 ok", 0.01),
+        CheckResult("latency.health", Status.FAIL, "p95 1.0 ms > budget 0.001 ms", 0.2),
+        CheckResult("git", Status.WARN, "dirty tree", 0.03),
+        CheckResult("migrations.round_trip.postgresql", Status.SKIP, "no --postgres-url given", 0.0),
+    ]
 
     rows = _Cells(Table(check_rows(results), ["status", "check", "duration", "detail"])._repr_html_()).rows[1:]
 
@@ -130,15 +139,16 @@ def test_fail_and_warn_rows_stand_out_by_colour_bar_and_word_also_in_print():
 
 
 def test_text_is_left_aligned_and_numbers_right_aligned():
-    rows = [{"endpoint": "/health", "status": "✔ PASS", "p95 ms": 1.021, "samples": 200, "duration": "0.03 s"},
-            {"endpoint": "/aris3/stock", "status": "✘ FAIL", "p95 ms": 8.586, "samples": 200, "duration": "1.20 s"}]
+    rows = [
+        {"endpoint": "/health", "status": "✔ PASS", "p95 ms": 1.021, "samples": 200, "duration": "0.03 s"},
+        {"endpoint": "/aris3/stock", "status": "✘ FAIL", "p95 ms": 8.586, "samples": 200, "duration": "1.20 s"},
+    ]
 
     html = Table(rows)._repr_html_()
     header, *body = _Cells(html).rows
 
     aligned = {cell[3]: _style(cell[2])["text-align"] for cell in header[1][1:]}
-    assert aligned == {"endpoint": "left", "status": "left", "p95 ms": "right", "samples": "right",
-                       "duration": "right"}
+    assert aligned == {"endpoint": "left", "status": "left", "p95 ms": "right", "samples": "right", "duration": "right"}
     for _row_class, cells in body:
         assert [_style(cell[2])["text-align"] for cell in cells[1:]] == ["left", "left", "right", "right", "right"]
     assert "1.021" in html and "8.586" in html
@@ -147,18 +157,31 @@ def test_text_is_left_aligned_and_numbers_right_aligned():
 def test_a_tables_shape_does_not_depend_on_its_values():
     """Every cell has the same elements and attributes: a value changes what a page says,
     never its structure (tests/faults fuzzes that on whole pages)."""
+
     def shape(html: str) -> list:
-        return [(bool(row_class), [(tag, bool(cls), bool(style)) for tag, cls, style, _text in cells])
-                for row_class, cells in _Cells(html).rows]
+        return [
+            (bool(row_class), [(tag, bool(cls), bool(style)) for tag, cls, style, _text in cells])
+            for row_class, cells in _Cells(html).rows
+        ]
 
     plain = Table([{"status": "x", "check": "y", "detail": "z"}])._repr_html_()
     for value in ("✘ FAIL", "12", "2026-11-29 15:28:41", "<script>alert(1)</script>", ""):
         assert shape(Table([{"status": value, "check": value, "detail": value}])._repr_html_()) == shape(plain)
 
 
-@pytest.mark.parametrize(("status", "tone"), [("✘ FAIL", "fail"), ("✘ red", "fail"), ("⚠ WARN", "warn"),
-                                              ("PASS_WITH_WARNINGS", "warn"), ("✔ PASS", None), ("✔ green", None),
-                                              ("· SKIP", None), (None, None)])
+@pytest.mark.parametrize(
+    ("status", "tone"),
+    [
+        ("✘ FAIL", "fail"),
+        ("✘ red", "fail"),
+        ("⚠ WARN", "warn"),
+        ("PASS_WITH_WARNINGS", "warn"),
+        ("✔ PASS", None),
+        ("✔ green", None),
+        ("· SKIP", None),
+        (None, None),
+    ],
+)
 def test_row_tone_reads_the_status_word(status, tone):
     assert row_tone(status) == tone
 
@@ -168,9 +191,19 @@ def test_row_tone_reads_the_status_word(status, tone):
 
 def _latency(status: Status, samples: list[float], budget: float, path: str = "/health") -> CheckResult:
     ordered = sorted(samples)
-    return CheckResult(f"latency.{path.strip('/')}", status, "…", 0.1,
-                       {"samples_ms": samples, "p95_ms": ordered[int(0.95 * (len(ordered) - 1))], "budget_ms": budget,
-                        "path": path, "count": len(samples)})
+    return CheckResult(
+        f"latency.{path.strip('/')}",
+        status,
+        "…",
+        0.1,
+        {
+            "samples_ms": samples,
+            "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+            "budget_ms": budget,
+            "path": path,
+            "count": len(samples),
+        },
+    )
 
 
 def _extent(artist, renderer):
@@ -195,8 +228,11 @@ def test_the_axis_reaches_every_budget_and_the_legend_hides_no_label(budget):
         [label] = [text for text in axis.texts if text.get_text() == f"budget {budget:g} ms"]
         legend = axis.get_legend()
         assert f"budget {budget:g} ms" in [text.get_text() for text in legend.get_texts()]
-        plot, shown_label, shown_legend = axis.get_window_extent(renderer), label.get_window_extent(renderer), \
-            legend.get_window_extent(renderer)
+        plot, shown_label, shown_legend = (
+            axis.get_window_extent(renderer),
+            label.get_window_extent(renderer),
+            legend.get_window_extent(renderer),
+        )
         assert not shown_legend.overlaps(plot), "the legend sits outside the plot"
         assert not shown_legend.overlaps(shown_label)
         assert plot.x0 - 1 <= shown_label.x0 and shown_label.x1 <= plot.x1 + 1, "the label is inside the plot"
@@ -206,8 +242,14 @@ def test_the_axis_reaches_every_budget_and_the_legend_hides_no_label(budget):
 
 
 def test_the_rpo_figure_shows_the_budget_and_the_verdict_when_the_report_has_them():
-    figure = rpo_figure({"backup_created_at": "2026-11-28T08:05:00.000Z", "backup_age_sec": 26 * 3600.0,
-                         "budget_sec": 24 * 3600.0, "status": "FAIL"})
+    figure = rpo_figure(
+        {
+            "backup_created_at": "2026-11-28T08:05:00.000Z",
+            "backup_age_sec": 26 * 3600.0,
+            "budget_sec": 24 * 3600.0,
+            "status": "FAIL",
+        }
+    )
     figure.canvas.draw()
     [axis] = figure.axes
 
@@ -218,8 +260,13 @@ def test_the_rpo_figure_shows_the_budget_and_the_verdict_when_the_report_has_the
 
 
 def test_the_rpo_figure_without_a_budget_says_so_and_judges_nothing():
-    figure = rpo_figure({"backup_created_at": "2026-11-28T08:05:00.000Z", "backup_age_sec": 15.4,
-                         "newest_business_timestamp": "2026-11-28 08:04:59.000000"})
+    figure = rpo_figure(
+        {
+            "backup_created_at": "2026-11-28T08:05:00.000Z",
+            "backup_age_sec": 15.4,
+            "newest_business_timestamp": "2026-11-28 08:04:59.000000",
+        }
+    )
     [axis] = figure.axes
 
     assert "no RPO budget in the drill report" in axis.get_title()
@@ -229,16 +276,21 @@ def test_the_rpo_figure_without_a_budget_says_so_and_judges_nothing():
 
 # --- smoke that stopped before any test ran ------------------------------------------------------
 
-CONNECT_REFUSED_TAIL = "\n".join([
-    "            message = str(exc)",
-    "\x1b[1m\x1b[31mE           httpx.ConnectError: [Errno 111] Connection refused\x1b[0m",
-    "",
-    ".venv/lib/python3.11/site-packages/httpx/_transports/default.py:118: ConnectError",
-    "=========================== short test summary info ============================",
-    *(f"\x1b[31mERROR\x1b[0m tests/smoke/test_post_merge_readiness.py::TestAuth::test_{n} - httpx.ConnectError: "
-      "[Errno 111] Connection refused" for n in range(18)),
-    "\x1b[31m18 errors in 3.36s\x1b[0m",
-])
+CONNECT_REFUSED_TAIL = "\n".join(
+    [
+        "            message = str(exc)",
+        "\x1b[1m\x1b[31mE           httpx.ConnectError: [Errno 111] Connection refused\x1b[0m",
+        "",
+        ".venv/lib/python3.11/site-packages/httpx/_transports/default.py:118: ConnectError",
+        "=========================== short test summary info ============================",
+        *(
+            f"\x1b[31mERROR\x1b[0m tests/smoke/test_post_merge_readiness.py::TestAuth::test_{n} - httpx.ConnectError: "
+            "[Errno 111] Connection refused"
+            for n in range(18)
+        ),
+        "\x1b[31m18 errors in 3.36s\x1b[0m",
+    ]
+)
 
 
 def test_smoke_error_lines_name_the_error_once_without_terminal_colours():
@@ -259,14 +311,23 @@ def shown(monkeypatch, tmp_path: Path) -> tuple[PhaseEvidence, list]:
 
 
 def _smoke(status: Status, detail: str, areas: dict) -> CheckResult:
-    return CheckResult("smoke", status, detail, 3.0, {"pytest_exit_code": 1, "output_tail": CONNECT_REFUSED_TAIL,
-                                                      "areas": areas})
+    return CheckResult(
+        "smoke", status, detail, 3.0, {"pytest_exit_code": 1, "output_tail": CONNECT_REFUSED_TAIL, "areas": areas}
+    )
 
 
 def test_smoke_that_stopped_before_any_test_ran_shows_that_error(shown):
     phase, objects = shown
-    areas = {"(no area)": {"status": "red", "passed": 0, "failed": 0, "errors": 18, "skipped": 0,
-                           "failing_tests": ["tests.smoke.TestAuth::test_login"]}}
+    areas = {
+        "(no area)": {
+            "status": "red",
+            "passed": 0,
+            "failed": 0,
+            "errors": 18,
+            "skipped": 0,
+            "failing_tests": ["tests.smoke.TestAuth::test_login"],
+        }
+    }
 
     phase.show_smoke([_smoke(Status.FAIL, "red area(s): (no area) — 18 errors in 3.36s", areas)])
 
@@ -279,9 +340,17 @@ def test_smoke_that_stopped_before_any_test_ran_shows_that_error(shown):
 
 def test_smoke_with_a_red_area_shows_no_startup_error(shown):
     phase, objects = shown
-    areas = {"auth": {"status": "green", "passed": 5, "failed": 0, "errors": 0, "skipped": 0, "failing_tests": []},
-             "pos": {"status": "red", "passed": 2, "failed": 1, "errors": 0, "skipped": 0,
-                     "failing_tests": ["tests.smoke.TestPOS::test_cash"]}}
+    areas = {
+        "auth": {"status": "green", "passed": 5, "failed": 0, "errors": 0, "skipped": 0, "failing_tests": []},
+        "pos": {
+            "status": "red",
+            "passed": 2,
+            "failed": 1,
+            "errors": 0,
+            "skipped": 0,
+            "failing_tests": ["tests.smoke.TestPOS::test_cash"],
+        },
+    }
 
     phase.show_smoke([_smoke(Status.FAIL, "red area(s): pos — 1 failed, 7 passed", areas)])
 
@@ -292,13 +361,23 @@ def test_smoke_with_a_red_area_shows_no_startup_error(shown):
 
 def test_the_drill_shows_rpo_as_a_figure_and_its_times_in_the_page_format(shown):
     phase, objects = shown
-    report = json.loads(json.dumps({
-        "backup": "pre_deploy_20261128_0800", "engine": "sqlite", "status": "PASS", "checks": [],
-        "rto_sec": {"validate": 0.2, "restore": 0.01, "verify": 0.07, "upgrade": 0.02, "total": 0.3},
-        "rpo": {"backup_created_at": "2026-11-28T08:05:00.000Z", "backup_age_sec": 300.0,
-                "newest_business_timestamp": "2026-05-31 20:13:44.000000"},
-        "diff": [],
-    }))
+    report = json.loads(
+        json.dumps(
+            {
+                "backup": "pre_deploy_20261128_0800",
+                "engine": "sqlite",
+                "status": "PASS",
+                "checks": [],
+                "rto_sec": {"validate": 0.2, "restore": 0.01, "verify": 0.07, "upgrade": 0.02, "total": 0.3},
+                "rpo": {
+                    "backup_created_at": "2026-11-28T08:05:00.000Z",
+                    "backup_age_sec": 300.0,
+                    "newest_business_timestamp": "2026-05-31 20:13:44.000000",
+                },
+                "diff": [],
+            }
+        )
+    )
 
     phase.show_drill(report)
 
@@ -314,15 +393,38 @@ def test_the_drill_names_the_rows_that_differ_and_judges_rpo_and_rto(shown):
     """A failed drill shows each changed, missing and extra row by key with the restored and the
     recorded values, and RPO and RTO as figures beside their budgets with a verdict."""
     phase, objects = shown
-    row = {"key": [1234], "restored": {"id": 1234, "sku": "FORGED-1234"}, "recorded_digest": "6c47296964976064",
-           "restored_digest": "94dee9a07168e4b2", "recorded": None,
-           "backup_data": "holds the restored values, not the recorded row: the backup was changed after it was made"}
-    report = {"backup": "b", "engine": "sqlite", "status": "FAIL", "checks": [], "rto_sec": {"total": 0.3},
-              "rpo": {"backup_age_sec": 300.0, "budget_sec": 86400.0, "status": "PASS"},
-              "rto": {"total_sec": 0.3, "budget_sec": 900.0, "status": "PASS"},
-              "diff": [{"table": "stock_items", "key": ["id"], "rows_recorded": 3, "rows_found": 3, "ranges_differing": 1,
-                        "ranges": [], "counts": {"changed": 1, "missing": 0, "extra": 0}, "shown_per_kind": 20,
-                        "changed": [row], "missing": [], "extra": []}]}
+    row = {
+        "key": [1234],
+        "restored": {"id": 1234, "sku": "FORGED-1234"},
+        "recorded_digest": "6c47296964976064",
+        "restored_digest": "94dee9a07168e4b2",
+        "recorded": None,
+        "backup_data": "holds the restored values, not the recorded row: the backup was changed after it was made",
+    }
+    report = {
+        "backup": "b",
+        "engine": "sqlite",
+        "status": "FAIL",
+        "checks": [],
+        "rto_sec": {"total": 0.3},
+        "rpo": {"backup_age_sec": 300.0, "budget_sec": 86400.0, "status": "PASS"},
+        "rto": {"total_sec": 0.3, "budget_sec": 900.0, "status": "PASS"},
+        "diff": [
+            {
+                "table": "stock_items",
+                "key": ["id"],
+                "rows_recorded": 3,
+                "rows_found": 3,
+                "ranges_differing": 1,
+                "ranges": [],
+                "counts": {"changed": 1, "missing": 0, "extra": 0},
+                "shown_per_kind": 20,
+                "changed": [row],
+                "missing": [],
+                "extra": [],
+            }
+        ],
+    }
 
     phase.show_drill(report)
 
@@ -348,12 +450,18 @@ def test_the_banner_names_the_profile_and_the_targets_code_revision(tmp_path) ->
     profile = tmp_path / "aris3nb.toml"
     profile.write_text('profile_version = 1\nname = "shop"\n[target]\npython = "no-such-python-here"\n')
     loaded = load_profile(profile)
-    for given, expected in ((str(profile), f"profile shop (sha256:{loaded.sha256[:12]}) · code "),
-                            (str(profile), "Alembic head unknown"),
-                            (None, "profile reference (built in) · code git ")):
+    for given, expected in (
+        (str(profile), f"profile shop (sha256:{loaded.sha256[:12]}) · code "),
+        (str(profile), "Alembic head unknown"),
+        (None, "profile reference (built in) · code git "),
+    ):
         notebook = nbformat.v4.new_notebook()
         notebook.metadata["papermill"] = {"parameters": {"profile": given}}
-        mark_notebook(notebook, "20261129T000000Z-abcdef", PhaseRun(PHASE_BY_NAME["drill"], status="completed",
-                                                                     verdict="PASS"), None)
+        mark_notebook(
+            notebook,
+            "20261129T000000Z-abcdef",
+            PhaseRun(PHASE_BY_NAME["drill"], status="completed", verdict="PASS"),
+            None,
+        )
         banner = notebook.cells[0].outputs[0]["data"]["text/plain"]
         assert expected in banner, banner

@@ -57,18 +57,35 @@ class _Page(HTMLParser):
             self._in_script = False
 
 
-def _run(artifacts: Path, run_id: str, *, verdict: str = "PASS", decision: str = "GO",
-         metrics: dict | None = None, phases: list[dict] | None = None, pages: bool = True,
-         **fields) -> Path:
+def _run(
+    artifacts: Path,
+    run_id: str,
+    *,
+    verdict: str = "PASS",
+    decision: str = "GO",
+    metrics: dict | None = None,
+    phases: list[dict] | None = None,
+    pages: bool = True,
+    **fields,
+) -> Path:
     folder = artifacts / "runs" / run_id
     folder.mkdir(parents=True)
     if phases is None:
         phases = []
         for number, (phase, title) in enumerate(PHASES, start=1):
             html = f"{number:02d}-{phase}.html"
-            phases.append({"phase": phase, "title": title, "status": "completed", "verdict": verdict,
-                           "reasons": [], "notebook": f"{number:02d}-{phase}.ipynb", "html": html,
-                           "duration_sec": 9.1})
+            phases.append(
+                {
+                    "phase": phase,
+                    "title": title,
+                    "status": "completed",
+                    "verdict": verdict,
+                    "reasons": [],
+                    "notebook": f"{number:02d}-{phase}.ipynb",
+                    "html": html,
+                    "duration_sec": 9.1,
+                }
+            )
     if pages:
         for phase in phases:
             if isinstance(phase.get("html"), str) and "/" not in phase["html"]:
@@ -76,11 +93,21 @@ def _run(artifacts: Path, run_id: str, *, verdict: str = "PASS", decision: str =
     stamp = run_id.split("-")[0]
     started = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}.123Z"
     evidence = {
-        "format": "aris3nb.evidence", "version": 1, "run_id": run_id,
-        "started_at": started, "finished_at": started, "duration_sec": 41.2,
-        "verdict": verdict, "decision": decision, "exit_code": 0 if verdict != "FAIL" else 1,
+        "format": "aris3nb.evidence",
+        "version": 1,
+        "run_id": run_id,
+        "started_at": started,
+        "finished_at": started,
+        "duration_sec": 41.2,
+        "verdict": verdict,
+        "decision": decision,
+        "exit_code": 0 if verdict != "FAIL" else 1,
         "target": {"mode": "embedded", "base_url": "http://127.0.0.1:8123", "database_url": "sqlite:///x.db"},
-        "phases": phases, "metrics": metrics or {}, "files": [], "previous": None, "signature": None,
+        "phases": phases,
+        "metrics": metrics or {},
+        "files": [],
+        "previous": None,
+        "signature": None,
         **fields,
     }
     (folder / "evidence.json").write_text(json.dumps(evidence), encoding="utf-8")
@@ -123,8 +150,10 @@ def test_three_runs_newest_first_with_verdicts_phases_and_trend_charts(tmp_path)
 
     html = _read(write_index(tmp_path))
 
-    positions = [html.index(f"<code>{run_id}</code>") for run_id in
-                 ("20261128T094500Z-cccccc", "20261127T120000Z-bbbbbb", "20261126T080000Z-aaaaaa")]
+    positions = [
+        html.index(f"<code>{run_id}</code>")
+        for run_id in ("20261128T094500Z-cccccc", "20261127T120000Z-bbbbbb", "20261126T080000Z-aaaaaa")
+    ]
     assert positions == sorted(positions)
     for verdict in ("FAIL", "PASS_WITH_WARNINGS", "PASS", "NO-GO", "GO"):
         assert f">{verdict}</span>" in html
@@ -190,8 +219,14 @@ def test_unreadable_and_incomplete_runs_are_listed_not_fatal(tmp_path):
 
     html = _read(write_index(tmp_path))
 
-    for run_id in ("20261126T080000Z-aaaaaa", "20261127T080000Z-broken", "20261127T090000Z-binary",
-                   "20261127T100000Z-future", "20261127T110000Z-list", "20261128T080000Z-running"):
+    for run_id in (
+        "20261126T080000Z-aaaaaa",
+        "20261127T080000Z-broken",
+        "20261127T090000Z-binary",
+        "20261127T100000Z-future",
+        "20261127T110000Z-list",
+        "20261128T080000Z-running",
+    ):
         assert f"<code>{run_id}</code>" in html
     assert html.count(">unreadable evidence</span>") == 4
     assert html.count(">incomplete</span>") == 2  # the row, and the latest-run banner
@@ -201,11 +236,25 @@ def test_unreadable_and_incomplete_runs_are_listed_not_fatal(tmp_path):
 
 
 def test_hostile_values_from_evidence_are_shown_as_text(tmp_path):
-    phases = [{"phase": "pre_deploy", "title": f"title {HOSTILE}", "status": "failed", "verdict": "FAIL",
-               "reasons": [f"gate said {HOSTILE}", "db at postgresql://ops:hunter2@db/aris3 refused"],
-               "html": "01-pre_deploy.html", "duration_sec": 1.0}]
-    folder = _run(tmp_path, "20261128T094500Z-a1b2c3", verdict="FAIL", decision="NO-GO", phases=phases,
-                  metrics={"latency_p95_ms": {f"{HOSTILE} $x^$": 1.0}})
+    phases = [
+        {
+            "phase": "pre_deploy",
+            "title": f"title {HOSTILE}",
+            "status": "failed",
+            "verdict": "FAIL",
+            "reasons": [f"gate said {HOSTILE}", "db at postgresql://ops:hunter2@db/aris3 refused"],
+            "html": "01-pre_deploy.html",
+            "duration_sec": 1.0,
+        }
+    ]
+    folder = _run(
+        tmp_path,
+        "20261128T094500Z-a1b2c3",
+        verdict="FAIL",
+        decision="NO-GO",
+        phases=phases,
+        metrics={"latency_p95_ms": {f"{HOSTILE} $x^$": 1.0}},
+    )
     evidence = json.loads((folder / "evidence.json").read_text(encoding="utf-8"))
     evidence["target"]["mode"] = HOSTILE
     (folder / "evidence.json").write_text(json.dumps(evidence), encoding="utf-8")
@@ -223,8 +272,11 @@ def test_hostile_values_from_evidence_are_shown_as_text(tmp_path):
 
 
 def test_missing_and_null_metrics_leave_gaps_not_errors(tmp_path):
-    _run(tmp_path, "20261126T080000Z-aaaaaa", metrics={"latency_p95_ms": {"health": None, "stock": "fast"},
-                                                      "drill_rto_sec": None})
+    _run(
+        tmp_path,
+        "20261126T080000Z-aaaaaa",
+        metrics={"latency_p95_ms": {"health": None, "stock": "fast"}, "drill_rto_sec": None},
+    )
     _run(tmp_path, "20261127T080000Z-bbbbbb", metrics={"drill_rto_sec": 2.5, "backup_bytes": float("nan")})
     _run(tmp_path, "20261128T080000Z-cccccc")
 
@@ -250,8 +302,16 @@ ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 
 
 def _phase(name: str, verdict: str | None = "PASS", status: str = "completed", metrics: dict | None = None) -> dict:
-    return {"phase": name, "title": name, "status": status, "verdict": verdict, "reasons": [], "html": None,
-            "duration_sec": 1.0, "metrics": metrics or {}}
+    return {
+        "phase": name,
+        "title": name,
+        "status": status,
+        "verdict": verdict,
+        "reasons": [],
+        "html": None,
+        "duration_sec": 1.0,
+        "metrics": metrics or {},
+    }
 
 
 def test_every_time_on_the_index_is_iso_8601_utc_with_z(tmp_path):
@@ -297,11 +357,23 @@ def test_three_runs_in_one_minute_have_three_labels_on_the_page(tmp_path, monkey
 def test_a_rerun_is_marked_with_the_run_it_repeats(tmp_path, monkeypatch):
     drawn: list[list[str]] = []
     original = index.line_chart
-    monkeypatch.setattr(index, "line_chart", lambda y, labels, s, o=None: drawn.append(labels) or original(y, labels, s, o))
-    _run(tmp_path, "20261128T094500Z-aaaaaa", verdict="FAIL", decision="NO-GO", metrics=_metrics(1.0),
-         parameters={"rerun_of": None})
-    _run(tmp_path, "20261128T100000Z-bbbbbb", metrics=_metrics(1.0),
-         parameters={"phases": ["drill"], "rerun_of": "20261128T094500Z-aaaaaa"})
+    monkeypatch.setattr(
+        index, "line_chart", lambda y, labels, s, o=None: drawn.append(labels) or original(y, labels, s, o)
+    )
+    _run(
+        tmp_path,
+        "20261128T094500Z-aaaaaa",
+        verdict="FAIL",
+        decision="NO-GO",
+        metrics=_metrics(1.0),
+        parameters={"rerun_of": None},
+    )
+    _run(
+        tmp_path,
+        "20261128T100000Z-bbbbbb",
+        metrics=_metrics(1.0),
+        parameters={"phases": ["drill"], "rerun_of": "20261128T094500Z-aaaaaa"},
+    )
 
     html = _read(write_index(tmp_path))
 
@@ -331,9 +403,12 @@ def test_an_interrupted_run_reads_interrupted_not_fail_and_the_legend_says_why(t
 def test_the_target_names_the_database_with_its_password_masked_and_the_service(tmp_path):
     folder = _run(tmp_path, "20261128T094500Z-aaaaaa")
     evidence = json.loads((folder / "evidence.json").read_text(encoding="utf-8"))
-    evidence["target"] = {"mode": "database", "description": "reference service at ...",
-                          "base_url": "http://127.0.0.1:41873",
-                          "database_url": "postgresql+psycopg://aris3:hunter2@db.internal:5432/aris3"}
+    evidence["target"] = {
+        "mode": "database",
+        "description": "reference service at ...",
+        "base_url": "http://127.0.0.1:41873",
+        "database_url": "postgresql+psycopg://aris3:hunter2@db.internal:5432/aris3",
+    }
     (folder / "evidence.json").write_text(json.dumps(evidence), encoding="utf-8")
 
     html = _read(write_index(tmp_path))
@@ -348,18 +423,28 @@ def test_the_target_names_the_database_with_its_password_masked_and_the_service(
 def test_each_latency_trend_names_its_phase_and_never_switches(tmp_path):
     """One run measured p95 only in the gate (pre_deploy: its deploy failed), one in both
     phases: the two phases are two charts, not one series that jumps between them."""
-    _run(tmp_path, "20261128T090000Z-aaaaaa", phases=[
-        _phase("pre_deploy", metrics={"latency_p95_ms": {"health": 1.0}}), _phase("deploy", "FAIL", "failed")])
-    _run(tmp_path, "20261128T100000Z-bbbbbb", phases=[
-        _phase("pre_deploy", metrics={"latency_p95_ms": {"health": 1.1}}),
-        _phase("post_deploy", metrics={"latency_p95_ms": {"health": 9.0}})],
-        metrics={"latency_p95_ms": {"health": 9.0}})
+    _run(
+        tmp_path,
+        "20261128T090000Z-aaaaaa",
+        phases=[_phase("pre_deploy", metrics={"latency_p95_ms": {"health": 1.0}}), _phase("deploy", "FAIL", "failed")],
+    )
+    _run(
+        tmp_path,
+        "20261128T100000Z-bbbbbb",
+        phases=[
+            _phase("pre_deploy", metrics={"latency_p95_ms": {"health": 1.1}}),
+            _phase("post_deploy", metrics={"latency_p95_ms": {"health": 9.0}}),
+        ],
+        metrics={"latency_p95_ms": {"health": 9.0}},
+    )
 
     html = _read(write_index(tmp_path))
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
 
-    assert captions[:2] == ["p95 latency per endpoint (ms), measured in the pre_deploy phase",
-                            "p95 latency per endpoint (ms), measured in the post_deploy phase"]
+    assert captions[:2] == [
+        "p95 latency per endpoint (ms), measured in the pre_deploy phase",
+        "p95 latency per endpoint (ms), measured in the post_deploy phase",
+    ]
     assert all("phase" in caption for caption in captions)
     assert html.count('<img src="data:image/png') == 2  # RTO and backup size: nothing recorded
 
@@ -380,8 +465,13 @@ def test_failed_drills_are_marked_apart_from_passing_ones(tmp_path, monkeypatch)
 
     monkeypatch.setattr(index, "line_chart", spy)
     _run(tmp_path, "20261128T090000Z-aaaaaa", phases=[_phase("drill", metrics={"drill_rto_sec": 1.5})])
-    _run(tmp_path, "20261128T100000Z-bbbbbb", verdict="FAIL", decision="NO-GO",
-         phases=[_phase("drill", "FAIL", "failed", metrics={"drill_rto_sec": 2.5})])
+    _run(
+        tmp_path,
+        "20261128T100000Z-bbbbbb",
+        verdict="FAIL",
+        decision="NO-GO",
+        phases=[_phase("drill", "FAIL", "failed", metrics={"drill_rto_sec": 2.5})],
+    )
     _run(tmp_path, "20261128T110000Z-cccccc", phases=[_phase("drill", metrics={"drill_rto_sec": 1.25})])
 
     html = _read(write_index(tmp_path))

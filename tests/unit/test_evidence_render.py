@@ -69,14 +69,21 @@ def _phase_notebook(**metadata) -> nbformat.NotebookNode:
     notebook = new_notebook(metadata=metadata)
     notebook.cells = [
         new_markdown_cell(f"# Pre-deploy gate\n\nRaw HTML must stay text:\n\n{HOSTILE}\n\ninline {HOSTILE} too"),
-        new_code_cell("show_everything()", execution_count=1, outputs=[
-            new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
-            new_output("execute_result", execution_count=1,
-                       data={"text/html": frame.to_html(), "text/plain": frame.to_string()}),
-            new_output("stream", name="stdout", text=f"{HOSTILE}\n"),
-            new_output("stream", name="stderr", text=f"{HOSTILE}\n"),
-            new_output("display_data", data={"text/plain": HOSTILE}),
-        ]),
+        new_code_cell(
+            "show_everything()",
+            execution_count=1,
+            outputs=[
+                new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
+                new_output(
+                    "execute_result",
+                    execution_count=1,
+                    data={"text/html": frame.to_html(), "text/plain": frame.to_string()},
+                ),
+                new_output("stream", name="stdout", text=f"{HOSTILE}\n"),
+                new_output("stream", name="stderr", text=f"{HOSTILE}\n"),
+                new_output("display_data", data={"text/plain": HOSTILE}),
+            ],
+        ),
     ]
     return notebook
 
@@ -112,8 +119,13 @@ def test_markdown_javascript_links_are_neutralised():
 
 
 def test_cdn_loaders_of_the_lab_template_are_gone_even_for_widgets_mathjax_and_mermaid():
-    notebook = new_notebook(metadata={"widgets": {
-        "application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2, "version_minor": 0}}})
+    notebook = new_notebook(
+        metadata={
+            "widgets": {
+                "application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2, "version_minor": 0}
+            }
+        }
+    )
     notebook.cells = [new_markdown_cell("$x^2$ and\n\n```mermaid\ngraph TD; A-->B\n```")]
 
     html = notebook_html(notebook)
@@ -141,8 +153,17 @@ def test_title_falls_back_to_the_nbconvert_default():
 
 def test_a_page_that_would_phone_home_is_refused():
     notebook = new_notebook()
-    notebook.cells = [new_code_cell("x", execution_count=1, outputs=[new_output(
-        "display_data", data={"text/html": '<img src="https://tracker.example/p.gif">', "text/plain": "x"})])]
+    notebook.cells = [
+        new_code_cell(
+            "x",
+            execution_count=1,
+            outputs=[
+                new_output(
+                    "display_data", data={"text/html": '<img src="https://tracker.example/p.gif">', "text/plain": "x"}
+                )
+            ],
+        )
+    ]
 
     with pytest.raises(RuntimeError, match=r"tracker\.example/p\.gif"):
         notebook_html(notebook)
@@ -157,29 +178,33 @@ def test_later_renders_reuse_the_exporter_and_stay_correct():
 
 # --- remote_references on hand-written pages ---------------------------------------------------
 
-@pytest.mark.parametrize(("snippet", "url"), [
-    ('<script src="https://cdn.example/require.js"></script>', "https://cdn.example/require.js"),
-    ('<script type="module" src="//cdn.example/m.mjs"></script>', "//cdn.example/m.mjs"),
-    ('<link rel="stylesheet" href="https://fonts.example/css">', "https://fonts.example/css"),
-    ('<link rel="preload" as="font" href="/f.woff2">', "/f.woff2"),
-    ('<link rel="icon" href="favicon.ico">', "favicon.ico"),
-    ('<link href="theme.css">', "theme.css"),
-    ('<img src="http://example.org/a.png">', "http://example.org/a.png"),
-    ('<img src="plot.png" alt="relative: not in the page either">', "plot.png"),
-    ('<img src="data:image/png;base64,AA" srcset="data:image/png;base64,AA 1x, big.png 2x">', "big.png"),
-    ('<iframe src="https://example.org/embed"></iframe>', "https://example.org/embed"),
-    ('<video><source src="https://example.org/v.mp4"></video>', "https://example.org/v.mp4"),
-    ('<video poster="https://example.org/p.jpg"></video>', "https://example.org/p.jpg"),
-    ('<object data="https://example.org/x.svg"></object>', "https://example.org/x.svg"),
-    ('<svg><image href="https://example.org/i.png"/></svg>', "https://example.org/i.png"),
-    ('<style>body { background: url("https://example.org/bg.png") }</style>', "https://example.org/bg.png"),
-    ("<style>@font-face { src: url(fonts/a.woff) }</style>", "fonts/a.woff"),
-    ("<style>@import 'https://example.org/more.css';</style>", "https://example.org/more.css"),
-    ("<style>@import url(https://example.org/more.css);</style>", "https://example.org/more.css"),
-    ("<div style=\"background-image: url('https://example.org/d.png')\"></div>", "https://example.org/d.png"),
-    ('<table background="https://example.org/t.png"></table>', "https://example.org/t.png"),
-    ('<script>import("https://cdn.example/mermaid.mjs")</script>', "https://cdn.example/mermaid.mjs"),
-])
+
+@pytest.mark.parametrize(
+    ("snippet", "url"),
+    [
+        ('<script src="https://cdn.example/require.js"></script>', "https://cdn.example/require.js"),
+        ('<script type="module" src="//cdn.example/m.mjs"></script>', "//cdn.example/m.mjs"),
+        ('<link rel="stylesheet" href="https://fonts.example/css">', "https://fonts.example/css"),
+        ('<link rel="preload" as="font" href="/f.woff2">', "/f.woff2"),
+        ('<link rel="icon" href="favicon.ico">', "favicon.ico"),
+        ('<link href="theme.css">', "theme.css"),
+        ('<img src="http://example.org/a.png">', "http://example.org/a.png"),
+        ('<img src="plot.png" alt="relative: not in the page either">', "plot.png"),
+        ('<img src="data:image/png;base64,AA" srcset="data:image/png;base64,AA 1x, big.png 2x">', "big.png"),
+        ('<iframe src="https://example.org/embed"></iframe>', "https://example.org/embed"),
+        ('<video><source src="https://example.org/v.mp4"></video>', "https://example.org/v.mp4"),
+        ('<video poster="https://example.org/p.jpg"></video>', "https://example.org/p.jpg"),
+        ('<object data="https://example.org/x.svg"></object>', "https://example.org/x.svg"),
+        ('<svg><image href="https://example.org/i.png"/></svg>', "https://example.org/i.png"),
+        ('<style>body { background: url("https://example.org/bg.png") }</style>', "https://example.org/bg.png"),
+        ("<style>@font-face { src: url(fonts/a.woff) }</style>", "fonts/a.woff"),
+        ("<style>@import 'https://example.org/more.css';</style>", "https://example.org/more.css"),
+        ("<style>@import url(https://example.org/more.css);</style>", "https://example.org/more.css"),
+        ("<div style=\"background-image: url('https://example.org/d.png')\"></div>", "https://example.org/d.png"),
+        ('<table background="https://example.org/t.png"></table>', "https://example.org/t.png"),
+        ('<script>import("https://cdn.example/mermaid.mjs")</script>', "https://cdn.example/mermaid.mjs"),
+    ],
+)
 def test_remote_references_finds_each_kind_of_load(snippet, url):
     found = remote_references(f"<!DOCTYPE html><html><head></head><body>{snippet}</body></html>")
 
@@ -209,8 +234,14 @@ def test_remote_references_ignores_data_uris_fragments_navigation_and_data_scrip
 
 
 def test_remote_references_lists_every_load_in_document_order():
-    page = ('<link rel="stylesheet" href="a.css"><script src="b.js"></script>'
-            '<img src="c.png"><style>.x{background:url(d.png)}</style>')
+    page = (
+        '<link rel="stylesheet" href="a.css"><script src="b.js"></script>'
+        '<img src="c.png"><style>.x{background:url(d.png)}</style>'
+    )
 
-    assert remote_references(page) == ["<link href>: a.css", "<script src>: b.js", "<img src>: c.png",
-                                       "<style> url(): d.png"]
+    assert remote_references(page) == [
+        "<link href>: a.css",
+        "<script src>: b.js",
+        "<img src>: c.png",
+        "<style> url(): d.png",
+    ]

@@ -68,5 +68,5 @@ def test_phase_result_example_is_read_by_the_runner(tmp_path: Path) -> None:
     (tmp_path / RESULT_FILE).write_text(json.dumps(example))
     assert read_result(tmp_path) == example
     assert example["verdict"] == "FAIL" and example["reasons"] == [
-        f"{c['name']}: {c['detail']}" for c in example["checks"] if c["status"] == "FAIL"]
-
+        f"{c['name']}: {c['detail']}" for c in example["checks"] if c["status"] == "FAIL"
+    ]

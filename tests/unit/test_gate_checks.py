@@ -107,8 +107,11 @@ def test_run_ids_sort_by_time_and_differ() -> None:
 
 
 def test_scrub_masks_url_passwords_and_known_secrets_everywhere() -> None:
-    document = {"url": "postgresql://u:hunter2@h/db", "nested": [{"token": "abc.def.ghi", "n": 3}],
-                "text with hunter2": None}
+    document = {
+        "url": "postgresql://u:hunter2@h/db",
+        "nested": [{"token": "abc.def.ghi", "n": 3}],
+        "text with hunter2": None,
+    }
     clean = scrub(document, ["abc.def.ghi", "hunter2", None])
     dumped = json.dumps(clean)
     assert "hunter2" not in dumped and "abc.def.ghi" not in dumped

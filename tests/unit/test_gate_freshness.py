@@ -29,7 +29,9 @@ DAY = 86400.0
 
 
 def candidate(name: str, at: dt.datetime | str, rejected: str | None = None) -> Candidate:
-    return Candidate(name, Path(f"/a/backups/{name}/manifest.json"), at if isinstance(at, str) else utc_text(at), rejected)
+    return Candidate(
+        name, Path(f"/a/backups/{name}/manifest.json"), at if isinstance(at, str) else utc_text(at), rejected
+    )
 
 
 @pytest.fixture
@@ -46,10 +48,21 @@ def target(tmp_path: Path) -> str:
 # ---------------------------------------------------------------------------- the figures
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0.864, "0.9 s"), (1, "1 s"), (119.9, "119.9 s"), (120, "2 min"), (754, "12.6 min"), (7200, "2 h"),
-    (11520, "3.2 h"), (86400, "24 h"), (172800, "2 days"), (604800, "7 days"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.864, "0.9 s"),
+        (1, "1 s"),
+        (119.9, "119.9 s"),
+        (120, "2 min"),
+        (754, "12.6 min"),
+        (7200, "2 h"),
+        (11520, "3.2 h"),
+        (86400, "24 h"),
+        (172800, "2 days"),
+        (604800, "7 days"),
+    ],
+)
 def test_ages_and_budgets_read_as_people_say_them(seconds: float, text: str) -> None:
     assert freshness.age_text(seconds) == text
 
@@ -65,8 +78,10 @@ def test_a_backup_exactly_at_the_budget_passes_and_one_millisecond_older_fails()
     assert at_budget.evidence["age_sec"] == DAY and at_budget.evidence["rpo_budget_sec"] == DAY
     over = freshness.judge_backup_age(chosen, [], budget_sec=DAY, now=T0 + dt.timedelta(seconds=DAY, milliseconds=1))
     assert over.status is Status.FAIL
-    assert over.detail.startswith("newest valid backup pre_deploy_a is 24 h old, budget 24 h: older than the RPO budget "
-                                  "(OPS_RPO_BUDGET_SEC=86400)")
+    assert over.detail.startswith(
+        "newest valid backup pre_deploy_a is 24 h old, budget 24 h: older than the RPO budget "
+        "(OPS_RPO_BUDGET_SEC=86400)"
+    )
 
 
 def test_a_backup_from_the_future_is_not_judged_fresh_beyond_clock_skew() -> None:
@@ -78,8 +93,9 @@ def test_a_backup_from_the_future_is_not_judged_fresh_beyond_clock_skew() -> Non
     assert unreadable.status is Status.FAIL and "no readable created_at" in unreadable.detail
 
 
-def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(settings: GateSettings, target: str,
-                                                                      tmp_path: Path) -> None:
+def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(
+    settings: GateSettings, target: str, tmp_path: Path
+) -> None:
     none = freshness.judge_backup_freshness(settings, target, budget_sec=DAY)
     assert none.status is Status.FAIL
     assert none.detail.startswith(f"no valid backup of sqlite {tmp_path / 'target.db'} under ")
@@ -94,7 +110,8 @@ def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(settings: 
 
 
 def test_the_newest_valid_backup_counts_an_invalid_newer_one_is_passed_over_and_named(
-        settings: GateSettings, tmp_path: Path) -> None:
+    settings: GateSettings, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'target.db'}"
     migrate.upgrade(url)
     older = create_backup(url, "a_older", settings=settings)
@@ -131,18 +148,41 @@ def fake_backup(settings: GateSettings, name: str, of_url: str) -> Path:
     return folder / "manifest.json"
 
 
-def drill_report(settings: GateSettings, backup: str, manifest: Path | str, status: str,
-                 finished: dt.datetime | None, *, started: dt.datetime | None = None, **extra: object) -> Path:
+def drill_report(
+    settings: GateSettings,
+    backup: str,
+    manifest: Path | str,
+    status: str,
+    finished: dt.datetime | None,
+    *,
+    started: dt.datetime | None = None,
+    **extra: object,
+) -> Path:
     """A drill report as the drill writes it (named by its write time), with ``extra`` fields."""
     moment = finished or started or T0
     folder = settings.ops_artifacts_dir / "drills" / backup
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"drill_report_{moment:%Y%m%dT%H%M%S%f}Z.json"
-    path.write_text(json.dumps({
-        "format": "aris3nb.drill.report", "format_version": 1, "backup": backup, "manifest": str(manifest),
-        "engine": "sqlite", "started_at": utc_text(started or moment), "status": status,
-        "reason": None if status == "PASS" else "restored rows differ", "checks": [], "diff": [], "rto_sec": {},
-        "rpo": {}, "finished_at": utc_text(finished) if finished else None, **extra}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "aris3nb.drill.report",
+                "format_version": 1,
+                "backup": backup,
+                "manifest": str(manifest),
+                "engine": "sqlite",
+                "started_at": utc_text(started or moment),
+                "status": status,
+                "reason": None if status == "PASS" else "restored rows differ",
+                "checks": [],
+                "diff": [],
+                "rto_sec": {},
+                "rpo": {},
+                "finished_at": utc_text(finished) if finished else None,
+                **extra,
+            }
+        )
+    )
     return path
 
 
@@ -157,29 +197,39 @@ def test_no_drill_at_all_fails(settings: GateSettings, target: str) -> None:
     assert outcome.evidence["last_passing_drill"] is None and outcome.evidence["reports_found"] == 0
 
 
-def test_a_drill_exactly_at_the_max_age_passes_and_one_millisecond_older_fails(settings: GateSettings,
-                                                                               target: str) -> None:
+def test_a_drill_exactly_at_the_max_age_passes_and_one_millisecond_older_fails(
+    settings: GateSettings, target: str
+) -> None:
     manifest = fake_backup(settings, "pre_deploy_a", target)
     drill_report(settings, "pre_deploy_a", manifest, "PASS", T0, rows_diff_index={"new": "field"})  # extra: tolerated
     at_limit = judge(settings, target, now=T0 + dt.timedelta(days=7))
     assert at_limit.status is Status.PASS, at_limit.detail
     assert at_limit.detail == "last passing drill, of backup pre_deploy_a, is 7 days old, max age 7 days"
-    assert at_limit.evidence["age_sec"] == 7 * DAY and at_limit.evidence["last_passing_drill"]["backup"] == "pre_deploy_a"
+    assert (
+        at_limit.evidence["age_sec"] == 7 * DAY and at_limit.evidence["last_passing_drill"]["backup"] == "pre_deploy_a"
+    )
     over = judge(settings, target, now=T0 + dt.timedelta(days=7, milliseconds=1))
     assert over.status is Status.FAIL and "older than OPS_DRILL_MAX_AGE_DAYS=7" in over.detail
     tiny = judge(settings, target, days=0.00001, now=T0 + dt.timedelta(seconds=1))  # 0.864 s
     assert tiny.status is Status.FAIL and tiny.detail.startswith(
-        "last passing drill, of backup pre_deploy_a, is 1 s old, max age 0.9 s: older than OPS_DRILL_MAX_AGE_DAYS=1e-05")
+        "last passing drill, of backup pre_deploy_a, is 1 s old, max age 0.9 s: older than OPS_DRILL_MAX_AGE_DAYS=1e-05"
+    )
 
 
 def test_drills_of_other_sources_failed_drills_and_unreadable_reports_do_not_count(
-        settings: GateSettings, target: str, tmp_path: Path) -> None:
+    settings: GateSettings, target: str, tmp_path: Path
+) -> None:
     ours = fake_backup(settings, "ours", target)
     theirs = fake_backup(settings, "theirs", f"sqlite:///{tmp_path / 'other.db'}")
     drill_report(settings, "theirs", theirs, "PASS", T0 + dt.timedelta(hours=3))
     drill_report(settings, "ours", ours, "FAIL", T0 + dt.timedelta(hours=2))
-    drill_report(settings, "gone", settings.ops_artifacts_dir / "backups" / "gone" / "manifest.json", "PASS",
-                 T0 + dt.timedelta(hours=1))
+    drill_report(
+        settings,
+        "gone",
+        settings.ops_artifacts_dir / "backups" / "gone" / "manifest.json",
+        "PASS",
+        T0 + dt.timedelta(hours=1),
+    )
     broken = settings.ops_artifacts_dir / "drills" / "ours" / "drill_report_20261128T053000000000Z.json"
     broken.write_text("{not json")
     outcome = judge(settings, target, now=T0 + dt.timedelta(hours=4))
@@ -196,12 +246,14 @@ def test_drills_of_other_sources_failed_drills_and_unreadable_reports_do_not_cou
     older_pass = judge(settings, target, now=T0 + dt.timedelta(hours=4))
     assert older_pass.evidence["last_passing_drill"]["backup"] == "ours"
     assert older_pass.status is Status.WARN, "a newer drill of the target's backup failed: a person should read it"
-    assert older_pass.detail.startswith("last passing drill, of backup ours, is 4 h old, max age 7 days, but a newer "
-                                        "drill failed: ours/drill_report_")
+    assert older_pass.detail.startswith(
+        "last passing drill, of backup ours, is 4 h old, max age 7 days, but a newer drill failed: ours/drill_report_"
+    )
 
 
 def test_a_relative_manifest_path_is_found_by_backup_name_and_started_at_stands_in(
-        settings: GateSettings, target: str) -> None:
+    settings: GateSettings, target: str
+) -> None:
     fake_backup(settings, "pre_deploy_a", target)
     drill_report(settings, "pre_deploy_a", "elsewhere/backups/pre_deploy_a/manifest.json", "PASS", None, started=T0)
     outcome = judge(settings, target, now=T0 + dt.timedelta(hours=1))
@@ -214,7 +266,9 @@ def test_a_relative_manifest_path_is_found_by_backup_name_and_started_at_stands_
 
 def test_without_a_real_target_the_checks_skip_and_only_there(settings: GateSettings, tmp_path: Path) -> None:
     own = freshness.judge_backup_freshness(settings, None, budget_sec=DAY)
-    assert own.status is Status.SKIP and own.detail.startswith("no real target: the gate judges its own embedded service")
+    assert own.status is Status.SKIP and own.detail.startswith(
+        "no real target: the gate judges its own embedded service"
+    )
     assert freshness.judge_drill_freshness(settings, None, max_age_days=7).status is Status.SKIP
 
     live_only = freshness.judge_drill_freshness(settings, None, base_url="https://aris3.example", max_age_days=7)
@@ -227,8 +281,10 @@ def test_without_a_real_target_the_checks_skip_and_only_there(settings: GateSett
     look_alike = tmp_path / f"aris3nb-run-embedded-pid{os.getpid()}-x"  # the name, but not in the temporary folder
     look_alike.mkdir()
     assert freshness.throwaway_embedded_folder(f"sqlite:///{look_alike / 'aris3.db'}") is None
-    assert freshness.judge_backup_freshness(settings, f"sqlite:///{look_alike / 'aris3.db'}",
-                                            budget_sec=DAY).status is Status.FAIL
+    assert (
+        freshness.judge_backup_freshness(settings, f"sqlite:///{look_alike / 'aris3.db'}", budget_sec=DAY).status
+        is Status.FAIL
+    )
     assert freshness.throwaway_embedded_folder("postgresql://u@127.0.0.1/aris3nb-run-embedded-pid1-x") is None
 
 
@@ -250,8 +306,13 @@ def test_settings_defaults_overrides_and_refusals(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OPS_RPO_BUDGET_SEC", "3600")
     monkeypatch.setenv("OPS_DRILL_MAX_AGE_DAYS", "0.00001")
     assert (load_gate_settings().rpo_budget_sec, load_gate_settings().drill_max_age_days) == (3600.0, 0.00001)
-    for name, value in (("OPS_RPO_BUDGET_SEC", "0"), ("OPS_RPO_BUDGET_SEC", "inf"), ("OPS_DRILL_MAX_AGE_DAYS", "-1"),
-                        ("OPS_DRILL_MAX_AGE_DAYS", "367"), ("OPS_RPO_BUDGET_SEC", "soon")):
+    for name, value in (
+        ("OPS_RPO_BUDGET_SEC", "0"),
+        ("OPS_RPO_BUDGET_SEC", "inf"),
+        ("OPS_DRILL_MAX_AGE_DAYS", "-1"),
+        ("OPS_DRILL_MAX_AGE_DAYS", "367"),
+        ("OPS_RPO_BUDGET_SEC", "soon"),
+    ):
         monkeypatch.setenv(name, value)
         with pytest.raises(InvalidSettings, match=name):
             load_gate_settings()
@@ -260,7 +321,9 @@ def test_settings_defaults_overrides_and_refusals(monkeypatch: pytest.MonkeyPatc
 
 def test_the_freshness_checks_are_registered_after_the_target_schema() -> None:
     names = GATE_CHECKS.names()
-    assert names[names.index("target.schema") + 1:names.index("target.schema") + 3] == ["backup.freshness",
-                                                                                        "drill.freshness"]
+    assert names[names.index("target.schema") + 1 : names.index("target.schema") + 3] == [
+        "backup.freshness",
+        "drill.freshness",
+    ]
     checks = {check.name: check for check in GATE_CHECKS}
     assert checks["backup.freshness"].why and checks["drill.freshness"].why

@@ -72,8 +72,9 @@ def test_certain_to_exceed_is_exactly_the_point_where_no_completion_can_pass() -
 
 def test_fast_service_passes_with_every_sample_kept() -> None:
     clock = FakeClock()
-    outcome = measure_latency(timed_service(clock, lambda i: 2.0 + (i % 3)), LatencyPlan("/x", budget_ms=120, warmup=5),
-                              clock=clock)
+    outcome = measure_latency(
+        timed_service(clock, lambda i: 2.0 + (i % 3)), LatencyPlan("/x", budget_ms=120, warmup=5), clock=clock
+    )
     assert outcome.status is Status.PASS, outcome.detail
     assert outcome.evidence["count"] == 200 and len(outcome.evidence["samples_ms"]) == 200
     assert outcome.evidence["p95_ms"] <= 120 and outcome.detail.startswith("p95 ")
@@ -81,8 +82,11 @@ def test_fast_service_passes_with_every_sample_kept() -> None:
 
 def test_slow_tenth_fails_p95_while_median_is_fast() -> None:
     clock = FakeClock()
-    outcome = measure_latency(timed_service(clock, lambda i: 200.0 if i % 10 == 0 else 2.0),
-                              LatencyPlan("/x", budget_ms=120, warmup=20), clock=clock)
+    outcome = measure_latency(
+        timed_service(clock, lambda i: 200.0 if i % 10 == 0 else 2.0),
+        LatencyPlan("/x", budget_ms=120, warmup=20),
+        clock=clock,
+    )
     assert outcome.status is Status.FAIL
     assert outcome.evidence["p50_ms"] == pytest.approx(2.0)
     assert outcome.evidence["p95_ms"] == pytest.approx(200.0)
@@ -91,8 +95,9 @@ def test_slow_tenth_fails_p95_while_median_is_fast() -> None:
 
 def test_fewer_samples_than_the_minimum_is_inconclusive_never_pass() -> None:
     clock = FakeClock()
-    outcome = measure_latency(timed_service(clock, lambda i: 1.0), LatencyPlan("/x", budget_ms=120, samples=50, warmup=0),
-                              clock=clock)
+    outcome = measure_latency(
+        timed_service(clock, lambda i: 1.0), LatencyPlan("/x", budget_ms=120, samples=50, warmup=0), clock=clock
+    )
     assert outcome.status is Status.WARN
     assert outcome.detail.startswith("inconclusive: 50 samples, fewer than 200")
 
@@ -100,13 +105,15 @@ def test_fewer_samples_than_the_minimum_is_inconclusive_never_pass() -> None:
 def test_deadline_stops_sampling_warns_or_fails_when_the_failure_is_certain() -> None:
     clock = FakeClock()
     # 100 ms each, 5 s deadline: 50 samples, none over a 120 ms budget -> inconclusive.
-    outcome = measure_latency(timed_service(clock, lambda i: 100.0),
-                              LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock)
+    outcome = measure_latency(
+        timed_service(clock, lambda i: 100.0), LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock
+    )
     assert outcome.status is Status.WARN and "deadline" in outcome.detail
     clock = FakeClock()
     # 300 ms each: 17 samples over budget before the deadline, the p95 can only be over.
-    outcome = measure_latency(timed_service(clock, lambda i: 300.0),
-                              LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock)
+    outcome = measure_latency(
+        timed_service(clock, lambda i: 300.0), LatencyPlan("/x", budget_ms=120, warmup=0, deadline_sec=5), clock=clock
+    )
     assert outcome.status is Status.FAIL and "for certain" in outcome.detail
 
 
@@ -121,8 +128,10 @@ def test_good_base_urls(text: str) -> None:
     assert parse_base_url(text) == text.rstrip("/")
 
 
-@pytest.mark.parametrize("text", ["not a url", "ftp://h", "http://", "127.0.0.1:8000", "http://h:99999",
-                                  "http://h/?q=1", "", "http://u:S3cret@/x"])
+@pytest.mark.parametrize(
+    "text",
+    ["not a url", "ftp://h", "http://", "127.0.0.1:8000", "http://h:99999", "http://h/?q=1", "", "http://u:S3cret@/x"],
+)
 def test_malformed_base_urls_are_usage_errors_without_the_password(text: str) -> None:
     with pytest.raises(InvalidBaseUrl) as caught:
         parse_base_url(text)
@@ -130,8 +139,11 @@ def test_malformed_base_urls_are_usage_errors_without_the_password(text: str) ->
 
 
 def test_health_and_ready_both_ways() -> None:
-    ok = client_with(lambda r: httpx.Response(200, json={"status": "ok"} if r.url.path == "/health"
-                                              else {"status": "ready", "revision": "0005"}))
+    ok = client_with(
+        lambda r: httpx.Response(
+            200, json={"status": "ok"} if r.url.path == "/health" else {"status": "ready", "revision": "0005"}
+        )
+    )
     assert probe_health(ok).status is Status.PASS
     assert probe_ready(ok).detail.startswith("200 ready at revision 0005")
     envelope = {"code": "SCHEMA_NOT_AT_HEAD", "message": "schema at 0004, needs 0005", "details": None, "trace_id": "t"}
@@ -157,16 +169,25 @@ def test_transport_errors_become_probe_failures_naming_the_cause() -> None:
 
 
 def test_wrong_smoke_credentials_name_the_account_and_the_variables() -> None:
-    envelope = {"code": "INVALID_CREDENTIALS", "message": "wrong username or password", "details": None, "trace_id": "t"}
+    envelope = {
+        "code": "INVALID_CREDENTIALS",
+        "message": "wrong username or password",
+        "details": None,
+        "trace_id": "t",
+    }
     refused = client_with(lambda r: httpx.Response(401, json=envelope))
-    with pytest.raises(ProbeFailed, match="login as smoke.admin refused: 401 INVALID_CREDENTIALS.*ARIS3_SMOKE_PASSWORD"):
+    with pytest.raises(
+        ProbeFailed, match="login as smoke.admin refused: 401 INVALID_CREDENTIALS.*ARIS3_SMOKE_PASSWORD"
+    ):
         log_in(refused, "smoke.admin", "wrong")
     assert describe_response(httpx.Response(404, text="")) == "404 Not Found"
 
 
-NGINX_PAGE = ("<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n"
-              "<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is successfully installed "
-              "and working.</p>\n</body>\n</html>\n")
+NGINX_PAGE = (
+    "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n"
+    "<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is successfully installed "
+    "and working.</p>\n</body>\n</html>\n"
+)
 
 
 def test_an_html_page_answering_200_is_neither_healthy_nor_ready() -> None:
@@ -179,10 +200,18 @@ def test_an_html_page_answering_200_is_neither_healthy_nor_ready() -> None:
         assert outcome.detail.endswith("...'") and len(outcome.detail) < 250
 
 
-@pytest.mark.parametrize("body", [
-    {"status": "ok"}, {"status": "ready"}, {"status": "ready", "revision": None}, {"status": "ready", "revision": ""},
-    {"revision": "0005"}, ["status", "ready"], "ready",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "ok"},
+        {"status": "ready"},
+        {"status": "ready", "revision": None},
+        {"status": "ready", "revision": ""},
+        {"revision": "0005"},
+        ["status", "ready"],
+        "ready",
+    ],
+)
 def test_ready_needs_the_status_and_a_revision(body: object) -> None:
     outcome = probe_ready(client_with(lambda r: httpx.Response(200, json=body)))
     assert outcome.status is Status.FAIL
@@ -192,8 +221,11 @@ def test_ready_needs_the_status_and_a_revision(body: object) -> None:
 def test_empty_and_secret_bearing_bodies_are_described_safely() -> None:
     empty = probe_ready(client_with(lambda r: httpx.Response(200)))
     assert empty.status is Status.FAIL and empty.detail.endswith("no content type, empty body")
-    leaky = client_with(lambda r: httpx.Response(200, text="db=postgresql://app:TopSecret1@db/aris3",
-                                                 headers={"content-type": "text/plain"}))
+    leaky = client_with(
+        lambda r: httpx.Response(
+            200, text="db=postgresql://app:TopSecret1@db/aris3", headers={"content-type": "text/plain"}
+        )
+    )
     outcome = probe_ready(leaky)
     assert outcome.status is Status.FAIL and "TopSecret1" not in outcome.detail + str(outcome.evidence)
 
@@ -204,9 +236,12 @@ def test_expected_status_field_value_and_revision_can_be_given() -> None:
     ready = probe_ready(ours, status_field="state", status_value="UP", revision_field="version")
     assert ready.status is Status.PASS and ready.evidence["revision"] == "abc123"
     assert probe_ready(ours, status_field="state", status_value="UP", revision_field=None).status is Status.PASS
-    behind = probe_ready(ours, status_field="state", status_value="UP", revision_field="version", expected_revision="def456")
-    assert behind.status is Status.FAIL and behind.detail.startswith("GET /ready answered 200 UP at revision abc123, "
-                                                                     "expected def456")
+    behind = probe_ready(
+        ours, status_field="state", status_value="UP", revision_field="version", expected_revision="def456"
+    )
+    assert behind.status is Status.FAIL and behind.detail.startswith(
+        "GET /ready answered 200 UP at revision abc123, expected def456"
+    )
 
 
 @pytest.fixture

@@ -14,18 +14,21 @@ from aris3nb.gate.runner import GATE_CHECKS, parse_budgets, validate_options
 SECRET = "Opt-Secret-31"
 
 
-@pytest.mark.parametrize(("options", "fragment"), [
-    (GateOptions(pytest_target="tests/smoke/nope.py"), "does not exist"),
-    (GateOptions(pytest_target=""), "--pytest-target is empty"),
-    (GateOptions(base_url="localhost:8000"), "malformed base URL"),
-    (GateOptions(base_url=f"ftp://u:{SECRET}@h/"), "malformed base URL"),
-    (GateOptions(database_url=f"mysql://root:{SECRET}@h/x"), "unsupported database 'mysql'"),
-    (GateOptions(postgres_url="sqlite:///x.db"), "--postgres-url must be a postgresql:// URL"),
-    (GateOptions(budgets_ms={"checkout": 100.0}), "unknown latency budget(s) checkout"),
-    (GateOptions(budgets_ms={"health": 0.0}), "must be positive"),
-    (GateOptions(budgets_ms={"health": float("nan")}), "must be positive"),
-    (GateOptions(workdir=Path("/nonexistent-folder")), "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (GateOptions(pytest_target="tests/smoke/nope.py"), "does not exist"),
+        (GateOptions(pytest_target=""), "--pytest-target is empty"),
+        (GateOptions(base_url="localhost:8000"), "malformed base URL"),
+        (GateOptions(base_url=f"ftp://u:{SECRET}@h/"), "malformed base URL"),
+        (GateOptions(database_url=f"mysql://root:{SECRET}@h/x"), "unsupported database 'mysql'"),
+        (GateOptions(postgres_url="sqlite:///x.db"), "--postgres-url must be a postgresql:// URL"),
+        (GateOptions(budgets_ms={"checkout": 100.0}), "unknown latency budget(s) checkout"),
+        (GateOptions(budgets_ms={"health": 0.0}), "must be positive"),
+        (GateOptions(budgets_ms={"health": float("nan")}), "must be positive"),
+        (GateOptions(workdir=Path("/nonexistent-folder")), "does not exist"),
+    ],
+)
 def test_bad_options_are_usage_errors(options: GateOptions, fragment: str) -> None:
     with pytest.raises(UsageError) as caught:
         validate_options(options)
@@ -72,8 +75,20 @@ def test_the_default_smoke_account_is_the_seeded_one() -> None:
 
 def test_the_gate_checks_and_their_order() -> None:
     assert GATE_CHECKS.names() == [
-        "git", "deploy.freeze", "migrations.single_head", "migrations.round_trip.sqlite", "migrations.round_trip.postgresql",
-        "target.schema", "backup.freshness", "drill.freshness", "smoke", "http.health", "http.ready",
-        "latency.health", "latency.stock", "latency.reports", "latency.exports",
+        "git",
+        "deploy.freeze",
+        "migrations.single_head",
+        "migrations.round_trip.sqlite",
+        "migrations.round_trip.postgresql",
+        "target.schema",
+        "backup.freshness",
+        "drill.freshness",
+        "smoke",
+        "http.health",
+        "http.ready",
+        "latency.health",
+        "latency.stock",
+        "latency.reports",
+        "latency.exports",
     ]
     assert all(check.why for check in GATE_CHECKS), "every check says why it matters"

@@ -14,14 +14,20 @@ from aris3nb.gate.smoke import AREAS, SmokeRun, areas_from_junit, check_pytest_t
 
 def case(area: str | None, name: str, outcome: str = "passed") -> str:
     props = f'<properties><property name="area" value="{area}" /></properties>' if area else ""
-    inner = {"passed": "", "failed": '<failure message="assert 1 == 2">trace</failure>',
-             "error": '<error message="fixture broke">trace</error>', "skipped": '<skipped message="no" />'}[outcome]
+    inner = {
+        "passed": "",
+        "failed": '<failure message="assert 1 == 2">trace</failure>',
+        "error": '<error message="fixture broke">trace</error>',
+        "skipped": '<skipped message="no" />',
+    }[outcome]
     return f'<testcase classname="tests.smoke.T" name="{name}" time="0.1">{props}{inner}</testcase>'
 
 
 def junit(*cases: str) -> str:
-    return (f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="{len(cases)}">'
-            f'{"".join(cases)}</testsuite></testsuites>')
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="{len(cases)}">'
+        f"{''.join(cases)}</testsuite></testsuites>"
+    )
 
 
 def all_green() -> str:
@@ -33,20 +39,30 @@ def run(returncode: int | None, xml: str | None, output: str = "") -> SmokeRun:
 
 
 def test_areas_are_counted_from_the_junit_properties() -> None:
-    areas = areas_from_junit(junit(case("auth", "a"), case("auth", "b", "failed"), case("pos", "c", "error"),
-                                   case("pos", "d", "skipped"), case(None, "e")))
+    areas = areas_from_junit(
+        junit(
+            case("auth", "a"),
+            case("auth", "b", "failed"),
+            case("pos", "c", "error"),
+            case("pos", "d", "skipped"),
+            case(None, "e"),
+        )
+    )
     assert (areas["auth"].passed, areas["auth"].failed) == (1, 1)
     assert (areas["pos"].errors, areas["pos"].skipped, areas["pos"].red) == (1, 1, True)
     assert areas["(no area)"].passed == 1
     assert areas["auth"].failing_tests == ["tests.smoke.T::b"]
 
 
-@pytest.mark.parametrize(("output", "line"), [
-    ("....\n18 passed in 1.03s\n", "18 passed in 1.03s"),
-    ("F.\nFAILED x\n1 failed, 17 passed, 2 warnings in 1.20s\n", "1 failed, 17 passed, 2 warnings in 1.20s"),
-    ("===== 3 passed, 1 skipped in 0.50s =====\n", "3 passed, 1 skipped in 0.50s"),
-    ("no tests ran in 0.01s\n", None),
-])
+@pytest.mark.parametrize(
+    ("output", "line"),
+    [
+        ("....\n18 passed in 1.03s\n", "18 passed in 1.03s"),
+        ("F.\nFAILED x\n1 failed, 17 passed, 2 warnings in 1.20s\n", "1 failed, 17 passed, 2 warnings in 1.20s"),
+        ("===== 3 passed, 1 skipped in 0.50s =====\n", "3 passed, 1 skipped in 0.50s"),
+        ("no tests ran in 0.01s\n", None),
+    ],
+)
 def test_count_line(output: str, line: str | None) -> None:
     assert count_line(output) == line
 
@@ -81,8 +97,9 @@ def test_timeout_missing_report_and_bad_exit_codes_fail() -> None:
 
 
 def test_known_secrets_are_masked_in_the_kept_output() -> None:
-    outcome = judge_smoke(run(1, None, "AssertionError: password hunter2-wrong refused"), timeout_sec=5,
-                          secrets=["hunter2"])
+    outcome = judge_smoke(
+        run(1, None, "AssertionError: password hunter2-wrong refused"), timeout_sec=5, secrets=["hunter2"]
+    )
     assert "hunter2" not in outcome.evidence["output_tail"]
 
 

@@ -28,7 +28,9 @@ CREATE TABLE exports (export_id TEXT PRIMARY KEY, file_name TEXT, sha256 TEXT, s
 """
 
 LINES_MAKE_TOTAL = {
-    "name": "lines_make_total", "severity": "error", "description": "An order's lines sum to its total.",
+    "name": "lines_make_total",
+    "severity": "error",
+    "description": "An order's lines sum to its total.",
     "requires": ["orders.total_minor", "order_lines.amount_minor"],
     "query": """SELECT o.order_id, o.order_no, o.total_minor, COALESCE(SUM(l.amount_minor), 0) AS lines_minor
                 FROM orders o LEFT JOIN order_lines l ON l.order_id = o.order_id
@@ -54,10 +56,12 @@ def execute(url: str, *statements: str) -> None:
             db.execute(statement)
 
 
-def run(url: str, tmp_path: Path, *, sql: tuple = (), files: tuple = (), exports: Path | None = None,
-        strict: bool = False):
-    options = IntegrityOptions(url, exports or tmp_path / "exports", strict=strict, builtin=(), sql_checks=sql,
-                               file_checks=files)
+def run(
+    url: str, tmp_path: Path, *, sql: tuple = (), files: tuple = (), exports: Path | None = None, strict: bool = False
+):
+    options = IntegrityOptions(
+        url, exports or tmp_path / "exports", strict=strict, builtin=(), sql_checks=sql, file_checks=files
+    )
     return run_integrity_check(options, artifacts_dir=tmp_path / "artifacts")
 
 
@@ -71,7 +75,13 @@ def test_the_foreign_profile_tables_become_checks() -> None:
     assert [c.name for c in selection.sql] == [entry["name"] for entry in table["sql"]] and len(selection.sql) == 16
     [files] = selection.files
     assert (files.name, files.root, files.path_column, files.sha256_column, files.size_column, files.key_columns) == (
-        "export_files_match_digest", "backup.exports_dir", "file_name", "content_sha256", "byte_size", ("export_id",))
+        "export_files_match_digest",
+        "backup.exports_dir",
+        "file_name",
+        "content_sha256",
+        "byte_size",
+        ("export_id",),
+    )
     assert {c.severity for c in selection.sql} == {"error", "warning"}
     assert selection.sql[0].requires[0] == "receipts.gross_minor"
 
@@ -85,14 +95,17 @@ def test_the_target_profile_model_converts_too() -> None:
     assert selection.files[0].path_column == "file_name"
 
 
-@pytest.mark.parametrize(("entry", "where"), [
-    ({**LINES_MAKE_TOTAL, "severity": "warn"}, "integrity.sql[1].severity"),
-    ({**LINES_MAKE_TOTAL, "serverity": "error"}, "integrity.sql[1].serverity"),
-    ({**LINES_MAKE_TOTAL, "requires": ["public.orders.total_minor"]}, "integrity.sql[1].requires"),
-    ({**LINES_MAKE_TOTAL, "query": "SELECT 1; DELETE FROM orders"}, "integrity.sql[1].query"),
-    ({**LINES_MAKE_TOTAL, "query": "DELETE FROM orders"}, "integrity.sql[1].query"),
-    ({**LINES_MAKE_TOTAL, "name": "has spaces"}, "integrity.sql[1].name"),
-])
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ({**LINES_MAKE_TOTAL, "severity": "warn"}, "integrity.sql[1].severity"),
+        ({**LINES_MAKE_TOTAL, "serverity": "error"}, "integrity.sql[1].serverity"),
+        ({**LINES_MAKE_TOTAL, "requires": ["public.orders.total_minor"]}, "integrity.sql[1].requires"),
+        ({**LINES_MAKE_TOTAL, "query": "SELECT 1; DELETE FROM orders"}, "integrity.sql[1].query"),
+        ({**LINES_MAKE_TOTAL, "query": "DELETE FROM orders"}, "integrity.sql[1].query"),
+        ({**LINES_MAKE_TOTAL, "name": "has spaces"}, "integrity.sql[1].name"),
+    ],
+)
 def test_a_bad_entry_is_a_usage_error_naming_its_key(entry: dict, where: str) -> None:
     with pytest.raises(UsageError, match=f"invalid integrity checks: {re.escape(where)}:"):
         checks_from_toml({"sql": [LINES_MAKE_TOTAL, entry]})
@@ -105,16 +118,19 @@ def test_a_bad_check_given_as_options_is_a_usage_error(tmp_path: Path) -> None:
         SqlCheck(name="x", severity="error", query="UPDATE orders SET state = 'X'")
 
 
-@pytest.mark.parametrize(("query", "count"), [
-    ("SELECT 1", 1),
-    ("SELECT 1;\n  ", 1),
-    ("SELECT ';' AS a, 'it''s; fine' AS b -- a comment; still one\n", 1),
-    ('SELECT 1 AS "odd;name" /* a; b */', 1),
-    ("SELECT $$ ; $$, $tag$ ; $tag$", 1),
-    ("SELECT E'\\'; still a string'", 1),
-    ("SELECT 1; SELECT 2", 2),
-    ("SELECT 1; -- only a comment after", 1),
-])
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [
+        ("SELECT 1", 1),
+        ("SELECT 1;\n  ", 1),
+        ("SELECT ';' AS a, 'it''s; fine' AS b -- a comment; still one\n", 1),
+        ('SELECT 1 AS "odd;name" /* a; b */', 1),
+        ("SELECT $$ ; $$, $tag$ ; $tag$", 1),
+        ("SELECT E'\\'; still a string'", 1),
+        ("SELECT 1; SELECT 2", 2),
+        ("SELECT 1; -- only a comment after", 1),
+    ],
+)
 def test_statements_are_split_outside_quotes_and_comments(query: str, count: int) -> None:
     assert len(split_statements(query)) == count
 
@@ -133,15 +149,22 @@ def test_sound_data_passes_and_offending_rows_are_named_and_counted(tmp_path: Pa
     assert result.status is Status.FAIL and result.evidence["offending"] == SAMPLE_LIMIT + 3
     assert len(result.evidence["sample"]) == SAMPLE_LIMIT
     assert result.evidence["sample"][0] == {"order_id": "o1", "order_no": 1, "total_minor": 300, "lines_minor": 270}
-    assert result.detail == f"{SAMPLE_LIMIT + 3} offending row(s); first: order_id=o1, order_no=1, total_minor=300, lines_minor=270"
+    assert (
+        result.detail
+        == f"{SAMPLE_LIMIT + 3} offending row(s); first: order_id=o1, order_no=1, total_minor=300, lines_minor=270"
+    )
     assert result.evidence["columns"] == ["order_id", "order_no", "total_minor", "lines_minor"]
 
 
 def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
     url = shop(tmp_path)
     execute(url, "UPDATE orders SET state = 'LOST' WHERE order_id = 'o2'")
-    known = {"name": "known_order_states", "severity": "warning", "requires": ["orders.state"],
-             "query": "SELECT order_id, state FROM orders WHERE state NOT IN ('PAID', 'VOID')"}
+    known = {
+        "name": "known_order_states",
+        "severity": "warning",
+        "requires": ["orders.state"],
+        "query": "SELECT order_id, state FROM orders WHERE state NOT IN ('PAID', 'VOID')",
+    }
     report = run(url, tmp_path, sql=(known,))
     assert (report.results[0].status, report.verdict) == (Status.WARN, Verdict.PASS_WITH_WARNINGS)
     assert report.results[0].detail == "1 offending row(s); first: order_id=o2, state=LOST"
@@ -150,8 +173,11 @@ def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
 
 def test_queries_run_verbatim_with_percent_signs_and_colons(tmp_path: Path) -> None:
     url = shop(tmp_path)
-    check = {"name": "notes", "severity": "error",
-             "query": "SELECT order_id, note FROM orders WHERE note LIKE '%50\\% off' ESCAPE '\\' AND note LIKE '%:desk%'"}
+    check = {
+        "name": "notes",
+        "severity": "error",
+        "query": "SELECT order_id, note FROM orders WHERE note LIKE '%50\\% off' ESCAPE '\\' AND note LIKE '%:desk%'",
+    }
     [result] = run(url, tmp_path, sql=(check,)).results
     assert result.status is Status.FAIL and result.evidence["offending"] == 3, result.detail
     assert result.evidence["sample"][0]["note"] == "10:30 at :desk, 50% off"
@@ -160,8 +186,11 @@ def test_queries_run_verbatim_with_percent_signs_and_colons(tmp_path: Path) -> N
 def test_a_missing_table_or_column_makes_a_check_not_applicable(tmp_path: Path) -> None:
     url = shop(tmp_path)
     absent_column = {**LINES_MAKE_TOTAL, "name": "absent_column", "requires": ["orders.gross_minor", "orders"]}
-    absent_table = {**LINES_MAKE_TOTAL, "name": "absent_table",
-                    "requires": ["sales.total", "sales.status", "order_lines.amount_minor"]}
+    absent_table = {
+        **LINES_MAKE_TOTAL,
+        "name": "absent_table",
+        "requires": ["sales.total", "sales.status", "order_lines.amount_minor"],
+    }
     report = run(url, tmp_path, sql=(LINES_MAKE_TOTAL, absent_column, absent_table))
     statuses = {r.name: (r.status, r.detail) for r in report.results}
     assert statuses == {
@@ -174,7 +203,9 @@ def test_a_missing_table_or_column_makes_a_check_not_applicable(tmp_path: Path) 
     assert report.document["not_applicable"] == {"count": 2, "checks": ["absent_column", "absent_table"]}
     assert report.document["counts"] == {"PASS": 1, "WARN": 2, "FAIL": 0, "SKIP": 0}
     assert report.verdict is Verdict.PASS_WITH_WARNINGS and [r.name for r in report.not_applicable] == [
-        "absent_column", "absent_table"]
+        "absent_column",
+        "absent_table",
+    ]
 
 
 def test_requirements_are_compared_case_insensitively(tmp_path: Path) -> None:
@@ -184,17 +215,27 @@ def test_requirements_are_compared_case_insensitively(tmp_path: Path) -> None:
 
 def test_a_query_that_fails_is_a_fail_with_the_reason_and_the_next_check_still_runs(tmp_path: Path) -> None:
     url = shop(tmp_path)
-    undeclared = {"name": "undeclared", "severity": "error", "requires": ["orders"],
-                  "query": "SELECT receipt_id FROM receipts"}
+    undeclared = {
+        "name": "undeclared",
+        "severity": "error",
+        "requires": ["orders"],
+        "query": "SELECT receipt_id FROM receipts",
+    }
     report = run(url, tmp_path, sql=(undeclared, LINES_MAKE_TOTAL))
-    assert [(r.name, r.status) for r in report.results] == [("undeclared", Status.FAIL), ("lines_make_total", Status.PASS)]
+    assert [(r.name, r.status) for r in report.results] == [
+        ("undeclared", Status.FAIL),
+        ("lines_make_total", Status.PASS),
+    ]
     assert report.results[0].detail == "the query of undeclared failed: no such table: receipts"
 
 
 def test_a_query_cannot_write(tmp_path: Path) -> None:
     url = shop(tmp_path)
-    sneaky = {"name": "sneaky", "severity": "error",
-              "query": "WITH gone AS (DELETE FROM orders RETURNING order_id) SELECT order_id FROM gone"}
+    sneaky = {
+        "name": "sneaky",
+        "severity": "error",
+        "query": "WITH gone AS (DELETE FROM orders RETURNING order_id) SELECT order_id FROM gone",
+    }
     [result] = run(url, tmp_path, sql=(sneaky,)).results
     assert result.status is Status.FAIL
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
@@ -203,10 +244,14 @@ def test_a_query_cannot_write(tmp_path: Path) -> None:
 
 def test_a_runaway_query_is_interrupted_by_the_statement_timeout(tmp_path: Path) -> None:
     url = shop(tmp_path)
-    runaway = {"name": "runaway", "severity": "error",
-               "query": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"}
-    options = IntegrityOptions(url, tmp_path, builtin=(), sql_checks=(runaway, LINES_MAKE_TOTAL),
-                               statement_timeout_sec=0.2)
+    runaway = {
+        "name": "runaway",
+        "severity": "error",
+        "query": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+    }
+    options = IntegrityOptions(
+        url, tmp_path, builtin=(), sql_checks=(runaway, LINES_MAKE_TOTAL), statement_timeout_sec=0.2
+    )
     report = run_integrity_check(options, artifacts_dir=tmp_path / "artifacts")
     assert [(r.name, r.status) for r in report.results] == [("runaway", Status.FAIL), ("lines_make_total", Status.PASS)]
     assert report.results[0].detail == "the query of runaway failed: interrupted"
@@ -229,17 +274,25 @@ def test_two_checks_with_one_name_are_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- file checks
 
 EXPORT_FILES = FileCheck(
-    name="export_files", severity="error", requires=("exports.file_name", "exports.sha256", "exports.size"),
-    key_columns=("export_id",), path_column="file_name", sha256_column="sha256", size_column="size",
-    query="SELECT export_id, file_name, sha256, size FROM exports WHERE file_name IS NOT NULL")
+    name="export_files",
+    severity="error",
+    requires=("exports.file_name", "exports.sha256", "exports.size"),
+    key_columns=("export_id",),
+    path_column="file_name",
+    sha256_column="sha256",
+    size_column="size",
+    query="SELECT export_id, file_name, sha256, size FROM exports WHERE file_name IS NOT NULL",
+)
 
 
 def exports(url: str, folder: Path, files: dict[str, bytes]) -> None:
     for n, (name, content) in enumerate(sorted(files.items())):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
-        execute(url, f"INSERT INTO exports VALUES ('e{n}', '{name}', '{hashlib.sha256(content).hexdigest()}', "
-                     f"{len(content)})")
+        execute(
+            url,
+            f"INSERT INTO exports VALUES ('e{n}', '{name}', '{hashlib.sha256(content).hexdigest()}', {len(content)})",
+        )
 
 
 def test_export_files_missing_changed_or_extra_are_named(tmp_path: Path) -> None:
@@ -247,7 +300,9 @@ def test_export_files_missing_changed_or_extra_are_named(tmp_path: Path) -> None
     exports(url, folder, {"a/one.csv": b"1\n", "a/two.csv": b"2\n", "three.csv": b"3\n", "four.csv": b"4\n"})
     report = run(url, tmp_path, files=(EXPORT_FILES,))
     assert report.results[0].status is Status.PASS, report.results[0].detail
-    assert report.results[0].detail == f"4 file(s) present with their recorded SHA-256 and size, none extra under {folder}"
+    assert (
+        report.results[0].detail == f"4 file(s) present with their recorded SHA-256 and size, none extra under {folder}"
+    )
     (folder / "a" / "one.csv").unlink()
     (folder / "a" / "two.csv").write_bytes(b"two\n")
     (folder / "four.csv").write_bytes(b"5\n")  # same size, other content
@@ -256,11 +311,18 @@ def test_export_files_missing_changed_or_extra_are_named(tmp_path: Path) -> None
     [result] = run(url, tmp_path, files=(EXPORT_FILES,)).results
     assert result.status is Status.FAIL and (result.evidence["offending"], result.evidence["extra"]) == (5, 1)
     problems = {row["file_name"]: row["problem"].split(" ")[0] for row in result.evidence["sample"]}
-    assert problems == {"a/one.csv": "file", "a/two.csv": "size", "four.csv": "SHA-256", "../etc/passwd": "unsafe",
-                        "stray.csv": "extra"}
+    assert problems == {
+        "a/one.csv": "file",
+        "a/two.csv": "size",
+        "four.csv": "SHA-256",
+        "../etc/passwd": "unsafe",
+        "stray.csv": "extra",
+    }
     assert result.evidence["sample"][0] == {"export_id": "e0", "file_name": "a/one.csv", "problem": "file missing"}
-    assert result.detail.startswith("5 problem(s) with 5 vouched-for file(s) and 1 extra; first: export_id=e0, "
-                                    "file_name=a/one.csv, problem=file missing")
+    assert result.detail.startswith(
+        "5 problem(s) with 5 vouched-for file(s) and 1 extra; first: export_id=e0, "
+        "file_name=a/one.csv, problem=file missing"
+    )
 
 
 def test_a_recorded_digest_in_another_spelling_does_not_match(tmp_path: Path) -> None:

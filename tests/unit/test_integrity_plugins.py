@@ -78,10 +78,12 @@ def url(tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.syspath_prepend(str(site))
     path = tmp_path / "shop.db"
     with sqlite3.connect(path) as db:
-        db.executescript("CREATE TABLE orders (order_id TEXT PRIMARY KEY, total_minor INTEGER);"
-                         "CREATE TABLE order_lines (order_id TEXT, amount_minor INTEGER);"
-                         "INSERT INTO orders VALUES ('o1', 300), ('o2', 0);"
-                         "INSERT INTO order_lines VALUES ('o1', 100), ('o1', 200);")
+        db.executescript(
+            "CREATE TABLE orders (order_id TEXT PRIMARY KEY, total_minor INTEGER);"
+            "CREATE TABLE order_lines (order_id TEXT, amount_minor INTEGER);"
+            "INSERT INTO orders VALUES ('o1', 300), ('o2', 0);"
+            "INSERT INTO order_lines VALUES ('o1', 100), ('o1', 200);"
+        )
     return f"sqlite:///{path}"
 
 
@@ -98,35 +100,59 @@ def test_selected_plug_ins_run_as_checks_named_after_their_entry_points(url: str
         ("shop.shaped", Status.PASS, "shaped like an Invariant"),
         ("shop.needs_payments", Status.WARN, "not applicable: needs payments, absent here"),
     ]
-    assert report.document["inputs"]["selection"]["plugins"] == ["shop.lines", "shop.sql", "shop.shaped",
-                                                                 "shop.needs_payments"]
+    assert report.document["inputs"]["selection"]["plugins"] == [
+        "shop.lines",
+        "shop.sql",
+        "shop.shaped",
+        "shop.needs_payments",
+    ]
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         db.execute("UPDATE order_lines SET amount_minor = 1")
     [lines] = run(url, tmp_path, "shop.lines").results
-    assert (lines.status, lines.detail) == (Status.FAIL, "1 order(s) whose lines do not make the total; first: order_id=o1")
+    assert (lines.status, lines.detail) == (
+        Status.FAIL,
+        "1 order(s) whose lines do not make the total; first: order_id=o1",
+    )
 
 
 def test_a_plug_in_that_raises_on_load_is_a_fail_naming_it(url: str, tmp_path: Path) -> None:
     report = run(url, tmp_path, "shop.broken", "shop.lines")
     broken, lines = report.results
     assert (broken.name, broken.status) == ("shop.broken", Status.FAIL)
-    assert broken.detail == ("plug-in shop.broken: failed to load shop_checks_broken:check: RuntimeError: cannot reach "
-                             "the licence server")
-    assert broken.evidence == {"plugin": "shop.broken", "entry_point": "shop_checks_broken:check",
-                               "group": ENTRY_POINT_GROUP, "error": "RuntimeError"}
+    assert broken.detail == (
+        "plug-in shop.broken: failed to load shop_checks_broken:check: RuntimeError: cannot reach the licence server"
+    )
+    assert broken.evidence == {
+        "plugin": "shop.broken",
+        "entry_point": "shop_checks_broken:check",
+        "group": ENTRY_POINT_GROUP,
+        "error": "RuntimeError",
+    }
     assert "Traceback" not in report.path.read_text()
     assert lines.status is Status.PASS, "the other checks still run"
     assert report.verdict is Verdict.FAIL and [r.name for r in report.blocking] == ["shop.broken"]
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("shop.no_attribute", "plug-in shop.no_attribute: failed to load shop_checks:nothing_here: AttributeError: "),
-    ("shop.not_a_check", "plug-in shop.not_a_check: shop_checks:NOT_A_CHECK is not an invariant: a int, not a callable"),
-    ("shop.not_installed", ("plug-in shop.not_installed: no entry point named 'shop.not_installed' in group "
-                            f"{ENTRY_POINT_GROUP} is installed (installed: ")),
-])
-def test_a_plug_in_that_cannot_be_had_is_a_fail_with_the_reason(url: str, tmp_path: Path, name: str,
-                                                                reason: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("shop.no_attribute", "plug-in shop.no_attribute: failed to load shop_checks:nothing_here: AttributeError: "),
+        (
+            "shop.not_a_check",
+            "plug-in shop.not_a_check: shop_checks:NOT_A_CHECK is not an invariant: a int, not a callable",
+        ),
+        (
+            "shop.not_installed",
+            (
+                "plug-in shop.not_installed: no entry point named 'shop.not_installed' in group "
+                f"{ENTRY_POINT_GROUP} is installed (installed: "
+            ),
+        ),
+    ],
+)
+def test_a_plug_in_that_cannot_be_had_is_a_fail_with_the_reason(
+    url: str, tmp_path: Path, name: str, reason: str
+) -> None:
     [result] = run(url, tmp_path, name).results
     assert (result.name, result.status) == (name, Status.FAIL)
     assert result.detail.startswith(reason), result.detail

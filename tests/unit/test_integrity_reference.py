@@ -71,8 +71,9 @@ def test_a_line_status_that_means_the_items_stock_status_is_not_judged(tmp_path:
     path = tmp_path / "upstream.db"
     with sqlite3.connect(path) as db:
         db.executescript(UPSTREAM_LIKE)
-    report = run_integrity_check(IntegrityOptions(f"sqlite:///{path}", tmp_path / "exports"),
-                                 artifacts_dir=tmp_path / "artifacts")
+    report = run_integrity_check(
+        IntegrityOptions(f"sqlite:///{path}", tmp_path / "exports"), artifacts_dir=tmp_path / "artifacts"
+    )
     results = {r.name: r for r in report.results}
     # Only the rule that reads no line status (and whose columns mean the same here) runs.
     assert [r.name for r in report.results if r.status is not Status.WARN] == ["transfers.draft_not_dispatched"]
@@ -82,19 +83,25 @@ def test_a_line_status_that_means_the_items_stock_status_is_not_judged(tmp_path:
         assert results[name].detail == "not applicable: needs transfer_lines.stock_item_id, absent here"
         assert results[name].evidence == {"not_applicable": True, "missing": ["transfer_lines.stock_item_id"]}
     revision = results["schema.revision"]
-    assert revision.detail == ("not applicable: the database is at revision 0037_s12_reports_cost_snapshot, which the "
-                               "reference history does not know (another target's schema)")
+    assert revision.detail == (
+        "not applicable: the database is at revision 0037_s12_reports_cost_snapshot, which the "
+        "reference history does not know (another target's schema)"
+    )
     assert revision.evidence["not_applicable"] is True and revision.evidence["missing"] == []
 
 
 @pytest.mark.parametrize(("revision", "status"), [("0004_exports_idempotency", Status.FAIL), (None, Status.FAIL)])
-def test_a_reference_database_behind_or_unstamped_still_fails_the_revision(tmp_path: Path, revision: str | None,
-                                                                           status: Status) -> None:
+def test_a_reference_database_behind_or_unstamped_still_fails_the_revision(
+    tmp_path: Path, revision: str | None, status: Status
+) -> None:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
     with sqlite3.connect(tmp_path / "aris3.db") as db:
-        db.execute("DELETE FROM alembic_version" if revision is None else
-                   f"UPDATE alembic_version SET version_num = '{revision}'")
+        db.execute(
+            "DELETE FROM alembic_version"
+            if revision is None
+            else f"UPDATE alembic_version SET version_num = '{revision}'"
+        )
     report = run_integrity_check(IntegrityOptions(url, tmp_path / "exports"), artifacts_dir=tmp_path / "artifacts")
     result = next(r for r in report.results if r.name == "schema.revision")
     assert result.status is status and result.detail.startswith(f"database at {revision or 'no revision'}, code head")

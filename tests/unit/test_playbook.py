@@ -32,7 +32,8 @@ def test_the_operators_urls_reach_the_kernel_by_its_environment(tmp_path) -> Non
     env = _kernel_env(FakeRun())  # type: ignore[arg-type]
     assert env["DATABASE_URL"] == REAL and env["ARIS3_BASE_URL"] == "https://aris3.internal"
     assert "OPS_ENABLE_BACKUP_DRILL" not in env or env["OPS_ENABLE_BACKUP_DRILL"] == __import__("os").environ.get(
-        "OPS_ENABLE_BACKUP_DRILL"), "drills are enabled only for the embedded default"
+        "OPS_ENABLE_BACKUP_DRILL"
+    ), "drills are enabled only for the embedded default"
 
 
 def test_a_rerun_takes_the_same_target_given_again() -> None:

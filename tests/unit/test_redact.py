@@ -8,7 +8,9 @@ from aris3nb.core.redact import redact_text, redact_url, url_password, userinfo_
 
 
 def test_url_password_is_masked() -> None:
-    assert redact_url("postgresql://app:hunter2@db.internal:5432/aris3") == "postgresql://app:***@db.internal:5432/aris3"
+    assert (
+        redact_url("postgresql://app:hunter2@db.internal:5432/aris3") == "postgresql://app:***@db.internal:5432/aris3"
+    )
     assert redact_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
     assert url_password("postgresql://app:hunter2@db/aris3") == "hunter2"
     assert url_password("postgresql://app@db/aris3") is None
@@ -42,7 +44,10 @@ HOSTILE = [
 @pytest.mark.parametrize(("url", "fragments"), HOSTILE)
 def test_a_password_is_masked_up_to_the_last_at(url: str, fragments: list[str]) -> None:
     assert redact_url(url) == "postgresql://u:***@127.0.0.1:5432/db"
-    assert redact_text(f"cannot connect to {url!r}: refused") == "cannot connect to 'postgresql://u:***@127.0.0.1:5432/db': refused"
+    assert (
+        redact_text(f"cannot connect to {url!r}: refused")
+        == "cannot connect to 'postgresql://u:***@127.0.0.1:5432/db': refused"
+    )
     for shown in (redact_url(url), redact_text(url), redact_text(f"x {url} y")):
         assert not [f for f in fragments if f in shown], shown
 
@@ -51,8 +56,11 @@ def test_a_password_is_masked_up_to_the_last_at(url: str, fragments: list[str]) 
 def test_masking_a_hostile_url_keeps_json_and_html_intact(url: str, fragments: list[str]) -> None:
     document = {"database": url, "owner": "ops@example.com", "log": f"line one\n{url} said no\nmail me@x"}
     cleaned = redact_text(json.dumps(document))
-    assert json.loads(cleaned) == {"database": "postgresql://u:***@127.0.0.1:5432/db", "owner": "ops@example.com",
-                                   "log": "line one\npostgresql://u:***@127.0.0.1:5432/db said no\nmail me@x"}
+    assert json.loads(cleaned) == {
+        "database": "postgresql://u:***@127.0.0.1:5432/db",
+        "owner": "ops@example.com",
+        "log": "line one\npostgresql://u:***@127.0.0.1:5432/db said no\nmail me@x",
+    }
     page = redact_text(f"<td>{html.escape(url)}</td><td>ops@example.com</td>")
     assert page == "<td>postgresql://u:***@127.0.0.1:5432/db</td><td>ops@example.com</td>"
     assert not [f for f in fragments if f in cleaned + page]
@@ -68,11 +76,23 @@ def test_ambiguous_credentials_are_named_without_quoting_them() -> None:
         problem = userinfo_problem(url)
         assert problem is not None and not [f for f in fragments if f in problem]
         assert url_password(url) is not None and "Sekr3t" in (url_password(url) or "")
-    for fine in ("postgresql://app:p%40ss%3A%2F%23%3F%20@db:5432/aris3", "postgresql://u@h/db", "sqlite:///a.db",
-                 "sqlite:////srv/user@example/aris3.db", "postgresql://u:pw@[::1]:5432/db?application_name=x"):
+    for fine in (
+        "postgresql://app:p%40ss%3A%2F%23%3F%20@db:5432/aris3",
+        "postgresql://u@h/db",
+        "sqlite:///a.db",
+        "sqlite:////srv/user@example/aris3.db",
+        "postgresql://u:pw@[::1]:5432/db?application_name=x",
+    ):
         assert userinfo_problem(fine) is None, fine
-    for bad in ("postgresql://u:a/b@h/db", "postgresql://u:a#b@h/db", "postgresql://u:a?b@h/db", "postgresql://u:a b@h/db",
-                "postgresql://u:50%off@h/db", 'postgresql://u:a"b@h/db', "postgresql://u:pw@h/db?x=a@b"):
+    for bad in (
+        "postgresql://u:a/b@h/db",
+        "postgresql://u:a#b@h/db",
+        "postgresql://u:a?b@h/db",
+        "postgresql://u:a b@h/db",
+        "postgresql://u:50%off@h/db",
+        'postgresql://u:a"b@h/db',
+        "postgresql://u:pw@h/db?x=a@b",
+    ):
         assert userinfo_problem(bad) is not None, bad
 
 

@@ -6,7 +6,9 @@ from aris3nb.phases import evaluate_triggers
 
 
 def phase(name: str, verdict: str = "PASS", status: str = "completed", **failing: str) -> dict:
-    checks = [{"name": check.replace("__", "."), "status": "FAIL", "detail": detail} for check, detail in failing.items()]
+    checks = [
+        {"name": check.replace("__", "."), "status": "FAIL", "detail": detail} for check, detail in failing.items()
+    ]
     return {"phase": name, "status": status, "verdict": verdict, "checks": checks, "reasons": list(failing.values())}
 
 
@@ -22,11 +24,13 @@ def test_each_trigger_of_the_playbook() -> None:
     assert kinds(phase("pre_deploy", "FAIL", "failed", latency__health="p95 over")) == [("gate_fail", "pre_deploy")]
     assert kinds(phase("deploy", "FAIL", "failed", http__ready="503")) == [("not_ready", "deploy")]
     assert kinds(phase("post_deploy", "FAIL", "failed", target__schema="database unavailable")) == [
-        ("not_ready", "post_deploy")]
+        ("not_ready", "post_deploy")
+    ]
     assert kinds(phase("post_deploy", "FAIL", "failed", smoke="red area(s): pos")) == [("smoke_red", "post_deploy")]
     assert kinds(phase("drill", "FAIL", "failed", **{"manifest valid": "1 problem"})) == [("drill_fail", "drill")]
     assert kinds(phase("deploy", "FAIL", "failed", backup__manifest="sha256 differs")) == [
-        ("manifest_inconsistent", "deploy")]
+        ("manifest_inconsistent", "deploy")
+    ]
 
 
 def test_a_phase_that_did_not_complete_triggers_and_a_skipped_one_does_not() -> None:

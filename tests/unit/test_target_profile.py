@@ -28,17 +28,30 @@ def test_the_foreign_targets_profile_reads_into_the_model() -> None:
     assert profile.service.login is not None and profile.service.login.body["username_or_email"] == "{username}"
     assert {e.name for e in profile.service.endpoints} >= {"stock", "reports", "exports"}
     assert profile.smoke is not None and {a.area for a in profile.smoke.areas} == {
-        "auth", "stock", "transfers", "pos", "reports", "exports"}
+        "auth",
+        "stock",
+        "transfers",
+        "pos",
+        "reports",
+        "exports",
+    }
     assert len(profile.integrity.sql) >= 10 and profile.integrity.files[0].path_column == "file_name"
     assert loaded.root == FOREIGN.parent
 
 
-@pytest.mark.parametrize(("old", "new", "named"), [
-    ('token_pointer = "/access_token"', 'token_pionter = "/access_token"', "service.login.token_pionter: unknown key"),
-    ("p95_ms = 250", 'p95_ms = "fast"', "service.endpoints[1].p95_ms"),
-    ('severity = "warning"', 'severity = "warn"', "integrity.sql[2].severity"),
-    ("profile_version = 1", "profile_version = 7", "profile_version 7 is not supported"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        (
+            'token_pointer = "/access_token"',
+            'token_pionter = "/access_token"',
+            "service.login.token_pionter: unknown key",
+        ),
+        ("p95_ms = 250", 'p95_ms = "fast"', "service.endpoints[1].p95_ms"),
+        ('severity = "warning"', 'severity = "warn"', "integrity.sql[2].severity"),
+        ("profile_version = 1", "profile_version = 7", "profile_version 7 is not supported"),
+    ],
+)
 def test_a_typo_is_bad_input_naming_the_key_and_its_line(old: str, new: str, named: str) -> None:
     changed = FOREIGN.read_text().replace(f"\n{old}", f"\n{new}", 1)  # a setting's line, not a comment
     with pytest.raises(UsageError, match=re.escape(named)) as refused:
@@ -71,10 +84,16 @@ def test_inside_another_aris3_repository_without_a_profile_every_judging_command
         resolve_profile(None, cwd=repo)
     assert resolve_profile(None, cwd=repo, embedded=True).profile.name == "reference"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"OPS_ARTIFACTS_DIR": str(tmp_path / "art")}
-    for args in (["gate"], ["integrity"], ["run"], ["backup", "create", "--name", "x"],
-                 ["backup", "validate", str(tmp_path / "m.json")]):
-        done = subprocess.run([ARIS3NB, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
+    for args in (
+        ["gate"],
+        ["integrity"],
+        ["run"],
+        ["backup", "create", "--name", "x"],
+        ["backup", "validate", str(tmp_path / "m.json")],
+    ):
+        done = subprocess.run(
+            [ARIS3NB, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("FAILED: ") and "aris3nb init" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "art").exists(), "nothing ran"
@@ -106,8 +125,10 @@ def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> N
 
 def test_extends_lays_a_file_on_a_builtin_profile_and_names_both(tmp_path: Path) -> None:
     path = tmp_path / "aris3nb.toml"
-    path.write_text('profile_version = 1\nextends = "aris3"\nname = "shop-eu"\n[migrations]\nversion_num_width = 128\n'
-                    '[target]\npython = "/opt/shop/bin/python"\n')
+    path.write_text(
+        'profile_version = 1\nextends = "aris3"\nname = "shop-eu"\n[migrations]\nversion_num_width = 128\n'
+        '[target]\npython = "/opt/shop/bin/python"\n'
+    )
     loaded = load_profile(path)
     profile = loaded.profile
     assert profile.name == "shop-eu" and profile.migrations.version_num_width == 128

@@ -55,8 +55,13 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("seeded")
     url = f"sqlite:///{folder / 'aris3.db'}"
     migrate.upgrade(url)
-    seed_database(url, scale=SEED_SCALE, exports_dir=folder / "exports", seed_password=SEED_PASSWORD,
-                  smoke_password=SMOKE_PASSWORD)
+    seed_database(
+        url,
+        scale=SEED_SCALE,
+        exports_dir=folder / "exports",
+        seed_password=SEED_PASSWORD,
+        smoke_password=SMOKE_PASSWORD,
+    )
     return folder
 
 
@@ -113,10 +118,14 @@ class Service:
     def stores(self, slug: str) -> list[m.Store]:
         """The tenant's stores ordered by code."""
         with self.db() as session:
-            return list(session.scalars(
-                sa.select(m.Store).join(m.Tenant, m.Tenant.id == m.Store.tenant_id)
-                .where(m.Tenant.slug == slug).order_by(m.Store.code)
-            ))
+            return list(
+                session.scalars(
+                    sa.select(m.Store)
+                    .join(m.Tenant, m.Tenant.id == m.Store.tenant_id)
+                    .where(m.Tenant.slug == slug)
+                    .order_by(m.Store.code)
+                )
+            )
 
     def store_user(self, store: m.Store, role: str) -> str:
         """The seeded username of ``role`` (manager, cashier) in ``store``."""
@@ -124,11 +133,21 @@ class Service:
             slug = session.get_one(m.Tenant, store.tenant_id).slug
         return f"{slug}.{store.code.lower()}.{role}"
 
-    def intake(self, headers: dict[str, str], store_id: uuid.UUID | str, prices: list[str],
-               status: str = "RFID") -> list[dict[str, Any]]:
+    def intake(
+        self, headers: dict[str, str], store_id: uuid.UUID | str, prices: list[str], status: str = "RFID"
+    ) -> list[dict[str, Any]]:
         """New stock through the API, one item per sale price; returns the created rows."""
-        items = [{"sku": f"T-{i:03d}", "description": f"Test item {i}", "epc": uuid.uuid4().hex,
-                  "cost_price": "1.00", "sale_price": price, "status": status} for i, price in enumerate(prices)]
+        items = [
+            {
+                "sku": f"T-{i:03d}",
+                "description": f"Test item {i}",
+                "epc": uuid.uuid4().hex,
+                "cost_price": "1.00",
+                "sale_price": price,
+                "status": status,
+            }
+            for i, price in enumerate(prices)
+        ]
         response = self.client.post("/aris3/stock", headers=headers, json={"store_id": str(store_id), "items": items})
         assert response.status_code == 201, response.text
         return response.json()["rows"]
@@ -162,8 +181,13 @@ def service(seeded_template: Path, tmp_path: Path, token_cache: dict[str, dict[s
     settings = Settings(secret_key=SecretStr(SECRET), exports_dir=tmp_path / "db" / "exports", token_ttl_sec=3600)
     with TestClient(create_app(url, settings)) as client:
         client.event_hooks["response"].append(check_response)
-        yield Service(client=client, url=url, exports_dir=settings.resolved_exports_dir(), settings=settings,
-                      token_cache=token_cache)
+        yield Service(
+            client=client,
+            url=url,
+            exports_dir=settings.resolved_exports_dir(),
+            settings=settings,
+            token_cache=token_cache,
+        )
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ def _token_for(user: m.User, secret: str, *, now: dt.datetime | None = None, ttl
 
 def test_login_returns_an_expiring_bearer_token_and_the_user(service):
     before = dt.datetime.now(dt.UTC)
-    response = service.client.post("/aris3/auth/login", json={"username": "northwind.admin", "password": service.seed_password})
+    response = service.client.post(
+        "/aris3/auth/login", json={"username": "northwind.admin", "password": service.seed_password}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer" and body["access_token"].count(".") == 2
@@ -59,7 +61,9 @@ def test_an_inactive_user_cannot_log_in_and_their_token_stops_working(service):
     headers = service.login("bluefin.admin")
     with service.db() as session:
         session.execute(sa.update(m.User).where(m.User.username == "bluefin.admin").values(is_active=False))
-    refused = service.client.post("/aris3/auth/login", json={"username": "bluefin.admin", "password": service.seed_password})
+    refused = service.client.post(
+        "/aris3/auth/login", json={"username": "bluefin.admin", "password": service.seed_password}
+    )
     assert refused.status_code == 401 and refused.json()["code"] == "INVALID_CREDENTIALS"
     me = service.client.get("/aris3/me", headers=headers)
     assert me.status_code == 401 and me.json()["code"] == "UNAUTHORIZED"
@@ -99,9 +103,14 @@ def test_a_fresh_token_made_with_the_service_secret_is_accepted(service):
 
 def test_missing_garbage_and_forged_tokens_are_unauthorized(service):
     user = _user(service, "northwind.admin")
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                    {"Authorization": "Bearer not.a.token"}, {"Authorization": "Bearer " + "x" * 5000},
-                    _token_for(user, "some-other-secret-that-is-long-enough")):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer not.a.token"},
+        {"Authorization": "Bearer " + "x" * 5000},
+        _token_for(user, "some-other-secret-that-is-long-enough"),
+    ):
         response = service.client.get("/aris3/me", headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["code"] == "UNAUTHORIZED"

@@ -10,8 +10,9 @@ import pytest
 
 
 def test_malformed_json_is_a_422_envelope(service, smoke_admin):
-    response = service.client.post("/aris3/stock", headers={**smoke_admin, "Content-Type": "application/json"},
-                                   content=b'{"store_id": ')
+    response = service.client.post(
+        "/aris3/stock", headers={**smoke_admin, "Content-Type": "application/json"}, content=b'{"store_id": '
+    )
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "VALIDATION_ERROR"
@@ -20,39 +21,53 @@ def test_malformed_json_is_a_422_envelope(service, smoke_admin):
 
 @pytest.mark.parametrize("content", [b"", b"null", b"[]", b'"text"', b"42", b"{}", b'{"store_id": null}'])
 def test_a_body_of_the_wrong_shape_is_422(service, smoke_admin, content):
-    response = service.client.post("/aris3/transfers", headers={**smoke_admin, "Content-Type": "application/json"},
-                                   content=content)
+    response = service.client.post(
+        "/aris3/transfers", headers={**smoke_admin, "Content-Type": "application/json"}, content=content
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "VALIDATION_ERROR"
 
 
 @pytest.mark.parametrize("content", [b"[" * 200_000 + b"]" * 200_000, b'{"n": ' + b"9" * 5000 + b"}"])
 def test_json_the_parser_cannot_take_is_refused_cleanly(service, smoke_admin, content):
-    response = service.client.post("/aris3/transfers", headers={**smoke_admin, "Content-Type": "application/json"},
-                                   content=content)
+    response = service.client.post(
+        "/aris3/transfers", headers={**smoke_admin, "Content-Type": "application/json"}, content=content
+    )
     assert 400 <= response.status_code < 500
 
 
 def test_a_non_json_content_type_is_refused(service, smoke_admin):
-    response = service.client.post("/aris3/auth/login", headers={"Content-Type": "text/plain"},
-                                   content=b'{"username": "a", "password": "b"}')
+    response = service.client.post(
+        "/aris3/auth/login", headers={"Content-Type": "text/plain"}, content=b'{"username": "a", "password": "b"}'
+    )
     assert 400 <= response.status_code < 500
 
 
 def test_an_oversized_body_is_413(service, smoke_admin):
     oversized = b'{"pad": "' + b"x" * (2 << 20) + b'"}'
-    declared = service.client.post("/aris3/stock", headers={**smoke_admin, "Content-Type": "application/json"},
-                                   content=oversized)
-    streamed = service.client.post("/aris3/stock", headers={**smoke_admin, "Content-Type": "application/json"},
-                                   content=iter([oversized[i:i + 65536] for i in range(0, len(oversized), 65536)]))
+    declared = service.client.post(
+        "/aris3/stock", headers={**smoke_admin, "Content-Type": "application/json"}, content=oversized
+    )
+    streamed = service.client.post(
+        "/aris3/stock",
+        headers={**smoke_admin, "Content-Type": "application/json"},
+        content=iter([oversized[i : i + 65536] for i in range(0, len(oversized), 65536)]),
+    )
     assert "content-length" not in streamed.request.headers
     for response in (declared, streamed):
         assert response.status_code == 413
         assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
 
 
-@pytest.mark.parametrize("path", ["/aris3/transfers/not-a-uuid", "/aris3/pos/sales/123", "/aris3/exports/%00",
-                                  "/aris3/exports/" + "f" * 500 + "/download"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/aris3/transfers/not-a-uuid",
+        "/aris3/pos/sales/123",
+        "/aris3/exports/%00",
+        "/aris3/exports/" + "f" * 500 + "/download",
+    ],
+)
 def test_bad_ids_in_paths_are_422(service, smoke_admin, path):
     response = service.client.get(path, headers=smoke_admin)
     assert response.status_code == 422
@@ -60,8 +75,11 @@ def test_bad_ids_in_paths_are_422(service, smoke_admin, path):
 
 
 def test_unknown_fields_are_refused(service, smoke_admin):
-    response = service.client.post("/aris3/pos/cash-sessions", headers=smoke_admin,
-                                   json={"store_id": str(uuid.uuid4()), "opening_amount": "1.00", "drawer": 2})
+    response = service.client.post(
+        "/aris3/pos/cash-sessions",
+        headers=smoke_admin,
+        json={"store_id": str(uuid.uuid4()), "opening_amount": "1.00", "drawer": 2},
+    )
     assert response.status_code == 422
     assert response.json()["details"][0]["loc"] == ["body", "drawer"]
 
@@ -72,8 +90,19 @@ def test_a_huge_page_size_is_422(service, smoke_admin):
         assert response.status_code == 422, path
 
 
-_GARBAGE_BODIES = [None, {}, [], "x", 0, {"store_id": "x"}, {"action": None}, {"items": [{}] * 3},
-                   {"stock_item_ids": [2**64]}, {"lines": [{"stock_item_id": -1}]}, {"kind": "STOCK", "store_id": 5}]
+_GARBAGE_BODIES = [
+    None,
+    {},
+    [],
+    "x",
+    0,
+    {"store_id": "x"},
+    {"action": None},
+    {"items": [{}] * 3},
+    {"stock_item_ids": [2**64]},
+    {"lines": [{"stock_item_id": -1}]},
+    {"kind": "STOCK", "store_id": 5},
+]
 _PATH_VALUES = ["not-an-id", str(uuid.uuid4()), "0", "-1", str(2**64), "%20"]
 
 
@@ -113,8 +142,12 @@ def test_an_unexpected_error_is_a_bare_500_envelope_and_is_logged(service, caplo
     for path in ("/explode", "/bad-sql"):
         response = service.client.get(path, headers={"X-Trace-Id": "boom-1"})
         assert response.status_code == 500
-        assert response.json() == {"code": "INTERNAL_ERROR", "message": response.json()["message"], "details": None,
-                                   "trace_id": "boom-1"}
+        assert response.json() == {
+            "code": "INTERNAL_ERROR",
+            "message": response.json()["message"],
+            "details": None,
+            "trace_id": "boom-1",
+        }
         assert "hunter2" not in response.text and "Traceback" not in response.text and "SELEC" not in response.text
         assert response.headers["x-trace-id"] == "boom-1"
     assert "boom-1" in caplog.text and "hunter2" in caplog.text, "the details go to the server log"

@@ -33,8 +33,9 @@ def test_an_idempotency_key_is_required(service, smoke_admin):
     assert response.status_code == 400
     assert response.json()["code"] == "IDEMPOTENCY_KEY_REQUIRED"
     for bad in (b"has space", b"k" * 129, "é".encode(), b"tab\tin"):
-        invalid = service.client.post("/aris3/exports", headers={**smoke_admin, "Idempotency-Key": bad},
-                                      json={"kind": "STOCK"})
+        invalid = service.client.post(
+            "/aris3/exports", headers={**smoke_admin, "Idempotency-Key": bad}, json={"kind": "STOCK"}
+        )
         assert invalid.status_code == 400 and invalid.json()["code"] == "IDEMPOTENCY_KEY_INVALID"
 
 
@@ -61,15 +62,24 @@ def test_an_export_writes_its_file_and_records_it(service, smoke_admin, smoke_st
 def test_a_replay_returns_the_same_body_and_creates_nothing(service, smoke_admin, smoke_stores):
     first = _export(service, smoke_admin, "replay-key-1", store_id=smoke_stores[0])
     # The same request spelled differently (defaults written out, keys reordered) is the same request.
-    replay = service.client.post("/aris3/exports", headers={**smoke_admin, "Idempotency-Key": "replay-key-1"},
-                                 json={"format": "CSV", "store_id": smoke_stores[0], "kind": "STOCK"})
+    replay = service.client.post(
+        "/aris3/exports",
+        headers={**smoke_admin, "Idempotency-Key": "replay-key-1"},
+        json={"format": "CSV", "store_id": smoke_stores[0], "kind": "STOCK"},
+    )
     assert first.status_code == replay.status_code == 201
     assert replay.json() == first.json()
     assert replay.headers["x-idempotency-result"] == "IDEMPOTENCY_REPLAY"
     assert "x-idempotency-result" not in first.headers
     with service.db() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(m.ExportRecord)
-                              .where(m.ExportRecord.store_id == uuid.UUID(smoke_stores[0]))) == 1
+        assert (
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(m.ExportRecord)
+                .where(m.ExportRecord.store_id == uuid.UUID(smoke_stores[0]))
+            )
+            == 1
+        )
     files = list((service.exports_dir / first.json()["file_path"]).parent.iterdir())
     assert len(files) == 1
 
@@ -79,8 +89,9 @@ def test_the_same_key_with_another_payload_is_409(service, smoke_admin, smoke_st
     reused = _export(service, smoke_admin, "reused-key", store_id=smoke_stores[0])
     assert reused.status_code == 409
     assert reused.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
-    other_kind = service.client.post("/aris3/exports", headers={**smoke_admin, "Idempotency-Key": "reused-key"},
-                                     json={"kind": "SALES"})
+    other_kind = service.client.post(
+        "/aris3/exports", headers={**smoke_admin, "Idempotency-Key": "reused-key"}, json={"kind": "SALES"}
+    )
     assert other_kind.status_code == 409
 
 
@@ -147,8 +158,9 @@ def test_a_sales_export_counts_paid_sales(service):
     response = _export(service, service.auth("northwind.auditor"), "sales-1", kind="SALES")
     assert response.status_code == 201
     with service.db() as session:
-        paid = session.scalar(sa.select(sa.func.count()).select_from(m.Sale)
-                              .where(m.Sale.tenant_id == tenant.id, m.Sale.status == "PAID"))
+        paid = session.scalar(
+            sa.select(sa.func.count()).select_from(m.Sale).where(m.Sale.tenant_id == tenant.id, m.Sale.status == "PAID")
+        )
     assert response.json()["row_count"] == paid > 0
 
 
@@ -163,11 +175,21 @@ def test_roles_and_store_scope(service):
     tenant_wide = _export(service, service.auth("northwind.admin"), "k4").json()
     assert tenant_wide["store_id"] is None
     assert service.client.get(f"/aris3/exports/{tenant_wide['id']}", headers=manager).status_code == 403
-    assert {row["store_id"] for row in service.client.get("/aris3/exports", headers=manager).json()["rows"]} == {str(own.id)}
+    assert {row["store_id"] for row in service.client.get("/aris3/exports", headers=manager).json()["rows"]} == {
+        str(own.id)
+    }
 
 
-@pytest.mark.parametrize("body", [{"kind": "PAYROLL"}, {"kind": "STOCK", "format": "XLSX"}, {"kind": "STOCK", "extra": 1},
-                                  {"kind": "STOCK", "store_id": "nope"}, {}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "PAYROLL"},
+        {"kind": "STOCK", "format": "XLSX"},
+        {"kind": "STOCK", "extra": 1},
+        {"kind": "STOCK", "store_id": "nope"},
+        {},
+    ],
+)
 def test_bad_export_bodies_are_422(service, smoke_admin, body):
     response = service.client.post("/aris3/exports", headers={**smoke_admin, "Idempotency-Key": "bad-body"}, json=body)
     assert response.status_code == 422
@@ -190,8 +212,14 @@ def test_unwritable_storage_is_503_not_500(service, smoke_admin):
     assert response.status_code == 503
     assert response.json()["code"] == "EXPORT_STORAGE_UNAVAILABLE"
     with service.db() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(m.IdempotencyRecord)
-                              .where(m.IdempotencyRecord.idempotency_key == "no-room")) == 0
+        assert (
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(m.IdempotencyRecord)
+                .where(m.IdempotencyRecord.idempotency_key == "no-room")
+            )
+            == 0
+        )
 
 
 def test_seeded_exports_download_and_verify(service):

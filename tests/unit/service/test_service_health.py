@@ -22,7 +22,9 @@ def test_health_answers_ok_with_a_trace_id(service):
 
 
 def test_a_safe_trace_id_is_echoed_and_an_unsafe_one_replaced(service):
-    assert service.client.get("/health", headers={"X-Trace-Id": "deploy-42.a_b"}).headers["x-trace-id"] == "deploy-42.a_b"
+    assert (
+        service.client.get("/health", headers={"X-Trace-Id": "deploy-42.a_b"}).headers["x-trace-id"] == "deploy-42.a_b"
+    )
     for unsafe in ("has space", "x" * 65, "semi;colon", "<script>"):
         echoed = service.client.get("/health", headers={"X-Trace-Id": unsafe}).headers["x-trace-id"]
         assert echoed != unsafe and len(echoed) == 32
@@ -46,8 +48,10 @@ def test_ready_is_503_schema_not_at_head_after_a_downgrade(service):
     assert response.status_code == 503
     body = response.json()
     assert body["code"] == "SCHEMA_NOT_AT_HEAD"
-    assert body["details"] == {"current_revision": "0004_exports_idempotency",
-                               "expected_revision": migrate.head_revision()}
+    assert body["details"] == {
+        "current_revision": "0004_exports_idempotency",
+        "expected_revision": migrate.head_revision(),
+    }
     assert service.client.get("/health").status_code == 200
 
 

@@ -10,8 +10,21 @@ import sqlalchemy as sa
 
 from aris3nb.reference import models as m
 
-MONEY_FIELDS = ("subtotal", "discount_total", "total", "unit_price", "discount", "line_total", "amount", "paid_total",
-                "change_due", "opening_amount", "expected_amount", "counted_amount", "difference")
+MONEY_FIELDS = (
+    "subtotal",
+    "discount_total",
+    "total",
+    "unit_price",
+    "discount",
+    "line_total",
+    "amount",
+    "paid_total",
+    "change_due",
+    "opening_amount",
+    "expected_amount",
+    "counted_amount",
+    "difference",
+)
 
 
 @pytest.fixture
@@ -25,23 +38,38 @@ def _sale(service, headers, store_id, lines):
 
 
 def _checkout(service, headers, sale_id, *payments):
-    return service.client.post(f"/aris3/pos/sales/{sale_id}/actions", headers=headers, json={
-        "action": "CHECKOUT", "payments": [{"method": method, "amount": amount} for method, amount in payments]})
+    return service.client.post(
+        f"/aris3/pos/sales/{sale_id}/actions",
+        headers=headers,
+        json={"action": "CHECKOUT", "payments": [{"method": method, "amount": amount} for method, amount in payments]},
+    )
 
 
 def _open_till(service, headers, store_id, amount="100.00"):
-    return service.client.post("/aris3/pos/cash-sessions", headers=headers,
-                               json={"store_id": store_id, "opening_amount": amount})
+    return service.client.post(
+        "/aris3/pos/cash-sessions", headers=headers, json={"store_id": store_id, "opening_amount": amount}
+    )
 
 
 def test_a_draft_sale_prices_its_lines(service, smoke_admin, smoke_stores, items):
-    response = _sale(service, smoke_admin, smoke_stores[0],
-                     [{"stock_item_id": items[0], "discount": "1.50"}, {"stock_item_id": items[1]}])
+    response = _sale(
+        service,
+        smoke_admin,
+        smoke_stores[0],
+        [{"stock_item_id": items[0], "discount": "1.50"}, {"stock_item_id": items[1]}],
+    )
     assert response.status_code == 201
     sale = response.json()
-    assert (sale["status"], sale["subtotal"], sale["discount_total"], sale["total"]) == ("DRAFT", "35.50", "1.50", "34.00")
+    assert (sale["status"], sale["subtotal"], sale["discount_total"], sale["total"]) == (
+        "DRAFT",
+        "35.50",
+        "1.50",
+        "34.00",
+    )
     assert [(line["unit_price"], line["discount"], line["line_total"]) for line in sale["lines"]] == [
-        ("10.00", "1.50", "8.50"), ("25.50", "0.00", "25.50")]
+        ("10.00", "1.50", "8.50"),
+        ("25.50", "0.00", "25.50"),
+    ]
     assert sale["payments"] == [] and sale["change_due"] == "0.00"
     service.assert_money_strings(sale, MONEY_FIELDS)
     assert service.stock(items[0]).status == "RFID", "a draft sells nothing"
@@ -60,8 +88,12 @@ def test_cash_checkout_needs_an_open_cash_session(service, smoke_admin, smoke_st
 
 def test_cash_checkout_with_change_books_the_cash_kept(service, smoke_admin, smoke_stores, items):
     till = _open_till(service, smoke_admin, smoke_stores[0]).json()
-    sale = _sale(service, smoke_admin, smoke_stores[0],
-                 [{"stock_item_id": items[0]}, {"stock_item_id": items[2], "discount": "0.99"}]).json()
+    sale = _sale(
+        service,
+        smoke_admin,
+        smoke_stores[0],
+        [{"stock_item_id": items[0]}, {"stock_item_id": items[2], "discount": "0.99"}],
+    ).json()
     assert sale["total"] == "14.00"
     response = _checkout(service, smoke_admin, sale["id"], ("CASH", "20.00"))
     assert response.status_code == 200
@@ -74,9 +106,11 @@ def test_cash_checkout_with_change_books_the_cash_kept(service, smoke_admin, smo
         item = service.stock(item_id)
         assert (item.status, item.sellable) == ("SOLD", False)
     with service.db() as session:
-        movements = session.execute(sa.select(m.CashMovement.kind, m.CashMovement.amount)
-                                    .where(m.CashMovement.cash_session_id == uuid.UUID(till["id"]))
-                                    .order_by(m.CashMovement.id)).all()
+        movements = session.execute(
+            sa.select(m.CashMovement.kind, m.CashMovement.amount)
+            .where(m.CashMovement.cash_session_id == uuid.UUID(till["id"]))
+            .order_by(m.CashMovement.id)
+        ).all()
     assert movements == [("OPENING", Decimal("100.00")), ("SALE", Decimal("14.00"))]
     assert service.client.get(f"/aris3/pos/sales/{sale['id']}", headers=smoke_admin).json() == paid
 
@@ -88,13 +122,16 @@ def test_split_tender_card_and_cash(service, smoke_admin, smoke_stores, items):
     assert (paid["status"], paid["change_due"]) == ("PAID", "4.50")
 
 
-@pytest.mark.parametrize(("payments", "code"), [
-    ((("CARD", "9.99"),), "PAYMENT_INSUFFICIENT"),
-    ((("CARD", "5.00"), ("TRANSFER", "4.99")), "PAYMENT_INSUFFICIENT"),
-    ((), "PAYMENT_INSUFFICIENT"),
-    ((("CARD", "10.01"),), "OVERPAYMENT_NOT_ALLOWED"),
-    ((("CARD", "9.00"), ("CASH", "0.50"), ("TRANSFER", "5.00")), "OVERPAYMENT_NOT_ALLOWED"),
-])
+@pytest.mark.parametrize(
+    ("payments", "code"),
+    [
+        ((("CARD", "9.99"),), "PAYMENT_INSUFFICIENT"),
+        ((("CARD", "5.00"), ("TRANSFER", "4.99")), "PAYMENT_INSUFFICIENT"),
+        ((), "PAYMENT_INSUFFICIENT"),
+        ((("CARD", "10.01"),), "OVERPAYMENT_NOT_ALLOWED"),
+        ((("CARD", "9.00"), ("CASH", "0.50"), ("TRANSFER", "5.00")), "OVERPAYMENT_NOT_ALLOWED"),
+    ],
+)
 def test_payments_must_settle_the_total(service, smoke_admin, smoke_stores, items, payments, code):
     _open_till(service, smoke_admin, smoke_stores[0])
     sale = _sale(service, smoke_admin, smoke_stores[0], [{"stock_item_id": items[0]}]).json()
@@ -104,12 +141,22 @@ def test_payments_must_settle_the_total(service, smoke_admin, smoke_stores, item
     assert service.stock(items[0]).status == "RFID"
 
 
-@pytest.mark.parametrize("payment", [{"method": "BITCOIN", "amount": "1.00"}, {"method": "CASH", "amount": "0"},
-                                     {"method": "CASH", "amount": "1.001"}, {"method": "CASH"}])
+@pytest.mark.parametrize(
+    "payment",
+    [
+        {"method": "BITCOIN", "amount": "1.00"},
+        {"method": "CASH", "amount": "0"},
+        {"method": "CASH", "amount": "1.001"},
+        {"method": "CASH"},
+    ],
+)
 def test_malformed_payments_are_422(service, smoke_admin, smoke_stores, items, payment):
     sale = _sale(service, smoke_admin, smoke_stores[0], [{"stock_item_id": items[0]}]).json()
-    response = service.client.post(f"/aris3/pos/sales/{sale['id']}/actions", headers=smoke_admin,
-                                   json={"action": "CHECKOUT", "payments": [payment]})
+    response = service.client.post(
+        f"/aris3/pos/sales/{sale['id']}/actions",
+        headers=smoke_admin,
+        json={"action": "CHECKOUT", "payments": [payment]},
+    )
     assert response.status_code == 422 and response.json()["code"] == "VALIDATION_ERROR"
 
 
@@ -125,8 +172,9 @@ def test_canceling_a_draft_releases_its_items(service, smoke_admin, smoke_stores
     sale = _sale(service, smoke_admin, smoke_stores[0], [{"stock_item_id": items[0]}]).json()
     taken = _sale(service, smoke_admin, smoke_stores[0], [{"stock_item_id": items[0]}])
     assert taken.status_code == 409 and taken.json()["code"] == "STOCK_NOT_AVAILABLE"
-    canceled = service.client.post(f"/aris3/pos/sales/{sale['id']}/actions", headers=smoke_admin,
-                                   json={"action": "CANCEL"})
+    canceled = service.client.post(
+        f"/aris3/pos/sales/{sale['id']}/actions", headers=smoke_admin, json={"action": "CANCEL"}
+    )
     assert canceled.json()["status"] == "CANCELED" and canceled.json()["canceled_at"]
     assert _sale(service, smoke_admin, smoke_stores[0], [{"stock_item_id": items[0]}]).status_code == 201
 
@@ -188,28 +236,39 @@ def test_cash_session_lifecycle(service, smoke_admin, smoke_stores, items):
     assert second.status_code == 409 and second.json()["code"] == "CASH_SESSION_ALREADY_OPEN"
     sale = _sale(service, smoke_admin, store, [{"stock_item_id": items[1]}]).json()
     _checkout(service, smoke_admin, sale["id"], ("CASH", "30.00"))
-    listed = service.client.get("/aris3/pos/cash-sessions", params={"store_id": store, "status": "OPEN"},
-                                headers=smoke_admin).json()
+    listed = service.client.get(
+        "/aris3/pos/cash-sessions", params={"store_id": store, "status": "OPEN"}, headers=smoke_admin
+    ).json()
     assert [row["id"] for row in listed["rows"]] == [till["id"]]
-    closed = service.client.post(f"/aris3/pos/cash-sessions/{till['id']}/close", headers=smoke_admin,
-                                 json={"counted_amount": "75.00"})
+    closed = service.client.post(
+        f"/aris3/pos/cash-sessions/{till['id']}/close", headers=smoke_admin, json={"counted_amount": "75.00"}
+    )
     assert closed.status_code == 200
     body = closed.json()
     assert (body["status"], body["expected_amount"], body["counted_amount"], body["difference"]) == (
-        "CLOSED", "75.50", "75.00", "-0.50")
+        "CLOSED",
+        "75.50",
+        "75.00",
+        "-0.50",
+    )
     assert body["closed_at"]
     service.assert_money_strings({k: v for k, v in body.items() if k != "difference"}, MONEY_FIELDS)
-    again = service.client.post(f"/aris3/pos/cash-sessions/{till['id']}/close", headers=smoke_admin,
-                                json={"counted_amount": "75.00"})
+    again = service.client.post(
+        f"/aris3/pos/cash-sessions/{till['id']}/close", headers=smoke_admin, json={"counted_amount": "75.00"}
+    )
     assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE_TRANSITION"
     assert _open_till(service, smoke_admin, store).status_code == 201, "a closed till makes room for a new one"
     with service.db() as session:
-        kinds = session.scalars(sa.select(m.CashMovement.kind).where(
-            m.CashMovement.cash_session_id == uuid.UUID(till["id"])).order_by(m.CashMovement.id)).all()
+        kinds = session.scalars(
+            sa.select(m.CashMovement.kind)
+            .where(m.CashMovement.cash_session_id == uuid.UUID(till["id"]))
+            .order_by(m.CashMovement.id)
+        ).all()
     assert kinds == ["OPENING", "SALE", "CLOSING_ADJUSTMENT"]
 
 
 def test_closing_an_unknown_session_is_404(service, smoke_admin):
-    response = service.client.post(f"/aris3/pos/cash-sessions/{uuid.uuid4()}/close", headers=smoke_admin,
-                                   json={"counted_amount": "1.00"})
+    response = service.client.post(
+        f"/aris3/pos/cash-sessions/{uuid.uuid4()}/close", headers=smoke_admin, json={"counted_amount": "1.00"}
+    )
     assert response.status_code == 404

@@ -19,26 +19,38 @@ def stocked(service, smoke_admin, smoke_stores):
 
 
 def _create(service, headers, origin, destination, item_ids):
-    return service.client.post("/aris3/transfers", headers=headers, json={
-        "origin_store_id": origin, "destination_store_id": destination, "stock_item_ids": item_ids})
+    return service.client.post(
+        "/aris3/transfers",
+        headers=headers,
+        json={"origin_store_id": origin, "destination_store_id": destination, "stock_item_ids": item_ids},
+    )
 
 
 def _act(service, headers, transfer_id, action, **extra):
-    return service.client.post(f"/aris3/transfers/{transfer_id}/actions", headers=headers,
-                               json={"action": action, **extra})
+    return service.client.post(
+        f"/aris3/transfers/{transfer_id}/actions", headers=headers, json={"action": action, **extra}
+    )
 
 
 def _movements(service, transfer_id):
     with service.db() as session:
-        return [(mv.stock_item_id, mv.kind, mv.from_store_id, mv.to_store_id) for mv in session.scalars(
-            sa.select(m.TransferMovement).where(m.TransferMovement.transfer_id == uuid.UUID(transfer_id))
-            .order_by(m.TransferMovement.id))]
+        return [
+            (mv.stock_item_id, mv.kind, mv.from_store_id, mv.to_store_id)
+            for mv in session.scalars(
+                sa.select(m.TransferMovement)
+                .where(m.TransferMovement.transfer_id == uuid.UUID(transfer_id))
+                .order_by(m.TransferMovement.id)
+            )
+        ]
 
 
 def _audit_actions(service, transfer_id):
     with service.db() as session:
-        return list(session.scalars(sa.select(m.AuditEvent.action).where(m.AuditEvent.entity_id == transfer_id)
-                                    .order_by(m.AuditEvent.id)))
+        return list(
+            session.scalars(
+                sa.select(m.AuditEvent.action).where(m.AuditEvent.entity_id == transfer_id).order_by(m.AuditEvent.id)
+            )
+        )
 
 
 def test_full_lifecycle_with_a_partial_receipt(service, smoke_admin, smoke_stores, stocked):
@@ -49,7 +61,10 @@ def test_full_lifecycle_with_a_partial_receipt(service, smoke_admin, smoke_store
     transfer = created.json()
     assert transfer["status"] == "DRAFT"
     assert [(line["stock_item_id"], line["status"], line["origin_status"]) for line in transfer["lines"]] == [
-        (stocked[0], "PLANNED", "RFID"), (stocked[1], "PLANNED", "RFID"), (stocked[2], "PLANNED", "PENDING")]
+        (stocked[0], "PLANNED", "RFID"),
+        (stocked[1], "PLANNED", "RFID"),
+        (stocked[2], "PLANNED", "PENDING"),
+    ]
     assert service.stock(stocked[0]).status == "RFID", "a draft moves nothing"
 
     dispatched = _act(service, smoke_admin, transfer["id"], "dispatch")
@@ -74,13 +89,25 @@ def test_full_lifecycle_with_a_partial_receipt(service, smoke_admin, smoke_store
     assert rest.json()["status"] == "RECEIVED" and rest.json()["received_at"]
     assert {line["status"] for line in rest.json()["lines"]} == {"RECEIVED"}
     assert [(service.stock(i).status, service.stock(i).store_id) for i in stocked] == [
-        ("RFID", b), ("RFID", b), ("PENDING", b)]
+        ("RFID", b),
+        ("RFID", b),
+        ("PENDING", b),
+    ]
 
     assert _movements(service, transfer["id"]) == [
-        (stocked[0], "DISPATCH", a, None), (stocked[1], "DISPATCH", a, None), (stocked[2], "DISPATCH", a, None),
-        (stocked[2], "RECEIVE", None, b), (stocked[0], "RECEIVE", None, b), (stocked[1], "RECEIVE", None, b)]
+        (stocked[0], "DISPATCH", a, None),
+        (stocked[1], "DISPATCH", a, None),
+        (stocked[2], "DISPATCH", a, None),
+        (stocked[2], "RECEIVE", None, b),
+        (stocked[0], "RECEIVE", None, b),
+        (stocked[1], "RECEIVE", None, b),
+    ]
     assert _audit_actions(service, transfer["id"]) == [
-        "transfer.create", "transfer.dispatch", "transfer.receive", "transfer.receive"]
+        "transfer.create",
+        "transfer.dispatch",
+        "transfer.receive",
+        "transfer.receive",
+    ]
 
     for action in ("cancel", "dispatch", "receive"):
         late = _act(service, smoke_admin, transfer["id"], action)
@@ -101,8 +128,14 @@ def test_cancel_after_dispatch_returns_in_transit_stock_to_the_origin(service, s
     assert body["status"] == "CANCELED" and body["canceled_at"]
     assert [line["status"] for line in body["lines"]] == ["RECEIVED", "RETURNED", "RETURNED"]
     assert [(service.stock(i).status, service.stock(i).store_id, service.stock(i).sellable) for i in stocked] == [
-        ("RFID", b, True), ("RFID", a, True), ("PENDING", a, True)]
-    assert _movements(service, transfer["id"])[-2:] == [(stocked[1], "RETURN", None, a), (stocked[2], "RETURN", None, a)]
+        ("RFID", b, True),
+        ("RFID", a, True),
+        ("PENDING", a, True),
+    ]
+    assert _movements(service, transfer["id"])[-2:] == [
+        (stocked[1], "RETURN", None, a),
+        (stocked[2], "RETURN", None, a),
+    ]
 
 
 def test_canceling_a_draft_moves_nothing_and_frees_the_items(service, smoke_admin, smoke_stores, stocked):
@@ -119,8 +152,11 @@ def test_items_on_an_open_transfer_cannot_be_taken_again(service, smoke_admin, s
     assert again.status_code == 409
     assert again.json()["code"] == "STOCK_NOT_AVAILABLE"
     assert [i["stock_item_id"] for i in again.json()["details"]["items"]] == [stocked[0]]
-    sale = service.client.post("/aris3/pos/sales", headers=smoke_admin,
-                               json={"store_id": smoke_stores[0], "lines": [{"stock_item_id": stocked[0]}]})
+    sale = service.client.post(
+        "/aris3/pos/sales",
+        headers=smoke_admin,
+        json={"store_id": smoke_stores[0], "lines": [{"stock_item_id": stocked[0]}]},
+    )
     assert sale.status_code == 409 and sale.json()["code"] == "STOCK_NOT_AVAILABLE"
 
 
@@ -152,8 +188,16 @@ def test_receiving_what_is_not_in_transit_is_refused(service, smoke_admin, smoke
     assert service.stock(stocked[1]).status == "IN_TRANSIT", "a refused receipt changes nothing"
 
 
-@pytest.mark.parametrize("body", [{"action": "teleport"}, {"action": "dispatch", "stock_item_ids": [1]},
-                                  {"action": "receive", "stock_item_ids": []}, {}, {"action": 7}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "teleport"},
+        {"action": "dispatch", "stock_item_ids": [1]},
+        {"action": "receive", "stock_item_ids": []},
+        {},
+        {"action": 7},
+    ],
+)
 def test_bad_actions_are_422(service, smoke_admin, smoke_stores, stocked, body):
     transfer = _create(service, smoke_admin, *smoke_stores, stocked).json()
     response = service.client.post(f"/aris3/transfers/{transfer['id']}/actions", headers=smoke_admin, json=body)

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed", help="fill an empty database at head with deterministic data")
     seed.add_argument("--database-url", help="default: FOREIGN_DATABASE_URL")
     seed.add_argument("--scale", type=int, default=40, help="inventory units per outlet (default 40)")
-    seed.add_argument("--exports-dir", type=Path, help=f"where export files go (default: {EXPORTS_DIR_ENV} or ./exports)")
+    seed.add_argument(
+        "--exports-dir", type=Path, help=f"where export files go (default: {EXPORTS_DIR_ENV} or ./exports)"
+    )
     widen = commands.add_parser("widen-version-table", help="create or widen alembic_version.version_num")
     widen.add_argument("--database-url", help="default: FOREIGN_DATABASE_URL")
     serve = commands.add_parser("serve", help="run the HTTP service with uvicorn")

@@ -78,7 +78,8 @@ def widen_version_table(connection: sa.Connection) -> str:
     if not sa.inspect(connection).has_table("alembic_version"):
         connection.exec_driver_sql(
             f"CREATE TABLE alembic_version (version_num VARCHAR({width}) NOT NULL, "
-            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
         return f"created alembic_version with version_num VARCHAR({width})"
     if connection.dialect.name == "sqlite":
         return "alembic_version exists; SQLite does not enforce VARCHAR widths"

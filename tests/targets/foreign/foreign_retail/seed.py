@@ -63,9 +63,23 @@ ARTICLES = (
 PHASE_CYCLE = ("DELIVERED", "SHIPPED", "OPEN", "VOID", "DELIVERED", "DELIVERED")
 FLOAT_MINOR = 15_000
 INSERT_ORDER = (
-    "merchants", "outlets", "accounts", "account_outlet_grants", "inventory_units", "consignments",
-    "consignment_items", "consignment_events", "tills", "till_shifts", "receipts", "till_entries",
-    "receipt_items", "receipt_tenders", "report_exports", "request_keys", "activity_journal",
+    "merchants",
+    "outlets",
+    "accounts",
+    "account_outlet_grants",
+    "inventory_units",
+    "consignments",
+    "consignment_items",
+    "consignment_events",
+    "tills",
+    "till_shifts",
+    "receipts",
+    "till_entries",
+    "receipt_items",
+    "receipt_tenders",
+    "report_exports",
+    "request_keys",
+    "activity_journal",
 )
 
 
@@ -97,10 +111,26 @@ class _Builder:
         self.rows[table].append(row)
         return row
 
-    def journal(self, when: dt.datetime, merchant: uuid.UUID, actor: uuid.UUID | None, verb: str, kind: str,
-                ref: object, detail: str | None = None) -> None:
-        self.add("activity_journal", occurred_on=when, merchant_id=merchant, actor_account_id=actor, verb=verb,
-                 subject_kind=kind, subject_ref=str(ref), detail=detail)
+    def journal(
+        self,
+        when: dt.datetime,
+        merchant: uuid.UUID,
+        actor: uuid.UUID | None,
+        verb: str,
+        kind: str,
+        ref: object,
+        detail: str | None = None,
+    ) -> None:
+        self.add(
+            "activity_journal",
+            occurred_on=when,
+            merchant_id=merchant,
+            actor_account_id=actor,
+            verb=verb,
+            subject_kind=kind,
+            subject_ref=str(ref),
+            detail=detail,
+        )
 
     def build(self) -> None:
         for m_index, (handle, legal_name, currency) in enumerate(MERCHANTS):
@@ -108,33 +138,66 @@ class _Builder:
 
     def merchant(self, m_index: int, handle: str, legal_name: str, currency: str) -> None:
         mid = uid("merchant", handle)
-        self.add("merchants", merchant_id=mid, handle=handle, legal_name=legal_name, currency_code=currency,
-                 onboarded_on=ANCHOR - dt.timedelta(days=60))
+        self.add(
+            "merchants",
+            merchant_id=mid,
+            handle=handle,
+            legal_name=legal_name,
+            currency_code=currency,
+            onboarded_on=ANCHOR - dt.timedelta(days=60),
+        )
         outlets = []
         for o_index, (code, name) in enumerate(OUTLETS):
-            outlet = self.add("outlets", outlet_id=uid("outlet", handle, code), merchant_id=mid, outlet_code=code,
-                              display_name=f"{legal_name.split()[0]} {name}",
-                              opened_on=ANCHOR - dt.timedelta(days=59, hours=-o_index))
+            outlet = self.add(
+                "outlets",
+                outlet_id=uid("outlet", handle, code),
+                merchant_id=mid,
+                outlet_code=code,
+                display_name=f"{legal_name.split()[0]} {name}",
+                opened_on=ANCHOR - dt.timedelta(days=59, hours=-o_index),
+            )
             outlets.append(outlet)
         registered = ANCHOR - dt.timedelta(days=58)
-        owner = self.account(mid, None, f"{handle}.owner", f"owner@{handle}.invalid", "OWNER", LOCKED_DIGEST, registered)
+        owner = self.account(
+            mid, None, f"{handle}.owner", f"owner@{handle}.invalid", "OWNER", LOCKED_DIGEST, registered
+        )
         accounts = [owner]
         if handle == SMOKE_MERCHANT:
             email = self.smoke_user if "@" in self.smoke_user else f"{self.smoke_user}@smoke.invalid"
             salt = hashlib.sha256(f"seed-salt/{self.smoke_user}".encode()).digest()[:16]
-            accounts.append(self.account(mid, None, self.smoke_user, email, "OWNER",
-                                         hash_password(self.smoke_password, salt), registered))
+            accounts.append(
+                self.account(
+                    mid, None, self.smoke_user, email, "OWNER", hash_password(self.smoke_password, salt), registered
+                )
+            )
         for account in accounts:
             for outlet in outlets:
-                self.add("account_outlet_grants", account_id=account["account_id"], outlet_id=outlet["outlet_id"],
-                         access_level="OWNER", granted_on=registered)
+                self.add(
+                    "account_outlet_grants",
+                    account_id=account["account_id"],
+                    outlet_id=outlet["outlet_id"],
+                    access_level="OWNER",
+                    granted_on=registered,
+                )
         clerks = {}
         for outlet in outlets:
             code = outlet["outlet_code"].lower()
-            clerk = self.account(mid, outlet["outlet_id"], f"{handle}.clerk.{code}", f"clerk.{code}@{handle}.invalid",
-                                 "CLERK", LOCKED_DIGEST, registered)
-            self.add("account_outlet_grants", account_id=clerk["account_id"], outlet_id=outlet["outlet_id"],
-                     access_level="CLERK", granted_on=registered)
+            clerk = self.account(
+                mid,
+                outlet["outlet_id"],
+                f"{handle}.clerk.{code}",
+                f"clerk.{code}@{handle}.invalid",
+                "CLERK",
+                LOCKED_DIGEST,
+                registered,
+            )
+            self.add(
+                "account_outlet_grants",
+                account_id=clerk["account_id"],
+                outlet_id=outlet["outlet_id"],
+                access_level="CLERK",
+                granted_on=registered,
+            )
             clerks[outlet["outlet_id"]] = clerk
 
         units: dict[uuid.UUID, dict[str, Any]] = {}
@@ -145,11 +208,20 @@ class _Builder:
                 article, label, cost, price = ARTICLES[(n + o_index) % len(ARTICLES)]
                 received = ANCHOR - dt.timedelta(days=40, minutes=-(n + 1))
                 unit = self.add(
-                    "inventory_units", unit_id=uid("unit", handle, outlet["outlet_code"], n), merchant_id=mid,
-                    outlet_id=outlet["outlet_id"], article_code=article, label=label,
-                    rfid_tag=f"E280{m_index:02d}{o_index:02d}{n:08X}", unit_state="ON_HAND",
-                    shelf=f"S{self.rng.randint(1, 20):02d}-{self.rng.choice('ABCD')}", unit_cost_minor=cost,
-                    list_price_minor=price, received_on=received, changed_on=received)
+                    "inventory_units",
+                    unit_id=uid("unit", handle, outlet["outlet_code"], n),
+                    merchant_id=mid,
+                    outlet_id=outlet["outlet_id"],
+                    article_code=article,
+                    label=label,
+                    rfid_tag=f"E280{m_index:02d}{o_index:02d}{n:08X}",
+                    unit_state="ON_HAND",
+                    shelf=f"S{self.rng.randint(1, 20):02d}-{self.rng.choice('ABCD')}",
+                    unit_cost_minor=cost,
+                    list_price_minor=price,
+                    received_on=received,
+                    changed_on=received,
+                )
                 units[unit["unit_id"]] = unit
                 on_hand[outlet["outlet_id"]].append(unit["unit_id"])
 
@@ -158,18 +230,48 @@ class _Builder:
         self.report_exports(mid, handle, owner, outlets, units)
         for k in range(2):
             body = f'{{"report_kind":"INVENTORY_SNAPSHOT","n":{k}}}'
-            self.add("request_keys", account_id=owner["account_id"], request_key=f"exp-{handle}-{k:04d}",
-                     route="POST /api/v2/exports", body_sha256=hashlib.sha256(body.encode()).hexdigest(),
-                     answered_status=202, stored_on=ANCHOR + dt.timedelta(minutes=30 + k))
+            self.add(
+                "request_keys",
+                account_id=owner["account_id"],
+                request_key=f"exp-{handle}-{k:04d}",
+                route="POST /api/v2/exports",
+                body_sha256=hashlib.sha256(body.encode()).hexdigest(),
+                answered_status=202,
+                stored_on=ANCHOR + dt.timedelta(minutes=30 + k),
+            )
 
-    def account(self, mid: uuid.UUID, home: uuid.UUID | None, login: str, email: str, level: str, digest: str,
-                registered: dt.datetime) -> dict[str, Any]:
-        return self.add("accounts", account_id=uid("account", login), merchant_id=mid, home_outlet_id=home,
-                        login_name=login, email=email, pw_digest=digest, access_level=level, enabled=True,
-                        registered_on=registered)
+    def account(
+        self,
+        mid: uuid.UUID,
+        home: uuid.UUID | None,
+        login: str,
+        email: str,
+        level: str,
+        digest: str,
+        registered: dt.datetime,
+    ) -> dict[str, Any]:
+        return self.add(
+            "accounts",
+            account_id=uid("account", login),
+            merchant_id=mid,
+            home_outlet_id=home,
+            login_name=login,
+            email=email,
+            pw_digest=digest,
+            access_level=level,
+            enabled=True,
+            registered_on=registered,
+        )
 
-    def consignments(self, mid: uuid.UUID, handle: str, outlets: list[dict[str, Any]], owner: dict[str, Any],
-                     units: dict[uuid.UUID, dict[str, Any]], on_hand: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+    def consignments(
+        self,
+        mid: uuid.UUID,
+        handle: str,
+        outlets: list[dict[str, Any]],
+        owner: dict[str, Any],
+        units: dict[uuid.UUID, dict[str, Any]],
+        on_hand: dict[uuid.UUID, list[uuid.UUID]],
+    ) -> None:
         consigned: set[uuid.UUID] = set()
         actor = owner["account_id"]
         count = max(len(PHASE_CYCLE), self.scale // 4)
@@ -185,9 +287,18 @@ class _Builder:
             opened = ANCHOR - dt.timedelta(days=30) + step * c
             shipped = opened + dt.timedelta(hours=2) if phase in ("SHIPPED", "DELIVERED") else None
             delivered = opened + dt.timedelta(days=1) if phase == "DELIVERED" else None
-            self.add("consignments", consignment_id=cid, merchant_id=mid, from_outlet_id=origin["outlet_id"],
-                     to_outlet_id=destination["outlet_id"], phase=phase, opened_by=actor, opened_on=opened,
-                     shipped_on=shipped, delivered_on=delivered)
+            self.add(
+                "consignments",
+                consignment_id=cid,
+                merchant_id=mid,
+                from_outlet_id=origin["outlet_id"],
+                to_outlet_id=destination["outlet_id"],
+                phase=phase,
+                opened_by=actor,
+                opened_on=opened,
+                shipped_on=shipped,
+                delivered_on=delivered,
+            )
             events = [("OPENED", origin, opened)]
             if shipped:
                 events.append(("SHIPPED", origin, shipped))
@@ -196,9 +307,16 @@ class _Builder:
             if phase == "VOID":
                 events.append(("VOIDED", origin, opened + dt.timedelta(hours=3)))
             for e_index, (kind, outlet, when) in enumerate(events):
-                self.add("consignment_events", event_id=uid("consignment-event", cid, e_index), consignment_id=cid,
-                         event_kind=kind, at_outlet_id=outlet["outlet_id"], actor_account_id=actor,
-                         note=None if kind != "VOIDED" else "cancelled before pick-up", happened_on=when)
+                self.add(
+                    "consignment_events",
+                    event_id=uid("consignment-event", cid, e_index),
+                    consignment_id=cid,
+                    event_kind=kind,
+                    at_outlet_id=outlet["outlet_id"],
+                    actor_account_id=actor,
+                    note=None if kind != "VOIDED" else "cancelled before pick-up",
+                    happened_on=when,
+                )
                 self.journal(when, mid, actor, f"consignment.{kind.lower()}", "consignment", cid)
             last = events[-1][2]
             for unit_id in free:
@@ -217,9 +335,15 @@ class _Builder:
                     on_hand[origin["outlet_id"]].remove(unit_id)
                     on_hand[destination["outlet_id"]].append(unit_id)
 
-    def tills_and_receipts(self, mid: uuid.UUID, handle: str, outlets: list[dict[str, Any]],
-                           clerks: dict[uuid.UUID, dict[str, Any]], units: dict[uuid.UUID, dict[str, Any]],
-                           on_hand: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+    def tills_and_receipts(
+        self,
+        mid: uuid.UUID,
+        handle: str,
+        outlets: list[dict[str, Any]],
+        clerks: dict[uuid.UUID, dict[str, Any]],
+        units: dict[uuid.UUID, dict[str, Any]],
+        on_hand: dict[uuid.UUID, list[uuid.UUID]],
+    ) -> None:
         days = max(2, min(20, self.scale // 4))
         reserve = max(1, self.scale // 4)
         for o_index, outlet in enumerate(outlets):
@@ -227,19 +351,36 @@ class _Builder:
             clerk = clerks[oid]["account_id"]
             sequence = 0
             for t_index in range(2 if o_index == 0 else 1):
-                till = self.add("tills", till_id=uid("till", handle, code, t_index), outlet_id=oid,
-                                till_label=f"TILL-{t_index + 1}")
+                till = self.add(
+                    "tills", till_id=uid("till", handle, code, t_index), outlet_id=oid, till_label=f"TILL-{t_index + 1}"
+                )
                 for day in range(days):
                     started = ANCHOR - dt.timedelta(days=days - day, hours=-1 - t_index)
                     active = day == days - 1 and t_index == 0
                     sid = uid("shift", till["till_id"], day)
-                    shift = self.add("till_shifts", shift_id=sid, till_id=till["till_id"], clerk_account_id=clerk,
-                                     shift_state="ACTIVE" if active else "ENDED", float_minor=FLOAT_MINOR,
-                                     counted_minor=None, started_on=started,
-                                     ended_on=None if active else started + dt.timedelta(hours=8))
-                    entries = [self.add("till_entries", entry_id=uid("entry", sid, "float"), shift_id=sid,
-                                        entry_kind="FLOAT", amount_minor=FLOAT_MINOR, memo="opening float",
-                                        booked_on=started, receipt_id=None)]
+                    shift = self.add(
+                        "till_shifts",
+                        shift_id=sid,
+                        till_id=till["till_id"],
+                        clerk_account_id=clerk,
+                        shift_state="ACTIVE" if active else "ENDED",
+                        float_minor=FLOAT_MINOR,
+                        counted_minor=None,
+                        started_on=started,
+                        ended_on=None if active else started + dt.timedelta(hours=8),
+                    )
+                    entries = [
+                        self.add(
+                            "till_entries",
+                            entry_id=uid("entry", sid, "float"),
+                            shift_id=sid,
+                            entry_kind="FLOAT",
+                            amount_minor=FLOAT_MINOR,
+                            memo="opening float",
+                            booked_on=started,
+                            receipt_id=None,
+                        )
+                    ]
                     for r in range(1 + self.rng.randint(0, 3)):
                         stock = on_hand[oid]
                         if len(stock) <= reserve:  # every outlet keeps some stock on hand
@@ -250,15 +391,33 @@ class _Builder:
                         if entry:
                             entries.append(entry)
                     if day % 5 == 3:
-                        entries.append(self.add("till_entries", entry_id=uid("entry", sid, "payout"), shift_id=sid,
-                                                entry_kind="PAYOUT", amount_minor=-2500, memo="window cleaning",
-                                                booked_on=started + dt.timedelta(hours=5), receipt_id=None))
+                        entries.append(
+                            self.add(
+                                "till_entries",
+                                entry_id=uid("entry", sid, "payout"),
+                                shift_id=sid,
+                                entry_kind="PAYOUT",
+                                amount_minor=-2500,
+                                memo="window cleaning",
+                                booked_on=started + dt.timedelta(hours=5),
+                                receipt_id=None,
+                            )
+                        )
                     if not active:
                         shift["counted_minor"] = sum(e["amount_minor"] for e in entries)
 
-    def receipt(self, mid: uuid.UUID, oid: uuid.UUID, code: str, sid: uuid.UUID, clerk: uuid.UUID, sequence: int,
-                issued: dt.datetime, units: dict[uuid.UUID, dict[str, Any]],
-                stock: list[uuid.UUID]) -> dict[str, Any] | None:
+    def receipt(
+        self,
+        mid: uuid.UUID,
+        oid: uuid.UUID,
+        code: str,
+        sid: uuid.UUID,
+        clerk: uuid.UUID,
+        sequence: int,
+        issued: dt.datetime,
+        units: dict[uuid.UUID, dict[str, Any]],
+        stock: list[uuid.UUID],
+    ) -> dict[str, Any] | None:
         """One receipt; returns its cash till entry when it was paid (partly) in cash."""
         rid = uid("receipt", oid, sequence)
         picked = self.rng.sample(stock, min(len(stock), 1 + self.rng.randint(0, 2)))
@@ -268,40 +427,89 @@ class _Builder:
             price = units[unit_id]["list_price_minor"]
             discount = price // 10 if self.rng.random() < 0.2 else 0
             gross += price - discount
-            self.add("receipt_items", item_id=uid("receipt-item", rid, line_no), receipt_id=rid, unit_id=unit_id,
-                     line_no=line_no, price_minor=price, discount_minor=discount)
+            self.add(
+                "receipt_items",
+                item_id=uid("receipt-item", rid, line_no),
+                receipt_id=rid,
+                unit_id=unit_id,
+                line_no=line_no,
+                price_minor=price,
+                discount_minor=discount,
+            )
             if not voided:
                 units[unit_id]["unit_state"] = "SOLD"
                 units[unit_id]["changed_on"] = issued
                 stock.remove(unit_id)
         settled = None if voided else issued + dt.timedelta(minutes=2)
-        self.add("receipts", receipt_id=rid, merchant_id=mid, outlet_id=oid, shift_id=sid,
-                 receipt_no=f"{code}-{sequence:06d}", receipt_state="VOIDED" if voided else "SETTLED",
-                 gross_minor=gross, issued_on=issued, settled_on=settled)
+        self.add(
+            "receipts",
+            receipt_id=rid,
+            merchant_id=mid,
+            outlet_id=oid,
+            shift_id=sid,
+            receipt_no=f"{code}-{sequence:06d}",
+            receipt_state="VOIDED" if voided else "SETTLED",
+            gross_minor=gross,
+            issued_on=issued,
+            settled_on=settled,
+        )
         self.journal(issued, mid, clerk, "receipt.voided" if voided else "receipt.settled", "receipt", rid)
         if voided:
             return None
         mode = self.rng.choice(("CASH", "CARD", "SPLIT"))
         if mode == "CASH":
             tendered = -(-gross // 500) * 500
-            self.add("receipt_tenders", tender_id=uid("tender", rid, 0), receipt_id=rid, tender_kind="CASH",
-                     amount_minor=tendered, change_minor=tendered - gross)
-            return self.add("till_entries", entry_id=uid("entry", rid), shift_id=sid, entry_kind="TAKING",
-                            amount_minor=gross, memo=None, booked_on=settled, receipt_id=rid)
+            self.add(
+                "receipt_tenders",
+                tender_id=uid("tender", rid, 0),
+                receipt_id=rid,
+                tender_kind="CASH",
+                amount_minor=tendered,
+                change_minor=tendered - gross,
+            )
+            return self.add(
+                "till_entries",
+                entry_id=uid("entry", rid),
+                shift_id=sid,
+                entry_kind="TAKING",
+                amount_minor=gross,
+                memo=None,
+                booked_on=settled,
+                receipt_id=rid,
+            )
         voucher = min(1000, gross // 2) if mode == "SPLIT" else 0
         if voucher:
-            self.add("receipt_tenders", tender_id=uid("tender", rid, 1), receipt_id=rid, tender_kind="VOUCHER",
-                     amount_minor=voucher, change_minor=0)
-        self.add("receipt_tenders", tender_id=uid("tender", rid, 0), receipt_id=rid, tender_kind="CARD",
-                 amount_minor=gross - voucher, change_minor=0)
+            self.add(
+                "receipt_tenders",
+                tender_id=uid("tender", rid, 1),
+                receipt_id=rid,
+                tender_kind="VOUCHER",
+                amount_minor=voucher,
+                change_minor=0,
+            )
+        self.add(
+            "receipt_tenders",
+            tender_id=uid("tender", rid, 0),
+            receipt_id=rid,
+            tender_kind="CARD",
+            amount_minor=gross - voucher,
+            change_minor=0,
+        )
         return None
 
-    def report_exports(self, mid: uuid.UUID, handle: str, owner: dict[str, Any], outlets: list[dict[str, Any]],
-                       units: dict[uuid.UUID, dict[str, Any]]) -> None:
+    def report_exports(
+        self,
+        mid: uuid.UUID,
+        handle: str,
+        owner: dict[str, Any],
+        outlets: list[dict[str, Any]],
+        units: dict[uuid.UUID, dict[str, Any]],
+    ) -> None:
         codes = {o["outlet_id"]: o["outlet_code"] for o in outlets}
         generated = ANCHOR + dt.timedelta(hours=1)
-        snapshot = sorted((u["rfid_tag"], u["article_code"], codes[u["outlet_id"]], u["unit_state"])
-                          for u in units.values())
+        snapshot = sorted(
+            (u["rfid_tag"], u["article_code"], codes[u["outlet_id"]], u["unit_state"]) for u in units.values()
+        )
         takings: Counter[tuple[str, str]] = Counter()
         receipts = [r for r in self.rows["receipts"] if r["merchant_id"] == mid and r["receipt_state"] == "SETTLED"]
         for r in receipts:
@@ -319,16 +527,38 @@ class _Builder:
             name = f"{handle}/{kind.lower()}_{generated:%Y%m%d}.csv"
             self.exports[name] = content
             eid = uid("export", handle, kind)
-            self.add("report_exports", export_id=eid, merchant_id=mid, requested_by=owner["account_id"],
-                     report_kind=kind, export_state="DONE", file_name=name, byte_size=len(content),
-                     row_total=len(rows), content_sha256=hashlib.sha256(content).hexdigest(), generated_on=generated)
+            self.add(
+                "report_exports",
+                export_id=eid,
+                merchant_id=mid,
+                requested_by=owner["account_id"],
+                report_kind=kind,
+                export_state="DONE",
+                file_name=name,
+                byte_size=len(content),
+                row_total=len(rows),
+                content_sha256=hashlib.sha256(content).hexdigest(),
+                generated_on=generated,
+            )
             self.journal(generated, mid, owner["account_id"], "export.generated", "report_export", eid)
-        self.add("report_exports", export_id=uid("export", handle, "failed"), merchant_id=mid,
-                 requested_by=owner["account_id"], report_kind="DAILY_TAKINGS", export_state="FAILED", file_name=None,
-                 byte_size=None, row_total=None, content_sha256=None, generated_on=generated + dt.timedelta(minutes=5))
+        self.add(
+            "report_exports",
+            export_id=uid("export", handle, "failed"),
+            merchant_id=mid,
+            requested_by=owner["account_id"],
+            report_kind="DAILY_TAKINGS",
+            export_state="FAILED",
+            file_name=None,
+            byte_size=None,
+            row_total=None,
+            content_sha256=None,
+            generated_on=generated + dt.timedelta(minutes=5),
+        )
 
 
-def seed_database(database_url: str, scale: int, exports_dir: Path, smoke_user: str, smoke_password: str) -> dict[str, int]:
+def seed_database(
+    database_url: str, scale: int, exports_dir: Path, smoke_user: str, smoke_password: str
+) -> dict[str, int]:
     """Fill an empty database at head; write the export files. Returns the row count per table."""
     if scale < 1:
         raise SeedError(f"scale must be at least 1, got {scale}")
@@ -339,8 +569,9 @@ def seed_database(database_url: str, scale: int, exports_dir: Path, smoke_user: 
         with engine.begin() as conn:
             revision, head = current_revision(conn), head_revision()
             if revision != head:
-                raise SeedError(f"the database is at revision {revision!r}, not at head {head!r}: "
-                                "run `alembic upgrade head` first")
+                raise SeedError(
+                    f"the database is at revision {revision!r}, not at head {head!r}: run `alembic upgrade head` first"
+                )
             if conn.execute(sa.text("SELECT count(*) FROM merchants")).scalar():
                 raise SeedError("the database already holds merchants: seed only an empty database")
             # Files first, rows last: a seed that fails leaves no row pointing at a missing file.
@@ -354,7 +585,7 @@ def seed_database(database_url: str, scale: int, exports_dir: Path, smoke_user: 
             for table in INSERT_ORDER:
                 rows = builder.rows.get(table, [])
                 for start in range(0, len(rows), 5000):
-                    conn.execute(metadata.tables[table].insert(), rows[start:start + 5000])
+                    conn.execute(metadata.tables[table].insert(), rows[start : start + 5000])
     finally:
         engine.dispose()
     return {table: len(builder.rows.get(table, [])) for table in INSERT_ORDER}

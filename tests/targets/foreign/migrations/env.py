@@ -31,8 +31,7 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      transaction_per_migration=True)
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 

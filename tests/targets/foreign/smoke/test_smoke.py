@@ -214,8 +214,10 @@ class TestReportSummary:
         assert day["receipts"]["settled"] == 0 and day["gross_minor"] == 0
         assert day["inventory"] == whole["inventory"]
 
-    @pytest.mark.parametrize(("date_from", "date_to", "code"), [
-        ("2024-01-01", "2025-06-30", "range_too_long"), ("2025-02-01", "2025-01-01", "bad_range")])
+    @pytest.mark.parametrize(
+        ("date_from", "date_to", "code"),
+        [("2024-01-01", "2025-06-30", "range_too_long"), ("2025-02-01", "2025-01-01", "bad_range")],
+    )
     def test_a_bad_range_is_422(self, api, date_from, date_to, code):
         body = api.get("/api/v2/reports/summary", expect=422, date_from=date_from, date_to=date_to)
         assert body["error"]["code"] == code

@@ -38,8 +38,9 @@ def upgrade() -> None:
         sa.Column("unit_id", sa.Uuid(), nullable=False),
         sa.Column("item_phase", sa.String(12), nullable=False),
         sa.PrimaryKeyConstraint("consignment_id", "unit_id", name="consignment_items_pkey"),
-        sa.ForeignKeyConstraint(["consignment_id"], ["consignments.consignment_id"],
-                                name="consignment_items_consignment_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["consignment_id"], ["consignments.consignment_id"], name="consignment_items_consignment_id_fkey"
+        ),
         sa.ForeignKeyConstraint(["unit_id"], ["inventory_units.unit_id"], name="consignment_items_unit_id_fkey"),
     )
     op.create_table(
@@ -52,11 +53,13 @@ def upgrade() -> None:
         sa.Column("note", sa.String(200), nullable=True),
         sa.Column("happened_on", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name="consignment_events_pkey"),
-        sa.ForeignKeyConstraint(["consignment_id"], ["consignments.consignment_id"],
-                                name="consignment_events_consignment_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["consignment_id"], ["consignments.consignment_id"], name="consignment_events_consignment_id_fkey"
+        ),
         sa.ForeignKeyConstraint(["at_outlet_id"], ["outlets.outlet_id"], name="consignment_events_at_outlet_id_fkey"),
-        sa.ForeignKeyConstraint(["actor_account_id"], ["accounts.account_id"],
-                                name="consignment_events_actor_account_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["actor_account_id"], ["accounts.account_id"], name="consignment_events_actor_account_id_fkey"
+        ),
     )
     op.create_index("consignment_events_consignment_id_idx", "consignment_events", ["consignment_id"])
 

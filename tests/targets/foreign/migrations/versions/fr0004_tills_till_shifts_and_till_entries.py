@@ -35,8 +35,9 @@ def upgrade() -> None:
         sa.Column("ended_on", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("shift_id", name="till_shifts_pkey"),
         sa.ForeignKeyConstraint(["till_id"], ["tills.till_id"], name="till_shifts_till_id_fkey"),
-        sa.ForeignKeyConstraint(["clerk_account_id"], ["accounts.account_id"],
-                                name="till_shifts_clerk_account_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["clerk_account_id"], ["accounts.account_id"], name="till_shifts_clerk_account_id_fkey"
+        ),
     )
     op.create_index("till_shifts_till_id_idx", "till_shifts", ["till_id"])
     op.create_table(

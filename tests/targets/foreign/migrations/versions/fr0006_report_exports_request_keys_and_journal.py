@@ -54,8 +54,9 @@ def upgrade() -> None:
         sa.Column("subject_ref", sa.String(64), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.merchant_id"], name="activity_journal_merchant_id_fkey"),
-        sa.ForeignKeyConstraint(["actor_account_id"], ["accounts.account_id"],
-                                name="activity_journal_actor_account_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["actor_account_id"], ["accounts.account_id"], name="activity_journal_actor_account_id_fkey"
+        ),
     )
     op.create_index("activity_journal_occurred_on_idx", "activity_journal", ["occurred_on"])
 
