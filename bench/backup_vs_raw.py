@@ -70,7 +70,8 @@ def ours(action: str, url: str, artifacts: Path) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", CHILD, action, url, str(artifacts)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(
-            f"aris3nb {action} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+            f"aris3nb {action} failed: "
+            f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

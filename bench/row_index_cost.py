@@ -53,7 +53,8 @@ started, cpu_started = time.perf_counter(), cpu()
 result = create_backup(url, name, settings=settings, exports_dir=artifacts / "no-exports")
 seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
 files = result.manifest["files"]
-print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "load": load, "durations": result.manifest["durations_sec"],
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "load": load,
+                  "durations": result.manifest["durations_sec"],
                   "bytes": sum(f["size"] for f in files),
                   "index_bytes": sum(f["size"] for f in files if f.get("role") == "index"),
                   "rows": sum(t["rows"] for t in result.manifest["tables"])}))

@@ -49,7 +49,8 @@ with open_target(RunOptions(scale=scale), settings) as target:
               "backup_name": "pre_deploy_naive", "server_url": None,
               "manifest": str(backups_dir(settings) / "pre_deploy_naive" / "manifest.json")}
     for phase in PHASES[:4]:
-        params = {name: common[name] for name in __import__("papermill").inspect_notebook(str(NOTEBOOKS_DIR / phase.notebook))}
+        params = {name: common[name]
+                  for name in __import__("papermill").inspect_notebook(str(NOTEBOOKS_DIR / phase.notebook))}
         params_file = run_dir / f"{phase.name}.yaml"
         params_file.write_text(json.dumps(params))
         executed = run_dir / phase.notebook

@@ -2,8 +2,9 @@
 snapshot, the export files, and the manifest written last.
 
 Write ordering (what keeps a crash safe): everything goes into a temporary folder beside
-the final one (``.tmp-<name>-pid<pid>-*``, swept by a later run once that process is gone); files are made owner-only and flushed; the manifest is
-written and flushed last; only then is the folder renamed to its final name. A backup is
+the final one (``.tmp-<name>-pid<pid>-*``, swept by a later run once that process is gone);
+files are made owner-only and flushed; the manifest is written and flushed last; only then
+is the folder renamed to its final name. A backup is
 therefore visible under its name only when complete, and a crash leaves nothing but a
 temporary folder that no reader mistakes for a backup.
 """
@@ -212,7 +213,7 @@ def _copy_exports(exports_dir: Path | None, folder: Path) -> int:
 def _seal(folder: Path) -> list[dict[str, Any]]:
     """Make every file owner-only, flush it, and list it with its size and SHA-256."""
     entries = []
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o700)
         for name in sorted(files):
             path = Path(root) / name

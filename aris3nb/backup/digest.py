@@ -222,7 +222,8 @@ def digest_table(
         rows = _LineDigests(keys_of) if index is not None else None
         count, last = 0, None
         # A table without a key is one chunk: there is nothing to page on.
-        for lines, last in read(lower, None, chunk_rows if key else None):
+        for lines, chunk_last in read(lower, None, chunk_rows if key else None):
+            last = chunk_last  # read after the loop: the key of the chunk's last row
             chunk.update(b"".join(lines))
             count += len(lines)
             if rows is not None:

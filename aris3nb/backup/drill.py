@@ -220,7 +220,8 @@ def restore_verify(
 
     ``rpo_budget_sec``: the oldest a backup may be when drilled (its age is what a restore
     now would lose; default OPS_RPO_BUDGET_SEC, a day); ``rto_budget_sec``: the longest the
-    drill may take, validation to upgrade (default OPS_RTO_BUDGET_SEC, 15 minutes). ``business_timestamps``: the (table, column) pairs whose newest value in the
+    drill may take, validation to upgrade (default OPS_RTO_BUDGET_SEC, 15 minutes).
+    ``business_timestamps``: the (table, column) pairs whose newest value in the
     restored data is reported as the newest business event the backup holds; default: the
     profile's ``rpo.sources`` (each absent one a warning naming it, none declared a warning),
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
@@ -468,7 +469,8 @@ def _verify(
                 continue
             if now.rows != was["rows"] or now.digest != was["digest"]:
                 problems.append(
-                    f"table {name}: {now.rows} rows / {now.digest[:19]}…, manifest {was['rows']} / {was['digest'][:19]}…"
+                    f"table {name}: {now.rows} rows / {now.digest[:19]}…, "
+                    f"manifest {was['rows']} / {was['digest'][:19]}…"
                 )
                 report.diff.append(_table_diff(manifest, restored, name, was, now, deadline))
         stages.check(

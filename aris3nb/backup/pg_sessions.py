@@ -211,7 +211,8 @@ class ToolWatch:
                     )
                 waits = conn.execute(
                     sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'"
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND wait_event_type = 'Lock'"
                     ),
                     {"name": self.name},
                 ).scalar_one()

@@ -359,8 +359,8 @@ def dump_rows_by_key(
             types = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-                        "AND attnum > 0 AND NOT attisdropped"
+                        "SELECT attname, atttypid::regtype::text FROM pg_attribute "
+                        "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"
                     ),
                     {"t": sql.Identifier(schema, table).as_string(raw)},
                 ).all()

@@ -88,7 +88,8 @@ def schema_tables_for(profile: LoadedProfile | None) -> SchemaTables:
                 found
                 if found is not None
                 else UnknownSchema(
-                    f"alembic revision {str(revision)[:120]!r} is unknown to the migrations of profile {profile.profile.name}"
+                    f"alembic revision {str(revision)[:120]!r} is unknown "
+                    f"to the migrations of profile {profile.profile.name}"
                 )
             )
 

@@ -127,8 +127,8 @@ def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any
     if not terminate_sessions:
         append_rollback_log(settings, {**log, "status": "REFUSED", "sessions_in_the_way": listed})
         raise SessionsInTheWay(
-            f"{len(in_the_way)} other session(s) on {redact_url(target_url)} hold locks or an open transaction, and the "
-            f"restore would wait on them: {listed}. Stop the service (or those clients) first, or add "
+            f"{len(in_the_way)} other session(s) on {redact_url(target_url)} hold locks or an open transaction, "
+            f"and the restore would wait on them: {listed}. Stop the service (or those clients) first, or add "
             "--terminate-sessions to end them"
         )
     pg_sessions.terminate(target_url, [s.pid for s in in_the_way])

@@ -152,7 +152,8 @@ def validate(
         )
     else:
         say(
-            f"INVALID: {result.manifest.path} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})"
+            f"INVALID: {result.manifest.path} "
+            f"({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})"
         )
         for problem in result.problems:
             say(f"  - {problem}")

@@ -123,14 +123,16 @@ def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
         _say(
-            f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} ({_count(len(failing), 'problem')})"
+            f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} "
+            f"({_count(len(failing), 'problem')})"
         )
         for problem in failing:
             _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
         _say(
-            f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds"
+            f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: "
+            f"{files} files match, every link holds"
         )
         for run in chain.runs:
             _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")

@@ -79,8 +79,8 @@ def run(
         typer.Option(
             "--yes",
             help="Confirm that a rollback may restore into the target database: the backup this run's deploy "
-            "phase made, and only when a trigger fired after it (a rollback run alone: --manifest, else the newest valid "
-            "backup made from the target).",
+            "phase made, and only when a trigger fired after it (a rollback run alone: --manifest, else the newest "
+            "valid backup made from the target).",
         ),
     ] = False,
     manifest: Annotated[

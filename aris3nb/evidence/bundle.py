@@ -688,7 +688,10 @@ def _listed_file_problem(run_dir: Path, relative: str, entry: dict[str, Any], re
     result.files_checked += 1
     result.bytes_checked += size
     if f"sha256:{hexdigest}" != entry.get("sha256"):
-        return f"file {relative!r} has changed: its SHA-256 is sha256:{hexdigest}, evidence.json says {entry.get('sha256')}"
+        return (
+            f"file {relative!r} has changed: its SHA-256 is sha256:{hexdigest}, "
+            f"evidence.json says {entry.get('sha256')}"
+        )
     return None
 
 
@@ -868,8 +871,8 @@ def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVeri
 
 def next_link(run_dir: Path) -> dict[str, Any] | None:
     """The link the next sealed run of ``run_dir``'s runs folder holds to it (its ``previous``:
-    ``run_id`` and the ``digest`` of this run's evidence.json, and ``by``, that run's id), or None when no later run links
-    it (it is the newest, or the next one links elsewhere)."""
+    ``run_id`` and the ``digest`` of this run's evidence.json, and ``by``, that run's id), or None
+    when no later run links it (it is the newest, or the next one links elsewhere)."""
     run_dir = _absolute(run_dir)
     try:
         later = sorted(
@@ -937,7 +940,10 @@ def _wrong_link(name: str, named: str | None, expected: str | None, present: set
             f"or run {expected} was put in afterwards"
         )
     if named not in present:
-        return f"run {name}: names run {named} as its previous run, but run {named} is missing (deleted?); before it is {before}"
+        return (
+            f"run {name}: names run {named} as its previous run, but run {named} is missing (deleted?); "
+            f"before it is {before}"
+        )
     if named not in sealed:
         return (
             f"run {name}: names run {named} as its previous run, but run {named} has no evidence.json "

@@ -664,8 +664,8 @@ def rerun_options(
         None
         if verification.signed or linked
         else (
-            f"run {run_id} is unsigned and no later run links it yet: its evidence.json (the parameters this re-run takes) "
-            "could have been changed unseen"
+            f"run {run_id} is unsigned and no later run links it yet: its evidence.json "
+            "(the parameters this re-run takes) could have been changed unseen"
         )
     )
     document = read_evidence(run_dir / "evidence.json")

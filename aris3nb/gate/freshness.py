@@ -111,8 +111,8 @@ def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | Non
     if folder is not None:
         return skipped(
             f"no real target: {redact_url(database_url)} is the throwaway database of an embedded target "
-            "(`aris3nb run`'s embedded default, deleted when the run ends); its first backup is the run's deploy backup, "
-            "taken after this gate, and its drill phase drills it",
+            "(`aris3nb run`'s embedded default, deleted when the run ends); its first backup is the run's deploy "
+            "backup, taken after this gate, and its drill phase drills it",
             target=redact_url(database_url),
         )
     return None

@@ -410,7 +410,8 @@ def _version_num_width(url: str) -> int | None:
         with database_errors(url, "read alembic_version's width"), engine.connect() as conn:
             return conn.execute(
                 sa.text(
-                    "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "SELECT character_maximum_length FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() "
                     "AND table_name = 'alembic_version' AND column_name = 'version_num'"
                 )
             ).scalar()

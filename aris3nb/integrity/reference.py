@@ -170,7 +170,8 @@ def check_stock_status(ctx: IntegrityContext) -> Outcome:
     "stock.not_sellable_in_transit", requires=_of("stock_items", "id", "store_id", "status", "sellable")
 )
 def check_in_transit_not_sellable(ctx: IntegrityContext) -> Outcome:
-    """An item on a truck (IN_TRANSIT) or already sold cannot be sold: if flagged sellable, a till could sell it twice."""
+    """An item on a truck (IN_TRANSIT) or already sold cannot be sold: if flagged sellable, a till
+    could sell it twice."""
     stock = T["stock_items"]
     query = sa.select(stock.c.id, stock.c.store_id, stock.c.status, stock.c.sellable).where(
         stock.c.status.in_(("IN_TRANSIT", "SOLD")), stock.c.sellable == sa.true()
@@ -326,7 +327,8 @@ def check_received_within_dispatched(ctx: IntegrityContext) -> Outcome:
     requires=(*_of("transfers", "id", "status"), *_of("transfer_movements", "transfer_id", "kind")),
 )
 def check_draft_not_dispatched(ctx: IntegrityContext) -> Outcome:
-    """A DRAFT transfer has moved nothing: a DISPATCH movement on it means stock left a store without a dispatched transfer."""
+    """A DRAFT transfer has moved nothing: a DISPATCH movement on it means stock left a store
+    without a dispatched transfer."""
     transfers, moves = T["transfers"], T["transfer_movements"]
     dispatches = (
         sa.select(moves.c.transfer_id, sa.func.count().label("dispatch_movements"))
@@ -449,7 +451,8 @@ def check_payments_cover_total(ctx: IntegrityContext) -> Outcome:
     ),
 )
 def check_lines_sum_to_total(ctx: IntegrityContext) -> Outcome:
-    """What was charged is what was sold: a PAID sale's line totals sum to its total, and subtotal − discounts = total."""
+    """What was charged is what was sold: a PAID sale's line totals sum to its total, and
+    subtotal − discounts = total."""
     sales, sale_lines = T["sales"], T["sale_lines"]
     lines = (
         sa.select(sale_lines.c.sale_id, _sum_cents(sale_lines.c.line_total).label("lines_total"))
@@ -513,7 +516,8 @@ def check_paid_has_payments(ctx: IntegrityContext) -> Outcome:
     ),
 )
 def check_sold_stock_on_paid_sale(ctx: IntegrityContext) -> Outcome:
-    """Stock only leaves as SOLD through a paid sale: a SOLD row without one is shrinkage booked as revenue that never came."""
+    """Stock only leaves as SOLD through a paid sale: a SOLD row without one is shrinkage booked as
+    revenue that never came."""
     stock, sales, sale_lines = T["stock_items"], T["sales"], T["sale_lines"]
     on_paid_sale = (
         sa.select(sale_lines.c.stock_item_id)
@@ -586,7 +590,8 @@ def check_closed_sessions(ctx: IntegrityContext) -> Outcome:
     "exports.files_match", requires=_of("export_records", "id", "status", "file_path", "size_bytes", "sha256")
 )
 def check_export_files(ctx: IntegrityContext) -> Outcome:
-    """A READY export is a promise that its file can be downloaded as recorded: it must exist with its recorded size and SHA-256."""
+    """A READY export is a promise that its file can be downloaded as recorded: it must exist with its
+    recorded size and SHA-256."""
     exports = T["export_records"]
     folder = ctx.options.exports_dir
     rows = ctx.conn.execute(

@@ -73,7 +73,7 @@ class BulkWriter:
             values if proc is None else list(map(proc, values))
             for proc, values in zip(processors, zip(*rows, strict=True), strict=True)
         ]
-        converted = list(zip(*by_column))
+        converted = list(zip(*by_column, strict=True))
         if self.dialect.name == "postgresql":
             self._copy(table, columns, converted)
         else:

@@ -354,7 +354,10 @@ def _what(command: str, revision: str | None, url: str | URL | None) -> str:
     if command in ("upgrade", "downgrade"):
         return f"{command} to {revision} on {redact_url(url or '')}"
     if command in ("current", "compare"):
-        return f"{'read the schema revision of' if command == 'current' else 'compare with the models'} {redact_url(url or '')}"
+        return (
+            f"{'read the schema revision of' if command == 'current' else 'compare with the models'} "
+            f"{redact_url(url or '')}"
+        )
     return f"read the target's {'migration history' if command == 'history' else 'models'}"
 
 

@@ -158,7 +158,8 @@ def serve(database_url: str, settings: Settings, *, host: str, port: int, announ
         # Connecting would create an empty file, and the service would then only say
         # "schema not at head": say what is wrong instead.
         raise DatabaseUnavailable(
-            f"no SQLite database at {sqlite_path(database_url)}: create it with `aris3nb db upgrade` (and `aris3nb db seed`)"
+            f"no SQLite database at {sqlite_path(database_url)}: "
+            "create it with `aris3nb db upgrade` (and `aris3nb db seed`)"
         )
     check_connection(database_url)
     ensure_port_free(host, port)

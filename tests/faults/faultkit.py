@@ -36,7 +36,8 @@ PAD_SQLITE = (
 )
 PAD_POSTGRES = (
     "INSERT INTO audit_events (tenant_id, actor_id, action, entity_type, entity_id, trace_id, details, created_at) "
-    "SELECT NULL, NULL, 'PAD', 'pad', i::text, NULL, json_build_object('pad', repeat(md5(i::text || random()::text), 30)), "
+    "SELECT NULL, NULL, 'PAD', 'pad', i::text, NULL, "
+    "json_build_object('pad', repeat(md5(i::text || random()::text), 30)), "
     "'2026-01-01' FROM generate_series(1, {rows}) i"
 )
 

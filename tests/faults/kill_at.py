@@ -153,6 +153,6 @@ def _restoring(target: str) -> bool:
 
 sys.addaudithook(_hook)
 
-from aris3nb.cli import main
+from aris3nb.cli import main  # noqa: E402 - aris3nb is loaded only once the audit hook is installed
 
 main(ARGS)

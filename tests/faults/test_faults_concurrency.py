@@ -113,13 +113,17 @@ with open(log, "a") as out:
         with engine.begin() as conn:  # one transaction: a sale, its payment, a price change, one marker event
             conn.execute(sales.insert(), {"id": sale, "tenant_id": tenant, "store_id": store, "status": "PAID",
                                           "subtotal": Decimal("5.00"), "discount_total": Decimal("0.00"),
-                                          "total": Decimal("5.00"), "created_at": now, "updated_at": now, "paid_at": now})
-            conn.execute(payments.insert(), {"sale_id": sale, "method": "CARD", "amount": Decimal("5.00"), "created_at": now})
-            conn.execute(stock.update().where(stock.c.id == items[n % len(items)]).values(sale_price=Decimal(n % 900) + Decimal("0.99")))
+                                          "total": Decimal("5.00"), "created_at": now, "updated_at": now,
+                                          "paid_at": now})
+            conn.execute(payments.insert(), {"sale_id": sale, "method": "CARD", "amount": Decimal("5.00"),
+                                             "created_at": now})
+            conn.execute(stock.update().where(stock.c.id == items[n % len(items)])
+                         .values(sale_price=Decimal(n % 900) + Decimal("0.99")))
             if previous is not None:
                 conn.execute(audit.delete().where(audit.c.id == previous))
             previous = conn.execute(audit.insert().returning(audit.c.id), {
-                "action": "WRITER", "entity_type": "writer", "entity_id": str(n), "details": {}, "created_at": now}).scalar_one()
+                "action": "WRITER", "entity_type": "writer", "entity_id": str(n), "details": {},
+                "created_at": now}).scalar_one()
         n += 1
         out.write(f"{time.time()}\n")
         out.flush()

@@ -41,7 +41,8 @@ async def app(scope, receive, send):
     elif scope["path"] == "/ready":
         body = {"status": "ready", "revision": "0005_stock_sellable"}
     elif scope["path"] == "/aris3/auth/login":
-        status, body = 401, {"code": "INVALID_CREDENTIALS", "message": "wrong username or password", "details": None, "trace_id": "t"}
+        status, body = 401, {"code": "INVALID_CREDENTIALS", "message": "wrong username or password",
+                             "details": None, "trace_id": "t"}
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 

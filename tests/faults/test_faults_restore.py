@@ -119,7 +119,8 @@ def test_a_restore_that_runs_out_of_disk_fails_cleanly(small_sqlite: Source, art
         conn.exec_driver_sql(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
             "INSERT INTO audit_events (action, entity_type, entity_id, details, created_at) "
-            "SELECT 'PAD', 'pad', CAST(i AS TEXT), json_object('pad', hex(randomblob(500))), '2026-01-01 00:00:00.000000' FROM n"
+            "SELECT 'PAD', 'pad', CAST(i AS TEXT), json_object('pad', hex(randomblob(500))), "
+            "'2026-01-01 00:00:00.000000' FROM n"
         )
     engine.dispose()
     manifest = backup_of(small_sqlite, artifacts)

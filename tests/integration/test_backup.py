@@ -266,7 +266,8 @@ def test_one_changed_byte_in_any_file_is_named(source: str, settings: Settings) 
         path.write_bytes(bytes(damaged))
         problems = validate_backup(manifest_path).problems
         assert problems == [
-            f"file {entry['path']!r} has changed: its SHA-256 is {__import__('hashlib').sha256(damaged).hexdigest()}, the manifest says {entry['sha256']}"
+            f"file {entry['path']!r} has changed: "
+            f"its SHA-256 is {__import__('hashlib').sha256(damaged).hexdigest()}, the manifest says {entry['sha256']}"
         ]
         path.write_bytes(original)
     assert validate_backup(manifest_path).ok
@@ -698,9 +699,10 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
         "ARIS3_EXPORTS_DIR": str(settings.resolved_exports_dir()),
         "OPS_ENABLE_BACKUP_DRILL": "true",
     }
-    run = lambda *args: subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )  # noqa: E731
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
     created = run("scripts/ops/backup_create.py", "--name", "pre_deploy_20261128_0800")
     assert created.returncode == 0, created.stderr
     manifest = settings.ops_artifacts_dir / "backups" / "pre_deploy_20261128_0800" / "manifest.json"

@@ -343,7 +343,10 @@ def test_a_missing_exports_folder_and_rpo_sources_are_warnings(
     foreign_sqlite: tuple[str, Path], foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, exports = foreign_sqlite
-    rpo = '[[rpo.sources]]\ntable = "receipts"\ncolumn = "settled_on_nowhere"\n\n[[rpo.sources]]\ntable = "no_such"\ncolumn = "at"\n'
+    rpo = (
+        '[[rpo.sources]]\ntable = "receipts"\ncolumn = "settled_on_nowhere"\n\n'
+        '[[rpo.sources]]\ntable = "no_such"\ncolumn = "at"\n'
+    )
     profile = write_profile(tmp_path / "profile", foreign_python, exports, rpo=rpo)
     settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True)
     missing = tmp_path / "no-exports-here"

@@ -358,8 +358,9 @@ def test_an_inserted_row_is_extra(made: Made, tmp_path: Path, settings: Settings
         "stock_items",
         [
             (
-                "INSERT INTO stock_items SELECT 9999, tenant_id, store_id, 'INSERTED', description, 'E-INSERTED', status, "
-                "location_code, cost_price, sale_price, created_at, updated_at, sellable FROM stock_items WHERE id = 5"
+                "INSERT INTO stock_items SELECT 9999, tenant_id, store_id, 'INSERTED', description, 'E-INSERTED', "
+                "status, location_code, cost_price, sale_price, created_at, updated_at, sellable "
+                "FROM stock_items WHERE id = 5"
             )
         ],
         add,

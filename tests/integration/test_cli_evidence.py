@@ -161,8 +161,9 @@ def test_tampering_exits_1_with_one_line_per_problem(runs: Path, capsys: pytest.
             f"(deleted?); before it is run {first.name}"
         ),
         (
-            f"  warning: the newest run {last.name} is unsigned and no later run links it: its evidence.json (verdicts, "
-            "parameters) is protected by nothing yet; sign runs (--signing-key) or record the head's digest elsewhere"
+            f"  warning: the newest run {last.name} is unsigned and no later run links it: its evidence.json "
+            "(verdicts, parameters) is protected by nothing yet; sign runs (--signing-key) "
+            "or record the head's digest elsewhere"
         ),
     ]
 

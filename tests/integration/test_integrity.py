@@ -194,8 +194,8 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "draft transfer with a dispatch": (
         [
             (
-                "UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-                "ORDER BY id LIMIT 1)"
+                "UPDATE transfers SET status = 'DRAFT' WHERE id = (SELECT id FROM transfers "
+                "WHERE status = 'DISPATCHED' ORDER BY id LIMIT 1)"
             )
         ],
         {"transfers.draft_not_dispatched"},
@@ -203,8 +203,8 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "received transfer not fully received": (
         [
             (
-                "UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers WHERE status = 'DISPATCHED' "
-                "ORDER BY id LIMIT 1)"
+                "UPDATE transfers SET status = 'RECEIVED' WHERE id = (SELECT id FROM transfers "
+                "WHERE status = 'DISPATCHED' ORDER BY id LIMIT 1)"
             )
         ],
         {"transfers.received_complete"},
@@ -260,8 +260,8 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "closed session whose expected cash is off": (
         [
             (
-                "UPDATE cash_sessions SET expected_amount = expected_amount + 1 WHERE id = (SELECT id FROM cash_sessions "
-                "WHERE status = 'CLOSED' ORDER BY id LIMIT 1)"
+                "UPDATE cash_sessions SET expected_amount = expected_amount + 1 "
+                "WHERE id = (SELECT id FROM cash_sessions WHERE status = 'CLOSED' ORDER BY id LIMIT 1)"
             )
         ],
         {"cash.closed_sessions_balance"},
@@ -269,8 +269,8 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "export record whose file changed": (
         [
             (
-                "UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) WHERE id = (SELECT id FROM export_records "
-                "WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)"
+                "UPDATE export_records SET sha256 = 'ab' || substr(sha256, 3) "
+                "WHERE id = (SELECT id FROM export_records WHERE sha256 NOT LIKE 'ab%' ORDER BY id LIMIT 1)"
             )
         ],
         {"exports.files_match"},
@@ -278,8 +278,9 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "stock in another tenant's store": (
         [
             (
-                "UPDATE stock_items SET store_id = (SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id "
-                "ORDER BY s.id LIMIT 1) WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"
+                "UPDATE stock_items SET store_id = "
+                "(SELECT s.id FROM stores s WHERE s.tenant_id <> stock_items.tenant_id ORDER BY s.id LIMIT 1) "
+                "WHERE id = (SELECT id FROM stock_items WHERE status = 'RFID' ORDER BY id LIMIT 1)"
             )
         ],
         {"tenancy.store_tenant"},

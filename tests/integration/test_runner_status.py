@@ -113,8 +113,14 @@ def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path) -> None:
 def test_failed_checks_fail_the_phase_after_showing_their_evidence(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
-        "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
-        "results = [CheckResult('http.ready', Status.FAIL, 'GET /ready answered 503', 0.1)]\nphase.show_checks(results)",
+        (
+            "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
+            "phase = aris3nb.start_phase('pre_deploy')"
+        ),
+        (
+            "results = [CheckResult('http.ready', Status.FAIL, 'GET /ready answered 503', 0.1)]\n"
+            "phase.show_checks(results)"
+        ),
         "phase.conclude(results, title='Gate')",
     )
     assert_recorded_as(result, phase, executed, "failed")
@@ -134,7 +140,10 @@ def test_a_notebook_that_never_concludes_is_not_green(tmp_path: Path) -> None:
 def test_a_passing_phase_completes(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
-        "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+        (
+            "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\n"
+            "phase = aris3nb.start_phase('pre_deploy')"
+        ),
         "phase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])",
     )
     assert (phase["status"], phase["verdict"], result.exit_code, result.decision) == ("completed", "PASS", 0, "GO")
