@@ -415,7 +415,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
     declared = loaded.profile.smoke
     target = _smoke_target(ctx)
     if target is None:
-        return skipped(f"no --pytest-target given and the profile {loaded.label} has no [smoke]")
+        return warned(f"no smoke ran: no --pytest-target given and the profile {loaded.label} has no [smoke]")
     live = ctx.live_target()
     python = target_python(loaded)
     env = dict(os.environ)

@@ -424,3 +424,10 @@ def test_the_suite_never_gets_the_targets_database_url_unless_the_profile_says_s
         )
         [smoke] = gate(LoadedProfile(profile, tmp_path / "aris3nb.toml", None), served, tmp_path, "smoke").results
         assert smoke.evidence["totals"] == {"passed": 1, "failed": 0, "errors": 0, "skipped": 0}, smoke.detail
+
+
+def test_a_profile_without_smoke_warns_that_none_ran(tmp_path: Path) -> None:
+    """A smoke that did not run is never a silent pass: WARN (FAIL under --strict)."""
+    bare = LoadedProfile(Profile(profile_version=1, name="bare"), tmp_path / "aris3nb.toml", None)
+    [smoke] = gate(bare, "http://127.0.0.1:9", tmp_path, "smoke").results
+    assert smoke.status is Status.WARN and smoke.detail.startswith("no smoke ran:"), smoke.detail
