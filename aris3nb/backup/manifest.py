@@ -214,7 +214,7 @@ def _check_optional_fields(document: dict[str, Any]) -> list[str]:
 
 
 #: ``digest_method`` values a table entry may carry (absent: the engine's chunk digests).
-DIGEST_METHODS = ("rows",)
+DIGEST_METHODS = ("rows", "row-sha256")
 
 
 def _check_row_index(document: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.backup import digest as digest_module
+from aris3nb.backup import rowhash
 from aris3nb.backup.digest import (
     CHUNK_ROWS,
     FOLD_BYTES,
@@ -219,6 +220,12 @@ def row_encoding(columns: list[str], key: list[str], *, blob_safe: bool = False)
     return f"json_array({', '.join(values)})"
 
 
+def row_values(columns: list[str], key: list[str]) -> list[str]:
+    """The SQL of a row's values in digest order: its columns in table order, the rowid
+    first when the rowid is the key (what ``row_encoding`` and the native row hash digest)."""
+    return (["rowid"] if key == ["rowid"] else []) + [_ident(c) for c in columns]
+
+
 def _range_where(key: list[str], lower: Sequence[Any] | None, upper: Sequence[Any] | None) -> tuple[str, str]:
     keys = ", ".join(_ident(k) if k != "rowid" else "rowid" for k in key)
     clauses = []
@@ -239,6 +246,7 @@ def row_statement(
     number: int = 0,
     integer: bool = False,
     blob_safe: bool = False,
+    native: bool = False,
 ) -> str:
     """The statement whose one result row is a chunk's number, row count, row digests and keys.
 
@@ -247,7 +255,8 @@ def row_statement(
     the chunk digest is the SHA-256 of those bytes (``fold_row_digests``). The keys follow:
     for an integer key its first value, a colon and, unless every key is the one before
     plus one, all of them (``1:1,2,5``); else a JSON array of the keys (of each row's key
-    values, for a key of several columns).
+    values, for a key of several columns). ``native``: the row digests are the native row
+    hash's (``rowhash``), already ``FOLD_BYTES`` long.
     """
     keys, where = _range_where(key, lower, upper)
     aliases = [f"k{n}" for n in range(len(key))]
@@ -259,10 +268,14 @@ def row_statement(
         if len(key) == 1
         else f"json_group_array(json_array({', '.join(aliases)}))"
     )
+    digest = (
+        f"{rowhash.FUNCTION}({', '.join(row_values(columns, key))})"
+        if native
+        else f"substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES})"
+    )
     return (
         f"SELECT {int(number)}, count(*), hex(group_concat(d, '')), {listed} FROM "
-        f"(SELECT {selected}, substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES}) AS d "
-        f"FROM {_ident(table)}{where} ORDER BY {keys});"
+        f"(SELECT {selected}, {digest} AS d FROM {_ident(table)}{where} ORDER BY {keys});"
     )
 
 
@@ -293,11 +306,18 @@ _BLOB_REFUSED = "JSON cannot hold BLOB values"
 
 
 def _run_shells(
-    path: Path, statements: list[str], deadline: Deadline, take: Any, *, yield_cpu: bool = False
+    path: Path,
+    statements: list[str],
+    deadline: Deadline,
+    take: Any,
+    *,
+    yield_cpu: bool = False,
+    preamble: list[str] | None = None,
 ) -> list[str]:
-    """Run the numbered ``statements`` in up to SHELLS read-only sqlite3 shells side by side;
-    each result line goes to ``take(fields)`` as it comes (the output is never held whole).
-    Returns the shells' error lines (a statement that failed printed no line)."""
+    """Run the numbered ``statements`` in up to SHELLS read-only sqlite3 shells side by side
+    (each shell's script starting with the ``preamble`` lines: dot-commands); each result line
+    goes to ``take(fields)`` as it comes (the output is never held whole). Returns the
+    shells' error lines (a statement that failed printed no line)."""
     groups = [statements[i::SHELLS] for i in range(SHELLS)] if len(statements) >= SHELLS else [statements]
     lines: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=64)
     sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)
@@ -308,7 +328,7 @@ def _run_shells(
         try:
             for number, group in enumerate(groups):
                 script = Path(folder) / f"chunks_{number}.sql"
-                script.write_text("\n".join(group) + "\n")
+                script.write_text("\n".join([*(preamble or []), *group]) + "\n")
                 error_file = open(Path(folder) / f"errors_{number}.txt", "w+")  # noqa: SIM115 -- closed below
                 errors.append(error_file)
                 with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
@@ -378,6 +398,10 @@ def _read_lines(process: subprocess.Popen[bytes], lines: queue.Queue[list[bytes]
         lines.put(None)
 
 
+#: The ``digest_method`` values whose chunk digests fold row digests (an index is possible).
+ROW_METHODS = (ROWS_METHOD, rowhash.ROW_SHA256_METHOD)
+
+
 @dataclass
 class _Plan:
     """How one table is digested: its key, the upper bounds of its chunks, and its method."""
@@ -403,10 +427,12 @@ def _plans(
             was = recorded.get(table) if recorded is not None else None
             if was is not None:
                 uppers = [c.get("last_key") for c in was.get("chunks") or []] or [None]
-                method = ROWS_METHOD if was.get("digest_method") == ROWS_METHOD else None
-            else:
+                method = was.get("digest_method") if was.get("digest_method") in ROW_METHODS else None
+            elif recorded is not None or digest_module.WRITE_ROW_INDEX:
                 uppers = chunk_bounds(conn, table, key)
-                method = ROWS_METHOD if recorded is not None or digest_module.WRITE_ROW_INDEX else None
+                method = rowhash.ROW_SHA256_METHOD if rowhash.extension() else ROWS_METHOD
+            else:
+                uppers, method = chunk_bounds(conn, table, key), None
             plans.append(
                 _Plan(table, key, uppers, method, table_columns(conn, table), integer_key(conn, table, key), was)
             )
@@ -434,11 +460,21 @@ def table_digests(
         for number, (lower, upper) in enumerate(zip([None, *plan.uppers[:-1]], plan.uppers, strict=True))
     ]
 
+    native = rowhash.extension()
+
     def statement(at: int, blob_safe: bool = False) -> str:
         plan, _number, lower, upper = chunks[at]
-        if plan.method == ROWS_METHOD:
+        if plan.method in ROW_METHODS:
             return row_statement(
-                plan.table, plan.key, plan.columns, lower, upper, number=at, integer=plan.integer, blob_safe=blob_safe
+                plan.table,
+                plan.key,
+                plan.columns,
+                lower,
+                upper,
+                number=at,
+                integer=plan.integer,
+                blob_safe=blob_safe,
+                native=plan.method == rowhash.ROW_SHA256_METHOD,
             )
         return f"SELECT {at}, " + chunk_statement(plan.table, plan.key, lower, upper).removeprefix("SELECT ")
 
@@ -448,7 +484,7 @@ def table_digests(
         at = int(fields[0])
         plan, number, _lower, upper = chunks[at]
         entry: dict[str, Any] = {"last_key": upper, "rows": int(fields[1])}
-        if plan.method != ROWS_METHOD:
+        if plan.method not in ROW_METHODS:
             entry["digest"] = fields[2].decode()
             results[at] = entry
             return
@@ -465,14 +501,27 @@ def table_digests(
             entry["rows_found"] = _chunk_rows(fields[3], plan.integer, prefixes)
         results[at] = entry
 
-    problems = _run_shells(path, [statement(at) for at in range(len(chunks))], deadline, take, yield_cpu=yield_cpu)
+    in_python = [at for at, c in enumerate(chunks) if c[0].method == rowhash.ROW_SHA256_METHOD and native is None]
+    if in_python:  # a backup made with the native row hash, drilled where it is not built
+        with connect(path, deadline) as conn:
+            for at in in_python:
+                plan, _number, lower, upper = chunks[at]
+                take(_python_row_digests(conn, plan, at, lower, upper))
+    in_shells = [statement(at) for at in range(len(chunks)) if at not in results]
+    preamble = [rowhash.load_command(native)] if native is not None else []
+    problems = _run_shells(path, in_shells, deadline, take, yield_cpu=yield_cpu, preamble=preamble)
     refused = [at for at in range(len(chunks)) if at not in results]
     if refused and all(
         _BLOB_REFUSED in problem for problem in problems if problem.startswith(("Error", "Parse error"))
     ):
         # A BLOB value where json_array refuses one: those chunks again, blobs written as hex.
         problems = _run_shells(
-            path, [statement(at, blob_safe=True) for at in refused], deadline, take, yield_cpu=yield_cpu
+            path,
+            [statement(at, blob_safe=True) for at in refused],
+            deadline,
+            take,
+            yield_cpu=yield_cpu,
+            preamble=preamble,
         )
     if any(at not in results for at in range(len(chunks))):
         raise BackupError(f"the sqlite3 shell could not digest {path.name}: {'; '.join(problems[:3]) or 'no output'}")
@@ -493,13 +542,41 @@ def table_digests(
     return digests
 
 
+def _python_row_digests(
+    conn: sqlite3.Connection, plan: _Plan, at: int, lower: Sequence[Any] | None, upper: Sequence[Any] | None
+) -> list[bytes]:
+    """A chunk's fields as ``row_statement(native=True)`` makes the shell print them,
+    computed here with ``rowhash``'s Python twin of the native row hash."""
+    values = row_values(plan.columns, plan.key)
+    keys_sql, where, params = _key_range(plan.key, lower, upper)
+    key_at = [values.index("rowid" if k == "rowid" else _ident(k)) for k in plan.key]
+    typed = ", ".join(f"typeof({v}), {v}" for v in values)
+    digests, keys = bytearray(), []
+    conn.text_factory = bytes  # TEXT as its stored UTF-8 bytes: what the native hash reads
+    try:
+        for row in conn.execute(f"SELECT {typed} FROM {_ident(plan.table)}{where} ORDER BY {keys_sql}", params):
+            pairs = [(row[n].decode(), row[n + 1]) for n in range(0, len(row), 2)]
+            digests += rowhash.row_digest(rowhash.encode_typed_row(pairs), FOLD_BYTES)
+            keys.append([v.decode("utf-8", "surrogateescape") if k == "text" else v for k, v in (pairs[n] for n in key_at)])
+    finally:
+        conn.text_factory = str
+    if plan.integer:
+        first = keys[0][0] if keys else ""
+        consecutive = not keys or keys[-1][0] - keys[0][0] + 1 == len(keys)
+        listed = f"{first}:" + ("" if consecutive else ",".join(str(k[0]) for k in keys))
+    else:
+        listed = json.dumps([k if len(plan.key) > 1 else k[0] for k in keys], ensure_ascii=False)
+    return [str(at).encode(), str(len(keys)).encode(), digests.hex().encode(), listed.encode()]
+
+
 def rows_by_key(
-    path: Path, table: str, keys: list[list[Any]], *, immutable: bool = False
+    path: Path, table: str, keys: list[list[Any]], *, immutable: bool = False, method: str | None = ROWS_METHOD
 ) -> dict[str, tuple[dict[str, Any], bytes]]:
     """The rows of ``table`` with the given keys, by the key's JSON: each row's columns and
-    its row digest (the SHA3-256 of its ``json_array``, as the shell computes it, first
-    ``ROW_DIGEST_BYTES``). ``immutable`` opens a file nothing may write to (a backup's own
-    copy) without locks, so that reading it leaves no journal, WAL or shared-memory file."""
+    its row digest by the table's ``digest_method`` (first ``ROW_DIGEST_BYTES``): the native
+    row hash's for ``row-sha256``, else the SHA3-256 of its ``json_array`` as the shell
+    computes it. ``immutable`` opens a file nothing may write to (a backup's own copy)
+    without locks, so that reading it leaves no journal, WAL or shared-memory file."""
     uri = f"{path.resolve().as_uri()}?{'immutable=1' if immutable else 'mode=ro'}"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
@@ -514,20 +591,26 @@ def rows_by_key(
         for values in keys:
             if len(values) != len(key):
                 continue
-            conn.text_factory = bytes  # the json_array text exactly as SQLite made it (what the shell hashed)
-            encoded = conn.execute(
-                f"SELECT {row_encoding(columns, key, blob_safe=True)} FROM {_ident(table)}{condition}", list(values)
-            ).fetchone()
-            if encoded is None:
-                continue
+            conn.text_factory = bytes  # the text exactly as SQLite holds it (what the shell hashed)
+            if method == rowhash.ROW_SHA256_METHOD:
+                typed = ", ".join(f"typeof({v}), {v}" for v in row_values(columns, key))
+                row_found = conn.execute(f"SELECT {typed} FROM {_ident(table)}{condition}", list(values)).fetchone()
+                if row_found is None:
+                    continue
+                pairs = [(row_found[n].decode(), row_found[n + 1]) for n in range(0, len(row_found), 2)]
+                digest = rowhash.row_digest(rowhash.encode_typed_row(pairs), ROW_DIGEST_BYTES)
+            else:
+                encoded = conn.execute(
+                    f"SELECT {row_encoding(columns, key, blob_safe=True)} FROM {_ident(table)}{condition}", list(values)
+                ).fetchone()
+                if encoded is None:
+                    continue
+                digest = hashlib.sha3_256(encoded[0]).digest()[:ROW_DIGEST_BYTES]
             conn.text_factory = str
             cursor = conn.execute(f"SELECT * FROM {_ident(table)}{condition}", list(values))
             row = cursor.fetchone()
             names = [d[0] for d in cursor.description]
-            found[json.dumps(list(values), ensure_ascii=False)] = (
-                dict(zip(names, row, strict=True)),
-                hashlib.sha3_256(encoded[0]).digest()[:ROW_DIGEST_BYTES],
-            )
+            found[json.dumps(list(values), ensure_ascii=False)] = (dict(zip(names, row, strict=True)), digest)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot read rows of {table} in {path.name}: {exc}") from exc
     finally:
