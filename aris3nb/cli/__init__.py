@@ -9,9 +9,11 @@ one line, ``FAILED: <message>``, on standard error; never a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from aris3nb.cli import backup, db, evidence, gate, init, run, serve
 from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
@@ -39,6 +41,26 @@ app = typer.Typer(
 )
 for group in (run, gate, backup, evidence, init, db, serve):
     group.register(app)
+
+
+class _Command(TyperCommand):
+    """Usage lines as click writes them: a required argument is ``MANIFEST``, not typer's
+    ``{MANIFEST}`` (braces read as a set of choices)."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [re.sub(r"^\{(.+)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+def _use_command_class(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _use_command_class(group.typer_instance)
+
+
+_use_command_class(app)
 
 
 @app.callback()

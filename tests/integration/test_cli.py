@@ -258,4 +258,6 @@ def test_every_commands_help_names_what_it_reads_without_type_noise() -> None:
         assert "Exit" in text, (command, "names no exit codes")
         noise = re.findall(r"--[a-z-]+ <[a-z\[\]| ]+>", text)
         assert not noise, (command, noise)
+        usage = next(line for line in done.stdout.splitlines() if line.startswith("Usage:"))
+        assert not re.search(r"[{}<>]", usage), (command, usage)  # MANIFEST, not {MANIFEST} or <path>
     assert "OPS_ENABLE_BACKUP_DRILL" in " ".join(aris3nb("backup", "restore-verify", "--help").stdout.split())
