@@ -557,7 +557,8 @@ def _python_row_digests(
         for row in conn.execute(f"SELECT {typed} FROM {_ident(plan.table)}{where} ORDER BY {keys_sql}", params):
             pairs = [(row[n].decode(), row[n + 1]) for n in range(0, len(row), 2)]
             digests += rowhash.row_digest(rowhash.encode_typed_row(pairs), FOLD_BYTES)
-            keys.append([v.decode("utf-8", "surrogateescape") if k == "text" else v for k, v in (pairs[n] for n in key_at)])
+            key_pairs = [pairs[n] for n in key_at]
+            keys.append([v.decode("utf-8", "surrogateescape") if k == "text" else v for k, v in key_pairs])
     finally:
         conn.text_factory = str
     if plan.integer:

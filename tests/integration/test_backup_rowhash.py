@@ -110,6 +110,7 @@ def test_a_backup_without_the_extension_keeps_the_shell_hash_and_drills(
     _forge_row(forged)
     with pytest.raises(DrillFailed) as failed:
         restore_verify(forged, settings=settings)
-    stock = next(d for d in json.loads(Path(failed.value.report_path).read_text())["diff"] if d["table"] == "stock_items")
+    report = json.loads(Path(failed.value.report_path).read_text())
+    stock = next(d for d in report["diff"] if d["table"] == "stock_items")
     assert [c["key"] for c in stock["changed"]] == [[321]]
     assert "changed after it was made" in stock["changed"][0]["backup_data"]
