@@ -1,11 +1,11 @@
-"""The backup commands: ``aris3nb backup create|validate|restore-verify|restore``."""
+"""The backup commands: ``aris3nb backup create|validate|restore-verify|restore|forget``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
+from aris3nb.backup.retention import Policy, drilled_by_go_runs, forget
 from aris3nb.cli._common import (
     DatabaseUrlOption,
     EmbeddedOption,
@@ -26,6 +27,7 @@ from aris3nb.cli._common import (
     settings,
     target_profile,
 )
+from aris3nb.evidence.runner import RUNS_DIRNAME
 
 backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
 ManifestArgument = Annotated[
@@ -268,3 +270,58 @@ def restore(
             f"restored {result.backup} into {result.target} in {result.duration_sec:.1f} s "
             f"(safety backup of the previous state: {result.safety_backup})"
         )
+
+
+def _keep(rule: str, what: str) -> Any:
+    return typer.Option(
+        f"--keep-{rule}", help=f"Keep the newest backup of each of the last N {what} (-1: all).", metavar="N"
+    )
+
+
+@backup_app.command("forget")
+def forget_command(
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", help="Keep the N newest backups (-1: all).", metavar="N")
+    ] = 0,
+    keep_hourly: Annotated[int, _keep("hourly", "hours that have one")] = 0,
+    keep_daily: Annotated[int, _keep("daily", "days that have one")] = 0,
+    keep_weekly: Annotated[int, _keep("weekly", "ISO weeks that have one")] = 0,
+    keep_monthly: Annotated[int, _keep("monthly", "months that have one")] = 0,
+    keep_yearly: Annotated[int, _keep("yearly", "years that have one")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+    target: TargetOption = None,
+    embedded: EmbeddedOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove the backups a retention policy does not keep (restic's forget semantics).
+
+    The policy applies to each target's backups apart (safety backups apart from the
+    others); periods are UTC days, ISO weeks, months and years of each backup's created_at.
+    Never removed, whatever the policy: the newest valid backup of each target, the backup
+    the last GO run drilled, a backup whose manifest cannot be read. Prints every backup,
+    kept or removed, with the reasons. Environment: OPS_ARTIFACTS_DIR. Exit 0 done (or the
+    dry run shown); 2 no --keep-* count given, or a count below -1.
+    """
+    policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    profile = target_profile(target, embedded)
+    current = settings()
+    result = forget(
+        current,
+        policy,
+        dry_run=dry_run,
+        drilled=drilled_by_go_runs(current.ops_artifacts_dir / RUNS_DIRNAME),
+        profile=None if profiles.is_reference(profile) else profile,
+    )
+    if json_output:
+        _print_json(result.as_evidence())
+        return
+    say(f"policy: keep {policy.describe()}{' (dry run: nothing removed)' if dry_run else ''}")
+    group = None
+    for entry in result.entries:
+        if entry.group != group:
+            group = entry.group
+            say(f"{group}:")
+        verb = "keep  " if entry.keep else ("would remove" if dry_run else "removed")
+        say(f"  {verb:<12} {entry.name}  {entry.created_at}  {'; '.join(entry.reasons)}")
+    kept, removed = len(result.kept), len(result.to_remove)
+    say(f"{kept} backup{'' if kept == 1 else 's'} kept, {removed} {'would be ' if dry_run else ''}removed")

@@ -1,0 +1,139 @@
+"""`aris3nb backup forget` on real backups: the policy, and what it never removes.
+
+Five backups of one SQLite database, made for real and dated over five days (the manifest's
+``created_at`` rewritten and the manifest resealed), the newest of them corrupted, the
+oldest drilled by a GO run: ``--keep-last 1`` keeps the newest (the policy), the newest
+*valid* one and the drilled one, and removes the other two, each decision with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aris3nb import migrate
+from aris3nb.backup.create import create_backup
+from aris3nb.backup.manifest import manifest_digest
+from aris3nb.backup.retention import Policy, forget
+from aris3nb.core.errors import UsageError
+from aris3nb.core.settings import load_settings
+from aris3nb.reference.seed import seed_database
+
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]
+
+
+@pytest.fixture(scope="module")
+def one_backup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("forget-source")
+    url = f"sqlite:///{folder / 'aris3.db'}"
+    migrate.upgrade(url)
+    seed_database(url, scale=200, exports_dir=folder / "exports")
+    made = create_backup(
+        url, "seed", settings=load_settings(ops_artifacts_dir=folder / "made"), exports_dir=folder / "exports"
+    )
+    return made.path, url
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path, one_backup: tuple[Path, str]) -> Path:
+    """Five dated copies of the backup; the newest corrupted; a GO run that drilled the oldest."""
+    made, _url = one_backup
+    for day in DAYS:
+        target = tmp_path / "backups" / f"pre_deploy_{day.replace('-', '')}_0800"
+        shutil.copytree(made, target)
+        manifest = target / "manifest.json"
+        document = json.loads(manifest.read_text())
+        document["name"], document["created_at"] = target.name, f"{day}T08:00:00Z"
+        document["manifest_digest"] = manifest_digest(document)
+        manifest.write_text(json.dumps(document))
+    newest = tmp_path / "backups" / "pre_deploy_20260305_0800" / "database" / "aris3.sqlite3"
+    data = bytearray(newest.read_bytes())
+    data[5000] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    run = tmp_path / "runs" / "20260301T090000Z-abc123"
+    run.mkdir(parents=True)
+    drilled = tmp_path / "backups" / "pre_deploy_20260301_0800" / "manifest.json"
+    (run / "evidence.json").write_text(
+        json.dumps(
+            {
+                "decision": "GO",
+                "started_at": "2026-03-01T09:00:00Z",
+                "phases": [{"phase": "drill", "parameters": {"manifest": str(drilled)}}],
+            }
+        )
+    )
+    return tmp_path
+
+
+def forget_cli(artifacts: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ARIS3NB, "backup", "forget", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OPS_ARTIFACTS_DIR": str(artifacts)},
+    )
+
+
+def names(artifacts: Path) -> list[str]:
+    return sorted(p.name for p in (artifacts / "backups").iterdir())
+
+
+def test_keep_last_one_keeps_the_newest_the_newest_valid_and_the_drilled(artifacts: Path) -> None:
+    done = forget_cli(artifacts, "--keep-last", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    decisions = {b["backup"]: b for b in json.loads(done.stdout)["backups"]}
+    assert decisions["pre_deploy_20260305_0800"]["reasons"] == ["last backup"]  # corrupt, but the policy keeps it
+    assert decisions["pre_deploy_20260304_0800"]["reasons"] == ["the newest valid backup of its target"]
+    assert decisions["pre_deploy_20260301_0800"]["reasons"] == [
+        "drilled by run 20260301T090000Z-abc123, the last GO run"
+    ]
+    assert not decisions["pre_deploy_20260303_0800"]["keep"] and not decisions["pre_deploy_20260302_0800"]["keep"]
+    assert names(artifacts) == ["pre_deploy_20260301_0800", "pre_deploy_20260304_0800", "pre_deploy_20260305_0800"]
+    assert not list((artifacts / "backups").glob(".forgotten-*"))
+
+
+def test_a_dry_run_removes_nothing_and_says_what_it_would(artifacts: Path) -> None:
+    before = names(artifacts)
+    done = forget_cli(artifacts, "--keep-daily", "2", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert names(artifacts) == before
+    assert "would remove" in done.stdout and "pre_deploy_20260302_0800" in done.stdout
+    assert "2 would be removed" in done.stdout.splitlines()[-1]
+
+
+def test_no_policy_is_exit_2_and_removes_nothing(artifacts: Path) -> None:
+    before = names(artifacts)
+    done = forget_cli(artifacts)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("FAILED: no policy given") and "Traceback" not in done.stderr
+    assert names(artifacts) == before
+    assert forget_cli(artifacts, "--keep-last", "-3").returncode == 2
+
+
+def test_a_removal_killed_midway_is_finished_by_the_next_forget(artifacts: Path) -> None:
+    parked = artifacts / "backups" / ".forgotten-pre_deploy_20260302_0800-pid1"
+    (artifacts / "backups" / "pre_deploy_20260302_0800").rename(parked)
+    result = forget(load_settings(ops_artifacts_dir=artifacts), Policy(last=-1))
+    assert not parked.exists() and result.removed == []
+    assert "pre_deploy_20260302_0800" not in names(artifacts)
+
+
+def test_an_unreadable_manifest_is_left_for_a_person(artifacts: Path) -> None:
+    (artifacts / "backups" / "pre_deploy_20260302_0800" / "manifest.json").write_text("{not json")
+    result = forget(load_settings(ops_artifacts_dir=artifacts), Policy(last=1))
+    [entry] = [e for e in result.entries if e.name == "pre_deploy_20260302_0800"]
+    assert entry.keep and "unreadable" in entry.reasons[0]
+    assert (artifacts / "backups" / "pre_deploy_20260302_0800").is_dir()
+
+
+def test_the_library_refuses_an_empty_policy(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        forget(load_settings(ops_artifacts_dir=tmp_path), Policy())
