@@ -126,3 +126,9 @@ def failure_exit_code(exc: Aris3nbError) -> int:
     if exc.exit_code == 1 and isinstance(cause, OSError) and cause.errno in _UNWRITABLE_ERRNOS:
         return 2
     return exc.exit_code
+
+
+def run_outcome(decision: str, verdict: str) -> str:
+    """A run's outcome in one phrase: ``NO-GO (FAIL)``; an interrupted run is only INTERRUPTED
+    (it was stopped, not judged: its internal FAIL is not a verdict)."""
+    return decision if decision == "INTERRUPTED" else f"{decision} ({verdict})"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aris3nb.cli._common import JsonOption, out, say
+from aris3nb.cli._common import JsonOption, out, run_outcome, say
 from aris3nb.evidence.bundle import (
     ChainVerification,
     Verification,
@@ -239,7 +239,7 @@ def seal_command(
         say(f"{document['decision']} (verdict {document['verdict']}): sealed {result.evidence_path}")
     if result.exit_code:
         raise RunFailed(
-            f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+            f"run {result.run_id}: {run_outcome(result.decision, result.verdict)}; bundle {result.run_dir}",
             result.run_dir,
             result.exit_code,
         )

@@ -12,7 +12,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from aris3nb.cli._common import EmbeddedOption, JsonOption, TargetOption, err, out, say, settings, target_profile
+from aris3nb.cli._common import (
+    EmbeddedOption,
+    JsonOption,
+    TargetOption,
+    err,
+    out,
+    run_outcome,
+    say,
+    settings,
+    target_profile,
+)
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE
 
@@ -270,7 +280,7 @@ def run(
         raise Aris3nbError(f"run {result.run_id} sealed ({result.decision}), but {result.index_problem}")
     if result.exit_code:
         raise RunFailed(
-            f"run {result.run_id}: {result.decision} ({result.verdict}); bundle {result.run_dir}",
+            f"run {result.run_id}: {run_outcome(result.decision, result.verdict)}; bundle {result.run_dir}",
             result.run_dir,
             result.exit_code,
         )
