@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperArgument, TyperCommand
 
 from aris3nb.cli import backup, db, evidence, gate, init, run, serve
 from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
 from aris3nb.core.errors import Aris3nbError
+
+if TYPE_CHECKING:
+    # The context click commands get: typer's own copy of click's Context (typer.Context subclasses it).
+    from typer._click import Context
 
 HELP = """The ARIS3 Recovery Playbook, executable, with evidence an auditor can verify.
 
@@ -45,10 +50,21 @@ for group in (run, gate, backup, evidence, init, db, serve):
 
 class _Command(TyperCommand):
     """Usage lines as click writes them: a required argument is ``MANIFEST``, not typer's
-    ``{MANIFEST}`` (braces read as a set of choices)."""
+    ``{MANIFEST}`` (braces read as a set of choices); an argument's help names it, not its
+    Python type (``MANIFEST``, not ``MANIFEST <path>``)."""
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return [re.sub(r"^\{(.+)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+def _no_type(ctx: Context) -> None:
+    return None
 
 
 def _use_command_class(typer_app: typer.Typer) -> None:

@@ -25,6 +25,7 @@ from aris3nb.cli._common import (
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE
+from aris3nb.phases import PHASES
 
 PHASE_STYLES = {
     "completed": "green",
@@ -225,6 +226,8 @@ def run(
         signing_key=signing_key,
         profile=profile,
     )
+    if rerun_phase and rerun_phase not in (known := [phase.name for phase in PHASES]):
+        raise UsageError(f"--phase {rerun_phase!r} is not a phase of the playbook: {', '.join(known)}")
     if rerun_phase and not rerun:
         raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")
     if rerun:

@@ -260,4 +260,14 @@ def test_every_commands_help_names_what_it_reads_without_type_noise() -> None:
         assert not noise, (command, noise)
         usage = next(line for line in done.stdout.splitlines() if line.startswith("Usage:"))
         assert not re.search(r"[{}<>]", usage), (command, usage)  # MANIFEST, not {MANIFEST} or <path>
+        arguments = done.stdout.partition("Arguments:")[2].partition("Options:")[0]
+        assert not re.search(r"<[a-z\[\]]+>", arguments), (command, arguments)  # MANIFEST, not MANIFEST <path>
     assert "OPS_ENABLE_BACKUP_DRILL" in " ".join(aris3nb("backup", "restore-verify", "--help").stdout.split())
+
+
+def test_phase_without_rerun_says_how_to_run_it_and_an_unknown_phase_lists_the_phases() -> None:
+    done = aris3nb("run", "--phase", "drill")
+    assert_one_line_failure(done, 2, "--phase is for --rerun RUN_ID", "aris3nb run drill")
+    done = aris3nb("run", "--phase", "bogus")
+    assert_one_line_failure(done, 2, "'bogus' is not a phase of the playbook", "pre_deploy, deploy")
+    assert "aris3nb run bogus" not in done.stderr
