@@ -76,7 +76,11 @@ def verify(
             )
             passed = passed and not strict
         elif link.get("digest") != result.digest:
-            unprotected = f"evidence.json differs from the digest the next run {link.get('by')!r} holds: changed"
+            # Detected, not merely unprotected: the next run's link holds another digest.
+            result.problems.append(
+                f"evidence.json differs from the digest the next run {link.get('by')!r} holds: it was changed "
+                "after that run was sealed"
+            )
             passed = False
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
@@ -130,9 +134,17 @@ def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
             _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
+        head = chain.head
+        unprotected = head is not None and not head.signed
         _say(
-            f"VALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir}: "
-            f"{files} files match, every link holds"
+            f"{'VALID FILES, UNPROTECTED HEAD' if unprotected else 'VALID'}: chain of "
+            f"{_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds"
+            + (
+                f"; but the newest run's evidence.json ({head.run_dir.name}) is protected by nothing: unsigned, "
+                "and no later run links it, so its verdicts could have been changed unseen"
+                if unprotected and head is not None
+                else ""
+            )
         )
         for run in chain.runs:
             _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")

@@ -288,7 +288,7 @@ def _sealable_run_id(run_dir: Path, document: dict[str, Any]) -> str:
             f"cannot seal {run_dir}: the document is a {type(document).__name__}, not a JSON object"
         )
     run_id = document.get("run_id")
-    if run_id != run_dir.name:
+    if not isinstance(run_id, str) or run_id != run_dir.name:
         raise EvidenceSealRefused(f"cannot seal {run_dir}: the document's run_id {run_id!r} does not name its folder")
     if not RUN_ID.match(run_id):
         raise EvidenceSealRefused(
@@ -456,10 +456,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in evidence")
 
 
+#: The run outcomes the runner writes (docs/FORMAT.md 7.5): decision -> (verdicts, exit code).
+OUTCOMES = {
+    "GO": (("PASS", "PASS_WITH_WARNINGS"), 0),
+    "NO-GO": (("PASS", "PASS_WITH_WARNINGS", "FAIL"), 1),
+    "INTERRUPTED": (("INTERRUPTED",), 130),
+}
+
+
 def check_structure(document: dict[str, Any]) -> list[str]:
-    """Every required field present; the bundle's own fields well formed. The runner's
-    fields other than run_id are opaque: the bundle keeps them, it does not judge them."""
+    """Every required field present; the bundle's own fields well formed; the run's verdict,
+    decision and exit code one of the outcomes the runner writes. The runner's other fields
+    are opaque: the bundle keeps them, it does not judge them."""
     problems = [f"field {name!r} is missing" for name in RUNNER_FIELDS + BUNDLE_FIELDS if name not in document]
+    problems += _outcome_problems(document)
     run_id = document.get("run_id")
     if "run_id" in document and not (isinstance(run_id, str) and RUN_ID.match(run_id)):
         problems.append(f"field 'run_id' is {run_id!r}, not a run id like 20261128T094500Z-a1b2c3")
@@ -470,6 +480,21 @@ def check_structure(document: dict[str, Any]) -> list[str]:
     if "signature" in document:
         problems += _signature_problems(document["signature"])
     return problems
+
+
+def _outcome_problems(document: dict[str, Any]) -> list[str]:
+    if not {"verdict", "decision", "exit_code"} <= set(document):
+        return []  # named missing above
+    decision, verdict, code = document["decision"], document["verdict"], document["exit_code"]
+    allowed = OUTCOMES.get(decision) if isinstance(decision, str) else None
+    if allowed is None:
+        return [f"field 'decision' is {str(decision)[:40]!r}, not one of {', '.join(OUTCOMES)}"]
+    if verdict not in allowed[0] or code != allowed[1] or isinstance(code, bool):
+        return [
+            f"verdict {str(verdict)[:40]!r}, decision {decision} and exit code {str(code)[:10]} do not go together "
+            f"(a {decision} run is {' or '.join(allowed[0])}, exit {allowed[1]})"
+        ]
+    return []
 
 
 def _file_entry_problems(files: Any) -> list[str]:

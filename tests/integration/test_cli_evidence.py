@@ -90,6 +90,17 @@ def test_a_good_chain_exits_0_with_a_short_summary(runs: Path, key: Path, capsys
     assert out[-1].startswith(f"  head: {run_id(2)} sha256:")
 
 
+def test_an_unsigned_newest_run_makes_the_chain_headline_say_unprotected(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for index in range(2):
+        sealed_run(runs, index)
+    code, out, _ = cli(capsys, "evidence", "verify", str(runs))
+    assert code == 0 and out[0].startswith(f"VALID FILES, UNPROTECTED HEAD: chain of 2 runs in {runs}")
+    assert f"the newest run's evidence.json ({run_id(1)}) is protected by nothing" in out[0]
+    assert cli(capsys, "evidence", "verify", str(runs), "--strict")[0] == 1
+
+
 def test_a_single_run_is_verified_from_its_folder_or_its_evidence_json(
     runs: Path, key: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -140,7 +151,8 @@ def test_an_unsigned_unlinked_run_is_said_unprotected_and_fails_strict(
     document["verdict"] = "PASS"  # edited after sealing: the next run's link no longer holds
     (folder / EVIDENCE_NAME).write_text(json.dumps(document))
     code, out, _ = cli(capsys, "evidence", "verify", str(folder))
-    assert code == 1 and f"the next run '{later.name}'" in out[0]
+    assert code == 1 and out[0].startswith(f"INVALID: run {folder.name}"), "detected: not merely unprotected"
+    assert f"the next run '{later.name}'" in out[1] and "changed after that run was sealed" in out[1]
 
 
 def test_tampering_exits_1_with_one_line_per_problem(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -176,7 +188,7 @@ def test_signature_problems_exit_1(runs: Path, key: Path, tmp_path: Path, capsys
     code, out, _ = cli(capsys, "evidence", "verify", str(unsigned), "--public-key", f"{key}.pub")
     assert code == 1 and "the run is not signed, but a public key" in out[1]
     text = (signed / EVIDENCE_NAME).read_text()
-    (signed / EVIDENCE_NAME).write_text(text.replace('"verdict": "PASS"', '"verdict": "FAIL"'))
+    (signed / EVIDENCE_NAME).write_text(text.replace('"verdict": "PASS"', '"verdict": "PASS_WITH_WARNINGS"'))
     code, out, _ = cli(capsys, "evidence", "verify", str(signed))
     assert code == 1 and out[1].startswith(f"  - bad signature: {SIGNATURE_NAME} does not match evidence.json")
 

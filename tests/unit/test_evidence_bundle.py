@@ -147,7 +147,13 @@ def test_a_sealed_run_lists_every_file_and_verifies(runs: Path) -> None:
 
 def test_the_runners_fields_come_first_and_are_kept_as_given(runs: Path) -> None:
     folder = make_run(runs, 0)
-    given = body(folder.name, target={"mode": "url", "base_url": "https://aris3.example"}, verdict="FAIL")
+    given = body(
+        folder.name,
+        target={"mode": "url", "base_url": "https://aris3.example"},
+        verdict="FAIL",
+        decision="NO-GO",
+        exit_code=1,
+    )
     document = read_evidence(seal_run(folder, given))
     assert list(document) == ["format", "version", *given, "previous", "signature", "files"]
     assert {k: document[k] for k in given} == given
@@ -217,7 +223,7 @@ def test_a_sealed_run_is_never_sealed_again(runs: Path) -> None:
     folder = sealed_run(runs, 0)
     before = (folder / EVIDENCE_NAME).read_bytes()
     with pytest.raises(EvidenceSealRefused, match="is sealed already"):
-        seal_run(folder, body(folder.name, verdict="FAIL"))
+        seal_run(folder, body(folder.name, verdict="FAIL", decision="NO-GO", exit_code=1))
     assert (folder / EVIDENCE_NAME).read_bytes() == before
 
 
@@ -331,7 +337,7 @@ def test_a_signed_run_verifies_with_its_public_key_and_reports_the_key_id(runs: 
 
 def test_an_edited_signed_evidence_json_has_a_bad_signature(runs: Path, key: Path) -> None:
     folder = sealed_run(runs, 0, key)
-    edit_evidence(folder, verdict="FAIL")
+    edit_evidence(folder, verdict="FAIL", decision="NO-GO", exit_code=1)
     for result in (verify_run(folder), verify_run(folder, public_key=public(key))):
         assert only_problem(result).startswith(f"bad signature: {SIGNATURE_NAME} does not match evidence.json")
 
@@ -381,7 +387,7 @@ def test_a_signature_added_to_an_unsigned_run_is_named(runs: Path) -> None:
 def test_an_edited_older_evidence_json_breaks_the_next_runs_link(runs: Path) -> None:
     first, second = sealed_run(runs, 0), sealed_run(runs, 1)
     sealed_run(runs, 2)
-    edit_evidence(first, verdict="FAIL")
+    edit_evidence(first, verdict="FAIL", decision="NO-GO", exit_code=1)
     assert verify_run(first).ok  # unsigned: only the next run can tell
     problem = only_problem(verify_chain(runs))
     assert problem.startswith(f"run {second.name}: its link to run {first.name} does not match")
@@ -605,3 +611,15 @@ def test_the_documented_example_has_the_shape_seal_run_writes(runs: Path) -> Non
     assert list(real) == list(documented)
     assert list(real["files"][0]) == list(documented["files"][0])
     assert example == json.dumps(documented, indent=2, ensure_ascii=False) + "\n"  # the stable formatting
+
+
+@pytest.mark.parametrize(
+    ("verdict", "decision", "exit_code"),
+    [("PASS", "INTERRUPTED", 130), ("FAIL", "GO", 0), ("PASS", "GO", 1), ("PASS", "MAYBE", 0)],
+)
+def test_an_outcome_the_runner_never_writes_is_a_problem(
+    runs: Path, verdict: str, decision: str, exit_code: int
+) -> None:
+    folder = sealed_run(runs, 0)
+    edit_evidence(folder, verdict=verdict, decision=decision, exit_code=exit_code)
+    assert any("decision" in problem for problem in verify_run(folder).problems)
