@@ -103,7 +103,8 @@ def choose_backup(
             considered.append(Candidate(name, manifest, "?", f"its manifest is unreadable ({type(exc).__name__})"))
             continue
         candidate = Candidate(name, manifest, str(document.get("created_at") or "?"))
-        recorded = document.get("source") if isinstance(document.get("source"), dict) else {}
+        recorded_source = document.get("source")
+        recorded = recorded_source if isinstance(recorded_source, dict) else {}
         if is_safety(name, document):
             candidate.rejected = "a safety backup (restored only when named)"
         elif (why := source.mismatch(recorded, live)) is not None:

@@ -143,7 +143,7 @@ def _sqlite_snapshot(
     engine = create_engine(f"sqlite:///{copy}", poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            meta = {
+            meta: dict[str, Any] = {
                 "revision": _revision(conn),
                 "schema_digest": schema_fingerprint(conn),
                 "schema_tables": sorted(sa.inspect(conn).get_table_names()),

@@ -16,6 +16,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,8 +261,13 @@ def _check_row_index(document: dict[str, Any]) -> list[str]:
 
 def _duplicates(what: str, names: list[Any]) -> list[str]:
     seen: set[str] = set()
-    repeated = sorted({n for n in names if isinstance(n, str) and (n in seen or seen.add(n))})
-    return [f"{what} {name!r} is listed more than once" for name in repeated]
+    repeated: set[str] = set()
+    for name in names:
+        if isinstance(name, str):
+            if name in seen:
+                repeated.add(name)
+            seen.add(name)
+    return [f"{what} {name!r} is listed more than once" for name in sorted(repeated)]
 
 
 def _check_file_entry(index: int, entry: Any) -> list[str]:
@@ -462,7 +468,7 @@ def schema_coverage(
     schema_tables: SchemaTables,
     *,
     live: set[str] | None = None,
-    excluded: set[str] = frozenset(),
+    excluded: AbstractSet[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
     """How the tables ``listed`` differ from the schema's at ``revision`` (problems), and what
     could not be compared as it should (warnings): the same check ``backup create`` runs

@@ -117,7 +117,8 @@ def read_backups(folder: Path) -> list[Entry]:
             entry.reasons.append(f"its manifest is unreadable ({type(exc).__name__}): left for a person to decide")
             entries.append(entry)
             continue
-        recorded = document.get("source") if isinstance(document.get("source"), dict) else {}
+        recorded_source = document.get("source")
+        recorded = recorded_source if isinstance(recorded_source, dict) else {}
         group = source.label(recorded) + (" (safety backups)" if is_safety(child.name, document) else "")
         created = str(document.get("created_at") or "?")
         entry = Entry(child.name, child, created, group, moment=_parse(created))

@@ -82,6 +82,11 @@ def create(
         exports_dir = current.resolved_exports_dir()
     show = not json_output and err.is_terminal
     with err.status("backing up…", spinner="dots") if show else contextlib.nullcontext() as status:
+
+        def progress(stage: str) -> None:
+            if status is not None:  # the spinner, when shown
+                status.update(stage)
+
         result = create_backup(
             database_url(database_url_option),
             name,
@@ -89,7 +94,7 @@ def create(
             exports_dir=exports_dir,
             timeout_sec=timeout,
             profile=profile,
-            progress=(lambda stage: status.update(stage)) if show else (lambda stage: None),
+            progress=progress,
         )
     tables = result.manifest["tables"]
     summary = {

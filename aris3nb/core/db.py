@@ -106,7 +106,7 @@ def create_engine(url: str | URL, *, create_sqlite_parent: bool = False, **kwarg
             raise DatabaseUnavailable(
                 f"cannot open SQLite database {str(path)!r}: folder {str(path.parent)!r} does not exist"
             )
-        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        connect_args: dict[str, object] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         return engine

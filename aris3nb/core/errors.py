@@ -36,6 +36,8 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class Aris3nbError(Exception):
     """Base of every expected aris3nb failure."""
@@ -122,7 +124,7 @@ class DrillDisabled(UsageError):
 class DrillFailed(Aris3nbError):
     """Raised after a drill that ran and failed; its report has been written."""
 
-    def __init__(self, message: str, report_path: object) -> None:
+    def __init__(self, message: str, report_path: Path) -> None:
         super().__init__(message)
         self.report_path = report_path
 

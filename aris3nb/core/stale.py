@@ -48,7 +48,7 @@ def sweep(root: Path, pattern: re.Pattern[str]) -> list[str]:
     """Remove the folders in ``root`` named by ``pattern`` (with a ``pid`` group), owned by
     this user, whose process is gone; a live process's folder is left alone. Returns the
     names removed."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(root.iterdir())
     except OSError:

@@ -53,13 +53,15 @@ class Aris3nbEngine:
     def nb_kernel_name(cls, nb: Any, name: str | None = None) -> str:
         from papermill.engines import NBClientEngine
 
-        return NBClientEngine.nb_kernel_name(nb, name)
+        kernel_name: str = NBClientEngine.nb_kernel_name(nb, name)
+        return kernel_name
 
     @classmethod
     def nb_language(cls, nb: Any, language: str | None = None) -> str:
         from papermill.engines import NBClientEngine
 
-        return NBClientEngine.nb_language(nb, language)
+        nb_language: str = NBClientEngine.nb_language(nb, language)
+        return nb_language
 
     @classmethod
     def execute_notebook(

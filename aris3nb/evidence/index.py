@@ -569,14 +569,14 @@ def line_chart(
             axes.plot(positions, ys, marker="o", markersize=4, linewidth=1.5, label=_plain_label(name))
             continue
         axes.plot(positions, ys, color="#8c959f", linewidth=1, zorder=1)
-        for outcome, style in (
-            (False, {"marker": "o", "color": "#1a7f37", "s": 30, "label": "drill passed"}),
-            (True, {"marker": "X", "color": "#cf222e", "s": 90, "label": "drill FAILED"}),
-            (None, {"marker": "o", "color": "#8c959f", "s": 30, "label": "outcome unknown"}),
+        for outcome, marker, color, size, label in (
+            (False, "o", "#1a7f37", 30, "drill passed"),
+            (True, "X", "#cf222e", 90, "drill FAILED"),
+            (None, "o", "#8c959f", 30, "outcome unknown"),
         ):
             at = [i for i in positions if outcomes[i] is outcome and values[i] is not None]
-            if at:
-                axes.scatter(at, [values[i] for i in at], zorder=2, **style)
+            if at:  # ys[i] is values[i] there: none of them is None
+                axes.scatter(at, [ys[i] for i in at], zorder=2, marker=marker, color=color, s=size, label=label)
     step = max(1, math.ceil(len(labels) / 10))
     ticks = positions[::step]
     axes.set_xticks(ticks)

@@ -49,7 +49,8 @@ class Kernels:
         warm = "exec(" + repr(WARM_UP) + ", {})"
         self._started += 1
         # The connection file inside the run's scratch folder: swept with it if the run is killed.
-        manager = AsyncKernelManager(
+        # Any: it carries an attribute of ours, aris3nb_log (read by last_words).
+        manager: Any = AsyncKernelManager(
             kernel_name=KERNEL_NAME, connection_file=str(self.log_dir / f"kernel-{self._started}.json")
         )
         log = self.log_dir / f"kernel-{self._started}.log"

@@ -18,10 +18,11 @@ from aris3nb.core.redact import redact_text
 from aris3nb.evidence.display import Banner, result_in
 from aris3nb.evidence.record import PhaseRun
 from aris3nb.phases import Phase
-from aris3nb.resources import NOTEBOOKS_DIR  # the package's copy installed, the checkout's otherwise
+from aris3nb.resources import NOTEBOOKS_DIR as NOTEBOOKS_DIR  # the package's copy installed, the checkout's otherwise
 
 if TYPE_CHECKING:
     import nbformat
+    from nbformat import NotebookNode
 
 
 def notebook_format() -> Any:
@@ -54,7 +55,7 @@ def phase_notebook(phase: Phase, folder: Path = NOTEBOOKS_DIR) -> nbformat.Noteb
     nbformat = notebook_format()
     path = folder / phase.notebook
     try:
-        notebook = nbformat.read(path, as_version=4)
+        notebook: NotebookNode = nbformat.read(path, as_version=4)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the {phase.name} notebook {path}: {exc}") from exc
     for cell in notebook.cells:
@@ -109,7 +110,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
 def _output_cell(comment: str, banner: Banner, tags: list[str]) -> nbformat.NotebookNode:
     """A cell the runner inserts: a comment as its source, ``banner`` as its output."""
     nbformat = notebook_format()
-    cell = nbformat.v4.new_code_cell(f"# {comment}")
+    cell: NotebookNode = nbformat.v4.new_code_cell(f"# {comment}")
     cell.outputs = [
         nbformat.v4.new_output("display_data", data={"text/html": banner._repr_html_(), "text/plain": repr(banner)})
     ]
@@ -328,4 +329,5 @@ def finish_notebook(
     nbformat = notebook_format()
     mark_notebook(notebook, run_id, phase_run, failed_cell_id)
     text = redact_text(json.dumps(notebook), secrets)
-    return nbformat.reads(text, as_version=4)
+    scrubbed: NotebookNode = nbformat.reads(text, as_version=4)
+    return scrubbed

@@ -253,7 +253,9 @@ class _OfflineHTMLExporter(HTMLExporter):
         cell = context.get("cell", {})
         renderer = _EscapingMarkdownRenderer(
             escape=True,
-            allow_harmful_protocols=None,  # mistune's safe default: no javascript:/vbscript:/file:
+            # mistune's safe default: no javascript:/vbscript:/file:. nbconvert annotates the
+            # argument bool; mistune, which receives it, takes None (its default).
+            allow_harmful_protocols=None,  # type: ignore[arg-type]  # nbconvert's annotation is too narrow
             attachments=cell.get("attachments", {}),
             embed_images=self.embed_images,
             path=context.get("resources", {}).get("metadata", {}).get("path", ""),
@@ -277,7 +279,7 @@ _exporter_lock = threading.Lock()
 def _offline_exporter() -> _OfflineHTMLExporter:
     global _exporter
     if _exporter is None:
-        _exporter = _OfflineHTMLExporter(
+        _exporter = _OfflineHTMLExporter(  # type: ignore[no-untyped-call]  # nbconvert's __init__ is unannotated
             template_name="lab",
             template_file=str(_OFFLINE_TEMPLATE),
             # nbconvert also looks for template folders in the current directory by default,
@@ -288,7 +290,9 @@ def _offline_exporter() -> _OfflineHTMLExporter:
         )
         # The runner's banner and failure markers are outputs; their one-line comment source
         # is noise on the page.
-        _exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={RUNNER_MARKER_TAG}), enabled=True)
+        _exporter.register_preprocessor(  # type: ignore[no-untyped-call]  # unannotated in nbconvert
+            TagRemovePreprocessor(remove_input_tags={RUNNER_MARKER_TAG}), enabled=True
+        )
     return _exporter
 
 

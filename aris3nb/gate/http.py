@@ -212,7 +212,8 @@ def describe_answer(response: httpx.Response, secrets: list[str | None] | None =
     body = _json_body(response)
     said: str | None = None
     if isinstance(body, dict):
-        envelope = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        envelope = error if isinstance(error, dict) else body
         if envelope.get("code") is not None or envelope.get("message") is not None:
             said = ": ".join(str(envelope[k]) for k in ("code", "message") if envelope.get(k) is not None)
         elif "detail" in body:

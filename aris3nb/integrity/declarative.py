@@ -220,7 +220,8 @@ def offending_rows(conn: sa.Connection, query: str) -> tuple[list[str], int, lis
         _driver_sql(conn, query.strip().rstrip(";")), execution_options={"yield_per": FETCH_ROWS}
     )
     columns = _unique(list(result.keys()))
-    count, sample = 0, []
+    count = 0
+    sample: list[dict[str, Any]] = []
     for row in result:
         count += 1
         if len(sample) < SAMPLE_LIMIT:

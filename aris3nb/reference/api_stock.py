@@ -69,7 +69,7 @@ def list_stock(
         .group_by(stock.store_id)
         .order_by(stock.store_id)
     ).all()
-    totals_by_store = [
+    totals_by_store: list[dict[str, Any]] = [
         {
             "store_id": str(store),
             "total_rows": int(rows),

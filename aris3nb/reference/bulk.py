@@ -43,7 +43,7 @@ def _column_processors(
     processors: list[Callable[[Any], Any] | None] = []
     for name in columns:
         column_type = table.c[name].type
-        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+        processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
         # Keys are unique per row: memoising them would only cost memory.
         if processor is not None and not table.c[name].primary_key and not isinstance(column_type, sa.JSON):
             processor = _memoised(processor)
@@ -84,6 +84,8 @@ class BulkWriter:
 
     def _copy(self, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         dbapi_conn = self.conn.connection.driver_connection
+        if dbapi_conn is None:  # an invalidated connection: nothing can be written on it
+            raise RuntimeError(f"cannot COPY into {table.name}: the connection was invalidated")
         with dbapi_conn.cursor() as cursor:
             column_list = ", ".join(f'"{c}"' for c in columns)
             with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:

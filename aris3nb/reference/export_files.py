@@ -53,7 +53,8 @@ def export_rows(
     stores = m.Store.__table__
     if kind == "STOCK":
         stock = m.StockItem.__table__
-        query = (
+        # Any number of columns: the two kinds select different ones.
+        query: sa.Select[*tuple[Any, ...]] = (
             sa.select(
                 stock.c.id,
                 stores.c.code,
@@ -97,7 +98,7 @@ def export_rows(
     raise ValueError(f"unknown export kind {kind!r}")
 
 
-def _stream(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
+def _stream(conn: sa.Connection, query: sa.Select[*tuple[Any, ...]]) -> Iterator[Sequence[Any]]:
     # On the statement, not the connection: Connection.execution_options changes the caller's
     # connection in place, and every later statement on it would stream too.
     result = conn.execute(query.execution_options(yield_per=5_000))

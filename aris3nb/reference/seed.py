@@ -188,6 +188,14 @@ class _Generator:
         return EPOCH + dt.timedelta(days=day, hours=9, seconds=self.rng.randrange(12 * 3600))
 
 
+def _table(model: type[m.Base]) -> sa.Table:
+    """The model's table (SQLAlchemy types ``__table__`` as any ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
 def _require_empty_database_at_head(conn: sa.Connection, url: str) -> None:
     revision = current_revision(url)
     head = head_revision()
@@ -259,7 +267,7 @@ def _seed(
             counts: dict[str, int] = defaultdict(int)
 
             def write(model: type[m.Base], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-                counts[model.__tablename__] += writer.insert(model.__table__, columns, rows)
+                counts[model.__tablename__] += writer.insert(_table(model), columns, rows)
 
             tenants = _write_tenants(gen, write, scale, seed_password)
             _write_smoke_tenant(gen, write, smoke_password)
@@ -499,7 +507,7 @@ def _close_cash_sessions(
             adjustments.append(
                 (gen.int_id("cash_movements"), session.id, None, "CLOSING_ADJUSTMENT", counted - expected, closed)
             )
-    writer.update(m.CashSession.__table__, "id", ("status", "expected_amount", "counted_amount", "closed_at"), rows)
+    writer.update(_table(m.CashSession), "id", ("status", "expected_amount", "counted_amount", "closed_at"), rows)
     write(m.CashMovement, ("id", "cash_session_id", "sale_id", "kind", "amount", "created_at"), adjustments)
 
 
