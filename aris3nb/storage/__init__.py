@@ -1,0 +1,35 @@
+"""Repositories by URL on S3-compatible object storage (``s3://BUCKET[/PREFIX]``): where
+backups and evidence bundles are kept off the machine that made them.
+
+    url.py     the URL and object keys (no network)
+    s3.py      opening a repository, trees up and down with SHA-256, retention (boto3)
+    head.py    the versioned chain head and the check that detects deleted newest runs
+    errors.py  InvalidStorageUrl, RepositoryUnusable (exit 2); StorageError and its kinds (exit 1)
+"""
+
+from __future__ import annotations
+
+from aris3nb.storage.errors import InvalidStorageUrl, ObjectCorrupt, ObjectMissing, RepositoryUnusable, StorageError
+from aris3nb.storage.head import HEAD_KEY, HeadVersion, check_head, head_document, head_problems
+from aris3nb.storage.s3 import Repository, Retention, RetentionMode, StorageOptions, open_repository
+from aris3nb.storage.url import Location, parse_url
+
+__all__ = [
+    "HEAD_KEY",
+    "HeadVersion",
+    "InvalidStorageUrl",
+    "Location",
+    "ObjectCorrupt",
+    "ObjectMissing",
+    "Repository",
+    "RepositoryUnusable",
+    "Retention",
+    "RetentionMode",
+    "StorageError",
+    "StorageOptions",
+    "check_head",
+    "head_document",
+    "head_problems",
+    "open_repository",
+    "parse_url",
+]
