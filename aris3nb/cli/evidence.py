@@ -49,6 +49,17 @@ def verify(
             metavar="PATH",
         ),
     ] = None,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            help="A folder of PEM Ed25519 public keys (*.pub) you trust: a signed run's attestation "
+            "(evidence.intoto.jsonl) must verify under one of them, which is named as its signer. The key is never "
+            "taken from the run.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option(
@@ -64,7 +75,7 @@ def verify(
     Environment: OPS_ARTIFACTS_DIR (where runs are looked for). Exit 0 valid (an unsigned,
     unchained evidence.json is said in the headline); 1 invalid, each problem named (and with
     --strict, an unprotected evidence.json); 2 bad input."""
-    result = verify_path(path, public_key=public_key)
+    result = verify_path(path, public_key=public_key, trusted_keys=trusted_keys)
     passed = result.passes(strict=strict)
     unprotected = None
     if isinstance(result, Verification) and result.ok and not result.signed:
@@ -119,6 +130,8 @@ def _say_run(run: Verification, unprotected: str | None = None) -> None:
         return
     _say(f"VALID: run {name}: {run.files_checked} files, {run.bytes_checked:,} bytes match evidence.json")
     _say(f"  signature: {_signature_text(run)}")
+    if run.attestation:
+        _say(f"  attestation: {run.attestation}")
     previous = f"run {run.previous['run_id']}" if run.previous else "none (first run)"
     _say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
 
@@ -147,7 +160,11 @@ def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
             )
         )
         for run in chain.runs:
-            _say(f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}")
+            attested = f"  attested by {run.attested_by}" if run.attested_by else ""
+            _say(
+                f"  {run.run_dir.name}  {run.files_checked:>4} files  signature: {_signature_text(run, short=True)}"
+                + attested
+            )
         if chain.head:
             _say(
                 f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "

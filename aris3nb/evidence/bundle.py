@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.core.files import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
+from aris3nb.evidence import attest
 
 EVIDENCE_NAME = "evidence.json"
 SIGNATURE_NAME = "evidence.json.sig"
@@ -214,8 +215,9 @@ def _unsafe_path_reason(relative: str) -> str | None:
 
 
 def _is_own_file(relative: str) -> bool:
-    """evidence.json and its signature at the top of the run: the two files no digest can cover."""
-    return relative in (EVIDENCE_NAME, SIGNATURE_NAME)
+    """evidence.json, its signature and its attestation at the top of the run: the files no
+    digest of evidence.json can cover (the attestation covers evidence.json's digest instead)."""
+    return relative in (EVIDENCE_NAME, SIGNATURE_NAME, attest.ATTESTATION_NAME)
 
 
 def _run_entries(runs_dir: Path) -> list[tuple[str, os.stat_result]]:
@@ -266,11 +268,13 @@ def seal_run(run_dir: Path, document: dict[str, Any], *, signing_key: Path | Non
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise EvidenceSealRefused(f"cannot seal run {run_id}: {problems[0]}{more}")
         _write_signature(run_dir, run_id, private, raw)
+        _write_attestation(run_dir, run_id, private, sealed, raw)
         path = _write_own_file(run_dir, run_id, EVIDENCE_NAME, text)
     except EvidenceSealRefused:
         if private is not None:  # nothing refers to a signature without its evidence.json
-            with contextlib.suppress(OSError):
-                (run_dir / SIGNATURE_NAME).unlink()
+            for name in (SIGNATURE_NAME, attest.ATTESTATION_NAME):
+                with contextlib.suppress(OSError):
+                    (run_dir / name).unlink()
         raise
     except OSError as exc:
         raise EvidenceSealRefused(
@@ -384,6 +388,18 @@ def _write_own_file(run_dir: Path, run_id: str, name: str, text: str) -> Path:
             f"cannot seal run {run_id}: cannot write {name} in {run_dir}: {exc.strerror or exc}; "
             "the run is left unsealed (no evidence.json)"
         ) from exc
+
+
+def _write_attestation(
+    run_dir: Path, run_id: str, private: Ed25519PrivateKey | None, sealed: dict[str, Any], raw: bytes
+) -> None:
+    """With a signing key, the run's in-toto attestation (``attest``): a DSSE envelope whose
+    Statement names every file of the bundle, evidence.json by the digest of ``raw``."""
+    if private is not None:
+        envelope = attest.envelope(attest.statement(sealed, _digest_of_bytes(raw)), private)
+        _write_own_file(run_dir, run_id, attest.ATTESTATION_NAME, attest.render(envelope))
+    elif os.path.lexists(run_dir / attest.ATTESTATION_NAME):
+        (run_dir / attest.ATTESTATION_NAME).unlink()  # left by a signed seal that crashed
 
 
 def _write_signature(run_dir: Path, run_id: str, private: Ed25519PrivateKey | None, raw: bytes) -> None:
@@ -592,6 +608,10 @@ class Verification:
     #: The signature was checked against a public key the caller gave (authorship), not only
     #: against the key embedded in evidence.json (integrity).
     key_trusted: bool = False
+    #: The name of the trusted key whose signature on the run's attestation verified, or None.
+    attested_by: str | None = None
+    #: What became of the attestation, for people: verified by whom, absent, or not checked.
+    attestation: str | None = None
     document: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -619,10 +639,12 @@ class Verification:
             "signed": self.signed,
             "key_id": self.key_id,
             "key_trusted": self.key_trusted,
+            "attested_by": self.attested_by,
+            "attestation": self.attestation,
         }
 
 
-def verify_run(run_dir: Path, *, public_key: Path | None = None) -> Verification:
+def verify_run(run_dir: Path, *, public_key: Path | None = None, trusted_keys: Path | None = None) -> Verification:
     """Check a sealed run against its evidence.json: every listed file present, of its size
     and SHA-256, at a safe path; nothing else in the folder; run_id naming the folder; the
     signature matching. With ``public_key``, the run must be signed by that key.
@@ -630,9 +652,27 @@ def verify_run(run_dir: Path, *, public_key: Path | None = None) -> Verification
     Without ``public_key``, a signed run is checked against the key embedded in its own
     evidence.json: that proves the bundle is unchanged since it was signed (integrity), not who
     signed it; compare ``key_id`` with the key you trust, or pass ``public_key``.
+
+    The run's attestation (``attest``) is verified only under keys the caller trusts, never one
+    from the bundle: ``public_key`` and every ``*.pub`` of the ``trusted_keys`` folder, each
+    named by its file; ``attested_by`` names the one that verified.
     """
     trusted = load_public_key(public_key) if public_key is not None else None
-    return _verify_run(_absolute(run_dir), trusted)
+    return _verify_run(_absolute(run_dir), trusted, trusted_public_keys(public_key, trusted_keys))
+
+
+def trusted_public_keys(public_key: Path | None, folder: Path | None) -> dict[str, Ed25519PublicKey]:
+    """The keys an attestation may be signed by, by name: the ``public_key`` file, and every
+    ``*.pub`` file of ``folder`` (a folder of trusted keys, named by their file names)."""
+    keys = {public_key.name: load_public_key(public_key)} if public_key is not None else {}
+    if folder is not None:
+        if not folder.is_dir():
+            raise SigningKeyError(f"--trusted-keys {folder} is not a folder of PEM public keys (*.pub)")
+        found = sorted(folder.glob("*.pub"))
+        if not found:
+            raise SigningKeyError(f"--trusted-keys {folder} holds no PEM public key (*.pub)")
+        keys.update({path.name: load_public_key(path) for path in found})
+    return keys
 
 
 def _absolute(path: Path) -> Path:
@@ -647,7 +687,9 @@ def _require_folder(path: Path, what: str) -> None:
         raise EvidenceUnreadable(f"{path} is not a folder; expected a {what}")
 
 
-def _verify_run(run_dir: Path, trusted: Ed25519PublicKey | None) -> Verification:
+def _verify_run(
+    run_dir: Path, trusted: Ed25519PublicKey | None, attestors: dict[str, Ed25519PublicKey] | None = None
+) -> Verification:
     _require_folder(run_dir, "run folder")
     evidence = run_dir / EVIDENCE_NAME
     if not os.path.lexists(evidence):
@@ -672,8 +714,42 @@ def _verify_run(run_dir: Path, trusted: Ed25519PublicKey | None) -> Verification
         )
     listed = _check_listed_files(run_dir, document.get("files"), result)
     result.problems += _unlisted_entries(run_dir, listed)
-    result.problems += _signature_check(run_dir, document.get("signature"), raw, trusted, result)
+    signature_problems = _signature_check(run_dir, document.get("signature"), raw, trusted, result)
+    result.problems += signature_problems
+    if signature_problems:  # evidence.json is not the signed one, or not by the key given: said above
+        result.attestation = "not checked: the run's signature does not verify"
+    else:
+        result.problems += _attestation_check(run_dir, document, result, attestors or {})
     return result
+
+
+def _attestation_check(
+    run_dir: Path, document: dict[str, Any], result: Verification, attestors: dict[str, Ed25519PublicKey]
+) -> list[str]:
+    """The attestation of a signed run, under the caller's trusted keys only."""
+    path = run_dir / attest.ATTESTATION_NAME
+    present = os.path.lexists(path)
+    if document.get("signature") is None:
+        if present:
+            return [f"{attest.ATTESTATION_NAME} is present but the run is unsigned: it was added after sealing"]
+        return []
+    if not present:
+        result.attestation = "none (a run sealed before aris3nb wrote attestations)"
+        return []
+    if not attestors:
+        result.attestation = "present, not checked: give --public-key or --trusted-keys (never a key from the run)"
+        return []
+    try:
+        inner, signer = attest.verify_envelope(attest.read_envelope(path), attestors)
+    except attest.AttestationProblem as exc:
+        result.attestation = "does not verify"
+        return [f"attestation {attest.ATTESTATION_NAME}: {exc}"]
+    problems = attest.statement_problems(inner, document, result.digest or "")
+    result.attested_by = signer
+    result.attestation = f"verified, signed by the trusted key {signer}" + (
+        " (its statement differs)" if problems else ""
+    )
+    return [f"attestation {attest.ATTESTATION_NAME}: {problem}" for problem in problems]
 
 
 def _check_listed_files(run_dir: Path, files: Any, result: Verification) -> set[str]:
@@ -855,11 +931,14 @@ class ChainVerification:
         }
 
 
-def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVerification:
+def verify_chain(
+    runs_dir: Path, *, public_key: Path | None = None, trusted_keys: Path | None = None
+) -> ChainVerification:
     """Verify every run of a runs folder and every link between them: each run's ``previous``
     must name the sealed run just before it (run id order) and hold the digest of that run's
     evidence.json bytes. A deleted, edited or reordered run is named with its neighbour."""
     trusted = load_public_key(public_key) if public_key is not None else None
+    attestors = trusted_public_keys(public_key, trusted_keys)
     runs_dir = _absolute(runs_dir)
     _require_folder(runs_dir, "runs folder")
     try:
@@ -880,7 +959,7 @@ def verify_chain(runs_dir: Path, *, public_key: Path | None = None) -> ChainVeri
                 "crashed); its files are covered by no digest"
             )
         else:
-            run = _verify_in_chain(runs_dir / name, trusted)
+            run = _verify_in_chain(runs_dir / name, trusted, attestors)
             sealed.append(run)
             chain.problems += [f"run {name}: {problem}" for problem in run.problems]
     chain.runs = sealed
@@ -918,11 +997,13 @@ def next_link(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _verify_in_chain(run_dir: Path, trusted: Ed25519PublicKey | None) -> Verification:
+def _verify_in_chain(
+    run_dir: Path, trusted: Ed25519PublicKey | None, attestors: dict[str, Ed25519PublicKey]
+) -> Verification:
     """One run of a chain: an unreadable evidence.json is that run's problem, not the end of
     the verification (the other runs and links are still worth checking)."""
     try:
-        return _verify_run(run_dir, trusted)
+        return _verify_run(run_dir, trusted, attestors)
     except EvidenceUnreadable as exc:
         digest = digest_of_file(run_dir / EVIDENCE_NAME) if _has_regular_evidence(run_dir) else None
         return Verification(run_dir=run_dir, problems=[str(exc)], digest=digest)
@@ -983,7 +1064,9 @@ def _wrong_link(name: str, named: str | None, expected: str | None, present: set
 # -- one entry point for the command line -------------------------------------------------
 
 
-def verify_path(path: Path, *, public_key: Path | None = None) -> Verification | ChainVerification:
+def verify_path(
+    path: Path, *, public_key: Path | None = None, trusted_keys: Path | None = None
+) -> Verification | ChainVerification:
     """Verify what ``path`` is: an evidence.json file or a run folder (that run), or a runs
     folder (the whole chain). ``EvidenceUnreadable`` (exit 2) when it is none of these."""
     path = _absolute(path)
@@ -992,7 +1075,7 @@ def verify_path(path: Path, *, public_key: Path | None = None) -> Verification |
     if not path.is_dir():
         if path.name != EVIDENCE_NAME:
             raise EvidenceUnreadable(f"{path} is not an evidence.json, a run folder or a runs folder")
-        return verify_run(path.parent, public_key=public_key)
+        return verify_run(path.parent, public_key=public_key, trusted_keys=trusted_keys)
     if os.path.lexists(path / EVIDENCE_NAME) or RUN_ID.match(path.name):
-        return verify_run(path, public_key=public_key)
-    return verify_chain(path, public_key=public_key)
+        return verify_run(path, public_key=public_key, trusted_keys=trusted_keys)
+    return verify_chain(path, public_key=public_key, trusted_keys=trusted_keys)

@@ -49,6 +49,7 @@ from hypothesis import strategies as st
 
 from aris3nb.cli import main
 from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable
+from aris3nb.evidence.attest import ATTESTATION_NAME
 from aris3nb.evidence.bundle import (
     EVIDENCE_NAME,
     SIGNATURE_NAME,
@@ -304,7 +305,7 @@ def files_match(run_dir: Path, document: Any) -> bool:
             relative = path.relative_to(run_dir).as_posix()
             if path.is_symlink() or not (path.is_dir() or path.is_file()):
                 return False
-            if path.is_file() and relative not in (EVIDENCE_NAME, SIGNATURE_NAME):
+            if path.is_file() and relative not in (EVIDENCE_NAME, SIGNATURE_NAME, ATTESTATION_NAME):
                 data = path.read_bytes()
                 found[relative] = (len(data), "sha256:" + hashlib.sha256(data).hexdigest())
     return set(found) == set(listed) and all(

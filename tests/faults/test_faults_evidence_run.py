@@ -483,8 +483,8 @@ def test_whatever_fills_up_the_run_ends_in_one_line(where: str, disk_full: Calla
 
 def test_sealing_past_a_file_size_limit_names_the_file_and_seals_nothing(tmp_path: Path) -> None:
     """Where no tmpfs can be mounted: a file-size limit on this process that a signed run's
-    evidence.json exceeds (its signature fits). The seal fails naming evidence.json, and takes
-    the signature it wrote with it: the run is left incomplete, not half sealed."""
+    attestation and evidence.json exceed (its signature fits). The seal fails naming the file,
+    and takes the signature it wrote with it: the run is left incomplete, not half sealed."""
     runs = tmp_path / "runs"
     run_dir = runs / "20261128T094500Z-a1b2c3"
     (run_dir / "pre_deploy").mkdir(parents=True)
@@ -507,7 +507,7 @@ def test_sealing_past_a_file_size_limit_names_the_file_and_seals_nothing(tmp_pat
             "code",
             "tools",
         )
-    }
+    } | {"verdict": "PASS", "decision": "GO", "exit_code": 0}
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # SIGXFSZ is ignored by Python: EFBIG
     try:
@@ -516,7 +516,8 @@ def test_sealing_past_a_file_size_limit_names_the_file_and_seals_nothing(tmp_pat
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     message = str(refused.value)
-    assert "cannot write evidence.json" in message and "File too large" in message and "\n" not in message
+    # The attestation (written before evidence.json, like the signature) is the first own file past the limit.
+    assert "cannot write evidence.intoto.jsonl" in message and "File too large" in message and "\n" not in message
     assert sorted(p.name for p in run_dir.iterdir()) == ["pre_deploy"], "no evidence.json, no signature, no temporary"
     verified = run_cli(["evidence", "verify", str(runs)], tmp_path / "artifacts")
     assert verified.returncode == 0 and "incomplete run" in verified.stdout
