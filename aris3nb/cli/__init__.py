@@ -18,7 +18,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from aris3nb.cli import backup, db, evidence, gate, init, run, serve
 from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
-from aris3nb.core.errors import Aris3nbError
+from aris3nb.core.errors import Aris3nbError, UsageError
 
 if TYPE_CHECKING:
     # The context click commands get: typer's own copy of click's Context (typer.Context subclasses it).
@@ -79,10 +79,21 @@ def _use_command_class(typer_app: typer.Typer) -> None:
 _use_command_class(app)
 
 
+#: The commands that read and write an S3 repository (OPS_ARTIFACTS_DIR=s3://...).
+_REPOSITORY_COMMANDS = frozenset({"backup"})
+
+
 @app.callback()
-def _settings_first() -> None:
-    """Read the environment once, before any command: a bad setting is a usage error."""
-    settings()
+def _settings_first(ctx: typer.Context) -> None:
+    """Read the environment once, before any command: a bad setting is a usage error. A
+    command that cannot use an S3 repository refuses one rather than write elsewhere."""
+    current = settings()
+    asks_help = "--help" in sys.argv[1:]
+    if current.ops_repository_url and ctx.invoked_subcommand not in _REPOSITORY_COMMANDS and not asks_help:
+        raise UsageError(
+            f"OPS_ARTIFACTS_DIR is an S3 repository; `aris3nb {ctx.invoked_subcommand}` cannot use one yet "
+            "(only the backup commands do): set OPS_ARTIFACTS_DIR to a local folder for it"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

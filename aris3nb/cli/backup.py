@@ -14,7 +14,7 @@ from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
-from aris3nb.backup.retention import Policy, drilled_by_go_runs, forget
+from aris3nb.backup.retention import Forgotten, Policy, drilled_by_go_runs, forget
 from aris3nb.cli._common import (
     DatabaseUrlOption,
     EmbeddedOption,
@@ -27,11 +27,29 @@ from aris3nb.cli._common import (
     settings,
     target_profile,
 )
+from aris3nb.core.errors import UsageError
 from aris3nb.evidence.runner import RUNS_DIRNAME
+from aris3nb.storage import artifacts
+from aris3nb.storage.s3 import Repository
 
-backup_app = typer.Typer(help="Create, validate, drill and restore backups.", no_args_is_help=True)
+STORAGE_HELP = (
+    "OPS_ARTIFACTS_DIR may be s3://BUCKET[/PREFIX], a repository on S3-compatible object storage: "
+    "endpoint, region and credentials only from AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID "
+    "and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (never shown). A missing bucket or refused credentials: "
+    "exit 2 before anything is written; the store failing midway: exit 1, one line with the cause."
+)
+backup_app = typer.Typer(
+    help=f"Create, validate, drill and restore backups. {STORAGE_HELP}",
+    no_args_is_help=True,
+)
 ManifestArgument = Annotated[
-    Path, typer.Argument(help="A backup's manifest.json (or its folder).", show_default=False, metavar="MANIFEST")
+    str,
+    typer.Argument(
+        help="A backup's manifest.json (or its folder); or s3://BUCKET[/PREFIX]/backups/NAME[/manifest.json], "
+        "or NAME when OPS_ARTIFACTS_DIR is s3://.",
+        show_default=False,
+        metavar="MANIFEST",
+    ),
 ]
 TimeoutOption = Annotated[
     float | None,
@@ -50,6 +68,13 @@ def _print_json(document: object) -> None:
     out.print_json(json.dumps(document, default=str))
 
 
+def _warn_repository(repository: Repository, json_output: bool) -> None:
+    """The repository's warnings (no Object Lock, no versioning) as ``WARN`` lines."""
+    if not json_output:
+        for warning in repository.warnings:
+            say(f"WARN  {warning}")
+
+
 @backup_app.command("create")
 def create(
     name: Annotated[
@@ -66,15 +91,41 @@ def create(
         ),
     ] = None,
     timeout: TimeoutOption = None,
+    retain_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retain-days",
+            min=1,
+            help="On an s3:// repository: lock every object of the backup for N days (Object Lock; "
+            "the bucket must have it, exit 2 otherwise). Default OPS_RETAIN_DAYS, else none.",
+            metavar="N",
+        ),
+    ] = None,
+    retention_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--retention-mode",
+            help="GOVERNANCE (deletable with s3:BypassGovernanceRetention) or COMPLIANCE (by nobody "
+            "until the date). Default OPS_RETENTION_MODE, else GOVERNANCE.",
+            metavar="MODE",
+        ),
+    ] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Back up the database and its export files under OPS_ARTIFACTS_DIR/backups/NAME.
 
+    With OPS_ARTIFACTS_DIR=s3://BUCKET[/PREFIX] the backup is made in a temporary local folder
+    and uploaded to backups/NAME/ (manifest last); AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION or AWS_PROFILE say where and who. A bucket
+    without Object Lock is a WARN line (exit 2 with --retain-days).
+
     Environment: DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_EXPORTS_DIR (or the profile's exports
-    folder), OPS_BACKUP_TIMEOUT_SEC, OPS_LOCK_TIMEOUT_SEC. Exit 0 kept (warnings printed);
-    1 failed, nothing kept; 2 bad input (name, URL, an unwritable OPS_ARTIFACTS_DIR).
+    folder), OPS_BACKUP_TIMEOUT_SEC, OPS_LOCK_TIMEOUT_SEC, OPS_RETAIN_DAYS, OPS_RETENTION_MODE.
+    Exit 0 kept (warnings printed); 1 failed, nothing kept (or the name is taken, or the store
+    failed midway); 2 bad input (name, URL, an unwritable OPS_ARTIFACTS_DIR, a missing bucket,
+    refused credentials, retention on a bucket without Object Lock).
     """
     profile = target_profile(target, embedded)
     current = settings()
@@ -87,19 +138,32 @@ def create(
             if status is not None:  # the spinner, when shown
                 status.update(stage)
 
-        result = create_backup(
-            database_url(database_url_option),
-            name,
-            settings=current,
-            exports_dir=exports_dir,
-            timeout_sec=timeout,
-            profile=profile,
-            progress=progress,
-        )
+        options: dict[str, Any] = {
+            "exports_dir": exports_dir,
+            "timeout_sec": timeout,
+            "profile": profile,
+            "progress": progress,
+        }
+        if current.ops_repository_url:
+            result, remote = artifacts.create_remote(
+                current,
+                database_url(database_url_option),
+                name,
+                retain_days=retain_days,
+                retention_mode=retention_mode,
+                **options,
+            )
+            where, manifest_where = remote.repository.url(remote.key), remote.url
+            _warn_repository(remote.repository, json_output)
+        else:
+            if retain_days is not None or retention_mode is not None:
+                raise UsageError("--retain-days and --retention-mode need OPS_ARTIFACTS_DIR=s3://BUCKET[/PREFIX]")
+            result = create_backup(database_url(database_url_option), name, settings=current, **options)
+            where, manifest_where = str(result.path), str(result.manifest_path)
     tables = result.manifest["tables"]
     summary = {
-        "backup": str(result.path),
-        "manifest": str(result.manifest_path),
+        "backup": where,
+        "manifest": manifest_where,
         "name": name,
         "tables": len(tables),
         "rows": sum(t["rows"] for t in tables),
@@ -114,7 +178,7 @@ def create(
     else:
         say(
             f"backup {name}: {summary['tables']} tables, {summary['rows']:,} rows, {summary['files']} files "
-            f"in {summary['duration_sec']:.1f} s -> {result.manifest_path}"
+            f"in {summary['duration_sec']:.1f} s -> {manifest_where}"
         )
         for warning in result.warnings:
             say(f"WARN  {warning}")
@@ -132,13 +196,23 @@ def validate(
     """Check every file, size, digest and path of a backup against its manifest, and its tables
     against the target's schema at its revision (the profile's migrations).
 
-    Exit 0 VALID (warnings printed); 1 INVALID, every problem named; 2 a manifest missing,
-    empty or not JSON.
+    On s3:// (see `aris3nb backup --help`) every object is checked against the manifest's
+    size and SHA-256 as it is downloaded; one that differs is a problem naming it.
+
+    Exit 0 VALID (warnings printed); 1 INVALID, every problem named (or the store failed);
+    2 a manifest missing, empty or not JSON, a missing bucket or refused credentials.
     """
     profile = target_profile(target, embedded)
-    result = validate_backup(manifest, profiles.schema_tables_for(profile))
+    current = settings()
+    if artifacts.is_remote(manifest, current):
+        result, remote = artifacts.validate_remote(manifest, current, profiles.schema_tables_for(profile))
+        shown = remote.url
+        _warn_repository(remote.repository, json_output)
+    else:
+        result = validate_backup(Path(manifest), profiles.schema_tables_for(profile))
+        shown = str(result.manifest.path)
     document = {
-        "manifest": str(result.manifest.path),
+        "manifest": shown,
         "valid": result.ok,
         "problems": result.problems,
         "warnings": result.warnings,
@@ -150,7 +224,7 @@ def validate(
         _print_json(document)
     elif result.ok:
         say(
-            f"VALID: {result.manifest.path} ({result.files_checked} files, {result.bytes_checked:,} bytes)"
+            f"VALID: {shown} ({result.files_checked} files, {result.bytes_checked:,} bytes)"
             + (
                 f" with {len(result.warnings)} warning{'' if len(result.warnings) == 1 else 's'}"
                 if result.warnings
@@ -158,10 +232,7 @@ def validate(
             )
         )
     else:
-        say(
-            f"INVALID: {result.manifest.path} "
-            f"({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})"
-        )
+        say(f"INVALID: {shown} ({len(result.problems)} problem{'' if len(result.problems) == 1 else 's'})")
         for problem in result.problems:
             say(f"  - {problem}")
     if not json_output:
@@ -188,19 +259,25 @@ def restore_verify_command(
 
     Environment: OPS_ENABLE_BACKUP_DRILL must be true (drills are refused otherwise);
     DATABASE_URL, OPS_ARTIFACTS_DIR, OPS_DRILL_TIMEOUT_SEC (the deadline), OPS_RPO_BUDGET_SEC,
-    OPS_RTO_BUDGET_SEC. Exit 0 PASS; 1 FAIL (the report says why); 2 drills disabled, an
-    unreadable manifest or no server to drill on.
+    OPS_RTO_BUDGET_SEC. On s3:// (see `aris3nb backup --help`) the backup is downloaded,
+    every byte checked against the manifest, and the report uploaded to drills/NAME/. Exit 0
+    PASS; 1 FAIL (the report says why; an object that differs is named); 2 drills disabled, an
+    unreadable manifest, no server to drill on, a missing bucket or refused credentials.
     """
     profile = target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
-    report, path = restore_verify(
-        manifest,
-        settings=current,
-        server_url=url,
-        timeout_sec=timeout,
-        profile=None if profiles.is_reference(profile) else profile,
-    )
+    options: dict[str, Any] = {
+        "server_url": url,
+        "timeout_sec": timeout,
+        "profile": None if profiles.is_reference(profile) else profile,
+    }
+    path: Path | str
+    if artifacts.is_remote(manifest, current):
+        report, path, remote = artifacts.restore_verify_remote(manifest, current, **options)
+        _warn_repository(remote.repository, json_output)
+    else:
+        report, path = restore_verify(Path(manifest), settings=current, **options)
     if json_output:
         _print_json({**report.as_document(), "report_path": str(path)})
     else:
@@ -245,25 +322,32 @@ def restore(
     on PostgreSQL, sessions holding locks or transactions on the target refuse it
     (--terminate-sessions), and every lock wait is bounded. A failed restore leaves the
     target as it was. Environment: OPS_ARTIFACTS_DIR, OPS_BACKUP_TIMEOUT_SEC,
-    OPS_LOCK_TIMEOUT_SEC. Exit 0 restored; 1 refused or failed; 2 bad input (no --yes,
-    unreadable manifest).
+    OPS_LOCK_TIMEOUT_SEC. On s3:// (see `aris3nb backup --help`) the backup is downloaded and
+    verified first; the safety backup and the rollback log go to the repository. Exit 0
+    restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest, a missing
+    bucket or refused credentials).
     """
     profile = target_profile(target, embedded)
-    result = restore_backup(
-        manifest,
-        target_url,
-        settings=settings(),
-        confirmed=yes,
-        timeout_sec=timeout,
-        allow_other_source=allow_other_source,
-        terminate_sessions=terminate_sessions,
-        announce=say if not json_output else (lambda line: None),
-        profile=None if profiles.is_reference(profile) else profile,
-    )
+    current = settings()
+    options: dict[str, Any] = {
+        "confirmed": yes,
+        "timeout_sec": timeout,
+        "allow_other_source": allow_other_source,
+        "terminate_sessions": terminate_sessions,
+        "announce": say if not json_output else (lambda line: None),
+        "profile": None if profiles.is_reference(profile) else profile,
+    }
+    if artifacts.is_remote(manifest, current):
+        if not yes:  # refused before anything is downloaded, as locally before anything is read
+            raise UsageError("restoring overwrites the target database: confirm with --yes")
+        result, safety = artifacts.restore_remote(manifest, target_url, current, **options)
+    else:
+        result = restore_backup(Path(manifest), target_url, settings=current, **options)
+        safety = str(result.safety_backup)
     document = {
         "target": result.target,
         "backup": result.backup,
-        "safety_backup": str(result.safety_backup),
+        "safety_backup": safety,
         "duration_sec": round(result.duration_sec, 3),
         "discarded": result.discarded,
         "other_source": result.other_source,
@@ -273,7 +357,7 @@ def restore(
     else:
         say(
             f"restored {result.backup} into {result.target} in {result.duration_sec:.1f} s "
-            f"(safety backup of the previous state: {result.safety_backup})"
+            f"(safety backup of the previous state: {safety})"
         )
 
 
@@ -304,19 +388,28 @@ def forget_command(
     others); periods are UTC days, ISO weeks, months and years of each backup's created_at.
     Never removed, whatever the policy: the newest valid backup of each target, the backup
     the last GO run drilled, a backup whose manifest cannot be read. Prints every backup,
-    kept or removed, with the reasons. Environment: OPS_ARTIFACTS_DIR. Exit 0 done (or the
-    dry run shown); 2 no --keep-* count given, or a count below -1.
+    kept or removed, with the reasons. Environment: OPS_ARTIFACTS_DIR. On s3:// (see
+    `aris3nb backup --help`) every version of a removed backup's objects is deleted, manifest
+    first; a backup under Object Lock stays, "under lock until" its date. Exit 0 done (or the
+    dry run shown); 1 the store failed; 2 no --keep-* count given, or a count below -1, a
+    missing bucket or refused credentials.
     """
     policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     profile = target_profile(target, embedded)
     current = settings()
-    result = forget(
-        current,
-        policy,
-        dry_run=dry_run,
-        drilled=drilled_by_go_runs(current.ops_artifacts_dir / RUNS_DIRNAME),
-        profile=None if profiles.is_reference(profile) else profile,
-    )
+    chosen = None if profiles.is_reference(profile) else profile
+    result: Forgotten
+    if current.ops_repository_url:
+        result, repository = artifacts.forget_remote(current, policy, dry_run=dry_run, profile=chosen)
+        _warn_repository(repository, json_output)
+    else:
+        result = forget(
+            current,
+            policy,
+            dry_run=dry_run,
+            drilled=drilled_by_go_runs(current.ops_artifacts_dir / RUNS_DIRNAME),
+            profile=chosen,
+        )
     if json_output:
         _print_json(result.as_evidence())
         return

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aris3nb.core.errors import InvalidSettings, UsageError
@@ -57,6 +57,26 @@ def _valid_seconds(value: float) -> float:
 Seconds = Annotated[float, AfterValidator(_valid_seconds)]
 
 
+#: How ``OPS_ARTIFACTS_DIR`` names a repository on S3-compatible object storage.
+REPOSITORY_SCHEME = "s3://"
+
+
+def is_repository_url(value: object) -> bool:
+    """Whether ``value`` names a repository on object storage (``s3://...``), not a folder."""
+    return isinstance(value, str) and value[: len(REPOSITORY_SCHEME)].lower() == REPOSITORY_SCHEME
+
+
+def _local_artifacts_dir(value: object) -> object:
+    # An s3:// value is the repository (``ops_repository_url``); as a Path it would be mangled
+    # into "s3:/bucket". The local folder then keeps its default; the backup commands point it
+    # at a staging folder of their own while they run (``aris3nb.storage.artifacts``).
+    return Path("artifacts") if is_repository_url(value) else value
+
+
+def _repository_url(value: object) -> object:
+    return value if is_repository_url(value) else None
+
+
 #: The largest RPO budget accepted: a year. Beyond, a freshness check could never fail.
 MAX_RPO_DAYS = 366
 
@@ -67,7 +87,38 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
-    ops_artifacts_dir: Path = Field(default=Path("artifacts"), validation_alias="OPS_ARTIFACTS_DIR")
+    ops_artifacts_dir: Annotated[Path, BeforeValidator(_local_artifacts_dir)] = Field(
+        default=Path("artifacts"),
+        validation_alias="OPS_ARTIFACTS_DIR",
+        description="The local artifacts folder (default ./artifacts). When OPS_ARTIFACTS_DIR is an "
+        "s3://BUCKET[/PREFIX] URL, this keeps its default and the URL is ops_repository_url.",
+    )
+    #: ``OPS_ARTIFACTS_DIR`` when it is ``s3://BUCKET[/PREFIX]``: the backups live in that
+    #: repository (credentials, region and endpoint only from the AWS variables and config).
+    ops_repository_url: Annotated[str | None, BeforeValidator(_repository_url)] = Field(
+        default=None,
+        validation_alias="OPS_ARTIFACTS_DIR",
+        description="OPS_ARTIFACTS_DIR when it is an s3://BUCKET[/PREFIX] URL (None otherwise): the "
+        "repository on S3-compatible object storage that the backup commands use; endpoint, region "
+        "and credentials come from AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / "
+        "AWS_SECRET_ACCESS_KEY or AWS_PROFILE.",
+    )
+    ops_retain_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        validation_alias="OPS_RETAIN_DAYS",
+        description="Object Lock retention, in days, of every object a backup command writes to an "
+        "s3:// repository (backup create --retain-days overrides it); the bucket must have Object "
+        "Lock (exit 2 otherwise, before anything is written). Unset: no retention.",
+    )
+    ops_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        default="GOVERNANCE",
+        validation_alias="OPS_RETENTION_MODE",
+        description="The Object Lock mode of OPS_RETAIN_DAYS: GOVERNANCE (a principal with "
+        "s3:BypassGovernanceRetention may still delete) or COMPLIANCE (nobody can, not even the "
+        "account root, until the date).",
+    )
     ops_enable_backup_drill: bool = Field(default=False, validation_alias="OPS_ENABLE_BACKUP_DRILL")
     ops_drill_timeout_sec: Seconds = Field(default=120.0, validation_alias="OPS_DRILL_TIMEOUT_SEC")
     ops_backup_timeout_sec: Seconds = Field(default=3600.0, validation_alias="OPS_BACKUP_TIMEOUT_SEC")

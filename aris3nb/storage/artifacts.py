@@ -1,0 +1,390 @@
+"""The backup commands on a repository on object storage (``OPS_ARTIFACTS_DIR=s3://...``):
+stage locally, then push; pull and verify, then act locally.
+
+Every command works on a local staging artifacts folder (``aris3nb-*`` under the system's
+temporary folder, removed on exit), so the existing local functions run unchanged on it:
+
+* ``create``: the backup is made in the staging folder, then uploaded to
+  ``backups/<name>/`` with its manifest last (a folder without ``manifest.json`` is not a
+  backup); a name already on the store is refused before anything is made.
+* ``validate``, the drill and ``restore``: the manifest is read, then every file is pulled
+  into ``<staging>/backups/<name>/`` and checked against the manifest's size and SHA-256 on
+  the way in (no unverified byte lands under a final name), then the local function runs.
+  The drill report goes to ``drills/<name>/``, a restore's safety backup to ``backups/`` and
+  its rollback log to ``rollback_log.jsonl`` (a new version of it; the old lines are kept).
+* ``forget``: the manifests are mirrored, ``aris3nb.backup.retention`` decides, and the
+  objects of each backup it removes are deleted, manifest first; a backup under Object Lock
+  stays whole and says until when.
+
+When evidence could not be pushed (the store failed), the staging folder is kept and the
+message names it: a failure never loses its evidence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aris3nb.backup.create import BACKUPS_DIRNAME, BackupResult, backups_dir, check_name, create_backup
+from aris3nb.backup.drill import DrillReport, drills_dir, restore_verify
+from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Manifest, Validation, read_manifest, validate_backup
+from aris3nb.backup.restore import ROLLBACK_LOG, RestoreResult, restore_backup
+from aris3nb.backup.retention import (
+    Forgotten,
+    Policy,
+    apply_policy,
+    drilled_by_go_runs,
+    protect_drilled,
+    protect_newest_valid,
+    read_backups,
+)
+from aris3nb.core.errors import Aris3nbError, BackupExists, DrillFailed, ManifestUnreadable, UsageError
+from aris3nb.core.settings import Settings, is_repository_url
+from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
+from aris3nb.storage.s3 import Repository, open_repository
+
+__all__ = [
+    "Remote",
+    "RemoteForgotten",
+    "create_remote",
+    "forget_remote",
+    "is_remote",
+    "restore_remote",
+    "restore_verify_remote",
+    "validate_remote",
+]
+
+#: Where ``aris3nb run`` keeps its runs below the artifacts folder (``aris3nb.evidence.runner``'s
+#: RUNS_DIRNAME, not imported: the backup commands do not load the notebook runner).
+RUNS_DIRNAME = "runs"
+
+
+class Staging:
+    """A local artifacts folder for one command: ``settings`` point at it; removed on exit
+    unless ``keep`` (evidence that could not be pushed stays there)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="aris3nb-"))
+        self.settings = settings.model_copy(update={"ops_artifacts_dir": self.folder})
+        self.keep = False
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass
+class Remote:
+    """A backup on the store: its repository and name (``key``: its folder below the repository)."""
+
+    repository: Repository
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{BACKUPS_DIRNAME}/{self.name}"
+
+    @property
+    def url(self) -> str:
+        return self.repository.url(f"{self.key}/{MANIFEST_NAME}")
+
+
+def is_remote(reference: str, settings: Settings) -> bool:
+    """Whether a command's MANIFEST argument names a backup on the store: an ``s3://`` URL, or a
+    bare backup name (no local file of that name) when OPS_ARTIFACTS_DIR is ``s3://``."""
+    if is_repository_url(reference):
+        return True
+    return bool(settings.ops_repository_url) and bool(NAME_PATTERN.match(reference)) and not Path(reference).exists()
+
+
+def open_backup(reference: str, settings: Settings, *, write: bool = False) -> Remote:
+    """The repository and backup name of ``s3://BUCKET[/PREFIX]/backups/NAME[/manifest.json]``,
+    or of a bare NAME in OPS_ARTIFACTS_DIR's repository. ``write``: OPS_RETAIN_DAYS applies."""
+    if is_repository_url(reference):
+        parts = reference.rstrip("/").split("/")
+        if parts[-1] == MANIFEST_NAME:
+            parts.pop()
+        if len(parts) < 5 or parts[-2] != BACKUPS_DIRNAME or not NAME_PATTERN.match(parts[-1]):
+            raise UsageError(
+                f"{reference[:200]!r} does not name a backup: give s3://BUCKET[/PREFIX]/backups/NAME[/manifest.json]"
+            )
+        url, name = "/".join(parts[:-2]), parts[-1]
+    else:
+        url, name = str(settings.ops_repository_url), reference
+    return Remote(_open(url, settings, retain_days=settings.ops_retain_days if write else None), name)
+
+
+def _open(url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None) -> Repository:
+    return open_repository(url, retain_days=retain_days, mode=mode or settings.ops_retention_mode)
+
+
+# -- pulling, verified ------------------------------------------------------------------------
+
+
+def _read_manifest(remote: Remote, folder: Path) -> tuple[bytes, dict[str, Any]]:
+    """The manifest's bytes and document, parsed by the local reader (same refusals, exit 2)."""
+    try:
+        data = remote.repository.read_bytes(f"{remote.key}/{MANIFEST_NAME}")
+    except ObjectMissing as exc:
+        raise ManifestUnreadable(f"no manifest at {remote.url}") from exc
+    probe = folder / ".manifest-read" / MANIFEST_NAME
+    probe.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    probe.write_bytes(data)
+    try:
+        document = read_manifest(probe).document
+    except ManifestUnreadable as exc:
+        raise ManifestUnreadable(str(exc).replace(str(probe), remote.url)) from exc
+    finally:
+        shutil.rmtree(probe.parent, ignore_errors=True)
+    return data, document
+
+
+def pull(remote: Remote, staging: Staging) -> Path:
+    """Download the backup into ``<staging>/backups/<name>/``, every file checked against the
+    manifest's size and SHA-256 on the way in; return the local manifest's path.
+    ``ObjectCorrupt`` / ``ObjectMissing`` name the object on the store."""
+    data, document = _read_manifest(remote, staging.folder)
+    expected = {
+        entry["path"]: (entry["size"], entry["sha256"])
+        for entry in document.get("files") or []
+        if isinstance(entry, dict)
+        and isinstance(entry.get("path"), str)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("sha256"), str)
+    }
+    # The manifest pulled must be the one just read (a writer in between would be caught).
+    expected[MANIFEST_NAME] = (len(data), hashlib.sha256(data).hexdigest())
+    local = backups_dir(staging.settings) / remote.name
+    remote.repository.download_tree(remote.key, local, expected)
+    return local / MANIFEST_NAME
+
+
+def _push_file(repository: Repository, path: Path, key: str) -> None:
+    """Upload one file as ``key`` (a new version where one exists), through ``upload_tree``."""
+    folder, _, name = key.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="aris3nb-") as single:
+        shutil.copyfile(path, Path(single) / name)
+        repository.upload_tree(Path(single), folder, replace=True)
+
+
+def _keep_on_failure(staging: Staging, what: str, push: Callable[[], None]) -> None:
+    try:
+        push()
+    except StorageError as exc:
+        staging.keep = True
+        raise StorageError(f"{exc}; {what} is kept locally in {staging.folder}") from exc
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+
+def create_remote(
+    settings: Settings,
+    database_url: str,
+    name: str,
+    *,
+    retain_days: int | None = None,
+    retention_mode: str | None = None,
+    **options: Any,
+) -> tuple[BackupResult, Remote]:
+    """``backup create`` into the repository of OPS_ARTIFACTS_DIR: checked (bucket, retention,
+    name) before anything is made, made in staging, uploaded with the manifest last.
+    ``options`` go to ``create_backup`` (exports_dir, timeout_sec, profile, progress)."""
+    check_name(name)  # before the store is asked anything
+    days = retain_days if retain_days is not None else settings.ops_retain_days
+    remote = Remote(_open(str(settings.ops_repository_url), settings, retain_days=days, mode=retention_mode), name)
+    if remote.repository.list_keys(f"{remote.key}/"):
+        raise BackupExists(
+            f"a backup named {name!r} already exists at {remote.repository.url(remote.key)}; "
+            "choose another name (it was left untouched)"
+        )
+    with Staging(settings) as staging:
+        result = create_backup(database_url, name, settings=staging.settings, **options)
+        remote.repository.upload_tree(result.path, remote.key, last=[MANIFEST_NAME])
+    return result, remote
+
+
+def validate_remote(reference: str, settings: Settings, schema_tables: Any = None) -> tuple[Validation, Remote]:
+    """``backup validate`` of a backup on the store: a file that does not arrive as the
+    manifest says is a problem naming the object (INVALID, exit 1), else ``validate_backup``."""
+    remote = open_backup(reference, settings)
+    with Staging(settings) as staging:
+        try:
+            manifest_path = pull(remote, staging)
+        except (ObjectCorrupt, ObjectMissing) as exc:
+            _, document = _read_manifest(remote, staging.folder)
+            return Validation(manifest=Manifest(document, Path(remote.url)), problems=[str(exc)]), remote
+        return validate_backup(manifest_path, schema_tables), remote
+
+
+def restore_verify_remote(reference: str, settings: Settings, **options: Any) -> tuple[DrillReport, str, Remote]:
+    """The drill of a backup on the store: pulled and verified, drilled locally; the report is
+    uploaded to ``drills/<name>/`` (its ``s3://`` address is returned). A file that does not
+    arrive as the manifest says fails the drill, naming the object."""
+    remote = open_backup(reference, settings, write=True)
+    with Staging(settings) as staging:
+        try:
+            manifest_path = pull(remote, staging)
+            pulled: StorageError | None = None
+        except (ObjectCorrupt, ObjectMissing) as exc:  # drilled as it is: its validation fails, report kept
+            manifest_path, pulled = backups_dir(staging.settings) / remote.name / MANIFEST_NAME, exc
+            if not manifest_path.exists():
+                manifest_path.write_bytes(_read_manifest(remote, staging.folder)[0])
+        report_dir = drills_dir(staging.settings) / remote.name
+        key = report_dir.relative_to(staging.folder).as_posix()  # drills/<name>, as locally
+        try:
+            report, path = restore_verify(manifest_path, settings=staging.settings, **options)
+        except DrillFailed as exc:
+            _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))
+            where = remote.repository.url(f"{key}/{exc.report_path.name}")
+            cause = f"{pulled}" if pulled else str(exc).split(" (report: ")[0]
+            raise DrillFailed(
+                f"drill of {remote.name} FAILED: {cause.removeprefix(f'drill of {remote.name} FAILED: ')} "
+                f"(report: {where})",
+                Path(where),
+            ) from exc
+        except Aris3nbError:
+            _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))
+            raise
+        _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))
+        return report, remote.repository.url(f"{key}/{path.name}"), remote
+
+
+def _push_tree(repository: Repository, folder: Path, key: str) -> None:
+    if folder.is_dir() and any(folder.iterdir()):
+        repository.upload_tree(folder, key, replace=True)
+
+
+def restore_remote(reference: str, target_url: str, settings: Settings, **options: Any) -> tuple[RestoreResult, str]:
+    """``backup restore`` of a backup on the store into ``target_url``: pulled and verified,
+    restored locally; the safety backup is uploaded to ``backups/`` and the rollback log's new
+    lines appended to the repository's ``rollback_log.jsonl`` (even when the restore fails)."""
+    remote = open_backup(reference, settings, write=True)
+    repository = remote.repository
+    with Staging(settings) as staging:
+        log = staging.folder / ROLLBACK_LOG
+        if repository.exists(ROLLBACK_LOG):
+            log.write_bytes(repository.read_bytes(ROLLBACK_LOG))
+            log.chmod(0o600)
+        manifest_path = pull(remote, staging)
+        before = {p.name for p in backups_dir(staging.settings).iterdir()}
+
+        def push() -> None:
+            for made in sorted(backups_dir(staging.settings).iterdir()):
+                if made.name not in before and not made.name.startswith(".") and (made / MANIFEST_NAME).is_file():
+                    repository.upload_tree(made, f"{BACKUPS_DIRNAME}/{made.name}", last=[MANIFEST_NAME])
+            if log.is_file():
+                _push_file(repository, log, ROLLBACK_LOG)
+
+        try:
+            result = restore_backup(manifest_path, target_url, settings=staging.settings, **options)
+        except BaseException:
+            staging.keep = True  # the message names the local safety backup: it must stay
+            with contextlib.suppress(StorageError):
+                push()
+            raise
+        _keep_on_failure(staging, "the safety backup and the rollback log", push)
+        safety = repository.url(f"{BACKUPS_DIRNAME}/{result.safety_backup.name}")
+        return result, safety
+
+
+@dataclass
+class RemoteForgotten(Forgotten):
+    """``Forgotten``, and the backups left because the store holds them under lock."""
+
+    locked: dict[str, str] = field(default_factory=dict)
+
+
+def forget_remote(
+    settings: Settings, policy: Policy, *, dry_run: bool = False, profile: Any = None
+) -> tuple[RemoteForgotten, Repository]:
+    """``backup forget`` on the repository: ``aris3nb.backup.retention``'s decision over the
+    mirrored manifests (the newest valid backup of each target pulled and validated), then the
+    objects of each removed backup deleted, manifest first. A backup under Object Lock stays."""
+    if policy.empty():
+        raise UsageError("no policy given: name at least one --keep-* count (nothing was removed)")
+    repository = _open(str(settings.ops_repository_url), settings)
+    with Staging(settings) as staging:
+        mirror = backups_dir(staging.settings)
+        for name in repository.list_folders(f"{BACKUPS_DIRNAME}/"):
+            key = f"{BACKUPS_DIRNAME}/{name}/{MANIFEST_NAME}"
+            if NAME_PATTERN.match(name) and repository.exists(key):  # no manifest: not a backup (yet)
+                (mirror / name).mkdir(parents=True, mode=0o700)
+                (mirror / name / MANIFEST_NAME).write_bytes(repository.read_bytes(key))
+        runs = staging.folder / RUNS_DIRNAME
+        for run in repository.list_folders(f"{RUNS_DIRNAME}/"):
+            key = f"{RUNS_DIRNAME}/{run}/evidence.json"
+            if repository.exists(key):
+                (runs / run).mkdir(parents=True, mode=0o700)
+                (runs / run / "evidence.json").write_bytes(repository.read_bytes(key))
+        entries = read_backups(mirror)
+        apply_policy(entries, policy)
+        protect_drilled(entries, drilled_by_go_runs(runs))
+        _protect_newest_valid(repository, entries, staging, profile)
+        result = RemoteForgotten(policy, entries, dry_run)
+        for entry in result.to_remove:
+            until = _locked_until(repository, f"{BACKUPS_DIRNAME}/{entry.name}/{MANIFEST_NAME}")
+            if until is not None:  # whole, as it is: deleting around a locked manifest would break it
+                entry.keep = True
+                entry.reasons.append(f"under lock until {until}: left on the store")
+                result.locked[entry.name] = until
+        if dry_run:
+            return result, repository
+        for entry in result.to_remove:
+            _delete_backup(repository, entry.name)
+            result.removed.append(entry.name)
+    return result, repository
+
+
+def _protect_newest_valid(repository: Repository, entries: list[Any], staging: Staging, profile: Any) -> None:
+    """``protect_newest_valid`` over backups pulled one at a time, newest first, until one of
+    each target validates (a mirrored manifest alone is not a valid backup)."""
+    done: set[str] = set()
+    for entry in entries:
+        if entry.group in done or entry.moment is None or entry.group.endswith("(safety backups)"):
+            continue
+        with Staging(staging.settings) as one:
+            try:
+                entry.folder = pull(Remote(repository, entry.name), one).parent
+            except (ObjectCorrupt, ObjectMissing, ManifestUnreadable):
+                continue  # not valid: the next one is the newest valid candidate
+            reasons = len(entry.reasons)
+            protect_newest_valid([entry], profile)
+            if len(entry.reasons) > reasons:
+                done.add(entry.group)
+
+
+def _locked_until(repository: Repository, key: str) -> str | None:
+    held = repository.retention_of(key)
+    if held is None or held[1] <= dt.datetime.now(dt.UTC):
+        return None
+    return f"{held[1].astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} ({held[0]})"
+
+
+def _delete_backup(repository: Repository, name: str) -> None:
+    """Delete every version of every object below ``backups/<name>/``, the manifest first:
+    from the first delete on, the folder is no longer a backup anyone would restore."""
+    folder = repository.location.key(f"{BACKUPS_DIRNAME}/{name}/")
+    bucket = repository.location.bucket
+    where = repository.url(f"{BACKUPS_DIRNAME}/{name}/")
+    with repository._store_errors(f"could not delete {where}", where):
+        pages = repository.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=folder)
+        versions = [
+            (entry["Key"], entry["VersionId"])
+            for page in pages
+            for kind in ("Versions", "DeleteMarkers")
+            for entry in page.get(kind, [])
+        ]
+        versions.sort(key=lambda v: (not v[0].endswith(f"/{MANIFEST_NAME}"), v[0]))
+        for key, version in versions:
+            repository.client.delete_object(Bucket=bucket, Key=key, VersionId=version)

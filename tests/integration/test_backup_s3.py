@@ -1,0 +1,264 @@
+"""The backup commands on a repository on object storage (``OPS_ARTIFACTS_DIR=s3://...``),
+through the installed ``aris3nb`` command against moto's S3 server over real HTTP on loopback
+(the real boto3 client), on SQLite and PostgreSQL: create, validate, drill and restore from
+the bucket; a byte changed on the store; retention asked of a bucket without Object Lock; a
+missing bucket; forget with locked backups; and the secret key nowhere it could leak."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from aris3nb import migrate
+from aris3nb.reference.seed import seed_database
+
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+
+
+def _load_helper() -> ModuleType:
+    """tests/s3server.py, which is not on sys.path (tests/conftest.py adds tests/targets only)."""
+    path = Path(__file__).resolve().parents[1] / "s3server.py"
+    spec = importlib.util.spec_from_file_location("s3server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("s3server", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+s3server = _load_helper()
+SECRET = s3server.SECRET_ACCESS_KEY
+
+
+@pytest.fixture(scope="session")
+def store() -> Iterator[Any]:
+    with s3server.MotoS3() as running:
+        yield running
+
+
+@dataclass
+class Cli:
+    """The ``aris3nb`` command with a test's environment; every output is kept for the secret scan."""
+
+    env: dict[str, str]
+    cwd: Path
+    temp: Path
+    outputs: list[str]
+
+    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [ARIS3NB, *args], env={**self.env, **env}, cwd=self.cwd, capture_output=True, text=True, timeout=600
+        )
+        self.outputs += [done.stdout, done.stderr]
+        return done
+
+
+@dataclass
+class Buckets:
+    client: Any
+    locked: str
+    plain: str
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+@pytest.fixture
+def buckets(store: Any) -> Buckets:
+    client = store.client()
+    suffix = uuid.uuid4().hex[:10]
+    made = Buckets(client, locked=f"locked-{suffix}", plain=f"plain-{suffix}")
+    client.create_bucket(Bucket=made.locked, ObjectLockEnabledForBucket=True)
+    client.create_bucket(Bucket=made.plain)
+    return made
+
+
+def _seeded(url: str, exports: Path) -> str:
+    migrate.upgrade(url)
+    seed_database(url, scale=200, exports_dir=exports)
+    return url
+
+
+@pytest.fixture
+def source_sqlite(tmp_path: Path) -> str:
+    return _seeded(f"sqlite:///{tmp_path / 'aris3.db'}", tmp_path / "exports")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def source(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+        return _seeded(request.getfixturevalue("postgres_url"), tmp_path / "exports")
+    return str(request.getfixturevalue("source_sqlite"))
+
+
+@pytest.fixture
+def cli(store: Any, tmp_path: Path) -> Iterator[Cli]:
+    """Only this store's AWS variables (no profile or config file of the machine); the
+    staging folders land in this test's own TMPDIR. Afterwards: nothing left there, and the
+    secret key in no output and no file of the test's folders."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(store.environment())
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+            "TMPDIR": str(temp),
+            "OPS_ENABLE_BACKUP_DRILL": "true",
+            "ARIS3_EXPORTS_DIR": str(tmp_path / "exports"),
+        }
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    running = Cli(env, work, temp, [])
+    yield running
+    for text in running.outputs:
+        assert SECRET not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), f"the secret key is in {path}"
+
+
+def _no_secret_on_the_store(buckets: Buckets, bucket: str) -> None:
+    for key in buckets.keys(bucket):
+        assert SECRET.encode() not in buckets.client.get_object(Bucket=bucket, Key=key)["Body"].read(), key
+
+
+def test_create_validate_drill_restore_from_the_bucket(cli: Cli, buckets: Buckets, source: str) -> None:
+    repo = f"s3://{buckets.plain}/repo"
+    env = {"OPS_ARTIFACTS_DIR": repo, "DATABASE_URL": source}
+
+    made = cli("backup", "create", "--name", "b1", **env)
+    assert made.returncode == 0, made.stderr
+    assert f"-> {repo}/backups/b1/manifest.json" in made.stdout
+    assert f"WARN  bucket '{buckets.plain}' has no Object Lock" in made.stdout
+    keys = buckets.keys(buckets.plain, "repo/backups/b1/")
+    assert "repo/backups/b1/manifest.json" in keys and len(keys) > 2
+    assert list(cli.temp.iterdir()) == []  # the staging folder was swept
+
+    again = cli("backup", "create", "--name", "b1", **env)
+    assert again.returncode == 1 and "already exists at" in again.stderr
+    assert buckets.keys(buckets.plain, "repo/backups/b1/") == keys
+
+    valid = cli("backup", "validate", "b1", **env)
+    assert valid.returncode == 0 and f"VALID: {repo}/backups/b1/manifest.json" in valid.stdout
+    by_url = cli("backup", "validate", f"{repo}/backups/b1", "--json", **env)
+    assert by_url.returncode == 0 and json.loads(by_url.stdout)["valid"] is True
+
+    drill = cli("backup", "restore-verify", f"{repo}/backups/b1/manifest.json", **env)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert "drill PASS" in drill.stdout and f"report {repo}/drills/b1/drill_report_" in drill.stdout
+    (report_key,) = buckets.keys(buckets.plain, "repo/drills/b1/")
+    report = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=report_key)["Body"].read())
+    assert report["status"] == "PASS"
+
+    restored = cli("backup", "restore", "b1", "--target-url", source, "--yes", **env)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"safety backup of the previous state: {repo}/backups/safety_" in restored.stdout
+    safety = [k for k in buckets.keys(buckets.plain, "repo/backups/safety_") if k.endswith("/manifest.json")]
+    assert len(safety) == 1
+    log = buckets.client.get_object(Bucket=buckets.plain, Key="repo/rollback_log.jsonl")["Body"].read().decode()
+    assert [json.loads(line)["status"] for line in log.splitlines()] == ["STARTED", "RESTORED"]
+    assert list(cli.temp.iterdir()) == []
+    _no_secret_on_the_store(buckets, buckets.plain)
+
+
+def test_a_byte_changed_on_the_store_is_named(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
+    repo = f"s3://{buckets.plain}"
+    env = {"OPS_ARTIFACTS_DIR": repo, "DATABASE_URL": source_sqlite}
+    assert cli("backup", "create", "--name", "b1", **env).returncode == 0
+    key = next(k for k in buckets.keys(buckets.plain, "backups/b1/") if k.endswith(".sqlite3"))
+    data = bytearray(buckets.client.get_object(Bucket=buckets.plain, Key=key)["Body"].read())
+    data[5000] ^= 0xFF
+    buckets.client.put_object(Bucket=buckets.plain, Key=key, Body=bytes(data))
+
+    invalid = cli("backup", "validate", "b1", **env)
+    assert invalid.returncode == 1, invalid.stderr
+    assert f"INVALID: {repo}/backups/b1/manifest.json (1 problem)" in invalid.stdout
+    assert f"{repo}/{key} has SHA-256" in invalid.stdout and "Traceback" not in invalid.stderr
+
+    drill = cli("backup", "restore-verify", "b1", **env)
+    assert drill.returncode == 1, drill.stdout + drill.stderr
+    assert f"FAILED: drill of b1 FAILED: {repo}/{key} has SHA-256" in drill.stderr
+    assert f"(report: {repo}/drills/b1/drill_report_" in drill.stderr
+    (report_key,) = buckets.keys(buckets.plain, "drills/b1/")
+    report = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=report_key)["Body"].read())
+    assert report["status"] == "FAIL"
+
+
+def test_retention_on_a_bucket_without_object_lock_is_refused(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.plain}", "DATABASE_URL": source_sqlite}
+    done = cli("backup", "create", "--name", "b1", "--retain-days", "3", **env)
+    assert done.returncode == 2
+    assert f"FAILED: retention asked, but bucket '{buckets.plain}' has no Object Lock" in done.stderr
+    assert buckets.keys(buckets.plain) == []
+    by_setting = cli("backup", "create", "--name", "b1", OPS_RETAIN_DAYS="3", **env)
+    assert by_setting.returncode == 2 and buckets.keys(buckets.plain) == []
+
+
+def test_retention_locks_every_object(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.locked}", "DATABASE_URL": source_sqlite}
+    done = cli("backup", "create", "--name", "b1", "--retain-days", "2", "--retention-mode", "COMPLIANCE", **env)
+    assert done.returncode == 0, done.stderr
+    assert "WARN" not in done.stdout
+    keys = buckets.keys(buckets.locked, "backups/b1/")
+    assert keys
+    for key in keys:
+        head = buckets.client.head_object(Bucket=buckets.locked, Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE", key
+
+
+def test_a_missing_bucket_is_exit_2(cli: Cli, source_sqlite: str) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://missing-{uuid.uuid4().hex[:10]}/repo", "DATABASE_URL": source_sqlite}
+    for args in (("backup", "create", "--name", "b1"), ("backup", "validate", "b1")):
+        done = cli(*args, **env)
+        assert done.returncode == 2
+        assert "does not exist (or is not on this store)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_wrong_credentials_are_exit_2(cli: Cli, buckets: Buckets, store: Any, source_sqlite: str) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.plain}", "DATABASE_URL": source_sqlite}
+    with store.checking_credentials():
+        done = cli("backup", "create", "--name", "b1", **env)
+    assert done.returncode == 2 and "refused the credentials" in done.stderr
+    assert buckets.keys(buckets.plain) == []
+
+
+def test_forget_removes_what_the_policy_drops_and_leaves_locked_backups(
+    cli: Cli, buckets: Buckets, source_sqlite: str
+) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.locked}", "DATABASE_URL": source_sqlite}
+    assert cli("backup", "create", "--name", "old", **env).returncode == 0
+    assert cli("backup", "create", "--name", "locked", "--retain-days", "1", **env).returncode == 0
+    assert cli("backup", "create", "--name", "new", **env).returncode == 0
+
+    before = buckets.keys(buckets.locked)
+    dry = cli("backup", "forget", "--keep-last", "1", "--dry-run", **env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would remove old" in dry.stdout and "under lock until" in dry.stdout
+    assert "2 backups kept, 1 would be removed" in dry.stdout
+    assert buckets.keys(buckets.locked) == before
+
+    done = cli("backup", "forget", "--keep-last", "1", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "under lock until" in done.stdout
+    assert "removed      old" in done.stdout
+    left = {key.split("/")[1] for key in buckets.keys(buckets.locked, "backups/")}
+    assert left == {"locked", "new"}
+    versions = buckets.client.list_object_versions(Bucket=buckets.locked, Prefix="backups/old/")
+    assert not versions.get("Versions") and not versions.get("DeleteMarkers")  # every version gone
+    assert cli("backup", "validate", "locked", **env).returncode == 0
