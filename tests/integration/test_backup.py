@@ -207,18 +207,29 @@ def test_sqlite_digests_agree_across_shells_and_ranges(
 
 
 def test_a_sqlite_chunk_digest_is_recomputable_with_the_sqlite3_shell(sqlite_url: str, settings: Settings) -> None:
-    """What an auditor would do: run the chunk's statement in the sqlite3 shell, then take
-    the SHA-256 of the row digests it lists (docs/FORMAT.md 5)."""
+    """What an auditor would do: run the chunk's statement in the sqlite3 shell, with the
+    native row hash loaded, then take the SHA-256 of the row digests it lists (docs/FORMAT.md 5)."""
     import hashlib
+
+    from aris3nb.backup import rowhash
 
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=7_000, exports_dir=settings.resolved_exports_dir())
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     stock = sqlite.table_digests(path, Deadline(None))["stock_items"]
     columns = [c["name"] for c in sa.inspect(create_engine(sqlite_url)).get_columns("stock_items")]
-    statement = sqlite.row_statement("stock_items", ["id"], columns, stock.chunks[0]["last_key"], None, integer=True)
+    assert stock.method == rowhash.ROW_SHA256_METHOD
+    statement = sqlite.row_statement(
+        "stock_items", ["id"], columns, stock.chunks[0]["last_key"], None, integer=True, native=True
+    )
+    extension = rowhash.extension()
+    assert extension is not None
     done = subprocess.run(
-        ["sqlite3", "-readonly", str(path), statement], capture_output=True, text=True, timeout=60, check=True
+        ["sqlite3", "-readonly", "-cmd", rowhash.load_command(extension), str(path), statement],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     _number, rows, digests, keys = done.stdout.strip().split("|")
     assert int(rows) == stock.chunks[1]["rows"] == 2_000
@@ -232,9 +243,16 @@ def test_a_sqlite_chunk_digest_is_recomputable_with_the_sqlite3_shell(sqlite_url
     assert changed.chunks[0] == stock.chunks[0] and changed.chunks[1]["digest"] != stock.chunks[1]["digest"]
 
 
-def test_a_blob_value_is_digested_and_a_change_to_it_seen(sqlite_url: str, settings: Settings) -> None:
-    """json_array refuses BLOB values: such a chunk is digested again with blobs as hex, to
-    the same digest a blob-free chunk gets, so a BLOB anywhere never stops a backup."""
+@pytest.mark.parametrize("native", [True, False], ids=["native-row-hash", "shell-json-hash"])
+def test_a_blob_value_is_digested_and_a_change_to_it_seen(
+    sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """The native row hash encodes a BLOB like any value; json_array refuses them, so with the
+    shell's hash such a chunk is digested again with blobs as hex, to the same digest a
+    blob-free chunk gets: a BLOB anywhere never stops a backup."""
+    from aris3nb.backup import rowhash
+
+    monkeypatch.setattr(rowhash, "USE_NATIVE", native)
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=300, exports_dir=settings.resolved_exports_dir())
     path = Path(sqlite_url.removeprefix("sqlite:///"))
@@ -249,6 +267,7 @@ def test_a_blob_value_is_digested_and_a_change_to_it_seen(sqlite_url: str, setti
     engine.dispose()
     assert before["stock_items"].digest != blob["stock_items"].digest != other["stock_items"].digest
     assert before["sales"] == blob["sales"] == other["sales"]
+    assert before["stock_items"].method == (rowhash.ROW_SHA256_METHOD if native else "rows")
 
 
 # --- damaged backups ----------------------------------------------------------------------
