@@ -234,14 +234,18 @@ def forget(
     drilled: dict[str, str] | None = None,
     profile: LoadedProfile | None = None,
     only: Callable[[Entry], bool] | None = None,
+    group_as: str | None = None,
 ) -> Forgotten:
     """Apply ``policy`` to the backups of ``settings``' artifacts folder and remove what it
     does not keep (unless ``dry_run``). ``only`` limits it to some backups (the others are
-    neither shown nor touched). A policy that keeps nothing is refused: it is a mistake."""
+    neither shown nor touched); ``group_as`` judges them as one group (the embedded default's
+    disposable databases, each run's its own). A policy that keeps nothing is refused."""
     if policy.empty():
         raise UsageError("no policy given: name at least one --keep-* count (nothing was removed)")
     folder = backups_dir(settings)
     entries = [e for e in read_backups(folder) if only is None or only(e)]
+    for entry in entries if group_as else []:
+        entry.group = str(group_as)
     apply_policy(entries, policy)
     protect_drilled(entries, drilled or {})
     protect_newest_valid(entries, profile)

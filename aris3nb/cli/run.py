@@ -267,11 +267,17 @@ def run(
                     "bundle": str(result.run_dir),
                     "evidence": str(result.evidence_path),
                     "index": str(result.index_path) if result.index_path else None,
+                    "backups_forgotten": result.forgotten,
                 }
             )
         )
     else:
         _print_summary(document, result.evidence_path.parent, result.index_path)
+        if result.forgotten:
+            say(
+                f"removed {len(result.forgotten)} older backup{'' if len(result.forgotten) == 1 else 's'} of the "
+                f"embedded default (it keeps its newest {current.ops_embedded_keep_last}: OPS_EMBEDDED_KEEP_LAST)"
+            )
     if document["parameters"].get("rerun_warning"):
         err.print(
             f"warning: {document['parameters']['rerun_warning']} (verdict at best PASS_WITH_WARNINGS)",

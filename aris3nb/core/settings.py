@@ -103,6 +103,15 @@ class Settings(BaseSettings):
         "and credentials come from AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / "
         "AWS_SECRET_ACCESS_KEY or AWS_PROFILE.",
     )
+    ops_embedded_keep_last: int = Field(
+        default=10,
+        ge=0,
+        le=100_000,
+        validation_alias="OPS_EMBEDDED_KEEP_LAST",
+        description="After each run of the embedded default, keep the newest N backups of its "
+        "disposable databases (and the one the last GO run drilled) and remove the older ones; 0 "
+        "keeps them all. Backups of real targets are never touched (that is aris3nb backup forget).",
+    )
     ops_retain_days: int | None = Field(
         default=None,
         ge=1,

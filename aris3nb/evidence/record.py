@@ -54,3 +54,5 @@ class RunResult:
     evidence_path: Path
     index_path: Path | None
     index_problem: str | None = None
+    #: The embedded default's older backups removed after this run (OPS_EMBEDDED_KEEP_LAST).
+    forgotten: list[str] = field(default_factory=list)

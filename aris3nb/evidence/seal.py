@@ -158,6 +158,8 @@ def seal(
         index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
     except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
+    embedded = options.embedded and executed_by == "aris3nb run"
+    forgotten = _forget_embedded_backups(run.settings, run.run_dir.parent) if embedded else []
     return RunResult(
         run.run_id,
         run.run_dir,
@@ -169,7 +171,35 @@ def seal(
         evidence_path,
         index_path,
         index_problem,
+        forgotten,
     )
+
+
+#: A backup of the embedded default: its source is a throwaway folder the runner made.
+EMBEDDED_SOURCE = "aris3nb-run-embedded-pid"
+
+
+def _forget_embedded_backups(settings: Any, runs_dir: Path) -> list[str]:
+    """The embedded default's small retention policy: its disposable databases' backups beyond
+    the newest ``OPS_EMBEDDED_KEEP_LAST`` are removed (never the one the last GO run drilled).
+    A failure here never changes the sealed run: nothing is removed, the next run tries again."""
+    from aris3nb.backup.retention import Policy, drilled_by_go_runs, forget
+    from aris3nb.core.errors import Aris3nbError
+
+    keep = int(settings.ops_embedded_keep_last)
+    if keep <= 0:
+        return []
+    try:
+        result = forget(
+            settings,
+            Policy(last=keep),
+            drilled=drilled_by_go_runs(runs_dir),
+            only=lambda entry: EMBEDDED_SOURCE in entry.group,
+            group_as="the embedded default's disposable databases",
+        )
+    except (OSError, Aris3nbError):
+        return []
+    return result.removed
 
 
 def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = None) -> RunResult:

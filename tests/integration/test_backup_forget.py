@@ -137,3 +137,29 @@ def test_an_unreadable_manifest_is_left_for_a_person(artifacts: Path) -> None:
 def test_the_library_refuses_an_empty_policy(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         forget(load_settings(ops_artifacts_dir=tmp_path), Policy())
+
+
+def test_the_embedded_default_keeps_its_newest_backups_and_never_touches_a_real_targets(
+    tmp_path: Path, one_backup: tuple[Path, str]
+) -> None:
+    """After an embedded run: its disposable databases' backups (each run's its own database)
+    are judged as one group, the newest OPS_EMBEDDED_KEEP_LAST kept; a real target's stay."""
+    from aris3nb.evidence.seal import _forget_embedded_backups
+
+    made, _url = one_backup
+    for number, day in enumerate(DAYS):
+        target = tmp_path / "backups" / f"pre_deploy_{day.replace('-', '')}_0800"
+        shutil.copytree(made, target)
+        manifest = target / "manifest.json"
+        document = json.loads(manifest.read_text())
+        document["name"], document["created_at"] = target.name, f"{day}T08:00:00Z"
+        if number < 4:  # four embedded runs' databases; the fifth backup is of a real target
+            document["source"]["path"] = f"/tmp/aris3nb-run-embedded-pid{100 + number}-x/aris3.db"
+        document["manifest_digest"] = manifest_digest(document)
+        manifest.write_text(json.dumps(document))
+    settings = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=2)
+    removed = _forget_embedded_backups(settings, tmp_path / "runs")
+    assert sorted(removed) == ["pre_deploy_20260301_0800", "pre_deploy_20260302_0800"]
+    assert names(tmp_path) == ["pre_deploy_20260303_0800", "pre_deploy_20260304_0800", "pre_deploy_20260305_0800"]
+    none = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=0)
+    assert _forget_embedded_backups(none, tmp_path / "runs") == []
