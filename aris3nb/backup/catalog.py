@@ -19,10 +19,10 @@ from aris3nb.backup.create import backups_dir
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.settings import Settings
+from aris3nb.core.words import listed
 from aris3nb.targets.profile import LoadedProfile
 
 SAFETY_PREFIX = "safety_"
-_PROBLEMS_SHOWN = 3
 
 
 def is_safety(name: str, document: dict[str, Any]) -> bool:
@@ -74,11 +74,7 @@ def _read(manifest: Path) -> dict[str, Any]:
 
 
 def _problems(problems: list[str]) -> str:
-    shown = "; ".join(problems[:_PROBLEMS_SHOWN])
-    more = len(problems) - _PROBLEMS_SHOWN
-    return f"invalid, {len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}" + (
-        f"; and {more} more" if more > 0 else ""
-    )
+    return f"invalid, {listed(problems)}"
 
 
 def choose_backup(

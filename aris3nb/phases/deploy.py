@@ -19,6 +19,7 @@ from aris3nb.backup.manifest import Validation, validate_backup
 from aris3nb.core.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, verdict_of, warned
 from aris3nb.core.errors import Aris3nbError, BackupExists
 from aris3nb.core.settings import Settings
+from aris3nb.core.words import listed
 from aris3nb.gate import http
 from aris3nb.phases.base import Phase, TriggerRule
 from aris3nb.targets.profile import LoadedProfile
@@ -126,7 +127,7 @@ def _check_manifest(ctx: _DeployContext) -> Outcome:
     ctx.validation = validate_backup(ctx.backup.manifest_path, profiles.schema_tables_for(profile))
     if not ctx.validation.ok:
         return failed(
-            f"{len(ctx.validation.problems)} problem(s): {ctx.validation.problems[0]}",
+            listed(ctx.validation.problems),
             problems=ctx.validation.problems,
             warnings=ctx.validation.warnings,
         )
