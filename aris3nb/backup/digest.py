@@ -21,6 +21,14 @@ exactly one chunk. A drill recomputes digests over the *manifest's* key ranges; 
 whose digest differs it compares row digests with the index, key by key, and so names the
 changed, missing and extra rows (``compare_rows``) without a copy of the source.
 
+On PostgreSQL a chunk whose per-row record would be larger gets a **sketch** instead (kind
+4, ``aris3nb.backup.sketch``): a fixed-size invertible Bloom lookup table of its rows (key,
+first ``sketch.DIGEST_BYTES`` of the row digest), which names up to about
+``sketch.CAPACITY`` differing rows of the chunk and says when there are more than it can
+name (``RowDifferences.unnamed``). A compressed dump is about 40 bytes a row: 8 bytes of
+digest per row would add a fifth to it; a sketch is a fixed 6.9 kB a chunk for an integer
+key (13 kB for a UUID), 1.4 (2.6) bytes a row at 5,000 rows a chunk.
+
 The index file is the magic ``INDEX_MAGIC`` then one record per chunk, at the offset and
 length the manifest's chunk entry records (``"index": [offset, length]``)::
 
@@ -31,12 +39,15 @@ length the manifest's chunk entry records (``"index": [offset, length]``)::
     kind 2 (no key: PostgreSQL):      nothing; such rows are named by their digest
     kind 3 (one UUID text column):    u8 form (0: 32 hex digits, 1: 8-4-4-4-12 with dashes) |
                                       16 bytes per key
+    kind 4 (a sketch, PostgreSQL):    the sketch (aris3nb.backup.sketch) instead of keys and
+                                      digests; written when smaller than the chunk's kind 0-3 record
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import time
 import zlib
@@ -62,8 +73,15 @@ ROWS_METHOD = "rows"
 #: Written by ``backup create``; bench/row_index_cost.py turns it off to measure what the
 #: index costs (a backup without it is what older versions made: chunk digests only).
 WRITE_ROW_INDEX = True
+#: Sketches (kind 4) are written for the chunks they are smaller for; off, every chunk gets
+#: per-row digests, as backups made before sketches (tests drill such backups with it).
+WRITE_SKETCHES = True
 
 KEYS_INTEGER, KEYS_JSON, KEYS_NONE, KEYS_UUID = 0, 1, 2, 3
+#: A record that is a set-reconciliation sketch of the chunk's rows, not per-row digests.
+KIND_SKETCH = 4
+#: Bytes of each PostgreSQL row digest a sketch holds (``sketch.DIGEST_BYTES``).
+SKETCH_DIGEST_BYTES = 16
 _RECORD_HEAD = struct.Struct("<BI")
 _INT_HEAD = struct.Struct("<qB")
 _JSON_HEAD = struct.Struct("<I")
@@ -101,11 +119,13 @@ class ChunkRows:
     """The rows of one chunk as the row index sees them: their keys and their row digests'
     first ``ROW_DIGEST_BYTES``, in key order. Keys are ``integers`` (a numpy array, for one
     integer key column: cheap to read and to encode) or ``keys`` (each row's key values);
-    a table without a key has neither."""
+    a table without a key has neither. ``wide`` (PostgreSQL) holds the row digests' first
+    ``SKETCH_DIGEST_BYTES`` too: what a sketch of the chunk is made of and compared with."""
 
     keys: list[list[Any]] | None
     digests: bytes
     integers: Any = None
+    wide: bytes | None = None
 
     @property
     def count(self) -> int:
@@ -178,7 +198,8 @@ def index_prefixes(prefixes: bytes, width: int = FOLD_BYTES) -> bytes:
 
 
 class _LineDigests:
-    """Row digests of a block's lines, and their keys, collected for one chunk."""
+    """Row digests of a block's lines (``SKETCH_DIGEST_BYTES`` each: per-row records keep
+    the first ``ROW_DIGEST_BYTES`` of them), and their keys, collected for one chunk."""
 
     def __init__(self, keys_of: KeysOf | None) -> None:
         self.keys_of = keys_of
@@ -187,19 +208,20 @@ class _LineDigests:
 
     def add(self, lines: list[bytes]) -> None:
         sha = hashlib.sha256
-        self.digests.append(b"".join([sha(line).digest()[:ROW_DIGEST_BYTES] for line in lines]))
+        self.digests.append(b"".join([sha(line).digest()[:SKETCH_DIGEST_BYTES] for line in lines]))
         if self.keys_of is not None:
             self.keys.append(self.keys_of(lines))
 
     def rows(self) -> ChunkRows:
-        digests = b"".join(self.digests)
+        wide = b"".join(self.digests)
+        digests = index_prefixes(wide, SKETCH_DIGEST_BYTES)
         if self.keys_of is None:
-            return ChunkRows(None, digests)
+            return ChunkRows(None, digests, wide=wide)
         if self.keys and not isinstance(self.keys[0], list):  # integers, as numpy arrays
             import numpy as np  # only backups and drills need it: imported when used
 
-            return ChunkRows(None, digests, np.concatenate(self.keys))
-        return ChunkRows([key for block in self.keys for key in block], digests)
+            return ChunkRows(None, digests, np.concatenate(self.keys), wide=wide)
+        return ChunkRows([key for block in self.keys for key in block], digests, wide=wide)
 
 
 def digest_table(
@@ -325,7 +347,40 @@ class RowIndexWriter:
 
 
 def encode_record(rows: ChunkRows) -> bytes:
-    """One chunk's record: its keys, compactly (see the module's docstring), then its digests."""
+    """One chunk's record: its keys, compactly (see the module's docstring), then its digests;
+    or, for rows with ``wide`` digests (PostgreSQL), their sketch when that is smaller."""
+    if not (WRITE_SKETCHES and rows.wide is not None and rows.count):
+        return _rows_record(rows)
+    from aris3nb.backup import sketch  # numpy: only backups and drills need it
+
+    # A per-row record holds ROW_DIGEST_BYTES a row besides its keys; a sketch is of a fixed
+    # size. Each is computed only when the other might be the smaller.
+    smallest_sketch = _RECORD_HEAD.size + sketch.record_size(8 if rows.keyed else 0)
+    record = None
+    if _RECORD_HEAD.size + rows.count * ROW_DIGEST_BYTES < smallest_sketch:
+        record = _rows_record(rows)
+        if len(record) <= smallest_sketch:
+            return record
+    elements = sketch.elements(_sketch_keys(rows), rows.wide)
+    if elements is None:  # a key too long for a sketch
+        return record or _rows_record(rows)
+    size = _RECORD_HEAD.size + sketch.record_size(elements.width)
+    if size >= _RECORD_HEAD.size + rows.count * ROW_DIGEST_BYTES:
+        record = record or _rows_record(rows)
+        if size >= len(record):
+            return record
+    return _RECORD_HEAD.pack(KIND_SKETCH, rows.count) + sketch.build(elements)
+
+
+def _sketch_keys(rows: ChunkRows) -> Any:
+    """The rows' keys as a sketch takes them: integers (a numpy array), key lists, or None."""
+    if rows.integers is not None:
+        return rows.integers
+    return rows.key_list() if rows.keyed else None
+
+
+def _rows_record(rows: ChunkRows) -> bytes:
+    """The per-row record (kinds 0-3)."""
     if len(rows.digests) % ROW_DIGEST_BYTES:
         raise ValueError("row digests are not whole")
     count = rows.count
@@ -396,7 +451,25 @@ def _uuid_texts(form: int, packed: bytes) -> list[str]:
     return texts if form == 0 else [f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}" for t in texts]
 
 
-def read_record(path: Path, where: Sequence[Any]) -> ChunkRows:
+@dataclass
+class ChunkSketch:
+    """A chunk's record of kind 4: its row count and its sketch (``sketch.Sketch``)."""
+
+    count: int
+    sketch: Any
+
+    @property
+    def keyed(self) -> bool:
+        from aris3nb.backup import sketch
+
+        return bool(self.sketch.form != sketch.FORM_NONE)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.sketch.capacity)
+
+
+def read_record(path: Path, where: Sequence[Any]) -> ChunkRows | ChunkSketch:
     """The chunk record at ``where`` (``[offset, length]``) of the index file; a record that
     does not decode is a ``BackupError`` naming the file (the manifest covers the file's
     SHA-256, so this means a file that validation would refuse, or a reader's bug)."""
@@ -416,10 +489,14 @@ def read_record(path: Path, where: Sequence[Any]) -> ChunkRows:
         raise BackupError(f"row index {path.name}: {exc}") from exc
 
 
-def decode_record(data: bytes) -> ChunkRows:
+def decode_record(data: bytes) -> ChunkRows | ChunkSketch:
     kind, count = _RECORD_HEAD.unpack_from(data, 0)
     at = _RECORD_HEAD.size
     keys: list[list[Any]] | None
+    if kind == KIND_SKETCH:
+        from aris3nb.backup import sketch  # numpy: only backups and drills need it
+
+        return ChunkSketch(count, sketch.parse(data[at:]))
     if kind == KEYS_NONE:
         keys = None
     elif kind == KEYS_INTEGER:
@@ -473,26 +550,31 @@ class RowDifferences:
     changed: list[tuple[list[Any] | None, bytes, bytes]] = field(default_factory=list)
     missing: list[tuple[list[Any] | None, bytes, None]] = field(default_factory=list)
     extra: list[tuple[list[Any] | None, None, bytes]] = field(default_factory=list)
+    #: Rows that differ and are not named (a sketch holding more differences than it can
+    #: name): 0 when the lists are every difference, else a lower bound on the rest.
+    unnamed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.changed or self.missing or self.extra)
+        return bool(self.changed or self.missing or self.extra or self.unnamed)
 
 
-def _key_token(key: list[Any]) -> str:
+def _key_token(key: list[Any] | None) -> str:
     # Both sides come from the same encoding (the engine's, through JSON), so equal keys
     # have equal JSON; ints stay ints (a float would merge keys beyond 2**53).
     return json.dumps(key, ensure_ascii=False)
 
 
-def compare_rows(recorded: ChunkRows, found: ChunkRows) -> RowDifferences:
+def compare_rows(recorded: ChunkRows | ChunkSketch, found: ChunkRows) -> RowDifferences:
     """The rows that differ between a chunk's recorded index record and its restored rows."""
+    if isinstance(recorded, ChunkSketch):
+        return _compare_sketch(recorded, found)
     differences = RowDifferences()
     recorded_keys, found_keys = recorded.key_list(), found.key_list()
     if recorded_keys is None or found_keys is None:
-        was = Counter(recorded.digest_at(n) for n in range(recorded.count))
-        now = Counter(found.digest_at(n) for n in range(found.count))
-        differences.missing = [(None, d, None) for d in sorted((was - now).elements())]
-        differences.extra = [(None, None, d) for d in sorted((now - was).elements())]
+        counted_was = Counter(recorded.digest_at(n) for n in range(recorded.count))
+        counted_now = Counter(found.digest_at(n) for n in range(found.count))
+        differences.missing = [(None, d, None) for d in sorted((counted_was - counted_now).elements())]
+        differences.extra = [(None, None, d) for d in sorted((counted_now - counted_was).elements())]
         return differences
     restored = {_key_token(k): (k, found.digest_at(n)) for n, k in enumerate(found_keys)}
     for number, key in enumerate(recorded_keys):
@@ -504,3 +586,75 @@ def compare_rows(recorded: ChunkRows, found: ChunkRows) -> RowDifferences:
             differences.changed.append((now[0], digest, now[1]))
     differences.extra = [(key, None, digest) for key, digest in restored.values()]
     return differences
+
+
+def _compare_sketch(recorded: ChunkSketch, found: ChunkRows) -> RowDifferences:
+    """The rows a sketch and the restored rows differ in, named as ``compare_rows`` names them
+    (digests shortened to ``ROW_DIGEST_BYTES``, as per-row records hold them): a key read on
+    both sides is a changed row, on the recorded side only a missing one, on the restored
+    side only an extra one. When the sketch could not be read in full, a restored row read
+    without its recorded half might be a changed row as well as an extra one: it is left
+    unnamed (counted in ``unnamed``), never named as either."""
+    from aris3nb.backup import sketch
+
+    wide = found.wide if found.wide is not None else (b"" if not found.count else None)
+    if wide is None:  # restored rows without sketch digests: nothing to compare the sketch with
+        return RowDifferences(unnamed=max(1, abs(recorded.count - found.count)))
+    try:
+        result = sketch.difference(recorded.sketch, _sketch_keys(found), wide)
+    except ValueError as exc:  # restored rows that are not rows of a chunk: a reader's bug
+        raise BackupError(f"the restored rows do not fit the row index's sketch: {exc}") from exc
+    differences = RowDifferences()
+    if not recorded.keyed or not found.keyed:
+        differences.missing = sorted((None, d[:ROW_DIGEST_BYTES], None) for _, d in result.recorded_only)
+        differences.extra = sorted(
+            (None, None, d[:ROW_DIGEST_BYTES]) for _, d in result.found_only + result.unrecordable
+        )
+        differences.unnamed = result.unnamed
+        return differences
+    keys = found.key_list() or []
+    position = {_key_token(k): n for n, k in enumerate(keys)}
+    recorded_keys = {_key_token(k) for k, _ in result.recorded_only}
+    for key, digest in result.recorded_only:
+        number = position.get(_key_token(key))
+        if number is None:
+            differences.missing.append((key, digest[:ROW_DIGEST_BYTES], None))
+        else:
+            differences.changed.append((keys[number], digest[:ROW_DIGEST_BYTES], found.digest_at(number)))
+    unpaired = 0
+    for key, digest in result.found_only:
+        token = _key_token(key)
+        if token in recorded_keys:
+            continue  # the restored half of a changed row
+        if result.unnamed:
+            unpaired += 1  # extra, or changed with its recorded half among the unnamed
+            continue
+        differences.extra.append((key, None, digest[:ROW_DIGEST_BYTES]))
+    differences.extra += [(key, None, digest[:ROW_DIGEST_BYTES]) for key, digest in result.unrecordable]
+    differences.changed.sort(key=lambda row: position[_key_token(row[0])])
+    differences.extra.sort(key=lambda row: position.get(_key_token(row[0]), len(keys)))
+    differences.missing = _in_key_order(differences.missing)
+    if result.unnamed:  # each row is at most two elements (its recorded and restored versions)
+        differences.unnamed = max(1, unpaired, -(-(result.unnamed + unpaired) // 2))
+    return differences
+
+
+def _in_key_order(rows: list[Any]) -> list[Any]:
+    """Rows a sketch names as missing, in key order as near as their values tell (it does not
+    keep their places): value by value, numbers (and integers in text, PostgreSQL's form of
+    an integer key column) before other text, which sorts by code point."""
+
+    def order(row: Any) -> list[tuple[int, Any]]:
+        return [
+            (0, value)
+            if isinstance(value, int) and not isinstance(value, bool)
+            else (0, int(value))
+            if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value)
+            else (1, str(value))
+            for value in row[0]
+        ]
+
+    return sorted(rows, key=order)
+
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")

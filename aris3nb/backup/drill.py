@@ -9,7 +9,9 @@ head. Where a table differs, the drill diff names the changed, missing and extra
 key, from the backup's row index (the row digests recorded when the backup was made), with
 the restored values and, where the backup's own data still holds them, the recorded ones;
 the differing key ranges stay as a summary (a backup without a row index gets the ranges and
-a sample of their restored rows).
+a sample of their restored rows). A PostgreSQL chunk recorded as a sketch names up to its
+capacity of differing rows; a chunk that differs in more is listed in ``unnamed_chunks`` and
+said so in the check's detail, never passed off as fully named (the verdict is the digests').
 
 RPO and RTO are judged: the backup's age against ``rpo_budget_sec`` and the drill's total
 time against ``rto_budget_sec``; a budget exceeded is a FAIL check naming it.
@@ -46,6 +48,7 @@ from aris3nb.backup import postgres, profiles, sqlite
 from aris3nb.backup.digest import (
     ROW_INDEX_FILE,
     ChunkRows,
+    ChunkSketch,
     Deadline,
     TableDigest,
     compare_rows,
@@ -68,6 +71,7 @@ from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_text
 from aris3nb.core.settings import Settings
+from aris3nb.core.words import count, listed
 from aris3nb.targets.profile import LoadedProfile
 
 REPORT_FORMAT = "aris3nb.drill.report"
@@ -262,10 +266,10 @@ def restore_verify(
         report.status, report.reason = "FAIL", str(exc)  # exit 2 (as every command), report kept
         raise
     except DeadlineExceeded as exc:  # its message starts "timeout:"; say which deadline and how to move it
-        given = "--timeout" if timeout_sec is not None else "OPS_DRILL_TIMEOUT_SEC"
+        set_by = "--timeout" if timeout_sec is not None else "OPS_DRILL_TIMEOUT_SEC"
         report.status, report.reason = (
             "FAIL",
-            (f"{exc} (the drill's deadline: {seconds:g} s, set by {given}; a larger backup needs a larger one)"),
+            (f"{exc} (the drill's deadline: {seconds:g} s, set by {set_by}; a larger backup needs a larger one)"),
         )
     except Aris3nbError as exc:
         report.status, report.reason = "FAIL", str(exc)
@@ -350,7 +354,7 @@ def _run(
             validation.ok,
             f"{validation.files_checked} files, {validation.bytes_checked:,} bytes match the manifest"
             if validation.ok
-            else f"{len(validation.problems)} problem(s): {validation.problems[0]}",
+            else listed(validation.problems),
             {"problems": validation.problems},
             time.perf_counter() - started,
         ):
@@ -401,6 +405,8 @@ class _Restored:
 @contextlib.contextmanager
 def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[_Restored]:
     backup_file = manifest.folder / sqlite.DATABASE_FILE
+    # Row digests are computed by the method each table's digests were recorded with.
+    methods = {t.get("name"): t.get("digest_method") for t in manifest.document["tables"] if isinstance(t, dict)}
     with contextlib.ExitStack() as scratch:
         with stages.stage("restore"):
             copy = scratch.enter_context(sqlite.scratch_copy(backup_file))
@@ -410,8 +416,10 @@ def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[_Restored]:
             f"sqlite:///{copy}",
             lambda d, r: sqlite.table_digests(copy, d, r, yield_cpu=True),
             lambda d: sqlite.structural_problems(copy, d),
-            lambda table, keys: sqlite.rows_by_key(copy, table, keys),
-            lambda table, keys, _d: sqlite.rows_by_key(backup_file, table, keys, immutable=True),
+            lambda table, keys: sqlite.rows_by_key(copy, table, keys, method=methods.get(table)),
+            lambda table, keys, _d: sqlite.rows_by_key(
+                backup_file, table, keys, immutable=True, method=methods.get(table)
+            ),
             lambda table, digests: {},
         )
 
@@ -478,21 +486,27 @@ def _verify(
             not problems,
             f"{len(found)} tables, {sum(t.rows for t in found.values()):,} rows: counts and digests equal"
             if not problems
-            else f"{len(problems)} table(s) differ: {problems[0]}{_named(report.diff)}",
+            else f"{count(len(problems), 'table')} {'differs' if len(problems) == 1 else 'differ'}: "
+            f"{problems[0]}{_named(report.diff)}",
             {"tables": {n: {"rows": t.rows, "digest": t.digest} for n, t in found.items()}, "problems": problems},
             digest_seconds,
         )
         stages.check(
             "constraints hold",
             not broken,
-            "integrity and foreign keys hold" if not broken else f"{len(broken)} problem(s): {broken[0]}",
+            "integrity and foreign keys hold" if not broken else listed(broken),
             {"problems": broken[:50]},
             structure_seconds,
         )
 
 
 def _named(diff: list[dict[str, Any]]) -> str:
-    """The first rows the diff names, for the check's one line ("; changed stock_items id=1234")."""
+    """The first rows the diff names, for the check's one line ("; changed stock_items id=1234"),
+    and the chunks whose rows it could not all name."""
+    return _first_named(diff) + _unnamed(diff)
+
+
+def _first_named(diff: list[dict[str, Any]]) -> str:
     for table in diff:
         for kind in ("changed", "missing", "extra"):
             for row in table.get(kind) or []:
@@ -504,8 +518,21 @@ def _named(diff: list[dict[str, Any]]) -> str:
                 )
                 counts = table.get("counts") or {}
                 rest = sum(counts.values()) - 1
-                return f"; {kind} {table['table']} {where}" + (f" and {rest} more row(s)" if rest > 0 else "")
+                return f"; {kind} {table['table']} {where}" + (f" and {count(rest, 'more row')}" if rest > 0 else "")
     return ""
+
+
+def _unnamed(diff: list[dict[str, Any]]) -> str:
+    """("; NOT ALL ROWS NAMED in 2 key ranges of stock_items ...")."""
+    tables = [table for table in diff if table.get("unnamed_chunks")]
+    if not tables:
+        return ""
+    ranges = ", ".join(f"{count(len(t['unnamed_chunks']), 'key range')} of {t['table']}" for t in tables)
+    capacity = max(c["capacity"] for t in tables for c in t["unnamed_chunks"])
+    return (
+        f"; NOT ALL ROWS NAMED in {ranges}: more rows differ there than the row index could name "
+        f"(its sketch names up to {capacity} a range; the report's unnamed_chunks)"
+    )
 
 
 def _remaining(deadline: Deadline, default: float) -> float:
@@ -673,6 +700,7 @@ def _rows_diff(
     counts = {"changed": 0, "missing": 0, "extra": 0}
     named: dict[str, list[tuple[Any, bytes | None, bytes | None]]] = {"changed": [], "missing": [], "extra": []}
     unexplained = []
+    unnamed = []
     for item in ranges:
         deadline.check(f"comparing the rows of {table} with the row index")
         was = read_record(index_file, chunks[item["chunk"]]["index"])
@@ -684,9 +712,21 @@ def _rows_diff(
             named[kind] += rows[: DIFF_ROWS - len(named[kind])]
         if not differences:
             unexplained.append(item["chunk"])
+        elif differences.unnamed and isinstance(was, ChunkSketch):
+            # More rows differ than the chunk's sketch can name: the counts are those it named.
+            unnamed.append(
+                {
+                    **item,
+                    "capacity": was.capacity,
+                    "rows_named": sum(len(getattr(differences, kind)) for kind in counts),
+                    "rows_unnamed_at_least": differences.unnamed,
+                }
+            )
     result: dict[str, Any] = {"counts": counts, "shown_per_kind": DIFF_ROWS}
     if unexplained:
         result["unexplained_chunks"] = unexplained  # digest differs, yet every row digest matches the index
+    if unnamed:
+        result["unnamed_chunks"] = unnamed
     keys = [k for kind in named for k, _, _ in named[kind] if k is not None]
     restored_rows = restored.rows(table, keys) if keys else {}
     backup_rows = restored.backup_rows(table, keys, deadline) if keys else {}
@@ -712,7 +752,8 @@ def _named_row(
     backup was made, and what the backup's own data holds for it (its values only where
     they still match that recorded digest: otherwise they are not the recorded row)."""
     token = json.dumps(key, ensure_ascii=False) if key is not None else None
-    restored_values = restored_rows.get(token)[0] if token in restored_rows else by_digest.get(now or b"")
+    found = restored_rows.get(token) if token is not None else None
+    restored_values = found[0] if found is not None else by_digest.get(now or b"")
     row: dict[str, Any] = {
         "key": key,
         "restored": _plain_row(restored_values) if kind != "missing" and restored_values is not None else None,

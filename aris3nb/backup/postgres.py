@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -53,6 +53,14 @@ _CANONICAL_SESSION = (
     "SET extra_float_digits = 1",
     "SET bytea_output = 'hex'",
 )
+
+
+def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one (COPY and identifiers need it)."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise BackupError("the PostgreSQL connection was closed under aris3nb")
+    return cast("psycopg.Connection[Any]", driver)
 
 
 def _tool(name: str) -> str:
@@ -138,7 +146,7 @@ def table_key(conn: sa.Connection, schema: str, table: str) -> list[str]:
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
             "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary ORDER BY k.n"
         ),
-        {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)},
+        {"t": sql.Identifier(schema, table).as_string(_driver(conn))},
     )
     return [r[0] for r in rows]
 
@@ -167,7 +175,7 @@ def _key_range(
 
 
 def range_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) -> RangeReader:
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     table_id = sql.Identifier(schema, table)
     width = len(key)
 
@@ -203,13 +211,13 @@ def keys_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) ->
     if not key:
         return None
     width = len(key)
-    types = dict(
+    types: dict[str, str] = dict(
         conn.execute(
             sa.text(
                 "SELECT a.attname, a.atttypid::regtype::text FROM pg_attribute a "
                 "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
             ),
-            {"t": sql.Identifier(schema, table).as_string(conn.connection.driver_connection)},
+            {"t": sql.Identifier(schema, table).as_string(_driver(conn))},
         ).all()
     )
     if width == 1 and types.get(key[0]) in ("smallint", "integer", "bigint"):
@@ -234,7 +242,7 @@ def sample_rows(
     """The first ``limit`` rows with ``lower < key <= upper``, as column -> value."""
     with (
         _read_only_snapshot(url, Deadline.after(60), "sample rows") as conn,
-        conn.connection.driver_connection.cursor() as cursor,
+        _driver(conn).cursor() as cursor,
     ):
         keys, where = _key_range(key, lower, upper)
         cursor.execute(
@@ -290,7 +298,7 @@ def rows_by_key(url: str, table: str, keys: list[list[Any]]) -> dict[str, tuple[
     each with its values and its row digest."""
     with (
         _read_only_snapshot(url, Deadline.after(120), "read the rows the drill names") as conn,
-        conn.connection.driver_connection.cursor() as cursor,
+        _driver(conn).cursor() as cursor,
     ):
         schema = current_schema(conn)
         key = table_key(conn, schema, table)
@@ -308,7 +316,7 @@ def rows_by_digest(url: str, table: str, digests: set[bytes]) -> dict[bytes, dic
     found: dict[bytes, dict[str, Any]] = {}
     with (
         _read_only_snapshot(url, Deadline.after(300), "read the rows the drill names") as conn,
-        conn.connection.driver_connection.cursor() as cursor,
+        _driver(conn).cursor() as cursor,
     ):
         schema = current_schema(conn)
         columns = [
@@ -355,8 +363,8 @@ def dump_rows_by_key(
             _session(conn, deadline, pg_sessions.session_name("drill-diff"), pg_sessions.LOCK_TIMEOUT_SEC)
             schema = current_schema(conn)
             key = table_key(conn, schema, table)
-            raw = conn.connection.driver_connection
-            types = dict(
+            raw = _driver(conn)
+            types: dict[str, str] = dict(
                 conn.execute(
                     sa.text(
                         "SELECT attname, atttypid::regtype::text FROM pg_attribute "
@@ -606,7 +614,7 @@ def snapshot_dump(
             conn.exec_driver_sql(
                 sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE")
                 .format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables))
-                .as_string(conn.connection.driver_connection)
+                .as_string(_driver(conn))
             )
         snapshot_id = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
         wait_ms = pg_sessions.lock_timeout_ms(lock_timeout_sec, deadline.remaining())

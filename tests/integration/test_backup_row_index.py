@@ -6,6 +6,13 @@ and its diff names the changed, missing and extra rows by key, with the restored
 the row digests recorded when the backup was made. Keys of every kind: an integer key not in
 the first rows (stock_items id=1234 at seed scale 3,000), a UUID key, a composite key, and a
 table without a primary key (the rowid on SQLite; on PostgreSQL rows named by their digest).
+
+On PostgreSQL a chunk whose per-row record would be larger than a sketch gets the sketch
+(stock_items' 3,000 rows: 24 kB of digests against a 7 kB sketch), so the tests above name its
+rows through the sketch; the smaller tables keep per-row records. A backup cut into chunks of
+1,000 rows names rows across several sketches, more differences in a chunk than its sketch can
+name are reported as unnamed (the drill still fails), and a backup of per-row records only (as
+made before sketches) is drilled as before.
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ import sqlalchemy as sa
 
 from aris3nb import migrate
 from aris3nb.backup import create as create_module
-from aris3nb.backup import digest, drill, postgres
+from aris3nb.backup import digest, drill, postgres, sketch
 from aris3nb.backup.create import create_backup
-from aris3nb.backup.digest import ROW_INDEX_FILE, read_record
+from aris3nb.backup.digest import ROW_INDEX_FILE, ChunkRows, ChunkSketch, read_record
 from aris3nb.backup.drill import restore_verify
 from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
 from aris3nb.core.db import create_engine
@@ -233,9 +240,16 @@ def test_the_index_is_in_the_manifest_and_holds_every_row(made: Made) -> None:
     }
     stock = next(t for t in manifest.tables if t["name"] == "stock_items")
     record = read_record(made.folder / ROW_INDEX_FILE, stock["chunks"][0]["index"])
-    assert record.count == SCALE and record.key_list()[1233] == [1234]
-    assert len(record.digests) == 8 * SCALE
-    assert (stock.get("digest_method") == "rows") == (made.engine == "sqlite")
+    assert record.count == SCALE
+    if made.engine == "sqlite":
+        assert isinstance(record, ChunkRows) and record.key_list()[1233] == [1234]
+        assert len(record.digests) == 8 * SCALE
+    else:  # a sketch is smaller than 3,000 rows' digests: a fixed size, whatever the rows
+        assert isinstance(record, ChunkSketch) and record.keyed and record.capacity == sketch.CAPACITY
+        assert stock["chunks"][0]["index"][1] == 5 + sketch.record_size(8) < 8 * SCALE
+    sales = next(t for t in manifest.tables if t["name"] == "sales")
+    assert isinstance(read_record(made.folder / ROW_INDEX_FILE, sales["chunks"][0]["index"]), ChunkRows)
+    assert (stock.get("digest_method") in ("rows", "row-sha256")) == (made.engine == "sqlite")
     tags = next(t for t in manifest.tables if t["name"] == "line_tags")
     assert tags["key"] == ["stock_item_id", "tag"]
     keys = read_record(made.folder / ROW_INDEX_FILE, tags["chunks"][0]["index"]).key_list()
@@ -273,7 +287,10 @@ def test_a_changed_index_file_is_invalid(made: Made, tmp_path: Path) -> None:
             lambda d: d["tables"][0]["chunks"][0].update(index=[3, 5]),
             "chunk 0: 'index' is not an [offset, length] inside the row index",
         ),
-        (lambda d: d["tables"][0].update(digest_method="md5"), "'digest_method' 'md5' is not one of ['rows']"),
+        (
+            lambda d: d["tables"][0].update(digest_method="md5"),
+            "'digest_method' 'md5' is not one of ['rows', 'row-sha256']",
+        ),
         (lambda d: d.pop("row_index"), "has an 'index' record but the manifest has no 'row_index'"),
         (lambda d: d["row_index"].update(version=2), "field 'row_index' is not a version-1 aris3nb.row_index"),
         (
@@ -510,3 +527,113 @@ def test_a_backup_without_an_index_still_drills_and_diffs_by_range(
     stock = diff_of(drill_fails(old.manifest_path, settings, made), "stock_items")
     assert "changed" not in stock and stock["ranges_differing"] == 1
     assert 0 < len(stock["ranges"][0]["restored_sample"]) <= drill.SAMPLE_ROWS
+
+
+# --- PostgreSQL: sketches ------------------------------------------------------------------------
+
+
+def _pg_backup(made: Made, where: Path, name: str, monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> Path:
+    """A backup of the module's PostgreSQL source cut into chunks of ``chunk_rows`` rows."""
+    real = postgres.digest_table
+
+    def digest_table(*args: Any, **kwargs: Any) -> digest.TableDigest:
+        return real(*args, chunk_rows=chunk_rows, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(postgres, "digest_table", digest_table)
+        made_now = create_backup(
+            made.url, name, settings=load_settings(ops_artifacts_dir=where), exports_dir=made.exports
+        )
+    return made_now.manifest_path
+
+
+@pytest.mark.postgres
+def test_rows_are_named_across_a_tables_sketches(
+    postgres_backup: Made, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 1,000 rows (8 kB of per-row digests, a 7 kB sketch): every chunk of
+    stock_items is a sketch; one changed, one deleted and one inserted row, in two chunks, are
+    named by key with their restored values (the inserted one below every key: chunk 0)."""
+    manifest = _pg_backup(postgres_backup, tmp_path / "made", "sketches", monkeypatch, 1_000)
+    stock = next(t for t in json.loads(manifest.read_text())["tables"] if t["name"] == "stock_items")
+    assert [c["rows"] for c in stock["chunks"]] == [1_000, 1_000, 1_000, 0]
+    records = [read_record(manifest.parent / ROW_INDEX_FILE, c["index"]) for c in stock["chunks"]]
+    assert [type(r).__name__ for r in records] == ["ChunkSketch"] * 3 + ["ChunkRows"]
+
+    def edit(rows: list[list[str]], cols: list[str]) -> list[list[str]]:
+        rows = set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "FORGED-1234")
+        rows = [r for r in rows if r[cols.index("id")] != "1500"]
+        added = list(rows[1_400])
+        added[cols.index("id")], added[cols.index("sku")], added[cols.index("epc")] = "0", "INSERTED", "E-NEW"
+        return [*rows, added]
+
+    forge(manifest, "stock_items", [], edit)
+    report = drill_fails(manifest, settings, postgres_backup)
+    diff = diff_of(report, "stock_items")
+    assert diff["counts"] == {"changed": 1, "missing": 1, "extra": 1}
+    assert [r["chunk"] for r in diff["ranges"]] == [0, 1] and "unnamed_chunks" not in diff
+    [changed], [missing], [extra] = diff["changed"], diff["missing"], diff["extra"]
+    assert changed["key"] == [1234] and changed["restored"]["sku"] == "FORGED-1234"
+    assert re.fullmatch(r"[0-9a-f]{16}", changed["recorded_digest"]) and changed["restored_digest"]
+    assert changed["recorded_digest"] != changed["restored_digest"]
+    assert missing["key"] == [1500] and missing["restored"] is None and missing["restored_digest"] is None
+    assert re.fullmatch(r"[0-9a-f]{16}", missing["recorded_digest"])
+    assert "removed after the backup was made" in missing["backup_data"]
+    assert extra["key"] == [0] and extra["restored"]["sku"] == "INSERTED" and extra["recorded_digest"] is None
+    assert "stock_items id=1234 and 2 more rows" in report["reason"]
+
+
+@pytest.mark.postgres
+def test_more_differences_than_a_sketch_names_are_reported_unnamed(
+    postgres_backup: Made, tmp_path: Path, settings: Settings
+) -> None:
+    """300 changed rows in one 3,000-row chunk: beyond its sketch's capacity. The drill fails
+    on the digests as always, names only rows it is certain of, and says that the chunk's rows
+    are not all named."""
+    manifest = postgres_backup.copy(tmp_path)
+    forge(
+        manifest,
+        "stock_items",
+        [],
+        lambda rows, cols: set_column(rows, cols, lambda r: int(r["id"]) % 10 == 3, "description", "bulk"),
+    )
+    report = drill_fails(manifest, settings, postgres_backup)
+    assert report["status"] == "FAIL"
+    stock = diff_of(report, "stock_items")
+    [unnamed] = stock["unnamed_chunks"]
+    assert unnamed["chunk"] == 0 and unnamed["rows_recorded"] == unnamed["rows_found"] == SCALE
+    assert unnamed["capacity"] == sketch.CAPACITY and unnamed["after_key"] is None and unnamed["up_to_key"] is None
+    assert unnamed["rows_named"] == sum(stock["counts"].values()) < 300
+    assert unnamed["rows_unnamed_at_least"] >= 1
+    assert stock["counts"]["missing"] == stock["counts"]["extra"] == 0  # nothing named wrongly
+    assert all(row["key"][0] % 10 == 3 for row in stock["changed"])
+    assert "NOT ALL ROWS NAMED in 1 key range of stock_items" in report["reason"]
+    assert "its sketch names up to 48 a range" in report["reason"]
+
+
+@pytest.mark.postgres
+def test_a_backup_of_per_row_records_only_is_drilled_as_before(
+    postgres_backup: Made, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backups made before sketches hold per-row records for every chunk: their drills name
+    rows as they always did."""
+    monkeypatch.setattr(digest, "WRITE_SKETCHES", False)
+    old = create_backup(
+        postgres_backup.url,
+        "before_sketches",
+        settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
+        exports_dir=postgres_backup.exports,
+    )
+    monkeypatch.setattr(digest, "WRITE_SKETCHES", True)
+    stock = next(t for t in old.manifest["tables"] if t["name"] == "stock_items")
+    record = read_record(old.path / ROW_INDEX_FILE, stock["chunks"][0]["index"])
+    assert isinstance(record, ChunkRows) and len(record.digests) == 8 * SCALE
+    forge(
+        old.manifest_path,
+        "stock_items",
+        [],
+        lambda rows, cols: set_column(rows, cols, lambda r: int(r["id"]) % 10 == 3, "description", "bulk"),
+    )
+    diff = diff_of(drill_fails(old.manifest_path, settings, postgres_backup), "stock_items")
+    assert diff["counts"] == {"changed": 300, "missing": 0, "extra": 0} and "unnamed_chunks" not in diff
+    assert [c["key"] for c in diff["changed"]] == [[n * 10 + 3] for n in range(drill.DIFF_ROWS)]
