@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from aris3nb.core.db import create_engine, parse_database_url
 from aris3nb.core.errors import BackupError, DeadlineExceeded
+from aris3nb.core.words import count
 
 #: How long one of aris3nb's sessions (or a tool it runs) may wait for a lock by default.
 LOCK_TIMEOUT_SEC = 15.0
@@ -154,7 +155,7 @@ def end_sessions_named(url: str, name: str) -> list[int]:
             return ended
         if time.monotonic() > stop:
             raise BackupError(
-                f"{len(left)} server session(s) of this operation ({name}) could not be ended: "
+                f"{count(len(left), 'server session')} of this operation ({name}) could not be ended: "
                 f"{'; '.join(str(s) for s in left)}"
             )
         pids = [s.pid for s in left]

@@ -31,6 +31,7 @@ from aris3nb.core.errors import Aris3nbError, BackupError, SessionsInTheWay, Sou
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_url
 from aris3nb.core.settings import Settings
+from aris3nb.core.words import count
 from aris3nb.targets.profile import LoadedProfile
 
 ROLLBACK_LOG = "rollback_log.jsonl"
@@ -127,7 +128,8 @@ def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any
     if not terminate_sessions:
         append_rollback_log(settings, {**log, "status": "REFUSED", "sessions_in_the_way": listed})
         raise SessionsInTheWay(
-            f"{len(in_the_way)} other session(s) on {redact_url(target_url)} hold locks or an open transaction, "
+            f"{count(len(in_the_way), 'other session')} on {redact_url(target_url)} "
+            f"{'holds' if len(in_the_way) == 1 else 'hold'} locks or an open transaction, "
             f"and the restore would wait on them: {listed}. Stop the service (or those clients) first, or add "
             "--terminate-sessions to end them"
         )
@@ -184,7 +186,8 @@ def restore_backup(
     announce(
         f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
         + (f" although it is of another source ({why})" if why else "")
-        + f"; {newer:,} row(s) written after the backup will be discarded (kept in the safety backup)"
+        + f"; {newer:,} {'row' if newer == 1 else 'rows'} written after the backup will be discarded "
+        "(kept in the safety backup)"
     )
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"
@@ -212,7 +215,10 @@ def restore_backup(
             )
         problems = _verify_target(manifest, target_url, deadline)
         if problems:
-            raise BackupError(f"{len(problems)} table(s) differ from the backup after restoring: {problems[0]}")
+            raise BackupError(
+                f"{count(len(problems), 'table')} {'differs' if len(problems) == 1 else 'differ'} "
+                f"from the backup after restoring: {problems[0]}"
+            )
     except (Aris3nbError, OSError) as exc:  # OSError: the disk filled, a file could not be written
         append_rollback_log(settings, {**log, "status": "FAILED", "error": str(exc)})
         raise BackupError(

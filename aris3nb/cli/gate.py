@@ -24,6 +24,7 @@ from aris3nb.cli.present import STATUS_STYLES, results_table, verdict_text
 from aris3nb.core.checks import CheckResult, Verdict
 from aris3nb.core.errors import GateFailed, IntegrityFailed
 from aris3nb.core.report import CheckReport
+from aris3nb.core.words import count
 from aris3nb.gate import GateOptions, load_gate_settings, run_gate
 from aris3nb.gate.runner import latency_names, parse_budgets
 from aris3nb.integrity import IntegrityOptions, run_integrity_check
@@ -211,7 +212,7 @@ def _show(
         not_applicable = (report.document.get("not_applicable") or {}).get("checks") or []
         if not_applicable:
             say(
-                f"{len(not_applicable)} check(s) not applicable here (WARN; --strict fails them): "
+                f"{count(len(not_applicable), 'check')} not applicable here (WARN; --strict fails them): "
                 f"{', '.join(map(str, not_applicable))}"
             )
         say(f"{document_label}: {report.path}")

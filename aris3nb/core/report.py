@@ -43,7 +43,7 @@ def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int])
     if document.get("version") not in known:
         raise UsageError(
             f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
-            f"version(s) {', '.join(map(str, known))}"
+            f"{'version' if len(known) == 1 else 'versions'} {', '.join(map(str, known))}"
         )
     return document
 

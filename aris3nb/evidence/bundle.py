@@ -462,7 +462,8 @@ def _parse(raw: bytes, path: Path) -> dict[str, Any]:
     version = document.get("version")
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
         raise EvidenceUnreadable(
-            f"{path} has {FORMAT} version {version!r}; this aris3nb reads version(s) "
+            f"{path} has {FORMAT} version {version!r}; this aris3nb reads "
+            f"{'version' if len(SUPPORTED_VERSIONS) == 1 else 'versions'} "
             f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
         )
     return document

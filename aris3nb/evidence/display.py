@@ -36,6 +36,7 @@ from aris3nb.core.errors import PhaseFailed
 from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.settings import load_settings
+from aris3nb.core.words import count
 
 #: Set by the runner in the kernel's environment: the run's bundle folder.
 RUN_DIR_ENV = "ARIS3NB_RUN_DIR"
@@ -577,7 +578,7 @@ class PhaseEvidence:
         )
         if smoke.status is Status.FAIL and not ran:
             errors = sum(int(c.get("errors") or 0) for c in areas.values())
-            stopped = f"{errors} test(s) could not start" if errors else "no test ran"
+            stopped = f"{count(errors, 'test')} could not start" if errors else "no test ran"
             _display(
                 ErrorText(
                     f"Smoke stopped before any test ran ({stopped}): {smoke.detail}",
@@ -735,9 +736,10 @@ class PhaseEvidence:
                 self.show_table(
                     rows,
                     f"{table['table']}: {counts.get('changed', 0)} changed, "
-                    f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra row(s) "
-                    f"(at most {table.get('shown_per_kind')} of each shown)",
+                    f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra "
+                    f"(rows; at most {table.get('shown_per_kind')} of each shown)",
                 )
+                self._show_unnamed(table)
                 continue
             for item in table.get("ranges") or []:  # a backup without a row index: samples of the ranges
                 self.show_table(
@@ -746,6 +748,29 @@ class PhaseEvidence:
                     f"{item.get('up_to_key')}]: {item.get('rows_recorded')} rows recorded, "
                     f"{item.get('rows_found')} restored",
                 )
+            self._show_unnamed(table)
+
+    def _show_unnamed(self, table: dict[str, Any]) -> None:
+        """The key ranges whose differing rows the row index could not all name, and the ones
+        whose digest differs although every row digest matches: never a silent gap."""
+        unnamed = table.get("unnamed_chunks") or []
+        if unnamed:
+            self.show_table(
+                unnamed,
+                f"{table['table']}: NOT ALL ROWS NAMED in {count(len(unnamed), 'key range')}: more rows differ "
+                f"there than the row index could name (up to {unnamed[0].get('capacity')} a range); the counts "
+                "above are the rows named",
+            )
+        unexplained = table.get("unexplained_chunks") or []
+        if unexplained:
+            self.show_table(
+                [{"chunk": number} for number in unexplained],
+                f"{table['table']}: chunks whose digest differs although every row digest matches the index",
+            )
+        if table.get("rows_unavailable"):
+            self.show_table(
+                [{"why": table["rows_unavailable"]}], f"{table['table']}: the differing rows could not be named"
+            )
 
     def show_rollback(self, report: Any, triggers: Sequence[str]) -> None:
         """NO-GO and why, then every step of the rollback and the checks after it."""

@@ -31,6 +31,8 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from aris3nb.core.words import count
+
 __all__ = ["notebook_html", "remote_references"]
 
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -326,7 +328,7 @@ def notebook_html(notebook: nbformat.NotebookNode) -> str:
     if remote:
         shown = "; ".join(remote[:5]) + (f"; and {len(remote) - 5} more" if len(remote) > 5 else "")
         raise RuntimeError(
-            f"the HTML page of this notebook would load {len(remote)} resource(s) from outside "
+            f"the HTML page of this notebook would load {count(len(remote), 'resource')} from outside "
             f"itself, so it would not open faithfully offline: {shown}. Embed the resource in the "
             "notebook output (as a data: URI) or remove it."
         )

@@ -415,14 +415,18 @@ def validate_run_options(options: RunOptions) -> RunOptions:
 
     unknown = [name for name in options.phases if name not in PHASE_BY_NAME]
     if unknown:
-        raise UsageError(f"unknown phase(s) {', '.join(unknown)}; phases: {', '.join(PHASE_BY_NAME)}")
+        raise UsageError(
+            f"unknown {'phase' if len(unknown) == 1 else 'phases'} {', '.join(unknown)}; "
+            f"phases: {', '.join(PHASE_BY_NAME)}"
+        )
     if options.database_url is not None:
         parse_database_url(options.database_url)
     known_budgets = latency_names(options.profile)
     unknown_budgets = sorted(set(options.budgets_ms) - set(known_budgets))
     if unknown_budgets:
         raise UsageError(
-            f"unknown latency budget(s) {', '.join(unknown_budgets)}; known for the profile "
+            f"unknown latency {'budget' if len(unknown_budgets) == 1 else 'budgets'} {', '.join(unknown_budgets)}; "
+            "known for the profile "
             f"{options.profile.profile.name}: {', '.join(known_budgets) or 'none'}"
         )
     if not options.profile.is_reference and not options.base_url:

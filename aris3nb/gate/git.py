@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
+from aris3nb.core.words import count
 
 GIT_TIMEOUT_SEC = 15.0
 
@@ -81,7 +82,7 @@ def judge_git(repository: Path, *, strict: bool) -> Outcome:
     if state.clean:
         return passed(f"{where} at {state.commit[:12]}, clean tree", **evidence)
     detail = (
-        f"{where} at {state.commit[:12]}, dirty tree: {len(state.changes)} uncommitted path(s), e.g. "
+        f"{where} at {state.commit[:12]}, dirty tree: {count(len(state.changes), 'uncommitted path')}, e.g. "
         f"{', '.join(line[3:] for line in state.changes[:3])}"
     )
     return failed(detail, **evidence) if strict else warned(detail, **evidence)

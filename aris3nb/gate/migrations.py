@@ -36,6 +36,7 @@ from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed, 
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import Aris3nbError, MigrationError
 from aris3nb.core.redact import redact_url
+from aris3nb.core.words import count
 from aris3nb.schema import (
     compare_with_models,
     describe_difference,
@@ -154,11 +155,13 @@ def round_trip(
         "accepted_drift": accepted[: SAMPLE_LIMIT * 5],
     }
     if problems:
-        return failed(f"{len(problems)} difference(s): {problems[0]}" + (" …" if len(problems) > 1 else ""), **evidence)
+        return failed(
+            f"{count(len(problems), 'difference')}: {problems[0]}" + (" …" if len(problems) > 1 else ""), **evidence
+        )
     if accepted:
         return warned(
             f"upgrade → downgrade base → upgrade gives the same {len(first)} tables; they differ from the "
-            f"models in {len(accepted)} way(s) the profile accepts (migrations.accepted_drift), e.g. "
+            f"models in {count(len(accepted), 'way')} the profile accepts (migrations.accepted_drift), e.g. "
             f"{accepted[0]}",
             **evidence,
         )
@@ -327,12 +330,14 @@ def judge_target_schema(
     if current != head:
         behind = _revisions_between(current, head, script_location)
         evidence["pending_revisions"] = behind
-        where = f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind else "not on the code's history"
+        where = (
+            f"{count(len(behind), 'revision')} behind ({', '.join(behind)})" if behind else "not on the code's history"
+        )
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
     evidence["differences"] = differences[: SAMPLE_LIMIT * 5]
     if differences:
         return failed(
-            f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
+            f"target at head {head} but its schema drifted from the models: {count(len(differences), 'difference')}, "
             f"e.g. {differences[0]}",
             **evidence,
         )
@@ -373,7 +378,9 @@ def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
             **evidence,
         )
     if current != head:
-        where = f"{len(behind)} revision(s) behind ({', '.join(behind)})" if behind else "not on the code's history"
+        where = (
+            f"{count(len(behind), 'revision')} behind ({', '.join(behind)})" if behind else "not on the code's history"
+        )
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
     if not code.has_models:
         return warned(f"target at head {head}; drift not checked: the profile names no target.metadata", **evidence)
@@ -381,13 +388,13 @@ def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
     evidence.update(differences=differences[: SAMPLE_LIMIT * 5], accepted_drift=accepted[: SAMPLE_LIMIT * 5])
     if differences:
         return failed(
-            f"target at head {head} but its schema drifted from the models: {len(differences)} difference(s), "
+            f"target at head {head} but its schema drifted from the models: {count(len(differences), 'difference')}, "
             f"e.g. {differences[0]}",
             **evidence,
         )
     if accepted:
         return warned(
-            f"target at head {head}; its schema differs from the models in {len(accepted)} way(s) the "
+            f"target at head {head}; its schema differs from the models in {count(len(accepted), 'way')} the "
             f"profile accepts (migrations.accepted_drift), e.g. {accepted[0]}",
             **evidence,
         )

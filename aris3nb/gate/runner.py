@@ -665,14 +665,18 @@ def validate_options(options: GateOptions) -> GateOptions:
         unknown_checks = sorted(set(options.checks) - set(registry.names()))
         if unknown_checks or not options.checks:
             raise UsageError(
-                f"unknown gate check(s) {', '.join(unknown_checks) or '(none given)'}; "
+                f"unknown gate {'check' if len(unknown_checks) == 1 else 'checks'} "
+                f"{', '.join(unknown_checks) or '(none given)'}; "
                 f"known{'' if is_builtin_reference(loaded) else f' for profile {loaded.profile.name}'}: "
                 f"{', '.join(registry.names())}"
             )
     known = latency_names(loaded)
     unknown = sorted(set(options.budgets_ms) - set(known))
     if unknown:
-        raise UsageError(f"unknown latency budget(s) {', '.join(unknown)}; known: {', '.join(known) or '(none)'}")
+        raise UsageError(
+            f"unknown latency {'budget' if len(unknown) == 1 else 'budgets'} {', '.join(unknown)}; "
+            f"known: {', '.join(known) or '(none)'}"
+        )
     if any(not math.isfinite(value) or value <= 0 for value in options.budgets_ms.values()):
         raise UsageError("latency budgets must be positive numbers of milliseconds")
     return dataclasses.replace(options, base_url=base_url, workdir=workdir)

@@ -406,7 +406,7 @@ def judge_smoke(
     summary = counts_text or ", ".join(f"{n} {k}" for k, n in totals.items() if n) or "no tests"
     red = [name for name, counts in sorted(areas.items(), key=_area_order) if counts.red]
     if red:
-        return failed(f"red area(s): {', '.join(red)} — {summary}", **evidence)
+        return failed(f"red {'area' if len(red) == 1 else 'areas'}: {', '.join(red)} — {summary}", **evidence)
     if run.returncode != 0:
         return failed(
             f"pytest exited {run.returncode} ({_PYTEST_EXIT.get(run.returncode, 'unknown')}): {summary}", **evidence
@@ -421,7 +421,7 @@ def judge_smoke(
     if missing:
         judged = failed if strict and classify is not None else warned
         return judged(
-            f"{summary}; area(s) not covered: {', '.join(missing)}"
+            f"{summary}; {'area' if len(missing) == 1 else 'areas'} not covered: {', '.join(missing)}"
             + (" (no test of the profile's [[smoke.areas]] rules passed in it)" if classify else ""),
             **evidence,
         )

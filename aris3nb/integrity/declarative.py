@@ -27,6 +27,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aris3nb.core import words
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 from aris3nb.core.errors import UsageError
 from aris3nb.integrity.files import file_problem, files_under
@@ -260,7 +261,9 @@ def sql_invariant(check: SqlCheck, name: str | None = None) -> Invariant:
             "query": check.query.strip(),
         }
         if count:
-            return _judged(check.severity)(f"{count} offending row(s); first: {row_text(sample[0])}", **facts)
+            return _judged(check.severity)(
+                f"{words.count(count, 'offending row')}; first: {row_text(sample[0])}", **facts
+            )
         return passed(f"no offending row: {check.description or check.name}", **facts)
 
     return Invariant(name or check.name, run, check.requires, check.description)
@@ -321,12 +324,12 @@ def file_invariant(check: FileCheck, name: str | None = None) -> Invariant:
         if problems:
             hint = f" (the folder {root} does not exist; give --exports-dir)" if not root.is_dir() else ""
             return _judged(check.severity)(
-                f"{len(problems)} problem(s) with {checked} vouched-for file(s) and "
+                f"{words.count(len(problems), 'problem')} with {words.count(checked, 'vouched-for file')} and "
                 f"{len(extra)} extra{hint}; first: {row_text(problems[0])}",
                 **evidence,
             )
         return passed(
-            f"{checked} file(s) present with their recorded SHA-256"
+            f"{words.count(checked, 'file')} present with {'its' if checked == 1 else 'their'} recorded SHA-256"
             f"{' and size' if check.size_column else ''}, none extra under {root}",
             **evidence,
         )

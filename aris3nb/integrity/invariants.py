@@ -71,7 +71,8 @@ class Invariant:
         bad = [name for name in self.requires if not REQUIREMENT.match(name)]
         if bad:
             raise ValueError(
-                f"invariant {self.name!r}: requirement(s) {', '.join(map(repr, bad))} are not 'table' or 'table.column'"
+                f"invariant {self.name!r}: {'requirement' if len(bad) == 1 else 'requirements'} "
+                f"{', '.join(map(repr, bad))} {'is' if len(bad) == 1 else 'are'} not 'table' or 'table.column'"
             )
 
     @property

@@ -43,6 +43,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
+from aris3nb.core import words
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 from aris3nb.integrity.files import file_problem
 from aris3nb.integrity.invariants import IntegrityContext, InvariantSet, not_applicable, plain, row_text
@@ -115,11 +116,20 @@ def _flag(condition: Any) -> sa.ColumnElement[Any]:
 
 
 def _judge(
-    count: int, sample: list[dict[str, Any]], *, ok: str, bad: str, checked: int | None = None, **evidence: Any
+    count: int,
+    sample: list[dict[str, Any]],
+    *,
+    ok: str,
+    noun: str,
+    bad: str,
+    checked: int | None = None,
+    **evidence: Any,
 ) -> Outcome:
+    """PASS with ``ok``, or FAIL with the count of ``noun`` (plural from the count), then ``bad``:
+    ``noun="stock row", bad="in an unknown status"`` gives "1 stock row in an unknown status; first: ..."."""
     facts = {"offending": count, "sample": sample, **({"checked": checked} if checked is not None else {}), **evidence}
     if count:
-        return failed(f"{count} {bad}; first: {row_text(sample[0])}", **facts)
+        return failed(f"{words.count(count, noun)} {bad}; first: {row_text(sample[0])}", **facts)
     return passed(ok, **facts)
 
 
@@ -160,7 +170,8 @@ def check_stock_status(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok=f"every stock row in {', '.join(m.STOCK_STATUSES)}",
-        bad="stock row(s) in an unknown status",
+        noun="stock row",
+        bad="in an unknown status",
         checked=_count(ctx.conn, stock),
         allowed=list(m.STOCK_STATUSES),
     )
@@ -181,7 +192,8 @@ def check_in_transit_not_sellable(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="no IN_TRANSIT or SOLD row is flagged sellable",
-        bad="IN_TRANSIT or SOLD stock row(s) flagged sellable",
+        noun="IN_TRANSIT or SOLD stock row",
+        bad="flagged sellable",
         checked=_count(ctx.conn, stock, stock.c.status.in_(("IN_TRANSIT", "SOLD"))),
     )
 
@@ -210,8 +222,9 @@ def check_store_totals(ctx: IntegrityContext) -> Outcome:
     return _judge(
         count,
         sample,
-        ok=f"{totals[0]} store(s): total units (RFID + PENDING) = sellable units, {int(totals[1])} in all",
-        bad="store(s) whose total units (RFID + PENDING) differ from their sellable units",
+        ok=f"{words.count(totals[0], 'store')}: total units (RFID + PENDING) = sellable units, {int(totals[1])} in all",
+        noun="store",
+        bad="whose total units (RFID + PENDING) differ from their sellable units",
         checked=int(totals[0]),
         total_units=int(totals[1]),
     )
@@ -258,7 +271,8 @@ def check_transfer_states(ctx: IntegrityContext) -> Outcome:
     if total:
         first_table = next(table for table, (count, _) in found.items() if count)
         return failed(
-            f"{total} row(s) in an unknown state; first: {first_table} {row_text(found[first_table][1][0])}",
+            f"{words.count(total, 'row')} in an unknown state; "
+            f"first: {first_table} {row_text(found[first_table][1][0])}",
             offending=total,
             **evidence,
         )
@@ -317,7 +331,8 @@ def check_received_within_dispatched(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="no transfer received more than it dispatched",
-        bad="transfer(s) with more received than dispatched",
+        noun="transfer",
+        bad="with more received than dispatched",
         checked=_count(ctx.conn, transfers),
     )
 
@@ -346,7 +361,8 @@ def check_draft_not_dispatched(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="no DRAFT transfer has a DISPATCH movement",
-        bad="DRAFT transfer(s) with DISPATCH movements",
+        noun="DRAFT transfer",
+        bad="with DISPATCH movements",
         checked=_count(ctx.conn, transfers, transfers.c.status == "DRAFT"),
     )
 
@@ -373,7 +389,8 @@ def check_received_complete(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="every RECEIVED transfer is fully received",
-        bad="RECEIVED transfer(s) with lines not received",
+        noun="RECEIVED transfer",
+        bad="with lines not received",
         checked=_count(ctx.conn, transfers, transfers.c.status == "RECEIVED"),
     )
 
@@ -437,8 +454,9 @@ def check_payments_cover_total(ctx: IntegrityContext) -> Outcome:
     return _judge(
         count,
         sample,
-        ok=f"{checked} PAID sale(s): payments cover the total, change handled",
-        bad="PAID sale(s) whose payments do not settle the total (amounts in cents)",
+        ok=f"{words.count(checked, 'PAID sale')}: payments cover the total, change handled",
+        noun="PAID sale",
+        bad="whose payments do not settle the total (amounts in cents)",
         checked=int(checked),
     )
 
@@ -480,7 +498,8 @@ def check_lines_sum_to_total(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="every PAID sale's lines sum to its total",
-        bad="PAID sale(s) whose lines do not sum to the total (amounts in cents)",
+        noun="PAID sale",
+        bad="whose lines do not sum to the total (amounts in cents)",
         checked=_count(ctx.conn, sales, sales.c.status == "PAID"),
     )
 
@@ -501,7 +520,8 @@ def check_paid_has_payments(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="every PAID sale with a total has payments",
-        bad="PAID sale(s) without any payment",
+        noun="PAID sale",
+        bad="without any payment",
         zero_total_without_payments=int(free),
         checked=int(ctx.conn.execute(sa.select(sa.func.count()).select_from(money)).scalar_one()),
     )
@@ -532,7 +552,8 @@ def check_sold_stock_on_paid_sale(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="every SOLD stock row is on a PAID sale",
-        bad="SOLD stock row(s) on no PAID sale",
+        noun="SOLD stock row",
+        bad="on no PAID sale",
         checked=_count(ctx.conn, stock, stock.c.status == "SOLD"),
     )
 
@@ -578,7 +599,8 @@ def check_closed_sessions(ctx: IntegrityContext) -> Outcome:
         count,
         sample,
         ok="every closed session's expected cash = opening + cash sales",
-        bad="closed cash session(s) whose expected cash is not opening + cash sales (amounts in cents)",
+        noun="closed cash session",
+        bad="whose expected cash is not opening + cash sales (amounts in cents)",
         checked=_count(ctx.conn, sessions, sessions.c.status == "CLOSED"),
     )
 
@@ -615,11 +637,16 @@ def check_export_files(ctx: IntegrityContext) -> Outcome:
     if problems:
         hint = f" (the exports folder {folder} does not exist; give --exports-dir)" if not folder.is_dir() else ""
         return failed(
-            f"{len(problems)} of {checked} READY export(s) do not match their files{hint}; first: "
+            f"{words.count(len(problems), 'READY export')} of {checked} "
+            f"{'does not match its file' if len(problems) == 1 else 'do not match their files'}{hint}; first: "
             f"{row_text(problems[0])}",
             **evidence,
         )
-    return passed(f"{checked} READY export file(s) present with their recorded size and SHA-256", **evidence)
+    return passed(
+        f"{words.count(checked, 'READY export file')} present with {'its' if checked == 1 else 'their'} "
+        "recorded size and SHA-256",
+        **evidence,
+    )
 
 
 # --------------------------------------------------------------------------- idempotency
@@ -656,12 +683,12 @@ def check_stuck_idempotency(ctx: IntegrityContext) -> Outcome:
     }
     if count:
         return warned(
-            f"{count} idempotency record(s) in progress for more than "
+            f"{words.count(count, 'idempotency record')} in progress for more than "
             f"{ctx.options.idempotency_max_age_sec:g} s; first: {row_text(sample[0])}",
             **evidence,
         )
     return passed(
-        f"no record in progress beyond {ctx.options.idempotency_max_age_sec:g} s ({total} record(s), "
+        f"no record in progress beyond {ctx.options.idempotency_max_age_sec:g} s ({words.count(total, 'record')}, "
         f"{recent} recent in progress)",
         **evidence,
     )
@@ -737,7 +764,8 @@ def check_tenancy(ctx: IntegrityContext) -> Outcome:
     if total:
         first = next(name for name, (count, _) in found.items() if count)
         return failed(
-            f"{total} row(s) point at another tenant's store or stock; first: {first} {row_text(found[first][1][0])}",
+            f"{words.count(total, 'row')} {'points' if total == 1 else 'point'} at another tenant's store or stock; "
+            f"first: {first} {row_text(found[first][1][0])}",
             **evidence,
         )
     return passed(f"no row points at another tenant's store or stock ({len(found)} relations checked)", **evidence)

@@ -253,7 +253,8 @@ def _restore(ctx: _RollbackContext) -> Outcome:
     discarded = sum(c["newer_than_backup"] or 0 for c in ctx.restored.discarded.values())
     return passed(
         f"restored {ctx.restored.backup} ({reason}) into {redact_url(str(options.database_url))} in "
-        f"{ctx.restored.duration_sec:.1f} s; {discarded:,} row(s) written after it discarded, kept in the "
+        f"{ctx.restored.duration_sec:.1f} s; {discarded:,} {'row' if discarded == 1 else 'rows'} written after it "
+        "discarded, kept in the "
         f"safety backup {ctx.restored.safety_backup.name}",
         backup=str(manifest),
         safety_backup=str(ctx.restored.safety_backup),

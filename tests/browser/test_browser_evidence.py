@@ -91,7 +91,7 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
             "results = [CheckResult('http.health', Status.PASS, '200 ok in 1.2 ms', 0.01),\n"
             "           CheckResult('integrity.' + SCRIPT, Status.FAIL, "
             "f'first: sku={IMG}, description={SCRIPT}', 0.1),\n"
-            "           CheckResult('git', Status.WARN, 'dirty tree: 3 uncommitted path(s)', 0.03)]\n"
+            "           CheckResult('git', Status.WARN, 'dirty tree: 3 uncommitted paths', 0.03)]\n"
             "phase.show_checks(results)"
         ),
         "phase.conclude(results, title='Gate')",

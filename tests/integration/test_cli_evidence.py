@@ -199,7 +199,7 @@ def test_signature_problems_exit_1(runs: Path, key: Path, tmp_path: Path, capsys
         ('{"format": "aris3nb.evidence", "version": 1, ', "is not valid JSON"),
         (
             '{"format": "aris3nb.evidence", "version": 9}',
-            "has aris3nb.evidence version 9; this aris3nb reads version(s) 1",
+            "has aris3nb.evidence version 9; this aris3nb reads version 1",
         ),
     ],
 )

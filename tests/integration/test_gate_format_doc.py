@@ -94,7 +94,7 @@ def test_the_integrity_report_example_has_the_real_shape(tmp_path: Path, sqlite_
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"version": 2}, "version 2; this aris3nb reads version(s) 1"),
+        ({"version": 2}, "version 2; this aris3nb reads version 1"),
         ({"format": "aris3nb.manifest"}, "is not a aris3nb.gate_summary document"),
     ],
 )

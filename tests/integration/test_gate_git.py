@@ -54,7 +54,7 @@ def test_dirty_tree_warns_and_fails_under_strict(repo: Path) -> None:
     (repo / "new.py").write_text("")
     outcome = judge_git(repo, strict=False)
     assert outcome.status is Status.WARN
-    assert "dirty tree: 2 uncommitted path(s)" in outcome.detail and "app.py" in outcome.detail
+    assert "dirty tree: 2 uncommitted paths" in outcome.detail and "app.py" in outcome.detail
     assert judge_git(repo, strict=True).status is Status.FAIL
 
 

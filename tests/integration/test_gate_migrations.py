@@ -121,7 +121,8 @@ def test_a_downgrade_that_leaves_a_table_behind_fails(leaky_project: Path, datab
     differences = outcome.evidence["differences"]
     assert differences[0] == "downgrade base left table notes behind"  # on PostgreSQL, its sequence too
     assert differences[-1].startswith("upgrade head again failed") and "notes" in differences[-1]
-    assert outcome.detail.startswith(f"{len(differences)} difference(s): downgrade base left table notes behind")
+    assert len(differences) > 1
+    assert outcome.detail.startswith(f"{len(differences)} differences: downgrade base left table notes behind")
 
 
 def test_a_schema_that_differs_from_the_models_fails_listing_the_difference(
@@ -157,7 +158,7 @@ def test_target_at_head_passes_and_one_revision_behind_fails(database_url: str) 
     head = migrate.head_revision()
     assert outcome.evidence["pending_revisions"] == [head]
     assert outcome.detail == (
-        f"target at {outcome.evidence['current_revision']}, code head is {head}: 1 revision(s) behind ({head})"
+        f"target at {outcome.evidence['current_revision']}, code head is {head}: 1 revision behind ({head})"
     )
 
 

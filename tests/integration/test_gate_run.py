@@ -128,7 +128,7 @@ def test_a_failing_gate_exits_1_with_one_line_and_keeps_its_summary(tmp_path: Pa
         (["--budget", "checkout=100"], "--budget 'checkout=100'"),
         (
             ["--check", "http.health", "--check", "latency.checkout"],
-            "unknown gate check(s) latency.checkout; known: git, deploy.freeze, ",
+            "unknown gate check latency.checkout; known: git, deploy.freeze, ",
         ),
     ],
 )  # more bad input, refused by the same validation: tests/unit/test_gate_options.py

@@ -59,7 +59,7 @@ def test_a_red_area_fails_naming_it_with_pytests_counts(tmp_path: Path) -> None:
     run, outcome = smoke(tmp_path, MIXED)
     assert run.returncode == 1
     assert outcome.status is Status.FAIL
-    assert outcome.detail.startswith("red area(s): pos — 1 failed, 2 passed in ")
+    assert outcome.detail.startswith("red area: pos — 1 failed, 2 passed in ")
     assert outcome.evidence["areas"]["pos"]["failing_tests"] == ["test_fake_smoke::test_checkout"]
     assert outcome.evidence["areas"]["auth"]["status"] == "green"
 
@@ -126,7 +126,7 @@ def test_a_profiles_rules_map_tests_by_marker_glob_and_substring_and_a_red_area_
     ]
     run = run_pytest("smoke", cwd=tmp_path, timeout_sec=60, env=env, python=sys.executable, pytest_args=args)
     outcome = judge_smoke(run, timeout_sec=60, secrets=[], classify=area_classifier(rules, {"login": marked}))
-    assert outcome.status is Status.FAIL and outcome.detail.startswith("red area(s): pos — 1 failed, 4 passed in ")
+    assert outcome.status is Status.FAIL and outcome.detail.startswith("red area: pos — 1 failed, 4 passed in ")
     areas = outcome.evidence["areas"]
     assert areas["pos"]["failing_tests"] == ["smoke/test_marked.py::test_checkout_total[2]"]
     assert {name: counts["passed"] for name, counts in areas.items()} == {

@@ -118,7 +118,7 @@ def test_freshly_seeded_data_passes_every_invariant(scratch: Seeded, tmp_path: P
     assert report.verdict is Verdict.PASS and report.exit_code == 0
     assert [r.name for r in report.results] == INTEGRITY_CHECKS.names() and len(report.results) == 16
     details = {r.name: r.detail for r in report.results}
-    assert details["exports.files_match"] == "6 READY export file(s) present with their recorded size and SHA-256"
+    assert details["exports.files_match"] == "6 READY export files present with their recorded size and SHA-256"
 
 
 def test_seeded_canceled_transfers_raise_nothing(scratch: Seeded, tmp_path: Path) -> None:
@@ -322,7 +322,7 @@ def test_a_short_payment_names_the_sale_and_the_missing_amount(scratch: Seeded, 
     [row] = result.evidence["sample"]
     assert row["missing"] == 100 and row["paid"] == row["total"] - 100, "amounts in cents"
     assert result.detail.startswith(
-        f"1 PAID sale(s) whose payments do not settle the total (amounts in cents); first: id={row['id']}"
+        f"1 PAID sale whose payments do not settle the total (amounts in cents); first: id={row['id']}"
     )
 
 

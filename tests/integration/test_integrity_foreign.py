@@ -214,7 +214,7 @@ def test_a_planted_state_names_the_column_and_value(target: Target, tmp_path: Pa
     execute(target.url, PLANTS["known_states"][0])
     result = next(r for r in check(target, tmp_path).results if r.name == "known_states")
     assert result.evidence["sample"] == [{"column_name": "receipts.receipt_state", "value": "PAID", "rows_with_it": 1}]
-    assert result.detail == "1 offending row(s); first: column_name=receipts.receipt_state, value=PAID, rows_with_it=1"
+    assert result.detail == "1 offending row; first: column_name=receipts.receipt_state, value=PAID, rows_with_it=1"
 
 
 def test_export_files_changed_missing_or_extra_are_named(target: Target, tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def test_target_schema_at_head_passes_and_one_behind_fails_naming_it(profile: Lo
     outcome = judge_target_schema(url, profile=profile)
     assert outcome.status is Status.FAIL
     assert outcome.evidence["pending_revisions"] == [ft.HEAD]
-    assert outcome.detail == f"target at {ft.REVISIONS[-2]}, code head is {ft.HEAD}: 1 revision(s) behind ({ft.HEAD})"
+    assert outcome.detail == f"target at {ft.REVISIONS[-2]}, code head is {ft.HEAD}: 1 revision behind ({ft.HEAD})"
 
     code.upgrade(url)
     engine = create_engine(url)

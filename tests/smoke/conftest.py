@@ -145,5 +145,5 @@ def smoke_stores(smoke_api: SmokeApi) -> dict[str, str]:
     """Store code -> id of the smoke tenant's two stores."""
     stores = {row["code"]: row["id"] for row in smoke_api.get("/aris3/stores")["rows"]}
     missing = [code for code in SMOKE_STORE_CODES if code not in stores]
-    assert not missing, f"the smoke tenant lacks store(s) {', '.join(missing)}"
+    assert not missing, f"the smoke tenant lacks {'store' if len(missing) == 1 else 'stores'} {', '.join(missing)}"
     return {code: stores[code] for code in SMOKE_STORE_CODES}

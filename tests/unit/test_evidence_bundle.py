@@ -465,7 +465,7 @@ def test_a_malformed_evidence_json_in_a_chain_is_that_runs_problem(runs: Path) -
         ('{"format": "aris3nb.backup.manifest", "version": 1}', "is not an aris3nb.evidence document"),
         (
             '{"format": "aris3nb.evidence", "version": 2}',
-            "has aris3nb.evidence version 2; this aris3nb reads version(s) 1",
+            "has aris3nb.evidence version 2; this aris3nb reads version 1",
         ),
         ('{"format": "aris3nb.evidence", "version": true}', "version True"),
         ('{"format": "aris3nb.evidence", "version": 1, "x": NaN}', "is not valid JSON"),

@@ -329,10 +329,10 @@ def test_smoke_that_stopped_before_any_test_ran_shows_that_error(shown):
         }
     }
 
-    phase.show_smoke([_smoke(Status.FAIL, "red area(s): (no area) — 18 errors in 3.36s", areas)])
+    phase.show_smoke([_smoke(Status.FAIL, "red area: (no area) — 18 errors in 3.36s", areas)])
 
     [error] = [item for item in objects if isinstance(item, ErrorText)]
-    assert error.heading.startswith("Smoke stopped before any test ran (18 test(s) could not start)")
+    assert error.heading.startswith("Smoke stopped before any test ran (18 tests could not start)")
     assert "httpx.ConnectError: [Errno 111] Connection refused" in error._repr_html_()
     assert "\x1b" not in error._repr_html_() and "\x1b" not in repr(error)
     assert objects.index(error) < next(i for i, item in enumerate(objects) if isinstance(item, Table))
@@ -352,7 +352,7 @@ def test_smoke_with_a_red_area_shows_no_startup_error(shown):
         },
     }
 
-    phase.show_smoke([_smoke(Status.FAIL, "red area(s): pos — 1 failed, 7 passed", areas)])
+    phase.show_smoke([_smoke(Status.FAIL, "red area: pos — 1 failed, 7 passed", areas)])
 
     assert not [item for item in objects if isinstance(item, ErrorText)]
     [table] = [item for item in objects if isinstance(item, Table)]
@@ -434,6 +434,39 @@ def test_the_drill_names_the_rows_that_differ_and_judges_rpo_and_rto(shown):
     assert "[1234]" in named and "FORGED-1234" in named and "the backup was changed after it was made" in named
     judged = tables["RPO and RTO against their budgets"]
     assert "86400" in judged and "900" in judged and judged.count("PASS") == 2
+
+
+def test_a_key_range_the_row_index_could_not_name_in_full_is_shown(shown):
+    """More rows differ in a chunk than its sketch names: the page says so, with the range."""
+    phase, objects = shown
+    unnamed = {"chunk": 3, "after_key": [15000], "up_to_key": [20000], "rows_recorded": 5000, "rows_found": 5000}
+    table = {
+        "table": "stock_items",
+        "key": ["id"],
+        "rows_recorded": 20000,
+        "rows_found": 20000,
+        "ranges_differing": 1,
+        "ranges": [],
+        "counts": {"changed": 48, "missing": 0, "extra": 0},
+        "shown_per_kind": 20,
+        "changed": [],
+        "missing": [],
+        "extra": [],
+        "unnamed_chunks": [{**unnamed, "capacity": 48, "rows_named": 48, "rows_unnamed_at_least": 100}],
+    }
+    report = {"backup": "b", "engine": "postgresql", "status": "FAIL", "checks": [], "rto_sec": {}, "diff": [table]}
+
+    phase.show_drill(report)
+
+    titles = [str(getattr(item, "data", "")) for item in objects]
+    [title] = [t for t in titles if "NOT ALL ROWS NAMED" in t]
+    assert "stock_items: NOT ALL ROWS NAMED in 1 key range" in title and "up to 48 a range" in title
+    html = next(
+        item._repr_html_()
+        for i, item in enumerate(objects)
+        if isinstance(item, Table) and i and "NOT ALL" in titles[i - 1]
+    )
+    assert "15000" in html and "20000" in html and "100" in html
 
 
 def test_the_banner_names_the_profile_and_the_targets_code_revision(tmp_path) -> None:

@@ -77,7 +77,7 @@ def test_one_red_area_fails_naming_it() -> None:
     xml = junit(*(case(a, f"test_{a}", "failed" if a == "pos" else "passed") for a in AREAS))
     outcome = judge_smoke(run(1, xml, "1 failed, 5 passed in 1.00s"), timeout_sec=60, secrets=[])
     assert outcome.status is Status.FAIL
-    assert outcome.detail == "red area(s): pos — 1 failed, 5 passed in 1.00s"
+    assert outcome.detail == "red area: pos — 1 failed, 5 passed in 1.00s"
     assert outcome.evidence["areas"]["pos"]["failing_tests"] == ["tests.smoke.T::test_pos"]
 
 

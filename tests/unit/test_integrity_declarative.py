@@ -151,7 +151,7 @@ def test_sound_data_passes_and_offending_rows_are_named_and_counted(tmp_path: Pa
     assert result.evidence["sample"][0] == {"order_id": "o1", "order_no": 1, "total_minor": 300, "lines_minor": 270}
     assert (
         result.detail
-        == f"{SAMPLE_LIMIT + 3} offending row(s); first: order_id=o1, order_no=1, total_minor=300, lines_minor=270"
+        == f"{SAMPLE_LIMIT + 3} offending rows; first: order_id=o1, order_no=1, total_minor=300, lines_minor=270"
     )
     assert result.evidence["columns"] == ["order_id", "order_no", "total_minor", "lines_minor"]
 
@@ -167,7 +167,7 @@ def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
     }
     report = run(url, tmp_path, sql=(known,))
     assert (report.results[0].status, report.verdict) == (Status.WARN, Verdict.PASS_WITH_WARNINGS)
-    assert report.results[0].detail == "1 offending row(s); first: order_id=o2, state=LOST"
+    assert report.results[0].detail == "1 offending row; first: order_id=o2, state=LOST"
     assert run(url, tmp_path, sql=(known,), strict=True).verdict is Verdict.FAIL
 
 
@@ -301,7 +301,7 @@ def test_export_files_missing_changed_or_extra_are_named(tmp_path: Path) -> None
     report = run(url, tmp_path, files=(EXPORT_FILES,))
     assert report.results[0].status is Status.PASS, report.results[0].detail
     assert (
-        report.results[0].detail == f"4 file(s) present with their recorded SHA-256 and size, none extra under {folder}"
+        report.results[0].detail == f"4 files present with their recorded SHA-256 and size, none extra under {folder}"
     )
     (folder / "a" / "one.csv").unlink()
     (folder / "a" / "two.csv").write_bytes(b"two\n")
@@ -320,7 +320,7 @@ def test_export_files_missing_changed_or_extra_are_named(tmp_path: Path) -> None
     }
     assert result.evidence["sample"][0] == {"export_id": "e0", "file_name": "a/one.csv", "problem": "file missing"}
     assert result.detail.startswith(
-        "5 problem(s) with 5 vouched-for file(s) and 1 extra; first: export_id=e0, "
+        "5 problems with 5 vouched-for files and 1 extra; first: export_id=e0, "
         "file_name=a/one.csv, problem=file missing"
     )
 

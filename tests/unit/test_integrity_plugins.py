@@ -38,7 +38,8 @@ def lines_make_total(ctx):
         "SELECT o.order_id FROM orders o JOIN order_lines l ON l.order_id = o.order_id "
         "GROUP BY o.order_id, o.total_minor HAVING SUM(l.amount_minor) <> o.total_minor").all()
     if short:
-        return failed(f"{len(short)} order(s) whose lines do not make the total; first: order_id={short[0][0]}")
+        orders = "1 order" if len(short) == 1 else f"{len(short)} orders"
+        return failed(f"{orders} whose lines do not make the total; first: order_id={short[0][0]}")
     return passed("every order's lines make its total")
 
 
@@ -96,7 +97,7 @@ def test_selected_plug_ins_run_as_checks_named_after_their_entry_points(url: str
     report = run(url, tmp_path, "shop.lines", "shop.sql", "shop.shaped", "shop.needs_payments")
     assert [(r.name, r.status, r.detail) for r in report.results] == [
         ("shop.lines", Status.PASS, "every order's lines make its total"),
-        ("shop.sql", Status.WARN, "1 offending row(s); first: order_id=o2"),
+        ("shop.sql", Status.WARN, "1 offending row; first: order_id=o2"),
         ("shop.shaped", Status.PASS, "shaped like an Invariant"),
         ("shop.needs_payments", Status.WARN, "not applicable: needs payments, absent here"),
     ]
@@ -111,7 +112,7 @@ def test_selected_plug_ins_run_as_checks_named_after_their_entry_points(url: str
     [lines] = run(url, tmp_path, "shop.lines").results
     assert (lines.status, lines.detail) == (
         Status.FAIL,
-        "1 order(s) whose lines do not make the total; first: order_id=o1",
+        "1 order whose lines do not make the total; first: order_id=o1",
     )
 
 

@@ -26,7 +26,7 @@ def test_each_trigger_of_the_playbook() -> None:
     assert kinds(phase("post_deploy", "FAIL", "failed", target__schema="database unavailable")) == [
         ("not_ready", "post_deploy")
     ]
-    assert kinds(phase("post_deploy", "FAIL", "failed", smoke="red area(s): pos")) == [("smoke_red", "post_deploy")]
+    assert kinds(phase("post_deploy", "FAIL", "failed", smoke="red area: pos")) == [("smoke_red", "post_deploy")]
     assert kinds(phase("drill", "FAIL", "failed", **{"manifest valid": "1 problem"})) == [("drill_fail", "drill")]
     assert kinds(phase("deploy", "FAIL", "failed", backup__manifest="sha256 differs")) == [
         ("manifest_inconsistent", "deploy")
