@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -93,3 +94,12 @@ def prove_backup():
         return made.manifest_path
 
     return prove
+
+
+@pytest.fixture(scope="session")
+def store() -> Iterator[Any]:
+    """A real S3-protocol server (moto's, tests/targets/s3server.py) on loopback for the session."""
+    import s3server  # only the storage tests pay for importing moto
+
+    with s3server.MotoS3() as running:
+        yield running

@@ -6,7 +6,6 @@ missing bucket; forget with locked backups; and the secret key nowhere it could 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,10 +14,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import s3server
 
 from aris3nb import migrate
 from aris3nb.reference.seed import seed_database
@@ -26,25 +25,7 @@ from aris3nb.reference.seed import seed_database
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 
 
-def _load_helper() -> ModuleType:
-    """tests/s3server.py, which is not on sys.path (tests/conftest.py adds tests/targets only)."""
-    path = Path(__file__).resolve().parents[1] / "s3server.py"
-    spec = importlib.util.spec_from_file_location("s3server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("s3server", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-s3server = _load_helper()
 SECRET = s3server.SECRET_ACCESS_KEY
-
-
-@pytest.fixture(scope="session")
-def store() -> Iterator[Any]:
-    with s3server.MotoS3() as running:
-        yield running
 
 
 @dataclass

@@ -4,19 +4,17 @@ loopback: no mock of boto3. Each test gets its own buckets (one with Object Lock
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import s3server
 from botocore.exceptions import ClientError
 
 from aris3nb.core.files import sha256_file
@@ -37,25 +35,7 @@ RUN_A = "20250101T120000Z-aaaaaa"
 RUN_B = "20250102T120000Z-bbbbbb"
 
 
-def _load_helper() -> ModuleType:
-    """tests/s3server.py, which is not on sys.path (tests/conftest.py adds tests/targets only)."""
-    path = Path(__file__).resolve().parents[1] / "s3server.py"
-    spec = importlib.util.spec_from_file_location("s3server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("s3server", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-s3server = _load_helper()
 SECRET = s3server.SECRET_ACCESS_KEY
-
-
-@pytest.fixture(scope="session")
-def store() -> Iterator[Any]:
-    with s3server.MotoS3() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
