@@ -91,8 +91,15 @@ def choose_backup(
     target = source.label(live)
     folder = backups_dir(settings)
     considered: list[Candidate] = []
-    for manifest in sorted(folder.glob(f"*/{MANIFEST_NAME}")) if folder.is_dir() else []:
-        name = manifest.parent.name
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        name, manifest = child.name, child / MANIFEST_NAME
+        if name.startswith(".") or not child.is_dir():
+            continue  # a backup being made (.tmp-*) or being forgotten, or not a folder
+        if not manifest.is_file():
+            considered.append(
+                Candidate(name, manifest, "?", "no manifest.json: not a backup (incomplete, or not aris3nb's)")
+            )
+            continue
         try:
             document = _read(manifest)
         except (OSError, ValueError, TypeError) as exc:

@@ -148,6 +148,11 @@ def test_safety_backups_are_never_chosen_and_no_backup_names_every_one_found(dat
     assert create(prod, "safety_by_hand", artifacts).returncode == 0
     with pytest.raises(NoBackup, match="safety_by_hand .*a safety backup"):
         choose_backup(settings, prod.url, require_valid=True, purpose="restore")
+    (artifacts / "backups" / "copied_by_hand").mkdir()  # a folder without a manifest is named too
+    (artifacts / "backups" / ".tmp-being_made-pid1-x").mkdir()  # a backup being made is not
+    with pytest.raises(NoBackup, match="copied_by_hand .*no manifest.json: not a backup") as none:
+        choose_backup(settings, prod.url, require_valid=True, purpose="restore")
+    assert ".tmp-being_made" not in str(none.value)
 
 
 # --- never strand the target ------------------------------------------------------------
