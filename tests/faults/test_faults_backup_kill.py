@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,8 +39,8 @@ def check_killed_state(artifacts: Path, seen: dict) -> Path:
     return temporary
 
 
-def check_rerun_sweeps(source: Source, artifacts: Path, temporary: Path) -> None:
-    done = run_cli(create_args(source), artifacts)
+def check_rerun_sweeps(source: Source, artifacts: Path, temporary: Path, **extra: str) -> None:
+    done = run_cli(create_args(source), artifacts, **extra)
     assert done.returncode == 0, done.stderr
     assert f"removed {temporary.name}: the temporary folder of a backup whose process is gone" in done.stdout
     assert [p.name for p in (artifacts / "backups").iterdir()] == [NAME], "the dead run's folder is gone"
@@ -52,8 +51,16 @@ def check_rerun_sweeps(source: Source, artifacts: Path, temporary: Path) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["copy", "digest", "seal", "rename"])
 def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts: Path) -> None:
+    # A temporary folder of its own: another aris3nb on the machine sweeps a dead process's
+    # folders from the shared one (rightly), which would race this test's look at them.
+    scratch = artifacts.parent / "tmp"
+    scratch.mkdir(exist_ok=True)
     seen = run_killed_at(
-        point, create_args(big_sqlite), artifacts, FAULT_SOURCE_SIZE=str(big_sqlite.path.stat().st_size)
+        point,
+        create_args(big_sqlite),
+        artifacts,
+        FAULT_SOURCE_SIZE=str(big_sqlite.path.stat().st_size),
+        TMPDIR=str(scratch),
     )
     temporary = check_killed_state(artifacts, seen)
     copy = temporary / "database" / "aris3.sqlite3"
@@ -62,7 +69,7 @@ def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts:
         assert copy.stat().st_size < big_sqlite.path.stat().st_size, "killed before the copy was complete"
     elif point == "digest":
         assert seen["sqlite3_shells"] >= 1, seen
-        scripts = list(Path(tempfile.gettempdir()).glob(f"aris3nb-digest-pid{seen['pid']}-*"))
+        scripts = list(scratch.glob(f"aris3nb-digest-pid{seen['pid']}-*"))
         assert scripts, "the killed run's digest scripts are left in the temporary folder..."
     elif point == "seal":
         assert seen["hashing"].endswith(".sqlite3") or "/exports/" in seen["hashing"]
@@ -73,8 +80,8 @@ def test_sqlite_backup_killed_mid_way(point: str, big_sqlite: Source, artifacts:
         assert_complete_but_unnamed(temporary)
     else:
         assert not (temporary / "manifest.json").exists()
-    check_rerun_sweeps(big_sqlite, artifacts, temporary)
-    assert not list(Path(tempfile.gettempdir()).glob(f"aris3nb-*-pid{seen['pid']}-*")), "...until the next run"
+    check_rerun_sweeps(big_sqlite, artifacts, temporary, TMPDIR=str(scratch))
+    assert not list(scratch.glob(f"aris3nb-*-pid{seen['pid']}-*")), "...until the next run"
 
 
 def assert_complete_but_unnamed(temporary: Path) -> None:
