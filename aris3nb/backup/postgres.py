@@ -630,8 +630,17 @@ def snapshot_dump(
         ]
         args += [f"--exclude-table-data={_pattern(schema)}.{_pattern(t)}" for t in sorted(set(exclude) & set(tables))]
         with tempfile.TemporaryFile("w+") as errors:
+            # restore_signals=False: SIGXFSZ stays ignored, as in this process, so a file-size
+            # limit is an error pg_dump reports ("File too large"), not a signal that kills one
+            # of its workers without a word ("a worker process died unexpectedly").
             process = subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, text=True
+                args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                text=True,
+                restore_signals=False,
             )
             try:
                 digests = _digests(conn, deadline, None, index, frozenset(exclude))
