@@ -730,13 +730,15 @@ def _attestation_check(
     """The attestation of a signed run, under the caller's trusted keys only."""
     path = run_dir / attest.ATTESTATION_NAME
     present = os.path.lexists(path)
+    unproven = "trusted keys were given, but who sealed the run cannot be checked under them"
     if document.get("signature") is None:
         if present:
             return [f"{attest.ATTESTATION_NAME} is present but the run is unsigned: it was added after sealing"]
-        return []
+        return [f"the run is unsigned: {unproven}"] if attestors else []
     if not present:
         result.attestation = "none (a run sealed before aris3nb wrote attestations)"
-        return []
+        # --public-key alone proves the signer by the signature; --trusted-keys only by the attestation.
+        return [f"the run has no {attest.ATTESTATION_NAME}: {unproven}"] if attestors and not result.key_trusted else []
     if not attestors:
         result.attestation = "present, not checked: give --public-key or --trusted-keys (never a key from the run)"
         return []

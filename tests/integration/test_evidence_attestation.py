@@ -99,3 +99,17 @@ def test_the_auditors_script_verifies_without_aris3nb_and_refuses_what_it_must(
     (folder / "03-post_deploy.html").write_text("<html>edited</html>")
     changed = auditor(folder, Path(f"{key}.pub"))
     assert changed.returncode == 1 and "03-post_deploy.html" in changed.stdout
+
+
+def test_trusted_keys_never_pass_a_run_whose_sealer_they_cannot_check(
+    runs: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Re-sealed by someone else without an attestation, or unsigned: with --trusted-keys, a problem."""
+    key, _ = keys
+    trusted = trusted_folder(tmp_path, Path(f"{key}.pub"))
+    signed, unsigned = sealed_run(runs, 0, key), sealed_run(runs, 1)
+    (signed / ATTESTATION_NAME).unlink()
+    for folder, why in ((signed, "has no evidence.intoto.jsonl"), (unsigned, "is unsigned")):
+        problems = verify_run(folder, trusted_keys=trusted).problems
+        assert any(why in p and "cannot be checked under them" in p for p in problems), problems
+    assert verify_run(signed, public_key=Path(f"{key}.pub")).ok, "--public-key proves the signer by the signature"
