@@ -20,8 +20,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
+from aris3nb.contract.models import Base
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
-from aris3nb.reference.models import Base
 from aris3nb.targets.probe import describe as describe_difference  # noqa: F401 -- one description, in and out of process
 
 #: Tables Alembic itself keeps; not part of the ARIS3 schema.

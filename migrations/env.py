@@ -10,9 +10,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from aris3nb.contract.models import Base
 from aris3nb.core.db import create_engine
 from aris3nb.core.settings import load_settings
-from aris3nb.reference.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -86,7 +86,7 @@ def page_time(value: Any) -> Any:
     A moment is a ``datetime`` (a pandas ``Timestamp`` too) or text that is wholly an ISO 8601
     or SQL timestamp (``2026-11-29 15:28:41.047426``, ``...+00:00``, ``...Z``); it is shown in
     UTC, to the second. One without a zone is taken as UTC: the ARIS3 schemas store UTC (see
-    ``aris3nb.reference.models.UTCDateTime``), and SQLite hands it back without one. Anything
+    ``aris3nb.contract.models.UTCDateTime``), and SQLite hands it back without one. Anything
     else (dates, text that merely contains a time, numbers) is returned unchanged.
     """
     if isinstance(value, dt.datetime):

@@ -312,7 +312,7 @@ def judge_target_schema(
         except MigrationError as exc:
             return failed(str(exc), error=type(exc).__name__, database=redact_url(url))
 
-    from aris3nb.reference.models import Base
+    from aris3nb.contract.models import Base
 
     metadata = metadata if metadata is not None else Base.metadata
     found_heads = heads(script_location)

@@ -1,5 +1,5 @@
 """The ``reference`` invariant set: the business rules of the bundled ARIS3 reference schema
-(``aris3nb/reference/models.py``), each naming the offending rows (at most ``SAMPLE_LIMIT``).
+(``aris3nb/contract/models.py``), each naming the offending rows (at most ``SAMPLE_LIMIT``).
 
 Each declares the tables and columns it reads (``requires``); where the live schema lacks
 one, the invariant is NOT APPLICABLE there, not a business FAIL. Some declare a column they do
@@ -43,11 +43,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core import words
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 from aris3nb.integrity.files import file_problem
 from aris3nb.integrity.invariants import IntegrityContext, InvariantSet, not_applicable, plain, row_text
-from aris3nb.reference import models as m
 
 INVARIANTS = InvariantSet("reference")
 

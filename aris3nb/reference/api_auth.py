@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.dependencies import AnyCaller, DbSession, State
 from aris3nb.reference.envelope import ApiError, trace_id_of, unauthorized

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.database import locked
 from aris3nb.reference.dependencies import (

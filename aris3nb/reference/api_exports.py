@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.dependencies import (
     EXPORT_USERS,

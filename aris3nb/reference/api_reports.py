@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.dependencies import REPORT_READERS, Caller, DbSession, require_roles, tenant_store
 from aris3nb.reference.envelope import ApiError
 from aris3nb.reference.money import ZERO, from_cents, money, sum_cents

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.audit import record_audit
 from aris3nb.reference.dependencies import (
     STOCK_READERS,

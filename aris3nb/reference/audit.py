@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 
 
 def record_audit(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.database import ReadinessProbe, SessionFactories
 from aris3nb.reference.envelope import forbidden, not_found, trace_id_of, unauthorized
 from aris3nb.reference.security import InvalidToken, decode_token

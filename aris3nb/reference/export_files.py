@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 
 STOCK_COLUMNS = (
     "id",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.envelope import ApiError
 
 CHUNK_BYTES = 1 << 20

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.envelope import ApiError
 
 HEADER = "Idempotency-Key"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import Field
 
-from aris3nb.reference.models import CENT
+from aris3nb.contract.models import CENT
 
 ZERO = Decimal("0.00")
 

@@ -32,10 +32,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine, database_errors
 from aris3nb.core.errors import SeedError
 from aris3nb.migrate import current_revision, head_revision
-from aris3nb.reference import models as m
 from aris3nb.reference.bulk import BulkWriter
 from aris3nb.reference.export_files import export_relative_path, export_rows, write_export_file
 from aris3nb.reference.security import hash_seed_password

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.money import ZERO, money
 
 

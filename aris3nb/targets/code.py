@@ -131,8 +131,9 @@ class TargetCode(ABC):
 
 
 class ReferenceCode(TargetCode):
-    """The bundled reference double's migrations (or another script directory and models, as
-    the gate's tests use), in aris3nb's own process."""
+    """The bundled ARIS3 contract's migrations and models (``aris3nb.contract``, which the
+    reference double serves; or another script directory and models, as the gate's tests use),
+    in aris3nb's own process."""
 
     name = "reference"
 
@@ -144,7 +145,7 @@ class ReferenceCode(TargetCode):
     def metadata(self) -> sa.MetaData:
         if self._metadata is not None:
             return self._metadata
-        from aris3nb.reference.models import Base
+        from aris3nb.contract.models import Base
 
         return Base.metadata
 

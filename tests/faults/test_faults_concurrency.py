@@ -97,7 +97,7 @@ import os, sys, time, uuid
 from decimal import Decimal
 import sqlalchemy as sa
 from aris3nb.core.db import create_engine
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 
 url, log, stop = sys.argv[1:4]
 engine = create_engine(url)

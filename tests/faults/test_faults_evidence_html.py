@@ -38,12 +38,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core.checks import CheckResult, Status
 from aris3nb.core.db import create_engine
 from aris3nb.evidence.display import DETAIL_WIDTH, Banner, _frame, check_rows
 from aris3nb.evidence.index import write_index
 from aris3nb.evidence.render import notebook_html
-from aris3nb.reference import models as m
 from aris3nb.reference.seed import seed_database
 
 SCRIPT = "<script>alert(1)</script>"

@@ -27,6 +27,7 @@ from aris3nb.backup.digest import Deadline
 from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
 from aris3nb.backup.restore import restore_backup, rollback_log_path
+from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import (
     BackupError,
@@ -38,7 +39,6 @@ from aris3nb.core.errors import (
     UsageError,
 )
 from aris3nb.core.settings import Settings, load_settings
-from aris3nb.reference import models as m
 from aris3nb.reference.seed import seed_database
 
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core.checks import Status, Verdict
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import DatabaseUnavailable
 from aris3nb.core.settings import Settings
 from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, IntegrityReport, run_integrity_check
-from aris3nb.reference import models as m
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
 from aris3nb.schema import read_only_engine

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from aris3nb import migrate
+from aris3nb.contract.models import Base
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import MigrationError
-from aris3nb.reference.models import Base
 from aris3nb.schema import model_differences, schema_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

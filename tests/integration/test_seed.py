@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import SeedError
-from aris3nb.reference import models as m
 from aris3nb.reference.security import verify_password
 from aris3nb.reference.seed import SMOKE_TENANT_SLUG, SMOKE_USERNAME, seed_database
 

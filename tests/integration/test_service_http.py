@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
 from aris3nb.core.settings import Settings
-from aris3nb.reference import models as m
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
 from aris3nb.reference.server import ServiceStartFailed, running_server
 

@@ -23,9 +23,9 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from aris3nb import migrate
+from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
 from aris3nb.core.settings import Settings
-from aris3nb.reference import models as m
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.security import issue_token, needs_rehash
 from aris3nb.reference.seed import SMOKE_USERNAME
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 
 
 @pytest.fixture

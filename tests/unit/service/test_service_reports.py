@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 from aris3nb.reference.seed import EPOCH, WINDOW_DAYS
 
 SEED_FROM = EPOCH.date()

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from aris3nb.reference import models as m
+from aris3nb.contract import models as m
 
 
 def _sql_totals(service, tenant_id: uuid.UUID, *conditions) -> dict[str, int]:

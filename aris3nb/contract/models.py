@@ -1,11 +1,13 @@
-"""The ARIS3 schema as SQLAlchemy 2 typed models.
+"""The ARIS3 schema as SQLAlchemy 2 typed models: the contract aris3nb checks a database
+against (the gate's drift check, the integrity invariants, ``aris3nb.schema``) and the one the
+reference double (``aris3nb.reference``) serves.
 
 These models are the *target* of the migrations in ``migrations/``: a test compares the
 migrated schema with them on SQLite and PostgreSQL, so a change here needs a revision there.
 
 Status columns are plain strings without CHECK constraints, as in ARIS3 itself: the
 post-go-live integrity check is what finds rows in an unknown status. Money is an exact
-``Numeric(12, 2)``; timestamps are UTC.
+``Numeric(12, 2)`` (``Money``); timestamps are UTC (``UTCDateTime``).
 """
 
 from __future__ import annotations

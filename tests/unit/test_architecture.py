@@ -1,0 +1,112 @@
+"""The dependency rules of docs/ARCHITECTURE.md that are checked by reading the imports.
+
+Library code reads the ARIS3 contract (``aris3nb.contract``) and never imports the reference
+double (``aris3nb.reference``: app, seed, server): a check that imported the double would judge a
+target by the service aris3nb ships rather than by the contract, and would drag FastAPI and the
+seed into every command. The double is started in one place only — the embedded target's
+provisioning and the CLI's ``db`` and ``serve`` commands. Every import counts, lazy ones inside a
+function and ``TYPE_CHECKING`` ones too, and so does a module named by a string
+(``importlib.import_module("aris3nb.reference.app")``, ``"aris3nb.reference.app:create_app"``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "aris3nb"
+
+#: The modules that may start the double, besides the double itself.
+STARTS_THE_DOUBLE = frozenset({"aris3nb.targets.embedded", "aris3nb.cli.db", "aris3nb.cli.serve"})
+
+#: A string that is nothing but a module name (or a ``module:attribute`` reference) of aris3nb.
+MODULE_NAME = re.compile(r"aris3nb(\.\w+)+(:\w+)?")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every aris3nb module ``path`` imports or names as a module, absolute, wherever in the file."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            found.add(source)
+            # ``from aris3nb import reference`` imports the submodule by its attribute's name.
+            found.update(f"{source}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+            found.add(node.value.partition(":")[0])
+    return {module for module in found if module == "aris3nb" or module.startswith("aris3nb.")}
+
+
+def is_within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+LIBRARY = sorted(
+    path
+    for path in PACKAGE.rglob("*.py")
+    if not is_within(module_name(path), "aris3nb.reference") and module_name(path) not in STARTS_THE_DOUBLE
+)
+
+
+def test_the_walk_sees_the_library() -> None:
+    names = {module_name(path) for path in LIBRARY}
+    assert {"aris3nb.schema", "aris3nb.gate.migrations", "aris3nb.integrity.reference", "aris3nb.contract"} <= names
+    assert not STARTS_THE_DOUBLE & names
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda path: module_name(path))
+def test_library_code_never_imports_the_reference_double(path: Path) -> None:
+    forbidden = sorted(module for module in imported_modules(path) if is_within(module, "aris3nb.reference"))
+    assert forbidden == [], (
+        f"{module_name(path)} imports the reference double ({', '.join(forbidden)}); read the contract from "
+        f"aris3nb.contract instead (only {', '.join(sorted(STARTS_THE_DOUBLE))} start the double)"
+    )
+
+
+def test_the_contract_stands_on_its_own() -> None:
+    """The contract is what both aris3nb and the double depend on: it imports neither."""
+    for path in sorted((PACKAGE / "contract").rglob("*.py")):
+        assert {m for m in imported_modules(path) if not is_within(m, "aris3nb.core")} == set(), module_name(path)
+
+
+def test_the_walk_finds_every_spelling_of_an_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself: absolute, relative, lazy, attribute and string imports are all seen."""
+    fake = tmp_path / "aris3nb"
+    (fake / "gate").mkdir(parents=True)
+    module = fake / "gate" / "example.py"
+    module.write_text(
+        "from aris3nb import reference\n"
+        "from ..reference.seed import seed_database\n"
+        "def lazy():\n"
+        "    import aris3nb.reference.server\n"
+        "    return importlib.import_module('aris3nb.reference.app')\n"
+        "FACTORY = 'aris3nb.reference.views:router'\n"
+        '"""A docstring naming ``aris3nb.reference.models`` is not an import."""\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setitem(globals(), "PACKAGE", fake)
+    assert imported_modules(module) == {
+        "aris3nb",
+        "aris3nb.reference",
+        "aris3nb.reference.seed",
+        "aris3nb.reference.seed.seed_database",
+        "aris3nb.reference.server",
+        "aris3nb.reference.app",
+        "aris3nb.reference.views",
+    }
