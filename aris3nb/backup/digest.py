@@ -12,7 +12,9 @@ first ``ROW_DIGEST_BYTES`` of each, with the row's key, go into the backup's **r
   ``sha3_query`` of the chunk's SELECT (``sqlite.chunk_statement``), still verified so.
 - PostgreSQL: a chunk digest is the SHA-256 of the chunk's ``COPY`` text, and a row digest
   the SHA-256 of its row's line of that text (streamed through ``digest_table`` /
-  ``digest_ranges`` here), so old and new backups share the chunk digests.
+  ``digest_ranges`` here), so old and new backups share the chunk digests. Each line's
+  SHA-256 and a one-integer key are computed in C (``_linehash.c``, built with aris3nb like
+  ``_rowhash.c``; ``line_digests``) or, where it is not built, in Python: the same bytes.
 
 The table digest is the SHA-256 of the chunk digests in order, so chunks can be digested
 independently, in parallel. Ranges are contiguous: chunk *i* holds the keys above chunk
@@ -59,6 +61,11 @@ from typing import Any, BinaryIO
 
 from aris3nb.core.errors import BackupError, DeadlineExceeded
 from aris3nb.core.settings import check_timeout_sec
+
+try:  # the per-line SHA-256 and integer keys in C (_linehash.c; optional: Python computes the same)
+    from aris3nb.backup import _linehash
+except ImportError:  # pragma: no cover -- not built on this machine
+    _linehash = None  # type: ignore[assignment]
 
 CHUNK_ROWS = 5_000
 #: Bytes of each row digest kept in the row index (see docs/FORMAT.md 5 for why 8).
@@ -197,6 +204,24 @@ def index_prefixes(prefixes: bytes, width: int = FOLD_BYTES) -> bytes:
     return np.frombuffer(prefixes, np.uint8).reshape(-1, width)[:, :ROW_DIGEST_BYTES].tobytes()
 
 
+#: Set to False to compute line digests and integer keys in Python (tests, bench).
+USE_NATIVE = True
+
+
+def native() -> Any:
+    """The native per-line module, or None (not built here, or turned off by ``USE_NATIVE``)."""
+    return _linehash if USE_NATIVE else None
+
+
+def line_digests(lines: list[bytes], width: int) -> bytes:
+    """The first ``width`` bytes of each line's SHA-256, concatenated."""
+    fast = native()
+    if fast is not None:
+        return bytes(fast.digests(lines, width))
+    sha = hashlib.sha256
+    return b"".join([sha(line).digest()[:width] for line in lines])
+
+
 class _LineDigests:
     """Row digests of a block's lines (``SKETCH_DIGEST_BYTES`` each: per-row records keep
     the first ``ROW_DIGEST_BYTES`` of them), and their keys, collected for one chunk."""
@@ -207,8 +232,7 @@ class _LineDigests:
         self.keys: list[Any] = []
 
     def add(self, lines: list[bytes]) -> None:
-        sha = hashlib.sha256
-        self.digests.append(b"".join([sha(line).digest()[:SKETCH_DIGEST_BYTES] for line in lines]))
+        self.digests.append(line_digests(lines, SKETCH_DIGEST_BYTES))
         if self.keys_of is not None:
             self.keys.append(self.keys_of(lines))
 

@@ -36,6 +36,7 @@ from aris3nb.backup.digest import (
     TableDigest,
     digest_ranges,
     digest_table,
+    native,
 )
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import BackupError, DatabaseUnavailable, DeadlineExceeded
@@ -224,6 +225,9 @@ def keys_reader(conn: sa.Connection, schema: str, table: str, key: list[str]) ->
         import numpy as np  # only backups and drills need it: imported when used
 
         def integers(lines: list[bytes]) -> Any:
+            fast = native()
+            if fast is not None:
+                return np.frombuffer(fast.leading_integers(lines), dtype="<i8")
             return np.fromstring(
                 b",".join([line.partition(b"\t")[0] for line in lines]).decode(), dtype=np.int64, sep=","
             )

@@ -637,3 +637,30 @@ def test_a_backup_of_per_row_records_only_is_drilled_as_before(
     diff = diff_of(drill_fails(old.manifest_path, settings, postgres_backup), "stock_items")
     assert diff["counts"] == {"changed": 300, "missing": 0, "extra": 0} and "unnamed_chunks" not in diff
     assert [c["key"] for c in diff["changed"]] == [[n * 10 + 3] for n in range(drill.DIFF_ROWS)]
+
+
+@pytest.mark.postgres
+def test_the_native_and_the_python_line_hash_make_the_same_index(
+    postgres_backup: Made, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-line SHA-256 and integer keys in C (``_linehash``) or in Python: the same chunk
+    digests and the same row index, byte for byte; a backup made natively is drilled in Python
+    and names the forged row."""
+    pytest.importorskip("aris3nb.backup._linehash", reason="the native line hash is not built here")
+    monkeypatch.setattr(digest, "USE_NATIVE", False)
+    python_made = create_backup(
+        postgres_backup.url,
+        "python_lines",
+        settings=load_settings(ops_artifacts_dir=tmp_path / "python"),
+        exports_dir=postgres_backup.exports,
+    )
+    native_manifest = read_manifest(postgres_backup.folder / "manifest.json")
+    assert python_made.manifest["tables"] == native_manifest.tables
+    assert (python_made.path / ROW_INDEX_FILE).read_bytes() == (postgres_backup.folder / ROW_INDEX_FILE).read_bytes()
+
+    manifest = postgres_backup.copy(tmp_path)
+    forge(
+        manifest, "stock_items", [], lambda rows, cols: set_column(rows, cols, lambda r: r["id"] == "1234", "sku", "X")
+    )
+    diff = diff_of(drill_fails(manifest, settings, postgres_backup), "stock_items")
+    assert diff["counts"] == {"changed": 1, "missing": 0, "extra": 0} and diff["changed"][0]["key"] == [1234]
