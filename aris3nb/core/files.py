@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aris3nb.core.errors import UsageError
+
 #: ``sha256:`` and 64 lowercase hex digits: every digest of a manifest and of an evidence bundle.
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
@@ -36,6 +38,22 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
 def write_json_evidence(folder: Path, filename: str, document: dict[str, Any]) -> Path:
     """Write ``document`` as JSON to ``folder/filename`` (see ``write_text_evidence``)."""
     return write_text_evidence(folder, filename, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def require_writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (0700) if missing and prove that a file can be written in it (one is
+    created and removed), before a command does its work: an unusable place ends it at once
+    — ``UsageError`` (exit 2) naming the folder, why, and that nothing was checked — rather
+    than after minutes of checks. ``what`` is the evidence that goes there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(prefix=".aris3nb-write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {what} under {folder}: {exc.strerror or exc}; check OPS_ARTIFACTS_DIR (nothing was checked)"
+        ) from exc
 
 
 def write_text_evidence(folder: Path, filename: str, text: str) -> Path:

@@ -72,7 +72,7 @@ from aris3nb.core.checks import (
 )
 from aris3nb.core.db import parse_database_url
 from aris3nb.core.errors import Aris3nbError, ProbeFailed, UsageError
-from aris3nb.core.files import write_json_evidence, write_text_evidence
+from aris3nb.core.files import require_writable_folder, write_json_evidence, write_text_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
@@ -692,6 +692,7 @@ def run_gate(
     options = validate_options(options)
     if options.database_url is None and settings.database_url:
         parse_database_url(settings.database_url)  # DATABASE_URL names the target: refuse it unparseable too
+    require_writable_folder(settings.ops_artifacts_dir / GATE_FOLDER, "the gate summary")
     run_id = new_run_id()
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from aris3nb.core.checks import SAMPLE_LIMIT, CheckResult, verdict_of
 from aris3nb.core.db import database_errors, engine_name
 from aris3nb.core.errors import UsageError
-from aris3nb.core.files import write_json_evidence
+from aris3nb.core.files import require_writable_folder, write_json_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
@@ -195,6 +195,7 @@ def run_integrity_check(
     engine = engine_name(options.database_url)
     selection = options.selection()
     registry = registry_of(selected_invariants(selection))
+    require_writable_folder(artifacts_dir / INTEGRITY_FOLDER, "the integrity report")
     run_id = new_run_id()
     started = dt.datetime.now(dt.UTC)
     now = options.now or started

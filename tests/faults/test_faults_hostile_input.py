@@ -153,9 +153,10 @@ def test_a_percent_encoded_password_is_not_refused(tmp_path: Path) -> None:
 
 COMMANDS_WRITING_ARTIFACTS = {
     "backup create": lambda db: ["backup", "create", "--name", "x", "--database-url", db],
-    # The gate writes its summary after its checks: a refused base URL keeps those quick.
-    "gate --json": lambda db: ["gate", "--json", "--database-url", db, "--base-url", "http://127.0.0.1:1"],
+    # The gate and the integrity check prove the place writable before any check runs.
+    "gate --json": lambda db: ["gate", "--json", "--database-url", db],
     "integrity": lambda db: ["integrity", "--database-url", db],
+    "integrity (embedded default)": lambda db: ["integrity"],
     "run": lambda db: ["run", "pre_deploy", "--database-url", db],
 }
 
@@ -217,6 +218,8 @@ def test_an_unusable_artifacts_folder_is_one_line_and_exit_2(
         "a read-only folder": ("Read-only file system" if os.geteuid() == 0 else "Permission denied"),
     }[place]
     assert reason in line and "cannot" in line, line
+    if command.startswith(("gate", "integrity")):
+        assert "nothing was checked" in line and "OPS_ARTIFACTS_DIR" in line, line
 
 
 def test_serve_embedded_refuses_a_symlinked_embedded_folder(tmp_path: Path) -> None:
