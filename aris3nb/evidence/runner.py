@@ -530,6 +530,7 @@ def run_playbook(
                 run_id=run_id,
                 started_at=utc_text(started),
                 wait_sec=settings.ops_run_lock_wait_sec,
+                on_wait=(lambda line: on_phase("waiting", line)) if on_phase else None,
             )
         )
     with held:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def test_a_second_run_on_the_same_target_refuses_naming_the_first(tmp_path: Path
         wait_sec=0,
     ):
         started = time.monotonic()
+        said: list[str] = []
         with pytest.raises(UsageError, match="run 20261129T100000Z-aaaaaa .* is running against .*prod") as refused:
             with target_lock(
                 tmp_path,
@@ -27,8 +29,13 @@ def test_a_second_run_on_the_same_target_refuses_naming_the_first(tmp_path: Path
                 run_id="20261129T100001Z-bbbbbb",
                 started_at="2026-11-29T10:00:01.000Z",
                 wait_sec=0.5,
+                on_wait=said.append,
             ):
                 pass
+        assert said == [
+            "waiting for run 20261129T100000Z-aaaaaa (pid %d, started 2026-11-29T10:00:00.000Z) against "
+            "postgresql+psycopg://u@db:5432/prod to end (at most 0.5 s, OPS_RUN_LOCK_WAIT_SEC)" % os.getpid()
+        ], "told once whom it waits for"
         assert 0.4 < time.monotonic() - started < 5, "it waited the time allowed, no longer"
         assert refused.value.exit_code == 2 and "OPS_RUN_LOCK_WAIT_SEC" in str(refused.value)
         with target_lock(
@@ -37,8 +44,10 @@ def test_a_second_run_on_the_same_target_refuses_naming_the_first(tmp_path: Path
             run_id="20261129T100002Z-cccccc",
             started_at="2026-11-29T10:00:02.000Z",
             wait_sec=0,
+            on_wait=said.append,
         ):
             pass  # another target: no wait
+        assert len(said) == 1
     with target_lock(
         tmp_path,
         "postgresql+psycopg://u@db:5432/prod",
