@@ -242,8 +242,8 @@ def judge_execution(
     elif phase_run.status == "completed":
         phase_run.status = "error"
         phase_run.reasons.append("the notebook ended without concluding its phase (no phase result in it)")
-    if phase_run.status != "completed":
-        phase_run.verdict = "FAIL"
+    if phase_run.status != "completed":  # stopped, not judged: an interruption is not a failed check
+        phase_run.verdict = "INTERRUPTED" if phase_run.status == "interrupted" else "FAIL"
     return failed_cell
 
 

@@ -191,6 +191,9 @@ def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path)
         ("deploy", "skipped"),
     ]
     assert evidence["interrupted"] is True and evidence["exit_code"] == 130
+    interrupted = evidence["phases"][0]
+    assert interrupted["verdict"] == "INTERRUPTED", "the phase was stopped, not judged: no FAIL"
+    assert interrupted["duration_sec"] >= 1, "timed up to the interruption"
     assert evidence["decision"] == evidence["verdict"] == "INTERRUPTED", "stopped, not judged: distinct from FAIL"
     assert "Traceback" not in stderr and "Task exception" not in stderr, stderr
     assert verify_run(run_dir).ok
