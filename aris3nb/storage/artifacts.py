@@ -374,17 +374,4 @@ def _locked_until(repository: Repository, key: str) -> str | None:
 def _delete_backup(repository: Repository, name: str) -> None:
     """Delete every version of every object below ``backups/<name>/``, the manifest first:
     from the first delete on, the folder is no longer a backup anyone would restore."""
-    folder = repository.location.key(f"{BACKUPS_DIRNAME}/{name}/")
-    bucket = repository.location.bucket
-    where = repository.url(f"{BACKUPS_DIRNAME}/{name}/")
-    with repository._store_errors(f"could not delete {where}", where):
-        pages = repository.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=folder)
-        versions = [
-            (entry["Key"], entry["VersionId"])
-            for page in pages
-            for kind in ("Versions", "DeleteMarkers")
-            for entry in page.get(kind, [])
-        ]
-        versions.sort(key=lambda v: (not v[0].endswith(f"/{MANIFEST_NAME}"), v[0]))
-        for key, version in versions:
-            repository.client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    repository.delete_tree(f"{BACKUPS_DIRNAME}/{name}/", first=lambda key: key.endswith(f"/{MANIFEST_NAME}"))

@@ -44,7 +44,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -620,6 +620,27 @@ class Repository:
             log.info("aborted an incomplete upload of %s, started %s", url, upload["Initiated"])
             aborted.append(self.location.relative(upload["Key"]))
         return aborted
+
+    def delete_tree(self, key_prefix: str, *, first: Callable[[str], bool] | None = None) -> int:
+        """Delete every version (and delete marker) of every object below ``key_prefix`` (a
+        folder, ``backups/<name>/``), the keys ``first`` picks before the others (a manifest:
+        from the first delete on, the folder is no longer something anyone would restore);
+        return how many versions went. An object under a retention date stops it with the
+        store's refusal (one ``StorageError`` line): what was deleted before it stays deleted."""
+        raw = self._raw_prefix(key_prefix)
+        where = self.url(key_prefix)
+        with self._store_errors(f"could not delete {where}", where):
+            pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.location.bucket, Prefix=raw)
+            versions = [
+                (entry["Key"], entry["VersionId"])
+                for page in pages
+                for kind in ("Versions", "DeleteMarkers")
+                for entry in page.get(kind, [])
+            ]
+            versions.sort(key=lambda v: (not (first is not None and first(self.location.relative(v[0]))), v[0]))
+            for key, version in versions:
+                self._client.delete_object(Bucket=self.location.bucket, Key=key, VersionId=version)
+        return len(versions)
 
     # -- the chain head ---------------------------------------------------------------------
 

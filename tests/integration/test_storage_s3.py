@@ -138,6 +138,30 @@ def test_a_tree_goes_up_and_comes_back_identical(buckets: Buckets, tmp_path: Pat
     assert not list((tmp_path / "restored").rglob("*.part"))
 
 
+def test_delete_tree_removes_every_version_the_chosen_keys_first(buckets: Buckets, tmp_path: Path) -> None:
+    """A versioned bucket: two versions of a file, a delete marker; all go, the manifest first,
+    and nothing outside the folder (b10 shares b1's text prefix but is another folder)."""
+    buckets.client.put_bucket_versioning(Bucket=buckets.plain, VersioningConfiguration={"Status": "Enabled"})
+    make_tree(tmp_path / "backup")
+    repository = open_repository(f"s3://{buckets.plain}/repo")
+    repository.upload_tree(tmp_path / "backup", "backups/b1", last=["manifest.json"])
+    repository.upload_tree(tmp_path / "backup", "backups/b10", last=["manifest.json"])
+    buckets.client.put_object(Bucket=buckets.plain, Key="repo/backups/b1/empty.txt", Body=b"again")
+    buckets.client.delete_object(Bucket=buckets.plain, Key="repo/backups/b1/tables/sales.csv")
+    deleted: list[str] = []
+    repository.client.meta.events.register(
+        "before-parameter-build.s3.DeleteObject", lambda params, **_: deleted.append(params["Key"])
+    )
+
+    removed = repository.delete_tree("backups/b1/", first=lambda key: key.endswith("/manifest.json"))
+
+    assert removed == 7 == len(deleted), "5 objects, a second version of one, a delete marker"
+    assert deleted[0] == "repo/backups/b1/manifest.json"
+    versions = buckets.client.list_object_versions(Bucket=buckets.plain, Prefix="repo/backups/b1/")
+    assert not versions.get("Versions") and not versions.get("DeleteMarkers")
+    assert len(repository.list_keys("backups/b10/")) == 5
+
+
 @pytest.mark.parametrize("change", ["same size", "longer"])
 def test_an_object_changed_on_the_store_fails_its_download(buckets: Buckets, tmp_path: Path, change: str) -> None:
     local = make_tree(tmp_path / "backup")
