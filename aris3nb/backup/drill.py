@@ -69,7 +69,7 @@ from aris3nb.core.errors import (
 )
 from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import utc_text
-from aris3nb.core.redact import redact_text
+from aris3nb.core.redact import mask_row, redact_text
 from aris3nb.core.settings import Settings
 from aris3nb.core.words import count, listed
 from aris3nb.targets.profile import LoadedProfile
@@ -480,7 +480,8 @@ def _verify(
                     f"table {name}: {now.rows} rows / {now.digest[:19]}…, "
                     f"manifest {was['rows']} / {was['digest'][:19]}…"
                 )
-                report.diff.append(_table_diff(manifest, restored, name, was, now, deadline))
+                entry = _table_diff(manifest, restored, name, was, now, deadline)
+                report.diff.append(_masked(entry, name, profiles.redacted_columns(budgets.profile)))
         stages.check(
             "tables match the manifest",
             not problems,
@@ -787,6 +788,22 @@ def _named_row(
     else:
         row["backup_data"] = "holds other values, matching neither the recorded nor the restored digest"
     return row
+
+
+def _masked(entry: dict[str, Any], table: str, also: frozenset[str]) -> dict[str, Any]:
+    """A table's diff with the value of every secret column masked (``mask_row``): the rows it
+    shows, named or sampled, go into reports, notebooks and pages."""
+
+    def mask(row: Any) -> Any:
+        return mask_row(table, row, also) if isinstance(row, dict) else row
+
+    for kind in ("changed", "missing", "extra"):
+        for row in entry.get(kind) or []:
+            row["restored"], row["recorded"] = mask(row.get("restored")), mask(row.get("recorded"))
+    for item in entry.get("ranges") or []:
+        if "restored_sample" in item:
+            item["restored_sample"] = [mask(row) for row in item["restored_sample"]]
+    return entry
 
 
 def _plain_row(values: dict[str, Any]) -> dict[str, Any]:

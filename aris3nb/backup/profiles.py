@@ -55,6 +55,12 @@ def excluded_tables(profile: LoadedProfile | None) -> frozenset[str]:
     return frozenset() if profile is None else frozenset(profile.profile.backup.exclude_tables)
 
 
+def redacted_columns(profile: LoadedProfile | None) -> frozenset[str]:
+    """``redact.columns``: the ``table.column`` a row shown in evidence masks (besides the
+    columns named like a secret, which every target's rows mask)."""
+    return frozenset() if profile is None else frozenset(profile.profile.redact.columns)
+
+
 def configured_exports_dir(profile: LoadedProfile | None) -> Path | None:
     """The exports folder the profile names: the variable ``backup.exports_dir_env`` when it
     is set, else ``backup.exports_dir`` (relative to the target's root); None when neither."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -123,3 +124,18 @@ def command_secrets(command: str) -> list[str]:
         if url is not None:
             found.append(url["secret"])
     return [value for value in found if value]
+
+
+#: A column whose name says it holds a secret (``hashed_password``, ``api_key``, ``refresh_token``,
+#: ``client_secret``): its values are masked wherever aris3nb shows a row (a drill's diff); a
+#: target profile names other columns (``[redact] columns``).
+SECRET_COLUMN = re.compile(r"pass(word|wd|phrase)|secret|token|api[-_]?key|private[-_]?key|credential", re.IGNORECASE)
+
+
+def mask_row(table: str, row: Mapping[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
+    """``row`` with the value of every secret column as ``MASK``: columns named like a secret,
+    and ``table.column`` in ``also``. NULL stays NULL (that there is no value is no secret)."""
+    return {
+        column: MASK if value is not None and (SECRET_COLUMN.search(column) or f"{table}.{column}" in also) else value
+        for column, value in row.items()
+    }

@@ -22,9 +22,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from aris3nb.core.errors import UsageError
 from aris3nb.integrity.declarative import IntegritySelection as Integrity
@@ -157,6 +157,12 @@ class Rpo(_Model):
     sources: list[RpoSource] = []
 
 
+class Redact(_Model):
+    #: ``table.column`` whose values are secrets wherever aris3nb shows a row (a drill's diff),
+    #: besides the columns named like one (``aris3nb.core.redact.SECRET_COLUMN``).
+    columns: list[Annotated[str, StringConstraints(pattern=r"^[^.\s]+\.[^.\s]+$")]] = []
+
+
 class Profile(_Model):
     """A target profile, as ``aris3nb.toml`` (format version 1) describes it."""
 
@@ -170,6 +176,7 @@ class Profile(_Model):
     integrity: Integrity = Integrity()
     rollback: Rollback = Rollback()
     rpo: Rpo = Rpo()
+    redact: Redact = Redact()
 
 
 @dataclass(frozen=True)

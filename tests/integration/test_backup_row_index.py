@@ -408,6 +408,29 @@ def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> 
     assert changed["key"][0].replace("-", "") == text.replace("-", "") and changed["restored"]["status"] == "FORGED"
 
 
+def test_secret_columns_are_masked_in_the_diff(made: Made, tmp_path: Path, settings: Settings) -> None:
+    """A forged user: the diff names the row with its restored and recorded values, but never
+    its password hash (a column named like a secret), on either engine, in the report file."""
+    engine = create_engine(made.url)
+    with engine.connect() as conn:
+        user, hashed = conn.exec_driver_sql("SELECT id, password_hash FROM users ORDER BY id LIMIT 1").one()
+    engine.dispose()
+    text = user.hex if isinstance(user, uuid.UUID) else str(user)
+    manifest = made.copy(tmp_path)
+    forge(
+        manifest,
+        "users",
+        [f"UPDATE users SET full_name = 'FORGED' WHERE id = '{text}'"],
+        lambda rows, cols: set_column(
+            rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""), "full_name", "FORGED"
+        ),
+    )
+    report = drill_fails(manifest, settings, made)
+    [changed] = diff_of(report, "users")["changed"]
+    assert changed["restored"]["full_name"] == "FORGED" and changed["restored"]["password_hash"] == "***"
+    assert hashed not in json.dumps(report)
+
+
 def test_a_composite_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
     manifest = made.copy(tmp_path)
     forge(

@@ -101,3 +101,39 @@ def test_a_percent_encoded_password_round_trips() -> None:
     url = f"postgresql://app:{quote(password, safe='')}@db/aris3"
     assert url_password(url) == password
     assert redact_url(url) == "postgresql://app:***@db/aris3"
+
+
+def test_secret_columns_are_masked_in_a_row() -> None:
+    from aris3nb.core.redact import mask_row
+
+    row = {
+        "id": 7,
+        "hashed_password": "$2b$12$abc",
+        "API_KEY": "k",
+        "refresh_token": "t",
+        "client_secret": None,
+        "passport_no": "P1",
+        "response_body": '{"access_token": "x"}',
+    }
+    assert mask_row("users", row) == {**row, "hashed_password": "***", "API_KEY": "***", "refresh_token": "***"}
+    masked = mask_row("idempotency_records", row, {"idempotency_records.response_body"})
+    assert masked["response_body"] == "***" and masked["client_secret"] is None, "NULL is no secret"
+    assert mask_row("other", row, {"idempotency_records.response_body"})["response_body"] == row["response_body"]
+
+
+def test_a_profile_names_its_secret_columns_as_table_dot_column() -> None:
+    from aris3nb.core.errors import UsageError
+    from aris3nb.targets.profile import parse_profile
+
+    base = 'profile_version = 1\nname = "t"\n[redact]\ncolumns = '
+    assert parse_profile(base + '["sessions.cookie"]', "aris3nb.toml").redact.columns == ["sessions.cookie"]
+    with pytest.raises(UsageError, match="redact.columns"):
+        parse_profile(base + '["cookie"]', "aris3nb.toml")
+
+
+def test_the_builtin_aris3_profile_masks_stored_responses() -> None:
+    from aris3nb.targets.profile import builtin_profile_text, parse_profile
+
+    profile = parse_profile('profile_version = 1\nname = "up"\nextends = "aris3"\n', "aris3nb.toml")
+    assert "idempotency_records.response_body" in profile.redact.columns
+    assert parse_profile(builtin_profile_text("aris3"), "aris3.toml").redact == profile.redact
