@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aris3nb.backup import source
 from aris3nb.backup.catalog import Choice, choose_backup
 from aris3nb.backup.drill import read_drill_report, restore_verify
+from aris3nb.backup.manifest import read_manifest
 from aris3nb.core.checks import CheckResult, Status
-from aris3nb.core.errors import DrillFailed, UsageError
+from aris3nb.core.errors import DrillFailed, ManifestUnreadable, SourceMismatch, UsageError
 from aris3nb.core.settings import Settings
 from aris3nb.phases.base import Phase, TriggerRule
 from aris3nb.targets.profile import LoadedProfile
@@ -89,6 +91,8 @@ def drill(
     Without a manifest, the newest backup is drilled whatever its state:
     an invalid newest backup FAILs the drill naming its problems, it is never passed over
     for an older one. ``NoBackup`` lists every backup found and why none was of the target.
+    A manifest named beside a target must be a backup of that target (``SourceMismatch``:
+    drilling another database's backup proves nothing about this one).
     ``profile``: the target profile (None: the reference; see ``aris3nb.backup.drill``).
     """
     choice = None
@@ -101,8 +105,25 @@ def drill(
             )
         choice = choose_backup(settings, database_url, require_valid=False, purpose="drill", profile=profile)
         manifest_path = choice.manifest
+    elif database_url:
+        _of_the_target(Path(str(manifest_path)), database_url)
     try:
         _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=database_url, profile=profile)
     except DrillFailed as exc:
         path = exc.report_path
     return DrillOutcome(read_drill_report(path), path, choice)
+
+
+def _of_the_target(manifest_path: Path, database_url: str) -> None:
+    """Refuse a named backup that was not made from the target ``database_url``."""
+    try:
+        manifest = read_manifest(manifest_path)
+    except ManifestUnreadable:
+        return  # the drill reports an unreadable manifest itself
+    live = source.describe(database_url)
+    why = source.mismatch(manifest.document.get("source") or {}, live)
+    if why is not None:
+        raise SourceMismatch(
+            f"backup {manifest.name} was not made from the target {source.label(live)}: {why}; a drill of the "
+            "target drills one of its own backups (no manifest: its newest)"
+        )

@@ -139,6 +139,28 @@ def test_a_corrupt_newest_backup_fails_the_drill_by_name_and_is_never_passed_ove
     assert "drilled newest_bad: the newest backup of" in notebook
 
 
+def test_a_named_backup_of_another_database_is_never_a_go_for_the_target(target: str, tmp_path: Path) -> None:
+    """`run drill --manifest` of a SQLite database's backup, the target a PostgreSQL one: the
+    drill would pass on its own data and prove nothing about the target. NO-GO, naming why."""
+    out = tmp_path / "artifacts"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    migrate.upgrade(other)
+    made = aris3nb("backup", "create", "--name", "other_db", "--database-url", other, out=out)
+    assert made.returncode == 0, made.stderr
+    manifest = out / "backups" / "other_db" / "manifest.json"
+
+    done = aris3nb(
+        "run", "drill", "--database-url", target, "--manifest", str(manifest), out=out, OPS_ENABLE_BACKUP_DRILL="true"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    document = only_run(out)
+    assert document["decision"] == "NO-GO"
+    drill = next(p for p in document["phases"] if p["phase"] == "drill")
+    assert drill["verdict"] == "FAIL"
+    assert any("backup other_db was not made from the target" in reason for reason in drill["reasons"]), drill
+    assert not (out / "drills" / "other_db").exists(), "nothing was drilled"
+
+
 def test_naming_a_disabled_drill_is_refused_before_anything_runs(target: str, tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     for phases in (["drill"], []):  # named, or in the default sequence
