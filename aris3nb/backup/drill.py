@@ -289,7 +289,9 @@ def restore_verify(
         report.finished_at = utc_text(dt.datetime.now(dt.UTC))
         path = _write_report(report, folder)
     if report.status != "PASS":
-        raise DrillFailed(f"drill of {report.backup} FAILED: {report.reason} (report: {path})", path)
+        raise DrillFailed(
+            f"drill of {report.backup} FAILED: {report.reason} (report: {path})", path, report.as_document()
+        )
     return report, path
 
 

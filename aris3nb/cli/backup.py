@@ -11,7 +11,7 @@ import typer
 
 from aris3nb.backup import profiles
 from aris3nb.backup.create import create_backup
-from aris3nb.backup.drill import restore_verify
+from aris3nb.backup.drill import read_drill_report, restore_verify
 from aris3nb.backup.manifest import validate_backup
 from aris3nb.backup.restore import restore_backup
 from aris3nb.backup.retention import Forgotten, Policy, drilled_by_go_runs, forget
@@ -27,7 +27,7 @@ from aris3nb.cli._common import (
     settings,
     target_profile,
 )
-from aris3nb.core.errors import UsageError
+from aris3nb.core.errors import DrillFailed, UsageError
 from aris3nb.evidence.runner import RUNS_DIRNAME
 from aris3nb.storage import artifacts
 from aris3nb.storage.s3 import Repository
@@ -273,19 +273,28 @@ def restore_verify_command(
         "profile": None if profiles.is_reference(profile) else profile,
     }
     path: Path | str
-    if artifacts.is_remote(manifest, current):
-        report, path, remote = artifacts.restore_verify_remote(manifest, current, **options)
-        _warn_repository(remote.repository, json_output)
-    else:
-        report, path = restore_verify(Path(manifest), settings=current, **options)
+    failed: DrillFailed | None = None
+    try:
+        if artifacts.is_remote(manifest, current):
+            report, path, remote = artifacts.restore_verify_remote(manifest, current, **options)
+            _warn_repository(remote.repository, json_output)
+        else:
+            report, path = restore_verify(Path(manifest), settings=current, **options)
+        document = report.as_document()
+    except DrillFailed as exc:  # the drill ran and failed: its report is shown like a passing one's
+        failed, path = exc, exc.report_path
+        document = exc.document if exc.document is not None else read_drill_report(Path(path))
     if json_output:
-        _print_json({**report.as_document(), "report_path": str(path)})
+        _print_json({**document, "report_path": str(path)})
     else:
-        for check in report.checks:
-            say(f"{check.status:<4}  {check.name:<26} {check.detail}")
-        for warning in report.warnings:
+        for check in document.get("checks") or []:
+            say(f"{check['status']:<4}  {check['name']:<26} {check['detail']}")
+        for warning in document.get("warnings") or []:
             say(f"WARN  {warning['name']:<26} {warning['detail']}")
-        say(f"drill {report.status}: RTO {report.rto_sec.get('total', 0):.1f} s; report {path}")
+        total = (document.get("rto_sec") or {}).get("total") or 0
+        say(f"drill {document.get('status')}: RTO {total:.1f} s; report {path}")
+    if failed is not None:
+        raise failed  # and its reason, one line on stderr, exit 1
 
 
 @backup_app.command("restore")

@@ -37,6 +37,7 @@ at one boundary, with ``raise ... from exc``, and their messages never carry a p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class Aris3nbError(Exception):
@@ -124,9 +125,11 @@ class DrillDisabled(UsageError):
 class DrillFailed(Aris3nbError):
     """Raised after a drill that ran and failed; its report has been written."""
 
-    def __init__(self, message: str, report_path: Path) -> None:
+    def __init__(self, message: str, report_path: Path, document: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.report_path = report_path
+        #: The report itself (where its file is not at hand: uploaded to a bucket).
+        self.document = document
 
 
 class DeadlineExceeded(Aris3nbError):

@@ -252,6 +252,7 @@ def restore_verify_remote(reference: str, settings: Settings, **options: Any) ->
                 f"drill of {remote.name} FAILED: {cause.removeprefix(f'drill of {remote.name} FAILED: ')} "
                 f"(report: {where})",
                 Path(where),
+                exc.document,
             ) from exc
         except Aris3nbError:
             _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))

@@ -431,6 +431,37 @@ def test_secret_columns_are_masked_in_the_diff(made: Made, tmp_path: Path, setti
     assert hashed not in json.dumps(report)
 
 
+def test_restore_verify_shows_a_failed_drills_report_as_it_shows_a_passing_one(
+    sqlite_backup: Made, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backup restore-verify` of a forged backup: --json prints the report (FAIL, the diff, the
+    report's path), text prints the check table; both end with the reason's line, exit 1."""
+    from aris3nb import cli
+
+    manifest = sqlite_backup.copy(tmp_path)
+    forge(
+        manifest,
+        "stock_items",
+        ["UPDATE stock_items SET sku = 'FORGED' WHERE id = 1234"],
+        lambda rows, cols: rows,
+    )
+    monkeypatch.setenv("OPS_ENABLE_BACKUP_DRILL", "true")
+    monkeypatch.setenv("OPS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for args in (["--json"], []):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["backup", "restore-verify", str(manifest), *args])
+        assert exited.value.code == 1
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "drill of row_index FAILED" in err, err
+        if args:
+            document = json.loads(out)
+            assert document["status"] == "FAIL" and Path(document["report_path"]).is_file()
+            assert diff_of(document, "stock_items")["changed"][0]["key"] == [1234]
+        else:
+            assert "FAIL  tables match the manifest" in out and "drill FAIL: RTO" in out, out
+
+
 def test_a_composite_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
     manifest = made.copy(tmp_path)
     forge(
