@@ -204,7 +204,7 @@ def restore_backup(
     try:
         if manifest.engine == "sqlite":
             with sqlite.scratch_copy(manifest.folder / sqlite.DATABASE_FILE) as copy:
-                sqlite.replace_database(copy, target_url)
+                sqlite.restore_in_place(copy, target_url, deadline)
         else:
             postgres.restore(
                 manifest.folder / postgres.DUMP_DIR,

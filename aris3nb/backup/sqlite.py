@@ -17,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -739,6 +740,50 @@ def structural_problems(path: Path, deadline: Deadline) -> list[str]:
 
     with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sqlite-check") as pool:
         return [problem for found in pool.map(run, pragmas) for problem in found]
+
+
+#: Pages a restore copies per step of SQLite's backup API (4 MiB at 4 kB pages); the deadline
+#: is checked between steps, and the whole copy is one transaction on the target.
+RESTORE_STEP_PAGES = 1024
+
+
+def restore_in_place(restored: Path, target_url: str, deadline: Deadline) -> None:
+    """Copy ``restored`` into the target database through SQLite's online backup API.
+
+    The copy is one write transaction on the target, under SQLite's own locks and journal: a
+    service that has the file open sees the restored data on its next read and keeps writing
+    into the same file (a file renamed into place would leave it reading, and writing, the old
+    one, deleted), and a copy stopped part way (an error, the deadline, a kill) is rolled back,
+    leaving the target as it was. A target that is missing or not a SQLite database (nothing
+    can be using it as one) is replaced by a copy instead (``replace_database``)."""
+    target = sqlite_path(target_url)
+    if not _is_database(target):
+        replace_database(restored, target_url)
+        return
+
+    def step(status: int, remaining: int, total: int) -> None:
+        sys.audit("aris3nb.sqlite.restore_step", str(target), remaining, total)
+        if deadline.expired():
+            raise DeadlineExceeded(f"timeout: restoring into {target.name} ran past the deadline (rolled back)")
+
+    with contextlib.ExitStack() as stack:
+        try:
+            source = stack.enter_context(
+                contextlib.closing(sqlite3.connect(f"{restored.resolve().as_uri()}?mode=ro", uri=True))
+            )
+            destination = stack.enter_context(contextlib.closing(sqlite3.connect(target, timeout=15)))
+            source.backup(destination, pages=RESTORE_STEP_PAGES, progress=step, sleep=0.1)
+        except sqlite3.Error as exc:
+            raise BackupError(f"could not copy the backup into {target} (rolled back): {exc}") from exc
+
+
+def _is_database(path: Path) -> bool:
+    """Whether ``path`` is a file that SQLite opens as a database (its header, not its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def replace_database(restored: Path, target_url: str) -> None:

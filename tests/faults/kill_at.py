@@ -13,8 +13,9 @@ Points:
   digest   the sqlite3 shells are digesting the copy's tables (killed once one is running)
   seal     the first file of the backup is being hashed (SHA-256) for the manifest
   rename   the manifest is complete; the temporary folder is about to be renamed
-  restore  the rollback restore is about to replace the target (SQLite: os.replace of the
-           staged file; PostgreSQL: killed once pg_restore runs statements on the target)
+  restore  the rollback restore is writing into the target (SQLite: after the first step of the
+           backup API's copy, pages written and more to come, in 4-page steps here;
+           PostgreSQL: killed once pg_restore runs statements on the target)
   pause-rename  not a kill: wait at the rename until the file MARKER + ".go" exists (two
            runs racing for one name meet there)
 """
@@ -120,8 +121,8 @@ def _dispatch(event: str, args: tuple) -> None:  # type: ignore[type-arg]
         deadline = time.monotonic() + 60
         while not go.exists() and time.monotonic() < deadline:
             time.sleep(0.005)
-    elif POINT == "restore" and event == "os.rename" and str(args[0]).endswith(".restoring"):  # os.replace too
-        _die(staged=str(args[0]), target=str(args[1]))
+    elif POINT == "restore" and event == "aris3nb.sqlite.restore_step" and 0 < args[1] < args[2]:
+        _die(target=str(args[0]), pages_left=args[1], pages=args[2])
     elif (
         POINT == "restore"
         and event == "subprocess.Popen"
@@ -154,5 +155,10 @@ def _restoring(target: str) -> bool:
 sys.addaudithook(_hook)
 
 from aris3nb.cli import main  # noqa: E402 - aris3nb is loaded only once the audit hook is installed
+
+if POINT == "restore":  # small steps, so that a small database is copied in several
+    from aris3nb.backup import sqlite as _sqlite  # noqa: E402
+
+    _sqlite.RESTORE_STEP_PAGES = 4
 
 main(ARGS)

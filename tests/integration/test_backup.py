@@ -4,9 +4,11 @@ backup can be damaged or a drill can go wrong, each ending with a clear verdict.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -689,6 +691,68 @@ def test_restore_needs_confirmation_and_keeps_a_safety_backup(source: str, setti
     assert "password" not in rollback_log_path(settings).read_text()
 
 
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
+    sqlite_url: str, settings: Settings, journal: str
+) -> None:
+    """The service keeps its connection open across the restore (as a running ARIS3 does): it
+    reads the restored rows, and what it writes afterwards lands in the target file (a file
+    renamed into place left it reading, and writing, the old, deleted one)."""
+    migrate.upgrade(sqlite_url)
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA journal_mode={journal}")
+    manifest_path = backup(sqlite_url, settings)
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(m.AuditEvent.__table__), [_audit(n) for n in range(5)])
+    engine.dispose()
+    inode = path.stat().st_ino
+    service = subprocess.Popen(
+        [sys.executable, "-c", SERVICE, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert service.stdout is not None and service.stdin is not None
+    assert service.stdout.readline().strip() == "5", "the service sees the rows written after the backup"
+
+    result = restore_backup(manifest_path, sqlite_url, settings=settings, confirmed=True)
+
+    service.stdin.write("\n")
+    service.stdin.flush()
+    after, after_write = service.stdout.readline().strip(), service.stdout.readline().strip()
+    service.wait(timeout=30)
+    assert (after, after_write) == ("0", "1"), "the service reads the restored data and writes into it"
+    assert path.stat().st_ino == inode, "restored in place: the same file"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_events WHERE action = 'AFTER'").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sum(c["newer_than_backup"] or 0 for c in result.discarded.values()) >= 5
+
+
+#: A service: one connection kept open; the row count before and after the restore, then a write.
+SERVICE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+count = "SELECT count(*) FROM audit_events"
+print(conn.execute(count).fetchone()[0], flush=True)
+sys.stdin.readline()
+print(conn.execute(count).fetchone()[0], flush=True)
+conn.execute("INSERT INTO audit_events (action, entity_type, entity_id, details, created_at) "
+             "VALUES ('AFTER', 'test', '1', '{}', '2026-12-01 00:00:00.000000')")
+print(conn.execute(count).fetchone()[0], flush=True)
+"""
+
+
+def _audit(number: int) -> dict[str, Any]:
+    return {
+        "action": "NEWER",
+        "entity_type": "test",
+        "entity_id": str(number),
+        "details": {},
+        "created_at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+    }
+
+
 def test_a_failed_restore_says_how_to_use_the_safety_backup(
     source: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -700,7 +764,7 @@ def test_a_failed_restore_says_how_to_use_the_safety_backup(
         raise BackupError("simulated failure half-way")
 
     monkeypatch.setattr(restore_module.postgres, "restore", broken)
-    monkeypatch.setattr(restore_module.sqlite, "replace_database", broken)
+    monkeypatch.setattr(restore_module.sqlite, "restore_in_place", broken)
     with pytest.raises(BackupError, match="safety backup") as failed:
         restore_backup(manifest_path, source, settings=settings, confirmed=True)
     assert "aris3nb backup restore" in str(failed.value)
