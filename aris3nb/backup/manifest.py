@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.backup.digest import INDEX_MAGIC
+from aris3nb.backup.digest import INDEX_MAGIC, table_digest_of
 from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
 from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason
 
@@ -318,6 +318,10 @@ def _check_table_entry(index: int, entry: Any) -> list[str]:
     held = sum(c["rows"] for c in chunks)
     if isinstance(entry.get("rows"), int) and held != entry["rows"]:
         problems.append(f"{where}: its chunks hold {held} rows, not the {entry['rows']} it records")
+    digest = entry.get("digest")
+    if chunks and isinstance(digest, str) and DIGEST_PATTERN.match(digest) and table_digest_of(chunks) != digest:
+        # A drill compares chunk by chunk: a chunk digest changed alone would go unseen.
+        problems.append(f"{where}: its chunks' digests do not make its table digest {digest[:19]}…")
     return problems
 
 

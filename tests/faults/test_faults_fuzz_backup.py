@@ -578,6 +578,8 @@ FOUND = {
         True,
     ),
     "a chunk digest that is not hex": (lambda d: d["tables"][0]["chunks"][0].update(digest="zz"), True),
+    # a drill compares chunk by chunk: a chunk digest changed alone went unseen (a trial found it)
+    "a chunk digest changed alone": (lambda d: d["tables"][0]["chunks"][0].update(digest="0" * 64), True),
     "a key that is not a list": (lambda d: d["tables"][0].update(key="version_num"), True),
     "a file listed twice": (lambda d: d["files"].append(dict(d["files"][0])), True),
 }
