@@ -116,6 +116,14 @@ def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dic
     return counts
 
 
+def discarded_rows(discarded: dict[str, dict[str, Any]]) -> str:
+    """What ``rows_newer_than_backup`` found, in words: a lower bound, since only rows with a
+    change timestamp newer than the backup are counted (a row changed or deleted without one
+    is not)."""
+    newer = sum(c["newer_than_backup"] or 0 for c in discarded.values())
+    return f"at least {count(newer, 'row')} written after the backup (by their created_at/updated_at)"
+
+
 def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any], settings: Settings) -> None:
     """Refuse a PostgreSQL restore while other sessions hold locks or transactions on the
     target (pg_restore would wait on them with the target half-locked), or end them."""
@@ -182,12 +190,10 @@ def restore_backup(
         log["other_source_confirmed"] = why
     _clear_the_way(target_url, terminate_sessions, log, settings)
     discarded = rows_newer_than_backup(target_url, manifest)
-    newer = sum(c["newer_than_backup"] or 0 for c in discarded.values())
     announce(
         f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
         + (f" although it is of another source ({why})" if why else "")
-        + f"; {newer:,} {'row' if newer == 1 else 'rows'} written after the backup will be discarded "
-        "(kept in the safety backup)"
+        + f"; {discarded_rows(discarded)} will be discarded (kept in the safety backup)"
     )
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"

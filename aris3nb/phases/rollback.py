@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.backup.catalog import choose_backup
-from aris3nb.backup.restore import RestoreResult, append_rollback_log, restore_backup
+from aris3nb.backup.restore import RestoreResult, append_rollback_log, discarded_rows, restore_backup
 from aris3nb.core.checks import CheckResult, Outcome, Registry, Verdict, failed, passed, skipped, verdict_of, warned
 from aris3nb.core.errors import NoBackup, UsageError
 from aris3nb.core.files import write_json_evidence
@@ -250,11 +250,9 @@ def _restore(ctx: _RollbackContext) -> Outcome:
         terminate_sessions=options.terminate_sessions,
         profile=options.profile,
     )
-    discarded = sum(c["newer_than_backup"] or 0 for c in ctx.restored.discarded.values())
     return passed(
         f"restored {ctx.restored.backup} ({reason}) into {redact_url(str(options.database_url))} in "
-        f"{ctx.restored.duration_sec:.1f} s; {discarded:,} {'row' if discarded == 1 else 'rows'} written after it "
-        "discarded, kept in the "
+        f"{ctx.restored.duration_sec:.1f} s; {discarded_rows(ctx.restored.discarded)} discarded, kept in the "
         f"safety backup {ctx.restored.safety_backup.name}",
         backup=str(manifest),
         safety_backup=str(ctx.restored.safety_backup),

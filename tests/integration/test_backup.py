@@ -714,7 +714,8 @@ def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
     assert service.stdout is not None and service.stdin is not None
     assert service.stdout.readline().strip() == "5", "the service sees the rows written after the backup"
 
-    result = restore_backup(manifest_path, sqlite_url, settings=settings, confirmed=True)
+    said: list[str] = []
+    result = restore_backup(manifest_path, sqlite_url, settings=settings, confirmed=True, announce=said.append)
 
     service.stdin.write("\n")
     service.stdin.flush()
@@ -727,6 +728,7 @@ def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert sum(c["newer_than_backup"] or 0 for c in result.discarded.values()) >= 5
+    assert "; at least 5 rows written after the backup (by their created_at/updated_at) will be discarded" in said[0]
 
 
 #: A service: one connection kept open; the row count before and after the restore, then a write.
