@@ -603,7 +603,11 @@ def _integrity(
             )
             return
         options = IntegrityOptions(
-            database_url=url, exports_dir=manifest.folder / "exports", statement_timeout_sec=_remaining(deadline, 120.0)
+            database_url=url,
+            exports_dir=manifest.folder / "exports",
+            missing_exports_hint="the backup was made without its export files: give backup create --exports-dir, "
+            "or the profile's backup.exports_dir",
+            statement_timeout_sec=_remaining(deadline, 120.0),
         ).with_selection(selection)
         integrity = run_integrity_check(options, artifacts_dir=folder)
     except Aris3nbError as exc:

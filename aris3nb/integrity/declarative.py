@@ -322,7 +322,8 @@ def file_invariant(check: FileCheck, name: str | None = None) -> Invariant:
             "query": check.query.strip(),
         }
         if problems:
-            hint = f" (the folder {root} does not exist; give --exports-dir)" if not root.is_dir() else ""
+            missing = ctx.options.missing_exports_hint if check.root == EXPORTS_DIR_ROOT else "check the profile"
+            hint = f" (the folder {root} does not exist; {missing})" if not root.is_dir() else ""
             return _judged(check.severity)(
                 f"{words.count(len(problems), 'problem')} with {words.count(checked, 'vouched-for file')} and "
                 f"{len(extra)} extra{hint}; first: {row_text(problems[0])}",

@@ -635,7 +635,8 @@ def check_export_files(ctx: IntegrityContext) -> Outcome:
         "sample": problems[:SAMPLE_LIMIT],
     }
     if problems:
-        hint = f" (the exports folder {folder} does not exist; give --exports-dir)" if not folder.is_dir() else ""
+        missing = ctx.options.missing_exports_hint
+        hint = f" (the exports folder {folder} does not exist; {missing})" if not folder.is_dir() else ""
         return failed(
             f"{words.count(len(problems), 'READY export')} of {checked} "
             f"{'does not match its file' if len(problems) == 1 else 'do not match their files'}{hint}; first: "

@@ -70,6 +70,8 @@ class IntegrityOptions:
 
     database_url: str
     exports_dir: Path
+    #: What a check says to do when ``exports_dir`` does not exist (a drill: how backups get one).
+    missing_exports_hint: str = "give --exports-dir"
     strict: bool = False
     idempotency_max_age_sec: float = 900.0
     statement_timeout_sec: float = 120.0

@@ -355,6 +355,10 @@ def test_a_missing_exports_folder_and_rpo_sources_are_warnings(
     expected = f"exports folder {missing} does not exist: 0 files copied"
     assert result.warnings == [expected] and result.manifest["warnings"] == [expected]
     assert not [f for f in result.manifest["files"] if f["role"] == "export"]
+    with pytest.raises(DrillFailed) as failed:  # its export rows vouch for files it does not hold
+        restore_verify(result.manifest_path, settings=settings, profile=profile)
+    assert "the backup was made without its export files: give backup create --exports-dir" in str(failed.value)
+    assert "give --exports-dir" not in str(failed.value), "restore-verify has no such option"
 
     monkeypatch.delenv("FOREIGN_EXPORTS_DIR")
     manifest = create_backup(url, "with_exports", settings=settings, profile=profile).manifest_path
