@@ -269,7 +269,24 @@ def _seen(path: Path, folder: Path, settings: Settings, live: dict[str, Any]) ->
         why = "the drill failed"
     if why is None and parse_utc(moment) is None:
         why = "it records no readable finished_at or started_at"
-    return DrillSeen(name, document["backup"], document["status"], moment, of_target=not_ours is None, why_not=why)
+    return DrillSeen(name, _drilled_label(document, settings), document["status"], moment, not_ours is None, why)
+
+
+def _drilled_label(document: dict[str, Any], settings: Settings) -> str:
+    """The backup a drill report is of, as people know it: its name when it is the backup of
+    that name in the backups folder, else the name and where that copy was (a drill of a copy
+    elsewhere is filed under the same name, and must not read as the catalog's backup)."""
+    backup = str(document.get("backup") or "?")
+    recorded = document.get("manifest")
+    if not isinstance(recorded, str) or not Path(recorded).is_absolute():
+        return backup  # a relative path was the drill's own folder's: read as the backup of that name
+    path = Path(recorded)
+    path = path if path.suffix == ".json" else path / MANIFEST_NAME
+    try:
+        ours = path.resolve() == (backups_dir(settings) / backup / MANIFEST_NAME).resolve()
+    except (OSError, RuntimeError):
+        ours = False
+    return backup if ours else f"{backup}, the copy at {path.parent}"
 
 
 def drills_seen(settings: Settings, live: dict[str, Any]) -> tuple[list[DrillSeen], int]:

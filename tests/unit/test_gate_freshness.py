@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -327,3 +328,19 @@ def test_the_freshness_checks_are_registered_after_the_target_schema() -> None:
     ]
     checks = {check.name: check for check in GATE_CHECKS}
     assert checks["backup.freshness"].why and checks["drill.freshness"].why
+
+
+def test_a_drill_of_a_copy_elsewhere_is_not_read_as_the_catalogs_backup(
+    settings: GateSettings, target: str, tmp_path: Path
+) -> None:
+    """A copy of backup ours, drilled from another folder (a forged copy, an experiment), fails:
+    its report is filed under drills/ours/ too, and must name the copy, not backups/ours."""
+    ours = fake_backup(settings, "ours", target)
+    copy = tmp_path / "forge" / "ours"
+    shutil.copytree(ours.parent, copy)
+    drill_report(settings, "ours", ours, "PASS", T0)
+    drill_report(settings, "ours", copy / "manifest.json", "FAIL", T0 + dt.timedelta(hours=1))
+    outcome = judge(settings, target, now=T0 + dt.timedelta(hours=2))
+    assert outcome.status is Status.WARN, outcome.detail
+    assert outcome.detail.startswith("last passing drill, of backup ours, is 2 h old"), outcome.detail
+    assert f"(ours, the copy at {copy}): the drill failed" in outcome.detail, outcome.detail
