@@ -77,6 +77,25 @@ def engine_name(url: str | URL) -> str:
     return parse_database_url(url).get_backend_name()
 
 
+def same_database(first: str | URL, second: str | URL) -> bool:
+    """Whether two URLs name the same database however they are spelled (a driver named or
+    not, the default port, host case, a SQLite path relative or absolute); passwords are not
+    compared, so a redacted URL matches the one it came from. Unparseable: False."""
+    try:
+        a, b = parse_database_url(first), parse_database_url(second)
+    except InvalidDatabaseUrl:
+        return False
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        return bool(a.database and b.database) and sqlite_path(a).resolve() == sqlite_path(b).resolve()
+
+    def where(url: URL) -> tuple[str, int, str | None, str | None]:
+        return ((url.host or "localhost").lower(), url.port or 5432, url.database, url.username)
+
+    return where(a) == where(b)
+
+
 def sqlite_path(url: str | URL) -> Path:
     parsed = parse_database_url(url)
     if parsed.get_backend_name() != "sqlite":

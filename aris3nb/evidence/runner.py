@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.core.db import check_connection, parse_database_url
+from aris3nb.core.db import check_connection, parse_database_url, same_database
 from aris3nb.core.errors import EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
@@ -623,7 +623,8 @@ def _given_again(given: str | None, recorded: str | None, option: str) -> str | 
         return None
     if not given:
         raise UsageError(f"the run's target was {recorded}: give {option} again (a password is never kept in evidence)")
-    if recorded not in (redact_url(given), redact_text(given)):
+    spelled_alike = recorded in (redact_url(given), redact_text(given))
+    if not spelled_alike and not (option == "--database-url" and same_database(recorded, given)):
         raise UsageError(
             f"{option} names {redact_text(given)}, but the run's target was {recorded}: a re-run judges the same target"
         )

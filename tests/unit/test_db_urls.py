@@ -142,3 +142,23 @@ def test_a_real_role_with_a_reserved_character_password_connects(postgres_admin)
     finally:
         with postgres_admin.connect() as conn:
             conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("postgresql://u:***@db:5432/aris", "postgresql+psycopg://u:secret@db/aris", True),
+        ("postgresql://u@DB/aris", "postgresql://u@db:5432/aris", True),
+        ("postgresql://u@db/aris", "postgresql://u@db/other", False),
+        ("postgresql://u@db/aris", "postgresql://v@db/aris", False),
+        ("postgresql://u@db:5433/aris", "postgresql://u@db/aris", False),
+        ("sqlite:///data/aris3.db", "sqlite+pysqlite:///data/../data/aris3.db", True),
+        ("sqlite:///data/aris3.db", "postgresql://u@db/aris3.db", False),
+        ("not a url", "postgresql://u@db/aris", False),
+    ],
+)
+def test_same_database_however_spelled(first: str, second: str, same: bool) -> None:
+    from aris3nb.core.db import same_database
+
+    assert same_database(first, second) is same
+    assert same_database(second, first) is same

@@ -43,3 +43,7 @@ def test_a_rerun_takes_the_same_target_given_again() -> None:
         _given_again(None, MASKED, "--database-url")
     with pytest.raises(UsageError, match="a re-run judges the same target"):
         _given_again("postgresql://app:x@other:5432/aris3", MASKED, "--database-url")
+    spelled_otherwise = REAL.replace("postgresql://", "postgresql+psycopg://").replace(":5432", "")
+    assert spelled_otherwise != REAL and _given_again(spelled_otherwise, MASKED, "--database-url") == spelled_otherwise
+    with pytest.raises(UsageError, match="a re-run judges the same target"):
+        _given_again("http://db.example", "http://other.example", "--base-url")
