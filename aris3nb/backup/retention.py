@@ -32,6 +32,7 @@ from aris3nb.backup.create import backups_dir
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
 from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.settings import Settings
+from aris3nb.core.words import listed
 from aris3nb.targets.profile import LoadedProfile
 
 #: The rules in restic's order, with the period each buckets a backup's time into.
@@ -163,13 +164,16 @@ def protect_newest_valid(entries: list[Entry], profile: LoadedProfile | None) ->
         if entry.group in done or entry.moment is None or entry.group.endswith("(safety backups)"):
             continue
         try:
-            valid = validate_backup(entry.folder / MANIFEST_NAME, profiles.schema_tables_for(profile)).ok
-        except Aris3nbError:
-            valid = False
-        if valid:
+            validation = validate_backup(entry.folder / MANIFEST_NAME, profiles.schema_tables_for(profile))
+            problems = validation.problems
+        except Aris3nbError as exc:
+            problems = [str(exc)]
+        if not problems:
             done.add(entry.group)
             entry.keep = True
             entry.reasons.insert(0, "the newest valid backup of its target")
+        else:  # said beside it: a newer backup passed over as invalid is no longer a surprise
+            entry.reasons.append(f"INVALID: {listed(problems)}")
 
 
 def drilled_by_go_runs(runs_dir: Path, newest: int = 1) -> dict[str, str]:

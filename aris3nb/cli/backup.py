@@ -424,7 +424,7 @@ def forget_command(
         return
     say(f"policy: keep {policy.describe()}{' (dry run: nothing removed)' if dry_run else ''}")
     group = None
-    for entry in result.entries:
+    for entry in sorted(result.entries, key=lambda e: e.group):  # each target once, newest first within it
         if entry.group != group:
             group = entry.group
             say(f"{group}:")

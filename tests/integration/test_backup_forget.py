@@ -90,7 +90,8 @@ def test_keep_last_one_keeps_the_newest_the_newest_valid_and_the_drilled(artifac
     done = forget_cli(artifacts, "--keep-last", "1", "--json")
     assert done.returncode == 0, done.stderr
     decisions = {b["backup"]: b for b in json.loads(done.stdout)["backups"]}
-    assert decisions["pre_deploy_20260305_0800"]["reasons"] == ["last backup"]  # corrupt, but the policy keeps it
+    corrupt = decisions["pre_deploy_20260305_0800"]["reasons"]  # corrupt, but the policy keeps it
+    assert corrupt[0] == "last backup" and corrupt[1].startswith("INVALID: 1 problem: "), corrupt
     assert decisions["pre_deploy_20260304_0800"]["reasons"] == ["the newest valid backup of its target"]
     assert decisions["pre_deploy_20260301_0800"]["reasons"] == [
         "drilled by run 20260301T090000Z-abc123, the last GO run"
