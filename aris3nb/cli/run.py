@@ -268,6 +268,7 @@ def run(
                     "evidence": str(result.evidence_path),
                     "index": str(result.index_path) if result.index_path else None,
                     "backups_forgotten": result.forgotten,
+                    "warnings": result.warnings,
                 }
             )
         )
@@ -278,6 +279,8 @@ def run(
                 f"removed {len(result.forgotten)} older backup{'' if len(result.forgotten) == 1 else 's'} of the "
                 f"embedded default (it keeps its newest {current.ops_embedded_keep_last}: OPS_EMBEDDED_KEEP_LAST)"
             )
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if document["parameters"].get("rerun_warning"):
         err.print(
             f"warning: {document['parameters']['rerun_warning']} (verdict at best PASS_WITH_WARNINGS)",

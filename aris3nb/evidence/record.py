@@ -56,3 +56,6 @@ class RunResult:
     index_problem: str | None = None
     #: The embedded default's older backups removed after this run (OPS_EMBEDDED_KEEP_LAST).
     forgotten: list[str] = field(default_factory=list)
+    #: What the operator should know about the sealed run that its verdict does not say (an
+    #: unsigned run after a signed one; the embedded default's retention that could not run).
+    warnings: list[str] = field(default_factory=list)

@@ -159,7 +159,11 @@ def seal(
     except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     embedded = options.embedded and executed_by == "aris3nb run"
-    forgotten = _forget_embedded_backups(run.settings, run.run_dir.parent) if embedded else []
+    warnings = [] if options.signing_key is not None else _unsigned_after_signed(evidence_path)
+    forgotten: list[str] = []
+    if embedded:
+        forgotten, problem = _forget_embedded_backups(run.settings, run.run_dir.parent)
+        warnings += [problem] if problem else []
     return RunResult(
         run.run_id,
         run.run_dir,
@@ -172,23 +176,43 @@ def seal(
         index_path,
         index_problem,
         forgotten,
+        warnings,
     )
+
+
+def _unsigned_after_signed(evidence_path: Path) -> list[str]:
+    """A warning when this unsigned run follows a signed one in the chain: a verifier holding
+    the trusted keys will refuse it (`evidence verify --trusted-keys`), so say it now."""
+    try:
+        previous = (json.loads(evidence_path.read_text(encoding="utf-8")).get("previous") or {}).get("run_id")
+        if not previous:
+            return []
+        earlier = json.loads((evidence_path.parent.parent / previous / evidence_path.name).read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not earlier.get("signature"):
+        return []
+    return [
+        f"this run is not signed, but the run before it ({previous}) is: `evidence verify --trusted-keys` will "
+        "refuse it; give --signing-key to every run of a signed chain"
+    ]
 
 
 #: A backup of the embedded default: its source is a throwaway folder the runner made.
 EMBEDDED_SOURCE = "aris3nb-run-embedded-pid"
 
 
-def _forget_embedded_backups(settings: Any, runs_dir: Path) -> list[str]:
+def _forget_embedded_backups(settings: Any, runs_dir: Path) -> tuple[list[str], str | None]:
     """The embedded default's small retention policy: its disposable databases' backups beyond
-    the newest ``OPS_EMBEDDED_KEEP_LAST`` are removed (never the one the last GO run drilled).
-    A failure here never changes the sealed run: nothing is removed, the next run tries again."""
+    the newest ``OPS_EMBEDDED_KEEP_LAST`` are removed (never the one the last GO run drilled);
+    returns them, and why none could be removed when that failed. A failure here never changes
+    the sealed run: it is said (a warning), and the next run tries again."""
     from aris3nb.backup.retention import Policy, drilled_by_go_runs, forget
     from aris3nb.core.errors import Aris3nbError
 
     keep = int(settings.ops_embedded_keep_last)
     if keep <= 0:
-        return []
+        return [], None
     try:
         result = forget(
             settings,
@@ -197,9 +221,10 @@ def _forget_embedded_backups(settings: Any, runs_dir: Path) -> list[str]:
             only=lambda entry: EMBEDDED_SOURCE in entry.group,
             group_as="the embedded default's disposable databases",
         )
-    except (OSError, Aris3nbError):
-        return []
-    return result.removed
+    except (OSError, Aris3nbError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return [], f"the embedded default's older backups were not removed (OPS_EMBEDDED_KEEP_LAST): {reason}"
+    return result.removed, None
 
 
 def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = None) -> RunResult:

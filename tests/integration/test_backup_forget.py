@@ -8,6 +8,7 @@ oldest drilled by a GO run: ``--keep-last 1`` keeps the newest (the policy), the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -159,8 +160,24 @@ def test_the_embedded_default_keeps_its_newest_backups_and_never_touches_a_real_
         document["manifest_digest"] = manifest_digest(document)
         manifest.write_text(json.dumps(document))
     settings = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=2)
-    removed = _forget_embedded_backups(settings, tmp_path / "runs")
-    assert sorted(removed) == ["pre_deploy_20260301_0800", "pre_deploy_20260302_0800"]
+    removed, problem = _forget_embedded_backups(settings, tmp_path / "runs")
+    assert sorted(removed) == ["pre_deploy_20260301_0800", "pre_deploy_20260302_0800"] and problem is None
     assert names(tmp_path) == ["pre_deploy_20260303_0800", "pre_deploy_20260304_0800", "pre_deploy_20260305_0800"]
     none = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=0)
-    assert _forget_embedded_backups(none, tmp_path / "runs") == []
+    assert _forget_embedded_backups(none, tmp_path / "runs") == ([], None)
+
+
+def test_the_embedded_defaults_retention_failing_is_said_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aris3nb.backup import retention
+    from aris3nb.evidence.seal import _forget_embedded_backups
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "backups"))
+
+    monkeypatch.setattr(retention, "forget", denied)
+    removed, problem = _forget_embedded_backups(load_settings(ops_artifacts_dir=tmp_path), tmp_path / "runs")
+    assert removed == [] and problem == (
+        "the embedded default's older backups were not removed (OPS_EMBEDDED_KEEP_LAST): Permission denied"
+    )

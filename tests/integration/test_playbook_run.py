@@ -122,6 +122,10 @@ def test_a_phase_runs_again_headlessly_with_the_same_parameters_and_signed(embed
     assert aris3nb("evidence", "verify", str(rerun), "--public-key", f"{key}.pub").returncode == 0
     assert aris3nb("evidence", "verify", str(rerun), "--public-key", f"{other}.pub").returncode == 1
 
+    unsigned = aris3nb("run", "--out", str(out), "--rerun", first.name, "--phase", "deploy")
+    assert unsigned.returncode == 0, unsigned.stdout + unsigned.stderr
+    assert f"warning: this run is not signed, but the run before it ({rerun.name}) is" in unsigned.stderr
+
 
 def test_a_rerun_takes_only_a_run_id_and_only_a_run_that_verifies(embedded_run, tmp_path: Path) -> None:
     out, _ = embedded_run
