@@ -218,6 +218,7 @@ def restore_verify(
     rto_budget_sec: float | None = None,
     business_timestamps: Sequence[tuple[str, str]] | None = None,
     profile: LoadedProfile | None = None,
+    recorded_as: str | None = None,
 ) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
@@ -229,7 +230,8 @@ def restore_verify(
     restored data is reported as the newest business event the backup holds; default: the
     profile's ``rpo.sources`` (each absent one a warning naming it, none declared a warning),
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
-    target profile (None: the reference; see the module)."""
+    target profile (None: the reference; see the module). ``recorded_as``: where the backup
+    is, for the report, when ``manifest_path`` is a local copy of it (a bucket's, pulled)."""
     if not settings.ops_enable_backup_drill:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
     reference = profiles.is_reference(profile)
@@ -249,7 +251,7 @@ def restore_verify(
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
     report = DrillReport(
         backup=folder_name,
-        manifest=str(given),
+        manifest=recorded_as or str(given),
         engine=None,
         started_at=utc_text(dt.datetime.now(dt.UTC)),
         profile=profiles.profile_evidence(profile),

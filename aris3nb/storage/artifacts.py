@@ -243,7 +243,12 @@ def restore_verify_remote(reference: str, settings: Settings, **options: Any) ->
         report_dir = drills_dir(staging.settings) / remote.name
         key = report_dir.relative_to(staging.folder).as_posix()  # drills/<name>, as locally
         try:
-            report, path = restore_verify(manifest_path, settings=staging.settings, **options)
+            report, path = restore_verify(
+                manifest_path,
+                settings=staging.settings,
+                recorded_as=remote.repository.url(f"{remote.key}/{MANIFEST_NAME}"),
+                **options,
+            )
         except DrillFailed as exc:
             _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))
             where = remote.repository.url(f"{key}/{exc.report_path.name}")

@@ -146,6 +146,7 @@ def test_create_validate_drill_restore_from_the_bucket(cli: Cli, buckets: Bucket
     (report_key,) = buckets.keys(buckets.plain, "repo/drills/b1/")
     report = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=report_key)["Body"].read())
     assert report["status"] == "PASS"
+    assert report["manifest"] == f"{repo}/backups/b1/manifest.json", "where the backup is, not its local copy"
 
     restored = cli("backup", "restore", "b1", "--target-url", source, "--yes", **env)
     assert restored.returncode == 0, restored.stdout + restored.stderr
