@@ -389,21 +389,30 @@ def test_an_inserted_row_is_extra(made: Made, tmp_path: Path, settings: Settings
     assert "added to the backup after it was made" in extra["backup_data"]
 
 
-def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
+def forge_by_uuid(made: Made, where: Path, table: str, query: str, column: str) -> tuple[Path, str, tuple]:
+    """Set ``column`` to FORGED in the row of ``table`` whose UUID ``query``'s first column
+    gives, in a copy of the backup's own data (resealed); the copy's manifest, the key as
+    text, and the row ``query`` read."""
     engine = create_engine(made.url)
     with engine.connect() as conn:
-        sale = conn.exec_driver_sql("SELECT id FROM sales ORDER BY id LIMIT 1 OFFSET 7").scalar_one()
+        row = tuple(conn.exec_driver_sql(query).one())
     engine.dispose()
-    text = sale.hex if isinstance(sale, uuid.UUID) else str(sale)
-    manifest = made.copy(tmp_path)
+    text = row[0].hex if isinstance(row[0], uuid.UUID) else str(row[0])
+    manifest = made.copy(where)
     forge(
         manifest,
-        "sales",
-        [f"UPDATE sales SET status = 'FORGED' WHERE id = '{text}'"],
+        table,
+        [f"UPDATE {table} SET {column} = 'FORGED' WHERE id = '{text}'"],
         lambda rows, cols: set_column(
-            rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""), "status", "FORGED"
+            rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""), column, "FORGED"
         ),
     )
+    return manifest, text, row
+
+
+def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> None:
+    query = "SELECT id FROM sales ORDER BY id LIMIT 1 OFFSET 7"
+    manifest, text, _ = forge_by_uuid(made, tmp_path, "sales", query, "status")
     [changed] = diff_of(drill_fails(manifest, settings, made), "sales")["changed"]
     assert changed["key"][0].replace("-", "") == text.replace("-", "") and changed["restored"]["status"] == "FORGED"
 
@@ -411,20 +420,8 @@ def test_a_uuid_key_is_named(made: Made, tmp_path: Path, settings: Settings) -> 
 def test_secret_columns_are_masked_in_the_diff(made: Made, tmp_path: Path, settings: Settings) -> None:
     """A forged user: the diff names the row with its restored and recorded values, but never
     its password hash (a column named like a secret), on either engine, in the report file."""
-    engine = create_engine(made.url)
-    with engine.connect() as conn:
-        user, hashed = conn.exec_driver_sql("SELECT id, password_hash FROM users ORDER BY id LIMIT 1").one()
-    engine.dispose()
-    text = user.hex if isinstance(user, uuid.UUID) else str(user)
-    manifest = made.copy(tmp_path)
-    forge(
-        manifest,
-        "users",
-        [f"UPDATE users SET full_name = 'FORGED' WHERE id = '{text}'"],
-        lambda rows, cols: set_column(
-            rows, cols, lambda r: r["id"].replace("-", "") == text.replace("-", ""), "full_name", "FORGED"
-        ),
-    )
+    query = "SELECT id, password_hash FROM users ORDER BY id LIMIT 1"
+    manifest, _, (_, hashed) = forge_by_uuid(made, tmp_path, "users", query, "full_name")
     report = drill_fails(manifest, settings, made)
     [changed] = diff_of(report, "users")["changed"]
     assert changed["restored"]["full_name"] == "FORGED" and changed["restored"]["password_hash"] == "***"
