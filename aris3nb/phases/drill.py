@@ -12,7 +12,7 @@ from typing import Any
 from aris3nb.backup import source
 from aris3nb.backup.catalog import Choice, choose_backup
 from aris3nb.backup.drill import read_drill_report, restore_verify
-from aris3nb.backup.manifest import read_manifest
+from aris3nb.backup.manifest import MANIFEST_NAME, read_manifest
 from aris3nb.core.checks import CheckResult, Status
 from aris3nb.core.errors import DrillFailed, ManifestUnreadable, SourceMismatch, UsageError
 from aris3nb.core.settings import Settings
@@ -117,7 +117,7 @@ def drill(
 def _of_the_target(manifest_path: Path, database_url: str) -> None:
     """Refuse a named backup that was not made from the target ``database_url``."""
     try:
-        manifest = read_manifest(manifest_path)
+        manifest = read_manifest(manifest_path / MANIFEST_NAME if manifest_path.is_dir() else manifest_path)
     except ManifestUnreadable:
         return  # the drill reports an unreadable manifest itself
     live = source.describe(database_url)

@@ -147,7 +147,7 @@ def test_a_named_backup_of_another_database_is_never_a_go_for_the_target(target:
     migrate.upgrade(other)
     made = aris3nb("backup", "create", "--name", "other_db", "--database-url", other, out=out)
     assert made.returncode == 0, made.stderr
-    manifest = out / "backups" / "other_db" / "manifest.json"
+    manifest = out / "backups" / "other_db"  # its folder: named as a manifest is, refused the same
 
     done = aris3nb(
         "run", "drill", "--database-url", target, "--manifest", str(manifest), out=out, OPS_ENABLE_BACKUP_DRILL="true"
