@@ -47,6 +47,7 @@ from aris3nb.backup.retention import (
 )
 from aris3nb.core.errors import Aris3nbError, BackupExists, DrillFailed, ManifestUnreadable, UsageError
 from aris3nb.core.settings import Settings, is_repository_url
+from aris3nb.core.words import count
 from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
 from aris3nb.storage.s3 import Repository, open_repository
 
@@ -203,15 +204,41 @@ def create_remote(
     check_name(name)  # before the store is asked anything
     days = retain_days if retain_days is not None else settings.ops_retain_days
     remote = Remote(_open(str(settings.ops_repository_url), settings, retain_days=days, mode=retention_mode), name)
-    if remote.repository.list_keys(f"{remote.key}/"):
-        raise BackupExists(
-            f"a backup named {name!r} already exists at {remote.repository.url(remote.key)}; "
-            "choose another name (it was left untouched)"
-        )
+    keys = remote.repository.list_keys(f"{remote.key}/")
+    if keys:
+        _clear_a_killed_upload(remote, keys)
     with Staging(settings) as staging:
         result = create_backup(database_url, name, settings=staging.settings, **options)
         remote.repository.upload_tree(result.path, remote.key, last=[MANIFEST_NAME])
     return result, remote
+
+
+def _clear_a_killed_upload(remote: Remote, keys: list[str]) -> None:
+    """The name is taken by a backup (its manifest is there: ``BackupExists``), or by the
+    objects of an upload that never wrote its manifest (written last): one still being made,
+    refused too, or one killed part way, removed once its newest object is older than the
+    repository's stale-upload age (the same age after which incomplete multipart uploads are
+    aborted), and said among the repository's warnings."""
+    where = remote.repository.url(remote.key)
+    if f"{remote.key}/{MANIFEST_NAME}" in keys:
+        raise BackupExists(
+            f"a backup named {remote.name!r} already exists at {where}; choose another name (it was left untouched)"
+        )
+    stale = remote.repository.options.stale_upload_age_sec
+    newest = remote.repository.newest_write(f"{remote.key}/")
+    age = (dt.datetime.now(dt.UTC) - newest).total_seconds() if newest is not None else 0.0
+    if stale is None or age < stale:
+        limit = f"once its newest object is {stale:g} s old" if stale is not None else "never (stale uploads are kept)"
+        raise BackupExists(
+            f"{where} holds {count(len(keys), 'object')} but no manifest, the newest written {age:.0f} s ago: a "
+            f"backup being made, or one killed part way; the next backup of that name removes it {limit} "
+            "(choose another name; it was left untouched)"
+        )
+    removed = remote.repository.delete_tree(f"{remote.key}/")
+    remote.repository.warnings.append(
+        f"removed the objects of a backup killed part way at {where} ({count(removed, 'object version')}, "
+        f"no manifest, the newest written {age:.0f} s ago)"
+    )
 
 
 def validate_remote(reference: str, settings: Settings, schema_tables: Any = None) -> tuple[Validation, Remote]:

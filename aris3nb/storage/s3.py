@@ -381,6 +381,21 @@ class Repository:
                 found += [(self.location.relative(o["Key"]), int(o["Size"])) for o in page.get("Contents", [])]
         return found
 
+    def newest_write(self, prefix: str) -> datetime | None:
+        """When the newest object below ``prefix`` (text, as ``list_keys``) was written; None
+        when there is none."""
+        url = self.url(prefix)
+        newest: datetime | None = None
+        with self._store_errors(f"could not list {url}", url):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.location.bucket, Prefix=self._raw_prefix(prefix)
+            )
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    if newest is None or entry["LastModified"] > newest:
+                        newest = entry["LastModified"]
+        return newest
+
     def _holds_objects(self, prefix: str) -> bool:
         url = self.url(prefix)
         with self._store_errors(f"could not list {url}", url):

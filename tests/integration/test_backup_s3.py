@@ -244,3 +244,41 @@ def test_forget_removes_what_the_policy_drops_and_leaves_locked_backups(
     versions = buckets.client.list_object_versions(Bucket=buckets.locked, Prefix="backups/old/")
     assert not versions.get("Versions") and not versions.get("DeleteMarkers")  # every version gone
     assert cli("backup", "validate", "locked", **env).returncode == 0
+
+
+def test_a_killed_uploads_objects_block_its_name_until_stale_then_go(
+    cli: Cli, buckets: Buckets, source_sqlite: str, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup killed part way leaves objects under backups/NAME/ but no manifest (written
+    last). The next backup of that name refuses while they are recent (it may be one being
+    made), and once they are older than the stale-upload age removes them, says so, and goes."""
+    from aris3nb.core.settings import load_settings
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.s3 import StorageOptions, open_repository
+
+    repo = f"s3://{buckets.plain}/repo"
+    for key in ("repo/backups/k1/database/aris3.sqlite3", "repo/backups/k1/exports/a.csv"):
+        buckets.client.put_object(Bucket=buckets.plain, Key=key, Body=b"half")
+    refused = cli("backup", "create", "--name", "k1", OPS_ARTIFACTS_DIR=repo, DATABASE_URL=source_sqlite)
+    assert refused.returncode == 1, refused.stderr
+    assert f"{repo}/backups/k1 holds 2 objects but no manifest" in refused.stderr
+    assert "a backup being made, or one killed part way" in refused.stderr
+    assert len(buckets.keys(buckets.plain, "repo/backups/k1/")) == 2, "left untouched"
+
+    for name, value in store.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(
+        artifacts,
+        "_open",
+        lambda url, settings, **_: open_repository(url, options=StorageOptions(stale_upload_age_sec=0)),
+    )
+    monkeypatch.setenv("OPS_ARTIFACTS_DIR", repo)
+    settings = load_settings()
+    result, remote = artifacts.create_remote(settings, source_sqlite, "k1", exports_dir=tmp_path / "exports")
+    assert any(
+        w.startswith(f"removed the objects of a backup killed part way at {repo}/backups/k1 (2 ")
+        for w in remote.repository.warnings
+    ), remote.repository.warnings
+    keys = buckets.keys(buckets.plain, "repo/backups/k1/")
+    assert "repo/backups/k1/manifest.json" in keys and "repo/backups/k1/exports/a.csv" not in keys
+    assert result.manifest["name"] == "k1"
