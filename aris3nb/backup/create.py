@@ -340,7 +340,7 @@ def create_backup(
         files = _seal(work)
         document = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "version": FORMAT_VERSION,
             "name": name,
             "created_at": utc_text(created_at),
             "purpose": purpose,

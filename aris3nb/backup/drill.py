@@ -67,7 +67,7 @@ from aris3nb.core.errors import (
     ManifestUnreadable,
     UsageError,
 )
-from aris3nb.core.files import write_json_evidence
+from aris3nb.core.files import version_of, write_json_evidence
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import mask_row, redact_text
 from aris3nb.core.settings import Settings
@@ -114,7 +114,7 @@ class DrillReport:
     def as_document(self) -> dict[str, Any]:
         document = asdict(self)
         document["checks"] = [check.to_dict() for check in self.checks]
-        return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, **document}
+        return {"format": REPORT_FORMAT, "version": REPORT_VERSION, **document}
 
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
@@ -140,10 +140,10 @@ def read_drill_report(path: Path) -> dict[str, Any]:
         raise ManifestUnreadable(f"{path} is not a readable JSON drill report") from exc
     if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
         raise ManifestUnreadable(f"{path} is not an aris3nb drill report")
-    version = document.get("format_version")
+    version = version_of(document)
     if type(version) is not int or version != REPORT_VERSION:
         raise ManifestUnreadable(
-            f"{path} has drill report format_version {repr(version)[:60]}; this aris3nb reads {REPORT_VERSION}"
+            f"{path} has drill report version {repr(version)[:60]}; this aris3nb reads {REPORT_VERSION}"
         )
     if document.get("status") not in ("PASS", "FAIL") or not isinstance(document.get("checks"), list):
         raise ManifestUnreadable(f"{path} lacks a PASS/FAIL status or its checks")

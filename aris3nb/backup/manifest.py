@@ -23,7 +23,7 @@ from typing import Any
 
 from aris3nb.backup.digest import INDEX_MAGIC, table_digest_of
 from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
-from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason
+from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason, version_of
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "aris3nb.backup.manifest"
@@ -40,7 +40,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
 #: Every field a version-1 manifest must have, with the JSON type it must be.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str,
-    "format_version": int,
     "name": str,
     "created_at": str,
     "source": dict,
@@ -164,9 +163,9 @@ def check_structure(document: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     if document.get("format") != FORMAT:
         problems.append(f"field 'format' is {document.get('format')!r}, not {FORMAT!r}: not an aris3nb backup manifest")
-    version = document.get("format_version")
+    version = version_of(document)
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        problems.append(f"format_version {version!r} is not supported (this aris3nb reads {list(SUPPORTED_VERSIONS)})")
+        problems.append(f"version {version!r} is not supported (this aris3nb reads {list(SUPPORTED_VERSIONS)})")
         return problems  # an unknown version's fields mean nothing to this reader
     for name, kind in REQUIRED_FIELDS.items():
         if name not in document:
@@ -428,7 +427,7 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
     validation = Validation(manifest=manifest)
     structure = check_structure(manifest.document)
     validation.problems += structure
-    if any("format_version" in p or "'format'" in p for p in structure):
+    if any(p.startswith("version ") or "'format'" in p for p in structure):
         return validation
     name = manifest.document.get("name")
     if isinstance(name, str) and name != manifest.folder.name:

@@ -19,6 +19,19 @@ from aris3nb.core.errors import UsageError
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
+#: Every document aris3nb writes names its version ``version``. Manifests and drill reports
+#: written before 2026-11-30 spelled it ``format_version``: readers take either, not both.
+OLD_VERSION_FIELD = "format_version"
+
+
+def version_of(document: dict[str, Any]) -> Any:
+    """A document's version: ``version``, or the older ``format_version``; None when it has
+    neither, or both (which no writer ever wrote)."""
+    if "version" in document and OLD_VERSION_FIELD in document:
+        return None
+    return document.get("version", document.get(OLD_VERSION_FIELD))
+
+
 def canonical_json(document: Any) -> bytes:
     """The one byte sequence a JSON document hashes as: sorted keys, no spaces, UTF-8."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

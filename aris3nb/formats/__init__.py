@@ -2,15 +2,16 @@
 
 One model per document aris3nb writes, keyed by the document's ``format`` name:
 
-    aris3nb.backup.manifest     Manifest          manifest.json (§5.1)            format_version 1
-    aris3nb.drill.report        DrillReport       drill_report_<ts>.json (§5.2)   format_version 1
+    aris3nb.backup.manifest     Manifest          manifest.json (§5.1)            version 1
+    aris3nb.drill.report        DrillReport       drill_report_<ts>.json (§5.2)   version 1
     aris3nb.gate_summary        GateSummary       gate_summary_<run_id>.json (§6.2)  version 1
     aris3nb.integrity_report    IntegrityReport   integrity_report_<run_id>.json (§6.3)  version 1
     aris3nb.phase_result        PhaseResult       <phase>/result.json, the notebook's output (§7.5)  version 1
     aris3nb.evidence            Evidence          evidence.json (§7.2)            version 1
 
-The models describe each document as its writer writes it today (the version field's two
-spellings included); the writers do not use them yet. ``write_schemas`` puts each model's JSON
+The models describe each document as its writer writes it today (one version field name,
+``version``; manifests and drill reports of before 2026-11-30 spelled it ``format_version``,
+which the readers still take); the writers do not use them yet. ``write_schemas`` puts each model's JSON
 Schema in ``docs/schemas/<format>.schema.json``; ``python -m aris3nb.formats`` runs it, and a
 test fails when a committed schema is not what the models generate. Like ``aris3nb.core``, this
 package imports nothing else of aris3nb (pydantic only), so any layer may read its formats.

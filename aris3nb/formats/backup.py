@@ -4,7 +4,8 @@ them. What no schema can say — the manifest's own digest, chunk digests that m
 digest, a path that stays in its folder, files on disk — stays in
 ``aris3nb.backup.manifest.validate_backup``.
 
-Both spell their version ``format_version`` (the check reports and ``evidence.json``: ``version``).
+Both name their version ``version``, as every document does; those written before 2026-11-30
+spelled it ``format_version``, which the readers still take (these models describe the writers).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class Manifest(Document):
     """``manifest.json``, format version 1 (docs/FORMAT.md §5.1): the only file that says what a backup is."""
 
     format: Literal["aris3nb.backup.manifest"]
-    format_version: Version1
+    version: Version1
     name: Annotated[str, StringConstraints(pattern=BACKUP_NAME)]
     created_at: UtcMillis
     """When the snapshot was taken."""
@@ -276,7 +277,7 @@ class DrillReport(Document):
     drill, passed or failed."""
 
     format: Literal["aris3nb.drill.report"]
-    format_version: Version1
+    version: Version1
     backup: Text
     """The backup's name (its folder's)."""
     manifest: Text

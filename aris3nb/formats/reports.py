@@ -30,7 +30,6 @@ class CheckReportHead(Document):
     """The fields every check report opens with (section 6.2's top-level fields)."""
 
     version: Version1
-    """Spelled ``version`` (the manifest and the drill report: ``format_version``)."""
     run_id: RunId
     """The file is named after it."""
     started_at: UtcMillis

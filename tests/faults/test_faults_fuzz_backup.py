@@ -438,7 +438,7 @@ def test_a_forged_manifest_validates_only_if_it_describes_the_files_exactly(
             assert files_match(folder, result.manifest.document), (
                 "validated a manifest that does not describe the files"
             )
-            assert result.manifest.document["name"] and result.manifest.document["format_version"] == 1
+            assert result.manifest.document["name"] and result.manifest.document["version"] == 1
 
 
 @FUZZ
@@ -530,7 +530,7 @@ def test_drill_report_reader_takes_only_what_its_readers_can_use(
         path.write_text(json.dumps(document))
         report = _read_report_or_refusal(path)
         if report is not None:  # what a reader of a report relies on (docs/FORMAT.md 5.2)
-            assert report["status"] in ("PASS", "FAIL") and report["format_version"] == 1
+            assert report["status"] in ("PASS", "FAIL") and report["version"] == 1
             for check in report["checks"]:
                 assert check["status"] in ("PASS", "FAIL") and isinstance(check["name"], str)
                 assert isinstance(check["detail"], str) and float(check["duration_sec"]) >= float("-inf")

@@ -91,7 +91,11 @@ def test_create_validate_drill(source: str, settings: Settings) -> None:
     manifest_path = backup(source, settings)
     folder = manifest_path.parent
     document = json.loads(manifest_path.read_text())
-    assert document["format_version"] == 1 and document["alembic_revision"] == migrate.head_revision()
+    assert (
+        document["version"] == 1
+        and "format_version" not in document
+        and document["alembic_revision"] == migrate.head_revision()
+    )
     assert document["manifest_digest"] == manifest_digest(document)
     assert "password" not in manifest_path.read_text().lower()
     tables = {t["name"]: t for t in document["tables"]}
@@ -124,7 +128,7 @@ def test_create_validate_drill(source: str, settings: Settings) -> None:
     assert report.rpo["budget_sec"] == 86_400 and report.rpo["status"] == "PASS"
     assert report.rto == {"total_sec": report.rto_sec["total"], "budget_sec": 900, "status": "PASS"}
     written = json.loads(report_path.read_text())
-    assert written["status"] == "PASS" and written["format_version"] == 1
+    assert written["status"] == "PASS" and written["version"] == 1
     assert read_drill_report(report_path)["rto"]["status"] == "PASS"
     assert stat.S_IMODE(report_path.stat().st_mode) == 0o600
 
@@ -460,8 +464,19 @@ def test_empty_truncated_or_not_json_manifests_are_usage_errors(tmp_path: Path, 
 
 def test_an_unknown_format_version_is_refused(source: str, settings: Settings) -> None:
     manifest_path = backup(source, settings)
-    rewrite(manifest_path, lambda d: d.update(format_version=2))
-    assert validate_backup(manifest_path).problems == ["format_version 2 is not supported (this aris3nb reads [1])"]
+    rewrite(manifest_path, lambda d: d.update(version=2))
+    assert validate_backup(manifest_path).problems == ["version 2 is not supported (this aris3nb reads [1])"]
+
+    def spelled_as_before(document: dict[str, Any]) -> None:  # manifests written before 2026-11-30
+        document.pop("version")
+        document["format_version"] = 1
+
+    rewrite(manifest_path, spelled_as_before)
+    assert validate_backup(manifest_path).ok, "the older spelling is still read"
+    rewrite(manifest_path, lambda d: d.update(version=1))
+    assert validate_backup(manifest_path).problems == ["version None is not supported (this aris3nb reads [1])"], (
+        "both spellings at once: neither is taken"
+    )
 
 
 def test_a_manifest_missing_a_table_of_its_schema_is_invalid(source: str, settings: Settings) -> None:

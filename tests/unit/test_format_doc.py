@@ -45,12 +45,12 @@ def test_drill_report_example_is_read_by_the_real_reader(tmp_path: Path) -> None
     path = tmp_path / "drill_report_x.json"
     path.write_text(json.dumps(report))
     assert read_drill_report(path)["status"] == "FAIL"
-    path.write_text(json.dumps({**report, "format_version": 2}))
+    path.write_text(json.dumps({**report, "version": 2}))
     import pytest
 
     from aris3nb.core.errors import ManifestUnreadable
 
-    with pytest.raises(ManifestUnreadable, match="format_version 2"):
+    with pytest.raises(ManifestUnreadable, match="drill report version 2"):
         read_drill_report(path)
 
 

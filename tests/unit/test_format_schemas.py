@@ -50,8 +50,8 @@ def test_every_format_the_writers_name_has_its_model() -> None:
     from aris3nb.integrity import INTEGRITY_REPORT_FORMAT, INTEGRITY_REPORT_VERSION
 
     written = {
-        FORMAT: ("format_version", FORMAT_VERSION),
-        REPORT_FORMAT: ("format_version", REPORT_VERSION),
+        FORMAT: ("version", FORMAT_VERSION),
+        REPORT_FORMAT: ("version", REPORT_VERSION),
         GATE_SUMMARY_FORMAT: ("version", GATE_SUMMARY_VERSION),
         INTEGRITY_REPORT_FORMAT: ("version", INTEGRITY_REPORT_VERSION),
         RESULT_FORMAT: ("version", RESULT_VERSION),
@@ -230,7 +230,7 @@ BROKEN: list[tuple[type[BaseModel], str, tuple[str | int, ...], Any]] = [
     (PhaseResult, "aris3nb.phase_result", ("checks",), ...),
     (Evidence, "aris3nb.evidence", ("files",), ...),
     # another version, a version that is a boolean, a negative count, an unknown field of a closed record
-    (Manifest, "aris3nb.backup.manifest", ("format_version",), 2),
+    (Manifest, "aris3nb.backup.manifest", ("version",), 2),
     (GateSummary, "aris3nb.gate_summary", ("version",), True),
     (Manifest, "aris3nb.backup.manifest", ("tables", 0, "rows"), -1),
     (Evidence, "aris3nb.evidence", ("files", 0, "mode"), 384),
