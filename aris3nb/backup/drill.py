@@ -251,7 +251,7 @@ def restore_verify(
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
     report = DrillReport(
         backup=folder_name,
-        manifest=recorded_as or str(given),
+        manifest=recorded_as or str(given.absolute()),  # absolute: the report is read from elsewhere
         engine=None,
         started_at=utc_text(dt.datetime.now(dt.UTC)),
         profile=profiles.profile_evidence(profile),

@@ -193,7 +193,8 @@ def restore_backup(
     announce(
         f"restoring {manifest.name} (created {manifest.document.get('created_at')}) into {source.label(live)}"
         + (f" although it is of another source ({why})" if why else "")
-        + f"; {discarded_rows(discarded)} will be discarded (kept in the safety backup)"
+        + f"; {discarded_rows(discarded)} will be discarded (kept in the safety backup taken now; what the "
+        "service writes after that snapshot and before the restore ends is in neither: stop its writes first)"
     )
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"

@@ -79,8 +79,9 @@ def engine_name(url: str | URL) -> str:
 
 def same_database(first: str | URL, second: str | URL) -> bool:
     """Whether two URLs name the same database however they are spelled (a driver named or
-    not, the default port, host case, a SQLite path relative or absolute); passwords are not
-    compared, so a redacted URL matches the one it came from. Unparseable: False."""
+    not, the default port, host case, localhost or a loopback address, a SQLite path relative
+    or absolute) and whoever connects (the role and its password are not compared, so a
+    redacted URL matches the one it came from). Unparseable: False."""
     try:
         a, b = parse_database_url(first), parse_database_url(second)
     except InvalidDatabaseUrl:
@@ -90,10 +91,14 @@ def same_database(first: str | URL, second: str | URL) -> bool:
     if a.get_backend_name() == "sqlite":
         return bool(a.database and b.database) and sqlite_path(a).resolve() == sqlite_path(b).resolve()
 
-    def where(url: URL) -> tuple[str, int, str | None, str | None]:
-        return ((url.host or "localhost").lower(), url.port or 5432, url.database, url.username)
+    def where(url: URL) -> tuple[str, int, str | None]:  # the role is who connects, not which database
+        host = (url.host or "localhost").lower()
+        return ("loopback" if host in _LOOPBACK else host, url.port or 5432, url.database)
 
     return where(a) == where(b)
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def sqlite_path(url: str | URL) -> Path:

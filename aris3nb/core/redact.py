@@ -134,8 +134,11 @@ SECRET_COLUMN = re.compile(r"pass(word|wd|phrase)|secret|token|api[-_]?key|priva
 
 def mask_row(table: str, row: Mapping[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
     """``row`` with the value of every secret column as ``MASK``: columns named like a secret,
-    and ``table.column`` in ``also``. NULL stays NULL (that there is no value is no secret)."""
+    and ``table.column`` in ``also``. Only text (bytes are shown as hex text) is masked: NULL, a
+    flag or a number holds no secret (``must_change_password`` stays readable)."""
     return {
-        column: MASK if value is not None and (SECRET_COLUMN.search(column) or f"{table}.{column}" in also) else value
+        column: MASK
+        if isinstance(value, str) and (SECRET_COLUMN.search(column) or f"{table}.{column}" in also)
+        else value
         for column, value in row.items()
     }

@@ -744,6 +744,7 @@ def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert sum(c["newer_than_backup"] or 0 for c in result.discarded.values()) >= 5
     assert "; at least 5 rows written after the backup (by their created_at/updated_at) will be discarded" in said[0]
+    assert "what the service writes after that snapshot and before the restore ends is in neither" in said[0]
 
 
 #: A service: one connection kept open; the row count before and after the restore, then a write.
@@ -859,3 +860,16 @@ def test_a_postgresql_statement_past_the_deadline_is_a_timeout(postgres_url: str
                     cursor.execute("SELECT pg_sleep(3)")
             else:
                 conn.exec_driver_sql("SELECT pg_sleep(3)")
+
+
+def test_a_drill_report_names_the_manifest_by_its_absolute_path(
+    sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given as typed (``../copies/b/manifest.json``), the path would be read later from another
+    folder, and a copy elsewhere taken for the catalog's backup of that name."""
+    migrate.upgrade(sqlite_url)
+    manifest_path = backup(sqlite_url, settings)
+    monkeypatch.chdir(manifest_path.parent.parent)
+    report, written = drill(Path(manifest_path.parent.name) / "manifest.json", settings, sqlite_url)
+    assert report.manifest == str(manifest_path)
+    assert json.loads(written.read_text())["manifest"] == str(manifest_path)

@@ -114,10 +114,13 @@ def test_secret_columns_are_masked_in_a_row() -> None:
         "client_secret": None,
         "passport_no": "P1",
         "response_body": '{"access_token": "x"}',
+        "must_change_password": True,
+        "password_attempts": 3,
     }
     assert mask_row("users", row) == {**row, "hashed_password": "***", "API_KEY": "***", "refresh_token": "***"}
     masked = mask_row("idempotency_records", row, {"idempotency_records.response_body"})
     assert masked["response_body"] == "***" and masked["client_secret"] is None, "NULL is no secret"
+    assert masked["must_change_password"] is True and masked["password_attempts"] == 3, "nor a flag or a number"
     assert mask_row("other", row, {"idempotency_records.response_body"})["response_body"] == row["response_body"]
 
 
