@@ -38,7 +38,8 @@ from aris3nb.backup.catalog import Candidate, choose_backup
 from aris3nb.backup.create import backups_dir
 from aris3nb.backup.drill import drills_dir, read_drill_report
 from aris3nb.backup.manifest import MANIFEST_NAME, read_manifest
-from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, skipped, warned
+from aris3nb.core import words
+from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, Status, failed, passed, skipped, warned
 from aris3nb.core.db import engine_name, sqlite_path
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.redact import redact_url
@@ -190,7 +191,22 @@ def judge_backup_freshness(
     chosen = next(c for c in choice.considered if c.manifest == choice.manifest)
     outcome = judge_backup_age(chosen, choice.passed_over, budget_sec=budget_sec, now=now or dt.datetime.now(dt.UTC))
     outcome.evidence.update(target=choice.target, choice=choice.as_evidence())
+    recorded = _recorded_warnings(chosen.manifest)
+    if recorded and outcome.status is Status.PASS:  # valid, in time, but made short of something
+        outcome = warned(
+            f"{outcome.detail}; but it was made with {words.listed(recorded, 'warning')}: a drill of it may fail",
+            **{**outcome.evidence, "recorded_warnings": recorded},
+        )
     return outcome
+
+
+def _recorded_warnings(manifest: Path) -> list[str]:
+    """The warnings ``backup create`` recorded in a manifest (an exports folder missing...)."""
+    try:
+        recorded = read_manifest(manifest).document.get("warnings")
+    except Aris3nbError:
+        return []
+    return [str(w) for w in recorded] if isinstance(recorded, list) else []
 
 
 # ---------------------------------------------------------------------------- drills

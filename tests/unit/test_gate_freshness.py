@@ -344,3 +344,17 @@ def test_a_drill_of_a_copy_elsewhere_is_not_read_as_the_catalogs_backup(
     assert outcome.status is Status.WARN, outcome.detail
     assert outcome.detail.startswith("last passing drill, of backup ours, is 2 h old"), outcome.detail
     assert f"(ours, the copy at {copy}): the drill failed" in outcome.detail, outcome.detail
+
+
+def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: GateSettings, tmp_path: Path) -> None:
+    """Made without its export files (a warning recorded in its manifest), a backup is valid and
+    in time, but its drill may fail: the gate says so (WARN), never a plain PASS."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    migrate.upgrade(url)
+    made = create_backup(url, "short", settings=settings, exports_dir=tmp_path / "no-such-exports")
+    assert made.warnings, "the exports folder is missing: recorded"
+    outcome = freshness.judge_backup_freshness(settings, url, budget_sec=DAY)
+    assert outcome.status is Status.WARN, outcome.detail
+    assert outcome.detail.startswith("newest valid backup short is ")
+    assert "but it was made with 1 warning: exports folder" in outcome.detail
+    assert outcome.evidence["recorded_warnings"] == made.warnings
