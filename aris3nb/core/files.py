@@ -54,10 +54,16 @@ def write_json_evidence(folder: Path, filename: str, document: dict[str, Any]) -
 
 
 def require_writable_folder(folder: Path, what: str) -> None:
-    """Create ``folder`` (0700) if missing and prove that a file can be written in it (one is
-    created and removed), before a command does its work: an unusable place ends it at once
+    """Prove that a file can be written in ``folder`` before a command does its work (the
+    folders it lacks are made, a file is created there and removed, then what was made is
+    removed again: nothing is left behind), so that an unusable place ends the command at once
     — ``UsageError`` (exit 2) naming the folder, why, and that nothing was checked — rather
     than after minutes of checks. ``what`` is the evidence that goes there."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists() or parent.is_symlink():
+            break
+        missing.append(parent)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, probe = tempfile.mkstemp(prefix=".aris3nb-write-check.", suffix=".tmp", dir=folder)
@@ -67,6 +73,12 @@ def require_writable_folder(folder: Path, what: str) -> None:
         raise UsageError(
             f"cannot write {what} under {folder}: {exc.strerror or exc}; check OPS_ARTIFACTS_DIR (nothing was checked)"
         ) from exc
+    finally:
+        for made in missing:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                break
 
 
 def write_text_evidence(folder: Path, filename: str, text: str) -> Path:

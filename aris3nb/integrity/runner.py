@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from aris3nb.core.checks import SAMPLE_LIMIT, CheckResult, verdict_of
 from aris3nb.core.db import database_errors, engine_name
-from aris3nb.core.errors import UsageError
+from aris3nb.core.errors import DatabaseUnavailable, UsageError
 from aris3nb.core.files import require_writable_folder, write_json_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_url, url_password
@@ -176,13 +176,25 @@ def read_only_snapshot(database_url: str, statement_timeout_sec: float) -> Itera
                 conn.begin()
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.execute(sa.text("SELECT 1"))
+                    conn.execute(sa.text("SELECT 1"))
+                else:
+                    _opens_as_sqlite(conn, database_url)
             yield conn
         finally:
             conn.rollback()
             conn.close()
     finally:
         engine.dispose()
+
+
+def _opens_as_sqlite(conn: sa.Connection, database_url: str) -> None:
+    """Read the file's header: a file that is not a database cannot be opened (exit 2, once),
+    rather than every check failing on it."""
+    try:
+        conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+    except sa.exc.DatabaseError as exc:
+        reason = str(exc.orig or exc).splitlines()[0]
+        raise DatabaseUnavailable(f"cannot open {redact_url(database_url)}: {reason}") from exc
 
 
 def run_integrity_check(

@@ -162,3 +162,15 @@ def test_sound_after_the_smoke_suite_wrote_to_it_over_http(database_url: str, tm
         env={"OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_file_that_is_not_a_database_exits_2_once(tmp_path: Path) -> None:
+    """Not one FAIL per invariant, each saying "file is not a database": the database cannot be
+    opened (exit 2), said once, and nothing is written."""
+    path = tmp_path / "notes.db"
+    path.write_text("these are notes, not a database\n" * 20)
+    done = playbook_line("--database-url", f"sqlite:///{path}", env={"OPS_ARTIFACTS_DIR": str(tmp_path / "art")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"FAILED: cannot open sqlite:///{path}: file is not a database", lines
+    assert not (tmp_path / "art").exists(), "nothing written: the check of the place left nothing behind"
