@@ -434,6 +434,7 @@ def test_restore_verify_shows_a_failed_drills_report_as_it_shows_a_passing_one(
     """`backup restore-verify` of a forged backup: --json prints the report (FAIL, the diff, the
     report's path), text prints the check table; both end with the reason's line, exit 1."""
     from aris3nb import cli
+    from aris3nb.cli import _common
 
     manifest = sqlite_backup.copy(tmp_path)
     forge(
@@ -445,9 +446,13 @@ def test_restore_verify_shows_a_failed_drills_report_as_it_shows_a_passing_one(
     monkeypatch.setenv("OPS_ENABLE_BACKUP_DRILL", "true")
     monkeypatch.setenv("OPS_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    _common.settings.cache_clear()  # the CLI reads its settings once a process: read these
     for args in (["--json"], []):
         with pytest.raises(SystemExit) as exited:
-            cli.main(["backup", "restore-verify", str(manifest), *args])
+            try:
+                cli.main(["backup", "restore-verify", str(manifest), *args])
+            finally:
+                _common.settings.cache_clear()  # nor keep them for the tests after this one
         assert exited.value.code == 1
         out, err = capsys.readouterr()
         assert err.count("\n") == 1 and "drill of row_index FAILED" in err, err

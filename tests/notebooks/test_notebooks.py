@@ -105,6 +105,8 @@ def test_notebooks_regress_against_their_stored_outputs(embedded_environment: di
             "nbval",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:pytest_alembic",  # as pyproject's addopts, which this run drops: it breaks collection
             "-o",
             "addopts=",
             "--nbval",
