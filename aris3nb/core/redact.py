@@ -126,7 +126,8 @@ def command_secrets(command: str) -> list[str]:
     return [value for value in found if value]
 
 
-#: A column whose name says it holds a secret (``hashed_password``, ``api_key``, ``refresh_token``,
+#: Stricter than ``_SECRET_NAME`` (no bare ``pass`` or ``auth``: ``passport_no``, ``author`` are
+#: data, not secrets). A column whose name says it holds a secret (``hashed_password``, ``api_key``, ``refresh_token``,
 #: ``client_secret``): its values are masked wherever aris3nb shows a row (a drill's diff); a
 #: target profile names other columns (``[redact] columns``).
 SECRET_COLUMN = re.compile(r"pass(word|wd|phrase)|secret|token|api[-_]?key|private[-_]?key|credential", re.IGNORECASE)

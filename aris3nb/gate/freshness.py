@@ -201,11 +201,13 @@ def judge_backup_freshness(
 
 
 def _recorded_warnings(manifest: Path) -> list[str]:
-    """The warnings ``backup create`` recorded in a manifest (an exports folder missing...)."""
+    """The warnings ``backup create`` recorded in a manifest (an exports folder missing...);
+    a manifest that can no longer be read (it was validated a moment ago) is one too, never
+    silence that would leave a PASS."""
     try:
         recorded = read_manifest(manifest).document.get("warnings")
-    except Aris3nbError:
-        return []
+    except Aris3nbError as exc:
+        return [f"its manifest could not be read again: {exc}"]
     return [str(w) for w in recorded] if isinstance(recorded, list) else []
 
 

@@ -358,3 +358,20 @@ def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: GateSetti
     assert outcome.detail.startswith("newest valid backup short is ")
     assert "but it was made with 1 warning: exports folder" in outcome.detail
     assert outcome.evidence["recorded_warnings"] == made.warnings
+
+
+def test_a_manifest_that_cannot_be_read_again_is_a_warning_not_a_pass(
+    settings: GateSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aris3nb.core.errors import ManifestUnreadable
+
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    migrate.upgrade(url)
+    create_backup(url, "fine", settings=settings)
+
+    def gone(path: Path) -> None:
+        raise ManifestUnreadable(f"no manifest at {path}")
+
+    monkeypatch.setattr(freshness, "read_manifest", gone)  # removed between the choice and this read
+    outcome = freshness.judge_backup_freshness(settings, url, budget_sec=DAY)
+    assert outcome.status is Status.WARN and "its manifest could not be read again: no manifest at" in outcome.detail
