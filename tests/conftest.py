@@ -8,8 +8,11 @@ the skip into a failure.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,25 @@ from aris3nb.core.redact import redact_url
 POSTGRES_URL = os.environ.get("ARIS3_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("ARIS3_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")
 SCRATCH_PREFIX = "aris3nb_test_"
+
+
+def _a_temporary_folder_per_worker() -> None:
+    """Under pytest-xdist (``-n``), each worker gets its own temporary folder (TMPDIR, inherited
+    by every process it starts), removed when it ends: the tests that look in the temporary
+    folder for what a killed process left, or that a rerun swept it, then see only their own
+    worker's processes. The foreign targets' venv cache stays shared (it is built under a lock)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or os.environ.get("ARIS3NB_TESTS_WORKER_TMPDIR"):
+        return  # not a worker, or a pytest a worker started (nbval's, the smoke suite's): its TMPDIR is set
+    shared = Path(tempfile.gettempdir())
+    os.environ.setdefault("ARIS3NB_TARGET_VENV_CACHE", str(shared / "aris3nb-target-venvs"))
+    own = tempfile.mkdtemp(prefix=f"tests-{worker}-", dir=shared)
+    os.environ["TMPDIR"] = os.environ["ARIS3NB_TESTS_WORKER_TMPDIR"] = own
+    tempfile.tempdir = own
+    atexit.register(shutil.rmtree, own, ignore_errors=True)
+
+
+_a_temporary_folder_per_worker()
 # The foreign test targets' driver (tests/targets/foreign_target.py), imported by the tests that use it.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "targets"))
 
