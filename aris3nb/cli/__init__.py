@@ -79,8 +79,9 @@ def _use_command_class(typer_app: typer.Typer) -> None:
 _use_command_class(app)
 
 
-#: The commands that read and write an S3 repository (OPS_ARTIFACTS_DIR=s3://...).
-_REPOSITORY_COMMANDS = frozenset({"backup"})
+#: The commands that read and write an S3 repository (OPS_ARTIFACTS_DIR=s3://...); the evidence
+#: commands name theirs as an argument.
+_REPOSITORY_COMMANDS = frozenset({"backup", "run", "evidence"})
 
 
 @app.callback()
@@ -92,7 +93,7 @@ def _settings_first(ctx: typer.Context) -> None:
     if current.ops_repository_url and ctx.invoked_subcommand not in _REPOSITORY_COMMANDS and not asks_help:
         raise UsageError(
             f"OPS_ARTIFACTS_DIR is an S3 repository; `aris3nb {ctx.invoked_subcommand}` cannot use one yet "
-            "(only the backup commands do): set OPS_ARTIFACTS_DIR to a local folder for it"
+            "(the backup, run and evidence commands do): set OPS_ARTIFACTS_DIR to a local folder for it"
         )
 
 

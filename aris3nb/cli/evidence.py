@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aris3nb.cli._common import JsonOption, out, run_outcome, say
+from aris3nb.core.settings import is_repository_url
 from aris3nb.evidence.bundle import (
     ChainVerification,
     Verification,
@@ -18,6 +19,9 @@ from aris3nb.evidence.bundle import (
     next_link,
     verify_path,
 )
+
+if TYPE_CHECKING:
+    from aris3nb.storage.runs import RemoteVerification
 
 evidence_app = typer.Typer(help="Verify (and sign) the evidence bundles of playbook runs.", no_args_is_help=True)
 
@@ -30,12 +34,13 @@ def register(app: typer.Typer) -> None:
 @evidence_app.command("verify")
 def verify(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="A run folder or its evidence.json (that run), or a runs folder such as OPS_ARTIFACTS_DIR/runs "
-            "(every run, and the chain linking them).",
+            "(every run, and the chain linking them); or on object storage s3://BUCKET[/PREFIX]/runs/RUN_ID (that "
+            "run) or s3://BUCKET[/PREFIX][/runs] (every run, the chain, and the head runs/HEAD.json's history).",
             show_default=False,
-            metavar="PATH",
+            metavar="PATH|URL",
         ),
     ],
     public_key: Annotated[
@@ -72,14 +77,30 @@ def verify(
 ) -> None:
     """Check every file, digest, signature and chain link of sealed playbook runs.
 
+    On object storage the objects are pulled into a temporary folder, each one's SHA-256
+    compared with evidence.json on the way in (a changed object is named), and verified there;
+    for the runs folder every version of runs/HEAD.json is checked against the runs that remain
+    (the newest runs deleted, a run replaced, the head rewound). AWS_ENDPOINT_URL,
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION or AWS_PROFILE say where and who.
+
     Environment: OPS_ARTIFACTS_DIR (where runs are looked for). Exit 0 valid (an unsigned,
     unchained evidence.json is said in the headline); 1 invalid, each problem named (and with
-    --strict, an unprotected evidence.json); 2 bad input."""
-    result = verify_path(path, public_key=public_key, trusted_keys=trusted_keys)
+    --strict, an unprotected evidence.json), or the store failed; 2 bad input (a missing bucket,
+    refused credentials)."""
+    remote: RemoteVerification | None = None
+    if is_repository_url(path):
+        from aris3nb.storage.runs import verify_remote
+
+        remote = verify_remote(path, public_key=public_key, trusted_keys=trusted_keys)
+        result = remote.result
+        for warning in remote.warnings:
+            say(f"WARN  {warning}")
+    else:
+        result = verify_path(Path(path), public_key=public_key, trusted_keys=trusted_keys)
     passed = result.passes(strict=strict)
     unprotected = None
     if isinstance(result, Verification) and result.ok and not result.signed:
-        link = next_link(result.run_dir)
+        link = remote.next_link if remote is not None else next_link(result.run_dir)
         if link is None:
             unprotected = (
                 f"evidence.json itself is protected only by a signature or by the next run's link, and run "
@@ -95,17 +116,27 @@ def verify(
             passed = False
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
+        document = {"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}
+        if remote is not None:
+            document["head"] = remote.head
+            document["head_versions_checked"] = remote.head_versions
         # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
-        out.print_json(
-            json.dumps({"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}),
-            ensure_ascii=True,
-        )
+        text = json.dumps(document, ensure_ascii=True)
+        out.print_json(remote.shown(text) if remote is not None else text)
     elif isinstance(result, ChainVerification):
-        _say_chain(result, strict=strict)
+        _say_chain(result, strict=strict, where=remote.url if remote else None)
+        if remote is not None:
+            _say_head(remote)
     else:
         _say_run(result, unprotected)
     if not passed:
         raise typer.Exit(1)
+
+
+def _say_head(remote: RemoteVerification) -> None:
+    head = remote.head
+    named = f"run {head['run_id']} {head['digest']}" if head else "no run (no head written yet)"
+    _say(f"  store head: {remote.runs_url}/HEAD.json names {named}; {_count(remote.head_versions, 'version')} checked")
 
 
 def _say(text: str) -> None:
@@ -136,11 +167,11 @@ def _say_run(run: Verification, unprotected: str | None = None) -> None:
     _say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
 
 
-def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
+def _say_chain(chain: ChainVerification, *, strict: bool, where: str | None = None) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
         _say(
-            f"INVALID: chain of {_count(len(chain.runs), 'run')} in {chain.runs_dir} "
+            f"INVALID: chain of {_count(len(chain.runs), 'run')} in {where or chain.runs_dir} "
             f"({_count(len(failing), 'problem')})"
         )
         for problem in failing:
@@ -151,7 +182,7 @@ def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
         unprotected = head is not None and not head.signed
         _say(
             f"{'VALID FILES, UNPROTECTED HEAD' if unprotected else 'VALID'}: chain of "
-            f"{_count(len(chain.runs), 'run')} in {chain.runs_dir}: {files} files match, every link holds"
+            f"{_count(len(chain.runs), 'run')} in {where or chain.runs_dir}: {files} files match, every link holds"
             + (
                 f"; but the newest run's evidence.json ({head.run_dir.name}) is protected by nothing: unsigned, "
                 "and no later run links it, so its verdicts could have been changed unseen"
@@ -166,10 +197,12 @@ def _say_chain(chain: ChainVerification, *, strict: bool) -> None:
                 + attested
             )
         if chain.head:
-            _say(
-                f"  head: {chain.head.run_dir.name} {chain.head.digest} (record it elsewhere: a chain cannot show "
-                "that its newest runs were removed)"
+            anchor = (
+                "the store's head below anchors it"
+                if where
+                else "record it elsewhere: a chain cannot show that its newest runs were removed"
             )
+            _say(f"  head: {chain.head.run_dir.name} {chain.head.digest} ({anchor})")
     for warning in [] if strict else chain.warnings:
         _say(f"  warning: {warning}")
 

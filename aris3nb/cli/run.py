@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -24,8 +26,11 @@ from aris3nb.cli._common import (
     target_profile,
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
-from aris3nb.core.settings import EMBEDDED_SCALE
+from aris3nb.core.settings import EMBEDDED_SCALE, Settings, is_repository_url
 from aris3nb.phases import PHASES
+
+if TYPE_CHECKING:
+    from aris3nb.storage.runs import RunStaging
 
 PHASE_STYLES = {
     "completed": "green",
@@ -76,12 +81,34 @@ def run(
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out",
-            help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/). Default: OPS_ARTIFACTS_DIR.",
+            help="Artifacts folder (the bundle goes to OUT/runs/<run_id>/), or s3://BUCKET[/PREFIX]: the run is "
+            "staged in a temporary folder, linked to the bucket's newest sealed run, then pushed (evidence.json "
+            "last) and runs/HEAD.json moved to it. Default: OPS_ARTIFACTS_DIR.",
             show_default=False,
-            metavar="DIR",
+            metavar="DIR|URL",
+        ),
+    ] = None,
+    retain_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retain-days",
+            min=1,
+            help="With an s3:// artifacts place: lock every object the run writes for N days (Object Lock; the "
+            "bucket must have it, exit 2 otherwise). Default OPS_RETAIN_DAYS, else none.",
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
+    retention_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--retention-mode",
+            help="GOVERNANCE or COMPLIANCE (see `aris3nb backup create --help`). Default OPS_RETENTION_MODE.",
+            show_default=False,
+            metavar="MODE",
         ),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
@@ -199,20 +226,30 @@ def run(
 ) -> None:
     """Run the ARIS3 Recovery Playbook as notebooks and seal the evidence bundle.
 
+    With an s3:// artifacts place (--out or OPS_ARTIFACTS_DIR; AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION or AWS_PROFILE say where and who) a run that could
+    not be pushed keeps its staging folder and names it (exit 1).
+
     Exit 0: GO (PASS, or PASS_WITH_WARNINGS without --strict); 1: NO-GO (a phase failed, did not
-    complete, or a rollback trigger fired); 2: bad usage; 130: interrupted (the bundle of what ran
-    is still sealed).
+    complete, or a rollback trigger fired), or the store failed; 2: bad usage (a missing bucket,
+    refused credentials, retention asked of a bucket without Object Lock); 130: interrupted (the
+    bundle of what ran is still sealed, and pushed).
     """
     from aris3nb.evidence.runner import RunOptions, rerun_options, run_playbook
     from aris3nb.gate.runner import parse_budgets
 
     profile = target_profile(target, embedded)
     current = settings()
+    remote_url = out_dir if is_repository_url(out_dir) else (None if out_dir else current.ops_repository_url)
+    if remote_url is None and (retain_days is not None or retention_mode is not None):
+        raise UsageError("--retain-days and --retention-mode need --out s3://BUCKET[/PREFIX] (or OPS_ARTIFACTS_DIR)")
+    if remote_url is not None and rerun:
+        raise UsageError("--rerun reads a run of a local artifacts folder: give --out DIR (not s3://)")
     options = RunOptions(
         phases=tuple(phases or ()),
         base_url=base_url,
         database_url=database_url,
-        out=out_dir,
+        out=Path(out_dir) if out_dir and remote_url is None else None,
         strict=strict,
         confirm_restore=yes,
         revert_command=revert_command,
@@ -250,36 +287,43 @@ def run(
         if not err.is_terminal and not json_output:
             err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
 
-    with display:
+    staged = _staging(remote_url, current, retain_days, retention_mode)
+    with staged or contextlib.nullcontext(), display:
+        if staged is not None:
+            options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
         result = run_playbook(
-            options, current, on_phase=on_phase, on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}")
+            options,
+            staged.settings if staged else current,
+            on_phase=on_phase,
+            on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}"),
         )
-    document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+        document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+        where: dict[str, str | None] = {
+            "bundle": str(result.run_dir),
+            "evidence": str(result.evidence_path),
+            "index": str(result.index_path) if result.index_path else None,
+        }
+        warnings = list(result.warnings)
+        if staged is not None:
+            on_phase("push", f"pushing run {result.run_id} to {remote_url}")
+            pushed = staged.push(result.run_dir)
+            where = {"bundle": pushed.run_url, "evidence": pushed.evidence_url, "index": pushed.index_url}
+            warnings = staged.warnings + warnings
+            result.index_problem = pushed.index_problem
     if json_output:
         summary = {
             key: document[key]
             for key in ("run_id", "verdict", "decision", "exit_code", "phases", "triggers", "metrics")
         }
-        out.print_json(
-            json.dumps(
-                {
-                    **summary,
-                    "bundle": str(result.run_dir),
-                    "evidence": str(result.evidence_path),
-                    "index": str(result.index_path) if result.index_path else None,
-                    "backups_forgotten": result.forgotten,
-                    "warnings": result.warnings,
-                }
-            )
-        )
+        out.print_json(json.dumps({**summary, **where, "backups_forgotten": result.forgotten, "warnings": warnings}))
     else:
-        _print_summary(document, result.evidence_path.parent, result.index_path)
+        _print_summary(document, str(where["bundle"]), where["index"])
         if result.forgotten:
             say(
                 f"removed {len(result.forgotten)} older backup{'' if len(result.forgotten) == 1 else 's'} of the "
                 f"embedded default (it keeps its newest {current.ops_embedded_keep_last}: OPS_EMBEDDED_KEEP_LAST)"
             )
-    for warning in result.warnings:
+    for warning in warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if document["parameters"].get("rerun_warning"):
         err.print(
@@ -292,13 +336,23 @@ def run(
         raise Aris3nbError(f"run {result.run_id} sealed ({result.decision}), but {result.index_problem}")
     if result.exit_code:
         raise RunFailed(
-            f"run {result.run_id}: {run_outcome(result.decision, result.verdict)}; bundle {result.run_dir}",
-            result.run_dir,
+            f"run {result.run_id}: {run_outcome(result.decision, result.verdict)}; bundle {where['bundle']}",
+            where["bundle"],
             result.exit_code,
         )
 
 
-def _print_summary(document: dict, run_dir: Path, index_path: Path | None) -> None:
+def _staging(url: str | None, current: Settings, retain_days: int | None, mode: str | None) -> RunStaging | None:
+    """The staging folder of a run on object storage (the bucket checked, the chain's newest run
+    pulled and checked against the head), or None for a local artifacts folder."""
+    if url is None:
+        return None
+    from aris3nb.storage.runs import RunStaging, open_for_runs
+
+    return RunStaging(open_for_runs(url, current, retain_days=retain_days, mode=mode), current)
+
+
+def _print_summary(document: dict[str, Any], run_dir: str, index_path: str | None) -> None:
     table = Table(title=f"playbook run {document['run_id']}")
     for column in ("phase", "status", "verdict", "duration", "reasons"):
         table.add_column(column, overflow="fold", no_wrap=column != "reasons")

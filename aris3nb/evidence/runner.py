@@ -98,6 +98,9 @@ class RunOptions:
     #: the re-run is then at best PASS_WITH_WARNINGS, and --strict fails it.
     rerun_warning: str | None = None
     notebooks_dir: Path = NOTEBOOKS_DIR  # where the phase notebooks are (another folder in tests)
+    #: Backup names taken outside the artifacts folder (the run's bucket, when it is staged):
+    #: the deploy backup's name is made unique against them too.
+    backup_names_taken: frozenset[str] = frozenset()
     #: The target profile the run judges with; default: the built-in reference.
     profile: LoadedProfile = field(default_factory=lambda: load_target_profile(None))
 
@@ -477,11 +480,11 @@ def _lock_target(options: RunOptions) -> str:
     return redact_text(str(options.base_url))
 
 
-def _backup_name(settings: Settings, started: dt.datetime, run_id: str) -> str:
+def _backup_name(settings: Settings, started: dt.datetime, run_id: str, taken: frozenset[str]) -> str:
     from aris3nb.backup.create import backups_dir, check_name
 
     name = f"pre_deploy_{started:%Y%m%d_%H%M}"
-    if (backups_dir(settings) / name).exists():
+    if name in taken or (backups_dir(settings) / name).exists():
         name = f"{name}_{run_id.rsplit('-', 1)[-1]}"
     check_name(name)
     return name
@@ -541,7 +544,7 @@ def run_playbook(
             run_id,
             run_dir,
             secrets=_secrets(options, settings),
-            backup_name=_backup_name(settings, started, run_id),
+            backup_name=_backup_name(settings, started, run_id, options.backup_names_taken),
         )
         requested = options.phases or DEFAULT_PHASES
         triggers: list[Trigger] = []

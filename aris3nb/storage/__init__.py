@@ -8,6 +8,9 @@ backups and evidence bundles are kept off the machine that made them.
     artifacts.py  the backup commands on a repository (OPS_ARTIFACTS_DIR=s3://...): stage locally,
                then push; pull and verify, then act locally (imported by the CLI, not here: it
                depends on aris3nb.backup, which this package's core does not)
+    runs.py    ``aris3nb run`` on a repository (the newest run pulled and checked against the head,
+               staged, pushed verified, the head moved) and ``evidence verify s3://...`` (imported
+               by the CLI only: it depends on aris3nb.backup and aris3nb.evidence)
 """
 
 from __future__ import annotations

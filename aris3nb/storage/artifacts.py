@@ -170,14 +170,6 @@ def pull(remote: Remote, staging: Staging) -> Path:
     return local / MANIFEST_NAME
 
 
-def _push_file(repository: Repository, path: Path, key: str) -> None:
-    """Upload one file as ``key`` (a new version where one exists), through ``upload_tree``."""
-    folder, _, name = key.rpartition("/")
-    with tempfile.TemporaryDirectory(prefix="aris3nb-") as single:
-        shutil.copyfile(path, Path(single) / name)
-        repository.upload_tree(Path(single), folder, replace=True)
-
-
 def _keep_on_failure(staging: Staging, what: str, push: Callable[[], None]) -> None:
     try:
         push()
@@ -317,7 +309,7 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
                 if made.name not in before and not made.name.startswith(".") and (made / MANIFEST_NAME).is_file():
                     repository.upload_tree(made, f"{BACKUPS_DIRNAME}/{made.name}", last=[MANIFEST_NAME])
             if log.is_file():
-                _push_file(repository, log, ROLLBACK_LOG)
+                repository.upload_file(log, ROLLBACK_LOG)
 
         try:
             result = restore_backup(manifest_path, target_url, settings=staging.settings, **options)

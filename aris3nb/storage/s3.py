@@ -452,7 +452,13 @@ class Repository:
     # -- trees ------------------------------------------------------------------------------
 
     def upload_tree(
-        self, local_dir: Path, key_prefix: str, *, last: Sequence[str] = (), replace: bool = False
+        self,
+        local_dir: Path,
+        key_prefix: str,
+        *,
+        last: Sequence[str] = (),
+        replace: bool = False,
+        expected: Mapping[str, tuple[int, str]] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """Upload every regular file below ``local_dir`` to ``key_prefix/<relative path>`` and
         return ``{relative path: (size, sha256 hex)}`` of the bytes sent.
@@ -467,6 +473,12 @@ class Repository:
         Refused before anything is sent (``StorageError``): a symbolic link or special file in
         the tree, a name in ``last`` that is not a file of it, and a folder on the store that
         already holds objects (unless ``replace``; with versioning the old versions remain).
+
+        With ``expected`` (``{relative path: (size, sha256 hex)}``, what a manifest or an
+        evidence.json lists), the tree must hold exactly those files (refused before anything is
+        sent otherwise), and each file's bytes sent must be the expected ones: the first that is
+        not stops the upload (``StorageError`` naming the file and the object), so the files of
+        ``last`` never go up beside a file that does not match them.
         """
         folder = self._folder(key_prefix)
         local_dir = Path(local_dir)
@@ -474,6 +486,11 @@ class Repository:
         absent = [name for name in last if name not in files]
         if absent:
             raise StorageError(f"{absent[0]!r}, to be uploaded last, is not a regular file in {local_dir}")
+        if expected is not None and (odd := sorted(set(files) ^ set(expected))):
+            kind = "is not listed" if odd[0] in files else "is listed but not a file"
+            raise StorageError(
+                f"{local_dir / odd[0]} {kind} in what {local_dir} must hold ({len(odd)} such): nothing was uploaded"
+            )
         target = self.url(folder) + "/"
         if not replace and self._holds_objects(f"{folder}/" if folder else ""):
             raise StorageError(f"{target} already holds objects: choose another name (nothing was uploaded)")
@@ -481,11 +498,25 @@ class Repository:
         order = [name for name in sorted(files) if name not in last] + list(last)
         sent: dict[str, tuple[int, str]] = {}
         for relative in order:
-            sent[relative] = self._upload_file(
-                local_dir / relative, f"{folder}/{relative}" if folder else relative, extra
-            )
+            key = f"{folder}/{relative}" if folder else relative
+            sent[relative] = self._upload_file(local_dir / relative, key, extra)
+            if expected is not None and sent[relative] != tuple(expected[relative]):
+                size, digest = expected[relative]
+                raise StorageError(
+                    f"{local_dir / relative} is not what it must be ({sent[relative][0]} bytes, SHA-256 "
+                    f"{sent[relative][1]}; expected {size} bytes, {digest}): it changed after it was listed; "
+                    f"{self.url(key)} was written, but {', '.join(last) or 'nothing'} was not"
+                )
         log.info("uploaded %d files to %s", len(sent), target)
         return sent
+
+    def upload_file(self, path: Path, key: str) -> tuple[int, str]:
+        """Upload one file as the object ``key`` (a new version where one exists), locked as
+        the repository's retention says; return the size and SHA-256 of the bytes sent."""
+        info = Path(path).lstat() if os.path.lexists(path) else None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            raise StorageError(f"{path} is not a regular file to upload")
+        return self._upload_file(Path(path), key, self.retention.object_args() if self.retention else {})
 
     def _upload_file(self, path: Path, key: str, extra: Mapping[str, Any]) -> tuple[int, str]:
         url = self.url(key)

@@ -279,6 +279,6 @@ def test_phase_without_rerun_says_how_to_run_it_and_an_unknown_phase_lists_the_p
 
 
 def test_a_command_that_cannot_use_an_s3_repository_refuses_it_instead_of_writing_elsewhere() -> None:
-    for command in (["gate"], ["run"], ["integrity"], ["evidence", "verify", "runs"]):
+    for command in (["gate"], ["integrity"], ["serve"]):  # backup, run and evidence take an s3:// place
         done = aris3nb(*command, env={"OPS_ARTIFACTS_DIR": "s3://evidence-bucket/aris3"})
         assert_one_line_failure(done, 2, "OPS_ARTIFACTS_DIR is an S3 repository", f"`aris3nb {command[0]}`")

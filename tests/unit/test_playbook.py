@@ -4,10 +4,13 @@ target given again."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from aris3nb.core.errors import UsageError
-from aris3nb.evidence.runner import RunOptions, _given_again, _kernel_env, _public
+from aris3nb.core.settings import load_settings
+from aris3nb.evidence.runner import RunOptions, _backup_name, _given_again, _kernel_env, _public
 
 REAL = "postgresql://app:S3cret-pw@db.internal:5432/aris3"
 MASKED = "postgresql://app:***@db.internal:5432/aris3"
@@ -47,3 +50,13 @@ def test_a_rerun_takes_the_same_target_given_again() -> None:
     assert spelled_otherwise != REAL and _given_again(spelled_otherwise, MASKED, "--database-url") == spelled_otherwise
     with pytest.raises(UsageError, match="a re-run judges the same target"):
         _given_again("http://db.example", "http://other.example", "--base-url")
+
+
+def test_the_deploy_backup_never_takes_a_name_taken_locally_or_on_the_runs_bucket(tmp_path) -> None:
+    settings = load_settings(ops_artifacts_dir=tmp_path)
+    started = dt.datetime(2026, 11, 30, 7, 5, tzinfo=dt.UTC)
+    assert _backup_name(settings, started, "20261130T070500Z-ab12cd", frozenset()) == "pre_deploy_20261130_0705"
+    taken = frozenset({"pre_deploy_20261130_0705"})  # on the bucket a staged run pushes to
+    assert _backup_name(settings, started, "20261130T070500Z-ab12cd", taken) == "pre_deploy_20261130_0705_ab12cd"
+    (tmp_path / "backups" / "pre_deploy_20261130_0705").mkdir(parents=True)
+    assert _backup_name(settings, started, "20261130T070500Z-ab12cd", frozenset()) == "pre_deploy_20261130_0705_ab12cd"

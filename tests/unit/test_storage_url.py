@@ -22,7 +22,7 @@ DIGEST_B = "sha256:" + "b" * 64
 
 def test_all_lists_every_public_name() -> None:
     # Submodules are attributes once imported (``artifacts`` by the backup commands' tests): not names.
-    submodules = {"annotations", "artifacts", "errors", "head", "s3", "url"}
+    submodules = {"annotations", "artifacts", "errors", "head", "runs", "s3", "url"}
     public = {n for n in dir(storage) if not n.startswith("_")} - submodules
     assert sorted(storage.__all__) == sorted(public)
     assert storage.__all__ == sorted(storage.__all__)
@@ -155,3 +155,29 @@ def test_a_replaced_run_a_deleted_head_and_an_unrecorded_run_are_found() -> None
     assert "was deleted" in head_problems(deleted, [RUN_A])[0]
     assert "never written" in head_problems([], [RUN_A])[0]
     assert "is not an aris3nb.storage.head" in head_problems([_version(1, b"{}")], [RUN_A])[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "repository", "run_id"),
+    [
+        ("s3://aris3-evidence", "s3://aris3-evidence", None),
+        ("s3://aris3-evidence/runs", "s3://aris3-evidence", None),
+        ("s3://aris3-evidence/prod/runs/", "s3://aris3-evidence/prod", None),
+        (f"s3://aris3-evidence/prod/runs/{RUN_A}", "s3://aris3-evidence/prod", RUN_A),
+        (f"s3://aris3-evidence/runs/{RUN_A}/evidence.json", "s3://aris3-evidence", RUN_A),
+        ("s3://aris3-evidence/prod/eu-1", "s3://aris3-evidence/prod/eu-1", None),
+        # a folder below runs/ that is not named like a run is no run: the prefix as given
+        ("s3://aris3-evidence/runs/latest", "s3://aris3-evidence/runs/latest", None),
+    ],
+)
+def test_split_runs_url_finds_the_repository_and_the_run(url: str, repository: str, run_id: str | None) -> None:
+    from aris3nb.storage.runs import split_runs_url
+
+    assert split_runs_url(url) == (repository, run_id)
+
+
+def test_split_runs_url_refuses_what_parse_url_refuses() -> None:
+    from aris3nb.storage.runs import split_runs_url
+
+    with pytest.raises(InvalidStorageUrl, match="credentials"):
+        split_runs_url("s3://key:secret@bucket/runs")
