@@ -11,7 +11,7 @@ import errno
 import functools
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,9 @@ from rich.console import Console
 from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.redact import redact_text
 from aris3nb.core.settings import Settings, load_settings
-from aris3nb.targets.profile import LoadedProfile, load_target_profile, resolve_profile
+
+if TYPE_CHECKING:
+    from aris3nb.targets.profile import LoadedProfile
 
 out = Console()
 err = Console(stderr=True)
@@ -59,6 +61,8 @@ def target_profile(target: Path | None, embedded: bool) -> LoadedProfile:
     """The profile the command judges its target with (refusing a false green: see
     ``aris3nb.targets.profile.resolve_profile``); ``--embedded`` with a profile other than the
     built-in reference is contradictory (the embedded default is the reference)."""
+    from aris3nb.targets.profile import load_target_profile, resolve_profile
+
     if embedded and target is None:  # on purpose, whatever profile the folder holds
         return load_target_profile(None)
     loaded = resolve_profile(target, embedded=embedded)

@@ -5,16 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aris3nb.backup import profiles
-from aris3nb.backup.create import create_backup
-from aris3nb.backup.drill import read_drill_report, restore_verify
-from aris3nb.backup.manifest import validate_backup
-from aris3nb.backup.restore import restore_backup
-from aris3nb.backup.retention import Forgotten, Policy, drilled_by_go_runs, forget
 from aris3nb.cli._common import (
     DatabaseUrlOption,
     EmbeddedOption,
@@ -28,9 +22,9 @@ from aris3nb.cli._common import (
     target_profile,
 )
 from aris3nb.core.errors import DrillFailed, UsageError
-from aris3nb.evidence.runner import RUNS_DIRNAME
-from aris3nb.storage import artifacts
-from aris3nb.storage.s3 import Repository
+
+if TYPE_CHECKING:
+    from aris3nb.storage.s3 import Repository
 
 STORAGE_HELP = (
     "OPS_ARTIFACTS_DIR may be s3://BUCKET[/PREFIX], a repository on S3-compatible object storage: "
@@ -127,6 +121,10 @@ def create(
     failed midway); 2 bad input (name, URL, an unwritable OPS_ARTIFACTS_DIR, a missing bucket,
     refused credentials, retention on a bucket without Object Lock).
     """
+    from aris3nb.backup import profiles
+    from aris3nb.backup.create import create_backup
+    from aris3nb.storage import artifacts
+
     profile = target_profile(target, embedded)
     current = settings()
     if exports_dir is None and profiles.is_reference(profile):
@@ -202,6 +200,10 @@ def validate(
     Exit 0 VALID (warnings printed); 1 INVALID, every problem named (or the store failed);
     2 a manifest missing, empty or not JSON, a missing bucket or refused credentials.
     """
+    from aris3nb.backup import profiles
+    from aris3nb.backup.manifest import validate_backup
+    from aris3nb.storage import artifacts
+
     profile = target_profile(target, embedded)
     current = settings()
     if artifacts.is_remote(manifest, current):
@@ -264,6 +266,10 @@ def restore_verify_command(
     PASS; 1 FAIL (the report says why; an object that differs is named); 2 drills disabled, an
     unreadable manifest, no server to drill on, a missing bucket or refused credentials.
     """
+    from aris3nb.backup import profiles
+    from aris3nb.backup.drill import read_drill_report, restore_verify
+    from aris3nb.storage import artifacts
+
     profile = target_profile(target, embedded)
     current = settings()
     url = database_url(database_url_option) if database_url_option or current.database_url else None
@@ -336,6 +342,10 @@ def restore(
     restored; 1 refused or failed; 2 bad input (no --yes, unreadable manifest, a missing
     bucket or refused credentials).
     """
+    from aris3nb.backup import profiles
+    from aris3nb.backup.restore import restore_backup
+    from aris3nb.storage import artifacts
+
     profile = target_profile(target, embedded)
     current = settings()
     options: dict[str, Any] = {
@@ -403,6 +413,11 @@ def forget_command(
     dry run shown); 1 the store failed; 2 no --keep-* count given, or a count below -1, a
     missing bucket or refused credentials.
     """
+    from aris3nb.backup import profiles
+    from aris3nb.backup.retention import Forgotten, Policy, drilled_by_go_runs, forget
+    from aris3nb.evidence.runner import RUNS_DIRNAME
+    from aris3nb.storage import artifacts
+
     policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     profile = target_profile(target, embedded)
     current = settings()

@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aris3nb import migrate
 from aris3nb.cli._common import DatabaseUrlOption, JsonOption, database_url, err, out, say, settings
 from aris3nb.core.errors import MigrationError
 from aris3nb.core.redact import redact_text, redact_url, url_password
-from aris3nb.reference import seed as seed_data
+from aris3nb.core.settings import EMBEDDED_SCALE, EMBEDDED_SEED
 
 db_app = typer.Typer(help="Migrate and seed an ARIS3 database.", no_args_is_help=True)
 
@@ -31,6 +28,9 @@ def alembic_refusals(url: str) -> Iterator[None]:
     """An Alembic refusal that escaped the library (a database at a revision these migrations
     do not know, more than one revision in alembic_version) as a MigrationError: one line,
     ``FAILED: <reason>``, exit 1, no traceback."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
     try:
         yield
     except (CommandError, RevisionError) as exc:
@@ -48,6 +48,8 @@ def db_upgrade(
     """Migrate the database up to REVISION (default: the code's head) with the reference's
     migrations. Environment: DATABASE_URL, OPS_ARTIFACTS_DIR. Exit 0 migrated; 1 FAILED (one
     line: e.g. a database at a revision these migrations do not know); 2 bad input."""
+    from aris3nb import migrate
+
     url = database_url(database_url_option)
     with alembic_refusals(url):
         migrate.upgrade(url, revision)
@@ -67,6 +69,8 @@ def db_downgrade(
 ) -> None:
     """Migrate the database down to REVISION with the reference's migrations. Environment:
     DATABASE_URL, OPS_ARTIFACTS_DIR. Exit 0 migrated; 1 FAILED (one line); 2 bad input."""
+    from aris3nb import migrate
+
     url = database_url(database_url_option)
     with alembic_refusals(url):
         migrate.downgrade(url, revision)
@@ -79,10 +83,10 @@ def db_seed(
     database_url_option: DatabaseUrlOption = None,
     scale: Annotated[
         int, typer.Option(min=0, help="Number of stock rows; every other table grows with it.", metavar="ROWS")
-    ] = seed_data.DEFAULT_SCALE,
+    ] = EMBEDDED_SCALE,
     seed: Annotated[
         int, typer.Option(help="Random seed: the same seed gives the same data.", metavar="SEED")
-    ] = seed_data.DEFAULT_SEED,
+    ] = EMBEDDED_SEED,
     exports_dir: Annotated[
         Path | None,
         typer.Option(
@@ -95,6 +99,8 @@ def db_seed(
     """Fill a freshly migrated, empty database with deterministic ARIS3 data (the reference's
     seed). Environment: DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_SMOKE_PASSWORD, ARIS3_SEED_PASSWORD.
     Exit 0 seeded; 1 failed; 2 bad input (a database that is not empty)."""
+    from aris3nb.reference import seed as seed_data
+
     current = settings()
     url = database_url(database_url_option)
     target = exports_dir or current.resolved_exports_dir()

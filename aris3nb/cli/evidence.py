@@ -10,15 +10,9 @@ import typer
 
 from aris3nb.cli._common import JsonOption, out, run_outcome, say
 from aris3nb.core.settings import is_repository_url
-from aris3nb.evidence.bundle import (
-    ChainVerification,
-    Verification,
-    generate_signing_key,
-    key_id,
-    load_public_key,
-    next_link,
-    verify_path,
-)
+
+if TYPE_CHECKING:
+    from aris3nb.evidence.bundle import ChainVerification, Verification
 
 if TYPE_CHECKING:
     from aris3nb.storage.runs import RemoteVerification
@@ -87,6 +81,8 @@ def verify(
     unchained evidence.json is said in the headline); 1 invalid, each problem named (and with
     --strict, an unprotected evidence.json), or the store failed; 2 bad input (a missing bucket,
     refused credentials)."""
+    from aris3nb.evidence.bundle import ChainVerification, Verification, next_link, verify_path
+
     remote: RemoteVerification | None = None
     if is_repository_url(path):
         from aris3nb.storage.runs import verify_remote
@@ -235,6 +231,8 @@ def keygen(
 ) -> None:
     """Create an Ed25519 key pair for signing evidence bundles. Exit 0 written; 2 a file there
     already (never overwritten) or an unwritable place."""
+    from aris3nb.evidence.bundle import generate_signing_key, key_id, load_public_key
+
     public_path = generate_signing_key(private_key_path)
     identity = key_id(load_public_key(public_path))
     if json_output:

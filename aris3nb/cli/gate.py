@@ -25,9 +25,6 @@ from aris3nb.core.checks import CheckResult, Verdict
 from aris3nb.core.errors import GateFailed, IntegrityFailed
 from aris3nb.core.report import CheckReport
 from aris3nb.core.words import count
-from aris3nb.gate import GateOptions, load_gate_settings, run_gate
-from aris3nb.gate.runner import latency_names, parse_budgets
-from aris3nb.integrity import IntegrityOptions, run_integrity_check
 
 #: Width of the table when the output is not a terminal (CI logs): wide enough for one line per check.
 LOG_WIDTH = 160
@@ -126,6 +123,9 @@ def gate(
     1 on FAIL (or on warnings with --strict), 2 on bad usage. The JSON summary is always
     written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
     """
+    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+    from aris3nb.gate.runner import latency_names, parse_budgets
+
     loaded = target_profile(target, embedded)
     options = GateOptions(
         pytest_target=pytest_target,
@@ -173,6 +173,9 @@ def integrity(
     PASS_WITH_WARNINGS, 1 on FAIL (or on warnings with --strict), 2 when the database cannot
     be opened. The JSON report is written to OPS_ARTIFACTS_DIR/integrity/.
     """
+    from aris3nb.gate import load_gate_settings
+    from aris3nb.integrity import IntegrityOptions, run_integrity_check
+
     loaded = target_profile(target, embedded)
     settings = load_gate_settings()
     options = IntegrityOptions(

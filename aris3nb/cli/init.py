@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from aris3nb.cli._common import say
-from aris3nb.targets.init import init_profile
 
 
 def init(
@@ -29,6 +28,8 @@ def init(
     configuration, its models' metadata, its own Python environment, and — for the upstream ARIS3
     backend — its service contract. Never overwrites a file. Exit 0 written; 2 nothing to describe
     or a profile is there already."""
+    from aris3nb.targets.init import init_profile
+
     path, found = init_profile(folder, python=python)
     say(f"wrote {path} (profile {'aris3, the upstream ARIS3 contract' if found.upstream else found.root.name})")
     for note in found.notes:

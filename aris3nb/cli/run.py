@@ -27,10 +27,10 @@ from aris3nb.cli._common import (
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings, is_repository_url
-from aris3nb.phases import PHASES
 
 if TYPE_CHECKING:
     from aris3nb.storage.runs import RunStaging
+
 
 PHASE_STYLES = {
     "completed": "green",
@@ -237,6 +237,7 @@ def run(
     """
     from aris3nb.evidence.runner import RunOptions, rerun_options, run_playbook
     from aris3nb.gate.runner import parse_budgets
+    from aris3nb.phases import PHASES
 
     profile = target_profile(target, embedded)
     current = settings()

@@ -8,8 +8,7 @@ import typer
 
 from aris3nb.cli._common import DatabaseUrlOption, database_url, out, settings
 from aris3nb.core.errors import UsageError
-from aris3nb.reference import seed as seed_data
-from aris3nb.targets import embedded
+from aris3nb.core.settings import EMBEDDED_SCALE, EMBEDDED_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -30,14 +29,16 @@ def serve(
     ] = False,
     scale: Annotated[
         int, typer.Option(min=0, help="With --embedded: stock rows to seed.", metavar="ROWS")
-    ] = seed_data.DEFAULT_SCALE,
+    ] = EMBEDDED_SCALE,
     seed: Annotated[
         int, typer.Option(help="With --embedded: random seed of the data.", metavar="SEED")
-    ] = seed_data.DEFAULT_SEED,
+    ] = EMBEDDED_SEED,
 ) -> None:
     """Serve the reference ARIS3 service over a database until interrupted. Environment:
     DATABASE_URL, OPS_ARTIFACTS_DIR, ARIS3_SECRET_KEY, ARIS3_EXPORTS_DIR. Exit 0 stopped;
     2 bad input (a busy port, a missing SQLite database)."""
+    from aris3nb.targets import embedded
+
     if embedded_default:
         if database_url_option:
             raise UsageError("--embedded serves its own database: leave out --database-url")

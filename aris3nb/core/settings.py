@@ -19,6 +19,8 @@ from aris3nb.core.errors import InvalidSettings, UsageError
 EMBEDDED_DIRNAME = "embedded"
 #: Stock rows the embedded default is seeded with (everything else grows with it).
 EMBEDDED_SCALE = 3000
+#: The random seed of the reference's generated data (the same seed, the same rows).
+EMBEDDED_SEED = 42
 #: Written by a rollback (NO-GO) in the artifacts folder; the gate FAILs while it exists.
 FREEZE_MARKER_NAME = "DEPLOY_FREEZE.json"
 #: The longest timeout (or age) any ``*_SEC`` setting or ``--timeout`` accepts: 7 days. Far

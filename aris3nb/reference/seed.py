@@ -35,13 +35,14 @@ import sqlalchemy as sa
 from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine, database_errors
 from aris3nb.core.errors import SeedError
+from aris3nb.core.settings import EMBEDDED_SCALE, EMBEDDED_SEED
 from aris3nb.migrate import current_revision, head_revision
 from aris3nb.reference.bulk import BulkWriter
 from aris3nb.reference.export_files import export_relative_path, export_rows, write_export_file
 from aris3nb.reference.security import hash_seed_password
 
-DEFAULT_SCALE = 3000
-DEFAULT_SEED = 42
+DEFAULT_SCALE = EMBEDDED_SCALE
+DEFAULT_SEED = EMBEDDED_SEED
 CHUNK_ROWS = 20_000
 
 SMOKE_TENANT_SLUG = "smoke"
