@@ -15,10 +15,10 @@ import contextlib
 import re
 import shlex
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+if TYPE_CHECKING:  # SQLAlchemy loads on first use: the CLI starts without it
+    from sqlalchemy.engine import URL
 
 MASK = "***"
 
@@ -65,6 +65,9 @@ def userinfo_problem(url: str) -> str | None:
 
 def redact_url(url: str | URL) -> str:
     """The URL as text with its password masked; ambiguous or unparseable input is masked as text."""
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
     text = str(url)
@@ -90,6 +93,8 @@ def url_password(url: str | URL) -> str | None:
     For a URL whose credentials are ambiguous it is everything that may be password: from
     after ``user:`` to the last ``@``.
     """
+    from sqlalchemy.engine import URL, make_url
+
     if not isinstance(url, URL) and userinfo_problem(str(url)) is not None:
         found = _URL_PASSWORD.search(str(url))
         return found["secret"] if found and found["secret"] else None

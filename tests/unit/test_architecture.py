@@ -110,3 +110,15 @@ def test_the_walk_finds_every_spelling_of_an_import(tmp_path: Path, monkeypatch:
         "aris3nb.reference.app",
         "aris3nb.reference.views",
     }
+
+
+def test_the_command_line_starts_without_the_library_behind_its_commands() -> None:
+    """``aris3nb --help`` or a usage error answers at once: the CLI imports a command's library
+    (databases, object storage, kernels, Alembic) only when that command runs."""
+    import subprocess
+    import sys
+
+    heavy = ("sqlalchemy", "alembic", "boto3", "nbformat", "papermill", "pandas", "aris3nb.backup", "aris3nb.evidence")
+    probe = f"import sys, aris3nb.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == [], f"imported when the CLI starts: {done.stdout}"
