@@ -23,7 +23,10 @@ from typing import Any
 
 from aris3nb.backup.digest import INDEX_MAGIC, table_digest_of
 from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
-from aris3nb.core.files import DIGEST_PATTERN, canonical_json, crosses_link, sha256_file, unsafe_path_reason, version_of
+from aris3nb.core.files import canonical_json, crosses_link, sha256_file, unsafe_path_reason, version_of
+from aris3nb.formats.backup import Manifest as ManifestModel
+from aris3nb.formats.backup import ManifestTable
+from aris3nb.formats.reading import DocumentInvalid, validate
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "aris3nb.backup.manifest"
@@ -32,26 +35,9 @@ INDEX_FORMAT = "aris3nb.row_index"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 #: A backup's name: 1-100 ASCII letters, digits, '_' and '-', starting with a letter or digit
 #: (``\Z``, not ``$``, which would also match before a trailing newline).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
-
-#: Every field a version-1 manifest must have, with the JSON type it must be.
-REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": str,
-    "name": str,
-    "created_at": str,
-    "source": dict,
-    "alembic_revision": (str, type(None)),
-    "schema_digest": str,
-    "tools": dict,
-    "snapshot": dict,
-    "files": list,
-    "tables": list,
-    "durations_sec": dict,
-    "manifest_digest": str,
-}
 
 
 def manifest_digest(document: dict[str, Any]) -> str:
@@ -159,193 +145,94 @@ class Validation:
 
 
 def check_structure(document: dict[str, Any]) -> list[str]:
-    """Format, version, required fields and their types, and the manifest's own digest."""
-    problems: list[str] = []
+    """Format and version; every field against the model of docs/FORMAT.md §5.1
+    (``aris3nb.ManifestModel``: presence, types, digests' shape, names, enums); then what no
+    model can say (``semantic_problems``)."""
     if document.get("format") != FORMAT:
-        problems.append(f"field 'format' is {document.get('format')!r}, not {FORMAT!r}: not an aris3nb backup manifest")
+        return [f"field 'format' is not {FORMAT!r}: not an aris3nb backup manifest"]
     version = version_of(document)
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        problems.append(f"version {version!r} is not supported (this aris3nb reads {list(SUPPORTED_VERSIONS)})")
-        return problems  # an unknown version's fields mean nothing to this reader
-    for name, kind in REQUIRED_FIELDS.items():
-        if name not in document:
-            problems.append(f"field {name!r} is missing")
-        elif not isinstance(document[name], kind) or isinstance(document[name], bool) and kind is int:
-            problems.append(f"field {name!r} has the wrong type ({type(document[name]).__name__})")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        # an unknown version's fields mean nothing to this reader
+        shown = version if version is None or type(version) is int else f"of type {type(version).__name__}"
+        return [f"version {shown} is not supported (this aris3nb reads {list(SUPPORTED_VERSIONS)})"]
+    try:
+        model = validate(ManifestModel, document, MANIFEST_NAME)
+    except DocumentInvalid as exc:
+        return exc.problems
+    return semantic_problems(document, model)
+
+
+def semantic_problems(document: dict[str, Any], model: ManifestModel) -> list[str]:
+    """What a well-formed manifest must also be: its own digest matching its content; safe
+    paths, each file and table listed once; chunks that cut the key in order (the last one
+    unbounded) and hold the table's rows, their digests making the table digest; the row
+    index a listed file with every chunk's record inside it."""
+    problems = []
+    if manifest_digest(document) != model.manifest_digest:
+        problems.append("manifest digest does not match its content: the manifest was changed after it was written")
+    for entry in model.files:
+        if reason := unsafe_path_reason(entry.path):
+            problems.append(f"file {entry.path!r}: unsafe path ({reason})")
+    problems += _duplicates("file", [entry.path for entry in model.files])
+    problems += _duplicates("table", [table.name for table in model.tables])
+    for table, entry in zip(model.tables, document["tables"], strict=True):
+        problems += _table_problems(table, entry["chunks"])
+    problems += _row_index_problems(model)
+    return problems
+
+
+def _duplicates(what: str, names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
+    return [f"{what} {name!r} is listed more than once" for name in sorted(repeated)]
+
+
+def _table_problems(table: ManifestTable, chunks: list[dict[str, Any]]) -> list[str]:
+    where = f"table {table.name!r}"
+    problems = []
+    width = max(len(table.key), 1)
+    for number, chunk in enumerate(table.chunks):
+        if number == len(table.chunks) - 1:
+            if chunk.last_key is not None:
+                problems.append(f"{where}: chunk {number}: the last chunk's 'last_key' must be null (no upper bound)")
+        elif chunk.last_key is None or len(chunk.last_key) != width:
+            problems.append(f"{where}: chunk {number}: 'last_key' is not a list of {width} key values")
     if problems:
         return problems
-    if not DIGEST_PATTERN.match(document["manifest_digest"]):
-        problems.append("field 'manifest_digest' is not a sha256:<hex> digest")
-    elif manifest_digest(document) != document["manifest_digest"]:
-        problems.append("manifest digest does not match its content: the manifest was changed after it was written")
-    if document["source"].get("engine") not in ("sqlite", "postgresql"):
-        problems.append(f"source.engine {document['source'].get('engine')!r} is not sqlite or postgresql")
-    if not NAME_PATTERN.match(document["name"]):
-        problems.append(
-            f"field 'name' {document['name'][:120]!r} is not a backup name (1-100 ASCII letters, digits, "
-            "'_' or '-', starting with a letter or digit)"
-        )
-    for index, entry in enumerate(document["files"]):
-        problems += _check_file_entry(index, entry)
-    for index, entry in enumerate(document["tables"]):
-        problems += _check_table_entry(index, entry)
-    problems += _duplicates("file", [e.get("path") for e in document["files"] if isinstance(e, dict)])
-    problems += _duplicates("table", [e.get("name") for e in document["tables"] if isinstance(e, dict)])
-    problems += _check_row_index(document)
-    problems += _check_optional_fields(document)
+    held = sum(chunk.rows for chunk in table.chunks)
+    if held != table.rows:
+        problems.append(f"{where}: its chunks hold {held} rows, not the {table.rows} it records")
+    if chunks and table_digest_of(chunks) != table.digest:
+        # A drill compares chunk by chunk: a chunk digest changed alone would go unseen.
+        problems.append(f"{where}: its chunks' digests do not make its table digest {table.digest[:19]}…")
     return problems
 
 
-#: Fields a manifest made for a target profile carries besides the required ones: each a list
-#: of text (``profile`` an object). Absent in older manifests, and in those of the reference.
-OPTIONAL_TEXT_LISTS = ("schema_tables", "excluded_tables", "warnings")
-
-
-def _check_optional_fields(document: dict[str, Any]) -> list[str]:
-    problems = []
-    for name in OPTIONAL_TEXT_LISTS:
-        if name in document and not (
-            isinstance(document[name], list) and all(isinstance(v, str) for v in document[name])
-        ):
-            problems.append(f"field {name!r} is not a list of text")
-    if "profile" in document and not isinstance(document["profile"], dict):
-        problems.append("field 'profile' is not an object")
-    return problems
-
-
-#: ``digest_method`` values a table entry may carry (absent: the engine's chunk digests).
-DIGEST_METHODS = ("rows", "row-sha256")
-
-
-def _check_row_index(document: dict[str, Any]) -> list[str]:
-    """The row index, when the manifest has one: a listed file of that format, and every
-    chunk's ``index`` record inside it (so a reader never seeks outside the file)."""
-    row_index = document.get("row_index")
+def _row_index_problems(model: ManifestModel) -> list[str]:
+    """The row index, when the manifest has one: a listed file, and every chunk's ``index``
+    record inside it (so a reader never seeks outside the file)."""
     records = [
-        (t.get("name"), n, c["index"])
-        for t in document["tables"]
-        if isinstance(t, dict)
-        for n, c in enumerate(t["chunks"] if isinstance(t.get("chunks"), list) else [])
-        if isinstance(c, dict) and "index" in c
+        (table.name, number, chunk.index)
+        for table in model.tables
+        for number, chunk in enumerate(table.chunks)
+        if chunk.index is not None
     ]
-    if row_index is None:
+    if model.row_index is None:
         if not records:
             return []
         return [
             f"table {records[0][0]!r}: chunk {records[0][1]} has an 'index' record but the manifest has no 'row_index'"
         ]
-    if (
-        not isinstance(row_index, dict)
-        or row_index.get("format") != INDEX_FORMAT
-        or row_index.get("version") != 1
-        or not isinstance(row_index.get("path"), str)
-    ):
-        return [f"field 'row_index' is not a version-1 {INDEX_FORMAT} (format, version, path)"]
-    listed = next((f for f in document["files"] if isinstance(f, dict) and f.get("path") == row_index["path"]), None)
-    if listed is None or not isinstance(listed.get("size"), int):
-        return [f"the row index {row_index['path'][:120]!r} is not a listed file"]
-    problems = []
-    for table, number, where in records:
-        if not (
-            isinstance(where, list)
-            and len(where) == 2
-            and all(type(v) is int for v in where)
-            and where[0] >= len(INDEX_MAGIC)
-            and where[1] > 0
-            and where[0] + where[1] <= listed["size"]
-        ):
-            problems.append(f"table {table!r}: chunk {number}: 'index' is not an [offset, length] inside the row index")
-    return problems
-
-
-def _duplicates(what: str, names: list[Any]) -> list[str]:
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    for name in names:
-        if isinstance(name, str):
-            if name in seen:
-                repeated.add(name)
-            seen.add(name)
-    return [f"{what} {name!r} is listed more than once" for name in sorted(repeated)]
-
-
-def _check_file_entry(index: int, entry: Any) -> list[str]:
-    if not isinstance(entry, dict):
-        return [f"files[{index}] is not an object"]
-    path = entry.get("path")
-    where = f"file {path!r}" if isinstance(path, str) else f"files[{index}]"
-    problems = []
-    if not isinstance(path, str):
-        problems.append(f"{where}: 'path' is missing or not text")
-    elif reason := unsafe_path_reason(path):
-        problems.append(f"{where}: unsafe path ({reason})")
-    if not isinstance(entry.get("size"), int) or isinstance(entry.get("size"), bool) or entry.get("size", -1) < 0:
-        problems.append(f"{where}: 'size' is missing or not a non-negative integer")
-    if not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"]):
-        problems.append(f"{where}: 'sha256' is missing or not 64 lowercase hex digits")
-    return problems
-
-
-def _check_table_entry(index: int, entry: Any) -> list[str]:
-    if not isinstance(entry, dict):
-        return [f"tables[{index}] is not an object"]
-    name = entry.get("name")
-    where = f"table {name!r}" if isinstance(name, str) else f"tables[{index}]"
-    problems = []
-    if not isinstance(name, str) or not name:
-        problems.append(f"{where}: 'name' is missing")
-    if not isinstance(entry.get("rows"), int) or isinstance(entry.get("rows"), bool) or entry.get("rows", -1) < 0:
-        problems.append(f"{where}: 'rows' is missing or not a non-negative integer")
-    if not isinstance(entry.get("digest"), str) or not DIGEST_PATTERN.match(entry["digest"]):
-        problems.append(f"{where}: 'digest' is missing or not a sha256:<hex> digest")
-    if entry.get("digest_method", "rows") not in DIGEST_METHODS:
-        problems.append(
-            f"{where}: 'digest_method' {str(entry.get('digest_method'))[:40]!r} is not one of {list(DIGEST_METHODS)}"
-        )
-    key = entry.get("key")
-    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
-        problems.append(f"{where}: 'key' is missing or not a list of column names")
-        key = None
-    chunks = entry.get("chunks")
-    if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
-        problems.append(f"{where}: 'chunks' is missing or malformed")
-        return problems
-    for number, chunk in enumerate(chunks):
-        problems += _check_chunk(where, number, chunk, key, last=number == len(chunks) - 1)
-    if any(p.startswith(f"{where}: chunk ") for p in problems):
-        return problems
-    held = sum(c["rows"] for c in chunks)
-    if isinstance(entry.get("rows"), int) and held != entry["rows"]:
-        problems.append(f"{where}: its chunks hold {held} rows, not the {entry['rows']} it records")
-    digest = entry.get("digest")
-    if chunks and isinstance(digest, str) and DIGEST_PATTERN.match(digest) and table_digest_of(chunks) != digest:
-        # A drill compares chunk by chunk: a chunk digest changed alone would go unseen.
-        problems.append(f"{where}: its chunks' digests do not make its table digest {digest[:19]}…")
-    return problems
-
-
-#: The JSON values a key column can take in ``last_key`` (SQLite values, PostgreSQL text).
-_KEY_VALUE = (str, int, float, type(None))
-
-
-def _check_chunk(where: str, number: int, chunk: dict[str, Any], key: list[str] | None, *, last: bool) -> list[str]:
-    problems = []
-    rows = chunk.get("rows")
-    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
-        problems.append(f"{where}: chunk {number}: 'rows' is missing or not a non-negative integer")
-    if not isinstance(chunk.get("digest"), str) or not _HEX64.match(chunk["digest"]):
-        problems.append(f"{where}: chunk {number}: 'digest' is missing or not 64 lowercase hex digits")
-    last_key = chunk.get("last_key", ...)
-    if last:
-        if last_key is not None:
-            problems.append(f"{where}: chunk {number}: the last chunk's 'last_key' must be null (no upper bound)")
-    elif (
-        not isinstance(last_key, list)
-        or not all(isinstance(v, _KEY_VALUE) for v in last_key)
-        or (key is not None and len(last_key) != max(len(key), 1))
-    ):
-        problems.append(f"{where}: chunk {number}: 'last_key' is not a list of key values")
-    return problems
+    listed = next((entry for entry in model.files if entry.path == model.row_index.path), None)
+    if listed is None:
+        return [f"the row index {model.row_index.path[:120]!r} is not a listed file"]
+    return [
+        f"table {table!r}: chunk {number}: 'index' is not an [offset, length] inside the row index"
+        for table, number, (offset, length) in records
+        if not (offset >= len(INDEX_MAGIC) and length > 0 and offset + length <= listed.size)
+    ]
 
 
 def check_files(manifest: Manifest) -> tuple[list[str], int, int]:

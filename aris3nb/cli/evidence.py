@@ -117,8 +117,8 @@ def verify(
             document["head"] = remote.head
             document["head_versions_checked"] = remote.head_versions
         # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
-        text = json.dumps(document, ensure_ascii=True)
-        out.print_json(remote.shown(text) if remote is not None else text)
+        text = json.dumps(document)
+        out.print_json(remote.shown(text) if remote is not None else text, ensure_ascii=True)
     elif isinstance(result, ChainVerification):
         _say_chain(result, strict=strict, where=remote.url if remote else None)
         if remote is not None:

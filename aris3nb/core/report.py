@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,17 @@ def scrub(value: Any, known_secrets: Iterable[str | None]) -> Any:
     return value
 
 
-def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int]) -> dict[str, Any]:
+def read_json_evidence(
+    path: Path,
+    *,
+    format_name: str,
+    versions: Iterable[int],
+    check: Callable[[dict[str, Any], str], object] | None = None,
+) -> dict[str, Any]:
     """A JSON evidence file of ``format_name``; ``UsageError`` (exit 2) when it cannot be
-    read, is not that format, or has a version this code does not know (readers refuse)."""
+    read, is not that format, or has a version this code does not know (readers refuse), or
+    when ``check(document, file name)`` — the format's model, ``aris3nb.formats.validate`` —
+    raises ``ValueError`` (its one-line message is the error's)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -45,6 +53,11 @@ def read_json_evidence(path: Path, *, format_name: str, versions: Iterable[int])
             f"{path} has {format_name} version {document.get('version')!r}; this aris3nb reads "
             f"{'version' if len(known) == 1 else 'versions'} {', '.join(map(str, known))}"
         )
+    if check is not None:
+        try:
+            check(document, path.name)
+        except ValueError as exc:
+            raise UsageError(f"{path} is not a valid {format_name} document: {exc}") from exc
     return document
 
 

@@ -29,8 +29,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
-from aris3nb.core.files import DIGEST_PATTERN, crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
+from aris3nb.core.files import crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
 from aris3nb.evidence import attest
+from aris3nb.formats.evidence import EvidenceFile, SealedRun, Signature
+from aris3nb.formats.reading import DocumentInvalid, validate
 
 EVIDENCE_NAME = "evidence.json"
 SIGNATURE_NAME = "evidence.json.sig"
@@ -482,99 +484,56 @@ OUTCOMES = {
 
 
 def check_structure(document: dict[str, Any]) -> list[str]:
-    """Every required field present; the bundle's own fields well formed; the run's verdict,
-    decision and exit code one of the outcomes the runner writes. The runner's other fields
-    are opaque: the bundle keeps them, it does not judge them."""
-    problems = [f"field {name!r} is missing" for name in RUNNER_FIELDS + BUNDLE_FIELDS if name not in document]
-    problems += _outcome_problems(document)
-    run_id = document.get("run_id")
-    if "run_id" in document and not (isinstance(run_id, str) and RUN_ID.match(run_id)):
-        problems.append(f"field 'run_id' is {run_id!r}, not a run id like 20261128T094500Z-a1b2c3")
-    if "files" in document:
-        problems += _file_entry_problems(document["files"])
-    if "previous" in document:
-        problems += _previous_problems(document["previous"], run_id)
-    if "signature" in document:
-        problems += _signature_problems(document["signature"])
+    """Every field against the model of docs/FORMAT.md §7.2 and §7.5 (``aris3nb.formats.Evidence``:
+    presence, types, run ids, digests, statuses); then what no model can say: the run's verdict,
+    decision and exit code one of the outcomes the runner writes, the listed paths safe and
+    listed once, ``previous`` earlier than this run, the signature block's key and its id."""
+    try:
+        model = validate(SealedRun, document, EVIDENCE_NAME)
+    except DocumentInvalid as exc:
+        return exc.problems
+    problems = _outcome_problems(model)
+    problems += _file_entry_problems(model.files)
+    if model.previous is not None and model.previous.run_id >= model.run_id:
+        problems.append(f"previous.run_id {model.previous.run_id} is not earlier than run {model.run_id}")
+    if model.signature is not None:
+        problems += _signature_problems(model.signature)
     return problems
 
 
-def _outcome_problems(document: dict[str, Any]) -> list[str]:
-    if not {"verdict", "decision", "exit_code"} <= set(document):
-        return []  # named missing above
-    decision, verdict, code = document["decision"], document["verdict"], document["exit_code"]
-    allowed = OUTCOMES.get(decision) if isinstance(decision, str) else None
-    if allowed is None:
-        return [f"field 'decision' is {str(decision)[:40]!r}, not one of {', '.join(OUTCOMES)}"]
-    if verdict not in allowed[0] or code != allowed[1] or isinstance(code, bool):
+def _outcome_problems(model: SealedRun) -> list[str]:
+    verdicts, code = OUTCOMES[model.decision]
+    if model.verdict not in verdicts or model.exit_code != code:
         return [
-            f"verdict {str(verdict)[:40]!r}, decision {decision} and exit code {str(code)[:10]} do not go together "
-            f"(a {decision} run is {' or '.join(allowed[0])}, exit {allowed[1]})"
+            f"verdict {model.verdict}, decision {model.decision} and exit code {model.exit_code} do not go together "
+            f"(a {model.decision} run is {' or '.join(verdicts)}, exit {code})"
         ]
     return []
 
 
-def _file_entry_problems(files: Any) -> list[str]:
-    if not isinstance(files, list):
-        return [f"field 'files' is a {type(files).__name__}, not a list"]
+def _file_entry_problems(files: list[EvidenceFile]) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
-    for index, entry in enumerate(files):
-        if not isinstance(entry, dict):
-            problems.append(f"files[{index}] is not an object")
-            continue
-        path = entry.get("path")
-        where = f"file {path!r}" if isinstance(path, str) else f"files[{index}]"
-        if not isinstance(path, str):
-            problems.append(f"{where}: 'path' is missing or not text")
-        elif reason := _unsafe_path_reason(path):
+    for entry in files:
+        where = f"file {entry.path!r}"
+        if reason := _unsafe_path_reason(entry.path):
             problems.append(f"{where}: unsafe path ({reason})")
-        elif _is_own_file(path):
+        elif _is_own_file(entry.path):
             problems.append(f"{where}: the bundle's own file cannot be listed")
-        elif path in seen:
+        elif entry.path in seen:
             problems.append(f"{where}: listed twice")
         else:
-            seen.add(path)
-        size = entry.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            problems.append(f"{where}: 'size' is missing or not a non-negative integer")
-        if not isinstance(entry.get("sha256"), str) or not DIGEST_PATTERN.match(entry["sha256"]):
-            problems.append(f"{where}: 'sha256' is missing or not a sha256:<hex> digest")
+            seen.add(entry.path)
     return problems
 
 
-def _previous_problems(previous: Any, run_id: Any) -> list[str]:
-    if previous is None:
-        return []
-    if not isinstance(previous, dict):
-        return [f"field 'previous' is a {type(previous).__name__}, not null or an object"]
-    problems = []
-    named = previous.get("run_id")
-    if not isinstance(named, str) or not RUN_ID.match(named):
-        problems.append(f"previous.run_id {named!r} is not a run id")
-    elif isinstance(run_id, str) and named >= run_id:
-        problems.append(f"previous.run_id {named} is not earlier than run {run_id}")
-    if not isinstance(previous.get("digest"), str) or not DIGEST_PATTERN.match(previous["digest"]):
-        problems.append("previous.digest is missing or not a sha256:<hex> digest")
-    return problems
-
-
-def _signature_problems(block: Any) -> list[str]:
-    if block is None:
-        return []
-    if not isinstance(block, dict):
-        return [f"field 'signature' is a {type(block).__name__}, not null or an object"]
-    problems = []
-    if block.get("algorithm") != "ed25519":
-        problems.append(f"signature.algorithm {block.get('algorithm')!r} is not 'ed25519'")
-    if block.get("file") != SIGNATURE_NAME:
-        problems.append(f"signature.file {block.get('file')!r} is not {SIGNATURE_NAME!r}")
-    public = _embedded_public_key(block)
+def _signature_problems(block: Signature) -> list[str]:
+    public = _embedded_public_key(block.model_dump())
     if public is None:
-        problems.append("signature.public_key is not the base64 of a raw 32-byte Ed25519 key")
-    elif block.get("key_id") != key_id(public):
-        problems.append(f"signature.key_id {block.get('key_id')!r} is not the digest of signature.public_key")
-    return problems
+        return ["signature.public_key is not the base64 of a raw 32-byte Ed25519 key"]
+    if block.key_id != key_id(public):
+        return ["signature.key_id is not the digest of signature.public_key"]
+    return []
 
 
 def _embedded_public_key(block: dict[str, Any]) -> Ed25519PublicKey | None:
@@ -703,7 +662,7 @@ def _verify_run(
     previous = document.get("previous")
     result = Verification(
         run_dir=run_dir,
-        run_id=run_id if isinstance(run_id, str) else None,
+        run_id=run_id if isinstance(run_id, str) and RUN_ID.match(run_id) else None,  # a run id, or none
         digest=_digest_of_bytes(raw),
         previous=previous if isinstance(previous, dict) else None,
         document=document,

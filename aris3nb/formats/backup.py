@@ -10,7 +10,7 @@ spelled it ``format_version``, which the readers still take (these models descri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -121,12 +121,17 @@ class ManifestExports(Record):
 class Manifest(Document):
     """``manifest.json``, format version 1 (docs/FORMAT.md §5.1): the only file that says what a backup is."""
 
+    reads_format_version: ClassVar[bool] = True
+    """Written as ``format_version`` before 2026-11-30: ``aris3nb.formats.reading.validate`` takes it."""
+
     format: Literal["aris3nb.backup.manifest"]
     version: Version1
     name: Annotated[str, StringConstraints(pattern=BACKUP_NAME)]
     created_at: UtcMillis
     """When the snapshot was taken."""
-    purpose: Literal["pre_deploy", "manual", "safety"]
+    purpose: Omittable[Literal["pre_deploy", "manual", "safety"]] = None
+    """Absent in backups made before it was recorded (2026-11-29): such a backup's purpose is
+    unknown, and it is a safety backup only when its name says so (``safety_…``)."""
     source: ManifestSource
     alembic_revision: str | None
     """The source's revision in the snapshot; ``null`` for a database never migrated."""
@@ -276,6 +281,9 @@ class DrillReport(Document):
     """``drill_report_<timestamp>.json``, format version 1 (docs/FORMAT.md §5.2): written by every
     drill, passed or failed."""
 
+    reads_format_version: ClassVar[bool] = True
+    """Written as ``format_version`` before 2026-11-30: ``aris3nb.formats.reading.validate`` takes it."""
+
     format: Literal["aris3nb.drill.report"]
     version: Version1
     backup: Text
@@ -283,7 +291,7 @@ class DrillReport(Document):
     manifest: Text
     """Where the manifest drilled is."""
     engine: Engine | None
-    """``null`` when the drill stopped before it read the manifest."""
+    """The backup's engine; ``null`` when the drill stopped before it had a valid manifest."""
     started_at: UtcMillis
     status: Literal["PASS", "FAIL"]
     reason: str | None
@@ -295,5 +303,7 @@ class DrillReport(Document):
     rpo: DrillRpo
     rto: DrillRto
     finished_at: UtcMillis
-    profile: ProfileRef
-    warnings: list[DrillWarning]
+    profile: Omittable[ProfileRef] = None
+    """Absent in reports written before target profiles (2026-11-29): the reference's."""
+    warnings: Omittable[list[DrillWarning]] = None
+    """Absent in reports written before target profiles (2026-11-29): none."""

@@ -11,10 +11,9 @@ chunk, a signature block) is a ``Record``: an unknown field there is a mistake, 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
-from pydantic.json_schema import SkipJsonSchema
 
 #: ``sha256:`` and 64 lowercase hex digits (``aris3nb.core.files.DIGEST_PATTERN``, written for
 #: JSON Schema's regular expressions: ``$`` there, as in pydantic's, is the end of the text).
@@ -34,16 +33,10 @@ Seconds = Annotated[float, Field(ge=0)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 
 
-def _not_a_boolean(value: Any) -> Any:
-    # JSON's true is not the version 1 (Python's True == 1 would let it through).
-    if isinstance(value, bool):
-        raise ValueError("a version is an integer, not a boolean")
-    return value
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("this field is absent or has a value, never null")
+def _an_integer(value: Any) -> Any:
+    # JSON's true and 1.0 are not the version 1 (Python's True == 1.0 == 1 would let them through).
+    if type(value) is not int:
+        raise ValueError("a version is an integer")
     return value
 
 
@@ -53,11 +46,17 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 T = TypeVar("T")
 #: A field a writer leaves out or writes with a value, never ``null`` (``= None`` in a model
-#: means absent): the fields version 1 grew, and those written only in some cases.
-Omittable = Annotated[T | SkipJsonSchema[None], BeforeValidator(_not_null), Field(json_schema_extra=_no_default)]
+#: means absent): the fields version 1 grew, and those written only in some cases. pydantic
+#: sees the value's type alone (an absent field takes its default unvalidated; ``null`` is
+#: refused as the wrong type, without a Python call per value: a manifest has thousands of
+#: chunks); type checkers see ``T | None``, what the attribute holds.
+if TYPE_CHECKING:
+    Omittable = Annotated[T | None, "absent or a value, never null"]
+else:
+    Omittable = Annotated[T, Field(json_schema_extra=_no_default)]
 
 #: The version field of every format here: ``1``, the only one this code reads.
-Version1 = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
+Version1 = Annotated[Literal[1], BeforeValidator(_an_integer)]
 
 #: Section 6.1: the status of one check.
 CheckStatus = Literal["PASS", "WARN", "FAIL", "SKIP"]

@@ -166,20 +166,43 @@ class EvidenceFile(Record):
     """A digest, ``sha256:`` prefix included (the manifest's files: bare hex)."""
 
 
-class Evidence(Document):
-    """``evidence.json``, version 1 (docs/FORMAT.md §7.2, §7.5): a sealed run. The fields from
-    ``run_id`` to ``tools`` are the runner's; ``previous``, ``signature`` and ``files`` the bundle's."""
+class SealedRun(Document):
+    """``evidence.json`` as the bundle reads it (docs/FORMAT.md §7.2): its own fields (``previous``,
+    ``signature``, ``files``) in full, and of the runner's the run id and the outcome it checks
+    together; the runner's other fields must be there, but the bundle keeps them as they are and
+    does not judge them (``Evidence`` describes them), so that every sealed run stays verifiable."""
 
     format: Literal["aris3nb.evidence"]
     version: Version1
     run_id: RunId
     """Equal to the name of the folder that holds the file."""
-    started_at: UtcMillis
-    finished_at: UtcMillis
-    duration_sec: Seconds
+    started_at: Any
+    finished_at: Any
+    duration_sec: Any
     verdict: RunVerdict
     decision: Literal["GO", "NO-GO", "INTERRUPTED"]
     exit_code: Literal[0, 1, 130]
+    target: Any
+    parameters: Any
+    phases: Any
+    metrics: Any
+    code: Any
+    tools: Any
+    previous: PreviousRun | None
+    """``null`` for the first sealed run of the runs folder."""
+    signature: Signature | None
+    """``null``: unsigned."""
+    files: list[EvidenceFile]
+    """Sorted by path."""
+
+
+class Evidence(SealedRun):
+    """``evidence.json``, version 1 (docs/FORMAT.md §7.2, §7.5): a sealed run. The fields from
+    ``run_id`` to ``tools`` are the runner's; ``previous``, ``signature`` and ``files`` the bundle's."""
+
+    started_at: UtcMillis
+    finished_at: UtcMillis
+    duration_sec: Seconds
     interrupted: Omittable[bool] = None
     target: RunTarget
     parameters: dict[str, Any]
@@ -190,9 +213,3 @@ class Evidence(Document):
     metrics: RunMetrics
     code: RunCode
     tools: dict[str, str | None]
-    previous: PreviousRun | None
-    """``null`` for the first sealed run of the runs folder."""
-    signature: Signature | None
-    """``null``: unsigned."""
-    files: list[EvidenceFile]
-    """Sorted by path."""

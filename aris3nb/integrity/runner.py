@@ -161,7 +161,15 @@ def selected_invariants(selection: IntegritySelection) -> list[Invariant]:
 
 def read_integrity_report(path: Path) -> dict[str, Any]:
     """An integrity report written by ``run_integrity_check``; unknown formats and versions are refused."""
-    return read_json_evidence(path, format_name=INTEGRITY_REPORT_FORMAT, versions=[INTEGRITY_REPORT_VERSION])
+    from aris3nb.formats.reading import validate
+    from aris3nb.formats.reports import IntegrityReport
+
+    return read_json_evidence(
+        path,
+        format_name=INTEGRITY_REPORT_FORMAT,
+        versions=[INTEGRITY_REPORT_VERSION],
+        check=lambda document, where: validate(IntegrityReport, document, where),
+    )
 
 
 @contextlib.contextmanager

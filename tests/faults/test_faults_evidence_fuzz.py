@@ -786,9 +786,12 @@ def _without_previous(runs: Path) -> Result:
 FOUND = {
     # crashed verification (KeyError, OSError, UnicodeEncodeError) instead of naming a problem
     "a link without its digest": (_previous_without_digest, "recorded None"),
-    "no link at all": (_without_previous, "field 'previous' is missing"),
+    "no link at all": (_without_previous, "evidence.json: previous: Field required"),
     "a listed path with a name too long": (_listed("a" * 300 + "/x"), "File name too long"),
-    "a listed path with a lone surrogate": (_listed("\ud800/x"), "not valid UTF-8"),
+    "a listed path with a lone surrogate": (
+        _listed("\ud800/x"),
+        "path: Input should be a valid string, unable to parse",
+    ),
     # crashed sealing (UnicodeEncodeError): the runner would end in a traceback, unsealed
     "a file whose name is not UTF-8": (_file_named(b"bad\xffname.txt"), None),
     # took a place in the chain (look-alike digits, a trailing newline): now not runs at all
