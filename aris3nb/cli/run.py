@@ -288,7 +288,7 @@ def run(
         if not err.is_terminal and not json_output:
             err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
 
-    staged = _staging(remote_url, current, retain_days, retention_mode)
+    staged = _staging(remote_url, current, retain_days, retention_mode, database_url or current.database_url)
     with staged or contextlib.nullcontext(), display:
         if staged is not None:
             options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
@@ -343,14 +343,18 @@ def run(
         )
 
 
-def _staging(url: str | None, current: Settings, retain_days: int | None, mode: str | None) -> RunStaging | None:
+def _staging(
+    url: str | None, current: Settings, retain_days: int | None, mode: str | None, target_url: str | None
+) -> RunStaging | None:
     """The staging folder of a run on object storage (the bucket checked, the chain's newest run
-    pulled and checked against the head), or None for a local artifacts folder."""
+    pulled and checked against the head; for a real target, its backups and drills the gate
+    judges), or None for a local artifacts folder."""
     if url is None:
         return None
     from aris3nb.storage.runs import RunStaging, open_for_runs
 
-    return RunStaging(open_for_runs(url, current, retain_days=retain_days, mode=mode), current)
+    repository = open_for_runs(url, current, retain_days=retain_days, mode=mode)
+    return RunStaging(repository, current, target_url=target_url)
 
 
 def _print_summary(document: dict[str, Any], run_dir: str, index_path: str | None) -> None:

@@ -28,10 +28,12 @@ loses evidence. Not pushed: the local ``index.html`` (rebuilt from the store ins
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from typing import Any
 from aris3nb.backup.create import BACKUPS_DIRNAME, backups_dir
 from aris3nb.backup.manifest import MANIFEST_NAME
 from aris3nb.backup.restore import ROLLBACK_LOG
-from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceUnreadable
+from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceUnreadable, ManifestUnreadable
 from aris3nb.core.files import sha256_file
 from aris3nb.core.settings import FREEZE_MARKER_NAME, Settings
 from aris3nb.evidence import attest
@@ -56,11 +58,15 @@ from aris3nb.evidence.bundle import (
     verify_run,
 )
 from aris3nb.evidence.run_lock import LOCKS_DIRNAME
+from aris3nb.storage import artifacts
 from aris3nb.storage.artifacts import RUNS_DIRNAME, Staging
-from aris3nb.storage.errors import StorageError
+from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
 from aris3nb.storage.head import HEAD_KEY, MAX_HEAD_BYTES, HeadVersion, head_document, head_problems
 from aris3nb.storage.s3 import Repository, open_repository
 from aris3nb.storage.url import SCHEME, parse_url
+
+#: A drill report's file name (``aris3nb.backup.drill``): drill_report_<UTC write time>.json.
+DRILL_REPORT = re.compile(r"^drill_report_[0-9TZ]+\.json\Z")
 
 __all__ = ["PushedRun", "RemoteVerification", "RunStaging", "open_for_runs", "verify_remote"]
 
@@ -103,8 +109,11 @@ class RunStaging:
     ``push``. On exit the folder is removed, unless the run wrote something that was not pushed:
     then it is kept, and an ``Aris3nbError`` on its way out names it."""
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
+    def __init__(self, repository: Repository, settings: Settings, *, target_url: str | None = None) -> None:
         self.repository = repository
+        #: The run's database (a real target), whose backups and drills the gate judges; None:
+        #: the embedded default, or a target known only by its service.
+        self.target_url = target_url
         self._staging = Staging(settings)
         self.folder = self._staging.folder
         self.settings = self._staging.settings
@@ -147,7 +156,71 @@ class RunStaging:
                 (self.folder / name).write_bytes(repository.read_bytes(name))
                 (self.folder / name).chmod(0o600)
         self.backup_names_taken = frozenset(repository.list_folders(f"{BACKUPS_DIRNAME}/"))
+        if self.target_url:
+            self._pull_catalog(self.target_url)
         self._before = {relative: sha256_file(self.folder / relative)[1] for relative in _files(self.folder)}
+
+    def _pull_catalog(self, target_url: str) -> None:
+        """What the gate's ``backup.freshness`` and ``drill.freshness`` judge a real target by,
+        as they would in a local artifacts folder: the manifest of each backup on the store made
+        from the target; the newest of them whose every file verifies against its manifest,
+        pulled whole (a valid backup; a newer one that does not verify stays a manifest alone,
+        which the catalog passes over and names); and the drill reports of those backups, newest
+        first, down to the first that passed. The rest of the store is left where it is."""
+        from aris3nb.backup import source
+        from aris3nb.backup.catalog import is_safety
+        from aris3nb.backup.drill import drills_dir
+
+        try:
+            live = source.describe(target_url)
+        except Aris3nbError as exc:  # the gate's own checks of the target FAIL with the cause
+            self.warnings.append(f"the store's backups of the target were not read: {exc}")
+            return
+        manifests: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        for name in sorted(self.backup_names_taken):
+            try:
+                data = self.repository.read_bytes(f"{BACKUPS_DIRNAME}/{name}/{MANIFEST_NAME}")
+            except ObjectMissing:
+                continue  # an upload cut short: not a backup
+            try:
+                document = json.loads(data)
+                recorded = document.get("source") if isinstance(document, dict) else None
+                if source.mismatch(recorded if isinstance(recorded, dict) else {}, live) is not None:
+                    continue
+            except ValueError:
+                document = {}  # unreadable: the catalog names it when it passes it over
+            manifests[name] = (data, document if isinstance(document, dict) else {})
+        newest_first = sorted(manifests, key=lambda n: str(manifests[n][1].get("created_at") or ""), reverse=True)
+        for name in newest_first:
+            if is_safety(name, manifests[name][1]):
+                continue
+            try:
+                artifacts.pull(artifacts.Remote(self.repository, name), self._staging)
+                break
+            except (ObjectCorrupt, ObjectMissing, ManifestUnreadable) as exc:
+                shutil.rmtree(backups_dir(self.settings) / name, ignore_errors=True)
+                self.warnings.append(f"backup {name} on the store does not verify: {exc}")
+        for name, (data, _) in manifests.items():
+            manifest = backups_dir(self.settings) / name / MANIFEST_NAME
+            if not manifest.exists():
+                manifest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                manifest.write_bytes(data)
+        reports = sorted(
+            (key for name in manifests for key in self.repository.list_keys(f"drills/{name}/")),
+            key=lambda key: (key.rsplit("/", 1)[-1], key),
+            reverse=True,
+        )
+        for key in reports:  # named by their UTC write time: newest first, as the gate reads them
+            parts = key.split("/")
+            if len(parts) != 3 or not DRILL_REPORT.match(parts[2]):
+                continue
+            data = self.repository.read_bytes(key)
+            local = drills_dir(self.settings) / parts[1] / parts[2]
+            local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            local.write_bytes(data)
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(data).get("status") == "PASS":
+                    break
 
     def _refuse(self, problem: str) -> EvidenceInvalid:
         runs = self.repository.url(RUNS_DIRNAME)

@@ -322,3 +322,49 @@ def test_no_credential_on_the_store(bucket: Bucket, second: dict[str, Any]) -> N
     assert keys
     for key in keys:
         assert SECRET.encode() not in bucket.read(key), key
+
+
+def test_a_real_targets_gate_judges_its_backups_and_drills_on_the_bucket(
+    cli: Cli, store: Any, module_dir: Path
+) -> None:
+    """A target released before with its backup and drill on the bucket: its run's gate judges
+    them as it would a local artifacts folder's — the backup made from the target and drilled
+    PASSes backup.freshness and drill.freshness; a newer backup whose dump was damaged on the
+    store is passed over by name, never taken as valid; a bucket that holds neither FAILs both."""
+    from aris3nb import migrate
+    from aris3nb.reference.seed import seed_database
+
+    url = f"sqlite:///{module_dir / 'shop.db'}"
+    exports = module_dir / "shop-exports"
+    migrate.upgrade(url)
+    seed_database(url, scale=300, exports_dir=exports)
+    released, empty = _bucket(store), _bucket(store)
+    env = {"OPS_ARTIFACTS_DIR": released.url, "ARIS3_EXPORTS_DIR": str(exports), "OPS_ENABLE_BACKUP_DRILL": "true"}
+    for args in (
+        ("backup", "create", "--database-url", url, "--name", "released"),
+        ("backup", "restore-verify", f"{released.url}/backups/released", "--database-url", url),
+        ("backup", "create", "--database-url", url, "--name", "damaged"),
+    ):
+        done = cli(*args, **env)
+        assert done.returncode == 0, (args, done.stdout + done.stderr)
+    dump = next(k for k in released.keys("evidence/backups/damaged/") if not k.endswith("manifest.json"))
+    body = bytearray(released.read(dump))
+    body[len(body) // 2] ^= 1
+    released.client.put_object(Bucket=released.name, Key=dump, Body=bytes(body))
+
+    def gate_checks(bucket: Bucket) -> dict[str, dict[str, Any]]:
+        done = cli(
+            "run", "pre_deploy", "--database-url", url, "--out", bucket.url, "--json", ARIS3_EXPORTS_DIR=str(exports)
+        )
+        run_id = json.loads(done.stdout)["run_id"]
+        key = next(k for k in bucket.keys(f"evidence/runs/{run_id}/pre_deploy/") if "/gate_summary_" in k)
+        return {check["name"]: check for check in json.loads(bucket.read(key))["checks"]}
+
+    checks = gate_checks(released)
+    assert checks["backup.freshness"]["status"] in ("PASS", "WARN"), checks["backup.freshness"]
+    assert "newest valid backup released " in checks["backup.freshness"]["detail"]
+    assert "damaged" in json.dumps(checks["backup.freshness"]["evidence"]), "the damaged newer backup is named"
+    assert checks["drill.freshness"]["status"] == "PASS", checks["drill.freshness"]
+    assert "of backup released" in checks["drill.freshness"]["detail"]
+    nothing = gate_checks(empty)
+    assert nothing["backup.freshness"]["status"] == "FAIL" and nothing["drill.freshness"]["status"] == "FAIL"
