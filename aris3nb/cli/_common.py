@@ -48,6 +48,27 @@ TargetOption = Annotated[
         metavar="PATH",
     ),
 ]
+RetainDaysOption = Annotated[
+    int | None,
+    typer.Option(
+        "--retain-days",
+        min=1,
+        help="On an s3:// place: lock every object written for N days (Object Lock; the bucket must have it, "
+        "exit 2 otherwise). Default OPS_RETAIN_DAYS, else none.",
+        show_default=False,
+        metavar="N",
+    ),
+]
+RetentionModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--retention-mode",
+        help="GOVERNANCE (deletable with s3:BypassGovernanceRetention) or COMPLIANCE (by nobody until the date). "
+        "Default OPS_RETENTION_MODE, else GOVERNANCE.",
+        show_default=False,
+        metavar="MODE",
+    ),
+]
 EmbeddedOption = Annotated[
     bool,
     typer.Option(

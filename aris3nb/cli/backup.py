@@ -13,6 +13,8 @@ from aris3nb.cli._common import (
     DatabaseUrlOption,
     EmbeddedOption,
     JsonOption,
+    RetainDaysOption,
+    RetentionModeOption,
     TargetOption,
     database_url,
     err,
@@ -85,25 +87,8 @@ def create(
         ),
     ] = None,
     timeout: TimeoutOption = None,
-    retain_days: Annotated[
-        int | None,
-        typer.Option(
-            "--retain-days",
-            min=1,
-            help="On an s3:// repository: lock every object of the backup for N days (Object Lock; "
-            "the bucket must have it, exit 2 otherwise). Default OPS_RETAIN_DAYS, else none.",
-            metavar="N",
-        ),
-    ] = None,
-    retention_mode: Annotated[
-        str | None,
-        typer.Option(
-            "--retention-mode",
-            help="GOVERNANCE (deletable with s3:BypassGovernanceRetention) or COMPLIANCE (by nobody "
-            "until the date). Default OPS_RETENTION_MODE, else GOVERNANCE.",
-            metavar="MODE",
-        ),
-    ] = None,
+    retain_days: RetainDaysOption = None,
+    retention_mode: RetentionModeOption = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
     json_output: JsonOption = False,

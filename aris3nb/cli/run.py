@@ -17,6 +17,8 @@ from rich.text import Text
 from aris3nb.cli._common import (
     EmbeddedOption,
     JsonOption,
+    RetainDaysOption,
+    RetentionModeOption,
     TargetOption,
     err,
     out,
@@ -91,26 +93,8 @@ def run(
             metavar="DIR|URL",
         ),
     ] = None,
-    retain_days: Annotated[
-        int | None,
-        typer.Option(
-            "--retain-days",
-            min=1,
-            help="With an s3:// artifacts place: lock every object the run writes for N days (Object Lock; the "
-            "bucket must have it, exit 2 otherwise). Default OPS_RETAIN_DAYS, else none.",
-            show_default=False,
-            metavar="N",
-        ),
-    ] = None,
-    retention_mode: Annotated[
-        str | None,
-        typer.Option(
-            "--retention-mode",
-            help="GOVERNANCE or COMPLIANCE (see `aris3nb backup create --help`). Default OPS_RETENTION_MODE.",
-            show_default=False,
-            metavar="MODE",
-        ),
-    ] = None,
+    retain_days: RetainDaysOption = None,
+    retention_mode: RetentionModeOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (NO-GO, exit 1).")] = False,
     yes: Annotated[
         bool,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,31 +16,12 @@ from typing import Any
 
 import pytest
 import s3server
+from s3server import Cli
 
 from aris3nb import migrate
 from aris3nb.reference.seed import seed_database
 
-ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
-
-
 SECRET = s3server.SECRET_ACCESS_KEY
-
-
-@dataclass
-class Cli:
-    """The ``aris3nb`` command with a test's environment; every output is kept for the secret scan."""
-
-    env: dict[str, str]
-    cwd: Path
-    temp: Path
-    outputs: list[str]
-
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [ARIS3NB, *args], env={**self.env, **env}, cwd=self.cwd, capture_output=True, text=True, timeout=600
-        )
-        self.outputs += [done.stdout, done.stderr]
-        return done
 
 
 @dataclass

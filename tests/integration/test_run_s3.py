@@ -12,45 +12,24 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import s3server
+from s3server import Cli
 
 from aris3nb.core.errors import EvidenceInvalid
 from aris3nb.core.settings import load_settings
 from aris3nb.storage import head_document, open_repository
 from aris3nb.storage.runs import RunStaging
 
-ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 SECRET = s3server.SECRET_ACCESS_KEY
-
-
-@dataclass
-class Cli:
-    """The ``aris3nb`` command with the store's environment; every output is kept for the secret scan."""
-
-    env: dict[str, str]
-    cwd: Path
-    temp: Path
-    outputs: list[str] = field(default_factory=list)
-
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [ARIS3NB, *args], env={**self.env, **env}, cwd=self.cwd, capture_output=True, text=True, timeout=600
-        )
-        self.outputs += [done.stdout, done.stderr]
-        return done
-
-    def staging_folders(self) -> list[Path]:
-        return sorted(self.temp.glob("aris3nb-*"))
 
 
 @dataclass

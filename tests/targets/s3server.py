@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from moto.server import ThreadedMotoServer
@@ -22,6 +26,29 @@ ACCESS_KEY_ID = "testing"
 #: Distinctive, so that a test can look for it in every message and log record.
 SECRET_ACCESS_KEY = "testing-secret-3f9c1e7a5b"
 REGION = "us-east-1"
+#: The installed command, run as its users run it.
+ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
+
+
+@dataclass
+class Cli:
+    """The ``aris3nb`` command with a test's environment (the store's variables); every output is
+    kept for the secret scan; staging folders land in ``temp``."""
+
+    env: dict[str, str]
+    cwd: Path
+    temp: Path
+    outputs: list[str] = field(default_factory=list)
+
+    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [ARIS3NB, *args], env={**self.env, **env}, cwd=self.cwd, capture_output=True, text=True, timeout=600
+        )
+        self.outputs += [done.stdout, done.stderr]
+        return done
+
+    def staging_folders(self) -> list[Path]:
+        return sorted(self.temp.glob("aris3nb-*"))
 
 
 class MotoS3:
