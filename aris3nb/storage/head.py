@@ -12,7 +12,10 @@ but cannot remove an earlier one before its retention ends:
 * an older head version names a run later than every run that remains → runs were deleted
   and the head rewritten to hide it;
 * a newer head names an earlier run than the head before it → the head was rewound;
-* the head's digest differs from the named run's ``evidence.json`` → the run was replaced.
+* the head's digest differs from the named run's ``evidence.json`` → the run was replaced;
+* two versions name the same run with different digests, or a run's ``evidence.json`` differs
+  from the digest the first version naming it recorded → the run was replaced and the head
+  rewritten to match (a newer version can be added to a locked bucket; the first one stays).
 
 Head document (format ``aris3nb.storage.head``, version 1; readers refuse other versions)::
 
@@ -124,6 +127,7 @@ def head_problems(
         return problems
     newest, head = readable[0]
     named = head["run_id"]
+    reported: set[str] = set()  # the runs already said to be replaced
     if named not in digests:
         problems.append(
             f"the head names run {named} as the newest, but run {named} is missing: the newest runs were deleted"
@@ -133,6 +137,7 @@ def head_problems(
             f"run {named}'s evidence.json has digest {digests[named]}, the head recorded {head['digest']}: "
             f"run {named} was replaced after the head was written"
         )
+        reported.add(named)
     if latest_remaining is not None and latest_remaining > named:
         problems.append(
             f"run {latest_remaining} is later than the head's run {named}: a run sealed without updating "
@@ -145,11 +150,44 @@ def head_problems(
                 f"head version {older.version_id} ({_when(older)}) names run {earlier}, later than every run "
                 f"that remains: runs were deleted and the head rewritten"
             )
+    problems += _replaced_runs(
+        readable, digests, reported={named} if any("was replaced" in p for p in problems) else set()
+    )
     for (later, later_doc), (_, earlier_doc) in zip(readable, readable[1:], strict=False):
         if later_doc["run_id"] < earlier_doc["run_id"]:
             problems.append(
                 f"head version {later.version_id} ({_when(later)}) names run {later_doc['run_id']}, earlier "
                 f"than run {earlier_doc['run_id']} named by the version before it: the head was rewound"
+            )
+    return problems
+
+
+def _replaced_runs(
+    readable: list[tuple[HeadVersion, dict[str, Any]]], digests: Mapping[str, str | None], *, reported: set[str]
+) -> list[str]:
+    """A run is sealed once: every head version naming it records the same digest, the one the
+    first of them recorded, and its evidence.json still has it. Anything else is a run replaced
+    and the head rewritten to match (an earlier, locked version cannot be)."""
+    problems: list[str] = []
+    first: dict[str, tuple[HeadVersion, str]] = {}
+    for version, document in reversed(readable):  # oldest first
+        run, digest = document["run_id"], document["digest"]
+        if run not in first:
+            first[run] = (version, digest)
+        elif digest != first[run][1] and run not in reported:
+            earliest = first[run][0]
+            problems.append(
+                f"head version {version.version_id} ({_when(version)}) records digest {digest} for run {run}, the "
+                f"first version naming it, {earliest.version_id} ({_when(earliest)}), recorded {first[run][1]}: "
+                f"run {run} was replaced and the head rewritten"
+            )
+            reported.add(run)
+    for run, (version, digest) in first.items():
+        now = digests.get(run)
+        if now is not None and now != digest and run not in reported:
+            problems.append(
+                f"run {run}'s evidence.json has digest {now}, the head recorded {digest} when it was written "
+                f"(version {version.version_id}, {_when(version)}): run {run} was replaced"
             )
     return problems
 

@@ -255,6 +255,10 @@ class RunStaging:
             raise self._refuse(
                 f"run {named}'s evidence.json has digest {_digest(data)}, the head recorded {digest}: it was replaced"
             )
+        # The whole history, not only the newest head: a run replaced and a newer head version
+        # written to match is told by the earlier versions, which a lock keeps.
+        if history_problems := head_problems(repository.head_history(HEAD_KEY), {named: digest}):
+            raise self._refuse(history_problems[0])
         current = named
         for later in (name for name in folders if name > named and sealed(name)):
             later_data = repository.read_bytes(f"{RUNS_DIRNAME}/{later}/{EVIDENCE_NAME}")

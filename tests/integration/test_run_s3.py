@@ -205,6 +205,40 @@ def test_the_newest_run_deleted_fails_the_chain_and_the_next_run(
     assert cli.staging_folders() == []
 
 
+def test_a_run_replaced_with_its_head_rewritten_to_match_fails_verify_and_the_next_run(
+    cli: Cli, bucket: Bucket, second: dict[str, Any]
+) -> None:
+    """The forgery a writer without delete rights can make on a locked bucket: a new version of
+    a run's evidence.json (its verdict changed) and a new head version recording its digest.
+    The first head version naming the run still holds the true digest: FAIL, and no run starts."""
+    newest = second["run_id"]
+    key = f"evidence/runs/{newest}/evidence.json"
+    document = json.loads(bucket.read(key))
+    document.update(verdict="PASS", decision="GO", exit_code=0)
+    forged = json.dumps(document).encode()
+    added = [
+        (key, bucket.client.put_object(Bucket=bucket.name, Key=key, Body=forged)["VersionId"]),
+        (
+            "evidence/runs/HEAD.json",
+            bucket.client.put_object(
+                Bucket=bucket.name,
+                Key="evidence/runs/HEAD.json",
+                Body=head_document(newest, f"sha256:{hashlib.sha256(forged).hexdigest()}"),
+            )["VersionId"],
+        ),
+    ]
+    try:
+        chain = cli("evidence", "verify", f"{bucket.url}/runs")
+        refused = cli("run", "--out", bucket.url)
+    finally:
+        for name, version in added:
+            bucket.client.delete_object(Bucket=bucket.name, Key=name, VersionId=version)
+    assert chain.returncode == 1, chain.stdout + chain.stderr
+    assert f"run {newest} was replaced and the head rewritten" in chain.stdout
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"run {newest} was replaced and the head rewritten" in refused.stderr and "nothing was run" in refused.stderr
+
+
 def test_a_run_pushed_without_its_head_is_taken_as_the_newest(
     store: Any, bucket: Bucket, first: dict[str, Any], second: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,6 +157,24 @@ def test_a_replaced_run_a_deleted_head_and_an_unrecorded_run_are_found() -> None
     assert "is not an aris3nb.storage.head" in head_problems([_version(1, b"{}")], [RUN_A])[0]
 
 
+def test_a_run_replaced_and_the_head_rewritten_to_match_is_found_by_the_earlier_version() -> None:
+    """A NO-GO run's evidence.json replaced by a GO one, and a new head version recording the
+    forged digest: the newest head agrees with the run, the first version naming it does not."""
+    forged = "sha256:" + "f" * 64
+    history = [_version(2, head_document(RUN_A, forged)), _version(1, head_document(RUN_A, DIGEST_A))]
+    problems = head_problems(history, {RUN_A: forged})
+    assert len(problems) == 1 and "first version naming it, v1" in problems[0], problems
+    assert f"run {RUN_A} was replaced and the head rewritten" in problems[0]
+    # An older run, once the head, replaced after later runs were sealed: its first record stands.
+    later = [_version(3, head_document(RUN_B, DIGEST_B)), *history[1:]]
+    problems = head_problems(later, {RUN_A: forged, RUN_B: DIGEST_B})
+    assert problems == [
+        f"run {RUN_A}'s evidence.json has digest {forged}, the head recorded {DIGEST_A} when it was written "
+        f"(version v1, 2025-01-01T01:00:00Z): run {RUN_A} was replaced"
+    ]
+    assert head_problems(later, [RUN_A, RUN_B]) == []  # digests unknown: nothing to compare
+
+
 @pytest.mark.parametrize(
     ("url", "repository", "run_id"),
     [
