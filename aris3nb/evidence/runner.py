@@ -16,7 +16,8 @@ before it is written. A phase's result comes back inside its executed notebook, 
 output of type ``application/vnd.aris3nb.phase-result+json``: the notebook describes itself.
 
 Speed: the next phase's kernel is started (and imports aris3nb, pandas and matplotlib)
-while the current phase runs, and HTML is rendered in-process with one exporter.
+while the current phase runs (the gate's latency sampling waits until it has booted:
+``kernels``), and HTML is rendered in-process with one exporter.
 """
 
 from __future__ import annotations
@@ -214,11 +215,11 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
     database_url, base_url = _public(target.database_url), _public(target.base_url)
     exports_dir = str(target.exports_dir) if target.exports_dir else None
     budgets = dict(options.budgets_ms)
-    manifest, no_restore_reason = None, None
+    manifest, no_restore_reason, no_revert_reason = None, None, None
     if phase.name == "drill":
         manifest = _deploy_backup(run) or options.manifest
     elif phase.name == "rollback":
-        manifest, no_restore_reason = _restore_plan(run, triggers)
+        manifest, no_restore_reason, no_revert_reason = _rollback_plan(run, triggers)
     pytest_target = Path(options.pytest_target) if options.pytest_target else None
     if pytest_target is not None and not pytest_target.is_absolute():  # the notebook also runs from its bundle folder
         pytest_target = (options.workdir or Path.cwd()) / pytest_target
@@ -235,6 +236,7 @@ def _parameters(run: _Run, phase: Phase, triggers: Sequence[Trigger]) -> dict[st
         "triggers": [str(t) for t in triggers] or ["requested by the operator (aris3nb run rollback)"],
         "confirm_restore": options.confirm_restore,
         "no_restore_reason": no_restore_reason,
+        "no_revert_reason": no_revert_reason,
         "terminate_sessions": options.terminate_sessions,
         "profile": str(options.profile.path) if options.profile.path else None,
     }
@@ -255,38 +257,52 @@ def _deploy_backup(run: _Run) -> Path | None:
 _BACKUP_DISTRUSTED = ("drill_fail", "manifest_inconsistent")
 
 
-def _restore_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, str | None]:
-    """What a rollback restores: (manifest, None), or (None, why nothing is restored).
+def _rollback_plan(run: _Run, triggers: Sequence[Trigger]) -> tuple[Path | None, str | None, str | None]:
+    """What a rollback restores and whether it reverts the app: (manifest, why nothing is
+    restored, why the app is not reverted), the reasons None when it does.
 
     In a playbook run, only the backup the run's deploy phase made, and only when a trigger
     fired after it was taken: a trigger before it (the gate) means nothing was deployed, and
-    restoring an older backup would destroy data written since. A backup that failed its
-    drill or its manifest check is not restored either. A rollback the operator names counts
+    restoring an older backup would destroy data written since — nor is the app reverted then:
+    the release running is not this run's. A backup that failed its drill or its manifest check
+    is not restored either (the app is still reverted). A rollback the operator names counts
     as a trigger after the backup; run alone (no deploy in this run) it restores
-    ``--manifest``, else the newest valid backup made from the target.
+    ``--manifest``, else the newest valid backup made from the target, and reverts.
     """
     own = _deploy_backup(run)
     deploy_ran = any(p.phase.name == "deploy" and p.status != "skipped" for p in run.phases)
     if not deploy_ran and run.options.phases:
-        return run.options.manifest, None
+        return run.options.manifest, None, None
     if own is None:
-        return None, (
-            "this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
-            "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is"
+        return (
+            None,
+            (
+                "this run took no pre-deploy backup (its deploy phase did not run or its backup failed), so "
+                "nothing was deployed over it: NO-GO and the freeze stand, the database is left as it is"
+            ),
+            "this run deployed nothing (no pre-deploy backup was taken): the running release is left as it is",
         )
     after = [t for t in triggers if t.phase != "pre_deploy"]
     if not after and "rollback" not in run.options.phases:  # named: the operator's request comes after the backup
-        return None, (
-            "every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
-            "restored (NO-GO and the freeze stand)"
+        return (
+            None,
+            (
+                "every trigger fired before this run's backup was taken: nothing was deployed, so nothing is "
+                "restored (NO-GO and the freeze stand)"
+            ),
+            "every trigger fired before this run deployed: the running release is left as it is",
         )
     distrusted = [t for t in after if t.kind in _BACKUP_DISTRUSTED]
     if distrusted:
-        return None, (
-            f"this run's backup {own.parent.name} is not to be trusted ({distrusted[0]}): restoring it could "
-            "make things worse; restore a known-good backup by name (aris3nb backup restore)"
+        return (
+            None,
+            (
+                f"this run's backup {own.parent.name} is not to be trusted ({distrusted[0]}): restoring it could "
+                "make things worse; restore a known-good backup by name (aris3nb backup restore)"
+            ),
+            None,
         )
-    return own, None
+    return own, None, None
 
 
 def _kernel_env(run: _Run) -> dict[str, str]:

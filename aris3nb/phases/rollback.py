@@ -3,9 +3,9 @@ triggers: ``aris3nb.phases``).
 
 Procedure, each step a check whose result is also appended to the rollback log (JSON
 lines): declare NO-GO and write the deploy-freeze marker; run the revert command (none by
-default; its exit code and output are recorded); restore, only when confirmed (a safety
-backup of the target is taken first), the backup the run's deploy phase made — nothing when
-the triggers fired before it was taken (nothing was deployed) — or, for a rollback the
+default; its exit code and output are recorded; none when this run deployed nothing); restore,
+only when confirmed (a safety backup of the target is taken first), the backup the run's
+deploy phase made — nothing when the triggers fired before it was taken (nothing was deployed) — or, for a rollback the
 operator runs alone, the newest valid backup made from the target (``backup.catalog``);
 then /health, /ready and smoke again against the target.
 """
@@ -45,6 +45,7 @@ PHASE = Phase(
         "confirm_restore",
         "manifest",
         "no_restore_reason",
+        "no_revert_reason",
         "terminate_sessions",
         "profile",
     ),
@@ -69,6 +70,9 @@ class RollbackOptions:
     #: Why nothing is to be restored (the triggers fired before this run's backup was taken,
     #: or the backup itself failed its drill): NO-GO and the freeze stand, the data is untouched.
     no_restore_reason: str | None = None
+    #: Why the app is not reverted: this run deployed nothing (every trigger fired before its
+    #: deploy phase made its backup), so the running release is not the one to undo.
+    no_revert_reason: str | None = None
     terminate_sessions: bool = False
     #: The revert command (--revert-command / OPS_REVERT_COMMAND); None: the profile's
     #: ``rollback.revert_command`` (with its ``revert_timeout_sec``), run in the target's root.
@@ -163,6 +167,9 @@ def _profile_revert(ctx: _RollbackContext) -> tuple[list[str], Path] | str | Non
 def _revert(ctx: _RollbackContext) -> Outcome:
     """The app goes back to its last stable release, by the configured revert command (or,
     when none is given, the profile's ``rollback.revert_command``, run in the target's root)."""
+    if ctx.options.no_revert_reason:
+        _log(ctx, "revert", status="NOT_REVERTED", reason=ctx.options.no_revert_reason)
+        return skipped(f"nothing reverted: {ctx.options.no_revert_reason}")
     command = ctx.options.revert_command
     timeout = ctx.options.revert_timeout_sec
     cwd: Path | None = None

@@ -71,8 +71,9 @@ def only_run(out: Path) -> dict:
 
 
 def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path) -> None:
-    """The gate FAILs before anything is deployed: NO-GO and the freeze, and the database —
-    with a row written after an older backup — is left exactly as it is."""
+    """The gate FAILs before anything is deployed: NO-GO and the freeze; the app is not
+    reverted, and the database — with a row written after an older backup — is left exactly as
+    it is."""
     out = tmp_path / "artifacts"
     made = aris3nb(
         "backup",
@@ -97,6 +98,8 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
         "--yes",
         "--budget",
         "health=0.001",
+        "--revert-command",
+        f"touch {tmp_path / 'reverted'}",
         out=out,
         OPS_ENABLE_BACKUP_DRILL="true",
         ARIS3_EXPORTS_DIR=str(tmp_path / "exports"),
@@ -107,6 +110,9 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     assert document["decision"] == "NO-GO"
     assert [t["phase"] for t in document["triggers"]] == ["pre_deploy"]
     rollback = next(p for p in document["phases"] if p["phase"] == "rollback")
+    revert = next(c for c in rollback["checks"] if c["name"] == "rollback.revert")
+    assert revert["status"] == "SKIP" and "nothing reverted" in revert["detail"], revert
+    assert not (tmp_path / "reverted").exists(), "the running release, not this run's, was reverted"
     restore = next(c for c in rollback["checks"] if c["name"] == "rollback.restore")
     assert "nothing restored" in restore["detail"] and "nothing was deployed" in restore["detail"], restore
     assert newer_rows(target) == 1, "the row written after old_1 is still there"
