@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from aris3nb.backup.retention import (
     read_backups,
 )
 from aris3nb.core.errors import Aris3nbError, BackupExists, DrillFailed, ManifestUnreadable, UsageError
+from aris3nb.core.files import sha256_file
 from aris3nb.core.settings import Settings, is_repository_url
 from aris3nb.core.words import count
 from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
@@ -201,8 +203,18 @@ def create_remote(
         _clear_a_killed_upload(remote, keys)
     with Staging(settings) as staging:
         result = create_backup(database_url, name, settings=staging.settings, **options)
-        remote.repository.upload_tree(result.path, remote.key, last=[MANIFEST_NAME])
+        remote.repository.upload_tree(result.path, remote.key, last=[MANIFEST_NAME], expected=listed_files(result.path))
     return result, remote
+
+
+def listed_files(folder: Path) -> dict[str, tuple[int, str]]:
+    """What a backup folder just made holds, as its manifest lists it — each file's size and
+    SHA-256, the manifest's own included — for ``upload_tree`` to check the bytes it sends."""
+    manifest = folder / MANIFEST_NAME
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    expected = {entry["path"]: (entry["size"], entry["sha256"]) for entry in document.get("files") or []}
+    expected[MANIFEST_NAME] = sha256_file(manifest)
+    return expected
 
 
 def _clear_a_killed_upload(remote: Remote, keys: list[str]) -> None:

@@ -328,10 +328,9 @@ class RunStaging:
         if not manifest.is_file():
             self.warnings.append(f"{folder} has no manifest (a backup that failed): not pushed, kept in the evidence")
             return
-        document = json.loads(manifest.read_text(encoding="utf-8"))
-        expected = {e["path"]: (e["size"], e["sha256"]) for e in document.get("files") or []}
-        expected[MANIFEST_NAME] = sha256_file(manifest)
-        self.repository.upload_tree(folder, f"{BACKUPS_DIRNAME}/{name}", last=[MANIFEST_NAME], expected=expected)
+        self.repository.upload_tree(
+            folder, f"{BACKUPS_DIRNAME}/{name}", last=[MANIFEST_NAME], expected=artifacts.listed_files(folder)
+        )
 
     def _push_run(self, run_dir: Path) -> str:
         """Upload the run folder, each file's bytes as evidence.json lists them, evidence.json
