@@ -10,7 +10,9 @@ one line, ``FAILED: <message>``, on standard error; never a traceback.
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -97,12 +99,20 @@ def _settings_first(ctx: typer.Context) -> None:
         )
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the one road of a stop: what was begun is ended, the evidence sealed
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command; an expected failure ends in one line, ``FAILED: <message>``.
 
     This is also the boundary where an ``OSError`` that escaped the library (an unwritable
     or wrong-typed place, a full disk) becomes that line: ``cannot write <path>: <reason>``.
+    SIGTERM (a CI job cancelled, a container stopped) ends a command as Ctrl-C does: the run
+    is sealed INTERRUPTED and what it started is stopped (exit 130), never left running.
     """
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         app(args=argv, prog_name="aris3nb")
     except (Aris3nbError, OSError) as exc:
@@ -112,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
