@@ -125,8 +125,9 @@ class DrillDisabled(UsageError):
 class DrillFailed(Aris3nbError):
     """Raised after a drill that ran and failed; its report has been written."""
 
-    def __init__(self, message: str, report_path: Path, document: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, report_path: Path | str, document: dict[str, Any] | None = None) -> None:
         super().__init__(message)
+        #: Where the report is: a local path, or the ``s3://`` address of one uploaded.
         self.report_path = report_path
         #: The report itself (where its file is not at hand: uploaded to a bucket).
         self.document = document

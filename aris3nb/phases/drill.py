@@ -109,8 +109,8 @@ def drill(
         _of_the_target(Path(str(manifest_path)), database_url)
     try:
         _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=database_url, profile=profile)
-    except DrillFailed as exc:
-        path = exc.report_path
+    except DrillFailed as exc:  # a local drill: its report is a local file
+        path = Path(exc.report_path)
     return DrillOutcome(read_drill_report(path), path, choice)
 
 

@@ -282,12 +282,12 @@ def restore_verify_remote(reference: str, settings: Settings, **options: Any) ->
             )
         except DrillFailed as exc:
             _keep_on_failure(staging, "the drill report", lambda: _push_tree(remote.repository, report_dir, key))
-            where = remote.repository.url(f"{key}/{exc.report_path.name}")
+            where = remote.repository.url(f"{key}/{Path(exc.report_path).name}")
             cause = f"{pulled}" if pulled else str(exc).split(" (report: ")[0]
             raise DrillFailed(
                 f"drill of {remote.name} FAILED: {cause.removeprefix(f'drill of {remote.name} FAILED: ')} "
                 f"(report: {where})",
-                Path(where),
+                where,  # an address, not a Path: "s3://" would lose a slash
                 exc.document,
             ) from exc
         except Aris3nbError:

@@ -159,6 +159,10 @@ def test_a_byte_changed_on_the_store_is_named(cli: Cli, buckets: Buckets, source
     (report_key,) = buckets.keys(buckets.plain, "drills/b1/")
     report = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=report_key)["Body"].read())
     assert report["status"] == "FAIL"
+    as_json = cli("backup", "restore-verify", "b1", "--json", **env)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["report_path"].startswith(f"{repo}/drills/b1/drill_report_"), "s3://, not s3:/"
+    assert f"report {repo}/drills/b1/drill_report_" in drill.stdout
 
 
 def test_retention_on_a_bucket_without_object_lock_is_refused(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
