@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aris3nb.cli._common import JsonOption, out, run_outcome, say
+from aris3nb.core.errors import UsageError
 from aris3nb.core.settings import is_repository_url
 
 if TYPE_CHECKING:
@@ -91,6 +93,9 @@ def verify(
         result = remote.result
         for warning in remote.warnings:
             say(f"WARN  {warning}")
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):
+        scheme = path.split("://", 1)[0]
+        raise UsageError(f"{scheme}:// is not a place evidence is kept: give a folder, a file, or s3://BUCKET[/PREFIX]")
     else:
         result = verify_path(Path(path), public_key=public_key, trusted_keys=trusted_keys)
     passed = result.passes(strict=strict)

@@ -263,3 +263,13 @@ def test_the_console_script_verifies_and_fails_without_a_traceback(runs: Path, k
     )
     assert done.returncode == 2 and done.stderr.startswith("FAILED: ") and len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("url", ["http://example.com/runs", "https://user:s3cret@example.com/runs", "gs://bucket/runs"])
+def test_a_url_of_another_kind_is_refused_by_its_scheme_never_read_as_a_folder(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "evidence", "verify", url)
+    assert code == 2
+    assert_one_failed_line(err, f"{url.split('://')[0]}:// is not a place evidence is kept", "s3://BUCKET")
+    assert "s3cret" not in err and "no such file" not in err
