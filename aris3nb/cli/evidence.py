@@ -115,17 +115,22 @@ def verify(
                 "after that run was sealed"
             )
             passed = False
+    if isinstance(result, ChainVerification) and result.ok and result.head is not None and not result.head.signed:
+        unprotected = (
+            f"the newest run's evidence.json ({result.head.run_dir.name}) is protected by nothing: unsigned, and no "
+            "later run links it, so its verdicts could have been changed unseen"
+        )
     if json_output:
         kind = "chain" if isinstance(result, ChainVerification) else "run"
         document = {"kind": kind, "passed": passed, "unprotected": unprotected, **result.as_document()}
         if remote is not None:
-            document["head"] = remote.head
+            document["store_head"] = remote.head  # runs/HEAD.json; "head" is the chain's newest run
             document["head_versions_checked"] = remote.head_versions
         # ASCII: evidence.json may hold escapes of lone surrogates, which no UTF-8 output can carry
         text = json.dumps(document)
         out.print_json(remote.shown(text) if remote is not None else text, ensure_ascii=True)
     elif isinstance(result, ChainVerification):
-        _say_chain(result, strict=strict, where=remote.url if remote else None)
+        _say_chain(result, unprotected, strict=strict, where=remote.url if remote else None)
         if remote is not None:
             _say_head(remote)
     else:
@@ -168,7 +173,7 @@ def _say_run(run: Verification, unprotected: str | None = None) -> None:
     _say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
 
 
-def _say_chain(chain: ChainVerification, *, strict: bool, where: str | None = None) -> None:
+def _say_chain(chain: ChainVerification, unprotected: str | None, *, strict: bool, where: str | None = None) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
         _say(
@@ -179,17 +184,10 @@ def _say_chain(chain: ChainVerification, *, strict: bool, where: str | None = No
             _say(f"  - {problem}")
     else:
         files = sum(run.files_checked for run in chain.runs)
-        head = chain.head
-        unprotected = head is not None and not head.signed
         _say(
             f"{'VALID FILES, UNPROTECTED HEAD' if unprotected else 'VALID'}: chain of "
             f"{_count(len(chain.runs), 'run')} in {where or chain.runs_dir}: {files} files match, every link holds"
-            + (
-                f"; but the newest run's evidence.json ({head.run_dir.name}) is protected by nothing: unsigned, "
-                "and no later run links it, so its verdicts could have been changed unseen"
-                if unprotected and head is not None
-                else ""
-            )
+            + (f"; but {unprotected}" if unprotected else "")
         )
         for run in chain.runs:
             attested = f"  attested by {run.attested_by}" if run.attested_by else ""

@@ -99,6 +99,10 @@ def test_an_unsigned_newest_run_makes_the_chain_headline_say_unprotected(
     assert code == 0 and out[0].startswith(f"VALID FILES, UNPROTECTED HEAD: chain of 2 runs in {runs}")
     assert f"the newest run's evidence.json ({run_id(1)}) is protected by nothing" in out[0]
     assert cli(capsys, "evidence", "verify", str(runs), "--strict")[0] == 1
+    code, out, _ = cli(capsys, "evidence", "verify", str(runs), "--json")
+    document = json.loads("".join(out))
+    assert code == 0 and document["passed"] is True, "the same verdict in JSON as in text"
+    assert f"the newest run's evidence.json ({run_id(1)}) is protected by nothing" in document["unprotected"]
 
 
 def test_a_single_run_is_verified_from_its_folder_or_its_evidence_json(
