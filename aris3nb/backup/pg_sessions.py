@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from aris3nb.core.db import create_engine, parse_database_url
 from aris3nb.core.errors import BackupError, DeadlineExceeded
@@ -174,14 +175,35 @@ def blockers(conn: sa.Connection, name: str) -> list[Session]:
     )
 
 
+def without_password(url: str | URL) -> tuple[URL, str | None]:
+    """``url`` without its password (in its user part or as a ``password`` query parameter,
+    which libpq accepts too) and the password apart: what a client tool's command line may
+    carry, since every local user can read it (``ps``, ``/proc/<pid>/cmdline``). Every other
+    libpq parameter (host, port, ``sslmode``, ``options``...) stays in the URL."""
+    parsed = parse_database_url(url)
+    in_query = parsed.query.get("password")
+    password = parsed.password or (in_query if isinstance(in_query, str) else None) or None
+    # URL.set(password=None) keeps the password (None means "unchanged"): build the URL anew.
+    bare = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database, parsed.query
+    ).difference_update_query(["password"])
+    return bare, None if password is None else str(password)
+
+
 def tool_environment(url: str, name: str) -> dict[str, str]:
     """The environment of a client tool for ``url``: its password (never on the command
-    line) and its sessions' ``application_name``."""
-    parsed = parse_database_url(url)
+    line) and its sessions' ``application_name``.
+
+    The password travels as ``PGPASSWORD`` in this child's environment only (aris3nb's own
+    is left alone), not as a temporary ``PGPASSFILE``: on Linux a process's environment
+    (``/proc/<pid>/environ``) is readable by its own user and root only, as a 0600 file would
+    be, and it never touches a disk — a passfile left behind by a killed run would be a
+    password in a file."""
+    _, password = without_password(url)
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": name}
     env.pop("PGOPTIONS", None)
-    if parsed.password:
-        env["PGPASSWORD"] = str(parsed.password)
+    if password:
+        env["PGPASSWORD"] = password
     return env
 
 

@@ -79,9 +79,8 @@ def tool_version(name: str) -> str:
 def libpq_target(url: str, name: str | None = None) -> tuple[str, dict[str, str]]:
     """A libpq URI without the password, and the environment that carries it (and, when
     given, the ``application_name`` of the tool's sessions)."""
-    parsed = parse_database_url(url)
     env = pg_sessions.tool_environment(url, name or pg_sessions.session_name("tool"))
-    bare = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    bare = pg_sessions.without_password(url)[0].set(drivername="postgresql").render_as_string(hide_password=False)
     return bare, env
 
 

@@ -75,14 +75,30 @@ def _verify_target(manifest: Manifest, target_url: str, deadline: Deadline) -> l
     ]
 
 
-#: Columns whose value, later than the backup's moment, marks a row the restore will discard.
+#: Columns whose value, later than the backup's moment, marks a row the restore will discard:
+#: the later of the two where a table has both (``COALESCE``: a row never updated has a
+#: NULL ``updated_at`` — ARIS3's imported stock items do — and is still new by ``created_at``).
 _CHANGE_COLUMNS = ("updated_at", "created_at")
 
 
+def _change_stamp(columns: set[str]) -> tuple[Any, str] | None:
+    """The expression that dates a row's last change, and how the log names it; None for a
+    table with neither column."""
+    present = [c for c in _CHANGE_COLUMNS if c in columns]
+    if not present:
+        return None
+    if len(present) == 1:
+        return sa.column(present[0]), present[0]
+    return sa.func.coalesce(*(sa.column(c) for c in present)), f"coalesce({', '.join(present)})"
+
+
 def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dict[str, Any]]:
-    """Per table, what the restore will discard: the target's rows now, the backup's, and
-    the rows written or changed after the backup was made (by ``updated_at``/``created_at``,
-    where the table has one; ``None`` where it has neither)."""
+    """Per table, what the restore will discard: the target's rows now, the backup's, the
+    rows written or changed after the backup was made (by ``updated_at``, where it is NULL
+    by ``created_at``; ``None`` for a table with neither column; ``by`` names it), and
+    ``at_least``: the larger of those newer rows and the rows added since (now less the
+    backup's, when more) — a lower bound either way: a row inserted after one was deleted,
+    or changed without a timestamp, may be counted by neither."""
     recorded = {t["name"]: t["rows"] for t in manifest.tables}
     created = str(manifest.document.get("created_at") or "")
     moment = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
@@ -92,10 +108,9 @@ def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dic
         with database_errors(target_url, "count the rows the restore would discard"), engine.connect() as conn:
             inspector = sa.inspect(conn)
             for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
-                columns = {c["name"]: c for c in inspector.get_columns(table)}
                 rows_now = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
                 newer = None
-                stamp = next((c for c in _CHANGE_COLUMNS if c in columns), None)
+                stamp = _change_stamp({c["name"] for c in inspector.get_columns(table)})
                 if stamp is not None and moment is not None:
                     when = moment if conn.dialect.name == "postgresql" else moment.replace(tzinfo=None)
                     if conn.dialect.name == "sqlite":  # stored as text; compare as the same text form
@@ -103,13 +118,16 @@ def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dic
                     else:
                         value = when
                     newer = conn.execute(
-                        sa.select(sa.func.count()).select_from(sa.table(table)).where(sa.column(stamp) > value)
+                        sa.select(sa.func.count()).select_from(sa.table(table)).where(stamp[0] > value)
                     ).scalar_one()
+                in_backup = recorded.get(table)
+                added = rows_now - in_backup if in_backup is not None else 0
                 counts[table] = {
                     "rows_now": rows_now,
-                    "rows_in_backup": recorded.get(table),
+                    "rows_in_backup": in_backup,
                     "newer_than_backup": newer,
-                    "by": stamp,
+                    "by": stamp[1] if stamp is not None else None,
+                    "at_least": max(newer or 0, added, 0),
                 }
     finally:
         engine.dispose()
@@ -117,11 +135,13 @@ def rows_newer_than_backup(target_url: str, manifest: Manifest) -> dict[str, dic
 
 
 def discarded_rows(discarded: dict[str, dict[str, Any]]) -> str:
-    """What ``rows_newer_than_backup`` found, in words: a lower bound, since only rows with a
-    change timestamp newer than the backup are counted (a row changed or deleted without one
-    is not)."""
-    newer = sum(c["newer_than_backup"] or 0 for c in discarded.values())
-    return f"at least {count(newer, 'row')} written after the backup (by their created_at/updated_at)"
+    """What ``rows_newer_than_backup`` found, in words: a lower bound (per table the larger of
+    the rows with a change timestamp newer than the backup and the rows added since)."""
+    at_least = sum(c["at_least"] for c in discarded.values())
+    return (
+        f"at least {count(at_least, 'row')} written or changed after the backup "
+        "(per table the larger of: rows newer by updated_at/created_at, rows added since)"
+    )
 
 
 def _clear_the_way(target_url: str, terminate_sessions: bool, log: dict[str, Any], settings: Settings) -> None:

@@ -27,8 +27,8 @@ from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline, table_digest_of
 from aris3nb.backup.drill import read_drill_report, restore_verify
-from aris3nb.backup.manifest import manifest_digest, read_manifest, validate_backup
-from aris3nb.backup.restore import restore_backup, rollback_log_path
+from aris3nb.backup.manifest import Manifest, manifest_digest, read_manifest, validate_backup
+from aris3nb.backup.restore import discarded_rows, restore_backup, rollback_log_path, rows_newer_than_backup
 from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import (
@@ -743,7 +743,8 @@ def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert sum(c["newer_than_backup"] or 0 for c in result.discarded.values()) >= 5
-    assert "; at least 5 rows written after the backup (by their created_at/updated_at) will be discarded" in said[0]
+    assert "; at least 5 rows written or changed after the backup (per table the larger of: " in said[0]
+    assert ") will be discarded" in said[0]
     assert "what the service writes after that snapshot and before the restore ends is in neither" in said[0]
 
 
@@ -767,8 +768,62 @@ def _audit(number: int) -> dict[str, Any]:
         "entity_type": "test",
         "entity_id": str(number),
         "details": {},
-        "created_at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        "created_at": dt.datetime.now(dt.UTC) + dt.timedelta(days=1),  # after the backup, whatever the date
     }
+
+
+#: The backup's moment in ``test_the_discarded_rows_are_an_honest_lower_bound``, and rows before and after it.
+_BACKED_UP_AT = "2026-11-15T00:00:00.000Z"
+_BEFORE, _AFTER = dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+
+
+def test_the_discarded_rows_are_an_honest_lower_bound(database_url: str, tmp_path: Path) -> None:
+    """Per table the larger of the rows newer than the backup (by ``updated_at``, else
+    ``created_at``: ARIS3 leaves ``updated_at`` NULL on imported rows) and the rows added
+    since: the warning once said "at least 15" where 90 rows were discarded."""
+    metadata = sa.MetaData()
+    stamped = [
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("created_at", m.UTCDateTime, nullable=True),
+            sa.Column("updated_at", m.UTCDateTime, nullable=True),
+        )
+        for name in ("imported", "reimported", "churned")
+    ]
+    plain = sa.Table("plain", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.Text))
+    imported, reimported, churned = stamped
+    engine = create_engine(database_url, create_sqlite_parent=True)
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        # 90 rows in the backup; 75 imported since, never updated (updated_at NULL)
+        conn.execute(sa.insert(imported), [{"created_at": _BEFORE, "updated_at": None}] * 90)
+        conn.execute(sa.insert(imported), [{"created_at": _AFTER, "updated_at": None}] * 75)
+        # the same, imported with their original (older) created_at: only the count tells
+        conn.execute(sa.insert(reimported), [{"created_at": _BEFORE, "updated_at": None}] * 165)
+        # 10 rows in the backup; 4 deleted since and 3 added: fewer rows, yet 3 new ones
+        conn.execute(sa.insert(churned), [{"created_at": _BEFORE, "updated_at": _BEFORE}] * 6)
+        conn.execute(sa.insert(churned), [{"created_at": _AFTER, "updated_at": _AFTER}] * 3)
+        # no timestamp at all: 5 rows in the backup, 8 now
+        conn.execute(sa.insert(plain), [{"note": str(n)} for n in range(8)])
+    engine.dispose()
+    backed_up = {"imported": 90, "reimported": 90, "churned": 10, "plain": 5}
+    manifest = Manifest(
+        {"created_at": _BACKED_UP_AT, "tables": [{"name": t, "rows": n} for t, n in backed_up.items()]},
+        tmp_path / "manifest.json",
+    )
+
+    found = rows_newer_than_backup(database_url, manifest)
+
+    assert discarded_rows(found).startswith("at least 156 rows written or changed after the backup")
+    assert {t: (c["rows_now"], c["newer_than_backup"], c.get("at_least")) for t, c in found.items()} == {
+        "imported": (165, 75, 75),
+        "reimported": (165, 0, 75),
+        "churned": (9, 3, 3),
+        "plain": (8, None, 3),
+    }
+    assert found["imported"]["by"] == "coalesce(updated_at, created_at)" and found["plain"]["by"] is None
 
 
 def test_a_failed_restore_says_how_to_use_the_safety_backup(
