@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
-from aris3nb.core.db import create_engine, parse_database_url
+from aris3nb.core.db import create_engine, without_password
 from aris3nb.core.errors import BackupError, DeadlineExceeded
 from aris3nb.core.words import count
 
@@ -173,21 +172,6 @@ def blockers(conn: sa.Connection, name: str) -> list[Session]:
         "WHERE w.application_name = :name)",
         name=name,
     )
-
-
-def without_password(url: str | URL) -> tuple[URL, str | None]:
-    """``url`` without its password (in its user part or as a ``password`` query parameter,
-    which libpq accepts too) and the password apart: what a client tool's command line may
-    carry, since every local user can read it (``ps``, ``/proc/<pid>/cmdline``). Every other
-    libpq parameter (host, port, ``sslmode``, ``options``...) stays in the URL."""
-    parsed = parse_database_url(url)
-    in_query = parsed.query.get("password")
-    password = parsed.password or (in_query if isinstance(in_query, str) else None) or None
-    # URL.set(password=None) keeps the password (None means "unchanged"): build the URL anew.
-    bare = URL.create(
-        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database, parsed.query
-    ).difference_update_query(["password"])
-    return bare, None if password is None else str(password)
 
 
 def tool_environment(url: str, name: str) -> dict[str, str]:

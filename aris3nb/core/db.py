@@ -72,6 +72,21 @@ def parse_database_url(url: str | URL) -> URL:
     return parsed
 
 
+def without_password(url: str | URL) -> tuple[URL, str | None]:
+    """``url`` without its password (in its user part or as a ``password`` query parameter,
+    which libpq accepts too) and the password apart: what a client tool's command line may
+    carry, since every local user can read it (``ps``, ``/proc/<pid>/cmdline``). Every other
+    libpq parameter (host, port, ``sslmode``, ``options``...) stays in the URL."""
+    parsed = parse_database_url(url)
+    in_query = parsed.query.get("password")
+    password = parsed.password or (in_query if isinstance(in_query, str) else None) or None
+    # URL.set(password=None) keeps the password (None means "unchanged"): build the URL anew.
+    bare = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database, parsed.query
+    ).difference_update_query(["password"])
+    return bare, None if password is None else str(password)
+
+
 def engine_name(url: str | URL) -> str:
     """``"sqlite"`` or ``"postgresql"``."""
     return parse_database_url(url).get_backend_name()

@@ -10,8 +10,8 @@ import os
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from aris3nb.backup import pg_sessions
 from aris3nb.backup.postgres import libpq_target, with_search_path
+from aris3nb.core.db import without_password
 
 SECRET = "Sekr3t-pw"
 
@@ -65,7 +65,7 @@ def test_a_url_without_a_password_sets_none() -> None:
 
 
 def test_without_password_returns_the_password_apart() -> None:
-    bare, password = pg_sessions.without_password(f"postgresql://app:{SECRET}@h/db?sslmode=require")
+    bare, password = without_password(f"postgresql://app:{SECRET}@h/db?sslmode=require")
     assert password == SECRET
     assert bare.password is None and dict(bare.query) == {"sslmode": "require"}
     assert SECRET not in bare.render_as_string(hide_password=False)
