@@ -319,8 +319,15 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
         def push() -> None:
             for made in sorted(backups_dir(staging.settings).iterdir()):
                 if made.name not in before and not made.name.startswith(".") and (made / MANIFEST_NAME).is_file():
-                    repository.upload_tree(made, f"{BACKUPS_DIRNAME}/{made.name}", last=[MANIFEST_NAME])
+                    key = f"{BACKUPS_DIRNAME}/{made.name}"
+                    repository.upload_tree(made, key, last=[MANIFEST_NAME], expected=listed_files(made))
             if log.is_file():
+                # The log names the safety backup where it is kept, the store, not the staging folder.
+                staged = json.dumps(str(backups_dir(staging.settings)))[:-1] + "/"
+                text = log.read_text(encoding="utf-8").replace(
+                    staged, json.dumps(repository.url(BACKUPS_DIRNAME))[:-1] + "/"
+                )
+                log.write_text(text, encoding="utf-8")
                 repository.upload_file(log, ROLLBACK_LOG)
 
         try:

@@ -134,6 +134,10 @@ def test_create_validate_drill_restore_from_the_bucket(cli: Cli, buckets: Bucket
     assert len(safety) == 1
     log = buckets.client.get_object(Bucket=buckets.plain, Key="repo/rollback_log.jsonl")["Body"].read().decode()
     assert [json.loads(line)["status"] for line in log.splitlines()] == ["STARTED", "RESTORED"]
+    started = json.loads(log.splitlines()[0])
+    kept_at = f"{repo}/{safety[0].removeprefix('repo/').removesuffix('/manifest.json')}"
+    assert started["safety_backup"] == kept_at, "the log names the safety backup on the store, not in staging"
+    assert str(cli.temp) not in log
     assert list(cli.temp.iterdir()) == []
     _no_secret_on_the_store(buckets, buckets.plain)
 
