@@ -1,10 +1,20 @@
 """The run's kernels: each phase's kernel started one phase ahead (booted, and warm with the
 imports every phase needs) so that it is ready when its phase begins; a dead kernel's last
-words read from its log for the evidence."""
+words read from its log for the evidence.
+
+A kernel boots while the phase before its own runs, which may be a phase that measures latency.
+It must not boot *while* latency is sampled: each booting kernel has a file in the run's
+``booting`` folder (its process id inside), which its warm-up removes when it is done (or the
+runner, when it stops the kernel); the folder reaches every kernel as ``ARIS3NB_BOOTING_DIR``,
+and the gate's latency checks wait for it to empty before they sample (``aris3nb.gate.runner``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,29 +25,50 @@ KERNEL_NAME = "python3"
 
 KERNEL_START_TIMEOUT_SEC = 120
 
-#: Run by each kernel as it boots, while the previous phase still runs: the imports every phase
-#: needs, and a first chart drawn (matplotlib loads its fonts then, ~0.3 s).
-WARM_UP = """
-import importlib, io
-for name in ("aris3nb.evidence.display", "aris3nb.phases", "aris3nb.gate", "aris3nb.integrity",
-             "pandas", "IPython.display"):
-    importlib.import_module(name)
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-figure, axis = plt.subplots()
-axis.hist([1, 2, 2, 3], bins=3)
-axis.set_title("warm-up")
-figure.savefig(io.BytesIO(), format="png", dpi=96, bbox_inches="tight")
-plt.close(figure)
-"""
+#: What each kernel imports as it boots, while the previous phase still runs: what every phase needs.
+WARM_IMPORTS = (
+    "aris3nb.evidence.display",
+    "aris3nb.phases",
+    "aris3nb.gate",
+    "aris3nb.integrity",
+    "pandas",
+    "IPython.display",
+)
+
+
+def warm_up(booting_marker: str | None = None) -> None:
+    """Run by each kernel as it boots (its ``exec_lines``): the imports every phase needs and a
+    first chart drawn (matplotlib loads its fonts then, ~0.3 s); then, whatever happened, its
+    file in the booting folder removed: the kernel has booted."""
+    try:
+        for name in WARM_IMPORTS:
+            importlib.import_module(name)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots()
+        axis.hist([1, 2, 2, 3], bins=3)
+        axis.set_title("warm-up")
+        figure.savefig(io.BytesIO(), format="png", dpi=96, bbox_inches="tight")
+        plt.close(figure)
+    finally:
+        if booting_marker:
+            with contextlib.suppress(OSError):
+                os.remove(booting_marker)
 
 
 class Kernels:
     """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
 
     def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path) -> None:
-        self.env, self.cwd, self.log_dir = env, cwd, log_dir
+        from aris3nb.gate.runner import BOOTING_ENV
+
+        self.cwd, self.log_dir = cwd, log_dir
+        self.booting = log_dir / "booting"
+        self.booting.mkdir(exist_ok=True)
+        self.env = {**env, BOOTING_ENV: str(self.booting)}
         self._next: Any = None
         self._started = 0
 
@@ -45,23 +76,34 @@ class Kernels:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        # In a namespace of its own: the notebook's names stay exactly its own.
-        warm = "exec(" + repr(WARM_UP) + ", {})"
         self._started += 1
+        marker = self.booting / f"kernel-{self._started}"
+        marker.write_text("")
+        # A call that leaves no name behind: the notebook's names stay exactly its own.
+        warm = f"__import__('aris3nb.evidence.kernels', fromlist=['warm_up']).warm_up({str(marker)!r})"
         # The connection file inside the run's scratch folder: swept with it if the run is killed.
-        # Any: it carries an attribute of ours, aris3nb_log (read by last_words).
+        # Any: it carries attributes of ours, aris3nb_log (read by last_words) and aris3nb_booting.
         manager: Any = AsyncKernelManager(
             kernel_name=KERNEL_NAME, connection_file=str(self.log_dir / f"kernel-{self._started}.json")
         )
+        manager.aris3nb_booting = marker
         log = self.log_dir / f"kernel-{self._started}.log"
-        with log.open("w") as stream:  # the child keeps its own descriptor
-            run_sync(manager.start_kernel)(
-                env=self.env,
-                cwd=str(self.cwd),
-                stdout=stream,
-                stderr=stream,
-                extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"],
-            )
+        try:
+            with log.open("w") as stream:  # the child keeps its own descriptor
+                run_sync(manager.start_kernel)(
+                    env=self.env,
+                    cwd=str(self.cwd),
+                    stdout=stream,
+                    stderr=stream,
+                    extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"],
+                )
+        except BaseException:
+            marker.unlink(missing_ok=True)
+            raise
+        pid = getattr(getattr(manager, "provisioner", None), "pid", None)
+        with contextlib.suppress(OSError):  # gone already: the kernel booted (or died) meanwhile
+            with marker.open("r+") as file:
+                file.write(str(pid or ""))
         manager.aris3nb_log = log
         return manager
 
@@ -83,6 +125,8 @@ class Kernels:
 
         with contextlib.suppress(Exception):  # a dead or half-started kernel: nothing left to stop
             run_sync(manager.shutdown_kernel)(now=True)
+        with contextlib.suppress(AttributeError, OSError):  # a kernel stopped is not booting
+            Path(manager.aris3nb_booting).unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._next is not None:

@@ -8,9 +8,10 @@ pointers into the JSON answers, the expected values, the login body and where it
 
 Every request has explicit timeouts; httpx's errors become ``ProbeFailed`` here, at one
 boundary, naming the request and the cause. Latency is measured on one kept-alive
-connection, sequentially, after a warm-up: at least ``MIN_LATENCY_SAMPLES`` samples, and
-p50/p95/p99 by linear interpolation between closest ranks (numpy's default, Hyndman & Fan
-type 7, as k6 computes them). Every sample is kept so the evidence can be charted.
+connection, sequentially, after a warm-up, each sample the same request made once: at least
+``MIN_LATENCY_SAMPLES`` samples, and p50/p95/p99 by linear interpolation between closest ranks
+(numpy's default, Hyndman & Fan type 7, as k6 computes them). Every sample is kept so the
+evidence can be charted.
 """
 
 from __future__ import annotations
@@ -65,16 +66,30 @@ def new_client(base_url: str, timeout_sec: float) -> httpx.Client:
 
 def send(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """One request; transport errors and timeouts become ``ProbeFailed`` naming the cause."""
-    where = f"{method} {redact_text(str(client.base_url).rstrip('/'))}{path}"
     try:
         return client.request(method, path, **kwargs)
-    except httpx.TimeoutException as exc:
-        limit = client.timeout.read if not isinstance(exc, httpx.ConnectTimeout) else client.timeout.connect
-        raise ProbeFailed(f"{where} timed out after {limit:g} s ({type(exc).__name__})") from exc
-    except httpx.ConnectError as exc:
-        raise ProbeFailed(f"{where}: cannot connect: {_reason(exc)}") from exc
     except httpx.HTTPError as exc:
-        raise ProbeFailed(f"{where} failed: {type(exc).__name__}: {_reason(exc)}") from exc
+        raise _probe_failed(client, method, path, exc) from exc
+
+
+def send_again(client: httpx.Client, request: httpx.Request, path: str) -> httpx.Response:
+    """``request`` (made once with ``client.build_request``) sent once more, its errors mapped as
+    ``send`` maps them: a latency sample times the request and its answer, not the making of the
+    same request again."""
+    try:
+        return client.send(request)
+    except httpx.HTTPError as exc:
+        raise _probe_failed(client, request.method, path, exc) from exc
+
+
+def _probe_failed(client: httpx.Client, method: str, path: str, exc: httpx.HTTPError) -> ProbeFailed:
+    where = f"{method} {redact_text(str(client.base_url).rstrip('/'))}{path}"
+    if isinstance(exc, httpx.TimeoutException):
+        limit = client.timeout.read if not isinstance(exc, httpx.ConnectTimeout) else client.timeout.connect
+        return ProbeFailed(f"{where} timed out after {limit:g} s ({type(exc).__name__})")
+    if isinstance(exc, httpx.ConnectError):
+        return ProbeFailed(f"{where}: cannot connect: {_reason(exc)}")
+    return ProbeFailed(f"{where} failed: {type(exc).__name__}: {_reason(exc)}")
 
 
 def _reason(exc: Exception) -> str:
@@ -515,15 +530,14 @@ def measure_latency(
     endpoint means nothing). Fewer samples than the minimum is WARN "inconclusive", never a
     PASS, unless enough of them are over budget to make the p95 certainly too high.
     """
-    headers = headers or {}
-    params = dict(plan.params) or None
+    request = client.build_request("GET", plan.path, headers=headers or {}, params=dict(plan.params) or None)
     for _ in range(plan.warmup):
-        _expect_ok(send(client, "GET", plan.path, headers=headers, params=params), plan.path, plan.status)
+        _expect_ok(send_again(client, request, plan.path), plan.path, plan.status)
     samples: list[float] = []
     deadline = clock() + plan.deadline_sec
     while len(samples) < plan.samples and clock() < deadline:
         started = clock()
-        response = send(client, "GET", plan.path, headers=headers, params=params)
+        response = send_again(client, request, plan.path)
         samples.append((clock() - started) * 1000)
         _expect_ok(response, plan.path, plan.status)
     evidence: dict[str, Any] = {

@@ -35,6 +35,12 @@ the list it runs: the same checks, in the same order, but
 The live target is ``--base-url``, or else (built-in reference profile only) the reference
 service started by the gate over a freshly migrated and seeded temporary SQLite database,
 stopped when the gate ends.
+
+The reference smoke suite (a pytest subprocess) starts with the gate, before the checks that
+neither load the service nor time it (``BESIDE_SMOKE``: git, the freeze, the migrations on their
+disposable databases, the target's schema, the catalogs), and runs beside them; the smoke check
+waits for it in its turn (its evidence names the checks it ran beside). /health, /ready and the
+latency sampling come after it, with nothing else running.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +87,13 @@ from aris3nb.gate import freshness, git, http, migrations, smoke
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 from aris3nb.targets.profile import REFERENCE, Endpoint, LoadedProfile
 from aris3nb.targets.revision import cached_code_revision
+
+#: Names the folder of a playbook run's kernels still booting (a file each, holding its process
+#: id, removed once it has booted: ``aris3nb.evidence.kernels``). The latency checks wait for it
+#: to empty before they sample: no kernel boots while latency is sampled.
+BOOTING_ENV = "ARIS3NB_BOOTING_DIR"
+#: The longest the latency checks wait for kernels to finish booting (then they sample, and say so).
+BOOTING_WAIT_SEC = 120.0
 
 GATE_SUMMARY_FORMAT = "aris3nb.gate_summary"
 GATE_SUMMARY_VERSION = 1
@@ -204,6 +218,10 @@ class GateContext:
             lambda: stack.enter_context(http.new_client(self.live_target().base_url, settings.http_timeout_sec))
         )
         self._auth = _Cached(self._log_in)
+        self._booted = _Cached(lambda: wait_for_kernels_booted(os.environ.get(BOOTING_ENV)))
+        #: The smoke run started before the checks that run beside it (``start_smoke_early``).
+        self.early_smoke: smoke.PytestRun | None = None
+        self.early_smoke_beside: list[str] = []
 
     @property
     def target_database_url(self) -> str | None:
@@ -217,6 +235,11 @@ class GateContext:
 
     def auth_headers(self) -> dict[str, str]:
         return self._auth.get()
+
+    def kernels_booted(self) -> dict[str, Any]:
+        """Once the run's kernels booting have booted (``BOOTING_ENV``): what the latency
+        checks' evidence says of the wait; nothing outside a playbook run."""
+        return self._booted.get()
 
     def smoke_account(self) -> tuple[str | None, str | None, tuple[str, str]]:
         """Username, password (None when unset) and the variables they come from: those the
@@ -277,6 +300,50 @@ class GateContext:
             f"embedded reference service at {made.base_url} (SQLite, scale {made.scale})",
             made.facts,
         )
+
+
+def wait_for_kernels_booted(
+    folder: str | None,
+    timeout_sec: float = BOOTING_WAIT_SEC,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Wait until no kernel of the run is booting: ``folder`` (``BOOTING_ENV``) holds no file of a
+    live process. A file whose process is gone (a kernel dead while booting) does not count; at
+    ``timeout_sec`` the sampling goes ahead, the kernels still booting named in the evidence."""
+    if not folder:
+        return {}
+    started = clock()
+    booting = _booting(Path(folder))
+    while booting and clock() - started < timeout_sec:
+        sleep(0.05)
+        booting = _booting(Path(folder))
+    evidence: dict[str, Any] = {"waited_for_kernels_booting_sec": round(clock() - started, 3)}
+    if booting:
+        evidence["kernels_still_booting"] = booting
+    return evidence
+
+
+def _booting(folder: Path) -> list[str]:
+    try:
+        markers = sorted(folder.iterdir())
+    except OSError:
+        return []
+    alive = []
+    for marker in markers:
+        try:
+            pid = int(marker.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue  # removed meanwhile: booted
+        if pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue  # its kernel died booting: nothing boots any more
+            except PermissionError:
+                pass
+        alive.append(marker.name)
+    return alive
 
 
 def default_workdir(options: GateOptions) -> Path:
@@ -398,15 +465,60 @@ def check_smoke(ctx: GateContext) -> Outcome:
     if not target:
         return skipped("no --pytest-target given")
     live = ctx.live_target()
+    started, ctx.early_smoke = ctx.early_smoke, None
+    run = (started or _start_reference_smoke(ctx, target, live)).wait()
+    outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
+    if started is not None:
+        outcome.evidence["ran_beside"] = ctx.early_smoke_beside
+    return _kept(ctx, run, outcome, target, live)
+
+
+def _start_reference_smoke(ctx: GateContext, target: str, live: LiveTarget) -> smoke.PytestRun:
     env = {
         **os.environ,
         "ARIS3_SMOKE_BASE_URL": live.base_url,
         "ARIS3_SMOKE_USERNAME": ctx.settings.smoke_username,
         "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value(),
     }
-    run = smoke.run_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
-    outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
-    return _kept(ctx, run, outcome, target, live)
+    return smoke.start_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
+
+
+#: The checks that may run while the smoke suite runs: they neither load the live service nor
+#: time anything it does (git, the freeze marker, the migrations on their own disposable
+#: databases, the target's schema and the catalogs read). Everything after the smoke check
+#: (/health, /ready and the latency sampling) runs only once it is over.
+BESIDE_SMOKE = frozenset(
+    {
+        "git",
+        "deploy.freeze",
+        "migrations.single_head",
+        "migrations.round_trip.sqlite",
+        "migrations.round_trip.postgresql",
+        "target.schema",
+        "backup.freshness",
+        "drill.freshness",
+    }
+)
+
+
+def start_smoke_early(ctx: GateContext, registry: Registry[GateContext], only: Collection[str] | None) -> None:
+    """Start the reference smoke suite (a pytest subprocess) before the checks that run beside
+    it (``BESIDE_SMOKE``), when one of them is to run: the migrations' round trip and the rest
+    take no longer than the suite then. The smoke check waits for it in its turn and judges it
+    as always; a run that ends early has it killed (``ctx.stack``)."""
+    names = [name for name in registry.names() if only is None or name in only]
+    if not ctx.reference or not ctx.options.pytest_target or "smoke" not in names:
+        return
+    before = names[: names.index("smoke")]
+    if not before or not set(before) <= BESIDE_SMOKE:
+        return
+    try:
+        live = ctx.live_target()
+    except Exception:  # noqa: BLE001 -- kept by the cache: the smoke check meets it again in its turn
+        return
+    ctx.early_smoke = _start_reference_smoke(ctx, ctx.options.pytest_target, live)
+    ctx.early_smoke_beside = before
+    ctx.stack.callback(ctx.early_smoke.close)
 
 
 def _profile_smoke(ctx: GateContext) -> Outcome:
@@ -558,7 +670,10 @@ def _latency_check(name: str, path: str, authenticated: bool) -> CheckFunction[G
             min_samples=MIN_LATENCY_SAMPLES,
         )
         headers = ctx.auth_headers() if authenticated else None
-        return http.measure_latency(ctx.client(), plan, headers)
+        booted = ctx.kernels_booted()
+        outcome = http.measure_latency(ctx.client(), plan, headers)
+        outcome.evidence.update(booted)
+        return outcome
 
     check.__doc__ = (
         f"The p95 latency of GET {path} is within its budget, measured over at least "
@@ -593,7 +708,10 @@ def _endpoint_check(endpoint: Endpoint) -> CheckFunction[GateContext]:
             status=endpoint.status,
         )
         headers = ctx.auth_headers() if endpoint.auth else None
-        return http.measure_latency(ctx.client(), plan, headers)
+        booted = ctx.kernels_booted()
+        outcome = http.measure_latency(ctx.client(), plan, headers)
+        outcome.evidence.update(booted)
+        return outcome
 
     check.__doc__ = (
         f"The p95 latency of GET {endpoint.path} (the profile's endpoint {endpoint.name!r}, answering "
@@ -697,7 +815,9 @@ def run_gate(
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:
         ctx = GateContext(options, settings, run_id, stack)
-        results = gate_checks(options.profile).run(ctx, on_result, only=options.checks)
+        registry = gate_checks(options.profile)
+        start_smoke_early(ctx, registry, options.checks)
+        results = registry.run(ctx, on_result, only=options.checks)
     finished = dt.datetime.now(dt.UTC)
     verdict = verdict_of(results, strict=options.strict)
     summary_name = f"gate_summary_{run_id}.json"
@@ -760,7 +880,15 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
 
 def read_gate_summary(path: Path) -> dict[str, Any]:
     """A gate summary written by ``run_gate``; unknown formats and versions are refused."""
-    return read_json_evidence(path, format_name=GATE_SUMMARY_FORMAT, versions=[GATE_SUMMARY_VERSION])
+    from aris3nb.formats.reading import validate
+    from aris3nb.formats.reports import GateSummary
+
+    return read_json_evidence(
+        path,
+        format_name=GATE_SUMMARY_FORMAT,
+        versions=[GATE_SUMMARY_VERSION],
+        check=lambda document, where: validate(GateSummary, document, where),
+    )
 
 
 def parse_budgets(items: list[str] | None, known: Collection[str] | None = None) -> dict[str, float]:

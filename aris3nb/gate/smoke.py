@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import importlib.util
 import os
 import re
 import signal
@@ -159,6 +160,129 @@ class SmokeRun:
     python: str | None = None  # the interpreter pytest ran in
 
 
+class PytestRun:
+    """A pytest command started in its own process group, its output going to a file in a
+    scratch folder of its own (never a pipe: the child cannot block on it while nobody reads);
+    ``wait`` gives its ``SmokeRun``, killing the whole group at ``timeout_sec`` counted from the
+    start; ``kill`` ends it early. The gate starts its smoke run so, before the checks that run
+    beside it, and waits for it when the smoke check's turn comes."""
+
+    def __init__(
+        self,
+        command: list[str],
+        folder: tempfile.TemporaryDirectory[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        timeout_sec: float,
+        python: str,
+    ) -> None:
+        self.timeout_sec, self.python, self._folder = timeout_sec, python, folder
+        self.junit = Path(folder.name) / "junit.xml"
+        self._output = Path(folder.name) / "output.txt"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._not_started: str | None = None
+        self.started = time.perf_counter()
+        try:
+            with self._output.open("wb") as output:  # the child keeps its own descriptor
+                self._process = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:  # the interpreter does not exist or cannot run
+            self._not_started = f"ERROR: cannot run {command[0]}: {exc.strerror or exc}"
+
+    def wait(self) -> SmokeRun:
+        """The run's outcome once it exits, or once it is killed at its timeout (exit code None)."""
+        try:
+            returncode: int | None = 127
+            output = self._not_started or ""
+            if self._process is not None:
+                try:
+                    returncode = self._process.wait(
+                        timeout=max(0.0, self.started + self.timeout_sec - time.perf_counter())
+                    )
+                except subprocess.TimeoutExpired:
+                    self.kill()
+                    returncode = None
+                output = self._output.read_bytes().decode("utf-8", errors="replace")
+            xml_text = self.junit.read_text(encoding="utf-8") if self.junit.is_file() else None
+            return SmokeRun(returncode, output, xml_text, time.perf_counter() - self.started, self.python)
+        finally:
+            self._folder.cleanup()
+
+    def kill(self) -> None:
+        """End the run now if it still runs: its whole process group."""
+        if self._process is not None and self._process.poll() is None:
+            _kill_group(self._process)
+            self._process.wait()
+
+    def close(self) -> None:
+        """Kill the run if it still runs and remove its folder (a run nobody will wait for)."""
+        self.kill()
+        self._folder.cleanup()
+
+
+def start_pytest(
+    target: str,
+    *,
+    cwd: Path,
+    timeout_sec: float,
+    env: dict[str, str],
+    python: str | None = None,
+    pytest_args: Sequence[str] = (),
+) -> PytestRun:
+    """Start ``python -m pytest -q TARGET --junitxml=...`` in its own process group.
+
+    ``python`` None: aris3nb's own interpreter and the reference suite's options. Given (a
+    target's own interpreter): only standard pytest options besides ``pytest_args`` (the
+    profile's), no bytecode written into the target's tree.
+    """
+    folder = tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-")
+    junit = Path(folder.name) / "junit.xml"
+    if python is None:
+        own_config: list[str] = []
+        if is_packaged_smoke(target, cwd):
+            own_config = _packaged_suite_config(Path(folder.name))
+            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
+        plugins, env = _plugins(target, cwd, env)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *plugins,
+            *own_config,
+            "-o",
+            "junit_family=xunit1",
+            f"--junitxml={junit}",
+            target,
+        ]
+    else:
+        env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+        command = [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "--color=no",
+            *_no_cache(pytest_args),
+            *pytest_args,
+            "-o",
+            "junit_family=xunit1",
+            f"--junitxml={junit}",
+            target,
+        ]
+    return PytestRun(command, folder, cwd=cwd, env=env, timeout_sec=timeout_sec, python=python or sys.executable)
+
+
 def run_pytest(
     target: str,
     *,
@@ -168,52 +292,33 @@ def run_pytest(
     python: str | None = None,
     pytest_args: Sequence[str] = (),
 ) -> SmokeRun:
-    """``python -m pytest -q TARGET --junitxml=...`` in its own process group, killed whole
-    at ``timeout_sec``.
+    """``start_pytest`` and wait for it: killed whole at ``timeout_sec``."""
+    return start_pytest(
+        target, cwd=cwd, timeout_sec=timeout_sec, env=env, python=python, pytest_args=pytest_args
+    ).wait()
 
-    ``python`` None: aris3nb's own interpreter and the reference suite's options. Given (a
-    target's own interpreter): only standard pytest options besides ``pytest_args`` (the
-    profile's), no bytecode written into the target's tree.
+
+def is_own_suite(target: str, cwd: Path) -> bool:
+    """Whether a pytest target (``PATH`` or ``PATH::NODE``, relative to ``cwd``) lies in the
+    playbook's own smoke suite (``aris3nb.resources.SMOKE_DIR``), in a checkout or installed."""
+    path = (cwd / target.split("::", 1)[0]).resolve()
+    return path == SMOKE_DIR.resolve() or SMOKE_DIR.resolve() in path.parents
+
+
+def _plugins(target: str, cwd: Path, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The plugin options of a smoke run in aris3nb's interpreter, and its environment.
+
+    The playbook's own suite needs no plugin but pytest's own and pytest-timeout (the per-test
+    timeout the checkout's configuration sets): it starts without the installed plugins'
+    entry points (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which would otherwise be imported and
+    assertion-rewritten at every start (xdist, anyio and the like: ~0.2 s of CPU). Any other
+    target may rely on what is installed: it gets them all, but for the test generators in
+    ``SKIPPED_PLUGINS``.
     """
-    with tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-") as folder:
-        junit = Path(folder) / "junit.xml"
-        if python is None:
-            own_config: list[str] = []
-            if is_packaged_smoke(target, cwd):
-                own_config = _packaged_suite_config(Path(folder))
-                env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *SKIPPED_PLUGINS,
-                *own_config,
-                "-o",
-                "junit_family=xunit1",
-                f"--junitxml={junit}",
-                target,
-            ]
-        else:
-            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
-            command = [
-                python,
-                "-m",
-                "pytest",
-                "-q",
-                "--color=no",
-                *_no_cache(pytest_args),
-                *pytest_args,
-                "-o",
-                "junit_family=xunit1",
-                f"--junitxml={junit}",
-                target,
-            ]
-        returncode, output, duration = _run_group(command, cwd=cwd, env=env, timeout_sec=timeout_sec)
-        xml_text = junit.read_text(encoding="utf-8") if junit.is_file() else None
-    return SmokeRun(returncode, output, xml_text, duration, python or sys.executable)
+    if not is_own_suite(target, cwd):
+        return list(SKIPPED_PLUGINS), env
+    timeout = ["-p", "pytest_timeout"] if importlib.util.find_spec("pytest_timeout") is not None else []
+    return timeout, {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def _no_cache(pytest_args: Sequence[str]) -> list[str]:
@@ -227,28 +332,9 @@ def _run_group(
 ) -> tuple[int | None, str, float]:
     """Run ``command`` in its own process group, output and errors together; killed whole
     at ``timeout_sec`` (exit code None)."""
-    started = time.perf_counter()
-    try:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    except OSError as exc:  # the interpreter does not exist or cannot run
-        return 127, f"ERROR: cannot run {command[0]}: {exc.strerror or exc}", time.perf_counter() - started
-    try:
-        output, _ = process.communicate(timeout=timeout_sec)
-        returncode: int | None = process.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        output, _ = process.communicate()
-        returncode = None
-    return returncode, output or "", time.perf_counter() - started
+    folder = tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-")
+    run = PytestRun(command, folder, cwd=cwd, env=env, timeout_sec=timeout_sec, python=command[0]).wait()
+    return run.returncode, run.output, run.duration_sec
 
 
 class SmokeSetupError(Exception):
@@ -340,7 +426,7 @@ def _packaged_suite_config(folder: Path) -> list[str]:
     return ["-c", str(ini), "--rootdir", str(SMOKE_DIR), "--confcutdir", str(SMOKE_DIR)]
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
+def _kill_group(process: subprocess.Popen[Any]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
 

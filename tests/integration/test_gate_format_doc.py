@@ -8,6 +8,7 @@ import json
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,18 @@ def test_readers_refuse_unknown_formats_and_versions(tmp_path: Path, change: dic
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(UsageError, match="not valid JSON"):
         read_gate_summary(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    ("format_name", "reader"),
+    [("aris3nb.gate_summary", read_gate_summary), ("aris3nb.integrity_report", read_integrity_report)],
+)
+def test_readers_refuse_a_field_of_the_wrong_type_naming_it_without_its_value(
+    tmp_path: Path, format_name: str, reader: Any
+) -> None:
+    document = example(format_name)
+    document["verdict"] = "s3cret-VALUE"
+    with pytest.raises(UsageError) as caught:
+        reader(written(tmp_path, document, "x.json"))
+    assert f"is not a valid {format_name} document: x.json: verdict: Input should be " in str(caught.value)
+    assert "s3cret-VALUE" not in str(caught.value) and "\n" not in str(caught.value)

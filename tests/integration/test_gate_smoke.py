@@ -180,3 +180,65 @@ def test_a_test_counts_in_every_area_whose_rule_it_matches() -> None:
         OTHER_AREA: 1,
     }
     assert outcome.status is Status.WARN and "auth, stock, transfers" in outcome.detail
+
+
+TIMED_SUITE = """
+import os, time
+
+def test_records_when_it_ran(record_property):
+    record_property("area", "auth")
+    with open(os.environ["SUITE_LOG"], "w") as log:
+        log.write(str(time.time()))
+    assert os.environ.get("SUITE_RED") != "1", "the till is wrong"
+"""
+
+
+def _gate_with_smoke(tmp_path: Path, checks: tuple[str, ...], *, red: bool = False) -> tuple[dict, float, float]:  # type: ignore[type-arg]
+    """A gate of ``checks`` whose single-head check takes 3 s, with a one-test suite that notes
+    when it ran: the results by name, when the gate started and when the test ran."""
+    from aris3nb.core.checks import passed
+    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+    from aris3nb.gate import runner as gate_runner
+
+    (tmp_path / "suite").mkdir(exist_ok=True)
+    (tmp_path / "suite" / "test_timed.py").write_text(TIMED_SUITE)
+    log = tmp_path / "ran.log"
+    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    options = GateOptions(
+        pytest_target="suite/test_timed.py", base_url="http://127.0.0.1:9", workdir=tmp_path, checks=checks
+    )
+
+    def slow_single_head(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        time.sleep(3)
+        return passed("one head")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUITE_LOG", str(log))
+        patch.setenv("SUITE_RED", "1" if red else "0")
+        patch.setattr(gate_runner.migrations, "judge_single_head", slow_single_head)
+        gate_started = time.time()
+        report = run_gate(options, settings)
+    return {r.name: r for r in report.results}, gate_started, float(log.read_text())
+
+
+def test_the_smoke_suite_runs_beside_the_checks_before_it_and_is_judged_as_ever(tmp_path: Path) -> None:
+    """The smoke run starts before the checks that run beside it: its test ran while the (3 s)
+    single-head check was still running; the smoke check waits for it in its turn, keeps its
+    report, and judges it as ever (a red test is a FAIL naming its area)."""
+    checks = ("git", "migrations.single_head", "smoke")
+    results, gate_started, test_ran = _gate_with_smoke(tmp_path, checks)
+    smoke = results["smoke"]
+    assert smoke.status is Status.WARN and smoke.detail.startswith("1 passed"), smoke.detail  # 5 areas not covered
+    assert test_ran < gate_started + 3, "the suite ran while the single-head check did"
+    assert smoke.evidence["ran_beside"] == ["git", "migrations.single_head"]
+    assert (tmp_path / "artifacts" / "gate" / smoke.evidence["junit_file"]).is_file()
+
+    red, _, _ = _gate_with_smoke(tmp_path, checks, red=True)
+    assert red["smoke"].status is Status.FAIL and "red area: auth" in red["smoke"].detail
+
+
+def test_the_smoke_suite_starts_in_its_turn_when_nothing_runs_before_it(tmp_path: Path) -> None:
+    results, gate_started, test_ran = _gate_with_smoke(tmp_path, ("smoke",))
+    assert results["smoke"].detail.startswith("1 passed") and "ran_beside" not in results["smoke"].evidence
+    results, gate_started, test_ran = _gate_with_smoke(tmp_path, ("migrations.single_head", "smoke", "http.health"))
+    assert "ran_beside" in results["smoke"].evidence and results["http.health"].status is Status.FAIL

@@ -241,6 +241,29 @@ def test_the_axis_reaches_every_budget_and_the_legend_hides_no_label(budget):
                 assert not shown_legend.overlaps(tick_label.get_window_extent(renderer))
 
 
+def _tight_png(figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def test_a_chart_is_the_same_png_as_matplotlibs_tight_crop_drawn_once_less():
+    """The charts are cropped with the box measured once (``_png``), not by ``bbox_inches="tight"``,
+    which draws the figure a second time: the same bytes, for each kind of chart."""
+    rng = random.Random(3)
+    samples = [rng.uniform(0.5, 4.0) for _ in range(220)]
+    charts = [
+        lambda: latency_figure([_latency(Status.PASS, samples, 120.0), _latency(Status.FAIL, samples, 2.0, "/stock")]),
+        lambda: rpo_figure(
+            {"backup_created_at": "2026-11-28T08:05:00.000Z", "backup_age_sec": 3600.0, "budget_sec": 86400.0}
+        ),
+    ]
+    for chart in charts:
+        assert display._png(chart()) == _tight_png(chart())
+
+
 def test_the_rpo_figure_shows_the_budget_and_the_verdict_when_the_report_has_them():
     figure = rpo_figure(
         {

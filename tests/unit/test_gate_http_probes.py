@@ -168,6 +168,28 @@ def test_transport_errors_become_probe_failures_naming_the_cause() -> None:
         send(client_with(hang), "GET", "/health")
 
 
+def test_a_transport_error_while_sampling_fails_naming_the_cause_and_every_sample_is_the_same_request() -> None:
+    """The samples send one request made once (its headers and query each time); a connection
+    lost or a timeout among them is a ProbeFailed naming it, as for any other request."""
+    seen: list[tuple[str, str | None]] = []
+
+    def drops_the_fifth(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        if len(seen) == 5:
+            raise httpx.ReadTimeout("timed out", request=request)
+        if len(seen) == 9:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return httpx.Response(200, json={"status": "ok"})
+
+    client = client_with(drops_the_fifth)
+    plan = LatencyPlan("/x", budget_ms=120, warmup=2, params={"page": "1"})
+    with pytest.raises(ProbeFailed, match=r"GET http://service.test/x timed out after 2 s \(ReadTimeout\)"):
+        measure_latency(client, plan, {"Authorization": "Bearer t"})
+    assert set(seen) == {("http://service.test/x?page=1", "Bearer t")}
+    with pytest.raises(ProbeFailed, match="GET http://service.test/x: cannot connect: .*Connection refused"):
+        measure_latency(client, plan, {"Authorization": "Bearer t"})
+
+
 def test_wrong_smoke_credentials_name_the_account_and_the_variables() -> None:
     envelope = {
         "code": "INVALID_CREDENTIALS",

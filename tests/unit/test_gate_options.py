@@ -92,3 +92,13 @@ def test_the_gate_checks_and_their_order() -> None:
         "latency.exports",
     ]
     assert all(check.why for check in GATE_CHECKS), "every check says why it matters"
+
+
+def test_only_checks_that_neither_load_nor_time_the_service_run_beside_the_smoke_suite() -> None:
+    from aris3nb.gate.runner import BESIDE_SMOKE, GATE_CHECKS
+
+    names = GATE_CHECKS.names()
+    before_smoke = names[: names.index("smoke")]
+    assert BESIDE_SMOKE == set(before_smoke)
+    assert not [name for name in BESIDE_SMOKE if name.startswith(("http.", "latency", "smoke"))]
+    assert all(names.index(name) > names.index("smoke") for name in names if name.startswith(("http.", "latency")))

@@ -1,0 +1,60 @@
+"""No kernel boots while latency is sampled: each booting kernel has a file in the run's booting
+folder, removed by its warm-up whatever happens, and the gate's latency checks wait for the
+folder to hold no file of a live process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aris3nb.evidence import kernels
+from aris3nb.gate.runner import wait_for_kernels_booted
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_warm_up_removes_its_booting_file_even_when_it_fails(tmp_path: Path, monkeypatch) -> None:
+    marker = tmp_path / "kernel-1"
+    marker.write_text(str(os.getpid()))
+    monkeypatch.setattr(kernels, "WARM_IMPORTS", ("aris3nb.no_such_module",))
+    with pytest.raises(ModuleNotFoundError):
+        kernels.warm_up(str(marker))
+    assert not marker.exists()
+
+
+def test_latency_waits_for_the_kernels_booting_and_names_them_at_the_timeout(tmp_path: Path) -> None:
+    assert wait_for_kernels_booted(None) == {}
+    clock = FakeClock()
+    (tmp_path / "kernel-2").write_text(str(os.getpid()))  # a live process: still booting
+    waited = wait_for_kernels_booted(str(tmp_path), timeout_sec=3, clock=clock, sleep=clock.sleep)
+    assert waited["kernels_still_booting"] == ["kernel-2"] and waited["waited_for_kernels_booting_sec"] >= 3
+
+    def boots_after_a_second(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 4:
+            (tmp_path / "kernel-2").unlink(missing_ok=True)
+
+    clock.now = 3.0
+    waited = wait_for_kernels_booted(str(tmp_path), timeout_sec=30, clock=clock, sleep=boots_after_a_second)
+    assert "kernels_still_booting" not in waited and 0.9 <= waited["waited_for_kernels_booting_sec"] <= 1.1
+
+
+def test_a_kernel_dead_while_booting_is_not_waited_for(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "kernel-3").write_text(gone.stdout.strip())
+    clock = FakeClock()
+    waited = wait_for_kernels_booted(str(tmp_path), timeout_sec=30, clock=clock, sleep=clock.sleep)
+    assert waited == {"waited_for_kernels_booting_sec": 0.0}
