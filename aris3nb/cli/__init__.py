@@ -20,7 +20,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from aris3nb.cli import backup, db, evidence, gate, init, run, serve
 from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
-from aris3nb.core.errors import Aris3nbError, UsageError
+from aris3nb.core.errors import Aris3nbError, Terminated, UsageError
 
 if TYPE_CHECKING:
     # The context click commands get: typer's own copy of click's Context (typer.Context subclasses it).
@@ -100,7 +100,7 @@ def _settings_first(ctx: typer.Context) -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the one road of a stop: what was begun is ended, the evidence sealed
+    raise Terminated  # the one road of a stop, Ctrl-C's: what was begun is ended, the evidence sealed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -212,3 +212,8 @@ class RunFailed(Aris3nbError):
         super().__init__(message)
         self.run_dir = run_dir
         self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt is (the CLI's handler): the same stop,
+    except that only aris3nb's own process received it, never its kernels."""

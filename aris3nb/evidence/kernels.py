@@ -59,6 +59,12 @@ def warm_up(booting_marker: str | None = None) -> None:
                 os.remove(booting_marker)
 
 
+#: How long a stopped run waits for an interrupted cell to end (its cleanup: a scratch database
+#: dropped, a transaction rolled back) before its kernel is stopped whatever it does: within the
+#: 10 s a container runtime gives between SIGTERM and SIGKILL.
+SETTLE_TIMEOUT_SEC = 7.0
+
+
 class Kernels:
     """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
 
@@ -120,6 +126,32 @@ class Kernels:
         return manager
 
     @staticmethod
+    def settle(manager: Any, *, interrupt: bool, timeout_sec: float = SETTLE_TIMEOUT_SEC) -> bool:
+        """After the run was stopped (Ctrl-C, SIGTERM): with ``interrupt``, interrupt the
+        kernel's running cell — KeyboardInterrupt there, so the cell's own cleanup runs (a gate
+        drops its scratch database, a restore rolls back); without, the kernel had the signal
+        itself (a terminal's Ctrl-C reaches the whole foreground group), and a second one would
+        break that cleanup. Then wait, at most ``timeout_sec``, until the kernel answers again,
+        i.e. the cell has ended; whatever it still does then ends with ``stop``. Returns whether
+        it settled in time."""
+        from jupyter_core.utils import run_sync
+
+        client = None
+        try:
+            if interrupt:
+                run_sync(manager.interrupt_kernel)()
+            client = manager.client()
+            client.start_channels()
+            run_sync(client.wait_for_ready)(timeout=timeout_sec)  # answered: no cell runs any more
+            return True
+        except Exception:  # noqa: BLE001 -- dead, or still busy at the deadline: stop() ends it
+            return False
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.stop_channels()
+
+    @staticmethod
     def stop(manager: Any) -> None:
         from jupyter_core.utils import run_sync
 
@@ -145,3 +177,17 @@ def last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:
     except (AttributeError, OSError):
         return []
     return [f"kernel said: {redact_text(line.strip(), secrets)[:300]}" for line in lines[-3:]]
+
+
+def signalled_with_its_kernels(stop: BaseException) -> bool:
+    """Whether the stop reached the kernels too: a Ctrl-C typed at the terminal whose
+    foreground process group this run is (its kernels are in it); not SIGTERM (``Terminated``,
+    aris3nb's process only) nor a SIGINT sent to aris3nb's process alone."""
+    from aris3nb.core.errors import Terminated
+
+    if isinstance(stop, Terminated):
+        return False
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False

@@ -45,7 +45,13 @@ from aris3nb.core.settings import EMBEDDED_SCALE, Settings
 from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV
 from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, ensure_registered
-from aris3nb.evidence.kernels import KERNEL_NAME, KERNEL_START_TIMEOUT_SEC, Kernels, last_words
+from aris3nb.evidence.kernels import (
+    KERNEL_NAME,
+    KERNEL_START_TIMEOUT_SEC,
+    Kernels,
+    last_words,
+    signalled_with_its_kernels,
+)
 from aris3nb.evidence.marks import (
     NOTEBOOKS_DIR,
     CellTracker,
@@ -362,6 +368,8 @@ def _execute_phase(
         raised = exc
         if isinstance(exc, KeyboardInterrupt):
             run.interrupted = True
+            # The cell's own cleanup runs before its kernel is stopped.
+            Kernels.settle(kernel, interrupt=not signalled_with_its_kernels(exc))
     finally:
         phase_run.duration_sec = time.perf_counter() - started
         Kernels.stop(kernel)

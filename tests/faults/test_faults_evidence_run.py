@@ -30,7 +30,7 @@ import pytest
 from faultkit import ROOT, Run, cli_env, run_cli
 
 from aris3nb.core.errors import EvidenceSealRefused
-from aris3nb.evidence.bundle import digest_of_file, generate_signing_key, seal_run
+from aris3nb.evidence.bundle import digest_of_file, generate_signing_key, seal_run, verify_path
 from aris3nb.evidence.marks import FAILED_CELL_TAG
 from aris3nb.phases import PHASE_BY_NAME
 
@@ -541,3 +541,32 @@ def test_the_html_page_outgrows_the_file_size_limit(tmp_path: Path) -> None:
     assert any("its HTML page could not be rendered" in r and "File too large" in r for r in reasons), reasons
     assert not (run_dir / "01-pre_deploy.html").exists() and temporary_files(run_dir) == []
     assert run_cli(["evidence", "verify", str(run_dir)], artifacts).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_terminated_run_is_sealed_interrupted_and_leaves_no_kernel(tmp_path: Path) -> None:
+    """SIGTERM to the runner alone (a CI job cancelled, a container stopped; not its process
+    group, as a terminal's Ctrl-C is): the run ends as Ctrl-C ends it — the phase interrupted,
+    the bundle sealed and verifiable, exit 130 — its cell's own cleanup runs (where a gate drops
+    its scratch database), and no kernel it started is left running."""
+    started, cleaned = tmp_path / "cell-started", tmp_path / "cell-cleaned-up"
+    notebooks = phase_notebooks(
+        tmp_path / "notebooks",
+        f"import pathlib\ntry:\n    {sleeping_at(started).replace(chr(10), chr(10) + '    ')}\n"
+        f"finally:\n    time.sleep(2)  # a cleanup that takes a while: DROP DATABASE\n"
+        f"    pathlib.Path({str(cleaned)!r}).touch()",
+    )
+    process = start_run(notebooks, tmp_path / "artifacts", tmp_path / "tmp", *NO_TARGET)
+    wait_for(started, process)
+    kernels = kernels_of(process.pid)
+    assert kernels, "the phase runs in a kernel of the runner's"
+    process.send_signal(signal.SIGTERM)
+    done = finish(process)
+    assert done.returncode == 130, done
+    assert "Traceback" not in done.stderr
+    run_dir = the_run(tmp_path / "artifacts")
+    document = evidence(run_dir)
+    assert (document["phases"][0]["status"], document["decision"]) == ("interrupted", "INTERRUPTED")
+    assert cleaned.exists(), "the interrupted cell ran its cleanup before its kernel was stopped"
+    assert all(gone(kernel, 30) for kernel in kernels), "a kernel outlived the run"
+    assert verify_path(run_dir).ok

@@ -58,3 +58,20 @@ def test_a_kernel_dead_while_booting_is_not_waited_for(tmp_path: Path) -> None:
     clock = FakeClock()
     waited = wait_for_kernels_booted(str(tmp_path), timeout_sec=30, clock=clock, sleep=clock.sleep)
     assert waited == {"waited_for_kernels_booting_sec": 0.0}
+
+
+def test_a_stop_that_reached_only_aris3nb_has_its_kernel_interrupted() -> None:
+    """SIGTERM reaches aris3nb's process alone; so does a SIGINT when no terminal's foreground
+    group holds the run (CI, a scheduler, ``kill -INT``): the kernel is interrupted by the runner."""
+    from aris3nb.core.errors import Terminated
+    from aris3nb.evidence.kernels import signalled_with_its_kernels
+
+    assert signalled_with_its_kernels(Terminated()) is False
+    with open(os.devnull) as no_terminal:
+        saved = os.dup(0)
+        os.dup2(no_terminal.fileno(), 0)
+        try:
+            assert signalled_with_its_kernels(KeyboardInterrupt()) is False
+        finally:
+            os.dup2(saved, 0)
+            os.close(saved)
