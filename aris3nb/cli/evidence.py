@@ -130,7 +130,7 @@ def verify(
         text = json.dumps(document)
         out.print_json(remote.shown(text) if remote is not None else text, ensure_ascii=True)
     elif isinstance(result, ChainVerification):
-        _say_chain(result, unprotected, strict=strict, where=remote.url if remote else None)
+        _say_chain(result, unprotected, strict=strict, where=remote.url if remote else None, kept=_kept(remote))
         if remote is not None:
             _say_head(remote)
     else:
@@ -173,7 +173,19 @@ def _say_run(run: Verification, unprotected: str | None = None) -> None:
     _say(f"  digest: {run.digest}; previous: {previous} (verify the runs folder to check the link)")
 
 
-def _say_chain(chain: ChainVerification, unprotected: str | None, *, strict: bool, where: str | None = None) -> None:
+def _kept(remote: RemoteVerification | None) -> str:
+    """What anchors the end of the chain, said after its head."""
+    if remote is None:
+        return "record it elsewhere: a chain cannot show that its newest runs were removed"
+    return {
+        "locked": "the store's head below anchors it: its versions are locked",
+        "versioned": "the store's head below records it, but without Object Lock its versions can be removed",
+    }.get(remote.head_kept, "the bucket keeps no versions of its head: record it elsewhere")
+
+
+def _say_chain(
+    chain: ChainVerification, unprotected: str | None, *, strict: bool, where: str | None = None, kept: str = ""
+) -> None:
     failing = chain.problems + (chain.warnings if strict else [])
     if failing:
         _say(
@@ -196,12 +208,7 @@ def _say_chain(chain: ChainVerification, unprotected: str | None, *, strict: boo
                 + attested
             )
         if chain.head:
-            anchor = (
-                "the store's head below anchors it"
-                if where
-                else "record it elsewhere: a chain cannot show that its newest runs were removed"
-            )
-            _say(f"  head: {chain.head.run_dir.name} {chain.head.digest} ({anchor})")
+            _say(f"  head: {chain.head.run_dir.name} {chain.head.digest} ({kept})")
     for warning in [] if strict else chain.warnings:
         _say(f"  warning: {warning}")
 

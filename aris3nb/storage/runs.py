@@ -420,6 +420,9 @@ class RemoteVerification:
     #: The newest readable head document, and how many versions of the head were checked.
     head: dict[str, Any] | None = None
     head_versions: int = 0
+    #: What the bucket keeps of the head: "locked" (Object Lock: every version kept until its
+    #: date), "versioned" (kept, but deletable by whoever can write), or "none" (no history).
+    head_kept: str = "none"
     warnings: list[str] = field(default_factory=list)
 
     def shown(self, text: str) -> str:
@@ -472,6 +475,7 @@ def verify_remote(url: str, *, public_key: Path | None = None, trusted_keys: Pat
             result=Verification(run_dir=local),
             scratch=str(local),
             runs_url=runs_url,
+            head_kept="locked" if repository.locked else "versioned" if repository.versioned else "none",
         )
         result: Verification | ChainVerification
         if run_id:

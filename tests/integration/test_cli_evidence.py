@@ -277,3 +277,13 @@ def test_a_url_of_another_kind_is_refused_by_its_scheme_never_read_as_a_folder(
     assert code == 2
     assert_one_failed_line(err, f"{url.split('://')[0]}:// is not a place evidence is kept", "s3://BUCKET")
     assert "s3cret" not in err and "no such file" not in err
+
+
+def test_the_chains_end_is_said_anchored_only_where_the_bucket_locks_its_head() -> None:
+    from types import SimpleNamespace
+
+    from aris3nb.cli.evidence import _kept
+
+    assert _kept(SimpleNamespace(head_kept="locked")).startswith("the store's head below anchors it")
+    assert "can be removed" in _kept(SimpleNamespace(head_kept="versioned"))
+    assert "record it elsewhere" in _kept(SimpleNamespace(head_kept="none")) and "anchors" not in _kept(None)

@@ -141,6 +141,7 @@ def test_a_whole_run_is_pushed_and_verifies_from_the_bucket(cli: Cli, bucket: Bu
     assert chain.returncode == 0, chain.stdout + chain.stderr
     assert f"chain of 1 run in {bucket.url}/runs" in chain.stdout
     assert f"HEAD.json names run {run_id}" in chain.stdout
+    assert "(the store's head below anchors it: its versions are locked)" in chain.stdout
     one = cli("evidence", "verify", f"{bucket.url}/runs/{run_id}", "--json")
     assert one.returncode == 0, one.stdout + one.stderr
     assert json.loads(one.stdout)["passed"] is True
