@@ -871,6 +871,24 @@ def read_result(folder: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) and document.get("format") == RESULT_FORMAT else None
 
 
+def checked_result_in(notebook: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The phase result an executed notebook carries, checked with its model (docs/FORMAT.md
+    §7.5), and why it was refused: (result, None), (None, problem), or (None, None) when the
+    notebook never concluded its phase. A result no conclude() writes (a verdict of another
+    word, a field missing) is no result: the phase cannot be judged from it."""
+    from aris3nb.formats.evidence import PhaseResult
+    from aris3nb.formats.reading import DocumentInvalid, validate
+
+    found = result_in(notebook)
+    if found is None:
+        return None, None
+    try:
+        validate(PhaseResult, found, "its phase result")
+    except DocumentInvalid as exc:
+        return None, str(exc)
+    return found, None
+
+
 def result_in(notebook: Any) -> dict[str, Any] | None:
     """The phase result an executed notebook carries (its last ``RESULT_MIME`` output), or
     None when the notebook never concluded its phase."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aris3nb.core.errors import Aris3nbError, UsageError
 from aris3nb.core.redact import redact_text
-from aris3nb.evidence.display import Banner, result_in
+from aris3nb.evidence.display import Banner, checked_result_in
 from aris3nb.evidence.record import PhaseRun
 from aris3nb.phases import Phase
 from aris3nb.resources import NOTEBOOKS_DIR as NOTEBOOKS_DIR  # the package's copy installed, the checkout's otherwise
@@ -233,7 +233,7 @@ def judge_execution(
         status, reason = "completed", None
     phase_run.status = status
     phase_run.reasons = [reason] if reason else []
-    phase_run.result = result_in(notebook)
+    phase_run.result, refused = checked_result_in(notebook)
     if phase_run.result is not None:
         phase_run.verdict = phase_run.result["verdict"]
         phase_run.reasons = list(phase_run.result.get("reasons") or []) or phase_run.reasons
@@ -241,7 +241,11 @@ def judge_execution(
             phase_run.status = "error"
     elif phase_run.status == "completed":
         phase_run.status = "error"
-        phase_run.reasons.append("the notebook ended without concluding its phase (no phase result in it)")
+        phase_run.reasons.append(
+            f"the phase result the notebook carries is not one a phase concludes with: {refused}"
+            if refused
+            else "the notebook ended without concluding its phase (no phase result in it)"
+        )
     if phase_run.status != "completed":  # stopped, not judged: an interruption is not a failed check
         phase_run.verdict = "INTERRUPTED" if phase_run.status == "interrupted" else "FAIL"
     return failed_cell
@@ -314,7 +318,7 @@ def recorded_run(notebook: Any, phase: Phase) -> tuple[PhaseRun, str | None] | N
         started_at=meta.get("started_at"),
         duration_sec=float(meta.get("duration_sec") or 0),
     )
-    phase_run.result = result_in(notebook)
+    phase_run.result = checked_result_in(notebook)[0]
     return phase_run, meta.get("failed_cell_id")
 
 

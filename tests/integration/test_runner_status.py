@@ -137,6 +137,21 @@ def test_a_notebook_that_never_concludes_is_not_green(tmp_path: Path) -> None:
     assert result.exit_code == 1
 
 
+def test_a_phase_result_no_conclude_writes_is_not_green(tmp_path: Path) -> None:
+    """A cell displays a phase result of its own making ("GO" is no verdict): the phase is not
+    judged from it, and says why."""
+    forged = (
+        "from IPython.display import display\n"
+        "from aris3nb.evidence.display import RESULT_FORMAT, RESULT_MIME\n"
+        "display({RESULT_MIME: {'format': RESULT_FORMAT, 'version': 1, 'phase': 'pre_deploy', 'verdict': 'GO',"
+        " 'reasons': [], 'checks': [], 'metrics': {}, 'facts': {}, 'kept': []}}, raw=True)"
+    )
+    result, phase, _ = run_one(tmp_path, forged)
+    assert phase["status"] == "error" and phase["verdict"] == "FAIL", phase
+    assert "is not one a phase concludes with: its phase result: verdict: Input should be" in phase["reasons"][-1]
+    assert result.exit_code == 1 and result.decision == "NO-GO"
+
+
 def test_a_passing_phase_completes(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
