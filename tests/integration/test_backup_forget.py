@@ -51,7 +51,7 @@ def artifacts(tmp_path: Path, one_backup: tuple[Path, str]) -> Path:
         shutil.copytree(made, target)
         manifest = target / "manifest.json"
         document = json.loads(manifest.read_text())
-        document["name"], document["created_at"] = target.name, f"{day}T08:00:00Z"
+        document["name"], document["created_at"] = target.name, f"{day}T08:00:00.000Z"
         document["manifest_digest"] = manifest_digest(document)
         manifest.write_text(json.dumps(document))
     newest = tmp_path / "backups" / "pre_deploy_20260305_0800" / "database" / "aris3.sqlite3"
@@ -154,7 +154,7 @@ def test_the_embedded_default_keeps_its_newest_backups_and_never_touches_a_real_
         shutil.copytree(made, target)
         manifest = target / "manifest.json"
         document = json.loads(manifest.read_text())
-        document["name"], document["created_at"] = target.name, f"{day}T08:00:00Z"
+        document["name"], document["created_at"] = target.name, f"{day}T08:00:00.000Z"
         if number < 4:  # four embedded runs' databases; the fifth backup is of a real target
             document["source"]["path"] = f"/tmp/aris3nb-run-embedded-pid{100 + number}-x/aris3.db"
         document["manifest_digest"] = manifest_digest(document)
