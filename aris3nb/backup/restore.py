@@ -28,6 +28,7 @@ from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.core.db import create_engine, database_errors, engine_name, sqlite_path
 from aris3nb.core.errors import Aris3nbError, BackupError, SessionsInTheWay, SourceMismatch, UsageError
+from aris3nb.core.files import sha256_file
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_url
 from aris3nb.core.settings import Settings
@@ -45,6 +46,10 @@ class RestoreResult:
     duration_sec: float
     discarded: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_source: str | None = None  # why the backup is not of the target, when that was confirmed
+    #: What the restore did not put back, one line each: the export files, which it leaves as
+    #: they are, when they differ from the backup's copies (the integrity check and the next
+    #: drill FAIL on them until they are dealt with).
+    warnings: list[str] = field(default_factory=list)
 
 
 def rollback_log_path(settings: Settings) -> Path:
@@ -257,7 +262,12 @@ def restore_backup(
         append_rollback_log(settings, {**log, "status": "INTERRUPTED"})
         raise
     duration = time.perf_counter() - started
-    append_rollback_log(settings, {**log, "status": "RESTORED", "duration_sec": round(duration, 3)})
+    warnings = [drift] if (drift := exports_drift(manifest)) else []
+    for warning in warnings:
+        announce(f"warning: {warning}")
+    append_rollback_log(
+        settings, {**log, "status": "RESTORED", "duration_sec": round(duration, 3), "warnings": warnings}
+    )
     return RestoreResult(
         target=redact_url(target_url),
         backup=manifest.name,
@@ -265,4 +275,38 @@ def restore_backup(
         duration_sec=duration,
         discarded=discarded,
         other_source=why,
+        warnings=warnings,
+    )
+
+
+def exports_drift(manifest: Manifest) -> str | None:
+    """How the export files now differ from the backup's copies of them, or None: a restore
+    puts back the database, not the files of the exports folder the manifest records
+    (``exports.dir``: a target profile's backups), so files written after the backup stay with
+    no row vouching for them, and files removed since stay gone. Said, never silent: the
+    integrity check and the next drill FAIL on them."""
+    backed_up = {
+        str(entry["path"]).removeprefix("exports/"): str(entry["sha256"])
+        for entry in manifest.document.get("files") or []
+        if isinstance(entry, dict) and entry.get("role") == "export"
+    }
+    recorded = manifest.document.get("exports")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("dir"), str):
+        return None  # where the files came from is not recorded (the reference's backups record no folder)
+    folder = Path(recorded["dir"])
+    now: dict[str, str] = {}
+    if folder.is_dir():
+        for root, _, names in os.walk(folder, followlinks=False):
+            for name in names:
+                path = Path(root) / name
+                if path.is_file() and not path.is_symlink():
+                    now[path.relative_to(folder).as_posix()] = sha256_file(path)[1]
+    extra = sorted(set(now) - set(backed_up))
+    differ = sorted(name for name, digest in backed_up.items() if now.get(name) != digest)
+    if not extra and not differ:
+        return None
+    return (
+        f"the export files in {folder} were not restored: {count(len(extra), 'file')} the backup does not hold"
+        f"{f' (e.g. {extra[0]})' if extra else ''}, {count(len(differ), 'file')} of the backup missing or changed"
+        f"{f' (e.g. {differ[0]})' if differ else ''}; the backup's copies are in {manifest.folder / 'exports'}"
     )

@@ -355,6 +355,7 @@ def restore(
         "duration_sec": round(result.duration_sec, 3),
         "discarded": result.discarded,
         "other_source": result.other_source,
+        "warnings": result.warnings,
     }
     if json_output:
         _print_json(document)

@@ -257,15 +257,21 @@ def _restore(ctx: _RollbackContext) -> Outcome:
         terminate_sessions=options.terminate_sessions,
         profile=options.profile,
     )
-    return passed(
+    said = (
         f"restored {ctx.restored.backup} ({reason}) into {redact_url(str(options.database_url))} in "
         f"{ctx.restored.duration_sec:.1f} s; {discarded_rows(ctx.restored.discarded)} discarded, kept in the "
-        f"safety backup {ctx.restored.safety_backup.name}",
-        backup=str(manifest),
-        safety_backup=str(ctx.restored.safety_backup),
-        selection=selection,
-        discarded=ctx.restored.discarded,
+        f"safety backup {ctx.restored.safety_backup.name}"
     )
+    evidence = {
+        "backup": str(manifest),
+        "safety_backup": str(ctx.restored.safety_backup),
+        "selection": selection,
+        "discarded": ctx.restored.discarded,
+        "warnings": ctx.restored.warnings,
+    }
+    if ctx.restored.warnings:  # the database is back, but not all of what it refers to
+        return warned(f"{said}; but {'; '.join(ctx.restored.warnings)}", **evidence)
+    return passed(said, **evidence)
 
 
 def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport:

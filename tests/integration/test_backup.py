@@ -706,6 +706,31 @@ def test_restore_needs_confirmation_and_keeps_a_safety_backup(source: str, setti
     assert "password" not in rollback_log_path(settings).read_text()
 
 
+def test_a_restore_says_which_export_files_it_did_not_put_back(source: str, settings: Settings) -> None:
+    """The restore puts back the database, not the export files: one written after the backup
+    (no row vouches for it any more) and one changed since are said, in the result, the
+    announcement and the log — never a silent success the next drill FAILs on."""
+    exports = settings.resolved_exports_dir()
+    manifest_path = backup(source, settings)
+    files = len(list(exports.rglob("*.csv")))
+    # A target profile's backup records the folder its export files came from (the reference's does not).
+    rewrite(manifest_path, lambda document: document.update(exports={"dir": str(exports), "files": files}))
+    assert restore_backup(manifest_path, source, settings=settings, confirmed=True).warnings == []
+    backed_up = sorted(p for p in exports.rglob("*") if p.is_file())
+    assert backed_up, "the seeded target has export files"
+    (backed_up[0].parent / "written-after-the-backup.csv").write_text("id\n1\n")
+    backed_up[-1].write_text("changed\n")
+    said: list[str] = []
+    result = restore_backup(manifest_path, source, settings=settings, confirmed=True, announce=said.append)
+    [warning] = result.warnings
+    assert f"the export files in {exports} were not restored: 1 file the backup does not hold" in warning
+    assert "written-after-the-backup.csv" in warning and "1 file of the backup missing or changed" in warning
+    assert f"the backup's copies are in {manifest_path.parent / 'exports'}" in warning
+    assert f"warning: {warning}" in said
+    log = [json.loads(line) for line in rollback_log_path(settings).read_text().splitlines()]
+    assert log[-1]["status"] == "RESTORED" and log[-1]["warnings"] == [warning]
+
+
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_a_sqlite_restore_reaches_a_service_that_has_the_file_open(
     sqlite_url: str, settings: Settings, journal: str
