@@ -37,6 +37,9 @@ class Candidate:
     manifest: Path
     created_at: str
     rejected: str | None = None
+    #: Not a backup to take for the target at all (another database's, or a safety backup),
+    #: as opposed to the target's own that could not be used (invalid, unreadable).
+    elsewhere: bool = False
 
     def __str__(self) -> str:
         return f"{self.name} ({self.created_at}): {self.rejected or 'chosen'}"
@@ -109,9 +112,9 @@ def choose_backup(
         recorded_source = document.get("source")
         recorded = recorded_source if isinstance(recorded_source, dict) else {}
         if is_safety(name, document):
-            candidate.rejected = "a safety backup (restored only when named)"
+            candidate.rejected, candidate.elsewhere = "a safety backup (restored only when named)", True
         elif (why := source.mismatch(recorded, live)) is not None:
-            candidate.rejected = f"not of the target: {why}"
+            candidate.rejected, candidate.elsewhere = f"not of the target: {why}", True
         considered.append(candidate)
     considered.sort(key=lambda c: (c.created_at, c.name), reverse=True)
     for candidate in considered:

@@ -125,7 +125,8 @@ def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | Non
 def judge_backup_age(
     chosen: Candidate, passed_over: Iterable[Candidate], *, budget_sec: float, now: dt.datetime
 ) -> Outcome:
-    """PASS when the newest valid backup ``chosen`` is at most ``budget_sec`` old at ``now``."""
+    """PASS when the newest valid backup ``chosen`` is at most ``budget_sec`` old at ``now``;
+    WARN when, in time, a newer backup of the target was passed over (invalid, unreadable)."""
     newer = [c for c in passed_over if c.created_at > chosen.created_at]
     evidence: dict[str, Any] = {
         "rpo_budget_sec": budget_sec,
@@ -158,7 +159,9 @@ def judge_backup_age(
             "(aris3nb backup create)" + skipped_newer,
             **evidence,
         )
-    return passed(figures + skipped_newer, **evidence)
+    if any(not c.elsewhere for c in newer):  # in time, but a newer backup of the target could not be used
+        return warned(figures + skipped_newer, **evidence)
+    return passed(figures, **evidence)
 
 
 def judge_backup_freshness(

@@ -118,6 +118,21 @@ def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(
     assert "of_another_database (" in found.detail and "not of the target" in found.detail
 
 
+def test_a_newer_backup_of_another_database_leaves_the_targets_pass(settings: GateSettings, tmp_path: Path) -> None:
+    """Many targets may share one artifacts folder: another's newer backup is not a backup of
+    this target passed over (that would WARN), only a name in the list."""
+    url, other = f"sqlite:///{tmp_path / 'target.db'}", f"sqlite:///{tmp_path / 'other.db'}"
+    migrate.upgrade(url)
+    migrate.upgrade(other)
+    ours = create_backup(url, "a_ours", settings=settings)
+    time.sleep(0.01)
+    theirs = create_backup(other, "b_theirs", settings=settings)
+    now = freshness.parse_utc(theirs.manifest["created_at"])
+    assert now is not None and now > freshness.parse_utc(ours.manifest["created_at"])
+    fresh = freshness.judge_backup_freshness(settings, url, budget_sec=DAY, now=now)
+    assert fresh.status is Status.PASS, fresh.detail
+
+
 def test_the_newest_valid_backup_counts_an_invalid_newer_one_is_passed_over_and_named(
     settings: GateSettings, tmp_path: Path
 ) -> None:
@@ -133,7 +148,8 @@ def test_the_newest_valid_backup_counts_an_invalid_newer_one_is_passed_over_and_
     assert older_at is not None and newer_at is not None and newer_at > older_at
 
     fresh = freshness.judge_backup_freshness(settings, url, budget_sec=DAY, now=newer_at)
-    assert fresh.status is Status.PASS, fresh.detail
+    # In time, but the target's newest backup could not be used: said as a WARN, never a plain PASS.
+    assert fresh.status is Status.WARN, fresh.detail
     assert fresh.detail.startswith("newest valid backup a_older is ")
     assert fresh.detail.endswith("; newer backups passed over: b_newer")
     [passed_over] = fresh.evidence["newer_passed_over"]
