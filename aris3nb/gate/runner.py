@@ -83,6 +83,7 @@ from aris3nb.core.files import require_writable_folder, write_json_evidence, wri
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
+from aris3nb.core.stale import owner_is_gone
 from aris3nb.gate import freshness, git, http, migrations, smoke
 from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 from aris3nb.targets.profile import REFERENCE, Endpoint, LoadedProfile
@@ -335,13 +336,8 @@ def _booting(folder: Path) -> list[str]:
             pid = int(marker.read_text().strip() or 0)
         except (OSError, ValueError):
             continue  # removed meanwhile: booted
-        if pid:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue  # its kernel died booting: nothing boots any more
-            except PermissionError:
-                pass
+        if pid and owner_is_gone(pid, marker):
+            continue  # its kernel died booting (its pid gone, or reused since): nothing boots any more
         alive.append(marker.name)
     return alive
 
