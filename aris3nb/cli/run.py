@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -28,10 +26,10 @@ from aris3nb.cli._common import (
     target_profile,
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
-from aris3nb.core.settings import EMBEDDED_SCALE, Settings, is_repository_url
+from aris3nb.core.settings import EMBEDDED_SCALE, is_repository_url
 
 if TYPE_CHECKING:
-    from aris3nb.storage.runs import RunStaging
+    pass
 
 
 PHASE_STYLES = {
@@ -272,29 +270,29 @@ def run(
         if not err.is_terminal and not json_output:
             err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
 
-    staged = _staging(remote_url, current, retain_days, retention_mode, database_url or current.database_url)
-    with staged or contextlib.nullcontext(), display:
-        if staged is not None:
-            options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
-        result = run_playbook(
-            options,
-            staged.settings if staged else current,
-            on_phase=on_phase,
-            on_cell=lambda i, n: display.update(task, cell=f"cell {i}/{n}"),
-        )
-        document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
-        where: dict[str, str | None] = {
-            "bundle": str(result.run_dir),
-            "evidence": str(result.evidence_path),
-            "index": str(result.index_path) if result.index_path else None,
+    with display:
+        keywords: dict[str, Any] = {
+            "on_phase": on_phase,
+            "on_cell": lambda i, n: display.update(task, cell=f"cell {i}/{n}"),
         }
-        warnings = list(result.warnings)
-        if staged is not None:
-            on_phase("push", f"pushing run {result.run_id} to {remote_url}")
-            pushed = staged.push(result.run_dir)
+        if remote_url is None:
+            result = run_playbook(options, current, **keywords)
+            document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+            where: dict[str, str | None] = {
+                "bundle": str(result.run_dir),
+                "evidence": str(result.evidence_path),
+                "index": str(result.index_path) if result.index_path else None,
+            }
+            warnings = list(result.warnings)
+        else:
+            from aris3nb.storage.runs import run_on_store
+
+            stored = run_on_store(
+                remote_url, options, current, retain_days=retain_days, mode=retention_mode, **keywords
+            )
+            result, document, warnings = stored.result, stored.document, stored.warnings
+            pushed = stored.pushed
             where = {"bundle": pushed.run_url, "evidence": pushed.evidence_url, "index": pushed.index_url}
-            warnings = staged.warnings + warnings
-            result.index_problem = pushed.index_problem
     if json_output:
         summary = {
             key: document[key]
@@ -325,20 +323,6 @@ def run(
             where["bundle"],
             result.exit_code,
         )
-
-
-def _staging(
-    url: str | None, current: Settings, retain_days: int | None, mode: str | None, target_url: str | None
-) -> RunStaging | None:
-    """The staging folder of a run on object storage (the bucket checked, the chain's newest run
-    pulled and checked against the head; for a real target, its backups and drills the gate
-    judges), or None for a local artifacts folder."""
-    if url is None:
-        return None
-    from aris3nb.storage.runs import RunStaging, open_for_runs
-
-    repository = open_for_runs(url, current, retain_days=retain_days, mode=mode)
-    return RunStaging(repository, current, target_url=target_url)
 
 
 def _print_summary(document: dict[str, Any], run_dir: str, index_path: str | None) -> None:

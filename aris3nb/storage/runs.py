@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,15 @@ from aris3nb.storage.url import SCHEME, parse_url
 #: A drill report's file name (``aris3nb.backup.drill``): drill_report_<UTC write time>.json.
 DRILL_REPORT = re.compile(r"^drill_report_[0-9TZ]+\.json\Z")
 
-__all__ = ["PushedRun", "RemoteVerification", "RunStaging", "open_for_runs", "verify_remote"]
+__all__ = [
+    "PushedRun",
+    "RemoteVerification",
+    "RunStaging",
+    "StoredRun",
+    "open_for_runs",
+    "run_on_store",
+    "verify_remote",
+]
 
 #: What a run reads from its artifacts folder besides the runs: pulled before it starts.
 PULLED = (FREEZE_MARKER_NAME, ROLLBACK_LOG)
@@ -341,6 +350,48 @@ class RunStaging:
         expected.update({name: sha256_file(run_dir / name) for name in own})
         sent = self.repository.upload_tree(run_dir, f"{RUNS_DIRNAME}/{run_dir.name}", last=own, expected=expected)
         return f"sha256:{sent[EVIDENCE_NAME][1]}"
+
+
+@dataclass
+class StoredRun:
+    """A playbook run made on a repository: the runner's result, where it went on the store,
+    and what the staging and the push had to say besides the run's own warnings."""
+
+    result: Any  # aris3nb.evidence.runner.RunResult (storage imports the runner lazily)
+    document: dict[str, Any]  # its evidence.json, read before the staging folder went
+    pushed: PushedRun
+    warnings: list[str]
+
+
+def run_on_store(
+    url: str,
+    options: Any,
+    settings: Settings,
+    *,
+    retain_days: int | None = None,
+    mode: str | None = None,
+    on_phase: Callable[[str, str], None] | None = None,
+    **run_keywords: Any,
+) -> StoredRun:
+    """``aris3nb run --out s3://...``: ``run_playbook(options)`` in a staging folder filled from
+    the repository at ``url`` (the chain's newest run checked against the head; for a real
+    target — ``options.database_url`` or DATABASE_URL — its backups and drills the gate judges),
+    then pushed (GO, NO-GO or interrupted alike). ``StorageError`` naming the kept staging
+    folder when the push fails."""
+    import dataclasses
+
+    from aris3nb.evidence.runner import run_playbook
+
+    repository = open_for_runs(url, settings, retain_days=retain_days, mode=mode)
+    with RunStaging(repository, settings, target_url=options.database_url or settings.database_url) as staged:
+        staged_options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
+        result = run_playbook(staged_options, staged.settings, on_phase=on_phase, **run_keywords)
+        if on_phase is not None:
+            on_phase("push", f"pushing run {result.run_id} to {url}")
+        document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+        pushed = staged.push(result.run_dir)
+        result.index_problem = pushed.index_problem
+        return StoredRun(result, document, pushed, staged.warnings + list(result.warnings))
 
 
 def _files(root: Path) -> list[str]:
