@@ -34,7 +34,7 @@ def main() -> None:
         url = f"sqlite:///{tmp}/bench.db"
         migrate.upgrade(url)
         seed_database(url, scale=3000, exports_dir=Path(tmp) / "exports")
-        settings = load_settings(exports_dir=Path(tmp) / "exports")
+        settings = load_settings(target={"exports_dir": Path(tmp) / "exports"})
         with running_server(url, settings) as base, httpx.Client(base_url=base, timeout=5) as client:
             for _ in range(args.warmup):
                 client.get(args.path).raise_for_status()

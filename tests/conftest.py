@@ -110,7 +110,7 @@ def prove_backup():
     from aris3nb.core.settings import load_settings
 
     def prove(database_url: str, artifacts: Path, exports_dir: Path | None = None, name: str = "proven") -> Path:
-        settings = load_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True)
+        settings = load_settings(artifacts={"dir": artifacts}, backup={"drill_enabled": True})
         made = create_backup(database_url, name, settings=settings, exports_dir=exports_dir)
         restore_verify(made.manifest_path, settings=settings, server_url=database_url)
         return made.manifest_path

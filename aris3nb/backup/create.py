@@ -73,7 +73,7 @@ class BackupResult:
 
 
 def backups_dir(settings: Settings) -> Path:
-    return settings.ops_artifacts_dir / BACKUPS_DIRNAME
+    return settings.artifacts.dir / BACKUPS_DIRNAME
 
 
 def check_name(name: str) -> None:
@@ -292,7 +292,7 @@ def create_backup(
         raise BackupExists(
             f"a backup named {name!r} already exists at {final}; choose another name (it was left untouched)"
         )
-    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
+    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.backup.timeout_sec)
     started = time.perf_counter()
     created_at = dt.datetime.now(dt.UTC)
     stale = _sweep_stale_temporaries(root)
@@ -312,10 +312,10 @@ def create_backup(
         progress_to("copying the database and digesting its tables")
         if exclude:
             digests, meta = SNAPSHOTS[engine](
-                database_url, work, deadline, settings.ops_lock_timeout_sec, exclude=exclude
+                database_url, work, deadline, settings.target.lock_timeout_sec, exclude=exclude
             )
         else:
-            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.ops_lock_timeout_sec)
+            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.target.lock_timeout_sec)
         snapshot_sec = time.perf_counter() - snap_started
         stage = "checking the tables against the schema at the database's revision"
         live = set(meta["schema_tables"])

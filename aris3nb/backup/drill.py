@@ -156,7 +156,7 @@ def _refuse_constant(name: str) -> Any:
 
 
 def drills_dir(settings: Settings) -> Path:
-    return settings.ops_artifacts_dir / "drills"
+    return settings.artifacts.dir / "drills"
 
 
 def _write_report(report: DrillReport, folder: Path) -> Path:
@@ -215,20 +215,20 @@ def restore_verify(
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
     target profile (None: the reference; see the module). ``recorded_as``: where the backup
     is, for the report, when ``manifest_path`` is a local copy of it (a bucket's, pulled)."""
-    if not settings.ops_enable_backup_drill:
+    if not settings.backup.drill_enabled:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
     reference = profiles.is_reference(profile)
     if business_timestamps is None:
         business_timestamps = BUSINESS_TIMESTAMPS if reference else profiles.rpo_sources(profile)  # type: ignore[arg-type]
-    rpo_budget_sec = settings.rpo_budget_sec if rpo_budget_sec is None else rpo_budget_sec
-    rto_budget_sec = settings.rto_budget_sec if rto_budget_sec is None else rto_budget_sec
+    rpo_budget_sec = settings.backup.rpo_budget_sec if rpo_budget_sec is None else rpo_budget_sec
+    rto_budget_sec = settings.backup.rto_budget_sec if rto_budget_sec is None else rto_budget_sec
     budgets = _Budgets(
         _budget(rpo_budget_sec, "rpo_budget_sec"),
         _budget(rto_budget_sec, "rto_budget_sec"),
         tuple(business_timestamps),
         None if reference else profile,
     )
-    seconds = timeout_sec if timeout_sec is not None else settings.ops_drill_timeout_sec
+    seconds = timeout_sec if timeout_sec is not None else settings.backup.drill_timeout_sec
     deadline = Deadline.after(seconds)
     given = Path(manifest_path)
     folder_name = (given.parent if given.suffix == ".json" else given).name  # a manifest, or its folder
@@ -370,7 +370,14 @@ def _run(
             deadline.check("upgrading")
             with stages.stage("integrity"):
                 _integrity(
-                    manifest, report, stages, restored.url, profile, drills_dir(settings) / report.backup, deadline
+                    manifest,
+                    report,
+                    stages,
+                    restored.url,
+                    profile,
+                    drills_dir(settings) / report.backup,
+                    deadline,
+                    settings.integrity.statement_timeout_sec,
                 )
 
 
@@ -566,6 +573,7 @@ def _integrity(
     profile: LoadedProfile,
     folder: Path,
     deadline: Deadline,
+    statement_timeout_sec: float,
 ) -> None:
     """The profile's ``[integrity]`` checks on the restored (and upgraded) copy, the export
     files against the backup's copy of them: an error-severity violation FAILs the drill;
@@ -592,7 +600,7 @@ def _integrity(
             exports_dir=manifest.folder / "exports",
             missing_exports_hint="the backup was made without its export files: give backup create --exports-dir, "
             "or the profile's backup.exports_dir",
-            statement_timeout_sec=_remaining(deadline, 120.0),
+            statement_timeout_sec=_remaining(deadline, statement_timeout_sec),
         ).with_selection(selection)
         integrity = run_integrity_check(options, artifacts_dir=folder)
     except Aris3nbError as exc:

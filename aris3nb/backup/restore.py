@@ -53,7 +53,7 @@ class RestoreResult:
 
 
 def rollback_log_path(settings: Settings) -> Path:
-    return settings.ops_artifacts_dir / ROLLBACK_LOG
+    return settings.artifacts.dir / ROLLBACK_LOG
 
 
 def append_rollback_log(settings: Settings, entry: dict[str, Any]) -> None:
@@ -195,7 +195,7 @@ def restore_backup(
     if not confirmed:
         raise UsageError("restoring overwrites the target database: confirm with --yes")
     started = time.perf_counter()
-    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.ops_backup_timeout_sec)
+    deadline = Deadline.after(timeout_sec if timeout_sec is not None else settings.backup.timeout_sec)
     validation = validate_backup(manifest_path, profiles.schema_tables_for(profile))
     validation.raise_if_invalid()
     manifest = validation.manifest
@@ -243,7 +243,7 @@ def restore_backup(
                 target_url,
                 deadline,
                 clean=True,
-                lock_timeout_sec=settings.ops_lock_timeout_sec,
+                lock_timeout_sec=settings.target.lock_timeout_sec,
             )
         problems = _verify_target(manifest, target_url, deadline)
         if problems:

@@ -92,7 +92,7 @@ def _settings_first(ctx: typer.Context) -> None:
     command that cannot use an S3 repository refuses one rather than write elsewhere."""
     current = settings()
     asks_help = "--help" in sys.argv[1:]
-    if current.ops_repository_url and ctx.invoked_subcommand not in _REPOSITORY_COMMANDS and not asks_help:
+    if current.artifacts.repository_url and ctx.invoked_subcommand not in _REPOSITORY_COMMANDS and not asks_help:
         raise UsageError(
             f"OPS_ARTIFACTS_DIR is an S3 repository; `aris3nb {ctx.invoked_subcommand}` cannot use one yet "
             "(the backup, run and evidence commands do): set OPS_ARTIFACTS_DIR to a local folder for it"

@@ -127,7 +127,7 @@ def create(
             "profile": profile,
             "progress": progress,
         }
-        if current.ops_repository_url:
+        if current.artifacts.repository_url:
             result, remote = artifacts.create_remote(
                 current,
                 database_url(database_url_option),
@@ -257,7 +257,7 @@ def restore_verify_command(
 
     profile = target_profile(target, embedded)
     current = settings()
-    url = database_url(database_url_option) if database_url_option or current.database_url else None
+    url = database_url(database_url_option) if database_url_option or current.target.database_url else None
     options: dict[str, Any] = {
         "server_url": url,
         "timeout_sec": timeout,
@@ -409,7 +409,7 @@ def forget_command(
     current = settings()
     chosen = None if profiles.is_reference(profile) else profile
     result: Forgotten
-    if current.ops_repository_url:
+    if current.artifacts.repository_url:
         result, repository = artifacts.forget_remote(current, policy, dry_run=dry_run, profile=chosen)
         _warn_repository(repository, json_output)
     else:
@@ -417,7 +417,7 @@ def forget_command(
             current,
             policy,
             dry_run=dry_run,
-            drilled=drilled_by_go_runs(current.ops_artifacts_dir / RUNS_DIRNAME),
+            drilled=drilled_by_go_runs(current.artifacts.dir / RUNS_DIRNAME),
             profile=chosen,
         )
     if json_output:

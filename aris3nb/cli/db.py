@@ -119,8 +119,8 @@ def db_seed(
             scale=scale,
             seed=seed,
             exports_dir=target,
-            seed_password=current.seed_password.get_secret_value(),
-            smoke_password=current.smoke_password.get_secret_value(),
+            seed_password=current.service.seed_password.get_secret_value(),
+            smoke_password=current.service.smoke_password.get_secret_value(),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = {

@@ -123,7 +123,8 @@ def gate(
     1 on FAIL (or on warnings with --strict), 2 on bad usage. The JSON summary is always
     written to OPS_ARTIFACTS_DIR/gate/gate_summary_<run_id>.json.
     """
-    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+    from aris3nb.core.settings import load_settings
+    from aris3nb.gate import GateOptions, run_gate
     from aris3nb.gate.runner import latency_names, parse_budgets
 
     loaded = target_profile(target, embedded)
@@ -137,7 +138,7 @@ def gate(
         checks=tuple(check) if check else None,
         profile=loaded,
     )
-    report = run_gate(options, load_gate_settings(), on_result=_progress)
+    report = run_gate(options, load_settings(), on_result=_progress)
     _show(report, "release readiness gate", "summary", GateFailed, json_output=json_output)
 
 
@@ -173,19 +174,19 @@ def integrity(
     PASS_WITH_WARNINGS, 1 on FAIL (or on warnings with --strict), 2 when the database cannot
     be opened. The JSON report is written to OPS_ARTIFACTS_DIR/integrity/.
     """
-    from aris3nb.gate import load_gate_settings
+    from aris3nb.core.settings import load_settings
     from aris3nb.integrity import IntegrityOptions, run_integrity_check
 
     loaded = target_profile(target, embedded)
-    settings = load_gate_settings()
+    settings = load_settings()
     options = IntegrityOptions(
         database_url=database_url(database_url_option),
         exports_dir=exports_dir or loaded.exports_dir() or settings.resolved_exports_dir(),
         strict=strict,
-        idempotency_max_age_sec=idempotency_max_age_sec or settings.integrity_idempotency_max_age_sec,
-        statement_timeout_sec=settings.integrity_statement_timeout_sec,
+        idempotency_max_age_sec=idempotency_max_age_sec or settings.integrity.idempotency_max_age_sec,
+        statement_timeout_sec=settings.integrity.statement_timeout_sec,
     ).for_profile(loaded)
-    report = run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir, on_result=_progress)
+    report = run_integrity_check(options, artifacts_dir=settings.artifacts.dir, on_result=_progress)
     _show(
         report,
         "integrity check",

@@ -160,14 +160,16 @@ def run(
         ),
     ] = None,
     cell_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--cell-timeout",
             min=0.001,
-            help="Seconds a notebook cell may run before the phase is stopped (timeout).",
+            help="Seconds a notebook cell may run before the phase is stopped (timeout). "
+            "Default: OPS_CELL_TIMEOUT_SEC, else 600.",
+            show_default=False,
             metavar="SECONDS",
         ),
-    ] = 600.0,
+    ] = None,
     scale: Annotated[
         int, typer.Option(min=0, help="Stock rows seeded into the embedded default.", metavar="ROWS")
     ] = EMBEDDED_SCALE,
@@ -223,7 +225,7 @@ def run(
 
     profile = target_profile(target, embedded)
     current = settings()
-    remote_url = out_dir if is_repository_url(out_dir) else (None if out_dir else current.ops_repository_url)
+    remote_url = out_dir if is_repository_url(out_dir) else (None if out_dir else current.artifacts.repository_url)
     if remote_url is None and (retain_days is not None or retention_mode is not None):
         raise UsageError("--retain-days and --retention-mode need --out s3://BUCKET[/PREFIX] (or OPS_ARTIFACTS_DIR)")
     if remote_url is not None and rerun:
@@ -304,7 +306,7 @@ def run(
         if result.forgotten:
             say(
                 f"removed {len(result.forgotten)} older backup{'' if len(result.forgotten) == 1 else 's'} of the "
-                f"embedded default (it keeps its newest {current.ops_embedded_keep_last}: OPS_EMBEDDED_KEEP_LAST)"
+                f"embedded default (it keeps its newest {current.artifacts.embedded_keep_last}: OPS_EMBEDDED_KEEP_LAST)"
             )
     for warning in warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

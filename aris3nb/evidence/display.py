@@ -857,7 +857,7 @@ def start_phase(phase: str) -> PhaseEvidence:
     if run_dir:
         folder = Path(run_dir) / phase
     else:
-        folder = load_settings().ops_artifacts_dir / "scratch" / new_run_id() / phase
+        folder = load_settings().artifacts.dir / "scratch" / new_run_id() / phase
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return PhaseEvidence(phase, folder)
 

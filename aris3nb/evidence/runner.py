@@ -41,7 +41,7 @@ from aris3nb.core.errors import EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
-from aris3nb.core.settings import EMBEDDED_SCALE, Settings
+from aris3nb.core.settings import EMBEDDED_SCALE, Settings, check_timeout_sec
 from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV
 from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, ensure_registered
@@ -96,7 +96,7 @@ class RunOptions:
     revert_command: str | None = None
     budgets_ms: Mapping[str, float] = field(default_factory=dict)
     pytest_target: str | None = None  # None: the profile's [smoke] suite, or the playbook's own (reference)
-    cell_timeout_sec: float = 600.0
+    cell_timeout_sec: float | None = None  # None: OPS_CELL_TIMEOUT_SEC (settings.run)
     scale: int = EMBEDDED_SCALE
     signing_key: Path | None = None
     workdir: Path | None = None  # where the kernels run (the checkout); default: cwd
@@ -137,7 +137,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
 
     if options.base_url:
         exports = options.exports_dir or (options.profile.exports_dir() if not options.profile.is_reference else None)
-        database_url = options.database_url or settings.database_url
+        database_url = options.database_url or settings.target.database_url
         yield Target(
             "base_url",
             options.base_url,
@@ -149,7 +149,7 @@ def open_target(options: RunOptions, settings: Settings) -> Iterator[Target]:
     if options.database_url:
         check_connection(options.database_url)
         exports = options.exports_dir or settings.resolved_exports_dir()
-        with reference_service(options.database_url, settings.model_copy(update={"exports_dir": exports})) as base_url:
+        with reference_service(options.database_url, settings.updated(target={"exports_dir": exports})) as base_url:
             yield Target(
                 "database",
                 base_url,
@@ -319,7 +319,7 @@ def _kernel_env(run: _Run) -> dict[str, str]:
     env = {
         **os.environ,
         RUN_DIR_ENV: str(run.run_dir),
-        "OPS_ARTIFACTS_DIR": str(run.settings.ops_artifacts_dir),
+        "OPS_ARTIFACTS_DIR": str(run.settings.artifacts.dir),
         "PYTHONUNBUFFERED": "1",
         "MPLBACKEND": "Agg",
     }
@@ -423,10 +423,10 @@ def _should_run(run: _Run, phase: Phase, explicit: bool) -> str | None:
 
 def _secrets(options: RunOptions, settings: Settings) -> list[str]:
     found = [
-        settings.smoke_password.get_secret_value(),
-        settings.seed_password.get_secret_value(),
-        settings.secret_key.get_secret_value() if settings.secret_key else None,
-        *(url_password(u) for u in (options.database_url, settings.database_url) if u),
+        settings.service.smoke_password.get_secret_value(),
+        settings.service.seed_password.get_secret_value(),
+        settings.service.secret_key.get_secret_value() if settings.service.secret_key else None,
+        *(url_password(u) for u in (options.database_url, settings.target.database_url) if u),
     ]
     if options.base_url:
         import httpx
@@ -461,8 +461,8 @@ def validate_run_options(options: RunOptions) -> RunOptions:
             f"the target profile {options.profile.label} describes a service of its own: give its "
             "--base-url (and --database-url); aris3nb serves only its bundled reference itself"
         )
-    if options.cell_timeout_sec <= 0:
-        raise UsageError("the cell timeout must be a positive number of seconds")
+    if options.cell_timeout_sec is not None:
+        check_timeout_sec(options.cell_timeout_sec, "the cell timeout")
     if options.exports_dir is not None and not options.exports_dir.is_dir():
         raise UsageError(f"--exports-dir {options.exports_dir} is not a folder: give the service's export files")
     if options.signing_key is not None and not options.signing_key.is_file():
@@ -525,14 +525,16 @@ def run_playbook(
     and exit code say how it went. Raises only for input it cannot act on (exit 2)."""
     from aris3nb.evidence import bundle
 
-    # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND), for the CLI and callers alike.
+    # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND, OPS_CELL_TIMEOUT_SEC), for
+    # the CLI and callers alike.
     options = dataclasses.replace(
         options,
-        database_url=options.database_url or settings.database_url,
-        revert_command=options.revert_command or settings.ops_revert_command,
+        database_url=options.database_url or settings.target.database_url,
+        revert_command=options.revert_command or settings.run.revert_command,
+        cell_timeout_sec=options.cell_timeout_sec or settings.run.cell_timeout_sec,
     )
     options = validate_run_options(options)
-    if "drill" in (options.phases or DEFAULT_PHASES) and not options.embedded and not settings.ops_enable_backup_drill:
+    if "drill" in (options.phases or DEFAULT_PHASES) and not options.embedded and not settings.backup.drill_enabled:
         from aris3nb.core.errors import DrillDisabled
 
         raise DrillDisabled(
@@ -541,22 +543,22 @@ def run_playbook(
         )
     _quiet_notebook_loggers()
     if options.out is not None:
-        settings = settings.model_copy(update={"ops_artifacts_dir": options.out})
-    settings = settings.model_copy(update={"ops_artifacts_dir": settings.ops_artifacts_dir.absolute()})
+        settings = settings.updated(artifacts={"dir": options.out})
+    settings = settings.updated(artifacts={"dir": settings.artifacts.dir.absolute()})
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(started)
-    run_dir = settings.ops_artifacts_dir / RUNS_DIRNAME / run_id
+    run_dir = settings.artifacts.dir / RUNS_DIRNAME / run_id
     held = contextlib.ExitStack()
     if not options.embedded:  # the embedded default's target is this run's own
         from aris3nb.evidence.run_lock import target_lock
 
         held.enter_context(
             target_lock(
-                settings.ops_artifacts_dir,
+                settings.artifacts.dir,
                 _lock_target(options),
                 run_id=run_id,
                 started_at=utc_text(started),
-                wait_sec=settings.ops_run_lock_wait_sec,
+                wait_sec=settings.run.lock_wait_sec,
                 on_wait=(lambda line: on_phase("waiting", line)) if on_phase else None,
             )
         )
@@ -677,7 +679,7 @@ def rerun_options(
             f"--rerun takes a run id such as 20261129T153441Z-1a2b3c (a folder name under "
             f"OPS_ARTIFACTS_DIR/{RUNS_DIRNAME}), not {run_id[:80]!r}"
         )
-    out = base.out or settings.ops_artifacts_dir
+    out = base.out or settings.artifacts.dir
     run_dir = out / RUNS_DIRNAME / run_id
     if not (run_dir / "evidence.json").is_file():
         raise UsageError(f"no run {run_id} under {out / RUNS_DIRNAME}")
@@ -706,10 +708,10 @@ def rerun_options(
     database_url = base_url = None
     if target.get("mode") != "embedded":  # the same target again; its password was never kept
         database_url = _given_again(
-            base.database_url or settings.database_url, target.get("database_url"), "--database-url"
+            base.database_url or settings.target.database_url, target.get("database_url"), "--database-url"
         )
     if target.get("mode") == "base_url":
-        base_url = _given_again(base.base_url or settings.base_url, target.get("base_url"), "--base-url")
+        base_url = _given_again(base.base_url or settings.target.base_url, target.get("base_url"), "--base-url")
     drilled = next(
         (
             p.get("parameters", {}).get("manifest")

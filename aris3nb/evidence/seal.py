@@ -139,7 +139,7 @@ def seal(
             "exports_dir": str(options.exports_dir) if options.exports_dir else None,
             "drills_enabled_by": DRILLS_ENABLED_BY_EMBEDDED
             if options.embedded and executed_by == "aris3nb run"
-            else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.ops_enable_backup_drill else None),
+            else ("OPS_ENABLE_BACKUP_DRILL" if run.settings.backup.drill_enabled else None),
             "executed_by": executed_by,
             "rerun_warning": options.rerun_warning,
         },
@@ -155,7 +155,7 @@ def seal(
     document = json.loads(redact_text(json.dumps(document), run.secrets))
     evidence_path = bundle.seal_run(run.run_dir, document, signing_key=options.signing_key)
     try:
-        index_path, index_problem = write_index(run.settings.ops_artifacts_dir), None
+        index_path, index_problem = write_index(run.settings.artifacts.dir), None
     except (OSError, RuntimeError) as exc:  # the run is sealed and valid; only its listing is missing
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     embedded = options.embedded and executed_by == "aris3nb run"
@@ -210,7 +210,7 @@ def _forget_embedded_backups(settings: Any, runs_dir: Path) -> tuple[list[str], 
     from aris3nb.backup.retention import Policy, drilled_by_go_runs, forget
     from aris3nb.core.errors import Aris3nbError
 
-    keep = int(settings.ops_embedded_keep_last)
+    keep = int(settings.artifacts.embedded_keep_last)
     if keep <= 0:
         return [], None
     try:
@@ -261,7 +261,7 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
     planned = tuple(phase.name for phase in present)
     run = _Run(
         RunOptions(phases=planned, signing_key=signing_key),
-        settings.model_copy(update={"ops_artifacts_dir": run_dir.parent.parent}),
+        settings.updated(artifacts={"dir": run_dir.parent.parent}),
         run_dir.name,
         run_dir,
     )

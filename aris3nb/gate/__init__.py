@@ -17,12 +17,10 @@ _LAZY = {
     "CheckResult": "aris3nb.core.checks",
     "GateOptions": "aris3nb.gate.runner",
     "GateReport": "aris3nb.gate.runner",
-    "GateSettings": "aris3nb.gate.settings",
     "Outcome": "aris3nb.core.checks",
     "Registry": "aris3nb.core.checks",
     "Status": "aris3nb.core.checks",
     "Verdict": "aris3nb.core.checks",
-    "load_gate_settings": "aris3nb.gate.settings",
     "read_gate_summary": "aris3nb.gate.runner",
     "run_gate": "aris3nb.gate.runner",
 }

@@ -29,7 +29,7 @@ import numpy as np
 from aris3nb.core.checks import Outcome, failed, passed, warned
 from aris3nb.core.errors import InvalidBaseUrl, ProbeFailed
 from aris3nb.core.redact import redact_text
-from aris3nb.gate.settings import MIN_LATENCY_SAMPLES
+from aris3nb.core.settings import MIN_LATENCY_SAMPLES, GateSettings, default_of
 
 if TYPE_CHECKING:
     from aris3nb.targets.profile import Health, Login, Ready
@@ -495,8 +495,8 @@ class LatencyPlan:
     path: str
     budget_ms: float
     samples: int = MIN_LATENCY_SAMPLES
-    warmup: int = 20
-    deadline_sec: float = 60.0
+    warmup: int = default_of(GateSettings, "latency_warmup")
+    deadline_sec: float = default_of(GateSettings, "latency_deadline_sec")
     min_samples: int = MIN_LATENCY_SAMPLES
     params: Mapping[str, str] = field(default_factory=dict)  # the query string (a profile's endpoint)
     status: int | None = None  # the answer expected (a profile's endpoint); None: any 2xx

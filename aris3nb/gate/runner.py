@@ -83,9 +83,9 @@ from aris3nb.core.files import require_writable_folder, write_json_evidence, wri
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
+from aris3nb.core.settings import MIN_LATENCY_SAMPLES, Settings
 from aris3nb.core.stale import owner_is_gone
 from aris3nb.gate import freshness, git, http, migrations, smoke
-from aris3nb.gate.settings import MIN_LATENCY_SAMPLES, GateSettings
 from aris3nb.targets.profile import REFERENCE, Endpoint, LoadedProfile
 from aris3nb.targets.revision import cached_code_revision
 
@@ -193,7 +193,7 @@ class _Cached:
 class GateContext:
     """What the checks of one run share: options, settings, the live target, its client."""
 
-    def __init__(self, options: GateOptions, settings: GateSettings, run_id: str, stack: contextlib.ExitStack) -> None:
+    def __init__(self, options: GateOptions, settings: Settings, run_id: str, stack: contextlib.ExitStack) -> None:
         self.options = options
         self.settings = settings
         self.run_id = run_id
@@ -201,22 +201,22 @@ class GateContext:
         self.profile = options.profile
         self.reference = is_builtin_reference(options.profile)
         self.workdir = default_workdir(options)
-        self.folder = settings.ops_artifacts_dir / GATE_FOLDER
+        self.folder = settings.artifacts.dir / GATE_FOLDER
         self.files: dict[str, str] = {}
         self.live_description: str | None = None  # set once a check has reached the live target
         self.budgets = {**default_budgets(options.profile, settings), **options.budgets_ms}
         account = options.profile.profile.service.smoke_account
         self.secrets: list[str | None] = [
-            settings.smoke_password.get_secret_value(),
-            settings.seed_password.get_secret_value(),
-            settings.secret_key.get_secret_value() if settings.secret_key else None,
-            *(url_password(u) for u in (options.database_url, settings.database_url, options.postgres_url) if u),
+            settings.service.smoke_password.get_secret_value(),
+            settings.service.seed_password.get_secret_value(),
+            settings.service.secret_key.get_secret_value() if settings.service.secret_key else None,
+            *(url_password(u) for u in (options.database_url, settings.target.database_url, options.postgres_url) if u),
             httpx.URL(options.base_url).password if options.base_url else None,
             os.environ.get(account.password_env) if account is not None and not self.reference else None,
         ]
         self._target = _Cached(self._resolve_target)
         self._client = _Cached(
-            lambda: stack.enter_context(http.new_client(self.live_target().base_url, settings.http_timeout_sec))
+            lambda: stack.enter_context(http.new_client(self.live_target().base_url, settings.gate.http_timeout_sec))
         )
         self._auth = _Cached(self._log_in)
         self._booted = _Cached(lambda: wait_for_kernels_booted(os.environ.get(BOOTING_ENV)))
@@ -226,7 +226,7 @@ class GateContext:
 
     @property
     def target_database_url(self) -> str | None:
-        return self.options.database_url or self.settings.database_url
+        return self.options.database_url or self.settings.target.database_url
 
     def live_target(self) -> LiveTarget:
         return self._target.get()
@@ -248,8 +248,8 @@ class GateContext:
         account = self.profile.profile.service.smoke_account
         if self.reference or account is None:
             return (
-                self.settings.smoke_username,
-                self.settings.smoke_password.get_secret_value(),
+                self.settings.service.smoke_username,
+                self.settings.service.smoke_password.get_secret_value(),
                 ("ARIS3_SMOKE_USERNAME", "ARIS3_SMOKE_PASSWORD"),
             )
         return (
@@ -261,7 +261,9 @@ class GateContext:
     def _log_in(self) -> dict[str, str]:
         if self.reference:
             token = http.log_in(
-                self.client(), self.settings.smoke_username, self.settings.smoke_password.get_secret_value()
+                self.client(),
+                self.settings.service.smoke_username,
+                self.settings.service.smoke_password.get_secret_value(),
             )
             self.secrets.append(token)
             return {"Authorization": f"Bearer {token}"}
@@ -350,11 +352,11 @@ def default_workdir(options: GateOptions) -> Path:
     return Path.cwd().absolute() if is_builtin_reference(options.profile) else options.profile.root
 
 
-def default_budgets(loaded: LoadedProfile, settings: GateSettings) -> dict[str, float]:
+def default_budgets(loaded: LoadedProfile, settings: Settings) -> dict[str, float]:
     """The p95 budget of each latency check, by name: the reference's OPS_GATE_BUDGET_*
     settings, or a profile's ``p95_ms`` of each ``[[service.endpoints]]``."""
     if is_builtin_reference(loaded):
-        return settings.budgets_ms()
+        return settings.gate.budgets_ms()
     return {endpoint.name: endpoint.p95_ms for endpoint in loaded.profile.service.endpoints}
 
 
@@ -376,7 +378,7 @@ def check_git(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("deploy.freeze")
 def check_deploy_freeze(ctx: GateContext) -> Outcome:
     """No release while a rollback's NO-GO stands: the freeze is lifted by a person, on purpose."""
-    marker = ctx.settings.freeze_marker
+    marker = ctx.settings.artifacts.freeze_marker
     if not marker.exists():
         return passed("no deploy freeze")
     try:
@@ -436,7 +438,7 @@ def check_backup_freshness(ctx: GateContext) -> Outcome:
         ctx.settings,
         ctx.target_database_url,
         base_url=ctx.options.base_url,
-        budget_sec=ctx.settings.rpo_budget_sec,
+        budget_sec=ctx.settings.backup.rpo_budget_sec,
         profile=ctx.profile,
     )
 
@@ -448,7 +450,7 @@ def check_drill_freshness(ctx: GateContext) -> Outcome:
         ctx.settings,
         ctx.target_database_url,
         base_url=ctx.options.base_url,
-        max_age_days=ctx.settings.drill_max_age_days,
+        max_age_days=ctx.settings.backup.drill_max_age_days,
     )
 
 
@@ -463,7 +465,7 @@ def check_smoke(ctx: GateContext) -> Outcome:
     live = ctx.live_target()
     started, ctx.early_smoke = ctx.early_smoke, None
     run = (started or _start_reference_smoke(ctx, target, live)).wait()
-    outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.smoke_timeout_sec, secrets=ctx.secrets)
+    outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.gate.smoke_timeout_sec, secrets=ctx.secrets)
     if started is not None:
         outcome.evidence["ran_beside"] = ctx.early_smoke_beside
     return _kept(ctx, run, outcome, target, live)
@@ -473,10 +475,10 @@ def _start_reference_smoke(ctx: GateContext, target: str, live: LiveTarget) -> s
     env = {
         **os.environ,
         "ARIS3_SMOKE_BASE_URL": live.base_url,
-        "ARIS3_SMOKE_USERNAME": ctx.settings.smoke_username,
-        "ARIS3_SMOKE_PASSWORD": ctx.settings.smoke_password.get_secret_value(),
+        "ARIS3_SMOKE_USERNAME": ctx.settings.service.smoke_username,
+        "ARIS3_SMOKE_PASSWORD": ctx.settings.service.smoke_password.get_secret_value(),
     }
-    return smoke.start_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.smoke_timeout_sec, env=env)
+    return smoke.start_pytest(target, cwd=ctx.workdir, timeout_sec=ctx.settings.gate.smoke_timeout_sec, env=env)
 
 
 #: The checks that may run while the smoke suite runs: they neither load the live service nor
@@ -519,7 +521,7 @@ def start_smoke_early(ctx: GateContext, registry: Registry[GateContext], only: C
 
 def _profile_smoke(ctx: GateContext) -> Outcome:
     """The profile's smoke suite, in the target's interpreter and root, judged by its area rules."""
-    loaded, timeout = ctx.profile, ctx.settings.smoke_timeout_sec
+    loaded, timeout = ctx.profile, ctx.settings.gate.smoke_timeout_sec
     declared = loaded.profile.smoke
     target = _smoke_target(ctx)
     if target is None:
@@ -660,9 +662,9 @@ def _latency_check(name: str, path: str, authenticated: bool) -> CheckFunction[G
         plan = http.LatencyPlan(
             path=path,
             budget_ms=ctx.budgets[name],
-            samples=ctx.settings.latency_samples,
-            warmup=ctx.settings.latency_warmup,
-            deadline_sec=ctx.settings.latency_deadline_sec,
+            samples=ctx.settings.gate.latency_samples,
+            warmup=ctx.settings.gate.latency_warmup,
+            deadline_sec=ctx.settings.gate.latency_deadline_sec,
             min_samples=MIN_LATENCY_SAMPLES,
         )
         headers = ctx.auth_headers() if authenticated else None
@@ -696,9 +698,9 @@ def _endpoint_check(endpoint: Endpoint) -> CheckFunction[GateContext]:
         plan = http.LatencyPlan(
             path=endpoint.path,
             budget_ms=ctx.budgets[endpoint.name],
-            samples=ctx.settings.latency_samples,
-            warmup=ctx.settings.latency_warmup,
-            deadline_sec=ctx.settings.latency_deadline_sec,
+            samples=ctx.settings.gate.latency_samples,
+            warmup=ctx.settings.gate.latency_warmup,
+            deadline_sec=ctx.settings.gate.latency_deadline_sec,
             min_samples=MIN_LATENCY_SAMPLES,
             params=dict(endpoint.params),
             status=endpoint.status,
@@ -797,16 +799,16 @@ def validate_options(options: GateOptions) -> GateOptions:
 
 
 def run_gate(
-    options: GateOptions, settings: GateSettings, on_result: Callable[[CheckResult], None] | None = None
+    options: GateOptions, settings: Settings, on_result: Callable[[CheckResult], None] | None = None
 ) -> GateReport:
     """Run every gate check and write the JSON summary; never raises for a failing check
     (the verdict says it), only ``UsageError`` for input it cannot act on."""
-    if options.base_url is None and settings.base_url:  # ARIS3_BASE_URL names the live target
-        options = dataclasses.replace(options, base_url=settings.base_url)
+    if options.base_url is None and settings.target.base_url:  # ARIS3_BASE_URL names the live target
+        options = dataclasses.replace(options, base_url=settings.target.base_url)
     options = validate_options(options)
-    if options.database_url is None and settings.database_url:
-        parse_database_url(settings.database_url)  # DATABASE_URL names the target: refuse it unparseable too
-    require_writable_folder(settings.ops_artifacts_dir / GATE_FOLDER, "the gate summary")
+    if options.database_url is None and settings.target.database_url:
+        parse_database_url(settings.target.database_url)  # DATABASE_URL names the target: refuse it unparseable too
+    require_writable_folder(settings.artifacts.dir / GATE_FOLDER, "the gate summary")
     run_id = new_run_id()
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:
@@ -861,15 +863,15 @@ def _inputs(ctx: GateContext) -> dict[str, Any]:
         "postgres_url": redact_url(options.postgres_url) if options.postgres_url else None,
         "workdir": str(ctx.workdir),
         "budgets_ms": ctx.budgets,
-        "latency_samples": settings.latency_samples,
-        "latency_warmup": settings.latency_warmup,
+        "latency_samples": settings.gate.latency_samples,
+        "latency_warmup": settings.gate.latency_warmup,
         "min_latency_samples": MIN_LATENCY_SAMPLES,
-        "latency_deadline_sec": settings.latency_deadline_sec,
-        "http_timeout_sec": settings.http_timeout_sec,
-        "smoke_timeout_sec": settings.smoke_timeout_sec,
+        "latency_deadline_sec": settings.gate.latency_deadline_sec,
+        "http_timeout_sec": settings.gate.http_timeout_sec,
+        "smoke_timeout_sec": settings.gate.smoke_timeout_sec,
         "smoke_username": ctx.smoke_account()[0],
-        "rpo_budget_sec": settings.rpo_budget_sec,
-        "drill_max_age_days": settings.drill_max_age_days,
+        "rpo_budget_sec": settings.backup.rpo_budget_sec,
+        "drill_max_age_days": settings.backup.drill_max_age_days,
         "profile": options.profile.as_evidence(),
     }
 

@@ -33,6 +33,7 @@ from aris3nb.core.files import require_writable_folder, write_json_evidence
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.redact import redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
+from aris3nb.core.settings import IntegritySettings, default_of
 from aris3nb.integrity.declarative import (
     FileCheck,
     IntegritySelection,
@@ -73,8 +74,8 @@ class IntegrityOptions:
     #: What a check says to do when ``exports_dir`` does not exist (a drill: how backups get one).
     missing_exports_hint: str = "give --exports-dir"
     strict: bool = False
-    idempotency_max_age_sec: float = 900.0
-    statement_timeout_sec: float = 120.0
+    idempotency_max_age_sec: float = default_of(IntegritySettings, "idempotency_max_age_sec")
+    statement_timeout_sec: float = default_of(IntegritySettings, "statement_timeout_sec")
     now: dt.datetime | None = None  # the moment ages are measured from (tests); default: now
     builtin: Sequence[str] = ("reference",)
     sql_checks: Sequence[SqlCheck | Mapping[str, Any]] = ()

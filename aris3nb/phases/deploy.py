@@ -181,8 +181,8 @@ def deploy(options: DeployOptions, settings: Settings) -> DeployReport:
     given are DATABASE_URL's and ARIS3_BASE_URL's."""
     options = dataclasses.replace(
         options,
-        database_url=options.database_url or settings.database_url,
-        base_url=options.base_url or settings.base_url,
+        database_url=options.database_url or settings.target.database_url,
+        base_url=options.base_url or settings.target.base_url,
     )
     context = _DeployContext(options, settings)
     results = DEPLOY_CHECKS.run(context)

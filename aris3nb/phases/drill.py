@@ -96,7 +96,7 @@ def drill(
     ``profile``: the target profile (None: the reference; see ``aris3nb.backup.drill``).
     """
     choice = None
-    database_url = database_url or settings.database_url
+    database_url = database_url or settings.target.database_url
     if manifest_path is None:
         if not database_url:
             raise UsageError(

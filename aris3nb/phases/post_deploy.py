@@ -53,10 +53,16 @@ def post_deploy_integrity(
 ) -> IntegrityReport:
     """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
     ``database_url`` (default DATABASE_URL), with the invariants the target's profile selects."""
-    database_url = database_url or settings.database_url
+    database_url = database_url or settings.target.database_url
     if not database_url:
         raise UsageError("the integrity check needs the target database: give --database-url (or DATABASE_URL)")
     profile = profile or load_target_profile(None)
     exports = Path(exports_dir) if exports_dir else (profile.exports_dir() or settings.resolved_exports_dir())
-    options = IntegrityOptions(database_url=database_url, exports_dir=exports, strict=True).for_profile(profile)
-    return run_integrity_check(options, artifacts_dir=settings.ops_artifacts_dir)
+    options = IntegrityOptions(
+        database_url=database_url,
+        exports_dir=exports,
+        strict=True,
+        idempotency_max_age_sec=settings.integrity.idempotency_max_age_sec,
+        statement_timeout_sec=settings.integrity.statement_timeout_sec,
+    ).for_profile(profile)
+    return run_integrity_check(options, artifacts_dir=settings.artifacts.dir)

@@ -120,9 +120,11 @@ def _declare_no_go(ctx: _RollbackContext) -> Outcome:
         "declared_at": utc_text(dt.datetime.now(dt.UTC)),
         "run_id": ctx.options.run_id,
         "triggers": list(ctx.options.triggers),
-        "lift": f"remove {ctx.settings.freeze_marker} once the cause is understood and fixed",
+        "lift": f"remove {ctx.settings.artifacts.freeze_marker} once the cause is understood and fixed",
     }
-    path = write_json_evidence(ctx.settings.freeze_marker.parent, ctx.settings.freeze_marker.name, marker)
+    path = write_json_evidence(
+        ctx.settings.artifacts.freeze_marker.parent, ctx.settings.artifacts.freeze_marker.name, marker
+    )
     _log(ctx, "no_go", triggers=list(ctx.options.triggers), freeze_marker=str(path))
     return passed(
         f"NO-GO declared; deploys frozen ({path})", freeze_marker=str(path), triggers=list(ctx.options.triggers)
@@ -280,14 +282,14 @@ def _restore(ctx: _RollbackContext) -> Outcome:
 def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport:
     """Run the rollback procedure; the checks after it are the gate's ``VERIFY_CHECKS``
     against the target. A failing step is in the verdict, never raised."""
-    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+    from aris3nb.gate import GateOptions, run_gate
 
     if not options.triggers:
         raise UsageError("a rollback needs at least one trigger (the reason it happens)")
     options = dataclasses.replace(
         options,
-        database_url=options.database_url or settings.database_url,
-        base_url=options.base_url or settings.base_url,
+        database_url=options.database_url or settings.target.database_url,
+        base_url=options.base_url or settings.target.base_url,
     )
     if not options.database_url or not options.base_url:
         raise UsageError(
@@ -296,12 +298,11 @@ def run_rollback(options: RollbackOptions, settings: Settings) -> RollbackReport
         )
     context = _RollbackContext(options, settings)
     results = ROLLBACK_STEPS.run(context)
-    gate_settings = load_gate_settings(ops_artifacts_dir=settings.ops_artifacts_dir)
     gate_options = GateOptions(checks=VERIFY_CHECKS, base_url=options.base_url, pytest_target=options.pytest_target)
     if options.profile is not None:
         gate_options = dataclasses.replace(gate_options, profile=options.profile)
-    verify = run_gate(gate_options, gate_settings)
+    verify = run_gate(gate_options, settings)
     results += verify.results
-    report = RollbackReport(results, context.restored, settings.freeze_marker, verify.path)
+    report = RollbackReport(results, context.restored, settings.artifacts.freeze_marker, verify.path)
     _log(context, "verify", verdict=str(verify.verdict), gate_summary=str(verify.path))
     return report

@@ -42,10 +42,14 @@ ROUTERS = (api_health, api_auth, api_stock, api_transfers, api_sales, api_cash_s
 def create_app(database_url: str, settings: Settings) -> FastAPI:
     """The service on ``database_url``; its engines are disposed of when the app shuts down.
 
-    Tokens are signed with ``settings.secret_key``, or with a random secret of this app
+    Tokens are signed with ``settings.service.secret_key``, or with a random secret of this app
     instance when none is set (tokens then die with the process).
     """
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(MIN_SECRET_BYTES)
+    secret = (
+        settings.service.secret_key.get_secret_value()
+        if settings.service.secret_key
+        else secrets.token_urlsafe(MIN_SECRET_BYTES)
+    )
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise InvalidSettings(f"ARIS3_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long to sign tokens safely")
     engine = create_service_engine(database_url)
@@ -54,7 +58,7 @@ def create_app(database_url: str, settings: Settings) -> FastAPI:
         sessions=SessionFactories.for_engine(engine),
         probe=probe,
         token_secret=secret,
-        token_ttl_sec=settings.token_ttl_sec,
+        token_ttl_sec=settings.service.token_ttl_sec,
         exports_dir=settings.resolved_exports_dir(),
     )
 

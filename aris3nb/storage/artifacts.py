@@ -75,7 +75,7 @@ class Staging:
 
     def __init__(self, settings: Settings) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="aris3nb-"))
-        self.settings = settings.model_copy(update={"ops_artifacts_dir": self.folder})
+        self.settings = settings.updated(artifacts={"dir": self.folder})
         self.keep = False
 
     def __enter__(self) -> Staging:
@@ -107,7 +107,9 @@ def is_remote(reference: str, settings: Settings) -> bool:
     bare backup name (no local file of that name) when OPS_ARTIFACTS_DIR is ``s3://``."""
     if is_repository_url(reference):
         return True
-    return bool(settings.ops_repository_url) and bool(NAME_PATTERN.match(reference)) and not Path(reference).exists()
+    return (
+        bool(settings.artifacts.repository_url) and bool(NAME_PATTERN.match(reference)) and not Path(reference).exists()
+    )
 
 
 def open_backup(reference: str, settings: Settings, *, write: bool = False) -> Remote:
@@ -123,12 +125,12 @@ def open_backup(reference: str, settings: Settings, *, write: bool = False) -> R
             )
         url, name = "/".join(parts[:-2]), parts[-1]
     else:
-        url, name = str(settings.ops_repository_url), reference
-    return Remote(_open(url, settings, retain_days=settings.ops_retain_days if write else None), name)
+        url, name = str(settings.artifacts.repository_url), reference
+    return Remote(_open(url, settings, retain_days=settings.artifacts.retain_days if write else None), name)
 
 
 def _open(url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None) -> Repository:
-    return open_repository(url, retain_days=retain_days, mode=mode or settings.ops_retention_mode)
+    return open_repository(url, retain_days=retain_days, mode=mode or settings.artifacts.retention_mode)
 
 
 # -- pulling, verified ------------------------------------------------------------------------
@@ -196,8 +198,10 @@ def create_remote(
     name) before anything is made, made in staging, uploaded with the manifest last.
     ``options`` go to ``create_backup`` (exports_dir, timeout_sec, profile, progress)."""
     check_name(name)  # before the store is asked anything
-    days = retain_days if retain_days is not None else settings.ops_retain_days
-    remote = Remote(_open(str(settings.ops_repository_url), settings, retain_days=days, mode=retention_mode), name)
+    days = retain_days if retain_days is not None else settings.artifacts.retain_days
+    remote = Remote(
+        _open(str(settings.artifacts.repository_url), settings, retain_days=days, mode=retention_mode), name
+    )
     keys = remote.repository.list_keys(f"{remote.key}/")
     if keys:
         _clear_a_killed_upload(remote, keys)
@@ -357,7 +361,7 @@ def forget_remote(
     objects of each removed backup deleted, manifest first. A backup under Object Lock stays."""
     if policy.empty():
         raise UsageError("no policy given: name at least one --keep-* count (nothing was removed)")
-    repository = _open(str(settings.ops_repository_url), settings)
+    repository = _open(str(settings.artifacts.repository_url), settings)
     with Staging(settings) as staging:
         mirror = backups_dir(staging.settings)
         for name in repository.list_folders(f"{BACKUPS_DIRNAME}/"):

@@ -94,8 +94,8 @@ def open_for_runs(
 ) -> Repository:
     """The repository at ``url`` for a run: retention from ``retain_days``, else OPS_RETAIN_DAYS
     (exit 2 before anything is written when the bucket has no Object Lock)."""
-    days = retain_days if retain_days is not None else settings.ops_retain_days
-    return open_repository(url, retain_days=days, mode=mode or settings.ops_retention_mode)
+    days = retain_days if retain_days is not None else settings.artifacts.retain_days
+    return open_repository(url, retain_days=days, mode=mode or settings.artifacts.retention_mode)
 
 
 def _digest(data: bytes) -> str:
@@ -383,7 +383,7 @@ def run_on_store(
     from aris3nb.evidence.runner import run_playbook
 
     repository = open_for_runs(url, settings, retain_days=retain_days, mode=mode)
-    with RunStaging(repository, settings, target_url=options.database_url or settings.database_url) as staged:
+    with RunStaging(repository, settings, target_url=options.database_url or settings.target.database_url) as staged:
         staged_options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
         result = run_playbook(staged_options, staged.settings, on_phase=on_phase, **run_keywords)
         if on_phase is not None:

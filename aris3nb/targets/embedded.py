@@ -72,8 +72,8 @@ def provision(
         scale=scale,
         seed=seed,
         exports_dir=exports_dir,
-        seed_password=settings.seed_password.get_secret_value(),
-        smoke_password=settings.smoke_password.get_secret_value(),
+        seed_password=settings.service.seed_password.get_secret_value(),
+        smoke_password=settings.service.smoke_password.get_secret_value(),
     )
     return EmbeddedTarget(
         database_url, exports_dir, None, summary.scale, summary.seed, dict(summary.rows), time.perf_counter() - started
@@ -102,9 +102,7 @@ def embedded_target(
     with tempfile.TemporaryDirectory(prefix=f"aris3nb-{purpose}-embedded-pid{os.getpid()}-") as folder:
         target = provision(f"sqlite:///{Path(folder) / 'aris3.db'}", Path(folder) / "exports", settings, scale=scale)
         started = time.perf_counter()
-        with running_server(
-            target.database_url, settings.model_copy(update={"exports_dir": target.exports_dir})
-        ) as url:
+        with running_server(target.database_url, settings.updated(target={"exports_dir": target.exports_dir})) as url:
             yield dataclasses.replace(target, base_url=url, setup_sec=target.setup_sec + time.perf_counter() - started)
 
 
@@ -132,7 +130,7 @@ def reset_embedded_database(settings: Settings) -> str:
     Refuses a folder that exists without the marker: it is not ours to delete; and a
     symbolic link, even to a folder with the marker: wiping it would wipe wherever it points.
     """
-    folder = settings.embedded_dir
+    folder = settings.artifacts.embedded_dir
     if folder.is_symlink():
         raise UsageError(
             f"{folder} is a symbolic link, not a folder aris3nb made; remove the link "

@@ -65,7 +65,7 @@ def pristine(small_sqlite_template: Path, tmp_path_factory: pytest.TempPathFacto
     made = create_backup(
         f"sqlite:///{source / 'aris3.db'}",
         "fuzz_base",
-        settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
+        settings=load_settings(artifacts={"dir": folder / "artifacts"}),
         exports_dir=source / "exports",
     )
     assert validate_backup(made.path, schema_tables_at).ok
@@ -83,7 +83,7 @@ def drill_report(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     stock["digest"] = "sha256:" + hashlib.sha256(bytes(32)).hexdigest()
     document["manifest_digest"] = manifest_digest(document)
     (folder / MANIFEST_NAME).write_text(json.dumps(document))
-    settings_ = load_settings(ops_artifacts_dir=folder.parent / "artifacts", ops_enable_backup_drill=True)
+    settings_ = load_settings(artifacts={"dir": folder.parent / "artifacts"}, backup={"drill_enabled": True})
     with pytest.raises(DrillFailed) as failed:
         restore_verify(folder, settings=settings_)
     report = read_drill_report(Path(failed.value.report_path))

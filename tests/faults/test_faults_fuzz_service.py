@@ -27,7 +27,7 @@ from faultkit import SUMMARY
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME
 from aris3nb.reference.server import running_server
@@ -47,8 +47,9 @@ def service(
     """The service on its own copy of the seeded database; its base URL and a bearer header."""
     folder = tmp_path_factory.mktemp("fuzz-service")
     shutil.copytree(small_sqlite_template, folder / "db")
-    settings_ = Settings(
-        secret_key=SecretStr("fuzz-service-secret-0123456789abcdef"), exports_dir=folder / "db" / "exports"
+    settings_ = load_settings(
+        service={"secret_key": SecretStr("fuzz-service-secret-0123456789abcdef")},
+        target={"exports_dir": folder / "db" / "exports"},
     )
     with running_server(f"sqlite:///{folder / 'db' / 'aris3.db'}", settings_) as base_url:
         login = httpx.post(
@@ -68,7 +69,7 @@ def _openapi_document() -> dict[str, Any]:
     app opens no database: the file named here is never created)."""
     app = create_app(
         f"sqlite:///{Path(tempfile.gettempdir()) / 'aris3nb-openapi-only.db'}",
-        Settings(secret_key=SecretStr("openapi-only-secret-0123456789abcdef")),
+        load_settings(service={"secret_key": SecretStr("openapi-only-secret-0123456789abcdef")}),
     )
     return app.openapi()
 

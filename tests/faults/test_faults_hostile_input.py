@@ -31,7 +31,7 @@ from aris3nb import migrate
 from aris3nb.backup.create import create_backup
 from aris3nb.cli._common import failure_exit_code, os_error_failure
 from aris3nb.core.errors import Aris3nbError, BackupError
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.seed import seed_database
 
 #: Hostile URLs (unencoded delimiters in the password) and the fragments of the password
@@ -81,7 +81,10 @@ def postgres_backup(postgres_admin: sa.Engine, tmp_path_factory: pytest.TempPath
         migrate.upgrade(url)
         seed_database(url, scale=20, exports_dir=folder / "exports")
         result = create_backup(
-            url, "pg_source", settings=Settings(ops_artifacts_dir=folder / "artifacts"), exports_dir=folder / "exports"
+            url,
+            "pg_source",
+            settings=load_settings(artifacts={"dir": folder / "artifacts"}),
+            exports_dir=folder / "exports",
         )
         yield result.path
     finally:

@@ -22,7 +22,7 @@ from aris3nb.backup.catalog import choose_backup
 from aris3nb.backup.digest import Deadline
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import BackupError, MigrationError, NoBackup
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.seed import seed_database
 
 pytestmark = pytest.mark.postgres
@@ -113,7 +113,7 @@ def test_a_backup_of_another_database_is_never_restored_over_the_target(database
     assert log[-1]["status"] == "REFUSED"
 
     # Chosen automatically: only the target's own backup, never the newer one of the other database.
-    choice = choose_backup(Settings(ops_artifacts_dir=artifacts), prod.url, require_valid=True, purpose="restore")
+    choice = choose_backup(load_settings(artifacts={"dir": artifacts}), prod.url, require_valid=True, purpose="restore")
     assert choice.manifest is not None and choice.manifest.parent.name == "old_prod"
     assert [c.name for c in choice.passed_over] == ["newer_other"]
     assert "not of the target" in (choice.passed_over[0].rejected or "")
@@ -142,7 +142,7 @@ def test_a_backup_of_another_database_is_never_restored_over_the_target(database
 def test_safety_backups_are_never_chosen_and_no_backup_names_every_one_found(databases, artifacts: Path) -> None:
     prod, other = databases(scale=100), databases(scale=100)
     assert create(other, "of_other", artifacts).returncode == 0
-    settings = Settings(ops_artifacts_dir=artifacts)
+    settings = load_settings(artifacts={"dir": artifacts})
     with pytest.raises(NoBackup, match="of_other .*not of the target"):
         choose_backup(settings, prod.url, require_valid=True, purpose="restore")
     assert create(prod, "safety_by_hand", artifacts).returncode == 0

@@ -50,7 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(
-        ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True, exports_dir=tmp_path / "exports"
+        artifacts={"dir": tmp_path / "artifacts"},
+        backup={"drill_enabled": True},
+        target={"exports_dir": tmp_path / "exports"},
     )
 
 
@@ -159,9 +161,7 @@ def test_an_existing_name_is_refused_and_left_untouched(source: str, settings: S
 def test_unsafe_names_are_refused(sqlite_url: str, settings: Settings, name: str) -> None:
     with pytest.raises(UsageError, match="not a plain slug"):
         create_backup(sqlite_url, name, settings=settings)
-    assert not (settings.ops_artifacts_dir / "backups").exists() or not any(
-        (settings.ops_artifacts_dir / "backups").iterdir()
-    )
+    assert not (settings.artifacts.dir / "backups").exists() or not any((settings.artifacts.dir / "backups").iterdir())
 
 
 def test_decimal_prices_survive_exactly(
@@ -358,7 +358,7 @@ def test_a_hand_edited_row_count_is_caught_and_a_forged_one_fails_the_drill_with
     assert validate_backup(manifest_path).ok
     with pytest.raises(DrillFailed, match="stock_items"):
         drill(manifest_path, settings, source)
-    report = json.loads(sorted((settings.ops_artifacts_dir / "drills").rglob("drill_report_*.json"))[-1].read_text())
+    report = json.loads(sorted((settings.artifacts.dir / "drills").rglob("drill_report_*.json"))[-1].read_text())
     diff = report["diff"][0]
     assert diff["table"] == "stock_items" and diff["ranges_differing"] == 1
     first = diff["ranges"][0]
@@ -518,7 +518,7 @@ def test_an_orphaned_foreign_key_in_the_backup_fails_the_drill(source: str, sett
 def test_the_drill_refuses_unless_enabled(source: str, settings: Settings) -> None:
     manifest_path = backup(source, settings)
     with pytest.raises(DrillDisabled, match="OPS_ENABLE_BACKUP_DRILL"):
-        restore_verify(manifest_path, settings=settings.model_copy(update={"ops_enable_backup_drill": False}))
+        restore_verify(manifest_path, settings=settings.updated(backup={"drill_enabled": False}))
     done = subprocess.run(
         [ARIS3NB, "backup", "restore-verify", str(manifest_path)],
         capture_output=True,
@@ -552,10 +552,10 @@ def test_unreachable_postgresql_is_a_usage_error_without_the_password(settings: 
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir)},
+        env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.artifacts.dir)},
     )
     assert done.returncode == 2 and "Hunter2-Secret" not in done.stderr + done.stdout
-    assert not list((settings.ops_artifacts_dir / "backups").glob("*"))
+    assert not list((settings.artifacts.dir / "backups").glob("*"))
 
 
 # --- writers and crashes ---------------------------------------------------------------------
@@ -676,7 +676,7 @@ def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_
 
 def test_a_live_backups_temporary_folder_is_not_swept(sqlite_url: str, settings: Settings) -> None:
     migrate.upgrade(sqlite_url)
-    backups = settings.ops_artifacts_dir / "backups"
+    backups = settings.artifacts.dir / "backups"
     backups.mkdir(parents=True)
     live = backups / f".tmp-other-pid{os.getpid()}-abc123"
     live.mkdir()
@@ -876,7 +876,7 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
     env = {
         **os.environ,
         "DATABASE_URL": source,
-        "OPS_ARTIFACTS_DIR": str(settings.ops_artifacts_dir),
+        "OPS_ARTIFACTS_DIR": str(settings.artifacts.dir),
         "ARIS3_EXPORTS_DIR": str(settings.resolved_exports_dir()),
         "OPS_ENABLE_BACKUP_DRILL": "true",
     }
@@ -886,7 +886,7 @@ def test_the_playbook_scripts_run_verbatim(source: str, settings: Settings) -> N
 
     created = run("scripts/ops/backup_create.py", "--name", "pre_deploy_20261128_0800")
     assert created.returncode == 0, created.stderr
-    manifest = settings.ops_artifacts_dir / "backups" / "pre_deploy_20261128_0800" / "manifest.json"
+    manifest = settings.artifacts.dir / "backups" / "pre_deploy_20261128_0800" / "manifest.json"
     assert run("scripts/ops/backup_manifest_validate.py", str(manifest)).returncode == 0
     verified = run("scripts/ops/backup_restore_verify.py", str(manifest))
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -920,8 +920,8 @@ def test_backup_create_has_a_deadline_by_default(sqlite_url: str, settings: Sett
 
     migrate.upgrade(sqlite_url)
     with pytest.raises(DeadlineExceeded, match="timeout"):
-        create_backup(sqlite_url, "too_slow", settings=settings.model_copy(update={"ops_backup_timeout_sec": 1e-9}))
-    assert not (settings.ops_artifacts_dir / "backups" / "too_slow").exists()
+        create_backup(sqlite_url, "too_slow", settings=settings.updated(backup={"timeout_sec": 1e-9}))
+    assert not (settings.artifacts.dir / "backups" / "too_slow").exists()
 
 
 @pytest.mark.postgres

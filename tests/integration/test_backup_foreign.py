@@ -128,7 +128,7 @@ def made(
     request: pytest.FixtureRequest, foreign_python: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Made]:
     folder = tmp_path_factory.mktemp(f"foreign-{request.param}")
-    settings = load_settings(ops_artifacts_dir=folder / "artifacts", ops_enable_backup_drill=True)
+    settings = load_settings(artifacts={"dir": folder / "artifacts"}, backup={"drill_enabled": True})
     name = None
     if request.param == "sqlite":
         url, exports = request.getfixturevalue("foreign_sqlite")
@@ -348,7 +348,7 @@ def test_a_missing_exports_folder_and_rpo_sources_are_warnings(
         '[[rpo.sources]]\ntable = "no_such"\ncolumn = "at"\n'
     )
     profile = write_profile(tmp_path / "profile", foreign_python, exports, rpo=rpo)
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True)
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"}, backup={"drill_enabled": True})
     missing = tmp_path / "no-exports-here"
     monkeypatch.setenv("FOREIGN_EXPORTS_DIR", str(missing))  # the profile's exports_dir_env: it wins
     result = create_backup(url, "no_exports", settings=settings, profile=profile)
@@ -392,7 +392,7 @@ def test_the_deploy_phase_backs_up_and_probes_with_the_profile(
 ) -> None:
     url, exports = foreign_sqlite
     profile = write_profile(tmp_path / "profile", foreign_python, exports)
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     with ft.serve(foreign_python, url, exports_dir=exports) as base_url:
         report = deploy(
             DeployOptions(database_url=url, base_url=base_url, backup_name="pre_deploy_x", profile=profile), settings
@@ -424,7 +424,7 @@ def test_the_profiles_revert_command_runs_in_the_targets_root(
     foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     profile = write_profile(tmp_path / "profile", foreign_python, tmp_path / "exports")
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
 
     def revert(**options: Any):  # type: ignore[no-untyped-def]
         context = _RollbackContext(
@@ -445,5 +445,5 @@ def test_the_profiles_revert_command_runs_in_the_targets_root(
     assert no_release.status is Status.FAIL and "{release}" in no_release.detail
     given = revert(revert_command="true")  # --revert-command / OPS_REVERT_COMMAND win over the profile's
     assert given.status is Status.PASS and given.evidence["command"] == "true" and given.evidence["cwd"] is None
-    log = [json.loads(line) for line in (settings.ops_artifacts_dir / "rollback_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (settings.artifacts.dir / "rollback_log.jsonl").read_text().splitlines()]
     assert [entry["status"] for entry in log] == ["PASS", "FAIL", "FAILED", "PASS"]

@@ -37,7 +37,7 @@ def one_backup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     migrate.upgrade(url)
     seed_database(url, scale=200, exports_dir=folder / "exports")
     made = create_backup(
-        url, "seed", settings=load_settings(ops_artifacts_dir=folder / "made"), exports_dir=folder / "exports"
+        url, "seed", settings=load_settings(artifacts={"dir": folder / "made"}), exports_dir=folder / "exports"
     )
     return made.path, url
 
@@ -123,14 +123,14 @@ def test_no_policy_is_exit_2_and_removes_nothing(artifacts: Path) -> None:
 def test_a_removal_killed_midway_is_finished_by_the_next_forget(artifacts: Path) -> None:
     parked = artifacts / "backups" / ".forgotten-pre_deploy_20260302_0800-pid1"
     (artifacts / "backups" / "pre_deploy_20260302_0800").rename(parked)
-    result = forget(load_settings(ops_artifacts_dir=artifacts), Policy(last=-1))
+    result = forget(load_settings(artifacts={"dir": artifacts}), Policy(last=-1))
     assert not parked.exists() and result.removed == []
     assert "pre_deploy_20260302_0800" not in names(artifacts)
 
 
 def test_an_unreadable_manifest_is_left_for_a_person(artifacts: Path) -> None:
     (artifacts / "backups" / "pre_deploy_20260302_0800" / "manifest.json").write_text("{not json")
-    result = forget(load_settings(ops_artifacts_dir=artifacts), Policy(last=1))
+    result = forget(load_settings(artifacts={"dir": artifacts}), Policy(last=1))
     [entry] = [e for e in result.entries if e.name == "pre_deploy_20260302_0800"]
     assert entry.keep and "unreadable" in entry.reasons[0]
     assert (artifacts / "backups" / "pre_deploy_20260302_0800").is_dir()
@@ -138,7 +138,7 @@ def test_an_unreadable_manifest_is_left_for_a_person(artifacts: Path) -> None:
 
 def test_the_library_refuses_an_empty_policy(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        forget(load_settings(ops_artifacts_dir=tmp_path), Policy())
+        forget(load_settings(artifacts={"dir": tmp_path}), Policy())
 
 
 def test_the_embedded_default_keeps_its_newest_backups_and_never_touches_a_real_targets(
@@ -159,11 +159,11 @@ def test_the_embedded_default_keeps_its_newest_backups_and_never_touches_a_real_
             document["source"]["path"] = f"/tmp/aris3nb-run-embedded-pid{100 + number}-x/aris3.db"
         document["manifest_digest"] = manifest_digest(document)
         manifest.write_text(json.dumps(document))
-    settings = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=2)
+    settings = load_settings(artifacts={"dir": tmp_path, "embedded_keep_last": 2})
     removed, problem = _forget_embedded_backups(settings, tmp_path / "runs")
     assert sorted(removed) == ["pre_deploy_20260301_0800", "pre_deploy_20260302_0800"] and problem is None
     assert names(tmp_path) == ["pre_deploy_20260303_0800", "pre_deploy_20260304_0800", "pre_deploy_20260305_0800"]
-    none = load_settings(ops_artifacts_dir=tmp_path, ops_embedded_keep_last=0)
+    none = load_settings(artifacts={"dir": tmp_path, "embedded_keep_last": 0})
     assert _forget_embedded_backups(none, tmp_path / "runs") == ([], None)
 
 
@@ -177,7 +177,7 @@ def test_the_embedded_defaults_retention_failing_is_said_not_swallowed(
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "backups"))
 
     monkeypatch.setattr(retention, "forget", denied)
-    removed, problem = _forget_embedded_backups(load_settings(ops_artifacts_dir=tmp_path), tmp_path / "runs")
+    removed, problem = _forget_embedded_backups(load_settings(artifacts={"dir": tmp_path}), tmp_path / "runs")
     assert removed == [] and problem == (
         "the embedded default's older backups were not removed (OPS_EMBEDDED_KEEP_LAST): Permission denied"
     )

@@ -13,7 +13,7 @@ import pytest
 from aris3nb import migrate
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.manifest import validate_backup
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 
@@ -34,7 +34,7 @@ def cli(*args: str, artifacts: Path, **env: str) -> subprocess.CompletedProcess[
 def made(tmp_path: Path) -> tuple[str, Path]:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
-    result = create_backup(url, "original", settings=Settings(ops_artifacts_dir=tmp_path / "artifacts"))
+    result = create_backup(url, "original", settings=load_settings(artifacts={"dir": tmp_path / "artifacts"}))
     return url, result.path
 
 

@@ -106,7 +106,7 @@ def _make(url: str, folder: Path) -> Made:
         made = create_backup(
             url,
             "row_index",
-            settings=load_settings(ops_artifacts_dir=folder / "artifacts"),
+            settings=load_settings(artifacts={"dir": folder / "artifacts"}),
             exports_dir=folder / "exports",
         )
     return Made(url, made.path, folder / "exports")
@@ -141,7 +141,7 @@ def made(request: pytest.FixtureRequest) -> Made:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(ops_artifacts_dir=tmp_path, ops_enable_backup_drill=True)
+    return load_settings(artifacts={"dir": tmp_path}, backup={"drill_enabled": True})
 
 
 # --- forging the backup's own data, as an attacker would ------------------------------------------
@@ -565,7 +565,7 @@ def test_a_backup_without_an_index_still_drills_and_diffs_by_range(
     old = create_backup(
         made.url,
         "before_the_index",
-        settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
+        settings=load_settings(artifacts={"dir": tmp_path / "old"}),
         exports_dir=made.exports,
     )
     document = old.manifest
@@ -598,7 +598,7 @@ def _pg_backup(made: Made, where: Path, name: str, monkeypatch: pytest.MonkeyPat
     with monkeypatch.context() as patched:
         patched.setattr(postgres, "digest_table", digest_table)
         made_now = create_backup(
-            made.url, name, settings=load_settings(ops_artifacts_dir=where), exports_dir=made.exports
+            made.url, name, settings=load_settings(artifacts={"dir": where}), exports_dir=made.exports
         )
     return made_now.manifest_path
 
@@ -677,7 +677,7 @@ def test_a_backup_of_per_row_records_only_is_drilled_as_before(
     old = create_backup(
         postgres_backup.url,
         "before_sketches",
-        settings=load_settings(ops_artifacts_dir=tmp_path / "old"),
+        settings=load_settings(artifacts={"dir": tmp_path / "old"}),
         exports_dir=postgres_backup.exports,
     )
     monkeypatch.setattr(digest, "WRITE_SKETCHES", True)
@@ -707,7 +707,7 @@ def test_the_native_and_the_python_line_hash_make_the_same_index(
     python_made = create_backup(
         postgres_backup.url,
         "python_lines",
-        settings=load_settings(ops_artifacts_dir=tmp_path / "python"),
+        settings=load_settings(artifacts={"dir": tmp_path / "python"}),
         exports_dir=postgres_backup.exports,
     )
     native_manifest = read_manifest(postgres_backup.folder / "manifest.json")

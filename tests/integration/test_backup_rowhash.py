@@ -35,7 +35,7 @@ def _backup(tmp: Path, native: bool) -> Path:
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(rowhash, "USE_NATIVE", native)
         made = create_backup(
-            url, "rowhash", settings=load_settings(ops_artifacts_dir=tmp / "artifacts"), exports_dir=tmp / "exports"
+            url, "rowhash", settings=load_settings(artifacts={"dir": tmp / "artifacts"}), exports_dir=tmp / "exports"
         )
     return made.path / "manifest.json"
 
@@ -82,7 +82,7 @@ def test_a_native_backup_drills_with_or_without_the_extension(
 ) -> None:
     assert _methods(native_backup) == {rowhash.ROW_SHA256_METHOD}
     monkeypatch.setattr(rowhash, "USE_NATIVE", drill_native)
-    settings = load_settings(ops_artifacts_dir=tmp_path, ops_enable_backup_drill=True)
+    settings = load_settings(artifacts={"dir": tmp_path}, backup={"drill_enabled": True})
     report, _ = restore_verify(_copy(native_backup, tmp_path / "pristine"), settings=settings)
     assert report.status == "PASS"
 
@@ -103,7 +103,7 @@ def test_a_backup_without_the_extension_keeps_the_shell_hash_and_drills(
     shell_backup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _methods(shell_backup) == {"rows"}
-    settings = load_settings(ops_artifacts_dir=tmp_path, ops_enable_backup_drill=True)
+    settings = load_settings(artifacts={"dir": tmp_path}, backup={"drill_enabled": True})
     report, _ = restore_verify(_copy(shell_backup, tmp_path / "pristine"), settings=settings)
     assert report.status == "PASS"
     forged = _copy(shell_backup, tmp_path / "forged")

@@ -15,7 +15,8 @@ import pytest
 from aris3nb import migrate
 from aris3nb.core.checks import Status, Verdict, blocking_checks, status_counts
 from aris3nb.core.errors import UsageError
-from aris3nb.gate import GATE_CHECKS, GateOptions, load_gate_settings, read_gate_summary, run_gate
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GATE_CHECKS, GateOptions, read_gate_summary, run_gate
 from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, read_integrity_report, run_integrity_check
 from aris3nb.reference.seed import seed_database
 
@@ -66,7 +67,7 @@ def closed_port() -> int:
 
 def test_the_gate_summary_example_has_the_real_shape(tmp_path: Path) -> None:
     doc = read_gate_summary(written(tmp_path, example("aris3nb.gate_summary"), "doc.json"))
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_samples=1)
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"}, gate={"latency_samples": 1})
     real = run_gate(GateOptions(base_url=f"http://127.0.0.1:{closed_port()}", workdir=tmp_path), settings).summary
     assert list(doc) == list(real)
     assert list(doc["inputs"]) == list(real["inputs"]) and list(doc["code"]) == list(real["code"])

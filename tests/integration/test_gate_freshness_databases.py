@@ -17,7 +17,8 @@ from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 from aris3nb.core.checks import Status
 from aris3nb.core.db import engine_name
-from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GateOptions, run_gate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
@@ -28,7 +29,7 @@ def judged(artifacts: Path, url: str, **settings: object) -> dict[str, object]:
     """The freshness checks of a gate run on ``url``, by name."""
     report = run_gate(
         GateOptions(database_url=url, checks=FRESHNESS, workdir=REPO_ROOT),
-        load_gate_settings(ops_artifacts_dir=artifacts, **settings),
+        load_settings(ops_artifacts_dir=artifacts, **settings),
     )
     return {result.name: result for result in report.results}
 
@@ -43,7 +44,7 @@ def test_stale_and_fresh_backups_and_drills_on_both_engines(tmp_path: Path, data
     assert "backups found: none" in never["backup.freshness"].detail
     assert never["drill.freshness"].status is Status.FAIL
 
-    settings = load_gate_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True)
+    settings = load_settings(artifacts={"dir": artifacts}, backup={"drill_enabled": True})
     made = create_backup(database_url, "pre_deploy_fresh", settings=settings)
     restore_verify(
         made.manifest_path,
@@ -93,7 +94,7 @@ def test_the_embedded_defaults_throwaway_target_skips_with_its_reason(tmp_path: 
     phase makes the first), so both checks SKIP, saying why: the run can still be GO."""
     from aris3nb.targets.embedded import embedded_target
 
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     with embedded_target(settings, scale=0, purpose="run") as made:
         report = run_gate(
             GateOptions(database_url=made.database_url, base_url=made.base_url, checks=FRESHNESS, workdir=REPO_ROOT),

@@ -18,7 +18,8 @@ import pytest
 import uvicorn
 
 from aris3nb.core.checks import run_check
-from aris3nb.gate import GateOptions, Status, load_gate_settings, run_gate
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GateOptions, Status, run_gate
 from aris3nb.gate.http import LatencyPlan, measure_latency, new_client, probe_health, probe_ready
 
 PASSWORD = "Sm0ke-Secret-77"
@@ -132,7 +133,7 @@ def test_the_gate_against_a_hanging_base_url_fails_every_live_check_within_the_t
 ) -> None:
     monkeypatch.setenv("OPS_GATE_HTTP_TIMEOUT_SEC", "0.5")
     monkeypatch.setenv("ARIS3_SMOKE_PASSWORD", PASSWORD)
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     with serving(FakeAris3("hang")) as base:
         started = time.monotonic()
         report = run_gate(
@@ -149,7 +150,9 @@ def test_the_gate_against_a_hanging_base_url_fails_every_live_check_within_the_t
 
 
 def test_wrong_smoke_credentials_fail_the_authenticated_latency_checks(tmp_path: Path) -> None:
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_samples=5, latency_warmup=0)
+    settings = load_settings(
+        artifacts={"dir": tmp_path / "artifacts"}, gate={"latency_samples": 5, "latency_warmup": 0}
+    )
     with serving(FakeAris3()) as base:
         report = run_gate(GateOptions(base_url=base, workdir=tmp_path), settings)
     by_name = {r.name: r for r in report.results}
@@ -240,7 +243,7 @@ def test_an_upstream_like_service_passes_with_its_profile_and_a_bad_password_quo
 ) -> None:
     monkeypatch.setenv("UPSTREAM_SMOKE_USER", "smoke.admin")
     monkeypatch.setenv("UPSTREAM_SMOKE_PASSWORD", PASSWORD)
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_warmup=0)
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"}, gate={"latency_warmup": 0})
     checks = ("http.health", "http.ready", "latency.health", "latency.stock")
     loaded = upstream_profile()
     with serving(UpstreamLike()) as base:

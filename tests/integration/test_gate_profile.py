@@ -22,7 +22,8 @@ import pytest
 
 from aris3nb.core.checks import Status
 from aris3nb.core.errors import MigrationError, UsageError
-from aris3nb.gate import GateOptions, GateReport, load_gate_settings, run_gate
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GateOptions, GateReport, run_gate
 from aris3nb.gate.runner import GATE_CHECKS, gate_checks, latency_names, parse_budgets, validate_options
 from aris3nb.gate.smoke import AREAS, OTHER_AREA
 from aris3nb.targets.profile import AreaRule, Health, LoadedProfile, Login, Profile, Smoke, TargetCode, load_profile
@@ -87,7 +88,9 @@ def gate(
     strict: bool = False,
     **options: Any,
 ) -> GateReport:
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_samples=samples, latency_warmup=0)
+    settings = load_settings(
+        artifacts={"dir": tmp_path / "artifacts"}, gate={"latency_samples": samples, "latency_warmup": 0}
+    )
     return run_gate(
         GateOptions(base_url=base_url, profile=loaded, checks=checks or None, strict=strict, **options), settings
     )

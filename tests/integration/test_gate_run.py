@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
-from aris3nb.gate import GATE_SUMMARY_VERSION, GateOptions, Status, load_gate_settings, run_gate
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GATE_SUMMARY_VERSION, GateOptions, Status, run_gate
 from aris3nb.gate.smoke import AREAS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_the_embedded_gate_passes_every_check_on_both_engines(
     monkeypatch.setenv("ARIS3_SMOKE_PASSWORD", SECRET)
     migrate.upgrade(postgres_url)
     prove_backup(postgres_url, tmp_path / "artifacts")  # a target released before: backed up and drilled
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     report = run_gate(
         GateOptions(
             pytest_target=SMOKE_TARGET,

@@ -197,13 +197,14 @@ def _gate_with_smoke(tmp_path: Path, checks: tuple[str, ...], *, red: bool = Fal
     """A gate of ``checks`` whose single-head check takes 3 s, with a one-test suite that notes
     when it ran: the results by name, when the gate started and when the test ran."""
     from aris3nb.core.checks import passed
-    from aris3nb.gate import GateOptions, load_gate_settings, run_gate
+    from aris3nb.core.settings import load_settings
+    from aris3nb.gate import GateOptions, run_gate
     from aris3nb.gate import runner as gate_runner
 
     (tmp_path / "suite").mkdir(exist_ok=True)
     (tmp_path / "suite" / "test_timed.py").write_text(TIMED_SUITE)
     log = tmp_path / "ran.log"
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     options = GateOptions(
         pytest_target="suite/test_timed.py", base_url="http://127.0.0.1:9", workdir=tmp_path, checks=checks
     )

@@ -23,7 +23,7 @@ from aris3nb.contract import models as m
 from aris3nb.core.checks import Status, Verdict
 from aris3nb.core.db import create_engine
 from aris3nb.core.errors import DatabaseUnavailable
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.integrity import INTEGRITY_CHECKS, IntegrityOptions, IntegrityReport, run_integrity_check
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
@@ -375,7 +375,7 @@ def test_an_old_record_in_progress_warns_and_strict_fails(scratch: Seeded, tmp_p
 def test_data_written_by_the_service_passes(scratch: Seeded, tmp_path: Path) -> None:
     """A transfer canceled after a partial receipt, a cash sale with change, a till closed
     short, an export: the service's own writes satisfy every invariant."""
-    app = create_app(scratch.url, Settings(exports_dir=scratch.exports_dir))
+    app = create_app(scratch.url, load_settings(target={"exports_dir": scratch.exports_dir}))
     with TestClient(app) as client:
         token = client.post("/aris3/auth/login", json={"username": SMOKE_USERNAME, "password": SMOKE_PASSWORD}).json()
         client.headers["Authorization"] = f"Bearer {token['access_token']}"

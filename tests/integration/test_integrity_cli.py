@@ -15,7 +15,7 @@ import pytest
 
 from aris3nb import migrate
 from aris3nb.core.db import create_engine
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.seed import seed_database
 from aris3nb.reference.server import running_server
 
@@ -138,7 +138,7 @@ def test_sound_after_the_smoke_suite_wrote_to_it_over_http(database_url: str, tm
     """The post-deploy sequence: smoke against the live service, then the integrity check."""
     migrate.upgrade(database_url)
     seed_database(database_url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
-    with running_server(database_url, Settings(exports_dir=tmp_path / "exports")) as base_url:
+    with running_server(database_url, load_settings(target={"exports_dir": tmp_path / "exports"})) as base_url:
         smoke = run(
             [
                 sys.executable,

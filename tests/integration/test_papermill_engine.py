@@ -72,7 +72,7 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     artifacts = tmp_path / "artifacts"
     run_dir = artifacts / "runs" / new_run_id()
     run_dir.mkdir(parents=True)
-    with embedded_target(load_settings(ops_artifacts_dir=artifacts), purpose="run") as target:
+    with embedded_target(load_settings(artifacts={"dir": artifacts}), purpose="run") as target:
         env = {
             **{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},
             "DATABASE_URL": target.database_url,

@@ -97,7 +97,9 @@ def role_url(postgres_admin: sa.Engine) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(
-        ops_artifacts_dir=tmp_path / "artifacts", ops_enable_backup_drill=True, exports_dir=tmp_path / "exports"
+        artifacts={"dir": tmp_path / "artifacts"},
+        backup={"drill_enabled": True},
+        target={"exports_dir": tmp_path / "exports"},
     )
 
 

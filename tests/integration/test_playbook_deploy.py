@@ -18,7 +18,7 @@ def statuses(report) -> dict[str, tuple[Status, str]]:
 def test_nothing_to_back_up_or_probe_fails_every_check(tmp_path: Path, monkeypatch) -> None:
     for name in ("DATABASE_URL", "ARIS3_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    report = deploy(DeployOptions(database_url=None, base_url=None), load_settings(ops_artifacts_dir=tmp_path))
+    report = deploy(DeployOptions(database_url=None, base_url=None), load_settings(artifacts={"dir": tmp_path}))
     found = statuses(report)
     assert report.verdict is Verdict.FAIL and report.backup is None
     assert found["backup.create"][0] is Status.FAIL and "no database URL" in found["backup.create"][1]
@@ -29,7 +29,7 @@ def test_nothing_to_back_up_or_probe_fails_every_check(tmp_path: Path, monkeypat
 def test_a_backup_name_taken_leaves_the_old_one_and_takes_another_name(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     (tmp_path / "exports").mkdir()
     options = DeployOptions(
         database_url=url,
@@ -51,11 +51,10 @@ def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path
     """Two runs in the same minute: the second one's pre_deploy_YYYYMMDD_HHMM is taken. That is
     a name, not an unsafe release: the deploy phase takes a suffixed name and passes."""
     from aris3nb.backup.create import create_backup
-    from aris3nb.core.settings import Settings
 
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
-    settings = Settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     settings.resolved_exports_dir().mkdir(parents=True)  # the service's export files (none yet)
     create_backup(url, "pre_deploy_20261129_1000", settings=settings)
     report = deploy(DeployOptions(database_url=url, base_url=None, backup_name="pre_deploy_20261129_1000"), settings)
@@ -67,7 +66,7 @@ def test_a_backup_name_taken_by_another_run_gets_a_suffix_not_a_failure(tmp_path
 def test_a_missing_exports_folder_is_a_warning_never_a_silent_zero(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'aris3.db'}"
     migrate.upgrade(url)
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     report = deploy(
         DeployOptions(
             database_url=url,

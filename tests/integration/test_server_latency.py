@@ -52,7 +52,7 @@ def test_health_is_as_quick_as_a_bare_uvicorn_app(tmp_path: Path) -> None:
         deadline = time.monotonic() + 10
         while not bare.started and time.monotonic() < deadline:
             time.sleep(0.02)
-        with running_server(url, load_settings(exports_dir=tmp_path / "exports")) as base:
+        with running_server(url, load_settings(target={"exports_dir": tmp_path / "exports"})) as base:
             ours = median_ms(f"{base}/health")
             reference = median_ms(f"http://127.0.0.1:{bare_port}/")
     finally:

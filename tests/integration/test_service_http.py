@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from aris3nb import migrate
 from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import Settings, load_settings
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
 from aris3nb.reference.server import ServiceStartFailed, running_server
 
@@ -38,7 +38,10 @@ def seeded_url(database_url: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(exports_dir=tmp_path / "exports", secret_key=SecretStr("http-test-secret-0123456789abcdef"))
+    return load_settings(
+        target={"exports_dir": tmp_path / "exports"},
+        service={"secret_key": SecretStr("http-test-secret-0123456789abcdef")},
+    )
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def test_only_one_cash_session_opens_per_store(admin, store_ids):
 
 def test_the_server_stops_and_frees_its_port(sqlite_url, tmp_path):
     migrate.upgrade(sqlite_url)
-    with running_server(sqlite_url, Settings(exports_dir=tmp_path / "exports")) as url:
+    with running_server(sqlite_url, load_settings(target={"exports_dir": tmp_path / "exports"})) as url:
         port = int(url.rsplit(":", 1)[1])
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
     with pytest.raises(OSError):
@@ -192,7 +195,9 @@ def test_a_taken_port_is_a_clear_error(sqlite_url, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(ServiceStartFailed, match="cannot listen"):
-            with running_server(sqlite_url, Settings(exports_dir=tmp_path / "exports"), port=taken.getsockname()[1]):
+            with running_server(
+                sqlite_url, load_settings(target={"exports_dir": tmp_path / "exports"}), port=taken.getsockname()[1]
+            ):
                 pass
 
 

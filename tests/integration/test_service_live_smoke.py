@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aris3nb import migrate
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.seed import seed_database
 from aris3nb.reference.server import running_server
 
@@ -48,7 +48,7 @@ def test_the_smoke_target_passes_live_and_repeatably(database_url, tmp_path):
     url = database_url
     migrate.upgrade(url)
     seed_database(url, scale=300, exports_dir=tmp_path / "exports", smoke_password=SMOKE_PASSWORD)
-    with running_server(url, Settings(exports_dir=tmp_path / "exports")) as base_url:
+    with running_server(url, load_settings(target={"exports_dir": tmp_path / "exports"})) as base_url:
         for run in (1, 2):
             junit = tmp_path / f"smoke-{run}.xml"
             result = _run_smoke(base_url, junit)
@@ -62,7 +62,7 @@ def test_the_smoke_suite_refuses_an_account_outside_the_smoke_tenant(tmp_path, s
     migrate.upgrade(sqlite_url)
     seed_database(sqlite_url, scale=100, exports_dir=tmp_path / "exports", seed_password="demo-pass-123")
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARIS3_SMOKE_")}
-    with running_server(sqlite_url, Settings(exports_dir=tmp_path / "exports")) as base_url:
+    with running_server(sqlite_url, load_settings(target={"exports_dir": tmp_path / "exports"})) as base_url:
         env.update(
             {
                 "ARIS3_SMOKE_BASE_URL": base_url,

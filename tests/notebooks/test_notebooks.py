@@ -60,7 +60,7 @@ def test_the_regression_copies_are_of_the_notebooks_as_they_are(phase) -> None:
 @pytest.fixture
 def embedded_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The embedded default, and the environment a notebook opened by hand would be given."""
-    settings = load_settings(ops_artifacts_dir=tmp_path / "artifacts")
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
     with open_target(RunOptions(), settings) as target:
         yield {
             **{k: v for k, v in os.environ.items() if k != "OPS_REVERT_COMMAND"},

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import Settings, load_settings
 from aris3nb.reference.seed import SMOKE_STORE_CODES, SMOKE_TENANT_SLUG, SMOKE_USERNAME
 
 AREAS = ("auth", "stock", "transfers", "pos", "reports", "exports")
@@ -113,14 +113,14 @@ def _in_process_client(folder: Path, password: str) -> Iterator[httpx.Client]:
     url = f"sqlite:///{folder / 'aris3.db'}"
     migrate.upgrade(url)
     seed_database(url, scale=IN_PROCESS_SEED_SCALE, exports_dir=folder / "exports", smoke_password=password)
-    with TestClient(create_app(url, Settings(exports_dir=folder / "exports"))) as client:
+    with TestClient(create_app(url, load_settings(target={"exports_dir": folder / "exports"}))) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def smoke_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeApi]:
     settings = Settings()
-    password = settings.smoke_password.get_secret_value()
+    password = settings.service.smoke_password.get_secret_value()
     username = os.environ.get(USERNAME_ENV) or SMOKE_USERNAME
     run_id = uuid.uuid4().hex[:6]
     base_url = os.environ.get(BASE_URL_ENV)

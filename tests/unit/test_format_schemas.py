@@ -87,7 +87,9 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
 
     folder = tmp_path_factory.mktemp("formats")
     settings = load_settings(
-        ops_artifacts_dir=folder / "artifacts", ops_enable_backup_drill=True, exports_dir=folder / "exports"
+        artifacts={"dir": folder / "artifacts"},
+        backup={"drill_enabled": True},
+        target={"exports_dir": folder / "exports"},
     )
     url = f"sqlite:///{folder / 'aris3.db'}"
     migrate.upgrade(url)
@@ -98,7 +100,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     _, drill_path = restore_verify(made.manifest_path, settings=settings, server_url=url)
     integrity = run_integrity_check(
         IntegrityOptions(database_url=url, exports_dir=settings.resolved_exports_dir()),
-        artifacts_dir=settings.ops_artifacts_dir,
+        artifacts_dir=settings.artifacts.dir,
     )
     phase = PhaseEvidence("post_deploy", folder / "run" / "post_deploy")
     phase.folder.mkdir(parents=True)
@@ -142,13 +144,13 @@ def test_a_real_gate_summary_validates(tmp_path: Path) -> None:
     """Every check runs; the live ones FAIL fast against a port nothing listens on."""
     import socket
 
+    from aris3nb.core.settings import load_settings
     from aris3nb.gate.runner import GateOptions, run_gate
-    from aris3nb.gate.settings import load_gate_settings
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts", latency_samples=1)
+    settings = load_settings(artifacts={"dir": tmp_path / "artifacts"}, gate={"latency_samples": 1})
     report = run_gate(GateOptions(base_url=f"http://127.0.0.1:{port}", workdir=tmp_path), settings)
     summary = GateSummary.model_validate(json.loads(report.path.read_text(encoding="utf-8")))
     assert summary.verdict == "FAIL" and summary.blocking_checks and summary.counts.SKIP

@@ -22,9 +22,9 @@ from aris3nb.backup.create import create_backup
 from aris3nb.core.checks import Status
 from aris3nb.core.errors import InvalidSettings
 from aris3nb.core.ids import utc_text
+from aris3nb.core.settings import Settings, load_settings
 from aris3nb.gate import freshness
 from aris3nb.gate.runner import GATE_CHECKS
-from aris3nb.gate.settings import GateSettings, load_gate_settings
 
 T0 = dt.datetime(2026, 11, 28, 6, 0, 0, tzinfo=dt.UTC)
 DOCUMENTED_REPORT = next(
@@ -44,8 +44,8 @@ def candidate(name: str, at: dt.datetime | str, rejected: str | None = None) -> 
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> GateSettings:
-    return load_gate_settings(ops_artifacts_dir=tmp_path / "artifacts")
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(artifacts={"dir": tmp_path / "artifacts"})
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_a_backup_from_the_future_is_not_judged_fresh_beyond_clock_skew() -> Non
 
 
 def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(
-    settings: GateSettings, target: str, tmp_path: Path
+    settings: Settings, target: str, tmp_path: Path
 ) -> None:
     none = freshness.judge_backup_freshness(settings, target, budget_sec=DAY)
     assert none.status is Status.FAIL
@@ -118,7 +118,7 @@ def test_no_backup_of_the_target_fails_listing_what_was_found_and_why(
     assert "of_another_database (" in found.detail and "not of the target" in found.detail
 
 
-def test_a_newer_backup_of_another_database_leaves_the_targets_pass(settings: GateSettings, tmp_path: Path) -> None:
+def test_a_newer_backup_of_another_database_leaves_the_targets_pass(settings: Settings, tmp_path: Path) -> None:
     """Many targets may share one artifacts folder: another's newer backup is not a backup of
     this target passed over (that would WARN), only a name in the list."""
     url, other = f"sqlite:///{tmp_path / 'target.db'}", f"sqlite:///{tmp_path / 'other.db'}"
@@ -134,7 +134,7 @@ def test_a_newer_backup_of_another_database_leaves_the_targets_pass(settings: Ga
 
 
 def test_the_newest_valid_backup_counts_an_invalid_newer_one_is_passed_over_and_named(
-    settings: GateSettings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'target.db'}"
     migrate.upgrade(url)
@@ -165,16 +165,16 @@ def test_the_newest_valid_backup_counts_an_invalid_newer_one_is_passed_over_and_
 # ---------------------------------------------------------------------------- drills
 
 
-def fake_backup(settings: GateSettings, name: str, of_url: str) -> Path:
+def fake_backup(settings: Settings, name: str, of_url: str) -> Path:
     """A manifest recording ``of_url`` as its source: all the drill judgement reads of it."""
-    folder = settings.ops_artifacts_dir / "backups" / name
+    folder = settings.artifacts.dir / "backups" / name
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text(json.dumps({"name": name, "source": source.describe(of_url)}))
     return folder / "manifest.json"
 
 
 def drill_report(
-    settings: GateSettings,
+    settings: Settings,
     backup: str,
     manifest: Path | str,
     status: str,
@@ -185,7 +185,7 @@ def drill_report(
 ) -> Path:
     """A drill report as the drill writes it (named by its write time), with ``extra`` fields."""
     moment = finished or started or T0
-    folder = settings.ops_artifacts_dir / "drills" / backup
+    folder = settings.artifacts.dir / "drills" / backup
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"drill_report_{moment:%Y%m%dT%H%M%S%f}Z.json"
     # The documented example (docs/FORMAT.md §5.2), a report every reader takes, made this one's.
@@ -203,20 +203,18 @@ def drill_report(
     return path
 
 
-def judge(settings: GateSettings, target: str, *, days: float = 7.0, now: dt.datetime) -> object:
+def judge(settings: Settings, target: str, *, days: float = 7.0, now: dt.datetime) -> object:
     return freshness.judge_drill_freshness(settings, target, max_age_days=days, now=now)
 
 
-def test_no_drill_at_all_fails(settings: GateSettings, target: str) -> None:
+def test_no_drill_at_all_fails(settings: Settings, target: str) -> None:
     outcome = judge(settings, target, now=T0)
     assert outcome.status is Status.FAIL
     assert "no passing drill of a backup of sqlite " in outcome.detail and "drill reports found: none" in outcome.detail
     assert outcome.evidence["last_passing_drill"] is None and outcome.evidence["reports_found"] == 0
 
 
-def test_a_drill_exactly_at_the_max_age_passes_and_one_millisecond_older_fails(
-    settings: GateSettings, target: str
-) -> None:
+def test_a_drill_exactly_at_the_max_age_passes_and_one_millisecond_older_fails(settings: Settings, target: str) -> None:
     manifest = fake_backup(settings, "pre_deploy_a", target)
     drill_report(settings, "pre_deploy_a", manifest, "PASS", T0, rows_diff_index={"new": "field"})  # extra: tolerated
     at_limit = judge(settings, target, now=T0 + dt.timedelta(days=7))
@@ -234,7 +232,7 @@ def test_a_drill_exactly_at_the_max_age_passes_and_one_millisecond_older_fails(
 
 
 def test_drills_of_other_sources_failed_drills_and_unreadable_reports_do_not_count(
-    settings: GateSettings, target: str, tmp_path: Path
+    settings: Settings, target: str, tmp_path: Path
 ) -> None:
     ours = fake_backup(settings, "ours", target)
     theirs = fake_backup(settings, "theirs", f"sqlite:///{tmp_path / 'other.db'}")
@@ -243,11 +241,11 @@ def test_drills_of_other_sources_failed_drills_and_unreadable_reports_do_not_cou
     drill_report(
         settings,
         "gone",
-        settings.ops_artifacts_dir / "backups" / "gone" / "manifest.json",
+        settings.artifacts.dir / "backups" / "gone" / "manifest.json",
         "PASS",
         T0 + dt.timedelta(hours=1),
     )
-    broken = settings.ops_artifacts_dir / "drills" / "ours" / "drill_report_20261128T053000000000Z.json"
+    broken = settings.artifacts.dir / "drills" / "ours" / "drill_report_20261128T053000000000Z.json"
     broken.write_text("{not json")
     outcome = judge(settings, target, now=T0 + dt.timedelta(hours=4))
     assert outcome.status is Status.FAIL, outcome.detail
@@ -268,7 +266,7 @@ def test_drills_of_other_sources_failed_drills_and_unreadable_reports_do_not_cou
     )
 
 
-def test_a_relative_manifest_path_is_found_by_backup_name(settings: GateSettings, target: str) -> None:
+def test_a_relative_manifest_path_is_found_by_backup_name(settings: Settings, target: str) -> None:
     fake_backup(settings, "pre_deploy_a", target)
     drill_report(settings, "pre_deploy_a", "elsewhere/backups/pre_deploy_a/manifest.json", "PASS", T0)
     outcome = judge(settings, target, now=T0 + dt.timedelta(hours=1))
@@ -279,7 +277,7 @@ def test_a_relative_manifest_path_is_found_by_backup_name(settings: GateSettings
 # ---------------------------------------------------------------------------- no real target
 
 
-def test_without_a_real_target_the_checks_skip_and_only_there(settings: GateSettings, tmp_path: Path) -> None:
+def test_without_a_real_target_the_checks_skip_and_only_there(settings: Settings, tmp_path: Path) -> None:
     own = freshness.judge_backup_freshness(settings, None, budget_sec=DAY)
     assert own.status is Status.SKIP and own.detail.startswith(
         "no real target: the gate judges its own embedded service"
@@ -316,11 +314,11 @@ def test_the_runner_sweeps_the_folders_recognised_as_throwaway() -> None:
 
 
 def test_settings_defaults_overrides_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
-    defaults = load_gate_settings()
-    assert (defaults.rpo_budget_sec, defaults.drill_max_age_days) == (86400.0, 7.0)
+    defaults = load_settings()
+    assert (defaults.backup.rpo_budget_sec, defaults.backup.drill_max_age_days) == (86400.0, 7.0)
     monkeypatch.setenv("OPS_RPO_BUDGET_SEC", "3600")
     monkeypatch.setenv("OPS_DRILL_MAX_AGE_DAYS", "0.00001")
-    assert (load_gate_settings().rpo_budget_sec, load_gate_settings().drill_max_age_days) == (3600.0, 0.00001)
+    assert (load_settings().backup.rpo_budget_sec, load_settings().backup.drill_max_age_days) == (3600.0, 0.00001)
     for name, value in (
         ("OPS_RPO_BUDGET_SEC", "0"),
         ("OPS_RPO_BUDGET_SEC", "inf"),
@@ -330,7 +328,7 @@ def test_settings_defaults_overrides_and_refusals(monkeypatch: pytest.MonkeyPatc
     ):
         monkeypatch.setenv(name, value)
         with pytest.raises(InvalidSettings, match=name):
-            load_gate_settings()
+            load_settings()
         monkeypatch.delenv(name)
 
 
@@ -345,7 +343,7 @@ def test_the_freshness_checks_are_registered_after_the_target_schema() -> None:
 
 
 def test_a_drill_of_a_copy_elsewhere_is_not_read_as_the_catalogs_backup(
-    settings: GateSettings, target: str, tmp_path: Path
+    settings: Settings, target: str, tmp_path: Path
 ) -> None:
     """A copy of backup ours, drilled from another folder (a forged copy, an experiment), fails:
     its report is filed under drills/ours/ too, and must name the copy, not backups/ours."""
@@ -360,7 +358,7 @@ def test_a_drill_of_a_copy_elsewhere_is_not_read_as_the_catalogs_backup(
     assert f"(ours, the copy at {copy}): the drill failed" in outcome.detail, outcome.detail
 
 
-def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: GateSettings, tmp_path: Path) -> None:
+def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: Settings, tmp_path: Path) -> None:
     """Made without its export files (a warning recorded in its manifest), a backup is valid and
     in time, but its drill may fail: the gate says so (WARN), never a plain PASS."""
     url = f"sqlite:///{tmp_path / 'target.db'}"
@@ -375,7 +373,7 @@ def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: GateSetti
 
 
 def test_a_manifest_that_cannot_be_read_again_is_a_warning_not_a_pass(
-    settings: GateSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aris3nb.core.errors import ManifestUnreadable
 

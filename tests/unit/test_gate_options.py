@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from aris3nb.core.errors import InvalidSettings, UsageError
-from aris3nb.gate import GateOptions, load_gate_settings
+from aris3nb.core.settings import load_settings
+from aris3nb.gate import GateOptions
 from aris3nb.gate.runner import GATE_CHECKS, parse_budgets, validate_options
 
 SECRET = "Opt-Secret-31"
@@ -53,21 +54,25 @@ def test_budgets_parse_by_name() -> None:
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPS_GATE_BUDGET_HEALTH_MS", "OPS_GATE_LATENCY_SAMPLES", "ARIS3_SMOKE_USERNAME"):
         monkeypatch.delenv(name, raising=False)
-    settings = load_gate_settings()
-    assert settings.budgets_ms() == {"health": 120.0, "stock": 300.0, "reports": 500.0, "exports": 300.0}
-    assert (settings.latency_samples, settings.latency_warmup, settings.smoke_username) == (200, 20, "smoke.admin")
-    assert (settings.http_timeout_sec, settings.smoke_timeout_sec) == (5.0, 300.0)
+    settings = load_settings()
+    assert settings.gate.budgets_ms() == {"health": 120.0, "stock": 300.0, "reports": 500.0, "exports": 300.0}
+    assert (settings.gate.latency_samples, settings.gate.latency_warmup, settings.service.smoke_username) == (
+        200,
+        20,
+        "smoke.admin",
+    )
+    assert (settings.gate.http_timeout_sec, settings.gate.smoke_timeout_sec) == (5.0, 300.0)
     monkeypatch.setenv("OPS_GATE_BUDGET_STOCK_MS", "80")
     monkeypatch.setenv("ARIS3_SMOKE_USERNAME", "smoke.ops")
-    settings = load_gate_settings()
-    assert settings.budget_stock_ms == 80 and settings.smoke_username == "smoke.ops"
+    settings = load_settings()
+    assert settings.gate.budget_stock_ms == 80 and settings.service.smoke_username == "smoke.ops"
     monkeypatch.setenv("OPS_GATE_LATENCY_SAMPLES", "lots")
     with pytest.raises(InvalidSettings, match="OPS_GATE_LATENCY_SAMPLES"):
-        load_gate_settings()
+        load_settings()
 
 
 def test_the_default_smoke_account_is_the_seeded_one() -> None:
-    from aris3nb.gate.settings import DEFAULT_SMOKE_USERNAME
+    from aris3nb.core.settings import DEFAULT_SMOKE_USERNAME
     from aris3nb.reference.seed import SMOKE_USERNAME
 
     assert DEFAULT_SMOKE_USERNAME == SMOKE_USERNAME

@@ -29,8 +29,7 @@ def test_the_operators_urls_reach_the_kernel_by_its_environment(tmp_path) -> Non
         run_dir = tmp_path / "run"
         options = RunOptions(database_url=REAL, base_url="https://aris3.internal")
 
-        class settings:  # noqa: N801 -- a stand-in with the one attribute used
-            ops_artifacts_dir = tmp_path
+        settings = load_settings(artifacts={"dir": tmp_path})
 
     env = _kernel_env(FakeRun())  # type: ignore[arg-type]
     assert env["DATABASE_URL"] == REAL and env["ARIS3_BASE_URL"] == "https://aris3.internal"
@@ -53,7 +52,7 @@ def test_a_rerun_takes_the_same_target_given_again() -> None:
 
 
 def test_the_deploy_backup_never_takes_a_name_taken_locally_or_on_the_runs_bucket(tmp_path) -> None:
-    settings = load_settings(ops_artifacts_dir=tmp_path)
+    settings = load_settings(artifacts={"dir": tmp_path})
     started = dt.datetime(2026, 11, 30, 7, 5, tzinfo=dt.UTC)
     assert _backup_name(settings, started, "20261130T070500Z-ab12cd", frozenset()) == "pre_deploy_20261130_0705"
     taken = frozenset({"pre_deploy_20261130_0705"})  # on the bucket a staged run pushes to

@@ -50,7 +50,7 @@ def test_not_restoring_is_a_pass_only_when_nothing_was_deployed(tmp_path) -> Non
     from aris3nb.core.settings import load_settings
     from aris3nb.phases.rollback import RollbackOptions, _restore, _RollbackContext
 
-    settings = load_settings(ops_artifacts_dir=tmp_path)
+    settings = load_settings(artifacts={"dir": tmp_path})
     refused = "this run's backup b is not to be trusted (drill_fail)"
     deployed = _RollbackContext(RollbackOptions("run_1", ("drill_fail",), no_restore_reason=refused), settings)
     assert _restore(deployed).status is Status.WARN

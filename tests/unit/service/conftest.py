@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from aris3nb import migrate
 from aris3nb.contract import models as m
 from aris3nb.core.db import create_engine
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import Settings, load_settings
 from aris3nb.reference.app import create_app
 from aris3nb.reference.seed import SMOKE_USERNAME, seed_database
 
@@ -78,8 +78,8 @@ class Service:
 
     @property
     def secret(self) -> str:
-        assert self.settings.secret_key is not None
-        return self.settings.secret_key.get_secret_value()
+        assert self.settings.service.secret_key is not None
+        return self.settings.service.secret_key.get_secret_value()
 
     @contextlib.contextmanager
     def db(self) -> Iterator[Session]:
@@ -178,7 +178,10 @@ def token_cache() -> dict[str, dict[str, str]]:
 def service(seeded_template: Path, tmp_path: Path, token_cache: dict[str, dict[str, str]]) -> Iterator[Service]:
     shutil.copytree(seeded_template, tmp_path / "db")
     url = f"sqlite:///{tmp_path / 'db' / 'aris3.db'}"
-    settings = Settings(secret_key=SecretStr(SECRET), exports_dir=tmp_path / "db" / "exports", token_ttl_sec=3600)
+    settings = load_settings(
+        service={"secret_key": SecretStr(SECRET), "token_ttl_sec": 3600},
+        target={"exports_dir": tmp_path / "db" / "exports"},
+    )
     with TestClient(create_app(url, settings)) as client:
         client.event_hooks["response"].append(check_response)
         yield Service(

@@ -30,7 +30,7 @@ def test_login_returns_an_expiring_bearer_token_and_the_user(service):
     body = response.json()
     assert body["token_type"] == "bearer" and body["access_token"].count(".") == 2
     expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
-    ttl = service.settings.token_ttl_sec
+    ttl = service.settings.service.token_ttl_sec
     assert before + dt.timedelta(seconds=ttl - 10) < expires < before + dt.timedelta(seconds=ttl + 10)
     assert body["user"]["username"] == "northwind.admin"
     assert body["user"]["role"] == "ADMIN" and body["user"]["store_id"] is None

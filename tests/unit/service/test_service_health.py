@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from aris3nb import migrate
 from aris3nb.core.errors import InvalidSettings
-from aris3nb.core.settings import Settings
+from aris3nb.core.settings import load_settings
 from aris3nb.reference.app import create_app
 
 
@@ -56,7 +56,7 @@ def test_ready_is_503_schema_not_at_head_after_a_downgrade(service):
 
 
 def _client_on(path: Path, tmp_path: Path) -> TestClient:
-    return TestClient(create_app(f"sqlite:///{path}", Settings(exports_dir=tmp_path / "exports")))
+    return TestClient(create_app(f"sqlite:///{path}", load_settings(target={"exports_dir": tmp_path / "exports"})))
 
 
 def test_ready_is_503_db_unavailable_when_the_file_is_not_a_database(tmp_path):
@@ -107,4 +107,4 @@ def test_wrong_method_is_a_405_envelope_with_allow(service):
 
 def test_a_short_token_secret_is_refused(tmp_path):
     with pytest.raises(InvalidSettings, match="at least 32 bytes"):
-        create_app(f"sqlite:///{tmp_path / 'a.db'}", Settings(secret_key=SecretStr("too-short")))
+        create_app(f"sqlite:///{tmp_path / 'a.db'}", load_settings(service={"secret_key": SecretStr("too-short")}))
