@@ -210,8 +210,14 @@ def _copy_exports(exports_dir: Path | None, folder: Path) -> int:
     return copied
 
 
-def _seal(folder: Path) -> list[dict[str, Any]]:
-    """Make every file owner-only, flush it, and list it with its size and SHA-256."""
+#: Hands one file of a backup being made (its path, its path in the backup) to where it is
+#: published, and returns the size and SHA-256 of the bytes it sent (``create_backup``).
+Publish = Callable[[Path, str], tuple[int, str]]
+
+
+def _seal(folder: Path, publish: Publish | None = None) -> list[dict[str, Any]]:
+    """Make every file owner-only, flush it, and list it with its size and SHA-256 — of the
+    bytes ``publish`` sent when given (the file is read once, by it), else read here."""
     entries = []
     for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o700)
@@ -220,8 +226,8 @@ def _seal(folder: Path) -> list[dict[str, Any]]:
             os.chmod(path, 0o600)
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
-            size, digest = sha256_file(path)
             relative = path.relative_to(folder).as_posix()
+            size, digest = publish(path, relative) if publish is not None else sha256_file(path)
             role = (
                 "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
             )
@@ -256,6 +262,7 @@ def create_backup(
     purpose: str = "manual",
     profile: LoadedProfile | None = None,
     progress: Callable[[str], None] = lambda stage: None,
+    publish: Publish | None = None,
 ) -> BackupResult:
     """Back up ``database_url`` as ``<backups>/<name>``; refuse a name that exists.
 
@@ -272,6 +279,11 @@ def create_backup(
     come from ``exports_dir`` or else the profile's exports folder. For every target, an exports
     folder given or configured that does not exist is a warning (0 files copied, never silently).
     Warnings are in the manifest's ``warnings`` and the result.
+
+    ``publish``, when given, gets each file of the backup (not the manifest) once it is
+    complete, and its answer — the size and SHA-256 of the bytes it sent — is what the manifest
+    lists: an upload hashes on the way and the file is read once (``aris3nb.storage``). The
+    manifest is written after every file was published.
     """
     check_name(name)
     reference = profiles.is_reference(profile)
@@ -336,8 +348,10 @@ def create_backup(
         copied = _copy_exports(exports_dir, work)
         exports_sec = time.perf_counter() - exports_started
         seal_started = time.perf_counter()
-        progress_to("hashing files and writing the manifest")
-        files = _seal(work)
+        progress_to(
+            "hashing files and writing the manifest" if publish is None else "uploading files, hashing them on the way"
+        )
+        files = _seal(work, publish)
         document = {
             "format": FORMAT,
             "version": FORMAT_VERSION,

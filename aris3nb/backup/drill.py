@@ -36,7 +36,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ def restore_verify(
     business_timestamps: Sequence[tuple[str, str]] | None = None,
     profile: LoadedProfile | None = None,
     recorded_as: str | None = None,
+    fetch_problems: Mapping[str, str] | None = None,
 ) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
@@ -214,7 +215,8 @@ def restore_verify(
     profile's ``rpo.sources`` (each absent one a warning naming it, none declared a warning),
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
     target profile (None: the reference; see the module). ``recorded_as``: where the backup
-    is, for the report, when ``manifest_path`` is a local copy of it (a bucket's, pulled)."""
+    is, for the report, when ``manifest_path`` is a local copy of it (a bucket's, pulled);
+    ``fetch_problems``: why files of that copy are absent (``validate_backup``)."""
     if not settings.backup.drill_enabled:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
     reference = profiles.is_reference(profile)
@@ -242,7 +244,7 @@ def restore_verify(
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(given, report, deadline, server_url, budgets, settings)
+        _run(given, report, deadline, server_url, budgets, settings, fetch_problems)
         _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
@@ -321,13 +323,14 @@ def _run(
     server_url: str | None,
     budgets: _Budgets,
     settings: Settings,
+    fetch_problems: Mapping[str, str] | None = None,
 ) -> None:
     stages = _Stages(report)
     profile = budgets.profile
     with stages.stage("validate"):
         started = time.perf_counter()
         try:
-            validation = validate_backup(manifest_path, profiles.schema_tables_for(profile))
+            validation = validate_backup(manifest_path, profiles.schema_tables_for(profile), fetch_problems)
         except ManifestUnreadable as exc:  # nothing to drill: bad input (exit 2), with its report kept
             stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
             raise

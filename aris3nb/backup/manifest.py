@@ -15,7 +15,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,7 +277,7 @@ def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tu
     try:
         info = path.lstat()
     except (FileNotFoundError, NotADirectoryError):
-        return f"file {relative!r} is missing", None
+        return _missing(relative), None
     if stat.S_ISLNK(info.st_mode):
         return f"file {relative!r} is a symbolic link; backups hold regular files only", None
     if not stat.S_ISREG(info.st_mode):
@@ -304,11 +304,15 @@ class UnknownSchema:
 SchemaTables = Callable[[str | None], "set[str] | frozenset[str] | UnknownSchema | None"]
 
 
-def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Validation:
+def validate_backup(
+    path: Path, schema_tables: SchemaTables | None = None, fetch_problems: Mapping[str, str] | None = None
+) -> Validation:
     """Check a backup folder against its manifest; every problem is collected.
 
     ``schema_tables(revision)`` names the tables the schema has at a revision, so that a
     manifest missing one (or listing a stranger) is caught; None skips that check.
+    ``fetch_problems`` (``{path in the backup: why it was not fetched}``, from a download that
+    refused an object) say why such a file is absent, in place of "missing".
     """
     manifest = read_manifest(path)
     validation = Validation(manifest=manifest)
@@ -324,12 +328,19 @@ def validate_backup(path: Path, schema_tables: SchemaTables | None = None) -> Va
         )
     if isinstance(manifest.document.get("files"), list):
         problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
-        validation.problems += problems
+        # check_files' own words for an absent file (_file_problem), said instead by why it is.
+        instead = {_missing(relative): message for relative, message in (fetch_problems or {}).items()}
+        validation.problems += [instead.pop(problem, problem) for problem in problems]
+        validation.problems += sorted(instead.values())  # not listed (the manifest's own): said too
     if schema_tables is not None and isinstance(manifest.document.get("tables"), list):
         problems, warnings = _check_schema_coverage(manifest, schema_tables)
         validation.problems += problems
         validation.warnings += warnings
     return validation
+
+
+def _missing(relative: str) -> str:
+    return f"file {relative!r} is missing"
 
 
 def _text_list(document: dict[str, Any], name: str) -> list[str] | None:

@@ -238,6 +238,8 @@ def restore_verify_command(
     ] = None,
     target: TargetOption = None,
     embedded: EmbeddedOption = False,
+    retain_days: RetainDaysOption = None,
+    retention_mode: RetentionModeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The restore drill: restore into a disposable database, verify, upgrade; writes
@@ -247,7 +249,8 @@ def restore_verify_command(
     Environment: OPS_ENABLE_BACKUP_DRILL must be true (drills are refused otherwise);
     DATABASE_URL, OPS_ARTIFACTS_DIR, OPS_DRILL_TIMEOUT_SEC (the deadline), OPS_RPO_BUDGET_SEC,
     OPS_RTO_BUDGET_SEC. On s3:// (see `aris3nb backup --help`) the backup is downloaded,
-    every byte checked against the manifest, and the report uploaded to drills/NAME/. Exit 0
+    every byte checked against the manifest, and the report uploaded to drills/NAME/ (locked
+    for --retain-days / OPS_RETAIN_DAYS, as a backup's objects are). Exit 0
     PASS; 1 FAIL (the report says why; an object that differs is named); 2 drills disabled, an
     unreadable manifest, no server to drill on, a missing bucket or refused credentials.
     """
@@ -267,9 +270,13 @@ def restore_verify_command(
     failed: DrillFailed | None = None
     try:
         if artifacts.is_remote(manifest, current):
-            report, path, remote = artifacts.restore_verify_remote(manifest, current, **options)
+            report, path, remote = artifacts.restore_verify_remote(
+                manifest, current, retain_days=retain_days, retention_mode=retention_mode, **options
+            )
             _warn_repository(remote.repository, json_output)
         else:
+            if retain_days is not None or retention_mode is not None:
+                raise UsageError("--retain-days and --retention-mode apply to a backup on s3://BUCKET[/PREFIX]")
             report, path = restore_verify(Path(manifest), settings=current, **options)
         document = report.as_document()
     except DrillFailed as exc:  # the drill ran and failed: its report is shown like a passing one's

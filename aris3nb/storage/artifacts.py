@@ -35,7 +35,7 @@ from typing import Any
 
 from aris3nb.backup.create import BACKUPS_DIRNAME, BackupResult, backups_dir, check_name, create_backup
 from aris3nb.backup.drill import DrillReport, drills_dir, restore_verify
-from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Manifest, Validation, read_manifest, validate_backup
+from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Validation, read_manifest, validate_backup
 from aris3nb.backup.restore import ROLLBACK_LOG, RestoreResult, restore_backup
 from aris3nb.backup.retention import (
     Forgotten,
@@ -112,9 +112,17 @@ def is_remote(reference: str, settings: Settings) -> bool:
     )
 
 
-def open_backup(reference: str, settings: Settings, *, write: bool = False) -> Remote:
+def open_backup(
+    reference: str,
+    settings: Settings,
+    *,
+    write: bool = False,
+    retain_days: int | None = None,
+    retention_mode: str | None = None,
+) -> Remote:
     """The repository and backup name of ``s3://BUCKET[/PREFIX]/backups/NAME[/manifest.json]``,
-    or of a bare NAME in OPS_ARTIFACTS_DIR's repository. ``write``: OPS_RETAIN_DAYS applies."""
+    or of a bare NAME in OPS_ARTIFACTS_DIR's repository. ``write``: what is written is locked
+    for ``retain_days``, else OPS_RETAIN_DAYS."""
     if is_repository_url(reference):
         parts = reference.rstrip("/").split("/")
         if parts[-1] == MANIFEST_NAME:
@@ -126,7 +134,8 @@ def open_backup(reference: str, settings: Settings, *, write: bool = False) -> R
         url, name = "/".join(parts[:-2]), parts[-1]
     else:
         url, name = str(settings.artifacts.repository_url), reference
-    return Remote(_open(url, settings, retain_days=settings.artifacts.retain_days if write else None), name)
+    days = (retain_days if retain_days is not None else settings.artifacts.retain_days) if write else None
+    return Remote(_open(url, settings, retain_days=days, mode=retention_mode), name)
 
 
 def _open(url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None) -> Repository:
@@ -154,10 +163,11 @@ def _read_manifest(remote: Remote, folder: Path) -> tuple[bytes, dict[str, Any]]
     return data, document
 
 
-def pull(remote: Remote, staging: Staging) -> Path:
+def pull(remote: Remote, staging: Staging, problems: dict[str, str] | None = None) -> Path:
     """Download the backup into ``<staging>/backups/<name>/``, every file checked against the
     manifest's size and SHA-256 on the way in; return the local manifest's path.
-    ``ObjectCorrupt`` / ``ObjectMissing`` name the object on the store."""
+    ``ObjectCorrupt`` / ``ObjectMissing`` name the object on the store — or, with ``problems``,
+    every such object is recorded there (no file written for it) and the rest still pulled."""
     data, document = _read_manifest(remote, staging.folder)
     expected = {
         entry["path"]: (entry["size"], entry["sha256"])
@@ -170,7 +180,9 @@ def pull(remote: Remote, staging: Staging) -> Path:
     # The manifest pulled must be the one just read (a writer in between would be caught).
     expected[MANIFEST_NAME] = (len(data), hashlib.sha256(data).hexdigest())
     local = backups_dir(staging.settings) / remote.name
-    remote.repository.download_tree(remote.key, local, expected)
+    remote.repository.download_tree(remote.key, local, expected, problems=problems)
+    if problems and MANIFEST_NAME in problems:  # it changed since it was read: nothing to judge by
+        raise ObjectCorrupt(problems[MANIFEST_NAME], remote.url)
     return local / MANIFEST_NAME
 
 
@@ -195,7 +207,10 @@ def create_remote(
     **options: Any,
 ) -> tuple[BackupResult, Remote]:
     """``backup create`` into the repository of OPS_ARTIFACTS_DIR: checked (bucket, retention,
-    name) before anything is made, made in staging, uploaded with the manifest last.
+    name) before anything is made, made in staging; each file goes up as soon as the backup is
+    complete, hashed on the way (read once: the manifest lists the bytes sent), the manifest
+    last. A backup that fails after files went up has them removed (no manifest: never a
+    backup; under lock they stay, and the next backup of that name clears them when stale).
     ``options`` go to ``create_backup`` (exports_dir, timeout_sec, profile, progress)."""
     check_name(name)  # before the store is asked anything
     days = retain_days if retain_days is not None else settings.artifacts.retain_days
@@ -205,9 +220,21 @@ def create_remote(
     keys = remote.repository.list_keys(f"{remote.key}/")
     if keys:
         _clear_a_killed_upload(remote, keys)
+    sent: list[str] = []
+
+    def publish(path: Path, relative: str) -> tuple[int, str]:
+        sent.append(relative)
+        return remote.repository.upload_file(path, f"{remote.key}/{relative}")
+
     with Staging(settings) as staging:
-        result = create_backup(database_url, name, settings=staging.settings, **options)
-        remote.repository.upload_tree(result.path, remote.key, last=[MANIFEST_NAME], expected=listed_files(result.path))
+        try:
+            result = create_backup(database_url, name, settings=staging.settings, publish=publish, **options)
+        except BaseException:
+            if sent:
+                with contextlib.suppress(StorageError):
+                    remote.repository.delete_tree(f"{remote.key}/")
+            raise
+        remote.repository.upload_file(result.manifest_path, f"{remote.key}/{MANIFEST_NAME}")
     return result, remote
 
 
@@ -254,27 +281,30 @@ def validate_remote(reference: str, settings: Settings, schema_tables: Any = Non
     manifest says is a problem naming the object (INVALID, exit 1), else ``validate_backup``."""
     remote = open_backup(reference, settings)
     with Staging(settings) as staging:
-        try:
-            manifest_path = pull(remote, staging)
-        except (ObjectCorrupt, ObjectMissing) as exc:
-            _, document = _read_manifest(remote, staging.folder)
-            return Validation(manifest=Manifest(document, Path(remote.url)), problems=[str(exc)]), remote
-        return validate_backup(manifest_path, schema_tables), remote
+        fetched: dict[str, str] = {}  # every object that did not arrive as listed, named
+        manifest_path = pull(remote, staging, fetched)
+        return validate_backup(manifest_path, schema_tables, fetched), remote
 
 
-def restore_verify_remote(reference: str, settings: Settings, **options: Any) -> tuple[DrillReport, str, Remote]:
+def restore_verify_remote(
+    reference: str,
+    settings: Settings,
+    *,
+    retain_days: int | None = None,
+    retention_mode: str | None = None,
+    **options: Any,
+) -> tuple[DrillReport, str, Remote]:
     """The drill of a backup on the store: pulled and verified, drilled locally; the report is
-    uploaded to ``drills/<name>/`` (its ``s3://`` address is returned). A file that does not
-    arrive as the manifest says fails the drill, naming the object."""
-    remote = open_backup(reference, settings, write=True)
+    uploaded to ``drills/<name>/`` (its ``s3://`` address is returned), locked for
+    ``retain_days`` (else OPS_RETAIN_DAYS). Every file that does not arrive as the manifest
+    says fails the drill, each named by its object."""
+    remote = open_backup(reference, settings, write=True, retain_days=retain_days, retention_mode=retention_mode)
     with Staging(settings) as staging:
-        try:
-            manifest_path = pull(remote, staging)
-            pulled: StorageError | None = None
-        except (ObjectCorrupt, ObjectMissing) as exc:  # drilled as it is: its validation fails, report kept
-            manifest_path, pulled = backups_dir(staging.settings) / remote.name / MANIFEST_NAME, exc
-            if not manifest_path.exists():
-                manifest_path.write_bytes(_read_manifest(remote, staging.folder)[0])
+        fetched: dict[str, str] = {}  # drilled as it is: its validation fails naming them, report kept
+        manifest_path = pull(remote, staging, fetched)
+        pulled = "; ".join(fetched[path] for path in sorted(fetched)[:3]) + (
+            f"; and {len(fetched) - 3} more" if len(fetched) > 3 else ""
+        )
         report_dir = drills_dir(staging.settings) / remote.name
         key = report_dir.relative_to(staging.folder).as_posix()  # drills/<name>, as locally
         try:
@@ -282,6 +312,7 @@ def restore_verify_remote(reference: str, settings: Settings, **options: Any) ->
                 manifest_path,
                 settings=staging.settings,
                 recorded_as=remote.repository.url(f"{remote.key}/{MANIFEST_NAME}"),
+                fetch_problems=fetched,
                 **options,
             )
         except DrillFailed as exc:

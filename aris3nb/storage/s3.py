@@ -565,7 +565,12 @@ class Repository:
             )
 
     def download_tree(
-        self, key_prefix: str, local_dir: Path, expected: Mapping[str, tuple[int, str]] | None = None
+        self,
+        key_prefix: str,
+        local_dir: Path,
+        expected: Mapping[str, tuple[int, str]] | None = None,
+        *,
+        problems: dict[str, str] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """Download every object below ``key_prefix`` into ``local_dir`` (same relative paths) and
         return ``{relative path: (size, sha256 hex)}`` of what was written.
@@ -576,6 +581,11 @@ class Repository:
         ``ObjectMissing`` when an expected object is not on the store. Objects ``expected``
         does not list (the manifest itself) are downloaded as they are. An existing local file
         is never overwritten, and a key that is not a safe relative path is refused.
+
+        With ``problems`` (a dict to fill), a missing or corrupt object does not stop the
+        download: it is recorded there (``{relative path: message naming the object}``, no file
+        written) and every other object is still fetched and checked — so a validation can name
+        every object that is not as its manifest says, not only the first.
         """
         folder = self._folder(key_prefix)
         below = f"{folder}/" if folder else ""
@@ -589,19 +599,31 @@ class Repository:
             objects[relative] = size
         expected = dict(expected or {})
         missing = sorted(set(expected) - set(objects))
-        if missing:
+        if missing and problems is None:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             first = self.url(below + missing[0])
             raise ObjectMissing(f"{first} is missing from the store{more}", first)
-        for relative, size in objects.items():
+        if problems is not None:
+            problems.update(
+                {relative: f"{self.url(below + relative)} is missing from the store" for relative in missing}
+            )
+        for relative, size in sorted(objects.items()):
             if relative in expected and expected[relative][0] != size:
                 url = self.url(below + relative)
-                raise ObjectCorrupt(f"{url} is {size} bytes, not the expected {expected[relative][0]}", url)
+                message = f"{url} is {size} bytes, not the expected {expected[relative][0]}"
+                if problems is None:
+                    raise ObjectCorrupt(message, url)
+                problems[relative] = message
         local_dir = Path(local_dir)
         local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         got: dict[str, tuple[int, str]] = {}
-        for relative in sorted(objects):
-            got[relative] = self._download_file(below + relative, local_dir, relative, expected.get(relative))
+        for relative in sorted(set(objects) - set(problems or {})):
+            try:
+                got[relative] = self._download_file(below + relative, local_dir, relative, expected.get(relative))
+            except (ObjectCorrupt, ObjectMissing) as exc:
+                if problems is None:
+                    raise
+                problems[relative] = str(exc)
         log.info("downloaded %d objects from %s to %s", len(got), self.url(below), local_dir)
         return got
 

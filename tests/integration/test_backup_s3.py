@@ -169,6 +169,52 @@ def test_a_byte_changed_on_the_store_is_named(cli: Cli, buckets: Buckets, source
     assert f"report {repo}/drills/b1/drill_report_" in drill.stdout
 
 
+def test_every_object_not_as_listed_is_named_by_validate_and_the_drill_report(
+    cli: Cli, buckets: Buckets, source_sqlite: str
+) -> None:
+    repo = f"s3://{buckets.plain}"
+    env = {"OPS_ARTIFACTS_DIR": repo, "DATABASE_URL": source_sqlite}
+    assert cli("backup", "create", "--name", "b2", **env).returncode == 0
+    keys = buckets.keys(buckets.plain, "backups/b2/")
+    database = next(k for k in keys if k.endswith(".sqlite3"))
+    exports = sorted(k for k in keys if "/exports/" in k)
+    assert len(exports) >= 2, keys
+    changed, deleted, intact = database, exports[0], exports[-1]
+    data = bytearray(buckets.client.get_object(Bucket=buckets.plain, Key=changed)["Body"].read())
+    data[5000] ^= 0xFF
+    buckets.client.put_object(Bucket=buckets.plain, Key=changed, Body=bytes(data))
+    buckets.client.delete_object(Bucket=buckets.plain, Key=deleted)
+
+    invalid = cli("backup", "validate", "b2", **env)
+    assert invalid.returncode == 1, invalid.stderr
+    assert "(2 problems)" in invalid.stdout, invalid.stdout
+    assert f"{repo}/{changed} has SHA-256" in invalid.stdout
+    assert f"{repo}/{deleted} is missing from the store" in invalid.stdout
+    assert intact.rsplit("/", 1)[-1] not in invalid.stdout, "an intact object is not a problem"
+
+    drill = cli("backup", "restore-verify", "b2", **env)
+    assert drill.returncode == 1, drill.stdout + drill.stderr
+    assert f"{repo}/{changed} has SHA-256" in drill.stderr and f"{repo}/{deleted} is missing" in drill.stderr
+    (report_key,) = buckets.keys(buckets.plain, "drills/b2/")
+    report = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=report_key)["Body"].read())
+    text = json.dumps(report)
+    assert report["status"] == "FAIL"
+    assert f"{repo}/{changed} has SHA-256" in text and f"{repo}/{deleted} is missing from the store" in text
+    assert 'is missing"' not in text.replace("from the store", ""), "no file called missing that was refused"
+
+
+def test_a_drill_report_is_locked_for_the_drills_retain_days(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.locked}", "DATABASE_URL": source_sqlite}
+    assert cli("backup", "create", "--name", "b1", "--retain-days", "2", **env).returncode == 0
+    drill = cli("backup", "restore-verify", "b1", "--retain-days", "3", "--retention-mode", "COMPLIANCE", **env)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    (report_key,) = buckets.keys(buckets.locked, "drills/b1/")
+    head = buckets.client.head_object(Bucket=buckets.locked, Key=report_key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    local = cli("backup", "restore-verify", "elsewhere/manifest.json", "--retain-days", "3", DATABASE_URL=source_sqlite)
+    assert local.returncode == 2 and "apply to a backup on s3://" in local.stderr
+
+
 def test_retention_on_a_bucket_without_object_lock_is_refused(cli: Cli, buckets: Buckets, source_sqlite: str) -> None:
     env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.plain}", "DATABASE_URL": source_sqlite}
     done = cli("backup", "create", "--name", "b1", "--retain-days", "3", **env)
@@ -269,3 +315,49 @@ def test_a_killed_uploads_objects_block_its_name_until_stale_then_go(
     keys = buckets.keys(buckets.plain, "repo/backups/k1/")
     assert "repo/backups/k1/manifest.json" in keys and "repo/backups/k1/exports/a.csv" not in keys
     assert result.manifest["name"] == "k1"
+
+
+def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_object(
+    store: Any, buckets: Buckets, source_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from aris3nb.backup import create as create_module
+    from aris3nb.core.settings import load_settings
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.errors import StorageError
+    from aris3nb.storage.s3 import Repository
+
+    for name, value in store.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    settings = load_settings(artifacts={"repository_url": f"s3://{buckets.plain}"})
+
+    def not_read_here(path: Path) -> tuple[int, str]:
+        raise AssertionError(f"{path} was read a second time to be hashed")
+
+    monkeypatch.setattr(create_module, "sha256_file", not_read_here)
+    result, _ = artifacts.create_remote(settings, source_sqlite, "once", exports_dir=tmp_path / "exports")
+    listed = {entry["path"]: entry["sha256"] for entry in result.manifest["files"]}
+    assert any(path.startswith("exports/") for path in listed) and any(p.startswith("database/") for p in listed)
+    for path, digest in listed.items():
+        body = buckets.client.get_object(Bucket=buckets.plain, Key=f"backups/once/{path}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == digest, path
+
+    sent: list[str] = []
+    upload = Repository.upload_file
+
+    def hangs_up_on_the_third(self: Repository, path: Path, key: str) -> tuple[int, str]:
+        sent.append(key)
+        if len(sent) == 3:
+            raise StorageError("could not upload: the store hung up")
+        return upload(self, path, key)
+
+    monkeypatch.setattr(Repository, "upload_file", hangs_up_on_the_third)
+    with pytest.raises(StorageError, match="hung up"):
+        artifacts.create_remote(settings, source_sqlite, "broken", exports_dir=tmp_path / "exports")
+    assert len(sent) == 3
+    assert buckets.keys(buckets.plain, "backups/broken/") == [], "the files that went up were removed"
+    assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
