@@ -36,7 +36,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from aris3nb.backup.digest import (
     differing_ranges,
     read_record,
 )
-from aris3nb.backup.manifest import Manifest, validate_backup
+from aris3nb.backup.manifest import Fetched, Manifest, validate_backup
 from aris3nb.core.checks import CheckResult, Status
 from aris3nb.core.db import create_engine, engine_name, sqlite_path
 from aris3nb.core.errors import (
@@ -202,7 +202,7 @@ def restore_verify(
     business_timestamps: Sequence[tuple[str, str]] | None = None,
     profile: LoadedProfile | None = None,
     recorded_as: str | None = None,
-    fetch_problems: Mapping[str, str] | None = None,
+    fetched: Fetched | None = None,
 ) -> tuple[DrillReport, Path]:
     """Run the drill; returns the report and its path, or raises ``DrillFailed`` after
     writing the report of a failed drill.
@@ -216,7 +216,7 @@ def restore_verify(
     or for the reference ``BUSINESS_TIMESTAMPS`` (absent ones skipped). ``profile``: the
     target profile (None: the reference; see the module). ``recorded_as``: where the backup
     is, for the report, when ``manifest_path`` is a local copy of it (a bucket's, pulled);
-    ``fetch_problems``: why files of that copy are absent (``validate_backup``)."""
+    ``fetched``: what the download of that copy verified and why files are absent (``validate_backup``)."""
     if not settings.backup.drill_enabled:
         raise DrillDisabled("restore drills are disabled: set OPS_ENABLE_BACKUP_DRILL=true to allow them here")
     reference = profiles.is_reference(profile)
@@ -244,7 +244,7 @@ def restore_verify(
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(given, report, deadline, server_url, budgets, settings, fetch_problems)
+        _run(given, report, deadline, server_url, budgets, settings, fetched)
         _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
@@ -323,14 +323,14 @@ def _run(
     server_url: str | None,
     budgets: _Budgets,
     settings: Settings,
-    fetch_problems: Mapping[str, str] | None = None,
+    fetched: Fetched | None = None,
 ) -> None:
     stages = _Stages(report)
     profile = budgets.profile
     with stages.stage("validate"):
         started = time.perf_counter()
         try:
-            validation = validate_backup(manifest_path, profiles.schema_tables_for(profile), fetch_problems)
+            validation = validate_backup(manifest_path, profiles.schema_tables_for(profile), fetched)
         except ManifestUnreadable as exc:  # nothing to drill: bad input (exit 2), with its report kept
             stages.check("manifest valid", False, str(exc), {}, time.perf_counter() - started)
             raise

@@ -235,8 +235,22 @@ def _row_index_problems(model: ManifestModel) -> list[str]:
     ]
 
 
-def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
-    """Every listed file present with its size and SHA-256; nothing unlisted; no links."""
+@dataclass
+class Fetched:
+    """What a download of a backup found on the way in: ``verified``, the files it wrote with
+    the size and SHA-256 of the bytes written (checked against the manifest as they came), and
+    ``problems``, why the others are absent (``{path in the backup: message naming the object}``)."""
+
+    verified: dict[str, tuple[int, str]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def check_files(
+    manifest: Manifest, verified: Mapping[str, tuple[int, str]] | None = None
+) -> tuple[list[str], int, int]:
+    """Every listed file present with its size and SHA-256; nothing unlisted; no links. A file
+    in ``verified`` with the manifest's size and SHA-256 (a download hashed it on the way in,
+    moments ago, into a folder of its own) is checked by type and size, not hashed again."""
     problems: list[str] = []
     folder = manifest.folder
     listed: set[str] = set()
@@ -247,7 +261,7 @@ def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
             continue  # reported by check_structure; never opened
         listed.add(relative)
         try:
-            problem, size = _check_listed_file(folder, relative, entry)
+            problem, size = _check_listed_file(folder, relative, entry, (verified or {}).get(relative))
         except OSError as exc:  # a name too long, a file where a folder should be, unreadable...
             problem, size = f"file {relative!r} cannot be checked: {exc.strerror or exc}", None
         if problem:
@@ -269,8 +283,10 @@ def check_files(manifest: Manifest) -> tuple[list[str], int, int]:
     return problems, checked, total_bytes
 
 
-def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tuple[str | None, int | None]:
-    """One listed file: (the problem or None, the bytes hashed or None)."""
+def _check_listed_file(
+    folder: Path, relative: str, entry: dict[str, Any], verified: tuple[int, str] | None = None
+) -> tuple[str | None, int | None]:
+    """One listed file: (the problem or None, the bytes checked or None)."""
     if crosses_link(folder, relative):
         return f"file {relative!r} lies under a symbolic link; backups hold regular folders only", None
     path = folder / relative
@@ -284,6 +300,8 @@ def _check_listed_file(folder: Path, relative: str, entry: dict[str, Any]) -> tu
         return f"file {relative!r} is not a regular file", None
     if info.st_size != entry.get("size"):
         return f"file {relative!r} is {info.st_size} bytes, the manifest says {entry.get('size')}", None
+    if verified is not None and verified == (entry.get("size"), entry.get("sha256")):
+        return None, info.st_size
     size, digest = sha256_file(path)
     if digest != entry.get("sha256"):
         return f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}", size
@@ -305,14 +323,14 @@ SchemaTables = Callable[[str | None], "set[str] | frozenset[str] | UnknownSchema
 
 
 def validate_backup(
-    path: Path, schema_tables: SchemaTables | None = None, fetch_problems: Mapping[str, str] | None = None
+    path: Path, schema_tables: SchemaTables | None = None, fetched: Fetched | None = None
 ) -> Validation:
     """Check a backup folder against its manifest; every problem is collected.
 
     ``schema_tables(revision)`` names the tables the schema has at a revision, so that a
     manifest missing one (or listing a stranger) is caught; None skips that check.
-    ``fetch_problems`` (``{path in the backup: why it was not fetched}``, from a download that
-    refused an object) say why such a file is absent, in place of "missing".
+    ``fetched``: what the download of this copy verified (not hashed again) and why files are
+    absent (said in place of "missing").
     """
     manifest = read_manifest(path)
     validation = Validation(manifest=manifest)
@@ -327,9 +345,11 @@ def validate_backup(
             f"{name[:120]!r}: a copied or renamed backup is not the one the manifest describes"
         )
     if isinstance(manifest.document.get("files"), list):
-        problems, validation.files_checked, validation.bytes_checked = check_files(manifest)
+        problems, validation.files_checked, validation.bytes_checked = check_files(
+            manifest, fetched.verified if fetched else None
+        )
         # check_files' own words for an absent file (_file_problem), said instead by why it is.
-        instead = {_missing(relative): message for relative, message in (fetch_problems or {}).items()}
+        instead = {_missing(relative): message for relative, message in (fetched.problems if fetched else {}).items()}
         validation.problems += [instead.pop(problem, problem) for problem in problems]
         validation.problems += sorted(instead.values())  # not listed (the manifest's own): said too
     if schema_tables is not None and isinstance(manifest.document.get("tables"), list):

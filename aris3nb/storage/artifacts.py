@@ -35,7 +35,7 @@ from typing import Any
 
 from aris3nb.backup.create import BACKUPS_DIRNAME, BackupResult, backups_dir, check_name, create_backup
 from aris3nb.backup.drill import DrillReport, drills_dir, restore_verify
-from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Validation, read_manifest, validate_backup
+from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Fetched, Validation, read_manifest, validate_backup
 from aris3nb.backup.restore import ROLLBACK_LOG, RestoreResult, restore_backup
 from aris3nb.backup.retention import (
     Forgotten,
@@ -163,11 +163,12 @@ def _read_manifest(remote: Remote, folder: Path) -> tuple[bytes, dict[str, Any]]
     return data, document
 
 
-def pull(remote: Remote, staging: Staging, problems: dict[str, str] | None = None) -> Path:
+def pull(remote: Remote, staging: Staging, fetched: Fetched | None = None) -> Path:
     """Download the backup into ``<staging>/backups/<name>/``, every file checked against the
     manifest's size and SHA-256 on the way in; return the local manifest's path.
-    ``ObjectCorrupt`` / ``ObjectMissing`` name the object on the store — or, with ``problems``,
-    every such object is recorded there (no file written for it) and the rest still pulled."""
+    ``ObjectCorrupt`` / ``ObjectMissing`` name the object on the store — or, with ``fetched``,
+    every such object is recorded in its ``problems`` (no file written for it), the rest still
+    pulled, and what was verified on the way in is its ``verified`` (not hashed again)."""
     data, document = _read_manifest(remote, staging.folder)
     expected = {
         entry["path"]: (entry["size"], entry["sha256"])
@@ -180,9 +181,13 @@ def pull(remote: Remote, staging: Staging, problems: dict[str, str] | None = Non
     # The manifest pulled must be the one just read (a writer in between would be caught).
     expected[MANIFEST_NAME] = (len(data), hashlib.sha256(data).hexdigest())
     local = backups_dir(staging.settings) / remote.name
-    remote.repository.download_tree(remote.key, local, expected, problems=problems)
-    if problems and MANIFEST_NAME in problems:  # it changed since it was read: nothing to judge by
-        raise ObjectCorrupt(problems[MANIFEST_NAME], remote.url)
+    got = remote.repository.download_tree(
+        remote.key, local, expected, problems=fetched.problems if fetched is not None else None
+    )
+    if fetched is not None:
+        if MANIFEST_NAME in fetched.problems:  # it changed since it was read: nothing to judge by
+            raise ObjectCorrupt(fetched.problems[MANIFEST_NAME], remote.url)
+        fetched.verified.update({path: got[path] for path in got if path in expected})
     return local / MANIFEST_NAME
 
 
@@ -281,7 +286,7 @@ def validate_remote(reference: str, settings: Settings, schema_tables: Any = Non
     manifest says is a problem naming the object (INVALID, exit 1), else ``validate_backup``."""
     remote = open_backup(reference, settings)
     with Staging(settings) as staging:
-        fetched: dict[str, str] = {}  # every object that did not arrive as listed, named
+        fetched = Fetched()  # every object that did not arrive as listed, named
         manifest_path = pull(remote, staging, fetched)
         return validate_backup(manifest_path, schema_tables, fetched), remote
 
@@ -300,10 +305,11 @@ def restore_verify_remote(
     says fails the drill, each named by its object."""
     remote = open_backup(reference, settings, write=True, retain_days=retain_days, retention_mode=retention_mode)
     with Staging(settings) as staging:
-        fetched: dict[str, str] = {}  # drilled as it is: its validation fails naming them, report kept
+        fetched = Fetched()  # drilled as it is: its validation fails naming them, report kept
         manifest_path = pull(remote, staging, fetched)
-        pulled = "; ".join(fetched[path] for path in sorted(fetched)[:3]) + (
-            f"; and {len(fetched) - 3} more" if len(fetched) > 3 else ""
+        bad = fetched.problems
+        pulled = "; ".join(bad[path] for path in sorted(bad)[:3]) + (
+            f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
         )
         report_dir = drills_dir(staging.settings) / remote.name
         key = report_dir.relative_to(staging.folder).as_posix()  # drills/<name>, as locally
@@ -312,7 +318,7 @@ def restore_verify_remote(
                 manifest_path,
                 settings=staging.settings,
                 recorded_as=remote.repository.url(f"{remote.key}/{MANIFEST_NAME}"),
-                fetch_problems=fetched,
+                fetched=fetched,
                 **options,
             )
         except DrillFailed as exc:
