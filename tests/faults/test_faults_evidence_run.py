@@ -185,7 +185,10 @@ def test_a_kernel_killed_mid_cell_is_recorded_as_a_dead_kernel(dead_kernel: Dead
     """The phase is ``dead_kernel``, never completed; what ran before is kept; exit 1; the
     bundle is sealed and verifies."""
     done, artifacts = dead_kernel.run, dead_kernel.artifacts
-    assert dead_kernel.seconds_to_notice < 30, "the runner noticed the dead kernel promptly"
+    # Not a speed figure (that would be a ratio): a runner that missed the death would wait for
+    # the cell's 300 s sleep or the 600 s cell timeout; the whole run, sealing included, ends
+    # in 10-35 s on this machine depending on its load.
+    assert dead_kernel.seconds_to_notice < 150, "the runner noticed the dead kernel, not the cell's end"
     assert done.returncode == 1, done
     assert "Traceback" not in done.stderr and done.stderr.splitlines()[-1].startswith("FAILED: run ")
     assert "NO-GO (FAIL)" in done.stderr.splitlines()[-1]
