@@ -526,13 +526,19 @@ class PhaseEvidence:
         self.kept: list[str] = []
         self.metrics: dict[str, Any] = {}
 
+    @property
+    def run_id(self) -> str:
+        """The run this phase belongs to: what the reports it writes are named after."""
+        return self.folder.parent.name
+
     # ------------------------------------------------------------------ files
 
     def keep(self, path: Path | str, name: str | None = None) -> Path:
         """Copy an evidence file (a JSON report, a JUnit XML, a log) into the bundle, owner-only."""
         source = Path(path)
         target = self.folder / (name or source.name)
-        shutil.copyfile(source, target)
+        if not (target.exists() and source.samefile(target)):  # written straight into the folder: kept as it is
+            shutil.copyfile(source, target)
         os.chmod(target, 0o600)
         self.kept.append(target.name)
         return target

@@ -80,7 +80,7 @@ from aris3nb.core.checks import (
 from aris3nb.core.db import parse_database_url
 from aris3nb.core.errors import Aris3nbError, ProbeFailed, UsageError
 from aris3nb.core.files import require_writable_folder, write_json_evidence, write_text_evidence
-from aris3nb.core.ids import new_run_id
+from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id
 from aris3nb.core.redact import redact_text, redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
 from aris3nb.core.settings import MIN_LATENCY_SAMPLES, Settings
@@ -125,6 +125,12 @@ class GateOptions:
     metadata: sa.MetaData | None = None  # the models the schema must equal; default: ARIS3's
     checks: tuple[str, ...] | None = None  # run only these checks (in registry order); default: all
     profile: LoadedProfile = field(default_factory=lambda: LoadedProfile(REFERENCE, None, None))  # the target's
+    #: The run the gate belongs to (a playbook run's one id): its summary and files are named
+    #: after it. Default: a run id of its own.
+    run_id: str | None = None
+    #: Where the summary and its files are written (a phase's folder of the run's bundle).
+    #: Default: OPS_ARTIFACTS_DIR/gate.
+    folder: Path | None = None
 
 
 def is_builtin_reference(loaded: LoadedProfile) -> bool:
@@ -201,7 +207,7 @@ class GateContext:
         self.profile = options.profile
         self.reference = is_builtin_reference(options.profile)
         self.workdir = default_workdir(options)
-        self.folder = settings.artifacts.dir / GATE_FOLDER
+        self.folder = options.folder or settings.artifacts.dir / GATE_FOLDER
         self.files: dict[str, str] = {}
         self.live_description: str | None = None  # set once a check has reached the live target
         self.budgets = {**default_budgets(options.profile, settings), **options.budgets_ms}
@@ -761,6 +767,8 @@ def validate_options(options: GateOptions) -> GateOptions:
     workdir = default_workdir(options)
     if not workdir.is_dir():
         raise UsageError(f"working folder {workdir} does not exist")
+    if options.run_id is not None and not RUN_ID_PATTERN.match(options.run_id):
+        raise UsageError(f"{options.run_id[:80]!r} is not a run id (YYYYMMDDTHHMMSSZ-xxxxxx)")
     base_url = http.parse_base_url(options.base_url) if options.base_url is not None else None
     if options.pytest_target is not None:
         smoke.check_pytest_target(options.pytest_target, workdir)
@@ -808,8 +816,8 @@ def run_gate(
     options = validate_options(options)
     if options.database_url is None and settings.target.database_url:
         parse_database_url(settings.target.database_url)  # DATABASE_URL names the target: refuse it unparseable too
-    require_writable_folder(settings.artifacts.dir / GATE_FOLDER, "the gate summary")
-    run_id = new_run_id()
+    require_writable_folder(options.folder or settings.artifacts.dir / GATE_FOLDER, "the gate summary")
+    run_id = options.run_id or new_run_id()
     started = dt.datetime.now(dt.UTC)
     with contextlib.ExitStack() as stack:
         ctx = GateContext(options, settings, run_id, stack)

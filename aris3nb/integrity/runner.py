@@ -30,7 +30,7 @@ from aris3nb.core.checks import SAMPLE_LIMIT, CheckResult, verdict_of
 from aris3nb.core.db import database_errors, engine_name
 from aris3nb.core.errors import DatabaseUnavailable, UsageError
 from aris3nb.core.files import require_writable_folder, write_json_evidence
-from aris3nb.core.ids import new_run_id
+from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id
 from aris3nb.core.redact import redact_url, url_password
 from aris3nb.core.report import CheckReport, check_report_head, read_json_evidence, scrub
 from aris3nb.core.settings import IntegritySettings, default_of
@@ -207,9 +207,16 @@ def _opens_as_sqlite(conn: sa.Connection, database_url: str) -> None:
 
 
 def run_integrity_check(
-    options: IntegrityOptions, *, artifacts_dir: Path, on_result: Callable[[CheckResult], None] | None = None
+    options: IntegrityOptions,
+    *,
+    artifacts_dir: Path,
+    on_result: Callable[[CheckResult], None] | None = None,
+    run_id: str | None = None,
+    folder: Path | None = None,
 ) -> IntegrityReport:
-    """Run the selected invariants on one read-only snapshot and write the JSON report.
+    """Run the selected invariants on one read-only snapshot and write the JSON report —
+    ``integrity_report_<run id>.json`` in ``artifacts_dir/integrity``, or in ``folder`` (a
+    phase's folder of a run's bundle) named after ``run_id`` (the run's one id) when given.
 
     Raises ``UsageError`` (exit 2) for a selection that is invalid or empty, and
     ``DatabaseUnavailable`` / ``InvalidDatabaseUrl`` (exit 2) when the database cannot be
@@ -218,8 +225,11 @@ def run_integrity_check(
     engine = engine_name(options.database_url)
     selection = options.selection()
     registry = registry_of(selected_invariants(selection))
-    require_writable_folder(artifacts_dir / INTEGRITY_FOLDER, "the integrity report")
-    run_id = new_run_id()
+    folder = folder or artifacts_dir / INTEGRITY_FOLDER
+    require_writable_folder(folder, "the integrity report")
+    if run_id is not None and not RUN_ID_PATTERN.match(run_id):
+        raise UsageError(f"{run_id[:80]!r} is not a run id (YYYYMMDDTHHMMSSZ-xxxxxx)")
+    run_id = run_id or new_run_id()
     started = dt.datetime.now(dt.UTC)
     now = options.now or started
     with read_only_snapshot(options.database_url, options.statement_timeout_sec) as conn:
@@ -253,7 +263,6 @@ def run_integrity_check(
         "files": {"report": report_name},
     }
     document = scrub(document, [url_password(options.database_url)])
-    folder = artifacts_dir / INTEGRITY_FOLDER
     try:
         path = write_json_evidence(folder, report_name, document)
     except OSError as exc:

@@ -49,7 +49,13 @@ def post_deploy_checks(profile: LoadedProfile | None = None) -> tuple[str, ...]:
 
 
 def post_deploy_integrity(
-    database_url: str | None, exports_dir: Path | str | None, settings: Settings, profile: LoadedProfile | None = None
+    database_url: str | None,
+    exports_dir: Path | str | None,
+    settings: Settings,
+    profile: LoadedProfile | None = None,
+    *,
+    run_id: str | None = None,
+    folder: Path | None = None,
 ) -> IntegrityReport:
     """The post-go-live integrity check, strict as the playbook runs it (warnings fail), on
     ``database_url`` (default DATABASE_URL), with the invariants the target's profile selects."""
@@ -65,4 +71,4 @@ def post_deploy_integrity(
         idempotency_max_age_sec=settings.integrity.idempotency_max_age_sec,
         statement_timeout_sec=settings.integrity.statement_timeout_sec,
     ).for_profile(profile)
-    return run_integrity_check(options, artifacts_dir=settings.artifacts.dir)
+    return run_integrity_check(options, artifacts_dir=settings.artifacts.dir, run_id=run_id, folder=folder)

@@ -84,6 +84,12 @@ def test_the_main_job_runs_every_phase_into_a_verifiable_bundle(embedded_run) ->
         assert (run_dir / kept).is_file(), kept
     assert any(p.name.startswith("drill_report_") for p in (run_dir / "drill").iterdir())
     assert any(p.name.endswith(".junit.xml") for p in (run_dir / "post_deploy").iterdir())
+    # One id: the reports the phases wrote are named after the run, straight in its folder.
+    run_id = run_dir.name
+    for report in ("pre_deploy/gate_summary", "post_deploy/gate_summary", "post_deploy/integrity_report"):
+        written = run_dir / f"{report}_{run_id}.json"
+        assert json.loads(written.read_text())["run_id"] == run_id, report
+    assert not (out / "gate").exists() and not (out / "integrity").exists(), "no copy under another run id"
     assert (out / "index.html").is_file() and run_dir.name in (out / "index.html").read_text()
     assert not list(Path("/tmp").glob("aris3nb-run-embedded-*")), "the embedded target is removed afterwards"
 

@@ -28,6 +28,8 @@ SECRET = "Opt-Secret-31"
         (GateOptions(budgets_ms={"health": 0.0}), "must be positive"),
         (GateOptions(budgets_ms={"health": float("nan")}), "must be positive"),
         (GateOptions(workdir=Path("/nonexistent-folder")), "does not exist"),
+        (GateOptions(run_id="../../etc"), "is not a run id"),
+        (GateOptions(run_id="20261130T070500Z-ab12cd/x"), "is not a run id"),
     ],
 )
 def test_bad_options_are_usage_errors(options: GateOptions, fragment: str) -> None:
