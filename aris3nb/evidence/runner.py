@@ -497,7 +497,7 @@ def _quiet_notebook_loggers() -> None:
             logger.addHandler(logging.NullHandler())
 
 
-def _lock_target(options: RunOptions) -> str:
+def lock_target(options: RunOptions) -> str:
     """What a run's lock is named after: its database without the password, else its service."""
     if options.database_url:
         return without_password(options.database_url)[0].render_as_string(hide_password=False)
@@ -520,9 +520,11 @@ def run_playbook(
     *,
     on_phase: Callable[[str, str], None] | None = None,
     on_cell: Callable[[int, int], None] | None = None,
+    on_run_id: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the playbook's phases and seal the run's evidence bundle; the result's verdict
-    and exit code say how it went. Raises only for input it cannot act on (exit 2)."""
+    and exit code say how it went. Raises only for input it cannot act on (exit 2).
+    ``on_run_id`` is told the run's id as soon as it is made (a bucket run's lock names it)."""
     from aris3nb.evidence import bundle
 
     # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND, OPS_CELL_TIMEOUT_SEC), for
@@ -547,6 +549,8 @@ def run_playbook(
     settings = settings.updated(artifacts={"dir": settings.artifacts.dir.absolute()})
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(started)
+    if on_run_id is not None:
+        on_run_id(run_id)
     run_dir = settings.artifacts.dir / RUNS_DIRNAME / run_id
     held = contextlib.ExitStack()
     if not options.embedded:  # the embedded default's target is this run's own
@@ -555,7 +559,7 @@ def run_playbook(
         held.enter_context(
             target_lock(
                 settings.artifacts.dir,
-                _lock_target(options),
+                lock_target(options),
                 run_id=run_id,
                 started_at=utc_text(started),
                 wait_sec=settings.run.lock_wait_sec,

@@ -4,6 +4,7 @@ backups and evidence bundles are kept off the machine that made them.
     url.py     the URL and object keys (no network)
     s3.py      opening a repository, trees up and down with SHA-256, retention (boto3)
     head.py    the versioned chain head and the check that detects deleted newest runs
+    lock.py    a run's lock on the bucket (conditional writes, a renewed lease, safe takeover)
     errors.py  InvalidStorageUrl, RepositoryUnusable (exit 2); StorageError and its kinds (exit 1)
     artifacts.py  the backup commands on a repository (OPS_ARTIFACTS_DIR=s3://...): stage locally,
                then push; pull and verify, then act locally (imported by the CLI, not here: it

@@ -24,6 +24,11 @@ run folder without it is an incomplete run, never a complete one), then a new ve
 ``runs/HEAD.json`` naming the run, then ``index.html``. With retention every object is locked.
 When the store fails, the staging folder is kept and the message names it: a failure never
 loses evidence. Not pushed: the local ``index.html`` (rebuilt from the store instead), ``locks/``.
+
+A run against a real target holds the target's run lock on the bucket (``aris3nb.storage.lock``,
+``locks/run-<hash>.json``) from before the pull to after the push; the runner's own lock, in the
+staging folder, keeps nothing apart. The lock objects are under ``locks/``, which no listing of
+runs, backups or drills reads.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from aris3nb.storage import artifacts
 from aris3nb.storage.artifacts import RUNS_DIRNAME, Staging
 from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
 from aris3nb.storage.head import HEAD_KEY, MAX_HEAD_BYTES, HeadVersion, head_document, head_problems
+from aris3nb.storage.lock import LEASE_SEC, BucketLock, bucket_lock
 from aris3nb.storage.s3 import Repository, open_repository
 from aris3nb.storage.url import SCHEME, parse_url
 
@@ -371,27 +377,55 @@ def run_on_store(
     retain_days: int | None = None,
     mode: str | None = None,
     on_phase: Callable[[str, str], None] | None = None,
+    lock_lease_sec: float = LEASE_SEC,
     **run_keywords: Any,
 ) -> StoredRun:
     """``aris3nb run --out s3://...``: ``run_playbook(options)`` in a staging folder filled from
     the repository at ``url`` (the chain's newest run checked against the head; for a real
     target — ``options.database_url`` or DATABASE_URL — its backups and drills the gate judges),
     then pushed (GO, NO-GO or interrupted alike). ``StorageError`` naming the kept staging
-    folder when the push fails."""
+    folder when the push fails.
+
+    A real target's run holds the target's run lock on the bucket (``aris3nb.storage.lock``)
+    from before the pull to after the push, so that a second run against the target, from any
+    machine, waits up to OPS_RUN_LOCK_WAIT_SEC and then refuses (exit 2) naming it, and starts
+    from what it pushed; ``lock_lease_sec`` is the lock's lease (tests shorten it). The embedded
+    default's target is the run's own: no lock."""
     import dataclasses
 
-    from aris3nb.evidence.runner import run_playbook
+    from aris3nb.evidence.runner import lock_target, run_playbook, validate_run_options
 
     repository = open_for_runs(url, settings, retain_days=retain_days, mode=mode)
-    with RunStaging(repository, settings, target_url=options.database_url or settings.target.database_url) as staged:
-        staged_options = dataclasses.replace(options, out=staged.folder, backup_names_taken=staged.backup_names_taken)
-        result = run_playbook(staged_options, staged.settings, on_phase=on_phase, **run_keywords)
-        if on_phase is not None:
-            on_phase("push", f"pushing run {result.run_id} to {url}")
-        document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
-        pushed = staged.push(result.run_dir)
-        result.index_problem = pushed.index_problem
-        return StoredRun(result, document, pushed, staged.warnings + list(result.warnings))
+    target = dataclasses.replace(options, database_url=options.database_url or settings.target.database_url)
+    with contextlib.ExitStack() as held:
+        lock: BucketLock | None = None
+        if not target.embedded:  # before the lock: bad input never waits for another run
+            validate_run_options(target)
+            lock = held.enter_context(
+                bucket_lock(
+                    repository,
+                    lock_target(target),
+                    wait_sec=settings.run.lock_wait_sec,
+                    on_wait=(lambda line: on_phase("waiting", line)) if on_phase else None,
+                    lease_sec=lock_lease_sec,
+                )
+            )
+            run_keywords["on_run_id"] = lock.name_run
+        with RunStaging(repository, settings, target_url=target.database_url) as staged:
+            staged_options = dataclasses.replace(
+                options, out=staged.folder, backup_names_taken=staged.backup_names_taken
+            )
+            result = run_playbook(staged_options, staged.settings, on_phase=on_phase, **run_keywords)
+            if on_phase is not None:
+                on_phase("push", f"pushing run {result.run_id} to {url}")
+            document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+            pushed = staged.push(result.run_dir)
+            result.index_problem = pushed.index_problem
+        if lock is not None:
+            lock.release()  # now, to say in the run's warnings how it went (a lock lost meanwhile)
+        return StoredRun(
+            result, document, pushed, staged.warnings + list(result.warnings) + list(lock.warnings if lock else [])
+        )
 
 
 def _files(root: Path) -> list[str]:

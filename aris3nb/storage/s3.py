@@ -31,6 +31,11 @@ bundles cannot, that its newest runs were deleted or replaced (the head names a 
 gone, or an older head version names a run later than every run that remains). Without Object
 Lock the repository works, ``locked`` is False and ``warnings`` says so, for callers to show.
 
+Conditional writes (``put_conditional``, ``delete_conditional``, ``read_object``): a small
+object written only if it does not exist (``If-None-Match: *``) or only if it is still the
+version a caller read (``If-Match`` on its ETag), which S3 decides atomically (AWS S3 since
+2024); the run lock of ``aris3nb.storage.lock`` is made of them.
+
 Errors are translated at one boundary (``Repository._store_errors``): a ``ClientError`` or a
 botocore error left after the SDK's retries (``StorageOptions.max_attempts``, ``standard`` or
 ``adaptive`` mode) becomes one ``StorageError`` line naming the object and the cause.
@@ -47,6 +52,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -72,7 +78,16 @@ from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, RepositoryUnusa
 from aris3nb.storage.head import MAX_HEAD_BYTES, HeadVersion
 from aris3nb.storage.url import Location, key_problem, parse_url
 
-__all__ = ["Repository", "Retention", "RetentionMode", "StorageOptions", "open_repository", "parse_url"]
+__all__ = [
+    "ConditionNotSupported",
+    "Repository",
+    "Retention",
+    "RetentionMode",
+    "StorageOptions",
+    "StoredObject",
+    "open_repository",
+    "parse_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +109,11 @@ CREDENTIAL_CODES = frozenset(
     }
 )
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+#: How a store says a conditional request's condition does not hold: 412, or S3's 409 when two
+#: conditional writes of one key cross (the other one won; ask again).
+_CONDITION_FAILED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+#: How a store says it does not implement a request's header (a conditional write here).
+_NOT_IMPLEMENTED_CODES = frozenset({"NotImplemented", "501"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,29 @@ class StorageOptions:
             use_threads=True,
             preferred_transfer_client="classic",
         )
+
+
+class ConditionNotSupported(StorageError):
+    """Raised when the store answers a conditional write or delete with 501 NotImplemented."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A small object as read with ``Repository.read_object``: its bytes, its ETag (the value a
+    conditional write's ``if_match`` takes), when it was written and when the store answered,
+    both by the store's clock (None when the store did not say)."""
+
+    data: bytes
+    etag: str
+    last_modified: datetime | None
+    server_time: datetime | None
+
+    @property
+    def age_sec(self) -> float | None:
+        """Seconds between the object's write and the store's answer, by the store's clock."""
+        if self.last_modified is None or self.server_time is None:
+            return None
+        return (self.server_time - self.last_modified).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -751,6 +794,91 @@ class Repository:
             data = b"" if deleted else self.read_bytes(key, max_bytes=MAX_HEAD_BYTES, version_id=version_id)
             history.append(HeadVersion(version_id=str(version_id), last_modified=modified, data=data, deleted=deleted))
         return history
+
+    # -- conditional writes (the run lock, aris3nb.storage.lock) ----------------------------
+
+    def put_conditional(self, key: str, data: bytes, *, if_match: str | None = None) -> str | None:
+        """Write the small object ``key`` only if it does not exist (``If-None-Match: *``) or,
+        with ``if_match``, only if its current ETag is that one (``If-Match``); return the new
+        ETag, or None when the condition does not hold (another writer was first; with
+        ``if_match``, also when there is no object any more). Never written with retention,
+        whatever the repository's: the object must stay deletable (a bucket's own default
+        retention still applies to it; a delete then adds a delete marker, which is enough).
+        ``ConditionNotSupported`` when the store answers 501 NotImplemented. A store that
+        ignores the condition silently is not told apart here: ``aris3nb.storage.lock`` checks."""
+        url = self.url(key)
+        condition = {"IfMatch": if_match} if if_match is not None else {"IfNoneMatch": "*"}
+        with self._store_errors(f"could not write {url}", url):
+            try:
+                answer = self._client.put_object(
+                    Bucket=self.location.bucket,
+                    Key=self._key(key),
+                    Body=data,
+                    ContentType="application/json",
+                    **condition,
+                )
+            except ClientError as exc:
+                if self._condition_failed(exc, missing_too=if_match is not None):
+                    return None
+                raise
+        return str(answer["ETag"])
+
+    def delete_conditional(self, key: str, etag: str) -> bool:
+        """Delete the object ``key`` only if its current ETag is ``etag`` (``If-Match``; on a
+        versioned bucket a delete marker is added); False when it is not (or there is none).
+        ``ConditionNotSupported`` when the store answers 501 NotImplemented."""
+        url = self.url(key)
+        with self._store_errors(f"could not delete {url}", url):
+            try:
+                self._client.delete_object(Bucket=self.location.bucket, Key=self._key(key), IfMatch=etag)
+            except ClientError as exc:
+                if self._condition_failed(exc, missing_too=True):
+                    return False
+                raise
+        return True
+
+    def delete_object(self, key: str) -> None:
+        """Delete the object ``key`` (on a versioned bucket: add a delete marker)."""
+        url = self.url(key)
+        with self._store_errors(f"could not delete {url}", url):
+            self._client.delete_object(Bucket=self.location.bucket, Key=self._key(key))
+
+    def read_object(self, key: str, *, max_bytes: int = MAX_HEAD_BYTES) -> StoredObject | None:
+        """The small object ``key`` with its ETag and the store's times (``StoredObject``), None
+        when there is none; ``StorageError`` when it is larger than ``max_bytes``."""
+        url = self.url(key)
+        try:
+            with self._store_errors(f"could not read {url}", url):
+                answer = self._client.get_object(Bucket=self.location.bucket, Key=self._key(key))
+                body = answer["Body"]
+                try:
+                    if int(answer.get("ContentLength", 0)) > max_bytes:
+                        raise StorageError(f"{url} is {answer['ContentLength']} bytes, more than {max_bytes} to read")
+                    data: bytes = body.read(max_bytes + 1)
+                finally:
+                    body.close()
+        except ObjectMissing:
+            return None
+        if len(data) > max_bytes:
+            raise StorageError(f"{url} is more than {max_bytes} bytes to read")
+        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            server_time = parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            server_time = None
+        return StoredObject(
+            data=data, etag=str(answer["ETag"]), last_modified=answer.get("LastModified"), server_time=server_time
+        )
+
+    def _condition_failed(self, exc: ClientError, *, missing_too: bool) -> bool:
+        """Whether ``exc`` says a condition does not hold (True), or the store does not implement
+        conditions (``ConditionNotSupported``); False: another error, for ``_store_errors``."""
+        codes = {_code(exc), str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))}
+        if codes & _NOT_IMPLEMENTED_CODES:
+            raise ConditionNotSupported(
+                self._scrub(f"the store does not implement conditional requests: {self._cause(exc)}")
+            )
+        return bool(codes & _CONDITION_FAILED_CODES or (missing_too and codes & _MISSING_CODES))
 
 
 # -- local files ------------------------------------------------------------------------------

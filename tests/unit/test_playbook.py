@@ -10,7 +10,7 @@ import pytest
 
 from aris3nb.core.errors import UsageError
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.runner import RunOptions, _backup_name, _given_again, _kernel_env, _lock_target, _public
+from aris3nb.evidence.runner import RunOptions, _backup_name, _given_again, _kernel_env, _public, lock_target
 
 REAL = "postgresql://app:S3cret-pw@db.internal:5432/aris3"
 MASKED = "postgresql://app:***@db.internal:5432/aris3"
@@ -63,5 +63,5 @@ def test_the_deploy_backup_never_takes_a_name_taken_locally_or_on_the_runs_bucke
 
 def test_a_runs_lock_is_named_after_its_database_without_the_password() -> None:
     """The lock's name is written into its file and into the waiting message."""
-    named = _lock_target(RunOptions(database_url=REAL))
+    named = lock_target(RunOptions(database_url=REAL))
     assert "S3cret-pw" not in named and named == "postgresql+psycopg://app@db.internal:5432/aris3"
