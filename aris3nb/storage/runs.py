@@ -42,6 +42,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ __all__ = [
 PULLED = (FREEZE_MARKER_NAME, ROLLBACK_LOG)
 #: The runs index page (``aris3nb.evidence.index``, not imported here: it loads matplotlib).
 INDEX_FILENAME = "index.html"
+#: How many runs' evidence.json the index reads from the store at once.
+INDEX_READERS = 8
 #: Top-level names of the staging folder that stay local (the run goes up by itself).
 LOCAL_ONLY = frozenset({INDEX_FILENAME, LOCKS_DIRNAME, RUNS_DIRNAME})
 #: Own files of a sealed run, in the order they go up: evidence.json is the last object written.
@@ -471,6 +474,7 @@ def write_store_index(repository: Repository) -> str:
 
     with tempfile.TemporaryDirectory(prefix="aris3nb-index-") as scratch:
         root = Path(scratch)
+        evidence: dict[str, Path] = {}
         for key in repository.list_keys(f"{RUNS_DIRNAME}/"):
             parts = key.split("/")
             if len(parts) != 3 or not RUN_ID.match(parts[1]):
@@ -478,9 +482,13 @@ def write_store_index(repository: Repository) -> str:
             folder = root / RUNS_DIRNAME / parts[1]
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             if parts[2] == EVIDENCE_NAME:
-                (folder / EVIDENCE_NAME).write_bytes(repository.read_bytes(key))
+                evidence[key] = folder / EVIDENCE_NAME
             elif parts[2].endswith(".html"):
                 (folder / parts[2]).touch(mode=0o600)
+        # One small GET per run: several at once, as a store's latency (not its bandwidth) bounds them.
+        with ThreadPoolExecutor(max_workers=INDEX_READERS) as readers:
+            for key, data in zip(evidence, readers.map(repository.read_bytes, evidence), strict=True):
+                evidence[key].write_bytes(data)
         page = write_index(root)
         repository.upload_file(page, INDEX_FILENAME)
     return repository.url(INDEX_FILENAME)
