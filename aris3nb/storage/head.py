@@ -162,6 +162,14 @@ def head_problems(
     return problems
 
 
+def run_head_problems(versions: list[HeadVersion], run_id: str, digest: str | None) -> list[str]:
+    """For one run: every head version naming it must record the digest the first of them did,
+    and its evidence.json (``digest``) must still have it — a run replaced, with the head
+    rewritten to match or not, is found by the run's own check as by the chain's."""
+    readable = [(v, d) for v in versions if (d := v.document()) is not None and d["run_id"] == run_id]
+    return _replaced_runs(readable, {run_id: digest}, reported=set())
+
+
 def _replaced_runs(
     readable: list[tuple[HeadVersion, dict[str, Any]]], digests: Mapping[str, str | None], *, reported: set[str]
 ) -> list[str]:

@@ -68,7 +68,7 @@ from aris3nb.evidence.run_lock import LOCKS_DIRNAME
 from aris3nb.storage import artifacts
 from aris3nb.storage.artifacts import RUNS_DIRNAME, Staging
 from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
-from aris3nb.storage.head import HEAD_KEY, MAX_HEAD_BYTES, HeadVersion, head_document, head_problems
+from aris3nb.storage.head import HEAD_KEY, MAX_HEAD_BYTES, HeadVersion, head_document, head_problems, run_head_problems
 from aris3nb.storage.lock import LEASE_SEC, BucketLock, bucket_lock
 from aris3nb.storage.s3 import Repository, open_repository
 from aris3nb.storage.url import SCHEME, parse_url
@@ -578,12 +578,11 @@ def verify_remote(url: str, *, public_key: Path | None = None, trusted_keys: Pat
                 verification.head = read_head(repository)
             except EvidenceInvalid as exc:
                 found += exc.problems
-            head = verification.head
-            if head and head["run_id"] == run_id and result.digest != head["digest"]:
-                found.append(
-                    f"evidence.json has digest {result.digest}, the head {repository.url(HEAD_KEY)} recorded "
-                    f"{head['digest']}: it was replaced after the head was written"
-                )
+            # Every version of the head that named this run, not the newest alone: a run replaced
+            # with the head rewritten to match is found here too (its first version disagrees).
+            versions = repository.head_history(HEAD_KEY)
+            verification.head_versions = len(versions)
+            found += run_head_problems(versions, run_id, result.digest)
         else:
             result = verify_chain(local, public_key=public_key, trusted_keys=trusted_keys)
             versions = repository.head_history(HEAD_KEY)

@@ -193,6 +193,8 @@ def test_the_newest_run_deleted_fails_the_chain_and_the_next_run(
     ]
     try:
         chain = cli("evidence", "verify", f"{bucket.url}/runs")
+        one = cli("evidence", "verify", f"{bucket.url}/runs/{newest}")
+        one_json = cli("evidence", "verify", f"{bucket.url}/runs/{newest}", "--json")
         refused = cli("run", "--out", bucket.url)
     finally:
         for key, marker in markers:
@@ -230,12 +232,18 @@ def test_a_run_replaced_with_its_head_rewritten_to_match_fails_verify_and_the_ne
     ]
     try:
         chain = cli("evidence", "verify", f"{bucket.url}/runs")
+        one = cli("evidence", "verify", f"{bucket.url}/runs/{newest}")
+        one_json = cli("evidence", "verify", f"{bucket.url}/runs/{newest}", "--json")
         refused = cli("run", "--out", bucket.url)
     finally:
         for name, version in added:
             bucket.client.delete_object(Bucket=bucket.name, Key=name, VersionId=version)
     assert chain.returncode == 1, chain.stdout + chain.stderr
     assert f"run {newest} was replaced and the head rewritten" in chain.stdout
+    # The run's own check reads the head's history too: no VALID for the forged run alone.
+    assert one.returncode == 1, one.stdout + one.stderr
+    assert f"run {newest} was replaced and the head rewritten" in one.stdout
+    assert one_json.returncode == 1 and json.loads(one_json.stdout)["passed"] is False
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert f"run {newest} was replaced and the head rewritten" in refused.stderr and "nothing was run" in refused.stderr
 
