@@ -93,24 +93,30 @@ def engine_name(url: str | URL) -> str:
 
 
 def same_database(first: str | URL, second: str | URL) -> bool:
-    """Whether two URLs name the same database however they are spelled (a driver named or
-    not, the default port, host case, localhost or a loopback address, a SQLite path relative
-    or absolute) and whoever connects (the role and its password are not compared, so a
-    redacted URL matches the one it came from). Unparseable: False."""
+    """Whether two URLs name the same database however they are spelled (``database_key``).
+    Unparseable: False."""
     try:
-        a, b = parse_database_url(first), parse_database_url(second)
+        a, b = database_key(first), database_key(second)
     except InvalidDatabaseUrl:
         return False
-    if a.get_backend_name() != b.get_backend_name():
-        return False
-    if a.get_backend_name() == "sqlite":
-        return bool(a.database and b.database) and sqlite_path(a).resolve() == sqlite_path(b).resolve()
+    return a == b and a != _IN_MEMORY  # two in-memory databases are never one
 
-    def where(url: URL) -> tuple[str, int, str | None]:  # the role is who connects, not which database
-        host = (url.host or "localhost").lower()
-        return ("loopback" if host in _LOOPBACK else host, url.port or 5432, url.database)
 
-    return where(a) == where(b)
+def database_key(url: str | URL) -> str:
+    """Which database ``url`` names, the same text however the URL is spelled (a driver named
+    or not, the default port, host case, localhost or a loopback address, a SQLite path
+    relative, absolute or through a symbolic link) and whoever connects (the role and its
+    password are not part of it): ``sqlite /abs/path`` or ``postgresql HOST:PORT/DB``.
+    ``InvalidDatabaseUrl`` when unparseable. Password-free: fit for lock names and messages."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite {sqlite_path(parsed).resolve()}" if parsed.database else _IN_MEMORY
+    host = (parsed.host or "localhost").lower()
+    where = f"{'loopback' if host in _LOOPBACK else host}:{parsed.port or 5432}"
+    return f"{parsed.get_backend_name()} {where}/{parsed.database}"
+
+
+_IN_MEMORY = "sqlite :memory:"
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aris3nb.core.db import check_connection, parse_database_url, same_database, without_password
+from aris3nb.core.db import check_connection, database_key, parse_database_url, same_database
 from aris3nb.core.errors import EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
@@ -498,9 +498,10 @@ def _quiet_notebook_loggers() -> None:
 
 
 def lock_target(options: RunOptions) -> str:
-    """What a run's lock is named after: its database without the password, else its service."""
+    """What a run's lock is named after: which database it works on however its URL is spelled
+    (``core.db.database_key``: one database under two spellings is one target), else its service."""
     if options.database_url:
-        return without_password(options.database_url)[0].render_as_string(hide_password=False)
+        return database_key(options.database_url)
     return redact_text(str(options.base_url))
 
 

@@ -157,6 +157,7 @@ def test_a_real_role_with_a_reserved_character_password_connects(postgres_admin)
         ("sqlite:///data/aris3.db", "sqlite+pysqlite:///data/../data/aris3.db", True),
         ("sqlite:///data/aris3.db", "postgresql://u@db/aris3.db", False),
         ("not a url", "postgresql://u@db/aris", False),
+        ("sqlite://", "sqlite://", False),
     ],
 )
 def test_same_database_however_spelled(first: str, second: str, same: bool) -> None:

@@ -64,4 +64,28 @@ def test_the_deploy_backup_never_takes_a_name_taken_locally_or_on_the_runs_bucke
 def test_a_runs_lock_is_named_after_its_database_without_the_password() -> None:
     """The lock's name is written into its file and into the waiting message."""
     named = lock_target(RunOptions(database_url=REAL))
-    assert "S3cret-pw" not in named and named == "postgresql+psycopg://app@db.internal:5432/aris3"
+    assert "S3cret-pw" not in named and named == "postgresql db.internal:5432/aris3"
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        "postgresql://app:S3cret-pw@localhost/aris3",
+        "postgresql+psycopg://ops@127.0.0.1:5432/aris3",
+        "postgresql://other-role:pw@LOCALHOST:5432/aris3",
+    ],
+)
+def test_one_database_under_another_spelling_is_one_lock(spelled: str) -> None:
+    """Two runs against one database must wait for each other however their URLs name it."""
+    first = lock_target(RunOptions(database_url="postgresql+psycopg://app:S3cret-pw@127.0.0.1/aris3"))
+    assert lock_target(RunOptions(database_url=spelled)) == first
+    assert lock_target(RunOptions(database_url="postgresql://app@127.0.0.1:5433/aris3")) != first
+
+
+def test_a_sqlite_targets_lock_follows_the_file_not_its_spelling(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    first = lock_target(RunOptions(database_url=f"sqlite:///{tmp_path}/data/aris3.db"))
+    assert lock_target(RunOptions(database_url=f"sqlite+pysqlite:///{tmp_path}/link/../data/aris3.db")) == first
+    assert lock_target(RunOptions(database_url=f"sqlite:///{tmp_path}/link/aris3.db")) == first
+    assert lock_target(RunOptions(database_url=f"sqlite:///{tmp_path}/data/other.db")) != first
