@@ -363,14 +363,19 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
                     key = f"{BACKUPS_DIRNAME}/{made.name}"
                     repository.upload_tree(made, key, last=[MANIFEST_NAME], expected=listed_files(made))
             if log.is_file():
-                # The log names the safety backup where it is kept, the store, not the staging folder.
-                staged = json.dumps(str(backups_dir(staging.settings)))[:-1] + "/"
+                # The log names the backups where they are kept, the store, not the staging folder
+                # (the safety backup's path, and a warning's "the backup's copies are in ...").
                 text = log.read_text(encoding="utf-8").replace(
-                    staged, json.dumps(repository.url(BACKUPS_DIRNAME))[:-1] + "/"
+                    json.dumps(f"{backups_dir(staging.settings)}/")[1:-1],
+                    json.dumps(f"{repository.url(BACKUPS_DIRNAME)}/")[1:-1],
                 )
                 log.write_text(text, encoding="utf-8")
                 repository.upload_file(log, ROLLBACK_LOG)
 
+        # What is said names the backups where they stay, the store, not the staging folder.
+        staged, kept = f"{backups_dir(staging.settings)}/", f"{repository.url(BACKUPS_DIRNAME)}/"
+        if (announce := options.get("announce")) is not None:
+            options["announce"] = lambda line: announce(line.replace(staged, kept))
         try:
             result = restore_backup(manifest_path, target_url, settings=staging.settings, **options)
         except BaseException:
@@ -379,6 +384,7 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
                 push()
             raise
         _keep_on_failure(staging, "the safety backup and the rollback log", push)
+        result.warnings[:] = [warning.replace(staged, kept) for warning in result.warnings]
         safety = repository.url(f"{BACKUPS_DIRNAME}/{result.safety_backup.name}")
         return result, safety
 

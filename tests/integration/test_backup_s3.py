@@ -323,17 +323,11 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
     import hashlib
 
     from aris3nb.backup import create as create_module
-    from aris3nb.core.settings import load_settings
     from aris3nb.storage import artifacts
     from aris3nb.storage.errors import StorageError
     from aris3nb.storage.s3 import Repository
 
-    for name, value in store.environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    settings = load_settings(artifacts={"repository_url": f"s3://{buckets.plain}"})
+    settings = _in_process(store, buckets, tmp_path, monkeypatch)
 
     def not_read_here(path: Path) -> tuple[int, str]:
         raise AssertionError(f"{path} was read a second time to be hashed")
@@ -361,3 +355,45 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
     assert len(sent) == 3
     assert buckets.keys(buckets.plain, "backups/broken/") == [], "the files that went up were removed"
     assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
+
+
+def _in_process(store: Any, buckets: Buckets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Settings of a repository on the plain bucket, for the library called in this process."""
+    from aris3nb.core.settings import load_settings
+
+    for name, value in store.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("ARIS3_EXPORTS_DIR", str(tmp_path / "exports"))
+    return load_settings(artifacts={"repository_url": f"s3://{buckets.plain}"})
+
+
+def test_a_bucket_restore_names_the_backups_copies_on_the_bucket_not_in_staging(
+    store: Any, buckets: Buckets, source_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a restore says it did not put back points at the backup's copies where they stay:
+    the staging folder it was pulled into is gone when the command ends."""
+    from aris3nb.backup.manifest import manifest_digest
+    from aris3nb.storage import artifacts
+
+    settings = _in_process(store, buckets, tmp_path, monkeypatch)
+    exports = tmp_path / "exports"
+    artifacts.create_remote(settings, source_sqlite, "b1", exports_dir=exports)
+    key = "backups/b1/manifest.json"
+    document = json.loads(buckets.client.get_object(Bucket=buckets.plain, Key=key)["Body"].read())
+    # A target profile's backup records the folder its export files came from (the reference's does not).
+    document["exports"] = {"dir": str(exports), "files": len(list(exports.rglob("*.csv")))}
+    document["manifest_digest"] = manifest_digest(document)
+    buckets.client.put_object(Bucket=buckets.plain, Key=key, Body=json.dumps(document).encode())
+    next(exports.rglob("*.csv")).parent.joinpath("written-after-the-backup.csv").write_text("id\n1\n")
+
+    said: list[str] = []
+    result, _ = artifacts.restore_remote("b1", source_sqlite, settings, confirmed=True, announce=said.append)
+    [warning] = result.warnings
+    copies = f"the backup's copies are in s3://{buckets.plain}/backups/b1/exports"
+    assert copies in warning and str(tmp_path) + "/aris3nb-" not in warning
+    assert any(copies in line for line in said) and not any("/aris3nb-" in line for line in said)
+    log = buckets.client.get_object(Bucket=buckets.plain, Key="rollback_log.jsonl")["Body"].read().decode()
+    assert copies in log and "/aris3nb-" not in log
