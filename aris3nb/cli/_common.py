@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 
 out = Console()
 err = Console(stderr=True)
+#: The width of a table written to a log (not a terminal): rich's 80 columns would wrap a
+#: reason over dozens of lines of a CI log.
+LOG_WIDTH = 160
+
+
+def table_console() -> Console:
+    """Standard output for a table; in a log (not a terminal) wider than the usual 80 columns."""
+    return out if out.is_terminal else Console(width=LOG_WIDTH)
+
 
 DatabaseUrlOption = Annotated[
     str | None,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from aris3nb.cli._common import (
     DatabaseUrlOption,
@@ -18,6 +17,7 @@ from aris3nb.cli._common import (
     err,
     out,
     say,
+    table_console,
     target_profile,
 )
 from aris3nb.cli.present import STATUS_STYLES, results_table, verdict_text
@@ -27,14 +27,8 @@ from aris3nb.core.report import CheckReport
 from aris3nb.core.words import count
 
 #: Width of the table when the output is not a terminal (CI logs): wide enough for one line per check.
-LOG_WIDTH = 160
 
 StrictOption = Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")]
-
-
-def _table_console() -> Console:
-    """Standard output; in a log (not a terminal) wider than the usual 80 columns."""
-    return out if out.is_terminal else Console(width=LOG_WIDTH)
 
 
 def _progress(result: CheckResult) -> None:
@@ -211,7 +205,7 @@ def _show(
     if json_output:
         out.print_json(json.dumps(report.document))
     else:
-        _table_console().print(results_table(report.results, title=f"{title or what} {report.run_id}"))
+        table_console().print(results_table(report.results, title=f"{title or what} {report.run_id}"))
         out.print(verdict_text("verdict", report.verdict, strict=report.strict))
         not_applicable = (report.document.get("not_applicable") or {}).get("checks") or []
         if not_applicable:

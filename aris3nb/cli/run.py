@@ -23,6 +23,7 @@ from aris3nb.cli._common import (
     run_outcome,
     say,
     settings,
+    table_console,
     target_profile,
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
@@ -339,7 +340,7 @@ def _print_summary(document: dict[str, Any], run_dir: str, index_path: str | Non
             f"{phase['duration_sec']:.1f} s",
             Text("\n".join(phase["reasons"][:5])),
         )
-    out.print(table)
+    table_console().print(table)
     for trigger in document.get("triggers") or []:
         say(f"rollback trigger: {trigger['kind']} ({trigger['phase']}): {trigger['reason']}")
     if document["decision"] == "INTERRUPTED":
