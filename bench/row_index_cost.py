@@ -43,7 +43,7 @@ from aris3nb.backup.create import create_backup
 from aris3nb.core.settings import load_settings
 url, artifacts, name, with_index = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 digest.WRITE_ROW_INDEX = with_index
-settings = load_settings(ops_artifacts_dir=artifacts, ops_backup_timeout_sec=3600)
+settings = load_settings(artifacts={"dir": artifacts}, backup={"timeout_sec": 3600})
 import os, resource
 def cpu():
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -67,7 +67,7 @@ from pathlib import Path
 from aris3nb.backup.drill import restore_verify
 from aris3nb.core.settings import load_settings
 url, artifacts, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-settings = load_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True, ops_drill_timeout_sec=3600)
+settings = load_settings(artifacts={"dir": artifacts}, backup={"drill_enabled": True, "drill_timeout_sec": 3600})
 started = time.perf_counter()
 report, _ = restore_verify(artifacts / "backups" / name / "manifest.json", settings=settings, server_url=url)
 print(json.dumps({"seconds": time.perf_counter() - started, "status": report.status, "rto_sec": report.rto_sec}))

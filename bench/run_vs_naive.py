@@ -60,7 +60,7 @@ from aris3nb.evidence.runner import RunOptions, open_target
 from aris3nb.phases import PHASES
 
 out, scale, bindir = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-settings = load_settings(ops_artifacts_dir=out)
+settings = load_settings(artifacts={"dir": out})
 run_dir = out / "naive"
 run_dir.mkdir(parents=True)
 with open_target(RunOptions(scale=scale), settings) as target:

@@ -108,9 +108,9 @@ from aris3nb.core.settings import load_settings
 from aris3nb.storage.artifacts import create_remote, restore_verify_remote
 from aris3nb.storage.s3 import StorageOptions
 options = StorageOptions()
-common = {"ops_enable_backup_drill": True, "ops_drill_timeout_sec": 3600, "ops_backup_timeout_sec": 3600}
-local = load_settings(ops_artifacts_dir=folder, **common)
-remote = load_settings(ops_repository_url=f"s3://{bucket}/{prefix}", **common)
+common = {"drill_enabled": True, "drill_timeout_sec": 3600, "timeout_sec": 3600}
+local = load_settings(artifacts={"dir": folder}, backup=common)
+remote = load_settings(artifacts={"repository_url": f"s3://{bucket}/{prefix}"}, backup=common)
 def client():
     return boto3.session.Session().client("s3", config=options.client_config())
 # The parts of A and C, timed by wrapping what create_remote and restore_verify_remote call.

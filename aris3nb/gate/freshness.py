@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,9 @@ def judge_backup_freshness(
         )
     chosen = next(c for c in choice.considered if c.manifest == choice.manifest)
     outcome = judge_backup_age(chosen, choice.passed_over, budget_sec=budget_sec, now=now or dt.datetime.now(dt.UTC))
-    outcome.evidence.update(target=choice.target, choice=choice.as_evidence())
+    # The target's own backups that do not validate now, by name (drill.freshness reads them).
+    not_valid = {c.name: str(c.rejected) for c in choice.passed_over if not c.elsewhere and c.rejected}
+    outcome.evidence.update(target=choice.target, choice=choice.as_evidence(), not_valid=not_valid)
     recorded = _recorded_warnings(chosen.manifest)
     if recorded and outcome.status is Status.PASS:  # valid, in time, but made short of something
         outcome = warned(
@@ -329,10 +331,18 @@ def drills_seen(settings: Settings, live: dict[str, Any]) -> tuple[list[DrillSee
 
 
 def judge_drill_age(
-    seen: list[DrillSeen], *, max_age_days: float, now: dt.datetime, target: str, folder: Path, total: int | None = None
+    seen: list[DrillSeen],
+    *,
+    max_age_days: float,
+    now: dt.datetime,
+    target: str,
+    folder: Path,
+    total: int | None = None,
+    not_valid: Mapping[str, str] | None = None,
 ) -> Outcome:
     """PASS when the newest drill that counts in ``seen`` finished at most ``max_age_days``
-    before ``now``; WARN when it did, but a newer drill of one of the target's backups failed."""
+    before ``now``; WARN when it did, but a newer drill of one of the target's backups failed,
+    or the backup it drilled is among ``not_valid`` (``{name: why}``: it no longer validates)."""
     total = len(seen) if total is None else total
     max_age_sec = max_age_days * SECONDS_PER_DAY
     counted = [(moment, s) for s in seen if s.why_not is None and (moment := parse_utc(s.finished_at)) is not None]
@@ -382,6 +392,13 @@ def judge_drill_age(
     ]
     if failed_since:
         return warned(f"{figures}, but a newer drill failed: {failed_since[0]}", **evidence)
+    why_not_valid = (not_valid or {}).get(last.backup or "")
+    if why_not_valid is not None:
+        return warned(
+            f"{figures}, but backup {last.backup} no longer validates ({why_not_valid}): the "
+            "drill proved a backup that could not be restored now; drill a valid one",
+            **evidence,
+        )
     return passed(figures, **evidence)
 
 
@@ -392,9 +409,11 @@ def judge_drill_freshness(
     base_url: str | None = None,
     max_age_days: float,
     now: dt.datetime | None = None,
+    not_valid: Mapping[str, str] | None = None,
 ) -> Outcome:
     """The last passing drill of a backup of the database at ``database_url`` within the max
-    age (``unjudgeable``'s outcome when there is no such database)."""
+    age (``unjudgeable``'s outcome when there is no such database); ``not_valid``: the
+    target's backups known not to validate now (``judge_backup_freshness``'s evidence)."""
     unjudged = unjudgeable(database_url, base_url)
     if unjudged is not None:
         return unjudged
@@ -408,4 +427,5 @@ def judge_drill_freshness(
         target=source.label(live),
         folder=drills_dir(settings),
         total=total,
+        not_valid=not_valid,
     )

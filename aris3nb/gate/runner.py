@@ -229,6 +229,8 @@ class GateContext:
         #: The smoke run started before the checks that run beside it (``start_smoke_early``).
         self.early_smoke: smoke.PytestRun | None = None
         self.early_smoke_beside: list[str] = []
+        #: The target's backups that backup.freshness found not to validate, by name (drill.freshness).
+        self.backups_not_valid: dict[str, str] = {}
 
     @property
     def target_database_url(self) -> str | None:
@@ -440,13 +442,15 @@ def check_target_schema(ctx: GateContext) -> Outcome:
 @GATE_CHECKS.register("backup.freshness")
 def check_backup_freshness(ctx: GateContext) -> Outcome:
     """What a restore would lose is bounded: the target's newest valid backup is within the RPO budget."""
-    return freshness.judge_backup_freshness(
+    outcome = freshness.judge_backup_freshness(
         ctx.settings,
         ctx.target_database_url,
         base_url=ctx.options.base_url,
         budget_sec=ctx.settings.backup.rpo_budget_sec,
         profile=ctx.profile,
     )
+    ctx.backups_not_valid = dict(outcome.evidence.get("not_valid") or {})
+    return outcome
 
 
 @GATE_CHECKS.register("drill.freshness")
@@ -457,6 +461,7 @@ def check_drill_freshness(ctx: GateContext) -> Outcome:
         ctx.target_database_url,
         base_url=ctx.options.base_url,
         max_age_days=ctx.settings.backup.drill_max_age_days,
+        not_valid=ctx.backups_not_valid,
     )
 
 

@@ -25,11 +25,11 @@ ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 FRESHNESS = ("backup.freshness", "drill.freshness")
 
 
-def judged(artifacts: Path, url: str, **settings: object) -> dict[str, object]:
-    """The freshness checks of a gate run on ``url``, by name."""
+def judged(artifacts: Path, url: str, **backup: object) -> dict[str, object]:
+    """The freshness checks of a gate run on ``url``, by name (``backup``: settings of that group)."""
     report = run_gate(
         GateOptions(database_url=url, checks=FRESHNESS, workdir=REPO_ROOT),
-        load_settings(ops_artifacts_dir=artifacts, **settings),
+        load_settings(artifacts={"dir": artifacts}, backup=backup),
     )
     return {result.name: result for result in report.results}
 

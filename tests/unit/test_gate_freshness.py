@@ -387,3 +387,17 @@ def test_a_manifest_that_cannot_be_read_again_is_a_warning_not_a_pass(
     monkeypatch.setattr(freshness, "read_manifest", gone)  # removed between the choice and this read
     outcome = freshness.judge_backup_freshness(settings, url, budget_sec=DAY)
     assert outcome.status is Status.WARN and "its manifest could not be read again: no manifest at" in outcome.detail
+
+
+def test_a_drill_of_a_backup_that_no_longer_validates_warns(settings: Settings, target: str) -> None:
+    """The drill proved a backup that backup.freshness now finds invalid: no plain PASS."""
+    manifest = fake_backup(settings, "pre_deploy_a", target)
+    drill_report(settings, "pre_deploy_a", manifest, "PASS", T0)
+    later = T0 + dt.timedelta(hours=1)
+    fine = freshness.judge_drill_freshness(settings, target, max_age_days=7, now=later, not_valid={"other": "x"})
+    assert fine.status is Status.PASS, fine.detail
+    damaged = freshness.judge_drill_freshness(
+        settings, target, max_age_days=7, now=later, not_valid={"pre_deploy_a": "invalid, file 'x' has changed"}
+    )
+    assert damaged.status is Status.WARN
+    assert "backup pre_deploy_a no longer validates (invalid, file 'x' has changed)" in damaged.detail
