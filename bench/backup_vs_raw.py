@@ -1,6 +1,7 @@
 """Backup create and drill against the raw tools doing the same job, side by side in one run.
 
     .venv/bin/python bench/backup_vs_raw.py --scale 2000000 [--postgres-url postgresql://postgres@127.0.0.1/postgres]
+    .venv/bin/python bench/backup_vs_raw.py --engine sqlite --scale 2000000 --rounds 3 --sqlite-dir /tmp/bench2m
 
 For each engine, on a database seeded at --scale:
 
@@ -12,6 +13,14 @@ For each engine, on a database seeded at --scale:
 
 aris3nb runs in a child process each time, which reports its own peak RSS (``VmHWM``). The
 PostgreSQL source and scratch databases are created and dropped by the script.
+
+SQLite, ``--rounds N``: the drill pair (raw, then aris3nb; the order alternates each round) runs
+N times on the same backup; each round's figures are listed and the medians reported, with the
+load average before each round; ``--compare-with DIR`` runs a third drill in each round with
+the ``aris3nb`` package found in DIR (say, the previous commit's, built), for a before/after
+side by side. ``--sqlite-dir DIR`` keeps the seeded database (``source.db``) and
+its backup in DIR and reuses them when there (seeding 2,000,000 rows takes about 45 s); the
+create figures are then those of the run that made the backup, or of this run if it made it.
 """
 
 from __future__ import annotations
@@ -21,11 +30,13 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -37,7 +48,7 @@ from aris3nb.core.settings import load_settings
 from aris3nb.backup.create import create_backup
 from aris3nb.backup.drill import restore_verify
 action, url, artifacts = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-settings = load_settings(ops_artifacts_dir=artifacts, ops_enable_backup_drill=True, ops_drill_timeout_sec=3600)
+settings = load_settings(artifacts={"dir": artifacts}, backup={"drill_enabled": True, "drill_timeout_sec": 3600})
 # Anonymous memory, sampled: VmHWM also counts the pages of files mapped for reading (the
 # drill's checks read the scratch copy through mmap), which are page cache, not allocations.
 import threading
@@ -55,8 +66,11 @@ else:
     restore_verify(artifacts / "backups" / "bench" / "manifest.json", settings=settings, server_url=url)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent (the seeding).
 peak_kib = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+import resource
+cpu = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+          for field in ("ru_utime", "ru_stime"))
 print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mib": peak_kib / 1024,
-                  "peak_anon_mib": anon_peak[0] / 1024}))
+                  "peak_anon_mib": anon_peak[0] / 1024, "cpu_sec": cpu}))
 """
 
 
@@ -66,8 +80,13 @@ def timed(args: list[str], **kwargs: object) -> float:
     return time.perf_counter() - started
 
 
-def ours(action: str, url: str, artifacts: Path) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", CHILD, action, url, str(artifacts)], capture_output=True, text=True)
+def ours(action: str, url: str, artifacts: Path, tree: Path | None = None) -> dict[str, float]:
+    """aris3nb's ``action`` in a child process; ``tree``: a folder holding another copy of the
+    ``aris3nb`` package (built), imported instead of this one (a before/after comparison)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, action, url, str(artifacts)], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         raise SystemExit(
             f"aris3nb {action} failed: "
@@ -84,21 +103,80 @@ def seed(url: str, scale: int, folder: Path) -> None:
     seed_database(url, scale=scale, exports_dir=folder / "seed-exports")
 
 
-def bench_sqlite(scale: int, folder: Path) -> dict[str, object]:
+def bench_sqlite(scale: int, folder: Path, rounds: int = 1, other: Path | None = None) -> dict[str, object]:
     source = folder / "source.db"
     url = f"sqlite:///{source}"
-    seed(url, scale, folder)
     ref_copy = folder / "ref.db"
-    raw_create = timed(["sqlite3", str(source), f".backup '{ref_copy}'"]) + timed(
-        ["sqlite3", str(ref_copy), ".sha3sum"]
-    )
-    mine_create = ours("create", url, folder / "artifacts")
+    created = folder / "create.json"
+    if not (source.is_file() and ref_copy.is_file() and created.is_file()):
+        if not source.is_file():
+            seed(url, scale, folder)
+        raw_create = timed(["sqlite3", str(source), f".backup '{ref_copy}'"]) + timed(
+            ["sqlite3", str(ref_copy), ".sha3sum"]
+        )
+        shutil.rmtree(folder / "artifacts", ignore_errors=True)
+        mine_create = ours("create", url, folder / "artifacts")
+        created.write_text(json.dumps({"raw": raw_create, "mine": mine_create}))
+    made = json.loads(created.read_text())
     restored = folder / "restored.db"
-    started = time.perf_counter()
-    shutil.copyfile(ref_copy, restored)
-    raw_drill = time.perf_counter() - started + timed(["sqlite3", str(restored), ".sha3sum"])
-    mine_drill = ours("drill", url, folder / "artifacts")
-    return _result(raw_create, mine_create, raw_drill, mine_drill, os.path.getsize(source))
+
+    def raw_drill() -> float:
+        restored.unlink(missing_ok=True)
+        started = time.perf_counter()
+        shutil.copyfile(ref_copy, restored)
+        return time.perf_counter() - started + timed(["sqlite3", str(restored), ".sha3sum"])
+
+    runs: list[tuple[float, dict[str, float], float]] = []
+    others: list[dict[str, float]] = []
+    for number in range(rounds):
+        load = os.getloadavg()[0]
+        steps = ["raw", "mine", "other"] if other is not None else ["raw", "mine"]
+        shift = number % len(steps)  # each round starts with the next one
+        timings: dict[str, Any] = {}
+        for step in steps[shift:] + steps[:shift]:
+            if step == "raw":
+                timings[step] = raw_drill()
+            else:
+                timings[step] = ours("drill", url, folder / "artifacts", other if step == "other" else None)
+        raw, mine = timings["raw"], timings["mine"]
+        runs.append((raw, mine, load))
+        line = (
+            f"round {number + 1}: raw {raw:.2f} s, aris3nb {mine['seconds']:.2f} s, ratio {mine['seconds'] / raw:.2f}"
+        )
+        if other is not None:
+            others.append(timings["other"])
+            line += f"; {other}: {timings['other']['seconds']:.2f} s, ratio {timings['other']['seconds'] / raw:.2f}"
+        print(f"{line} (load {load:.2f})", file=sys.stderr)
+    restored.unlink(missing_ok=True)
+    middle = {
+        key: statistics.median(run[1].get(key, 0.0) for run in runs)
+        for key in ("seconds", "cpu_sec", "peak_rss_mib", "peak_anon_mib")
+    }
+    result = _result(made["raw"], made["mine"], statistics.median(r[0] for r in runs), middle, os.path.getsize(source))
+    if rounds > 1:
+        result["drill_rounds"] = [
+            {
+                "raw_sec": round(raw, 2),
+                "aris3nb_sec": round(mine["seconds"], 2),
+                "aris3nb_cpu_sec": round(mine.get("cpu_sec", 0.0), 2),
+                "ratio": round(mine["seconds"] / raw, 2),
+                "load_1min": round(load, 2),
+            }
+            for raw, mine, load in runs
+        ]
+        for row, found in zip(result["drill_rounds"], others, strict=False):  # type: ignore[call-overload]
+            row["other_sec"] = round(found["seconds"], 2)
+            row["other_cpu_sec"] = round(found.get("cpu_sec", 0.0), 2)
+            row["other_ratio"] = round(found["seconds"] / row["raw_sec"], 2)
+        result["drill"]["median_ratio"] = round(  # type: ignore[index]
+            statistics.median(mine["seconds"] / raw for raw, mine, _ in runs), 2
+        )
+        if others:
+            result["drill"]["other_median_sec"] = round(statistics.median(o["seconds"] for o in others), 2)  # type: ignore[index]
+            result["drill"]["other_median_ratio"] = round(  # type: ignore[index]
+                statistics.median(o["seconds"] / r[0] for o, r in zip(others, runs, strict=True)), 2
+            )
+    return result
 
 
 def bench_postgres(scale: int, folder: Path, server: str) -> dict[str, object]:
@@ -163,6 +241,7 @@ def _result(
             "raw_sec": round(raw_drill, 2),
             "aris3nb_sec": round(mine_drill["seconds"], 2),
             "ratio": round(mine_drill["seconds"] / raw_drill, 2),
+            "cpu_sec": round(mine_drill.get("cpu_sec", 0.0), 2),
             "peak_rss_mib": round(mine_drill["peak_rss_mib"], 1),
             "peak_anon_mib": round(mine_drill["peak_anon_mib"], 1),
         },
@@ -174,11 +253,22 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2_000_000)
     parser.add_argument("--postgres-url", help="a PostgreSQL server to measure on too")
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=1, help="SQLite: drill pairs, alternating order (medians)")
+    parser.add_argument("--sqlite-dir", type=Path, help="SQLite: keep (and reuse) the seeded database and backup here")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="SQLite: a folder holding another built copy of the aris3nb package; its drill runs in each round too",
+    )
     args = parser.parse_args()
     results: dict[str, object] = {"scale": args.scale}
     if args.engine in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory(prefix="aris3nb-bench-") as tmp:
-            results["sqlite"] = bench_sqlite(args.scale, Path(tmp))
+        if args.sqlite_dir is not None:
+            args.sqlite_dir.mkdir(parents=True, exist_ok=True)
+            results["sqlite"] = bench_sqlite(args.scale, args.sqlite_dir, args.rounds, args.compare_with)
+        else:
+            with tempfile.TemporaryDirectory(prefix="aris3nb-bench-") as tmp:
+                results["sqlite"] = bench_sqlite(args.scale, Path(tmp), args.rounds, args.compare_with)
     if args.engine in ("postgresql", "both") and args.postgres_url:
         with tempfile.TemporaryDirectory(prefix="aris3nb-bench-") as tmp:
             results["postgresql"] = bench_postgres(args.scale, Path(tmp), args.postgres_url)

@@ -28,6 +28,10 @@ from typing import Any
 ROW_SHA256_METHOD = "row-sha256"
 #: The SQL function the extension defines, and its entry point.
 FUNCTION = "aris3nb_row_sha256"
+#: Its aggregates: a chunk's row digests as one hex text (``hex(group_concat(d, ''))``), and a
+#: chunk's integer keys as ``row_statement`` lists them; both in C, to spare the shell work.
+HEX_AGGREGATE = "aris3nb_row_sha256_hex"
+INTEGER_KEYS = "aris3nb_integer_keys"
 ENTRY_POINT = "sqlite3_rowhash_init"
 #: Set to False to make backups as if the extension were not built (tests, bench).
 USE_NATIVE = True

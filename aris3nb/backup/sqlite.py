@@ -257,13 +257,16 @@ def row_statement(
     for an integer key its first value, a colon and, unless every key is the one before
     plus one, all of them (``1:1,2,5``); else a JSON array of the keys (of each row's key
     values, for a key of several columns). ``native``: the row digests are the native row
-    hash's (``rowhash``), already ``FOLD_BYTES`` long.
+    hash's (``rowhash``), already ``FOLD_BYTES`` long, and the extension's aggregates write
+    the same digests' hex and integer keys in C (the same text; ``rowhash.HEX_AGGREGATE``).
     """
     keys, where = _range_where(key, lower, upper)
     aliases = [f"k{n}" for n in range(len(key))]
     selected = ", ".join(f"{_ident(k) if k != 'rowid' else 'rowid'} AS {a}" for k, a in zip(key, aliases, strict=True))
     listed = (
-        "min(k0) || ':' || CASE WHEN max(k0) - min(k0) + 1 = count(*) THEN '' ELSE group_concat(k0) END"
+        f"{rowhash.INTEGER_KEYS}(k0)"
+        if integer and native
+        else "min(k0) || ':' || CASE WHEN max(k0) - min(k0) + 1 = count(*) THEN '' ELSE group_concat(k0) END"
         if integer
         else "json_group_array(k0)"
         if len(key) == 1
@@ -274,8 +277,9 @@ def row_statement(
         if native
         else f"substr(sha3({row_encoding(columns, key, blob_safe=blob_safe)}), 1, {FOLD_BYTES})"
     )
+    digests = f"{rowhash.HEX_AGGREGATE}(d)" if native else "hex(group_concat(d, ''))"
     return (
-        f"SELECT {int(number)}, count(*), hex(group_concat(d, '')), {listed} FROM "
+        f"SELECT {int(number)}, count(*), {digests}, {listed} FROM "
         f"(SELECT {selected}, {digest} AS d FROM {_ident(table)}{where} ORDER BY {keys});"
     )
 
