@@ -460,8 +460,11 @@ class Repository:
     def read_bytes(self, key: str, *, max_bytes: int = MAX_READ_BYTES, version_id: str | None = None) -> bytes:
         """The whole content of a small object (a manifest, an evidence document, a head).
         ``ObjectMissing`` when there is none; ``StorageError`` when it is larger than ``max_bytes``."""
+        return self._get_small(key, max_bytes, **({"VersionId": version_id} if version_id else {}))[1]
+
+    def _get_small(self, key: str, max_bytes: int, **extra: Any) -> tuple[dict[str, Any], bytes]:
+        """The answer to GET ``key`` and its whole body, refused above ``max_bytes``."""
         url = self.url(key)
-        extra = {"VersionId": version_id} if version_id else {}
         with self._store_errors(f"could not read {url}", url):
             answer = self._client.get_object(Bucket=self.location.bucket, Key=self._key(key), **extra)
             body = answer["Body"]
@@ -473,7 +476,7 @@ class Repository:
                 body.close()
         if len(data) > max_bytes:
             raise StorageError(f"{url} is more than {max_bytes} bytes to read")
-        return data
+        return answer, data
 
     def retention_of(self, key: str, *, version_id: str | None = None) -> tuple[str, datetime] | None:
         """The Object Lock retention of an object's version (newest by default) as
@@ -846,21 +849,10 @@ class Repository:
     def read_object(self, key: str, *, max_bytes: int = MAX_HEAD_BYTES) -> StoredObject | None:
         """The small object ``key`` with its ETag and the store's times (``StoredObject``), None
         when there is none; ``StorageError`` when it is larger than ``max_bytes``."""
-        url = self.url(key)
         try:
-            with self._store_errors(f"could not read {url}", url):
-                answer = self._client.get_object(Bucket=self.location.bucket, Key=self._key(key))
-                body = answer["Body"]
-                try:
-                    if int(answer.get("ContentLength", 0)) > max_bytes:
-                        raise StorageError(f"{url} is {answer['ContentLength']} bytes, more than {max_bytes} to read")
-                    data: bytes = body.read(max_bytes + 1)
-                finally:
-                    body.close()
+            answer, data = self._get_small(key, max_bytes)
         except ObjectMissing:
             return None
-        if len(data) > max_bytes:
-            raise StorageError(f"{url} is more than {max_bytes} bytes to read")
         date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         try:
             server_time = parsedate_to_datetime(date) if date else None

@@ -31,7 +31,7 @@ from aris3nb.storage.lock import BucketLock, RunLocked, RunLockUnsupported, buck
 from aris3nb.storage.runs import run_on_store
 
 PASSWORD = "pw-7d41c9e2"
-TARGET = "postgresql+psycopg://ops@db.internal:5432/shop"
+TARGET = "postgresql db.internal:5432/shop"  # core.db.database_key: no role, no password, no driver
 DEAD_RUN = "20261129T100000Z-dead00"
 
 
@@ -305,7 +305,11 @@ def test_a_real_targets_run_holds_the_lock_from_pull_to_end_and_the_embedded_def
         with pytest.raises(stop):
             run_on_store(bucket.url, options, load_settings())
     real, embedded = seen
-    assert real is not None and real["run_id"] == "20261130T090000Z-f00ba4" and real["target"] == database_url
+    assert (
+        real is not None
+        and real["run_id"] == "20261130T090000Z-f00ba4"
+        and real["target"] == f"sqlite {tmp_path / 'shop.db'}"
+    )
     assert embedded is None, "the embedded default takes no lock"
     assert bucket.keys("evidence/locks/") == [], "released after the failed (or interrupted) run"
 
@@ -359,7 +363,8 @@ def test_two_commands_racing_for_one_target_run_one_at_a_time(
     out, err = done[loser]
     assert out == "" and err.startswith("FAILED: ") and len(err.strip().splitlines()) == 1, err
     assert f"run {run_id} on host {socket.gethostname()} (pid {runs[winner].pid}, started " in err
-    assert f"is running against {url}; this run waited 6 s and did not start" in err
+    target = lock_target(RunOptions(database_url=url))
+    assert f"is running against {target}; this run waited 6 s and did not start" in err
     assert {key.split("/")[2] for key in bucket.keys("evidence/runs/") if key.count("/") > 2} == {run_id}
     assert bucket.keys("evidence/locks/") == [], "released after the NO-GO run"
 
@@ -372,14 +377,15 @@ def test_a_command_takes_over_a_dead_runs_lock_and_releases_it_on_sigterm(
 ) -> None:
     bucket = _bucket(store)
     url, exports = shop
-    key = f"evidence/{lock_key(url)}"
+    target = lock_target(RunOptions(database_url=url))  # what the command names its lock after
+    key = f"evidence/{lock_key(target)}"
     document = {"lock_id": "0123456789abcdef", "run_id": DEAD_RUN, "host": "ci-runner-7", "pid": 4242}
     bucket.client.put_object(Bucket=bucket.name, Key=key, Body=json.dumps({**document, "lease_sec": 1}))
     run = _drill_run(cli, url, exports, bucket, OPS_RUN_LOCK_WAIT_SEC="60")
     deadline = time.monotonic() + 120
     held: dict[str, Any] = {}
     while time.monotonic() < deadline and run.poll() is None:
-        with_run = _lock_object(bucket, url)
+        with_run = _lock_object(bucket, target)
         if with_run and with_run.get("run_id") != DEAD_RUN and with_run.get("run_id"):
             held = with_run
             break

@@ -22,7 +22,7 @@ DIGEST_B = "sha256:" + "b" * 64
 
 def test_all_lists_every_public_name() -> None:
     # Submodules are attributes once imported (``artifacts`` by the backup commands' tests): not names.
-    submodules = {"annotations", "artifacts", "errors", "head", "runs", "s3", "url"}
+    submodules = {"annotations", "artifacts", "errors", "head", "lock", "runs", "s3", "url"}
     public = {n for n in dir(storage) if not n.startswith("_")} - submodules
     assert sorted(storage.__all__) == sorted(public)
     assert storage.__all__ == sorted(storage.__all__)
