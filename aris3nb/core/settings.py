@@ -281,12 +281,22 @@ class Settings(BaseModel):
     def updated(self, **groups: Mapping[str, Any]) -> Settings:
         """These settings with some fields of some groups replaced (values as given, not re-read):
         ``settings.updated(artifacts={"dir": folder})``."""
-        unknown = sorted(set(groups) - set(type(self).model_fields))
-        if unknown:
-            raise TypeError(f"no settings group {', '.join(unknown)}")
+        _check_names(groups)
         return self.model_copy(
             update={name: getattr(self, name).model_copy(update=dict(values)) for name, values in groups.items()}
         )
+
+
+def _check_names(groups: Mapping[str, Mapping[str, Any]]) -> None:
+    """A group or field name that is not one (a typo in code) is a ``TypeError``, never ignored."""
+    unknown = sorted(set(groups) - set(Settings.model_fields))
+    if unknown:
+        raise TypeError(f"no settings group {', '.join(unknown)}")
+    for name, values in groups.items():
+        kind = Settings.model_fields[name].annotation
+        assert isinstance(kind, type) and issubclass(kind, BaseModel)
+        if strangers := sorted(set(values or {}) - set(kind.model_fields)):
+            raise TypeError(f"settings group {name} has no {', '.join(strangers)}")
 
 
 def _problem(group: type[BaseModel], err: Any) -> str:
@@ -306,9 +316,7 @@ def load_settings(**groups: Mapping[str, Any]) -> Settings:
     """Read the environment into one ``Settings``; ``groups`` override fields by group
     (``load_settings(artifacts={"dir": folder})``; a None value is not an override). Every value
     that does not validate is named in one line (``InvalidSettings``, exit 2)."""
-    unknown = sorted(set(groups) - set(Settings.model_fields))
-    if unknown:
-        raise TypeError(f"no settings group {', '.join(unknown)}")
+    _check_names(groups)
     read: dict[str, BaseModel] = {}
     problems: list[str] = []
     for name, field in Settings.model_fields.items():

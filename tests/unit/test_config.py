@@ -163,6 +163,10 @@ def test_updated_replaces_fields_of_one_group_and_leaves_the_original(tmp_path: 
     assert settings.artifacts.dir != tmp_path and moved.service == settings.service
     with pytest.raises(TypeError, match="no settings group"):
         settings.updated(nothing={"x": 1})
+    with pytest.raises(TypeError, match="settings group artifacts has no dri"):
+        settings.updated(artifacts={"dri": tmp_path})
+    with pytest.raises(TypeError, match="settings group backup has no drill_enable"):
+        load_settings(backup={"drill_enable": True})
 
 
 def test_library_defaults_are_the_settings_defaults() -> None:
