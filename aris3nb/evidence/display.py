@@ -34,7 +34,7 @@ from typing import Any
 from aris3nb.core.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
 from aris3nb.core.errors import PhaseFailed
 from aris3nb.core.files import write_json_evidence
-from aris3nb.core.ids import new_run_id
+from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id
 from aris3nb.core.settings import load_settings
 from aris3nb.core.words import count
 
@@ -527,9 +527,12 @@ class PhaseEvidence:
         self.metrics: dict[str, Any] = {}
 
     @property
-    def run_id(self) -> str:
-        """The run this phase belongs to: what the reports it writes are named after."""
-        return self.folder.parent.name
+    def run_id(self) -> str | None:
+        """The run this phase belongs to, what the reports it writes are named after: its
+        folder's name when that is a run id; None (the report takes an id of its own) when the
+        notebook runs in a folder named otherwise (a test harness, papermill elsewhere)."""
+        name = self.folder.parent.name
+        return name if RUN_ID_PATTERN.match(name) else None
 
     # ------------------------------------------------------------------ files
 

@@ -89,3 +89,12 @@ def test_a_sqlite_targets_lock_follows_the_file_not_its_spelling(tmp_path) -> No
     assert lock_target(RunOptions(database_url=f"sqlite+pysqlite:///{tmp_path}/link/../data/aris3.db")) == first
     assert lock_target(RunOptions(database_url=f"sqlite:///{tmp_path}/link/aris3.db")) == first
     assert lock_target(RunOptions(database_url=f"sqlite:///{tmp_path}/data/other.db")) != first
+
+
+def test_a_phase_names_its_reports_after_its_run_only_when_its_folder_is_a_run(tmp_path) -> None:
+    from aris3nb.evidence.display import PhaseEvidence
+
+    assert PhaseEvidence("pre_deploy", tmp_path / "20261130T070500Z-ab12cd" / "pre_deploy").run_id == (
+        "20261130T070500Z-ab12cd"
+    )
+    assert PhaseEvidence("pre_deploy", tmp_path / "run" / "pre_deploy").run_id is None  # the gate takes its own id
