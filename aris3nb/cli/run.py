@@ -296,6 +296,8 @@ def run(
             result, document, warnings = stored.result, stored.document, stored.warnings
             pushed = stored.pushed
             where = {"bundle": pushed.run_url, "evidence": pushed.evidence_url, "index": pushed.index_url}
+    sealed = [w for w in document.get("warnings") or [] if w not in warnings]  # e.g. its lock overdue
+    warnings = sealed + warnings
     if json_output:
         summary = {
             key: document[key]

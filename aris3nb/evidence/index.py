@@ -226,6 +226,12 @@ def _read_run(folder: Path) -> _Run:
         reasons = phase.get("reasons")
         if isinstance(reasons, list):
             run.reasons.extend((key, redact_text(_text(reason))) for reason in reasons if _text(reason))
+    # The run's own warnings (its bucket lock lost, a re-run not verifiable) weigh as a phase's.
+    warnings = evidence.get("warnings")
+    warnings = list(warnings) if isinstance(warnings, list) else []
+    if isinstance(parameters, dict):
+        warnings.append(parameters.get("rerun_warning"))
+    run.reasons.extend(("run", redact_text(_text(warning))) for warning in warnings if _text(warning))
     return run
 
 

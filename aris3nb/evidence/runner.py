@@ -182,6 +182,9 @@ class _Run:
     backup_name: str | None = None
     phases: list[PhaseRun] = field(default_factory=list)
     interrupted: bool = False
+    #: What the run could not guarantee besides its phases (its bucket lock lost or overdue):
+    #: each caps the verdict at PASS_WITH_WARNINGS (FAIL with --strict); evidence ``warnings``.
+    warnings: list[str] = field(default_factory=list)
     #: HTML pages are rendered on one background thread while the next phase runs, except
     #: while a phase measures latency (``QUIET_PHASES``): the renders pending are awaited first.
     renderer: concurrent.futures.ThreadPoolExecutor = field(
@@ -522,10 +525,13 @@ def run_playbook(
     on_phase: Callable[[str, str], None] | None = None,
     on_cell: Callable[[int, int], None] | None = None,
     on_run_id: Callable[[str], None] | None = None,
+    lock_doubts: Callable[[], list[str]] | None = None,
 ) -> RunResult:
     """Run the playbook's phases and seal the run's evidence bundle; the result's verdict
     and exit code say how it went. Raises only for input it cannot act on (exit 2).
-    ``on_run_id`` is told the run's id as soon as it is made (a bucket run's lock names it)."""
+    ``on_run_id`` is told the run's id as soon as it is made (a bucket run's lock names it);
+    ``lock_doubts()``, asked just before the run is sealed, says why the run may not have held
+    its bucket lock alone: each reason is a run warning (never a plain PASS)."""
     from aris3nb.evidence import bundle
 
     # Not given: the environment's (DATABASE_URL, OPS_REVERT_COMMAND, OPS_CELL_TIMEOUT_SEC), for
@@ -616,6 +622,8 @@ def run_playbook(
         finally:
             run.finish_renders()
             run.renderer.shutdown()
+        if lock_doubts is not None:
+            run.warnings += lock_doubts()
         return seal(run, started, triggers, bundle)
 
 

@@ -38,7 +38,7 @@ def decide(run: _Run, triggers: Sequence[Trigger]) -> tuple[Verdict, str, int]:
     not_run = any(p.status == "skipped" and p.phase.name != ROLLBACK for p in run.phases)
     if run.interrupted or "FAIL" in verdicts or not run.phases or not_run:
         verdict = Verdict.FAIL
-    elif "PASS_WITH_WARNINGS" in verdicts or run.options.rerun_warning:  # an unverifiable re-run is never plain PASS
+    elif "PASS_WITH_WARNINGS" in verdicts or run.options.rerun_warning or run.warnings:  # never plain PASS
         verdict = Verdict.FAIL if run.options.strict else Verdict.PASS_WITH_WARNINGS
     else:
         verdict = Verdict.PASS
@@ -144,6 +144,7 @@ def seal(
             "rerun_warning": options.rerun_warning,
         },
         "profile": {**options.profile.as_evidence(), "code_revision": target_code_revision(options.profile)},
+        "warnings": list(run.warnings),
         "triggers": [dataclasses.asdict(t) for t in triggers],
         "phases": [
             p.as_document(notebook=(run.run_dir / f"{Path(p.phase.notebook).stem}.ipynb").is_file()) for p in run.phases

@@ -208,6 +208,9 @@ class Evidence(SealedRun):
     parameters: dict[str, Any]
     """The run's options, secrets masked."""
     profile: Omittable[ProfileRef] = None
+    warnings: Omittable[list[Text]] = None
+    """What the run could not guarantee besides its phases (its bucket run lock lost or not
+    renewed within its lease); each makes the verdict at best ``PASS_WITH_WARNINGS``."""
     triggers: Omittable[list[Trigger]] = None
     phases: list[RunPhase]
     metrics: RunMetrics

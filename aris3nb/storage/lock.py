@@ -152,6 +152,7 @@ class BucketLock:
         self._renewed = 0.0  # time.monotonic() of the last write that held
         self._lost = False
         self._late = False  # the warning that a renewal is overdue was given
+        self._doubts: list[str] = []  # the warnings saying the run may not have held it alone
         self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -335,6 +336,7 @@ class BucketLock:
             f"this run lost its run lock {self.url} ({now_held}): it was not renewed within its lease of "
             f"{self.lease_sec:g} s, so another run against {self.target} may have run at the same time"
         )
+        self._doubts.append(self.warnings[-1])
         log.info("%s", self.warnings[-1])
 
     def _say_late(self, cause: str) -> None:
@@ -346,6 +348,21 @@ class BucketLock:
                 f"the run lock {self.url} was not renewed for {late:.0f} s, more than its lease of "
                 f"{self.lease_sec:g} s ({cause}): another run against {self.target} may have taken it over"
             )
+            self._doubts.append(self.warnings[-1])
+
+    def doubts(self) -> list[str]:
+        """Why this run may not have held its lock alone until now — the lock lost, or not
+        renewed within its lease (overdue now included) — empty when it did. The run's verdict
+        takes each as a warning before it is sealed (``run_playbook(lock_doubts=...)``). Never
+        waits for the renewing thread (a renewal the store never answers holds its mutex)."""
+        found = list(self._doubts)
+        late = time.monotonic() - self._renewed
+        if self.held and not self._lost and not self._late and late > self.lease_sec:
+            found.append(
+                f"the run lock {self.url} was last renewed {late:.0f} s ago, more than its lease of "
+                f"{self.lease_sec:g} s: another run against {self.target} may have taken it over"
+            )
+        return found
 
     # -- releasing it -----------------------------------------------------------------------
 

@@ -414,6 +414,7 @@ def run_on_store(
                 )
             )
             run_keywords["on_run_id"] = lock.name_run
+            run_keywords["lock_doubts"] = lock.doubts  # a lock lost mid-run: never a plain PASS
         with RunStaging(repository, settings, target_url=target.database_url) as staged:
             staged_options = dataclasses.replace(
                 options, out=staged.folder, backup_names_taken=staged.backup_names_taken

@@ -161,6 +161,7 @@ def test_a_dead_holders_lock_is_taken_over_after_its_lease_and_said(bucket: Buck
         assert held is not None and held["lock_id"] == lock.lock_id
         assert len(lock.warnings) == 1
         assert f"took over the run lock of run {DEAD_RUN} on host ci-runner-7 (pid 4242" in lock.warnings[0]
+        assert lock.doubts() == [], "a lock taken over is held alone: said, but no doubt on the run"
     assert 1 < waited < 10, "taken over once its lease (1 s, and the clocks' slack) had passed"
     assert said and DEAD_RUN in said[0]
     assert _lock_object(bucket) is None
@@ -224,7 +225,40 @@ def test_a_holder_that_lost_its_lock_leaves_it_to_the_new_holder_and_says_so(buc
             time.sleep(0.1)
     assert len(lock.warnings) == 1 and "this run lost its run lock" in lock.warnings[0]
     assert f"now held by run {DEAD_RUN}" in lock.warnings[0]
+    assert lock.doubts() == lock.warnings, "the run it held is not sealed as held alone"
     assert _lock_object(bucket)["run_id"] == DEAD_RUN, "the new holder's lock is left alone"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("store_does", ["fail", "hang"])
+def test_a_lock_the_store_stops_renewing_is_a_doubt_once_its_lease_has_passed(
+    plain: Bucket, monkeypatch: pytest.MonkeyPatch, store_does: str
+) -> None:
+    """Renewals refused (an error each time) or never answered (the renewal hangs): once the
+    lease has passed without one, the run may no longer hold its lock alone, and says why."""
+    from aris3nb.storage.errors import StorageError
+
+    repository = _repository(plain)
+    answer = threading.Event()
+    with bucket_lock(repository, TARGET, wait_sec=0, lease_sec=1.5) as lock:
+        assert lock.doubts() == []
+
+        def stalled(*args: Any, **keywords: Any) -> Any:
+            if store_does == "hang":
+                answer.wait(30)
+            raise StorageError("could not write the run lock: the store did not answer (timed out)")
+
+        monkeypatch.setattr(repository, "put_conditional", stalled)
+        deadline = time.monotonic() + 10
+        while not lock.doubts() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        doubts = lock.doubts()
+        answer.set()
+        monkeypatch.undo()
+    assert len(doubts) == 1 and "more than its lease of 1.5 s" in doubts[0], doubts
+    if store_does == "fail":
+        assert "was not renewed for" in doubts[0] and "the store did not answer" in doubts[0]
+    else:
+        assert "was last renewed" in doubts[0] and "another run against" in doubts[0]
 
 
 def test_a_lock_object_holds_no_password_and_no_retention(store: Any, aws: None) -> None:

@@ -49,7 +49,7 @@ def write_phase_notebook(folder: Path, *cells: str) -> Path:
     return path
 
 
-def run_one(tmp_path: Path, *cells: str, cell_timeout_sec: float = 60.0):
+def run_one(tmp_path: Path, *cells: str, cell_timeout_sec: float = 60.0, strict: bool = False, **keywords):
     notebooks = tmp_path / "notebooks"
     write_phase_notebook(notebooks, *cells)
     options = RunOptions(
@@ -58,8 +58,9 @@ def run_one(tmp_path: Path, *cells: str, cell_timeout_sec: float = 60.0):
         out=tmp_path / "artifacts",
         notebooks_dir=notebooks,
         cell_timeout_sec=cell_timeout_sec,
+        strict=strict,
     )
-    result = run_playbook(options, load_settings())
+    result = run_playbook(options, load_settings(), **keywords)
     evidence = json.loads(result.evidence_path.read_text())
     executed = nbformat.read(result.run_dir / "01-pre_deploy.ipynb", as_version=4)
     return result, evidence["phases"][0], executed
@@ -169,6 +170,36 @@ def test_a_passing_phase_completes(tmp_path: Path) -> None:
     assert set(evidence["code"]) == {"aris3nb_version", "commit", "branch", "dirty"}
     assert executed.metadata["papermill"]["exception"] is False
     assert not any(FAILED_CELL_TAG in cell.metadata.get("tags", []) for cell in executed.cells)
+
+
+PASSING = (
+    "import aris3nb\nfrom aris3nb.core.checks import CheckResult, Status\nphase = aris3nb.start_phase('pre_deploy')",
+    "phase.conclude([CheckResult('git', Status.PASS, 'clean', 0.0)])",
+)
+
+
+def test_a_run_whose_bucket_lock_was_lost_is_never_a_plain_pass(tmp_path: Path) -> None:
+    """Asked just before sealing, the lock's doubts are the run's warnings: PASS_WITH_WARNINGS
+    (GO, said), FAIL and NO-GO under --strict; recorded in evidence.json and on index.html."""
+    lost = "this run lost its run lock s3://b/evidence/locks/x.json (it was deleted)"
+    asked: list[str] = []
+
+    def doubts() -> list[str]:
+        asked.append("asked")
+        return [lost]
+
+    result, phase, _ = run_one(tmp_path / "lenient", *PASSING, lock_doubts=doubts)
+    evidence = json.loads(result.evidence_path.read_text())
+    assert asked == ["asked"] and phase["verdict"] == "PASS"
+    assert (evidence["verdict"], evidence["decision"], result.exit_code) == ("PASS_WITH_WARNINGS", "GO", 0)
+    assert evidence["warnings"] == [lost]
+    assert lost in (result.run_dir.parent.parent / "index.html").read_text()
+    assert verify_run(result.run_dir).ok
+    result, _, _ = run_one(tmp_path / "strict", *PASSING, lock_doubts=doubts, strict=True)
+    evidence = json.loads(result.evidence_path.read_text())
+    assert (evidence["verdict"], evidence["decision"], result.exit_code) == ("FAIL", "NO-GO", 1)
+    result, _, _ = run_one(tmp_path / "held", *PASSING, lock_doubts=list)
+    assert json.loads(result.evidence_path.read_text())["warnings"] == [] and result.verdict == "PASS"
 
 
 def test_an_interruption_is_recorded_and_the_bundle_still_sealed(tmp_path: Path) -> None:
