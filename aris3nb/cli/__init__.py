@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="aris3nb")
     except (Aris3nbError, OSError) as exc:
         failure = exc if isinstance(exc, Aris3nbError) else os_error_failure(exc)
-        err.print(f"FAILED: {failure}", markup=False, highlight=False, soft_wrap=True)
+        notes = "".join(f"; {note}" for note in getattr(failure, "__notes__", ()))  # what went wrong after it
+        err.print(f"FAILED: {failure}{notes}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(failure_exit_code(failure))
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)

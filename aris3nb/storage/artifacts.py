@@ -214,8 +214,9 @@ def create_remote(
     """``backup create`` into the repository of OPS_ARTIFACTS_DIR: checked (bucket, retention,
     name) before anything is made, made in staging; each file goes up as soon as the backup is
     complete, hashed on the way (read once: the manifest lists the bytes sent), the manifest
-    last. A backup that fails after files went up has them removed (no manifest: never a
-    backup; under lock they stay, and the next backup of that name clears them when stale).
+    last. A backup that fails after files went up has exactly the object versions it wrote
+    removed (no manifest: never a backup; under lock they stay, and the next backup of that
+    name clears them when stale); what was not removed is said on the failure's line.
     ``options`` go to ``create_backup`` (exports_dir, timeout_sec, profile, progress)."""
     check_name(name)  # before the store is asked anything
     days = retain_days if retain_days is not None else settings.artifacts.retain_days
@@ -225,22 +226,40 @@ def create_remote(
     keys = remote.repository.list_keys(f"{remote.key}/")
     if keys:
         _clear_a_killed_upload(remote, keys)
-    sent: list[str] = []
+    written: list[tuple[str, str | None]] = []  # (key, version id): this backup's own objects
 
     def publish(path: Path, relative: str) -> tuple[int, str]:
-        sent.append(relative)
-        return remote.repository.upload_file(path, f"{remote.key}/{relative}")
+        key = f"{remote.key}/{relative}"
+        try:
+            return remote.repository.upload_file(path, key)
+        finally:  # an upload that failed part way can still have written its object
+            with contextlib.suppress(StorageError):  # ObjectMissing: it did not
+                written.append((key, remote.repository.newest_version(key)))
 
     with Staging(settings) as staging:
         try:
             result = create_backup(database_url, name, settings=staging.settings, publish=publish, **options)
-        except BaseException:
-            if sent:
-                with contextlib.suppress(StorageError):
-                    remote.repository.delete_tree(f"{remote.key}/")
+            remote.repository.upload_file(result.manifest_path, f"{remote.key}/{MANIFEST_NAME}")
+        except BaseException as exc:
+            _remove_written(remote, written, exc)
             raise
-        remote.repository.upload_file(result.manifest_path, f"{remote.key}/{MANIFEST_NAME}")
     return result, remote
+
+
+def _remove_written(remote: Remote, written: list[tuple[str, str | None]], failure: BaseException) -> None:
+    """A backup that failed after some of its files went up: remove exactly the object versions
+    it wrote (a backup of the same name made meanwhile by another process keeps its own). What
+    cannot be removed is added to ``failure``'s notes (the CLI prints them on its line): the
+    next backup of that name removes it once stale."""
+    if not written:
+        return
+    try:
+        remote.repository.delete_versions(written)
+    except StorageError as exc:
+        failure.add_note(
+            f"the {count(len(written), 'object')} it uploaded to {remote.repository.url(remote.key)}/ were not all "
+            f"removed ({exc}); the next backup named {remote.name!r} removes them once they are stale and unlocked"
+        )
 
 
 def listed_files(folder: Path) -> dict[str, tuple[int, str]]:

@@ -457,6 +457,27 @@ class Repository:
             return False
         return True
 
+    def newest_version(self, key: str) -> str | None:
+        """The version id of the newest version of ``key``; None on a bucket without versioning
+        (the store's ``null`` version)."""
+        url = self.url(key)
+        with self._store_errors(f"could not look for {url}", url):
+            answer = self._client.head_object(Bucket=self.location.bucket, Key=self._key(key))
+        version = answer.get("VersionId")
+        return None if version in (None, "null") else str(version)
+
+    def delete_versions(self, written: Sequence[tuple[str, str | None]]) -> None:
+        """Delete exactly the object versions given as ``(key, version id)`` — what one writer
+        wrote, a version id None meaning the object itself on a bucket without versioning —
+        leaving any other version of those keys, or any other key, alone. The first the store
+        refuses (under retention, say) stops it with one ``StorageError`` line."""
+        for key, version in written:
+            url = self.url(key)
+            with self._store_errors(f"could not delete {url}", url):
+                self._client.delete_object(
+                    Bucket=self.location.bucket, Key=self._key(key), **({"VersionId": version} if version else {})
+                )
+
     def read_bytes(self, key: str, *, max_bytes: int = MAX_READ_BYTES, version_id: str | None = None) -> bytes:
         """The whole content of a small object (a manifest, an evidence document, a head).
         ``ObjectMissing`` when there is none; ``StorageError`` when it is larger than ``max_bytes``."""

@@ -357,8 +357,76 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
     assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
 
 
-def _in_process(store: Any, buckets: Buckets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Settings of a repository on the plain bucket, for the library called in this process."""
+@pytest.mark.parametrize("kind", ["plain", "versioned"])
+def test_a_failed_bucket_backup_removes_its_own_objects_only_and_says_what_it_could_not(
+    store: Any,
+    buckets: Buckets,
+    source_sqlite: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    """Another writer of the same name meanwhile (a second `backup create` racing this one):
+    its objects, and on a versioned bucket its newer version of a key this backup wrote too,
+    stay; this backup's own versions go. A removal the store refuses is said on the line."""
+    from aris3nb.cli import _common, main
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.errors import StorageError
+    from aris3nb.storage.s3 import Repository
+
+    bucket = buckets.plain if kind == "plain" else buckets.locked
+    settings = _in_process(store, buckets, tmp_path, monkeypatch, bucket=bucket)
+    sent: list[str] = []
+    upload = Repository.upload_file
+
+    def another_writer_then_a_hang_up(self: Repository, path: Path, key: str) -> tuple[int, str]:
+        sent.append(key)
+        if len(sent) == 3:
+            buckets.client.put_object(Bucket=bucket, Key="backups/raced/exports/theirs.csv", Body=b"theirs")
+            if kind == "versioned":  # and theirs, newer, of a key this backup wrote
+                buckets.client.put_object(Bucket=bucket, Key=sent[0], Body=b"their version")
+            raise StorageError("could not upload: the store hung up")
+        return upload(self, path, key)
+
+    monkeypatch.setattr(Repository, "upload_file", another_writer_then_a_hang_up)
+    with pytest.raises(StorageError, match="hung up") as failed:
+        artifacts.create_remote(settings, source_sqlite, "raced", exports_dir=tmp_path / "exports")
+    assert not getattr(failed.value, "__notes__", None), "everything it wrote was removed"
+    left = buckets.keys(bucket, "backups/raced/")
+    if kind == "plain":
+        assert left == ["backups/raced/exports/theirs.csv"]
+    else:
+        assert sorted(left) == sorted(["backups/raced/exports/theirs.csv", sent[0]])
+        versions = buckets.client.list_object_versions(Bucket=bucket, Prefix=sent[0]).get("Versions", [])
+        assert len(versions) == 1, "this backup's own version went, theirs stayed"
+        body = buckets.client.get_object(Bucket=bucket, Key=sent[0])["Body"].read()
+        assert body == b"their version"
+
+    sent.clear()
+
+    def refused(self: Repository, written: Any) -> None:
+        raise StorageError("could not delete s3://x/y: AccessDenied")
+
+    monkeypatch.setattr(Repository, "delete_versions", refused)
+    monkeypatch.setenv("OPS_ARTIFACTS_DIR", f"s3://{bucket}")
+    _common.settings.cache_clear()  # the CLI reads its settings once a process: read these
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["backup", "create", "--name", "raced2", "--database-url", source_sqlite])
+    finally:
+        _common.settings.cache_clear()  # nor keep them for the tests after this one
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 1 and len(err) == 1 and err[0].startswith("FAILED: "), err
+    assert "the store hung up" in err[0] and "; the 2 objects it uploaded to" in err[0] and "AccessDenied" in err[0]
+    assert "the next backup named 'raced2' removes them" in err[0]
+
+
+def _in_process(
+    store: Any, buckets: Buckets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, bucket: str | None = None
+) -> Any:
+    """Settings of a repository on the plain bucket (or ``bucket``), for the library called in
+    this process."""
     from aris3nb.core.settings import load_settings
 
     for name, value in store.environment().items():
@@ -367,7 +435,7 @@ def _in_process(store: Any, buckets: Buckets, tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setenv("ARIS3_EXPORTS_DIR", str(tmp_path / "exports"))
-    return load_settings(artifacts={"repository_url": f"s3://{buckets.plain}"})
+    return load_settings(artifacts={"repository_url": f"s3://{bucket or buckets.plain}"})
 
 
 def test_a_bucket_restore_names_the_backups_copies_on_the_bucket_not_in_staging(
