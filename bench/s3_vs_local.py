@@ -12,7 +12,9 @@ each engine and each --scale it seeds a database (SQLite: a file; PostgreSQL: a 
 fresh child process, in alternating order:
 
 * A: ``create_remote`` (what ``OPS_ARTIFACTS_DIR=s3://... aris3nb backup create`` calls): the
-  backup made in a staging folder, uploaded with every file hashed on the way, manifest last;
+  backup made through a staging folder, each file uploaded as soon as it is finished (PostgreSQL:
+  each table's as pg_dump finishes it, while the dump goes on; then removed locally), hashed on
+  the way, manifest last;
 * B: ``create_backup`` into a local folder, then a plain ``upload_file`` of each of its files
   with the same boto3 client settings and multipart sizes (``StorageOptions``);
 * C: ``restore_verify_remote`` of A's backup (the drill from the bucket: pulled, every byte
@@ -20,14 +22,16 @@ fresh child process, in alternating order:
 * D: a plain ``download_file`` of each object of B's upload, then ``restore_verify`` locally.
 
 Each child reports its wall time, its parts (create and upload, download and drill: for A and C
-timed around the ``create_backup``, ``upload_tree``, ``pull`` and ``restore_verify`` they call;
+timed around the ``create_backup``, ``upload_file``, ``pull`` and ``restore_verify`` they call,
+A's uploads inside its create;
 what is left is opening and checking the repository, and removing the staging folder), its CPU
 time (its own and its children's), and its memory: VmHWM (its peak RSS; ``ru_maxrss`` would
 carry the parent's peak over ``exec``), and, sampled every 50 ms, its own anonymous memory and
 the resident and anonymous memory of it and its descendants summed (the sqlite3 shells,
 pg_dump, pg_restore; ``RUSAGE_CHILDREN`` would report a forked image of the child). Resident
 memory counts the pages of the scratch copy a SQLite drill maps for reading (page cache, given
-back under pressure); anonymous memory is what is allocated. The server's own time and memory
+back under pressure); anonymous memory is what is allocated. A and B also report the most bytes
+the backup held on local disk at once (sampled likewise). The server's own time and memory
 are the parent's, in no figure. Medians of the rounds are compared: A/B (issue 13: at most 1.3)
 and C/D. Objects and folders are removed after each round.
 
@@ -68,7 +72,21 @@ action, url, bucket, prefix, folder = sys.argv[1:6]
 folder = Path(folder)
 # Sampled every 50 ms: this process and its descendants (the sqlite3 shells, pg_dump, pg_restore),
 # their resident and anonymous memory summed. Peaks: own anonymous, tree resident, tree anonymous.
-peaks = {"anon": 0, "tree_rss": 0, "tree_anon": 0}
+peaks = {"anon": 0, "tree_rss": 0, "tree_anon": 0, "disk": 0}
+# And the bytes on local disk the backup occupies as it is made (A: its staging folder under the
+# temporary folder, whose files go up as they are finished; B: the local backup folder).
+import glob, tempfile
+def on_disk():
+    roots = glob.glob(os.path.join(tempfile.gettempdir(), "aris3nb-*")) if action == "A" else [str(folder / "backups")]
+    total = 0
+    for root in roots:
+        for place, _, names in os.walk(root):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(place, name)).st_size
+                except OSError:
+                    pass
+    return total
 def memory(pid):
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -99,6 +117,8 @@ def sample():
             more = memory(pid)
             rss, anon = rss + more[0], anon + more[1]
         peaks["tree_rss"], peaks["tree_anon"] = max(peaks["tree_rss"], rss), max(peaks["tree_anon"], anon)
+        if action in "AB":
+            peaks["disk"] = max(peaks["disk"], on_disk())
         time.sleep(0.05)
 threading.Thread(target=sample, daemon=True).start()
 import boto3
@@ -126,7 +146,9 @@ def timing(owner, name, label):
         finally:
             timed[label] = timed.get(label, 0.0) + time.perf_counter() - started
     setattr(owner, name, wrapper)
-for owner, name, label in ((on_store, "create_backup", "create"), (Repository, "upload_tree", "upload"),
+# A's uploads run inside its create, each file as soon as it is finished (PostgreSQL: while
+# pg_dump goes on): "upload" is the time spent in them, overlapping "create".
+for owner, name, label in ((on_store, "create_backup", "create"), (Repository, "upload_file", "upload"),
                            (on_store, "pull", "download"), (on_store, "restore_verify", "drill")):
     timing(owner, name, label)
 def cpu():
@@ -182,7 +204,8 @@ seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
 status = {k: int(v.split()[0]) for k, v in (l.split(":", 1) for l in open("/proc/self/status")) if k == "VmHWM"}
 print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "load": load, **parts,
                   "peak_rss_mib": status["VmHWM"] / 1024, "peak_anon_mib": peaks["anon"] / 1024,
-                  "tree_rss_mib": peaks["tree_rss"] / 1024, "tree_anon_mib": peaks["tree_anon"] / 1024}))
+                  "tree_rss_mib": peaks["tree_rss"] / 1024, "tree_anon_mib": peaks["tree_anon"] / 1024,
+                  "disk_peak_bytes": peaks["disk"]}))
 """
 
 
@@ -261,6 +284,7 @@ def describe(run: dict[str, Any]) -> str:
         f"{run['seconds']:.2f} s ({parts}), CPU {run['cpu_seconds']:.2f} s, load {run['load']:.1f}, "
         f"VmHWM {run['peak_rss_mib']:.0f} MiB, anon {run['peak_anon_mib']:.0f} MiB, "
         f"with its children: RSS {run['tree_rss_mib']:.0f} MiB, anon {run['tree_anon_mib']:.0f} MiB"
+        + (f", on disk at most {run['disk_peak_bytes'] / 1e6:.1f} MB" if run.get("disk_peak_bytes") else "")
     )
 
 
@@ -285,6 +309,7 @@ def compare(url: str, folder: Path, plan: Plan) -> dict[str, Any]:
         "peak_anon_mib": {k: round(max(r["peak_anon_mib"] for r in runs[k]), 1) for k in runs},
         "tree_rss_mib": {k: round(max(r["tree_rss_mib"] for r in runs[k]), 1) for k in runs},
         "tree_anon_mib": {k: round(max(r["tree_anon_mib"] for r in runs[k]), 1) for k in runs},
+        "disk_peak_bytes": {k: max(r["disk_peak_bytes"] for r in runs[k]) for k in runs if k in "AB"},
         "drill_status": sorted({r["status"] for k in "CD" if k in runs for r in runs[k]}),
         "load_average": [round(r["load"], 1) for k in runs for r in runs[k]],
     }

@@ -11,6 +11,7 @@ temporary folder that no reader mistakes for a backup.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import errno
 import functools
@@ -46,7 +47,7 @@ from aris3nb.backup.manifest import (
     schema_coverage,
 )
 from aris3nb.core.db import create_engine, engine_name
-from aris3nb.core.errors import BackupError, BackupExists, UsageError
+from aris3nb.core.errors import BackupError, BackupExists, DeadlineExceeded, UsageError
 from aris3nb.core.files import canonical_json, sha256_file
 from aris3nb.core.ids import utc_text
 from aris3nb.core.settings import Settings
@@ -128,8 +129,15 @@ def _index_entry(index: RowIndexWriter | None) -> dict[str, Any]:
 
 
 def _sqlite_snapshot(
-    url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *, exclude: frozenset[str] = frozenset()
+    url: str,
+    folder: Path,
+    deadline: Deadline,
+    lock_timeout_sec: float,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    on_file: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, TableDigest], dict[str, Any]]:
+    # on_file is not told: the one database file is digested here, whole, after it is copied.
     copy = folder / sqlite.DATABASE_FILE
     sqlite.snapshot_copy(url, copy, deadline)
     if exclude:
@@ -159,7 +167,13 @@ def _sqlite_snapshot(
 
 
 def _postgres_snapshot(
-    url: str, folder: Path, deadline: Deadline, lock_timeout_sec: float, *, exclude: frozenset[str] = frozenset()
+    url: str,
+    folder: Path,
+    deadline: Deadline,
+    lock_timeout_sec: float,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    on_file: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, TableDigest], dict[str, Any]]:
     def read_meta(conn: sa.Connection) -> dict[str, Any]:
         return {
@@ -173,7 +187,14 @@ def _postgres_snapshot(
     index = _row_index(folder)
     try:
         digests, meta = postgres.snapshot_dump(
-            url, folder, deadline, read_meta, lock_timeout_sec=lock_timeout_sec, index=index, exclude=exclude
+            url,
+            folder,
+            deadline,
+            read_meta,
+            lock_timeout_sec=lock_timeout_sec,
+            index=index,
+            exclude=exclude,
+            on_file=on_file,
         )
     finally:
         if index is not None:
@@ -185,7 +206,8 @@ def _postgres_snapshot(
 
 
 #: One snapshot function per engine: (url, folder, deadline, lock timeout, exclude=tables whose
-#: rows are left out) -> (digests, metadata).
+#: rows are left out, on_file=told each file complete while the snapshot goes on, where the
+#: engine can) -> (digests, metadata).
 SNAPSHOTS: dict[str, Callable[..., tuple[dict[str, TableDigest], dict[str, Any]]]] = {
     "sqlite": _sqlite_snapshot,
     "postgresql": _postgres_snapshot,
@@ -215,10 +237,18 @@ def _copy_exports(exports_dir: Path | None, folder: Path) -> int:
 Publish = Callable[[Path, str], tuple[int, str]]
 
 
-def _seal(folder: Path, publish: Publish | None = None) -> list[dict[str, Any]]:
+def _entry(relative: str, size: int, digest: str) -> dict[str, Any]:
+    role = "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
+    return {"path": relative, "size": size, "sha256": digest, "role": role}
+
+
+def _seal(
+    folder: Path, publish: Publish | None = None, published: dict[str, tuple[int, str]] | None = None
+) -> list[dict[str, Any]]:
     """Make every file owner-only, flush it, and list it with its size and SHA-256 — of the
-    bytes ``publish`` sent when given (the file is read once, by it), else read here."""
-    entries = []
+    bytes ``publish`` sent when given (the file is read once, by it), else read here; the
+    files ``published`` already (and removed) are listed as they were sent."""
+    entries = [_entry(relative, *sent) for relative, sent in (published or {}).items()]
     for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o700)
         for name in sorted(files):
@@ -227,12 +257,41 @@ def _seal(folder: Path, publish: Publish | None = None) -> list[dict[str, Any]]:
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
             relative = path.relative_to(folder).as_posix()
-            size, digest = publish(path, relative) if publish is not None else sha256_file(path)
-            role = (
-                "database" if relative.startswith("database/") else "index" if relative == ROW_INDEX_FILE else "export"
-            )
-            entries.append({"path": relative, "size": size, "sha256": digest, "role": role})
+            entries.append(_entry(relative, *(publish(path, relative) if publish is not None else sha256_file(path))))
     return sorted(entries, key=lambda e: e["path"])
+
+
+class _Streamer:
+    """Publishes the files a snapshot finishes while it goes on (``on_file``), one at a time on
+    a thread of its own, and removes each local copy once it is sent: the backup goes up as it
+    is made, and the staging folder holds only what is not sent yet. ``finish`` waits for them
+    (the first failure raised) and returns what each sent; ``stop`` (a backup that failed)
+    cancels what has not started and waits for what has, so nothing goes up after it."""
+
+    def __init__(self, folder: Path, publish: Publish, deadline: Deadline) -> None:
+        self.folder, self.publish, self.deadline = folder, publish, deadline
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aris3nb-publish")
+        self.sending: dict[str, concurrent.futures.Future[tuple[int, str]]] = {}
+
+    def on_file(self, path: Path) -> None:
+        relative = path.relative_to(self.folder).as_posix()
+        self.sending[relative] = self.pool.submit(self._send, path, relative)
+
+    def _send(self, path: Path, relative: str) -> tuple[int, str]:
+        os.chmod(path, 0o600)
+        sent = self.publish(path, relative)
+        path.unlink()
+        return sent
+
+    def finish(self) -> dict[str, tuple[int, str]]:
+        done, pending = concurrent.futures.wait(self.sending.values(), timeout=self.deadline.remaining())
+        if pending:
+            raise DeadlineExceeded("timeout: the deadline passed while the backup's files were uploaded")
+        self.pool.shutdown()
+        return {relative: future.result() for relative, future in self.sending.items()}
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 _TEMP_PATTERN = re.compile(r"^\.tmp-.+-pid(?P<pid>\d+)-[a-z0-9_]+$")
@@ -319,15 +378,23 @@ def create_backup(
         stage = next_stage
         progress(next_stage)
 
+    streamer = _Streamer(work, publish, deadline) if publish is not None else None
     try:
         snap_started = time.perf_counter()
-        progress_to("copying the database and digesting its tables")
-        if exclude:
-            digests, meta = SNAPSHOTS[engine](
-                database_url, work, deadline, settings.target.lock_timeout_sec, exclude=exclude
-            )
-        else:
-            digests, meta = SNAPSHOTS[engine](database_url, work, deadline, settings.target.lock_timeout_sec)
+        progress_to(
+            "copying the database and digesting its tables"
+            if streamer is None
+            else "copying the database and digesting its tables, uploading each file the copy finishes"
+        )
+        digests, meta = SNAPSHOTS[engine](
+            database_url,
+            work,
+            deadline,
+            settings.target.lock_timeout_sec,
+            exclude=exclude,
+            on_file=streamer.on_file if streamer is not None else None,
+        )
+        published = streamer.finish() if streamer is not None else {}
         snapshot_sec = time.perf_counter() - snap_started
         stage = "checking the tables against the schema at the database's revision"
         live = set(meta["schema_tables"])
@@ -351,7 +418,7 @@ def create_backup(
         progress_to(
             "hashing files and writing the manifest" if publish is None else "uploading files, hashing them on the way"
         )
-        files = _seal(work, publish)
+        files = _seal(work, publish, published)
         document = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -412,9 +479,13 @@ def create_backup(
                 f"a backup named {name!r} appeared at {final} while this one was being made; it was left untouched"
             ) from exc
     except OSError as exc:  # the disk is full, a file size limit, a folder not writable...
+        if streamer is not None:
+            streamer.stop()
         shutil.rmtree(work, ignore_errors=True)
         raise BackupError(f"backup {name!r} failed while {stage}: {exc}; nothing was kept") from exc
     except BaseException:
+        if streamer is not None:
+            streamer.stop()
         shutil.rmtree(work, ignore_errors=True)
         raise
     try:

@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -590,10 +592,16 @@ def snapshot_dump(
     lock_timeout_sec: float = pg_sessions.LOCK_TIMEOUT_SEC,
     index: RowIndexWriter | None = None,
     exclude: frozenset[str] = frozenset(),
+    on_file: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, TableDigest], Any]:
     """pg_dump the database into ``folder/database/dump`` and digest it, in one snapshot;
     the digests' pass writes each chunk's row digests and keys to ``index`` when given.
     The rows of the tables in ``exclude`` are neither dumped nor digested (their schema is).
+
+    ``on_file(path)``, when given, is told each table's data file as soon as pg_dump has
+    written and closed it (its ``finished item N TABLE DATA`` line, ``--verbose``), while the
+    dump goes on — from a watching thread, so it must hand the file on, not work on it there.
+    The other files (``toc.dat``, written last; large objects) are whole once pg_dump exits.
 
     ``read_snapshot(conn)`` reads whatever else the manifest needs (revision, schema) in the
     same snapshot; its result is returned beside the digests.
@@ -632,7 +640,11 @@ def snapshot_dump(
             f"--dbname={bare}",
         ]
         args += [f"--exclude-table-data={_pattern(schema)}.{_pattern(t)}" for t in sorted(set(exclude) & set(tables))]
-        with tempfile.TemporaryFile("w+") as errors:
+        if on_file is not None:
+            args.append("--verbose")
+            env = {**env, "LC_MESSAGES": "C"}  # the line read below is pg_dump's own, untranslated
+        # Named: the watcher opens it again (its own offset; the parent's is pg_dump's too).
+        with tempfile.NamedTemporaryFile("w+", prefix="aris3nb-pg_dump-", suffix=".log") as errors:
             # restore_signals=False: SIGXFSZ stays ignored, as in this process, so a file-size
             # limit is an error pg_dump reports ("File too large"), not a signal that kills one
             # of its workers without a word ("a worker process died unexpectedly").
@@ -645,6 +657,7 @@ def snapshot_dump(
                 text=True,
                 restore_signals=False,
             )
+            watch = _FinishedFiles(errors.name, target, process, on_file) if on_file is not None else None
             try:
                 digests = _digests(conn, deadline, None, index, frozenset(exclude))
                 extra = {**read_snapshot(conn), "schema": schema}
@@ -657,6 +670,8 @@ def snapshot_dump(
                 if process.poll() is None:
                     process.kill()
                     process.wait()
+                if watch is not None:
+                    watch.join()
             errors.seek(0)
             stderr = errors.read()
         if process.returncode != 0:
@@ -667,6 +682,40 @@ def snapshot_dump(
                 )
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {_tool_message(stderr, url)}")
     return digests, extra
+
+
+_FINISHED = re.compile(r"^pg_dump: finished item (\d+) TABLE DATA ", re.MULTILINE)
+
+
+class _FinishedFiles:
+    """Watches what pg_dump prints (into ``stderr_path``, a file: a chatty tool never blocks
+    on it) and tells ``on_file`` each table data file it has finished (``<dump id>.dat``, with
+    its compression's suffix), once, while it runs."""
+
+    def __init__(self, stderr_path: str, target: Path, process: subprocess.Popen[str], on_file: Any) -> None:
+        self.stderr_path, self.target, self.process, self.on_file = stderr_path, target, process, on_file
+        self.told: set[str] = set()
+        self.thread = threading.Thread(target=self._watch, name="aris3nb-pg_dump-files", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as text:
+            pending = ""
+            while True:
+                ended = self.process.poll() is not None  # read once more after it ended
+                pending += text.read()
+                complete, _, pending = pending.rpartition("\n")
+                for item in _FINISHED.findall(complete):
+                    for path in sorted(self.target.glob(f"{item}.dat*")):
+                        if path.name not in self.told:
+                            self.told.add(path.name)
+                            self.on_file(path)
+                if ended:
+                    return
+                time.sleep(0.05)
+
+    def join(self) -> None:
+        self.thread.join()
 
 
 def _pattern(name: str) -> str:

@@ -357,6 +357,60 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
     assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
 
 
+@pytest.mark.postgres
+def test_a_postgresql_backup_goes_up_table_by_table_while_pg_dump_runs(
+    store: Any, buckets: Buckets, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each table's data file is uploaded as soon as pg_dump says it has finished it — on the
+    backup's publishing thread, while the snapshot goes on, not after it — and its local copy
+    removed (pg_dump's table of contents, which it writes first, goes up last, alone on disk by
+    then); what the manifest lists is what went up, and the backup validates. (How much of the
+    dump the staging folder holds at once depends on the upload's pace against pg_dump's: at a
+    test's scale pg_dump is done before the first upload is; bench/s3_vs_local.py measures it.)"""
+    import threading
+
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.errors import StorageError
+    from aris3nb.storage.s3 import Repository
+
+    source = _seeded(postgres_url, tmp_path / "exports")
+    settings = _in_process(store, buckets, tmp_path, monkeypatch)
+    seen: list[tuple[str, str, list[str]]] = []  # (file sent, by which thread, the dump files on disk)
+    upload = Repository.upload_file
+
+    def watched(self: Repository, path: Path, key: str) -> tuple[int, str]:
+        if "/database/dump/" in key:
+            on_disk = sorted(p.name for p in path.parent.iterdir())
+            seen.append((path.name, threading.current_thread().name, on_disk))
+        return upload(self, path, key)
+
+    monkeypatch.setattr(Repository, "upload_file", watched)
+    result, _ = artifacts.create_remote(settings, source, "streamed", exports_dir=tmp_path / "exports")
+    tables = [(name, thread) for name, thread, _ in seen if name != "toc.dat"]
+    assert len(tables) >= 5 and seen[-1][0] == "toc.dat", seen
+    assert all(name.endswith(".dat.gz") and thread.startswith("aris3nb-publish") for name, thread in tables), seen
+    assert seen[-1][2] == ["toc.dat"], "each table file was removed once sent"
+    listed = {e["path"].rsplit("/", 1)[-1] for e in result.manifest["files"] if e["path"].startswith("database/")}
+    assert listed == {name for name, _, _ in seen}
+    monkeypatch.setattr(Repository, "upload_file", upload)
+    validation, _ = artifacts.validate_remote("streamed", settings)
+    assert validation.ok, validation.problems
+
+    sent: list[str] = []
+
+    def hangs_up_on_the_third(self: Repository, path: Path, key: str) -> tuple[int, str]:
+        sent.append(key)
+        if len(sent) == 3:
+            raise StorageError("could not upload: the store hung up")
+        return upload(self, path, key)
+
+    monkeypatch.setattr(Repository, "upload_file", hangs_up_on_the_third)
+    with pytest.raises(StorageError, match="hung up"):
+        artifacts.create_remote(settings, source, "broken", exports_dir=tmp_path / "exports")
+    assert buckets.keys(buckets.plain, "backups/broken/") == [], "what went up while pg_dump ran was removed"
+    assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
+
+
 @pytest.mark.parametrize("kind", ["plain", "versioned"])
 def test_a_failed_bucket_backup_removes_its_own_objects_only_and_says_what_it_could_not(
     store: Any,
