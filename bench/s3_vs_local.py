@@ -76,8 +76,12 @@ peaks = {"anon": 0, "tree_rss": 0, "tree_anon": 0, "disk": 0}
 # And the bytes on local disk the backup occupies as it is made (A: its staging folder under the
 # temporary folder, whose files go up as they are finished; B: the local backup folder).
 import glob, tempfile
+existing = set(glob.glob(os.path.join(tempfile.gettempdir(), "aris3nb-*")))  # not this backup's
 def on_disk():
-    roots = glob.glob(os.path.join(tempfile.gettempdir(), "aris3nb-*")) if action == "A" else [str(folder / "backups")]
+    if action == "A":
+        roots = set(glob.glob(os.path.join(tempfile.gettempdir(), "aris3nb-*"))) - existing
+    else:
+        roots = {str(folder / "backups")}
     total = 0
     for root in roots:
         for place, _, names in os.walk(root):

@@ -324,8 +324,6 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
 
     from aris3nb.backup import create as create_module
     from aris3nb.storage import artifacts
-    from aris3nb.storage.errors import StorageError
-    from aris3nb.storage.s3 import Repository
 
     settings = _in_process(store, buckets, tmp_path, monkeypatch)
 
@@ -340,21 +338,7 @@ def test_a_bucket_backup_is_hashed_by_its_upload_and_one_that_fails_leaves_no_ob
         body = buckets.client.get_object(Bucket=buckets.plain, Key=f"backups/once/{path}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == digest, path
 
-    sent: list[str] = []
-    upload = Repository.upload_file
-
-    def hangs_up_on_the_third(self: Repository, path: Path, key: str) -> tuple[int, str]:
-        sent.append(key)
-        if len(sent) == 3:
-            raise StorageError("could not upload: the store hung up")
-        return upload(self, path, key)
-
-    monkeypatch.setattr(Repository, "upload_file", hangs_up_on_the_third)
-    with pytest.raises(StorageError, match="hung up"):
-        artifacts.create_remote(settings, source_sqlite, "broken", exports_dir=tmp_path / "exports")
-    assert len(sent) == 3
-    assert buckets.keys(buckets.plain, "backups/broken/") == [], "the files that went up were removed"
-    assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
+    _hung_up_on_the_third_upload(settings, source_sqlite, buckets, tmp_path, monkeypatch)
 
 
 @pytest.mark.postgres
@@ -370,7 +354,6 @@ def test_a_postgresql_backup_goes_up_table_by_table_while_pg_dump_runs(
     import threading
 
     from aris3nb.storage import artifacts
-    from aris3nb.storage.errors import StorageError
     from aris3nb.storage.s3 import Repository
 
     source = _seeded(postgres_url, tmp_path / "exports")
@@ -395,20 +378,7 @@ def test_a_postgresql_backup_goes_up_table_by_table_while_pg_dump_runs(
     monkeypatch.setattr(Repository, "upload_file", upload)
     validation, _ = artifacts.validate_remote("streamed", settings)
     assert validation.ok, validation.problems
-
-    sent: list[str] = []
-
-    def hangs_up_on_the_third(self: Repository, path: Path, key: str) -> tuple[int, str]:
-        sent.append(key)
-        if len(sent) == 3:
-            raise StorageError("could not upload: the store hung up")
-        return upload(self, path, key)
-
-    monkeypatch.setattr(Repository, "upload_file", hangs_up_on_the_third)
-    with pytest.raises(StorageError, match="hung up"):
-        artifacts.create_remote(settings, source, "broken", exports_dir=tmp_path / "exports")
-    assert buckets.keys(buckets.plain, "backups/broken/") == [], "what went up while pg_dump ran was removed"
-    assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
+    _hung_up_on_the_third_upload(settings, source, buckets, tmp_path, monkeypatch)  # while pg_dump runs
 
 
 @pytest.mark.parametrize("kind", ["plain", "versioned"])
@@ -474,6 +444,33 @@ def test_a_failed_bucket_backup_removes_its_own_objects_only_and_says_what_it_co
     assert exited.value.code == 1 and len(err) == 1 and err[0].startswith("FAILED: "), err
     assert "the store hung up" in err[0] and "; the 2 objects it uploaded to" in err[0] and "AccessDenied" in err[0]
     assert "the next backup named 'raced2' removes them" in err[0]
+
+
+def _hung_up_on_the_third_upload(
+    settings: Any, source: str, buckets: Buckets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup whose third upload fails: the error is the store's, the files that went up
+    before it are removed, and so is the staging folder."""
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.errors import StorageError
+    from aris3nb.storage.s3 import Repository
+
+    sent: list[str] = []
+    upload = Repository.upload_file
+
+    def hangs_up_on_the_third(self: Repository, path: Path, key: str) -> tuple[int, str]:
+        sent.append(key)
+        if len(sent) == 3:
+            raise StorageError("could not upload: the store hung up")
+        return upload(self, path, key)
+
+    monkeypatch.setattr(Repository, "upload_file", hangs_up_on_the_third)
+    with pytest.raises(StorageError, match="hung up"):
+        artifacts.create_remote(settings, source, "broken", exports_dir=tmp_path / "exports")
+    monkeypatch.setattr(Repository, "upload_file", upload)
+    assert len(sent) == 3
+    assert buckets.keys(buckets.plain, "backups/broken/") == [], "the files that went up were removed"
+    assert not list(tmp_path.glob("aris3nb-*")), "the staging folder was removed"
 
 
 def _in_process(
