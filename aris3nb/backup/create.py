@@ -264,23 +264,30 @@ def _seal(
 class _Streamer:
     """Publishes the files a snapshot finishes while it goes on (``on_file``), one at a time on
     a thread of its own, and removes each local copy once it is sent: the backup goes up as it
-    is made, and the staging folder holds only what is not sent yet. ``finish`` waits for them
-    (the first failure raised) and returns what each sent; ``stop`` (a backup that failed)
+    is made, and the staging folder holds only what is not sent yet; after a failure nothing
+    more is sent. ``finish`` waits for them (the first failure raised) and returns what each sent; ``stop`` (a backup that failed)
     cancels what has not started and waits for what has, so nothing goes up after it."""
 
     def __init__(self, folder: Path, publish: Publish, deadline: Deadline) -> None:
         self.folder, self.publish, self.deadline = folder, publish, deadline
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aris3nb-publish")
         self.sending: dict[str, concurrent.futures.Future[tuple[int, str]]] = {}
+        self.failed: BaseException | None = None
 
     def on_file(self, path: Path) -> None:
         relative = path.relative_to(self.folder).as_posix()
         self.sending[relative] = self.pool.submit(self._send, path, relative)
 
     def _send(self, path: Path, relative: str) -> tuple[int, str]:
-        os.chmod(path, 0o600)
-        sent = self.publish(path, relative)
-        path.unlink()
+        if self.failed is not None:  # one failed: the backup fails, nothing more goes up
+            raise self.failed
+        try:
+            os.chmod(path, 0o600)
+            sent = self.publish(path, relative)
+            path.unlink()
+        except BaseException as exc:
+            self.failed = exc
+            raise
         return sent
 
     def finish(self) -> dict[str, tuple[int, str]]:
