@@ -265,8 +265,9 @@ class _Streamer:
     """Publishes the files a snapshot finishes while it goes on (``on_file``), one at a time on
     a thread of its own, and removes each local copy once it is sent: the backup goes up as it
     is made, and the staging folder holds only what is not sent yet; after a failure nothing
-    more is sent. ``finish`` waits for them (the first failure raised) and returns what each sent; ``stop`` (a backup that failed)
-    cancels what has not started and waits for what has, so nothing goes up after it."""
+    more is sent. ``finish`` waits for them (the first failure raised) and returns what each
+    sent; ``stop`` (a backup that failed) cancels what has not started and waits for what has,
+    so nothing goes up after it."""
 
     def __init__(self, folder: Path, publish: Publish, deadline: Deadline) -> None:
         self.folder, self.publish, self.deadline = folder, publish, deadline

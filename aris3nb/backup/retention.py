@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -176,8 +177,16 @@ def protect_newest_valid(entries: list[Entry], profile: LoadedProfile | None) ->
             entry.reasons.append(f"INVALID: {listed(problems)}")
 
 
+#: Where a run keeps its drill's reports (``<run>/drill/``), each naming the backup it drilled.
+DRILL_REPORTS = "drill/drill_report_*.json"
+DRILL_REPORT_PATH = re.compile(r"drill/drill_report_[0-9A-Za-z]+\.json")
+
+
 def drilled_by_go_runs(runs_dir: Path, newest: int = 1) -> dict[str, str]:
-    """The backups the ``newest`` runs that ended GO drilled: backup folder name -> run id."""
+    """The backups the ``newest`` runs that ended GO drilled: backup folder name -> run id.
+    Each run's drill names it twice over: the manifest it was given (``parameters.manifest``;
+    none when the drill picked the newest backup itself, as ``aris3nb run drill`` does), and
+    its drill reports' ``backup`` (``DRILL_REPORTS``) — both are read."""
     runs = []
     for evidence in runs_dir.glob("*/evidence.json") if runs_dir.is_dir() else []:
         try:
@@ -194,6 +203,13 @@ def drilled_by_go_runs(runs_dir: Path, newest: int = 1) -> dict[str, str]:
             if phase.get("phase") == "drill" and isinstance(manifest, str) and manifest:
                 path = Path(manifest)
                 drilled[(path.parent if path.name == MANIFEST_NAME else path).name] = run_id
+        for report in sorted((runs_dir / run_id).glob(DRILL_REPORTS)):
+            try:
+                backup = json.loads(report.read_text(encoding="utf-8")).get("backup")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(backup, str) and backup:
+                drilled[backup] = run_id
     return drilled
 
 

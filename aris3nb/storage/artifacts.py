@@ -38,6 +38,7 @@ from aris3nb.backup.drill import DrillReport, drills_dir, restore_verify
 from aris3nb.backup.manifest import MANIFEST_NAME, NAME_PATTERN, Fetched, Validation, read_manifest, validate_backup
 from aris3nb.backup.restore import ROLLBACK_LOG, RestoreResult, restore_backup
 from aris3nb.backup.retention import (
+    DRILL_REPORT_PATH,
     Forgotten,
     Policy,
     apply_policy,
@@ -436,7 +437,8 @@ def forget_remote(
             key = f"{RUNS_DIRNAME}/{run}/evidence.json"
             if repository.exists(key):
                 (runs / run).mkdir(parents=True, mode=0o700)
-                (runs / run / "evidence.json").write_bytes(repository.read_bytes(key))
+                (runs / run / "evidence.json").write_bytes(data := repository.read_bytes(key))
+                _mirror_drill_reports(repository, runs / run, data)
         entries = read_backups(mirror)
         apply_policy(entries, policy)
         protect_drilled(entries, drilled_by_go_runs(runs))
@@ -454,6 +456,23 @@ def forget_remote(
             _delete_backup(repository, entry.name)
             result.removed.append(entry.name)
     return result, repository
+
+
+def _mirror_drill_reports(repository: Repository, run_dir: Path, evidence: bytes) -> None:
+    """The drill reports a GO run's evidence.json lists, beside it: what ``drilled_by_go_runs``
+    reads to know the backup that run drilled."""
+    try:
+        document = json.loads(evidence)
+    except ValueError:
+        return
+    if not isinstance(document, dict) or document.get("decision") != "GO":
+        return
+    for entry in document.get("files") or []:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if isinstance(path, str) and DRILL_REPORT_PATH.fullmatch(path):  # never a path of its own making
+            local = run_dir / path
+            local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            local.write_bytes(repository.read_bytes(f"{RUNS_DIRNAME}/{run_dir.name}/{path}"))
 
 
 def _protect_newest_valid(repository: Repository, entries: list[Any], staging: Staging, profile: Any) -> None:

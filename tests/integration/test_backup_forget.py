@@ -102,6 +102,26 @@ def test_keep_last_one_keeps_the_newest_the_newest_valid_and_the_drilled(artifac
     assert not list((artifacts / "backups").glob(".forgotten-*"))
 
 
+def test_a_go_run_that_picked_its_backup_itself_protects_the_one_its_drill_report_names(artifacts: Path) -> None:
+    """`aris3nb run drill` is given no manifest: the drill report in the run's folder names the
+    backup it drilled, and forget keeps it."""
+    run = artifacts / "runs" / "20260301T090000Z-abc123"
+    document = json.loads((run / "evidence.json").read_text())
+    document["phases"][0]["parameters"]["manifest"] = None
+    (run / "evidence.json").write_text(json.dumps(document))
+    (run / "drill").mkdir()
+    (run / "drill" / "drill_report_20260301T090500000000Z.json").write_text(
+        json.dumps({"backup": "pre_deploy_20260302_0800", "status": "PASS"})
+    )
+    done = forget_cli(artifacts, "--keep-last", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    decisions = {b["backup"]: b for b in json.loads(done.stdout)["backups"]}
+    assert decisions["pre_deploy_20260302_0800"]["reasons"] == [
+        "drilled by run 20260301T090000Z-abc123, the last GO run"
+    ]
+    assert not decisions["pre_deploy_20260301_0800"]["keep"], "no longer named by any GO run"
+
+
 def test_a_dry_run_removes_nothing_and_says_what_it_would(artifacts: Path) -> None:
     before = names(artifacts)
     done = forget_cli(artifacts, "--keep-daily", "2", "--dry-run")

@@ -279,6 +279,35 @@ def test_forget_removes_what_the_policy_drops_and_leaves_locked_backups(
     assert cli("backup", "validate", "locked", **env).returncode == 0
 
 
+def test_forget_keeps_the_backup_the_last_go_run_drilled_as_its_drill_report_names_it(
+    cli: Cli, buckets: Buckets, source_sqlite: str
+) -> None:
+    """`aris3nb run drill` picks the newest backup itself (no manifest parameter): the backup it
+    drilled is known from its drill report, which forget reads from the bucket — only at a path
+    a drill report has (an evidence.json listing another is not followed)."""
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.plain}", "DATABASE_URL": source_sqlite}
+    assert cli("backup", "create", "--name", "old", **env).returncode == 0
+    assert cli("backup", "create", "--name", "new", **env).returncode == 0
+    run = "runs/20261130T090000Z-abc123"
+    report, stray = "drill/drill_report_20261130T090001000000Z.json", "drill/drill_report_x/../../../escape.json"
+    evidence = {
+        "decision": "GO",
+        "started_at": "2026-11-30T09:00:00.000Z",
+        "phases": [{"phase": "drill", "parameters": {"manifest": None}}],
+        "files": [{"path": report}, {"path": stray}],
+    }
+    put = buckets.client.put_object
+    put(Bucket=buckets.plain, Key=f"{run}/evidence.json", Body=json.dumps(evidence).encode())
+    put(Bucket=buckets.plain, Key=f"{run}/{report}", Body=json.dumps({"backup": "old", "status": "PASS"}).encode())
+    done = cli("backup", "forget", "--keep-last", "1", "--json", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    decisions = {b["backup"]: b for b in json.loads(done.stdout)["backups"]}
+    assert decisions["old"]["keep"] and decisions["old"]["reasons"][0] == (
+        "drilled by run 20261130T090000Z-abc123, the last GO run"
+    )
+    assert {key.split("/")[1] for key in buckets.keys(buckets.plain, "backups/")} == {"old", "new"}
+
+
 def test_a_killed_uploads_objects_block_its_name_until_stale_then_go(
     cli: Cli, buckets: Buckets, source_sqlite: str, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
