@@ -178,7 +178,9 @@ def _kept(remote: RemoteVerification | None) -> str:
     if remote is None:
         return "record it elsewhere: a chain cannot show that its newest runs were removed"
     return {
-        "locked": "the store's head below anchors it: its versions are locked",
+        "locked": "the store's head below anchors it: its newest version is locked",
+        "unlocked": "the store's head below records it, but its newest version carries no retention (runs pushed "
+        "without --retain-days or OPS_RETAIN_DAYS), so its versions can be removed",
         "versioned": "the store's head below records it, but without Object Lock its versions can be removed",
     }.get(remote.head_kept, "the bucket keeps no versions of its head: record it elsewhere")
 

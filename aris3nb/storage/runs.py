@@ -453,6 +453,17 @@ def _link(data: bytes) -> tuple[Any, Any] | None:
     return (previous.get("run_id"), previous.get("digest")) if isinstance(previous, dict) else None
 
 
+def _head_kept(repository: Repository, versions: list[HeadVersion], kept: str) -> str:
+    """``locked`` when the head's newest version is under a retention date still to come (it
+    names the newest run: nobody can remove it, so removing that run shows); on a bucket with
+    Object Lock whose newest head version carries none (runs pushed without --retain-days),
+    ``unlocked``: its versions can be removed like any bucket's; else ``kept`` as it was."""
+    if not repository.locked or not versions or versions[0].deleted:
+        return kept
+    retention = repository.retention_of(HEAD_KEY, version_id=versions[0].version_id)
+    return "locked" if retention is not None and retention[1] > dt.datetime.now(dt.UTC) else "unlocked"
+
+
 def read_head(repository: Repository) -> dict[str, Any] | None:
     """The newest version of the head as a document; None when there is none (or it is
     deleted). ``EvidenceInvalid`` when it is not a head document."""
@@ -569,7 +580,7 @@ def verify_remote(url: str, *, public_key: Path | None = None, trusted_keys: Pat
             result=Verification(run_dir=local),
             scratch=str(local),
             runs_url=runs_url,
-            head_kept="locked" if repository.locked else "versioned" if repository.versioned else "none",
+            head_kept="versioned" if repository.versioned else "none",
         )
         result: Verification | ChainVerification
         if run_id:
@@ -583,11 +594,13 @@ def verify_remote(url: str, *, public_key: Path | None = None, trusted_keys: Pat
             # with the head rewritten to match is found here too (its first version disagrees).
             versions = repository.head_history(HEAD_KEY)
             verification.head_versions = len(versions)
+            verification.head_kept = _head_kept(repository, versions, verification.head_kept)
             found += run_head_problems(versions, run_id, result.digest)
         else:
             result = verify_chain(local, public_key=public_key, trusted_keys=trusted_keys)
             versions = repository.head_history(HEAD_KEY)
             verification.head_versions = len(versions)
+            verification.head_kept = _head_kept(repository, versions, verification.head_kept)
             verification.head = next((d for d in (v.document() for v in versions) if d is not None), None)
             digests = {run.run_dir.name: run.digest for run in result.runs}
             found += head_problems(versions, digests, where=repository.url(HEAD_KEY))

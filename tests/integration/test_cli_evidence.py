@@ -286,4 +286,6 @@ def test_the_chains_end_is_said_anchored_only_where_the_bucket_locks_its_head() 
 
     assert _kept(SimpleNamespace(head_kept="locked")).startswith("the store's head below anchors it")
     assert "can be removed" in _kept(SimpleNamespace(head_kept="versioned"))
+    unlocked = _kept(SimpleNamespace(head_kept="unlocked"))
+    assert "carries no retention" in unlocked and "can be removed" in unlocked and "anchors" not in unlocked
     assert "record it elsewhere" in _kept(SimpleNamespace(head_kept="none")) and "anchors" not in _kept(None)
