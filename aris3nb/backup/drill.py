@@ -604,6 +604,7 @@ def _integrity(
             missing_exports_hint="the backup was made without its export files: give backup create --exports-dir, "
             "or the profile's backup.exports_dir",
             statement_timeout_sec=_remaining(deadline, statement_timeout_sec),
+            profile=profile.as_evidence(),  # the report names the profile whose checks it ran
         ).with_selection(selection)
         integrity = run_integrity_check(options, artifacts_dir=folder)
     except Aris3nbError as exc:

@@ -208,6 +208,8 @@ def test_a_backup_at_the_foreign_revision_validates_and_drills(made: Made) -> No
     assert (
         integrity["counts"]["PASS"] == 17 and integrity["counts"]["FAIL"] == 0 and Path(integrity["report"]).is_file()
     )
+    integrity_report = json.loads(Path(integrity["report"]).read_text())
+    assert integrity_report["inputs"]["profile"] == made.profile.as_evidence(), "the profile whose checks ran"
     assert report.warnings == []
     assert report.rpo["sources"] == [
         "receipts.issued_on",
