@@ -398,10 +398,19 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
             options["announce"] = lambda line: announce(line.replace(staged, kept))
         try:
             result = restore_backup(manifest_path, target_url, settings=staging.settings, **options)
-        except BaseException:
-            staging.keep = True  # the message names the local safety backup: it must stay
-            with contextlib.suppress(StorageError):
-                push()
+        except BaseException as exc:  # refused, failed, interrupted: what it made goes up first
+            try:
+                push()  # the safety backup, when one was taken, and the rollback log
+            except StorageError as failed:
+                staging.keep = True  # what could not go up stays, and the line says where
+                shutil.rmtree(backups_dir(staging.settings) / remote.name, ignore_errors=True)  # on the store
+                exc.add_note(
+                    f"the safety backup and the rollback log could not be uploaded ({failed}); they are kept "
+                    f"locally in {staging.folder}"
+                )
+            else:  # up: the message names them where they stay, and nothing is left behind
+                if isinstance(exc, Aris3nbError):
+                    exc.message = exc.message.replace(staged, kept)
             raise
         _keep_on_failure(staging, "the safety backup and the rollback log", push)
         result.warnings[:] = [warning.replace(staged, kept) for warning in result.warnings]

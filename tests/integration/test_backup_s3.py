@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -514,8 +515,52 @@ def _in_process(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # read once a process: the staging folders land here
     monkeypatch.setenv("ARIS3_EXPORTS_DIR", str(tmp_path / "exports"))
     return load_settings(artifacts={"repository_url": f"s3://{bucket or buckets.plain}"})
+
+
+def test_a_bucket_restore_that_fails_leaves_no_copy_behind_and_names_the_safety_backup_on_the_bucket(
+    store: Any, buckets: Buckets, source_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused (a backup of another database) or failed after its safety backup: the backup
+    pulled for it is not left in the temporary folder, and what the failure names — the safety
+    backup to put back — is its copy on the bucket; when that cannot go up, it stays, said."""
+    from aris3nb.backup import restore as restore_module
+    from aris3nb.core.errors import Aris3nbError, BackupError
+    from aris3nb.storage import artifacts
+    from aris3nb.storage.errors import StorageError
+    from aris3nb.storage.s3 import Repository
+
+    settings = _in_process(store, buckets, tmp_path, monkeypatch)
+    artifacts.create_remote(settings, source_sqlite, "b1", exports_dir=tmp_path / "exports")
+    other = _seeded(f"sqlite:///{tmp_path / 'other.db'}", tmp_path / "other-exports")
+    with pytest.raises(Aris3nbError, match="another database"):
+        artifacts.restore_remote("b1", other, settings, confirmed=True)
+    assert not list(tmp_path.glob("aris3nb-*")), "nothing of the refused restore is left locally"
+
+    def fails_after_its_safety_backup(*args: Any, **keywords: Any) -> list[str]:
+        raise BackupError("the target went away")
+
+    monkeypatch.setattr(restore_module, "_verify_target", fails_after_its_safety_backup)
+    with pytest.raises(BackupError) as failed:
+        artifacts.restore_remote("b1", source_sqlite, settings, confirmed=True)
+    message = str(failed.value)
+    assert f"in the safety backup s3://{buckets.plain}/backups/safety_" in message, message
+    assert "/aris3nb-" not in message and not list(tmp_path.glob("aris3nb-*"))
+    assert any(k.startswith("backups/safety_") for k in buckets.keys(buckets.plain, "backups/"))
+
+    def store_gone(self: Repository, *args: Any, **keywords: Any) -> Any:
+        raise StorageError("could not upload: the store cannot be reached")
+
+    monkeypatch.setattr(Repository, "upload_tree", store_gone)
+    with pytest.raises(BackupError) as failed:
+        artifacts.restore_remote("b1", source_sqlite, settings, confirmed=True)
+    [kept] = list(tmp_path.glob("aris3nb-*"))
+    [note] = failed.value.__notes__
+    assert f"they are kept locally in {kept}" in note and "the store cannot be reached" in note
+    assert str(kept) in str(failed.value), "the message names the safety backup where it is: kept locally"
+    assert not (kept / "backups" / "b1").exists(), "the pulled backup is not kept: it is on the bucket"
 
 
 def test_a_bucket_restore_names_the_backups_copies_on_the_bucket_not_in_staging(
