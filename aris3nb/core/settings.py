@@ -11,6 +11,7 @@ that a setting also gives is read from the setting's field (``default_of``), nev
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,6 +137,13 @@ class ArtifactsSettings(_Group):
         "and credentials come from AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / "
         "AWS_SECRET_ACCESS_KEY or AWS_PROFILE.",
     )
+    shown_as: str | None = Field(
+        default=None,
+        validation_alias="OPS_ARTIFACTS_SHOWN_AS",
+        description="Set by aris3nb itself, for what runs in a staging copy of an s3:// repository "
+        "(a run's phases on a bucket): the repository the local folder stands for, so that what a "
+        "message tells a person to look at or remove is named where it stays, on the bucket.",
+    )
     embedded_keep_last: int = Field(
         default=10,
         ge=0,
@@ -165,6 +173,23 @@ class ArtifactsSettings(_Group):
     @property
     def freeze_marker(self) -> Path:
         return self.dir / FREEZE_MARKER_NAME
+
+    def shown_text(self, text: str) -> str:
+        """``text`` with the staging folder's paths named as ``show`` names them."""
+        if self.shown_as is None:
+            return text
+        return text.replace(f"{self.dir}/", self.shown_as.rstrip("/") + "/").replace(
+            str(self.dir), self.shown_as.rstrip("/")
+        )
+
+    def show(self, path: Path) -> str:
+        """``path`` as a message names it to a person: below a staging copy of a repository
+        (``shown_as``), the place it stands for on the bucket; else the path itself."""
+        if self.shown_as is not None:
+            with contextlib.suppress(ValueError):
+                relative = Path(path).relative_to(self.dir).as_posix()
+                return self.shown_as.rstrip("/") + ("" if relative == "." else f"/{relative}")
+        return str(path)
 
     @property
     def embedded_dir(self) -> Path:

@@ -329,6 +329,8 @@ def _kernel_env(run: _Run) -> dict[str, str]:
     for name, url in (("DATABASE_URL", run.options.database_url), ("ARIS3_BASE_URL", run.options.base_url)):
         if url:
             env[name] = url
+    if run.settings.artifacts.shown_as is not None:  # a staging copy of a bucket's repository
+        env["OPS_ARTIFACTS_SHOWN_AS"] = run.settings.artifacts.shown_as
     if run.options.embedded:
         env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target (said in the evidence)
     if run.options.revert_command:

@@ -25,6 +25,7 @@ a live target (``--base-url``) whose database is not named: never a PASS for wor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import tempfile
@@ -186,7 +187,7 @@ def judge_backup_freshness(
         )
     except NoBackup as exc:  # its message lists every backup found and why each was passed over
         return failed(
-            f"{exc}; take one (aris3nb backup create)",
+            f"{settings.artifacts.shown_text(str(exc))}; take one (aris3nb backup create)",
             rpo_budget_sec=budget_sec,
             newest_valid_backup=None,
             target=redact_url(database_url),
@@ -420,7 +421,7 @@ def judge_drill_freshness(
     assert database_url  # unjudgeable answers when it is not given
     live = source.describe(database_url)
     seen, total = drills_seen(settings, live)
-    return judge_drill_age(
+    outcome = judge_drill_age(
         seen,
         max_age_days=max_age_days,
         now=now or dt.datetime.now(dt.UTC),
@@ -429,3 +430,4 @@ def judge_drill_freshness(
         total=total,
         not_valid=not_valid,
     )
+    return dataclasses.replace(outcome, detail=settings.artifacts.shown_text(outcome.detail))  # on a bucket

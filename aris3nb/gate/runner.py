@@ -395,7 +395,8 @@ def check_deploy_freeze(ctx: GateContext) -> Outcome:
         declared = {}
     return failed(
         f"deploys are frozen since {declared.get('declared_at', '?')} by run {declared.get('run_id', '?')}: "
-        f"{'; '.join(declared.get('triggers') or []) or 'see the marker'}; remove {marker} to lift it",
+        f"{'; '.join(declared.get('triggers') or []) or 'see the marker'}; remove "
+        f"{ctx.settings.artifacts.show(marker)} to lift it",
         marker=str(marker),
         declared=declared,
     )

@@ -120,7 +120,8 @@ def _declare_no_go(ctx: _RollbackContext) -> Outcome:
         "declared_at": utc_text(dt.datetime.now(dt.UTC)),
         "run_id": ctx.options.run_id,
         "triggers": list(ctx.options.triggers),
-        "lift": f"remove {ctx.settings.artifacts.freeze_marker} once the cause is understood and fixed",
+        "lift": f"remove {ctx.settings.artifacts.show(ctx.settings.artifacts.freeze_marker)} once the cause is "
+        "understood and fixed",
     }
     path = write_json_evidence(
         ctx.settings.artifacts.freeze_marker.parent, ctx.settings.artifacts.freeze_marker.name, marker

@@ -134,7 +134,8 @@ class RunStaging:
         self.target_url = target_url
         self._staging = Staging(settings)
         self.folder = self._staging.folder
-        self.settings = self._staging.settings
+        # What the run's messages tell a person to remove or look at is named on the bucket.
+        self.settings = self._staging.settings.updated(artifacts={"shown_as": repository.url("")})
         #: The run the new one links to: (run id, digest of its evidence.json), or None.
         self.previous: tuple[str, str] | None = None
         self.warnings: list[str] = list(repository.warnings)

@@ -329,6 +329,7 @@ def test_a_real_targets_run_holds_the_lock_from_pull_to_end_and_the_embedded_def
         if on_run_id is not None:
             on_run_id("20261130T090000Z-f00ba4")
         seen.append(_lock_object(bucket, lock_target(options)))
+        assert settings.artifacts.shown_as == bucket.url, "its messages name places on the bucket"
         raise stop("the run failed" if stop is RuntimeError else "")
 
     monkeypatch.setattr(runner, "run_playbook", run_playbook)

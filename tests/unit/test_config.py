@@ -184,3 +184,19 @@ def test_library_defaults_are_the_settings_defaults() -> None:
         IntegritySettings.model_fields["idempotency_max_age_sec"].default,
         IntegritySettings.model_fields["statement_timeout_sec"].default,
     )
+
+
+def test_a_staging_copy_of_a_repository_names_its_places_on_the_bucket(tmp_path: Path) -> None:
+    """What a message tells a person to remove or read is named where it stays: on the bucket
+    the staging folder stands for (``OPS_ARTIFACTS_SHOWN_AS``, set by a run on a bucket)."""
+    staged = load_settings(artifacts={"dir": tmp_path / "aris3nb-x1", "shown_as": "s3://bucket/aris"}).artifacts
+    assert staged.show(staged.freeze_marker) == "s3://bucket/aris/DEPLOY_FREEZE.json"
+    assert staged.show(staged.dir) == "s3://bucket/aris"
+    assert staged.show(tmp_path / "elsewhere.json") == str(tmp_path / "elsewhere.json"), "only what is below it"
+    text = f"no valid backup of x under {staged.dir}/backups; remove {staged.dir}/DEPLOY_FREEZE.json"
+    assert staged.shown_text(text) == (
+        "no valid backup of x under s3://bucket/aris/backups; remove s3://bucket/aris/DEPLOY_FREEZE.json"
+    )
+    local = load_settings(artifacts={"dir": tmp_path}).artifacts
+    assert local.show(local.freeze_marker) == str(tmp_path / "DEPLOY_FREEZE.json")
+    assert local.shown_text(f"under {tmp_path}") == f"under {tmp_path}"

@@ -36,6 +36,11 @@ def test_the_operators_urls_reach_the_kernel_by_its_environment(tmp_path) -> Non
     assert "OPS_ENABLE_BACKUP_DRILL" not in env or env["OPS_ENABLE_BACKUP_DRILL"] == __import__("os").environ.get(
         "OPS_ENABLE_BACKUP_DRILL"
     ), "drills are enabled only for the embedded default"
+    assert "OPS_ARTIFACTS_SHOWN_AS" not in env or env["OPS_ARTIFACTS_SHOWN_AS"] == __import__("os").environ.get(
+        "OPS_ARTIFACTS_SHOWN_AS"
+    )
+    FakeRun.settings = load_settings(artifacts={"dir": tmp_path, "shown_as": "s3://bucket/aris"})
+    assert _kernel_env(FakeRun())["OPS_ARTIFACTS_SHOWN_AS"] == "s3://bucket/aris"  # type: ignore[arg-type]
 
 
 def test_a_rerun_takes_the_same_target_given_again() -> None:
