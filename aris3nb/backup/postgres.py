@@ -547,11 +547,19 @@ def _read_only_snapshot(
                         f"(nothing was written); in the way: {_in_the_way(url, name)}"
                     ) from exc
                 raise
+            except BaseException:
+                # Stopped mid-statement (Ctrl-C, SIGTERM in a COPY): the connection is in no state
+                # to be rolled back or reset by the pool (which would log a traceback); it is
+                # closed as it is, and the session ended below.
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                raise
             finally:
                 # Read-only: nothing to lose. On a connection that died, the rollback's own
                 # error ("the connection is lost") must not replace the server's reason.
-                with contextlib.suppress(sa.exc.DBAPIError, psycopg.Error):
-                    conn.rollback()
+                if not conn.invalidated:
+                    with contextlib.suppress(sa.exc.DBAPIError, psycopg.Error):
+                        conn.rollback()
     except DatabaseUnavailable as exc:
         if not connected:
             raise

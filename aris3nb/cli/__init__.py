@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C and SIGTERM in a command into exit 130, without a word
+            err.print("interrupted", markup=False)
+        raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

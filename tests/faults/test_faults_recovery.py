@@ -333,3 +333,39 @@ def test_a_backup_whose_tables_are_not_its_schema_is_not_published(databases, ar
 def test_session_names_are_unique_and_fit_postgres(databases) -> None:
     names = {pg_sessions.session_name("backup") for _ in range(50)}
     assert len(names) == 50 and all(len(n) <= 63 and n.startswith("aris3nb-backup-") for n in names)
+
+
+@pytest.mark.postgres
+def test_a_backup_stopped_by_sigterm_mid_copy_says_interrupted_and_leaves_nothing(
+    databases, artifacts: Path, postgres_admin: sa.Engine
+) -> None:
+    """SIGTERM (a CI job cancelled) while the backup's snapshot session is reading: exit 130
+    with the one word "interrupted" — no traceback (the connection stopped mid-COPY is closed as
+    it is, not reset by the pool) — no backup under its name, no session left on the server."""
+    import signal
+    import subprocess
+
+    from faultkit import ARIS3NB, cli_env
+
+    source = databases(scale=20000)
+    database = database_name(source.url)
+    process = subprocess.Popen(
+        [ARIS3NB, "backup", "create", "--name", "stopped", "--database-url", source.url],
+        env=cli_env(artifacts, ARIS3_EXPORTS_DIR=str(source.exports)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(name.startswith("aris3nb-backup-") for _, name, _ in sessions_on(postgres_admin, database)):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the backup ended before it could be stopped"
+    time.sleep(0.2)  # into its COPY
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err + out, err
+    assert not (artifacts / "backups" / "stopped").exists()
+    assert aris3nb_sessions(postgres_admin, database) == []
