@@ -440,3 +440,9 @@ def forget_command(
         say(f"  {verb:<12} {entry.name}  {entry.created_at}  {'; '.join(entry.reasons)}")
     kept, removed = len(result.kept), len(result.to_remove)
     say(f"{kept} backup{'' if kept == 1 else 's'} kept, {removed} {'would be ' if dry_run else ''}removed")
+    for name, objects in sorted(getattr(result, "partial", {}).items()):
+        say(
+            f"left alone: backups/{name}/ holds {objects} object{'' if objects == 1 else 's'} but no manifest (a "
+            f"backup killed part way, or one being made; never restored): `backup create --name {name}` removes "
+            "them once they are stale"
+        )

@@ -420,9 +420,15 @@ def restore_remote(reference: str, target_url: str, settings: Settings, **option
 
 @dataclass
 class RemoteForgotten(Forgotten):
-    """``Forgotten``, and the backups left because the store holds them under lock."""
+    """``Forgotten``, the backups left because the store holds them under lock, and the folders
+    of ``backups/`` holding objects but no manifest (an upload killed part way, or one being
+    made): never a backup, left alone, said."""
 
     locked: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, int] = field(default_factory=dict)
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {**super().as_evidence(), "partial": dict(self.partial)}
 
 
 def forget_remote(
@@ -434,13 +440,16 @@ def forget_remote(
     if policy.empty():
         raise UsageError("no policy given: name at least one --keep-* count (nothing was removed)")
     repository = _open(str(settings.artifacts.repository_url), settings)
+    partial: dict[str, int] = {}
     with Staging(settings) as staging:
         mirror = backups_dir(staging.settings)
         for name in repository.list_folders(f"{BACKUPS_DIRNAME}/"):
             key = f"{BACKUPS_DIRNAME}/{name}/{MANIFEST_NAME}"
-            if NAME_PATTERN.match(name) and repository.exists(key):  # no manifest: not a backup (yet)
+            if NAME_PATTERN.match(name) and repository.exists(key):
                 (mirror / name).mkdir(parents=True, mode=0o700)
                 (mirror / name / MANIFEST_NAME).write_bytes(repository.read_bytes(key))
+            elif objects := repository.list_keys(f"{BACKUPS_DIRNAME}/{name}/"):  # no manifest: not a backup
+                partial[name] = len(objects)
         runs = staging.folder / RUNS_DIRNAME
         for run in repository.list_folders(f"{RUNS_DIRNAME}/"):
             key = f"{RUNS_DIRNAME}/{run}/evidence.json"
@@ -452,7 +461,7 @@ def forget_remote(
         apply_policy(entries, policy)
         protect_drilled(entries, drilled_by_go_runs(runs))
         _protect_newest_valid(repository, entries, staging, profile)
-        result = RemoteForgotten(policy, entries, dry_run)
+        result = RemoteForgotten(policy, entries, dry_run, partial=partial)
         for entry in result.to_remove:
             until = _locked_until(repository, f"{BACKUPS_DIRNAME}/{entry.name}/{MANIFEST_NAME}")
             if until is not None:  # whole, as it is: deleting around a locked manifest would break it

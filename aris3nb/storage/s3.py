@@ -311,7 +311,7 @@ class Repository:
             raise RepositoryUnusable(
                 f"retention asked, but bucket '{bucket}' has no Object Lock ({lock_cause}); Object Lock can only "
                 "be enabled when a bucket is created (or by the store's administrator): use such a bucket, "
-                "or drop retain_days"
+                "or ask for no retention (no --retain-days, OPS_RETAIN_DAYS unset)"
             )
         if not self.locked:
             self.warnings.append(

@@ -300,13 +300,17 @@ def test_forget_keeps_the_backup_the_last_go_run_drilled_as_its_drill_report_nam
     put = buckets.client.put_object
     put(Bucket=buckets.plain, Key=f"{run}/evidence.json", Body=json.dumps(evidence).encode())
     put(Bucket=buckets.plain, Key=f"{run}/{report}", Body=json.dumps({"backup": "old", "status": "PASS"}).encode())
+    put(Bucket=buckets.plain, Key="backups/half/database/aris3.sqlite3", Body=b"an upload killed part way")
     done = cli("backup", "forget", "--keep-last", "1", "--json", **env)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["partial"] == {"half": 1}, "a folder without manifest is said, left alone"
     decisions = {b["backup"]: b for b in json.loads(done.stdout)["backups"]}
     assert decisions["old"]["keep"] and decisions["old"]["reasons"][0] == (
         "drilled by run 20261130T090000Z-abc123, the last GO run"
     )
-    assert {key.split("/")[1] for key in buckets.keys(buckets.plain, "backups/")} == {"old", "new"}
+    assert {key.split("/")[1] for key in buckets.keys(buckets.plain, "backups/")} == {"old", "new", "half"}
+    said = cli("backup", "forget", "--keep-last", "1", **env)
+    assert "left alone: backups/half/ holds 1 object but no manifest" in said.stdout, said.stdout
 
 
 def test_a_killed_uploads_objects_block_its_name_until_stale_then_go(
