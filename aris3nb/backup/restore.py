@@ -27,7 +27,14 @@ from aris3nb.backup.create import BackupResult, create_backup
 from aris3nb.backup.digest import Deadline
 from aris3nb.backup.manifest import Manifest, validate_backup
 from aris3nb.core.db import create_engine, database_errors, engine_name, sqlite_path
-from aris3nb.core.errors import Aris3nbError, BackupError, SessionsInTheWay, SourceMismatch, UsageError
+from aris3nb.core.errors import (
+    Aris3nbError,
+    BackupError,
+    DeadlineExceeded,
+    SessionsInTheWay,
+    SourceMismatch,
+    UsageError,
+)
 from aris3nb.core.files import sha256_file
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_url
@@ -223,14 +230,23 @@ def restore_backup(
     )
     # Two restores in the same microsecond still get two names (secrets: not a clock).
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(2)}"
-    safety: BackupResult = create_backup(
-        target_url,
-        f"safety_{stamp}_before_{manifest.name}"[:100],
-        settings=settings,
-        timeout_sec=deadline.remaining(),
-        purpose="safety",
-        profile=profile,
-    )
+    try:
+        left = deadline.remaining()  # none left is the restore's timeout, never a bad --timeout
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("timeout: the deadline passed before the safety backup (nothing was restored)")
+        safety: BackupResult = create_backup(
+            target_url,
+            f"safety_{stamp}_before_{manifest.name}"[:100],
+            settings=settings,
+            timeout_sec=left,
+            purpose="safety",
+            profile=profile,
+        )
+    except (Aris3nbError, OSError) as exc:  # the target untouched: said in the log as well
+        append_rollback_log(
+            settings, {**log, "status": "FAILED", "error": f"no safety backup, nothing restored: {exc}"}
+        )
+        raise
     log["safety_backup"] = str(safety.path)
     append_rollback_log(settings, {**log, "status": "STARTED", "discarded": discarded})
     try:

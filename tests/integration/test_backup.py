@@ -706,6 +706,33 @@ def test_restore_needs_confirmation_and_keeps_a_safety_backup(source: str, setti
     assert "password" not in rollback_log_path(settings).read_text()
 
 
+def test_a_restore_whose_checks_use_up_its_timeout_is_a_timeout_logged_not_bad_input(
+    source: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--timeout spent before the safety backup (a slow pull, sessions to clear): exit 1, a
+    timeout, the target untouched and the attempt in the rollback log — never "a timeout must
+    be more than 0 seconds" (exit 2, bad input) for a valid --timeout."""
+    import time
+
+    from aris3nb.backup import restore as restore_module
+    from aris3nb.core.errors import DeadlineExceeded
+
+    manifest_path = backup(source, settings)
+    slow = restore_module._clear_the_way
+
+    def clears_slowly(*args: Any, **keywords: Any) -> None:
+        slow(*args, **keywords)
+        time.sleep(0.6)
+
+    monkeypatch.setattr(restore_module, "_clear_the_way", clears_slowly)
+    with pytest.raises(DeadlineExceeded, match="before the safety backup") as stopped:
+        restore_backup(manifest_path, source, settings=settings, confirmed=True, timeout_sec=0.5)
+    assert stopped.value.exit_code == 1
+    log = [json.loads(line) for line in rollback_log_path(settings).read_text().splitlines()]
+    assert [e["status"] for e in log] == ["FAILED"] and "nothing restored" in log[0]["error"]
+    assert not any(p.name.startswith("safety_") for p in (settings.artifacts.dir / "backups").iterdir())
+
+
 def test_a_restore_says_which_export_files_it_did_not_put_back(source: str, settings: Settings) -> None:
     """The restore puts back the database, not the export files: one written after the backup
     (no row vouches for it any more) and one changed since are said, in the result, the
