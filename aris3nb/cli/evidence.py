@@ -102,7 +102,9 @@ def verify(
     unprotected = None
     if isinstance(result, Verification) and result.ok and not result.signed:
         link = remote.next_link if remote is not None else next_link(result.run_dir)
-        if link is None:
+        if link is None and remote is not None and remote.anchors(result.run_id, result.digest):
+            pass  # the store's locked head holds its digest
+        elif link is None:
             unprotected = (
                 f"evidence.json itself is protected only by a signature or by the next run's link, and run "
                 f"{result.run_id} has neither: its verdicts and parameters could have been changed unseen"
@@ -115,7 +117,13 @@ def verify(
                 "after that run was sealed"
             )
             passed = False
-    if isinstance(result, ChainVerification) and result.ok and result.head is not None and not result.head.signed:
+    if (
+        isinstance(result, ChainVerification)
+        and result.ok
+        and result.head is not None
+        and not result.head.signed
+        and not (remote is not None and remote.anchors(result.head.run_dir.name, result.head.digest))
+    ):
         unprotected = (
             f"the newest run's evidence.json ({result.head.run_dir.name}) is protected by nothing: unsigned, and no "
             "later run links it, so its verdicts could have been changed unseen"

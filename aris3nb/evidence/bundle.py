@@ -927,12 +927,16 @@ def verify_chain(
     chain.runs = sealed
     chain.problems += _link_problems(sealed, present={name for name, _ in entries})
     if sealed and not sealed[-1].signed:
-        chain.warnings.append(
-            f"the newest run {sealed[-1].run_dir.name} is unsigned and no later run links it: its "
-            "evidence.json (verdicts, parameters) is protected by nothing yet; sign runs "
-            "(--signing-key) or record the head's digest elsewhere"
-        )
+        chain.warnings.append(unprotected_newest(sealed[-1].run_dir.name))
     return chain
+
+
+def unprotected_newest(name: str) -> str:
+    """The chain's warning about its newest run, unsigned, which no later run links."""
+    return (
+        f"the newest run {name} is unsigned and no later run links it: its evidence.json (verdicts, "
+        "parameters) is protected by nothing yet; sign runs (--signing-key) or record the head's digest elsewhere"
+    )
 
 
 def next_link(run_dir: Path) -> dict[str, Any] | None:

@@ -61,6 +61,7 @@ from aris3nb.evidence.bundle import (
     ChainVerification,
     Verification,
     next_link,
+    unprotected_newest,
     verify_chain,
     verify_run,
 )
@@ -526,14 +527,27 @@ class RemoteVerification:
     #: The newest readable head document, and how many versions of the head were checked.
     head: dict[str, Any] | None = None
     head_versions: int = 0
-    #: What the bucket keeps of the head: "locked" (Object Lock: every version kept until its
-    #: date), "versioned" (kept, but deletable by whoever can write), or "none" (no history).
+    #: What the bucket keeps of the head: "locked" (its newest version under retention: kept
+    #: until its date), "unlocked" (Object Lock, but that version without retention), "versioned"
+    #: (kept, but deletable by whoever can write), or "none" (no history).
     head_kept: str = "none"
     warnings: list[str] = field(default_factory=list)
 
     def shown(self, text: str) -> str:
         """``text`` with the scratch folder named as the store's runs folder."""
         return text.replace(self.scratch, self.runs_url)
+
+    def anchors(self, run_id: str | None, digest: str | None) -> bool:
+        """Whether the store's locked head names this run with this digest of its evidence.json:
+        then an unsigned run no later run links is protected all the same (nobody can remove or
+        rewrite that head version before its date, and it holds the digest)."""
+        head = self.head or {}
+        return (
+            self.head_kept == "locked"
+            and bool(run_id)
+            and head.get("run_id") == run_id
+            and (head.get("digest") == digest)
+        )
 
 
 def split_runs_url(url: str) -> tuple[str, str | None]:
@@ -605,6 +619,9 @@ def verify_remote(url: str, *, public_key: Path | None = None, trusted_keys: Pat
             verification.head = next((d for d in (v.document() for v in versions) if d is not None), None)
             digests = {run.run_dir.name: run.digest for run in result.runs}
             found += head_problems(versions, digests, where=repository.url(HEAD_KEY))
+            newest = result.head
+            if newest is not None and verification.anchors(newest.run_dir.name, newest.digest):
+                result.warnings[:] = [w for w in result.warnings if w != unprotected_newest(newest.run_dir.name)]
         result.problems += found
         result.problems[:] = [verification.shown(problem) for problem in result.problems]
         if isinstance(result, ChainVerification):

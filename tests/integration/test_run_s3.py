@@ -142,9 +142,13 @@ def test_a_whole_run_is_pushed_and_verifies_from_the_bucket(cli: Cli, bucket: Bu
     assert f"chain of 1 run in {bucket.url}/runs" in chain.stdout
     assert f"HEAD.json names run {run_id}" in chain.stdout
     assert "(the store's head below anchors it: its newest version is locked)" in chain.stdout
+    # Unsigned, linked by no later run, but its digest is in a head version nobody can remove:
+    # protected, so neither "UNPROTECTED" nor its warning (which --strict would fail on).
+    assert "UNPROTECTED" not in chain.stdout and "protected by nothing" not in chain.stdout + chain.stderr
+    assert cli("evidence", "verify", f"{bucket.url}/runs", "--strict").returncode == 0
     one = cli("evidence", "verify", f"{bucket.url}/runs/{run_id}", "--json")
     assert one.returncode == 0, one.stdout + one.stderr
-    assert json.loads(one.stdout)["passed"] is True
+    assert json.loads(one.stdout)["passed"] is True and json.loads(one.stdout)["unprotected"] is None
     assert cli.staging_folders() == []
 
 
@@ -166,6 +170,7 @@ def test_a_second_run_chains_to_the_first(
     # The second run was pushed without retention: on a bucket with Object Lock its head
     # version is no anchor, and verify never says it is.
     assert "anchors it" not in chain.stdout and "its newest version carries no retention" in chain.stdout
+    assert "UNPROTECTED" in chain.stdout, "an unlocked head protects the newest unsigned run from nothing"
 
 
 def test_a_byte_changed_in_an_object_fails_verify_naming_it(
