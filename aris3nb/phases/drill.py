@@ -108,7 +108,15 @@ def drill(
     elif database_url:
         _of_the_target(Path(str(manifest_path)), database_url)
     try:
-        _, path = restore_verify(Path(str(manifest_path)), settings=settings, server_url=database_url, profile=profile)
+        given = Path(str(manifest_path)).absolute()
+        _, path = restore_verify(
+            given,
+            settings=settings,
+            server_url=database_url,
+            profile=profile,
+            # A run on a bucket drills its staging copy: the report names the backup on the bucket.
+            recorded_as=settings.artifacts.show(given) if settings.artifacts.shown_as else None,
+        )
     except DrillFailed as exc:  # a local drill: its report is a local file
         path = Path(exc.report_path)
     return DrillOutcome(read_drill_report(path), path, choice)

@@ -131,6 +131,9 @@ def test_a_whole_run_is_pushed_and_verifies_from_the_bucket(cli: Cli, bucket: Bu
     backup = next(p["parameters"]["backup_name"] for p in evidence["phases"] if p["phase"] == "deploy")
     assert f"evidence/backups/{backup}/manifest.json" in keys
     assert any(key.startswith(f"evidence/drills/{backup}/drill_report_") for key in keys)
+    report_key = next(k for k in keys if k.startswith(f"evidence/runs/{run_id}/drill/drill_report_"))
+    drilled = json.loads(bucket.read(report_key))["manifest"]
+    assert drilled == f"{bucket.url}/backups/{backup}/manifest.json", "the backup named where it stays"
     assert run_id in bucket.read("evidence/index.html").decode()
     # Every object of the run is locked as asked; the staging folder is gone.
     held = bucket.client.head_object(Bucket=bucket.name, Key=f"evidence/runs/{run_id}/evidence.json")
