@@ -292,7 +292,7 @@ class _Streamer:
         return sent
 
     def finish(self) -> dict[str, tuple[int, str]]:
-        done, pending = concurrent.futures.wait(self.sending.values(), timeout=self.deadline.remaining())
+        _, pending = concurrent.futures.wait(self.sending.values(), timeout=self.deadline.remaining())
         if pending:
             raise DeadlineExceeded("timeout: the deadline passed while the backup's files were uploaded")
         self.pool.shutdown()
@@ -391,8 +391,8 @@ def create_backup(
         snap_started = time.perf_counter()
         progress_to(
             "copying the database and digesting its tables"
-            if streamer is None
-            else "copying the database and digesting its tables, uploading each file the copy finishes"
+            if streamer is None or engine != "postgresql"
+            else "copying the database and digesting its tables, uploading each table's file pg_dump finishes"
         )
         digests, meta = SNAPSHOTS[engine](
             database_url,
