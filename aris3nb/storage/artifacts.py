@@ -136,11 +136,13 @@ def open_backup(
     else:
         url, name = str(settings.artifacts.repository_url), reference
     days = (retain_days if retain_days is not None else settings.artifacts.retain_days) if write else None
-    return Remote(_open(url, settings, retain_days=days, mode=retention_mode), name)
+    return Remote(_open(url, settings, retain_days=days, mode=retention_mode, writes=write), name)
 
 
-def _open(url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None) -> Repository:
-    return open_repository(url, retain_days=retain_days, mode=mode or settings.artifacts.retention_mode)
+def _open(
+    url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None, writes: bool = False
+) -> Repository:
+    return open_repository(url, retain_days=retain_days, mode=mode or settings.artifacts.retention_mode, writes=writes)
 
 
 # -- pulling, verified ------------------------------------------------------------------------
@@ -222,7 +224,8 @@ def create_remote(
     check_name(name)  # before the store is asked anything
     days = retain_days if retain_days is not None else settings.artifacts.retain_days
     remote = Remote(
-        _open(str(settings.artifacts.repository_url), settings, retain_days=days, mode=retention_mode), name
+        _open(str(settings.artifacts.repository_url), settings, retain_days=days, mode=retention_mode, writes=True),
+        name,
     )
     keys = remote.repository.list_keys(f"{remote.key}/")
     if keys:

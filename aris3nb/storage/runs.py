@@ -105,7 +105,7 @@ def open_for_runs(
     """The repository at ``url`` for a run: retention from ``retain_days``, else OPS_RETAIN_DAYS
     (exit 2 before anything is written when the bucket has no Object Lock)."""
     days = retain_days if retain_days is not None else settings.artifacts.retain_days
-    return open_repository(url, retain_days=days, mode=mode or settings.artifacts.retention_mode)
+    return open_repository(url, retain_days=days, mode=mode or settings.artifacts.retention_mode, writes=True)
 
 
 def _digest(data: bytes) -> str:

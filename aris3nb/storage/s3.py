@@ -198,13 +198,16 @@ def open_repository(
     retain_days: int | None = None,
     mode: str = "GOVERNANCE",
     options: StorageOptions | None = None,
+    writes: bool = False,
 ) -> Repository:
     """The repository at ``url`` (``s3://BUCKET[/PREFIX]``), checked before anything is written.
 
     ``RepositoryUnusable`` (exit 2), one line naming the bucket and the cause, when the bucket
     does not exist, the store refuses the credentials or cannot be reached, or ``retain_days``
     is given for a bucket without Object Lock. Without ``retain_days`` a bucket without Object
-    Lock is accepted: ``repository.locked`` is False and ``repository.warnings`` says so.
+    Lock is accepted: ``repository.locked`` is False and ``repository.warnings`` says so. For a
+    command that ``writes``, a bucket with Object Lock but neither retention asked nor a default
+    retention of its own is said too: what it writes is not locked.
     Incomplete multipart uploads older than ``options.stale_upload_age_sec`` are aborted.
     """
     location = parse_url(url)
@@ -229,6 +232,12 @@ def open_repository(
     secrets = (frozen.access_key, frozen.secret_key, frozen.token, client.meta.endpoint_url)
     repository = Repository(location, client, options, retention, secrets)
     repository._check_bucket()
+    if writes and repository.locked and retention is None and not repository.default_retention:
+        repository.warnings.append(
+            f"bucket '{location.bucket}' has Object Lock, but no retention was asked (--retain-days, "
+            "OPS_RETAIN_DAYS) and the bucket sets no default retention: what this command writes is not "
+            "locked, and whoever can write to the bucket can delete or replace it"
+        )
     return repository
 
 
@@ -263,6 +272,8 @@ class Repository:
         self.retention = retention
         #: Whether the bucket has Object Lock enabled (then it is versioned too).
         self.locked = False
+        #: Whether its Object Lock configuration locks every new object by a default retention.
+        self.default_retention = False
         #: Whether the bucket keeps old versions (the chain head's history needs it).
         self.versioned = False
         #: What a caller should show as WARN lines: no Object Lock, no versioning, no housekeeping.
@@ -299,6 +310,8 @@ class Repository:
         try:
             answer = self._client.get_object_lock_configuration(Bucket=bucket)
             self.locked = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+            rule = answer.get("ObjectLockConfiguration", {}).get("Rule") or {}
+            self.default_retention = self.locked and bool(rule.get("DefaultRetention"))
             lock_cause = "" if self.locked else "its Object Lock is not enabled"
         except ClientError as exc:
             if _code(exc) != "ObjectLockConfigurationNotFoundError":

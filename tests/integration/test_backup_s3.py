@@ -238,6 +238,34 @@ def test_retention_locks_every_object(cli: Cli, buckets: Buckets, source_sqlite:
         assert head["ObjectLockMode"] == "COMPLIANCE", key
 
 
+def test_a_locked_bucket_written_without_retention_is_said_unless_it_locks_by_default(
+    cli: Cli, buckets: Buckets, store: Any, source_sqlite: str
+) -> None:
+    """Object Lock enabled is not objects locked: a write with no retention asked, on a bucket
+    with no default retention, says so (a WARN, as a bucket without Object Lock gets); a read
+    does not, and neither does a bucket whose default retention locks every new object."""
+    env = {"OPS_ARTIFACTS_DIR": f"s3://{buckets.locked}", "DATABASE_URL": source_sqlite}
+    said = "has Object Lock, but no retention was asked"
+    made = cli("backup", "create", "--name", "b1", **env)
+    assert made.returncode == 0, made.stderr
+    assert said in made.stdout + made.stderr and "is not locked" in made.stdout + made.stderr
+    read = cli("backup", "validate", "b1", **env)
+    assert read.returncode == 0 and said not in read.stdout + read.stderr
+    default = f"default-{uuid.uuid4().hex[:10]}"
+    client = store.client()
+    client.create_bucket(Bucket=default, ObjectLockEnabledForBucket=True)
+    client.put_object_lock_configuration(
+        Bucket=default,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+        },
+    )
+    locked_by_default = cli("backup", "create", "--name", "b1", **{**env, "OPS_ARTIFACTS_DIR": f"s3://{default}"})
+    assert locked_by_default.returncode == 0, locked_by_default.stderr
+    assert said not in locked_by_default.stdout + locked_by_default.stderr
+
+
 def test_a_missing_bucket_is_exit_2(cli: Cli, source_sqlite: str) -> None:
     env = {"OPS_ARTIFACTS_DIR": f"s3://missing-{uuid.uuid4().hex[:10]}/repo", "DATABASE_URL": source_sqlite}
     for args in (("backup", "create", "--name", "b1"), ("backup", "validate", "b1")):
