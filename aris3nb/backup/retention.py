@@ -31,7 +31,7 @@ from aris3nb.backup import profiles, source
 from aris3nb.backup.catalog import is_safety
 from aris3nb.backup.create import backups_dir
 from aris3nb.backup.manifest import MANIFEST_NAME, validate_backup
-from aris3nb.core.errors import Aris3nbError, UsageError
+from aris3nb.core.errors import Aris3nbError, BackupError, UsageError
 from aris3nb.core.settings import Settings
 from aris3nb.core.words import listed
 from aris3nb.targets.profile import LoadedProfile
@@ -186,7 +186,9 @@ def drilled_by_go_runs(runs_dir: Path, newest: int = 1) -> dict[str, str]:
     """The backups the ``newest`` runs that ended GO drilled: backup folder name -> run id.
     Each run's drill names it twice over: the manifest it was given (``parameters.manifest``;
     none when the drill picked the newest backup itself, as ``aris3nb run drill`` does), and
-    its drill reports' ``backup`` (``DRILL_REPORTS``) — both are read."""
+    its drill reports' ``backup`` (``DRILL_REPORTS``) — both are read. A drill report that
+    cannot be read, or names no backup, is a ``BackupError``: the backup it drilled is unknown,
+    so nothing may be removed on a guess."""
     runs = []
     for evidence in runs_dir.glob("*/evidence.json") if runs_dir.is_dir() else []:
         try:
@@ -206,10 +208,15 @@ def drilled_by_go_runs(runs_dir: Path, newest: int = 1) -> dict[str, str]:
         for report in sorted((runs_dir / run_id).glob(DRILL_REPORTS)):
             try:
                 backup = json.loads(report.read_text(encoding="utf-8")).get("backup")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(backup, str) and backup:
-                drilled[backup] = run_id
+            except (OSError, ValueError, AttributeError) as exc:
+                backup = exc
+            if not isinstance(backup, str) or not backup:  # never guessed: that backup must not go
+                cause = f"unreadable ({backup})" if isinstance(backup, Exception) else "names no backup"
+                raise BackupError(
+                    f"cannot tell which backup the last GO run {run_id} drilled: its drill report "
+                    f"{report.relative_to(runs_dir)} is {cause}; nothing was removed"
+                )
+            drilled[backup] = run_id
     return drilled
 
 

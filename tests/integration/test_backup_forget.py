@@ -121,6 +121,13 @@ def test_a_go_run_that_picked_its_backup_itself_protects_the_one_its_drill_repor
     ]
     assert not decisions["pre_deploy_20260301_0800"]["keep"], "no longer named by any GO run"
 
+    (run / "drill" / "drill_report_20260301T090600000000Z.json").write_text("{not json")
+    before = names(artifacts)
+    refused = forget_cli(artifacts, "--keep-last", "1")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "cannot tell which backup the last GO run 20260301T090000Z-abc123 drilled" in refused.stderr
+    assert "nothing was removed" in refused.stderr and names(artifacts) == before
+
 
 def test_a_dry_run_removes_nothing_and_says_what_it_would(artifacts: Path) -> None:
     before = names(artifacts)
