@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aris3nb.core.errors import InvalidSettings, UsageError
+from aris3nb.core.scratch import MEMORY_FOLDER
 
 #: Where the embedded default keeps its SQLite database and export files.
 EMBEDDED_DIRNAME = "embedded"
@@ -82,6 +83,10 @@ def _local_artifacts_dir(value: object) -> object:
     return Path("artifacts") if is_repository_url(value) else value
 
 
+def _none_if_empty(value: object) -> object:
+    return None if value == "" else value
+
+
 def _repository_url(value: object) -> object:
     return value if is_repository_url(value) else None
 
@@ -90,7 +95,7 @@ def _repository_url(value: object) -> object:
 MAX_RPO_DAYS = 366
 #: The largest drill age accepted: a year, as the RPO budget's.
 MAX_FRESHNESS_DAYS = MAX_RPO_DAYS
-#: The seeded smoke account (``aris3nb.reference.seed.SMOKE_USERNAME``; a test keeps them equal).
+#: The seeded smoke account (``aris3nb.reference.smoke_tenant.SMOKE_USERNAME``; a test keeps them equal).
 #: Spelled out here because the playbook tooling does not import the reference service.
 DEFAULT_SMOKE_USERNAME = "smoke.admin"
 #: Below this many samples a percentile is not evidence: the latency check says "inconclusive".
@@ -143,6 +148,13 @@ class ArtifactsSettings(_Group):
         description="Set by aris3nb itself, for what runs in a staging copy of an s3:// repository "
         "(a run's phases on a bucket): the repository the local folder stands for, so that what a "
         "message tells a person to look at or remove is named where it stays, on the bucket.",
+    )
+    memory_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = Field(
+        default=MEMORY_FOLDER,
+        validation_alias="OPS_MEMORY_DIR",
+        description="A folder kept in memory (tmpfs) for throwaway databases, whose durability buys "
+        "nothing: the embedded default's and the migrations round trip's. Used only when it exists, is "
+        "writable and has twice their room free; else they go to the temporary folder. Empty: never.",
     )
     embedded_keep_last: int = Field(
         default=10,

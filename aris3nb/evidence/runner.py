@@ -41,6 +41,7 @@ from aris3nb.core.errors import EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
+from aris3nb.core.scratch import scratch_roots
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings, check_timeout_sec
 from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV
@@ -589,7 +590,8 @@ def run_playbook(
         triggers: list[Trigger] = []
         try:
             with contextlib.ExitStack() as stack:
-                sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)  # what killed runs left behind
+                for root in scratch_roots(settings.artifacts.memory_dir):  # what killed runs left behind
+                    sweep(root, SCRATCH_PATTERN)
                 input_dir = Path(
                     stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-"))
                 )

@@ -15,9 +15,9 @@ only when the target database is a throwaway aris3nb made itself and deletes aft
   judges the embedded service it starts over a temporary database made for this gate run;
 - the target database is a throwaway embedded target (``aris3nb run``'s embedded default):
   a SQLite file directly in a folder ``aris3nb-run-embedded-pid<N>-…`` (or ``-gate-``) of the
-  system temporary folder, which aris3nb deletes when the run ends (and sweeps if the run was
-  killed). Its first backup is the run's own deploy backup, taken after this gate, and drilled
-  by the run's drill phase.
+  system temporary folder or the memory folder (``aris3nb.core.scratch``), which aris3nb deletes
+  when the run ends (and sweeps if the run was killed). Its first backup is the run's own
+  deploy backup, taken after this gate, and drilled by the run's drill phase.
 
 Everywhere else the target is real, and a missing or stale backup or drill is a FAIL, as is
 a live target (``--base-url``) whose database is not named: never a PASS for work not done.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, Status, failed, passed, s
 from aris3nb.core.db import engine_name, sqlite_path
 from aris3nb.core.errors import Aris3nbError, NoBackup
 from aris3nb.core.redact import redact_url
+from aris3nb.core.scratch import scratch_roots
 from aris3nb.core.settings import Settings
 from aris3nb.targets.profile import LoadedProfile
 
@@ -78,9 +78,10 @@ def parse_utc(text: Any) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def throwaway_embedded_folder(database_url: str) -> Path | None:
+def throwaway_embedded_folder(database_url: str, memory_dir: Path | None) -> Path | None:
     """The folder of the throwaway embedded target whose database ``database_url`` names
-    (``aris3nb run``'s embedded default), or None for any other database."""
+    (``aris3nb run``'s embedded default, in the temporary folder or the memory folder
+    ``memory_dir``), or None for any other database."""
     try:
         if engine_name(database_url) != "sqlite":
             return None
@@ -88,13 +89,13 @@ def throwaway_embedded_folder(database_url: str) -> Path | None:
     except (Aris3nbError, ValueError, OSError):
         return None
     try:
-        in_temp = folder.resolve().parent == Path(tempfile.gettempdir()).resolve()
+        in_scratch = folder.resolve().parent in {root.resolve() for root in scratch_roots(memory_dir)}
     except OSError:
         return None
-    return folder if in_temp and EMBEDDED_THROWAWAY_FOLDER.match(folder.name) else None
+    return folder if in_scratch and EMBEDDED_THROWAWAY_FOLDER.match(folder.name) else None
 
 
-def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | None:
+def unjudgeable(database_url: str | None, base_url: str | None, memory_dir: Path | None) -> Outcome | None:
     """The outcome of both checks when there is no database whose backups can be judged
     (SKIP: no real target; FAIL: a real target whose database is not named), else None."""
     if not database_url:
@@ -109,7 +110,7 @@ def unjudgeable(database_url: str | None, base_url: str | None) -> Outcome | Non
             "this gate run, which has no backups to judge (name a target with --database-url)",
             target=None,
         )
-    folder = throwaway_embedded_folder(database_url)
+    folder = throwaway_embedded_folder(database_url, memory_dir)
     if folder is not None:
         return skipped(
             f"no real target: {redact_url(database_url)} is the throwaway database of an embedded target "
@@ -177,7 +178,7 @@ def judge_backup_freshness(
     """The newest valid backup of the database at ``database_url`` within the RPO budget
     (``unjudgeable``'s outcome when there is no such database), validated against the table
     set of ``profile``'s target (None: the reference)."""
-    unjudged = unjudgeable(database_url, base_url)
+    unjudged = unjudgeable(database_url, base_url, settings.artifacts.memory_dir)
     if unjudged is not None:
         return unjudged
     assert database_url  # unjudgeable answers when it is not given
@@ -415,7 +416,7 @@ def judge_drill_freshness(
     """The last passing drill of a backup of the database at ``database_url`` within the max
     age (``unjudgeable``'s outcome when there is no such database); ``not_valid``: the
     target's backups known not to validate now (``judge_backup_freshness``'s evidence)."""
-    unjudged = unjudgeable(database_url, base_url)
+    unjudged = unjudgeable(database_url, base_url, settings.artifacts.memory_dir)
     if unjudged is not None:
         return unjudged
     assert database_url  # unjudgeable answers when it is not given

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import os
 import re
 import tempfile
 import time
@@ -37,6 +36,7 @@ from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, crashed, failed, passed, 
 from aris3nb.core.db import create_engine, database_errors, parse_database_url
 from aris3nb.core.errors import Aris3nbError, MigrationError
 from aris3nb.core.redact import redact_url
+from aris3nb.core.scratch import MEMORY_FOLDER, memory_folder
 from aris3nb.core.words import count
 from aris3nb.schema import (
     compare_with_models,
@@ -178,26 +178,30 @@ def round_trip(
     )
 
 
-#: A folder kept in memory (Linux's tmpfs), when the system has one.
-MEMORY_FOLDER = Path("/dev/shm")
+#: The room a round trip's disposable SQLite file is given in memory (a schema, no data).
+ROUND_TRIP_ROOM = 64 << 20
 
 
-def scratch_folder_root() -> str | None:
-    """Where the round trip's disposable SQLite file goes: a folder kept in memory when there is
-    one (``MEMORY_FOLDER``), else the temporary folder (None). Its file is thrown away: what
-    durability on disk would add is an fsync per migration statement (~1.5 s of a round trip on
-    a plain disk), and nothing the round trip judges (the schema each step leaves) depends on it."""
-    if MEMORY_FOLDER.is_dir() and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK):
-        return str(MEMORY_FOLDER)
-    return None
+def scratch_folder_root(memory_dir: Path | None) -> str | None:
+    """Where the round trip's disposable SQLite file goes: the memory folder ``memory_dir`` when
+    it has room (``aris3nb.core.scratch.memory_folder``), else the temporary folder (None).
+    Its file is thrown away: what durability on disk would add is an fsync per migration
+    statement (~1.5 s of a round trip on a plain disk), and nothing the round trip judges (the
+    schema each step leaves) depends on it."""
+    folder = memory_folder(memory_dir, ROUND_TRIP_ROOM)
+    return None if folder is None else str(folder)
 
 
 def round_trip_on_sqlite(
-    *, script_location: Path | None = None, metadata: sa.MetaData | None = None, profile: LoadedProfile | None = None
+    *,
+    script_location: Path | None = None,
+    metadata: sa.MetaData | None = None,
+    profile: LoadedProfile | None = None,
+    memory_dir: Path | None = MEMORY_FOLDER,
 ) -> Outcome:
-    """The round trip on a SQLite file in a temporary folder (in memory where the system has
-    one, ``scratch_folder_root``), removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="aris3nb-gate-", dir=scratch_folder_root()) as folder:
+    """The round trip on a SQLite file in a temporary folder (in the memory folder
+    ``memory_dir`` when it has room, ``scratch_folder_root``), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="aris3nb-gate-", dir=scratch_folder_root(memory_dir)) as folder:
         url = f"sqlite:///{Path(folder) / 'round_trip.db'}"
         if profile is None:
             return round_trip(url, script_location=script_location, metadata=metadata)

@@ -412,7 +412,10 @@ def check_single_head(ctx: GateContext) -> Outcome:
 def check_round_trip_sqlite(ctx: GateContext) -> Outcome:
     """Every downgrade really undoes its upgrade, and the migrations build the models' schema (SQLite)."""
     return migrations.round_trip_on_sqlite(
-        script_location=ctx.options.script_location, metadata=ctx.options.metadata, profile=_code_profile(ctx)
+        script_location=ctx.options.script_location,
+        metadata=ctx.options.metadata,
+        profile=_code_profile(ctx),
+        memory_dir=ctx.settings.artifacts.memory_dir,
     )
 
 

@@ -62,7 +62,13 @@ def db_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(db_session)]
-State = Annotated[ServiceState, Depends(service_state)]
+
+
+async def _service_state(request: Request) -> ServiceState:
+    return service_state(request)
+
+
+State = Annotated[ServiceState, Depends(_service_state)]
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def current_caller(request: Request, session: DbSession, state: State) -> Caller
 def require_roles(*roles: str) -> Any:
     """A dependency giving the caller, or 403 when their role is not one of ``roles``."""
 
-    def _caller_with_role(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    async def _caller_with_role(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if caller.role not in roles:
             raise forbidden(f"role {caller.role} may not do this")
         return caller
@@ -145,7 +151,7 @@ class Paging:
         return (self.page - 1) * self.page_size
 
 
-def paging(
+async def paging(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> Paging:

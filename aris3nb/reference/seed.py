@@ -40,14 +40,11 @@ from aris3nb.migrate import current_revision, head_revision
 from aris3nb.reference.bulk import BulkWriter
 from aris3nb.reference.export_files import export_relative_path, export_rows, write_export_file
 from aris3nb.reference.security import hash_seed_password
+from aris3nb.reference.smoke_tenant import SMOKE_STORE_CODES, SMOKE_TENANT_SLUG, SMOKE_USERNAME
 
 DEFAULT_SCALE = EMBEDDED_SCALE
 DEFAULT_SEED = EMBEDDED_SEED
 CHUNK_ROWS = 20_000
-
-SMOKE_TENANT_SLUG = "smoke"
-SMOKE_USERNAME = "smoke.admin"
-SMOKE_STORE_CODES = ("SMOKE-A", "SMOKE-B")
 
 #: The seeded business calendar: stock arrives before it, trading happens within it.
 EPOCH = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)

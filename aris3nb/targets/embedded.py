@@ -25,10 +25,20 @@ from aris3nb import migrate
 from aris3nb.core.db import check_connection, engine_name, sqlite_path
 from aris3nb.core.errors import DatabaseUnavailable, UsageError
 from aris3nb.core.redact import redact_url
+from aris3nb.core.scratch import memory_folder
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings
 from aris3nb.reference import seed as seed_data
 
 MARKER = ".aris3nb-embedded"
+
+#: The room an embedded target at a scale is given (database, exports and journal): a fixed
+#: part, and per stock row more than the seeded database takes (~650 bytes at 2,000,000).
+THROWAWAY_FIXED_BYTES = 32 << 20
+THROWAWAY_BYTES_PER_STOCK_ROW = 1024
+
+
+def throwaway_room(scale: int) -> int:
+    return THROWAWAY_FIXED_BYTES + scale * THROWAWAY_BYTES_PER_STOCK_ROW
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,12 @@ class EmbeddedTarget:
     seed: int = seed_data.DEFAULT_SEED
     rows: dict[str, int] = field(default_factory=dict)
     setup_sec: float = 0.0
+    in_memory: bool = False
 
     @property
     def facts(self) -> dict[str, Any]:
         return {
-            "database": "temporary SQLite file",
+            "database": "temporary SQLite file" + (" in memory" if self.in_memory else ""),
             "seed_scale": self.scale,
             "seed": self.seed,
             "rows": self.rows,
@@ -96,11 +107,18 @@ def embedded_target(
 ) -> Iterator[EmbeddedTarget]:
     """A fresh embedded target in a throwaway folder (``aris3nb-<purpose>-embedded-pid<pid>-*``,
     swept by a later run if this process is killed), served on a free loopback port in the
-    background; stopped and removed when the block ends."""
+    background; stopped and removed when the block ends.
+
+    The folder is in memory when the system has a memory folder with room for the scale
+    (``aris3nb.core.scratch``), else in the temporary folder: the database is thrown away, so
+    durability buys nothing, and on disk each of the smoke suite's commits waits for an fsync."""
     from aris3nb.reference.server import running_server
 
-    with tempfile.TemporaryDirectory(prefix=f"aris3nb-{purpose}-embedded-pid{os.getpid()}-") as folder:
+    root = memory_folder(settings.artifacts.memory_dir, throwaway_room(scale))
+    with tempfile.TemporaryDirectory(prefix=f"aris3nb-{purpose}-embedded-pid{os.getpid()}-", dir=root) as folder:
         target = provision(f"sqlite:///{Path(folder) / 'aris3.db'}", Path(folder) / "exports", settings, scale=scale)
+        if root is not None:
+            target = dataclasses.replace(target, in_memory=True)
         started = time.perf_counter()
         with running_server(target.database_url, settings.updated(target={"exports_dir": target.exports_dir})) as url:
             yield dataclasses.replace(target, base_url=url, setup_sec=target.setup_sec + time.perf_counter() - started)

@@ -74,11 +74,24 @@ def sleeping_at(marker: Path) -> str:
     return f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(300)"
 
 
+def memory_of(temp: Path) -> Path:
+    """The memory folder (``OPS_MEMORY_DIR``) of a run whose temporary folder is ``temp``."""
+    return temp.with_name(f"{temp.name}-memory")
+
+
+def scratch_listing(temp: Path) -> set[str]:
+    """What is in a run's temporary folder and in its memory folder."""
+    return {f"tmp/{name}" for name in os.listdir(temp)} | {f"memory/{name}" for name in os.listdir(memory_of(temp))}
+
+
 def start_run(notebooks: Path, artifacts: Path, temp: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
     """``aris3nb run pre_deploy ARGS --json`` (JSON: no progress lines on standard error), with
-    its own temporary folder, so that what it leaves there can be counted."""
+    its own temporary folder and memory folder, so that what it leaves there can be counted."""
     temp.mkdir(parents=True, exist_ok=True)
-    env = cli_env(artifacts, ARIS3NB_TEST_NOTEBOOKS=str(notebooks), TMPDIR=str(temp))
+    memory_of(temp).mkdir(exist_ok=True)
+    env = cli_env(
+        artifacts, ARIS3NB_TEST_NOTEBOOKS=str(notebooks), TMPDIR=str(temp), OPS_MEMORY_DIR=str(memory_of(temp))
+    )
     return subprocess.Popen(
         [sys.executable, "-c", HARNESS, "run", "pre_deploy", "--out", str(artifacts), "--json", *args],
         env=env,
@@ -263,7 +276,7 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
     with contextlib.suppress(psutil.Error):
         kernel.kill()  # whatever the result, leave no process behind
     [killed] = set(os.listdir(artifacts / "runs")) - runs_before
-    left_by_killed = set(os.listdir(temp))
+    left_by_killed = scratch_listing(temp)
 
     after = finish(start_run(passing, artifacts, temp, *SMALL_EMBEDDED))
     [after_id] = set(os.listdir(artifacts / "runs")) - runs_before - {killed}
@@ -276,7 +289,7 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
         after,
         kernel_ended,
         left_by_killed,
-        set(os.listdir(temp)) - left_by_killed,
+        scratch_listing(temp) - left_by_killed,
     )
 
 
@@ -313,7 +326,9 @@ def test_the_next_run_leaves_no_temporary_folder_of_its_own(killed_run: KilledRu
 
 @pytest.mark.slow
 def test_a_killed_runs_temporary_folders_are_swept_by_the_next_run(killed_run: KilledRun) -> None:
-    left = sorted(killed_run.left_by_killed & set(os.listdir(killed_run.temp)))
+    embedded = [name for name in killed_run.left_by_killed if name.startswith("memory/aris3nb-run-embedded-pid")]
+    assert embedded, f"the killed run's embedded target was in its memory folder: {sorted(killed_run.left_by_killed)}"
+    left = sorted(killed_run.left_by_killed & scratch_listing(killed_run.temp))
     assert left == [], f"left behind by the killed run, still there after the next one: {left}"
 
 

@@ -29,8 +29,8 @@ from pydantic import SecretStr
 
 from aris3nb.core.settings import load_settings
 from aris3nb.reference.app import create_app
-from aris3nb.reference.seed import SMOKE_USERNAME
 from aris3nb.reference.server import running_server
+from aris3nb.reference.smoke_tenant import SMOKE_USERNAME
 
 EXAMPLES_PER_OPERATION = 40
 SMOKE_PASSWORD = "aris3-smoke-pass"  # the seed's default, as the session template was seeded

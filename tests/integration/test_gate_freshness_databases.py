@@ -9,8 +9,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from aris3nb import migrate
 from aris3nb.backup.create import create_backup
@@ -89,13 +92,21 @@ def test_stale_and_fresh_backups_and_drills_on_both_engines(tmp_path: Path, data
     assert stale_drill["backup.freshness"].status is Status.PASS
 
 
-def test_the_embedded_defaults_throwaway_target_skips_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory-folder", "temporary-folder"])
+def test_the_embedded_defaults_throwaway_target_skips_with_its_reason(tmp_path: Path, in_memory: bool) -> None:
     """`aris3nb run`'s embedded target, as its pre-deploy gate sees it: no backup yet (the deploy
-    phase makes the first), so both checks SKIP, saying why: the run can still be GO."""
+    phase makes the first), so both checks SKIP, saying why: the run can still be GO. Its folder
+    is in the memory folder when there is one (OPS_MEMORY_DIR), else in the temporary folder."""
     from aris3nb.targets.embedded import embedded_target
 
+    memory = tmp_path / "memory"
+    memory.mkdir()
     settings = load_settings(artifacts={"dir": tmp_path / "artifacts"})
+    settings = settings.updated(artifacts={"memory_dir": memory if in_memory else None})
     with embedded_target(settings, scale=0, purpose="run") as made:
+        folder = Path(made.database_url.removeprefix("sqlite:///")).parent
+        assert folder.parent == (memory if in_memory else Path(tempfile.gettempdir()))
+        assert made.facts["database"] == "temporary SQLite file" + (" in memory" if in_memory else "")
         report = run_gate(
             GateOptions(database_url=made.database_url, base_url=made.base_url, checks=FRESHNESS, workdir=REPO_ROOT),
             settings,

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from aris3nb.core.settings import Settings, load_settings
-from aris3nb.reference.seed import SMOKE_STORE_CODES, SMOKE_TENANT_SLUG, SMOKE_USERNAME
+from aris3nb.reference.smoke_tenant import SMOKE_STORE_CODES, SMOKE_TENANT_SLUG, SMOKE_USERNAME
 
 AREAS = ("auth", "stock", "transfers", "pos", "reports", "exports")
 BASE_URL_ENV = "ARIS3_SMOKE_BASE_URL"

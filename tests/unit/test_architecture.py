@@ -122,3 +122,19 @@ def test_the_command_line_starts_without_the_library_behind_its_commands() -> No
     probe = f"import sys, aris3nb.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.split() == [], f"imported when the CLI starts: {done.stdout}"
+
+
+def test_the_smoke_suite_starts_without_the_seed() -> None:
+    """The gate runs the smoke suite twice a playbook run, live against the target: its
+    ``conftest.py`` imports the seed, SQLAlchemy and the service only for the in-process mode."""
+    import subprocess
+    import sys
+
+    from aris3nb.resources import SMOKE_DIR
+
+    heavy = ("sqlalchemy", "alembic", "fastapi", "aris3nb.reference.seed", "aris3nb.reference.app")
+    probe = f"import sys, conftest; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=SMOKE_DIR, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == [], f"imported when the smoke suite starts: {done.stdout}"

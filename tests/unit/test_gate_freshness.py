@@ -291,14 +291,28 @@ def test_without_a_real_target_the_checks_skip_and_only_there(settings: Settings
         throwaway = f"sqlite:///{Path(folder) / 'aris3.db'}"
         outcome = freshness.judge_backup_freshness(settings, throwaway, base_url="http://127.0.0.1:1", budget_sec=DAY)
         assert outcome.status is Status.SKIP and "throwaway database of an embedded target" in outcome.detail
-    look_alike = tmp_path / f"aris3nb-run-embedded-pid{os.getpid()}-x"  # the name, but not in the temporary folder
+    look_alike = tmp_path / f"aris3nb-run-embedded-pid{os.getpid()}-x"  # the name, but not in a scratch folder
     look_alike.mkdir()
-    assert freshness.throwaway_embedded_folder(f"sqlite:///{look_alike / 'aris3.db'}") is None
+    memory = settings.artifacts.memory_dir
+    assert freshness.throwaway_embedded_folder(f"sqlite:///{look_alike / 'aris3.db'}", memory) is None
     assert (
         freshness.judge_backup_freshness(settings, f"sqlite:///{look_alike / 'aris3.db'}", budget_sec=DAY).status
         is Status.FAIL
     )
-    assert freshness.throwaway_embedded_folder("postgresql://u@127.0.0.1/aris3nb-run-embedded-pid1-x") is None
+    assert freshness.throwaway_embedded_folder("postgresql://u@127.0.0.1/aris3nb-run-embedded-pid1-x", memory) is None
+
+    # In the memory folder (OPS_MEMORY_DIR), and only while that is the memory folder.
+    in_memory = f"sqlite:///{look_alike / 'aris3.db'}"
+    assert freshness.throwaway_embedded_folder(in_memory, tmp_path) == look_alike
+    as_memory = settings.updated(artifacts={"memory_dir": tmp_path})
+    outcome = freshness.judge_drill_freshness(as_memory, in_memory, max_age_days=7)
+    assert outcome.status is Status.SKIP and "throwaway database of an embedded target" in outcome.detail
+    assert (
+        freshness.judge_drill_freshness(
+            settings.updated(artifacts={"memory_dir": None}), in_memory, max_age_days=7
+        ).status
+        is Status.FAIL
+    )
 
 
 def test_the_runner_sweeps_the_folders_recognised_as_throwaway() -> None:

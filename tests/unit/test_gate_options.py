@@ -75,7 +75,7 @@ def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_default_smoke_account_is_the_seeded_one() -> None:
     from aris3nb.core.settings import DEFAULT_SMOKE_USERNAME
-    from aris3nb.reference.seed import SMOKE_USERNAME
+    from aris3nb.reference.smoke_tenant import SMOKE_USERNAME
 
     assert DEFAULT_SMOKE_USERNAME == SMOKE_USERNAME
 

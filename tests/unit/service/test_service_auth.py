@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from aris3nb.contract import models as m
 from aris3nb.reference.security import issue_token, needs_rehash
-from aris3nb.reference.seed import SMOKE_USERNAME
+from aris3nb.reference.smoke_tenant import SMOKE_USERNAME
 
 
 def _user(service, username: str) -> m.User:
