@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from aris3nb.evidence import kernels
 from aris3nb.gate.runner import wait_for_kernels_booted
 
 
@@ -26,12 +25,31 @@ class FakeClock:
         self.now += seconds
 
 
-def test_the_warm_up_removes_its_booting_file_even_when_it_fails(tmp_path: Path, monkeypatch) -> None:
+WARM_UP = """
+import gc, sys
+from aris3nb.evidence import kernels
+kernels.WARM_IMPORTS = tuple(sys.argv[2:])
+try:
+    kernels.warm_up(sys.argv[1])
+except ModuleNotFoundError as exc:
+    print("failed", exc.name)
+print("collector", gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["boots", "fails"])
+def test_the_warm_up_removes_its_booting_file_and_leaves_the_collector_on(tmp_path: Path, fails: bool) -> None:
+    """Whatever happens, the booting file goes and the garbage collector is on again, with what
+    the warm-up loaded frozen (in a process of its own: the warm-up freezes its process)."""
     marker = tmp_path / "kernel-1"
     marker.write_text(str(os.getpid()))
-    monkeypatch.setattr(kernels, "WARM_IMPORTS", ("aris3nb.no_such_module",))
-    with pytest.raises(ModuleNotFoundError):
-        kernels.warm_up(str(marker))
+    imports = ["aris3nb.core.words", *(["aris3nb.no_such_module"] if fails else [])]
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP, str(marker), *imports], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.splitlines()
+    assert said == [*(["failed aris3nb.no_such_module"] if fails else []), "collector True True"]
     assert not marker.exists()
 
 
