@@ -17,6 +17,7 @@ property so that reports can be read per area.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,12 @@ BASE_URL_ENV = "ARIS3_SMOKE_BASE_URL"
 USERNAME_ENV = "ARIS3_SMOKE_USERNAME"
 LIVE_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 IN_PROCESS_SEED_SCALE = 200
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run is over and its reports written: the process ends without the interpreter's last
+    garbage collections over what the run loaded (~0.1 s of every gate's smoke check)."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
