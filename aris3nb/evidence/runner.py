@@ -332,6 +332,9 @@ def _kernel_env(run: _Run) -> dict[str, str]:
             env[name] = url
     if run.settings.artifacts.shown_as is not None:  # a staging copy of a bucket's repository
         env["OPS_ARTIFACTS_SHOWN_AS"] = run.settings.artifacts.shown_as
+    # Where the embedded target may be: the kernels' gate must know it as the runner does.
+    memory_dir = run.settings.artifacts.memory_dir
+    env["OPS_MEMORY_DIR"] = "" if memory_dir is None else str(memory_dir)
     if run.options.embedded:
         env["OPS_ENABLE_BACKUP_DRILL"] = "true"  # the runner's own disposable target (said in the evidence)
     if run.options.revert_command:

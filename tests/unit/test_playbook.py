@@ -41,6 +41,11 @@ def test_the_operators_urls_reach_the_kernel_by_its_environment(tmp_path) -> Non
     )
     FakeRun.settings = load_settings(artifacts={"dir": tmp_path, "shown_as": "s3://bucket/aris"})
     assert _kernel_env(FakeRun())["OPS_ARTIFACTS_SHOWN_AS"] == "s3://bucket/aris"  # type: ignore[arg-type]
+    # The memory folder the runner's embedded target may be in, as the runner's settings say it.
+    FakeRun.settings = FakeRun.settings.updated(artifacts={"memory_dir": tmp_path / "memory"})
+    assert _kernel_env(FakeRun())["OPS_MEMORY_DIR"] == str(tmp_path / "memory")  # type: ignore[arg-type]
+    FakeRun.settings = FakeRun.settings.updated(artifacts={"memory_dir": None})
+    assert _kernel_env(FakeRun())["OPS_MEMORY_DIR"] == ""  # type: ignore[arg-type]  # read back as None
 
 
 def test_a_rerun_takes_the_same_target_given_again() -> None:
