@@ -108,3 +108,16 @@ def test_a_phase_names_its_reports_after_its_run_only_when_its_folder_is_a_run(t
         "20261130T070500Z-ab12cd"
     )
     assert PhaseEvidence("pre_deploy", tmp_path / "run" / "pre_deploy").run_id is None  # the gate takes its own id
+
+
+def test_the_index_library_loads_only_once_no_phase_left_measures_latency() -> None:
+    """The runner loads the index page's library beside the last phases, never while a phase
+    that measures latency may still run (pre- and post-deploy)."""
+    from aris3nb.evidence.runner import no_latency_measured_from
+    from aris3nb.phases import PHASES
+
+    planned = [phase for phase in PHASES if phase.name in ("pre_deploy", "deploy", "post_deploy", "drill")]
+    assert [no_latency_measured_from(planned, i) for i in range(len(planned))] == [False, False, False, True]
+    assert [phase.name for phase in planned if phase.quiet] == ["pre_deploy", "post_deploy"]
+    only_deploy = [phase for phase in PHASES if phase.name == "deploy"]
+    assert no_latency_measured_from(only_deploy, 0)
