@@ -692,7 +692,11 @@ def snapshot_dump(
     return digests, extra
 
 
-_FINISHED = re.compile(r"^pg_dump: finished item (\d+) TABLE DATA ", re.MULTILINE)
+#: pg_dump's leader says so of each table's data file it has from a worker. Its processes share
+#: one standard error and each message is several writes (the program's name, a space, the
+#: text), so another process's message may come between: before "finished item" a line may
+#: hold any mix of "pg_dump:" and spaces. Anchored there, a table's name never matches.
+_FINISHED = re.compile(r"^(?:pg_dump:|[ \t])*finished item (\d+) TABLE DATA ", re.MULTILINE)
 
 
 class _FinishedFiles:

@@ -46,3 +46,20 @@ def test_a_verified_file_changed_since_or_verified_as_other_bytes_is_still_caugh
     other = {**digests, "database/other": (10, hashlib.sha256(b"z" * 10).hexdigest())}  # not the manifest's bytes
     problems, _, _ = check_files(manifest, other)
     assert len(problems) == 1 and "database/other" in problems[0] and "SHA-256" in problems[0]
+
+
+def test_the_finished_table_files_are_read_from_pg_dumps_interleaved_messages() -> None:
+    """pg_dump's leader and workers share one standard error and write a message in pieces
+    (name, space, text): a "finished item" message may start its line without its name, or
+    after another process's name; a table named like the message is never taken for one."""
+    from aris3nb.backup.postgres import _FINISHED
+
+    said = (
+        "pg_dump: finished item 3501 TABLE DATA tenants\n"
+        'pg_dump:pg_dump:  dumping contents of table "public.stock_items"\n'
+        "finished item 3529 TABLE DATA stock_items\n"
+        "pg_dump: pg_dump: finished item 3530 TABLE DATA sales\n"
+        'pg_dump: dumping contents of table "public.finished item 77 TABLE DATA x"\n'
+        "pg_dump: finished item 3531 TABLE DATA finished item 78 TABLE DATA y\n"
+    )
+    assert _FINISHED.findall(said) == ["3501", "3529", "3530", "3531"]
