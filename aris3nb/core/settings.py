@@ -236,6 +236,9 @@ class RunSettings(_Group):
     #: Seconds a notebook cell may run before its phase is stopped (``--cell-timeout`` overrides).
     cell_timeout_sec: Seconds = Field(default=600.0, validation_alias="OPS_CELL_TIMEOUT_SEC")
     revert_command: str | None = Field(default=None, validation_alias="OPS_REVERT_COMMAND")
+    #: Each phase's kernel forked from one process that did the imports every phase needs, instead
+    #: of booted on its own (``aris3nb.evidence.forks``); false: each kernel boots on its own.
+    fork_kernels: bool = Field(default=True, validation_alias="OPS_FORK_KERNELS")
 
 
 class GateSettings(_Group):

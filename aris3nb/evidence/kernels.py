@@ -16,11 +16,15 @@ import gc
 import importlib
 import io
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aris3nb.core.redact import redact_text
+
+if TYPE_CHECKING:
+    from aris3nb.evidence.forks import ForkServer
 
 KERNEL_NAME = "python3"
 
@@ -37,6 +41,10 @@ WARM_IMPORTS = (
 )
 
 
+#: Whether this process has warmed up (a fork of the fork server has).
+_warm = False
+
+
 def warm_up(booting_marker: str | None = None) -> None:
     """Run by each kernel as it boots (its ``exec_lines``): the imports every phase needs and a
     first chart drawn (matplotlib loads its fonts then, ~0.3 s); then, whatever happened, its
@@ -45,9 +53,13 @@ def warm_up(booting_marker: str | None = None) -> None:
     The garbage collector rests while the imports run (they make no garbage worth a collection,
     and each full collection walks everything loaded so far: 10–25 % of the imports' CPU here,
     measured), and what they loaded is frozen afterwards, so the phase's own collections walk
-    the phase's objects only."""
+    the phase's objects only. A kernel forked from a warm process (``aris3nb.evidence.forks``)
+    has all that already: its warm-up only says it has booted."""
+    global _warm
     gc.disable()
     try:
+        if _warm:
+            return
         for name in WARM_IMPORTS:
             importlib.import_module(name)
         import matplotlib
@@ -60,6 +72,7 @@ def warm_up(booting_marker: str | None = None) -> None:
         axis.set_title("warm-up")
         figure.savefig(io.BytesIO(), format="png", dpi=96, bbox_inches="tight")
         plt.close(figure)
+        _warm = True
     finally:
         gc.freeze()
         gc.enable()
@@ -77,7 +90,7 @@ SETTLE_TIMEOUT_SEC = 7.0
 class Kernels:
     """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path, *, fork: bool = True) -> None:
         from aris3nb.gate.runner import BOOTING_ENV
 
         self.cwd, self.log_dir = cwd, log_dir
@@ -86,6 +99,22 @@ class Kernels:
         self.env = {**env, BOOTING_ENV: str(self.booting)}
         self._next: Any = None
         self._started = 0
+        self._fork = fork
+        self._server: ForkServer | None = None
+
+    def _fork_server(self) -> ForkServer | None:
+        """The run's fork server, started with its first kernel (it boots as that kernel would)."""
+        if self._fork and self._server is None:
+            from aris3nb.evidence.forks import ForkServer
+
+            marker = self.booting / "fork-server"
+            marker.write_text("")
+            try:
+                self._server = ForkServer(self.env, self.cwd, self.log_dir / "fork-server.log", marker)
+            except OSError:  # no server: each kernel boots on its own
+                marker.unlink(missing_ok=True)
+                self._fork = False
+        return self._server
 
     def _start(self) -> Any:
         from jupyter_client.manager import AsyncKernelManager
@@ -103,6 +132,16 @@ class Kernels:
         )
         manager.aris3nb_booting = marker
         log = self.log_dir / f"kernel-{self._started}.log"
+        server = self._fork_server()
+        if server is not None:
+            from aris3nb.evidence.forks import ForkProvisioner
+
+            manager.kernel_id = str(uuid.uuid4())
+            manager.provisioner = ForkProvisioner(
+                kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager
+            )
+            manager.provisioner.server, manager.provisioner.log = server, log
+            manager.provisioner.marker = marker
         try:
             with log.open("w") as stream:  # the child keeps its own descriptor
                 run_sync(manager.start_kernel)(
@@ -173,6 +212,10 @@ class Kernels:
         if self._next is not None:
             self.stop(self._next)
             self._next = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            (self.booting / "fork-server").unlink(missing_ok=True)
 
 
 def last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:

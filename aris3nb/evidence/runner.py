@@ -608,7 +608,9 @@ def run_playbook(
                 input_dir = Path(
                     stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-"))
                 )
-                kernels = Kernels(_kernel_env(run), options.workdir or Path.cwd(), input_dir)
+                kernels = Kernels(
+                    _kernel_env(run), options.workdir or Path.cwd(), input_dir, fork=run.settings.run.fork_kernels
+                )
                 stack.callback(kernels.close)
                 kernels.start_next()  # the first kernel boots while the target starts
                 run.target = stack.enter_context(open_target(options, settings))

@@ -123,11 +123,14 @@ def wait_for(marker: Path, process: subprocess.Popen[str], seconds: float = 120)
 
 
 def kernels_of(pid: int) -> list[psutil.Process]:
-    """The notebook kernels the runner ``pid`` started (its ``ipykernel_launcher`` children)."""
+    """The notebook kernels the runner ``pid`` started: its ``ipykernel_launcher`` children, or
+    the forks of its fork server (``aris3nb.evidence.forks``)."""
     found = []
     for child in psutil.Process(pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "ipykernel_launcher" in " ".join(child.cmdline()):
+            parent = child.parent()
+            forked = parent is not None and parent.pid != pid and "aris3nb.evidence.forks" in parent.cmdline()
+            if forked or "ipykernel_launcher" in " ".join(child.cmdline()):
                 found.append(child)
     return found
 

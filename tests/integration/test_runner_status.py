@@ -96,14 +96,24 @@ def test_a_cell_that_raises_is_an_error_with_the_cell_marked(tmp_path: Path) -> 
     assert never.outputs == [] and never.execution_count is None
 
 
-def test_a_cell_past_the_timeout_is_a_timeout_not_completed(tmp_path: Path) -> None:
+#: Kernels forked from the run's fork server (the default), and booted each on its own.
+KERNELS = pytest.mark.parametrize("fork", ["true", "false"], ids=["forked", "booted"])
+
+
+@KERNELS
+def test_a_cell_past_the_timeout_is_a_timeout_not_completed(
+    tmp_path: Path, fork: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPS_FORK_KERNELS", fork)
     result, phase, executed = run_one(tmp_path, "print('before')", "import time\ntime.sleep(60)", cell_timeout_sec=3)
     assert_recorded_as(result, phase, executed, "timeout")
     assert "time.sleep(60)" in marked_cell(executed).source
     assert phase["duration_sec"] < 40
 
 
-def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path) -> None:
+@KERNELS
+def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path, fork: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPS_FORK_KERNELS", fork)
     result, phase, executed = run_one(
         tmp_path, "print('before')", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
     )

@@ -1,0 +1,194 @@
+"""The run's kernels forked from one warm process (``aris3nb.evidence.forks``): each is a kernel
+of its own (its session, environment, folder, log), already warm; it is signalled and seen to
+end as a launched kernel is; without a fork server, kernels boot on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from jupyter_core.utils import run_sync
+
+from aris3nb.evidence.forks import ForkedKernel, ForkServer
+from aris3nb.evidence.kernels import Kernels
+
+pytestmark = pytest.mark.slow
+
+#: What a kernel tells of itself, as one JSON line.
+INTROSPECT = """
+import json, os, sys
+print(json.dumps({
+    "pid": os.getpid(), "session": os.getsid(0), "parent": os.getppid(), "cwd": os.getcwd(),
+    "asked": os.environ.get("ARIS3NB_TEST_ASKED"), "warm": "pandas" in sys.modules,
+    "interrupt": str(__import__("signal").getsignal(__import__("signal").SIGINT)),
+}))
+"""
+
+
+def ask(manager: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[str]]:
+    """Runs ``code`` in the kernel: its reply's content and what it printed."""
+    client = manager.client()
+    client.start_channels()
+    printed: list[str] = []
+
+    def keep(message: dict[str, Any]) -> None:
+        if message["header"]["msg_type"] == "stream":
+            printed.append(message["content"]["text"])
+
+    try:
+        run_sync(client.wait_for_ready)(timeout=timeout)
+        reply = run_sync(client.execute_interactive)(code, output_hook=keep, timeout=timeout)
+    finally:
+        client.stop_channels()
+    return reply["content"], "".join(printed).splitlines()
+
+
+@pytest.fixture
+def kernels(tmp_path: Path) -> Iterator[Kernels]:
+    (tmp_path / "work").mkdir()
+    env = {**os.environ, "ARIS3NB_TEST_ASKED": "yes", "MPLBACKEND": "Agg"}
+    started = Kernels(env, tmp_path / "work", tmp_path, fork=True)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def test_a_forked_kernel_is_a_warm_kernel_of_its_own(kernels: Kernels, tmp_path: Path) -> None:
+    first = kernels.take(start_another=True)
+    second = kernels.take(start_another=False)
+    try:
+        reports = []
+        for manager in (first, second):
+            assert isinstance(manager.provisioner.process, ForkedKernel)
+            content, printed = ask(manager, INTROSPECT)
+            assert content["status"] == "ok", content
+            reports.append(json.loads(printed[-1]))
+        server = kernels._server
+        assert server is not None and server.process is not None
+        for report, manager in zip(reports, (first, second), strict=True):
+            assert report["parent"] == server.process.pid, "forked from the run's fork server"
+            assert report["session"] == report["pid"], "a session of its own (signals reach it and its children)"
+            assert report["pid"] == manager.provisioner.process.pid
+            assert report["cwd"] == str(tmp_path / "work")
+            assert report["asked"] == "yes", "the run's environment"
+            assert report["warm"], "what every phase imports is there already"
+            assert "default_int_handler" in report["interrupt"], "Ctrl-C interrupts its cells again"
+        assert reports[0]["pid"] != reports[1]["pid"]
+        assert list((tmp_path / "booting").iterdir()) == [], "every kernel, and the server, booted"
+        assert "Traceback" not in (tmp_path / "fork-server.log").read_text()
+    finally:
+        Kernels.stop(first)
+        Kernels.stop(second)
+
+
+def test_a_forked_kernel_is_interrupted_and_seen_dead(kernels: Kernels) -> None:
+    manager = kernels.take(start_another=False)
+    forked = manager.provisioner.process
+    ask(manager, "x = 1")
+    client = manager.client()
+    client.start_channels()
+    try:
+        message = client.execute(
+            "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')"
+        )
+        while True:  # the cell has started
+            said = run_sync(client.get_iopub_msg)(timeout=30)
+            if said["parent_header"].get("msg_id") == message and said["header"]["msg_type"] == "execute_input":
+                break
+        time.sleep(0.5)
+        run_sync(manager.interrupt_kernel)()
+        reply = run_sync(client.get_shell_msg)(timeout=30)
+        assert reply["parent_header"]["msg_id"] == message
+        assert reply["content"]["status"] == "ok"
+        printed = []
+        while not printed:
+            said = run_sync(client.get_iopub_msg)(timeout=30)
+            if said["header"]["msg_type"] == "stream":
+                printed.append(said["content"]["text"])
+        assert printed == ["interrupted\n"]
+    finally:
+        client.stop_channels()
+    assert run_sync(manager.is_alive)()
+    pid = forked.pid
+    os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+    assert forked.wait(timeout=30) == -signal.SIGKILL
+    assert not run_sync(manager.is_alive)()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    Kernels.stop(manager)  # a dead kernel: nothing to signal, no error
+
+
+def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:
+    manager = kernels.take(start_another=False)
+    ask(manager, "x = 1")
+    Kernels.stop(manager)
+    server = kernels._server
+    assert server is not None and server.process is not None
+    process = psutil.Process(server.process.pid)
+    kernels.close()
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    assert not (tmp_path / "booting" / "fork-server").exists()
+
+
+def test_without_a_fork_server_each_kernel_boots_on_its_own(tmp_path: Path) -> None:
+    """The fork server gone (it died, or could not start): the next kernel is launched as
+    jupyter_client launches one, and works."""
+    kernels = Kernels({**os.environ}, tmp_path, tmp_path, fork=True)
+    try:
+        first = kernels.take(start_another=False)
+        ask(first, "x = 1")
+        Kernels.stop(first)
+        server = kernels._server
+        assert server is not None and server.process is not None
+        server.process.kill()
+        server.process.wait()
+        second = kernels.take(start_another=False)
+        try:
+            assert not isinstance(second.provisioner.process, ForkedKernel)
+            content, printed = ask(second, "import sys; print(sys.argv[0])")
+            assert content["status"] == "ok" and printed[-1].endswith("ipykernel_launcher.py")
+        finally:
+            Kernels.stop(second)
+    finally:
+        kernels.close()
+
+
+def test_a_kernel_asked_of_a_server_that_died_is_dead_not_booting(tmp_path: Path) -> None:
+    """Asked for while the server warmed up, which then died: the kernel is reported dead (the
+    runner's dead-kernel path), never booting forever."""
+    marker = tmp_path / "fork-server"
+    marker.write_text("")
+    server = ForkServer({**os.environ}, tmp_path, tmp_path / "fork-server.log", marker)
+    try:
+        forked = server.fork(["-f", str(tmp_path / "k.json")], {**os.environ}, str(tmp_path), tmp_path / "k.log", None)
+        assert server.process is not None
+        server.process.kill()  # still warming up (a second or more): the request is never answered
+        assert forked.wait(timeout=60) == 1
+        assert forked.pid is None
+        forked.kill()  # nothing to signal, no error
+    finally:
+        server.close()
+
+
+def test_kernels_not_forked_boot_on_their_own(tmp_path: Path) -> None:
+    """``OPS_FORK_KERNELS=false``: no fork server; each kernel is ``python -m ipykernel_launcher``."""
+    kernels = Kernels({**os.environ}, tmp_path, tmp_path, fork=False)
+    try:
+        manager = kernels.take(start_another=False)
+        try:
+            assert kernels._server is None and not isinstance(manager.provisioner.process, ForkedKernel)
+            assert "ipykernel_launcher" in " ".join(psutil.Process(manager.provisioner.pid).cmdline())
+            content, _ = ask(manager, "x = 1")
+            assert content["status"] == "ok"
+        finally:
+            Kernels.stop(manager)
+    finally:
+        kernels.close()
+    assert not (tmp_path / "fork-server.log").exists()
