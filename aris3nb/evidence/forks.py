@@ -323,4 +323,8 @@ def serve(marker: str) -> None:
 
 
 if __name__ == "__main__":
+    # As ipykernel_launcher does: the working folder off the path while the imports run (the
+    # kernel application puts it back for the notebook's own code).
+    if sys.path[0] == "" or Path(sys.path[0]) == Path.cwd():
+        del sys.path[0]
     serve(sys.argv[1])

@@ -27,7 +27,7 @@ import json, os, sys
 print(json.dumps({
     "pid": os.getpid(), "session": os.getsid(0), "parent": os.getppid(), "cwd": os.getcwd(),
     "asked": os.environ.get("ARIS3NB_TEST_ASKED"), "warm": "pandas" in sys.modules,
-    "interrupt": str(__import__("signal").getsignal(__import__("signal").SIGINT)),
+    "interrupt": str(__import__("signal").getsignal(__import__("signal").SIGINT)), "path": sys.path,
 }))
 """
 
@@ -177,18 +177,26 @@ def test_a_kernel_asked_of_a_server_that_died_is_dead_not_booting(tmp_path: Path
         server.close()
 
 
-def test_kernels_not_forked_boot_on_their_own(tmp_path: Path) -> None:
-    """``OPS_FORK_KERNELS=false``: no fork server; each kernel is ``python -m ipykernel_launcher``."""
-    kernels = Kernels({**os.environ}, tmp_path, tmp_path, fork=False)
-    try:
-        manager = kernels.take(start_another=False)
+def test_kernels_not_forked_boot_on_their_own_and_see_what_a_forked_one_sees(tmp_path: Path) -> None:
+    """``OPS_FORK_KERNELS=false``: no fork server; each kernel is ``python -m ipykernel_launcher``,
+    with the same module path as a forked kernel in the same folder (the folder put back for the
+    notebook's code, after the imports)."""
+    seen = {}
+    for fork in (False, True):
+        (tmp_path / f"fork-{fork}").mkdir()
+        kernels = Kernels({**os.environ}, tmp_path, tmp_path / f"fork-{fork}", fork=fork)
         try:
-            assert kernels._server is None and not isinstance(manager.provisioner.process, ForkedKernel)
-            assert "ipykernel_launcher" in " ".join(psutil.Process(manager.provisioner.pid).cmdline())
-            content, _ = ask(manager, "x = 1")
-            assert content["status"] == "ok"
+            manager = kernels.take(start_another=False)
+            try:
+                content, printed = ask(manager, INTROSPECT)
+                assert content["status"] == "ok"
+                seen[fork] = json.loads(printed[-1])["path"]
+                if not fork:
+                    assert kernels._server is None and not isinstance(manager.provisioner.process, ForkedKernel)
+                    assert "ipykernel_launcher" in " ".join(psutil.Process(manager.provisioner.pid).cmdline())
+            finally:
+                Kernels.stop(manager)
         finally:
-            Kernels.stop(manager)
-    finally:
-        kernels.close()
-    assert not (tmp_path / "fork-server.log").exists()
+            kernels.close()
+    assert not (tmp_path / "fork-False" / "fork-server.log").exists()
+    assert seen[True] == seen[False]
