@@ -28,6 +28,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -60,6 +61,7 @@ class ForkServer:
                 file.write(str(self.process.pid))
         self._requests = 0
         self._buffer = b""
+        self._lock = threading.Lock()  # one reader or writer of the pipes at a time
         self.pids: dict[int, int] = {}
         self.statuses: dict[int, int] = {}
 
@@ -69,38 +71,42 @@ class ForkServer:
 
     def fork(self, argv: list[str], env: dict[str, str], cwd: str, log: Path, marker: Path | None) -> ForkedKernel:
         """Asks for a kernel (``argv``: IPKernelApp's arguments); does not wait for it."""
-        assert self.process is not None and self.process.stdin is not None
-        self._requests += 1
-        request = {"id": self._requests, "argv": argv, "env": env, "cwd": cwd, "log": str(log)}
-        request["marker"] = str(marker) if marker else ""
-        self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        self.process.stdin.flush()
-        return ForkedKernel(self, self._requests)
+        with self._lock:
+            if self.process is None or self.process.stdin is None:
+                raise BrokenPipeError("the fork server has been closed")
+            self._requests += 1
+            request = {"id": self._requests, "argv": argv, "env": env, "cwd": cwd, "log": str(log)}
+            request["marker"] = str(marker) if marker else ""
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            return ForkedKernel(self, self._requests)
 
     def read(self, timeout: float) -> None:
         """Takes in what the server said, waiting at most ``timeout`` seconds for a first line."""
-        if self.process is None or self.process.stdout is None:
-            return
-        stream = self.process.stdout.fileno()
-        wait = timeout
-        while select.select([stream], [], [], wait)[0]:
-            chunk = os.read(stream, 65536)
-            if not chunk:
-                self.process.wait()  # the server has ended
-                break
-            self._buffer += chunk
-            *lines, self._buffer = self._buffer.split(b"\n")
-            for line in lines:
-                said = json.loads(line)
-                if "id" in said:
-                    self.pids[said["id"]] = said["pid"]
-                else:
-                    self.statuses[said["pid"]] = said["status"]
-            wait = 0
+        with self._lock:
+            if self.process is None or self.process.stdout is None:
+                return
+            stream = self.process.stdout.fileno()
+            wait = timeout
+            while select.select([stream], [], [], wait)[0]:
+                chunk = os.read(stream, 65536)
+                if not chunk:
+                    self.process.wait()  # the server has ended
+                    break
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    said = json.loads(line)
+                    if "id" in said:
+                        self.pids[said["id"]] = said["pid"]
+                    else:
+                        self.statuses[said["pid"]] = said["status"]
+                wait = 0
 
     def close(self) -> None:
         """Ends the server (its kernels have been stopped by then)."""
-        process, self.process = self.process, None
+        with self._lock:
+            process, self.process = self.process, None
         if process is None:
             return
         with contextlib.suppress(OSError):
@@ -129,18 +135,17 @@ class ForkedKernel:
         self.returncode: int | None = None
 
     def _resolve(self, timeout: float) -> int | None:
+        """The kernel's process id, waiting at most ``timeout`` seconds for the server to say
+        it; None if it has not (yet, or ever: the server ended first)."""
         if self._pid is None:
-            deadline = time.monotonic() + timeout
-            while self._request not in self._server.pids:
-                if not self._server.serving and self._server.process is not None:
-                    self._server.read(0)  # what it said before it ended
-                    if self._request not in self._server.pids:
-                        return None
-                left = deadline - time.monotonic()
-                self._server.read(max(0.0, min(left, 0.5)))
-                if left <= 0 and self._request not in self._server.pids:
-                    return None
-            self._pid = self._server.pids[self._request]
+            server, deadline = self._server, time.monotonic() + timeout
+            server.read(0)
+            while self._request not in server.pids and server.serving and time.monotonic() < deadline:
+                server.read(max(0.0, min(deadline - time.monotonic(), 0.5)))
+            server.read(0)  # what it said before it ended
+            if self._request not in server.pids:
+                return None
+            self._pid = server.pids[self._request]
             with contextlib.suppress(OSError):  # ended (and reaped) already: poll says so
                 self._pidfd = os.pidfd_open(self._pid)
         return self._pid
@@ -155,15 +160,14 @@ class ForkedKernel:
         pid = self._resolve(0)
         if pid is None:
             # Not forked yet: booting while the server warms up, or never, if it has ended.
-            self._server.read(0)
-            if self._server.serving or self._request in self._server.pids:
+            if self._server.serving:
                 return None
             self.returncode = 1
             return self.returncode
         if self._pidfd is not None and not select.select([self._pidfd], [], [], 0)[0]:
             return None
-        self._server.read(0.5 if pid not in self._server.statuses else 0)
-        self.returncode = self._server.statuses.get(pid, 1)
+        self._server.read(0.5 if pid not in self._server.statuses else 0)  # the server reaps it just after
+        self.returncode = self._server.statuses.pop(pid, 1)
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
