@@ -220,82 +220,89 @@ def run(
     refused credentials, retention asked of a bucket without Object Lock); 130: interrupted (the
     bundle of what ran is still sealed, and pushed).
     """
-    from aris3nb.evidence.runner import RunOptions, rerun_options, run_playbook
-    from aris3nb.gate.runner import parse_budgets
-    from aris3nb.phases import PHASES
+    from aris3nb.evidence.forks import early_fork_server
 
-    profile = target_profile(target, embedded)
     current = settings()
-    remote_url = out_dir if is_repository_url(out_dir) else (None if out_dir else current.artifacts.repository_url)
-    if remote_url is None and (retain_days is not None or retention_mode is not None):
-        raise UsageError("--retain-days and --retention-mode need --out s3://BUCKET[/PREFIX] (or OPS_ARTIFACTS_DIR)")
-    if remote_url is not None and rerun:
-        raise UsageError("--rerun reads a run of a local artifacts folder: give --out DIR (not s3://)")
-    options = RunOptions(
-        phases=tuple(phases or ()),
-        base_url=base_url,
-        database_url=database_url,
-        out=Path(out_dir) if out_dir and remote_url is None else None,
-        strict=strict,
-        confirm_restore=yes,
-        revert_command=revert_command,
-        manifest=manifest,
-        terminate_sessions=terminate_sessions,
-        exports_dir=exports_dir,
-        budgets_ms=parse_budgets(budget),
-        pytest_target=pytest_target,
-        cell_timeout_sec=cell_timeout,
-        scale=scale,
-        signing_key=signing_key,
-        profile=profile,
-    )
-    if rerun_phase and rerun_phase not in (known := [phase.name for phase in PHASES]):
-        raise UsageError(f"--phase {rerun_phase!r} is not a phase of the playbook: {', '.join(known)}")
-    if rerun_phase and not rerun:
-        raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")
-    if rerun:
-        if not rerun_phase or phases:
-            raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
-        options = rerun_options(current, rerun, rerun_phase, options, public_key=public_key)
-    display = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.fields[cell]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=json_output or not err.is_terminal,
-    )
-    task = display.add_task("starting the target", cell="", total=None)
-    started = time.monotonic()
+    # The kernels' fork server warms up while the runner's modules load (about 1 s of a run).
+    with early_fork_server(current) as fork_server:
+        from aris3nb.evidence.runner import RunOptions, rerun_options, run_playbook
+        from aris3nb.gate.runner import parse_budgets
+        from aris3nb.phases import PHASES
 
-    def on_phase(name: str, title: str) -> None:
-        display.update(task, description=title, cell="")
-        if not err.is_terminal and not json_output:
-            err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
-
-    with display:
-        keywords: dict[str, Any] = {
-            "on_phase": on_phase,
-            "on_cell": lambda i, n: display.update(task, cell=f"cell {i}/{n}"),
-        }
-        if remote_url is None:
-            result = run_playbook(options, current, **keywords)
-            document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
-            where: dict[str, str | None] = {
-                "bundle": str(result.run_dir),
-                "evidence": str(result.evidence_path),
-                "index": str(result.index_path) if result.index_path else None,
-            }
-            warnings = list(result.warnings)
-        else:
-            from aris3nb.storage.runs import run_on_store
-
-            stored = run_on_store(
-                remote_url, options, current, retain_days=retain_days, mode=retention_mode, **keywords
+        profile = target_profile(target, embedded)
+        remote_url = out_dir if is_repository_url(out_dir) else (None if out_dir else current.artifacts.repository_url)
+        if remote_url is None and (retain_days is not None or retention_mode is not None):
+            raise UsageError(
+                "--retain-days and --retention-mode need --out s3://BUCKET[/PREFIX] (or OPS_ARTIFACTS_DIR)"
             )
-            result, document, warnings = stored.result, stored.document, stored.warnings
-            pushed = stored.pushed
-            where = {"bundle": pushed.run_url, "evidence": pushed.evidence_url, "index": pushed.index_url}
+        if remote_url is not None and rerun:
+            raise UsageError("--rerun reads a run of a local artifacts folder: give --out DIR (not s3://)")
+        options = RunOptions(
+            phases=tuple(phases or ()),
+            base_url=base_url,
+            database_url=database_url,
+            out=Path(out_dir) if out_dir and remote_url is None else None,
+            strict=strict,
+            confirm_restore=yes,
+            revert_command=revert_command,
+            manifest=manifest,
+            terminate_sessions=terminate_sessions,
+            exports_dir=exports_dir,
+            budgets_ms=parse_budgets(budget),
+            pytest_target=pytest_target,
+            cell_timeout_sec=cell_timeout,
+            scale=scale,
+            signing_key=signing_key,
+            profile=profile,
+        )
+        if rerun_phase and rerun_phase not in (known := [phase.name for phase in PHASES]):
+            raise UsageError(f"--phase {rerun_phase!r} is not a phase of the playbook: {', '.join(known)}")
+        if rerun_phase and not rerun:
+            raise UsageError(f"--phase is for --rerun RUN_ID; to run phases, name them: aris3nb run {rerun_phase}")
+        if rerun:
+            if not rerun_phase or phases:
+                raise UsageError("--rerun RUN_ID needs --phase PHASE (and no PHASE arguments)")
+            options = rerun_options(current, rerun, rerun_phase, options, public_key=public_key)
+        display = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[cell]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=json_output or not err.is_terminal,
+        )
+        task = display.add_task("starting the target", cell="", total=None)
+        started = time.monotonic()
+
+        def on_phase(name: str, title: str) -> None:
+            display.update(task, description=title, cell="")
+            if not err.is_terminal and not json_output:
+                err.print(f"[{time.monotonic() - started:6.1f} s] {title}", markup=False, highlight=False)
+
+        with display:
+            keywords: dict[str, Any] = {
+                "fork_server": fork_server,
+                "on_phase": on_phase,
+                "on_cell": lambda i, n: display.update(task, cell=f"cell {i}/{n}"),
+            }
+            if remote_url is None:
+                result = run_playbook(options, current, **keywords)
+                document = json.loads(result.evidence_path.read_text(encoding="utf-8"))
+                where: dict[str, str | None] = {
+                    "bundle": str(result.run_dir),
+                    "evidence": str(result.evidence_path),
+                    "index": str(result.index_path) if result.index_path else None,
+                }
+                warnings = list(result.warnings)
+            else:
+                from aris3nb.storage.runs import run_on_store
+
+                stored = run_on_store(
+                    remote_url, options, current, retain_days=retain_days, mode=retention_mode, **keywords
+                )
+                result, document, warnings = stored.result, stored.document, stored.warnings
+                pushed = stored.pushed
+                where = {"bundle": pushed.run_url, "evidence": pushed.evidence_url, "index": pushed.index_url}
     sealed = [w for w in document.get("warnings") or [] if w not in warnings]  # e.g. its lock overdue
     warnings = sealed + warnings
     if json_output:

@@ -17,11 +17,16 @@ parent is gone as every kernel does (ipykernel's parent poller, ``JPY_PARENT_PID
 A kernel's launch never waits for the fork server's own warm-up: the runner learns the kernel's
 process id when it first needs it. Where the fork server cannot serve (it failed to start, or
 died), a kernel is launched as jupyter_client launches it.
+
+The server needs no booting file of its own (``kernels``: no kernel boots while latency is
+sampled): the latency checks run in its forks, which exist only once it has warmed up. The CLI
+starts it before it imports the runner (``early_fork_server``), so that it warms up meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -31,10 +36,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from jupyter_client.provisioning import LocalProvisioner
+if TYPE_CHECKING:
+    from aris3nb.core.settings import Settings
 
 #: The kernel command jupyter_client builds for the ``python3`` kernel: what a fork replaces.
 LAUNCHER = ("-m", "ipykernel_launcher")
@@ -46,19 +53,19 @@ PID_TIMEOUT_SEC = 120.0
 class ForkServer:
     """The runner's side: starts the server, asks it for kernels, learns their ids and ends."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log: Path, marker: Path) -> None:
-        with log.open("w") as stream:  # the server keeps its own descriptor
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path | None = None) -> None:
+        """Starts the server with the kernels' environment and folder; its own output to ``log``
+        (None: nowhere; a warm-up that fails is then seen in each kernel's log, as each repeats it)."""
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(log.open("w")) if log else subprocess.DEVNULL  # it keeps its own
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(marker)],
+                [sys.executable, "-m", __name__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stream,
                 env=env,
                 cwd=cwd,
             )
-        with contextlib.suppress(OSError):  # removed already: the server warmed up (or died) meanwhile
-            with marker.open("r+") as file:
-                file.write(str(self.process.pid))
         self._requests = 0
         self._buffer = b""
         self._lock = threading.Lock()  # one reader or writer of the pipes at a time
@@ -199,34 +206,57 @@ class ForkedKernel:
         self.send_signal(signal.SIGTERM)
 
 
-class ForkProvisioner(LocalProvisioner):
+@functools.cache
+def provisioner_class() -> type:
     """jupyter_client's local provisioner, with each ``python -m ipykernel_launcher`` command
-    forked from ``server``; any other command (another kernel), or no server, launched as ever."""
+    forked from its ``server``; any other command (another kernel), or no server serving,
+    launched as ever. (Made when first asked for: this module is imported before jupyter_client.)"""
+    from jupyter_client.provisioning import LocalProvisioner
 
-    server: ForkServer | None = None
-    log: Path | None = None
-    marker: Path | None = None
+    class ForkProvisioner(LocalProvisioner):
+        server: ForkServer | None = None
+        log: Path | None = None
+        marker: Path | None = None
 
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
-        server, log = self.server, self.log
-        at = _launcher_at(cmd)
-        if server is None or log is None or at is None or not server.serving:
-            return await super().launch_kernel(cmd, **kwargs)
-        env = {**kwargs.get("env", os.environ)}
-        cwd = str(kwargs.get("cwd") or Path.cwd())
-        try:
-            self.process = server.fork(cmd[at + len(LAUNCHER) :], env, cwd, log, self.marker)  # type: ignore[assignment]
-        except OSError:  # it died meanwhile
-            return await super().launch_kernel(cmd, **kwargs)
-        self.pid = self.pgid = None  # the process is asked for when first needed
-        self.cwd = cwd
-        return self.connection_info
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+            server, log = self.server, self.log
+            at = _launcher_at(cmd)
+            if server is None or log is None or at is None or not server.serving:
+                return await super().launch_kernel(cmd, **kwargs)
+            env = {**kwargs.get("env", os.environ)}
+            cwd = str(kwargs.get("cwd") or Path.cwd())
+            try:
+                self.process = server.fork(cmd[at + len(LAUNCHER) :], env, cwd, log, self.marker)  # type: ignore[assignment]
+            except OSError:  # it died meanwhile
+                return await super().launch_kernel(cmd, **kwargs)
+            self.pid = self.pgid = None  # the process is asked for when first needed
+            self.cwd = cwd
+            return self.connection_info
 
-    async def send_signal(self, signum: int) -> None:
-        if isinstance(self.process, ForkedKernel):
-            self.process.send_signal(signum)
-        else:
-            await super().send_signal(signum)
+        async def send_signal(self, signum: int) -> None:
+            if isinstance(self.process, ForkedKernel):
+                self.process.send_signal(signum)
+            else:
+                await super().send_signal(signum)
+
+    return ForkProvisioner
+
+
+@contextlib.contextmanager
+def early_fork_server(settings: Settings) -> Iterator[ForkServer | None]:
+    """A fork server started now (before the caller imports the runner), ended on leaving; None
+    when kernels are not to be forked (``OPS_FORK_KERNELS=false``) or it cannot start."""
+    from aris3nb.evidence.kernels import KERNEL_ENV
+
+    server = None
+    if settings.run.fork_kernels:
+        with contextlib.suppress(OSError):
+            server = ForkServer({**os.environ, **KERNEL_ENV}, Path.cwd())
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
 
 
 def _launcher_at(cmd: list[str]) -> int | None:
@@ -297,9 +327,9 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os._exit(code)
 
 
-def serve(marker: str) -> None:
-    """The fork server: warm up once (its booting file then removed), then fork a kernel for each
-    request until the runner closes the pipe."""
+def serve() -> None:
+    """The fork server: warm up once, then fork a kernel for each request until the runner
+    closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the runner to handle
     from aris3nb.evidence.kernels import warm_up
 
@@ -307,7 +337,7 @@ def serve(marker: str) -> None:
         import ipykernel.ipkernel  # noqa: F401 -- what every forked kernel would import
         import ipykernel.kernelapp  # noqa: F401
 
-        warm_up(marker)
+        warm_up()
     except BaseException:  # noqa: BLE001 -- each kernel meets (and shows) the same failure itself
         traceback.print_exc()
     signal.signal(signal.SIGCHLD, _reap)
@@ -331,4 +361,4 @@ if __name__ == "__main__":
     # kernel application puts it back for the notebook's own code).
     if sys.path[0] == "" or Path(sys.path[0]) == Path.cwd():
         del sys.path[0]
-    serve(sys.argv[1])
+    serve()

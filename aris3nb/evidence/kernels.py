@@ -41,6 +41,10 @@ WARM_IMPORTS = (
 )
 
 
+#: What every kernel's environment holds, and the fork server's (read as the interpreter starts,
+#: or as matplotlib is imported).
+KERNEL_ENV = {"PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+
 #: Whether this process has warmed up (a fork of the fork server has).
 _warm = False
 
@@ -90,7 +94,11 @@ SETTLE_TIMEOUT_SEC = 7.0
 class Kernels:
     """Kernels started one phase ahead, so each phase finds its kernel booted and warm."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path, *, fork: bool = True) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, log_dir: Path, *, fork: bool = True, server: ForkServer | None = None
+    ) -> None:
+        """``fork``: kernels forked from ``server`` (the caller's, which the caller ends), else from
+        a fork server of their own, started with the first kernel; false: each boots on its own."""
         from aris3nb.gate.runner import BOOTING_ENV
 
         self.cwd, self.log_dir = cwd, log_dir
@@ -100,19 +108,17 @@ class Kernels:
         self._next: Any = None
         self._started = 0
         self._fork = fork
-        self._server: ForkServer | None = None
+        self._server = server if fork else None
+        self._own_server = False
 
     def _fork_server(self) -> ForkServer | None:
-        """The run's fork server, started with its first kernel (it boots as that kernel would)."""
         if self._fork and self._server is None:
             from aris3nb.evidence.forks import ForkServer
 
-            marker = self.booting / "fork-server"
-            marker.write_text("")
             try:
-                self._server = ForkServer(self.env, self.cwd, self.log_dir / "fork-server.log", marker)
+                self._server = ForkServer(self.env, self.cwd, self.log_dir / "fork-server.log")
+                self._own_server = True
             except OSError:  # no server: each kernel boots on its own
-                marker.unlink(missing_ok=True)
                 self._fork = False
         return self._server
 
@@ -134,10 +140,10 @@ class Kernels:
         log = self.log_dir / f"kernel-{self._started}.log"
         server = self._fork_server()
         if server is not None:
-            from aris3nb.evidence.forks import ForkProvisioner
+            from aris3nb.evidence.forks import provisioner_class
 
             manager.kernel_id = str(uuid.uuid4())
-            manager.provisioner = ForkProvisioner(
+            manager.provisioner = provisioner_class()(
                 kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager
             )
             manager.provisioner.server, manager.provisioner.log = server, log
@@ -212,10 +218,9 @@ class Kernels:
         if self._next is not None:
             self.stop(self._next)
             self._next = None
-        if self._server is not None:
+        if self._server is not None and self._own_server:
             self._server.close()
-            self._server = None
-            (self.booting / "fork-server").unlink(missing_ok=True)
+        self._server = None
 
 
 def last_words(kernel: Any, secrets: Sequence[str]) -> list[str]:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aris3nb.core.db import check_connection, database_key, parse_database_url, same_database
 from aris3nb.core.errors import EvidenceInvalid, UsageError
@@ -48,6 +48,7 @@ from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV
 from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, ensure_registered
 from aris3nb.evidence.kernels import (
+    KERNEL_ENV,
     KERNEL_NAME,
     KERNEL_START_TIMEOUT_SEC,
     Kernels,
@@ -68,6 +69,9 @@ from aris3nb.evidence.seal import seal
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME, PHASES, ROLLBACK, Phase, Trigger, evaluate_triggers
 from aris3nb.phases.inputs import DEFAULT_SMOKE_TARGET
 from aris3nb.targets.profile import LoadedProfile, load_target_profile
+
+if TYPE_CHECKING:
+    from aris3nb.evidence.forks import ForkServer
 
 # Heavier modules (migrations, backups, rollback) load inside the functions that need them, so
 # that the first kernel starts booting as early as possible.
@@ -332,10 +336,9 @@ def _kernel_env(run: _Run) -> dict[str, str]:
     parameter carries a URL only when it has no password (``_public``)."""
     env = {
         **os.environ,
+        **KERNEL_ENV,
         RUN_DIR_ENV: str(run.run_dir),
         "OPS_ARTIFACTS_DIR": str(run.settings.artifacts.dir),
-        "PYTHONUNBUFFERED": "1",
-        "MPLBACKEND": "Agg",
     }
     for name, url in (("DATABASE_URL", run.options.database_url), ("ARIS3_BASE_URL", run.options.base_url)):
         if url:
@@ -542,9 +545,12 @@ def run_playbook(
     on_cell: Callable[[int, int], None] | None = None,
     on_run_id: Callable[[str], None] | None = None,
     lock_doubts: Callable[[], list[str]] | None = None,
+    fork_server: ForkServer | None = None,
 ) -> RunResult:
     """Run the playbook's phases and seal the run's evidence bundle; the result's verdict
     and exit code say how it went. Raises only for input it cannot act on (exit 2).
+    ``fork_server``: the caller's, already warming up (``forks.early_fork_server``), to fork the
+    kernels from; not given, the run starts its own (``OPS_FORK_KERNELS``).
     ``on_run_id`` is told the run's id as soon as it is made (a bucket run's lock names it);
     ``lock_doubts()``, asked just before the run is sealed, says why the run may not have held
     its bucket lock alone: each reason is a run warning (never a plain PASS)."""
@@ -609,7 +615,11 @@ def run_playbook(
                     stack.enter_context(tempfile.TemporaryDirectory(prefix=f"aris3nb-nb-pid{os.getpid()}-"))
                 )
                 kernels = Kernels(
-                    _kernel_env(run), options.workdir or Path.cwd(), input_dir, fork=run.settings.run.fork_kernels
+                    _kernel_env(run),
+                    options.workdir or Path.cwd(),
+                    input_dir,
+                    fork=run.settings.run.fork_kernels,
+                    server=fork_server,
                 )
                 stack.callback(kernels.close)
                 kernels.start_next()  # the first kernel boots while the target starts

@@ -16,7 +16,8 @@ import psutil
 import pytest
 from jupyter_core.utils import run_sync
 
-from aris3nb.evidence.forks import ForkedKernel, ForkServer
+from aris3nb.core.settings import load_settings
+from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server
 from aris3nb.evidence.kernels import Kernels
 
 pytestmark = pytest.mark.slow
@@ -134,7 +135,26 @@ def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:
     process = psutil.Process(server.process.pid)
     kernels.close()
     assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
-    assert not (tmp_path / "booting" / "fork-server").exists()
+
+
+def test_the_early_fork_server_serves_the_run_and_ends_with_its_block(tmp_path: Path) -> None:
+    """The CLI's server (started before the runner's imports) is the kernels' and is ended by
+    its block, not by the kernels; none when kernels are not to be forked."""
+    with early_fork_server(load_settings().updated(run={"fork_kernels": False})) as none:
+        assert none is None
+    with early_fork_server(load_settings()) as server:
+        assert server is not None and server.process is not None
+        process = psutil.Process(server.process.pid)
+        kernels = Kernels({**os.environ}, tmp_path, tmp_path, server=server)
+        manager = kernels.take(start_another=False)
+        try:
+            content, printed = ask(manager, INTROSPECT)
+            assert json.loads(printed[-1])["parent"] == process.pid
+        finally:
+            Kernels.stop(manager)
+        kernels.close()
+        assert server.serving, "the kernels leave their caller's server alone"
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
 
 
 def test_without_a_fork_server_each_kernel_boots_on_its_own(tmp_path: Path) -> None:
@@ -163,9 +183,7 @@ def test_without_a_fork_server_each_kernel_boots_on_its_own(tmp_path: Path) -> N
 def test_a_kernel_asked_of_a_server_that_died_is_dead_not_booting(tmp_path: Path) -> None:
     """Asked for while the server warmed up, which then died: the kernel is reported dead (the
     runner's dead-kernel path), never booting forever."""
-    marker = tmp_path / "fork-server"
-    marker.write_text("")
-    server = ForkServer({**os.environ}, tmp_path, tmp_path / "fork-server.log", marker)
+    server = ForkServer({**os.environ}, tmp_path, tmp_path / "fork-server.log")
     try:
         forked = server.fork(["-f", str(tmp_path / "k.json")], {**os.environ}, str(tmp_path), tmp_path / "k.log", None)
         assert server.process is not None
