@@ -330,7 +330,11 @@ def _become_kernel(request: dict[str, Any]) -> None:
 def serve() -> None:
     """The fork server: warm up once, then fork a kernel for each request until the runner
     closes the pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the runner to handle
+    # A Ctrl-C or SIGTERM sent to the run's process group is for the runner to handle: it stops
+    # the kernels after their cells' cleanup, then closes the pipe. Were the server to end first,
+    # its kernels would end with it, cleanup undone.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     from aris3nb.evidence.kernels import warm_up
 
     try:

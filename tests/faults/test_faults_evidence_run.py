@@ -565,11 +565,13 @@ def test_the_html_page_outgrows_the_file_size_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_terminated_run_is_sealed_interrupted_and_leaves_no_kernel(tmp_path: Path) -> None:
-    """SIGTERM to the runner alone (a CI job cancelled, a container stopped; not its process
-    group, as a terminal's Ctrl-C is): the run ends as Ctrl-C ends it — the phase interrupted,
-    the bundle sealed and verifiable, exit 130 — its cell's own cleanup runs (where a gate drops
-    its scratch database), and no kernel it started is left running."""
+@pytest.mark.parametrize("to_group", [False, True], ids=["runner", "process-group"])
+def test_a_terminated_run_is_sealed_interrupted_and_leaves_no_kernel(tmp_path: Path, to_group: bool) -> None:
+    """SIGTERM to the runner alone (a CI job cancelled, a container stopped), or to its whole
+    process group (``kill -TERM -PGID``: the kernels' fork server gets it too, and must outlive
+    the kernels' cleanup): the run ends as Ctrl-C ends it — the phase interrupted, the bundle
+    sealed and verifiable, exit 130 — its cell's own cleanup runs (where a gate drops its
+    scratch database), and no kernel it started is left running."""
     started, cleaned = tmp_path / "cell-started", tmp_path / "cell-cleaned-up"
     notebooks = phase_notebooks(
         tmp_path / "notebooks",
@@ -577,11 +579,14 @@ def test_a_terminated_run_is_sealed_interrupted_and_leaves_no_kernel(tmp_path: P
         f"finally:\n    time.sleep(2)  # a cleanup that takes a while: DROP DATABASE\n"
         f"    pathlib.Path({str(cleaned)!r}).touch()",
     )
-    process = start_run(notebooks, tmp_path / "artifacts", tmp_path / "tmp", *NO_TARGET)
+    process = start_run(notebooks, tmp_path / "artifacts", tmp_path / "tmp", *NO_TARGET, start_new_session=to_group)
     wait_for(started, process)
     kernels = kernels_of(process.pid)
     assert kernels, "the phase runs in a kernel of the runner's"
-    process.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
     done = finish(process)
     assert done.returncode == 130, done
     assert "Traceback" not in done.stderr
