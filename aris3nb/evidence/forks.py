@@ -50,6 +50,19 @@ LAUNCHER = ("-m", "ipykernel_launcher")
 PID_TIMEOUT_SEC = 120.0
 
 
+@functools.cache
+def supported() -> bool:
+    """Whether kernels can be forked here: Linux with pidfds (5.3 and later), by which a forked
+    kernel's end is watched. Elsewhere each kernel boots on its own."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
 class ForkServer:
     """The runner's side: starts the server, asks it for kernels, learns their ids and ends."""
 
@@ -249,7 +262,7 @@ def early_fork_server(settings: Settings) -> Iterator[ForkServer | None]:
     from aris3nb.evidence.kernels import KERNEL_ENV
 
     server = None
-    if settings.run.fork_kernels:
+    if settings.run.fork_kernels and supported():
         with contextlib.suppress(OSError):
             server = ForkServer({**os.environ, **KERNEL_ENV}, Path.cwd())
     try:

@@ -113,8 +113,11 @@ class Kernels:
 
     def _fork_server(self) -> ForkServer | None:
         if self._fork and self._server is None:
-            from aris3nb.evidence.forks import ForkServer
+            from aris3nb.evidence.forks import ForkServer, supported
 
+            if not supported():
+                self._fork = False
+                return None
             try:
                 self._server = ForkServer(self.env, self.cwd, self.log_dir / "fork-server.log")
                 self._own_server = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from jupyter_core.utils import run_sync
 
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server
+from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server, supported
 from aris3nb.evidence.kernels import Kernels
 
 pytestmark = pytest.mark.slow
@@ -218,3 +219,19 @@ def test_kernels_not_forked_boot_on_their_own_and_see_what_a_forked_one_sees(tmp
             kernels.close()
     assert not (tmp_path / "fork-False" / "fork-server.log").exists()
     assert seen[True] == seen[False]
+
+
+def test_no_fork_server_where_forks_cannot_be_watched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Not Linux (or no pidfds): each kernel boots on its own, whatever the setting."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    supported.cache_clear()
+    try:
+        assert not supported()
+        with early_fork_server(load_settings()) as server:
+            assert server is None
+        kernels = Kernels({**os.environ}, tmp_path, tmp_path, fork=True)
+        assert kernels._fork_server() is None and not kernels._fork
+    finally:
+        supported.cache_clear()
+    monkeypatch.undo()
+    assert supported(), "this machine forks"
