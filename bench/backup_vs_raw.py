@@ -84,8 +84,14 @@ def ours(action: str, url: str, artifacts: Path, tree: Path | None = None) -> di
     """aris3nb's ``action`` in a child process; ``tree``: a folder holding another copy of the
     ``aris3nb`` package (built), imported instead of this one (a before/after comparison)."""
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None
+    # In the tree's own folder: ``python -c`` puts its working folder first on the path, so run
+    # from this checkout it would import this checkout's package whatever PYTHONPATH says.
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, action, url, str(artifacts)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", CHILD, action, url, str(artifacts)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
     )
     if done.returncode != 0:
         raise SystemExit(

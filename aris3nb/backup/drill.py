@@ -35,6 +35,8 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -325,6 +327,33 @@ def _run(
     settings: Settings,
     fetched: Fetched | None = None,
 ) -> None:
+    with contextlib.ExitStack() as ahead:
+        # A SQLite backup's file is copied to the drill's scratch folder while it is validated
+        # (the copy and the file's hash on two cores); a backup that fails validation has its
+        # copy removed unused. The restore stage then times what is left of the copy.
+        # Only a regular file is copied before it is validated (never what a link points to).
+        database_file = manifest_path.parent / sqlite.DATABASE_FILE
+        copy_ahead = ahead.enter_context(sqlite.scratch_copy_ahead(database_file)) if _regular(database_file) else None
+        _stages(manifest_path, report, deadline, server_url, budgets, settings, fetched, copy_ahead)
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _stages(
+    manifest_path: Path,
+    report: DrillReport,
+    deadline: Deadline,
+    server_url: str | None,
+    budgets: _Budgets,
+    settings: Settings,
+    fetched: Fetched | None,
+    copy_ahead: Callable[[], Path] | None,
+) -> None:
     stages = _Stages(report)
     profile = budgets.profile
     with stages.stage("validate"):
@@ -353,7 +382,7 @@ def _run(
     _rpo(report, manifest, budgets, stages)
     deadline.check("validating")
     if manifest.engine == "sqlite":
-        scratch = _sqlite_scratch(manifest, stages)
+        scratch = _sqlite_scratch(manifest, stages, copy_ahead)
     else:
         if server_url is None or engine_name(server_url) != "postgresql":
             raise UsageError(
@@ -400,13 +429,15 @@ class _Restored:
 
 
 @contextlib.contextmanager
-def _sqlite_scratch(manifest: Manifest, stages: _Stages) -> Iterator[_Restored]:
+def _sqlite_scratch(manifest: Manifest, stages: _Stages, copy_ahead: Callable[[], Path] | None) -> Iterator[_Restored]:
+    """The restored copy: ``copy_ahead``'s (the backup's file, copied while it was validated)
+    when given, else a copy made now."""
     backup_file = manifest.folder / sqlite.DATABASE_FILE
     # Row digests are computed by the method each table's digests were recorded with.
     methods = {t.get("name"): t.get("digest_method") for t in manifest.document["tables"] if isinstance(t, dict)}
     with contextlib.ExitStack() as scratch:
         with stages.stage("restore"):
-            copy = scratch.enter_context(sqlite.scratch_copy(backup_file))
+            copy = copy_ahead() if copy_ahead else scratch.enter_context(sqlite.scratch_copy(backup_file))
         # The integrity check of the largest table is the drill's critical path: the
         # digests, which finish well before it, give it the CPU when both want it.
         yield _Restored(

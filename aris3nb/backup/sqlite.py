@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -696,18 +696,34 @@ def shell_version() -> str:
 
 
 @contextlib.contextmanager
-def scratch_copy(backup_file: Path) -> Iterator[Path]:
-    """A disposable copy of the backup's database file, removed afterwards whatever happens
-    (and, should this process be killed, by the next drill or restore: see ``_stale``)."""
+def scratch_copy_ahead(backup_file: Path) -> Iterator[Callable[[], Path]]:
+    """A disposable copy of the backup's database file, made on a thread of its own from now
+    on, so that other work (the drill's validation) goes on meanwhile; ``ready()`` waits for it
+    and gives its path (raising what the copy raised). Removed afterwards whatever happens, the
+    copy waited for first (and, should this process be killed, by the next drill or restore:
+    see ``_stale``)."""
     sweep(Path(tempfile.gettempdir()), SCRATCH_PATTERN)
     folder = Path(tempfile.mkdtemp(prefix=f"aris3nb-drill-pid{os.getpid()}-"))
     try:
         os.chmod(folder, 0o700)
         target = folder / "restored.sqlite3"
-        shutil.copyfile(backup_file, target)
-        yield target
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-copy") as pool:  # waits on leaving
+            copying = pool.submit(shutil.copyfile, backup_file, target)
+
+            def ready() -> Path:
+                copying.result()
+                return target
+
+            yield ready
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_copy(backup_file: Path) -> Iterator[Path]:
+    """A disposable copy of the backup's database file (``scratch_copy_ahead``, waited for)."""
+    with scratch_copy_ahead(backup_file) as ready:
+        yield ready()
 
 
 def _approximate_rows(conn: sqlite3.Connection, table: str) -> int:

@@ -12,7 +12,9 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -312,6 +314,8 @@ def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Setti
         drill(manifest_path, settings, source)
     report = json.loads(Path(failed.value.report_path).read_text())
     assert report["status"] == "FAIL" and report["checks"][0]["name"] == "manifest valid"
+    # A SQLite backup's file was copied while it was validated: that copy is gone, unused.
+    assert not list(Path(tempfile.gettempdir()).glob("aris3nb-drill-pid*")), "the drill's scratch folder is removed"
     done = subprocess.run(
         [ARIS3NB, "backup", "validate", str(manifest_path)], capture_output=True, text=True, timeout=60
     )
@@ -428,6 +432,30 @@ def test_unsafe_paths_in_a_manifest_are_refused(source: str, settings: Settings,
     rewrite(manifest_path, lambda d: d["files"].append({"path": path, "size": 9, "sha256": "0" * 64, "role": "export"}))
     problems = validate_backup(manifest_path).problems
     assert f"file {path!r}: unsafe path ({reason})" in problems
+
+
+def test_a_database_file_that_is_a_link_is_never_copied_before_it_is_validated(
+    sqlite_url: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drill copies a SQLite backup's file while validating it, but only a regular file:
+    a link (to a huge file, a device, a FIFO) is refused by validation before anything reads it."""
+    migrate.upgrade(sqlite_url)
+    seed_database(sqlite_url, scale=200, exports_dir=settings.resolved_exports_dir())
+    manifest_path = backup(sqlite_url, settings)
+    database = manifest_path.parent / sqlite.DATABASE_FILE
+    outside = tmp_path / "outside.sqlite3"
+    shutil.move(str(database), str(outside))
+    database.symlink_to(outside)
+    copied: list[Path] = []
+    real = sqlite.scratch_copy_ahead
+    monkeypatch.setattr(sqlite, "scratch_copy_ahead", lambda path: (copied.append(path), real(path))[1])
+    with pytest.raises(DrillFailed, match="symbolic link"):
+        drill(manifest_path, settings, sqlite_url)
+    assert copied == []
+    database.unlink()
+    shutil.move(str(outside), str(database))
+    drill(manifest_path, settings, sqlite_url)
+    assert copied == [database], "a regular file is copied ahead"
 
 
 def test_symlinks_are_refused(source: str, settings: Settings, tmp_path: Path) -> None:
@@ -980,3 +1008,21 @@ def test_a_drill_report_names_the_manifest_by_its_absolute_path(
     report, written = drill(Path(manifest_path.parent.name) / "manifest.json", settings, sqlite_url)
     assert report.manifest == str(manifest_path)
     assert json.loads(written.read_text())["manifest"] == str(manifest_path)
+
+
+def test_the_drills_scratch_copy_is_made_in_the_background_and_always_removed(tmp_path: Path) -> None:
+    source = tmp_path / "aris3.sqlite3"
+    source.write_bytes(os.urandom(4 << 20))
+    scratch = f"aris3nb-drill-pid{os.getpid()}-*"
+    with sqlite.scratch_copy_ahead(source) as ready:
+        [folder] = Path(tempfile.gettempdir()).glob(scratch)
+        copy = folder / "restored.sqlite3"
+        deadline = time.monotonic() + 60
+        while not (copy.exists() and copy.stat().st_size == source.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert copy.stat().st_size == source.stat().st_size, "copied before anyone waited for it"
+        assert ready() == copy and copy.read_bytes() == source.read_bytes()
+    assert not folder.exists()
+    with sqlite.scratch_copy_ahead(tmp_path / "missing") as ready, pytest.raises(FileNotFoundError):
+        ready()
+    assert not list(Path(tempfile.gettempdir()).glob(scratch))

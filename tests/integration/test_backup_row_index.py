@@ -509,17 +509,21 @@ def test_a_row_the_restore_changed_shows_the_recorded_values(
     if made.engine == "sqlite":
         from aris3nb.backup import sqlite as sqlite_module
 
-        real_copy = sqlite_module.scratch_copy
+        real_copy = sqlite_module.scratch_copy_ahead
 
         @contextlib.contextmanager
-        def faulty_copy(backup_file: Path) -> Iterator[Path]:
-            with real_copy(backup_file) as target:
-                conn = sqlite3.connect(target, isolation_level=None)
-                conn.execute("UPDATE stock_items SET sale_price = 0.5 WHERE id = 1234")
-                conn.close()
-                yield target
+        def faulty_copy(backup_file: Path) -> Iterator[Callable[[], Path]]:
+            with real_copy(backup_file) as ready:
 
-        monkeypatch.setattr(sqlite_module, "scratch_copy", faulty_copy)
+                def changed() -> Path:
+                    conn = sqlite3.connect(ready(), isolation_level=None)
+                    conn.execute("UPDATE stock_items SET sale_price = 0.5 WHERE id = 1234")
+                    conn.close()
+                    return ready()
+
+                yield changed
+
+        monkeypatch.setattr(sqlite_module, "scratch_copy_ahead", faulty_copy)
     else:
         real_restore = postgres.restore
 
