@@ -1,8 +1,9 @@
 """The restore drill (``backup restore-verify``): prove a backup by restoring it.
 
 Stages, each timed (RTO): *validate* the backup against its manifest; *restore* it into a
-disposable database of the same engine (SQLite: a temporary copy; PostgreSQL: a database
-created for the drill and dropped afterwards, even on failure); *verify* the restored copy
+disposable database of the same engine (SQLite: a temporary copy, made while the backup is
+validated and removed unused if it is not valid; PostgreSQL: a database created for the drill
+and dropped afterwards, even on failure); *verify* the restored copy
 (revision, per-table row counts and digests over the manifest's key ranges, SQLite's
 integrity and foreign key checks or PostgreSQL's constraints); *upgrade* it to the code's
 head. Where a table differs, the drill diff names the changed, missing and extra rows by
