@@ -138,6 +138,17 @@ def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:
     assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
 
 
+def test_a_server_still_warming_up_is_ended_at_once(tmp_path: Path) -> None:
+    """A run refused as it starts (a usage error) must not wait for its server's imports."""
+    server = ForkServer({**os.environ}, tmp_path)
+    process = server.process
+    assert process is not None
+    server.close()
+    assert process.returncode == -signal.SIGKILL, "killed, not left to finish its warm-up"
+    assert not server.serving
+    server.close()  # twice: nothing left to do
+
+
 def test_the_early_fork_server_serves_the_run_and_ends_with_its_block(tmp_path: Path) -> None:
     """The CLI's server (started before the runner's imports) is the kernels' and is ended by
     its block, not by the kernels; none when kernels are not to be forked."""
