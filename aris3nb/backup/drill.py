@@ -247,7 +247,8 @@ def restore_verify(
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        _run(given, report, deadline, server_url, budgets, settings, fetched)
+        with _copy_ahead(given) as copy_ahead:
+            _run(given, report, deadline, server_url, budgets, settings, fetched, copy_ahead)
         _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
@@ -319,33 +320,25 @@ def _judge_rto(report: DrillReport, budgets: _Budgets, elapsed: float) -> None:
     )
 
 
-def _run(
-    manifest_path: Path,
-    report: DrillReport,
-    deadline: Deadline,
-    server_url: str | None,
-    budgets: _Budgets,
-    settings: Settings,
-    fetched: Fetched | None = None,
-) -> None:
-    with contextlib.ExitStack() as ahead:
-        # A SQLite backup's file is copied to the drill's scratch folder while it is validated
-        # (the copy and the file's hash on two cores); a backup that fails validation has its
-        # copy removed unused. The restore stage then times what is left of the copy.
-        # Only a regular file is copied before it is validated (never what a link points to).
-        database_file = manifest_path.parent / sqlite.DATABASE_FILE
-        copy_ahead = ahead.enter_context(sqlite.scratch_copy_ahead(database_file)) if _regular(database_file) else None
-        _stages(manifest_path, report, deadline, server_url, budgets, settings, fetched, copy_ahead)
-
-
-def _regular(path: Path) -> bool:
+@contextlib.contextmanager
+def _copy_ahead(manifest_path: Path) -> Iterator[Callable[[], Path] | None]:
+    """A SQLite backup's file copied to the drill's scratch folder while it is validated (the
+    copy and the file's hash on two cores; the restore stage then times what is left of the
+    copy); a backup that fails validation has its copy removed unused. Only a regular file is
+    copied before it is validated, never what a link points to. None for any other backup."""
+    database_file = manifest_path.parent / sqlite.DATABASE_FILE
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        regular = stat.S_ISREG(os.lstat(database_file).st_mode)
     except OSError:
-        return False
+        regular = False
+    if not regular:
+        yield None
+        return
+    with sqlite.scratch_copy_ahead(database_file) as ready:
+        yield ready
 
 
-def _stages(
+def _run(
     manifest_path: Path,
     report: DrillReport,
     deadline: Deadline,
