@@ -6,7 +6,7 @@ touch. Every endpoint gets tenant, role and store scoping from here and nowhere 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,7 +50,7 @@ def service_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def db_session(request: Request) -> Iterator[Session]:
+async def db_session(request: Request) -> AsyncIterator[Session]:
     """The request's session; write requests begin as writers. Endpoints commit explicitly."""
     state = service_state(request)
     factory = state.sessions.reader if request.method in _READ_ONLY_METHODS else state.sessions.writer

@@ -11,7 +11,9 @@ Tokens are HS256 JSON Web Tokens (PyJWT) carrying the user, tenant and role, and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +28,9 @@ SEED_TIME_COST = 1
 SEED_MEMORY_COST_KIB = 1024
 TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "aris3-reference"
+#: How many verified tokens' claims are remembered (each ~1 KB): a caller's token is verified
+#: once, then only its expiry is checked on each request.
+VERIFIED_TOKENS_KEPT = 1024
 
 
 def hash_password(password: str) -> str:
@@ -97,6 +102,17 @@ def issue_token(
 
 
 def decode_token(secret: str, token: str) -> TokenClaims:
+    """The claims of ``token`` if it is signed with ``secret`` and has not expired;
+    ``InvalidToken`` otherwise. A token's signature and claims are verified once (the result
+    is remembered; a refused token never is); its expiry is checked on every call."""
+    claims = _verified_claims(secret, token)
+    if claims.expires_at.timestamp() <= time.time():  # as PyJWT judges ``exp`` (no leeway)
+        raise InvalidToken("token expired")
+    return claims
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def _verified_claims(secret: str, token: str) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,

@@ -3,7 +3,10 @@ import json
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aris3nb.core import redact
 from aris3nb.core.redact import redact_text, redact_url, url_password, userinfo_problem
 
 
@@ -140,3 +143,56 @@ def test_the_builtin_aris3_profile_masks_stored_responses() -> None:
     profile = parse_profile('profile_version = 1\nname = "up"\nextends = "aris3"\n', "aris3nb.toml")
     assert "idempotency_records.response_body" in profile.redact.columns
     assert parse_profile(builtin_profile_text("aris3"), "aris3.toml").redact == profile.redact
+
+
+# Pieces that make and break URL-looking text: schemes, credentials, ends of strings and lines;
+# and URL-shaped runs of them (a scheme run that may start with a digit, ``://``, user, ``:``,
+# password, ``@``), so that texts near a match are common, not rare.
+_PIECES = st.sampled_from(
+    [
+        "://",
+        ":",
+        "@",
+        "/",
+        "postgresql",
+        "http",
+        "s3",
+        "x1",
+        "9",
+        "+",
+        ".",
+        "-",
+        "u",
+        "pw",
+        " ",
+        "\n",
+        "\\n",
+        "\\",
+        '"',
+        '\\"',
+        "<",
+        ">",
+        "#",
+        "?",
+        "é",
+        "AZ09+/=",
+    ]
+)
+_RUNS = st.lists(_PIECES, max_size=6).map("".join)
+_URLISH = st.tuples(
+    st.text("9+.-aZ", max_size=3),
+    _RUNS,
+    st.just("://"),
+    _RUNS,
+    st.sampled_from([":", ""]),
+    _RUNS,
+    st.sampled_from(["@", ""]),
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(_RUNS, _URLISH), max_size=8).map("".join))
+def test_masking_finds_exactly_what_the_pattern_finds_anywhere(text: str) -> None:
+    """The scan from each ``://`` masks what ``_URL_PASSWORD.sub`` tried at every position masks."""
+    expected = redact._URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}" if m["secret"] else m[0], text)
+    assert redact_text(text) == expected

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from aris3nb.contract import models as m
+from aris3nb.reference import security
 from aris3nb.reference.security import issue_token, needs_rehash
 from aris3nb.reference.smoke_tenant import SMOKE_USERNAME
 
@@ -94,6 +97,26 @@ def test_an_expired_token_is_refused_as_expired(service):
     assert response.status_code == 401
     assert response.json()["code"] == "TOKEN_EXPIRED"
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_token_accepted_once_still_expires_on_time(service, monkeypatch):
+    """Verified tokens are remembered, but their expiry is checked on every request."""
+    user = _user(service, "northwind.admin")
+    headers = _token_for(user, service.secret, ttl=60)
+    assert service.client.get("/aris3/me", headers=headers).status_code == 200
+    now = security.time.time()
+    monkeypatch.setattr(security.time, "time", lambda: now + 61)
+    response = service.client.get("/aris3/me", headers=headers)
+    assert response.status_code == 401 and response.json()["code"] == "TOKEN_EXPIRED"
+
+
+def test_a_remembered_token_is_accepted_only_with_the_secret_that_signed_it():
+    token, _ = issue_token("a" * 32, user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="ADMIN", ttl_sec=60)
+    assert security.decode_token("a" * 32, token).role == "ADMIN"
+    with pytest.raises(security.InvalidToken, match="token invalid"):
+        security.decode_token("b" * 32, token)
+    with pytest.raises(security.InvalidToken, match="token invalid"):
+        security.decode_token("a" * 32, token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
 
 
 def test_a_fresh_token_made_with_the_service_secret_is_accepted(service):
