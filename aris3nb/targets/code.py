@@ -278,9 +278,18 @@ class ProbedCode(TargetCode):
 
     def _read_history(self) -> tuple[list[Revision], list[str]]:
         if self._history is None:
+            key = (str(self.python), str(self.root), str(self.target.alembic_ini))
+            kept = _HISTORIES.get(key)
+            if kept is not None and _fingerprint(kept.sources, self.root / self.target.alembic_ini) == kept.fingerprint:
+                self._history = kept.history
+                return self._history
             answer = self.probe("history")
             revisions = [Revision(r["revision"], tuple(r.get("down_revisions") or ())) for r in answer["revisions"]]
             self._history = (revisions, sorted(answer["heads"]))
+            sources = tuple(str(source) for source in answer.get("sources") or ())
+            fingerprint = _fingerprint(sources, self.root / self.target.alembic_ini) if sources else None
+            if fingerprint is not None:
+                _HISTORIES[key] = _KeptHistory(sources, fingerprint, self._history)
         return self._history
 
     def history(self) -> list[Revision]:
@@ -308,6 +317,32 @@ class ProbedCode(TargetCode):
 
     def tables(self) -> list[str]:
         return list(self.probe("tables")["tables"]) if self.has_models else []
+
+
+@dataclass(frozen=True)
+class _KeptHistory:
+    sources: tuple[str, ...]
+    fingerprint: tuple[tuple[str, int, int, int], ...]
+    history: tuple[list[Revision], list[str]]
+
+
+#: A target's history as its probe last read it, by (interpreter, root, alembic.ini): reused in
+#: this process while the files and folders it was read from (and alembic.ini) are unchanged,
+#: so a gate's checks do not each start the target's interpreter only to read it again.
+_HISTORIES: dict[tuple[str, str, str], _KeptHistory] = {}
+
+
+def _fingerprint(sources: tuple[str, ...], alembic_ini: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+    """Size and times of each source (a new, edited, renamed or removed migration changes a
+    file's or its folder's), or None when one cannot be read (then nothing is reused)."""
+    facts = []
+    for source in (*sources, str(alembic_ini)):
+        try:
+            stat = os.stat(source)
+        except OSError:
+            return None
+        facts.append((source, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+    return tuple(facts)
 
 
 def target_code(

@@ -120,11 +120,17 @@ def _as_list(value):
 
 def history(request):
     script = _script(request)
-    revisions = [
-        {"revision": rev.revision, "down_revisions": _as_list(rev.down_revision)}
-        for rev in reversed(list(script.walk_revisions("base", "heads")))
-    ]
-    return {"revisions": revisions, "heads": sorted(script.get_heads())}
+    scripts = list(script.walk_revisions("base", "heads"))
+    revisions = [{"revision": rev.revision, "down_revisions": _as_list(rev.down_revision)} for rev in reversed(scripts)]
+    # What the history was read from (each revision's file, and the folders a new one would be
+    # added to): aris3nb reuses this answer while none of them has changed.
+    try:
+        folders = [str(folder) for folder in script._version_locations]
+    except Exception:  # noqa: BLE001 -- an Alembic without it: the revisions' own folders only
+        folders = []
+    files = [rev.path for rev in scripts]
+    sources = sorted({os.path.abspath(p) for p in files + folders + [os.path.dirname(f) for f in files]})
+    return {"revisions": revisions, "heads": sorted(script.get_heads()), "sources": sources}
 
 
 def migrate(request):

@@ -12,6 +12,7 @@ a probe error is a one-line FAIL; a missing interpreter is a usage error (exit 2
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -188,3 +189,43 @@ def test_a_missing_or_unusable_interpreter_is_a_usage_error(tmp_path: Path) -> N
             target_code_module.head_revision(loaded)
         assert caught.value.exit_code == 2
         assert str(python) in str(caught.value) and "target.python" in str(caught.value) and why in str(caught.value)
+
+
+def test_the_history_is_read_once_per_process_until_a_migration_changes(
+    foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate's checks each make their own ``target_code``: the history is probed once, and again
+    only when a migration file or folder (or alembic.ini) has changed since."""
+    root = tmp_path / "target"
+    shutil.copytree(ft.ROOT, root, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
+    write_profile(tmp_path / "profile", foreign_python)
+    text = (tmp_path / "profile" / "aris3nb.toml").read_text(encoding="utf-8").replace(str(ft.ROOT), str(root))
+    (tmp_path / "profile" / "aris3nb.toml").write_text(text, encoding="utf-8")
+    loaded = load_profile(tmp_path / "profile" / "aris3nb.toml")
+    assert loaded.root == root
+    probed: list[str] = []
+    real_probe = ProbedCode.probe
+
+    def counting_probe(self: ProbedCode, command: str, **kwargs: object) -> dict[str, object]:
+        probed.append(command)
+        return real_probe(self, command, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProbedCode, "probe", counting_probe)
+    assert target_code(loaded).heads() == [ft.HEAD]
+    assert [rev.revision for rev in target_code(loaded).history()] == list(ft.REVISIONS)
+    assert target_code(loaded).heads() == [ft.HEAD]
+    assert probed == ["history"]
+
+    newest = "fr0099_a_migration_added_since"
+    (root / "migrations" / "versions" / f"{newest}.py").write_text(
+        f'revision = "{newest}"\ndown_revision = "{ft.HEAD}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n",
+        encoding="utf-8",
+    )
+    assert target_code(loaded).heads() == [newest]
+    assert probed == ["history", "history"]
+
+    (root / "migrations" / "versions" / f"{newest}.py").unlink()
+    assert target_code(loaded).heads() == [ft.HEAD]
+    assert target_code(loaded).heads() == [ft.HEAD]
+    assert probed == ["history", "history", "history"]
