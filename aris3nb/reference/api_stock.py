@@ -26,6 +26,14 @@ from aris3nb.reference.views import page_meta, stock_item_view
 router = APIRouter(prefix="/aris3/stock", tags=["stock"])
 
 
+def _status_count(value: str) -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(sa.func.sum(sa.case((m.StockItem.status == value, 1), else_=0)), 0)
+
+
+#: A listing's totals per store, built once: what varies per request is only the WHERE clause.
+_TOTALS_BY_STORE = (m.StockItem.store_id, sa.func.count(), _status_count("RFID"), _status_count("PENDING"))
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -60,14 +68,8 @@ def list_stock(
     if sellable is not None:
         conditions.append(stock.sellable == sellable)
 
-    def status_count(value: str) -> sa.ColumnElement[Any]:
-        return sa.func.coalesce(sa.func.sum(sa.case((stock.status == value, 1), else_=0)), 0)
-
     by_store = session.execute(
-        sa.select(stock.store_id, sa.func.count(), status_count("RFID"), status_count("PENDING"))
-        .where(*conditions)
-        .group_by(stock.store_id)
-        .order_by(stock.store_id)
+        sa.select(*_TOTALS_BY_STORE).where(*conditions).group_by(stock.store_id).order_by(stock.store_id)
     ).all()
     totals_by_store: list[dict[str, Any]] = [
         {
