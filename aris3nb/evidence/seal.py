@@ -71,7 +71,8 @@ def _git_commit() -> dict[str, Any]:
         return {
             "commit": git("rev-parse", "HEAD"),
             "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            # as the gate's git check counts it: untracked files too
+            "dirty": bool(git("status", "--porcelain=v1", "--untracked-files=normal")),
         }
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "branch": None, "dirty": None}

@@ -25,7 +25,9 @@ def git_commit(root: Any) -> dict[str, Any]:
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    # Dirty as the gate's git check says it (untracked files count: a new migration or module
+    # not yet committed is code that runs), so the evidence and the gate never disagree.
+    status = git("status", "--porcelain=v1", "--untracked-files=normal") if commit else None
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from aris3nb.core.checks import Status
 from aris3nb.gate.git import judge_git
+from aris3nb.targets.revision import git_commit
 
 
 def git(repo: Path, *args: str) -> None:
@@ -67,3 +68,22 @@ def test_not_a_checkout_warns_naming_the_folder(tmp_path: Path) -> None:
     outcome = judge_git(tmp_path, strict=False)
     assert outcome.status is Status.WARN
     assert outcome.detail == f"not a git checkout: {tmp_path} is not a git checkout"
+
+
+@pytest.mark.parametrize("change", ["untracked", "modified", "ignored"])
+def test_the_evidence_calls_a_tree_dirty_exactly_when_the_gate_does(repo: Path, change: str) -> None:
+    """``git_dirty`` in every report's code revision and the gate's git check agree: an untracked
+    file is uncommitted code for both; a file .gitignore excludes is for neither."""
+    assert git_commit(repo)["git_dirty"] is False
+    if change == "untracked":
+        (repo / "0099_new_migration.py").write_text("")
+    elif change == "modified":
+        (repo / "app.py").write_text("print('v2')\n")
+    else:
+        (repo / ".gitignore").write_text("*.log\n")
+        git(repo, "add", ".gitignore")
+        git(repo, "commit", "-q", "-m", "ignore logs")
+        (repo / "server.log").write_text("")
+    gate_dirty = judge_git(repo, strict=False).status is Status.WARN
+    assert gate_dirty is (change != "ignored")
+    assert git_commit(repo)["git_dirty"] is gate_dirty
