@@ -228,8 +228,8 @@ def _restore(ctx: _RollbackContext) -> Outcome:
     if options.no_restore_reason:
         _log(ctx, "restore", status="NOTHING_TO_RESTORE", reason=options.no_restore_reason)
         said = f"nothing restored: {options.no_restore_reason}"
-        if options.no_revert_reason:  # nothing was deployed: leaving the data as it is is the rollback
-            return passed(said, restore="none", reason=options.no_restore_reason)
+        if options.no_revert_reason:  # nothing was deployed: there is nothing to undo (as the revert says)
+            return skipped(said, restore="none", reason=options.no_restore_reason)
         # Deployed, but its backup is not to be trusted: right not to restore it, yet the data is
         # not rolled back — a person must act, never a plain PASS.
         return warned(said, restore="none", reason=options.no_restore_reason)

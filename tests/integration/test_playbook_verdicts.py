@@ -114,6 +114,7 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     assert revert["status"] == "SKIP" and "nothing reverted" in revert["detail"], revert
     assert not (tmp_path / "reverted").exists(), "the running release, not this run's, was reverted"
     restore = next(c for c in rollback["checks"] if c["name"] == "rollback.restore")
+    assert restore["status"] == "SKIP", "no work was done: never a PASS"
     assert "nothing restored" in restore["detail"] and "nothing was deployed" in restore["detail"], restore
     assert newer_rows(target) == 1, "the row written after old_1 is still there"
     assert [p.name for p in (out / "backups").iterdir()] == ["old_1"], "no restore began: no safety backup either"

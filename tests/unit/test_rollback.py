@@ -43,9 +43,10 @@ def test_a_failure_outside_the_triggers_is_no_go_but_no_rollback() -> None:
     assert kinds(phase("post_deploy", "FAIL", "failed", **{"stock.totals": "off by 2"})) == []
 
 
-def test_not_restoring_is_a_pass_only_when_nothing_was_deployed(tmp_path) -> None:
-    """Nothing deployed: leaving the data is the rollback (PASS). Deployed over a backup that is
-    not to be trusted: right not to restore it, but the data is not rolled back (WARN)."""
+def test_not_restoring_is_a_skip_only_when_nothing_was_deployed(tmp_path) -> None:
+    """Nothing deployed: nothing to undo (SKIP, as the revert: no work done is never a PASS).
+    Deployed over a backup that is not to be trusted: right not to restore it, but the data is
+    not rolled back (WARN)."""
     from aris3nb.core.checks import Status
     from aris3nb.core.settings import load_settings
     from aris3nb.phases.rollback import RollbackOptions, _restore, _RollbackContext
@@ -55,4 +56,4 @@ def test_not_restoring_is_a_pass_only_when_nothing_was_deployed(tmp_path) -> Non
     deployed = _RollbackContext(RollbackOptions("run_1", ("drill_fail",), no_restore_reason=refused), settings)
     assert _restore(deployed).status is Status.WARN
     nothing = RollbackOptions("run_1", ("gate_fail",), no_restore_reason="nothing deployed", no_revert_reason="same")
-    assert _restore(_RollbackContext(nothing, settings)).status is Status.PASS
+    assert _restore(_RollbackContext(nothing, settings)).status is Status.SKIP
