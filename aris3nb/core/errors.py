@@ -145,26 +145,26 @@ class ProbeFailed(Aris3nbError):
     """Raised when an HTTP request to the service fails: refused, timed out, or an unexpected status."""
 
 
-class GateFailed(Aris3nbError):
-    """Raised (after the gate's report is written and shown) when its verdict is FAIL.
-
-    ``checks`` holds the names of the checks that failed (or warned, under ``--strict``).
-    """
+class VerdictFailed(Aris3nbError):
+    """A FAIL verdict, raised after its evidence is written and shown: an expected outcome, not
+    a fault. ``checks`` holds the names of the checks that failed (or warned, under strict)."""
 
     def __init__(self, message: str, checks: list[str]) -> None:
         super().__init__(message)
         self.checks = checks
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it in a notebook (and so on its evidence page): the verdict and
+        its reasons in one line; a traceback through aris3nb's own files would only hide them."""
+        return [f"{type(self).__name__}: {self}"]
 
-class IntegrityFailed(Aris3nbError):
-    """Raised (after the integrity report is written and shown) when an invariant does not hold.
 
-    ``checks`` holds the names of the checks that failed (or warned, under ``--strict``).
-    """
+class GateFailed(VerdictFailed):
+    """Raised (after the gate's report is written and shown) when its verdict is FAIL."""
 
-    def __init__(self, message: str, checks: list[str]) -> None:
-        super().__init__(message)
-        self.checks = checks
+
+class IntegrityFailed(VerdictFailed):
+    """Raised (after the integrity report is written and shown) when an invariant does not hold."""
 
 
 class EvidenceUnreadable(UsageError):
@@ -193,16 +193,9 @@ class EvidenceInvalid(Aris3nbError):
         self.problems = problems
 
 
-class PhaseFailed(Aris3nbError):
+class PhaseFailed(VerdictFailed):
     """Raised by a phase notebook's last cell, after its evidence is displayed, when the
-    phase's verdict is FAIL: the notebook run fails, so nobody can mistake it for green.
-
-    ``checks`` holds the names of the checks that failed (or warned, under ``strict``).
-    """
-
-    def __init__(self, message: str, checks: list[str]) -> None:
-        super().__init__(message)
-        self.checks = checks
+    phase's verdict is FAIL: the notebook run fails, so nobody can mistake it for green."""
 
 
 class RunFailed(Aris3nbError):

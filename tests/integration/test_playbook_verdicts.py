@@ -121,6 +121,18 @@ def test_a_pre_deploy_fail_with_yes_restores_nothing(target: str, tmp_path: Path
     assert (out / "DEPLOY_FREEZE.json").is_file()
     log = [json.loads(line) for line in (out / "rollback_log.jsonl").read_text().splitlines()]
     assert ("restore", "NOTHING_TO_RESTORE") in [(e["action"], e.get("status")) for e in log]
+    # The failed phase's notebook and page say why in one line, not with a traceback of aris3nb.
+    run_dir = next((out / "runs").iterdir())
+    errors = [
+        output
+        for cell in json.loads((run_dir / "01-pre_deploy.ipynb").read_text())["cells"]
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert [e["ename"] for e in errors] == ["PhaseFailed"]
+    assert errors[0]["traceback"] == [f"PhaseFailed: {errors[0]['evalue']}"] and "latency" in errors[0]["evalue"]
+    page = (run_dir / "01-pre_deploy.html").read_text()
+    assert "most recent call last" not in page and "display.py" not in page
     assert not any(e.get("status") == "RESTORED" for e in log)
 
 
