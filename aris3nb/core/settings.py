@@ -349,7 +349,18 @@ def _problem(group: type[BaseModel], err: Any) -> str:
         loc[0] = field.validation_alias
     where = ".".join(loc) or "settings"
     message = err.get("ctx", {}).get("error", err["msg"]) if err["type"] == "value_error" else err["msg"]
-    return f"{where}: {message}"
+    return f"{where}: {_PLAIN_WORDS.get(err['type'], message)}"
+
+
+#: What a value of the common kinds must look like, said for the person setting it (instead of
+#: the validation library's wording, e.g. "Input should be a valid boolean, unable to interpret input").
+_PLAIN_WORDS = {
+    "bool_parsing": "expected true or false (or 1/0, yes/no, on/off); an empty value is neither",
+    "bool_type": "expected true or false",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number, not a fraction",
+    "float_parsing": "expected a number",
+}
 
 
 def load_settings(**groups: Mapping[str, Any]) -> Settings:

@@ -47,6 +47,24 @@ def test_invalid_values_are_usage_errors_naming_the_variable(
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("OPS_ENABLE_BACKUP_DRILL", "", "OPS_ENABLE_BACKUP_DRILL: expected true or false (or 1/0, yes/no, on/off)"),
+        ("OPS_ENABLE_BACKUP_DRILL", "maybe", "OPS_ENABLE_BACKUP_DRILL: expected true or false"),
+        ("OPS_GATE_LATENCY_SAMPLES", "many", "OPS_GATE_LATENCY_SAMPLES: expected a whole number"),
+        ("OPS_GATE_LATENCY_SAMPLES", "250.5", "OPS_GATE_LATENCY_SAMPLES: expected a whole number"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_said_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    assert said in str(caught.value) and "Input should be" not in str(caught.value)
+
+
 def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARIS3_SECRET_KEY", "very-secret-key")
     monkeypatch.setenv("ARIS3_SEED_PASSWORD", "seed-pass-xyz")
