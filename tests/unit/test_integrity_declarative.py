@@ -156,6 +156,25 @@ def test_sound_data_passes_and_offending_rows_are_named_and_counted(tmp_path: Pa
     assert result.evidence["columns"] == ["order_id", "order_no", "total_minor", "lines_minor"]
 
 
+def test_a_pass_over_tables_without_rows_says_it_holds_vacuously(tmp_path: Path) -> None:
+    """No offending row among no rows is said so: an auditor never reads it as data checked."""
+    url = shop(tmp_path, orders=0)
+    [result] = run(url, tmp_path, sql=(LINES_MAKE_TOTAL,)).results
+    assert result.status is Status.PASS
+    assert (
+        result.detail
+        == "no offending row: An order's lines sum to its total. (vacuous: orders, order_lines hold no rows)"
+    )
+    assert result.evidence["empty_tables"] == ["orders", "order_lines"]
+    execute(url, "INSERT INTO orders VALUES ('o1', 1, 0, 'PAID', '')")  # an order with no lines, total 0
+    [result] = run(url, tmp_path, sql=(LINES_MAKE_TOTAL,)).results
+    assert result.status is Status.PASS and "vacuous" not in result.detail
+    assert result.evidence["empty_tables"] == ["order_lines"]
+    execute(url, "INSERT INTO order_lines VALUES ('o1', 1, 100)")
+    [result] = run(url, tmp_path, sql=(LINES_MAKE_TOTAL,)).results
+    assert result.status is Status.FAIL and "vacuous" not in result.detail and "empty_tables" not in result.evidence
+
+
 def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
     url = shop(tmp_path)
     execute(url, "UPDATE orders SET state = 'LOST' WHERE order_id = 'o2'")
