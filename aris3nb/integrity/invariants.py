@@ -236,16 +236,15 @@ def guarded(invariant: Invariant) -> CheckFunction[IntegrityContext]:
 
 
 def _said_vacuous(outcome: Outcome, invariant: Invariant, schema: LiveSchema) -> Outcome:
-    """A PASS over tables that hold no row at all holds only vacuously: it says so (and its
-    evidence names the empty tables), so that nobody reads it as data checked and found sound."""
-    if outcome.status is not Status.PASS:
-        return outcome
+    """The outcome with the tables it requires that hold no row (``empty_tables``); a PASS over
+    tables that all hold none holds only vacuously and says so, so that nobody reads it as data
+    checked and found sound."""
     tables = list(dict.fromkeys(requirement.partition(".")[0] for requirement in invariant.requires))
-    empty = [table for table in tables if schema.is_empty(table)]
-    if not empty:
+    if not tables:
         return outcome
+    empty = [table for table in tables if schema.is_empty(table)]
     evidence = {**outcome.evidence, "empty_tables": empty}
-    if len(empty) < len(tables):
+    if outcome.status is not Status.PASS or not empty or len(empty) < len(tables):
         return Outcome(outcome.status, outcome.detail, evidence)
     holds = "holds no row" if len(empty) == 1 else "hold no rows"
     return Outcome(outcome.status, f"{outcome.detail} (vacuous: {', '.join(empty)} {holds})", evidence)

@@ -172,7 +172,10 @@ def test_a_pass_over_tables_without_rows_says_it_holds_vacuously(tmp_path: Path)
     assert result.evidence["empty_tables"] == ["order_lines"]
     execute(url, "INSERT INTO order_lines VALUES ('o1', 1, 100)")
     [result] = run(url, tmp_path, sql=(LINES_MAKE_TOTAL,)).results
-    assert result.status is Status.FAIL and "vacuous" not in result.detail and "empty_tables" not in result.evidence
+    assert result.status is Status.FAIL and "vacuous" not in result.detail and result.evidence["empty_tables"] == []
+    execute(url, "UPDATE orders SET total_minor = 100")
+    [result] = run(url, tmp_path, sql=(LINES_MAKE_TOTAL,)).results
+    assert result.status is Status.PASS and result.evidence["empty_tables"] == []
 
 
 def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
