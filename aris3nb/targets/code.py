@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,12 +284,15 @@ class ProbedCode(TargetCode):
             if kept is not None and _fingerprint(kept.sources, self.root / self.target.alembic_ini) == kept.fingerprint:
                 self._history = kept.history
                 return self._history
+            asked = time.time_ns()
             answer = self.probe("history")
             revisions = [Revision(r["revision"], tuple(r.get("down_revisions") or ())) for r in answer["revisions"]]
             self._history = (revisions, sorted(answer["heads"]))
             sources = tuple(str(source) for source in answer.get("sources") or ())
             fingerprint = _fingerprint(sources, self.root / self.target.alembic_ini) if sources else None
-            if fingerprint is not None:
+            # Kept only if nothing it was read from changed since shortly before it was asked for:
+            # a file written while the probe read it could otherwise pair old history with new times.
+            if fingerprint is not None and all(mtime < asked - RECENT_NS for _, _, mtime, _ in fingerprint):
                 _HISTORIES[key] = _KeptHistory(sources, fingerprint, self._history)
         return self._history
 
@@ -325,6 +329,10 @@ class _KeptHistory:
     fingerprint: tuple[tuple[str, int, int, int], ...]
     history: tuple[list[Revision], list[str]]
 
+
+#: Files changed this shortly before a history was read are not trusted to be what it read
+#: (file times are coarser than the clock on some file systems): it is not kept.
+RECENT_NS = 2_000_000_000
 
 #: A target's history as its probe last read it, by (interpreter, root, alembic.ini): reused in
 #: this process while the files and folders it was read from (and alembic.ini) are unchanged,

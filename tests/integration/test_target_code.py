@@ -11,9 +11,11 @@ a probe error is a one-line FAIL; a missing interpreter is a usage error (exit 2
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
@@ -216,16 +218,24 @@ def test_the_history_is_read_once_per_process_until_a_migration_changes(
     assert target_code(loaded).heads() == [ft.HEAD]
     assert probed == ["history"]
 
-    newest = "fr0099_a_migration_added_since"
-    (root / "migrations" / "versions" / f"{newest}.py").write_text(
-        f'revision = "{newest}"\ndown_revision = "{ft.HEAD}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+    versions = root / "migrations" / "versions"
+    newest = versions / "fr0099_a_migration_added_since.py"
+    newest.write_text(
+        f'revision = "{newest.stem}"\ndown_revision = "{ft.HEAD}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n",
         encoding="utf-8",
     )
-    assert target_code(loaded).heads() == [newest]
-    assert probed == ["history", "history"]
+    assert target_code(loaded).heads() == [newest.stem]
+    assert target_code(loaded).heads() == [newest.stem], "changed just before it was read: not kept"
+    assert probed == ["history"] * 3
 
-    (root / "migrations" / "versions" / f"{newest}.py").unlink()
+    a_minute_ago = time.time_ns() - 60_000_000_000
+    for path in (newest, versions):
+        os.utime(path, ns=(a_minute_ago, a_minute_ago))
+    assert target_code(loaded).heads() == [newest.stem]
+    assert target_code(loaded).heads() == [newest.stem]
+    assert probed == ["history"] * 4
+
+    newest.unlink()
     assert target_code(loaded).heads() == [ft.HEAD]
-    assert target_code(loaded).heads() == [ft.HEAD]
-    assert probed == ["history", "history", "history"]
+    assert probed == ["history"] * 5
