@@ -374,13 +374,13 @@ def _revisions_between(current: str | None, head: str, script_location: Path | N
     return [rev.revision for rev in reversed(pending)]
 
 
-def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
+def _judge_target_schema_of(code: ProbedCode, url: str) -> Outcome:
     """``judge_target_schema`` for a target driven in its own interpreter: the live revision
     against the target's head through its history, the width of ``alembic_version.version_num``
     on PostgreSQL against the longest revision id, and the drift through Alembic's compare."""
     found_heads = code.heads()
     head = found_heads[0] if len(found_heads) == 1 else None
-    current = code.current(url)
+    current, compared = code.current_and_compare(url)
     evidence: dict[str, Any] = {"database": redact_url(url), "current_revision": current, "head_revision": head}
     if head is None:
         return failed(f"the code has {len(found_heads)} migration heads; cannot judge the target", **evidence)
@@ -404,7 +404,7 @@ def _judge_target_schema_of(code: TargetCode, url: str) -> Outcome:
         return failed(f"target at {current or 'no revision'}, code head is {head}: {where}", **evidence)
     if not code.has_models:
         return warned(f"target at head {head}; drift not checked: the profile names no target.metadata", **evidence)
-    differences, accepted = split_drift(code, code.compare(url))
+    differences, accepted = split_drift(code, compared())
     evidence.update(differences=differences[: SAMPLE_LIMIT * 5], accepted_drift=accepted[: SAMPLE_LIMIT * 5])
     if differences:
         return failed(

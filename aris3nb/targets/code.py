@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,7 @@ class ProbedCode(TargetCode):
         url: str | URL | None = None,
         revision: str | None = None,
         timeout: float = READ_CODE_TIMEOUT_SEC,
+        compare: bool = False,
     ) -> dict[str, Any]:
         """One probe call; its answer, or MigrationError with the one-line reason."""
         request: dict[str, Any] = {
@@ -221,6 +223,7 @@ class ProbedCode(TargetCode):
             "alembic_x_url": self.target.alembic_x_url,
             "revision": revision,
             "read_only": command in ("current", "compare"),
+            "compare": compare,
         }
         secret = url_password(url) if url is not None else None
         what = _what(command, revision, url)
@@ -318,6 +321,27 @@ class ProbedCode(TargetCode):
         if not self.has_models:
             return []
         return list(self.probe("compare", url=url, timeout=timeout)["differences"])
+
+    def current_and_compare(
+        self, url: str | URL, *, timeout: float = READ_DATABASE_TIMEOUT_SEC
+    ) -> tuple[str | None, Callable[[], list[str]]]:
+        """``current`` and ``compare`` read in one probe process: the revision, and a function
+        giving the differences (raising the comparison's ``MigrationError`` only when called, so
+        a database behind head is still judged by its revision)."""
+        if not self.has_models:
+            return self.current(url, timeout=timeout), lambda: []
+        answer = self.probe("current", url=url, timeout=timeout, compare=True)
+        revisions = answer["revisions"]
+        if len(revisions) > 1:
+            raise MigrationError(f"{redact_url(url)} is at {len(revisions)} revisions: {', '.join(sorted(revisions))}")
+
+        def differences() -> list[str]:
+            if "compare_error" in answer:
+                what = _what("compare", None, url)
+                raise MigrationError(redact_text(f"{what} failed: {answer['compare_error']}", [url_password(url)]))
+            return list(answer["differences"])
+
+        return (revisions[0] if revisions else None), differences
 
     def tables(self) -> list[str]:
         return list(self.probe("tables")["tables"]) if self.has_models else []

@@ -9,7 +9,7 @@ installed in the target's environment). The request::
     {"command": "history" | "upgrade" | "downgrade" | "current" | "compare" | "tables",
      "alembic_ini": "alembic.ini", "metadata": "module:attribute" | null,
      "url_env": "DATABASE_URL", "alembic_x_url": "database_url" | null,
-     "revision": "head", "read_only": true}
+     "revision": "head", "read_only": true, "compare": false}
 
 The database URL is never in the request nor on a command line: it is in the environment
 variable ``url_env`` (the one the target's env.py reads), and reaches env.py also as
@@ -144,15 +144,23 @@ def migrate(request):
 
 
 def current(request):
+    """The revisions the database is at; with ``"compare": true`` also the comparison with the
+    models (one process for both), or why it could not be made (``compare_error``: the
+    revision is still answered)."""
     from alembic.runtime.migration import MigrationContext
 
     engine = _engine(_url(request), request.get("read_only", True))
     try:
         with engine.connect() as conn:
-            heads = MigrationContext.configure(conn).get_current_heads()
+            answer = {"revisions": list(MigrationContext.configure(conn).get_current_heads())}
+            if request.get("compare"):
+                try:
+                    answer["differences"] = _differences(conn, _metadata(request))
+                except Exception as exc:  # noqa: BLE001 -- said, and judged by aris3nb when it needs it
+                    answer["compare_error"] = _reason(exc)
     finally:
         engine.dispose()
-    return {"revisions": list(heads)}
+    return answer
 
 
 def describe(diff):
@@ -185,16 +193,20 @@ def _unnamed(obj):
     return str(obj)
 
 
-def compare(request):
+def _differences(conn, metadata):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return [describe(d) for d in compare_metadata(context, metadata)]
+
+
+def compare(request):
     metadata = _metadata(request)
     engine = _engine(_url(request), request.get("read_only", True))
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            differences = [describe(d) for d in compare_metadata(context, metadata)]
+            differences = _differences(conn, metadata)
     finally:
         engine.dispose()
     return {"differences": differences}

@@ -239,3 +239,42 @@ def test_the_history_is_read_once_per_process_until_a_migration_changes(
     newest.unlink()
     assert target_code(loaded).heads() == [ft.HEAD]
     assert probed == ["history"] * 5
+
+
+def test_the_target_schema_is_read_in_one_probe_and_a_broken_comparison_never_hides_the_revision(
+    foreign_python: Path, profile: LoadedProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """target.schema asks the revision and the comparison of one probe process; models that
+    cannot be imported fail it at head, naming why, but a database behind head is still said
+    to be behind, by how many revisions."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    target_code(profile).upgrade(url)
+    probed: list[str] = []
+    real_probe = ProbedCode.probe
+
+    def counting_probe(self: ProbedCode, command: str, **kwargs: object) -> dict[str, object]:
+        probed.append(command)
+        return real_probe(self, command, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProbedCode, "probe", counting_probe)
+    assert judge_target_schema(url, profile=profile).status is Status.PASS
+    assert [c for c in probed if c != "history"] == ["current"]
+
+    broken_folder = tmp_path / "broken-models"
+    write_profile(broken_folder, foreign_python)
+    toml = broken_folder / "aris3nb.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            'metadata = "foreign_retail.models:metadata"', 'metadata = "foreign_retail.no_such_models:metadata"'
+        ),
+        encoding="utf-8",
+    )
+    broken = load_profile(toml)
+    assert broken.profile.target.metadata == "foreign_retail.no_such_models:metadata"
+    outcome = judge_target_schema(url, profile=broken)
+    assert outcome.status is Status.FAIL
+    assert "failed: ModuleNotFoundError: No module named 'foreign_retail.no_such_models'" in outcome.detail
+    target_code(profile).downgrade(url, "-1")
+    outcome = judge_target_schema(url, profile=broken)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail == f"target at {ft.REVISIONS[-2]}, code head is {ft.HEAD}: 1 revision behind ({ft.HEAD})"
