@@ -193,8 +193,22 @@ def test_a_missing_or_unusable_interpreter_is_a_usage_error(tmp_path: Path) -> N
         assert str(python) in str(caught.value) and "target.python" in str(caught.value) and why in str(caught.value)
 
 
+@pytest.fixture
+def probed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands of every probe process started from now on, in order."""
+    commands: list[str] = []
+    real_probe = ProbedCode.probe
+
+    def counting_probe(self: ProbedCode, command: str, **kwargs: object) -> dict[str, object]:
+        commands.append(command)
+        return real_probe(self, command, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProbedCode, "probe", counting_probe)
+    return commands
+
+
 def test_the_history_is_read_once_per_process_until_a_migration_changes(
-    foreign_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    foreign_python: Path, tmp_path: Path, probed: list[str]
 ) -> None:
     """A gate's checks each make their own ``target_code``: the history is probed once, and again
     only when a migration file or folder (or alembic.ini) has changed since."""
@@ -205,14 +219,6 @@ def test_the_history_is_read_once_per_process_until_a_migration_changes(
     (tmp_path / "profile" / "aris3nb.toml").write_text(text, encoding="utf-8")
     loaded = load_profile(tmp_path / "profile" / "aris3nb.toml")
     assert loaded.root == root
-    probed: list[str] = []
-    real_probe = ProbedCode.probe
-
-    def counting_probe(self: ProbedCode, command: str, **kwargs: object) -> dict[str, object]:
-        probed.append(command)
-        return real_probe(self, command, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ProbedCode, "probe", counting_probe)
     assert target_code(loaded).heads() == [ft.HEAD]
     assert [rev.revision for rev in target_code(loaded).history()] == list(ft.REVISIONS)
     assert target_code(loaded).heads() == [ft.HEAD]
@@ -242,21 +248,14 @@ def test_the_history_is_read_once_per_process_until_a_migration_changes(
 
 
 def test_the_target_schema_is_read_in_one_probe_and_a_broken_comparison_never_hides_the_revision(
-    foreign_python: Path, profile: LoadedProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    foreign_python: Path, profile: LoadedProfile, tmp_path: Path, probed: list[str]
 ) -> None:
     """target.schema asks the revision and the comparison of one probe process; models that
     cannot be imported fail it at head, naming why, but a database behind head is still said
     to be behind, by how many revisions."""
     url = f"sqlite:///{tmp_path / 'target.db'}"
     target_code(profile).upgrade(url)
-    probed: list[str] = []
-    real_probe = ProbedCode.probe
-
-    def counting_probe(self: ProbedCode, command: str, **kwargs: object) -> dict[str, object]:
-        probed.append(command)
-        return real_probe(self, command, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ProbedCode, "probe", counting_probe)
+    probed.clear()
     assert judge_target_schema(url, profile=profile).status is Status.PASS
     assert [c for c in probed if c != "history"] == ["current"]
 
