@@ -312,10 +312,7 @@ class ProbedCode(TargetCode):
         self.probe("downgrade", url=url, revision=revision, timeout=timeout)
 
     def current(self, url: str | URL, *, timeout: float = READ_DATABASE_TIMEOUT_SEC) -> str | None:
-        revisions = self.probe("current", url=url, timeout=timeout)["revisions"]
-        if len(revisions) > 1:
-            raise MigrationError(f"{redact_url(url)} is at {len(revisions)} revisions: {', '.join(sorted(revisions))}")
-        return revisions[0] if revisions else None
+        return _one_revision(url, self.probe("current", url=url, timeout=timeout)["revisions"])
 
     def compare(self, url: str | URL, *, timeout: float = READ_DATABASE_TIMEOUT_SEC) -> list[str]:
         if not self.has_models:
@@ -331,9 +328,7 @@ class ProbedCode(TargetCode):
         if not self.has_models:
             return self.current(url, timeout=timeout), lambda: []
         answer = self.probe("current", url=url, timeout=timeout, compare=True)
-        revisions = answer["revisions"]
-        if len(revisions) > 1:
-            raise MigrationError(f"{redact_url(url)} is at {len(revisions)} revisions: {', '.join(sorted(revisions))}")
+        current = _one_revision(url, answer["revisions"])
 
         def differences() -> list[str]:
             if "compare_error" in answer:
@@ -341,10 +336,17 @@ class ProbedCode(TargetCode):
                 raise MigrationError(redact_text(f"{what} failed: {answer['compare_error']}", [url_password(url)]))
             return list(answer["differences"])
 
-        return (revisions[0] if revisions else None), differences
+        return current, differences
 
     def tables(self) -> list[str]:
         return list(self.probe("tables")["tables"]) if self.has_models else []
+
+
+def _one_revision(url: str | URL, revisions: list[str]) -> str | None:
+    """The revision a database is at (None: none); ``MigrationError`` when it is at several."""
+    if len(revisions) > 1:
+        raise MigrationError(f"{redact_url(url)} is at {len(revisions)} revisions: {', '.join(sorted(revisions))}")
+    return revisions[0] if revisions else None
 
 
 @dataclass(frozen=True)
