@@ -131,9 +131,11 @@ class LiveSchema:
         self._tables: dict[str, str] | None = None
         self._columns: dict[str, set[str]] = {}
         self._empty: dict[str, bool] = {}
+        self._base_tables: set[str] = set()
 
     def _table_names(self) -> dict[str, str]:
         if self._tables is None:
+            self._base_tables = {name.lower() for name in self._inspector.get_table_names()}
             names = [*self._inspector.get_table_names(), *self._inspector.get_view_names()]
             self._tables = {name.lower(): name for name in names}
         return self._tables
@@ -151,11 +153,22 @@ class LiveSchema:
         return self._columns[key]
 
     def is_empty(self, table: str) -> bool:
-        """Whether ``table`` holds no row (one ``LIMIT 1`` read per table and run)."""
+        """Whether the base table ``table`` holds no row (one ``LIMIT 1`` read per table and
+        run, in a savepoint of its own). False when unknown: a view (reading one row of it may
+        cost as much as the view), or a read that failed."""
         key = table.lower()
         if key not in self._empty:
-            quoted = self._conn.dialect.identifier_preparer.quote(self._table_names()[key])
-            self._empty[key] = self._conn.exec_driver_sql(f"SELECT 1 FROM {quoted} LIMIT 1").first() is None
+            real = self._table_names().get(key)
+            self._empty[key] = False
+            if real is not None and key in self._base_tables:
+                quoted = self._conn.dialect.identifier_preparer.quote(real)
+                savepoint = self._conn.begin_nested()
+                try:
+                    self._empty[key] = self._conn.exec_driver_sql(f"SELECT 1 FROM {quoted} LIMIT 1").first() is None
+                except sa.exc.DBAPIError:
+                    pass  # unknown: no vacuous mark, and the check's own outcome stands
+                finally:
+                    savepoint.rollback()
         return self._empty[key]
 
     def missing(self, requires: Iterable[str]) -> list[str]:

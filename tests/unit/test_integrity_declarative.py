@@ -178,6 +178,20 @@ def test_a_pass_over_tables_without_rows_says_it_holds_vacuously(tmp_path: Path)
     assert result.status is Status.PASS and result.evidence["empty_tables"] == []
 
 
+def test_a_view_is_never_read_to_say_a_pass_is_vacuous(tmp_path: Path) -> None:
+    """Reading one row of a view may cost as much as the view: its emptiness is not looked at."""
+    url = shop(tmp_path, orders=0)
+    execute(url, "CREATE VIEW paid_orders AS SELECT * FROM orders WHERE state = 'PAID'")
+    check = {
+        "name": "paid_have_numbers",
+        "severity": "error",
+        "requires": ["paid_orders.order_no"],
+        "query": "SELECT * FROM paid_orders WHERE order_no IS NULL",
+    }
+    [result] = run(url, tmp_path, sql=(check,)).results
+    assert result.status is Status.PASS and "vacuous" not in result.detail and result.evidence["empty_tables"] == []
+
+
 def test_a_warning_check_warns_and_strict_fails(tmp_path: Path) -> None:
     url = shop(tmp_path)
     execute(url, "UPDATE orders SET state = 'LOST' WHERE order_id = 'o2'")
