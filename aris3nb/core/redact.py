@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
+import string
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,9 @@ def redact_url(url: str | URL) -> str:
     return redact_text(text)
 
 
-_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
-_SCHEME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# ``_SCHEME``'s two character classes, as sets: its first character, and the rest.
+_SCHEME_FIRST = frozenset(string.ascii_letters)
+_SCHEME_CHARS = _SCHEME_FIRST | frozenset(string.digits + "+.-")
 
 
 def _mask_url_passwords(text: str) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -20,7 +21,7 @@ from aris3nb.core.redact import redact_text, redact_url
 from aris3nb.evidence.marks import NOTEBOOKS_DIR
 from aris3nb.evidence.record import PhaseRun, RunResult
 from aris3nb.phases import ROLLBACK, Trigger
-from aris3nb.targets.revision import target_code_revision
+from aris3nb.targets.revision import GIT_TIMEOUT_SEC, git_commit, target_code_revision
 
 if TYPE_CHECKING:
     from aris3nb.evidence.runner import _Run
@@ -59,23 +60,22 @@ def _metrics(run: _Run) -> dict[str, Any]:
 
 
 def _git_commit() -> dict[str, Any]:
-    """The commit, branch and cleanliness of the checkout the notebooks came from."""
+    """The commit, branch and cleanliness of the checkout the notebooks came from (clean or
+    dirty as every report says it: ``aris3nb.targets.revision.git_commit``)."""
     root = NOTEBOOKS_DIR.parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD"),
-            "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            # as the gate's git check counts it: untracked files too
-            "dirty": bool(git("status", "--porcelain=v1", "--untracked-files=normal")),
-        }
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "branch": None, "dirty": None}
+    revision = git_commit(root)
+    branch = None
+    if revision["git_commit"]:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "--abbrev-ref", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=GIT_TIMEOUT_SEC,
+                check=False,
+            )
+            branch = done.stdout.strip() if done.returncode == 0 else None
+    return {"commit": revision["git_commit"], "branch": branch, "dirty": revision["git_dirty"]}
 
 
 def _tools() -> dict[str, str | None]:
