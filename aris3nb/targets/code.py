@@ -32,9 +32,10 @@ from sqlalchemy.engine import URL
 
 from aris3nb.core.errors import MigrationError, UsageError
 from aris3nb.core.redact import redact_text, redact_url, url_password
+from aris3nb.targets import warm
 from aris3nb.targets.profile import LoadedProfile
 
-PROBE = Path(__file__).resolve().with_name("probe.py")
+PROBE = warm.PROBE
 #: Reading the scripts (history, heads, the models' tables): imports the target's migrations.
 READ_CODE_TIMEOUT_SEC = 120.0
 #: An upgrade or downgrade of the whole history.
@@ -200,6 +201,8 @@ class ProbedCode(TargetCode):
         self.root = loaded.root
         self.python = _interpreter(loaded)
         self._history: tuple[list[Revision], list[str]] | None = None
+        # Its warm probe gets ready (imports Alembic and SQLAlchemy) while the caller goes on.
+        warm.start(self.python, self.root, self._environment("history", None), self.target.database_url_env)
 
     @property
     def has_models(self) -> bool:
@@ -229,6 +232,22 @@ class ProbedCode(TargetCode):
         what = _what(command, revision, url)
         env = self._environment(command, url)
         try:
+            reply = warm.ask(self.python, self.root, request, env, self.target.database_url_env, timeout)
+        except warm.ProbeTimeout as exc:
+            raise MigrationError(f"{what} did not finish within {timeout:g} s; stopped") from exc
+        stdout, stderr, returncode = reply if reply is not None else self._one_off(request, env, what, timeout)
+        answer = _answer(stdout)
+        if answer is None:
+            tail = [line.strip() for line in stderr.splitlines() if line.strip()]
+            reason = tail[-1] if tail else f"the probe exited {returncode} without an answer"
+            raise MigrationError(redact_text(f"{what} failed: {reason}", [secret]))
+        if "error" in answer:
+            raise MigrationError(redact_text(f"{what} failed: {answer['error']}", [secret]))
+        return answer
+
+    def _one_off(self, request: dict[str, Any], env: dict[str, str], what: str, timeout: float) -> tuple[str, str, int]:
+        """The probe as a process of its own, for one request: its stdout, stderr and exit status."""
+        try:
             process = subprocess.Popen(
                 [str(self.python), str(PROBE)],
                 cwd=self.root,
@@ -253,14 +272,7 @@ class ProbedCode(TargetCode):
             raise MigrationError(f"{what} did not finish within {timeout:g} s; stopped") from exc
         finally:
             _kill_group(process)
-        answer = _answer(stdout)
-        if answer is None:
-            tail = [line.strip() for line in stderr.splitlines() if line.strip()]
-            reason = tail[-1] if tail else f"the probe exited {process.returncode} without an answer"
-            raise MigrationError(redact_text(f"{what} failed: {reason}", [secret]))
-        if "error" in answer:
-            raise MigrationError(redact_text(f"{what} failed: {answer['error']}", [secret]))
-        return answer
+        return stdout, stderr, process.returncode
 
     def _environment(self, command: str, url: str | URL | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__")}

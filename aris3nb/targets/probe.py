@@ -17,6 +17,14 @@ variable ``url_env`` (the one the target's env.py reads), and reaches env.py als
 
 Whatever the target's code prints goes to stderr; stdout carries the answer only. A failure
 is the answer ``{"error": "<ExceptionClass>: <first line of its message>"}``, exit status 0.
+
+Warm mode, ``probe.py --serve`` (``aris3nb/targets/warm.py`` drives it): Alembic and SQLAlchemy
+are imported once (never the target's own code), ``{"ready": true}`` is written, and then each
+line on stdin, ``{"request": {...}, "env": {...}}``, is answered by a child forked for it: the
+child takes ``env`` as its whole environment and answers exactly as a one-off probe would, its
+stdout and stderr captured; the reply line is ``{"stdout": ..., "stderr": <its last 64 KiB>,
+"returncode": ...}``. Nothing of one request is left for the next (each child imports the
+target's code afresh and exits); end of input ends the server.
 """
 
 import os
@@ -29,8 +37,10 @@ if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == os.path.dirname(
     sys.path[0] = os.getcwd()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
+import selectors  # noqa: E402
 
 
 def _first_line(exc):
@@ -226,14 +236,14 @@ COMMANDS = {
 }
 
 
-def main():
+def main(text=None):
     answer_fd = os.dup(1)
     # Everything the target's code prints (env.py, a migration, a logging handler on stdout)
     # goes to stderr: stdout is the answer's.
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        request = json.loads(sys.stdin.read() or "{}")
+        request = json.loads((sys.stdin.read() if text is None else text) or "{}")
         command = request.get("command")
         if command not in COMMANDS:
             raise ValueError(f"unknown probe command {command!r}")
@@ -247,5 +257,89 @@ def main():
         out.write("\n")
 
 
+#: What every request imports, imported once by the warm server: the target's libraries, never its code.
+PRELOAD = (
+    "sqlalchemy",
+    "alembic.config",
+    "alembic.command",
+    "alembic.script",
+    "alembic.runtime.migration",
+    "alembic.autogenerate",
+)
+#: How much of a request's stderr the warm server sends back (aris3nb reads its last line).
+STDERR_TAIL = 65536
+
+
+def serve():
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):  # the child reports what is missing, as a one-off probe would
+            importlib.import_module(name)
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever the server itself prints stays off the replies
+    sys.stdout = sys.stderr
+    replies.write(json.dumps({"ready": True}) + "\n")
+    replies.flush()
+    for line in sys.stdin:
+        if line.strip():
+            job = json.loads(line)
+            replies.write(json.dumps(_forked(job, [replies.fileno()])) + "\n")
+            replies.flush()
+
+
+def _forked(job, keep_closed):
+    """Answer one request in a child of this process; its output and exit status."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            for fd in (out_read, err_read, *keep_closed):
+                os.close(fd)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out_write, 1)
+            os.dup2(err_write, 2)
+            for fd in (devnull, out_write, err_write):
+                os.close(fd)
+            os.environ.clear()
+            os.environ.update(job.get("env") or {})
+            main(json.dumps(job.get("request") or {}))
+            code = 0
+        finally:
+            with contextlib.suppress(BaseException):
+                import atexit
+
+                atexit._run_exitfuncs()  # what the target's code registered, as a one-off probe's exit runs it
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(out_write)
+    os.close(err_write)
+    out, err = bytearray(), bytearray()
+    selector = selectors.DefaultSelector()
+    selector.register(out_read, selectors.EVENT_READ, out)
+    selector.register(err_read, selectors.EVENT_READ, err)
+    while selector.get_map():
+        for key, _ in selector.select():
+            block = os.read(key.fd, 65536)
+            if not block:
+                selector.unregister(key.fd)
+                os.close(key.fd)
+            else:
+                key.data.extend(block)
+                if key.data is err and len(err) > 2 * STDERR_TAIL:
+                    del err[:-STDERR_TAIL]
+    _, status = os.waitpid(pid, 0)
+    return {
+        "stdout": out.decode("utf-8", "replace"),
+        "stderr": bytes(err[-STDERR_TAIL:]).decode("utf-8", "replace"),
+        "returncode": os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status,
+    }
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        main()
