@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 PROBE = Path(__file__).resolve().with_name("probe.py")
 #: How long a starting server may take to import Alembic and SQLAlchemy before it is given up
@@ -91,31 +91,38 @@ class _Server:
         return line
 
     def _await_ready(self) -> bool:
-        if not self.ready:
+        """Whether the server has said it is ready (what the interpreter printed before the
+        server took its output over, a ``sitecustomize`` say, is passed over)."""
+        deadline = time.monotonic() + READY_TIMEOUT_SEC
+        while not self.ready:
             try:
-                line = self._line(time.monotonic() + READY_TIMEOUT_SEC)
+                line = self._line(deadline)
             except EOFError:
-                line = None
-            self.ready = line is not None and json.loads(line or b"{}").get("ready") is True
-        return self.ready
+                return False
+            if line is None:
+                return False
+            self.ready = _json(line).get("ready") is True
+        return True
 
     def ask(self, request: dict[str, object], env: dict[str, str], timeout: float) -> Reply | None:
-        if not self._await_ready():
+        if not self._await_ready() or self.process.poll() is not None:
             self.stop()
-            self.unusable = True
-            return None
+            self.unusable = not self.ready
+            return None  # nothing was asked of it: a one-off probe answers
         assert self.process.stdin is not None
         try:
             self.process.stdin.write(json.dumps({"request": request, "env": env}).encode() + b"\n")
             line = self._line(time.monotonic() + timeout)
         except (BrokenPipeError, EOFError):
-            self.stop()
-            return Reply("", "the warm probe process ended without an answer", -1)
+            line = b""
         if line is None:
             self.stop()
             raise ProbeTimeout
-        reply = json.loads(line)
-        return Reply(str(reply.get("stdout", "")), str(reply.get("stderr", "")), int(reply.get("returncode", -1)))
+        reply = _json(line)
+        if "returncode" not in reply:
+            self.stop()
+            return Reply("", "the warm probe process ended without an answer", -1)
+        return Reply(str(reply.get("stdout", "")), str(reply.get("stderr", "")), int(reply["returncode"]))
 
     def stop(self) -> None:
         """Kill the server and anything it started (its own session); reap it."""
@@ -129,6 +136,14 @@ class _Server:
             with contextlib.suppress(OSError):
                 if pipe is not None:
                     pipe.close()
+
+
+def _json(line: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 _SERVERS: dict[tuple[str, str], _Server] = {}
@@ -164,7 +179,7 @@ def _server(python: Path, root: Path, env: dict[str, str], url_env: str) -> _Ser
             server = _SERVERS[key] = _Server(python, root, stable)
         except OSError:
             return None  # the one-off probe reports why the interpreter cannot run
-        _STARTED.append(server)
+        _STARTED[:] = [*(s for s in _STARTED if not s.dead), server]
         return server
 
 
@@ -180,6 +195,21 @@ def ask(
         return server.ask(request, env, timeout)
     finally:
         server.lock.release()
+
+
+def _forget_inherited() -> None:
+    """In a child this process forks: its servers are its parent's; the child's copies of their
+    pipes are closed (else a server would not see its process end while the child lives)."""
+    for server in _STARTED:
+        for pipe in (server.process.stdin, server.process.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+    _STARTED.clear()
+    _SERVERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)
 
 
 @atexit.register

@@ -142,6 +142,18 @@ def test_a_warm_answer_is_the_one_off_probes(target: LoadedProfile, tmp_path: Pa
     assert "does not exist" in json.loads(reply.stdout)["error"]
 
 
+def test_what_the_interpreter_prints_before_the_server_starts_is_passed_over(
+    target: LoadedProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('print("a sitecustomize says hello")\nprint("{not json")\n')
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    code = ProbedCode(target)
+    assert code.tables() == ["items"]
+    assert [parent for _, parent, _ in imports(tmp_path)] == [server_pid(code)]
+
+
 def test_a_question_past_its_timeout_kills_the_server_and_its_child(
     target: LoadedProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
