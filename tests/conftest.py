@@ -11,9 +11,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,88 @@ def _a_temporary_folder_per_worker() -> None:
 _a_temporary_folder_per_worker()
 # The foreign test targets' driver (tests/targets/foreign_target.py), imported by the tests that use it.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "targets"))
+
+
+#: Seconds each of the longest test files takes (its tests' setup, call and teardown summed, as
+#: ``--durations=0`` lists them under CI's command, 2 workers, 2026-12-01). Only the order in which
+#: ``--dist loadfile`` hands files to the workers reads them (``pytest_xdist_make_scheduler``
+#: below): a figure that is stale, or a file missing here, costs balance between the workers, never
+#: a result. A file not listed weighs ``SECONDS_PER_UNLISTED_TEST`` per test.
+FILE_SECONDS = {
+    "tests/integration/test_playbook_foreign.py": 89,
+    "tests/integration/test_playbook_run.py": 87,
+    "tests/integration/test_backup_s3.py": 82,
+    "tests/integration/test_run_s3.py": 72,
+    "tests/faults/test_faults_evidence_run.py": 69,
+    "tests/faults/test_faults_recovery.py": 65,
+    "tests/integration/test_backup.py": 62,
+    "tests/integration/test_papermill_engine.py": 55,
+    "tests/faults/test_faults_hostile_input.py": 47,
+    "tests/integration/test_runner_status.py": 43,
+    "tests/integration/test_run_lock_s3.py": 42,
+    "tests/integration/test_playbook_verdicts.py": 38,
+    "tests/faults/test_faults_evidence_fuzz.py": 33,
+    "tests/browser/test_browser_evidence.py": 32,
+    "tests/faults/test_faults_backup_kill.py": 30,
+    "tests/integration/test_cli.py": 29,
+    "tests/notebooks/test_notebooks.py": 28,
+    "tests/integration/test_gate_run.py": 28,
+    "tests/integration/test_seed.py": 27,
+    "tests/faults/test_faults_postgres.py": 27,
+    "tests/faults/test_faults_fuzz_names.py": 26,
+    "tests/integration/test_installed_wheel.py": 25,
+    "tests/faults/test_faults_restore.py": 24,
+    "tests/integration/test_integrity_cli.py": 21,
+    "tests/integration/test_integrity.py": 19,
+    "tests/faults/test_faults_evidence_html.py": 19,
+    "tests/integration/test_target_code.py": 19,
+    "tests/integration/test_service_live_smoke.py": 19,
+    "tests/integration/test_gate_smoke.py": 19,
+    "tests/integration/test_backup_foreign.py": 18,
+    "tests/integration/test_backup_row_index.py": 18,
+    "tests/integration/test_kernel_forks.py": 17,
+    "tests/faults/test_faults_fuzz_backup.py": 16,
+    "tests/faults/test_faults_concurrency.py": 15,
+}
+SECONDS_PER_UNLISTED_TEST = 0.1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, the longest files first (``FILE_SECONDS``). xdist's own order (files
+    with the most tests first) hands out the long files of few tests last (a whole playbook on a
+    foreign target: 2 tests, 90 s), where one worker runs them while the other has nothing left
+    to do; longest first, the short files come last and even the workers out. The files that
+    read the session's one ``embedded_go_run`` go to one worker together, as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFileFirst(LoadFileScheduling):
+        ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return EMBEDDED_GO_RUN_SCOPE if path in EMBEDDED_GO_RUN_FILES else path
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first call: the queue holds every file, none handed out yet
+                self.workqueue = OrderedDict(sorted(self.workqueue.items(), key=lambda unit: -_seconds(*unit)))
+                self.ordered = True
+            super()._assign_work_unit(node)
+
+    return LongestFileFirst(config, log)
+
+
+#: The files whose tests read the session's one ``embedded_go_run``: one work unit, one worker.
+EMBEDDED_GO_RUN_FILES = ("tests/integration/test_playbook_run.py", "tests/browser/test_browser_evidence.py")
+EMBEDDED_GO_RUN_SCOPE = " + ".join(EMBEDDED_GO_RUN_FILES)
+
+
+def _seconds(scope: str, tests: dict[str, bool]) -> float:
+    files = EMBEDDED_GO_RUN_FILES if scope == EMBEDDED_GO_RUN_SCOPE else (scope,)
+    listed = [FILE_SECONDS[path] for path in files if path in FILE_SECONDS]
+    return sum(listed) if listed else SECONDS_PER_UNLISTED_TEST * len(tests)
 
 
 def _admin_engine() -> sa.Engine:
@@ -125,3 +209,25 @@ def store() -> Iterator[Any]:
 
     with s3server.MotoS3() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def embedded_go_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``aris3nb run`` on the embedded default, the README's first line, as a user runs it (the
+    installed command, from the repository root), made once a session: its artifacts folder and
+    how the command ended. The folder holds that one run and is only read: a test that runs again
+    into it, or changes a file, does so in a copy of its own. The tests that read it
+    (tests/integration/test_playbook_run.py, tests/browser/test_browser_evidence.py) are handed
+    to one worker (``EMBEDDED_GO_RUN_FILES``), so the run is made once."""
+    out = tmp_path_factory.mktemp("embedded-go-run")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aris3nb")), "run", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+        check=False,
+        env=env,
+    )
+    return out, done

@@ -12,9 +12,7 @@ the browser computes the colours; and the pages fit 1,000 and 1,400 px wide wind
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +25,6 @@ from aris3nb.phases import PHASE_BY_NAME
 
 pytestmark = pytest.mark.slow
 
-ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 
@@ -53,19 +49,10 @@ def bundle_in(artifacts: Path) -> Bundle:
 
 
 @pytest.fixture(scope="module")
-def go_run(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    """``aris3nb run`` on the embedded default, the README's first line."""
-    artifacts = tmp_path_factory.mktemp("browser-run")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    done = subprocess.run(
-        [ARIS3NB, "run", "--out", str(artifacts)],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**env, "TMPDIR": str(tmp_path_factory.mktemp("tmp"))},
-    )
+def go_run(embedded_go_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Bundle:
+    """``aris3nb run`` on the embedded default, the README's first line (the session's one run,
+    tests/conftest.py: only read here)."""
+    artifacts, done = embedded_go_run
     assert "Traceback" not in done.stderr, done.stderr
     bundle = bundle_in(artifacts)
     assert [p["phase"] for p in bundle.phases()] == ["pre_deploy", "deploy", "post_deploy", "drill"], done.stdout

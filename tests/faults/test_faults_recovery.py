@@ -280,7 +280,7 @@ def test_backups_beside_a_migrating_loop_complete_or_fail_fast_and_never_hang(
     try:
         for number in range(8):
             started = time.monotonic()
-            done = create(prod, f"beside_{number}", artifacts, OPS_LOCK_TIMEOUT_SEC="3")
+            done = create(prod, f"beside_{number}", artifacts, OPS_LOCK_TIMEOUT_SEC="2")
             outcomes.append((done.returncode, round(time.monotonic() - started, 1)))
             assert time.monotonic() - started < 60, "a backup hung beside the migrations"
             if done.returncode == 0:

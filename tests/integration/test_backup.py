@@ -58,10 +58,54 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+#: The seeded target most tests back up (``source``): stock rows, and export files beside it.
+SOURCE_SCALE = 600
+
+
+@pytest.fixture(scope="module")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's seeded SQLite database and its export files, never used itself: each test's
+    ``source`` is a copy of it (what seeding gives is the same every time: the seed is fixed)."""
+    folder = tmp_path_factory.mktemp("seeded-sqlite")
+    url = f"sqlite:///{folder / 'aris3.db'}"
+    migrate.upgrade(url)
+    seed_database(url, scale=SOURCE_SCALE, exports_dir=folder / "exports")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seeded_postgres(postgres_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The module's seeded PostgreSQL database (a template only: no test connects to it) and
+    its export files; each test's ``source`` is a copy of it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"aris3nb_test_tpl_{uuid.uuid4().hex[:10]}"
+    with postgres_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        url = postgres_admin.url.set(database=name).render_as_string(hide_password=False)
+        exports = tmp_path_factory.mktemp("seeded-postgres") / "exports"
+        migrate.upgrade(url)
+        seed_database(url, scale=SOURCE_SCALE, exports_dir=exports)
+        yield name, exports
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def source(database_url: str, settings: Settings) -> str:
-    migrate.upgrade(database_url)
-    seed_database(database_url, scale=600, exports_dir=settings.resolved_exports_dir())
+def source(database_url: str, settings: Settings, request: pytest.FixtureRequest) -> str:
+    """``database_url`` migrated and seeded (SOURCE_SCALE stock rows), its export files in the
+    settings' exports folder: a copy of the module's seeded database, the test's own."""
+    if database_url.startswith("sqlite"):
+        template = request.getfixturevalue("seeded_sqlite")
+        shutil.copyfile(template / "aris3.db", database_url.removeprefix("sqlite:///"))
+        exports = template / "exports"
+    else:  # the test's empty database, made again as a copy of the template, under its own name
+        template_name, exports = request.getfixturevalue("seeded_postgres")
+        name = sa.engine.make_url(database_url).database
+        with request.getfixturevalue("postgres_admin").connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    shutil.copytree(exports, settings.resolved_exports_dir(), dirs_exist_ok=True)
     return database_url
 
 
