@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -268,10 +267,10 @@ class ProbedCode(TargetCode):
         try:
             stdout, stderr = process.communicate(json.dumps(request), timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            _kill_group(process)
+            warm.kill_group(process)
             raise MigrationError(f"{what} did not finish within {timeout:g} s; stopped") from exc
         finally:
-            _kill_group(process)
+            warm.kill_group(process)
         return stdout, stderr, process.returncode
 
     def _environment(self, command: str, url: str | URL | None) -> dict[str, str]:
@@ -451,15 +450,6 @@ def _answer(stdout: str) -> dict[str, Any] | None:
                 return answer if isinstance(answer, dict) else None
             return None
     return None
-
-
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    """Stop the probe and anything it started (its own session); reap it."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

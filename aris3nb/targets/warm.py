@@ -53,7 +53,6 @@ class ProbeTimeout(Exception):
 
 class _Server:
     def __init__(self, python: Path, root: Path, env: dict[str, str]) -> None:
-        self.owner = os.getpid()
         self.env = env
         self.lock = threading.Lock()
         self.ready = False
@@ -127,15 +126,20 @@ class _Server:
     def stop(self) -> None:
         """Kill the server and anything it started (its own session); reap it."""
         self.dead = True
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
+        kill_group(self.process)
         for pipe in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 if pipe is not None:
                     pipe.close()
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """Stop a process started in its own session, and anything it started; reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
 
 
 def _json(line: bytes) -> dict[str, Any]:
@@ -167,12 +171,12 @@ def _server(python: Path, root: Path, env: dict[str, str], url_env: str) -> _Ser
     key = (str(python), str(root))
     stable = _stable(env, url_env)
     with _SERVERS_LOCK:
-        server = _SERVERS.get(key)
-        if server is not None and server.owner == os.getpid() and server.unusable:
+        server = _SERVERS.get(key)  # this process's own: a forked child forgets its parent's
+        if server is not None and server.unusable:
             return None
-        if server is not None and server.owner == os.getpid() and not server.dead and server.env == stable:
+        if server is not None and not server.dead and server.env == stable:
             return server
-        if server is not None and server.owner == os.getpid() and server.lock.acquire(blocking=False):
+        if server is not None and server.lock.acquire(blocking=False):
             server.stop()  # another environment, or ended: replaced (one still answering is stopped at exit)
             server.lock.release()
         try:
@@ -217,7 +221,6 @@ def stop_all() -> None:
     """Stop every server this process started."""
     with _SERVERS_LOCK:
         for server in _STARTED:
-            if server.owner == os.getpid():
-                server.stop()
+            server.stop()
         _STARTED.clear()
         _SERVERS.clear()
