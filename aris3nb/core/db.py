@@ -8,11 +8,11 @@ Two engines are supported: SQLite (``sqlite:///path``) and PostgreSQL through ps
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -177,7 +177,12 @@ def database_errors(url: str | URL, action: str) -> Iterator[None]:
     except sa.exc.DBAPIError as exc:
         reason = redact_text(_first_line(exc.orig if exc.orig is not None else exc), [secret])
         raise Aris3nbError(f"cannot {action} on {redact_url(url)}: {reason}") from exc
-    except psycopg.Error as exc:  # raised by the driver directly (COPY on a raw cursor)
+    except Exception as exc:
+        # psycopg's own errors, raised by the driver directly (COPY on a raw cursor); none can
+        # be raised before psycopg is loaded, so it is looked up, never imported (~0.1 s).
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is None or not isinstance(exc, psycopg.Error):
+            raise
         reason = redact_text(_first_line(exc), [secret])
         if isinstance(exc, psycopg.OperationalError):
             raise DatabaseUnavailable(f"cannot {action}: database {redact_url(url)} is unavailable: {reason}") from exc

@@ -11,32 +11,79 @@ database, each naming the offending rows (at most ``SAMPLE_LIMIT``) when it fail
 
 from __future__ import annotations
 
-from aris3nb.core.checks import Registry
-from aris3nb.integrity.declarative import FileCheck, IntegritySelection, SqlCheck, checks_from_toml
-from aris3nb.integrity.invariants import (
-    BUILTIN_SETS,
-    IntegrityContext,
-    Invariant,
-    InvariantSet,
-    builtin_set,
-    is_not_applicable,
-    not_applicable,
-    registry_of,
-)
-from aris3nb.integrity.plugins import ENTRY_POINT_GROUP
-from aris3nb.integrity.runner import (
-    INTEGRITY_FOLDER,
-    INTEGRITY_REPORT_FORMAT,
-    INTEGRITY_REPORT_VERSION,
-    IntegrityOptions,
-    IntegrityReport,
-    read_integrity_report,
-    read_only_snapshot,
-    run_integrity_check,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-#: The reference set as a check registry (its names, in the order they run).
-INTEGRITY_CHECKS: Registry[IntegrityContext] = registry_of(builtin_set("reference"))
+if TYPE_CHECKING:
+    from aris3nb.core.checks import Registry
+    from aris3nb.integrity.declarative import FileCheck, IntegritySelection, SqlCheck, checks_from_toml
+    from aris3nb.integrity.invariants import (
+        BUILTIN_SETS,
+        IntegrityContext,
+        Invariant,
+        InvariantSet,
+        builtin_set,
+        is_not_applicable,
+        not_applicable,
+    )
+    from aris3nb.integrity.plugins import ENTRY_POINT_GROUP
+    from aris3nb.integrity.runner import (
+        INTEGRITY_FOLDER,
+        INTEGRITY_REPORT_FORMAT,
+        INTEGRITY_REPORT_VERSION,
+        IntegrityOptions,
+        IntegrityReport,
+        read_integrity_report,
+        read_only_snapshot,
+        run_integrity_check,
+    )
+
+    #: The reference set as a check registry (its names, in the order they run).
+    INTEGRITY_CHECKS: Registry[IntegrityContext]
+
+# Loaded on first use: a target profile needs only ``declarative``'s models, so reading one
+# (every backup command does) does not pay for the runner, the schema comparison and the
+# contract's models (~0.5 s of imports).
+_LAZY = {
+    "BUILTIN_SETS": "aris3nb.integrity.invariants",
+    "ENTRY_POINT_GROUP": "aris3nb.integrity.plugins",
+    "INTEGRITY_FOLDER": "aris3nb.integrity.runner",
+    "INTEGRITY_REPORT_FORMAT": "aris3nb.integrity.runner",
+    "INTEGRITY_REPORT_VERSION": "aris3nb.integrity.runner",
+    "FileCheck": "aris3nb.integrity.declarative",
+    "IntegrityContext": "aris3nb.integrity.invariants",
+    "IntegrityOptions": "aris3nb.integrity.runner",
+    "IntegrityReport": "aris3nb.integrity.runner",
+    "IntegritySelection": "aris3nb.integrity.declarative",
+    "Invariant": "aris3nb.integrity.invariants",
+    "InvariantSet": "aris3nb.integrity.invariants",
+    "SqlCheck": "aris3nb.integrity.declarative",
+    "builtin_set": "aris3nb.integrity.invariants",
+    "checks_from_toml": "aris3nb.integrity.declarative",
+    "is_not_applicable": "aris3nb.integrity.invariants",
+    "not_applicable": "aris3nb.integrity.invariants",
+    "read_integrity_report": "aris3nb.integrity.runner",
+    "read_only_snapshot": "aris3nb.integrity.runner",
+    "run_integrity_check": "aris3nb.integrity.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "INTEGRITY_CHECKS":
+        from aris3nb.integrity.invariants import builtin_set, registry_of
+
+        value: Any = registry_of(builtin_set("reference"))
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'aris3nb.integrity' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"INTEGRITY_CHECKS"})
+
 
 __all__ = [
     "BUILTIN_SETS",

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aris3nb.backup.create import BACKUPS_DIRNAME, BackupResult, backups_dir, check_name, create_backup
 from aris3nb.backup.drill import DrillReport, drills_dir, restore_verify
@@ -52,7 +52,9 @@ from aris3nb.core.files import sha256_file
 from aris3nb.core.settings import Settings, is_repository_url
 from aris3nb.core.words import count
 from aris3nb.storage.errors import ObjectCorrupt, ObjectMissing, StorageError
-from aris3nb.storage.s3 import Repository, open_repository
+
+if TYPE_CHECKING:
+    from aris3nb.storage.s3 import Repository  # boto3: loaded only for an s3:// repository
 
 __all__ = [
     "Remote",
@@ -142,6 +144,8 @@ def open_backup(
 def _open(
     url: str, settings: Settings, *, retain_days: int | None = None, mode: str | None = None, writes: bool = False
 ) -> Repository:
+    from aris3nb.storage.s3 import open_repository
+
     return open_repository(url, retain_days=retain_days, mode=mode or settings.artifacts.retention_mode, writes=writes)
 
 

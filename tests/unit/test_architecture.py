@@ -124,6 +124,39 @@ def test_the_command_line_starts_without_the_library_behind_its_commands() -> No
     assert done.stdout.split() == [], f"imported when the CLI starts: {done.stdout}"
 
 
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        # Every backup command reads the target profile: not the integrity runner, the schema
+        # comparison (Alembic) or the contract's ORM models behind it.
+        ("aris3nb.targets.profile", ("aris3nb.integrity.runner", "aris3nb.contract.models", "alembic")),
+        # A local repository's commands: no boto3 (an s3:// one loads it), no psycopg for SQLite.
+        ("aris3nb.storage.artifacts", ("boto3", "aris3nb.storage.s3")),
+        ("aris3nb.storage", ("boto3", "aris3nb.storage.s3")),
+        ("aris3nb.core.db", ("psycopg",)),
+    ],
+)
+def test_a_library_module_loads_only_what_its_callers_need(module: str, heavy: tuple[str, ...]) -> None:
+    import subprocess
+    import sys
+
+    probe = f"import sys, {module}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == [], f"imported with {module}: {done.stdout}"
+
+
+def test_the_lazy_packages_still_give_every_public_name() -> None:
+    import aris3nb.integrity as integrity
+    import aris3nb.storage as storage
+
+    for package in (integrity, storage):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+        with pytest.raises(AttributeError):
+            package.no_such_name  # noqa: B018
+    assert integrity.INTEGRITY_CHECKS.names()[0] and "INTEGRITY_CHECKS" in dir(integrity)
+
+
 def test_the_smoke_suite_starts_without_the_seed() -> None:
     """The gate runs the smoke suite twice a playbook run, live against the target: its
     ``conftest.py`` imports the seed, SQLAlchemy and the service only for the in-process mode."""
