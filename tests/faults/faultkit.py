@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import clifork
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -70,15 +71,9 @@ def cli_env(artifacts: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], artifacts: Path, timeout: float = 120, **extra: str) -> Run:
-    """``aris3nb ARGS`` as a real process with OPS_ARTIFACTS_DIR=artifacts."""
-    done = subprocess.run(
-        [ARIS3NB, *args],
-        env=cli_env(artifacts, **extra),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    """``aris3nb ARGS`` as a process of its own with OPS_ARTIFACTS_DIR=artifacts (forked warm:
+    ``tests/targets/clifork.py``)."""
+    done = clifork.run(args, env=cli_env(artifacts, **extra), timeout=timeout)
     return Run(done.returncode, done.stdout, done.stderr)
 
 

@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import clifork
 import pytest
 from faultkit import ARIS3NB, Run, Source, cli_env
 
@@ -122,7 +123,5 @@ def test_a_full_filesystem_postgresql(big_postgres: Source, artifacts: Path) -> 
 
 
 def _run(args: list[str], artifacts: Path) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [ARIS3NB, *args], env=cli_env(artifacts), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
+    done = clifork.run([*args], env=cli_env(artifacts), timeout=120)
     return done.returncode, done.stdout, done.stderr

@@ -12,12 +12,12 @@ on PostgreSQL: ``tests/integration/test_playbook_run.py::test_no_secret_reaches_
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import clifork
 import pytest
-from faultkit import ARIS3NB, ROOT, Run, cli_env, run_cli
+from faultkit import ROOT, Run, cli_env, run_cli
 
 from aris3nb.evidence.bundle import generate_signing_key
 
@@ -63,9 +63,8 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> SecretRun:
     generate_signing_key(key)
     artifacts = base / "artifacts"
     env = cli_env(artifacts, ARIS3_SMOKE_PASSWORD=SMOKE_PASSWORD, TMPDIR=str(base))
-    done = subprocess.run(
+    done = clifork.run(
         [
-            ARIS3NB,
             "run",
             "rollback",
             "--scale",
@@ -81,11 +80,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> SecretRun:
         ],
         env=env,
         cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
         timeout=600,
-        stdin=subprocess.DEVNULL,
     )
     key_lines = [line for line in key.read_text().splitlines() if "PRIVATE KEY" not in line]
     return SecretRun(Run(done.returncode, done.stdout, done.stderr), artifacts, key_lines)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import clifork
 import pytest
 import sqlalchemy as sa
 
@@ -360,9 +361,7 @@ def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Setti
     assert report["status"] == "FAIL" and report["checks"][0]["name"] == "manifest valid"
     # A SQLite backup's file was copied while it was validated: that copy is gone, unused.
     assert not list(Path(tempfile.gettempdir()).glob("aris3nb-drill-pid*")), "the drill's scratch folder is removed"
-    done = subprocess.run(
-        [ARIS3NB, "backup", "validate", str(manifest_path)], capture_output=True, text=True, timeout=60
-    )
+    done = clifork.run(["backup", "validate", str(manifest_path)], timeout=60)
     assert done.returncode == 1 and entry["path"] in done.stdout and "Traceback" not in done.stderr
 
 
@@ -529,7 +528,7 @@ def test_empty_truncated_or_not_json_manifests_are_usage_errors(tmp_path: Path, 
     path.write_bytes(content)
     with pytest.raises(ManifestUnreadable):
         read_manifest(path)
-    done = subprocess.run([ARIS3NB, "backup", "validate", str(path)], capture_output=True, text=True, timeout=60)
+    done = clifork.run(["backup", "validate", str(path)], timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith("FAILED: ") and len(done.stderr.strip().splitlines()) == 1
 
@@ -591,12 +590,10 @@ def test_the_drill_refuses_unless_enabled(source: str, settings: Settings) -> No
     manifest_path = backup(source, settings)
     with pytest.raises(DrillDisabled, match="OPS_ENABLE_BACKUP_DRILL"):
         restore_verify(manifest_path, settings=settings.updated(backup={"drill_enabled": False}))
-    done = subprocess.run(
-        [ARIS3NB, "backup", "restore-verify", str(manifest_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = clifork.run(
+        ["backup", "restore-verify", str(manifest_path)],
         env={**os.environ, "OPS_ENABLE_BACKUP_DRILL": "false"},
+        timeout=60,
     )
     assert done.returncode == 2 and "OPS_ENABLE_BACKUP_DRILL" in done.stderr
 
@@ -619,12 +616,10 @@ def test_unreachable_postgresql_is_a_usage_error_without_the_password(settings: 
     with pytest.raises(DatabaseUnavailable) as caught:
         create_backup(url, "pg_unreachable", settings=settings)
     assert "Hunter2-Secret" not in str(caught.value)
-    done = subprocess.run(
-        [ARIS3NB, "backup", "create", "--name", "x", "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = clifork.run(
+        ["backup", "create", "--name", "x", "--database-url", url],
         env={**os.environ, "OPS_ARTIFACTS_DIR": str(settings.artifacts.dir)},
+        timeout=60,
     )
     assert done.returncode == 2 and "Hunter2-Secret" not in done.stderr + done.stdout
     assert not list((settings.artifacts.dir / "backups").glob("*"))
@@ -734,13 +729,7 @@ def test_a_killed_backup_leaves_nothing_under_its_name_and_a_rerun_succeeds(tmp_
     assert [p.name for p in backups.iterdir() if p.name.startswith(".tmp-killed-")], (
         "the killed run left its temporary folder"
     )
-    done = subprocess.run(
-        [ARIS3NB, "backup", "create", "--name", "killed", "--database-url", url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = clifork.run(["backup", "create", "--name", "killed", "--database-url", url], env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert validate_backup(backups / "killed").ok
     assert [p.name for p in backups.iterdir()] == ["killed"], "the rerun swept the dead run's temporary folder"

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import clifork
 import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 import sqlalchemy as sa
@@ -261,9 +261,8 @@ def test_backup_validate_passes_the_profile_and_prints_its_warnings(
             assert f"WARN alembic revision '{UPSTREAM_REVISION}' is unknown" in out
     artifacts = made.manifest.parents[2] / "cli-artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FOREIGN_EXPORTS_DIR")}
-    done = subprocess.run(
+    done = clifork.run(
         [
-            ARIS3NB,
             "backup",
             "create",
             "--name",
@@ -274,11 +273,8 @@ def test_backup_validate_passes_the_profile_and_prints_its_warnings(
             str(made.profile.path),
             "--json",
         ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
         env={**env, "OPS_ARTIFACTS_DIR": str(artifacts)},
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clifork
 import pytest
 
 from aris3nb import migrate
@@ -74,12 +75,8 @@ def artifacts(tmp_path: Path, one_backup: tuple[Path, str]) -> Path:
 
 
 def forget_cli(artifacts: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ARIS3NB, "backup", "forget", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OPS_ARTIFACTS_DIR": str(artifacts)},
+    return clifork.run(
+        ["backup", "forget", *args], timeout=120, env={**os.environ, "OPS_ARTIFACTS_DIR": str(artifacts)}
     )
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clifork
 import pytest
 
 from aris3nb import migrate
@@ -20,14 +21,7 @@ ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 
 def cli(*args: str, artifacts: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run(
-        [ARIS3NB, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**base, "OPS_ARTIFACTS_DIR": str(artifacts), **env},
-    )
+    return clifork.run(list(args), timeout=120, env={**base, "OPS_ARTIFACTS_DIR": str(artifacts), **env})
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import clifork
 import pytest
 import sqlalchemy as sa
 
@@ -266,13 +266,7 @@ def test_a_changed_index_file_is_invalid(made: Made, tmp_path: Path) -> None:
     index.write_bytes(bytes(data))
     problems = validate_backup(manifest).problems
     assert len(problems) == 1 and problems[0].startswith(f"file {ROW_INDEX_FILE!r} has changed")
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("aris3nb")), "backup", "validate", str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = clifork.run(["backup", "validate", str(manifest)], timeout=60)
     assert done.returncode == 1 and "INVALID" in done.stdout and ROW_INDEX_FILE in done.stdout
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import clifork
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -25,9 +26,7 @@ SECRET = "S3cret-Pw-9f4a"
 
 
 def aris3nb(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ARIS3NB, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    return clifork.run(list(args), timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def assert_one_line_failure(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:

@@ -6,10 +6,10 @@ console script."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+import clifork
 import pytest
 
 from aris3nb.cli import main
@@ -248,23 +248,13 @@ def test_keygen_creates_a_pair_and_refuses_to_overwrite(tmp_path: Path, capsys: 
 
 def test_the_console_script_verifies_and_fails_without_a_traceback(runs: Path, key: Path) -> None:
     folder = sealed_run(runs, 0, key)
-    done = subprocess.run(
-        [ARIS3NB, "evidence", "verify", str(runs), "--public-key", f"{key}.pub"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = clifork.run(["evidence", "verify", str(runs), "--public-key", f"{key}.pub"], timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     (folder / "03-post_deploy.ipynb").write_text('{"cells": [1]}')
-    done = subprocess.run(
-        [ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = clifork.run(["evidence", "verify", str(folder)], timeout=60)
     assert done.returncode == 1 and "file '03-post_deploy.ipynb' has changed" in done.stdout
     (folder / EVIDENCE_NAME).write_text("{")
-    done = subprocess.run(
-        [ARIS3NB, "evidence", "verify", str(folder)], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = clifork.run(["evidence", "verify", str(folder)], timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("FAILED: ") and len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stdout + done.stderr
 

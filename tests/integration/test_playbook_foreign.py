@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import clifork
 import foreign_target as ft  # tests/targets/foreign_target.py (tests/conftest.py puts it on sys.path)
 import pytest
 from sqlalchemy.engine import make_url
@@ -75,9 +76,7 @@ def test_the_whole_playbook_is_go_on_a_foreign_target(python: Path, engine_url: 
     )
 
     def aris3nb(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [ARIS3NB, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
-        )
+        return clifork.run(list(args), cwd=tmp_path, env=env, timeout=600)
 
     with ft.serve(python, engine_url, exports_dir=exports) as base_url:
         made = aris3nb("backup", "create", "--target", str(profile), "--name", "manual_1", "--database-url", engine_url)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import clifork
 import pytest
 import sqlalchemy as sa
 
@@ -25,14 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def aris3nb(*args: str, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    return subprocess.run(
-        [ARIS3NB, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-        env={**base, "OPS_ARTIFACTS_DIR": str(out), "COLUMNS": "300", **env},
+    return clifork.run(
+        list(args), cwd=ROOT, timeout=600, env={**base, "OPS_ARTIFACTS_DIR": str(out), "COLUMNS": "300", **env}
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import clifork
 from moto.server import ThreadedMotoServer
 
 ACCESS_KEY_ID = "testing"
@@ -41,9 +42,7 @@ class Cli:
     outputs: list[str] = field(default_factory=list)
 
     def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [ARIS3NB, *args], env={**self.env, **env}, cwd=self.cwd, capture_output=True, text=True, timeout=600
-        )
+        done = clifork.run(list(args), env={**self.env, **env}, cwd=self.cwd, timeout=600)
         self.outputs += [done.stdout, done.stderr]
         return done
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+import clifork
 import pytest
 
 from aris3nb.core.errors import UsageError
@@ -91,9 +91,7 @@ def test_inside_another_aris3_repository_without_a_profile_every_judging_command
         ["backup", "create", "--name", "x"],
         ["backup", "validate", str(tmp_path / "m.json")],
     ):
-        done = subprocess.run(
-            [ARIS3NB, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
+        done = clifork.run(args, cwd=repo, env=env, timeout=120)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("FAILED: ") and "aris3nb init" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "art").exists(), "nothing ran"
