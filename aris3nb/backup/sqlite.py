@@ -58,7 +58,7 @@ def connect(path: Path, deadline: Deadline) -> Iterator[sqlite3.Connection]:
     """A read-only connection whose statements are interrupted once ``deadline`` passes."""
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     except sqlite3.Error as exc:
         raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
     if deadline.at is not None:
@@ -125,6 +125,10 @@ def sample_rows(
 
 #: How many sqlite3 shells digest chunks side by side (one per core of the machine).
 SHELLS = 2
+#: How long a connection, the shells' included, waits for a lock another holds (a service
+#: writing to its database; a shell beside it recovering a copy's write-ahead log) before
+#: it fails with "database is locked".
+BUSY_TIMEOUT_SEC = 15
 
 
 def chunk_bounds(
@@ -333,7 +337,8 @@ def _run_shells(
         try:
             for number, group in enumerate(groups):
                 script = Path(folder) / f"chunks_{number}.sql"
-                script.write_text("\n".join([*(preamble or []), *group]) + "\n")
+                busy = f".timeout {round(BUSY_TIMEOUT_SEC * 1000)}"
+                script.write_text("\n".join([busy, *(preamble or []), *group]) + "\n")
                 error_file = open(Path(folder) / f"errors_{number}.txt", "w+")  # noqa: SIM115 -- closed below
                 errors.append(error_file)
                 with script.open() as stdin:  # a file, not a pipe: nothing to deadlock on
@@ -585,7 +590,7 @@ def rows_by_key(
     without locks, so that reading it leaves no journal, WAL or shared-memory file."""
     uri = f"{path.resolve().as_uri()}?{'immutable=1' if immutable else 'mode=ro'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=15, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     except sqlite3.Error as exc:
         raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
     found: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -791,7 +796,7 @@ def restore_in_place(restored: Path, target_url: str, deadline: Deadline) -> Non
             source = stack.enter_context(
                 contextlib.closing(sqlite3.connect(f"{restored.resolve().as_uri()}?mode=ro", uri=True))
             )
-            destination = stack.enter_context(contextlib.closing(sqlite3.connect(target, timeout=15)))
+            destination = stack.enter_context(contextlib.closing(sqlite3.connect(target, timeout=BUSY_TIMEOUT_SEC)))
             source.backup(destination, pages=RESTORE_STEP_PAGES, progress=step, sleep=0.1)
         except sqlite3.Error as exc:
             raise BackupError(f"could not copy the backup into {target} (rolled back): {exc}") from exc

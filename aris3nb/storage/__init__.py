@@ -17,6 +17,7 @@ backups and evidence bundles are kept off the machine that made them.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from aris3nb.storage.errors import InvalidStorageUrl, ObjectCorrupt, ObjectMissing, RepositoryUnusable, StorageError
@@ -59,4 +60,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _S3_NAMES)
+    """The public names, the private ones and the submodules loaded (not the helpers imported here)."""
+    own = {name for name in globals() if name.startswith("_") or f"{__name__}.{name}" in sys.modules}
+    return sorted(own | set(__all__))

@@ -259,6 +259,29 @@ def test_sqlite_digests_agree_across_shells_and_ranges(
     assert sqlite.table_digests(path, Deadline(None), recorded) == two
 
 
+def test_the_digest_shells_wait_for_a_lock_another_holds(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell that finds the file locked (a service mid-write; a shell beside it recovering a
+    copy's write-ahead log) waits, as the library's own connections do, instead of failing at
+    once with "database is locked"; past the wait it still fails, with that reason."""
+    migrate.upgrade(sqlite_url)
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    statements = ["SELECT 'rows', count(*) FROM alembic_version;"] * 2
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN EXCLUSIVE")
+    threading.Timer(1.0, writer.rollback).start()
+    started, lines = time.monotonic(), []
+    problems = sqlite._run_shells(path, statements, Deadline(None), lines.append)
+    assert problems == [] and len(lines) == 2 and time.monotonic() - started >= 0.9
+    writer.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_SEC", 0.3)
+    try:
+        problems = sqlite._run_shells(path, statements, Deadline(None), lines.append)
+        assert problems and all("database is locked" in p for p in problems), problems
+    finally:
+        writer.rollback()
+        writer.close()
+
+
 def test_a_sqlite_chunk_digest_is_recomputable_with_the_sqlite3_shell(sqlite_url: str, settings: Settings) -> None:
     """What an auditor would do: run the chunk's statement in the sqlite3 shell, with the
     native row hash loaded, then take the SHA-256 of the row digests it lists (docs/FORMAT.md 5)."""
