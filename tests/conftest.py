@@ -53,45 +53,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "targets"))
 
 
 #: Seconds each of the longest test files takes (its tests' setup, call and teardown summed, as
-#: ``--durations=0`` lists them under CI's command, 2 workers, 2026-12-01). Only the order in which
-#: ``--dist loadfile`` hands files to the workers reads them (``pytest_xdist_make_scheduler``
-#: below): a figure that is stale, or a file missing here, costs balance between the workers, never
-#: a result. A file not listed weighs ``SECONDS_PER_UNLISTED_TEST`` per test.
+#: ``--durations=0`` lists them under CI's command, 2 workers, a slow machine, 2026-12-01). Only
+#: the order in which ``--dist loadfile`` hands files to the workers reads them
+#: (``pytest_xdist_make_scheduler`` below): a figure that is stale, or a file missing here, costs
+#: balance between the workers, never a result. A file not listed weighs ``SECONDS_PER_UNLISTED_TEST`` per test.
 FILE_SECONDS = {
-    "tests/integration/test_playbook_foreign.py": 89,
-    "tests/integration/test_playbook_run.py": 87,
-    "tests/integration/test_backup_s3.py": 82,
-    "tests/integration/test_run_s3.py": 72,
-    "tests/faults/test_faults_evidence_run.py": 69,
-    "tests/faults/test_faults_recovery.py": 65,
-    "tests/integration/test_backup.py": 62,
-    "tests/integration/test_papermill_engine.py": 55,
-    "tests/faults/test_faults_hostile_input.py": 47,
-    "tests/integration/test_runner_status.py": 43,
-    "tests/integration/test_run_lock_s3.py": 42,
-    "tests/integration/test_playbook_verdicts.py": 38,
-    "tests/faults/test_faults_evidence_fuzz.py": 33,
-    "tests/browser/test_browser_evidence.py": 32,
+    "tests/integration/test_playbook_foreign.py": 123,
+    "tests/integration/test_playbook_run.py": 117,
+    "tests/faults/test_faults_evidence_run.py": 111,
+    "tests/integration/test_run_s3.py": 100,
+    "tests/integration/test_backup.py": 95,
+    "tests/integration/test_papermill_engine.py": 84,
+    "tests/faults/test_faults_evidence_fuzz.py": 78,
+    "tests/browser/test_browser_evidence.py": 75,
+    "tests/integration/test_backup_s3.py": 74,
+    "tests/integration/test_runner_status.py": 61,
+    "tests/faults/test_faults_recovery.py": 52,
+    "tests/integration/test_run_lock_s3.py": 51,
+    "tests/notebooks/test_notebooks.py": 48,
+    "tests/integration/test_seed.py": 48,
+    "tests/integration/test_gate_run.py": 48,
+    "tests/integration/test_playbook_verdicts.py": 44,
+    "tests/integration/test_installed_wheel.py": 42,
+    "tests/integration/test_integrity.py": 39,
+    "tests/faults/test_faults_fuzz_backup.py": 35,
+    "tests/integration/test_integrity_cli.py": 34,
+    "tests/integration/test_backup_row_index.py": 33,
+    "tests/integration/test_kernel_forks.py": 30,
     "tests/faults/test_faults_backup_kill.py": 30,
-    "tests/integration/test_cli.py": 29,
-    "tests/notebooks/test_notebooks.py": 28,
-    "tests/integration/test_gate_run.py": 28,
-    "tests/integration/test_seed.py": 27,
-    "tests/faults/test_faults_postgres.py": 27,
-    "tests/faults/test_faults_fuzz_names.py": 26,
-    "tests/integration/test_installed_wheel.py": 25,
-    "tests/faults/test_faults_restore.py": 24,
-    "tests/integration/test_integrity_cli.py": 21,
-    "tests/integration/test_integrity.py": 19,
-    "tests/faults/test_faults_evidence_html.py": 19,
-    "tests/integration/test_target_code.py": 19,
-    "tests/integration/test_service_live_smoke.py": 19,
-    "tests/integration/test_gate_smoke.py": 19,
-    "tests/integration/test_backup_foreign.py": 18,
-    "tests/integration/test_backup_row_index.py": 18,
-    "tests/integration/test_kernel_forks.py": 17,
-    "tests/faults/test_faults_fuzz_backup.py": 16,
-    "tests/faults/test_faults_concurrency.py": 15,
+    "tests/integration/test_service_live_smoke.py": 29,
+    "tests/faults/test_faults_evidence_html.py": 27,
+    "tests/integration/test_gate_smoke.py": 24,
+    "tests/integration/test_backup_foreign.py": 24,
+    "tests/integration/test_gate_profile.py": 23,
+    "tests/faults/test_faults_restore.py": 23,
+    "tests/integration/test_gate_freshness_databases.py": 21,
+    "tests/integration/test_cli.py": 21,
+    "tests/integration/test_warm_probe.py": 20,
+    "tests/integration/test_integrity_foreign.py": 20,
 }
 SECONDS_PER_UNLISTED_TEST = 0.1
 

@@ -82,6 +82,9 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
             "ARIS3NB_RUN_DIR": str(run_dir),
             "OPS_ENABLE_BACKUP_DRILL": "true",
             "MPLBACKEND": "Agg",
+            # Latency is not what this test judges: one sample each (an "inconclusive" WARN, still GO).
+            "OPS_GATE_LATENCY_SAMPLES": "1",
+            "OPS_GATE_LATENCY_WARMUP": "0",
         }
         for name in DEFAULT_PHASES:
             notebook = PHASE_BY_NAME[name].notebook
