@@ -182,7 +182,7 @@ def _server_settings() -> dict[str, str]:
     path = os.path.join(folder, "s")
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", path],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,  # never written: its end (this process gone, even killed) ends the server
         stdout=subprocess.PIPE,
         text=True,
         cwd=folder,
@@ -198,6 +198,8 @@ def _server_settings() -> dict[str, str]:
 def _stop(process: subprocess.Popen[str], folder: str) -> None:
     process.kill()
     process.wait()
+    if process.stdin is not None:
+        process.stdin.close()
     with contextlib.suppress(OSError):
         os.remove(os.path.join(folder, "s"))
         os.rmdir(folder)
@@ -207,7 +209,8 @@ def _stop(process: subprocess.Popen[str], folder: str) -> None:
 
 
 def serve(path: str) -> None:
-    """Import ``PRELOAD``, then fork a child per request until standard input... until killed."""
+    """Import ``PRELOAD``, then fork a child per request until standard input ends (the test
+    process that started the server is gone) or the server is killed."""
     import gc
     import importlib
 
@@ -228,6 +231,7 @@ def serve(path: str) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
+    selector.register(sys.stdin.fileno(), selectors.EVENT_READ)  # its end: the test process is gone
     print("ready", flush=True)
     while True:
         for key, _ in selector.select():
@@ -247,6 +251,10 @@ def serve(path: str) -> None:
                     os.close(fd)
                 conn.sendall(f"pid {pid}\n".encode())
                 waiting[pid] = conn
+            elif key.fileobj == sys.stdin.fileno():
+                if not os.read(key.fd, 4096):
+                    os.remove(path)
+                    raise SystemExit(0)
             else:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)
