@@ -178,7 +178,7 @@ def _server_settings() -> dict[str, str]:
     this process's exit), which a command forked from it has."""
     if _server.get("owner") == os.getpid():
         return dict(_server["settings"])
-    folder = tempfile.mkdtemp(prefix="aris3nb-clifork-")
+    folder = tempfile.mkdtemp(prefix="tests-clifork-")
     path = os.path.join(folder, "s")
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", path],
