@@ -8,9 +8,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import clifork
 import nbformat
 import pytest
 from sqlalchemy.engine import make_url
@@ -21,21 +21,12 @@ from aris3nb.reference.seed import seed_database
 
 pytestmark = pytest.mark.slow
 
-ARIS3NB = str(Path(sys.executable).with_name("aris3nb"))
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def aris3nb(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPS_ENABLE_BACKUP_DRILL")}
-    return subprocess.run(
-        [ARIS3NB, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-        env={**base, **(env or {})},
-    )
+    return clifork.run(list(args), cwd=ROOT, timeout=timeout, env={**base, **(env or {})})
 
 
 def only_run(out: Path) -> Path:
