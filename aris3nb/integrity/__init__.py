@@ -12,6 +12,7 @@ database, each naming the offending rows (at most ``SAMPLE_LIMIT``) when it fail
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -82,7 +83,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"INTEGRITY_CHECKS"})
+    """The public names, the private ones and the submodules loaded (not the helpers imported here)."""
+    own = {name for name in globals() if name.startswith("_") or f"{__name__}.{name}" in sys.modules}
+    return sorted(own | set(__all__))
 
 
 __all__ = [
