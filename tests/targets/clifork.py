@@ -112,7 +112,9 @@ def run(
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(_server["path"]))
-        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [in_r, out_w, err_w])
+        message = json.dumps(request).encode() + b"\n"
+        sent = socket.send_fds(conn, [message], [in_r, out_w, err_w])
+        conn.sendall(message[sent:])
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
@@ -176,7 +178,7 @@ _server: dict[str, Any] = {}
 def _server_settings() -> dict[str, str]:
     """The interpreter settings of this process's server (started on first use, stopped at
     this process's exit), which a command forked from it has."""
-    if _server.get("owner") == os.getpid():
+    if _server.get("owner") == os.getpid() and _server["process"].poll() is None:
         return dict(_server["settings"])
     folder = tempfile.mkdtemp(prefix="tests-clifork-")
     path = os.path.join(folder, "s")
