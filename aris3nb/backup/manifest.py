@@ -24,6 +24,7 @@ from typing import Any
 from aris3nb.backup.digest import INDEX_MAGIC, table_digest_of
 from aris3nb.core.errors import ManifestInvalid, ManifestUnreadable
 from aris3nb.core.files import canonical_json, crosses_link, sha256_file, unsafe_path_reason, version_of
+from aris3nb.core.words import recorded
 from aris3nb.formats.backup import Manifest as ManifestModel
 from aris3nb.formats.backup import ManifestTable
 from aris3nb.formats.reading import DocumentInvalid, validate
@@ -299,12 +300,13 @@ def _check_listed_file(
     if not stat.S_ISREG(info.st_mode):
         return f"file {relative!r} is not a regular file", None
     if info.st_size != entry.get("size"):
-        return f"file {relative!r} is {info.st_size} bytes, the manifest says {entry.get('size')}", None
+        return f"file {relative!r} is {info.st_size} bytes, the manifest says {recorded(entry.get('size'))}", None
     if verified is not None and verified == (entry.get("size"), entry.get("sha256")):
         return None, info.st_size
     size, digest = sha256_file(path)
     if digest != entry.get("sha256"):
-        return f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {entry.get('sha256')}", size
+        said = recorded(entry.get("sha256"))
+        return f"file {relative!r} has changed: its SHA-256 is {digest}, the manifest says {said}", size
     return None, size
 
 

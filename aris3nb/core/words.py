@@ -18,3 +18,11 @@ def listed(items: Sequence[str], noun: str = "problem", shown: int = SHOWN) -> s
     head = "; ".join(items[:shown])
     more = len(items) - shown
     return f"{count(len(items), noun)}: {head}" + (f"; and {more} more" if more > 0 else "")
+
+
+def recorded(value: object) -> str:
+    """A value read from a document, as a one-line message shows it: printable text and numbers
+    as they are, anything else (a newline, a control character, a list) as its ``repr``."""
+    text = str(value)
+    plain = isinstance(value, (str, int, float)) and not isinstance(value, bool) and text.isprintable()
+    return text if plain else repr(value)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from aris3nb.core.errors import Aris3nbError, EvidenceInvalid, EvidenceSealRefused, EvidenceUnreadable, SigningKeyError
 from aris3nb.core.files import crosses_link, sha256_file, unsafe_path_reason, write_text_evidence
+from aris3nb.core.words import recorded
 from aris3nb.evidence import attest
 from aris3nb.formats.evidence import EvidenceFile, SealedRun, Signature
 from aris3nb.formats.reading import DocumentInvalid, validate
@@ -743,7 +744,8 @@ def _listed_file_problem(run_dir: Path, relative: str, entry: dict[str, Any], re
     if not stat.S_ISREG(info.st_mode):
         return f"file {relative!r} is not a regular file"
     if info.st_size != entry.get("size"):
-        return f"file {relative!r} has changed: it is {info.st_size} bytes, evidence.json says {entry.get('size')}"
+        said = recorded(entry.get("size"))
+        return f"file {relative!r} has changed: it is {info.st_size} bytes, evidence.json says {said}"
     try:
         size, hexdigest = sha256_file(path)
     except OSError as exc:
@@ -753,7 +755,7 @@ def _listed_file_problem(run_dir: Path, relative: str, entry: dict[str, Any], re
     if f"sha256:{hexdigest}" != entry.get("sha256"):
         return (
             f"file {relative!r} has changed: its SHA-256 is sha256:{hexdigest}, "
-            f"evidence.json says {entry.get('sha256')}"
+            f"evidence.json says {recorded(entry.get('sha256'))}"
         )
     return None
 
