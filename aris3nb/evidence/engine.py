@@ -26,6 +26,11 @@ from aris3nb.evidence.record import PhaseRun
 ENGINE_NAME = "aris3nb"
 #: The engine's own keyword: the run id the banner names (default: the run folder's name).
 RUN_ID_KEYWORD = "aris3nb_run_id"
+#: The engine's own keyword: false saves the notebook once, when it ends, instead of as each cell
+#: starts and ends as well (papermill's default, kept for its other callers, who may watch the file
+#: fill). ``aris3nb run`` shows progress itself and keeps the notebook in memory until the phase
+#: ends: a save is a whole notebook validated and written, twice per cell (~0.3 s a run).
+SAVE_EACH_CELL_KEYWORD = "aris3nb_save_each_cell"
 
 
 def ensure_registered() -> None:
@@ -77,10 +82,11 @@ class Aris3nbEngine:
         from papermill.engines import NBClientEngine, NotebookExecutionManager
 
         run_id = kwargs.pop(RUN_ID_KEYWORD, None) or Path(os.environ.get(RUN_DIR_ENV, "papermill")).name
+        save_each_cell = kwargs.pop(SAVE_EACH_CELL_KEYWORD, True)
         tracker = CellTracker(total=len(nb.cells), on_cell=None, chained=kwargs.pop("on_cell_start", None))
         nb_man = NotebookExecutionManager(
             nb,
-            output_path=output_path,
+            output_path=output_path if save_each_cell else None,
             progress_bar=progress_bar,
             log_output=log_output,
             autosave_cell_every=autosave_cell_every,
@@ -101,6 +107,7 @@ class Aris3nbEngine:
             phase_run.duration_sec = time.perf_counter() - started
             failed_cell = judge_execution(nb_man.nb, raised, phase_run, last_started=tracker.last_started)
             mark_notebook(nb_man.nb, run_id, phase_run, failed_cell)
+            nb_man.output_path = output_path
             nb_man.save()
         if raised is not None:
             raise raised

@@ -46,7 +46,7 @@ from aris3nb.core.scratch import scratch_roots
 from aris3nb.core.settings import EMBEDDED_SCALE, Settings, check_timeout_sec
 from aris3nb.core.stale import sweep
 from aris3nb.evidence.display import RUN_DIR_ENV
-from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, ensure_registered
+from aris3nb.evidence.engine import ENGINE_NAME, RUN_ID_KEYWORD, SAVE_EACH_CELL_KEYWORD, ensure_registered
 from aris3nb.evidence.kernels import (
     KERNEL_ENV,
     KERNEL_NAME,
@@ -366,7 +366,11 @@ def _execute_phase(
     notebook = phase_notebook(phase, run.options.notebooks_dir)
     input_path = input_dir / phase.notebook
     nbformat.write(notebook, input_path)
-    output_path = run.run_dir / f"{Path(phase.notebook).stem}.ipynb"
+    # papermill writes its copy in the scratch folder (its writes are not atomic); the run folder
+    # gets the judged notebook, written whole under its final name.
+    name = f"{Path(phase.notebook).stem}.ipynb"
+    output_path = input_dir / "executed" / name
+    output_path.parent.mkdir(exist_ok=True)
     tracker = CellTracker(total=len(notebook.cells) + 1, on_cell=on_cell)
     phase_run.started_at = utc_text(dt.datetime.now(dt.UTC))
     started = time.perf_counter()
@@ -384,7 +388,7 @@ def _execute_phase(
             start_timeout=KERNEL_START_TIMEOUT_SEC,
             km=kernel,
             on_cell_start=tracker.start,
-            **{RUN_ID_KEYWORD: run.run_id},
+            **{RUN_ID_KEYWORD: run.run_id, SAVE_EACH_CELL_KEYWORD: False},
         )
     except BaseException as exc:  # noqa: BLE001 -- every way a phase can end is recorded; Ctrl-C ends the run
         raised = exc
@@ -415,13 +419,12 @@ def _execute_phase(
         run.interrupted = True
     final = finish_notebook(executed, run.run_id, phase_run, failed_cell_id, run.secrets)
     try:
-        write_text_evidence(run.run_dir, output_path.name, nbformat.writes(final))
+        write_text_evidence(run.run_dir, name, nbformat.writes(final))
     except OSError as exc:
-        output_path.unlink(missing_ok=True)  # no half-written notebook left to be sealed
         phase_run.status, phase_run.verdict = "error", "FAIL"
         phase_run.reasons.append(f"the executed notebook could not be written: {exc.strerror or exc}")
         return
-    run.renders.append((phase_run, run.renderer.submit(_render, run, final, output_path.with_suffix(".html").name)))
+    run.renders.append((phase_run, run.renderer.submit(_render, run, final, f"{Path(name).stem}.html")))
 
 
 def _render(run: _Run, notebook: Any, name: str) -> None:

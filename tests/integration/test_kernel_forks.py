@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -125,6 +126,30 @@ def test_a_forked_kernel_is_interrupted_and_seen_dead(kernels: Kernels) -> None:
     assert not run_sync(manager.is_alive)()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     Kernels.stop(manager)  # a dead kernel: nothing to signal, no error
+
+
+def test_a_killed_kernel_has_ended_when_the_kill_returns(kernels: Kernels) -> None:
+    """The provisioner's kill waits for the kernel's end, so jupyter_client's shutdown does not
+    poll for it (every 0.1 s: a tenth of a second between each phase and the next)."""
+    manager = kernels.take(start_another=False)
+    forked = manager.provisioner.process
+    ask(manager, "x = 1")
+    pid = forked.pid
+    run_sync(manager.provisioner.kill)()
+    assert forked.poll() == -signal.SIGKILL  # gone already: nothing left to poll for
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    Kernels.stop(manager)
+
+
+def test_a_wait_for_a_live_kernel_times_out(kernels: Kernels) -> None:
+    manager = kernels.take(start_another=False)
+    forked = manager.provisioner.process
+    ask(manager, "x = 1")
+    with pytest.raises(subprocess.TimeoutExpired):
+        forked.wait(timeout=0.3)
+    assert forked.poll() is None
+    Kernels.stop(manager)
+    assert forked.poll() is not None
 
 
 def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from test_runner_status import run_one, write_phase_notebook
 
 from aris3nb.core.ids import new_run_id
 from aris3nb.core.settings import load_settings
-from aris3nb.evidence.engine import ENGINE_NAME
+from aris3nb.evidence.engine import ENGINE_NAME, SAVE_EACH_CELL_KEYWORD
 from aris3nb.evidence.marks import FAILED_CELL_TAG, NOTEBOOKS_DIR
 from aris3nb.phases import DEFAULT_PHASES, PHASE_BY_NAME
 from aris3nb.targets.embedded import embedded_target
@@ -66,6 +66,30 @@ def test_the_engine_records_what_the_runner_records(case: str, tmp_path: Path) -
     assert "aris3nb-banner" in cells[0].metadata["tags"], "the banner on top, by the engine"
     marked = [c for c in executed.cells if FAILED_CELL_TAG in c.metadata.get("tags", [])]
     assert len(marked) == 1 and marked[0].source == CASES[case][0]
+
+
+@pytest.mark.parametrize("each_cell", [True, False])
+def test_the_notebook_is_saved_as_cells_run_or_once_when_it_ends(each_cell: bool, tmp_path: Path) -> None:
+    """papermill's callers see the file fill cell by cell; `aris3nb run` asks for one save at the
+    end, which still holds every cell's output and the marks when a cell fails."""
+    output = tmp_path / "out.ipynb"
+    cells = (f"import os; print(os.path.exists({str(output)!r}))", "raise ValueError('broken on purpose')")
+    source = write_phase_notebook(tmp_path / "src", *cells)
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            engine_name=ENGINE_NAME,
+            kernel_name="python3",
+            progress_bar=False,
+            **{SAVE_EACH_CELL_KEYWORD: each_cell},
+        )
+    executed = nbformat.read(output, as_version=4)
+    printed = next(c for c in executed.cells if c.source == cells[0]).outputs[0]["text"]
+    assert printed.strip() == str(each_cell)  # the file existed while the cell ran only if saved per cell
+    assert executed.metadata["aris3nb"]["status"] == "error"
+    marked = [c for c in executed.cells if FAILED_CELL_TAG in c.metadata.get("tags", [])]
+    assert [c.source for c in marked] == [cells[1]]
 
 
 def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path: Path) -> None:
