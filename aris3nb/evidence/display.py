@@ -443,12 +443,17 @@ def latency_figure(measured: Sequence[CheckResult]) -> Any:
         log = low > 0 and max(reach) / min(reach) > 20
         if log:
             import numpy as np
+            from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
             bins: Any = np.geomspace(low, high, 41) if high > low else 40
             axis.set_xscale("log")
+            # 1, 10, 100 rather than 10⁰, 10¹, 10²: read at a glance, and no math text to lay out
+            axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.xaxis.set_minor_formatter(NullFormatter())
         else:
             bins = 40
-        axis.hist(samples, bins=bins, color="#4c72b0", label=f"{len(samples)} requests")
+        # One filled outline, not 40 bars: the same picture, a fraction of the artists to lay out.
+        axis.hist(samples, bins=bins, histtype="stepfilled", color="#4c72b0", label=f"{len(samples)} requests")
         axis.axvline(evidence["p95_ms"], color="#dd8452", linewidth=2, label=f"p95 {evidence['p95_ms']:.1f} ms")
         top = axis.get_ylim()[1]
         axis.set_ylim(0, top * 1.25)  # room for the labels above the bars

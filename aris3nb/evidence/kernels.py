@@ -66,6 +66,7 @@ def warm_up(booting_marker: str | None = None) -> None:
             return
         for name in WARM_IMPORTS:
             importlib.import_module(name)
+        importlib.import_module("aris3nb.gate.http").tls_context()  # each HTTP client's, made once
         import matplotlib
 
         matplotlib.use("Agg")

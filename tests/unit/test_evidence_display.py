@@ -241,6 +241,20 @@ def test_the_axis_reaches_every_budget_and_the_legend_hides_no_label(budget):
                 assert not shown_legend.overlaps(tick_label.get_window_extent(renderer))
 
 
+def test_a_log_axis_is_labelled_in_plain_numbers():
+    """Samples of 0.5–2 ms against a 4000 ms budget: a log axis, its labels 1, 10, 100, 1000."""
+    rng = random.Random(5)
+    samples = [rng.uniform(0.5, 2.0) for _ in range(200)]
+    figure = latency_figure([_latency(Status.PASS, samples, 4000.0)])
+    figure.canvas.draw()
+    [axis] = figure.axes
+    assert axis.get_xscale() == "log"
+    shown = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert shown and all(text.replace(".", "").isdigit() for text in shown), shown
+    assert {"1", "10", "100", "1000"} <= set(shown), shown
+    assert not any(t.get_text() for t in axis.get_xticklabels(minor=True))
+
+
 def _tight_png(figure) -> bytes:
     import io
 

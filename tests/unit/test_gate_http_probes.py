@@ -4,10 +4,14 @@ MockTransport answers, and a fake clock advances by each request's simulated lat
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import itertools
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -27,6 +31,7 @@ from aris3nb.gate.http import (
     probe_health,
     probe_ready,
     send,
+    tls_context,
 )
 
 
@@ -266,9 +271,9 @@ def test_expected_status_field_value_and_revision_can_be_given() -> None:
     )
 
 
-@pytest.fixture
-def html_server() -> Iterator[str]:
-    """A real HTTP server on loopback answering an nginx-like HTML page, 200, for every path."""
+@contextlib.contextmanager
+def serving_html(tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A real HTTP(S) server on loopback answering an nginx-like HTML page, 200, for every path."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -283,14 +288,22 @@ def html_server() -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    with serving_html() as url:
+        yield url
 
 
 def test_a_real_server_answering_html_everywhere_fails_ready_and_health(html_server: str) -> None:
@@ -300,3 +313,33 @@ def test_a_real_server_answering_html_everywhere_fails_ready_and_health(html_ser
         assert outcome.status is Status.FAIL
         assert "text/html, body starts '<!DOCTYPE html>" in outcome.detail
     assert ready.evidence["status_code"] == 200 and ready.evidence["revision"] is None
+
+
+def test_tls_is_verified_with_one_context_that_honours_ssl_cert_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every client shares one TLS context made once per process; it still verifies: a
+    self-signed server is refused, and trusted once ``SSL_CERT_FILE`` names its certificate."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    tls_context.cache_clear()
+    try:
+        with serving_html(served) as url:
+            with new_client(url, 5) as first, new_client("http://127.0.0.1:9", 5) as second:
+                assert first._transport._pool._ssl_context is second._transport._pool._ssl_context  # one, made once
+                with pytest.raises(ProbeFailed, match="(?i)certificate"):
+                    send(first, "GET", "/health")
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            tls_context.cache_clear()
+            with new_client(url, 5) as trusting:
+                assert send(trusting, "GET", "/health").status_code == 200
+    finally:
+        tls_context.cache_clear()
