@@ -20,6 +20,7 @@ from jupyter_core.utils import run_sync
 
 from aris3nb.core.settings import load_settings
 from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server, supported
+from aris3nb.evidence.kernel_client import ReadyKernelClient
 from aris3nb.evidence.kernels import Kernels
 
 pytestmark = pytest.mark.slow
@@ -150,6 +151,32 @@ def test_a_wait_for_a_live_kernel_times_out(kernels: Kernels) -> None:
     assert forked.poll() is None
     Kernels.stop(manager)
     assert forked.poll() is not None
+
+
+def test_a_kernel_is_ready_once_it_answers_with_nothing_of_before_left_on_iopub(kernels: Kernels) -> None:
+    """The runner's client is ready as soon as the kernel has answered its info request and said
+    it is idle (jupyter_client's waits 0.2 s more for IOPub to fall silent): the next IOPub
+    message is the next request's."""
+    manager = kernels.take(start_another=False)
+    client = manager.client()
+    assert isinstance(client, ReadyKernelClient)
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=60)
+        asked = client.execute("1 + 1")
+        first = run_sync(client.get_iopub_msg)(timeout=30)
+        assert first["parent_header"]["msg_id"] == asked
+        assert first["content"] == {"execution_state": "busy"}
+    finally:
+        client.stop_channels()
+    Kernels.stop(manager)
+    dead = manager.client()
+    dead.start_channels()
+    try:
+        with pytest.raises(RuntimeError, match="died"):
+            run_sync(dead.wait_for_ready)(timeout=30)
+    finally:
+        dead.stop_channels()
 
 
 def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:
