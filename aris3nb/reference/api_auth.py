@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from fastapi import APIRouter, Request
 
 from aris3nb.contract import models as m
@@ -26,10 +27,10 @@ def _bad_credentials() -> ApiError:
 
 
 @functools.cache
-def _decoy_hash() -> str:
+def _decoy_hash(hasher: PasswordHasher) -> str:
     """A hash to verify against when the username is unknown, so that an unknown user
     takes as long to refuse as a wrong password (no username probing by timing)."""
-    return hash_password("decoy password that matches nothing")
+    return hash_password("decoy password that matches nothing", hasher)
 
 
 @router.post("/auth/login")
@@ -41,14 +42,14 @@ def login(body: LoginBody, request: Request, session: DbSession, state: State) -
     session.expunge_all()
     session.rollback()
     if user is None or tenant is None:
-        verify_password(_decoy_hash(), body.password)
+        verify_password(_decoy_hash(state.hasher), body.password)
         raise _bad_credentials()
     if not verify_password(user.password_hash, body.password) or not user.is_active:
         raise _bad_credentials()
-    if needs_rehash(user.password_hash):
+    if needs_rehash(user.password_hash, state.hasher):
         # Seeded accounts carry light hashing parameters; upgrade on first real use (unless
         # the password changed meanwhile).
-        upgraded = hash_password(body.password)
+        upgraded = hash_password(body.password, state.hasher)
         session.execute(
             sa.update(m.User)
             .where(m.User.id == user.id, m.User.password_hash == user.password_hash)

@@ -30,6 +30,7 @@ from aris3nb.reference.database import ReadinessProbe, SessionFactories, create_
 from aris3nb.reference.dependencies import ServiceState
 from aris3nb.reference.envelope import install_error_handlers
 from aris3nb.reference.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
+from aris3nb.reference.security import LIGHT_HASHER, STANDARD_HASHER
 
 #: Request bodies larger than this are refused (413) before they are parsed.
 MAX_BODY_BYTES = 1 << 20
@@ -39,11 +40,13 @@ MIN_SECRET_BYTES = 32
 ROUTERS = (api_health, api_auth, api_stock, api_transfers, api_sales, api_cash_sessions, api_reports, api_exports)
 
 
-def create_app(database_url: str, settings: Settings) -> FastAPI:
+def create_app(database_url: str, settings: Settings, *, throwaway: bool = False) -> FastAPI:
     """The service on ``database_url``; its engines are disposed of when the app shuts down.
 
     Tokens are signed with ``settings.service.secret_key``, or with a random secret of this app
-    instance when none is set (tokens then die with the process).
+    instance when none is set (tokens then die with the process). ``throwaway``: the database
+    is deleted with the run that made it (the embedded target); logins then keep the seed's
+    light password hashes instead of checking and upgrading them at full cost.
     """
     secret = (
         settings.service.secret_key.get_secret_value()
@@ -60,6 +63,7 @@ def create_app(database_url: str, settings: Settings) -> FastAPI:
         token_secret=secret,
         token_ttl_sec=settings.service.token_ttl_sec,
         exports_dir=settings.resolved_exports_dir(),
+        hasher=LIGHT_HASHER if throwaway else STANDARD_HASHER,
     )
 
     @contextlib.asynccontextmanager

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from aris3nb.contract import models as m
 from aris3nb.reference.database import ReadinessProbe, SessionFactories
 from aris3nb.reference.envelope import forbidden, not_found, trace_id_of, unauthorized
-from aris3nb.reference.security import InvalidToken, decode_token
+from aris3nb.reference.security import STANDARD_HASHER, InvalidToken, decode_token
 from aris3nb.reference.views import page_meta
 
 # What each role may do (all roles may read stock; store-scoped users stay in their store).
@@ -44,6 +45,7 @@ class ServiceState:
     token_secret: str
     token_ttl_sec: int
     exports_dir: Path
+    hasher: PasswordHasher = STANDARD_HASHER  # the parameters logins check and upgrade hashes to
 
 
 def service_state(request: Request) -> ServiceState:

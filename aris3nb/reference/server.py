@@ -45,9 +45,11 @@ def running_server(
     host: str = "127.0.0.1",
     port: int = 0,
     start_timeout_sec: float = START_TIMEOUT_SEC,
+    throwaway: bool = False,
 ) -> Iterator[str]:
-    """Serve in a background thread; yields the base URL (``http://127.0.0.1:PORT``)."""
-    app = create_app(database_url, settings)
+    """Serve in a background thread; yields the base URL (``http://127.0.0.1:PORT``).
+    ``throwaway``: as ``create_app`` has it."""
+    app = create_app(database_url, settings, throwaway=throwaway)
     # Bind first, so port 0 gets a free port we know before uvicorn starts.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

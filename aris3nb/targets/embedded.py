@@ -54,6 +54,7 @@ class EmbeddedTarget:
     rows: dict[str, int] = field(default_factory=dict)
     setup_sec: float = 0.0
     in_memory: bool = False
+    throwaway: bool = False  # served with the seed's light password hashing (``create_app``)
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -64,6 +65,9 @@ class EmbeddedTarget:
             "rows": self.rows,
             "setup_sec": round(self.setup_sec, 3),
             "base_url": self.base_url,
+            "password_hashing": "the seed's light Argon2id parameters (throwaway accounts)"
+            if self.throwaway
+            else "Argon2id, standard parameters",
         }
 
 
@@ -120,8 +124,10 @@ def embedded_target(
         if root is not None:
             target = dataclasses.replace(target, in_memory=True)
         started = time.perf_counter()
-        with running_server(target.database_url, settings.updated(target={"exports_dir": target.exports_dir})) as url:
-            yield dataclasses.replace(target, base_url=url, setup_sec=target.setup_sec + time.perf_counter() - started)
+        served = settings.updated(target={"exports_dir": target.exports_dir})
+        with running_server(target.database_url, served, throwaway=True) as url:
+            setup_sec = target.setup_sec + time.perf_counter() - started
+            yield dataclasses.replace(target, base_url=url, setup_sec=setup_sec, throwaway=True)
 
 
 class Announcer(Protocol):

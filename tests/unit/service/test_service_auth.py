@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import uuid
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from aris3nb.contract import models as m
+from aris3nb.core.settings import load_settings
 from aris3nb.reference import security
+from aris3nb.reference.app import create_app
 from aris3nb.reference.security import issue_token, needs_rehash
 from aris3nb.reference.smoke_tenant import SMOKE_USERNAME
 
@@ -79,6 +83,29 @@ def test_login_upgrades_a_light_seed_hash_once(service):
     assert not needs_rehash(upgraded)
     service.login("bluefin.auditor")
     assert _user(service, "bluefin.auditor").password_hash == upgraded
+
+
+def test_a_throwaway_service_keeps_the_light_seed_hashes(seeded_template, tmp_path, service):
+    """The embedded target's service (its database deleted with its run) checks the seed's light
+    hashes and keeps them: no full-cost upgrade; a wrong password is refused all the same."""
+    shutil.copytree(seeded_template, tmp_path / "throwaway")
+    url = f"sqlite:///{tmp_path / 'throwaway' / 'aris3.db'}"
+    settings = load_settings(target={"exports_dir": tmp_path / "throwaway" / "exports"})
+    with TestClient(create_app(url, settings, throwaway=True)) as client:
+        engine = sa.create_engine(url)
+        query = sa.select(m.User.password_hash).where(m.User.username == "bluefin.auditor")
+        with engine.connect() as connection:
+            seeded = connection.scalar(query)
+        assert needs_rehash(seeded) and not needs_rehash(seeded, security.LIGHT_HASHER)
+        password = service.seed_password  # the unit seed's
+        ok = client.post("/aris3/auth/login", json={"username": "bluefin.auditor", "password": password})
+        assert ok.status_code == 200 and ok.json()["access_token"]
+        wrong = client.post("/aris3/auth/login", json={"username": "bluefin.auditor", "password": password + "x"})
+        unknown = client.post("/aris3/auth/login", json={"username": "nobody.here", "password": password})
+        assert wrong.status_code == unknown.status_code == 401
+        with engine.connect() as connection:
+            assert connection.scalar(query) == seeded, "no upgrade on a throwaway database"
+        engine.dispose()
 
 
 def test_login_is_audited(service):
