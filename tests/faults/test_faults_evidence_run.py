@@ -338,15 +338,15 @@ def test_a_killed_runs_temporary_folders_are_swept_by_the_next_run(killed_run: K
 # --- the disk fills while the bundle is written --------------------------------------------------
 
 PAGE = 4096
-#: Leaves ``margin`` bytes free on the artifacts filesystem, less the pages papermill's copy of
-#: the executed notebook already holds when ``less_notebook`` (the runner's copy replaces it).
+#: Leaves ``margin`` bytes free on the artifacts filesystem. Papermill's copy of the executing
+#: notebook is in the run's scratch folder, elsewhere: nothing of the notebook is there yet.
 FILL = """
 import os
 from pathlib import Path
 run_dir = Path(os.environ["ARIS3NB_RUN_DIR"])
-so_far = (run_dir / "01-pre_deploy.ipynb").stat().st_size if {less_notebook} else 0
+assert not (run_dir / "01-pre_deploy.ipynb").exists(), "a notebook in the run folder before the phase ended"
 free = os.statvfs(run_dir).f_bavail * os.statvfs(run_dir).f_frsize
-(run_dir / "filler.bin").write_bytes(b"x" * max(free - {margin} + -(-so_far // {page}) * {page}, 0))
+(run_dir / "filler.bin").write_bytes(b"x" * max(free - {margin}, 0))
 """
 
 
@@ -383,9 +383,9 @@ class Filled:
     left_writing: list[str]
 
 
-def fill_and_run(base: Path, margin: int, less_notebook: bool = False) -> Filled:
+def fill_and_run(base: Path, margin: int) -> Filled:
     """``aris3nb run`` into a 1 MiB tmpfs whose phase leaves ``margin`` bytes free."""
-    fill = FILL.format(margin=margin, less_notebook=less_notebook, page=PAGE)
+    fill = FILL.format(margin=margin)
     notebooks = phase_notebooks(base / "notebooks", fill, PASSING)
     artifacts = base / "artifacts"
     with tmpfs(artifacts, "1m"):
@@ -412,8 +412,8 @@ def disk_full(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fille
     """The run filling the disk at ``where``, made once per place. The places after the page
     are found from a run with room to spare: its files' sizes say how many pages each write
     needs (tmpfs allocates whole pages). From the filling cell on, the run writes the phase's
-    result.json, papermill's last copy of the notebook over its earlier one, the runner's
-    copy in its place, the HTML page, evidence.json, then index.html."""
+    result.json, the executed notebook (papermill's copy is in the scratch folder, not here),
+    the HTML page, evidence.json, then index.html."""
     made: dict[str, Filled] = {}
 
     def outcome(where: str) -> Filled:
@@ -433,7 +433,7 @@ def disk_full(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fille
                 )
                 if where == "index":
                     needed += pages(sizes["evidence.json"])
-                made[where] = fill_and_run(base, needed * PAGE, less_notebook=True)
+                made[where] = fill_and_run(base, needed * PAGE)
                 return made[where]
             made[where] = fill_and_run(base, margin)
         return made[where]

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0) -> tuple[str, dict]:
-    """Run a one-phase notebook with plain papermill and the aris3nb engine; what it recorded."""
+def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0, **engine: object) -> tuple[str, dict]:
+    """Run a one-phase notebook with plain papermill and the aris3nb engine (into
+    ``tmp_path/out.ipynb``, with the ``engine`` keywords); what it recorded."""
     source = write_phase_notebook(tmp_path / "src", *cells)
     output = tmp_path / "out.ipynb"
     try:
@@ -39,6 +40,7 @@ def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0) -> tuple[s
             kernel_name="python3",
             progress_bar=False,
             execution_timeout=timeout,
+            **engine,
         )
     except Exception:  # noqa: BLE001 -- papermill raises as it always does; the notebook says what happened
         pass
@@ -72,22 +74,11 @@ def test_the_engine_records_what_the_runner_records(case: str, tmp_path: Path) -
 def test_the_notebook_is_saved_as_cells_run_or_once_when_it_ends(each_cell: bool, tmp_path: Path) -> None:
     """papermill's callers see the file fill cell by cell; `aris3nb run` asks for one save at the
     end, which still holds every cell's output and the marks when a cell fails."""
-    output = tmp_path / "out.ipynb"
-    cells = (f"import os; print(os.path.exists({str(output)!r}))", "raise ValueError('broken on purpose')")
-    source = write_phase_notebook(tmp_path / "src", *cells)
-    with pytest.raises(papermill.PapermillExecutionError):
-        papermill.execute_notebook(
-            str(source),
-            str(output),
-            engine_name=ENGINE_NAME,
-            kernel_name="python3",
-            progress_bar=False,
-            **{SAVE_EACH_CELL_KEYWORD: each_cell},
-        )
-    executed = nbformat.read(output, as_version=4)
+    cells = (f"import os; print(os.path.exists({str(tmp_path / 'out.ipynb')!r}))", "raise ValueError('broken')")
+    status, executed = engine_status(tmp_path, *cells, **{SAVE_EACH_CELL_KEYWORD: each_cell})
     printed = next(c for c in executed.cells if c.source == cells[0]).outputs[0]["text"]
     assert printed.strip() == str(each_cell)  # the file existed while the cell ran only if saved per cell
-    assert executed.metadata["aris3nb"]["status"] == "error"
+    assert status == "error"
     marked = [c for c in executed.cells if FAILED_CELL_TAG in c.metadata.get("tags", [])]
     assert [c.source for c in marked] == [cells[1]]
 
