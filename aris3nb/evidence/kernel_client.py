@@ -17,11 +17,16 @@ from queue import Empty
 from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from nbclient.exceptions import DeadKernelError
 
 #: The class path a kernel manager is given (``client_class``) to make these clients.
 CLIENT_CLASS = f"{__name__}.ReadyKernelClient"
 #: How long one round waits for the kernel's answer on each channel before asking again.
 ROUND_SEC = 1.0
+
+
+class KernelDiedAtStart(DeadKernelError):
+    """The kernel ended before it answered its first request: it ran nothing of the phase."""
 
 
 class ReadyKernelClient(AsyncKernelClient):
@@ -32,7 +37,7 @@ class ReadyKernelClient(AsyncKernelClient):
             if await self._answered(asked, deadline):
                 return
             if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
+                raise KernelDiedAtStart("Kernel died before replying to kernel_info")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 

@@ -16,6 +16,7 @@ import gc
 import importlib
 import io
 import os
+import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 KERNEL_NAME = "python3"
 
 KERNEL_START_TIMEOUT_SEC = 120
+
+#: The longest path a Unix socket may have (``sun_path``, less its final NUL), on Linux; the
+#: shortest of the systems with ``AF_UNIX`` is 104 bytes, which the check below keeps under.
+SOCKET_PATH_MAX = 103
 
 #: What each kernel imports as it boots, while the previous phase still runs: what every phase needs.
 WARM_IMPORTS = (
@@ -86,6 +91,22 @@ def warm_up(booting_marker: str | None = None) -> None:
                 os.remove(booting_marker)
 
 
+def kernel_transport(connection_file: Path) -> str:
+    """How the runner and a kernel speak: Unix sockets beside its connection file (``ipc``),
+    where their paths fit and the system has them, else TCP on loopback.
+
+    On TCP, jupyter_client picks five free ports and closes them; the kernel binds them a moment
+    later, and any process on the machine may take one meanwhile (every outgoing connection takes
+    an ephemeral port): that kernel then dies as it starts, "Address already in use". With tests
+    or other runs beside it, 1 kernel in 75 did here. The sockets ``ipc`` uses are files in the
+    run's own scratch folder, which nothing else can take, readable by the run's user only.
+    (jupyter_client names them after the connection file: ``kernel-N-ipc-1`` to ``-5``.)"""
+    longest = f"{connection_file.with_suffix('')}-ipc-99"
+    if not hasattr(socket, "AF_UNIX") or len(os.fsencode(longest)) > SOCKET_PATH_MAX:
+        return "tcp"
+    return "ipc"
+
+
 #: How long a stopped run waits for an interrupted cell to end (its cleanup: a scratch database
 #: dropped, a transaction rolled back) before its kernel is stopped whatever it does: within the
 #: 10 s a container runtime gives between SIGTERM and SIGKILL.
@@ -139,9 +160,11 @@ class Kernels:
         warm = f"__import__('aris3nb.evidence.kernels', fromlist=['warm_up']).warm_up({str(marker)!r})"
         # The connection file inside the run's scratch folder: swept with it if the run is killed.
         # Any: it carries attributes of ours, aris3nb_log (read by last_words) and aris3nb_booting.
+        connection_file = self.log_dir / f"kernel-{self._started}.json"
         manager: Any = AsyncKernelManager(
             kernel_name=KERNEL_NAME,
-            connection_file=str(self.log_dir / f"kernel-{self._started}.json"),
+            connection_file=str(connection_file),
+            transport=kernel_transport(connection_file),
             client_class=CLIENT_CLASS,  # ready when the kernel answers (jupyter_client's waits 0.2 s more)
         )
         manager.aris3nb_booting = marker

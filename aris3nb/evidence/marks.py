@@ -96,10 +96,14 @@ def classify(exc: BaseException) -> tuple[str, str]:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    from aris3nb.evidence.kernel_client import KernelDiedAtStart
+
     if isinstance(exc, PapermillExecutionError):
         return _classify_error(exc.ename, exc.evalue)
     if isinstance(exc, CellTimeoutError):
         return "timeout", "a cell ran past the cell timeout and was stopped"
+    if isinstance(exc, KernelDiedAtStart):
+        return "dead_kernel", "the kernel died as it started, before any cell ran"
     if isinstance(exc, DeadKernelError):
         return "dead_kernel", "the kernel died while a cell ran"
     if isinstance(exc, KeyboardInterrupt):

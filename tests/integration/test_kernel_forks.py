@@ -20,8 +20,9 @@ from jupyter_core.utils import run_sync
 
 from aris3nb.core.settings import load_settings
 from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server, supported
-from aris3nb.evidence.kernel_client import ReadyKernelClient
-from aris3nb.evidence.kernels import Kernels
+from aris3nb.evidence.kernel_client import KernelDiedAtStart, ReadyKernelClient
+from aris3nb.evidence.kernels import SOCKET_PATH_MAX, Kernels
+from aris3nb.evidence.marks import classify
 
 pytestmark = pytest.mark.slow
 
@@ -173,10 +174,54 @@ def test_a_kernel_is_ready_once_it_answers_with_nothing_of_before_left_on_iopub(
     dead = manager.client()
     dead.start_channels()
     try:
-        with pytest.raises(RuntimeError, match="died"):
+        with pytest.raises(KernelDiedAtStart, match="died") as died:
             run_sync(dead.wait_for_ready)(timeout=30)
     finally:
         dead.stop_channels()
+    assert classify(died.value) == ("dead_kernel", "the kernel died as it started, before any cell ran")
+
+
+CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def listening_tcp(pid: int) -> set[int]:
+    """The TCP ports the process listens on (ipykernel binds one of its own, for its IOPub
+    thread's pipe, on a port it binds at once: no window for another process to take it)."""
+    return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+
+
+def test_kernels_speak_over_unix_sockets_in_the_scratch_folder(kernels: Kernels, tmp_path: Path) -> None:
+    """No TCP port to lose to another process between jupyter_client picking it and the kernel
+    binding it (the kernel then died as it started, "Address already in use")."""
+    manager = kernels.take(start_another=False)
+    try:
+        content, _ = ask(manager, "1")
+        assert content["status"] == "ok"
+        info = json.loads(Path(manager.connection_file).read_text())
+        assert (info["transport"], Path(info["ip"]).parent) == ("ipc", tmp_path)
+        sockets = sorted(p.name for p in tmp_path.iterdir() if p.is_socket())
+        assert len(sockets) == 5 and all(name.startswith(Path(info["ip"]).name) for name in sockets), sockets
+        assert len(listening_tcp(manager.provisioner.process.pid)) <= 1, "none for the five channels"
+    finally:
+        Kernels.stop(manager)
+    assert not any(p.is_socket() for p in tmp_path.iterdir()), "the sockets go with the kernel"
+
+
+def test_where_the_sockets_paths_would_not_fit_kernels_speak_tcp(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * max(1, SOCKET_PATH_MAX - len(str(tmp_path)) - 10))
+    deep.mkdir()
+    started = Kernels({**os.environ, "MPLBACKEND": "Agg"}, tmp_path, deep, fork=True)
+    try:
+        manager = started.take(start_another=False)
+        try:
+            content, _ = ask(manager, "1")
+            assert content["status"] == "ok" and manager.transport == "tcp"
+            info = json.loads(Path(manager.connection_file).read_text())
+            assert {info[name] for name in CHANNELS} <= listening_tcp(manager.provisioner.process.pid)
+        finally:
+            Kernels.stop(manager)
+    finally:
+        started.close()
 
 
 def test_closing_ends_the_fork_server(kernels: Kernels, tmp_path: Path) -> None:
