@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -28,9 +28,6 @@ from aris3nb.cli._common import (
 )
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE, is_repository_url
-
-if TYPE_CHECKING:
-    pass
 
 
 PHASE_STYLES = {
