@@ -29,7 +29,6 @@ from aris3nb.cli._common import (
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE, is_repository_url
 
-
 PHASE_STYLES = {
     "completed": "green",
     "failed": "bold red",

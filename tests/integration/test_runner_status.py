@@ -121,6 +121,33 @@ def test_a_dead_kernel_is_recorded_as_such(tmp_path: Path, fork: str, monkeypatc
     assert "SIGKILL" in marked_cell(executed).source
 
 
+def test_a_kernel_dying_as_it_starts_is_a_dead_kernel_with_its_last_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that ends before it answers (a broken environment; before, a port taken by
+    another process) ran nothing: dead_kernel, said so, with what it wrote; never an error
+    without a cause, never completed."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if 'ipykernel_launcher' in sys.orig_argv:\n"
+        "    print('refusing to start: this kernel dies before it answers', file=sys.stderr, flush=True)\n"
+        "    os._exit(3)\n"
+    )
+    monkeypatch.setenv("OPS_FORK_KERNELS", "false")  # a fork would not run sitecustomize again
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    result, phase, executed = run_one(tmp_path, "print('never runs')")
+    assert result.exit_code == 1 and result.decision == "NO-GO"
+    assert (phase["status"], phase["verdict"]) == ("dead_kernel", "FAIL")
+    assert phase["reasons"][0] == "the kernel died as it started, before any cell ran"
+    assert any("kernel said: refusing to start" in reason for reason in phase["reasons"][1:]), phase["reasons"]
+    assert executed.metadata["aris3nb"]["status"] == "dead_kernel"
+    never = next(cell for cell in executed.cells if "never runs" in cell.source)
+    assert never.outputs == [] and never.execution_count is None
+    assert verify_run(result.run_dir).ok
+
+
 def test_failed_checks_fail_the_phase_after_showing_their_evidence(tmp_path: Path) -> None:
     result, phase, executed = run_one(
         tmp_path,
