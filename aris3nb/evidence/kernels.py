@@ -16,7 +16,6 @@ import gc
 import importlib
 import io
 import os
-import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +92,7 @@ def warm_up(booting_marker: str | None = None) -> None:
 
 def kernel_transport(connection_file: Path) -> str:
     """How the runner and a kernel speak: Unix sockets beside its connection file (``ipc``),
-    where their paths fit and the system has them, else TCP on loopback.
+    where their paths fit and the system is POSIX (ZeroMQ's ``ipc``), else TCP on loopback.
 
     On TCP, jupyter_client picks five free ports and closes them; the kernel binds them a moment
     later, and any process on the machine may take one meanwhile (every outgoing connection takes
@@ -102,7 +101,7 @@ def kernel_transport(connection_file: Path) -> str:
     run's own scratch folder, which nothing else can take, readable by the run's user only.
     (jupyter_client names them after the connection file: ``kernel-N-ipc-1`` to ``-5``.)"""
     longest = f"{connection_file.with_suffix('')}-ipc-99"
-    if not hasattr(socket, "AF_UNIX") or len(os.fsencode(longest)) > SOCKET_PATH_MAX:
+    if os.name != "posix" or len(os.fsencode(longest)) > SOCKET_PATH_MAX:
         return "tcp"
     return "ipc"
 
