@@ -27,12 +27,15 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0, **engine: object) -> tuple[str, dict]:
-    """Run a one-phase notebook with plain papermill and the aris3nb engine (into
-    ``tmp_path/out.ipynb``, with the ``engine`` keywords); what it recorded."""
+def engine_status(
+    tmp_path: Path, *cells: str, timeout: float = 60.0, **engine: object
+) -> tuple[str, dict, BaseException]:
+    """Run a one-phase notebook that does not complete with plain papermill and the aris3nb
+    engine (into ``tmp_path/out.ipynb``, with the ``engine`` keywords): what it recorded, and
+    what papermill raised, as it always does for such a notebook (the engine raises it again)."""
     source = write_phase_notebook(tmp_path / "src", *cells)
     output = tmp_path / "out.ipynb"
-    try:
+    with pytest.raises(Exception) as raised:  # which one is the caller's to check
         papermill.execute_notebook(
             str(source),
             str(output),
@@ -42,10 +45,8 @@ def engine_status(tmp_path: Path, *cells: str, timeout: float = 60.0, **engine: 
             execution_timeout=timeout,
             **engine,
         )
-    except Exception:  # noqa: BLE001 -- papermill raises as it always does; the notebook says what happened
-        pass
     executed = nbformat.read(output, as_version=4)
-    return executed.metadata["aris3nb"]["status"], executed
+    return executed.metadata["aris3nb"]["status"], executed, raised.value
 
 
 CASES = {
@@ -59,7 +60,7 @@ CASES = {
 def test_the_engine_records_what_the_runner_records(case: str, tmp_path: Path) -> None:
     cells = ("print('ran first')", *CASES[case])
     timeout = 3.0 if case == "timeout" else 60.0
-    status, executed = engine_status(tmp_path / "engine", *cells, timeout=timeout)
+    status, executed, _ = engine_status(tmp_path / "engine", *cells, timeout=timeout)
     _, phase, _ = run_one(tmp_path / "runner", *cells, cell_timeout_sec=timeout)
     assert status == phase["status"] == case
     assert executed.metadata["aris3nb"]["verdict"] == "FAIL"
@@ -75,7 +76,8 @@ def test_the_notebook_is_saved_as_cells_run_or_once_when_it_ends(each_cell: bool
     """papermill's callers see the file fill cell by cell; `aris3nb run` asks for one save at the
     end, which still holds every cell's output and the marks when a cell fails."""
     cells = (f"import os; print(os.path.exists({str(tmp_path / 'out.ipynb')!r}))", "raise ValueError('broken')")
-    status, executed = engine_status(tmp_path, *cells, **{SAVE_EACH_CELL_KEYWORD: each_cell})
+    status, executed, raised = engine_status(tmp_path, *cells, **{SAVE_EACH_CELL_KEYWORD: each_cell})
+    assert isinstance(raised, papermill.PapermillExecutionError)
     printed = next(c for c in executed.cells if c.source == cells[0]).outputs[0]["text"]
     assert printed.strip() == str(each_cell)  # the file existed while the cell ran only if saved per cell
     assert status == "error"
