@@ -687,7 +687,9 @@ class PhaseEvidence:
             CheckResult(c["name"], Status(c["status"]), c["detail"], c["duration_sec"], c.get("evidence") or {})
             for c in report.get("checks") or []
         ]
-        self.show_checks(checks, f"Drill of {report.get('backup')} ({report.get('engine')}): {report.get('status')}")
+        # The engine is unknown when the drill stopped before reading the manifest (it did not validate).
+        engine = f" ({report['engine']})" if report.get("engine") else ""
+        self.show_checks(checks, f"Drill of {report.get('backup')}{engine}: {report.get('status')}")
         rto = {stage: seconds for stage, seconds in (report.get("rto_sec") or {}).items() if stage != "total"}
         self.metrics["drill_rto_sec"] = (report.get("rto_sec") or {}).get("total")
         self.show_table(

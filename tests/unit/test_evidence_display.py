@@ -473,6 +473,16 @@ def test_the_drill_names_the_rows_that_differ_and_judges_rpo_and_rto(shown):
     assert "86400" in judged and "900" in judged and judged.count("PASS") == 2
 
 
+def test_a_drill_stopped_before_its_manifest_names_no_engine(shown):
+    """A backup that did not validate: the report has no engine; the title says none, not "None"."""
+    phase, objects = shown
+    for engine, expected in ((None, "Drill of b: FAIL"), ("sqlite", "Drill of b (sqlite): FAIL")):
+        objects.clear()
+        phase.show_drill({"backup": "b", "engine": engine, "status": "FAIL", "checks": [], "rto_sec": {}, "diff": []})
+        titles = [str(getattr(item, "data", "")) for item in objects]
+        assert [t.strip("*") for t in titles if t.strip("*").startswith("Drill of")] == [expected], titles
+
+
 def test_a_key_range_the_row_index_could_not_name_in_full_is_shown(shown):
     """More rows differ in a chunk than its sketch names: the page says so, with the range."""
     phase, objects = shown
