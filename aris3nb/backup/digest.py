@@ -51,6 +51,7 @@ import hashlib
 import json
 import re
 import struct
+import threading
 import time
 import zlib
 from collections import Counter
@@ -98,9 +99,11 @@ MAX_RECORD_BYTES = 1 << 30
 
 @dataclass(frozen=True)
 class Deadline:
-    """A moment after which long operations stop; ``None`` seconds means never."""
+    """A moment after which long operations stop; ``None`` seconds means never. ``abandoned``:
+    once set, the work's result is no longer wanted, and it stops as if the deadline had passed."""
 
     at: float | None
+    abandoned: threading.Event | None = field(default=None, compare=False)
 
     @classmethod
     def after(cls, seconds: float | None) -> Deadline:
@@ -114,7 +117,13 @@ class Deadline:
         return None if self.at is None else max(0.0, self.at - time.monotonic())
 
     def expired(self) -> bool:
+        if self.abandoned is not None and self.abandoned.is_set():
+            return True
         return self.at is not None and time.monotonic() >= self.at
+
+    def stops(self) -> bool:
+        """Whether anything can stop work under this deadline (a time, or abandoning it)."""
+        return self.at is not None or self.abandoned is not None
 
     def check(self, doing: str) -> None:
         if self.expired():

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -247,8 +248,8 @@ def restore_verify(
     folder = drills_dir(settings) / report.backup
     started = time.perf_counter()
     try:
-        with _copy_ahead(given) as copy_ahead:
-            _run(given, report, deadline, server_url, budgets, settings, fetched, copy_ahead)
+        with _copy_ahead(given, deadline) as ahead:
+            _run(given, report, deadline, server_url, budgets, settings, fetched, ahead)
         _judge_rto(report, budgets, time.perf_counter() - started)
         report.status = "PASS" if all(c.status != "FAIL" for c in report.checks) else "FAIL"
         if report.status == "FAIL" and report.reason is None:
@@ -320,12 +321,29 @@ def _judge_rto(report: DrillReport, budgets: _Budgets, elapsed: float) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """What a SQLite drill begins while the backup is validated: ``copy()`` waits for the
+    backup's file copied to the scratch folder and gives its path; ``structure`` is SQLite's
+    integrity and foreign key checks of that copy, begun as soon as it is made (broken things,
+    seconds)."""
+
+    copy: Callable[[], Path]
+    structure: concurrent.futures.Future[tuple[list[str], float]]
+
+
 @contextlib.contextmanager
-def _copy_ahead(manifest_path: Path) -> Iterator[Callable[[], Path] | None]:
+def _copy_ahead(manifest_path: Path, deadline: Deadline) -> Iterator[_Ahead | None]:
     """A SQLite backup's file copied to the drill's scratch folder while it is validated (the
     copy and the file's hash on two cores; the restore stage then times what is left of the
-    copy); a backup that fails validation has its copy removed unused. Only a regular file is
-    copied before it is validated, never what a link points to. None for any other backup."""
+    copy), and the copy's structural checks begun once it is made: the integrity check of the
+    largest table is the drill's critical path, and it need not wait for the hash. Checking a
+    file before its hash is known trusts it no more than the drill does anyway (whoever can
+    write the backup's file can write the manifest beside it; SQLite's own advice for a file of
+    unknown origin is this very check, on a read-only connection). A backup that fails
+    validation, or a drill that stops, has its checks abandoned (interrupted within SQLite's
+    next 10,000 steps) and its copy removed unused. Only a regular file is copied before it is
+    validated, never what a link points to. None for any other backup."""
     database_file = manifest_path.parent / sqlite.DATABASE_FILE
     try:
         regular = stat.S_ISREG(os.lstat(database_file).st_mode)
@@ -334,8 +352,17 @@ def _copy_ahead(manifest_path: Path) -> Iterator[Callable[[], Path] | None]:
     if not regular:
         yield None
         return
-    with sqlite.scratch_copy_ahead(database_file) as ready:
-        yield ready
+    abandon = threading.Event()
+    checking = Deadline(deadline.at, abandon)
+    with (
+        sqlite.scratch_copy_ahead(database_file) as ready,
+        concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="drill-structure") as pool,  # waits on leaving
+    ):
+        structure = pool.submit(lambda: _timed(sqlite.structural_problems, ready(), checking))
+        try:
+            yield _Ahead(ready, structure)
+        finally:
+            abandon.set()  # once taken (the drill's verify), nothing is left to stop
 
 
 def _run(
@@ -346,7 +373,7 @@ def _run(
     budgets: _Budgets,
     settings: Settings,
     fetched: Fetched | None,
-    copy_ahead: Callable[[], Path] | None,
+    ahead: _Ahead | None,
 ) -> None:
     stages = _Stages(report)
     profile = budgets.profile
@@ -376,7 +403,7 @@ def _run(
     _rpo(report, manifest, budgets, stages)
     deadline.check("validating")
     if manifest.engine == "sqlite":
-        scratch = _sqlite_scratch(manifest, stages, copy_ahead)
+        scratch = _sqlite_scratch(manifest, stages, ahead)
     else:
         if server_url is None or engine_name(server_url) != "postgresql":
             raise UsageError(
@@ -420,18 +447,19 @@ class _Restored:
     rows: Callable[[str, list[list[Any]]], dict[str, tuple[dict[str, Any], bytes]]]
     backup_rows: Callable[[str, list[list[Any]], Deadline], dict[str, tuple[dict[str, Any], bytes]]]
     unkeyed_rows: Callable[[str, set[bytes]], dict[bytes, dict[str, Any]]]
+    structure_ahead: concurrent.futures.Future[tuple[list[str], float]] | None = None  # ``_Ahead.structure``
 
 
 @contextlib.contextmanager
-def _sqlite_scratch(manifest: Manifest, stages: _Stages, copy_ahead: Callable[[], Path] | None) -> Iterator[_Restored]:
-    """The restored copy: ``copy_ahead``'s (the backup's file, copied while it was validated)
-    when given, else a copy made now."""
+def _sqlite_scratch(manifest: Manifest, stages: _Stages, ahead: _Ahead | None) -> Iterator[_Restored]:
+    """The restored copy: ``ahead``'s (the backup's file, copied while it was validated, its
+    structural checks under way) when given, else a copy made now."""
     backup_file = manifest.folder / sqlite.DATABASE_FILE
     # Row digests are computed by the method each table's digests were recorded with.
     methods = {t.get("name"): t.get("digest_method") for t in manifest.document["tables"] if isinstance(t, dict)}
     with contextlib.ExitStack() as scratch:
         with stages.stage("restore"):
-            copy = copy_ahead() if copy_ahead else scratch.enter_context(sqlite.scratch_copy(backup_file))
+            copy = ahead.copy() if ahead else scratch.enter_context(sqlite.scratch_copy(backup_file))
         # The integrity check of the largest table is the drill's critical path: the
         # digests, which finish well before it, give it the CPU when both want it.
         yield _Restored(
@@ -443,6 +471,7 @@ def _sqlite_scratch(manifest: Manifest, stages: _Stages, copy_ahead: Callable[[]
                 backup_file, table, keys, immutable=True, method=methods.get(table)
             ),
             lambda table, digests: {},
+            ahead.structure if ahead else None,
         )
 
 
@@ -479,7 +508,7 @@ def _verify(
         # The integrity and constraint checks read the same copy on their own connection:
         # run them beside the digests (the engines do that work outside the GIL).
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="drill-structure") as beside:
-            structure = beside.submit(_timed, restored.structural, deadline)
+            structure = restored.structure_ahead or beside.submit(_timed, restored.structural, deadline)
             found, digest_seconds = _timed(restored.digests, deadline, recorded)
             broken, structure_seconds = structure.result()
         _newest_business_timestamp(report, restored.url, budgets.business_timestamps, warn=budgets.profile is not None)
@@ -518,7 +547,8 @@ def _verify(
             "constraints hold",
             not broken,
             "integrity and foreign keys hold" if not broken else listed(broken),
-            {"problems": broken[:50]},
+            # begun during validation: its seconds overlap the validate and restore stages
+            {"problems": broken[:50], "begun_during_validation": restored.structure_ahead is not None},
             structure_seconds,
         )
 

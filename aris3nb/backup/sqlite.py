@@ -61,7 +61,7 @@ def connect(path: Path, deadline: Deadline) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     except sqlite3.Error as exc:
         raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
-    if deadline.at is not None:
+    if deadline.stops():
         conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, 10_000)
     try:
         yield conn

@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from aris3nb import migrate
+from aris3nb.backup import drill as drill_module
 from aris3nb.backup import postgres, sqlite
 from aris3nb.backup.create import create_backup, schema_tables_at
 from aris3nb.backup.digest import Deadline, table_digest_of
@@ -38,6 +39,7 @@ from aris3nb.core.errors import (
     BackupError,
     BackupExists,
     DatabaseUnavailable,
+    DeadlineExceeded,
     DrillDisabled,
     DrillFailed,
     ManifestUnreadable,
@@ -383,7 +385,8 @@ def test_a_changed_file_fails_the_drill_and_the_cli(source: str, settings: Setti
     report = json.loads(Path(failed.value.report_path).read_text())
     assert report["status"] == "FAIL" and report["checks"][0]["name"] == "manifest valid"
     # A SQLite backup's file was copied while it was validated: that copy is gone, unused.
-    assert not list(Path(tempfile.gettempdir()).glob("aris3nb-drill-pid*")), "the drill's scratch folder is removed"
+    scratch = f"aris3nb-drill-pid{os.getpid()}-*"  # this process's: other drills may run beside the tests
+    assert not list(Path(tempfile.gettempdir()).glob(scratch)), "the drill's scratch folder is removed"
     done = clifork.run(["backup", "validate", str(manifest_path)], timeout=60)
     assert done.returncode == 1 and entry["path"] in done.stdout and "Traceback" not in done.stderr
 
@@ -522,6 +525,93 @@ def test_a_database_file_that_is_a_link_is_never_copied_before_it_is_validated(
     shutil.move(str(outside), str(database))
     drill(manifest_path, settings, sqlite_url)
     assert copied == [database], "a regular file is copied ahead"
+
+
+def _sqlite_source(seeded_sqlite: Path, sqlite_url: str, settings: Settings) -> str:
+    shutil.copyfile(seeded_sqlite / "aris3.db", sqlite_url.removeprefix("sqlite:///"))
+    shutil.copytree(seeded_sqlite / "exports", settings.resolved_exports_dir(), dirs_exist_ok=True)
+    return sqlite_url
+
+
+def test_a_sqlite_drill_begins_its_structural_checks_while_the_backup_is_validated(
+    seeded_sqlite: Path, sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integrity check of the largest table is a SQLite drill's critical path: it begins on
+    the scratch copy once the copy is made, not once the file's hash is known; its report says so."""
+    source = _sqlite_source(seeded_sqlite, sqlite_url, settings)
+    manifest_path = backup(source, settings)
+    checking = threading.Event()
+    began_first: list[bool] = []
+    real_checks, real_validate = sqlite.structural_problems, drill_module.validate_backup
+
+    def checks(path: Path, deadline: Deadline) -> list[str]:
+        checking.set()
+        return real_checks(path, deadline)
+
+    def validate(*args: Any, **kwargs: Any) -> Any:
+        began_first.append(checking.wait(10))  # before: the checks waited for this
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite, "structural_problems", checks)
+    monkeypatch.setattr(drill_module, "validate_backup", validate)
+    report, _ = drill(manifest_path, settings, source)
+    assert began_first == [True] and report.status == "PASS"
+    constraints = next(c for c in report.checks if c.name == "constraints hold")
+    assert constraints.status == "PASS" and constraints.evidence["begun_during_validation"] is True
+
+
+def test_checks_begun_on_a_backup_that_fails_validation_are_abandoned(
+    seeded_sqlite: Path, sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup whose file does not match its manifest: the checks begun on its copy are told to
+    stop, their result is never used, and the copy is removed."""
+    source = _sqlite_source(seeded_sqlite, sqlite_url, settings)
+    manifest_path = backup(source, settings)
+    with (manifest_path.parent / sqlite.DATABASE_FILE).open("r+b") as handle:  # still a sound database
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\0" * 4096)
+    stopped: list[bool] = []
+
+    def checks(path: Path, deadline: Deadline) -> list[str]:
+        waited_until = time.monotonic() + 30
+        while not deadline.expired() and time.monotonic() < waited_until:
+            time.sleep(0.01)
+        stopped.append(deadline.expired())
+        return ["never read"]
+
+    monkeypatch.setattr(sqlite, "structural_problems", checks)
+    started = time.monotonic()
+    with pytest.raises(DrillFailed, match="bytes, the manifest says") as failed:
+        drill(manifest_path, settings, source)
+    assert stopped == [True] and time.monotonic() - started < 25
+    report = json.loads(Path(failed.value.report_path).read_text())
+    assert [c["name"] for c in report["checks"]] == ["manifest valid"]
+    assert not list(Path(tempfile.gettempdir()).glob(f"aris3nb-drill-pid{os.getpid()}-*"))
+
+
+def test_an_abandoned_deadline_interrupts_a_sqlite_statement(tmp_path: Path) -> None:
+    """``Deadline.abandoned``: setting it stops a statement under way, with no time set."""
+    database = tmp_path / "any.sqlite3"
+    sqlite3.connect(database).close()
+    abandon = threading.Event()
+    deadline = Deadline(None, abandon)
+    assert not deadline.expired()
+    raised: list[BaseException] = []
+
+    def endless() -> None:
+        try:
+            with sqlite.connect(database, deadline) as conn:
+                conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+        except DeadlineExceeded as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=endless)
+    worker.start()
+    time.sleep(0.2)
+    assert worker.is_alive(), "the statement runs until it is abandoned"
+    abandon.set()
+    worker.join(10)
+    assert not worker.is_alive() and len(raised) == 1
 
 
 def test_symlinks_are_refused(source: str, settings: Settings, tmp_path: Path) -> None:
