@@ -287,8 +287,42 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
         final = finish_notebook(notebook, run.run_id, phase_run, failed_cell, [])
         write_text_evidence(run_dir, path.name, nbformat.writes(final))
         write_text_evidence(run_dir, path.with_suffix(".html").name, notebook_html(final))
+    run.target, differing = _judged_target(run_dir, [phase.name for phase in present])
+    run.warnings += differing
     triggers = evaluate_triggers([p.as_document(True) for p in run.phases])
     return seal(run, started or dt.datetime.now(dt.UTC), triggers, bundle, executed_by="papermill --engine aris3nb")
+
+
+def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Any, list[str]]:
+    """The service and database the run's gates judged, as their summaries recorded them (the
+    notebooks were given them by whoever ran them, not by aris3nb): the sealed run's target,
+    None when no gate summary is readable. Gates that judged different services or databases
+    are one warning: a run judges one target."""
+    from aris3nb.core.errors import UsageError
+    from aris3nb.evidence.runner import Target
+    from aris3nb.gate.runner import read_gate_summary
+
+    judged: dict[str, tuple[str, str | None]] = {}
+    for phase in phases:
+        for path in sorted((run_dir / phase).glob("gate_summary_*.json")):
+            try:
+                inputs = read_gate_summary(path)["inputs"]
+            except (UsageError, KeyError, TypeError):
+                continue  # the phase's own evidence says what is wrong with it
+            if isinstance(inputs, dict) and isinstance(inputs.get("base_url"), str):
+                database = inputs.get("database_url")
+                judged[phase] = (redact_text(inputs["base_url"]), database if isinstance(database, str) else None)
+    if not judged:
+        return None, []
+    base_url, database_url = next(iter(judged.values()))
+    target = Target("base_url", base_url, database_url, None, f"{base_url} (as the phase notebooks were given it)")
+    if len(set(judged.values())) == 1:
+        return target, []
+    seen = "; ".join(
+        f"{phase}: {url} over {redact_url(database) if database else 'no database'}"
+        for phase, (url, database) in judged.items()
+    )
+    return target, [f"the phases' gates judged different targets ({seen}): one run judges one target"]
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:

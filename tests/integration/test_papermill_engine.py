@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,33 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     evidence = json.loads((run_dir / "evidence.json").read_text())
     assert evidence["parameters"]["executed_by"] == "papermill --engine aris3nb"
     assert all((run_dir / PHASE_BY_NAME[n].notebook).with_suffix(".html").is_file() for n in DEFAULT_PHASES)
+    # The target is the one the gates judged (the notebooks were given it), not "none given".
+    assert evidence["target"]["base_url"] == str(target.base_url)
+    assert evidence["target"]["database_url"] == target.database_url
+    assert not any("different targets" in w for w in evidence["warnings"])
+
+    # The same notebooks, but the post-deploy gate judged another service: one warning naming both.
+    other = artifacts / "runs" / new_run_id()
+    other.mkdir()
+    for name in DEFAULT_PHASES:
+        shutil.copyfile(run_dir / PHASE_BY_NAME[name].notebook, other / PHASE_BY_NAME[name].notebook)
+        shutil.copytree(run_dir / name, other / name)
+    [summary] = (other / "post_deploy").glob("gate_summary_*.json")
+    document = json.loads(summary.read_text())
+    document["inputs"]["base_url"] = "http://127.0.0.1:9"
+    summary.write_text(json.dumps(document))
+    resealed = subprocess.run(
+        [str(BIN / "aris3nb"), "evidence", "seal", str(other), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert resealed.returncode == 0, resealed.stdout + resealed.stderr
+    assert json.loads(resealed.stdout)["verdict"] == "PASS_WITH_WARNINGS"
+    [differing] = [w for w in json.loads((other / "evidence.json").read_text())["warnings"] if "different" in w]
+    assert f"pre_deploy: {target.base_url} over" in differing and "post_deploy: http://127.0.0.1:9 over" in differing
 
 
 def test_seal_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
