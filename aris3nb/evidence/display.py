@@ -369,7 +369,7 @@ def _png(figure: Any) -> bytes:
 def _legend_below(axis: Any, columns: int = 2) -> Any:
     """The legend under the plot and its axis labels, outside the plot: it can cover neither a
     line nor a line's label. Call it once the figure's layout is final."""
-    tight = axis.get_tightbbox(axis.figure.canvas.get_renderer())
+    tight = axis.xaxis.get_tightbbox(axis.figure.canvas.get_renderer())  # its labels are the lowest
     bottom = axis.transAxes.inverted().transform((0, tight.y0))[1]
     return axis.legend(
         loc="upper center",
