@@ -24,7 +24,7 @@ from aris3nb.phases import ROLLBACK, Trigger
 from aris3nb.targets.revision import GIT_TIMEOUT_SEC, git_commit, target_code_revision
 
 if TYPE_CHECKING:
-    from aris3nb.evidence.runner import _Run
+    from aris3nb.evidence.runner import Target, _Run
 
 EXIT_INTERRUPTED = 130
 #: The decision (and verdict) of a run stopped by Ctrl-C: what ran is sealed, nothing was judged.
@@ -293,7 +293,7 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
     return seal(run, started or dt.datetime.now(dt.UTC), triggers, bundle, executed_by="papermill --engine aris3nb")
 
 
-def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Any, list[str]]:
+def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Target | None, list[str]]:
     """The service and database the run's gates judged, as their summaries recorded them (the
     notebooks were given them by whoever ran them, not by aris3nb): the sealed run's target,
     None when no gate summary is readable. Gates that judged different services or databases
