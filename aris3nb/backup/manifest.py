@@ -403,10 +403,14 @@ def schema_coverage(
     expected = schema_tables(revision)
     warnings: list[str] = []
     if expected is None:
-        return [
-            f"alembic revision {str(revision)[:120]!r} is unknown to this code: cannot tell which tables the "
-            "backup must hold"
-        ], []
+        return (
+            [  # only the reference's lookup answers None: another profile's answers UnknownSchema
+                f"alembic revision {str(revision)[:120]!r} is unknown to aris3nb's reference ARIS3, the profile this "
+                "database was judged with: cannot tell which tables the backup must hold (for an ARIS3 of your own, "
+                "give --target PATH to its aris3nb.toml, written by `aris3nb init` in its repository)"
+            ],
+            [],
+        )
     if isinstance(expected, UnknownSchema):
         if live is None:
             warnings.append(

@@ -103,6 +103,7 @@ class _Run:
     target: str = ""
     target_database: str = ""
     target_service: str = ""
+    target_profile: str = ""
     recorded_verdict: str = ""
     rerun_of: str = ""
     phases: dict[str, _PhaseCell] = field(default_factory=dict)
@@ -212,6 +213,7 @@ def _read_run(folder: Path) -> _Run:
     run.decision = _text(decision) or "—"
     run.decision_class = _DECISION_CSS.get(decision, "unknown") if isinstance(decision, str) else "unknown"
     run.target, run.target_database, run.target_service = _show_target(evidence.get("target"))
+    run.target_profile = _show_profile(evidence.get("profile"))
     parameters = evidence.get("parameters")
     if isinstance(parameters, dict) and parameters.get("rerun_of") is not None:
         run.rerun_of = _text(parameters.get("rerun_of"))
@@ -390,6 +392,18 @@ def _show_target(target: Any) -> tuple[str, str, str]:
     shown_database = (redact_url(database) if isinstance(database, str) else _text(database)) or "none given"
     service = _text(target.get("base_url"))
     return redact_text(kind), redact_text(shown_database), redact_text(service) or "none given"
+
+
+def _show_profile(profile: Any) -> str:
+    """The target profile a run judged with, as the phase pages name it: its name and the first
+    12 hex digits of its file's SHA-256 ("built in" for one bundled with aris3nb)."""
+    if not isinstance(profile, dict):
+        return "not recorded"  # runs from before target profiles
+    name = _text(profile.get("name")) or "(no name)"
+    digest = profile.get("sha256")
+    if not isinstance(digest, str) or not digest:
+        return redact_text(f"{name} (built in)")
+    return redact_text(f"{name} ({digest[:19]}…)")
 
 
 # --- trends ---------------------------------------------------------------------------------------

@@ -201,7 +201,8 @@ def judge_backup_freshness(
     recorded = _recorded_warnings(chosen.manifest)
     if recorded and outcome.status is Status.PASS:  # valid, in time, but made short of something
         outcome = warned(
-            f"{outcome.detail}; but it was made with {words.listed(recorded, 'warning')}: a drill of it may fail",
+            f"{outcome.detail}; but it was made with {words.listed(recorded, 'warning')}: it may not hold all a "
+            "restore needs",
             **{**outcome.evidence, "recorded_warnings": recorded},
         )
     return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,25 @@ def test_a_timeout_out_of_range_is_bad_input(made: tuple[str, Path], tmp_path: P
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "artifacts" / "backups" / "again").exists()
+
+
+def test_a_database_the_reference_does_not_know_names_the_way_to_its_own_profile(tmp_path: Path) -> None:
+    """Run from a folder with no profile, a backup of a database at a revision the bundled
+    reference does not know fails, and says how to judge it by its own profile instead."""
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    migrate.upgrade(url)
+    with sqlite3.connect(tmp_path / "theirs.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0037_s12_reports_cost_snapshot'")
+    elsewhere = tmp_path / "ops"
+    elsewhere.mkdir()
+    done = clifork.run(
+        ["backup", "create", "--name", "manual_1", "--database-url", url],
+        timeout=120,
+        cwd=elsewhere,
+        env={**os.environ, "OPS_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "'0037_s12_reports_cost_snapshot' is unknown to aris3nb's reference ARIS3" in said, said
+    assert "give --target PATH to its aris3nb.toml, written by `aris3nb init`" in said, said
+    assert "Traceback" not in said

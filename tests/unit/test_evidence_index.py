@@ -420,6 +420,28 @@ def test_the_target_names_the_database_with_its_password_masked_and_the_service(
     assert "hunter2" not in html and "database http://" not in html
 
 
+def test_the_target_names_the_profile_it_was_judged_with(tmp_path):
+    """As the phase pages do: the profile's name and its file's SHA-256 (built in: said so)."""
+    for name, profile in (
+        ("20261128T090000Z-aaaaaa", {"name": "aris3", "path": "/srv/aris3nb.toml", "sha256": "sha256:" + "7" * 64}),
+        ("20261128T100000Z-bbbbbb", {"name": "reference", "path": None, "sha256": None}),
+        ("20261128T110000Z-cccccc", None),  # written before target profiles
+    ):
+        folder = _run(tmp_path, name)
+        evidence = json.loads((folder / "evidence.json").read_text(encoding="utf-8"))
+        evidence.pop("profile", None)
+        if profile is not None:
+            evidence["profile"] = profile
+        (folder / "evidence.json").write_text(json.dumps(evidence), encoding="utf-8")
+
+    html = _read(write_index(tmp_path))
+    newest, middle, oldest = [cell.split("</td>")[0] for cell in html.split('<td class="target">')[1:]]
+
+    assert "<dt>profile</dt><dd><code>aris3 (sha256:777777777777…)</code></dd>" in oldest
+    assert "<dt>profile</dt><dd><code>reference (built in)</code></dd>" in middle
+    assert "<dt>profile</dt><dd><code>not recorded</code></dd>" in newest
+
+
 def test_each_latency_trend_names_its_phase_and_never_switches(tmp_path):
     """One run measured p95 only in the gate (pre_deploy: its deploy failed), one in both
     phases: the two phases are two charts, not one series that jumps between them."""

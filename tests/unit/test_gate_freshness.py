@@ -383,6 +383,7 @@ def test_a_backup_made_with_warnings_is_a_warning_not_a_pass(settings: Settings,
     assert outcome.status is Status.WARN, outcome.detail
     assert outcome.detail.startswith("newest valid backup short is ")
     assert "but it was made with 1 warning: exports folder" in outcome.detail
+    assert outcome.detail.endswith(": it may not hold all a restore needs")
     assert outcome.evidence["recorded_warnings"] == made.warnings
 
 
