@@ -123,27 +123,10 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
                 cwd=tmp_path,
             )
             assert done.returncode == 0, done.stderr[-3000:]
-    sealed = subprocess.run(
-        [str(BIN / "aris3nb"), "evidence", "seal", str(run_dir), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
-    document = json.loads(sealed.stdout)
+    document = json.loads(_aris3nb(env, "evidence", "seal", str(run_dir), "--json"))
     assert document["decision"] == "GO"
     assert [(p["phase"], p["status"]) for p in document["phases"]] == [(n, "completed") for n in DEFAULT_PHASES]
-    verified = subprocess.run(
-        [str(BIN / "aris3nb"), "evidence", "verify", str(run_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _aris3nb(env, "evidence", "verify", str(run_dir))
     evidence = json.loads((run_dir / "evidence.json").read_text())
     assert evidence["parameters"]["executed_by"] == "papermill --engine aris3nb"
     assert all((run_dir / PHASE_BY_NAME[n].notebook).with_suffix(".html").is_file() for n in DEFAULT_PHASES)
@@ -162,18 +145,18 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     document = json.loads(summary.read_text())
     document["inputs"]["base_url"] = "http://127.0.0.1:9"
     summary.write_text(json.dumps(document))
-    resealed = subprocess.run(
-        [str(BIN / "aris3nb"), "evidence", "seal", str(other), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert resealed.returncode == 0, resealed.stdout + resealed.stderr
-    assert json.loads(resealed.stdout)["verdict"] == "PASS_WITH_WARNINGS"
+    assert json.loads(_aris3nb(env, "evidence", "seal", str(other), "--json"))["verdict"] == "PASS_WITH_WARNINGS"
     [differing] = [w for w in json.loads((other / "evidence.json").read_text())["warnings"] if "different" in w]
     assert f"pre_deploy: {target.base_url} over" in differing and "post_deploy: http://127.0.0.1:9 over" in differing
+
+
+def _aris3nb(env: dict[str, str], *args: str) -> str:
+    """``aris3nb ARGS`` as a program; it must exit 0. Its standard output."""
+    done = subprocess.run(
+        [str(BIN / "aris3nb"), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def test_seal_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
