@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import re
 import signal
 import sys
 import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -110,8 +112,29 @@ def _click_command() -> Command:
     return get_command(app)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated  # the one road of a stop, Ctrl-C's: what was begun is ended, the evidence sealed
+#: How soon a stop that could not be raised where the signal found the program is asked again.
+TERMINATE_RETRY_SEC = 0.05
+
+
+def _swallows_exceptions(frame: FrameType) -> bool:
+    """Whether an exception raised in ``frame`` would be lost: a callback the interpreter calls
+    and whose exception it only prints ("Exception ignored in ..."): the import system's module
+    lock callbacks, a finalizer."""
+    code = frame.f_code
+    return (code.co_filename.startswith("<frozen importlib") and code.co_name == "cb") or code.co_name == "__del__"
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: raise ``Terminated``, the one road of a stop, Ctrl-C's (what was begun is ended,
+    the evidence sealed). Where the signal found the program in code that would swallow it, the
+    stop would be lost and the command would run on (seen: hung inside an import): the signal is
+    sent again in a moment instead, to be raised at a safe point."""
+    if frame is not None and _swallows_exceptions(frame):
+        again = threading.Timer(TERMINATE_RETRY_SEC, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> None:
