@@ -296,33 +296,36 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
 def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Target | None, list[str]]:
     """The service and database the run's gates judged, as their summaries recorded them (the
     notebooks were given them by whoever ran them, not by aris3nb): the sealed run's target,
-    None when no gate summary is readable. Gates that judged different services or databases
-    are one warning: a run judges one target."""
+    None when no gate summary is readable. Warnings: a gate summary that cannot be read (the
+    target it judged is unknown, so it cannot be said to be the run's), and gates that judged
+    different services or databases (a run judges one target)."""
     from aris3nb.core.errors import UsageError
     from aris3nb.evidence.runner import Target
     from aris3nb.gate.runner import read_gate_summary
 
     judged: dict[str, tuple[str, str | None]] = {}
+    warnings: list[str] = []
     for phase in phases:
         for path in sorted((run_dir / phase).glob("gate_summary_*.json")):
             try:
                 inputs = read_gate_summary(path)["inputs"]
-            except (UsageError, KeyError, TypeError):
-                continue  # the phase's own evidence says what is wrong with it
-            if isinstance(inputs, dict) and isinstance(inputs.get("base_url"), str):
-                database = inputs.get("database_url")
-                judged[phase] = (redact_text(inputs["base_url"]), database if isinstance(database, str) else None)
+            except UsageError as exc:
+                warnings.append(f"{phase}: the target its gate judged is unknown: {exc}")
+                continue
+            service = inputs.get("base_url") or inputs.get("live_target") or "none reached"  # null: its own embedded
+            database = inputs.get("database_url")
+            judged[phase] = (redact_text(str(service)), database if isinstance(database, str) else None)
     if not judged:
-        return None, []
+        return None, warnings
     base_url, database_url = next(iter(judged.values()))
     target = Target("base_url", base_url, database_url, None, f"{base_url} (as the phase notebooks were given it)")
     if len(set(judged.values())) == 1:
-        return target, []
+        return target, warnings
     seen = "; ".join(
         f"{phase}: {url} over {redact_url(database) if database else 'no database'}"
         for phase, (url, database) in judged.items()
     )
-    return target, [f"the phases' gates judged different targets ({seen}): one run judges one target"]
+    return target, [*warnings, f"the phases' gates judged different targets ({seen}): one run judges one target"]
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:

@@ -136,11 +136,7 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     assert not any("different targets" in w for w in evidence["warnings"])
 
     # The same notebooks, but the post-deploy gate judged another service: one warning naming both.
-    other = artifacts / "runs" / new_run_id()
-    other.mkdir()
-    for name in DEFAULT_PHASES:
-        shutil.copyfile(run_dir / PHASE_BY_NAME[name].notebook, other / PHASE_BY_NAME[name].notebook)
-        shutil.copytree(run_dir / name, other / name)
+    other = _unsealed_copy(run_dir)
     [summary] = (other / "post_deploy").glob("gate_summary_*.json")
     document = json.loads(summary.read_text())
     document["inputs"]["base_url"] = "http://127.0.0.1:9"
@@ -148,6 +144,25 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     assert json.loads(_aris3nb(env, "evidence", "seal", str(other), "--json"))["verdict"] == "PASS_WITH_WARNINGS"
     [differing] = [w for w in json.loads((other / "evidence.json").read_text())["warnings"] if "different" in w]
     assert f"pre_deploy: {target.base_url} over" in differing and "post_deploy: http://127.0.0.1:9 over" in differing
+
+    # A gate summary that cannot be read: the target that gate judged is unknown, and said so.
+    unread = _unsealed_copy(run_dir)
+    [summary] = (unread / "post_deploy").glob("gate_summary_*.json")
+    summary.write_text("{not json")
+    assert json.loads(_aris3nb(env, "evidence", "seal", str(unread), "--json"))["verdict"] == "PASS_WITH_WARNINGS"
+    evidence = json.loads((unread / "evidence.json").read_text())
+    assert evidence["target"]["base_url"] == str(target.base_url)
+    assert [w for w in evidence["warnings"] if w.startswith("post_deploy: the target its gate judged is unknown")]
+
+
+def _unsealed_copy(run_dir: Path) -> Path:
+    """The phase notebooks and folders of ``run_dir`` under a new run id beside it, not sealed."""
+    copy = run_dir.parent / new_run_id()
+    copy.mkdir()
+    for name in DEFAULT_PHASES:
+        shutil.copyfile(run_dir / PHASE_BY_NAME[name].notebook, copy / PHASE_BY_NAME[name].notebook)
+        shutil.copytree(run_dir / name, copy / name)
+    return copy
 
 
 def _aris3nb(env: dict[str, str], *args: str) -> str:
