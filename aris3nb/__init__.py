@@ -7,10 +7,12 @@ The public API is the names in ``__all__``; notebooks import only these. Heavy p
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aris3nb.core.errors import Aris3nbError
-from aris3nb.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # loaded on first use, as the rest: a smoke run imports only the constants it reads (~0.2 s)
+    from aris3nb.core.settings import Settings, load_settings
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,8 @@ _LAZY = {
     "run_gate": "aris3nb.gate",
     "run_integrity_check": "aris3nb.integrity",
     "validate_backup": "aris3nb.backup.manifest",
+    "Settings": "aris3nb.core.settings",
+    "load_settings": "aris3nb.core.settings",
 }
 
 __all__ = [

@@ -38,9 +38,9 @@ ALEMBIC_INI = DATA_ROOT / "alembic.ini"
 #: The reference target's smoke suite (with its ``conftest.py``) and its one test module.
 SMOKE_DIR = DATA_ROOT / "tests" / "smoke"
 SMOKE_SUITE = SMOKE_DIR / "test_post_merge_readiness.py"
-#: The pytest configuration the shipped smoke suite runs under when installed (in a checkout,
-#: pyproject.toml's says the same): its ``area`` marker registered, strictly, and the one
-#: deprecation Starlette's TestClient raises about plain httpx (used on purpose) silenced.
+#: The pytest configuration the playbook's smoke suite runs under, installed or in a checkout
+#: (``aris3nb.gate.smoke``): its ``area`` marker registered, strictly, and the one deprecation
+#: Starlette's TestClient raises about plain httpx (used on purpose) silenced.
 SMOKE_PYTEST_INI = """\
 [pytest]
 addopts = --strict-markers
@@ -49,15 +49,3 @@ markers =
 filterwarnings =
     ignore:Using `httpx` with `starlette.testclient` is deprecated
 """
-
-
-def is_packaged_smoke(target: str, cwd: Path) -> bool:
-    """Whether a pytest target (``PATH`` or ``PATH::NODE``, relative to ``cwd``) is the smoke
-    suite shipped inside an installed aris3nb, which must not take its pytest configuration
-    from whatever ``pytest.ini`` or ``pyproject.toml`` lies above the environment it is
-    installed in. A checkout's suite runs under the repository's own configuration."""
-    if not PACKAGED:
-        return False
-    path = (cwd / target.split("::", 1)[0]).resolve()
-    suite = SMOKE_DIR.resolve()
-    return path == suite or suite in path.parents

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import importlib.util
 import os
 import re
 import signal
@@ -35,11 +34,11 @@ from defusedxml import DefusedXmlException, ElementTree
 from aris3nb.core.checks import SAMPLE_LIMIT, Outcome, failed, passed, warned
 from aris3nb.core.errors import UsageError
 from aris3nb.core.redact import redact_text
-from aris3nb.resources import SMOKE_DIR, SMOKE_PYTEST_INI, is_packaged_smoke
+from aris3nb.resources import PACKAGED, SMOKE_DIR, SMOKE_PYTEST_INI
 
-#: The playbook's critical areas, in its order.
 #: Test-generation plugins a smoke run has no use for; loading them costs ~1.7 s of startup.
 SKIPPED_PLUGINS = ("-p", "no:schemathesis", "-p", "no:hypothesispytest")
+#: The playbook's critical areas, in its order.
 AREAS = ("auth", "stock", "transfers", "pos", "reports", "exports")
 NO_AREA = "(no area)"
 #: Where a profile's suite counts a test none of its area rules matches.
@@ -239,17 +238,19 @@ def start_pytest(
 ) -> PytestRun:
     """Start ``python -m pytest -q TARGET --junitxml=...`` in its own process group.
 
-    ``python`` None: aris3nb's own interpreter and the reference suite's options. Given (a
-    target's own interpreter): only standard pytest options besides ``pytest_args`` (the
-    profile's), no bytecode written into the target's tree.
+    ``python`` None: aris3nb's own interpreter; the playbook's own suite under its own
+    configuration (``_own_suite_config``). Given (a target's own interpreter): only standard
+    pytest options besides ``pytest_args`` (the profile's), no bytecode written into the
+    target's tree.
     """
     folder = tempfile.TemporaryDirectory(prefix=f"aris3nb-smoke-pid{os.getpid()}-")
     junit = Path(folder.name) / "junit.xml"
     if python is None:
         own_config: list[str] = []
-        if is_packaged_smoke(target, cwd):
-            own_config = _packaged_suite_config(Path(folder.name))
-            env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
+        if is_own_suite(target, cwd):
+            own_config = _own_suite_config(Path(folder.name))
+            if PACKAGED:
+                env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
         plugins, env = _plugins(target, cwd, env)
         command = [
             sys.executable,
@@ -308,17 +309,15 @@ def is_own_suite(target: str, cwd: Path) -> bool:
 def _plugins(target: str, cwd: Path, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """The plugin options of a smoke run in aris3nb's interpreter, and its environment.
 
-    The playbook's own suite needs no plugin but pytest's own and pytest-timeout (the per-test
-    timeout the checkout's configuration sets): it starts without the installed plugins'
-    entry points (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which would otherwise be imported and
-    assertion-rewritten at every start (xdist, anyio and the like: ~0.2 s of CPU). Any other
-    target may rely on what is installed: it gets them all, but for the test generators in
-    ``SKIPPED_PLUGINS``.
+    The playbook's own suite needs no plugin but pytest's own: it starts without the installed
+    plugins' entry points (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which would otherwise be
+    imported and assertion-rewritten at every start (xdist, anyio and the like: ~0.2 s of CPU).
+    Any other target may rely on what is installed: it gets them all, but for the test
+    generators in ``SKIPPED_PLUGINS``.
     """
     if not is_own_suite(target, cwd):
         return list(SKIPPED_PLUGINS), env
-    timeout = ["-p", "pytest_timeout"] if importlib.util.find_spec("pytest_timeout") is not None else []
-    return timeout, {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return [], {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def _no_cache(pytest_args: Sequence[str]) -> list[str]:
@@ -416,11 +415,13 @@ def error_excerpt(output: str, limit: int = 300) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
-def _packaged_suite_config(folder: Path) -> list[str]:
-    """pytest options for the smoke suite shipped inside an installed aris3nb: a config file of
-    its own (its markers registered) and its own folder as rootdir, whatever ``pytest.ini`` or
-    ``pyproject.toml`` lies above the environment it is installed in; the confcutdir keeps its
-    ``conftest.py`` in and any conftest above it out."""
+def _own_suite_config(folder: Path) -> list[str]:
+    """pytest options for the playbook's own smoke suite, installed or in a checkout: a config
+    file of its own (its markers registered) and its own folder as rootdir and confcutdir, so
+    that no ``pytest.ini``, ``pyproject.toml`` or ``conftest.py`` above it applies — neither
+    those above the environment it is installed in nor, in a checkout, the development suite's
+    (whose conftest and warning filters load SQLAlchemy and the settings: ~0.3 s of CPU a start
+    the smoke run has no use for). Its test ids are the same either way."""
     ini = folder / "pytest.ini"
     ini.write_text(SMOKE_PYTEST_INI, encoding="utf-8")
     return ["-c", str(ini), "--rootdir", str(SMOKE_DIR), "--confcutdir", str(SMOKE_DIR)]

@@ -112,13 +112,13 @@ def test_a_target_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_the_playbooks_own_suite_starts_without_the_installed_plugins_and_another_with_them(tmp_path) -> None:
-    """The shipped suite needs no plugin but pytest-timeout: it starts without the entry points
-    (each would be imported and assertion-rewritten); a suite of the operator's keeps them."""
+    """The shipped suite needs no plugin: it starts without the entry points (each would be
+    imported and assertion-rewritten); a suite of the operator's keeps them."""
     from aris3nb.gate.smoke import SKIPPED_PLUGINS, _plugins, is_own_suite
     from aris3nb.resources import DATA_ROOT, SMOKE_SUITE
 
     own, env = _plugins(str(SMOKE_SUITE), tmp_path, {"X": "1"})
-    assert env == {"X": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} and own == ["-p", "pytest_timeout"]
+    assert env == {"X": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} and own == []
     assert is_own_suite("tests/smoke/test_post_merge_readiness.py::TestAuth", DATA_ROOT)
     (tmp_path / "test_mine.py").write_text("def test_x(): pass\n")
     other, env = _plugins("test_mine.py", tmp_path, {"X": "1"})
