@@ -175,7 +175,8 @@ def test_a_notebook_that_never_concludes_is_not_green(tmp_path: Path) -> None:
     assert result.exit_code == 1
 
 
-@pytest.mark.filterwarnings("ignore:Your element with mimetype")  # the forged output has no text/plain: its page says so
+# The forged output has no text/plain beside it: nbconvert warns as its page is rendered.
+@pytest.mark.filterwarnings("ignore:Your element with mimetype")
 def test_a_phase_result_no_conclude_writes_is_not_green(tmp_path: Path) -> None:
     """A cell displays a phase result of its own making ("GO" is no verdict): the phase is not
     judged from it, and says why."""
