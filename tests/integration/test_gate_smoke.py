@@ -243,3 +243,27 @@ def test_the_smoke_suite_starts_in_its_turn_when_nothing_runs_before_it(tmp_path
     assert results["smoke"].detail.startswith("1 passed") and "ran_beside" not in results["smoke"].evidence
     results, gate_started, test_ran = _gate_with_smoke(tmp_path, ("migrations.single_head", "smoke", "http.health"))
     assert "ran_beside" in results["smoke"].evidence and results["http.health"].status is Status.FAIL
+
+
+def test_the_playbooks_own_suite_runs_under_its_own_configuration_in_a_checkout(tmp_path: Path) -> None:
+    """In a checkout the playbook's suite is not run under the repository's pytest configuration:
+    its test ids are its own folder's (as installed), and the development suite's conftest (which
+    imports SQLAlchemy) is not loaded. A service that refuses every connection: the suite's
+    session fixture errors, and its JUnit report still names each test."""
+    from aris3nb.resources import PACKAGED, SMOKE_SUITE
+
+    assert not PACKAGED, "this test reads the checkout's suite"
+    probe = tmp_path / "probe.py"  # imported as the suite starts: says whether SQLAlchemy was loaded
+    probe.write_text("import atexit, sys\natexit.register(lambda: print('SQLALCHEMY', 'sqlalchemy' in sys.modules))\n")
+    env = {
+        **os.environ,
+        "ARIS3_SMOKE_BASE_URL": "http://127.0.0.1:9",
+        "ARIS3_SMOKE_PASSWORD": "not-used",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "PYTEST_ADDOPTS": "-p probe",
+    }
+    run = run_pytest(f"{SMOKE_SUITE}::TestAuth", cwd=tmp_path, timeout_sec=60, env=env)
+    assert run.junit_xml is not None, run.output
+    classnames = {case.get("classname") for case in ElementTree.fromstring(run.junit_xml).iter("testcase")}
+    assert classnames == {"test_post_merge_readiness.TestAuth"}, classnames
+    assert "SQLALCHEMY False" in run.output, run.output[-2000:]
