@@ -126,7 +126,7 @@ class RunOptions:
 @dataclass(frozen=True)
 class Target:
     mode: str  # embedded | database | base_url
-    base_url: str
+    base_url: str | None  # None only for a sealed run whose gates reached no service
     database_url: str | None
     exports_dir: Path | None
     description: str

@@ -121,7 +121,7 @@ def seal(
         "target": {
             "mode": target.mode if target else None,
             "description": target.description if target else None,
-            "base_url": redact_text(target.base_url) if target else None,
+            "base_url": redact_text(target.base_url) if target and target.base_url else None,
             "database_url": redact_url(target.database_url) if target and target.database_url else None,
         },
         "parameters": {
@@ -293,6 +293,10 @@ def seal_notebooks(run_dir: Path, settings: Any, *, signing_key: Path | None = N
     return seal(run, started or dt.datetime.now(dt.UTC), triggers, bundle, executed_by="papermill --engine aris3nb")
 
 
+#: What a sealed run's target says of a gate that reached no service (its summary's URLs null).
+NO_SERVICE = "no service reached"
+
+
 def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Target | None, list[str]]:
     """The service and database the run's gates judged, as their summaries recorded them (the
     notebooks were given them by whoever ran them, not by aris3nb): the sealed run's target,
@@ -303,7 +307,7 @@ def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Target | None,
     from aris3nb.evidence.runner import Target
     from aris3nb.gate.runner import read_gate_summary
 
-    judged: dict[str, tuple[str, str | None]] = {}
+    judged: dict[str, tuple[str | None, str | None]] = {}
     warnings: list[str] = []
     for phase in phases:
         for path in sorted((run_dir / phase).glob("gate_summary_*.json")):
@@ -312,17 +316,17 @@ def _judged_target(run_dir: Path, phases: Sequence[str]) -> tuple[Target | None,
             except UsageError as exc:
                 warnings.append(f"{phase}: the target its gate judged is unknown: {exc}")
                 continue
-            service = inputs.get("base_url") or inputs.get("live_target") or "none reached"  # null: its own embedded
-            database = inputs.get("database_url")
-            judged[phase] = (redact_text(str(service)), database if isinstance(database, str) else None)
+            service = inputs["base_url"] or inputs["live_target"]  # no base_url: it served its own embedded one
+            judged[phase] = (redact_text(service) if service else None, inputs["database_url"])
     if not judged:
         return None, warnings
     base_url, database_url = next(iter(judged.values()))
-    target = Target("base_url", base_url, database_url, None, f"{base_url} (as the phase notebooks were given it)")
+    shown = base_url or NO_SERVICE
+    target = Target("base_url", base_url, database_url, None, f"{shown} (as the phase notebooks were given it)")
     if len(set(judged.values())) == 1:
         return target, warnings
     seen = "; ".join(
-        f"{phase}: {url} over {redact_url(database) if database else 'no database'}"
+        f"{phase}: {url or NO_SERVICE} over {redact_url(database) if database else 'no database'}"
         for phase, (url, database) in judged.items()
     )
     return target, [*warnings, f"the phases' gates judged different targets ({seen}): one run judges one target"]

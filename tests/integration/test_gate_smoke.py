@@ -259,7 +259,7 @@ def test_the_playbooks_own_suite_runs_under_its_own_configuration_in_a_checkout(
         **os.environ,
         "ARIS3_SMOKE_BASE_URL": "http://127.0.0.1:9",
         "ARIS3_SMOKE_PASSWORD": "not-used",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
         "PYTEST_ADDOPTS": "-p probe",
     }
     run = run_pytest(f"{SMOKE_SUITE}::TestAuth", cwd=tmp_path, timeout_sec=60, env=env)

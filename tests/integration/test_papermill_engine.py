@@ -154,6 +154,17 @@ def test_papermill_on_each_phase_then_seal_gives_a_bundle_that_verifies(tmp_path
     assert evidence["target"]["base_url"] == str(target.base_url)
     assert [w for w in evidence["warnings"] if w.startswith("post_deploy: the target its gate judged is unknown")]
 
+    # Gates that reached no service (both URLs null in their summaries): no URL made up for them.
+    unreached = _unsealed_copy(run_dir)
+    for summary in unreached.glob("*/gate_summary_*.json"):
+        document = json.loads(summary.read_text())
+        document["inputs"].update(base_url=None, live_target=None)
+        summary.write_text(json.dumps(document))
+    _aris3nb(env, "evidence", "seal", str(unreached), "--json")
+    sealed_target = json.loads((unreached / "evidence.json").read_text())["target"]
+    assert sealed_target["base_url"] is None, sealed_target
+    assert sealed_target["description"].startswith("no service reached (as the phase notebooks were given it)")
+
 
 def _unsealed_copy(run_dir: Path) -> Path:
     """The phase notebooks and folders of ``run_dir`` under a new run id beside it, not sealed."""
