@@ -9,7 +9,7 @@ by its name and the SHA-256 of its file, so a reader knows which contract was ch
 
 Where the current folder, or one above it, holds an ``alembic.ini`` or ``migrations/`` that
 are not aris3nb's own and no profile is given, the commands that judge a target refuse
-(``refuse_unprofiled``): checking the bundled reference there would be a false green.
+(``resolve_profile``): checking the bundled reference there would be a false green.
 """
 
 from __future__ import annotations
@@ -366,8 +366,29 @@ def foreign_repository(start: Path) -> Path | None:
         if folder == OWN_ROOT:
             return None
         if (folder / "alembic.ini").is_file() or (folder / "migrations").is_dir():
-            return folder
+            return None if _holds_own_history(folder) else folder
     return None
+
+
+def _holds_own_history(folder: Path) -> bool:
+    """Whether ``folder``'s ``alembic.ini`` and ``migrations/`` are, file for file and byte for
+    byte, the reference schema's history this aris3nb ships: a checkout of aris3nb with the
+    package installed from it without ``-e`` (``OWN_ROOT`` is then site-packages). Anything
+    else — another history, or an aris3nb checkout of another version — stays foreign."""
+    from aris3nb.resources import ALEMBIC_INI, MIGRATIONS_DIR
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            path.relative_to(root).as_posix(): path.read_bytes()
+            for path in root.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+
+    try:
+        ini_equal = (folder / "alembic.ini").read_bytes() == ALEMBIC_INI.read_bytes()
+        return ini_equal and files(folder / "migrations") == files(MIGRATIONS_DIR)
+    except OSError:
+        return False
 
 
 def resolve_profile(given: Path | None, *, cwd: Path | None = None, embedded: bool = False) -> LoadedProfile:

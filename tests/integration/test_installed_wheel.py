@@ -238,6 +238,21 @@ def test_installed_aris3nb_runs_the_playbook_from_an_empty_folder(
     upgraded = installed.command("db", "upgrade", "--database-url", url, "--json", cwd=empty, env=env, timeout=120)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     assert json.loads(upgraded.stdout) == {"database": url, "revision": migrate.head_revision()}
+
+    # aris3nb's own checkout, the package installed from it without -e: the checkout's
+    # alembic.ini and migrations/ are the history the wheel ships, not another ARIS3 to refuse.
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "migrations", checkout / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(ROOT / "alembic.ini", checkout / "alembic.ini")
+    created = installed.command(
+        "backup", "create", "--name", "from_checkout", "--database-url", url, cwd=checkout, env=env, timeout=120
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    (checkout / "migrations" / "versions" / "9999_theirs.py").write_text("revision = 'theirs'\n")
+    refused = installed.command(
+        "backup", "create", "--name", "x", "--database-url", url, cwd=checkout, env=env, timeout=120
+    )
+    assert refused.returncode == 2 and "no profile for" in refused.stderr, refused.stderr
     for name, seconds in installed.timings.items():  # wheel build, install and run times, in the JUnit report
         record_property(name, seconds)
     print(installed.timings)

@@ -97,6 +97,30 @@ def test_inside_another_aris3_repository_without_a_profile_every_judging_command
     assert not (tmp_path / "art").exists(), "nothing ran"
 
 
+def test_a_copy_of_aris3nbs_own_history_is_not_foreign_but_one_changed_file_makes_it_so(tmp_path: Path) -> None:
+    """aris3nb's checkout with the package installed from it without ``-e``: its top-level
+    ``alembic.ini`` and ``migrations/`` are the history the package ships, not another
+    ARIS3's, wherever the package itself lies (``OWN_ROOT`` is then site-packages)."""
+    import shutil
+
+    from aris3nb.resources import ALEMBIC_INI, MIGRATIONS_DIR
+
+    checkout = tmp_path / "aris3nb-checkout"
+    shutil.copytree(MIGRATIONS_DIR, checkout / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(ALEMBIC_INI, checkout / "alembic.ini")
+    (checkout / "migrations" / "__pycache__").mkdir(exist_ok=True)
+    (checkout / "migrations" / "__pycache__" / "env.cpython-311.pyc").write_bytes(b"compiled, not history")
+    assert resolve_profile(None, cwd=checkout / "migrations").profile.name == "reference"
+
+    [first, *_] = sorted((checkout / "migrations" / "versions").glob("*.py"))
+    first.write_text(first.read_text() + "\n# edited\n")
+    with pytest.raises(UsageError, match="aris3nb init"):
+        resolve_profile(None, cwd=checkout)
+    first.unlink()
+    with pytest.raises(UsageError, match="aris3nb init"):
+        resolve_profile(None, cwd=checkout)
+
+
 def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> None:
     repo = tmp_path / "shop"
     (repo / "migrations" / "versions").mkdir(parents=True)
