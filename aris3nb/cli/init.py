@@ -28,12 +28,14 @@ def init(
     configuration, its models' metadata, its own Python environment, and — for the upstream ARIS3
     backend — its service contract. Never overwrites a file. Exit 0 written; 2 nothing to describe
     or a profile is there already."""
-    from aris3nb.targets.init import init_profile
+    from aris3nb.targets.init import init_profile, next_steps
 
     path, found = init_profile(folder, python=python)
     say(f"wrote {path} (profile {'aris3, the upstream ARIS3 contract' if found.upstream else found.root.name})")
     for note in found.notes:
         say(f"note: {note}")
+    for number, step in enumerate(next_steps(found), 1):
+        say(f"next {number}: {step}")
 
 
 def register(app: typer.Typer) -> None:

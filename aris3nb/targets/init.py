@@ -31,6 +31,9 @@ class Findings:
     alembic_ini: Path | None = None
     migrations: Path | None = None
     metadata: str | None = None
+    #: How ``env.py`` is given its database URL: an ``alembic -x`` name, an environment variable.
+    x_url: str | None = None
+    url_env: str | None = None
     app: str | None = None
     python: Path | None = None
     upstream: bool = False
@@ -62,6 +65,26 @@ def _metadata_of(env_py: Path) -> str | None:
     return f"{imported.group(1)}:{head}{'.' + tail if tail else ''}"
 
 
+#: ``context.get_x_argument(as_dictionary=True).get("name")`` or ``[...]["name"]``: Alembic's own
+#: way of handing ``env.py`` a value on the command line (``alembic -x name=value``).
+_X_ARGUMENT = re.compile(r"get_x_argument\([^)]*\)\s*(?:\.get\(\s*|\[\s*)[\"'](\w+)[\"']")
+#: An environment variable whose name speaks of a database URL, read in ``env.py`` by name.
+_URL_ENV = re.compile(
+    r"(?:os\.environ\.get|os\.getenv|os\.environ)\s*[(\[]\s*[\"'](\w*(?:URL|URI|DSN)\w*)[\"']", re.IGNORECASE
+)
+
+
+def _url_sources_of(env_py: Path) -> tuple[str | None, str | None]:
+    """The ``-x`` name and the environment variable through which ``env.py`` takes its database
+    URL, where it names them literally; ``None`` for what it does not."""
+    try:
+        text = env_py.read_text(encoding="utf-8")
+    except OSError:
+        return None, None
+    x_name, env_name = _X_ARGUMENT.search(text), _URL_ENV.search(text)
+    return (x_name.group(1) if x_name else None), (env_name.group(1) if env_name else None)
+
+
 def discover(root: Path, python: Path | None = None) -> Findings:
     """What a profile of the repository at ``root`` would say."""
     root = root.resolve()
@@ -86,11 +109,17 @@ def discover(root: Path, python: Path | None = None) -> Findings:
         )
     if found.migrations is not None:
         found.metadata = _metadata_of(found.migrations / "env.py")
+        found.x_url, found.url_env = _url_sources_of(found.migrations / "env.py")
         versions = found.migrations / "versions"
         if versions.is_dir() and any(UPSTREAM_REVISION in p.name for p in versions.glob("*.py")):
             found.upstream = True
     if (root / "app" / "aris3").is_dir():
         found.upstream = True
+    if not found.upstream and found.x_url is None and found.url_env is None:
+        found.notes.append(
+            "env.py names no `-x` argument and no environment variable for its database URL: "
+            "target.database_url_env stays DATABASE_URL; set it (or target.alembic_x_url) to what env.py reads"
+        )
     for path in _python_files(root):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -147,6 +176,17 @@ def render(found: Findings) -> str:
         "# The models' metadata (module:attribute) the schema drift is judged against, as env.py uses it.",
         (f"metadata = {_toml(found.metadata)}" if found.metadata else '# metadata = "app.models:Base.metadata"'),
     ]
+    if not found.upstream:  # the built-in aris3 profile says how upstream takes its URL
+        lines += [
+            "# The environment variable through which the target's own commands (env.py, seed, service)",
+            "# take the database URL.",
+            (f"database_url_env = {_toml(found.url_env)}" if found.url_env else '# database_url_env = "DATABASE_URL"'),
+        ]
+        if found.x_url:
+            lines += [
+                "# The `alembic -x <name>=<url>` argument env.py reads first.",
+                f"alembic_x_url = {_toml(found.x_url)}",
+            ]
     if found.app:
         lines += [f"# The service's application, found at {found.app} (for reference: aris3nb probes it over HTTP)."]
     if found.upstream:
@@ -164,6 +204,26 @@ def render(found: Findings) -> str:
             "version_num_width = 32",
         ]
     return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def next_steps(found: Findings) -> list[str]:
+    """What is left to do after ``init``, in the order a team does it."""
+    steps = ["review aris3nb.toml (docs/FORMAT.md section 8 describes every setting)"]
+    if found.python is None:
+        steps.append("set target.python to the target's own interpreter")
+    if not found.upstream:
+        steps.append(
+            "declare the service contract init cannot read from the code: [service.health], [service.ready], "
+            "[service.login] and [[service.endpoints]] (latency), [smoke] (the smoke suite) and [integrity] "
+            "(business invariants); without them the gate expects /health and /ready to answer as the reference "
+            "does, and WARNs that no latency was measured, no smoke ran and no invariant was checked"
+        )
+    steps += [
+        "aris3nb gate --base-url URL --database-url URL (the live service and its database)",
+        "aris3nb backup create --name NAME, then aris3nb backup restore-verify MANIFEST (the drill)",
+        "aris3nb run --base-url URL --database-url URL (the whole playbook, sealed as evidence)",
+    ]
+    return steps
 
 
 def init_profile(root: Path, *, python: Path | None = None) -> tuple[Path, Findings]:

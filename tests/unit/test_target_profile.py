@@ -4,8 +4,10 @@ profile, nothing is judged with the bundled reference's checks."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -143,6 +145,51 @@ def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> N
     assert profile.service.health.pointer == "/ok" and profile.service.ready.revision_pointer == ""
     assert profile.service.login is not None and "username_or_email" in profile.service.login.body
     assert 'extends = "aris3"' in path.read_text() and load_profile(path).extends[0] == "aris3"
+
+
+def test_init_writes_how_env_py_takes_its_database_url_or_says_it_found_none(tmp_path: Path) -> None:
+    repo = tmp_path / "shop"
+    (repo / "migrations").mkdir(parents=True)
+    (repo / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (repo / "migrations" / "env.py").write_text(
+        "import os\nfrom alembic import context\n"
+        "url = context.get_x_argument(as_dictionary=True).get('dburl') or os.environ['SHOP_DATABASE_URL']\n"
+    )
+    path, found = init_profile(repo)
+    target = load_profile(path).profile.target
+    assert (target.alembic_x_url, target.database_url_env) == ("dburl", "SHOP_DATABASE_URL")
+    assert not [note for note in found.notes if "env.py" in note]
+    path.unlink()
+    (repo / "migrations" / "env.py").write_text("from shop.settings import url\n")
+    path, found = init_profile(repo)
+    target = load_profile(path).profile.target
+    assert (target.alembic_x_url, target.database_url_env) == (None, "DATABASE_URL")
+    assert [note for note in found.notes if "names no `-x` argument" in note]
+    assert "# NOTE: env.py names no `-x` argument" in path.read_text()
+
+
+def test_init_says_what_is_left_to_do_and_the_written_profile_runs_the_targets_migrations(tmp_path: Path) -> None:
+    """On a copy of the foreign target (its env.py reads ``-x database_url``), the profile init
+    writes is enough for the gate's migration round trip, which runs the target's own Alembic;
+    the command lists the next steps, the service contract it could not read among them."""
+    repo = tmp_path / "foreign"
+    shutil.copytree(FOREIGN.parent, repo, ignore=shutil.ignore_patterns("aris3nb.toml", ".venv", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREIGN_", "DATABASE_URL"))}
+    env["OPS_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
+    done = clifork.run(["init", "--python", sys.executable], cwd=repo, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("next ")]
+    assert steps[0].startswith("next 1: review aris3nb.toml") and "[[service.endpoints]]" in steps[1], steps
+    assert any("aris3nb run --base-url" in step for step in steps), steps
+    gate = clifork.run(
+        ["gate", "--check", "migrations.round_trip.sqlite", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"]
+        + ["--json"],
+        cwd=repo,
+        env=env,
+        timeout=120,
+    )
+    checks = {c["name"]: c for c in json.loads(gate.stdout)["checks"]}
+    assert checks["migrations.round_trip.sqlite"]["status"] == "PASS", checks
 
 
 def test_extends_lays_a_file_on_a_builtin_profile_and_names_both(tmp_path: Path) -> None:
