@@ -247,11 +247,12 @@ def start_pytest(
     junit = Path(folder.name) / "junit.xml"
     if python is None:
         own_config: list[str] = []
-        if is_own_suite(target, cwd):
+        own = is_own_suite(target, cwd)
+        if own:
             own_config = _own_suite_config(Path(folder.name))
             if PACKAGED:
                 env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}  # no pytest-rewritten .pyc left in site-packages
-        plugins, env = _plugins(target, cwd, env)
+        plugins, env = _plugins(own, env)
         command = [
             sys.executable,
             "-m",
@@ -306,8 +307,9 @@ def is_own_suite(target: str, cwd: Path) -> bool:
     return path == SMOKE_DIR.resolve() or SMOKE_DIR.resolve() in path.parents
 
 
-def _plugins(target: str, cwd: Path, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The plugin options of a smoke run in aris3nb's interpreter, and its environment.
+def _plugins(own: bool, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The plugin options of a smoke run in aris3nb's interpreter, and its environment (``own``:
+    the target is the playbook's own suite, ``is_own_suite``).
 
     The playbook's own suite needs no plugin but pytest's own: it starts without the installed
     plugins' entry points (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which would otherwise be
@@ -315,7 +317,7 @@ def _plugins(target: str, cwd: Path, env: dict[str, str]) -> tuple[list[str], di
     Any other target may rely on what is installed: it gets them all, but for the test
     generators in ``SKIPPED_PLUGINS``.
     """
-    if not is_own_suite(target, cwd):
+    if not own:
         return list(SKIPPED_PLUGINS), env
     return [], {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 

@@ -117,10 +117,10 @@ def test_the_playbooks_own_suite_starts_without_the_installed_plugins_and_anothe
     from aris3nb.gate.smoke import SKIPPED_PLUGINS, _plugins, is_own_suite
     from aris3nb.resources import DATA_ROOT, SMOKE_SUITE
 
-    own, env = _plugins(str(SMOKE_SUITE), tmp_path, {"X": "1"})
+    own, env = _plugins(is_own_suite(str(SMOKE_SUITE), tmp_path), {"X": "1"})
     assert env == {"X": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} and own == []
     assert is_own_suite("tests/smoke/test_post_merge_readiness.py::TestAuth", DATA_ROOT)
     (tmp_path / "test_mine.py").write_text("def test_x(): pass\n")
-    other, env = _plugins("test_mine.py", tmp_path, {"X": "1"})
+    other, env = _plugins(is_own_suite("test_mine.py", tmp_path), {"X": "1"})
     assert env == {"X": "1"} and other == list(SKIPPED_PLUGINS)
     assert not is_own_suite("test_mine.py", tmp_path)
