@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import threading
+import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -116,12 +117,23 @@ def _click_command() -> Command:
 TERMINATE_RETRY_SEC = 0.05
 
 
-def _swallows_exceptions(frame: FrameType) -> bool:
-    """Whether an exception raised in ``frame`` would be lost: a callback the interpreter calls
-    and whose exception it only prints ("Exception ignored in ..."): the import system's module
-    lock callbacks, a finalizer."""
-    code = frame.f_code
-    return (code.co_filename.startswith("<frozen importlib") and code.co_name == "cb") or code.co_name == "__del__"
+def _swallows_exceptions(frame: FrameType | None) -> bool:
+    """Whether an exception raised in ``frame`` would be lost: the frame, or one it was called
+    from, is a callback the interpreter calls and whose exception it only prints ("Exception
+    ignored in ..."): the import system's module lock callbacks, a ``__del__``, a
+    ``weakref.finalize`` callback (a ``TemporaryDirectory`` collected, say)."""
+    while frame is not None:
+        code = frame.f_code
+        if (code.co_filename.startswith("<frozen importlib") and code.co_name == "cb") or code.co_name == "__del__":
+            return True
+        if (
+            code.co_name == "__call__"
+            and code.co_filename == weakref.__file__
+            and isinstance(frame.f_locals.get("self"), weakref.finalize)
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
@@ -129,7 +141,7 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
     the evidence sealed). Where the signal found the program in code that would swallow it, the
     stop would be lost and the command would run on (seen: hung inside an import): the signal is
     sent again in a moment instead, to be raised at a safe point."""
-    if frame is not None and _swallows_exceptions(frame):
+    if _swallows_exceptions(frame):
         again = threading.Timer(TERMINATE_RETRY_SEC, os.kill, (os.getpid(), signum))
         again.daemon = True
         again.start()

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from types import FrameType
 
 import pytest
@@ -54,3 +55,50 @@ def test_sigterm_where_an_exception_would_be_swallowed_is_sent_again(
     assert again.wait(5), "the signal is sent again"
     assert sent == [(cli.os.getpid(), signal.SIGTERM)]
     assert time.monotonic() - started >= cli.TERMINATE_RETRY_SEC * 0.9
+
+
+def _handled_in(place: str) -> list[str]:
+    """What the handler does when the signal finds the program in a function called from
+    ``place``: a finalizer called by a collection (``finalize``), a ``__del__`` (``del``), or
+    ordinary code (``call``)."""
+    seen: list[str] = []
+
+    def helper() -> None:  # a frame below the callback's own
+        try:
+            seen.append("sent again" if cli._terminated(signal.SIGTERM, sys._getframe()) is None else "?")
+        except Terminated:
+            seen.append("raised")
+
+    class Held:
+        def __del__(self) -> None:
+            if place == "del":
+                helper()
+
+    held = Held()
+    if place == "finalize":
+        weakref.finalize(held, helper)
+    del held  # the last reference: collected now, its finalizer and __del__ called by the interpreter
+    if place == "call":
+        helper()
+    return seen
+
+
+def test_sigterm_below_a_finalizer_or_a_del_is_sent_again_and_raised_in_ordinary_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(cli.threading, "Timer", lambda delay, kill, args: _Started(sent, args[1]))
+    assert _handled_in("finalize") == ["sent again"]
+    assert _handled_in("del") == ["sent again"]
+    assert _handled_in("call") == ["raised"]
+    assert sent == [signal.SIGTERM, signal.SIGTERM]
+
+
+class _Started:
+    """A timer that records the signal it would send instead of sending it."""
+
+    def __init__(self, sent: list[int], signum: int) -> None:
+        self.sent, self.signum, self.daemon = sent, signum, False
+
+    def start(self) -> None:
+        self.sent.append(self.signum)
