@@ -483,7 +483,7 @@ def check_smoke(ctx: GateContext) -> Outcome:
     outcome = smoke.judge_smoke(run, timeout_sec=ctx.settings.gate.smoke_timeout_sec, secrets=ctx.secrets)
     if started is not None:
         outcome.evidence["ran_beside"] = ctx.early_smoke_beside
-    return _kept(ctx, run, outcome, target, live)
+    return _kept(ctx, run, outcome, target, live.description)
 
 
 def _start_reference_smoke(ctx: GateContext, target: str, live: LiveTarget) -> smoke.PytestRun:
@@ -553,6 +553,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
     account = loaded.profile.service.smoke_account
     username, password, variables = ctx.smoke_account()
     note = None
+    against = live.description  # what the suite was told to test, as the evidence names it
     if account is None:
         env.update(
             ARIS3_SMOKE_BASE_URL=live.base_url, ARIS3_SMOKE_USERNAME=username or "", ARIS3_SMOKE_PASSWORD=password or ""
@@ -561,6 +562,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
             "the profile has no [service.smoke_account]: the suite was given ARIS3_SMOKE_BASE_URL, which it may "
             "not read, so it may not have tested the live service"
         )
+        against = f"{live.description}, given as ARIS3_SMOKE_BASE_URL, which the suite may not read"
     else:
         if not (username and password):
             unset = [name for name, value in zip(variables, (username, password), strict=True) if not value]
@@ -577,6 +579,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
                 "the profile's [service.smoke_account] has no base_url_env: the suite was not told the live base "
                 "URL, so it did not test the live service"
             )
+            against = f"not the live service ({live.base_url}): the suite was not told its URL"
     pytest_args = list(declared.pytest_args) if declared else []
     rules = list(declared.areas) if declared else []
     marked: dict[str, set[str]] = {}
@@ -587,7 +590,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
                 marker, target, python=python, cwd=loaded.root, env=env, timeout_sec=timeout, pytest_args=pytest_args
             )
     except smoke.SmokeSetupError as exc:
-        return failed(redact_text(str(exc), ctx.secrets), target=target, python=python, against=live.description)
+        return failed(redact_text(str(exc), ctx.secrets), target=target, python=python, against=against)
     run = smoke.run_pytest(
         target, cwd=loaded.root, timeout_sec=timeout, env=env, python=python, pytest_args=pytest_args
     )
@@ -608,7 +611,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
         outcome = warned(f"{outcome.detail}; {note}", **outcome.evidence)
     elif note is not None:
         outcome.evidence["note"] = note
-    return _kept(ctx, run, outcome, target, live)
+    return _kept(ctx, run, outcome, target, against)
 
 
 def _smoke_target(ctx: GateContext) -> str | None:
@@ -621,12 +624,13 @@ def _smoke_target(ctx: GateContext) -> str | None:
     return declared.path if declared is not None else None
 
 
-def _kept(ctx: GateContext, run: smoke.SmokeRun, outcome: Outcome, target: str, live: LiveTarget) -> Outcome:
-    """The smoke run's output and JUnit report kept beside the summary (secrets masked)."""
+def _kept(ctx: GateContext, run: smoke.SmokeRun, outcome: Outcome, target: str, against: str) -> Outcome:
+    """The smoke run's output and JUnit report kept beside the summary (secrets masked);
+    ``against``: the service the suite was told to test, as the evidence names it."""
     log_name = f"smoke_{ctx.run_id}.log"
     write_text_evidence(ctx.folder, log_name, redact_text(run.output, ctx.secrets))
     ctx.files["smoke_output"] = log_name
-    outcome.evidence.update(target=target, against=live.description, output_file=log_name)
+    outcome.evidence.update(target=target, against=against, output_file=log_name)
     if run.junit_xml is not None:
         junit_name = f"smoke_{ctx.run_id}.junit.xml"
         write_text_evidence(ctx.folder, junit_name, redact_text(run.junit_xml, ctx.secrets))

@@ -251,8 +251,26 @@ def test_the_profiles_smoke_runs_in_the_targets_venv_and_reports_its_areas(
     assert list(smoke.evidence["areas"]) == [*AREAS, OTHER_AREA]
     assert smoke.evidence["areas"][OTHER_AREA]["passed"] == 1, "test_service_reports_health_and_readiness: no rule"
     assert smoke.evidence["areas_missing"] == [] and smoke.evidence["target"] == "smoke/test_smoke.py"
-    assert "against" in smoke.evidence and report.summary["files"]["smoke_junit"]
+    assert smoke.evidence["against"].startswith(served) and report.summary["files"]["smoke_junit"]
     assert ft.SMOKE_PASSWORD not in (report.summary_path.parent / report.summary["files"]["smoke_output"]).read_text()
+
+
+@needs_target
+def test_a_suite_not_told_the_live_url_is_a_warn_whose_evidence_does_not_name_the_service(
+    served: str, foreign: LoadedProfile, account: None, tmp_path: Path
+) -> None:
+    """A profile whose [service.smoke_account] names no base_url_env: the suite runs on its own
+    (the foreign suite in-process), so the check WARNs and its evidence never says it ran
+    against the live service."""
+    service = foreign.profile.service
+    assert service.smoke_account is not None
+    untold = service.model_copy(
+        update={"smoke_account": service.smoke_account.model_copy(update={"base_url_env": None})}
+    )
+    loaded = LoadedProfile(foreign.profile.model_copy(update={"service": untold}), foreign.path, foreign.sha256)
+    [smoke] = gate(loaded, served, tmp_path, "smoke").results
+    assert smoke.status is Status.WARN and smoke.detail.endswith("so it did not test the live service"), smoke.detail
+    assert smoke.evidence["against"] == f"not the live service ({served}): the suite was not told its URL"
 
 
 @needs_target
