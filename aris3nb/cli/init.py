@@ -29,12 +29,14 @@ def init(
     backend — its service contract. Never overwrites a file. Exit 0 written; 2 nothing to describe
     or a profile is there already."""
     from aris3nb.targets.init import init_profile, next_steps
+    from aris3nb.targets.profile import load_profile
 
     path, found = init_profile(folder, python=python)
     say(f"wrote {path} (profile {'aris3, the upstream ARIS3 contract' if found.upstream else found.root.name})")
     for note in found.notes:
         say(f"note: {note}")
-    for number, step in enumerate(next_steps(found), 1):
+    account = load_profile(path).profile.service.smoke_account
+    for number, step in enumerate(next_steps(found, account), 1):
         say(f"next {number}: {step}")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aris3nb.core.errors import UsageError
-from aris3nb.targets.profile import PROFILE_FILE, parse_profile
+from aris3nb.targets.profile import PROFILE_FILE, SmokeAccount, parse_profile
 
 #: A revision of the upstream ARIS3 backend's history (its head at the time of writing).
 UPSTREAM_REVISION = "0037_s12_reports_cost_snapshot"
@@ -206,21 +206,31 @@ def render(found: Findings) -> str:
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
-def next_steps(found: Findings) -> list[str]:
-    """What is left to do after ``init``, in the order a team does it."""
+def next_steps(found: Findings, account: SmokeAccount | None) -> list[str]:
+    """What is left to do after ``init``, in the order a team does it: the gate judges the
+    freshness of the target's backup and drill, so they come before it. ``account``: the
+    written profile's ``[service.smoke_account]``."""
     steps = ["review aris3nb.toml (docs/FORMAT.md section 8 describes every setting)"]
     if found.python is None:
         steps.append("set target.python to the target's own interpreter")
     if not found.upstream:
         steps.append(
             "declare the service contract init cannot read from the code: [service.health], [service.ready], "
-            "[service.login] and [[service.endpoints]] (latency), [smoke] (the smoke suite) and [integrity] "
-            "(business invariants); without them the gate expects /health and /ready to answer as the reference "
-            "does, and WARNs that no latency was measured, no smoke ran and no invariant was checked"
+            "[service.login], [service.smoke_account] and [[service.endpoints]] (latency), [smoke] (the smoke "
+            "suite) and [integrity] (business invariants); without them the gate expects /health and /ready to "
+            "answer as the reference does, and WARNs that no latency was measured, no smoke ran and no invariant "
+            "was checked"
         )
+    account_names = "the variables [service.smoke_account] names"
+    if account is not None:
+        account_names = f"{account.username_env} and {account.password_env}"
     steps += [
+        "commit aris3nb.toml to the repository (the gate WARNs on a tree with uncommitted changes)",
+        f"export {account_names} (an account of the service that may read what the latency checks read) "
+        "and OPS_ENABLE_BACKUP_DRILL=true",
+        "aris3nb backup create --name NAME --database-url URL, then aris3nb backup restore-verify MANIFEST "
+        "--database-url URL (the drill; the gate judges how fresh both are)",
         "aris3nb gate --base-url URL --database-url URL (the live service and its database)",
-        "aris3nb backup create --name NAME, then aris3nb backup restore-verify MANIFEST (the drill)",
         "aris3nb run --base-url URL --database-url URL (the whole playbook, sealed as evidence)",
     ]
     return steps

@@ -15,7 +15,7 @@ import clifork
 import pytest
 
 from aris3nb.core.errors import UsageError
-from aris3nb.targets.init import init_profile
+from aris3nb.targets.init import init_profile, next_steps
 from aris3nb.targets.profile import find_profile, load_profile, parse_profile, resolve_profile
 
 FOREIGN = Path(__file__).resolve().parents[1] / "targets" / "foreign" / "aris3nb.toml"
@@ -145,6 +145,9 @@ def test_init_describes_the_repository_and_never_overwrites(tmp_path: Path) -> N
     assert profile.service.health.pointer == "/ok" and profile.service.ready.revision_pointer == ""
     assert profile.service.login is not None and "username_or_email" in profile.service.login.body
     assert 'extends = "aris3"' in path.read_text() and load_profile(path).extends[0] == "aris3"
+    steps = next_steps(found, profile.service.smoke_account)
+    assert any("export ARIS3_SMOKE_USERNAME and ARIS3_SMOKE_PASSWORD" in step for step in steps), steps
+    assert not any("[service.health]" in step for step in steps), "upstream's contract is built in"
 
 
 def test_init_writes_how_env_py_takes_its_database_url_or_says_it_found_none(tmp_path: Path) -> None:
@@ -180,7 +183,11 @@ def test_init_says_what_is_left_to_do_and_the_written_profile_runs_the_targets_m
     assert done.returncode == 0, done.stdout + done.stderr
     steps = [line for line in done.stdout.splitlines() if line.startswith("next ")]
     assert steps[0].startswith("next 1: review aris3nb.toml") and "[[service.endpoints]]" in steps[1], steps
-    assert any("aris3nb run --base-url" in step for step in steps), steps
+    order = [
+        next(i for i, step in enumerate(steps) if word in step)
+        for word in ("aris3nb backup create", "aris3nb gate", "aris3nb run")
+    ]
+    assert order == sorted(order), steps  # the gate judges the backup's and the drill's freshness
     gate = clifork.run(
         ["gate", "--check", "migrations.round_trip.sqlite", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"]
         + ["--json"],
