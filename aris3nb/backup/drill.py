@@ -614,9 +614,16 @@ def _upgrade_target(url: str, profile: LoadedProfile, deadline: Deadline) -> tup
         return False, f"upgrade from {before} failed: {reason}", {"from": before, "profile": profile.profile.name}
     return (
         after == head,
-        f"upgraded from {before} to {after} (head {head} of {profile.profile.name})",
+        f"{_upgraded(before, after, head)} (head of {profile.profile.name})",
         {"from": before, "to": after, "head": head, "profile": profile.profile.name},
     )
+
+
+def _upgraded(before: str | None, after: str | None, head: str | None) -> str:
+    """What ``upgrade head`` did to the restored copy, in words: nothing to do is not an upgrade."""
+    if before == after == head:
+        return f"already at head {head}: nothing to upgrade"
+    return f"upgraded from {before} to {after}" + ("" if after == head else f", not the head {head}")
 
 
 #: The drill's check of the restored copy against the profile's [integrity] selection.
@@ -677,7 +684,7 @@ def _integrity(
         if result.status is Status.WARN:
             report.warn(INTEGRITY_CHECK, f"{result.name}: {result.detail}")
     counts = {str(s): sum(1 for r in integrity.results if r.status is s) for s in Status}
-    evidence = {
+    evidence: dict[str, Any] = {
         "profile": profile.profile.name,
         "report": str(integrity.path),
         "verdict": str(integrity.verdict),
@@ -687,9 +694,13 @@ def _integrity(
     ok = integrity.verdict is not Verdict.FAIL
     checked = f"{len(integrity.results)} checks of profile {profile.profile.name}"
     if ok:
-        detail = f"{checked}: {counts['PASS']} passed" + (
-            f", {counts['WARN']} warned (see the report's warnings)" if counts["WARN"] else ""
+        vacuous = sum(1 for r in integrity.results if r.status is Status.PASS and r.evidence.get("vacuous"))
+        detail = (
+            f"{checked}: {counts['PASS']} passed"
+            + (f" ({vacuous} only vacuously: their tables hold no rows)" if vacuous else "")
+            + (f", {counts['WARN']} warned (see the report's warnings)" if counts["WARN"] else "")
         )
+        evidence["vacuous"] = vacuous
     elif failing:
         detail = f"{len(failing)} of {checked} failed: {failing[0].name}: {failing[0].detail}"
     else:
@@ -705,11 +716,7 @@ def _upgrade(url: str) -> tuple[bool, str, dict[str, Any]]:
         return False, f"upgrade from {before} failed: {exc}", {"from": before}
     after = migrate.current_revision(url)
     head = migrate.head_revision()
-    return (
-        after == head,
-        f"upgraded from {before} to {after} (head {head})",
-        {"from": before, "to": after, "head": head},
-    )
+    return after == head, _upgraded(before, after, head), {"from": before, "to": after, "head": head}
 
 
 def _table_diff(

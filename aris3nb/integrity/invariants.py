@@ -260,6 +260,7 @@ def _said_vacuous(outcome: Outcome, invariant: Invariant, schema: LiveSchema) ->
     if outcome.status is not Status.PASS or not empty or len(empty) < len(tables):
         return Outcome(outcome.status, outcome.detail, evidence)
     holds = "holds no row" if len(empty) == 1 else "hold no rows"
+    evidence["vacuous"] = True
     return Outcome(outcome.status, f"{outcome.detail} (vacuous: {', '.join(empty)} {holds})", evidence)
 
 

@@ -677,6 +677,7 @@ def test_a_backup_of_an_older_revision_still_drills_and_upgrades(database_url: s
     report, _ = drill(manifest_path, settings, database_url)
     upgrade = next(c for c in report.checks if c.name == "upgrades to head")
     assert upgrade.status == "PASS" and upgrade.evidence["from"] == "0004_exports_idempotency"
+    assert upgrade.detail == f"upgraded from 0004_exports_idempotency to {migrate.head_revision()}"
 
 
 def test_an_orphaned_foreign_key_in_the_backup_fails_the_drill(source: str, settings: Settings) -> None:
