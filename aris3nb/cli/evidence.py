@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aris3nb.cli._common import JsonOption, out, run_outcome, say
+from aris3nb.cli.present import first_reasons
 from aris3nb.core.errors import UsageError
 from aris3nb.core.settings import is_repository_url
 
@@ -314,7 +315,7 @@ def seal_command(
         for phase in document["phases"]:
             say(
                 f"{phase['phase']:<12} {phase['status']:<12} {phase['verdict'] or '-':<20} "
-                f"{'; '.join(phase['reasons'][:2])}"
+                f"{'; '.join(first_reasons(phase['reasons'], 2))}"
             )
         say(f"{document['decision']} (verdict {document['verdict']}): sealed {result.evidence_path}")
     if result.exit_code:

@@ -36,3 +36,11 @@ def verdict_text(label: str, verdict: Verdict, *, strict: bool) -> Text:
     if strict:
         text.append(" (strict: warnings fail)")
     return text
+
+
+def first_reasons(reasons: list[str], shown: int) -> list[str]:
+    """The first ``shown`` of a phase's reasons, and a last line saying how many more there are
+    (in ``evidence.json``), so that a shortened list is never read as the whole."""
+    if len(reasons) <= shown:
+        return list(reasons)
+    return [*reasons[:shown], f"… and {len(reasons) - shown} more (evidence.json)"]

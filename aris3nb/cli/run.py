@@ -26,6 +26,7 @@ from aris3nb.cli._common import (
     table_console,
     target_profile,
 )
+from aris3nb.cli.present import first_reasons
 from aris3nb.core.errors import Aris3nbError, RunFailed, UsageError
 from aris3nb.core.settings import EMBEDDED_SCALE, is_repository_url
 
@@ -343,7 +344,7 @@ def _print_summary(document: dict[str, Any], run_dir: str, index_path: str | Non
             Text(phase["status"], style=PHASE_STYLES.get(phase["status"], "")),
             Text(phase["verdict"] or "-", style=VERDICT_STYLES.get(phase["verdict"] or "", "")),
             f"{phase['duration_sec']:.1f} s",
-            Text("\n".join(phase["reasons"][:5])),
+            Text("\n".join(first_reasons(phase["reasons"], 5))),
         )
     table_console().print(table)
     for trigger in document.get("triggers") or []:
