@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aris3nb.core.db import check_connection, database_key, parse_database_url, same_database
-from aris3nb.core.errors import EvidenceInvalid, UsageError
+from aris3nb.core.db import check_connection, database_key, engine_name, parse_database_url, same_database, sqlite_path
+from aris3nb.core.errors import DatabaseUnavailable, EvidenceInvalid, UsageError
 from aris3nb.core.files import write_text_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id, utc_text
 from aris3nb.core.redact import command_secrets, redact_text, redact_url, url_password
@@ -503,6 +503,11 @@ def validate_run_options(options: RunOptions) -> RunOptions:
             f"the smoke target {pytest_target} does not exist (looked in {workdir}): give "
             "--pytest-target, or run from the checkout that holds it"
         )
+    database_url = options.database_url
+    if database_url is not None and engine_name(database_url) == "sqlite" and not sqlite_path(database_url).is_file():
+        # Connecting would create an empty file there, and the run would judge it: a NO-GO and a
+        # deploy freeze for a mistyped path. A run never creates the database it judges.
+        raise DatabaseUnavailable(f"no SQLite database at {sqlite_path(database_url)}: give the target's database file")
     return dataclasses.replace(
         options,
         base_url=base_url,

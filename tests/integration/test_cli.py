@@ -232,6 +232,18 @@ def test_run_refuses_an_exports_dir_that_is_not_a_folder_and_a_foreign_profile_w
     assert not (tmp_path / "art").exists(), "nothing ran"
 
 
+def test_run_refuses_a_sqlite_database_that_does_not_exist_and_creates_none(tmp_path: Path) -> None:
+    """A mistyped path is a usage error, at once: connecting would create an empty file, judged
+    NO-GO with a deploy freeze written. Given as --database-url or as DATABASE_URL."""
+    missing = tmp_path / "typo.db"
+    env = {"OPS_ARTIFACTS_DIR": str(tmp_path / "art"), "OPS_ENABLE_BACKUP_DRILL": "true"}
+    done = aris3nb("run", "--database-url", f"sqlite:///{missing}", env=env)
+    assert_one_line_failure(done, 2, f"no SQLite database at {missing}")
+    done = aris3nb("run", "--base-url", "http://127.0.0.1:9", env={**env, "DATABASE_URL": f"sqlite:///{missing}"})
+    assert_one_line_failure(done, 2, f"no SQLite database at {missing}")
+    assert not missing.exists() and not (tmp_path / "art").exists(), "nothing created, nothing ran"
+
+
 def test_every_commands_help_names_what_it_reads_without_type_noise() -> None:
     """Each command's help says its exit codes; options show what to give (URL, SECONDS, PATH),
     never a Python type such as <str> or <list[str]>."""
