@@ -210,7 +210,7 @@ def next_steps(found: Findings, account: SmokeAccount | None) -> list[str]:
     """What is left to do after ``init``, in the order a team does it: the gate judges the
     freshness of the target's backup and drill, so they come before it. ``account``: the
     written profile's ``[service.smoke_account]``."""
-    steps = ["review aris3nb.toml (docs/FORMAT.md section 8 describes every setting)"]
+    steps = ["review aris3nb.toml (every setting: section 8 of aris3nb's docs/FORMAT.md)"]
     if found.python is None:
         steps.append("set target.python to the target's own interpreter")
     if not found.upstream:
