@@ -77,7 +77,7 @@ class ForkServer:
         with contextlib.ExitStack() as stack:
             stream = stack.enter_context(log.open("w")) if log else subprocess.DEVNULL  # it keeps its own
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", __name__],
+                [sys.executable, "-P", "-m", __name__],  # -P: no working folder on the path (see kernels)
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stream,

@@ -185,7 +185,10 @@ class Kernels:
                     cwd=str(self.cwd),
                     stdout=stream,
                     stderr=stream,
-                    extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}"],
+                    # The working folder kept off the kernel's path: a folder there named like a
+                    # package (an ``aris3nb`` checkout beside which the run was started) would be
+                    # imported instead of the installed one.
+                    extra_arguments=[f"--IPKernelApp.exec_lines={[warm]!r}", "--IPKernelApp.ignore_cwd=True"],
                 )
         except BaseException:
             marker.unlink(missing_ok=True)

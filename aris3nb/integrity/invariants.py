@@ -256,11 +256,11 @@ def _said_vacuous(outcome: Outcome, invariant: Invariant, schema: LiveSchema) ->
     if not tables:
         return outcome
     empty = [table for table in tables if schema.is_empty(table)]
-    evidence = {**outcome.evidence, "empty_tables": empty}
-    if outcome.status is not Status.PASS or not empty or len(empty) < len(tables):
+    vacuous = outcome.status is Status.PASS and bool(empty) and len(empty) == len(tables)
+    evidence = {**outcome.evidence, "empty_tables": empty, "vacuous": vacuous}
+    if not vacuous:
         return Outcome(outcome.status, outcome.detail, evidence)
     holds = "holds no row" if len(empty) == 1 else "hold no rows"
-    evidence["vacuous"] = True
     return Outcome(outcome.status, f"{outcome.detail} (vacuous: {', '.join(empty)} {holds})", evidence)
 
 

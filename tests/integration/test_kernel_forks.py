@@ -18,6 +18,7 @@ import psutil
 import pytest
 from jupyter_core.utils import run_sync
 
+import aris3nb
 from aris3nb.core.settings import load_settings
 from aris3nb.evidence.forks import ForkedKernel, ForkServer, early_fork_server, supported
 from aris3nb.evidence.kernel_client import KernelDiedAtStart, ReadyKernelClient
@@ -33,6 +34,7 @@ print(json.dumps({
     "pid": os.getpid(), "session": os.getsid(0), "parent": os.getppid(), "cwd": os.getcwd(),
     "asked": os.environ.get("ARIS3NB_TEST_ASKED"), "warm": "pandas" in sys.modules,
     "interrupt": str(__import__("signal").getsignal(__import__("signal").SIGINT)), "path": sys.path,
+    "aris3nb": getattr(__import__("aris3nb"), "__file__", None),
 }))
 """
 
@@ -306,18 +308,22 @@ def test_a_kernel_asked_of_a_server_that_died_is_dead_not_booting(tmp_path: Path
 
 def test_kernels_not_forked_boot_on_their_own_and_see_what_a_forked_one_sees(tmp_path: Path) -> None:
     """``OPS_FORK_KERNELS=false``: no fork server; each kernel is ``python -m ipykernel_launcher``,
-    with the same module path as a forked kernel in the same folder (the folder put back for the
-    notebook's code, after the imports)."""
+    with the same module path as a forked kernel in the same folder. Neither has that folder on its
+    path: a folder in it named ``aris3nb`` (a checkout beside which the run was started) is not
+    what ``import aris3nb`` imports — the installed package is."""
     seen = {}
     for fork in (False, True):
-        (tmp_path / f"fork-{fork}").mkdir()
+        (tmp_path / f"fork-{fork}" / "aris3nb").mkdir(parents=True)
         kernels = Kernels({**os.environ}, tmp_path, tmp_path / f"fork-{fork}", fork=fork)
         try:
             manager = kernels.take(start_another=False)
             try:
                 content, printed = ask(manager, INTROSPECT)
                 assert content["status"] == "ok"
-                seen[fork] = json.loads(printed[-1])["path"]
+                report = json.loads(printed[-1])
+                seen[fork] = report["path"]
+                assert report["aris3nb"] == aris3nb.__file__, report  # not the namespace of the folder's aris3nb/
+                assert str(tmp_path / f"fork-{fork}") not in report["path"] and "" not in report["path"]
                 if not fork:
                     assert kernels._server is None and not isinstance(manager.provisioner.process, ForkedKernel)
                     assert "ipykernel_launcher" in " ".join(psutil.Process(manager.provisioner.pid).cmdline())

@@ -329,6 +329,7 @@ def test_a_real_targets_run_holds_the_lock_from_pull_to_end_and_the_embedded_def
 
     bucket = plain
     database_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    (tmp_path / "shop.db").touch()  # a run never creates the database it judges (an empty file is one)
     seen: list[dict[str, Any] | None] = []
 
     def run_playbook(options: Any, settings: Any, *, on_run_id: Any = None, **keywords: Any) -> Any:
