@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aris3nb.core.checks import CheckResult, Status, Verdict, blocking_checks, verdict_of
-from aris3nb.core.errors import PhaseFailed
+from aris3nb.core.errors import PhaseFailed, UsageError
 from aris3nb.core.files import write_json_evidence
 from aris3nb.core.ids import RUN_ID_PATTERN, new_run_id
 from aris3nb.core.settings import load_settings
@@ -868,14 +868,40 @@ class PhaseEvidence:
 
 def start_phase(phase: str) -> PhaseEvidence:
     """The evidence folder of ``phase`` in this run's bundle (the runner names the run); a
-    notebook opened by hand gets a scratch run under ``OPS_ARTIFACTS_DIR/scratch``."""
+    notebook opened by hand gets a scratch run under ``OPS_ARTIFACTS_DIR/scratch``.
+
+    Never inside a sealed run: a phase notebook re-run where it lies (JupyterLab starts its
+    kernel in the notebook's folder, and a relative ``OPS_ARTIFACTS_DIR`` then points into the
+    run) would add files to sealed evidence, and its injected parameters would act on the
+    target again (a confirmed restore, a revert). ``UsageError`` says where to run it instead."""
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
+        if (Path(run_dir) / "evidence.json").exists():
+            raise UsageError(f"{RUN_DIR_ENV} names {run_dir}, a sealed run: a phase never writes into sealed evidence")
         folder = Path(run_dir) / phase
     else:
-        folder = load_settings().artifacts.dir / "scratch" / new_run_id() / phase
+        artifacts = load_settings().artifacts.dir
+        for place in (Path.cwd(), artifacts):
+            run = enclosing_run(place)
+            if run is not None:
+                raise UsageError(
+                    f"this notebook would run inside the run folder {run}: run by hand there, it would add to "
+                    "that run's evidence and act on its target again; copy the phase notebook to a folder outside "
+                    "the run (aris3nb's clean one, or this one with its injected parameters checked), set "
+                    "OPS_ARTIFACTS_DIR to an absolute folder, and run it there"
+                )
+        folder = artifacts / "scratch" / new_run_id() / phase
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return PhaseEvidence(phase, folder)
+
+
+def enclosing_run(place: Path) -> Path | None:
+    """The run folder (``runs/<run id>``) that ``place`` is, or lies in; None when none."""
+    resolved = place.resolve()
+    for folder in (resolved, *resolved.parents):
+        if RUN_ID_PATTERN.fullmatch(folder.name) and folder.parent.name == "runs":
+            return folder
+    return None
 
 
 def read_result(folder: Path) -> dict[str, Any] | None:
