@@ -724,6 +724,7 @@ class PhaseEvidence:
         if figure is not None:
             self._chart(figure, "drill_rpo.png")
         differing = report.get("diff") or []
+        compared = any(c.get("name") == "tables match the manifest" for c in report.get("checks") or [])
         self.show_table(
             [
                 {
@@ -734,7 +735,9 @@ class PhaseEvidence:
                 }
                 for d in differing
             ],
-            "Tables that differ",
+            "Tables that differ"
+            if compared
+            else "Tables that differ: not compared (the drill stopped before it compared the tables; see its checks)",
         )
         for table in differing:
             if "counts" in table:  # named by the backup's row index

@@ -483,6 +483,26 @@ def test_a_drill_stopped_before_its_manifest_names_no_engine(shown):
         assert [t.strip("*") for t in titles if t.strip("*").startswith("Drill of")] == [expected], titles
 
 
+def test_tables_not_compared_are_not_shown_as_none_differing(shown):
+    """A drill that stopped at validation compared no table: its empty diff must not read as
+    "every table matched"; one that compared them says which differ (none here)."""
+    phase, objects = shown
+    stopped = {"backup": "b", "engine": "sqlite", "status": "FAIL", "rto_sec": {}, "diff": []}
+    compared = {"name": "tables match the manifest", "status": "PASS", "detail": "16 tables", "duration_sec": 0.1}
+    for checks, expected in (
+        (
+            [{"name": "manifest valid", "status": "FAIL", "detail": "1 problem", "duration_sec": 0.1}],
+            "Tables that differ: not compared",
+        ),
+        ([compared], "Tables that differ"),
+    ):
+        objects.clear()
+        phase.show_drill({**stopped, "checks": checks})
+        titles = [str(getattr(item, "data", "")).strip("*") for item in objects]
+        [title] = [t for t in titles if t.startswith("Tables that differ")]
+        assert title.startswith(expected) and (("not compared" in title) == (expected != "Tables that differ")), title
+
+
 def test_a_key_range_the_row_index_could_not_name_in_full_is_shown(shown):
     """More rows differ in a chunk than its sketch names: the page says so, with the range."""
     phase, objects = shown
