@@ -18,14 +18,14 @@ import sys
 import threading
 import weakref
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand
 from typer.main import get_command
 
 from aris3nb.cli import backup, db, evidence, gate, init, run, serve
-from aris3nb.cli._common import err, failure_exit_code, os_error_failure, settings
+from aris3nb.cli._common import err, failure_exit_code, os_error_failure, say, settings
 from aris3nb.core.errors import Aris3nbError, Terminated, UsageError
 
 if TYPE_CHECKING:
@@ -92,8 +92,22 @@ _use_command_class(app)
 _REPOSITORY_COMMANDS = frozenset({"backup", "run", "evidence"})
 
 
+def _print_version(asked: bool) -> None:
+    """``--version``: the version, then exit 0 — before the environment is read."""
+    if asked:
+        from aris3nb import __version__
+
+        say(f"aris3nb {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _settings_first(ctx: typer.Context) -> None:
+def _settings_first(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Read the environment once, before any command: a bad setting is a usage error. A
     command that cannot use an S3 repository refuses one rather than write elsewhere."""
     current = settings()

@@ -293,3 +293,13 @@ def test_a_command_that_cannot_use_an_s3_repository_refuses_it_instead_of_writin
     for command in (["gate"], ["integrity"], ["serve"]):  # backup, run and evidence take an s3:// place
         done = aris3nb(*command, env={"OPS_ARTIFACTS_DIR": "s3://evidence-bucket/aris3"})
         assert_one_line_failure(done, 2, "OPS_ARTIFACTS_DIR is an S3 repository", f"`aris3nb {command[0]}`")
+
+
+def test_version_is_the_installed_distributions_and_needs_no_valid_environment() -> None:
+    import importlib.metadata
+
+    runner = CliRunner()
+    for env in ({}, {"OPS_RPO_BUDGET_SEC": "not a number"}):
+        done = runner.invoke(app, ["--version"], prog_name="aris3nb", env=env)
+        assert done.exit_code == 0, done.output
+        assert done.stdout == f"aris3nb {importlib.metadata.version('aris3nb')}\n"
