@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aris3nb import __version__
 from aris3nb.core.checks import Verdict
+from aris3nb.core.errors import Aris3nbError
 from aris3nb.core.ids import utc_text
 from aris3nb.core.redact import redact_text, redact_url
 from aris3nb.evidence.marks import NOTEBOOKS_DIR
@@ -162,6 +163,7 @@ def seal(
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     embedded = options.embedded and executed_by == "aris3nb run"
     warnings = [] if options.signing_key is not None else _unsigned_after_signed(evidence_path)
+    warnings += _previous_does_not_verify(evidence_path, bundle)
     forgotten: list[str] = []
     if embedded:
         forgotten, problem = _forget_embedded_backups(run.settings, run.run_dir.parent)
@@ -197,6 +199,30 @@ def _unsigned_after_signed(evidence_path: Path) -> list[str]:
     return [
         f"this run is not signed, but the run before it ({previous}) is: `evidence verify --trusted-keys` will "
         "refuse it; give --signing-key to every run of a signed chain"
+    ]
+
+
+def _previous_does_not_verify(evidence_path: Path, bundle: Any) -> list[str]:
+    """A warning when the run this one links to no longer verifies (a file of it changed,
+    added or removed since it was sealed): the new link does not vouch for it, and only
+    `evidence verify` of the chain would otherwise show it."""
+    try:
+        previous = (json.loads(evidence_path.read_text(encoding="utf-8")).get("previous") or {}).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not previous:
+        return []
+    folder = evidence_path.parent.parent / previous
+    try:
+        problems = bundle.verify_run(folder).problems
+    except (OSError, Aris3nbError) as exc:
+        problems = [str(exc)]
+    if not problems:
+        return []
+    return [
+        f"the run before this one, {previous}, does not verify ({len(problems)} "
+        f"{'problem' if len(problems) == 1 else 'problems'}, e.g. {problems[0]}): this run links to it as it "
+        f"was sealed; see `aris3nb evidence verify {folder}`"
     ]
 
 

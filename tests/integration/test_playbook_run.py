@@ -126,6 +126,21 @@ def test_a_phase_runs_again_headlessly_with_the_same_parameters_and_signed(embed
     assert f"warning: this run is not signed, but the run before it ({rerun.name}) is" in unsigned.stderr
 
 
+def test_a_run_that_links_to_a_run_no_longer_verifying_says_so(embedded_run, tmp_path: Path) -> None:
+    """A file added to a sealed run (a notebook re-run where it lies, say): the next run still
+    links to it as it was sealed, and says that it does not verify, naming the file."""
+    out = tmp_path / "artifacts"
+    shutil.copytree(embedded_run[0], out)
+    first = only_run(out)
+    (first / "artifacts" / "drills").mkdir(parents=True)
+    (first / "artifacts" / "drills" / "drill_report_x.json").write_text("{}")
+    done = aris3nb("run", "--out", str(out), "pre_deploy")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if "does not verify" in line]
+    assert warning.startswith(f"warning: the run before this one, {first.name}, does not verify (1 problem, e.g. ")
+    assert "artifacts/drills/drill_report_x.json" in warning and f"aris3nb evidence verify {first}" in warning
+
+
 def test_a_rerun_takes_only_a_run_id_and_only_a_run_that_verifies(embedded_run, tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     shutil.copytree(embedded_run[0], out)
