@@ -163,7 +163,8 @@ def seal(
         index_path, index_problem = None, f"index.html not written: {getattr(exc, 'strerror', None) or exc}"
     embedded = options.embedded and executed_by == "aris3nb run"
     warnings = [] if options.signing_key is not None else _unsigned_after_signed(evidence_path)
-    warnings += _previous_does_not_verify(evidence_path, bundle)
+    if run.settings.artifacts.shown_as is None:  # on a bucket the staging folder holds only the link's evidence.json
+        warnings += _previous_does_not_verify(evidence_path, bundle)
     forgotten: list[str] = []
     if embedded:
         forgotten, problem = _forget_embedded_backups(run.settings, run.run_dir.parent)

@@ -417,3 +417,9 @@ def test_a_real_targets_gate_judges_its_backups_and_drills_on_the_bucket(
     assert "of backup released" in checks["drill.freshness"]["detail"]
     nothing = gate_checks(empty)
     assert nothing["backup.freshness"]["status"] == "FAIL" and nothing["drill.freshness"]["status"] == "FAIL"
+
+
+def test_the_second_run_on_the_bucket_does_not_take_its_link_stub_for_a_broken_run(second: dict[str, Any]) -> None:
+    """The staging folder holds only the previous run's evidence.json (the link): the seal's check
+    that the previous run still verifies is for a local chain; on the bucket the push verifies."""
+    assert not [w for w in second["warnings"] if "does not verify" in w], second["warnings"]
