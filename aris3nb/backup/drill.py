@@ -623,6 +623,8 @@ def _upgraded(before: str | None, after: str | None, head: str | None) -> str:
     """What ``upgrade head`` did to the restored copy, in words: nothing to do is not an upgrade."""
     if before == after == head:
         return f"already at head {head}: nothing to upgrade"
+    if before == after:
+        return f"not upgraded: still at {before}, the head is {head}"
     return f"upgraded from {before} to {after}" + ("" if after == head else f", not the head {head}")
 
 

@@ -879,8 +879,11 @@ def start_phase(phase: str) -> PhaseEvidence:
     target again (a confirmed restore, a revert). ``UsageError`` says where to run it instead."""
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
-        if (Path(run_dir) / "evidence.json").exists():
-            raise UsageError(f"{RUN_DIR_ENV} names {run_dir}, a sealed run: a phase never writes into sealed evidence")
+        if (Path(run_dir) / "evidence.json").exists() or enclosing_run(Path(run_dir).absolute().parent):
+            raise UsageError(
+                f"{RUN_DIR_ENV} names {run_dir}, a sealed run or a folder inside a run: a phase never writes "
+                "into another run's evidence"
+            )
         folder = Path(run_dir) / phase
     else:
         artifacts = load_settings().artifacts.dir
@@ -899,10 +902,13 @@ def start_phase(phase: str) -> PhaseEvidence:
 
 
 def enclosing_run(place: Path) -> Path | None:
-    """The run folder (``runs/<run id>``) that ``place`` is, or lies in; None when none."""
+    """The run folder that ``place`` is, or lies in (``runs/<run id>``, or a folder named like a
+    run id that holds an ``evidence.json``, wherever a link led); None when none."""
     resolved = place.resolve()
     for folder in (resolved, *resolved.parents):
-        if RUN_ID_PATTERN.fullmatch(folder.name) and folder.parent.name == "runs":
+        if RUN_ID_PATTERN.fullmatch(folder.name) and (
+            folder.parent.name == "runs" or (folder / "evidence.json").is_file()
+        ):
             return folder
     return None
 

@@ -579,7 +579,7 @@ def _profile_smoke(ctx: GateContext) -> Outcome:
                 "the profile's [service.smoke_account] has no base_url_env: the suite was not told the live base "
                 "URL, so it did not test the live service"
             )
-            against = f"not the live service ({live.base_url}): the suite was not told its URL"
+            against = f"not the live service ({redact_text(live.base_url)}): the suite was not told its URL"
     pytest_args = list(declared.pytest_args) if declared else []
     rules = list(declared.areas) if declared else []
     marked: dict[str, set[str]] = {}

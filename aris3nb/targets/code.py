@@ -278,7 +278,9 @@ class ProbedCode(TargetCode):
         env["PYTHONIOENCODING"] = "utf-8"
         if url is None:
             return env
-        env[self.target.database_url_env] = _rendered(url)
+        env[self.target.database_url_env] = env["DATABASE_URL"] = _rendered(url)  # DATABASE_URL as well: the
+        # conventional name, which aris3nb's own runner sets to the judged target, is never left naming another
+        # database than the one this command is for (a scratch copy, say) to an env.py that falls back to it
         env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_SEC))
         options = [env["PGOPTIONS"]] if env.get("PGOPTIONS") else []
         if command in ("current", "compare"):

@@ -9,9 +9,11 @@ environment (``.venv/``, ``venv/`` or ``--python``) — recognises the upstream 
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,24 +67,74 @@ def _metadata_of(env_py: Path) -> str | None:
     return f"{imported.group(1)}:{head}{'.' + tail if tail else ''}"
 
 
-#: ``context.get_x_argument(as_dictionary=True).get("name")`` or ``[...]["name"]``: Alembic's own
-#: way of handing ``env.py`` a value on the command line (``alembic -x name=value``).
-_X_ARGUMENT = re.compile(r"get_x_argument\([^)]*\)\s*(?:\.get\(\s*|\[\s*)[\"'](\w+)[\"']")
-#: An environment variable whose name speaks of a database URL, read in ``env.py`` by name.
-_URL_ENV = re.compile(
-    r"(?:os\.environ\.get|os\.getenv|os\.environ)\s*[(\[]\s*[\"'](\w*(?:URL|URI|DSN)\w*)[\"']", re.IGNORECASE
-)
+#: Names that speak of a database: an ``alembic -x`` argument or an environment variable is
+#: taken for env.py's database URL only when its name says so.
+_X_NAME = re.compile(r"url|db|database", re.IGNORECASE)
+_ENV_NAME = re.compile(r"(?=.*(?:URL|URI|DSN))(?=.*(?:DB|DATABASE|SQL))", re.IGNORECASE)
 
 
-def _url_sources_of(env_py: Path) -> tuple[str | None, str | None]:
+def _key(node: ast.AST, holder: Callable[[ast.AST], bool]) -> str | None:
+    """The literal string key of ``holder(...).get("key")`` or ``holder(...)["key"]``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        target, args = node.func.value, node.args
+    elif isinstance(node, ast.Subscript):
+        target, args = node.value, [node.slice]
+    else:
+        return None
+    if holder(target) and args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+        return args[0].value
+    return None
+
+
+def _is_x_arguments(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_x_argument"
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "environ"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
+
+
+def _url_sources_of(env_py: Path) -> tuple[str | None, str | None, list[str]]:
     """The ``-x`` name and the environment variable through which ``env.py`` takes its database
-    URL, where it names them literally; ``None`` for what it does not."""
+    URL, read from its code (never its comments or strings): each only when env.py names exactly
+    one that speaks of a database, since a wrong one would point the target's own migrations at
+    another database than the one aris3nb means. Also the names seen when there were several."""
     try:
-        text = env_py.read_text(encoding="utf-8")
-    except OSError:
-        return None, None
-    x_name, env_name = _X_ARGUMENT.search(text), _URL_ENV.search(text)
-    return (x_name.group(1) if x_name else None), (env_name.group(1) if env_name else None)
+        tree = ast.parse(env_py.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None, None, []
+    x_names: set[str] = set()
+    env_names: set[str] = set()
+    for node in ast.walk(tree):
+        x_name = _key(node, _is_x_arguments)
+        if x_name and _X_NAME.search(x_name):
+            x_names.add(x_name)
+        env_name = _key(node, _is_environ)
+        if (
+            env_name is None
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "getenv"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "os"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            env_name = node.args[0].value
+        if env_name and _ENV_NAME.match(env_name):
+            env_names.add(env_name)
+    several = sorted(name for group in (x_names, env_names) if len(group) > 1 for name in group)
+    return (
+        next(iter(x_names)) if len(x_names) == 1 else None,
+        next(iter(env_names)) if len(env_names) == 1 else None,
+        several,
+    )
 
 
 def discover(root: Path, python: Path | None = None) -> Findings:
@@ -107,15 +159,21 @@ def discover(root: Path, python: Path | None = None) -> Findings:
         raise UsageError(
             f"{root} holds no alembic.ini and no migrations/: run `aris3nb init` in the target repository's root"
         )
+    several: list[str] = []
     if found.migrations is not None:
         found.metadata = _metadata_of(found.migrations / "env.py")
-        found.x_url, found.url_env = _url_sources_of(found.migrations / "env.py")
+        found.x_url, found.url_env, several = _url_sources_of(found.migrations / "env.py")
+        if several and not found.upstream:
+            found.notes.append(
+                f"env.py reads several names that may hold its database URL ({', '.join(several)}): none was "
+                "written; set target.database_url_env (or target.alembic_x_url) to the one it uses"
+            )
         versions = found.migrations / "versions"
         if versions.is_dir() and any(UPSTREAM_REVISION in p.name for p in versions.glob("*.py")):
             found.upstream = True
     if (root / "app" / "aris3").is_dir():
         found.upstream = True
-    if not found.upstream and found.x_url is None and found.url_env is None:
+    if not found.upstream and found.x_url is None and found.url_env is None and not several:
         found.notes.append(
             "env.py names no `-x` argument and no environment variable for its database URL: "
             "target.database_url_env stays DATABASE_URL; set it (or target.alembic_x_url) to what env.py reads"

@@ -312,8 +312,10 @@ def test_kernels_not_forked_boot_on_their_own_and_see_what_a_forked_one_sees(tmp
     path: a folder in it named ``aris3nb`` (a checkout beside which the run was started) is not
     what ``import aris3nb`` imports — the installed package is."""
     seen = {}
+    (tmp_path / "aris3nb").mkdir()  # in the kernels' (and the fork server's) working folder
+    (tmp_path / "aris3nb" / "__init__.py").write_text("DECOY = True\n")
     for fork in (False, True):
-        (tmp_path / f"fork-{fork}" / "aris3nb").mkdir(parents=True)
+        (tmp_path / f"fork-{fork}").mkdir()
         kernels = Kernels({**os.environ}, tmp_path, tmp_path / f"fork-{fork}", fork=fork)
         try:
             manager = kernels.take(start_another=False)
@@ -322,8 +324,8 @@ def test_kernels_not_forked_boot_on_their_own_and_see_what_a_forked_one_sees(tmp
                 assert content["status"] == "ok"
                 report = json.loads(printed[-1])
                 seen[fork] = report["path"]
-                assert report["aris3nb"] == aris3nb.__file__, report  # not the namespace of the folder's aris3nb/
-                assert str(tmp_path / f"fork-{fork}") not in report["path"] and "" not in report["path"]
+                assert report["aris3nb"] == aris3nb.__file__, report  # not the folder's aris3nb/
+                assert str(tmp_path) not in report["path"] and "" not in report["path"]
                 if not fork:
                     assert kernels._server is None and not isinstance(manager.provisioner.process, ForkedKernel)
                     assert "ipykernel_launcher" in " ".join(psutil.Process(manager.provisioner.pid).cmdline())

@@ -62,3 +62,25 @@ def test_a_run_folder_named_as_sealed_is_never_written_into(by_hand: Path, monke
     with pytest.raises(UsageError, match="a sealed run"):
         start_phase("drill")
     assert not (by_hand / "drill").exists()
+
+
+def test_a_relative_run_folder_or_a_linked_runs_folder_is_still_a_run(
+    by_hand: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ARIS3NB_RUN_DIR relative to a kernel started inside a sealed run resolves inside it; a
+    runs folder reached through a link under another name still holds runs."""
+    monkeypatch.chdir(by_hand)
+    monkeypatch.setenv(RUN_DIR_ENV, f"artifacts/runs/{RUN_ID}")
+    with pytest.raises(UsageError, match="a folder inside a run"):
+        start_phase("drill")
+    assert not (by_hand / "artifacts").exists()
+    monkeypatch.delenv(RUN_DIR_ENV)
+    store = tmp_path / "worm-store"
+    store.mkdir()
+    (store / RUN_ID).mkdir()
+    (store / RUN_ID / "evidence.json").write_text("{}")
+    (tmp_path / "linked").symlink_to(store)
+    monkeypatch.chdir(tmp_path / "linked" / RUN_ID)
+    with pytest.raises(UsageError, match="inside the run folder"):
+        start_phase("drill")
+    assert sorted(p.name for p in (store / RUN_ID).iterdir()) == ["evidence.json"]

@@ -169,6 +169,20 @@ def test_init_writes_how_env_py_takes_its_database_url_or_says_it_found_none(tmp
     assert (target.alembic_x_url, target.database_url_env) == (None, "DATABASE_URL")
     assert [note for note in found.notes if "names no `-x` argument" in note]
     assert "# NOTE: env.py names no `-x` argument" in path.read_text()
+    # Comments, strings and names that do not speak of a database are not read; several are not guessed among.
+    path.unlink()
+    (repo / "migrations" / "env.py").write_text(
+        '"""Reads os.environ["EXAMPLE_DATABASE_URL"]."""\nimport os\nimport sentry_sdk\n'
+        "# url = os.environ['OLD_DB_URL']\nsentry_sdk.init(os.getenv('SENTRY_DSN'))\n"
+        "data = context.get_x_argument(as_dictionary=True).get('data')\n"
+        "url = os.environ['TEST_DATABASE_URL'] if os.getenv('TESTING') else os.environ['DATABASE_URL']\n"
+    )
+    path, found = init_profile(repo)
+    target = load_profile(path).profile.target
+    assert (target.alembic_x_url, target.database_url_env) == (None, "DATABASE_URL")
+    assert [
+        n for n in found.notes if "several names that may hold its database URL (DATABASE_URL, TEST_DATABASE_URL)" in n
+    ]
 
 
 def test_init_says_what_is_left_to_do_and_the_written_profile_runs_the_targets_migrations(tmp_path: Path) -> None:
