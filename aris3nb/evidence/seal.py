@@ -185,15 +185,24 @@ def seal(
     )
 
 
+def _previous_run(evidence_path: Path) -> str | None:
+    """The run id a sealed run's evidence.json links to (None: none, or unreadable)."""
+    try:
+        previous = (json.loads(evidence_path.read_text(encoding="utf-8")).get("previous") or {}).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return previous if isinstance(previous, str) and previous else None
+
+
 def _unsigned_after_signed(evidence_path: Path) -> list[str]:
     """A warning when this unsigned run follows a signed one in the chain: a verifier holding
     the trusted keys will refuse it (`evidence verify --trusted-keys`), so say it now."""
+    previous = _previous_run(evidence_path)
+    if previous is None:
+        return []
     try:
-        previous = (json.loads(evidence_path.read_text(encoding="utf-8")).get("previous") or {}).get("run_id")
-        if not previous:
-            return []
         earlier = json.loads((evidence_path.parent.parent / previous / evidence_path.name).read_text(encoding="utf-8"))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         return []
     if not earlier.get("signature"):
         return []
@@ -207,11 +216,8 @@ def _previous_does_not_verify(evidence_path: Path, bundle: Any) -> list[str]:
     """A warning when the run this one links to no longer verifies (a file of it changed,
     added or removed since it was sealed): the new link does not vouch for it, and only
     `evidence verify` of the chain would otherwise show it."""
-    try:
-        previous = (json.loads(evidence_path.read_text(encoding="utf-8")).get("previous") or {}).get("run_id")
-    except (OSError, ValueError, AttributeError):
-        return []
-    if not previous:
+    previous = _previous_run(evidence_path)
+    if previous is None:
         return []
     folder = evidence_path.parent.parent / previous
     try:

@@ -90,13 +90,22 @@ def _is_x_arguments(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_x_argument"
 
 
-def _is_environ(node: ast.AST) -> bool:
+def _is_os(node: ast.AST, attribute: str) -> bool:
+    """Whether ``node`` is ``os.<attribute>``."""
     return (
         isinstance(node, ast.Attribute)
-        and node.attr == "environ"
+        and node.attr == attribute
         and isinstance(node.value, ast.Name)
         and node.value.id == "os"
     )
+
+
+def _env_name(node: ast.AST) -> str | None:
+    """The variable ``os.environ["X"]``, ``os.environ.get("X")`` or ``os.getenv("X")`` reads."""
+    if isinstance(node, ast.Call) and _is_os(node.func, "getenv"):
+        first = node.args[0] if node.args else None
+        return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+    return _key(node, lambda target: _is_os(target, "environ"))
 
 
 def _url_sources_of(env_py: Path) -> tuple[str | None, str | None, list[str]]:
@@ -114,19 +123,7 @@ def _url_sources_of(env_py: Path) -> tuple[str | None, str | None, list[str]]:
         x_name = _key(node, _is_x_arguments)
         if x_name and _X_NAME.search(x_name):
             x_names.add(x_name)
-        env_name = _key(node, _is_environ)
-        if (
-            env_name is None
-            and isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "getenv"
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "os"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            env_name = node.args[0].value
+        env_name = _env_name(node)
         if env_name and _ENV_NAME.match(env_name):
             env_names.add(env_name)
     several = sorted(name for group in (x_names, env_names) if len(group) > 1 for name in group)
