@@ -87,8 +87,16 @@ def create(source: Source, name: str, artifacts: Path, *extra: str, **env: str) 
     )
 
 
-def aris3nb_sessions(admin: sa.Engine, database: str) -> list[tuple[int, str, str]]:
-    return [s for s in sessions_on(admin, database) if s[1].startswith("aris3nb") or s[1].startswith("pg_")]
+def aris3nb_sessions(admin: sa.Engine, database: str, settle_sec: float = 5.0) -> list[tuple[int, str, str]]:
+    """aris3nb's sessions (and its pg_dump's, pg_restore's) still on ``database``. A server
+    backend leaves pg_stat_activity a moment after its client closed the connection (its exit
+    is asynchronous): one that is still there ``settle_sec`` later was left behind."""
+    deadline = time.monotonic() + settle_sec
+    while True:
+        left = [s for s in sessions_on(admin, database) if s[1].startswith("aris3nb") or s[1].startswith("pg_")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 # --- the right backup or none -----------------------------------------------------------
